@@ -1,0 +1,241 @@
+"""The model registry, API keys, breaker mirror, cache index and request log."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+
+
+class Provider(models.Model):
+    class Kind(models.TextChoices):
+        OPENAI = "openai", "OpenAI"
+        OPENAI_COMPATIBLE = "openai-compatible", "OpenAI-compatible"
+        ANTHROPIC = "anthropic", "Anthropic"
+        GEMINI = "gemini", "Google Gemini"
+        SIMULATOR = "simulator", "Simulator"
+
+    name = models.SlugField(max_length=64, unique=True)
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    base_url = models.URLField(max_length=500, blank=True)
+    api_key_env = models.CharField(
+        max_length=128, blank=True, help_text="Name of the environment variable holding the secret."
+    )
+    api_key_encrypted = models.TextField(blank=True, editable=False, help_text="Fernet token; never shown.")
+    timeout_s = models.FloatField(default=30.0)
+    max_retries = models.PositiveSmallIntegerField(default=2)
+    retry_base_s = models.FloatField(default=1.0, help_text="Delay before the first retry; doubles after.")
+    breaker_failure_rate = models.FloatField(default=0.5)
+    breaker_window = models.PositiveIntegerField(default=10)
+    breaker_open_s = models.FloatField(default=30.0)
+    breaker_per_model = models.BooleanField(default=False, help_text="One breaker per provider and model.")
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class LanguageModelQuerySet(models.QuerySet["LanguageModel"]):
+    def routable(self) -> LanguageModelQuerySet:
+        return self.filter(enabled=True, provider__enabled=True)
+
+
+class LanguageModel(models.Model):
+    """A public model name and how to reach it."""
+
+    name = models.CharField(max_length=128, unique=True, help_text="The name clients ask for.")
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="models")
+    upstream = models.CharField(max_length=200, help_text="The provider's own model id.")
+    description = models.CharField(max_length=300, blank=True)
+    input_per_mtok = models.DecimalField(max_digits=12, decimal_places=4, default=Decimal("0"))
+    output_per_mtok = models.DecimalField(max_digits=12, decimal_places=4, default=Decimal("0"))
+    context_window = models.PositiveIntegerField(default=8192)
+    max_output_tokens = models.PositiveIntegerField(default=4096)
+    capabilities = models.JSONField(default=list, blank=True, help_text='e.g. ["chat", "tools", "embeddings"]')
+    deadline_s = models.FloatField(null=True, blank=True, help_text="Overrides the endpoint's deadline.")
+    tokens_per_second = models.FloatField(default=50.0, help_text="Measured generation speed, for timeouts.")
+    content_policy_fallback = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    cache_exact_enabled = models.BooleanField(default=True)
+    cache_exact_ttl_s = models.PositiveIntegerField(default=3600)
+    cache_semantic = models.BooleanField(default=False)
+    cache_semantic_threshold = models.FloatField(default=0.95)
+    cache_semantic_max_turns = models.PositiveSmallIntegerField(default=4)
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = LanguageModelQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "model"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Fallback(models.Model):
+    model = models.ForeignKey(LanguageModel, on_delete=models.CASCADE, related_name="fallbacks")
+    target = models.ForeignKey(LanguageModel, on_delete=models.CASCADE, related_name="+")
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["model", "position"]
+        constraints = [models.UniqueConstraint(fields=["model", "position"], name="fallback_unique_position")]
+
+    def __str__(self) -> str:
+        return f"{self.model} -> {self.target} (#{self.position})"
+
+
+class PromptTemplate(models.Model):
+    name = models.SlugField(max_length=100, unique=True)
+    description = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class PromptVersion(models.Model):
+    """An immutable version of a template: editing makes a new row, so old logs stay true."""
+
+    template = models.ForeignKey(PromptTemplate, on_delete=models.CASCADE, related_name="versions")
+    version = models.PositiveIntegerField()
+    system_prompt = models.TextField()
+    variables = models.JSONField(default=list, blank=True, help_text="Names used as {name} in the prompt.")
+    default_model = models.ForeignKey(LanguageModel, null=True, blank=True, on_delete=models.SET_NULL)
+    parameters = models.JSONField(default=dict, blank=True, help_text="Default temperature, max_tokens...")
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+
+    class Meta:
+        ordering = ["template", "-version"]
+        constraints = [models.UniqueConstraint(fields=["template", "version"], name="prompt_unique_version")]
+
+    def __str__(self) -> str:
+        return f"{self.template.name} v{self.version}"
+
+
+class BreakerState(models.Model):
+    """Mirror of a circuit breaker kept in Redis; written on every transition, for the admin."""
+
+    class State(models.TextChoices):
+        CLOSED = "closed"
+        OPEN = "open"
+        HALF_OPEN = "half_open"
+
+    key = models.CharField(max_length=300, unique=True, help_text="provider or provider:model")
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="breakers")
+    model = models.CharField(max_length=200, blank=True)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.CLOSED)
+    failure_rate = models.FloatField(default=0.0)
+    window_calls = models.PositiveIntegerField(default=0)
+    opened_at = models.DateTimeField(null=True, blank=True)
+    next_probe_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["key"]
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.state}"
+
+
+class CacheEntry(models.Model):
+    """Index of what the caches in Redis hold, for the admin (the answers live in Redis)."""
+
+    class Kind(models.TextChoices):
+        EXACT = "exact"
+        SEMANTIC = "semantic"
+
+    key = models.CharField(max_length=128, unique=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    model = models.CharField(max_length=128, db_index=True)
+    scope = models.CharField(max_length=64, blank=True)
+    question_preview = models.CharField(max_length=300, blank=True)
+    answer_preview = models.CharField(max_length=300, blank=True)
+    hits = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "cache entries"
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.model} {self.key[:12]}"
+
+
+class ApiKeyQuerySet(models.QuerySet["ApiKey"]):
+    def active(self) -> ApiKeyQuerySet:
+        return self.filter(enabled=True, revoked_at__isnull=True)
+
+
+class ApiKey(models.Model):
+    """A client credential. Only the SHA-256 of the secret is stored; the prefix identifies it."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100, blank=True)
+    prefix = models.CharField(max_length=16, db_index=True)
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    allowed_models = models.JSONField(default=list, blank=True, help_text="Empty means every model.")
+    rpm = models.PositiveIntegerField(null=True, blank=True, help_text="Requests per minute; empty = no limit.")
+    tpm = models.PositiveIntegerField(null=True, blank=True, help_text="Tokens per minute; empty = no limit.")
+    monthly_budget_usd = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    enabled = models.BooleanField(default=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ApiKeyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.name or self.user})"
+
+
+class RequestLog(models.Model):
+    """One row per LLM call through the Orchestrator; written in batches off the hot path."""
+
+    request_id = models.CharField(max_length=64, db_index=True)
+    api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    endpoint = models.CharField(max_length=32)
+    model_requested = models.CharField(max_length=128)
+    model_served = models.CharField(max_length=128, blank=True)
+    provider_served = models.CharField(max_length=64, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    fallbacks = models.JSONField(default=list, blank=True)
+    cache_status = models.CharField(max_length=16, blank=True)
+    input_tokens = models.PositiveIntegerField(default=0)
+    output_tokens = models.PositiveIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=14, decimal_places=8, default=Decimal("0"))
+    latency_ms = models.FloatField(default=0.0)
+    ttft_ms = models.FloatField(null=True, blank=True)
+    status = models.CharField(max_length=16, default="ok")  # ok | error | cancelled
+    error_kind = models.CharField(max_length=32, blank=True)
+    prompt_template = models.CharField(max_length=100, blank=True)
+    prompt_version = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["api_key", "created_at"]), models.Index(fields=["model_served", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.request_id} {self.model_requested} {self.status}"

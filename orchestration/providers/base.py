@@ -1,0 +1,75 @@
+"""The contract every provider adapter keeps.
+
+An adapter turns the normalized types of ``orchestration.types`` into one wire format and
+back, over one pooled ``httpx.AsyncClient`` per provider per event loop. It knows nothing of
+Django, retries, breakers or fallbacks: the Orchestrator does those. Every failure leaves an
+adapter as a ``ProviderError`` with the right ``ErrorKind``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from orchestration.types import ChatRequest, ChatResponse, Chunk, EmbeddingRequest, EmbeddingResponse
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderConfig:
+    """What an adapter needs to reach its service; built from the ``Provider`` row."""
+
+    name: str
+    kind: str
+    base_url: str
+    api_key: str = ""
+    timeout_s: float = 30.0
+    extra_headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class CallTimeout:
+    """Limits for one call, in seconds, already cut to fit the caller's deadline.
+
+    ``total``: the whole call, response body included; ``connect``: opening the connection;
+    ``first_token``: until the first byte of the response (the first chunk for a stream);
+    ``idle``: the longest gap allowed between two chunks of a stream.
+    """
+
+    total: float
+    connect: float = 5.0
+    first_token: float = 30.0
+    idle: float = 30.0
+
+
+class Provider:
+    """Base class of the adapters. Subclasses set ``kind`` and implement the three calls."""
+
+    kind: str = ""
+    #: True where the service only pretends (the simulator): the UI labels its replies.
+    simulated: bool = False
+
+    def __init__(self, config: ProviderConfig) -> None:
+        self.config = config
+
+    async def complete(self, request: ChatRequest, *, timeout: CallTimeout) -> ChatResponse:
+        """Send ``request`` (whose ``model`` is the upstream id) and return the whole reply.
+
+        Raises ``ProviderError`` for every failure, including ``ErrorKind.TIMEOUT`` when
+        ``timeout`` is exceeded.
+        """
+        raise NotImplementedError
+
+    def stream(self, request: ChatRequest, *, timeout: CallTimeout) -> AsyncIterator[Chunk]:
+        """Yield the reply as chunks, the last with ``finish_reason`` and (where the service
+        reports it) ``usage``. Failures before or during the stream raise ``ProviderError``;
+        a stream that ends without a finish reason raises ``ErrorKind.MALFORMED``. Closing the
+        iterator early (``aclose``) closes the upstream connection."""
+        raise NotImplementedError
+
+    async def embed(self, request: EmbeddingRequest, *, timeout: CallTimeout) -> EmbeddingResponse:
+        """Return one vector per input, in order. Providers without embeddings raise
+        ``ProviderError(ErrorKind.BAD_REQUEST)``."""
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        """Close the pooled connections of this adapter (all event loops)."""

