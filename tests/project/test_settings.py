@@ -12,7 +12,7 @@ from tests.support import ROOT
 
 
 def settings_error(**env: str) -> str:
-    environment = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DEBUG", "DATABASE_URL"}}
+    environment = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DEBUG", "DATABASE_URL", "ALLOWED_HOSTS"}}
     environment.update(env)
     result = subprocess.run(
         [sys.executable, "-c", "import django, os; os.environ['DJANGO_SETTINGS_MODULE']='project.settings'; django.setup()"],
@@ -30,6 +30,11 @@ def test_secret_key_is_required_without_debug():
     assert "SECRET_KEY" in settings_error(DEBUG="0")
 
 
+def test_allowed_hosts_are_required_without_debug():
+    environment = {"SECRET_KEY": "x", "DEBUG": "0", "ALLOWED_HOSTS": ""}
+    assert "ALLOWED_HOSTS" in settings_error(**environment)
+
+
 @pytest.mark.parametrize(
     ("name", "value"),
     [
@@ -41,5 +46,5 @@ def test_secret_key_is_required_without_debug():
     ],
 )
 def test_a_bad_value_names_the_variable(name, value):
-    message = settings_error(SECRET_KEY="x", **{name: value})
+    message = settings_error(SECRET_KEY="x", ALLOWED_HOSTS="localhost", **{name: value})
     assert name in message
