@@ -5,6 +5,9 @@ from django.urls import include, path
 from django_prometheus.exports import ExportToDjangoView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from agents import views as agent_pages
+from chat import views as chat_pages
+from orchestration import views as key_pages
 from project import views
 
 urlpatterns = [
@@ -16,6 +19,12 @@ urlpatterns = [
     path("admin/django-rq/", include("django_rq.urls")),
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
+    path("", chat_pages.chat_page, name="chat"),
+    path("agents/", agent_pages.console_page, name="agent-console"),
+    path("tasks/", agent_pages.tasks_page, name="tasks"),
+    path("tasks/<uuid:task_id>/", agent_pages.task_page, name="task"),
+    path("keys/", key_pages.keys_page, name="keys"),
+    path("keys/<int:key_id>/revoke", key_pages.key_revoke, name="key-revoke"),
     path("", include("orchestration.urls")),
     path("", include("chat.urls")),
     path("", include("agents.urls")),

@@ -1,0 +1,64 @@
+"""The person's own API keys page: create (shown once), revoke, usage this month."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django import forms
+from django.contrib.auth.decorators import login_required
+from django.db.models import Count, Sum
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from orchestration.keys import api_key_create, api_key_revoke
+from orchestration.models import ApiKey, RequestLog
+
+
+class KeyCreateForm(forms.Form):
+    name = forms.CharField(max_length=100, required=False, label="Name")
+
+
+def _month_usage(keys: list[ApiKey]) -> dict[int, dict[str, object]]:
+    start = timezone.now().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    rows = (
+        RequestLog.objects.filter(api_key__in=keys, created_at__gte=start)
+        .values("api_key")
+        .annotate(
+            requests=Count("id"), tokens_in=Sum("input_tokens"), tokens_out=Sum("output_tokens"), cost=Sum("cost_usd")
+        )
+    )
+    return {
+        row["api_key"]: {
+            "requests": row["requests"],
+            "tokens": (row["tokens_in"] or 0) + (row["tokens_out"] or 0),
+            "cost": row["cost"] or Decimal("0"),
+        }
+        for row in rows
+    }
+
+
+@login_required
+def keys_page(request: HttpRequest) -> HttpResponse:
+    form = KeyCreateForm(request.POST or None)
+    new_secret = None
+    if request.method == "POST" and form.is_valid():
+        _key, new_secret = api_key_create(user=request.user, name=form.cleaned_data["name"])  # type: ignore[arg-type]
+        form = KeyCreateForm()
+    keys = list(ApiKey.objects.filter(user=request.user, revoked_at__isnull=True))
+    usage = _month_usage(keys)
+    rows = [(key, usage.get(key.pk, {"requests": 0, "tokens": 0, "cost": Decimal("0")})) for key in keys]
+    response = render(request, "orchestration/keys.html", {"form": form, "rows": rows, "new_secret": new_secret})
+    response["Cache-Control"] = "no-store"  # the page may hold a secret shown once
+    return response
+
+
+@login_required
+@require_POST
+def key_revoke(request: HttpRequest, key_id: int) -> HttpResponse:
+    key = ApiKey.objects.filter(pk=key_id, user=request.user, revoked_at__isnull=True).first()
+    if key is None:
+        raise Http404("No such key")
+    api_key_revoke(key=key)
+    return redirect("keys")

@@ -1,0 +1,70 @@
+"""Every page but login requires a signed-in person; each renders for one."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from orchestration.keys import api_key_create
+from orchestration.models import ApiKey
+
+PAGES = ["/", "/agents/", "/tasks/", f"/tasks/{uuid.uuid4()}/", "/keys/"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", PAGES)
+def test_pages_send_strangers_to_the_login_page(client, path):
+    response = client.get(path)
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/login/")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", PAGES)
+def test_pages_render_for_a_signed_in_person(client, alice, path):
+    client.force_login(alice)
+    response = client.get(path)
+    assert response.status_code == 200
+    assert b'href="/keys/"' in response.content
+
+
+@pytest.mark.django_db
+def test_login_page_has_labelled_fields(client):
+    response = client.get("/accounts/login/")
+    assert response.status_code == 200
+    assert b'<label for="id_username">' in response.content
+    assert b'<label for="id_password">' in response.content
+
+
+@pytest.mark.django_db
+def test_a_created_key_is_shown_once_and_only_its_hash_is_stored(client, alice):
+    client.force_login(alice)
+    response = client.post("/keys/", {"name": "laptop"})
+    secret = response.context["new_secret"]
+    assert secret.startswith("sy-") and secret.encode() in response.content
+    key = ApiKey.objects.get(user=alice)
+    assert key.name == "laptop" and secret not in key.key_hash
+    again = client.get("/keys/")
+    assert secret.encode() not in again.content
+    assert key.prefix.encode() in again.content
+
+
+@pytest.mark.django_db
+def test_revoking_another_persons_key_is_a_404(client, alice, bob):
+    key, _ = api_key_create(user=bob, name="bob's")
+    client.force_login(alice)
+    assert client.post(f"/keys/{key.pk}/revoke").status_code == 404
+    key.refresh_from_db()
+    assert key.revoked_at is None
+
+
+@pytest.mark.django_db
+def test_revoking_an_own_key_removes_it_from_the_page(client, alice):
+    key, _ = api_key_create(user=alice, name="old")
+    client.force_login(alice)
+    response = client.post(f"/keys/{key.pk}/revoke")
+    assert response.status_code == 302
+    key.refresh_from_db()
+    assert key.revoked_at is not None and not key.enabled
+    assert key.prefix.encode() not in client.get("/keys/").content
