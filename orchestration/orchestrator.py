@@ -1,19 +1,39 @@
 """The Orchestrator: every LLM call of Switchyard goes through ``complete``, ``stream`` or ``embed``.
 
-It routes the public model name through the registry snapshot, calls the provider adapter
-within the call's deadline, and reports what served the call (``Served``) with its cost.
+One call: cache -> route -> breaker -> attempt (with retries: backoff and jitter, or the
+provider's ``Retry-After``) -> next model of the fallback chain -> a stale cached answer -> an
+honest 503. All of it inside one deadline. Every call ends in exactly one request-log row and
+one set of metrics, whatever its outcome.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import math
+import random
 import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
 
-from orchestration.deadlines import Deadline, call_timeout, deadline_for, embed_timeout
+from orchestration.breaker import Admission, BreakerPolicy, Breakers, BreakerView, breaker_key, breaker_state_mirror
+from orchestration.deadlines import (
+    MIN_ATTEMPT_S,
+    Clock,
+    Deadline,
+    call_timeout,
+    deadline_exceeded,
+    deadline_for,
+    embed_timeout,
+)
+from orchestration.metrics import metrics_breaker_state, metrics_call_finished, metrics_fallback, metrics_retry
 from orchestration.pricing import cost_usd
-from orchestration.providers.base import Provider, ProviderConfig
+from orchestration.providers.base import CallTimeout, Provider, ProviderConfig
 from orchestration.registry import ModelRoute, ProviderSettings, Snapshot, asnapshot
+from orchestration.requestlog import log_entry_from, requestlog_record
+from orchestration.retry import RetryPolicy, Rng, retry_wait_s
 from orchestration.types import (
     ChatRequest,
     ChatResponse,
@@ -21,11 +41,26 @@ from orchestration.types import (
     EmbeddingRequest,
     EmbeddingResponse,
     ErrorKind,
+    FallbackHop,
     OrchestrationError,
     ProviderError,
     Served,
+    ToolCall,
+    ToolCallDelta,
     Usage,
 )
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Sleep = Callable[[float], Awaitable[Any]]
+
+MAX_HOPS = 5
+# Our own guard fires this long after the adapter's timeout should have: it only catches an
+# adapter that ignores its CallTimeout, so the deadline still holds.
+GUARD_S = 1.0
+# The request-log word for a fallback to a cached answer.
+CACHE_HOP = "cache"
 
 
 @dataclass
@@ -53,7 +88,9 @@ def orchestration_error_from(error: ProviderError, model: str) -> OrchestrationE
         return OrchestrationError(_CLIENT_ERRORS[error.kind], error.message, status=400, cause=error)
     if error.retryable:
         message = f"Model {model!r} is unavailable upstream ({error.kind.value}): {error.message}"
-        return OrchestrationError("upstream_unavailable", message, status=503, cause=error)
+        return OrchestrationError(
+            "upstream_unavailable", message, status=503, retry_after=error.retry_after, cause=error
+        )
     message = f"Model {model!r} failed upstream ({error.kind.value}): {error.message}"
     return OrchestrationError("upstream_error", message, status=502, cause=error)
 
@@ -62,11 +99,123 @@ def model_not_found(name: str) -> OrchestrationError:
     return OrchestrationError("model_not_found", f"The model {name!r} does not exist.", status=404)
 
 
-class Orchestrator:
-    """Routes calls to provider adapters; one instance per process (``get_orchestrator``)."""
+class BreakerOpen(Exception):
+    """The breaker refused the call before it was made."""
 
-    def __init__(self) -> None:
+    def __init__(self, key: str, retry_at: float | None) -> None:
+        super().__init__(f"circuit breaker {key!r} is open")
+        self.key = key
+        self.retry_at = retry_at
+
+
+Failure = ProviderError | BreakerOpen
+
+
+class ChainExhausted(Exception):
+    """Every model the call may use failed; ``failure`` is the last reason."""
+
+    def __init__(self, failure: Failure) -> None:
+        super().__init__(str(failure))
+        self.failure = failure
+
+
+@dataclass
+class Lease:
+    """The breaker admission of the attempt that succeeded, until its outcome is recorded."""
+
+    key: str
+    provider: str
+    policy: BreakerPolicy
+    admission: Admission = field(default_factory=lambda: Admission(True))
+
+
+@dataclass
+class Call:
+    """One call in progress: what was asked, its deadline, and what has happened so far."""
+
+    model: str
+    ctx: CallContext
+    started: float
+    served: Served = field(default_factory=Served)
+    snap: Snapshot | None = None
+    requested: ModelRoute | None = None
+    deadline: Deadline | None = None
+    chain: tuple[str, ...] = ()
+    tried: list[ModelRoute] = field(default_factory=list)
+    reopen_at: float | None = None  # earliest breaker-clock time an open breaker of this call half-opens
+
+    def note_reopen(self, retry_at: float | None) -> None:
+        if retry_at is not None and (self.reopen_at is None or retry_at < self.reopen_at):
+            self.reopen_at = retry_at
+
+
+def _breaker_transitioned(key: str, provider: str, view: BreakerView) -> None:
+    metrics_breaker_state(key, view.state)
+    breaker_state_mirror(key, provider, view)
+
+
+def _cache_api() -> Any:
+    """``orchestration.cache`` when it is installed, else None (the Orchestrator runs without one)."""
+    try:
+        from orchestration import cache
+    except ModuleNotFoundError as error:
+        if error.name != "orchestration.cache":
+            raise
+        return None
+    return cache
+
+
+class Orchestrator:
+    """Routes, retries and falls back; one instance per process (``get_orchestrator``).
+
+    ``clock`` (monotonic seconds) drives deadlines, ``sleep`` the waits between attempts, ``rng``
+    the jitter, ``breakers`` the circuit breakers (with their own wall clock): tests inject them.
+    """
+
+    def __init__(
+        self,
+        *,
+        breakers: Breakers | None = None,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+        rng: Rng = random.random,
+    ) -> None:
+        self.breakers = breakers or Breakers(on_transition=_breaker_transitioned)
+        self.clock = clock
+        self.sleep = sleep
+        self.rng = rng
         self._adapters: dict[str, Provider] = {}
+
+    # --- public API ----------------------------------------------------------------------
+
+    async def complete(self, request: ChatRequest, ctx: CallContext) -> tuple[ChatResponse, Served]:
+        call = self._call(request.model, ctx)
+        try:
+            response = await self._complete(request, call)
+        except BaseException as error:
+            self._finish(call, error)
+            raise
+        self._finish(call, None)
+        return response, call.served
+
+    def stream(self, request: ChatRequest, ctx: CallContext) -> ReplyStream:
+        return ReplyStream(self, request, ctx)
+
+    async def embed(self, request: EmbeddingRequest, ctx: CallContext) -> tuple[EmbeddingResponse, Served]:
+        call = self._call(request.model, ctx)
+        try:
+            response = await self._embed(request, call)
+        except BaseException as error:
+            self._finish(call, error)
+            raise
+        self._finish(call, None)
+        return response, call.served
+
+    async def aclose(self) -> None:
+        """Close the adapters' connections and this loop's Redis client."""
+        for adapter in self._adapters.values():
+            await adapter.aclose()
+        await self.breakers.aclose()
 
     def adapter(self, config: ProviderConfig) -> Provider:
         """The pooled adapter of a provider, rebuilt when its configuration changed."""
@@ -78,61 +227,374 @@ class Orchestrator:
             self._adapters[config.name] = current
         return current
 
-    async def route(self, name: str) -> tuple[Snapshot, ModelRoute, ProviderSettings]:
+    # --- one call --------------------------------------------------------------------------
+
+    def _call(self, model: str, ctx: CallContext) -> Call:
+        return Call(model=model, ctx=ctx, started=self.clock())
+
+    async def _route(self, call: Call, *, with_fallbacks: bool = True) -> ModelRoute:
         snap = await asnapshot()
-        route = snap.models.get(name)
+        route = snap.models.get(call.model)
         if route is None or route.provider not in snap.providers:
-            raise model_not_found(name)
-        return snap, route, snap.providers[route.provider]
+            raise model_not_found(call.model)
+        call.snap, call.requested = snap, route
+        call.chain = route.fallbacks if with_fallbacks else ()
+        call.deadline = deadline_for(call.ctx.endpoint, requested_s=call.ctx.deadline_s, route=route, clock=self.clock)
+        self._serve_from(call, route)
+        return route
 
-    async def complete(self, request: ChatRequest, ctx: CallContext) -> tuple[ChatResponse, Served]:
-        _, route, provider = await self.route(request.model)
-        deadline = deadline_for(ctx.endpoint, requested_s=ctx.deadline_s, route=route)
-        deadline.check()
-        served = Served(model=route.name, provider=route.provider, simulated=route.simulated, attempts=1)
-        upstream_request = replace(request, model=route.upstream)
-        timeout = call_timeout(deadline, request, route, provider, stream=False)
+    def _serve_from(self, call: Call, route: ModelRoute) -> None:
+        call.served.model, call.served.provider, call.served.simulated = route.name, route.provider, route.simulated
+
+    async def _complete(self, request: ChatRequest, call: Call) -> ChatResponse:
+        requested = await self._route(call)
+        cached = await self._cache_lookup(request, call)
+        if cached is not None:
+            return cached
+
+        async def attempt(route: ModelRoute, provider: ProviderSettings) -> ChatResponse:
+            timeout = call_timeout(_deadline(call), request, route, provider, stream=False)
+            upstream = replace(request, model=route.upstream)
+            return await _guarded(self.adapter(provider.config).complete(upstream, timeout=timeout), timeout)
+
         try:
-            response = await self.adapter(provider.config).complete(upstream_request, timeout=timeout)
-        except ProviderError as error:
-            raise orchestration_error_from(error, route.name) from error
+            response, route, _ = await self._serve(call, attempt, settle=True)
+        except ChainExhausted as exhausted:
+            stale = await self._cache_stale(request, call, exhausted.failure)
+            if stale is None:
+                raise await self._final_error(call, exhausted.failure) from None
+            return stale
         response.model = route.name
-        served.usage = response.usage
-        served.cost_usd = cost_usd(route, response.usage)
-        return response, served
+        self._charge(call, route, response.usage)
+        if route is requested:
+            await self._cache_store(request, call, response)
+        return response
 
-    def stream(self, request: ChatRequest, ctx: CallContext) -> ReplyStream:
-        return ReplyStream(self, request, ctx)
+    async def _embed(self, request: EmbeddingRequest, call: Call) -> EmbeddingResponse:
+        await self._route(call, with_fallbacks=False)
+        call.served.cache = "BYPASS"
 
-    async def embed(self, request: EmbeddingRequest, ctx: CallContext) -> tuple[EmbeddingResponse, Served]:
-        _, route, provider = await self.route(request.model)
-        deadline = deadline_for(ctx.endpoint, requested_s=ctx.deadline_s, route=route)
-        deadline.check()
-        served = Served(model=route.name, provider=route.provider, simulated=route.simulated, attempts=1)
+        async def attempt(route: ModelRoute, provider: ProviderSettings) -> EmbeddingResponse:
+            timeout = embed_timeout(_deadline(call), provider)
+            upstream = replace(request, model=route.upstream)
+            return await _guarded(self.adapter(provider.config).embed(upstream, timeout=timeout), timeout)
+
         try:
-            response = await self.adapter(provider.config).embed(
-                replace(request, model=route.upstream), timeout=embed_timeout(deadline, provider)
+            response, route, _ = await self._serve(call, attempt, settle=True)
+        except ChainExhausted as exhausted:
+            raise await self._final_error(call, exhausted.failure) from None
+        response.model = route.name
+        self._charge(call, route, response.usage)
+        return response
+
+    def _charge(self, call: Call, route: ModelRoute, usage: Usage) -> None:
+        call.served.usage = usage
+        call.served.cost_usd = cost_usd(route, usage)
+
+    # --- routing, breakers, retries, fallbacks ---------------------------------------------
+
+    async def _serve(
+        self, call: Call, attempt: Callable[[ModelRoute, ProviderSettings], Awaitable[T]], *, settle: bool
+    ) -> tuple[T, ModelRoute, Lease]:
+        """Try the requested model, then its fallbacks, until one answers."""
+        route = call.requested
+        assert route is not None
+        while True:
+            try:
+                result, lease = await self._try_model(call, route, attempt, settle=settle)
+                return result, route, lease
+            except (ProviderError, BreakerOpen) as failure:
+                route = self._next_route(call, route, failure)
+
+    async def _try_model(
+        self,
+        call: Call,
+        route: ModelRoute,
+        attempt: Callable[[ModelRoute, ProviderSettings], Awaitable[T]],
+        *,
+        settle: bool,
+    ) -> tuple[T, Lease]:
+        """One model with its retries; raises the last failure when it will not answer in time."""
+        assert call.snap is not None
+        provider = call.snap.providers[route.provider]
+        call.tried.append(route)
+        self._serve_from(call, route)
+        lease = Lease(breaker_key(route, provider), route.provider, BreakerPolicy.of(provider))
+        policy = RetryPolicy.of(provider)
+        retries = 0
+        while True:
+            _deadline(call).check()
+            lease.admission = await self.breakers.acquire(lease.key, lease.provider, lease.policy)
+            if not lease.admission.allowed:
+                call.note_reopen(lease.admission.retry_at)
+                raise BreakerOpen(lease.key, lease.admission.retry_at)
+            call.served.attempts += 1
+            try:
+                result = await attempt(route, provider)
+            except ProviderError as error:
+                await self._settle(lease, error)
+                wait = retry_wait_s(policy, retries, error, _deadline(call), self.rng)
+                if wait is None:
+                    raise
+                retries += 1
+                metrics_retry(route.name, route.provider, error.kind.value)
+                await self.sleep(wait)
+                continue
+            except BaseException:
+                # Cancelled: the call says nothing about the provider's health.
+                await self.breakers.release(lease.key, lease.admission)
+                raise
+            if settle:
+                await self.breakers.record(lease.key, lease.provider, lease.policy, lease.admission, failed=False)
+            return result, lease
+
+    async def _settle(self, lease: Lease, error: ProviderError) -> None:
+        """Count a failed attempt against the breaker, or not (400/404/422 say nothing of health)."""
+        if error.counts_against_breaker:
+            await self.breakers.record(lease.key, lease.provider, lease.policy, lease.admission, failed=True)
+        else:
+            await self.breakers.release(lease.key, lease.admission)
+
+    def _next_route(self, call: Call, failed: ModelRoute, failure: Failure) -> ModelRoute:
+        """The model to switch to after ``failed`` gave up, recorded as a hop; raises when none."""
+        candidates = self._candidates(call, failed, failure)
+        target = next((route for route in candidates if all(route.name != t.name for t in call.tried)), None)
+        if target is None or len(call.served.fallbacks) >= MAX_HOPS:
+            raise ChainExhausted(failure)
+        reason = failure.kind.value if isinstance(failure, ProviderError) else "breaker_open"
+        self._hop(call, FallbackHop(reason=reason, from_model=failed.name, to_model=target.name))
+        return target
+
+    def _candidates(self, call: Call, failed: ModelRoute, failure: Failure) -> list[ModelRoute]:
+        assert call.snap is not None and call.requested is not None
+        kind = failure.kind if isinstance(failure, ProviderError) else None
+        if kind is ErrorKind.BAD_REQUEST:
+            return []
+        if kind is ErrorKind.CONTENT_POLICY:
+            names: tuple[str, ...] = tuple(
+                name for name in (failed.content_policy_fallback, call.requested.content_policy_fallback) if name
             )
-        except ProviderError as error:
-            raise orchestration_error_from(error, route.name) from error
-        response.model = route.name
-        served.usage = response.usage
-        served.cost_usd = cost_usd(route, response.usage)
-        return response, served
+        else:
+            names = call.chain
+        routes = [call.snap.models[name] for name in names if name in call.snap.models]
+        routes = [route for route in routes if route.provider in call.snap.providers]
+        if kind is ErrorKind.CONTEXT_WINDOW:
+            routes = [route for route in routes if route.context_window > failed.context_window]
+        return routes
+
+    def _hop(self, call: Call, hop: FallbackHop) -> None:
+        call.served.fallbacks.append(hop)
+        metrics_fallback(hop)
+        logger.info("fallback %s -> %s (%s) request %s", hop.from_model, hop.to_model, hop.reason, call.ctx.request_id)
+
+    async def _final_error(self, call: Call, failure: Failure) -> OrchestrationError:
+        """What the caller hears once nothing could answer."""
+        assert call.requested is not None
+        if isinstance(failure, ProviderError) and failure.kind in _CLIENT_ERRORS:
+            return orchestration_error_from(failure, call.requested.name)
+        deadline = _deadline(call)
+        if deadline.remaining() < MIN_ATTEMPT_S:
+            return deadline_exceeded(deadline)
+        retry_after = await self._retry_after(call, failure)
+        names = ", ".join(route.name for route in call.tried)
+        if isinstance(failure, BreakerOpen) or failure.retryable:
+            return OrchestrationError(
+                "upstream_unavailable",
+                f"No provider could serve {call.requested.name!r} (tried {names}): {failure}",
+                status=503,
+                retry_after=retry_after,
+                cause=failure if isinstance(failure, ProviderError) else None,
+            )
+        error = orchestration_error_from(failure, call.requested.name)
+        error.message = f"No provider could serve {call.requested.name!r} (tried {names}): {failure}"
+        return error
+
+    async def _retry_after(self, call: Call, failure: Failure) -> float | None:
+        """Seconds until the first breaker of this call lets a probe through, else the provider's hint."""
+        reopen_at = call.reopen_at
+        assert call.snap is not None
+        for route in call.tried:
+            provider = call.snap.providers[route.provider]
+            policy = BreakerPolicy.of(provider)
+            view = await self.breakers.view(breaker_key(route, provider), policy)
+            if view.state == "open" and view.next_probe_at is not None:
+                reopen_at = view.next_probe_at if reopen_at is None else min(reopen_at, view.next_probe_at)
+        if reopen_at is not None:
+            return float(max(1, math.ceil(reopen_at - self.breakers.clock())))
+        return failure.retry_after if isinstance(failure, ProviderError) else None
+
+    # --- cache -----------------------------------------------------------------------------
+
+    async def _cache_lookup(self, request: ChatRequest, call: Call) -> ChatResponse | None:
+        cache = _cache_api()
+        if cache is None or call.ctx.cache_control == "no-store":
+            call.served.cache = "BYPASS"
+            return None
+        if call.ctx.cache_control == "no-cache":
+            return None
+        try:
+            answer = await cache.cache_lookup(request, call.requested, call.ctx)
+        except Exception:
+            logger.exception("cache lookup failed; answering from the provider")
+            return None
+        if answer is None:
+            return None
+        call.served.cache = answer.status
+        return answer.response
+
+    async def _cache_store(self, request: ChatRequest, call: Call, response: ChatResponse) -> None:
+        cache = _cache_api()
+        if cache is None or call.ctx.cache_control == "no-store":
+            return
+        try:
+            await cache.cache_store(request, call.requested, response, call.ctx)
+        except Exception:
+            logger.exception("cache store failed")
+
+    async def _cache_stale(self, request: ChatRequest, call: Call, failure: Failure) -> ChatResponse | None:
+        """A cached answer when every provider failed; None when there is none (or it would be wrong)."""
+        cache = _cache_api()
+        if cache is None or call.ctx.cache_control == "no-store" or call.requested is None:
+            return None
+        if isinstance(failure, ProviderError) and failure.kind in _CLIENT_ERRORS:
+            return None
+        try:
+            answer = await cache.cache_lookup_stale(request, call.requested, call.ctx)
+        except Exception:
+            logger.exception("stale cache lookup failed")
+            return None
+        if answer is None:
+            return None
+        reason = failure.kind.value if isinstance(failure, ProviderError) else "breaker_open"
+        last = call.tried[-1].name if call.tried else call.requested.name
+        self._hop(call, FallbackHop(reason=reason, from_model=last, to_model=CACHE_HOP))
+        self._serve_from(call, call.requested)
+        call.served.cache = answer.status
+        return answer.response
+
+    # --- the end of every call -------------------------------------------------------------
+
+    def _finish(self, call: Call, error: BaseException | None) -> None:
+        """One request-log row and the metrics, whatever happened."""
+        try:
+            status, kind = _outcome(error)
+            duration_s = self.clock() - call.started
+            metrics_call_finished(call.ctx.endpoint, call.model, call.served, status=status, duration_s=duration_s)
+            requestlog_record(
+                log_entry_from(
+                    request_id=call.ctx.request_id,
+                    endpoint=call.ctx.endpoint,
+                    model_requested=call.model,
+                    served=call.served,
+                    api_key_id=call.ctx.api_key_id,
+                    user_id=call.ctx.user_id,
+                    status=status,
+                    error_kind=kind,
+                    latency_ms=duration_s * 1000,
+                    prompt_template=call.ctx.prompt_template,
+                    prompt_version=call.ctx.prompt_version,
+                )
+            )
+        except Exception:
+            logger.exception("could not record call %s", call.ctx.request_id)
+
+
+def _outcome(error: BaseException | None) -> tuple[str, str]:
+    if error is None:
+        return "ok", ""
+    if isinstance(error, asyncio.CancelledError | GeneratorExit):
+        return "cancelled", ""
+    if isinstance(error, OrchestrationError):
+        return "error", error.code
+    return "error", type(error).__name__
+
+
+def _deadline(call: Call) -> Deadline:
+    assert call.deadline is not None
+    return call.deadline
+
+
+async def _guarded(call: Awaitable[T], limits: CallTimeout) -> T:
+    """Await an adapter call, turning a run past its own timeout into a timeout error."""
+    try:
+        async with asyncio.timeout(limits.total + GUARD_S):
+            return await call
+    except TimeoutError:
+        raise ProviderError(ErrorKind.TIMEOUT, f"no answer within {limits.total:.1f} s") from None
+
+
+# --- streams -------------------------------------------------------------------------------
+
+
+def chunks_of(response: ChatResponse) -> list[Chunk]:
+    """A whole answer (a cached one) as the chunks a live stream would have sent."""
+    chunks: list[Chunk] = []
+    if response.content:
+        chunks.append(Chunk(delta=response.content))
+    if response.tool_calls:
+        deltas = [
+            ToolCallDelta(index=index, id=tool.id, name=tool.name, arguments=tool.arguments)
+            for index, tool in enumerate(response.tool_calls)
+        ]
+        chunks.append(Chunk(tool_calls=deltas))
+    chunks.append(Chunk(finish_reason=response.finish_reason, usage=response.usage))
+    return chunks
+
+
+@dataclass(slots=True)
+class OpenedStream:
+    upstream: AsyncIterator[Chunk]
+    first: Chunk
+    timeout: CallTimeout
+
+
+@dataclass
+class StreamAssembly:
+    """The whole reply gathered from its chunks, so a finished stream can be cached."""
+
+    content: list[str] = field(default_factory=list)
+    tools: dict[int, ToolCall] = field(default_factory=dict)
+    finish_reason: str | None = None
+    usage: Usage | None = None
+
+    def add(self, chunk: Chunk) -> None:
+        if chunk.delta:
+            self.content.append(chunk.delta)
+        for delta in chunk.tool_calls:
+            tool = self.tools.setdefault(delta.index, ToolCall(id="", name="", arguments=""))
+            tool.id = delta.id or tool.id
+            tool.name = delta.name or tool.name
+            tool.arguments += delta.arguments
+        if chunk.finish_reason:
+            self.finish_reason = chunk.finish_reason
+        if chunk.usage is not None:
+            self.usage = chunk.usage
+
+    def response(self, model: str, request_id: str) -> ChatResponse:
+        return ChatResponse(
+            id=request_id or "stream",
+            model=model,
+            content="".join(self.content) or None,
+            tool_calls=[self.tools[index] for index in sorted(self.tools)],
+            finish_reason=self.finish_reason or "stop",
+            usage=self.usage or Usage(),
+        )
 
 
 class ReplyStream:
     """``async for chunk in stream`` yields ``Chunk``s; ``await stream.aclose()`` cancels upstream.
 
     ``served`` names the model and provider before the first chunk is yielded; its usage and
-    cost are final once iteration ends.
+    cost are final once iteration ends. A failure before the first chunk falls back like
+    ``complete``; after it, iteration raises ``OrchestrationError("upstream_error")`` (or
+    ``deadline_exceeded``): a stream never ends silently on a failure.
     """
 
     def __init__(self, orchestrator: Orchestrator, request: ChatRequest, ctx: CallContext) -> None:
-        self.served = Served()
         self._orchestrator = orchestrator
         self._request = request
-        self._ctx = ctx
+        self._call = orchestrator._call(request.model, ctx)
+        self.served = self._call.served
         self._iterator: AsyncIterator[Chunk] | None = None
 
     def __aiter__(self) -> AsyncIterator[Chunk]:
@@ -141,45 +603,114 @@ class ReplyStream:
         return self._iterator
 
     async def aclose(self) -> None:
-        iterator = self._iterator
-        if iterator is not None and hasattr(iterator, "aclose"):
-            await iterator.aclose()
+        if self._iterator is not None:
+            await self._iterator.aclose()  # type: ignore[attr-defined]
 
     async def _chunks(self) -> AsyncIterator[Chunk]:
-        _, route, provider = await self._orchestrator.route(self._request.model)
-        deadline: Deadline = deadline_for(self._ctx.endpoint, requested_s=self._ctx.deadline_s, route=route)
-        deadline.check()
-        self.served = Served(model=route.name, provider=route.provider, simulated=route.simulated, attempts=1)
-        timeout = call_timeout(deadline, self._request, route, provider, stream=True)
+        error: BaseException | None = None
+        try:
+            async with aclosing(self._produce()) as chunks:
+                async for chunk in chunks:
+                    yield chunk
+        except BaseException as failure:
+            error = failure
+            raise
+        finally:
+            self._orchestrator._finish(self._call, error)
+
+    async def _produce(self) -> AsyncIterator[Chunk]:
+        orchestrator, call, request = self._orchestrator, self._call, self._request
+        requested = await orchestrator._route(call)
+        cached = await orchestrator._cache_lookup(request, call)
+        if cached is not None:
+            for chunk in chunks_of(cached):
+                yield chunk
+            return
+
+        try:
+            opened, route, lease = await orchestrator._serve(call, self._open, settle=False)
+        except ChainExhausted as exhausted:
+            stale = await orchestrator._cache_stale(request, call, exhausted.failure)
+            if stale is None:
+                raise await orchestrator._final_error(call, exhausted.failure) from None
+            for chunk in chunks_of(stale):
+                yield chunk
+            return
+        assembly = StreamAssembly()
+        async with aclosing(self._relay(opened, route, lease, assembly)) as chunks:
+            async for chunk in chunks:
+                yield chunk
+        orchestrator._charge(call, route, assembly.usage or Usage())
+        if route is requested and assembly.finish_reason:
+            await orchestrator._cache_store(request, call, assembly.response(route.name, call.ctx.request_id))
+
+    async def _open(self, route: ModelRoute, provider: ProviderSettings) -> OpenedStream:
+        """Start the upstream stream and wait for its first chunk (nothing reached the caller yet)."""
+        timeout = call_timeout(_deadline(self._call), self._request, route, provider, stream=True)
         upstream = self._orchestrator.adapter(provider.config).stream(
             replace(self._request, model=route.upstream), timeout=timeout
         )
-        started = time.monotonic()
-        usage = Usage()
         try:
-            async for chunk in upstream:
-                if self.served.ttft_ms is None:
-                    self.served.ttft_ms = (time.monotonic() - started) * 1000
-                if chunk.usage is not None:
-                    usage = chunk.usage
+            first = await _next_chunk(upstream, timeout.first_token + GUARD_S)
+        except BaseException:
+            await _close(upstream)
+            raise
+        if first is None:
+            raise ProviderError(ErrorKind.MALFORMED, "the stream ended before its first chunk")
+        return OpenedStream(upstream, first, timeout)
+
+    async def _relay(
+        self, opened: OpenedStream, route: ModelRoute, lease: Lease, assembly: StreamAssembly
+    ) -> AsyncIterator[Chunk]:
+        """Pass chunks on; a failure from here on ends the stream with an error."""
+        orchestrator, call, upstream = self._orchestrator, self._call, opened.upstream
+        deadline = _deadline(call)
+        call.served.ttft_ms = (orchestrator.clock() - call.started) * 1000
+        chunk: Chunk | None = opened.first
+        try:
+            while chunk is not None:
+                assembly.add(chunk)
                 yield chunk
+                chunk = await _next_chunk(upstream, min(opened.timeout.idle, deadline.remaining()) + GUARD_S)
         except ProviderError as error:
-            if self.served.ttft_ms is not None:
-                message = f"The stream from {route.name!r} broke after it began: {error.message}"
-                raise OrchestrationError("upstream_error", message, status=502, cause=error) from error
-            raise orchestration_error_from(error, route.name) from error
+            await orchestrator._settle(lease, error)
+            if error.kind is ErrorKind.TIMEOUT and deadline.remaining() < MIN_ATTEMPT_S:
+                raise deadline_exceeded(deadline, "the stream was cut off") from error
+            message = f"The stream from {route.name!r} broke after it began: {error.message}"
+            raise OrchestrationError("upstream_error", message, status=502, cause=error) from error
+        except BaseException:
+            await orchestrator.breakers.release(lease.key, lease.admission)
+            raise
         finally:
-            if hasattr(upstream, "aclose"):
-                await upstream.aclose()
-        self.served.usage = usage
-        self.served.cost_usd = cost_usd(route, usage)
+            await _close(upstream)
+        await orchestrator.breakers.record(lease.key, lease.provider, lease.policy, lease.admission, failed=False)
+
+
+async def _next_chunk(upstream: AsyncIterator[Chunk], limit_s: float) -> Chunk | None:
+    """The next chunk, None at the end; a silence longer than ``limit_s`` is a timeout."""
+    try:
+        async with asyncio.timeout(limit_s):
+            return await anext(upstream)
+    except StopAsyncIteration:
+        return None
+    except TimeoutError:
+        raise ProviderError(ErrorKind.TIMEOUT, f"no chunk within {limit_s:.1f} s") from None
+
+
+async def _close(upstream: AsyncIterator[Chunk]) -> None:
+    close = getattr(upstream, "aclose", None)
+    if close is not None:
+        try:
+            await close()
+        except Exception:
+            logger.debug("closing an upstream stream failed", exc_info=True)
 
 
 _orchestrator: Orchestrator | None = None
 
 
 def get_orchestrator() -> Orchestrator:
-    """The process's Orchestrator (its adapters pool connections)."""
+    """The process's Orchestrator (its adapters pool connections, its breakers share Redis)."""
     global _orchestrator
     if _orchestrator is None:
         _orchestrator = Orchestrator()

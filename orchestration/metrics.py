@@ -1,0 +1,90 @@
+"""The LLM metrics of CONTRACT 3.5, correct across processes.
+
+Settings point ``PROMETHEUS_MULTIPROC_DIR`` at a directory before prometheus_client is imported,
+so every web process and worker writes its samples there and ``/metrics`` (django-prometheus'
+``ExportToDjangoView``, which switches to the multiprocess collector when that variable is set)
+sums them, django-prometheus' own metrics included.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from decimal import Decimal
+from pathlib import Path
+
+from prometheus_client import Counter, Gauge, Histogram, values
+
+from orchestration.types import FallbackHop, Served, Usage
+
+logger = logging.getLogger(__name__)
+
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR") and values.ValueClass.__name__ == "MutexValue":
+    logger.warning("prometheus_client was imported before PROMETHEUS_MULTIPROC_DIR was set: metrics stay per process")
+
+_LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300)
+_TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30)
+
+REQUESTS = Counter(
+    "llm_requests", "LLM calls through the Orchestrator.", ["endpoint", "model", "provider", "status", "cache"]
+)
+DURATION = Histogram(
+    "llm_request_duration_seconds", "Whole call, retries and fallbacks included.", ["endpoint", "model"],
+    buckets=_LATENCY_BUCKETS,
+)  # fmt: skip
+TTFT = Histogram(
+    "llm_time_to_first_token_seconds", "Until the first streamed chunk.", ["model", "provider"], buckets=_TTFT_BUCKETS
+)
+TOKENS = Counter("llm_tokens", "Tokens used, by direction.", ["model", "provider", "direction"])
+COST = Counter("llm_cost_usd", "Spend in USD from the models' prices.", ["model", "provider"])
+CACHE = Counter("llm_cache_requests", "Calls by cache outcome (X-Cache).", ["model", "status"])
+BREAKER = Gauge(
+    "llm_circuit_breaker_state", "0 closed, 1 half-open, 2 open.", ["breaker"], multiprocess_mode="mostrecent"
+)
+FALLBACKS = Counter(
+    "llm_fallbacks", "Switches to another model or a cached answer.", ["from_model", "to_model", "reason"]
+)
+RETRIES = Counter("llm_retries", "Second and later attempts at the same provider.", ["model", "provider", "reason"])
+
+BREAKER_VALUES = {"closed": 0, "half_open": 1, "open": 2}
+
+
+def metrics_call_finished(endpoint: str, model: str, served: Served, *, status: str, duration_s: float) -> None:
+    """Count one finished call (any outcome)."""
+    REQUESTS.labels(endpoint, model, served.provider, status, served.cache).inc()
+    DURATION.labels(endpoint, model).observe(duration_s)
+    CACHE.labels(model, served.cache).inc()
+    if served.ttft_ms is not None:
+        TTFT.labels(served.model or model, served.provider).observe(served.ttft_ms / 1000)
+    metrics_usage(served.model or model, served.provider, served.usage, served.cost_usd)
+
+
+def metrics_usage(model: str, provider: str, usage: Usage, cost: Decimal) -> None:
+    if usage.input_tokens:
+        TOKENS.labels(model, provider, "input").inc(usage.input_tokens)
+    if usage.output_tokens:
+        TOKENS.labels(model, provider, "output").inc(usage.output_tokens)
+    if cost:
+        COST.labels(model, provider).inc(float(cost))
+
+
+def metrics_fallback(hop: FallbackHop) -> None:
+    FALLBACKS.labels(hop.from_model, hop.to_model, hop.reason).inc()
+
+
+def metrics_retry(model: str, provider: str, reason: str) -> None:
+    RETRIES.labels(model, provider, reason).inc()
+
+
+def metrics_breaker_state(key: str, state: str) -> None:
+    BREAKER.labels(key).set(BREAKER_VALUES.get(state, 0))
+
+
+def metrics_dir_reset(directory: str | None = None) -> None:
+    """Empty the multiprocess directory; ``serve`` calls this before starting its processes, so
+    samples of processes from an earlier run do not linger."""
+    path = Path(directory or os.environ.get("PROMETHEUS_MULTIPROC_DIR", ""))
+    if not path.is_dir():
+        return
+    for sample_file in path.glob("*.db"):
+        sample_file.unlink(missing_ok=True)
