@@ -189,7 +189,15 @@ SWITCHYARD = {
     "CONFIG_FILE": env_str("SWITCHYARD_CONFIG"),
     "SIMULATOR_URL": env_str("SWITCHYARD_SIMULATOR_URL", "http://127.0.0.1:9100"),
     "CHAT_GRACE_S": env_float("SWITCHYARD_CHAT_GRACE_S", 30.0, minimum=0.0),
+    # Streams: the longest wait for the first chunk, and between two chunks (orchestration/deadlines.py).
+    "STREAM_FIRST_TOKEN_S": env_float("SWITCHYARD_STREAM_FIRST_TOKEN_S", 30.0, minimum=0.1),
+    "STREAM_IDLE_S": env_float("SWITCHYARD_STREAM_IDLE_S", 30.0, minimum=0.1),
 }
+
+# prometheus_client's multiprocess mode: every process writes its samples here and /metrics sums
+# them. It must be set before prometheus_client is first imported, which happens after settings.
+PROMETHEUS_MULTIPROC_DIR = Path(os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(VAR_DIR / "prometheus")))
+PROMETHEUS_MULTIPROC_DIR.mkdir(parents=True, exist_ok=True)
 
 LOGGING = {
     "version": 1,

