@@ -12,18 +12,19 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
-from orchestration.simulator import wire_openai
+from orchestration.simulator import wire_anthropic, wire_gemini, wire_openai
 from orchestration.simulator.behaviour import Behaviour, BehaviourBook, BehaviourInvalid, StatsBook
 from orchestration.simulator.frames import StreamPlan, dumps, sse_data
 from orchestration.simulator.reply import Prompt, Reply, WireInvalid, reply_for
 
-ErrorShaper = Callable[[int, "str | None", "Prompt | None"], "tuple[int, dict[str, Any]]"]
+ErrorShaper = Callable[[int, "str | None", "Prompt | None", "Behaviour | None"], "tuple[int, dict[str, Any]]"]
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,9 @@ class Wire:
     error: ErrorShaper
     invalid: Callable[[WireInvalid], dict[str, Any]]
     malformed_frame: bytes
-    error_headers: Callable[[], dict[str, str]] = dict
+    error_headers: Callable[[dict[str, Any]], dict[str, str]] = lambda body: {}
+    stream_content_type: str = "text/event-stream"
+    single_chunk: Callable[[dict[str, Any]], bytes] = sse_data
 
 
 OPENAI = Wire(
@@ -44,6 +47,31 @@ OPENAI = Wire(
     error=wire_openai.error_body,
     invalid=wire_openai.invalid_body,
     malformed_frame=wire_openai.MALFORMED_FRAME,
+)
+ANTHROPIC = Wire(
+    body=wire_anthropic.messages_body,
+    stream=wire_anthropic.messages_stream,
+    error=wire_anthropic.error_body,
+    invalid=wire_anthropic.invalid_body,
+    malformed_frame=wire_anthropic.MALFORMED_FRAME,
+    error_headers=wire_anthropic.error_headers,
+)
+GEMINI_SSE = Wire(
+    body=wire_gemini.content_body,
+    stream=wire_gemini.sse_stream,
+    error=wire_gemini.error_body,
+    invalid=wire_gemini.invalid_body,
+    malformed_frame=wire_gemini.MALFORMED_SSE_FRAME,
+    single_chunk=wire_gemini.sse_single,
+)
+GEMINI_ARRAY = Wire(
+    body=wire_gemini.content_body,
+    stream=wire_gemini.array_stream,
+    error=wire_gemini.error_body,
+    invalid=wire_gemini.invalid_body,
+    malformed_frame=wire_gemini.MALFORMED_ARRAY_FRAME,
+    stream_content_type="application/json",
+    single_chunk=wire_gemini.array_single,
 )
 
 
@@ -99,16 +127,14 @@ def _retry_headers(behaviour: Behaviour) -> dict[str, str]:
     return headers
 
 
-async def answer(request: web.Request, wire: Wire, prompt: Prompt) -> web.StreamResponse:
-    """Serve one chat call with the behaviour configured for ``prompt.model``, keeping the stats."""
-    state = request.app[STATE]
-    model = prompt.model
+@contextmanager
+def _counted(state: SimulatorState, model: str, exchange: Exchange) -> Iterator[None]:
+    """Keep ``model``'s stats around one call: a cancelled or reset call is a disconnect."""
     stats = state.stats.of(model)
     stats.requests += 1
     stats.in_flight += 1
-    exchange = Exchange(request)
     try:
-        response = await _respond(exchange, wire, prompt, state.behaviours)
+        yield
     except (asyncio.CancelledError, ConnectionResetError):
         if not exchange.dropped:
             state.stats.of(model).disconnects += 1
@@ -116,29 +142,37 @@ async def answer(request: web.Request, wire: Wire, prompt: Prompt) -> web.Stream
     finally:
         state.stats.of(model).in_flight -= 1
     state.stats.of(model).completed += 1
-    return response
 
 
-async def _respond(exchange: Exchange, wire: Wire, prompt: Prompt, book: BehaviourBook) -> web.StreamResponse:
+async def answer(request: web.Request, wire: Wire, prompt: Prompt) -> web.StreamResponse:
+    """Serve one chat call with the behaviour configured for ``prompt.model``, keeping the stats."""
+    exchange = Exchange(request)
+    with _counted(request.app[STATE], prompt.model, exchange):
+        behaviour, failure = await _prelude(request.app[STATE].behaviours, wire, prompt)
+        if failure is not None:
+            return failure
+        reply = reply_for(prompt, behaviour)
+        if prompt.stream:
+            return await _stream(exchange, wire, prompt, reply, behaviour)
+        return await _whole(exchange, wire, prompt, reply, behaviour)
+
+
+async def _prelude(book: BehaviourBook, wire: Wire, prompt: Prompt) -> tuple[Behaviour, web.Response | None]:
+    """What every call goes through first: the latency, a hang, and the configured failure."""
     behaviour = book.get(prompt.model)
     number = book.next_request_number(prompt.model)
     await _sleep_ms(behaviour.latency_ms)
     if behaviour.hang:
         await asyncio.Future()  # never resolves: only the client going away ends this call
-    if behaviour.fails(number):
-        return _failure(exchange, wire, prompt, behaviour)
-    reply = reply_for(prompt, behaviour)
-    if prompt.stream:
-        return await _stream(exchange, wire, prompt, reply, behaviour)
-    return await _whole(exchange, wire, prompt, reply, behaviour)
+    return behaviour, _failure(wire, prompt, behaviour) if behaviour.fails(number) else None
 
 
-def _failure(exchange: Exchange, wire: Wire, prompt: Prompt, behaviour: Behaviour) -> web.StreamResponse:
-    status, body = wire.error(behaviour.failure_status(), behaviour.error_kind, prompt)
+def _failure(wire: Wire, prompt: Prompt, behaviour: Behaviour) -> web.Response:
+    status, body = wire.error(behaviour.failure_status(), behaviour.error_kind, prompt, behaviour)
     if status < 400 and prompt.stream:
-        # A provider that reports a refusal inside a normal reply (Gemini) streams it as one frame.
-        return web.Response(body=sse_data(body), content_type="text/event-stream")
-    headers = wire.error_headers()
+        # A provider that reports a refusal inside a normal reply (Gemini) streams it as its only chunk.
+        return web.Response(body=wire.single_chunk(body), content_type=wire.stream_content_type)
+    headers = wire.error_headers(body)
     if status in (429, 503):
         headers.update(_retry_headers(behaviour))
     return json_response(body, status, headers)
@@ -147,8 +181,8 @@ def _failure(exchange: Exchange, wire: Wire, prompt: Prompt, behaviour: Behaviou
 async def _whole(
     exchange: Exchange, wire: Wire, prompt: Prompt, reply: Reply, behaviour: Behaviour
 ) -> web.StreamResponse:
-    generation_s = reply.completion_tokens / behaviour.tokens_per_s if behaviour.tokens_per_s else 0.0
-    await asyncio.sleep(behaviour.ttft_ms / 1000 + generation_s)
+    generation_ms = 1000 * reply.completion_tokens / behaviour.tokens_per_s if behaviour.tokens_per_s else 0.0
+    await _sleep_ms(behaviour.ttft_ms + generation_ms)
     if behaviour.drop_after_tokens is not None:
         exchange.drop()
         await asyncio.Future()  # the closed transport cancels this handler
@@ -173,7 +207,7 @@ def _fault(behaviour: Behaviour) -> tuple[str, int] | None:
 async def _stream(
     exchange: Exchange, wire: Wire, prompt: Prompt, reply: Reply, behaviour: Behaviour
 ) -> web.StreamResponse:
-    response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+    response = web.StreamResponse(headers={"Content-Type": wire.stream_content_type, "Cache-Control": "no-cache"})
     await response.prepare(exchange.request)
     plan = wire.stream(prompt, reply)
     fault = _fault(behaviour)
@@ -226,7 +260,8 @@ def wire_door(wire: Wire, parse: Callable[[web.Request, Any], Prompt]) -> Handle
         try:
             prompt = parse(request, await read_json(request))
         except WireInvalid as error:
-            return json_response(wire.invalid(error), 400, wire.error_headers())
+            body = wire.invalid(error)
+            return json_response(body, 400, wire.error_headers(body))
         return await answer(request, wire, prompt)
 
     return handle
@@ -238,34 +273,16 @@ async def openai_embeddings(request: web.Request) -> web.StreamResponse:
     except WireInvalid as error:
         return json_response(wire_openai.invalid_body(error), 400)
     return await answer_embedding(
-        request, OPENAI, model, lambda: wire_openai.embedding_body(model, texts, dimensions, encoding)
+        request, OPENAI, model, wire_openai.embedding_body(model, texts, dimensions, encoding)
     )
 
 
-async def answer_embedding(
-    request: web.Request, wire: Wire, model: str, build: Callable[[], dict[str, Any]]
-) -> web.StreamResponse:
-    """Embeddings honour latency, hangs and errors; streaming knobs do not apply to them."""
-    state = request.app[STATE]
-    stats = state.stats.of(model)
-    stats.requests += 1
-    stats.in_flight += 1
-    prompt = Prompt(model=model, texts=[], assistant_turns=0)
-    exchange = Exchange(request)
-    try:
-        behaviour = state.behaviours.get(model)
-        number = state.behaviours.next_request_number(model)
-        await _sleep_ms(behaviour.latency_ms)
-        if behaviour.hang:
-            await asyncio.Future()
-        response = _failure(exchange, wire, prompt, behaviour) if behaviour.fails(number) else json_response(build())
-    except (asyncio.CancelledError, ConnectionResetError):
-        state.stats.of(model).disconnects += 1
-        raise
-    finally:
-        state.stats.of(model).in_flight -= 1
-    state.stats.of(model).completed += 1
-    return response
+async def answer_embedding(request: web.Request, wire: Wire, model: str, payload: dict[str, Any]) -> web.StreamResponse:
+    """Embeddings honour latency, hangs and errors; the streaming knobs do not apply to them."""
+    with _counted(request.app[STATE], model, Exchange(request)):
+        prompt = Prompt(model=model, texts=[], assistant_turns=0)
+        _, failure = await _prelude(request.app[STATE].behaviours, wire, prompt)
+        return failure or json_response(payload)
 
 
 def _known_models(state: SimulatorState) -> list[str]:
@@ -331,6 +348,50 @@ def _openai_prompt(request: web.Request, body: Any) -> Prompt:
     return wire_openai.chat_prompt(body)
 
 
+def _anthropic_prompt(request: web.Request, body: Any) -> Prompt:
+    return wire_anthropic.messages_prompt(body)
+
+
+async def anthropic_count_tokens(request: web.Request) -> web.StreamResponse:
+    try:
+        prompt = wire_anthropic.messages_prompt(await read_json(request), counting=True)
+    except WireInvalid as error:
+        body = wire_anthropic.invalid_body(error)
+        return json_response(body, 400, wire_anthropic.error_headers(body))
+    return json_response({"input_tokens": prompt.prompt_tokens})
+
+
+async def gemini_model_call(request: web.Request) -> web.StreamResponse:
+    """``/v1beta/models/{model}:{method}``: the method decides what the body is."""
+    model, _, method = request.match_info["target"].rpartition(":")
+    stream = method == "streamGenerateContent"
+    wire = GEMINI_ARRAY if stream and request.query.get("alt") != "sse" else GEMINI_SSE
+    try:
+        body = await read_json(request)
+        if method in ("generateContent", "streamGenerateContent"):
+            return await answer(request, wire, wire_gemini.content_prompt(model, body, stream=stream))
+        if method == "countTokens":
+            return json_response(wire_gemini.count_tokens_body(wire_gemini.content_prompt(model, body, stream=False)))
+        if method == "embedContent":
+            return await answer_embedding(request, wire, model, wire_gemini.embed_body(body))
+        if method == "batchEmbedContents":
+            return await answer_embedding(request, wire, model, wire_gemini.batch_embed_body(body))
+    except WireInvalid as error:
+        return json_response(wire_gemini.invalid_body(error), 400)
+    body = wire_gemini.error_body(404, None, None)[1]
+    body["error"]["message"] = f"Method {method!r} is not found for models/{model}."
+    return json_response(body, 404)
+
+
+async def gemini_models(request: web.Request) -> web.StreamResponse:
+    methods = ["generateContent", "streamGenerateContent", "countTokens", "embedContent", "batchEmbedContents"]
+    models = [
+        {"name": f"models/{name}", "displayName": f"{name} (simulated)", "supportedGenerationMethods": methods}
+        for name in _known_models(request.app[STATE])
+    ]
+    return json_response({"models": models})
+
+
 def build_app() -> web.Application:
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app[STATE] = SimulatorState()
@@ -346,6 +407,11 @@ def build_app() -> web.Application:
     app.router.add_post("/v1/embeddings", openai_embeddings)
     app.router.add_get("/v1/models", openai_models)
     app.router.add_get("/v1/models/{model}", openai_model)
+    app.router.add_post("/v1/messages", wire_door(ANTHROPIC, _anthropic_prompt))
+    app.router.add_post("/v1/messages/count_tokens", anthropic_count_tokens)
+    for version in ("v1beta", "v1"):
+        app.router.add_post(f"/{version}/models/{{target}}", gemini_model_call)
+    app.router.add_get("/v1beta/models", gemini_models)
     return app
 
 

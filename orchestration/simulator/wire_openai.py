@@ -13,6 +13,7 @@ import time
 import uuid
 from typing import Any
 
+from orchestration.simulator.behaviour import Behaviour
 from orchestration.simulator.frames import StreamPlan, sse_data
 from orchestration.simulator.reply import Prompt, Reply, WireInvalid
 from orchestration.simulator.text import count_tokens, embedding_vector
@@ -162,7 +163,9 @@ _STATUS_ERRORS = {
 }
 
 
-def error_body(status: int, kind: str | None, prompt: Prompt | None) -> tuple[int, dict[str, Any]]:
+def error_body(
+    status: int, kind: str | None, prompt: Prompt | None, behaviour: Behaviour | None = None
+) -> tuple[int, dict[str, Any]]:
     if kind == "context_window":
         used = (prompt.prompt_tokens if prompt else 0) + 128000
         message = (

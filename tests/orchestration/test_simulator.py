@@ -185,6 +185,252 @@ def test_openai_bad_body_gets_an_openai_shaped_400(client: httpx.Client) -> None
     assert missing.json()["error"]["param"] == "messages"
 
 
+# Anthropic wire format --------------------------------------------------------------------------
+
+
+def anthropic_events(client: httpx.Client, **body: Any) -> list[tuple[str, Any]]:
+    with client.stream("POST", "/v1/messages", json={"stream": True, **body}) as response:
+        assert response.status_code == 200
+        events, name = [], ""
+        for line in response.iter_lines():
+            if line.startswith("event: "):
+                name = line[len("event: ") :]
+            elif line.startswith("data: "):
+                payload = json.loads(line[len("data: ") :])
+                assert payload["type"] == name
+                events.append((name, payload))
+        return events
+
+
+def test_anthropic_message_has_text_block_stop_reason_and_usage(client: httpx.Client) -> None:
+    body = client.post(
+        "/v1/messages", json={"model": "sim-c", "max_tokens": 100, "system": "Be brief.", "messages": USER}
+    ).json()
+
+    assert body["type"] == "message"
+    assert body["role"] == "assistant"
+    assert body["id"].startswith("msg_")
+    assert body["stop_reason"] == "end_turn"
+    assert [block["type"] for block in body["content"]] == ["text"]
+    assert body["usage"]["input_tokens"] == 2 + 6
+    assert body["usage"]["output_tokens"] == len(body["content"][0]["text"].split())
+
+
+def test_anthropic_requires_max_tokens(client: httpx.Client) -> None:
+    response = client.post("/v1/messages", json={"model": "sim-c", "messages": USER})
+
+    assert response.status_code == 400
+    assert response.json()["type"] == "error"
+    assert response.json()["error"]["type"] == "invalid_request_error"
+    assert response.headers["request-id"] == response.json()["request_id"]
+
+
+def test_anthropic_stream_follows_the_event_sequence(client: httpx.Client) -> None:
+    whole = client.post("/v1/messages", json={"model": "sim-c", "max_tokens": 5, "messages": USER}).json()
+    events = anthropic_events(client, model="sim-c", max_tokens=5, messages=USER)
+    names = [name for name, _ in events]
+
+    assert names[:2] == ["message_start", "content_block_start"]
+    assert names[-3:] == ["content_block_stop", "message_delta", "message_stop"]
+    deltas = [payload["delta"] for name, payload in events if name == "content_block_delta"]
+    assert "".join(delta["text"] for delta in deltas) == whole["content"][0]["text"]
+    assert all(delta["type"] == "text_delta" for delta in deltas)
+    start = events[0][1]["message"]
+    assert start["usage"]["input_tokens"] == whole["usage"]["input_tokens"]
+    message_delta = events[-2][1]
+    assert message_delta["delta"]["stop_reason"] == "max_tokens" == whole["stop_reason"]
+    assert message_delta["usage"]["output_tokens"] == 5
+
+
+def test_anthropic_tool_use_whole_and_streamed(client: httpx.Client, simulator: Simulator) -> None:
+    simulator.configure(
+        "sim-c",
+        script=[{"content": "Checking.", "tool_calls": [{"name": "get_weather", "arguments": {"city": "Oslo"}}]}],
+    )
+
+    whole = client.post("/v1/messages", json={"model": "sim-c", "max_tokens": 100, "messages": USER}).json()
+    events = anthropic_events(client, model="sim-c", max_tokens=100, messages=USER)
+
+    assert whole["stop_reason"] == "tool_use"
+    text, tool = whole["content"]
+    assert text == {"type": "text", "text": "Checking."}
+    assert tool["type"] == "tool_use" and tool["id"].startswith("toolu_")
+    assert (tool["name"], tool["input"]) == ("get_weather", {"city": "Oslo"})
+    starts = [payload for name, payload in events if name == "content_block_start"]
+    assert starts[1]["index"] == 1
+    assert starts[1]["content_block"] == {"type": "tool_use", "id": tool["id"], "name": "get_weather", "input": {}}
+    partial = [
+        payload["delta"]["partial_json"]
+        for name, payload in events
+        if name == "content_block_delta" and payload["delta"]["type"] == "input_json_delta"
+    ]
+    assert json.loads("".join(partial)) == {"city": "Oslo"}
+    assert events[-2][1]["delta"]["stop_reason"] == "tool_use"
+    assert events[-2][1]["usage"]["output_tokens"] == whole["usage"]["output_tokens"]
+
+
+def test_anthropic_script_turn_follows_the_assistant_messages(client: httpx.Client, simulator: Simulator) -> None:
+    simulator.configure("sim-c", script=[{"tool_calls": [{"name": "search", "arguments": {}}]}, {"content": "Done."}])
+    history = [
+        *USER,
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "search", "input": {}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "found"}]},
+    ]
+
+    body = client.post("/v1/messages", json={"model": "sim-c", "max_tokens": 100, "messages": history}).json()
+
+    assert body["content"] == [{"type": "text", "text": "Done."}]
+    assert body["stop_reason"] == "end_turn"
+
+
+def test_anthropic_errors_have_anthropic_shapes(client: httpx.Client, simulator: Simulator) -> None:
+    request = {"model": "sim-c", "max_tokens": 10, "messages": USER}
+    simulator.configure("sim-c", error_status=529)
+    overloaded = client.post("/v1/messages", json=request)
+    simulator.configure("sim-c", error_status=401)
+    unauthorised = client.post("/v1/messages", json=request)
+    simulator.configure("sim-c", error_status=None, error_kind="context_window")
+    too_long = client.post("/v1/messages", json=request)
+
+    assert overloaded.status_code == 529
+    assert overloaded.json()["error"]["type"] == "overloaded_error"
+    assert unauthorised.status_code == 401
+    assert unauthorised.json()["error"]["type"] == "authentication_error"
+    assert too_long.status_code == 400
+    assert too_long.json()["error"]["message"].startswith("prompt is too long")
+
+
+def test_anthropic_stop_sequence_is_reported(client: httpx.Client, simulator: Simulator) -> None:
+    simulator.configure("sim-c", reply="First part. STOP second part.")
+
+    body = client.post(
+        "/v1/messages", json={"model": "sim-c", "max_tokens": 100, "messages": USER, "stop_sequences": ["STOP"]}
+    ).json()
+
+    assert body["content"][0]["text"] == "First part. "
+    assert (body["stop_reason"], body["stop_sequence"]) == ("stop_sequence", "STOP")
+
+
+# Gemini wire format -----------------------------------------------------------------------------
+
+GEMINI_CONTENTS = [{"role": "user", "parts": [{"text": "What is the capital of France?"}]}]
+
+
+def gemini_sse(client: httpx.Client, model: str, **body: Any) -> list[Any]:
+    url = f"/v1beta/models/{model}:streamGenerateContent"
+    with client.stream("POST", url, params={"alt": "sse"}, json={"contents": GEMINI_CONTENTS, **body}) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        return sse_payloads(response)
+
+
+def test_gemini_generate_content_has_candidates_and_usage_metadata(client: httpx.Client) -> None:
+    body = client.post(
+        "/v1beta/models/sim-g:generateContent",
+        headers={"x-goog-api-key": "any"},
+        json={"contents": GEMINI_CONTENTS, "generationConfig": {"maxOutputTokens": 7}},
+    ).json()
+
+    candidate = body["candidates"][0]
+    assert candidate["content"]["role"] == "model"
+    assert candidate["finishReason"] == "MAX_TOKENS"
+    assert len(candidate["content"]["parts"][0]["text"].split()) == 7
+    assert body["usageMetadata"] == {"promptTokenCount": 6, "candidatesTokenCount": 7, "totalTokenCount": 13}
+
+
+def test_gemini_sse_stream_matches_the_whole_reply(client: httpx.Client) -> None:
+    whole = client.post("/v1beta/models/sim-g:generateContent", json={"contents": GEMINI_CONTENTS}).json()
+    chunks = gemini_sse(client, "sim-g")
+
+    text = "".join(part.get("text", "") for chunk in chunks for part in chunk["candidates"][0]["content"]["parts"])
+    assert text == whole["candidates"][0]["content"]["parts"][0]["text"]
+    assert chunks[-1]["candidates"][0]["finishReason"] == "STOP"
+    assert chunks[-1]["usageMetadata"] == whole["usageMetadata"]
+
+
+def test_gemini_stream_without_alt_sse_is_a_json_array(client: httpx.Client) -> None:
+    response = client.post("/v1beta/models/sim-g:streamGenerateContent", json={"contents": GEMINI_CONTENTS})
+
+    chunks = response.json()
+    assert isinstance(chunks, list) and len(chunks) > 2
+    assert chunks[-1]["candidates"][0]["finishReason"] == "STOP"
+
+
+def test_gemini_function_call_parts_whole_and_streamed(client: httpx.Client, simulator: Simulator) -> None:
+    simulator.configure("sim-g", script=[{"tool_calls": [{"name": "get_weather", "arguments": {"city": "Rome"}}]}])
+
+    whole = client.post("/v1beta/models/sim-g:generateContent", json={"contents": GEMINI_CONTENTS}).json()
+    chunks = gemini_sse(client, "sim-g")
+
+    call = {"functionCall": {"name": "get_weather", "args": {"city": "Rome"}}}
+    assert whole["candidates"][0]["content"]["parts"] == [call]
+    assert whole["candidates"][0]["finishReason"] == "STOP"
+    assert call in [part for chunk in chunks for part in chunk["candidates"][0]["content"]["parts"]]
+
+
+def test_gemini_script_turn_counts_model_messages(client: httpx.Client, simulator: Simulator) -> None:
+    simulator.configure("sim-g", script=[{"tool_calls": [{"name": "f", "arguments": {}}]}, {"content": "Done."}])
+    history = [
+        *GEMINI_CONTENTS,
+        {"role": "model", "parts": [{"functionCall": {"name": "f", "args": {}}}]},
+        {"role": "user", "parts": [{"functionResponse": {"name": "f", "response": {"ok": True}}}]},
+    ]
+
+    body = client.post("/v1beta/models/sim-g:generateContent", json={"contents": history}).json()
+
+    assert body["candidates"][0]["content"]["parts"] == [{"text": "Done."}]
+
+
+def test_gemini_errors_have_google_shapes(client: httpx.Client, simulator: Simulator) -> None:
+    simulator.configure("sim-g", error_status=429, retry_after=3)
+    limited = client.post("/v1beta/models/sim-g:generateContent", json={"contents": GEMINI_CONTENTS})
+    simulator.configure("sim-g", error_status=None, error_kind="context_window")
+    too_long = client.post("/v1beta/models/sim-g:generateContent", json={"contents": GEMINI_CONTENTS})
+    invalid = client.post("/v1beta/models/sim-g:generateContent", json={"contents": []})
+
+    assert limited.status_code == 429
+    assert limited.headers["retry-after"] == "3"
+    assert limited.json()["error"]["status"] == "RESOURCE_EXHAUSTED"
+    assert limited.json()["error"]["details"][0]["retryDelay"] == "3s"
+    assert too_long.status_code == 400
+    assert too_long.json()["error"]["status"] == "INVALID_ARGUMENT"
+    assert "exceeds the maximum number of tokens" in too_long.json()["error"]["message"]
+    assert invalid.status_code == 400 and invalid.json()["error"]["code"] == 400
+
+
+def test_gemini_content_policy_blocks_the_prompt_in_a_200(client: httpx.Client, simulator: Simulator) -> None:
+    simulator.configure("sim-g", error_kind="content_policy")
+
+    whole = client.post("/v1beta/models/sim-g:generateContent", json={"contents": GEMINI_CONTENTS})
+    chunks = gemini_sse(client, "sim-g")
+
+    assert whole.status_code == 200
+    assert whole.json()["promptFeedback"]["blockReason"] == "SAFETY"
+    assert "candidates" not in whole.json()
+    assert chunks[0]["promptFeedback"]["blockReason"] == "SAFETY"
+
+
+def test_gemini_embeddings_single_and_batch_agree(client: httpx.Client) -> None:
+    content = {"parts": [{"text": "capital of France"}]}
+    single = client.post("/v1beta/models/sim-embed:embedContent", json={"content": content}).json()
+    batch = client.post(
+        "/v1beta/models/sim-embed:batchEmbedContents",
+        json={
+            "requests": [
+                {"model": "models/sim-embed", "content": content},
+                {"model": "models/sim-embed", "content": {"parts": [{"text": "capital of Spain"}]}},
+            ]
+        },
+    ).json()
+
+    assert single["embedding"]["values"] == batch["embeddings"][0]["values"]
+    assert len(batch["embeddings"]) == 2
+    similarity = sum(
+        a * b for a, b in zip(batch["embeddings"][0]["values"], batch["embeddings"][1]["values"], strict=True)
+    )
+    assert similarity < 0.9
+
+
 # Behaviour knobs --------------------------------------------------------------------------------
 
 
