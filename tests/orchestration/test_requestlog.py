@@ -1,0 +1,92 @@
+"""The request log: queued on the hot path, written in batches by a background thread."""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from orchestration.keys import api_key_create
+from orchestration.models import RequestLog
+from orchestration.requestlog import LogEntry, log_entry_from, requestlog_flush, requestlog_record, requestlog_write
+from orchestration.types import FallbackHop, Served, Usage
+
+
+def entry(request_id: str, **fields: Any) -> LogEntry:
+    return LogEntry(request_id=request_id, endpoint="completion", model_requested="m", **fields)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_flush_writes_every_queued_row_with_its_fields(alice: Any) -> None:
+    served = Served(
+        model="small",
+        provider="backup",
+        attempts=3,
+        fallbacks=[FallbackHop("server", "big", "small")],
+        cache="MISS",
+        cost_usd=Decimal("0.00012300"),
+        usage=Usage(input_tokens=12, output_tokens=30),
+        ttft_ms=42.0,
+    )
+    requestlog_record(
+        log_entry_from(
+            request_id="req-1",
+            endpoint="chat",
+            model_requested="big",
+            served=served,
+            api_key_id=None,
+            user_id=alice.pk,
+            status="ok",
+            error_kind="",
+            latency_ms=250.0,
+            prompt_template="support",
+            prompt_version=2,
+        )
+    )
+    assert requestlog_flush()
+    row = RequestLog.objects.get(request_id="req-1")
+    assert (row.endpoint, row.model_requested, row.model_served, row.provider_served) == (
+        "chat",
+        "big",
+        "small",
+        "backup",
+    )
+    assert (row.attempts, row.cache_status, row.input_tokens, row.output_tokens) == (3, "MISS", 12, 30)
+    assert row.fallbacks == [{"reason": "server", "from": "big", "to": "small"}]
+    assert (row.cost_usd, row.latency_ms, row.ttft_ms, row.status) == (Decimal("0.000123"), 250.0, 42.0, "ok")
+    assert (row.user_id, row.prompt_template, row.prompt_version) == (alice.pk, "support", 2)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_recording_costs_microseconds_and_never_waits_for_the_database() -> None:
+    started = time.perf_counter()
+    for number in range(2000):
+        requestlog_record(entry(f"fast-{number}"))
+    per_call = (time.perf_counter() - started) / 2000
+    assert per_call < 0.0005
+    assert requestlog_flush()
+    assert RequestLog.objects.filter(request_id__startswith="fast-").count() == 2000
+
+
+@pytest.mark.django_db
+def test_a_batch_is_one_insert() -> None:
+    # 20 rows: SQLite splits larger inserts by its bound-parameter limit.
+    with CaptureQueriesContext(connection) as queries:
+        requestlog_write([entry(f"batch-{number}") for number in range(20)])
+    inserts = [query for query in queries.captured_queries if query["sql"].startswith("INSERT")]
+    assert len(inserts) == 1
+    assert RequestLog.objects.filter(request_id__startswith="batch-").count() == 20
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_row_whose_key_was_deleted_meanwhile_is_kept_without_the_link(alice: Any) -> None:
+    key, _ = api_key_create(user=alice, name="kept")
+    key_id = key.pk + 1000  # a key deleted between the call and the write
+    requestlog_write([entry("orphan", api_key_id=key_id, user_id=alice.pk), entry("fine", user_id=alice.pk)])
+    assert RequestLog.objects.get(request_id="orphan").api_key_id is None
+    assert RequestLog.objects.get(request_id="orphan").user_id is None
+    assert RequestLog.objects.get(request_id="fine").user_id == alice.pk
