@@ -42,10 +42,13 @@ def _month_usage(keys: list[ApiKey]) -> dict[int, dict[str, object]]:
 @login_required
 def keys_page(request: HttpRequest) -> HttpResponse:
     form = KeyCreateForm(request.POST or None)
-    new_secret = None
     if request.method == "POST" and form.is_valid():
-        _key, new_secret = api_key_create(user=request.user, name=form.cleaned_data["name"])  # type: ignore[arg-type]
-        form = KeyCreateForm()
+        _key, secret = api_key_create(user=request.user, name=form.cleaned_data["name"])  # type: ignore[arg-type]
+        # Post/redirect/get, with the secret carried once in the session: a reload can
+        # neither create a second key nor show this one again.
+        request.session["new_api_key"] = secret
+        return redirect("keys")
+    new_secret = request.session.pop("new_api_key", None)
     keys = list(ApiKey.objects.filter(user=request.user, revoked_at__isnull=True))
     usage = _month_usage(keys)
     rows = [(key, usage.get(key.pk, {"requests": 0, "tokens": 0, "cost": Decimal("0")})) for key in keys]

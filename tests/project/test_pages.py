@@ -40,7 +40,7 @@ def test_login_page_has_labelled_fields(client):
 @pytest.mark.django_db
 def test_a_created_key_is_shown_once_and_only_its_hash_is_stored(client, alice):
     client.force_login(alice)
-    response = client.post("/keys/", {"name": "laptop"})
+    response = client.post("/keys/", {"name": "laptop"}, follow=True)
     secret = response.context["new_secret"]
     assert secret.startswith("sy-") and secret.encode() in response.content
     key = ApiKey.objects.get(user=alice)
