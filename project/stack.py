@@ -1,0 +1,158 @@
+"""What ``manage.py serve`` runs: the Switchyard stack as child processes, and its first-run admin.
+
+Start order (each tier waits for the one before to answer): the embedded Valkey, the provider
+simulator, the RQ workers, the ASGI server. Every child gets ``REDIS_URL`` and
+``SWITCHYARD_SIMULATOR_URL`` explicitly, so all of them talk to the same services.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import sys
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+import httpx
+from django.conf import settings
+from django.contrib.auth import get_user_model
+
+from project.supervisor import ChildSpec
+from project.valkey import valkey_answers, valkey_command
+
+ADMIN_USERNAME = "admin"
+WORKER_QUEUES = ("agents", "default")
+WEBSOCKET_PING_INTERVAL_S = 20
+WEBSOCKET_PING_TIMEOUT_S = 30
+
+
+@dataclass(frozen=True)
+class StackOptions:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 2
+    simulator: bool = True
+
+
+def simulator_address() -> tuple[str, int]:
+    """Host and port of ``SWITCHYARD_SIMULATOR_URL``: where serve starts the simulator."""
+    url = urlparse(settings.SWITCHYARD["SIMULATOR_URL"])
+    return url.hostname or "127.0.0.1", url.port or 80
+
+
+def local_host(host: str) -> str:
+    """The address to reach a server bound to ``host`` from this machine."""
+    return {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+
+
+def url_host(host: str) -> str:
+    host = local_host(host)
+    return f"[{host}]" if ":" in host else host
+
+
+def web_url(options: StackOptions) -> str:
+    return f"http://{url_host(options.host)}:{options.port}"
+
+
+def http_timeout_s() -> int:
+    """Daphne's limit on one HTTP response: longer than the longest deadline the app enforces."""
+    deadlines = settings.SWITCHYARD
+    longest = max(
+        deadlines["DEADLINE_COMPLETION_S"],
+        deadlines["DEADLINE_CHAT_S"] + deadlines["CHAT_GRACE_S"],
+        deadlines["DEADLINE_AGENT_S"],
+    )
+    return int(longest) + 60
+
+
+def port_in_use(host: str, port: int) -> bool:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        # As the servers themselves do, so that connections in TIME_WAIT do not count.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def http_answers(url: str, *, status: int = 200) -> bool:
+    try:
+        return httpx.get(url, timeout=1.0).status_code == status
+    except httpx.HTTPError:
+        return False
+
+
+def stack_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        REDIS_URL=settings.REDIS_URL,
+        SWITCHYARD_SIMULATOR_URL=settings.SWITCHYARD["SIMULATOR_URL"],
+        PYTHONUNBUFFERED="1",
+        DJANGO_SETTINGS_MODULE=os.environ.get("DJANGO_SETTINGS_MODULE", "project.settings"),
+    )
+    return env
+
+
+def stack_specs(options: StackOptions) -> list[ChildSpec]:
+    env, cwd = stack_env(), str(settings.BASE_DIR)
+    manage = (sys.executable, str(settings.BASE_DIR / "manage.py"))
+    specs: list[ChildSpec] = []
+    if settings.REDIS_EMBEDDED:
+        socket_path = settings.REDIS_SOCKET
+        command = valkey_command(socket_path=socket_path, data_dir=settings.VAR_DIR / "valkey")
+        specs.append(ChildSpec("valkey", command, env, cwd, ready=lambda: valkey_answers(socket_path), tier=0))
+    if options.simulator:
+        host, port = simulator_address()
+        health = f"http://{url_host(host)}:{port}/_sim/health"
+        specs.append(
+            ChildSpec(
+                "simulator",
+                (*manage, "simulator", "--port", str(port)),
+                env,
+                cwd,
+                ready=lambda: http_answers(health),
+                stop_timeout_s=5,
+                tier=1,
+            )
+        )
+    for number in range(1, options.workers + 1):
+        specs.append(ChildSpec(f"worker-{number}", (*manage, "rqworker", *WORKER_QUEUES), env, cwd, tier=2))
+    specs.append(_web_spec(options, env, cwd))
+    return specs
+
+
+def _web_spec(options: StackOptions, env: dict[str, str], cwd: str) -> ChildSpec:
+    command = (
+        sys.executable,
+        "-m",
+        "daphne",
+        "-b",
+        options.host,
+        "-p",
+        str(options.port),
+        "--ping-interval",
+        str(WEBSOCKET_PING_INTERVAL_S),
+        "--ping-timeout",
+        str(WEBSOCKET_PING_TIMEOUT_S),
+        "--http-timeout",
+        str(http_timeout_s()),
+        "project.asgi:application",
+    )
+    readyz = f"{web_url(options)}/readyz"
+    return ChildSpec("web", command, env, cwd, ready=lambda: http_answers(readyz), tier=3)
+
+
+def admin_user_ensure() -> str | None:
+    """Create the local admin on first run; return its password then, and None ever after.
+
+    Only the password's hash is stored, so this is the one moment it can be shown.
+    """
+    users = get_user_model()
+    if users.objects.filter(is_superuser=True).exists() or users.objects.filter(username=ADMIN_USERNAME).exists():
+        return None
+    password = secrets.token_urlsafe(12)
+    users.objects.create_superuser(username=ADMIN_USERNAME, email="", password=password)
+    return password

@@ -1,0 +1,177 @@
+"""``manage.py serve`` as a real process: every child starts, a crashed one comes back, SIGTERM
+leaves nothing behind. It runs on its own SQLite database, var directory and embedded Valkey."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from tests.support import ROOT, child_env, free_port, log_path
+
+pytestmark = pytest.mark.live
+
+
+@dataclass
+class Stack:
+    process: subprocess.Popen[bytes]
+    url: str
+    var_dir: Path
+    log: Path
+    seen: list[psutil.Process] = field(default_factory=list)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def children(self) -> list[psutil.Process]:
+        found = psutil.Process(self.process.pid).children(recursive=True)
+        self.seen += found
+        return found
+
+    def named(self, fragment: str) -> list[psutil.Process]:
+        return [child for child in self.children() if fragment in " ".join(_cmdline(child))]
+
+
+def _cmdline(process: psutil.Process) -> list[str]:
+    try:
+        return process.cmdline()
+    except psutil.Error:
+        return []
+
+
+def _env(var_dir: Path) -> dict[str, str]:
+    env = child_env(
+        DATABASE_URL=f"sqlite:///{var_dir / 'serve.sqlite3'}",
+        SWITCHYARD_VAR_DIR=str(var_dir),
+        SWITCHYARD_SIMULATOR_URL=f"http://127.0.0.1:{free_port()}",
+    )
+    # The embedded Valkey must start, and the test run's own metrics directory stays untouched.
+    for name in ("REDIS_URL", "PROMETHEUS_MULTIPROC_DIR", "SWITCHYARD_CONFIG"):
+        env.pop(name, None)
+    return env
+
+
+def _wait_until(condition, *, timeout: float, what: str, stack: Stack) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if stack.process.poll() is not None:
+            raise AssertionError(f"serve exited with {stack.process.returncode}:\n{stack.output()[-3000:]}")
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{what} within {timeout}s:\n{stack.output()[-3000:]}")
+
+
+def _ready(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/readyz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Stack]:
+    # Short, so the unix socket path stays far below its length limit.
+    var_dir = Path(tempfile.mkdtemp(prefix="sy-serve-"))
+    env = _env(var_dir)
+    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
+    port = free_port()
+    log = log_path("serve")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", "serve", "--port", str(port), "--workers", "2"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    running = Stack(process, f"http://127.0.0.1:{port}", var_dir, log)
+    try:
+        _wait_until(lambda: "Press Ctrl-C to stop." in running.output(), timeout=90, what="no banner", stack=running)
+        yield running
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+        for leftover in running.seen:
+            try:
+                leftover.kill()
+            except psutil.Error:
+                pass
+        shutil.rmtree(var_dir, ignore_errors=True)
+
+
+def test_serve_runs_valkey_simulator_workers_and_web_and_is_ready(stack):
+    assert _ready(stack.url)
+    assert len(stack.named("valkey-server")) == 1
+    assert len(stack.named("simulator")) == 1
+    assert len(stack.named("rqworker")) == 2
+    daphne = stack.named("daphne")
+    assert len(daphne) == 1
+    command = _cmdline(daphne[0])
+    assert command[command.index("--ping-interval") + 1] == "20"
+    assert command[command.index("--ping-timeout") + 1] == "30"
+    assert int(command[command.index("--http-timeout") + 1]) > 300
+    assert (stack.var_dir / "valkey.sock").exists()
+
+
+def test_the_banner_names_the_urls_and_the_first_admin_password_is_stored_hashed(stack):
+    output = stack.output()
+    for path in ("/admin/", "/api/docs/", "/metrics"):
+        assert f"{stack.url}{path}" in output
+    password = output.split("Password    ", 1)[1].split()[0]
+    with sqlite3.connect(stack.var_dir / "serve.sqlite3") as db:
+        (stored,) = db.execute("SELECT password FROM auth_user WHERE username = 'admin' AND is_superuser").fetchone()
+    assert password not in stored
+    assert stored.startswith("pbkdf2_") or stored.startswith("argon2")
+    response = httpx.get(f"{stack.url}/admin/login/", timeout=5)
+    assert response.status_code == 200
+    assert "Switchyard" in response.text
+
+
+def test_a_worker_that_dies_is_restarted(stack):
+    before = {worker.pid for worker in stack.named("rqworker")}
+    victim = psutil.Process(min(before))
+    victim.kill()
+
+    def replaced() -> bool:
+        now = {worker.pid for worker in stack.named("rqworker")}
+        return len(now) == 2 and victim.pid not in now
+
+    _wait_until(replaced, timeout=30, what="the killed worker was not restarted", stack=stack)
+    assert "restarting in" in stack.output()
+    assert _ready(stack.url)
+
+
+def test_sigterm_stops_serve_and_every_process_it_started(stack):
+    children = stack.children()
+    groups = {os.getpgid(child.pid) for child in children}
+    assert len(children) >= 5
+
+    stack.process.send_signal(signal.SIGTERM)
+    code = stack.process.wait(timeout=60)
+
+    assert code == 0, stack.output()[-3000:]
+    survivors = [child for child in stack.seen if child.is_running() and child.status() != psutil.STATUS_ZOMBIE]
+    assert survivors == []
+    for group in groups:
+        with pytest.raises(ProcessLookupError):
+            os.killpg(group, 0)
+    assert not (stack.var_dir / "valkey.sock").exists()
