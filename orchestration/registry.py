@@ -100,6 +100,11 @@ def _provider_settings(provider: Provider) -> ProviderSettings:
     )
 
 
+def provider_config(provider: Provider) -> ProviderConfig:
+    """How to reach ``provider`` now, enabled or not (the admin's connection test uses it)."""
+    return _provider_settings(provider).config
+
+
 def _route(model: LanguageModel, fallbacks: tuple[str, ...]) -> ModelRoute:
     return ModelRoute(
         name=model.name,

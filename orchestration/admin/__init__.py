@@ -1,0 +1,11 @@
+"""The Django admin of the orchestration app, one module per area (explicit imports register them)."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+
+from orchestration.admin import registry  # noqa: F401
+
+admin.site.site_header = "Switchyard administration"
+admin.site.site_title = "Switchyard admin"
+admin.site.index_title = "Registry, traffic and operations"

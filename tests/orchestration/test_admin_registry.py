@@ -1,0 +1,148 @@
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from orchestration.models import Fallback, LanguageModel, Provider
+from orchestration.secrets import secret_decrypt, secret_encrypt
+
+pytestmark = pytest.mark.django_db
+
+SECRET = "sk-test-never-shown-0123456789"
+
+
+@pytest.fixture
+def provider() -> Provider:
+    return Provider.objects.create(name="primary", kind="openai", base_url="https://api.example.com/v1")
+
+
+@pytest.fixture
+def models(provider: Provider) -> tuple[LanguageModel, LanguageModel]:
+    big = LanguageModel.objects.create(name="big", provider=provider, upstream="big-1", capabilities=["chat"])
+    small = LanguageModel.objects.create(name="small", provider=provider, upstream="small-1", capabilities=["chat"])
+    Fallback.objects.create(model=big, target=small, position=0)
+    return big, small
+
+
+def provider_form(provider: Provider, **changes: object) -> dict[str, object]:
+    data: dict[str, object] = {
+        "name": provider.name,
+        "kind": provider.kind,
+        "base_url": provider.base_url,
+        "enabled": "on",
+        "api_key_env": provider.api_key_env,
+        "api_key": "",
+        "timeout_s": provider.timeout_s,
+        "max_retries": provider.max_retries,
+        "retry_base_s": provider.retry_base_s,
+        "breaker_failure_rate": provider.breaker_failure_rate,
+        "breaker_window": provider.breaker_window,
+        "breaker_open_s": provider.breaker_open_s,
+    }
+    data.update(changes)
+    return data
+
+
+@pytest.mark.parametrize("page", ["changelist", "add"])
+def test_registry_list_and_add_pages_load_for_a_superuser(admin_client, models, page):
+    for model in ("provider", "languagemodel"):
+        response = admin_client.get(reverse(f"admin:orchestration_{model}_{page}"))
+        assert response.status_code == 200
+
+
+def test_the_admin_says_switchyard(admin_client):
+    response = admin_client.get(reverse("admin:index"))
+
+    assert "Switchyard administration" in response.content.decode()
+
+
+def test_a_model_page_shows_its_fallbacks_in_order(admin_client, models):
+    big, _small = models
+    third = LanguageModel.objects.create(name="third", provider=big.provider, upstream="t")
+    Fallback.objects.create(model=big, target=third, position=1)
+
+    listing = admin_client.get(reverse("admin:orchestration_languagemodel_changelist")).content.decode()
+    page = admin_client.get(reverse("admin:orchestration_languagemodel_change", args=[big.pk]))
+
+    assert page.status_code == 200
+    assert "small → third" in listing
+
+
+def test_a_secret_entered_in_the_form_is_stored_encrypted_and_never_shown(admin_client, provider):
+    url = reverse("admin:orchestration_provider_change", args=[provider.pk])
+
+    response = admin_client.post(url, provider_form(provider, api_key=SECRET))
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    provider.refresh_from_db()
+    assert secret_decrypt(provider.api_key_encrypted) == SECRET
+    for page in (url, reverse("admin:orchestration_provider_changelist")):
+        html = admin_client.get(page).content.decode()
+        assert SECRET not in html
+        assert provider.api_key_encrypted not in html
+        assert "stored encrypted" in html
+
+
+def test_saving_without_a_new_secret_keeps_the_stored_one(admin_client, provider):
+    provider.api_key_encrypted = secret_encrypt(SECRET)
+    provider.save()
+
+    admin_client.post(
+        reverse("admin:orchestration_provider_change", args=[provider.pk]), provider_form(provider, timeout_s=12)
+    )
+
+    provider.refresh_from_db()
+    assert provider.timeout_s == 12
+    assert secret_decrypt(provider.api_key_encrypted) == SECRET
+
+
+def test_the_stored_secret_can_be_removed(admin_client, provider):
+    provider.api_key_encrypted = secret_encrypt(SECRET)
+    provider.save()
+
+    admin_client.post(
+        reverse("admin:orchestration_provider_change", args=[provider.pk]), provider_form(provider, clear_api_key="on")
+    )
+
+    provider.refresh_from_db()
+    assert provider.api_key_encrypted == ""
+
+
+def test_a_secret_from_the_environment_shows_only_the_variable_and_whether_it_is_set(admin_client, monkeypatch):
+    monkeypatch.setenv("SWITCHYARD_TEST_PROVIDER_KEY", SECRET)
+    provider = Provider.objects.create(name="envkey", kind="openai", api_key_env="SWITCHYARD_TEST_PROVIDER_KEY")
+
+    html = admin_client.get(reverse("admin:orchestration_provider_change", args=[provider.pk])).content.decode()
+
+    assert "$SWITCHYARD_TEST_PROVIDER_KEY (set)" in html
+    assert SECRET not in html
+
+
+def test_a_fallback_to_the_model_itself_is_refused_with_a_message(admin_client, models):
+    big, small = models
+    url = reverse("admin:orchestration_languagemodel_change", args=[big.pk])
+    page = admin_client.get(url)
+    data = {
+        key: value
+        for key, value in page.context["adminform"].form.initial.items()
+        if key not in {"created_at", "updated_at"}
+    }
+    data.update(
+        provider=big.provider.pk,
+        capabilities='["chat"]',
+        **{
+            "fallbacks-TOTAL_FORMS": "1",
+            "fallbacks-INITIAL_FORMS": "1",
+            "fallbacks-0-id": str(big.fallbacks.get().pk),
+            "fallbacks-0-model": str(big.pk),
+            "fallbacks-0-position": "0",
+            "fallbacks-0-target": str(big.pk),
+        },
+    )
+    data = {key: value for key, value in data.items() if value is not None and key != "content_policy_fallback"}
+
+    response = admin_client.post(url, data)
+
+    assert response.status_code == 200
+    assert "cannot fall back to itself" in response.content.decode()
+    assert big.fallbacks.get().target == small
