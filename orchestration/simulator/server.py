@@ -392,6 +392,15 @@ async def gemini_models(request: web.Request) -> web.StreamResponse:
     return json_response({"models": models})
 
 
+async def unknown_route(request: web.Request) -> web.StreamResponse:
+    """Unknown URLs get the error shape of the API they look like, as the real services answer."""
+    message = f"Invalid URL ({request.method} {request.path})"
+    if request.path.startswith("/v1beta/"):
+        return json_response({"error": {"code": 404, "message": message, "status": "NOT_FOUND"}}, 404)
+    error = {"message": message, "type": "invalid_request_error", "param": None, "code": None}
+    return json_response({"error": error}, 404)
+
+
 def build_app() -> web.Application:
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app[STATE] = SimulatorState()
@@ -412,12 +421,13 @@ def build_app() -> web.Application:
     for version in ("v1beta", "v1"):
         app.router.add_post(f"/{version}/models/{{target}}", gemini_model_call)
     app.router.add_get("/v1beta/models", gemini_models)
+    app.router.add_route("*", "/{path:.*}", unknown_route)
     return app
 
 
 async def serve(host: str, port: int, on_ready: Callable[[str], None]) -> None:
-    """Serve until SIGTERM or SIGINT, then close every connection within a second."""
-    runner = web.AppRunner(build_app(), handler_cancellation=True, access_log=None, shutdown_timeout=1.0)
+    """Serve until SIGTERM or SIGINT, then close every connection within half a second."""
+    runner = web.AppRunner(build_app(), handler_cancellation=True, access_log=None, shutdown_timeout=0.5)
     await runner.setup()
     site = web.TCPSite(runner, host, port, backlog=1024)
     await site.start()

@@ -111,7 +111,7 @@ def messages_body(prompt: Prompt, reply: Reply) -> dict[str, Any]:
 
 def messages_stream(prompt: Prompt, reply: Reply) -> StreamPlan:
     plan = StreamPlan()
-    message = {
+    message: dict[str, Any] = {
         "id": _message_id(),
         "type": "message",
         "role": "assistant",

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from tests.conftest import Simulator
+from tests.support import start_simulator
 
 USER = [{"role": "user", "content": "What is the capital of France?"}]
 
@@ -654,4 +655,81 @@ def wait_for_stats(simulator: Simulator, upstream: str, **expected: int) -> dict
             return stats
         if time.monotonic() > deadline:
             return stats
+        time.sleep(0.02)
+
+
+def test_faults_apply_to_every_wire_format(client: httpx.Client, simulator: Simulator) -> None:
+    simulator.configure("sim-c", drop_after_tokens=2)
+    simulator.configure("sim-g", malformed_after_tokens=1)
+
+    with pytest.raises(httpx.RemoteProtocolError):
+        anthropic_events(client, model="sim-c", max_tokens=50, messages=USER)
+    url = "/v1beta/models/sim-g:streamGenerateContent"
+    with client.stream("POST", url, params={"alt": "sse"}, json={"contents": GEMINI_CONTENTS}) as response:
+        frames = [line for line in response.iter_lines() if line.startswith("data: ")]
+
+    assert len(frames) == 2
+    json.loads(frames[0][6:])
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(frames[1][6:])
+
+
+def test_token_counting_endpoints_agree_with_usage(client: httpx.Client) -> None:
+    anthropic = client.post("/v1/messages/count_tokens", json={"model": "sim-c", "messages": USER}).json()
+    gemini = client.post("/v1beta/models/sim-g:countTokens", json={"contents": GEMINI_CONTENTS}).json()
+
+    assert anthropic == {"input_tokens": 6}
+    assert gemini == {"totalTokens": 6}
+
+
+def test_unknown_urls_get_a_json_404(client: httpx.Client) -> None:
+    openai = client.post("/v1/nothing-here", json={})
+    gemini = client.post("/v1beta/models/sim-g:unknownMethod", json={})
+
+    assert openai.status_code == 404 and openai.json()["error"]["type"] == "invalid_request_error"
+    assert gemini.status_code == 404 and gemini.json()["error"]["status"] == "NOT_FOUND"
+
+
+def test_json_mode_replies_with_json(client: httpx.Client) -> None:
+    body = client.post(
+        "/v1/chat/completions",
+        json={"model": "sim-a", "messages": USER, "response_format": {"type": "json_object"}},
+    ).json()
+
+    assert set(json.loads(body["choices"][0]["message"]["content"])) == {"answer"}
+
+
+@pytest.mark.live
+def test_sigterm_stops_the_simulator_even_with_a_call_hanging() -> None:
+    process = start_simulator()
+    outcome: list[BaseException] = []
+
+    def hanging_call() -> None:
+        try:
+            httpx.post(f"{process.url}/v1/chat/completions", json={"model": "sim-a", "messages": USER}, timeout=10)
+        except httpx.HTTPError as error:
+            outcome.append(error)
+
+    try:
+        httpx.put(f"{process.url}/_sim/models/sim-a", json={"hang": True}).raise_for_status()
+        caller = threading.Thread(target=hanging_call)
+        caller.start()
+        wait_http_stats_in_flight(process.url)
+        started = time.monotonic()
+        process.stop()
+        caller.join(timeout=5)
+        stopped_in = time.monotonic() - started
+    finally:
+        process.kill()
+
+    assert process.process is not None and process.process.returncode == 0
+    assert stopped_in < 5
+    assert len(outcome) == 1
+
+
+def wait_http_stats_in_flight(url: str) -> None:
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:
+        if httpx.get(f"{url}/_sim/stats").json()["models"].get("sim-a", {}).get("in_flight"):
+            return
         time.sleep(0.02)
