@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-DEMO_CONFIG := orchestration/config/demo.toml
+SERVE_ARGS ?=
 
 .PHONY: install run test lint bench scale-test clean
 
@@ -16,10 +16,12 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
+# The demo registry: simulator models, plus OpenAI/Anthropic/Gemini when their API key variable
+# is set and a local Ollama when one answers. `make run SERVE_ARGS="--port 8001 --workers 4"`.
 run: install
 	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py migrate --noinput
-	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py llmconfig load $(DEMO_CONFIG)
-	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py serve
+	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py llmconfig demo
+	DEBUG=$${DEBUG:-1} exec $(BIN)/python manage.py serve $(SERVE_ARGS)
 
 test: install
 	$(BIN)/python -m pytest
