@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import struct
 import threading
 import time
 from collections.abc import Iterator
@@ -165,6 +167,24 @@ def test_openai_embeddings_honour_dimensions(client: httpx.Client) -> None:
     body = client.post("/v1/embeddings", json={"model": "sim-embed", "input": "hello", "dimensions": 64}).json()
 
     assert len(body["data"][0]["embedding"]) == 64
+
+
+def test_openai_base64_embeddings_decode_to_the_float_vector(client: httpx.Client) -> None:
+    request = {"model": "sim-embed", "input": "hello world", "dimensions": 8}
+    floats = client.post("/v1/embeddings", json=request).json()["data"][0]["embedding"]
+    encoded = client.post("/v1/embeddings", json={**request, "encoding_format": "base64"}).json()["data"][0]
+
+    decoded = struct.unpack("<8f", base64.b64decode(encoded["embedding"]))
+    assert decoded == pytest.approx(floats, abs=1e-6)
+
+
+def test_openai_stop_sequence_cuts_the_reply(client: httpx.Client, simulator: Simulator) -> None:
+    simulator.configure("sim-a", reply="One two. Three four.")
+
+    body = client.post("/v1/chat/completions", json={"model": "sim-a", "messages": USER, "stop": ["Three"]}).json()
+
+    assert body["choices"][0]["message"]["content"] == "One two. "
+    assert body["choices"][0]["finish_reason"] == "stop"
 
 
 def test_openai_models_lists_configured_models(client: httpx.Client, simulator: Simulator) -> None:
@@ -531,7 +551,7 @@ def test_hang_never_answers_and_counts_a_disconnect(client: httpx.Client, simula
 
 
 def test_in_flight_counts_calls_being_answered(client: httpx.Client, simulator: Simulator) -> None:
-    simulator.configure("sim-a", latency_ms=300)
+    simulator.configure("sim-a", latency_ms=800)
     worker = threading.Thread(
         target=lambda: client.post("/v1/chat/completions", json={"model": "sim-a", "messages": USER})
     )
