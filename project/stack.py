@@ -78,11 +78,25 @@ def port_in_use(host: str, port: int) -> bool:
     return False
 
 
-def http_answers(url: str, *, status: int = 200) -> bool:
+def http_answers(url: str, *, status: int = 200, headers: dict[str, str] | None = None) -> bool:
     try:
-        return httpx.get(url, timeout=1.0).status_code == status
+        return httpx.get(url, timeout=1.0, headers=headers).status_code == status
     except httpx.HTTPError:
         return False
+
+
+def probe_headers() -> dict[str, str]:
+    """Headers that let the readiness probe through Django's host and HTTPS checks.
+
+    The probe reaches daphne on a local address, which production's ALLOWED_HOSTS may not list,
+    and over plain HTTP, which SECURE_SSL_REDIRECT would answer with a redirect behind a proxy.
+    """
+    headers = {"X-Forwarded-Proto": "https"}
+    hosts = [host for host in settings.ALLOWED_HOSTS if host != "*"]
+    local = {"127.0.0.1", "localhost", "[::1]"}
+    if hosts and len(hosts) == len(settings.ALLOWED_HOSTS) and not local & set(hosts):
+        headers["Host"] = hosts[0].lstrip(".")
+    return headers
 
 
 def stack_env() -> dict[str, str]:
@@ -141,8 +155,8 @@ def _web_spec(options: StackOptions, env: dict[str, str], cwd: str) -> ChildSpec
         str(http_timeout_s()),
         "project.asgi:application",
     )
-    readyz = f"{web_url(options)}/readyz"
-    return ChildSpec("web", command, env, cwd, ready=lambda: http_answers(readyz), tier=3)
+    readyz, headers = f"{web_url(options)}/readyz", probe_headers()
+    return ChildSpec("web", command, env, cwd, ready=lambda: http_answers(readyz, headers=headers), tier=3)
 
 
 def admin_user_ensure() -> str | None:
