@@ -9,6 +9,8 @@ one set of metrics, whatever its outcome.
 from __future__ import annotations
 
 import asyncio
+import functools
+import importlib
 import logging
 import math
 import random
@@ -154,15 +156,15 @@ def _breaker_transitioned(key: str, provider: str, view: BreakerView) -> None:
     breaker_state_mirror(key, provider, view)
 
 
+@functools.cache
 def _cache_api() -> Any:
     """``orchestration.cache`` when it is installed, else None (the Orchestrator runs without one)."""
     try:
-        from orchestration import cache
+        return importlib.import_module("orchestration.cache")
     except ModuleNotFoundError as error:
         if error.name != "orchestration.cache":
             raise
         return None
-    return cache
 
 
 class Orchestrator:
@@ -184,7 +186,6 @@ class Orchestrator:
         self.clock = clock
         self.sleep = sleep
         self.rng = rng
-        self._adapters: dict[str, Provider] = {}
 
     # --- public API ----------------------------------------------------------------------
 
@@ -212,20 +213,14 @@ class Orchestrator:
         return response, call.served
 
     async def aclose(self) -> None:
-        """Close the adapters' connections and this loop's Redis client."""
-        for adapter in self._adapters.values():
-            await adapter.aclose()
+        """Close this loop's Redis client of the breakers (adapters are closed by ``adapters_aclose``)."""
         await self.breakers.aclose()
 
     def adapter(self, config: ProviderConfig) -> Provider:
-        """The pooled adapter of a provider, rebuilt when its configuration changed."""
-        current = self._adapters.get(config.name)
-        if current is None or current.config != config:
-            from orchestration.providers import provider_for
+        """The process's pooled adapter of a provider."""
+        from orchestration.providers import provider_for
 
-            current = provider_for(config)
-            self._adapters[config.name] = current
-        return current
+        return provider_for(config)
 
     # --- one call --------------------------------------------------------------------------
 
