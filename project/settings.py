@@ -189,6 +189,10 @@ SWITCHYARD = {
     "CONFIG_FILE": env_str("SWITCHYARD_CONFIG"),
     "SIMULATOR_URL": env_str("SWITCHYARD_SIMULATOR_URL", "http://127.0.0.1:9100"),
     "CHAT_GRACE_S": env_float("SWITCHYARD_CHAT_GRACE_S", 30.0, minimum=0.0),
+    # How long a finished reply's events stay in Redis (the saved message replays after that),
+    # and how long a reply's producer may stay silent before relays declare it lost.
+    "CHAT_STREAM_TTL_S": env_float("SWITCHYARD_CHAT_STREAM_TTL_S", 600.0, minimum=1.0),
+    "CHAT_PRODUCER_LOST_S": env_float("SWITCHYARD_CHAT_PRODUCER_LOST_S", 10.0, minimum=2.0),
     # Streams: the longest wait for the first chunk, and between two chunks (orchestration/deadlines.py).
     "STREAM_FIRST_TOKEN_S": env_float("SWITCHYARD_STREAM_FIRST_TOKEN_S", 30.0, minimum=0.1),
     "STREAM_IDLE_S": env_float("SWITCHYARD_STREAM_IDLE_S", 30.0, minimum=0.1),

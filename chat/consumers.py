@@ -1,0 +1,226 @@
+"""``GET /api/v1/messages/{id}/stream``: a reply as Server-Sent Events, relayed from its Redis Stream.
+
+The consumer only relays; the reply is generated elsewhere (``chat.replies``), maybe in another
+process. Its relay loop runs as a task of its own, so the consumer keeps receiving
+``http.disconnect`` while it streams and stops the relay the moment the client goes (the looping
+``handle()`` of Channels' example would only notice when its loop ends).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from types import SimpleNamespace
+from typing import Any
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
+from channels.generic.http import AsyncHttpConsumer
+from django.contrib.auth.models import AbstractBaseUser
+from django.utils.datastructures import CaseInsensitiveMapping
+from redis.exceptions import RedisError
+
+from chat import streams
+from chat.models import Message
+from chat.services import reply_finish_orphan, terminal_event
+from chat.streams import ReplyEvent
+from orchestration.keys import api_key_find
+from project.auth import api_key_secret_from
+from project.errors import error_body
+from project.middleware import request_id_for
+
+logger = logging.getLogger(__name__)
+
+# The browser waits this long before reconnecting a dropped stream.
+RETRY_MS = 2000
+# Well under the 60 s idle timeout of common proxies and load balancers (DESIGN decision 4).
+PING_S = 15.0
+# How long one read waits for events; between reads the relay renews its attachment.
+READ_BLOCK_S = 5.0
+
+
+class StreamRefused(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+class MessageStreamConsumer(AsyncHttpConsumer):
+    # Events come from the Redis Stream; the channel layer would only cost a channel per client.
+    channel_layer_alias = None  # type: ignore[assignment]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.relay: asyncio.Task[None] | None = None
+        self.request_id = ""
+
+    async def http_request(self, message: dict[str, Any]) -> None:
+        if message.get("more_body"):
+            return
+        self.request_id = request_id_for(SimpleNamespace(headers=self._headers()))  # type: ignore[arg-type]
+        self.relay = asyncio.create_task(self.relay_run())
+
+    async def http_disconnect(self, message: dict[str, Any]) -> None:
+        if self.relay is not None and not self.relay.done():
+            self.relay.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.relay
+        raise StopConsumer
+
+    # --- the relay ------------------------------------------------------------------------
+
+    async def relay_run(self) -> None:
+        try:
+            await self._relay_run()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # Never leave a client hanging on a response that will not go on.
+            logger.exception("stream of %s failed", self.scope.get("path"))
+            with contextlib.suppress(Exception):
+                await self.send_body(b"", more_body=False)
+
+    async def _relay_run(self) -> None:
+        try:
+            message, after = await self._admit()
+        except StreamRefused as refused:
+            await self._refuse(refused)
+            return
+        if message.is_final and after >= len(message.content) + 1:
+            await self.send_response(204, b"", headers=self._base_headers())  # EventSource stops here
+            return
+        await self.send_headers(status=200, headers=self._stream_headers())
+        await self.send_body(f"retry: {RETRY_MS}\n\n".encode(), more_body=True)
+        try:
+            await self._relay(message, after)
+        except RedisError as error:
+            logger.warning("stream of message %s: Redis failed: %s", message.pk, error)
+            failed = ReplyEvent(after + 1, streams.ERROR, {"code": "stream_unavailable", "message": str(error)})
+            await self.send_body(failed.sse())
+
+    async def _relay(self, message: Message, after: int) -> None:
+        if message.is_final and not await streams.stream_exists(message.pk):
+            await self._replay_saved(message, after)
+            return
+        relay_id = uuid.uuid4().hex
+        await streams.relay_attach(message.pk, relay_id)
+        try:
+            await self._follow(message, after, relay_id)
+        finally:
+            with contextlib.suppress(RedisError, asyncio.CancelledError):
+                await asyncio.shield(streams.relay_detach(message.pk, relay_id))
+
+    async def _follow(self, message: Message, after: int, relay_id: str) -> None:
+        last_write = last_attach = time.monotonic()
+        while True:
+            events = await streams.events_read(message.pk, after, block_ms=int(READ_BLOCK_S * 1000))
+            now = time.monotonic()
+            if now - last_attach >= READ_BLOCK_S:
+                await streams.relay_attach(message.pk, relay_id)
+                last_attach = now
+            if events:
+                after = events[-1].id
+                ended = events[-1].is_terminal
+                await self.send_body(b"".join(event.sse() for event in events), more_body=not ended)
+                last_write = now
+                if ended:
+                    return
+                continue
+            if not await streams.producer_alive(message.pk) and await self._settle_lost(message.pk, after):
+                return
+            if now - last_write >= PING_S:
+                await self.send_body(b": ping\n\n", more_body=True)
+                last_write = now
+
+    async def _settle_lost(self, message_id: int, after: int) -> bool:
+        """The producer is gone: end the reply as failed. True when the response was ended here."""
+        await reply_finish_orphan(message_id, status=Message.Status.FAILED, code="producer_lost")
+        if await streams.stream_exists(message_id):
+            return False  # the terminal event is in the stream: the next read relays it
+        message = await database_sync_to_async(Message.objects.filter(pk=message_id).first)()
+        if message is None:
+            gone = ReplyEvent(after + 1, streams.ERROR, {"code": "message_deleted", "message": "It was deleted."})
+            await self.send_body(gone.sse())
+        else:
+            await self._replay_saved(message, after)
+        return True
+
+    async def _replay_saved(self, message: Message, after: int) -> None:
+        """The stream expired: the saved message answers, as one token event and its end."""
+        rest = message.content[after:]
+        body = b""
+        if rest:
+            body += ReplyEvent(len(message.content), streams.TOKEN, {"delta": rest}).sse()
+        body += terminal_event(message).sse()
+        await self.send_body(body)
+
+    # --- admission ------------------------------------------------------------------------
+
+    async def _admit(self) -> tuple[Message, int]:
+        if self.scope["method"] != "GET":
+            raise StreamRefused(405, "method_not_allowed", "Use GET for a stream.")
+        after = self._last_event_id()
+        user_id = await self._user_id()
+        message_id = int(self.scope["url_route"]["kwargs"]["message_id"])
+        message = await database_sync_to_async(_message_of)(user_id, message_id)
+        if message is None:
+            raise StreamRefused(404, "message_not_found", f"No message {message_id}.")
+        return message, after
+
+    async def _user_id(self) -> int:
+        secret = api_key_secret_from(self._headers())
+        if secret is not None:
+            key = await database_sync_to_async(api_key_find)(secret)
+            if key is None:
+                raise StreamRefused(401, "invalid_api_key", "Incorrect API key provided.")
+            return int(key.user_id)
+        user: AbstractBaseUser | None = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            raise StreamRefused(401, "not_authenticated", "Authentication credentials were not provided.")
+        return int(user.pk)
+
+    def _last_event_id(self) -> int:
+        raw = self._headers().get("Last-Event-ID", "")
+        if not raw:
+            query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+            raw = (query.get("last_event_id") or [""])[0]
+        if not raw:
+            return 0
+        if not raw.strip().isdigit():
+            raise StreamRefused(400, "invalid_last_event_id", "Last-Event-ID must be an event id from this stream.")
+        return int(raw.strip())
+
+    # --- HTTP plumbing --------------------------------------------------------------------
+
+    def _headers(self) -> CaseInsensitiveMapping:
+        return CaseInsensitiveMapping(
+            {name.decode("latin-1"): value.decode("latin-1") for name, value in self.scope.get("headers", [])}
+        )
+
+    def _base_headers(self) -> list[tuple[bytes, bytes]]:
+        return [(b"X-Request-ID", self.request_id.encode()), (b"Cache-Control", b"no-cache")]
+
+    def _stream_headers(self) -> list[tuple[bytes, bytes]]:
+        return [
+            *self._base_headers(),
+            (b"Content-Type", b"text/event-stream; charset=utf-8"),
+            (b"X-Accel-Buffering", b"no"),
+        ]
+
+    async def _refuse(self, refused: StreamRefused) -> None:
+        body = json.dumps(error_body(refused.status, refused.code, refused.message, self.request_id)).encode()
+        headers = [*self._base_headers(), (b"Content-Type", b"application/json")]
+        if refused.status == 401:
+            headers.append((b"WWW-Authenticate", b'Bearer realm="switchyard"'))
+        await self.send_response(refused.status, body, headers=headers)
+
+
+def _message_of(user_id: int, message_id: int) -> Message | None:
+    return Message.objects.of_owner(user_id).filter(pk=message_id, role=Message.Role.ASSISTANT).first()

@@ -1,0 +1,255 @@
+"""The Redis side of a streamed reply: one Redis Stream of events per message, and the keys
+that say who produces it, who watches it and whether it was asked to stop.
+
+Event ids are explicit and mean something: a ``token`` event's id is the length (in
+characters) of the reply once that token is added, and the one terminal event (``done`` or
+``error``) has the final length plus one. So ``Last-Event-ID: N`` means "I have the first N
+characters": resuming reads the stream after ``0-N``, and once the stream has expired the saved
+message still answers it with ``content[N:]``.
+
+Every key of a message carries the hash tag ``{chat:ID}`` so the scripts touch one slot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+import redis.asyncio as aioredis
+from django.conf import settings
+
+TOKEN = "token"
+DONE = "done"
+ERROR = "error"
+CANCEL_CHANNEL = "chat:cancel"
+
+# A stream still being written is kept this long after its last event, so a dead producer's
+# events do not stay in Redis for ever.
+LIVE_TTL_S = 3600
+# How long a relay's attachment lasts unless refreshed; relays refresh it well before.
+ATTACHMENT_TTL_S = 15.0
+
+Clock = Callable[[], float]
+
+# KEYS: events, closed, end. ARGV: offset, type, data, terminal ("1"/"0"), ttl.
+# A token is refused once the stream is closed (someone else is ending the reply); a terminal
+# event is refused once there is one. The XADD id check refuses anything out of order.
+_APPEND = """
+if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
+if ARGV[4] == '0' and redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+redis.call('XADD', KEYS[1], '0-' .. ARGV[1], 'e', ARGV[2], 'd', ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+if ARGV[4] == '1' then
+  redis.call('SET', KEYS[3], ARGV[1], 'EX', ARGV[5])
+  redis.call('SET', KEYS[2], '1', 'EX', ARGV[5])
+end
+return 1
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyEvent:
+    id: int
+    type: str
+    data: dict[str, Any]
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.type != TOKEN
+
+    def sse(self) -> bytes:
+        payload = json.dumps(self.data, separators=(",", ":"), ensure_ascii=False)
+        return f"id: {self.id}\nevent: {self.type}\ndata: {payload}\n\n".encode()
+
+
+def key(message_id: int, name: str) -> str:
+    return f"{{chat:{message_id}}}:{name}"
+
+
+def finished_ttl_s() -> int:
+    return int(settings.SWITCHYARD.get("CHAT_STREAM_TTL_S", 600))
+
+
+def producer_ttl_s() -> float:
+    """A producer that has not said it is alive for this long is taken for dead."""
+    return float(settings.SWITCHYARD.get("CHAT_PRODUCER_LOST_S", 10.0))
+
+
+# --- clients ------------------------------------------------------------------------------
+
+_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[aioredis.Redis, Any]] = (
+    weakref.WeakKeyDictionary()
+)
+_sync_client: tuple[str, redis.Redis] | None = None
+
+
+def _async_client() -> tuple[aioredis.Redis, Any]:
+    # redis.asyncio connections belong to the loop that opened them: one client per loop.
+    # No read timeout below the longest XREAD BLOCK a relay uses.
+    loop = asyncio.get_running_loop()
+    current = _async_clients.get(loop)
+    if current is None:
+        client = aioredis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=30)
+        current = (client, client.register_script(_APPEND))
+        _async_clients[loop] = current
+    return current
+
+
+def sync_client() -> redis.Redis:
+    global _sync_client
+    if _sync_client is None or _sync_client[0] != settings.REDIS_URL:
+        _sync_client = (settings.REDIS_URL, redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5))
+    return _sync_client[1]
+
+
+# --- writing --------------------------------------------------------------------------------
+
+
+async def event_append(message_id: int, event: ReplyEvent) -> bool:
+    """Append one event; False when the stream no longer takes it (closed or already ended)."""
+    _, append = _async_client()
+    terminal = "1" if event.is_terminal else "0"
+    ttl = finished_ttl_s() if event.is_terminal else LIVE_TTL_S
+    data = json.dumps(event.data, separators=(",", ":"), ensure_ascii=False)
+    keys = [key(message_id, "events"), key(message_id, "closed"), key(message_id, "end")]
+    try:
+        return bool(await append(keys=keys, args=[event.id, event.type, data, terminal, ttl]))
+    except redis.ResponseError as error:
+        if "equal or smaller" in str(error):
+            return False
+        raise
+
+
+async def stream_close(message_id: int) -> None:
+    """Refuse further tokens: whoever ends a reply for a lost producer fences it out first."""
+    client, _ = _async_client()
+    await client.set(key(message_id, "closed"), "1", ex=LIVE_TTL_S)
+
+
+def producer_claim(message_id: int) -> None:
+    """Say a producer is coming, before it starts, so relays do not take it for dead."""
+    sync_client().set(key(message_id, "producer"), "1", px=int(producer_ttl_s() * 1000))
+
+
+async def producer_release(message_id: int) -> None:
+    client, _ = _async_client()
+    await client.delete(key(message_id, "producer"))
+
+
+async def producer_alive(message_id: int) -> bool:
+    client, _ = _async_client()
+    return bool(await client.exists(key(message_id, "producer")))
+
+
+# --- reading --------------------------------------------------------------------------------
+
+
+def _events(entries: list[Any]) -> list[ReplyEvent]:
+    events = []
+    for raw_id, fields in entries:
+        entry_id = raw_id.decode() if isinstance(raw_id, bytes) else raw_id
+        events.append(ReplyEvent(int(entry_id.split("-", 1)[1]), fields[b"e"].decode(), json.loads(fields[b"d"])))
+    return events
+
+
+async def events_read(message_id: int, after: int, *, block_ms: int | None, count: int = 500) -> list[ReplyEvent]:
+    """Events after ``after`` in order, waiting up to ``block_ms`` for the first one."""
+    client, _ = _async_client()
+    answer = await client.xread({key(message_id, "events"): f"0-{after}"}, count=count, block=block_ms)
+    if not answer:
+        return []
+    return _events(answer[0][1])
+
+
+async def events_all(message_id: int) -> list[ReplyEvent]:
+    client, _ = _async_client()
+    return _events(await client.xrange(key(message_id, "events")))
+
+
+async def stream_exists(message_id: int) -> bool:
+    client, _ = _async_client()
+    return bool(await client.exists(key(message_id, "events")))
+
+
+# --- who is watching ------------------------------------------------------------------------
+
+
+async def relay_attach(message_id: int, relay_id: str, clock: Clock = time.time) -> None:
+    """Record (or refresh) that a client is reading this reply, for ``ATTACHMENT_TTL_S``."""
+    client, _ = _async_client()
+    clients = key(message_id, "clients")
+    async with client.pipeline(transaction=False) as pipe:
+        pipe.zadd(clients, {relay_id: clock() + ATTACHMENT_TTL_S})
+        pipe.expire(clients, int(ATTACHMENT_TTL_S * 4))
+        await pipe.execute()
+
+
+async def relay_detach(message_id: int, relay_id: str) -> None:
+    client, _ = _async_client()
+    await client.zrem(key(message_id, "clients"), relay_id)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyState:
+    watched: bool  # at least one client attached, in any process
+    cancel_requested: bool
+
+
+async def replies_sweep(message_ids: list[int], clock: Clock = time.time) -> dict[int, ReplyState]:
+    """In one round trip: renew each producer's heartbeat, and say who watches and who must stop."""
+    if not message_ids:
+        return {}
+    client, _ = _async_client()
+    now = clock()
+    ttl_ms = int(producer_ttl_s() * 1000)
+    async with client.pipeline(transaction=False) as pipe:
+        for message_id in message_ids:
+            pipe.set(key(message_id, "producer"), "1", px=ttl_ms)
+            pipe.zcount(key(message_id, "clients"), now, "+inf")
+            pipe.exists(key(message_id, "cancel"))
+        answers = await pipe.execute()
+    return {
+        message_id: ReplyState(watched=answers[3 * i + 1] > 0, cancel_requested=bool(answers[3 * i + 2]))
+        for i, message_id in enumerate(message_ids)
+    }
+
+
+# --- cancelling -----------------------------------------------------------------------------
+
+
+def cancel_request(message_id: int) -> None:
+    """Ask whichever process produces this reply to stop (sync: called from API views)."""
+    client = sync_client()
+    client.set(key(message_id, "cancel"), "1", ex=LIVE_TTL_S)
+    client.publish(CANCEL_CHANNEL, str(message_id))
+
+
+async def cancel_requested(message_id: int) -> bool:
+    client, _ = _async_client()
+    return bool(await client.exists(key(message_id, "cancel")))
+
+
+def reply_ended(message_id: int) -> bool:
+    """Whether the reply's terminal event is written (sync)."""
+    return bool(sync_client().exists(key(message_id, "end")))
+
+
+async def cancel_listen(on_cancel: Callable[[int], None]) -> None:
+    """Call ``on_cancel(message_id)`` for every cancel request, until cancelled."""
+    client, _ = _async_client()
+    pubsub = client.pubsub(ignore_subscribe_messages=True)
+    await pubsub.subscribe(CANCEL_CHANNEL)
+    try:
+        while True:
+            # A bounded wait: the client's read timeout would otherwise end an idle subscription.
+            message = await pubsub.get_message(timeout=10.0)
+            if message is not None and message.get("type") == "message":
+                on_cancel(int(message["data"]))
+    finally:
+        await pubsub.aclose()
