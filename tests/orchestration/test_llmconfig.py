@@ -356,3 +356,17 @@ def test_no_ollama_answering_costs_at_most_the_short_timeout():
 
     assert ollama_models("http://10.255.255.1:11434", timeout_s=0.2) == []
     assert time.monotonic() - started < 2
+
+
+def test_the_readme_example_config_loads(tmp_path):
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    example = readme.split("```toml\n", 1)[1].split("```", 1)[0]
+
+    report = config_load(write(tmp_path, example))
+
+    assert statuses(report) == {
+        "provider primary": "created",
+        "model gpt-4o": "created",
+        "model gpt-4o-mini": "created",
+        "prompt support": "created",
+    }
