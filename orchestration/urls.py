@@ -1,5 +1,15 @@
+"""URLs of the orchestration app: the OpenAI-compatible ``/v1`` API."""
+
 from __future__ import annotations
 
-from django.urls import URLPattern, URLResolver
+from django.urls import URLPattern, URLResolver, path, re_path
 
-urlpatterns: list[URLPattern | URLResolver] = []
+from orchestration import apis
+
+urlpatterns: list[URLPattern | URLResolver] = [
+    path("v1/chat/completions", apis.chat_completions, name="v1-chat-completions"),
+    path("v1/embeddings", apis.embeddings, name="v1-embeddings"),
+    path("v1/models", apis.models, name="v1-models"),
+    path("v1/models/<path:model>", apis.model_detail, name="v1-model-detail"),
+    re_path(r"^v1/(?P<path>.*)$", apis.unknown_endpoint, name="v1-unknown"),
+]

@@ -1,0 +1,485 @@
+"""The OpenAI-compatible Completion API (CONTRACT 3.1): ``/v1/chat/completions``, ``/v1/models``,
+``/v1/embeddings``.
+
+Plain async Django views (DESIGN decision 5): a call waits on a provider for seconds, so it must
+not hold a thread. Each view is a thin door: authenticate, validate, check model access, admit
+against the key's limits, ask the Orchestrator, answer in OpenAI's shape with the ``X-*``
+headers, then settle the limits with the real usage and cost. Errors leave in the one shape of
+``project.errors``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import functools
+import json
+import logging
+import math
+import struct
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
+from django.http.request import RawPostDataException
+from django.views.decorators.csrf import csrf_exempt
+
+from orchestration.deadlines import deadline_for
+from orchestration.models import LanguageModel
+from orchestration.orchestrator import CallContext, ReplyStream, get_orchestrator
+from orchestration.prompts import aprompt_render, prompt_apply
+from orchestration.registry import ModelRoute, asnapshot
+from orchestration.types import ChatRequest, ChatResponse, Chunk, OrchestrationError, Served, ToolCallDelta, Usage
+from orchestration.validation import (
+    CompletionInput,
+    completion_input_from,
+    embedding_input_from,
+    json_object_from,
+    prompt_chars,
+)
+from project.errors import ApiError, error_body, error_response, request_id_of
+from project.keycache import AuthenticatedKey, api_key_authenticate
+from project.ratelimit import Admission, ratelimit_admit, ratelimit_headers, ratelimit_settle, token_estimate
+
+logger = logging.getLogger("switchyard.api")
+
+View = Callable[[HttpRequest], Awaitable[HttpResponseBase]]
+# The Orchestrator keeps the deadline; this margin only catches a call that somehow outlives it.
+_DEADLINE_MARGIN_S = 1.0
+_JSON = "application/json"
+
+
+@dataclass(slots=True)
+class Call:
+    """One admitted API call: who made it, what it may cost, and how it is settled."""
+
+    request: HttpRequest
+    key: AuthenticatedKey
+    route: ModelRoute
+    admission: Admission
+    ctx: CallContext
+
+    def headers(self) -> dict[str, str]:
+        return ratelimit_headers(self.admission)
+
+    async def settle(self, usage: Usage | None, cost_usd: Decimal) -> None:
+        tokens = usage.total_tokens if usage is not None else 0
+        await ratelimit_settle(self.key.limits, self.admission, tokens_used=tokens, cost_usd=cost_usd)
+
+
+# --- the door ------------------------------------------------------------------------------
+
+
+def api_view(*methods: str) -> Callable[[View], View]:
+    """An async ``/v1`` view: CSRF-free (keys, not cookies), methods checked, errors rendered."""
+
+    def decorate(view: View) -> View:
+        async def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+            try:
+                if request.method not in methods:
+                    raise ApiError(
+                        405,
+                        "method_not_allowed",
+                        f"Method {request.method} is not allowed here; use {', '.join(methods)}.",
+                        headers={"Allow": ", ".join(methods)},
+                    )
+                return await view(request, *args, **kwargs)
+            except OrchestrationError as error:
+                return error_response(request, ApiError.from_orchestration(error))
+            except ApiError as error:
+                return error_response(request, error)
+
+        return csrf_exempt(functools.wraps(view)(wrapped))
+
+    return decorate
+
+
+async def _authenticate(request: HttpRequest) -> AuthenticatedKey:
+    key = await api_key_authenticate(request.headers)
+    if key is not None:
+        return key
+    headers = {"WWW-Authenticate": 'Bearer realm="switchyard"'}
+    if "Authorization" not in request.headers and "x-api-key" not in request.headers:
+        message = "You didn't provide an API key. Send it as 'Authorization: Bearer <key>' or 'x-api-key'."
+        raise ApiError(401, "missing_api_key", message, headers=headers)
+    raise ApiError(401, "invalid_api_key", "Incorrect API key provided.", headers=headers)
+
+
+def _json_body(request: HttpRequest) -> dict[str, Any]:
+    try:
+        declared = int(request.headers.get("Content-Length") or 0)
+    except ValueError:
+        raise ApiError(400, "invalid_request", "The Content-Length header is not a number.") from None
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    if declared > limit:
+        raise _too_large(limit)
+    try:
+        body = request.body
+    except RawPostDataException:
+        raise ApiError(400, "invalid_request", "The request body could not be read.") from None
+    except RequestDataTooBig:
+        raise _too_large(limit) from None
+    return json_object_from(body)
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(413, "request_too_large", f"The request body is larger than {limit} bytes.")
+
+
+async def _route_for(key: AuthenticatedKey, model: str) -> ModelRoute:
+    route = (await asnapshot()).models.get(model)
+    if route is None:
+        message = f"The model '{model}' does not exist or you do not have access to it."
+        raise ApiError(404, "model_not_found", message, param="model")
+    if not key.may_use(model):
+        raise ApiError(403, "model_not_allowed", f"This API key may not use the model '{model}'.", param="model")
+    return route
+
+
+async def _admit(key: AuthenticatedKey, token_cost: int) -> Admission:
+    admission = await ratelimit_admit(key.limits, token_cost)
+    if not admission.allowed:
+        raise ApiError(429, admission.code, admission.message, headers=ratelimit_headers(admission))
+    return admission
+
+
+def _cache_control(request: HttpRequest) -> str:
+    directives = request.headers.get("Cache-Control", "").lower()
+    if "no-store" in directives:
+        return "no-store"
+    if "no-cache" in directives:
+        return "no-cache"
+    return "default"
+
+
+def _context(request: HttpRequest, key: AuthenticatedKey, endpoint: str) -> CallContext:
+    return CallContext(
+        endpoint=endpoint,
+        request_id=request_id_of(request),
+        api_key_id=key.id,
+        user_id=key.user_id,
+        cache_control=_cache_control(request),
+    )
+
+
+def _served_headers(served: Served, *, with_cost: bool = True) -> dict[str, str]:
+    headers = {"X-Cache": served.cache, "X-Served-Model": served.model, "X-Served-Provider": served.provider}
+    if served.fallback_from:
+        headers["X-Fallback-From"] = served.fallback_from
+    if with_cost:
+        headers["X-Cost-USD"] = f"{served.cost_usd:f}"
+    return headers
+
+
+def _json_response(body: dict[str, Any], headers: dict[str, str]) -> HttpResponse:
+    return HttpResponse(json.dumps(body, separators=(",", ":")), content_type=_JSON, headers=headers)
+
+
+async def _within_deadline(call: Call, awaitable: Awaitable[Any]) -> Any:
+    """Await an Orchestrator call with a last-resort timeout just past its own deadline."""
+    seconds = deadline_for(call.ctx.endpoint, requested_s=call.ctx.deadline_s, route=call.route).total_s
+    try:
+        async with asyncio.timeout(seconds + _DEADLINE_MARGIN_S):
+            return await awaitable
+    except TimeoutError:
+        raise ApiError(504, "deadline_exceeded", f"No answer within the deadline of {seconds:g} s.") from None
+
+
+def _with_limit_headers(error: OrchestrationError | ApiError, call: Call) -> ApiError:
+    api_error = ApiError.from_orchestration(error) if isinstance(error, OrchestrationError) else error
+    api_error.headers = {**call.headers(), **api_error.headers}
+    return api_error
+
+
+# --- POST /v1/chat/completions ---------------------------------------------------------------
+
+
+@api_view("POST")
+async def chat_completions(request: HttpRequest) -> HttpResponseBase:
+    """Create a chat completion, streamed (``stream: true``) or whole."""
+    key = await _authenticate(request)
+    payload = completion_input_from(_json_body(request))
+    ctx = _context(request, key, "completion")
+    chat = await _with_prompt(payload, ctx)
+    route = await _route_for(key, chat.model)
+    admission = await _admit(key, token_estimate(prompt_chars(chat), chat.max_tokens))
+    call = Call(request, key, route, admission, ctx)
+    if payload.stream:
+        return await _stream_response(call, chat, include_usage=payload.include_usage)
+    return await _complete_response(call, chat)
+
+
+async def _with_prompt(payload: CompletionInput, ctx: CallContext) -> ChatRequest:
+    """The request with its managed prompt template applied, recorded in ``ctx`` for the log."""
+    if payload.prompt is None:
+        return payload.request
+    rendered = await aprompt_render(
+        name=payload.prompt.name, variables=payload.prompt.variables, version=payload.prompt.version
+    )
+    ctx.prompt_template, ctx.prompt_version = rendered.name, rendered.version
+    chat = prompt_apply(payload.request, rendered)
+    if not chat.model:
+        message = f"The prompt template {rendered.name!r} names no default model; send a model parameter."
+        raise ApiError(400, "missing_required_parameter", message, param="model")
+    return chat
+
+
+async def _complete_response(call: Call, chat: ChatRequest) -> HttpResponse:
+    usage, cost = None, Decimal(0)
+    try:
+        response, served = await _within_deadline(call, get_orchestrator().complete(chat, call.ctx))
+        usage, cost = served.usage, served.cost_usd
+    except (OrchestrationError, ApiError) as error:
+        raise _with_limit_headers(error, call) from None
+    finally:
+        await call.settle(usage, cost)
+    return _json_response(completion_body(response, served), {**call.headers(), **_served_headers(served)})
+
+
+def completion_id() -> str:
+    return f"chatcmpl-{uuid.uuid4().hex}"
+
+
+def _usage_body(usage: Usage) -> dict[str, int]:
+    return {
+        "prompt_tokens": usage.input_tokens,
+        "completion_tokens": usage.output_tokens,
+        "total_tokens": usage.total_tokens,
+    }
+
+
+def completion_body(response: ChatResponse, served: Served) -> dict[str, Any]:
+    """A ``ChatResponse`` in OpenAI's ``chat.completion`` shape."""
+    message: dict[str, Any] = {"role": "assistant", "content": response.content, "refusal": None}
+    if response.tool_calls:
+        message["tool_calls"] = [
+            {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
+            for call in response.tool_calls
+        ]
+    return {
+        "id": completion_id(),
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": served.model or response.model,
+        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": response.finish_reason}],
+        "usage": _usage_body(response.usage),
+        "system_fingerprint": None,
+    }
+
+
+# --- streaming -------------------------------------------------------------------------------
+
+
+async def _stream_response(call: Call, chat: ChatRequest, *, include_usage: bool) -> HttpResponseBase:
+    stream = get_orchestrator().stream(chat, call.ctx)
+    chunks = aiter(stream)
+    try:
+        # The first chunk decides between an HTTP error and a 200 stream, and sets ``served``.
+        first: Chunk | None = await _within_deadline(call, anext(chunks, None))
+    except BaseException as error:
+        await stream.aclose()
+        await call.settle(None, Decimal(0))
+        if isinstance(error, OrchestrationError | ApiError):
+            raise _with_limit_headers(error, call) from None
+        raise
+    writer = _ChunkWriter(model=stream.served.model or chat.model, include_usage=include_usage)
+    response = StreamingHttpResponse(_sse(call, stream, chunks, first, writer), content_type="text/event-stream")
+    for name, value in {**call.headers(), **_served_headers(stream.served, with_cost=False)}.items():
+        response[name] = value
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"
+    return response
+
+
+async def _sse(
+    call: Call, stream: ReplyStream, chunks: AsyncIterator[Chunk], first: Chunk | None, writer: _ChunkWriter
+) -> AsyncIterator[bytes]:
+    """The SSE body. A failure after the first byte cannot change the status any more, so it
+    ends the stream with an error event, then ``[DONE]``, never a silent clean end."""
+    try:
+        yield writer.event(writer.opening())
+        if first is not None:
+            for body in writer.bodies(first):
+                yield writer.event(body)
+            async for chunk in chunks:
+                for body in writer.bodies(chunk):
+                    yield writer.event(body)
+        if writer.finish_reason is None:
+            yield writer.event(writer.finish("stop"))
+        if writer.include_usage:
+            yield writer.event(writer.usage(stream.served.usage))
+    except (OrchestrationError, ApiError) as error:
+        api_error = ApiError.from_orchestration(error) if isinstance(error, OrchestrationError) else error
+        yield writer.event(error_body(api_error.status, api_error.code, api_error.message, request_id_of(call.request)))
+    except Exception:
+        logger.exception("A completion stream failed after it began (request %s)", request_id_of(call.request))
+        yield writer.event(error_body(502, "stream_failed", "The stream failed.", request_id_of(call.request)))
+    finally:
+        await stream.aclose()
+        await call.settle(stream.served.usage, stream.served.cost_usd)
+    yield b"data: [DONE]\n\n"
+
+
+class _ChunkWriter:
+    """Turns normalized ``Chunk``s into OpenAI ``chat.completion.chunk`` objects."""
+
+    def __init__(self, *, model: str, include_usage: bool) -> None:
+        self.id = completion_id()
+        self.created = int(time.time())
+        self.model = model
+        self.include_usage = include_usage
+        self.finish_reason: str | None = None
+
+    @staticmethod
+    def event(body: dict[str, Any]) -> bytes:
+        return b"data: " + json.dumps(body, separators=(",", ":")).encode() + b"\n\n"
+
+    def _chunk(self, choices: list[dict[str, Any]]) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "system_fingerprint": None,
+            "choices": choices,
+        }
+        if self.include_usage:
+            body["usage"] = None
+        return body
+
+    def _choice(self, delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
+        return {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+
+    def opening(self) -> dict[str, Any]:
+        return self._chunk([self._choice({"role": "assistant", "content": ""})])
+
+    def bodies(self, chunk: Chunk) -> list[dict[str, Any]]:
+        bodies = []
+        delta: dict[str, Any] = {}
+        if chunk.delta:
+            delta["content"] = chunk.delta
+        if chunk.tool_calls:
+            delta["tool_calls"] = [_tool_call_delta(call) for call in chunk.tool_calls]
+        if delta:
+            bodies.append(self._chunk([self._choice(delta)]))
+        if chunk.finish_reason is not None and self.finish_reason is None:
+            bodies.append(self.finish(chunk.finish_reason))
+        return bodies
+
+    def finish(self, reason: str) -> dict[str, Any]:
+        self.finish_reason = reason
+        return self._chunk([self._choice({}, reason)])
+
+    def usage(self, usage: Usage) -> dict[str, Any]:
+        body = self._chunk([])
+        body["usage"] = _usage_body(usage)
+        return body
+
+
+def _tool_call_delta(call: ToolCallDelta) -> dict[str, Any]:
+    body: dict[str, Any] = {"index": call.index}
+    function: dict[str, Any] = {"arguments": call.arguments}
+    if call.id is not None:
+        body["id"] = call.id
+        body["type"] = "function"
+    if call.name is not None:
+        function["name"] = call.name
+    body["function"] = function
+    return body
+
+
+# --- POST /v1/embeddings -------------------------------------------------------------------------
+
+
+@api_view("POST")
+async def embeddings(request: HttpRequest) -> HttpResponseBase:
+    """Embed one text or a list of texts."""
+    key = await _authenticate(request)
+    payload = embedding_input_from(_json_body(request))
+    route = await _route_for(key, payload.request.model)
+    chars = sum(len(text) for text in payload.request.inputs)
+    admission = await _admit(key, token_estimate(chars, 0))
+    call = Call(request, key, route, admission, _context(request, key, "embedding"))
+    usage, cost = None, Decimal(0)
+    try:
+        response, served = await _within_deadline(call, get_orchestrator().embed(payload.request, call.ctx))
+        usage, cost = served.usage, served.cost_usd
+    except (OrchestrationError, ApiError) as error:
+        raise _with_limit_headers(error, call) from None
+    finally:
+        await call.settle(usage, cost)
+    data = [
+        {
+            "object": "embedding",
+            "index": index,
+            "embedding": _vector(vector, payload.dimensions, payload.encoding_format),
+        }
+        for index, vector in enumerate(response.vectors)
+    ]
+    body = {
+        "object": "list",
+        "data": data,
+        "model": served.model,
+        "usage": {"prompt_tokens": response.usage.input_tokens, "total_tokens": response.usage.total_tokens},
+    }
+    return _json_response(body, {**call.headers(), **_served_headers(served)})
+
+
+def _vector(vector: list[float], dimensions: int | None, encoding: str) -> list[float] | str:
+    if dimensions is not None and dimensions < len(vector):
+        # Shortened as OpenAI's text-embedding-3 models do it: cut, then scale back to unit length.
+        vector = vector[:dimensions]
+        norm = math.sqrt(sum(x * x for x in vector)) or 1.0
+        vector = [x / norm for x in vector]
+    if encoding == "base64":
+        return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+    return vector
+
+
+# --- GET /v1/models ------------------------------------------------------------------------------
+
+
+def _model_body(model: LanguageModel) -> dict[str, Any]:
+    return {
+        "id": model.name,
+        "object": "model",
+        "created": int(model.created_at.timestamp()),
+        "owned_by": model.provider.name,
+    }
+
+
+async def _visible_models(key: AuthenticatedKey) -> list[LanguageModel]:
+    routable = set((await asnapshot()).models)
+    query = LanguageModel.objects.routable().select_related("provider").order_by("name")
+    return [model async for model in query if model.name in routable and key.may_use(model.name)]
+
+
+@api_view("GET")
+async def models(request: HttpRequest) -> HttpResponseBase:
+    """The models this key may use."""
+    key = await _authenticate(request)
+    data = [_model_body(model) for model in await _visible_models(key)]
+    return _json_response({"object": "list", "data": data}, {})
+
+
+@api_view("GET")
+async def model_detail(request: HttpRequest, model: str) -> HttpResponseBase:
+    """One model this key may use."""
+    key = await _authenticate(request)
+    for candidate in await _visible_models(key):
+        if candidate.name == model:
+            return _json_response(_model_body(candidate), {})
+    message = f"The model '{model}' does not exist or you do not have access to it."
+    raise ApiError(404, "model_not_found", message, param="model")
+
+
+@api_view("GET", "POST", "PUT", "PATCH", "DELETE")
+async def unknown_endpoint(request: HttpRequest, path: str = "") -> HttpResponseBase:
+    """Anything else under ``/v1/``: OpenAI's JSON 404, not an HTML page."""
+    raise ApiError(404, "unknown_url", f"Unknown request URL: {request.method} {request.path}.")

@@ -1,0 +1,69 @@
+"""API keys in the admin: the secret shown once after creation, never the hash; limits, spend, revoke."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from orchestration.keys import api_key_create, api_key_find
+from orchestration.models import ApiKey, LanguageModel, Provider
+from project.budgets import spend_counter_key, usd_to_units
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def admin_client(django_user_model: Any) -> Client:
+    root = django_user_model.objects.create_superuser("root", "root@example.com", "root-password-1")
+    client = Client()
+    client.force_login(root)
+    return client
+
+
+def test_a_key_made_in_the_admin_shows_its_secret_once(admin_client: Client, alice: Any) -> None:
+    provider = Provider.objects.create(name="sim", kind="simulator")
+    LanguageModel.objects.create(name="gpt-sim", provider=provider, upstream="gpt-sim")
+    response = admin_client.post(
+        "/admin/orchestration/apikey/add/",
+        {
+            "user": alice.pk,
+            "name": "ci",
+            "allowed_models": ["gpt-sim"],
+            "rpm": "20",
+            "tpm": "",
+            "monthly_budget_usd": "5",
+        },
+        follow=True,
+    )
+    assert response.status_code == 200
+    secrets = re.findall(r"sy-[A-Za-z0-9_\-]{20,}", response.content.decode())
+    assert len(set(secrets)) == 1
+    key = api_key_find(secrets[0])
+    assert key is not None and key.user == alice
+    assert (key.name, key.rpm, key.tpm, key.allowed_models) == ("ci", 20, None, ["gpt-sim"])
+    assert key.monthly_budget_usd == Decimal("5")
+    again = admin_client.get(f"/admin/orchestration/apikey/{key.pk}/change/").content.decode()
+    assert secrets[0] not in again and key.key_hash not in again and key.prefix in again
+
+
+def test_the_list_shows_limits_and_this_months_spend(admin_client: Client, alice: Any, redis_client: Any) -> None:
+    key, _ = api_key_create(user=alice, name="busy", rpm=60, tpm=9000, monthly_budget_usd=Decimal("10"))
+    redis_client.set(spend_counter_key(key.pk, datetime.now(UTC)), usd_to_units(Decimal("1.25")))
+    page = admin_client.get("/admin/orchestration/apikey/").content.decode()
+    assert key.prefix in page and "9000" in page and "1.25" in page
+    assert key.key_hash not in page
+
+
+def test_revoking_from_the_list_disables_the_keys(admin_client: Client, alice: Any) -> None:
+    keys = [api_key_create(user=alice)[1] for _ in range(2)]
+    ids = list(ApiKey.objects.values_list("pk", flat=True))
+    response = admin_client.post(
+        "/admin/orchestration/apikey/", {"action": "revoke", "_selected_action": ids}, follow=True
+    )
+    assert "Revoked 2 API key(s)" in response.content.decode()
+    assert all(api_key_find(secret) is None for secret in keys)
