@@ -179,6 +179,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
 }
+    # The /v1 views are plain async views: their description is added here (orchestration/openapi.py).
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "orchestration.openapi.openapi_add_v1"],
 
 # --- Switchyard -------------------------------------------------------------------------
 SWITCHYARD = {
