@@ -1,0 +1,50 @@
+"""Reads: tasks a user may see, their logs, and the instructions an agent runs with."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from agents.models import Task, TaskEvent
+from agents.registry import Agent
+from orchestration.models import PromptVersion
+from orchestration.prompts import prompt_render
+from project.errors import ApiError
+
+
+def task_get_owned(*, user: Any, task_id: uuid.UUID | str) -> Task:
+    """The user's task, or a 404 that does not say whether someone else's task exists."""
+    try:
+        task_uuid = uuid.UUID(str(task_id))
+    except ValueError:
+        raise ApiError(404, "task_not_found", f"No task {task_id} exists.") from None
+    task = Task.objects.owned_by(user).filter(pk=task_uuid).first()
+    if task is None:
+        raise ApiError(404, "task_not_found", f"No task {task_id} exists.")
+    return task
+
+
+def task_list_owned(*, user: Any) -> Any:
+    return Task.objects.owned_by(user).order_by("-created_at", "-pk")
+
+
+def task_events_after(*, task_id: uuid.UUID | str, seq: int = 0, limit: int = 500) -> list[TaskEvent]:
+    return list(TaskEvent.objects.filter(task_id=task_id, seq__gt=seq).order_by("seq")[:limit])
+
+
+@dataclass(frozen=True, slots=True)
+class Instructions:
+    system_prompt: str
+    prompt_template: str = ""
+    prompt_version: int | None = None
+
+
+def agent_instructions(agent: Agent) -> Instructions:
+    """The agent's system prompt: the latest version of its managed template when an operator
+    has written one (it may use ``{agent}`` and ``{tools}``), else the built-in prompt."""
+    if agent.prompt_template and PromptVersion.objects.filter(template__name=agent.prompt_template).exists():
+        variables = {"agent": agent.name, "tools": ", ".join(tool.name for tool in agent.tools)}
+        rendered = prompt_render(name=agent.prompt_template, variables=variables)
+        return Instructions(rendered.system, rendered.name, rendered.version)
+    return Instructions(agent.system_prompt)

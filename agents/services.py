@@ -1,0 +1,466 @@
+"""Writes to tasks and their logs.
+
+Who may write what is decided by conditional UPDATEs that must change exactly one row:
+a worker *claims* a task (``task_claim``; ``attempts`` becomes the claim number) and every
+later write of that worker names its claim, so a worker that lost its task (cancelled, or
+presumed dead and taken over) can no longer write to it.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import django_rq
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+from redis import Redis
+from rq import Queue, Retry
+
+from agents.models import Task, TaskEvent
+from agents.registry import agent_get
+from agents.runtime import CallRef
+from agents.tools import Tool, ToolContext
+from orchestration.models import ApiKey
+from orchestration.registry import snapshot
+from project.errors import ApiError
+
+logger = logging.getLogger(__name__)
+
+MAX_INPUT_CHARS = 20_000
+MAX_ANSWER_CHARS = 10_000
+MAX_IDEMPOTENCY_KEY_CHARS = 255
+JOB = "agents.jobs.task_run"
+
+
+class ClaimLost(Exception):
+    """The task is no longer this worker's: cancelled, finished, or taken over after a stall."""
+
+
+@functools.cache
+def agents_queue() -> Queue:
+    return django_rq.get_queue("agents")
+
+
+def redis_connection() -> Redis:
+    return agents_queue().connection
+
+
+def agent_setting(name: str) -> float:
+    return float(settings.SWITCHYARD[name])
+
+
+def cancel_key(task_id: uuid.UUID | str) -> str:
+    return f"agents:task:{task_id}:cancel"
+
+
+def task_control_group(task_id: uuid.UUID | str) -> str:
+    """Channel-layer group of the WebSocket session running a task (cancel reaches it here)."""
+    return f"agents.task.{task_id}"
+
+
+def task_log_group(task_id: uuid.UUID | str) -> str:
+    """Channel-layer group of the SSE streams of a task's log (nudged on each new item)."""
+    return f"agents.log.{task_id}"
+
+
+# --- creating and queueing ------------------------------------------------------------
+
+
+def task_default_model() -> str:
+    """The configured agent model, else the first routable model that takes tools."""
+    configured = settings.SWITCHYARD.get("AGENT_MODEL") or ""
+    if configured:
+        return str(configured)
+    routes = sorted(snapshot().models.values(), key=lambda route: route.name)
+    with_tools = [route.name for route in routes if "tools" in route.capabilities]
+    if with_tools or routes:
+        return (with_tools or [routes[0].name])[0]
+    raise ApiError(400, "model_required", "No model is configured; name one in `model`.", param="model")
+
+
+def _validated_request(agent: str, task_input: str, model: str | None, api_key: ApiKey | None) -> str:
+    if agent_get(agent) is None:
+        raise ApiError(400, "unknown_agent", f"There is no agent named {agent!r}.", param="agent")
+    if not task_input.strip():
+        raise ApiError(400, "invalid_request", "`input` must not be empty.", param="input")
+    if len(task_input) > MAX_INPUT_CHARS:
+        raise ApiError(413, "input_too_large", f"`input` is longer than {MAX_INPUT_CHARS} characters.", param="input")
+    model = model or task_default_model()
+    if model not in snapshot().models:
+        raise ApiError(404, "model_not_found", f"The model {model!r} does not exist.", param="model")
+    if api_key is not None and api_key.allowed_models and model not in api_key.allowed_models:
+        raise ApiError(403, "model_not_allowed", f"This API key may not use {model!r}.", param="model")
+    return model
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSubmission:
+    task: Task
+    created: bool
+
+
+def task_create(
+    *,
+    owner: Any,
+    agent: str,
+    task_input: str,
+    model: str | None = None,
+    api_key: ApiKey | None = None,
+    idempotency_key: str = "",
+) -> TaskSubmission:
+    """Create a task for an RQ worker and queue it once the row is committed. With an
+    idempotency key, the owner's earlier task with that key is returned instead."""
+    if len(idempotency_key) > MAX_IDEMPOTENCY_KEY_CHARS:
+        raise ApiError(400, "invalid_idempotency_key", "The Idempotency-Key header is longer than 255 characters.")
+    model = _validated_request(agent, task_input, model, api_key)
+    if idempotency_key:
+        earlier = Task.objects.filter(owner=owner, idempotency_key=idempotency_key).first()
+        if earlier is not None:
+            return TaskSubmission(_same_request(earlier, agent, task_input, model), created=False)
+    try:
+        with transaction.atomic():
+            task = Task.objects.create(
+                owner=owner,
+                api_key=api_key,
+                agent=agent,
+                input=task_input,
+                model=model,
+                idempotency_key=idempotency_key,
+            )
+    except IntegrityError:
+        # Another request with the same key got there first: answer with its task.
+        earlier = Task.objects.get(owner=owner, idempotency_key=idempotency_key)
+        return TaskSubmission(_same_request(earlier, agent, task_input, model), created=False)
+    transaction.on_commit(lambda: task_enqueue(task.id))
+    return TaskSubmission(task, created=True)
+
+
+def _same_request(task: Task, agent: str, task_input: str, model: str) -> Task:
+    if (task.agent, task.input, task.model) != (agent, task_input, model):
+        raise ApiError(
+            409,
+            "idempotency_key_reused",
+            "This Idempotency-Key was already used for a different task request.",
+        )
+    return task
+
+
+def task_create_interactive(
+    *, owner: Any, agent: str, task_input: str, model: str | None, api_key: ApiKey | None, session_id: str
+) -> Task:
+    """A task run by a WebSocket session in its own process: created already claimed."""
+    model = _validated_request(agent, task_input, model, api_key)
+    now = timezone.now()
+    return Task.objects.create(
+        owner=owner,
+        api_key=api_key,
+        agent=agent,
+        input=task_input,
+        model=model,
+        origin=Task.Origin.WEBSOCKET,
+        status=Task.Status.PROCESSING,
+        attempts=1,
+        worker=f"ws:{session_id}",
+        started_at=now,
+        heartbeat_at=now,
+    )
+
+
+def task_enqueue(task_id: uuid.UUID | str) -> None:
+    job_timeout = int(agent_setting("DEADLINE_AGENT_S")) + 60
+    agents_queue().enqueue(
+        JOB,
+        str(task_id),
+        job_timeout=job_timeout,
+        retry=Retry(max=2),
+        result_ttl=600,
+        failure_ttl=86_400,
+        description=f"agent task {task_id}",
+    )
+
+
+# --- claims ------------------------------------------------------------------------------
+
+
+def _claimed(task_id: uuid.UUID | str, attempt: int) -> Any:
+    return Task.objects.filter(pk=task_id, attempts=attempt, status=Task.Status.PROCESSING)
+
+
+def task_claim(*, task_id: uuid.UUID | str, worker: str) -> int | None:
+    """Take a queued task for this worker; returns the claim number, or None when the task
+    is not waiting for a worker (another one has it, it finished, it was cancelled)."""
+    now = timezone.now()
+    queued = Q(status=Task.Status.PENDING) | Q(status=Task.Status.PROCESSING, heartbeat_at__isnull=True)
+    changed = Task.objects.filter(queued, pk=task_id, origin=Task.Origin.API).update(
+        status=Task.Status.PROCESSING,
+        attempts=F("attempts") + 1,
+        worker=worker,
+        heartbeat_at=now,
+        started_at=Coalesce("started_at", now),
+    )
+    if changed != 1:
+        return None
+    return Task.objects.values_list("attempts", flat=True).get(pk=task_id)
+
+
+def task_heartbeat(*, task_id: uuid.UUID | str, attempt: int) -> bool:
+    return _claimed(task_id, attempt).update(heartbeat_at=timezone.now()) == 1
+
+
+def task_progress(*, task_id: uuid.UUID | str, attempt: int, percent: int, step: str) -> None:
+    changed = _claimed(task_id, attempt).update(progress=percent, current_step=step[:200], heartbeat_at=timezone.now())
+    if changed != 1:
+        raise ClaimLost(str(task_id))
+
+
+def task_finish(
+    *, task_id: uuid.UUID | str, attempt: int, status: str, result: str = "", error: dict[str, str] | None = None
+) -> bool:
+    done = {"progress": 100} if status == Task.Status.COMPLETED else {}
+    changed = _claimed(task_id, attempt).update(
+        status=status,
+        result=result,
+        error=error,
+        finished_at=timezone.now(),
+        heartbeat_at=None,
+        current_step="Done" if status == Task.Status.COMPLETED else "",
+        **done,
+    )
+    if changed == 1:
+        transaction.on_commit(lambda: task_log_nudge(task_id))
+    return changed == 1
+
+
+def task_release(*, task_id: uuid.UUID | str, worker: str) -> bool:
+    """Put a task whose worker process died back in the queue (the worker's parent saw it)."""
+    changed = Task.objects.filter(
+        pk=task_id, origin=Task.Origin.API, status=Task.Status.PROCESSING, worker=worker
+    ).update(heartbeat_at=None, worker="")
+    if changed == 1:
+        transaction.on_commit(lambda: task_enqueue(task_id))
+    return changed == 1
+
+
+# --- the log ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LogItem:
+    seq: int
+    type: str
+    content: str
+    data: dict[str, Any]
+    at: datetime
+
+
+def _insert(task_id: uuid.UUID | str, item: LogItem) -> None:
+    TaskEvent.objects.create(
+        task_id=task_id, seq=item.seq, type=item.type, content=item.content, data=item.data, at=item.at
+    )
+
+
+def task_event_append(*, task_id: uuid.UUID | str, attempt: int, item: LogItem) -> None:
+    with transaction.atomic():
+        if _claimed(task_id, attempt).update(heartbeat_at=timezone.now()) != 1:
+            raise ClaimLost(str(task_id))
+        _insert(task_id, item)
+    task_log_nudge(task_id)
+
+
+def task_tool_run_recorded(
+    *,
+    task_id: uuid.UUID | str,
+    attempt: int,
+    tool: Tool,
+    arguments: dict[str, Any],
+    context: ToolContext,
+    item: LogItem,
+) -> str:
+    """Run a tool that is not safe to re-run and record its result in the same transaction:
+    either both happened or neither did, so a re-run after a crash never repeats the tool."""
+    with transaction.atomic():
+        if _claimed(task_id, attempt).update(heartbeat_at=timezone.now()) != 1:
+            raise ClaimLost(str(task_id))
+        output = tool.invoke(arguments, context)
+        _insert(task_id, LogItem(item.seq, item.type, output, item.data, item.at))
+    task_log_nudge(task_id)
+    return output
+
+
+def task_wait_for_input(*, task_id: uuid.UUID | str, attempt: int, item: LogItem, release_worker: bool) -> None:
+    """Record a ``need_input`` item and move the task to WAITING_INPUT. An RQ worker releases
+    the task (``release_worker``): nothing holds a worker while a person thinks."""
+    fields: dict[str, Any] = {
+        "status": Task.Status.WAITING_INPUT,
+        "input_request_id": item.data["request_id"],
+        "input_prompt": item.content,
+        "current_step": "Waiting for input",
+    }
+    if release_worker:
+        fields.update(heartbeat_at=None, worker="")
+    with transaction.atomic():
+        if _claimed(task_id, attempt).update(**fields) != 1:
+            raise ClaimLost(str(task_id))
+        _insert(task_id, item)
+    task_log_nudge(task_id)
+
+
+def task_input_received(*, task_id: uuid.UUID | str, attempt: int) -> None:
+    """A WebSocket session got its answer: back to PROCESSING under the same claim."""
+    changed = Task.objects.filter(pk=task_id, attempts=attempt, status=Task.Status.WAITING_INPUT).update(
+        status=Task.Status.PROCESSING, input_request_id="", input_prompt="", heartbeat_at=timezone.now()
+    )
+    if changed != 1:
+        raise ClaimLost(str(task_id))
+
+
+def task_provide_input(*, task: Task, request_id: str, value: str) -> Task:
+    """Answer a parked task's question: the answer becomes the ``ask_user`` call's recorded
+    result, the task goes back to PROCESSING, and a worker resumes it from its log."""
+    if task.origin == Task.Origin.WEBSOCKET:
+        raise ApiError(409, "task_interactive", "This task takes its input over its WebSocket session.")
+    if len(value) > MAX_ANSWER_CHARS:
+        raise ApiError(413, "input_too_large", f"`value` is longer than {MAX_ANSWER_CHARS} characters.")
+    with transaction.atomic():
+        changed = Task.objects.filter(pk=task.pk, status=Task.Status.WAITING_INPUT, input_request_id=request_id).update(
+            status=Task.Status.PROCESSING, input_request_id="", input_prompt="", heartbeat_at=None, worker=""
+        )
+        if changed != 1:
+            raise _input_refusal(task.pk, request_id)
+        _insert(task.pk, _answer_item(task.pk, request_id, value))
+    transaction.on_commit(lambda: task_enqueue(task.pk))
+    transaction.on_commit(lambda: task_log_nudge(task.pk))
+    task.refresh_from_db()
+    return task
+
+
+def _answer_item(task_id: uuid.UUID, request_id: str, value: str) -> LogItem:
+    question = (
+        TaskEvent.objects.filter(task_id=task_id, type=TaskEvent.Type.NEED_INPUT, data__request_id=request_id)
+        .order_by("-seq")
+        .first()
+    )
+    if question is None:
+        raise ApiError(409, "input_request_mismatch", "No question with this request_id is waiting.")
+    last_seq = TaskEvent.objects.filter(task_id=task_id).order_by("-seq").values_list("seq", flat=True).first() or 0
+    data = {key: question.data[key] for key in ("step", "index", "call_id")}
+    data["tool"] = "ask_user"
+    return LogItem(last_seq + 1, TaskEvent.Type.TOOL_RESULT, value, data, timezone.now())
+
+
+def _input_refusal(task_id: uuid.UUID, request_id: str) -> ApiError:
+    current = Task.objects.filter(pk=task_id).values("status", "input_request_id").first() or {}
+    if current.get("status") != Task.Status.WAITING_INPUT:
+        return ApiError(409, "task_not_waiting", f"The task is {current.get('status')}, not WAITING_INPUT.")
+    return ApiError(409, "input_request_mismatch", "This request_id does not match the question the task asked.")
+
+
+def new_request_id() -> str:
+    return f"inp_{uuid.uuid4().hex}"
+
+
+def need_input_item(seq: int, prompt: str, ref: CallRef) -> LogItem:
+    data = {"step": ref.step, "index": ref.index, "call_id": ref.call_id, "request_id": new_request_id()}
+    return LogItem(seq, TaskEvent.Type.NEED_INPUT, prompt, data, timezone.now())
+
+
+# --- cancelling ---------------------------------------------------------------------------------
+
+
+def task_cancel(*, task_id: uuid.UUID | str, code: str = "cancelled", message: str = "Cancelled by the user.") -> bool:
+    """Cancel an unfinished task; False when it had already finished. The worker running it
+    sees a Redis flag within a fraction of a second; a WebSocket session gets a channel message."""
+    changed = Task.objects.filter(pk=task_id, status__in=Task.UNFINISHED).update(
+        status=Task.Status.CANCELLED,
+        error={"code": code, "message": message},
+        finished_at=timezone.now(),
+        heartbeat_at=None,
+        input_request_id="",
+        input_prompt="",
+        current_step="",
+    )
+    if changed == 1:
+        transaction.on_commit(lambda: task_signal_cancel(task_id))
+    return changed == 1
+
+
+def task_signal_cancel(task_id: uuid.UUID | str) -> None:
+    redis_connection().set(cancel_key(task_id), 1, ex=int(agent_setting("DEADLINE_AGENT_S")) + 600)
+    layer = get_channel_layer()
+    if layer is not None:
+        async_to_sync(layer.group_send)(
+            task_control_group(task_id), {"type": "task.cancelled", "task_id": str(task_id)}
+        )
+    task_log_nudge(task_id)
+
+
+def task_log_nudge(task_id: uuid.UUID | str) -> None:
+    """Wake the SSE streams of this task; losing a nudge only delays them to their next poll."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        async_to_sync(layer.group_send)(task_log_group(task_id), {"type": "log.changed"})
+    except Exception:
+        logger.warning("could not nudge the log streams of task %s", task_id, exc_info=True)
+
+
+# --- reaping ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Reaped:
+    requeued: int = 0
+    timed_out: int = 0
+    orphaned: int = 0
+
+
+def task_reap(*, now: datetime | None = None) -> Reaped:
+    """Requeue tasks whose worker stopped beating (a crash), fail tasks left waiting for input
+    past their deadline, and cancel WebSocket tasks whose server process went away."""
+    now = now or timezone.now()
+    stale_before = now - timedelta(seconds=agent_setting("AGENT_STALE_S"))
+    deadline = timedelta(seconds=agent_setting("DEADLINE_AGENT_S"))
+    requeued = 0
+    stalled = Task.objects.filter(origin=Task.Origin.API, status=Task.Status.PROCESSING, heartbeat_at__lt=stale_before)
+    for task_id in list(stalled.values_list("pk", flat=True)[:100]):
+        if stalled.filter(pk=task_id).update(heartbeat_at=None, worker="") == 1:
+            logger.warning("task %s: its worker stopped beating; queued again", task_id)
+            task_enqueue(task_id)
+            requeued += 1
+    timed_out = Task.objects.filter(status=Task.Status.WAITING_INPUT, started_at__lt=now - deadline).update(
+        status=Task.Status.FAILED,
+        error={"code": "timeout", "message": "No answer arrived before the task's deadline."},
+        finished_at=now,
+        input_request_id="",
+        input_prompt="",
+    )
+    orphaned = Task.objects.filter(
+        origin=Task.Origin.WEBSOCKET,
+        status=Task.Status.PROCESSING,
+        started_at__lt=now - deadline - timedelta(seconds=60),
+    ).update(
+        status=Task.Status.CANCELLED,
+        error={"code": "session_lost", "message": "The WebSocket session running this task went away."},
+        finished_at=now,
+        heartbeat_at=None,
+    )
+    return Reaped(requeued, timed_out, orphaned)
+
+
+def task_reap_if_due() -> Reaped | None:
+    """Reap at most once per interval across all processes (a Redis lock decides who)."""
+    interval_ms = max(100, int(agent_setting("AGENT_REAP_INTERVAL_S") * 1000))
+    if not redis_connection().set("agents:reaper", 1, nx=True, px=interval_ms):
+        return None
+    return task_reap()

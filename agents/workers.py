@@ -1,0 +1,57 @@
+"""The RQ worker class for the ``agents`` queue (settings ``RQ["WORKER_CLASS"]``).
+
+RQ alone would find a SIGKILLed worker's job only after the job's registry entry expires
+(``job_monitoring_interval + 60`` s) *and* some worker runs maintenance (every 600 s, behind
+a 15-minute lock). Instead, tasks keep their own heartbeat (``AGENT_HEARTBEAT_S``) and this
+worker reaps tasks whose heartbeat is older than ``AGENT_STALE_S`` at least every
+``AGENT_REAP_INTERVAL_S``, even when idle (its blocking dequeue wakes up that often); running
+jobs reap too. Defaults 5 / 30 / 15 s bound recovery after a kill to about a minute.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+from django.db import connections
+from rq import Worker
+from rq.job import Job
+
+from agents import services
+from agents.execution import worker_label
+
+logger = logging.getLogger(__name__)
+
+
+class AgentWorker(Worker):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.maintenance_interval = services.agent_setting("AGENT_REAP_INTERVAL_S")
+
+    @property
+    def dequeue_timeout(self) -> int:
+        reap_every = math.ceil(services.agent_setting("AGENT_REAP_INTERVAL_S"))
+        return max(1, min(self.worker_ttl - 15, reap_every))
+
+    def run_maintenance_tasks(self) -> None:
+        super().run_maintenance_tasks()
+        try:
+            reaped = services.task_reap_if_due()
+            if reaped is not None and reaped.requeued:
+                logger.warning("requeued %d task(s) whose worker stopped beating", reaped.requeued)
+        except Exception:
+            logger.exception("reaping stalled agent tasks failed")
+        finally:
+            # The next work horse is forked from this process: it must not inherit a connection.
+            connections.close_all()
+
+    def handle_work_horse_killed(self, job: Job, retpid: int, ret_val: int, rusage: Any) -> None:
+        super().handle_work_horse_killed(job, retpid, ret_val, rusage)
+        if job.func_name != services.JOB or not job.args:
+            return
+        try:
+            if services.task_release(task_id=job.args[0], worker=worker_label(retpid)):
+                logger.warning("task %s: its work horse died; queued again", job.args[0])
+        finally:
+            connections.close_all()
