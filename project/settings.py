@@ -116,6 +116,7 @@ RQ_QUEUES = {
     "default": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 360},
     "agents": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 360},
 }
+RQ = {"WORKER_CLASS": "agents.workers.AgentWorker"}
 
 # --- auth, i18n, static -----------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -198,6 +199,11 @@ SWITCHYARD = {
     # Streams: the longest wait for the first chunk, and between two chunks (orchestration/deadlines.py).
     "STREAM_FIRST_TOKEN_S": env_float("SWITCHYARD_STREAM_FIRST_TOKEN_S", 30.0, minimum=0.1),
     "STREAM_IDLE_S": env_float("SWITCHYARD_STREAM_IDLE_S", 30.0, minimum=0.1),
+    # Agent tasks: heartbeat, when a silent worker counts as dead, how often to look (agents/workers.py).
+    "AGENT_HEARTBEAT_S": env_float("SWITCHYARD_AGENT_HEARTBEAT_S", 5.0, minimum=0.05),
+    "AGENT_STALE_S": env_float("SWITCHYARD_AGENT_STALE_S", 30.0, minimum=0.2),
+    "AGENT_REAP_INTERVAL_S": env_float("SWITCHYARD_AGENT_REAP_INTERVAL_S", 15.0, minimum=0.1),
+    "AGENT_MODEL": env_str("SWITCHYARD_AGENT_MODEL", ""),
 }
 
 # prometheus_client's multiprocess mode: every process writes its samples here and /metrics sums
