@@ -1,0 +1,119 @@
+"""Fixtures for the agents tests: a simulator-backed model that takes tools, keys, workers."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from rest_framework.test import APIClient
+
+from agents.models import Task
+from orchestration.keys import api_key_create
+from orchestration.models import LanguageModel, Provider
+from orchestration.registry import snapshot_invalidate
+from project.keycache import key_cache_forget
+from tests.support import ManagedProcess, start_worker
+
+MODEL = "agent-sim"
+# Recovery in seconds instead of a minute: beat often, count as dead soon, look often.
+FAST_RECOVERY = {
+    "SWITCHYARD_AGENT_HEARTBEAT_S": "0.2",
+    "SWITCHYARD_AGENT_STALE_S": "1.0",
+    "SWITCHYARD_AGENT_REAP_INTERVAL_S": "0.3",
+}
+
+
+@pytest.fixture(autouse=True)
+def _fresh_process_caches() -> Iterator[None]:
+    """The registry snapshot and key cache live in process memory; a flushed database does not reach them."""
+    snapshot_invalidate()
+    key_cache_forget()
+    yield
+    snapshot_invalidate()
+    key_cache_forget()
+
+
+@pytest.fixture
+def agent_model(transactional_db: None, simulator: Any) -> LanguageModel:
+    """``agent-sim``: served by the simulator under the upstream name ``agent-sim`` (configure that)."""
+    provider = Provider.objects.create(
+        name="sim", kind=Provider.Kind.SIMULATOR, base_url=f"{simulator.url}/v1", max_retries=0
+    )
+    model = LanguageModel.objects.create(
+        name=MODEL, provider=provider, upstream=MODEL, capabilities=["chat", "tools"], cache_exact_enabled=False
+    )
+    snapshot_invalidate()
+    return model
+
+
+@pytest.fixture
+def alice_key(transactional_db: None, alice: Any) -> str:
+    return api_key_create(user=alice, name="tests")[1]
+
+
+@pytest.fixture
+def bob_key(transactional_db: None, bob: Any) -> str:
+    return api_key_create(user=bob, name="tests")[1]
+
+
+def client_for(secret: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    return client
+
+
+@pytest.fixture
+def alice_api(alice_key: str) -> APIClient:
+    return client_for(alice_key)
+
+
+@pytest.fixture
+def bob_api(bob_key: str) -> APIClient:
+    return client_for(bob_key)
+
+
+WorkerFactory = Callable[..., ManagedProcess]
+
+
+@pytest.fixture
+def workers(transactional_db: None, simulator: Any) -> Iterator[WorkerFactory]:
+    """``workers(**env)`` starts an RQ worker process on the ``agents`` queue; all stop after the test."""
+    started: list[ManagedProcess] = []
+
+    def start(**env: str) -> ManagedProcess:
+        process = start_worker("agents", **{**FAST_RECOVERY, **env})
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+def wait_until(condition: Callable[[], Any], *, timeout: float = 20.0, what: str = "the condition") -> Any:
+    """Poll ``condition`` until it returns something truthy (real processes run meanwhile)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def wait_for_status(task_id: Any, *statuses: str, timeout: float = 20.0) -> Task:
+    def reached() -> Task | None:
+        task = Task.objects.get(pk=task_id)
+        return task if task.status in statuses else None
+
+    return wait_until(reached, timeout=timeout, what=f"task {task_id} to be {' or '.join(statuses)}")
+
+
+def script(*turns: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(turns)
+
+
+def call(name: str, **arguments: Any) -> dict[str, Any]:
+    return {"name": name, "arguments": arguments}
