@@ -55,23 +55,21 @@ async def _probe(provider: Provider, model: LanguageModel) -> str:
     # Imported here, as the Orchestrator does: the adapters load only when a call is made.
     from orchestration.providers import provider_for
 
+    # The process's shared adapter: not closed here, its pools close with their event loop.
     adapter = provider_for(provider_config(provider))
     timeout = CallTimeout(total=PROBE_TIMEOUT_S, connect=5.0, first_token=PROBE_TIMEOUT_S, idle=PROBE_TIMEOUT_S)
-    try:
-        if "embeddings" in (model.capabilities or []):
-            vectors = await adapter.embed(EmbeddingRequest(model=model.upstream, inputs=["ping"]), timeout=timeout)
-            return f"answered with a {len(vectors.vectors[0])}-dimensional embedding"
-        request = ChatRequest(
-            model=model.upstream,
-            messages=[Message(role="user", content="Reply with the single word OK.")],
-            max_tokens=8,
-            temperature=0,
-        )
-        reply = await adapter.complete(request, timeout=timeout)
-        usage = reply.usage
-        return f"answered {reply.content!r} ({usage.input_tokens} tokens in, {usage.output_tokens} out)"
-    finally:
-        await adapter.aclose()
+    if "embeddings" in (model.capabilities or []):
+        vectors = await adapter.embed(EmbeddingRequest(model=model.upstream, inputs=["ping"]), timeout=timeout)
+        return f"answered with a {len(vectors.vectors[0])}-dimensional embedding"
+    request = ChatRequest(
+        model=model.upstream,
+        messages=[Message(role="user", content="Reply with the single word OK.")],
+        max_tokens=8,
+        temperature=0,
+    )
+    reply = await adapter.complete(request, timeout=timeout)
+    usage = reply.usage
+    return f"answered {reply.content!r} ({usage.input_tokens} tokens in, {usage.output_tokens} out)"
 
 
 def _report(modeladmin: admin.ModelAdmin, request: HttpRequest, results: list[ProbeResult]) -> None:
