@@ -1,5 +1,22 @@
+"""Channels routes of the agents app: the interactive WebSocket and the SSE feed of a task's log."""
+
 from __future__ import annotations
 
 from typing import Any
 
-websocket_urlpatterns: list[Any] = []
+from channels.auth import AuthMiddlewareStack
+from django.urls import re_path
+
+from agents.consumers import AgentSessionConsumer, TaskLogStreamConsumer
+from agents.middleware import ApiKeyAuthMiddleware
+
+websocket_urlpatterns: list[Any] = [
+    re_path(r"^ws/agents/$", ApiKeyAuthMiddleware(AgentSessionConsumer.as_asgi())),
+]
+
+http_urlpatterns: list[Any] = [
+    re_path(
+        r"^api/v1/tasks/(?P<task_id>[^/]+)/events$",
+        AuthMiddlewareStack(ApiKeyAuthMiddleware(TaskLogStreamConsumer.as_asgi())),
+    ),
+]

@@ -14,14 +14,15 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
+from agents.middleware import browser_origin_validator  # noqa: E402
 from project.routing import http_urlpatterns, websocket_application  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": URLRouter([*http_urlpatterns, re_path(r"", django_asgi_app)]),
-        "websocket": AllowedHostsOriginValidator(websocket_application),
+        # ALLOWED_HOSTS decide which browser origins may connect; clients that send no Origin pass.
+        "websocket": browser_origin_validator(websocket_application),
     }
 )

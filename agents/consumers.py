@@ -1,0 +1,370 @@
+"""Channels consumers: the interactive agent WebSocket (CONTRACT 3.4) and a task's log as SSE (3.3)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from typing import Any
+from urllib.parse import parse_qs
+
+from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
+from channels.generic.http import AsyncHttpConsumer
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.core.serializers.json import DjangoJSONEncoder
+from django.utils import timezone
+
+from agents import selectors, services
+from agents.apis import event_body
+from agents.models import Task, TaskEvent
+from agents.registry import Agent, agent_get
+from agents.runtime import AgentFailed, AgentRuntime, RunSpec
+from agents.sessions import InputMismatch, SessionRecorder
+from orchestration.types import OrchestrationError
+from project.errors import ApiError, error_body
+
+logger = logging.getLogger(__name__)
+
+MAX_FRAME_CHARS = 64 * 1024
+CLOSE_UNAUTHENTICATED = 4401
+
+
+class AgentSessionConsumer(AsyncJsonWebsocketConsumer):
+    """One agent session per connection; at most one task at a time, run in this process."""
+
+    async def connect(self) -> None:
+        self.session_id = f"sess_{uuid.uuid4().hex}"
+        self.run: asyncio.Task[None] | None = None
+        self.task: Task | None = None
+        self.recorder: SessionRecorder | None = None
+        await self.accept()
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=CLOSE_UNAUTHENTICATED, reason="authentication required")
+            return
+        self.user = user
+        await self.send_json({"type": "session", "session_id": self.session_id})
+
+    async def disconnect(self, code: int) -> None:
+        task = self.task if self.running else None
+        if task is not None:
+            await self.stop_run()
+            await database_sync_to_async(services.task_cancel)(
+                task_id=task.pk, code="client_disconnected", message="The WebSocket connection closed."
+            )
+        await self.leave_task_group()
+
+    # --- frames from the client -----------------------------------------------------------
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
+        if text_data is None:
+            await self.send_error("invalid_frame", "Send JSON text frames.")
+            return
+        if len(text_data) > MAX_FRAME_CHARS:
+            await self.send_error("frame_too_large", f"Frames are limited to {MAX_FRAME_CHARS} characters.")
+            return
+        try:
+            content = json.loads(text_data)
+        except ValueError:
+            await self.send_error("invalid_json", "The frame is not valid JSON.")
+            return
+        if not isinstance(content, dict) or not isinstance(content.get("type"), str):
+            await self.send_error("invalid_message", "A frame is a JSON object with a string `type`.")
+            return
+        await self.receive_json(content)
+
+    async def receive_json(self, content: dict[str, Any], **kwargs: Any) -> None:
+        handlers = {
+            "start_task": self.start_task,
+            "provide_input": self.provide_input,
+            "cancel": self.cancel,
+            "ping": self.ping,
+        }
+        handler = handlers.get(content["type"])
+        if handler is None:
+            await self.send_error("unknown_type", f"Unknown message type {content['type']!r}.")
+            return
+        await handler(content)
+
+    async def ping(self, content: dict[str, Any]) -> None:
+        await self.send_json({"type": "pong"})
+
+    async def start_task(self, content: dict[str, Any]) -> None:
+        if self.running:
+            await self.send_error("busy", "A task is already running on this connection.")
+            return
+        fields = _string_fields(content, required=("agent", "input"), optional=("model",))
+        if isinstance(fields, str):
+            await self.send_error("invalid_message", fields)
+            return
+        try:
+            task = await database_sync_to_async(services.task_create_interactive)(
+                owner=self.user,
+                agent=fields["agent"],
+                task_input=fields["input"],
+                model=fields.get("model") or None,
+                api_key=self.scope.get("api_key"),
+                session_id=self.session_id,
+            )
+        except ApiError as error:
+            await self.send_error(error.code, error.message)
+            return
+        await self.leave_task_group()
+        self.task = task
+        await self.channel_layer.group_add(services.task_control_group(task.pk), self.channel_name)
+        agent = agent_get(task.agent)
+        assert agent is not None  # task_create_interactive refused unknown agents
+        self.recorder = SessionRecorder(task, self.send_json)
+        self.run = asyncio.create_task(self.drive(task, agent, self.recorder))
+
+    async def provide_input(self, content: dict[str, Any]) -> None:
+        fields = _string_fields(content, required=("request_id", "value"), optional=(), allow_blank=("value",))
+        if isinstance(fields, str):
+            await self.send_error("invalid_message", fields)
+            return
+        if not self.running or self.recorder is None:
+            await self.send_error("no_input_requested", "No task is waiting for input.")
+            return
+        try:
+            self.recorder.provide_input(fields["request_id"], fields["value"])
+        except InputMismatch as error:
+            await self.send_error(error.code, error.message)
+
+    async def cancel(self, content: dict[str, Any]) -> None:
+        task = self.task if self.running else None
+        if task is None:
+            await self.send_error("no_task", "No task is running.")
+            return
+        await self.stop_run()
+        await database_sync_to_async(services.task_cancel)(task_id=task.pk, message="Cancelled by the client.")
+        await self.send_error("cancelled", "The task was cancelled.", task_id=task.pk)
+
+    # --- messages from the channel layer ---------------------------------------------------
+
+    async def task_cancelled(self, message: dict[str, Any]) -> None:
+        """Someone else (an admin, the Task API) cancelled this session's task."""
+        task = self.task if self.running else None
+        if task is None or str(task.pk) != message.get("task_id"):
+            return
+        await self.stop_run()
+        await self.send_error("cancelled", "The task was cancelled.", task_id=task.pk)
+
+    # --- the run ----------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self.run is not None and not self.run.done()
+
+    async def stop_run(self) -> None:
+        run, self.run = self.run, None
+        if run is not None and not run.done():
+            run.cancel()
+            await asyncio.gather(run, return_exceptions=True)
+
+    async def leave_task_group(self) -> None:
+        if self.task is not None:
+            await self.channel_layer.group_discard(services.task_control_group(self.task.pk), self.channel_name)
+
+    async def drive(self, task: Task, agent: Agent, recorder: SessionRecorder) -> None:
+        try:
+            result = await self.run_agent(task, agent, recorder)
+        except (AgentFailed, OrchestrationError) as error:
+            await self.finish(task, Task.Status.FAILED, error={"code": error.code, "message": error.message})
+            await self.send_error(error.code, error.message, task_id=task.pk)
+        except services.ClaimLost:
+            return  # cancelled elsewhere; task_cancelled tells the client
+        except Exception:
+            logger.exception("interactive task %s failed", task.pk)
+            message = "The agent stopped on an unexpected error."
+            await self.finish(task, Task.Status.FAILED, error={"code": "agent_error", "message": message})
+            await self.send_error("agent_error", message, task_id=task.pk)
+        else:
+            # Recorded before it is announced: a client that sees `complete` finds the task COMPLETED.
+            at = timezone.now().isoformat()
+            await self.finish(task, Task.Status.COMPLETED, result=result)
+            await self.send_json({"type": "complete", "result": result, "task_id": str(task.pk), "at": at})
+
+    async def run_agent(self, task: Task, agent: Agent, recorder: SessionRecorder) -> str:
+        instructions = await sync_to_async(selectors.agent_instructions)(agent)
+        spec = RunSpec(
+            task_input=task.input,
+            model=task.model,
+            deadline_s=services.agent_setting("DEADLINE_AGENT_S"),
+            system_prompt=instructions.system_prompt,
+            request_id=f"task_{task.pk.hex}",
+            task_id=str(task.pk),
+            owner_id=task.owner_id,
+            api_key_id=task.api_key_id,
+            prompt_template=instructions.prompt_template,
+            prompt_version=instructions.prompt_version,
+        )
+        return await AgentRuntime(agent, recorder).run(spec)
+
+    async def finish(self, task: Task, status: str, *, result: str = "", error: Any = None) -> None:
+        await sync_to_async(services.task_finish)(task_id=task.pk, attempt=1, status=status, result=result, error=error)
+
+    async def send_error(self, code: str, message: str, *, task_id: Any = None) -> None:
+        frame: dict[str, Any] = {"type": "error", "code": code, "message": message}
+        if task_id is not None:
+            frame["task_id"] = str(task_id)
+        await self.send_json(frame)
+
+    @classmethod
+    async def encode_json(cls, content: Any) -> str:
+        return json.dumps(content, cls=DjangoJSONEncoder)
+
+
+def _string_fields(
+    content: dict[str, Any], *, required: tuple[str, ...], optional: tuple[str, ...], allow_blank: tuple[str, ...] = ()
+) -> dict[str, str] | str:
+    """The named string fields of a frame, or a message saying what is wrong with them."""
+    fields: dict[str, str] = {}
+    for name in (*required, *optional):
+        value = content.get(name)
+        if value is None:
+            if name in required:
+                return f"`{name}` is required."
+            continue
+        if not isinstance(value, str):
+            return f"`{name}` must be a string."
+        if name in required and name not in allow_blank and not value.strip():
+            return f"`{name}` must not be empty."
+        fields[name] = value
+    return fields
+
+
+# --- the log as SSE ---------------------------------------------------------------------------
+
+PING_EVERY_S = 15.0
+POLL_EVERY_S = 2.0
+
+
+def sse_frame(event: TaskEvent) -> bytes:
+    data = json.dumps(event_body(event), cls=DjangoJSONEncoder)
+    return f"id: {event.seq}\nevent: {event.type}\ndata: {data}\n\n".encode()
+
+
+class TaskLogStreamConsumer(AsyncHttpConsumer):
+    """``GET /api/v1/tasks/{id}/events``: the task's log items as they are written, then ``end``.
+
+    Resumes after ``Last-Event-ID`` (or ``?last_event_id=``). The ``end`` event's id is one past
+    the last item, so a client that resumes after it gets 204 (which stops ``EventSource``).
+    The relay runs as its own task, so the consumer keeps receiving ``http.disconnect`` and
+    channel-layer nudges (``log.changed``) while it streams.
+    """
+
+    relay: asyncio.Task[None] | None = None
+    log_group: str | None = None
+
+    async def http_request(self, message: dict[str, Any]) -> None:
+        self.body.append(message.get("body", b""))
+        if message.get("more_body"):
+            return
+        await self.handle(b"".join(self.body))
+        if self.relay is None:
+            await self.disconnect()
+            raise StopConsumer()
+
+    async def handle(self, body: bytes) -> None:
+        self.request_id = f"req_{uuid.uuid4().hex}"
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.send_error(ApiError(401, "invalid_api_key", "Authentication is required."))
+            return
+        try:
+            task = await database_sync_to_async(selectors.task_get_owned)(
+                user=user, task_id=self.scope["url_route"]["kwargs"]["task_id"]
+            )
+            after = self.last_event_id()
+        except ApiError as error:
+            await self.send_error(error)
+            return
+        if task.is_finished and after > await database_sync_to_async(_last_seq)(task.pk):
+            await self.send_response(204, b"", headers=self.common_headers())
+            return
+        self.wake = asyncio.Event()
+        self.log_group = services.task_log_group(task.pk)
+        await self.channel_layer.group_add(self.log_group, self.channel_name)
+        headers = [
+            (b"Content-Type", b"text/event-stream"),
+            (b"Cache-Control", b"no-cache"),
+            (b"X-Accel-Buffering", b"no"),
+        ]
+        await self.send_headers(status=200, headers=headers + self.common_headers())
+        self.relay = asyncio.create_task(self.relay_log(task.pk, after))
+
+    def last_event_id(self) -> int:
+        headers = dict(self.scope.get("headers", []))
+        raw = headers.get(b"last-event-id", b"").decode("latin1").strip()
+        if not raw:
+            query = parse_qs(self.scope.get("query_string", b"").decode("latin1"))
+            raw = (query.get("last_event_id") or [""])[0].strip()
+        if not raw:
+            return 0
+        if not raw.isdigit():
+            raise ApiError(400, "invalid_last_event_id", "Last-Event-ID must be a whole number.")
+        return int(raw)
+
+    def common_headers(self) -> list[tuple[bytes, bytes]]:
+        return [(b"X-Request-ID", self.request_id.encode())]
+
+    async def send_error(self, error: ApiError) -> None:
+        body = json.dumps(error_body(error.status, error.code, error.message, self.request_id)).encode()
+        headers = [(b"Content-Type", b"application/json"), *self.common_headers()]
+        await self.send_response(error.status, body, headers=headers)
+
+    async def relay_log(self, task_id: uuid.UUID, after: int) -> None:
+        last_sent = time.monotonic()
+        while True:
+            self.wake.clear()
+            events, finished = await database_sync_to_async(_log_after)(task_id, after)
+            for event in events:
+                await self.send_body(sse_frame(event), more_body=True)
+                after, last_sent = event.seq, time.monotonic()
+            if finished and not events:
+                await self.send_body(await database_sync_to_async(_end_frame)(task_id, after))
+                break
+            if time.monotonic() - last_sent >= PING_EVERY_S:
+                await self.send_body(b": ping\n\n", more_body=True)
+                last_sent = time.monotonic()
+            try:
+                await asyncio.wait_for(self.wake.wait(), timeout=min(POLL_EVERY_S, PING_EVERY_S))
+            except TimeoutError:
+                pass
+        await self.channel_layer.send(self.channel_name, {"type": "relay.finished"})
+
+    async def log_changed(self, message: dict[str, Any]) -> None:
+        self.wake.set()
+
+    async def relay_finished(self, message: dict[str, Any]) -> None:
+        await self.disconnect()
+        raise StopConsumer()
+
+    async def disconnect(self) -> None:
+        relay, self.relay = self.relay, None
+        if relay is not None and not relay.done():
+            relay.cancel()
+            await asyncio.gather(relay, return_exceptions=True)
+        group, self.log_group = self.log_group, None
+        if group is not None:
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+
+def _last_seq(task_id: uuid.UUID) -> int:
+    return TaskEvent.objects.filter(task_id=task_id).order_by("-seq").values_list("seq", flat=True).first() or 0
+
+
+def _log_after(task_id: uuid.UUID, after: int) -> tuple[list[TaskEvent], bool]:
+    # Read the status first: items written before it finished are then surely in the read below.
+    finished = Task.objects.filter(pk=task_id).exclude(status__in=Task.UNFINISHED).exists()
+    return selectors.task_events_after(task_id=task_id, seq=after, limit=200), finished
+
+
+def _end_frame(task_id: uuid.UUID, after: int) -> bytes:
+    task = Task.objects.get(pk=task_id)
+    body = {"status": task.status, "result": task.result or None, "error": task.error}
+    return f"id: {after + 1}\nevent: end\ndata: {json.dumps(body)}\n\n".encode()

@@ -1,0 +1,112 @@
+"""Against a live daphne process: a real WebSocket client (``websockets``) and the SSE log feed."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from agents.models import Task
+from tests.agents.conftest import MODEL, call, script, wait_for_status
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
+
+
+def ws_url(live_web: Any) -> str:
+    return live_web.url.replace("http://", "ws://") + "/ws/agents/"
+
+
+async def test_a_real_client_runs_an_agent_and_answers_its_question(live_web, alice_key, agent_model, simulator):
+    simulator.configure(
+        MODEL,
+        script=script(
+            {"content": "I need one detail.", "tool_calls": [call("ask_user", question="Which region?")]},
+            {"tool_calls": [call("current_time", timezone="Europe/Paris")]},
+            {"content": "Paris it is."},
+        ),
+    )
+    headers = {"Authorization": f"Bearer {alice_key}"}
+    async with connect(ws_url(live_web), additional_headers=headers, open_timeout=10) as ws:
+        assert json.loads(await ws.recv())["type"] == "session"
+        await ws.send(json.dumps({"type": "start_task", "agent": "research-assistant", "input": "Hi", "model": MODEL}))
+        seen: list[dict[str, Any]] = []
+        while not seen or seen[-1]["type"] not in ("complete", "error"):
+            seen.append(json.loads(await ws.recv()))
+            if seen[-1]["type"] == "need_input":
+                answer = {"type": "provide_input", "request_id": seen[-1]["request_id"], "value": "eu-west"}
+                await ws.send(json.dumps(answer))
+        await ws.send(json.dumps({"type": "ping"}))
+        assert json.loads(await ws.recv()) == {"type": "pong"}
+
+    types = [frame["type"] for frame in seen]
+    assert types == ["thought", "action", "need_input", "tool_result", "action", "tool_result", "complete"]
+    assert seen[3]["output"] == "eu-west" and "Europe/Paris" in seen[5]["output"]
+    task = await Task.objects.aget(pk=seen[-1]["task_id"])
+    assert task.status == Task.Status.COMPLETED and task.result == "Paris it is."
+
+
+async def test_a_live_server_closes_unauthenticated_sockets_with_4401_and_refuses_other_origins(live_web, alice_key):
+    async with connect(ws_url(live_web), open_timeout=10) as ws:
+        with pytest.raises(ConnectionClosed) as closed:
+            await ws.recv()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+
+    headers = {"Authorization": f"Bearer {alice_key}"}
+    with pytest.raises(InvalidStatus) as refused:
+        async with connect(ws_url(live_web), additional_headers=headers, origin="http://evil.example"):
+            pass
+    assert refused.value.response.status_code == 403
+
+    async with connect(ws_url(live_web), additional_headers=headers, origin=live_web.url) as ws:
+        assert json.loads(await ws.recv())["type"] == "session"
+
+
+def sse_events(text: str) -> list[dict[str, str]]:
+    events = []
+    for block in text.strip().split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line and not line.startswith(":"))
+        if fields:
+            events.append(fields)
+    return events
+
+
+def test_the_log_streams_as_sse_and_resumes_after_last_event_id(live_web, alice_key, agent_model, simulator, workers):
+    simulator.configure(
+        MODEL,
+        latency_ms=200,
+        script=script(
+            {"tool_calls": [call("calculator", expression="2^10")]},
+            {"tool_calls": [call("calculator", expression="sqrt(81)")]},
+            {"content": "1024 and 9."},
+        ),
+    )
+    workers()
+    api = httpx.Client(base_url=live_web.url, headers={"Authorization": f"Bearer {alice_key}"}, timeout=20)
+    created = api.post("/api/v1/tasks", json={"agent": "research-assistant", "input": "Sums", "model": MODEL})
+    assert created.status_code == 202 and created.headers["Location"] == f"/api/v1/tasks/{created.json()['id']}"
+    events_url = f"{created.headers['Location']}/events"
+
+    # Connected while the task runs: items arrive as they are written, then `end`.
+    with api.stream("GET", events_url) as stream:
+        assert stream.headers["content-type"] == "text/event-stream"
+        assert stream.headers["cache-control"] == "no-cache"
+        whole = sse_events(stream.read().decode())
+    assert [e["event"] for e in whole] == ["action", "tool_result", "action", "tool_result", "end"]
+    assert [e["id"] for e in whole] == ["1", "2", "3", "4", "5"]
+    assert json.loads(whole[1]["data"])["content"] == "1024"
+    assert json.loads(whole[-1]["data"]) == {"status": "COMPLETED", "result": "1024 and 9.", "error": None}
+    wait_for_status(created.json()["id"], Task.Status.COMPLETED)
+
+    resumed = sse_events(api.get(events_url, headers={"Last-Event-ID": "2"}).text)
+    assert [e["id"] for e in resumed] == ["3", "4", "5"]
+    assert [e["id"] for e in sse_events(api.get(f"{events_url}?last_event_id=4").text)] == ["5"]
+    assert api.get(events_url, headers={"Last-Event-ID": "5"}).status_code == 204
+
+    stranger = httpx.get(f"{live_web.url}{events_url}", timeout=10)
+    assert stranger.status_code == 401 and stranger.json()["error"]["code"] == "invalid_api_key"
+    missing = api.get("/api/v1/tasks/00000000-0000-0000-0000-000000000000/events")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "task_not_found"

@@ -1,0 +1,249 @@
+"""Interactive agents over ``/ws/agents/`` in process (``WebsocketCommunicator`` on the project's
+ASGI application: origin check, auth middleware, consumer) against the real simulator."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+from django.test import Client
+
+from agents.models import SupportTicket, Task, TaskEvent
+from project.asgi import application
+from tests.agents.conftest import MODEL, call, script
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+RESEARCH = script(
+    {"content": "Searching the knowledge base.", "tool_calls": [call("search_knowledge_base", query="revoke key")]},
+    {"tool_calls": [call("calculator", expression="6 * 7")]},
+    {"content": "Revoke it on /keys/; and 6 * 7 = 42."},
+)
+
+
+def bearer(secret: str) -> list[tuple[bytes, bytes]]:
+    return [(b"authorization", f"Bearer {secret}".encode())]
+
+
+@pytest.fixture
+async def session(alice_key: str, agent_model: Any) -> AsyncIterator[WebsocketCommunicator]:
+    """A connected session of alice's (API key, no Origin), disconnected after the test."""
+    communicator = WebsocketCommunicator(application, "/ws/agents/", headers=bearer(alice_key))
+    connected, _ = await communicator.connect()
+    assert connected
+    hello = await communicator.receive_json_from()
+    assert hello["type"] == "session" and hello["session_id"].startswith("sess_")
+    yield communicator
+    await communicator.disconnect()
+
+
+async def frames_until(communicator: WebsocketCommunicator, *types: str) -> list[dict[str, Any]]:
+    """Frames received up to and including the first one whose type is in ``types``."""
+    frames: list[dict[str, Any]] = []
+    while not frames or frames[-1]["type"] not in types:
+        frames.append(await communicator.receive_json_from(timeout=10))
+    return frames
+
+
+async def start(communicator: WebsocketCommunicator, agent: str = "research-assistant", text: str = "Hi") -> None:
+    await communicator.send_json_to({"type": "start_task", "agent": agent, "input": text, "model": MODEL})
+
+
+async def task_of(frame: dict[str, Any]) -> Task:
+    return await Task.objects.aget(pk=frame["task_id"])
+
+
+async def wait_for(condition: Any, within: float = 5.0) -> None:
+    """Poll ``condition`` (sync: it may ask the simulator or the database) until it holds."""
+    async with asyncio.timeout(within):
+        while not await sync_to_async(condition)():  # noqa: ASYNC110 - another process changes it
+            await asyncio.sleep(0.02)
+
+
+async def test_a_session_streams_thoughts_actions_and_results_then_completes(session, simulator) -> None:
+    simulator.configure(MODEL, script=RESEARCH)
+    await start(session, text="How do I revoke a key, and what is 6 times 7?")
+
+    frames = await frames_until(session, "complete", "error")
+    assert [f["type"] for f in frames] == ["thought", "action", "tool_result", "action", "tool_result", "complete"]
+    thought, search, found, calculate, result, complete = frames
+    assert thought["content"] == "Searching the knowledge base."
+    assert search["tool"] == "search_knowledge_base" and search["input"] == {"query": "revoke key"}
+    assert "Creating, using and revoking API keys" in found["output"]
+    assert calculate["input"] == {"expression": "6 * 7"} and result["output"] == "42"
+    assert complete["result"] == "Revoke it on /keys/; and 6 * 7 = 42."
+
+    task = await task_of(complete)
+    assert task.status == Task.Status.COMPLETED and task.origin == Task.Origin.WEBSOCKET
+    log = [e async for e in TaskEvent.objects.filter(task=task).order_by("seq")]
+    assert [(e.seq, e.type) for e in log] == [(f["seq"], f["type"]) for f in frames[:-1]]
+
+    # One task at a time, but one after another is fine.
+    simulator.configure(MODEL, script=None)
+    await start(session, text="Again.")
+    again = await frames_until(session, "complete")
+    assert again[-1]["task_id"] != complete["task_id"]
+
+
+async def test_need_input_waits_for_the_matching_answer(session, simulator) -> None:
+    simulator.configure(
+        MODEL,
+        script=script(
+            {"tool_calls": [call("ask_user", question="Production or staging?")]},
+            {"content": "Done with production."},
+        ),
+    )
+    await start(session)
+    question = (await frames_until(session, "need_input"))[-1]
+    assert question["prompt"] == "Production or staging?"
+    assert (await task_of(question)).status == Task.Status.WAITING_INPUT
+
+    await session.send_json_to({"type": "provide_input", "request_id": "inp_nope", "value": "x"})
+    refused = await session.receive_json_from()
+    assert refused["type"] == "error" and refused["code"] == "unknown_request_id"
+
+    await session.send_json_to({"type": "provide_input", "request_id": question["request_id"], "value": "production"})
+    frames = await frames_until(session, "complete")
+    assert frames[0]["type"] == "tool_result" and frames[0]["output"] == "production"
+    assert frames[-1]["result"] == "Done with production."
+
+    await session.send_json_to({"type": "provide_input", "request_id": question["request_id"], "value": "again"})
+    late = await session.receive_json_from()
+    assert late["code"] == "no_input_requested"
+
+
+async def test_cancel_stops_the_agent_within_a_second_and_says_so(session, simulator) -> None:
+    simulator.configure(MODEL, latency_ms=30_000)
+    await start(session)
+    await wait_for(lambda: simulator.stats(MODEL)["in_flight"] == 1)
+    task = await Task.objects.aget(origin=Task.Origin.WEBSOCKET)
+
+    await session.send_json_to({"type": "cancel"})
+    said = await session.receive_json_from(timeout=1)
+    assert said["type"] == "error" and said["code"] == "cancelled" and said["task_id"] == str(task.pk)
+    await wait_for(lambda: simulator.stats(MODEL)["disconnects"] == 1, within=1)
+    await task.arefresh_from_db()
+    assert task.status == Task.Status.CANCELLED
+
+    await session.send_json_to({"type": "cancel"})
+    assert (await session.receive_json_from())["code"] == "no_task"
+
+
+async def test_a_second_start_while_a_task_runs_is_busy(session, simulator) -> None:
+    simulator.configure(MODEL, latency_ms=30_000)
+    await start(session)
+    await start(session, text="another")
+    busy = await session.receive_json_from()
+    assert busy == {"type": "error", "code": "busy", "message": "A task is already running on this connection."}
+    assert await Task.objects.acount() == 1
+
+
+async def test_closing_the_connection_cancels_the_agent_and_its_upstream_call(alice_key, agent_model, simulator):
+    simulator.configure(MODEL, latency_ms=30_000)
+    communicator = WebsocketCommunicator(application, "/ws/agents/", headers=bearer(alice_key))
+    await communicator.connect()
+    await communicator.receive_json_from()
+    await start(communicator)
+    await wait_for(lambda: simulator.stats(MODEL)["in_flight"] == 1)
+
+    await communicator.disconnect()
+    await wait_for(lambda: simulator.stats(MODEL)["disconnects"] == 1, within=2)
+    task = await Task.objects.aget()
+    assert task.status == Task.Status.CANCELLED and task.error["code"] == "client_disconnected"
+
+
+async def test_bad_frames_get_an_error_and_the_connection_stays_usable(session) -> None:
+    bad_frames = [
+        ("not json", "invalid_json"),
+        ("[1, 2]", "invalid_message"),
+        ('{"no": "type"}', "invalid_message"),
+        ('{"type": "dance"}', "unknown_type"),
+        ('{"type": "start_task", "input": "hi"}', "invalid_message"),
+        ('{"type": "start_task", "agent": "research-assistant", "input": 5}', "invalid_message"),
+        ('{"type": "start_task", "agent": "nobody", "input": "hi"}', "unknown_agent"),
+        ('{"type": "start_task", "agent": "research-assistant", "input": "hi", "model": "nope"}', "model_not_found"),
+        ('{"type": "provide_input", "value": "x"}', "invalid_message"),
+        (json.dumps({"type": "ping", "padding": "x" * 70_000}), "frame_too_large"),
+    ]
+    for frame, code in bad_frames:
+        await session.send_to(text_data=frame)
+        answer = await session.receive_json_from()
+        assert answer["type"] == "error" and answer["code"] == code, (frame[:60], answer)
+    await session.send_to(bytes_data=b"\x00\x01")
+    assert (await session.receive_json_from())["code"] == "invalid_frame"
+
+    await session.send_json_to({"type": "ping"})
+    assert await session.receive_json_from() == {"type": "pong"}
+    assert await Task.objects.acount() == 0
+
+
+async def test_connections_without_credentials_are_closed_with_4401(agent_model) -> None:
+    for headers in ([], bearer("sy-not-a-real-key"), [(b"authorization", b"Basic YWxpY2U6cHc=")]):
+        communicator = WebsocketCommunicator(application, "/ws/agents/", headers=headers)
+        connected, _ = await communicator.connect()
+        assert connected
+        closed = await communicator.receive_output()
+        assert closed == {"type": "websocket.close", "code": 4401, "reason": "authentication required"}
+        await communicator.disconnect()
+
+
+async def test_a_session_cookie_from_an_allowed_origin_is_accepted_and_other_origins_are_refused(
+    alice, agent_model
+) -> None:
+    client = Client()
+    await sync_to_async(client.force_login)(alice)
+    cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}".encode()
+
+    allowed = WebsocketCommunicator(
+        application, "/ws/agents/", headers=[(b"cookie", cookie), (b"origin", b"http://127.0.0.1:8000")]
+    )
+    assert (await allowed.connect())[0]
+    assert (await allowed.receive_json_from())["type"] == "session"
+    await allowed.disconnect()
+
+    for origin in (b"http://evil.example", b"http://127.0.0.1.evil.example", b"null"):
+        refused = WebsocketCommunicator(application, "/ws/agents/", headers=[(b"cookie", cookie), (b"origin", origin)])
+        connected, _ = await refused.connect()
+        assert not connected, origin
+        await refused.disconnect()
+
+
+async def test_an_admin_cancel_reaches_the_session_through_the_channel_layer(session, simulator, admin_client) -> None:
+    simulator.configure(MODEL, latency_ms=30_000)
+    await start(session)
+    await wait_for(lambda: simulator.stats(MODEL)["in_flight"] == 1)
+    task = await Task.objects.aget()
+
+    changelist = "/admin/agents/task/"
+    response = await sync_to_async(admin_client.post)(
+        changelist, {"action": "cancel_tasks", "_selected_action": [str(task.pk)]}
+    )
+    assert response.status_code == 302
+
+    said = await session.receive_json_from(timeout=2)
+    assert said["type"] == "error" and said["code"] == "cancelled" and said["task_id"] == str(task.pk)
+    await wait_for(lambda: simulator.stats(MODEL)["disconnects"] == 1, within=2)
+    await task.arefresh_from_db()
+    assert task.status == Task.Status.CANCELLED and task.error["message"] == "Cancelled by an administrator."
+
+
+async def test_a_ticket_filed_in_a_session_is_written_once_with_its_result_logged(session, simulator) -> None:
+    simulator.configure(
+        MODEL,
+        script=script(
+            {"tool_calls": [call("create_ticket", subject="Login loop", description="Since today", priority="low")]},
+            {"content": "Ticket filed."},
+        ),
+    )
+    await start(session, agent="support-triage", text="I keep getting logged out.")
+    frames = await frames_until(session, "complete")
+    assert [f["type"] for f in frames] == ["action", "tool_result", "complete"]
+    assert frames[1]["output"].startswith("Created ticket #")
+    ticket = await SupportTicket.objects.aget()
+    assert str(ticket.task_id) == frames[-1]["task_id"] and ticket.priority == "low"
