@@ -119,10 +119,12 @@ class MessageStreamConsumer(AsyncHttpConsumer):
 
     async def _follow(self, message: Message, after: int, relay_id: str) -> None:
         last_write = last_attach = time.monotonic()
+        # Wait no longer than half the time a silent producer is trusted, so a dead one is noticed soon.
+        block_s = min(READ_BLOCK_S, streams.producer_ttl_s() / 2)
         while True:
-            events = await streams.events_read(message.pk, after, block_ms=int(READ_BLOCK_S * 1000))
+            events = await streams.events_read(message.pk, after, block_ms=int(block_s * 1000))
             now = time.monotonic()
-            if now - last_attach >= READ_BLOCK_S:
+            if now - last_attach >= block_s:
                 await streams.relay_attach(message.pk, relay_id)
                 last_attach = now
             if events:

@@ -9,12 +9,24 @@ import httpx
 import pytest
 
 from orchestration.keys import api_key_create
-from orchestration.models import LanguageModel
+from orchestration.models import Fallback, LanguageModel, Provider
 from orchestration.registry import snapshot_invalidate
-from tests.orchestration.routes import model_row, provider_row
 from tests.support import ManagedProcess, start_web
 
 MODEL = "chat-sim"
+
+
+def model_row(name: str, provider: Provider, **fields: Any) -> LanguageModel:
+    """A public model served by the simulator under the same upstream name; no cache, so each reply streams."""
+    fields = {"input_per_mtok": 1, "output_per_mtok": 2, "cache_exact_enabled": False, **fields}
+    model = LanguageModel.objects.create(name=name, provider=provider, upstream=name, **fields)
+    snapshot_invalidate()
+    return model
+
+
+def fallback_add(model: LanguageModel, target: LanguageModel) -> None:
+    Fallback.objects.create(model=model, target=target, position=model.fallbacks.count())
+    snapshot_invalidate()
 
 
 @pytest.fixture(autouse=True)
@@ -28,8 +40,10 @@ def _fresh_registry() -> Iterator[None]:
 @pytest.fixture
 def chat_model(transactional_db: None, simulator: Any) -> LanguageModel:
     """A model served by the simulator, its upstream name ``chat-sim``; no cache, so each reply streams."""
-    provider = provider_row("sim", simulator.url, max_retries=0)
-    return model_row(MODEL, provider, cache_exact_enabled=False, capabilities=["chat"])
+    provider = Provider.objects.create(
+        name="sim", kind=Provider.Kind.SIMULATOR, base_url=simulator.url + "/v1", max_retries=0
+    )
+    return model_row(MODEL, provider, capabilities=["chat"])
 
 
 @pytest.fixture
@@ -66,6 +80,20 @@ def web(transactional_db: None, web_env: dict[str, str]) -> Iterator[WebFactory]
     yield start
     for process in started:
         process.stop()
+
+
+@pytest.fixture(scope="module")
+def shared_web(
+    django_db_setup: None, django_db_blocker: Any, _simulator_process: ManagedProcess
+) -> Iterator[ManagedProcess]:
+    """One server for the tests of a module that need nothing special of it (starting one costs seconds).
+
+    Each test's rows are flushed after it; the server reads the database afresh on every request.
+    """
+    with django_db_blocker.unblock():
+        process = start_web(SWITCHYARD_SIMULATOR_URL=_simulator_process.url, SWITCHYARD_CHAT_GRACE_S="3")
+    yield process
+    process.stop()
 
 
 def api(base_url: str, secret: str) -> httpx.Client:

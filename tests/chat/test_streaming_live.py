@@ -9,8 +9,9 @@ import httpx
 import pytest
 
 from chat.models import Message
-from tests.chat.conftest import MODEL, WebFactory, api
+from tests.chat.conftest import MODEL, WebFactory, api, fallback_add, model_row
 from tests.chat.sse import read_stream, read_to_end
+from tests.support import ManagedProcess
 
 pytestmark = pytest.mark.live
 
@@ -32,9 +33,9 @@ def saved(message_id: int, *, until_final: float = 10.0) -> Message:
     return message
 
 
-def test_a_streamed_reply_equals_the_saved_message(web: WebFactory, alice_key: str, simulator: Any) -> None:
+def test_a_streamed_reply_equals_the_saved_message(shared_web: ManagedProcess, alice_key: str, simulator: Any) -> None:
     simulator.configure(MODEL, tokens_per_s=200)
-    server = web()
+    server = shared_web
     with api(server.url, alice_key) as client:
         posted = post_message(client)
         assert posted["assistant_message"]["status"] == "streaming"
@@ -58,10 +59,10 @@ def test_a_streamed_reply_equals_the_saved_message(web: WebFactory, alice_key: s
 
 
 def test_a_dropped_stream_resumes_from_last_event_id_with_nothing_lost_or_repeated(
-    web: WebFactory, alice_key: str, simulator: Any
+    shared_web: ManagedProcess, alice_key: str, simulator: Any
 ) -> None:
     simulator.configure(MODEL, tokens_per_s=40)
-    server = web()
+    server = shared_web
     with api(server.url, alice_key) as client:
         posted = post_message(client)
         first = read_stream(client, posted["stream_url"], stop_after_tokens=3)
@@ -72,3 +73,141 @@ def test_a_dropped_stream_resumes_from_last_event_id_with_nothing_lost_or_repeat
     assert events[-1].type == "done"
     assert text == message.content
     assert len({e.id for e in events}) == len(events)
+
+
+def test_a_reply_resumes_on_a_second_server_process(
+    shared_web: ManagedProcess, web: WebFactory, alice_key: str, simulator: Any
+) -> None:
+    simulator.configure(MODEL, tokens_per_s=40)
+    first_server, second_server = shared_web, web()
+    with api(first_server.url, alice_key) as first, api(second_server.url, alice_key) as second:
+        posted = post_message(first)
+        head = read_stream(first, posted["stream_url"], stop_after_tokens=4)
+        events = read_to_end(second, posted["stream_url"], first=head)
+    message = saved(posted["assistant_message"]["id"])
+    assert events[-1].type == "done"
+    assert "".join(e.data["delta"] for e in events if e.type == "token") == message.content
+
+
+def test_a_finished_reply_replays_then_ends_and_past_its_end_there_is_nothing(
+    shared_web: ManagedProcess, alice_key: str, simulator: Any
+) -> None:
+    simulator.configure(MODEL, tokens_per_s=0)
+    server = shared_web
+    with api(server.url, alice_key) as client:
+        posted = post_message(client)
+        whole = read_stream(client, posted["stream_url"])
+        message = saved(posted["assistant_message"]["id"])
+        middle = whole.events[len(whole.events) // 2]
+        rest = read_stream(client, posted["stream_url"], last_event_id=middle.id)
+        past_end = read_stream(client, posted["stream_url"], last_event_id=whole.last_id)
+        query = client.get(f"{posted['stream_url']}?last_event_id={middle.id}").text
+    assert whole.text == message.content
+    head = "".join(e.data["delta"] for e in whole.events if e.type == "token" and int(e.id) <= int(middle.id))
+    assert head + rest.text == message.content
+    assert rest.events[-1].data == whole.events[-1].data
+    assert past_end.status == 204
+    assert query.endswith(rest.events[-1].data and query[query.rindex("id: ") :])
+
+
+def test_the_upstream_call_is_cancelled_when_no_client_comes_back_within_the_grace_period(
+    shared_web: ManagedProcess, alice_key: str, simulator: Any
+) -> None:
+    simulator.configure(MODEL, tokens_per_s=8, reply=" ".join(["word"] * 200))
+    server = shared_web
+    with api(server.url, alice_key) as client:
+        posted = post_message(client)
+        head = read_stream(client, posted["stream_url"], stop_after_tokens=2)
+    message = saved(posted["assistant_message"]["id"], until_final=15)
+    assert message.status == "cancelled"
+    assert message.error_code == "client_gone"
+    assert message.content.startswith(head.text) and len(message.content) < len(" ".join(["word"] * 200))
+    assert simulator.stats(MODEL)["disconnects"] == 1
+
+
+def test_a_client_that_stays_keeps_its_reply_past_the_grace_period(
+    shared_web: ManagedProcess, alice_key: str, simulator: Any
+) -> None:
+    simulator.configure(MODEL, tokens_per_s=10, reply=" ".join(["word"] * 50))
+    server = shared_web
+    with api(server.url, alice_key) as client:
+        posted = post_message(client)
+        read = read_stream(client, posted["stream_url"])
+    assert read.end is not None and read.end.type == "done"
+    assert saved(posted["assistant_message"]["id"]).status == "complete"
+
+
+def test_cancel_stops_the_reply_at_once_and_keeps_the_partial_text(
+    shared_web: ManagedProcess, alice_key: str, simulator: Any
+) -> None:
+    simulator.configure(MODEL, tokens_per_s=8, reply=" ".join(["word"] * 200))
+    server = shared_web
+    with api(server.url, alice_key) as client:
+        posted = post_message(client)
+        head = read_stream(client, posted["stream_url"], stop_after_tokens=2)
+        started = time.monotonic()
+        cancelled = client.post(f"/api/v1/messages/{posted['assistant_message']['id']}/cancel")
+        took = time.monotonic() - started
+        events = read_to_end(client, posted["stream_url"], first=head)
+        again = client.post(f"/api/v1/messages/{posted['assistant_message']['id']}/cancel")
+    assert cancelled.status_code == 200, cancelled.text
+    assert cancelled.json()["status"] == "cancelled"
+    assert took < 2.0
+    message = saved(posted["assistant_message"]["id"])
+    assert events[-1].type == "done" and events[-1].data["finish_reason"] == "cancelled"
+    assert "".join(e.data["delta"] for e in events if e.type == "token") == message.content
+    assert message.content.startswith(head.text)
+    assert simulator.stats(MODEL)["disconnects"] == 1
+    assert again.status_code == 409
+
+
+def test_an_upstream_failure_before_the_first_token_falls_back_unseen(
+    web: WebFactory, alice_key: str, simulator: Any, chat_model: Any
+) -> None:
+    fallback_add(chat_model, model_row("chat-sim-backup", chat_model.provider))
+    simulator.configure(MODEL, error_status=503)
+    server = web()
+    with api(server.url, alice_key) as client:
+        posted = post_message(client)
+        read = read_stream(client, posted["stream_url"])
+    message = saved(posted["assistant_message"]["id"])
+    assert [e.type for e in read.events].count("error") == 0
+    assert read.end is not None and read.end.type == "done"
+    assert message.status == "complete" and read.text == message.content
+    assert message.model == "chat-sim-backup" and message.fallback_from == MODEL
+
+
+def test_an_upstream_failure_after_the_first_token_ends_with_an_error_and_a_failed_message(
+    shared_web: ManagedProcess, alice_key: str, simulator: Any
+) -> None:
+    simulator.configure(MODEL, tokens_per_s=50, drop_after_tokens=3)
+    server = shared_web
+    with api(server.url, alice_key) as client:
+        posted = post_message(client)
+        read = read_stream(client, posted["stream_url"])
+    message = saved(posted["assistant_message"]["id"])
+    assert read.end is not None and read.end.type == "error"
+    assert read.end.data["code"] == "upstream_error" and read.end.data["message"]
+    assert message.status == "failed" and message.error_code == "upstream_error"
+    assert read.text == message.content and message.content
+
+
+def test_a_killed_producer_does_not_leave_its_client_waiting(web: WebFactory, alice_key: str, simulator: Any) -> None:
+    simulator.configure(MODEL, tokens_per_s=5, reply=" ".join(["word"] * 200))
+    producer, survivor = web(SWITCHYARD_CHAT_PRODUCER_LOST_S="2"), web(SWITCHYARD_CHAT_PRODUCER_LOST_S="2")
+    with api(producer.url, alice_key) as first, api(survivor.url, alice_key) as second:
+        posted = post_message(first)
+        head = read_stream(first, posted["stream_url"], stop_after_tokens=2)
+        producer.kill()
+        started = time.monotonic()
+        events = read_to_end(second, posted["stream_url"], first=head)
+        waited = time.monotonic() - started
+        retry = second.post(
+            f"/api/v1/conversations/{posted['user_message']['conversation']}/messages", json={"content": "again"}
+        )
+    message = saved(posted["assistant_message"]["id"])
+    assert events[-1].type == "error" and events[-1].data["code"] == "producer_lost"
+    assert waited < 12
+    assert message.status == "failed" and message.error_code == "producer_lost"
+    assert "".join(e.data["delta"] for e in events if e.type == "token") == message.content
+    assert retry.status_code == 201
