@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -51,15 +52,17 @@ def _cmdline(process: psutil.Process) -> list[str]:
         return []
 
 
-def _env(var_dir: Path) -> dict[str, str]:
+def _env(var_dir: Path, **extra: str) -> dict[str, str]:
     env = child_env(
         DATABASE_URL=f"sqlite:///{var_dir / 'serve.sqlite3'}",
         SWITCHYARD_VAR_DIR=str(var_dir),
         SWITCHYARD_SIMULATOR_URL=f"http://127.0.0.1:{free_port()}",
+        **extra,
     )
     # The embedded Valkey must start, and the test run's own metrics directory stays untouched.
     for name in ("REDIS_URL", "PROMETHEUS_MULTIPROC_DIR", "SWITCHYARD_CONFIG"):
-        env.pop(name, None)
+        if name not in extra:
+            env.pop(name, None)
     return env
 
 
@@ -82,11 +85,21 @@ def _ready(url: str) -> bool:
 
 
 @pytest.fixture(scope="module")
-def stack() -> Iterator[Stack]:
-    # Short, so the unix socket path stays far below its length limit.
+def migrated() -> Iterator[Path]:
+    """A var directory, short so the unix socket path stays far below its length limit, whose
+    SQLite database is migrated."""
     var_dir = Path(tempfile.mkdtemp(prefix="sy-serve-"))
-    env = _env(var_dir)
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=_env(var_dir), check=True
+    )
+    yield var_dir
+    shutil.rmtree(var_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def stack(migrated: Path) -> Iterator[Stack]:
+    var_dir = migrated
+    env = _env(var_dir, SWITCHYARD_CONFIG=str(ROOT / "orchestration" / "config" / "demo.toml"))
     port = free_port()
     log = log_path("serve")
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -115,7 +128,6 @@ def stack() -> Iterator[Stack]:
                 leftover.kill()
             except psutil.Error:
                 pass
-        shutil.rmtree(var_dir, ignore_errors=True)
 
 
 def test_serve_runs_valkey_simulator_workers_and_web_and_is_ready(stack):
@@ -130,6 +142,13 @@ def test_serve_runs_valkey_simulator_workers_and_web_and_is_ready(stack):
     assert command[command.index("--ping-timeout") + 1] == "30"
     assert int(command[command.index("--http-timeout") + 1]) > 300
     assert (stack.var_dir / "valkey.sock").exists()
+
+
+def test_serve_loads_the_config_file_named_by_switchyard_config(stack):
+    assert "config: loaded " in stack.output()
+    with sqlite3.connect(stack.var_dir / "serve.sqlite3") as db:
+        names = {name for (name,) in db.execute("SELECT name FROM orchestration_languagemodel")}
+    assert "sim-small" in names
 
 
 def test_the_banner_names_the_urls_and_the_first_admin_password_is_stored_hashed(stack):
@@ -175,3 +194,63 @@ def test_sigterm_stops_serve_and_every_process_it_started(stack):
         with pytest.raises(ProcessLookupError):
             os.killpg(group, 0)
     assert not (stack.var_dir / "valkey.sock").exists()
+
+
+def _serve_refused(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "manage.py", "serve", "--port", str(free_port()), *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.fixture
+def var_dir() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="sy-serve-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_serve_refuses_an_unmigrated_database_and_starts_nothing(var_dir):
+    result = _serve_refused(_env(var_dir))
+
+    assert result.returncode == 1
+    assert "unapplied migrations: run `python manage.py migrate` first" in result.stderr
+    assert not (var_dir / "valkey.sock").exists()
+
+
+def test_serve_refuses_a_bad_config_file_naming_file_line_and_key(migrated, var_dir):
+    bad = var_dir / "bad.toml"
+    bad.write_text('[providers.p]\nkind = "openai"\ntimeout_s = -1\n')
+    env = _env(migrated, SWITCHYARD_CONFIG=str(bad))
+
+    result = _serve_refused(env)
+
+    assert result.returncode == 1
+    assert f"SWITCHYARD_CONFIG: nothing was loaded:\n{bad}:3: providers.p.timeout_s: must be greater than 0" in (
+        result.stderr
+    )
+    assert "Switchyard is running" not in result.stdout
+
+
+def test_serve_refuses_a_port_in_use(migrated):
+    env = _env(migrated)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+
+        result = subprocess.run(
+            [sys.executable, "manage.py", "serve", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    assert result.returncode == 1
+    assert f"port {port} on 127.0.0.1 is in use" in result.stderr
