@@ -78,16 +78,23 @@ def deadline_exceeded(deadline: Deadline, detail: str = "") -> OrchestrationErro
 
 
 def deadline_for(
-    endpoint: str, *, requested_s: float | None, route: ModelRoute | None, clock: Clock = time.monotonic
+    endpoint: str,
+    *,
+    requested_s: float | None,
+    route: ModelRoute | None,
+    clock: Clock = time.monotonic,
+    started: float | None = None,
 ) -> Deadline:
-    """The caller's explicit deadline, else the model's, else the endpoint's."""
+    """The caller's explicit deadline, else the model's, else the endpoint's, counted from
+    ``started`` (a ``clock`` reading; default now)."""
     if requested_s is not None:
         seconds = requested_s
     elif route is not None and route.deadline_s:
         seconds = route.deadline_s
     else:
         seconds = endpoint_deadline_s(endpoint)
-    return Deadline.after(max(0.0, seconds), clock)
+    seconds = max(0.0, seconds)
+    return Deadline(expires_at=(clock() if started is None else started) + seconds, total_s=seconds, clock=clock)
 
 
 def expected_generation_s(request: ChatRequest, route: ModelRoute) -> float:

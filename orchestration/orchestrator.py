@@ -234,7 +234,9 @@ class Orchestrator:
             raise model_not_found(call.model)
         call.snap, call.requested = snap, route
         call.chain = route.fallbacks if with_fallbacks else ()
-        call.deadline = deadline_for(call.ctx.endpoint, requested_s=call.ctx.deadline_s, route=route, clock=self.clock)
+        call.deadline = deadline_for(
+            call.ctx.endpoint, requested_s=call.ctx.deadline_s, route=route, clock=self.clock, started=call.started
+        )
         self._serve_from(call, route)
         return route
 

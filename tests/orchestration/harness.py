@@ -1,14 +1,23 @@
-"""Helpers for orchestration tests: registry rows pointing at the real simulator, and bare routes."""
+"""Helpers for orchestration tests: registry rows pointing at the real simulator, bare routes,
+an injected clock and sleep, and the fixtures that ``conftest`` exposes to these tests."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
+import pytest
+from asgiref.sync import sync_to_async
+
+from orchestration.breaker import Breakers, breaker_mirror_flush
 from orchestration.models import Fallback, LanguageModel, Provider
+from orchestration.orchestrator import CallContext, Orchestrator, _breaker_transitioned
 from orchestration.providers.base import ProviderConfig
 from orchestration.registry import ModelRoute, ProviderSettings, snapshot_invalidate
+from orchestration.requestlog import requestlog_flush
 from orchestration.types import ChatRequest, Message
 
 ROUTE = ModelRoute(
@@ -72,3 +81,74 @@ def fallbacks(model: LanguageModel, *targets: LanguageModel) -> None:
 
 def ask(model: str, text: str = "What is the capital of France?", **fields: Any) -> ChatRequest:
     return ChatRequest(model=model, messages=[Message(role="user", content=text)], **fields)
+
+
+class FakeClock:
+    def __init__(self, start: float = 1_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class RecordingSleep:
+    """Records each wait instead of sleeping through it."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+
+
+# Registry rows are written from async tests through these.
+add_model = sync_to_async(model_row)
+add_fallbacks = sync_to_async(fallbacks)
+
+
+def ctx(**fields: Any) -> CallContext:
+    """A completion call's context; the cache stays out of the way unless a test asks for it."""
+    fields.setdefault("cache_control", "no-store")
+    fields.setdefault("endpoint", "completion")
+    return CallContext(**fields)
+
+
+@pytest.fixture
+def registry(transactional_db: None, simulator: Any) -> dict[str, Any]:
+    """Model "big" on provider "primary", falling back to "small" on provider "backup"."""
+    primary = provider_row("primary", simulator.url)
+    backup = provider_row("backup", simulator.url)
+    big = model_row("big", primary, context_window=8_000, input_per_mtok=Decimal("3"), output_per_mtok=Decimal("15"))
+    small = model_row("small", backup, context_window=16_000)
+    fallbacks(big, small)
+    return {"big": big, "small": small, "primary": primary, "backup": backup}
+
+
+@pytest.fixture
+def breaker_clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def recorded_sleep() -> RecordingSleep:
+    return RecordingSleep()
+
+
+@pytest.fixture
+async def orchestrator(
+    transactional_db: None, breaker_clock: FakeClock, recorded_sleep: RecordingSleep
+) -> AsyncIterator[Orchestrator]:
+    """An Orchestrator whose breakers use ``breaker_clock`` and whose waits go to ``recorded_sleep``."""
+    instance = Orchestrator(
+        breakers=Breakers(clock=breaker_clock, on_transition=_breaker_transitioned),
+        sleep=recorded_sleep,
+        rng=lambda: 0.5,
+    )
+    yield instance
+    await instance.aclose()
+    # Rows of this test must land before its database is emptied, not in the next test's.
+    await asyncio.to_thread(requestlog_flush)
+    await asyncio.to_thread(breaker_mirror_flush)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from orchestration.deadlines import Deadline, call_timeout, deadline_for
+from orchestration.orchestrator import Orchestrator
 from orchestration.types import OrchestrationError
-from tests.orchestration.routes import PROVIDER, ask, route
+from tests.conftest import Simulator
+from tests.orchestration.harness import PROVIDER, ask, ctx, route
 
 
 class FakeClock:
@@ -75,3 +78,45 @@ def test_when_nothing_fits_any_more_the_call_gets_a_504_deadline_error() -> None
         deadline.check()
     assert (raised.value.code, raised.value.status) == ("deadline_exceeded", 504)
     assert "30 s" in raised.value.message
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_hanging_provider_costs_at_most_the_deadline_and_says_so(
+    orchestrator: Orchestrator, registry: Any, simulator: Simulator
+) -> None:
+    simulator.configure("big", hang=True)
+    simulator.configure("small", hang=True)
+    started = time.monotonic()
+    with pytest.raises(OrchestrationError) as raised:
+        await orchestrator.complete(ask("big"), ctx(deadline_s=1.5))
+    elapsed = time.monotonic() - started
+    assert elapsed < 1.5 + 0.5  # the rest is scheduling noise on a loaded machine
+    assert (raised.value.code, raised.value.status) == ("deadline_exceeded", 504)
+    assert "1.5 s" in raised.value.message
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_stream_that_never_starts_costs_at_most_the_deadline(
+    orchestrator: Orchestrator, registry: Any, simulator: Simulator
+) -> None:
+    simulator.configure("*", hang=True)
+    started = time.monotonic()
+    with pytest.raises(OrchestrationError) as raised:
+        async for _ in orchestrator.stream(ask("big"), ctx(deadline_s=1.0)):
+            pass
+    assert time.monotonic() - started < 1.0 + 0.5
+    assert raised.value.code == "deadline_exceeded"
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_stream_that_goes_quiet_ends_with_an_error_after_the_idle_limit(
+    orchestrator: Orchestrator, registry: Any, simulator: Simulator, settings: Any
+) -> None:
+    settings.SWITCHYARD = {**settings.SWITCHYARD, "STREAM_IDLE_S": 0.5}
+    simulator.configure("big", tokens_per_s=1)
+    started = time.monotonic()
+    with pytest.raises(OrchestrationError) as raised:
+        async for _ in orchestrator.stream(ask("big", max_tokens=20), ctx(deadline_s=20.0)):
+            pass
+    assert time.monotonic() - started < 3.0
+    assert (raised.value.code, raised.value.status) == ("upstream_error", 502)

@@ -3,91 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from asgiref.sync import sync_to_async
 
-from orchestration.breaker import Breakers, breaker_mirror_flush
+from orchestration.breaker import Breakers
 from orchestration.models import LanguageModel, RequestLog
-from orchestration.orchestrator import CallContext, Orchestrator
+from orchestration.orchestrator import Orchestrator
 from orchestration.registry import snapshot_invalidate
 from orchestration.requestlog import requestlog_flush
 from orchestration.types import EmbeddingRequest, OrchestrationError
 from tests.conftest import Simulator
-from tests.orchestration.routes import ask, fallbacks, model_row, provider_row
+from tests.orchestration.harness import FakeClock, RecordingSleep, add_fallbacks, add_model, ask, ctx
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-class FakeClock:
-    def __init__(self, start: float = 1_000_000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-class RecordingSleep:
-    """Records each wait instead of sleeping through it."""
-
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
-
-
-@pytest.fixture
-def registry(transactional_db: None, simulator: Simulator) -> dict[str, Any]:
-    """Model "big" on provider "primary", falling back to "small" on provider "backup"."""
-    primary = provider_row("primary", simulator.url)
-    backup = provider_row("backup", simulator.url)
-    big = model_row("big", primary, context_window=8_000, input_per_mtok=Decimal("3"), output_per_mtok=Decimal("15"))
-    small = model_row("small", backup, context_window=16_000)
-    fallbacks(big, small)
-    return {"big": big, "small": small, "primary": primary, "backup": backup}
-
-
-# Registry rows are written from async tests through these.
-add_model = sync_to_async(model_row)
-add_fallbacks = sync_to_async(fallbacks)
-
-
-@pytest.fixture
-def breaker_clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def sleep() -> RecordingSleep:
-    return RecordingSleep()
-
-
-@pytest.fixture
-async def orchestrator(
-    transactional_db: None, breaker_clock: FakeClock, sleep: RecordingSleep
-) -> AsyncIterator[Orchestrator]:
-    from orchestration.orchestrator import _breaker_transitioned
-
-    instance = Orchestrator(
-        breakers=Breakers(clock=breaker_clock, on_transition=_breaker_transitioned), sleep=sleep, rng=lambda: 0.5
-    )
-    yield instance
-    await instance.aclose()
-    # Rows of this test must land before its database is emptied, not in the next test's.
-    await asyncio.to_thread(requestlog_flush)
-    await asyncio.to_thread(breaker_mirror_flush)
-
-
-def ctx(**fields: Any) -> CallContext:
-    fields.setdefault("cache_control", "no-store")
-    return CallContext(endpoint="completion", **fields)
 
 
 async def test_it_routes_the_public_name_to_the_upstream_model_and_prices_the_reply(
@@ -109,7 +39,7 @@ async def test_an_unknown_model_is_model_not_found(orchestrator: Orchestrator, r
 
 
 async def test_a_failing_model_is_retried_then_the_next_model_of_its_chain_serves(
-    orchestrator: Orchestrator, registry: Any, simulator: Simulator, sleep: RecordingSleep
+    orchestrator: Orchestrator, registry: Any, simulator: Simulator, recorded_sleep: RecordingSleep
 ) -> None:
     simulator.configure("big", error_status=503)
     _, served = await orchestrator.complete(ask("big"), ctx())
@@ -117,7 +47,7 @@ async def test_a_failing_model_is_retried_then_the_next_model_of_its_chain_serve
     assert [(h.reason, h.from_model, h.to_model) for h in served.fallbacks] == [("server", "big", "small")]
     assert served.fallback_from == "big"
     assert simulator.stats("big")["requests"] == 3
-    assert sleep.waits == [pytest.approx(1.0), pytest.approx(3.0)]
+    assert recorded_sleep.waits == [pytest.approx(1.0), pytest.approx(3.0)]
 
 
 async def test_context_window_errors_skip_to_a_model_with_a_larger_window(
@@ -206,9 +136,9 @@ async def test_when_every_model_fails_the_caller_gets_503_retry_after_the_first_
 
 
 async def test_with_redis_down_the_local_breaker_takes_over_and_requests_flow(
-    registry: Any, simulator: Simulator, sleep: RecordingSleep
+    registry: Any, simulator: Simulator, recorded_sleep: RecordingSleep
 ) -> None:
-    orchestrator = Orchestrator(breakers=Breakers(redis_url="redis://127.0.0.1:1/0"), sleep=sleep)
+    orchestrator = Orchestrator(breakers=Breakers(redis_url="redis://127.0.0.1:1/0"), sleep=recorded_sleep)
     _, served = await orchestrator.complete(ask("big"), ctx())
     assert served.model == "big"
     simulator.configure("big", error_status=500)
