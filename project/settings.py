@@ -204,6 +204,10 @@ SWITCHYARD = {
     "AGENT_STALE_S": env_float("SWITCHYARD_AGENT_STALE_S", 30.0, minimum=0.2),
     "AGENT_REAP_INTERVAL_S": env_float("SWITCHYARD_AGENT_REAP_INTERVAL_S", 15.0, minimum=0.1),
     "AGENT_MODEL": env_str("SWITCHYARD_AGENT_MODEL", ""),
+    # Response cache: the semantic cache's embedder ("local" or "provider:<model>"), and how long
+    # an expired answer stays in Redis to serve (marked STALE) when every provider fails.
+    "SEMANTIC_EMBEDDER": env_str("SWITCHYARD_SEMANTIC_EMBEDDER", "local"),
+    "CACHE_STALE_GRACE_S": env_float("SWITCHYARD_CACHE_STALE_GRACE_S", 3600.0, minimum=0.0),
 }
 
 # prometheus_client's multiprocess mode: every process writes its samples here and /metrics sums
