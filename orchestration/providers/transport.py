@@ -1,0 +1,329 @@
+"""HTTP for the adapters: pooled clients per event loop, the call's time limits, transport errors.
+
+Transport: httpx over ``httpx_aiohttp.AiohttpTransport``. Measured on the development machine
+(one aiohttp server, 64 concurrent POSTs of a small JSON reply, client and server sharing two
+cores): httpx's own pool ~90 requests/s, httpx with the aiohttp transport ~1,300, bare aiohttp
+~2,700. The aiohttp transport keeps the httpx interface the design asks for at most of the
+speed of aiohttp.
+
+Pooling: one ``httpx.AsyncClient`` per adapter per running event loop. An aiohttp session
+belongs to the loop it was opened on, and RQ workers run each job in a fresh loop
+(``asyncio.run``), so clients are keyed by loop (weakly) and each is closed when its loop
+shuts down: a tiny async generator per client is registered with the loop, and
+``loop.shutdown_asyncgens()`` (which ``asyncio.run`` and asgiref call) finalises it.
+
+Time limits (``CallTimeout``): ``connect`` is the socket connect (and pool wait) limit;
+``first_token`` bounds the wait for the response headers and, for streams, the first token;
+``idle`` bounds each gap between stream reads; ``total`` the whole call. Whole replies run under
+one ``asyncio.timeout``; streams cannot (a timeout scope must not stay open across a
+generator's ``yield``), so every read of a stream gets a deadline of its own: the earlier of the
+total deadline and the first-token (before any token) or idle (after) deadline. The transport's
+read timeout is a backstop set to the larger of ``first_token`` and ``idle``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import weakref
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import httpx
+from httpx_aiohttp import HttpxAiohttpClient
+
+from orchestration.providers.base import CallTimeout, Provider, ProviderConfig
+from orchestration.providers.errors import status_error
+from orchestration.providers.sse import SseEvent, SseParser
+from orchestration.types import ErrorKind, ProviderError
+
+# A gateway holds a connection for the whole of each generation, so concurrent calls to one
+# provider reach the thousands: the pool must not be what makes them wait.
+POOL_LIMITS = httpx.Limits(max_connections=2000, max_keepalive_connections=2000, keepalive_expiry=30.0)
+USER_AGENT = "Switchyard"
+# After a stream's last event the end of the body is normally already in the socket buffer.
+DRAIN_S = 1.0
+
+TRANSPORT_ERRORS = (httpx.HTTPError, aiohttp.ClientError, OSError)
+
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def json_bytes(payload: Any) -> bytes:
+    return _encode(payload).encode()
+
+
+def json_parsed(body: bytes, provider: str) -> Any:
+    """``body`` decoded as JSON; anything else is a ``MALFORMED`` answer."""
+    try:
+        return json.loads(body)
+    except ValueError as error:
+        raise ProviderError(
+            ErrorKind.MALFORMED, f"{provider} answered with invalid JSON: {error}", provider=provider
+        ) from error
+
+
+def transport_error(error: BaseException, provider: str) -> ProviderError:
+    """A failure below HTTP: a timeout, or a connection that could not open or broke."""
+    # httpx_aiohttp re-raises aiohttp errors as httpx ones, and maps some connection failures
+    # (refused, server disconnected) to ConnectTimeout: the aiohttp cause tells them apart.
+    cause = error.__cause__ if isinstance(error, httpx.HTTPError) and error.__cause__ is not None else error
+    if isinstance(cause, aiohttp.ClientError):
+        timed_out = isinstance(cause, TimeoutError)
+    else:
+        timed_out = isinstance(error, httpx.TimeoutException | TimeoutError)
+    detail = f"{type(cause).__name__}: {cause}".rstrip(": ")
+    if timed_out:
+        return ProviderError(ErrorKind.TIMEOUT, f"{provider} timed out ({detail})", provider=provider)
+    return ProviderError(ErrorKind.CONNECTION, f"connection to {provider} failed ({detail})", provider=provider)
+
+
+def timeout_error(provider: str, limit: str, seconds: float) -> ProviderError:
+    return ProviderError(
+        ErrorKind.TIMEOUT, f"{provider} exceeded the {limit} limit of {seconds:.3g} s", provider=provider
+    )
+
+
+def http_timeout(timeout: CallTimeout, *, read: float) -> httpx.Timeout:
+    return httpx.Timeout(connect=timeout.connect, read=read, write=timeout.connect, pool=timeout.connect)
+
+
+@dataclass(slots=True)
+class _LoopClient:
+    client: httpx.AsyncClient
+    closer: Any  # the async generator whose finalisation closes ``client``
+
+
+async def _close_with_loop(client: httpx.AsyncClient) -> AsyncIterator[None]:
+    try:
+        yield
+    finally:
+        await client.aclose()
+
+
+# Close tasks started outside any caller's await: referenced until done so they are not collected.
+_closing: set[asyncio.Future[Any] | concurrent.futures.Future[Any]] = set()
+
+
+class LoopClients:
+    """One ``httpx.AsyncClient`` per running event loop, each closed when its loop shuts down."""
+
+    def __init__(self, build: Callable[[], httpx.AsyncClient]) -> None:
+        self._build = build
+        self._entries: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClient] = weakref.WeakKeyDictionary()
+
+    async def get(self) -> httpx.AsyncClient:
+        loop = asyncio.get_running_loop()
+        entry = self._entries.get(loop)
+        if entry is None:
+            client = self._build()
+            entry = self._entries[loop] = _LoopClient(client, _close_with_loop(client))
+            await anext(entry.closer)  # registers the generator with this loop's shutdown
+        return entry.client
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    async def aclose(self) -> None:
+        """Close every client: this loop's now, other live loops' on their own loop."""
+        current = asyncio.get_running_loop()
+        entry = self._entries.pop(current, None)
+        self.close_soon()
+        if entry is not None:
+            await entry.closer.aclose()
+
+    def close_soon(self) -> None:
+        """Schedule every client's closing on its own loop (callable without a running loop)."""
+        try:
+            current: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            current = None
+        entries = list(self._entries.items())
+        self._entries.clear()
+        for loop, entry in entries:
+            if loop.is_closed():
+                continue
+            closing: asyncio.Future[Any] | concurrent.futures.Future[Any]
+            if loop is current:
+                closing = loop.create_task(entry.closer.aclose())
+            elif loop.is_running():
+                closing = asyncio.run_coroutine_threadsafe(entry.closer.aclose(), loop)
+            else:
+                continue  # a loop that is not running closes its clients when it shuts down
+            _closing.add(closing)
+            closing.add_done_callback(_closing.discard)
+
+
+class HttpProvider(Provider):
+    """An adapter that speaks JSON over HTTP: pooled clients, time limits and error mapping.
+
+    Subclasses give their authentication headers (``auth_headers``) and read their service's
+    error bodies (``error_from_response``); they call ``post_json`` for whole replies and
+    ``open_stream`` for Server-Sent Events.
+    """
+
+    def __init__(self, config: ProviderConfig) -> None:
+        super().__init__(config)
+        self.clients = LoopClients(self._client)
+        self._in_flight = 0
+        self._retired = False
+
+    def auth_headers(self) -> dict[str, str]:
+        """Headers that authenticate every request (e.g. ``Authorization``)."""
+        return {}
+
+    def error_from_response(self, status: int, headers: Mapping[str, str], body: bytes) -> ProviderError:
+        """The ``ProviderError`` for an HTTP error answer of this service (overridden to read
+        each service's error body; this reads it as plain text)."""
+        text = body[:1000].decode("utf-8", "replace").strip()
+        return status_error(status, text, headers=headers, provider=self.config.name)
+
+    def _client(self) -> httpx.AsyncClient:
+        headers = {"User-Agent": USER_AGENT, "Content-Type": "application/json", **self.auth_headers()}
+        headers.update(self.config.extra_headers)
+        return HttpxAiohttpClient(headers=headers, limits=POOL_LIMITS, timeout=self.config.timeout_s)
+
+    async def post_json(self, url: str, payload: Any, timeout: CallTimeout) -> Any:
+        """POST ``payload`` and return the decoded JSON reply, within ``timeout``."""
+        client = await self.clients.get()
+        name = self.config.name
+        self._in_flight += 1
+        try:
+            try:
+                async with asyncio.timeout(timeout.total):
+                    response = await client.post(
+                        url, content=json_bytes(payload), timeout=http_timeout(timeout, read=timeout.first_token)
+                    )
+            except TimeoutError as error:
+                raise timeout_error(name, "total", timeout.total) from error
+            except TRANSPORT_ERRORS as error:
+                raise transport_error(error, name) from error
+            if response.status_code >= 400:
+                raise self.error_from_response(response.status_code, response.headers, response.content)
+            return json_parsed(response.content, name)
+        finally:
+            self._call_finished()
+
+    @asynccontextmanager
+    async def open_stream(self, url: str, payload: Any, timeout: CallTimeout) -> AsyncIterator[SseStream]:
+        """POST ``payload`` and give the reply's Server-Sent Events; leaving closes the connection."""
+        client = await self.clients.get()
+        name = self.config.name
+        started = asyncio.get_running_loop().time()
+        read = max(timeout.first_token, timeout.idle)
+        request = client.build_request(
+            "POST", url, content=json_bytes(payload), timeout=http_timeout(timeout, read=read)
+        )
+        response: httpx.Response | None = None
+        self._in_flight += 1
+        try:
+            start_limit = min(timeout.total, timeout.first_token)
+            try:
+                async with asyncio.timeout(start_limit):
+                    response = await client.send(request, stream=True)
+                    if response.status_code >= 400:
+                        body = await response.aread()
+                        raise self.error_from_response(response.status_code, response.headers, body)
+            except TimeoutError as error:
+                limit = "total" if timeout.total <= timeout.first_token else "first-token"
+                raise timeout_error(name, limit, start_limit) from error
+            except TRANSPORT_ERRORS as error:
+                raise transport_error(error, name) from error
+            yield SseStream(response, timeout, started, name)
+        finally:
+            if response is not None:
+                await response.aclose()
+            self._call_finished()
+
+    def _call_finished(self) -> None:
+        self._in_flight -= 1
+        if self._retired and not self._in_flight:
+            self.clients.close_soon()
+
+    def retire(self) -> None:
+        """This adapter was replaced (its provider's settings changed): close its pools once
+        the calls still in flight have finished."""
+        self._retired = True
+        if not self._in_flight:
+            self.clients.close_soon()
+
+    async def aclose(self) -> None:
+        await self.clients.aclose()
+
+
+class SseStream:
+    """The events of one streamed reply, each read under the call's deadlines.
+
+    Call ``token_arrived`` once the first token (or any sign of generation, such as reasoning)
+    has been read: from then on the idle limit applies between reads instead of first-token.
+    """
+
+    __slots__ = ("_bytes", "_eof", "_first_at", "_limits", "_parser", "_pending", "_provider", "_token", "_total_at")
+
+    def __init__(self, response: httpx.Response, timeout: CallTimeout, started: float, provider: str) -> None:
+        self._bytes = response.aiter_bytes()
+        self._parser = SseParser()
+        self._pending: deque[SseEvent] = deque()
+        self._eof = False
+        self._token = False
+        self._total_at = started + timeout.total
+        self._first_at = started + timeout.first_token
+        self._limits = timeout
+        self._provider = provider
+
+    def token_arrived(self) -> None:
+        self._token = True
+
+    def __aiter__(self) -> SseStream:
+        return self
+
+    async def __anext__(self) -> SseEvent:
+        while not self._pending:
+            if self._eof:
+                raise StopAsyncIteration
+            await self._read()
+        return self._pending.popleft()
+
+    async def _read(self) -> None:
+        now = asyncio.get_running_loop().time()
+        limit_at = now + self._limits.idle if self._token else self._first_at
+        deadline = min(self._total_at, limit_at)
+        try:
+            async with asyncio.timeout_at(deadline):
+                chunk = await anext(self._bytes)
+        except StopAsyncIteration:
+            self._eof = True
+            self._pending.extend(self._parser.close())
+            return
+        except TimeoutError as error:
+            raise self._timeout(deadline) from error
+        except TRANSPORT_ERRORS as error:
+            raise transport_error(error, self._provider) from error
+        self._pending.extend(self._parser.feed(chunk))
+
+    async def drain(self) -> None:
+        """Read the rest of the body after the service's last event, so that the connection
+        goes back to the pool instead of being closed. Gives up (the connection is then
+        closed) after ``DRAIN_S`` or at any error: the reply is already complete."""
+        if self._eof:
+            return
+        deadline = min(self._total_at, asyncio.get_running_loop().time() + DRAIN_S)
+        try:
+            async with asyncio.timeout_at(deadline):
+                async for _ in self._bytes:
+                    pass
+        except (TimeoutError, *TRANSPORT_ERRORS):
+            return
+        self._eof = True
+
+    def _timeout(self, deadline: float) -> ProviderError:
+        if deadline >= self._total_at:
+            return timeout_error(self._provider, "total", self._limits.total)
+        if self._token:
+            return timeout_error(self._provider, "idle", self._limits.idle)
+        return timeout_error(self._provider, "first-token", self._limits.first_token)
