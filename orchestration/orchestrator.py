@@ -47,8 +47,6 @@ from orchestration.types import (
     OrchestrationError,
     ProviderError,
     Served,
-    ToolCall,
-    ToolCallDelta,
     Usage,
 )
 
@@ -423,21 +421,24 @@ class Orchestrator:
     # --- cache -----------------------------------------------------------------------------
 
     async def _cache_lookup(self, request: ChatRequest, call: Call) -> ChatResponse | None:
+        """A cached answer (its usage is not charged again), else None with X-Cache MISS or BYPASS."""
         cache = _cache_api()
-        if cache is None or call.ctx.cache_control == "no-store":
+        if cache is None:
             call.served.cache = "BYPASS"
-            return None
-        if call.ctx.cache_control == "no-cache":
             return None
         try:
             answer = await cache.cache_lookup(request, call.requested, call.ctx)
+            if answer is None:
+                call.served.cache = cache.cache_status_on_miss(request, call.requested, call.ctx)
+                return None
         except Exception:
             logger.exception("cache lookup failed; answering from the provider")
             return None
-        if answer is None:
-            return None
         call.served.cache = answer.status
         return answer.response
+
+    def _cacheable_stream(self, call: Call) -> bool:
+        return _cache_api() is not None and call.ctx.cache_control != "no-store"
 
     async def _cache_store(self, request: ChatRequest, call: Call, response: ChatResponse) -> None:
         cache = _cache_api()
@@ -523,21 +524,6 @@ async def _guarded(call: Awaitable[T], limits: CallTimeout) -> T:
 # --- streams -------------------------------------------------------------------------------
 
 
-def chunks_of(response: ChatResponse) -> list[Chunk]:
-    """A whole answer (a cached one) as the chunks a live stream would have sent."""
-    chunks: list[Chunk] = []
-    if response.content:
-        chunks.append(Chunk(delta=response.content))
-    if response.tool_calls:
-        deltas = [
-            ToolCallDelta(index=index, id=tool.id, name=tool.name, arguments=tool.arguments)
-            for index, tool in enumerate(response.tool_calls)
-        ]
-        chunks.append(Chunk(tool_calls=deltas))
-    chunks.append(Chunk(finish_reason=response.finish_reason, usage=response.usage))
-    return chunks
-
-
 @dataclass(slots=True)
 class OpenedStream:
     upstream: AsyncIterator[Chunk]
@@ -545,37 +531,22 @@ class OpenedStream:
     timeout: CallTimeout
 
 
-@dataclass
-class StreamAssembly:
-    """The whole reply gathered from its chunks, so a finished stream can be cached."""
+@dataclass(slots=True)
+class Relayed:
+    """What a stream sent: its usage, whether it finished, and (when it may be cached) its chunks."""
 
-    content: list[str] = field(default_factory=list)
-    tools: dict[int, ToolCall] = field(default_factory=dict)
-    finish_reason: str | None = None
+    keep: bool
+    chunks: list[Chunk] = field(default_factory=list)
     usage: Usage | None = None
+    finished: bool = False
 
     def add(self, chunk: Chunk) -> None:
-        if chunk.delta:
-            self.content.append(chunk.delta)
-        for delta in chunk.tool_calls:
-            tool = self.tools.setdefault(delta.index, ToolCall(id="", name="", arguments=""))
-            tool.id = delta.id or tool.id
-            tool.name = delta.name or tool.name
-            tool.arguments += delta.arguments
-        if chunk.finish_reason:
-            self.finish_reason = chunk.finish_reason
+        if self.keep:
+            self.chunks.append(chunk)
         if chunk.usage is not None:
             self.usage = chunk.usage
-
-    def response(self, model: str, request_id: str) -> ChatResponse:
-        return ChatResponse(
-            id=request_id or "stream",
-            model=model,
-            content="".join(self.content) or None,
-            tool_calls=[self.tools[index] for index in sorted(self.tools)],
-            finish_reason=self.finish_reason or "stop",
-            usage=self.usage or Usage(),
-        )
+        if chunk.finish_reason:
+            self.finished = True
 
 
 class ReplyStream:
@@ -620,7 +591,7 @@ class ReplyStream:
         requested = await orchestrator._route(call)
         cached = await orchestrator._cache_lookup(request, call)
         if cached is not None:
-            for chunk in chunks_of(cached):
+            for chunk in _cache_api().chunks_from_response(cached):
                 yield chunk
             return
 
@@ -630,16 +601,19 @@ class ReplyStream:
             stale = await orchestrator._cache_stale(request, call, exhausted.failure)
             if stale is None:
                 raise await orchestrator._final_error(call, exhausted.failure) from None
-            for chunk in chunks_of(stale):
+            for chunk in _cache_api().chunks_from_response(stale):
                 yield chunk
             return
-        assembly = StreamAssembly()
-        async with aclosing(self._relay(opened, route, lease, assembly)) as chunks:
+        relayed = Relayed(keep=route is requested and orchestrator._cacheable_stream(call))
+        async with aclosing(self._relay(opened, route, lease, relayed)) as chunks:
             async for chunk in chunks:
                 yield chunk
-        orchestrator._charge(call, route, assembly.usage or Usage())
-        if route is requested and assembly.finish_reason:
-            await orchestrator._cache_store(request, call, assembly.response(route.name, call.ctx.request_id))
+        orchestrator._charge(call, route, relayed.usage or Usage())
+        if relayed.keep and relayed.finished:
+            answer = _cache_api().response_from_chunks(
+                relayed.chunks, response_id=call.ctx.request_id or "stream", model=route.name
+            )
+            await orchestrator._cache_store(request, call, answer)
 
     async def _open(self, route: ModelRoute, provider: ProviderSettings) -> OpenedStream:
         """Start the upstream stream and wait for its first chunk (nothing reached the caller yet)."""
@@ -657,7 +631,7 @@ class ReplyStream:
         return OpenedStream(upstream, first, timeout)
 
     async def _relay(
-        self, opened: OpenedStream, route: ModelRoute, lease: Lease, assembly: StreamAssembly
+        self, opened: OpenedStream, route: ModelRoute, lease: Lease, relayed: Relayed
     ) -> AsyncIterator[Chunk]:
         """Pass chunks on; a failure from here on ends the stream with an error."""
         orchestrator, call, upstream = self._orchestrator, self._call, opened.upstream
@@ -666,7 +640,7 @@ class ReplyStream:
         chunk: Chunk | None = opened.first
         try:
             while chunk is not None:
-                assembly.add(chunk)
+                relayed.add(chunk)
                 yield chunk
                 chunk = await _next_chunk(upstream, min(opened.timeout.idle, deadline.remaining()) + GUARD_S)
         except ProviderError as error:

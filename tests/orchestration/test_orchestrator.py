@@ -233,3 +233,49 @@ async def test_embeddings_go_through_the_orchestrator(
     response, served = await orchestrator.embed(EmbeddingRequest(model="embed", inputs=["a", "b"]), ctx())
     assert len(response.vectors) == 2 and response.model == "embed"
     assert served.model == "embed"
+
+
+# --- with the response cache ----------------------------------------------------------------
+
+
+async def test_a_repeated_temperature_0_request_is_answered_from_the_cache_for_free(
+    orchestrator: Orchestrator, registry: Any, simulator: Simulator
+) -> None:
+    first, served = await orchestrator.complete(ask("big", temperature=0), ctx(cache_control="default"))
+    assert served.cache == "MISS"
+    again, served = await orchestrator.complete(ask("big", temperature=0), ctx(cache_control="default"))
+    assert (served.cache, served.cost_usd, again.content) == ("HIT", Decimal("0"), first.content)
+    assert simulator.stats("big")["requests"] == 1
+
+
+async def test_a_cached_answer_to_a_streaming_request_is_streamed(
+    orchestrator: Orchestrator, registry: Any, simulator: Simulator
+) -> None:
+    first = orchestrator.stream(ask("big", temperature=0), ctx(cache_control="default"))
+    live = "".join([chunk.delta async for chunk in first])
+    again = orchestrator.stream(ask("big", temperature=0), ctx(cache_control="default"))
+    chunks = [chunk async for chunk in again]
+    assert "".join(chunk.delta for chunk in chunks) == live
+    assert chunks[-1].finish_reason == "stop"
+    assert (first.served.cache, again.served.cache) == ("MISS", "HIT")
+    assert simulator.stats("big")["requests"] == 1
+
+
+async def test_a_request_the_cache_cannot_take_says_bypass(orchestrator: Orchestrator, registry: Any) -> None:
+    _, served = await orchestrator.complete(ask("big", temperature=0.7), ctx(cache_control="default"))
+    assert served.cache == "BYPASS"
+    _, served = await orchestrator.complete(ask("big", temperature=0), ctx(cache_control="no-store"))
+    assert served.cache == "BYPASS"
+
+
+async def test_when_every_provider_fails_an_expired_cached_answer_serves_marked_stale(
+    orchestrator: Orchestrator, registry: Any, simulator: Simulator
+) -> None:
+    await LanguageModel.objects.filter(name="big").aupdate(cache_exact_ttl_s=1)
+    snapshot_invalidate()
+    fresh, _ = await orchestrator.complete(ask("big", temperature=0), ctx(cache_control="default"))
+    await asyncio.sleep(1.1)
+    simulator.configure("*", error_status=500)
+    answer, served = await orchestrator.complete(ask("big", temperature=0), ctx(cache_control="default"))
+    assert (answer.content, served.cache) == (fresh.content, "STALE")
+    assert [(hop.from_model, hop.to_model) for hop in served.fallbacks] == [("big", "small"), ("small", "cache")]
