@@ -208,7 +208,9 @@ class Field:
 
 
 def _default(model: type[models.Model], attr: str) -> Any:
-    return model._meta.get_field(attr).get_default()
+    model_field = model._meta.get_field(attr)
+    assert isinstance(model_field, models.Field)
+    return model_field.get_default()
 
 
 def _provider_fields() -> tuple[Field, ...]:
@@ -550,13 +552,13 @@ def config_apply(plan: ConfigPlan) -> LoadReport:
         _, status, changed = _upsert(Provider, name, attrs, _provider_fields())
         report.changes.append(Change("provider", name, status, changed))
     model_rows = {name: _model_upsert(name, attrs) for name, attrs in plan.models.items()}
-    for name, (row, status, changed) in model_rows.items():
-        changed += _model_links_apply(row, plan.models[name])
-        if status == "created":
-            changed = []
-        elif changed:
-            status = "updated"
-        report.changes.append(Change("model", name, status, tuple(changed)))
+    for name, (row, model_status, own_changes) in model_rows.items():
+        all_changes = own_changes + _model_links_apply(row, plan.models[name])
+        if model_status == "created":
+            all_changes = []
+        elif all_changes:
+            model_status = "updated"
+        report.changes.append(Change("model", name, model_status, tuple(all_changes)))
     for name, attrs in plan.prompts.items():
         report.changes.append(_prompt_apply(name, attrs))
     transaction.on_commit(snapshot_invalidate)

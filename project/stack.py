@@ -12,6 +12,7 @@ import secrets
 import socket
 import sys
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlparse
 
 import httpx
@@ -37,7 +38,7 @@ class StackOptions:
 
 def simulator_address() -> tuple[str, int]:
     """Host and port of ``SWITCHYARD_SIMULATOR_URL``: where serve starts the simulator."""
-    url = urlparse(settings.SWITCHYARD["SIMULATOR_URL"])
+    url = urlparse(str(settings.SWITCHYARD["SIMULATOR_URL"]))
     return url.hostname or "127.0.0.1", url.port or 80
 
 
@@ -57,11 +58,15 @@ def web_url(options: StackOptions) -> str:
 
 def http_timeout_s() -> int:
     """Daphne's limit on one HTTP response: longer than the longest deadline the app enforces."""
-    deadlines = settings.SWITCHYARD
+    switchyard: dict[str, Any] = settings.SWITCHYARD
+    limits = {
+        name: float(switchyard[name])
+        for name in ("DEADLINE_COMPLETION_S", "DEADLINE_CHAT_S", "CHAT_GRACE_S", "DEADLINE_AGENT_S")
+    }
     longest = max(
-        deadlines["DEADLINE_COMPLETION_S"],
-        deadlines["DEADLINE_CHAT_S"] + deadlines["CHAT_GRACE_S"],
-        deadlines["DEADLINE_AGENT_S"],
+        limits["DEADLINE_COMPLETION_S"],
+        limits["DEADLINE_CHAT_S"] + limits["CHAT_GRACE_S"],
+        limits["DEADLINE_AGENT_S"],
     )
     return int(longest) + 60
 
@@ -103,7 +108,7 @@ def stack_env() -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         REDIS_URL=settings.REDIS_URL,
-        SWITCHYARD_SIMULATOR_URL=settings.SWITCHYARD["SIMULATOR_URL"],
+        SWITCHYARD_SIMULATOR_URL=str(settings.SWITCHYARD["SIMULATOR_URL"]),
         PYTHONUNBUFFERED="1",
         DJANGO_SETTINGS_MODULE=os.environ.get("DJANGO_SETTINGS_MODULE", "project.settings"),
     )

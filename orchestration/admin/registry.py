@@ -35,7 +35,8 @@ def probe_model(provider: Provider) -> LanguageModel | None:
     """The model a provider is tested with: an enabled chat model first, else any of its models."""
     models = list(provider.models.order_by("-enabled", "name"))
     chat = [model for model in models if "embeddings" not in (model.capabilities or [])]
-    return (chat or models or [None])[0]
+    candidates = chat or models
+    return candidates[0] if candidates else None
 
 
 def provider_probe(provider: Provider, model: LanguageModel | None = None) -> ProbeResult:
@@ -95,7 +96,8 @@ class ProviderForm(forms.ModelForm):
         required=False,
         max_length=500,
         assume_scheme="https",
-        help_text="Empty: the service's public endpoint; for the simulator, SWITCHYARD_SIMULATOR_URL.",
+        help_text="Empty: the kind's default (the public endpoint of OpenAI, Anthropic or Gemini; Ollama on "
+        "127.0.0.1:11434 for OpenAI-compatible; SWITCHYARD_SIMULATOR_URL for the simulator).",
     )
     api_key = forms.CharField(
         label="API key",

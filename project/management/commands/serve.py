@@ -123,7 +123,7 @@ class Command(BaseCommand):
             client.close()
 
     def _load_config_file(self) -> None:
-        path = settings.SWITCHYARD["CONFIG_FILE"]
+        path = str(settings.SWITCHYARD["CONFIG_FILE"] or "")
         if not path:
             return
         try:
@@ -140,7 +140,7 @@ class Command(BaseCommand):
     def _banner(self, stack: StackOptions, admin_password: str | None) -> None:
         base = web_url(stack)
         redis_line = f"embedded Valkey on {settings.REDIS_SOCKET}" if settings.REDIS_EMBEDDED else settings.REDIS_URL
-        simulator = settings.SWITCHYARD["SIMULATOR_URL"] + ("" if stack.simulator else " (not started here)")
+        simulator = str(settings.SWITCHYARD["SIMULATOR_URL"]) + ("" if stack.simulator else " (not started here)")
         lines = [
             "",
             "Switchyard is running.",
