@@ -118,10 +118,12 @@ class ScopeIndex:
         return len(self.ids)
 
     def add(self, entry: str, vector: np.ndarray, expires_at: float, stale_until: float, question: str) -> None:
+        if self.dimensions != vector.shape[0]:
+            self._reset(vector.shape[0])  # the first vector, or another embedder's: start over
         row = self.rows.get(entry)
         if row is None:
             row = self.size
-            self._grow(row + 1, vector.shape[0])
+            self._grow(row + 1)
             self.ids.append(entry)
             self.questions.append(question)
             self.rows[entry] = row
@@ -130,15 +132,18 @@ class ScopeIndex:
         self.stale_until[row] = stale_until
         self.questions[row] = question
 
-    def _grow(self, needed: int, dimensions: int) -> None:
-        if self.dimensions != dimensions:
-            self.__init__(self.key, dimensions)  # type: ignore[misc]  # another embedder: start over
-            self.dimensions = dimensions
+    def _reset(self, dimensions: int) -> None:
+        self.dimensions = dimensions
+        self.vectors = np.zeros((0, dimensions), dtype=np.float32)
+        self.expires_at, self.stale_until = np.zeros(0), np.zeros(0)
+        self.ids, self.questions, self.rows = [], [], {}
+
+    def _grow(self, needed: int) -> None:
         capacity = self.vectors.shape[0]
         if needed <= capacity:
             return
         capacity = max(needed, capacity * 2, 64)
-        vectors = np.zeros((capacity, dimensions), dtype=np.float32)
+        vectors = np.zeros((capacity, self.dimensions), dtype=np.float32)
         vectors[: self.size] = self.vectors[: self.size]
         self.vectors = vectors
         self.expires_at = np.resize(self.expires_at, capacity)

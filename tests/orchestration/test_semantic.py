@@ -1,0 +1,205 @@
+"""The semantic cache: paraphrases hit, near misses and other scopes do not, processes share entries."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import numpy as np
+import pytest
+
+from orchestration.cache import ResponseCache, cache_index_flush, cache_purge_model
+from orchestration.embedders import LocalEmbedder, embedder_from_setting
+from orchestration.nearmiss import near_miss_reason
+from orchestration.orchestrator import CallContext
+from orchestration.semantic import ScopeIndex, SemanticCache, semantic_query, semantic_scope
+from orchestration.types import ChatRequest, ChatResponse, Message, Usage
+from tests.orchestration.harness import FakeClock, route
+
+EMBEDDER = LocalEmbedder()
+SEMANTIC = {"cache_semantic": True, "cache_semantic_threshold": 0.85}
+
+
+def ask(*turns: str, system: str | None = None, **fields: Any) -> ChatRequest:
+    messages = [Message(role="system", content=system)] if system else []
+    for index, text in enumerate(turns):
+        messages.append(Message(role="user" if index % 2 == 0 else "assistant", content=text))
+    fields.setdefault("temperature", 0)
+    return ChatRequest(model="m", messages=messages, **fields)
+
+
+def answer(content: str) -> ChatResponse:
+    return ChatResponse(id="r-1", model="m", content=content, usage=Usage(10, 5))
+
+
+CTX = CallContext(endpoint="chat")
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+def new_cache(clock: FakeClock) -> ResponseCache:
+    """A response cache as one process has it (its own in-memory vectors), on the shared Redis."""
+    return ResponseCache(clock=clock, stale_grace_s=600, semantic=SemanticCache(embedder=EMBEDDER, clock=clock))
+
+
+@pytest.fixture
+async def cache(transactional_db: None, clock: FakeClock) -> Any:
+    instance = new_cache(clock)
+    yield instance
+    await instance.aclose()
+    await asyncio.to_thread(cache_index_flush)
+
+
+async def test_a_paraphrase_is_served_the_cached_answer(cache: ResponseCache) -> None:
+    await cache.store(ask("What is the capital of France?"), route(**SEMANTIC), answer("Paris."), CTX)
+    hit = await cache.lookup(ask("What's the capital city of France?"), route(**SEMANTIC), CTX)
+    assert hit is not None and hit.status == "SEMANTIC-HIT" and hit.response.content == "Paris."
+    assert hit.similarity is not None and hit.similarity >= 0.85
+
+
+@pytest.mark.parametrize(
+    ("cached", "asked"),
+    [
+        ("What is the capital of Spain?", "What is the capital of France?"),
+        ("How do I place an order?", "How do I cancel my order?"),
+        ("What time does the store open on Sunday?", "What time does the store open on Monday?"),
+        ("What can I bring in my carry-on?", "What can't I bring in my carry-on?"),
+        ("What is 15% of 300?", "What is 15% of 200?"),
+        ("Convert 100 degrees Celsius to Fahrenheit", "Convert 100 degrees Fahrenheit to Celsius"),
+    ],
+)
+async def test_a_near_miss_is_not_served_another_questions_answer(
+    cache: ResponseCache, cached: str, asked: str
+) -> None:
+    await cache.store(ask(cached), route(**SEMANTIC), answer("cached"), CTX)
+    assert await cache.lookup(ask(asked), route(**SEMANTIC), CTX) is None
+
+
+def test_the_guard_names_why_it_refuses() -> None:
+    assert near_miss_reason("What is 15% of 200?", "What is 15% of 300?") == "numbers"
+    assert near_miss_reason("What can I recycle?", "What can't I recycle?") == "negation"
+    assert near_miss_reason("Convert a string to an integer", "Convert an integer to a string") == "direction"
+    assert near_miss_reason("How do I sort a dict by value?", "How do I sort a dict by key?") == "substitution"
+    assert near_miss_reason("What are your Saturday opening hours?", "When do you open on Sunday?") == "specific"
+    assert near_miss_reason("How do I center a div?", "How do I center a div vertically?") == "qualifier"
+    assert near_miss_reason("How do I cancel my order?", "How can I cancel an order I placed?") is None
+
+
+async def test_the_semantic_cache_is_off_unless_the_model_turns_it_on(cache: ResponseCache, redis_client: Any) -> None:
+    await cache.store(ask("What is the capital of France?", temperature=0.7), route(), answer("Paris."), CTX)
+    assert redis_client.keys("sy:cache:sem:*") == []
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        {"system": "Answer in French."},
+        {"temperature": 0.2},
+        {"max_tokens": 10},
+    ],
+    ids=["system-prompt", "temperature", "max-tokens"],
+)
+async def test_two_scopes_never_share_an_answer(cache: ResponseCache, other: dict[str, Any]) -> None:
+    await cache.store(ask("What is the capital of France?"), route(**SEMANTIC), answer("Paris."), CTX)
+    assert await cache.lookup(ask("What is the capital of France?", **other), route(**SEMANTIC), CTX) is None
+    assert await cache.lookup(ask("What is the capital of France?"), route(name="n", **SEMANTIC), CTX) is None
+
+
+async def test_a_follow_up_only_matches_after_the_same_conversation(cache: ResponseCache) -> None:
+    first = ask("Tell me about Paris.", "Paris is the capital of France.", "How many people live there?")
+    await cache.store(first, route(**SEMANTIC), answer("About two million."), CTX)
+    other = ask("Tell me about Rome.", "Rome is the capital of Italy.", "How many people live there?")
+    assert await cache.lookup(other, route(**SEMANTIC), CTX) is None
+    same = ask("Tell me about Paris.", "Paris is the capital of France.", "How many people are living there?")
+    hit = await cache.lookup(same, route(**SEMANTIC), CTX)
+    assert hit is not None and hit.response.content == "About two million."
+
+
+async def test_conversations_longer_than_the_models_limit_skip_the_cache(
+    cache: ResponseCache, redis_client: Any
+) -> None:
+    long = ask("Hi.", "Hello!", "Tell me about Paris.", "It is the capital.", "How many people live there?")
+    assert semantic_query(long, max_turns=2) is None
+    await cache.store(long, route(cache_semantic_max_turns=2, cache_exact_enabled=False, **SEMANTIC), answer("x"), CTX)
+    assert redis_client.keys("sy:cache:sem:*") == []
+    assert semantic_query(long, max_turns=3) == "How many people live there?"
+
+
+async def test_an_entry_stored_by_one_process_is_served_by_another_and_purged_for_both(
+    cache: ResponseCache, clock: FakeClock
+) -> None:
+    other_process = new_cache(clock)
+    await cache.store(ask("How do I reset my password?"), route(**SEMANTIC), answer("Use the link."), CTX)
+    hit = await other_process.lookup(ask("How can I reset my password?"), route(**SEMANTIC), CTX)
+    assert hit is not None and hit.response.content == "Use the link."
+
+    await cache.store(ask("How do I delete my account?"), route(**SEMANTIC), answer("Settings."), CTX)
+    assert await other_process.lookup(ask("How can I delete my account?"), route(**SEMANTIC), CTX) is not None
+
+    await asyncio.to_thread(cache_index_flush)
+    await asyncio.to_thread(cache_purge_model, "m")
+    for process in (cache, other_process):
+        assert await process.lookup(ask("How can I reset my password?"), route(**SEMANTIC), CTX) is None
+    await other_process.aclose()
+
+
+async def test_a_semantic_entry_expires_and_then_serves_only_the_stale_lookup(
+    cache: ResponseCache, clock: FakeClock
+) -> None:
+    short = route(cache_exact_ttl_s=60, **SEMANTIC)
+    await cache.store(ask("What is the capital of France?"), short, answer("Paris."), CTX)
+    clock.advance(61)
+    assert await cache.lookup(ask("What's the capital city of France?"), short, CTX) is None
+    stale = await cache.lookup_stale(ask("What's the capital city of France?"), short, CTX)
+    assert stale is not None and stale.status == "SEMANTIC-HIT"
+    clock.advance(600)
+    assert await cache.lookup_stale(ask("What's the capital city of France?"), short, CTX) is None
+
+
+async def test_expired_entries_are_removed_from_redis_when_the_scope_is_written(
+    cache: ResponseCache, clock: FakeClock, redis_client: Any
+) -> None:
+    short = route(cache_exact_ttl_s=60, cache_exact_enabled=False, **SEMANTIC)
+    await cache.store(ask("What is the capital of France?"), short, answer("Paris."), CTX)
+    clock.advance(661)
+    await cache.store(ask("What is the capital of Italy?"), short, answer("Rome."), CTX)
+    (vectors,) = [key for key in redis_client.keys("sy:cache:sem:*") if key.endswith(b":vec")]
+    assert redis_client.hlen(vectors) == 1
+
+
+def test_the_scope_index_finds_the_nearest_valid_entries_first() -> None:
+    index = ScopeIndex("k")
+    rng = np.random.default_rng(1)
+    vectors = rng.normal(size=(50, 8)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    for row, vector in enumerate(vectors):
+        index.add(f"e{row}", vector, expires_at=100.0 if row != 7 else 10.0, stale_until=200.0, question=f"q{row}")
+    assert [c.entry_id for c in index.candidates(vectors[3], 0.99, 50.0, stale=False)] == ["e3"]
+    assert index.candidates(vectors[7], 0.99, 50.0, stale=False) == []
+    assert [c.entry_id for c in index.candidates(vectors[7], 0.99, 50.0, stale=True)] == ["e7"]
+    index.remove("e3")
+    assert index.candidates(vectors[3], 0.99, 50.0, stale=False) == []
+    assert [c.entry_id for c in index.candidates(vectors[49], 0.99, 50.0, stale=False)] == ["e49"]
+
+
+def test_scopes_depend_on_the_embedder() -> None:
+    request = ask("What is the capital of France?")
+    assert semantic_scope(request, route(), "local:a") != semantic_scope(request, route(), "provider:b")
+
+
+def test_the_embedder_setting_names_a_local_or_a_provider_model() -> None:
+    assert embedder_from_setting("local").name == "local:all-MiniLM-L6-v2-int8"
+    assert embedder_from_setting("provider:text-embedding-3-small").name == "provider:text-embedding-3-small"
+    with pytest.raises(ValueError):
+        embedder_from_setting("remote")
+
+
+def test_the_local_embedder_needs_no_network_and_returns_unit_vectors(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    vectors = LocalEmbedder().embed_sync(["What is the capital of France?", "What's the capital city of France?"])
+    assert vectors.shape == (2, 384) and vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert float(vectors[0] @ vectors[1]) > 0.9
