@@ -18,7 +18,7 @@ from orchestration.models import LanguageModel
 from orchestration.registry import snapshot_invalidate
 from orchestration.requestlog import requestlog_flush
 from project.keycache import key_cache_forget
-from tests.orchestration.routes import model_row, provider_row
+from tests.orchestration.harness import model_row, provider_row
 
 
 @dataclass

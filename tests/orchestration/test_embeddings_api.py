@@ -61,23 +61,24 @@ async def test_dimensions_shorten_and_renormalise(sim_models, make_key) -> None:
     assert math.sqrt(sum(x * x for x in vector)) == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize(
-    ("body", "code", "param"),
-    [
-        ({"model": "embed-sim"}, "missing_required_parameter", "input"),
-        ({"input": "x"}, "missing_required_parameter", "model"),
-        ({"model": "embed-sim", "input": []}, "empty_array", "input"),
-        ({"model": "embed-sim", "input": [""]}, "invalid_value", "input[0]"),
-        ({"model": "embed-sim", "input": [[1, 2, 3]]}, "unsupported_value", "input"),
-        ({"model": "embed-sim", "input": 5}, "invalid_type", "input"),
-        ({"model": "embed-sim", "input": "x", "encoding_format": "hex"}, "invalid_value", "encoding_format"),
-        ({"model": "embed-sim", "input": "x", "dimensions": 0}, "invalid_value", "dimensions"),
-        ({"model": "embed-sim", "input": "x", "colour": "red"}, "unknown_parameter", "colour"),
-    ],
-)
-async def test_bad_input_is_a_400_naming_the_parameter(sim_models, make_key, body, code, param) -> None:  # type: ignore[no-untyped-def]
+BAD_BODIES = [
+    ({"model": "embed-sim"}, "missing_required_parameter", "input"),
+    ({"input": "x"}, "missing_required_parameter", "model"),
+    ({"model": "embed-sim", "input": []}, "empty_array", "input"),
+    ({"model": "embed-sim", "input": [""]}, "invalid_value", "input[0]"),
+    ({"model": "embed-sim", "input": [[1, 2, 3]]}, "unsupported_value", "input"),
+    ({"model": "embed-sim", "input": 5}, "invalid_type", "input"),
+    ({"model": "embed-sim", "input": "x", "encoding_format": "hex"}, "invalid_value", "encoding_format"),
+    ({"model": "embed-sim", "input": "x", "dimensions": 0}, "invalid_value", "dimensions"),
+    ({"model": "embed-sim", "input": "x", "colour": "red"}, "unknown_parameter", "colour"),
+]
+
+
+async def test_bad_input_is_a_400_naming_the_parameter(sim_models, make_key) -> None:  # type: ignore[no-untyped-def]
     secret = await asyncio.to_thread(make_key)
-    assert_error(await post_json(AsyncClient(), URL, body, secret), 400, code, param)
+    client = AsyncClient()
+    for body, code, param in BAD_BODIES:
+        assert_error(await post_json(client, URL, body, secret), 400, code, param)
 
 
 async def test_model_access_is_checked(sim_models, make_key) -> None:  # type: ignore[no-untyped-def]
