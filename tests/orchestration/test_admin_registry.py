@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.urls import reverse
 
@@ -146,3 +148,62 @@ def test_a_fallback_to_the_model_itself_is_refused_with_a_message(admin_client, 
     assert response.status_code == 200
     assert "cannot fall back to itself" in response.content.decode()
     assert big.fallbacks.get().target == small
+
+
+@pytest.fixture
+def simulated(simulator) -> tuple[Provider, LanguageModel, LanguageModel]:
+    provider = Provider.objects.create(name="sim", kind="simulator", base_url=f"{simulator.url}/v1", max_retries=0)
+    chat = LanguageModel.objects.create(name="sim-chat", provider=provider, upstream="sim-chat", capabilities=["chat"])
+    embed = LanguageModel.objects.create(
+        name="sim-vectors", provider=provider, upstream="sim-vectors", capabilities=["embeddings"]
+    )
+    return provider, chat, embed
+
+
+def run_action(admin_client, model: str, action: str, pks: list[int]) -> list[tuple[str, str]]:
+    response = admin_client.post(
+        reverse(f"admin:orchestration_{model}_changelist"),
+        {"action": action, "_selected_action": [str(pk) for pk in pks]},
+        follow=True,
+    )
+    assert response.status_code == 200
+    return [(message.level_tag, message.message) for message in response.context["messages"]]
+
+
+def test_test_connection_reports_what_the_provider_answered(admin_client, simulator, simulated):
+    provider, _, _ = simulated
+    simulator.configure("sim-chat", reply="OK")
+
+    reported = run_action(admin_client, "provider", "test_connection", [provider.pk])
+
+    [(level, text)] = reported
+    assert level == "success"
+    assert re.fullmatch(r"sim / sim-chat: answered 'OK' \(\d+ tokens in, 1 out\)", text), text
+    assert simulator.stats("sim-chat")["completed"] == 1
+
+
+def test_test_connection_reports_a_failure_with_its_kind_and_status(admin_client, simulator, simulated):
+    provider, _, _ = simulated
+    simulator.configure("sim-chat", error_status=401)
+
+    [(level, text)] = run_action(admin_client, "provider", "test_connection", [provider.pk])
+
+    assert level == "error"
+    assert "sim / sim-chat: failed, auth (HTTP 401)" in text
+
+
+def test_test_connection_on_an_embedding_model_asks_for_a_vector(admin_client, simulator, simulated):
+    _, _, embed = simulated
+
+    [(level, text)] = run_action(admin_client, "languagemodel", "test_connection", [embed.pk])
+
+    assert level == "success"
+    assert "sim / sim-vectors: answered with a" in text and "dimensional embedding" in text
+
+
+def test_test_connection_of_a_provider_without_models_says_so(admin_client):
+    empty = Provider.objects.create(name="empty", kind="openai")
+
+    assert run_action(admin_client, "provider", "test_connection", [empty.pk]) == [
+        ("error", "empty: no model is registered on it to test with")
+    ]
