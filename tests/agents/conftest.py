@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from importlib import import_module
 from typing import Any
 
 import pytest
+from django.apps import apps
 from rest_framework.test import APIClient
 
 from agents.models import Task
@@ -18,10 +20,11 @@ from tests.support import ManagedProcess, start_worker
 
 MODEL = "agent-sim"
 # Recovery in seconds instead of a minute: beat often, count as dead soon, look often.
+# (Stale after 2 s, not less: on a loaded machine a live worker's beat can lag a second.)
 FAST_RECOVERY = {
-    "SWITCHYARD_AGENT_HEARTBEAT_S": "0.2",
-    "SWITCHYARD_AGENT_STALE_S": "1.0",
-    "SWITCHYARD_AGENT_REAP_INTERVAL_S": "0.3",
+    "SWITCHYARD_AGENT_HEARTBEAT_S": "0.25",
+    "SWITCHYARD_AGENT_STALE_S": "2.0",
+    "SWITCHYARD_AGENT_REAP_INTERVAL_S": "0.5",
 }
 
 
@@ -49,6 +52,12 @@ def agent_model(transactional_db: None, simulator: Any) -> LanguageModel:
 
 
 @pytest.fixture
+def knowledge_base(transactional_db: None) -> None:
+    """The seeded articles (a flushed test database has lost what the migration wrote)."""
+    import_module("agents.migrations.0002_seed_knowledge_articles").seed(apps, None)
+
+
+@pytest.fixture
 def alice_key(transactional_db: None, alice: Any) -> str:
     return api_key_create(user=alice, name="tests")[1]
 
@@ -72,6 +81,22 @@ def alice_api(alice_key: str) -> APIClient:
 @pytest.fixture
 def bob_api(bob_key: str) -> APIClient:
     return client_for(bob_key)
+
+
+@pytest.fixture(scope="module")
+def _module_worker(django_db_setup: None, _simulator_process: ManagedProcess) -> Iterator[ManagedProcess]:
+    process = start_worker("agents", **FAST_RECOVERY)
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def worker(_module_worker: ManagedProcess, transactional_db: None, simulator: Any) -> ManagedProcess:
+    """The test module's one RQ worker (starting a worker per test costs seconds). Do not mix
+    with ``workers``: a second worker could take the task meant for this one."""
+    if _module_worker.process is not None and _module_worker.process.poll() is not None:
+        raise RuntimeError(f"the module's worker exited:\n{_module_worker.log_text()[-2000:]}")
+    return _module_worker
 
 
 WorkerFactory = Callable[..., ManagedProcess]

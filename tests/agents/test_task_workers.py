@@ -1,15 +1,16 @@
-"""Agent tasks end to end: the Task API in process, real RQ workers as processes, the real simulator."""
+"""Agent tasks end to end: the Task API in process, a real RQ worker process, the real simulator.
+
+Every test here shares the module's one worker; tests that need their own workers (other
+settings, or killing them) are in ``test_task_recovery.py``."""
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 from typing import Any
 
 import pytest
 
-from agents.models import SupportTicket, Task, TaskEvent
+from agents.models import Task, TaskEvent
 from tests.agents.conftest import MODEL, call, script, wait_for_status, wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
@@ -26,7 +27,7 @@ def log_types(task_id: str) -> list[str]:
 
 
 def test_a_worker_runs_a_scripted_agent_through_its_tools_to_the_answer(
-    alice_api, agent_model, simulator, workers
+    alice_api, agent_model, knowledge_base, simulator, worker
 ) -> None:
     simulator.configure(
         MODEL,
@@ -37,7 +38,6 @@ def test_a_worker_runs_a_scripted_agent_through_its_tools_to_the_answer(
             {"content": "Revoke it on /keys/. Also, 20."},
         ),
     )
-    workers()
     task_id = submit(alice_api)
 
     wait_for_status(task_id, Task.Status.PROCESSING)
@@ -58,8 +58,7 @@ def test_a_worker_runs_a_scripted_agent_through_its_tools_to_the_answer(
     assert task["started_at"] and task["finished_at"] and task["attempts"] == 1
 
 
-def test_without_a_script_the_agent_answers_in_one_step(alice_api, agent_model, simulator, workers) -> None:
-    workers()
+def test_without_a_script_the_agent_answers_in_one_step(alice_api, agent_model, simulator, worker) -> None:
     task_id = submit(alice_api, text="Say something.")
 
     task = wait_for_status(task_id, Task.Status.COMPLETED)
@@ -68,7 +67,7 @@ def test_without_a_script_the_agent_answers_in_one_step(alice_api, agent_model, 
 
 
 def test_a_question_parks_the_task_without_holding_the_worker_and_the_answer_resumes_it(
-    alice_api, agent_model, simulator, workers
+    alice_api, agent_model, simulator, worker
 ) -> None:
     simulator.configure(
         MODEL,
@@ -77,7 +76,6 @@ def test_a_question_parks_the_task_without_holding_the_worker_and_the_answer_res
             {"content": "Revoke the production key on /keys/."},
         ),
     )
-    workers()
     asking = submit(alice_api)
     waiting = wait_for_status(asking, Task.Status.WAITING_INPUT)
     body = alice_api.get(f"/api/v1/tasks/{asking}")
@@ -111,10 +109,9 @@ def test_a_question_parks_the_task_without_holding_the_worker_and_the_answer_res
 
 
 def test_cancel_stops_the_worker_and_its_upstream_call_within_two_seconds(
-    alice_api, agent_model, simulator, workers
+    alice_api, agent_model, simulator, worker
 ) -> None:
     simulator.configure(MODEL, latency_ms=30_000)
-    workers()
     task_id = submit(alice_api)
     wait_until(lambda: simulator.stats(MODEL)["in_flight"] == 1, what="the model call to start")
 
@@ -128,43 +125,3 @@ def test_cancel_stops_the_worker_and_its_upstream_call_within_two_seconds(
     assert again.status_code == 409 and again.json()["error"]["code"] == "task_finished"
     task = Task.objects.get(pk=task_id)
     assert task.status == Task.Status.CANCELLED and task.error["code"] == "cancelled"
-
-
-def test_a_task_that_outlives_its_deadline_fails_with_timeout(alice_api, agent_model, simulator, workers) -> None:
-    simulator.configure(MODEL, latency_ms=20_000)
-    workers(SWITCHYARD_DEADLINE_AGENT_S="1.5")
-    task_id = submit(alice_api)
-
-    task = wait_for_status(task_id, Task.Status.FAILED, timeout=10)
-    assert task.error["code"] == "timeout"
-    assert (task.finished_at - task.started_at).total_seconds() < 5
-
-
-def test_a_killed_worker_s_task_finishes_on_another_worker_and_its_ticket_is_filed_once(
-    alice_api, agent_model, simulator, workers
-) -> None:
-    simulator.configure(
-        MODEL,
-        latency_ms=1500,
-        script=script(
-            {"tool_calls": [call("create_ticket", subject="Checkout 500s", description="Since 9:00", priority="high")]},
-            {"content": "Filed a ticket; an engineer will reply today."},
-        ),
-    )
-    first = workers()
-    task_id = submit(alice_api, agent="support-triage", text="Checkout returns 500 since 9:00, request req_1.")
-
-    wait_until(lambda: SupportTicket.objects.filter(task_id=task_id).exists(), what="the ticket")
-    wait_until(lambda: simulator.stats(MODEL)["in_flight"] == 1, what="the second model call")
-    holder = Task.objects.get(pk=task_id).worker
-    os.kill(int(holder.rsplit(":", 1)[1]), signal.SIGKILL)  # the work horse running the task
-    first.kill()  # and its parent: the whole worker is gone
-
-    workers()
-    task = wait_for_status(task_id, Task.Status.COMPLETED, timeout=30)
-    assert task.result == "Filed a ticket; an engineer will reply today."
-    assert SupportTicket.objects.filter(task_id=task_id).count() == 1
-    ticket = SupportTicket.objects.get(task_id=task_id)
-    assert ticket.priority == "high" and ticket.owner.username == "alice"
-    assert log_types(task_id) == ["action", "tool_result"]
-    assert task.attempts == 2

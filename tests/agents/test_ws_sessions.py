@@ -66,7 +66,7 @@ async def wait_for(condition: Any, within: float = 5.0) -> None:
             await asyncio.sleep(0.02)
 
 
-async def test_a_session_streams_thoughts_actions_and_results_then_completes(session, simulator) -> None:
+async def test_a_session_streams_thoughts_actions_and_results_then_completes(session, knowledge_base, simulator):
     simulator.configure(MODEL, script=RESEARCH)
     await start(session, text="How do I revoke a key, and what is 6 times 7?")
 
