@@ -203,3 +203,32 @@ def test_the_local_embedder_needs_no_network_and_returns_unit_vectors(monkeypatc
     assert vectors.shape == (2, 384) and vectors.dtype == np.float32
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     assert float(vectors[0] @ vectors[1]) > 0.9
+
+
+async def test_a_large_scope_loads_in_the_background_while_requests_go_without(
+    cache: ResponseCache, clock: FakeClock
+) -> None:
+    questions = ["How do I reset my password?", "How do I delete my account?", "How do I change my email?"]
+    for question in questions:
+        await cache.store(ask(question), route(cache_exact_enabled=False, **SEMANTIC), answer(question), CTX)
+    other_process = new_cache(clock)
+    other_process.semantic.inline_load_max = 2
+    paraphrase = ask("How can I reset my password?")
+    assert await other_process.lookup(paraphrase, route(**SEMANTIC), CTX) is None
+    for key in list(other_process.semantic._loading):
+        await other_process.semantic.loaded(key)
+    hit = await other_process.lookup(paraphrase, route(**SEMANTIC), CTX)
+    assert hit is not None and hit.response.content == "How do I reset my password?"
+    await other_process.aclose()
+
+
+async def test_a_large_scope_is_searched_off_the_event_loop_with_the_same_result(
+    cache: ResponseCache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import orchestration.semantic
+
+    monkeypatch.setattr(orchestration.semantic, "SEARCH_IN_THREAD_FROM", 1)
+    await cache.store(ask("What is the capital of France?"), route(**SEMANTIC), answer("Paris."), CTX)
+    hit = await cache.lookup(ask("What's the capital city of France?"), route(**SEMANTIC), CTX)
+    assert hit is not None and hit.response.content == "Paris."
+    assert await cache.lookup(ask("What is the capital of Spain?"), route(**SEMANTIC), CTX) is None
