@@ -31,8 +31,10 @@ class CallTimeout:
     """Limits for one call, in seconds, already cut to fit the caller's deadline.
 
     ``total``: the whole call, response body included; ``connect``: opening the connection;
-    ``first_token``: until the first byte of the response (the first chunk for a stream);
-    ``idle``: the longest gap allowed between two chunks of a stream.
+    ``first_token``: until the first byte of the response (the first token for a stream:
+    reasoning counts, keep-alive events do not); ``idle``: the longest gap allowed between
+    two reads of a stream. Whichever limit is hit first ends the call with
+    ``ProviderError(ErrorKind.TIMEOUT)`` naming the limit, and closes the connection.
     """
 
     total: float
@@ -62,8 +64,9 @@ class Provider:
     def stream(self, request: ChatRequest, *, timeout: CallTimeout) -> AsyncIterator[Chunk]:
         """Yield the reply as chunks, the last with ``finish_reason`` and (where the service
         reports it) ``usage``. Failures before or during the stream raise ``ProviderError``;
-        a stream that ends without a finish reason raises ``ErrorKind.MALFORMED``. Closing the
-        iterator early (``aclose``) closes the upstream connection."""
+        a stream that ends without a finish reason raises ``ErrorKind.MALFORMED``, one whose
+        connection breaks ``ErrorKind.CONNECTION``. Closing the iterator early (``aclose``)
+        closes the upstream connection, which the service sees as the client going away."""
         raise NotImplementedError
 
     async def embed(self, request: EmbeddingRequest, *, timeout: CallTimeout) -> EmbeddingResponse:
@@ -72,4 +75,5 @@ class Provider:
         raise NotImplementedError
 
     async def aclose(self) -> None:
-        """Close the pooled connections of this adapter (all event loops)."""
+        """Close the pooled connections of this adapter (all event loops). Optional: the pool
+        of each event loop also closes when that loop shuts down (``asyncio.run`` ending)."""
