@@ -1,0 +1,106 @@
+"""Both caches through ``POST /v1/chat/completions``, the Orchestrator and the real simulator."""
+
+# The fixtures imported from tests.orchestration.gateway are redefined as arguments:
+# ruff: noqa: F811
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from django.test import AsyncClient
+
+from orchestration.cache import cache_index_flush
+from orchestration.models import CacheEntry
+from tests.conftest import Simulator
+from tests.orchestration.gateway import (  # noqa: F401 - fixtures used by name
+    _fresh_process_caches,
+    chat_body,
+    make_key,
+    post_json,
+    sse_events,
+)
+from tests.orchestration.harness import model_row, provider_row
+
+pytestmark = pytest.mark.django_db(transaction=True)
+URL = "/v1/chat/completions"
+
+
+@pytest.fixture
+async def models(transactional_db: None, simulator: Simulator) -> AsyncIterator[None]:
+    """``cached-sim`` (exact cache on, as by default) and ``faq-sim`` (semantic cache on too)."""
+
+    def create() -> None:
+        provider = provider_row("sim", simulator.url)
+        model_row("cached-sim", provider)
+        model_row("faq-sim", provider, cache_semantic=True)
+
+    await asyncio.to_thread(create)
+    yield
+    # The index rows are written by a background thread: let it finish while the database is open.
+    await asyncio.to_thread(cache_index_flush)
+
+
+async def ask(secret: str, text: str, model: str = "cached-sim", **fields: Any) -> Any:
+    headers = fields.pop("headers", {})
+    body = chat_body(model, text, **fields)
+    return await post_json(AsyncClient(), URL, body, secret, **headers)
+
+
+async def streamed_text(response: Any) -> str:
+    content = b"".join([part async for part in response.streaming_content])
+    events = [event for event in sse_events(content) if event != "[DONE]"]
+    return "".join(choice["delta"].get("content") or "" for event in events for choice in event.get("choices", []))
+
+
+async def test_a_repeated_temperature_0_request_makes_no_second_upstream_call(
+    models: None, make_key: Any, simulator: Simulator
+) -> None:
+    secret = await asyncio.to_thread(make_key)
+    first = await ask(secret, "What is the capital of France?", temperature=0)
+    again = await ask(secret, "What is the capital of France?", temperature=0)
+    assert (first["X-Cache"], again["X-Cache"]) == ("MISS", "HIT")
+    assert again.json()["choices"][0]["message"]["content"] == first.json()["choices"][0]["message"]["content"]
+    assert simulator.stats("cached-sim")["requests"] == 1
+    await asyncio.to_thread(cache_index_flush)
+    assert (await CacheEntry.objects.aget(model="cached-sim")).hits == 1
+
+
+async def test_a_cached_answer_to_a_streaming_request_streams(
+    models: None, make_key: Any, simulator: Simulator
+) -> None:
+    secret = await asyncio.to_thread(make_key)
+    first = await ask(secret, "Name three rivers.", temperature=0)
+    streamed = await ask(secret, "Name three rivers.", temperature=0, stream=True)
+    assert streamed["X-Cache"] == "HIT"
+    assert streamed["Content-Type"].startswith("text/event-stream")
+    assert await streamed_text(streamed) == first.json()["choices"][0]["message"]["content"]
+    assert simulator.stats("cached-sim")["requests"] == 1
+
+
+async def test_cache_control_headers_bypass_or_refresh_the_cache(
+    models: None, make_key: Any, simulator: Simulator
+) -> None:
+    secret = await asyncio.to_thread(make_key)
+    await ask(secret, "What is the capital of Peru?", temperature=0)
+    no_store = await ask(secret, "What is the capital of Peru?", temperature=0, headers={"Cache-Control": "no-store"})
+    assert no_store["X-Cache"] == "BYPASS"
+    no_cache = await ask(secret, "What is the capital of Peru?", temperature=0, headers={"Cache-Control": "no-cache"})
+    assert no_cache["X-Cache"] == "MISS"
+    assert simulator.stats("cached-sim")["requests"] == 3
+    assert (await ask(secret, "What is the capital of Peru?", temperature=0))["X-Cache"] == "HIT"
+
+
+async def test_the_semantic_cache_answers_a_paraphrase_but_not_a_near_miss(
+    models: None, make_key: Any, simulator: Simulator
+) -> None:
+    secret = await asyncio.to_thread(make_key)
+    first = await ask(secret, "How do I cancel my order?", model="faq-sim")
+    paraphrase = await ask(secret, "How can I cancel an order I placed?", model="faq-sim")
+    assert paraphrase["X-Cache"] == "SEMANTIC-HIT"
+    assert paraphrase.json()["choices"][0]["message"]["content"] == first.json()["choices"][0]["message"]["content"]
+    near_miss = await ask(secret, "How do I place an order?", model="faq-sim")
+    assert near_miss["X-Cache"] == "MISS"
+    assert simulator.stats("faq-sim")["requests"] == 2
