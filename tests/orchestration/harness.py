@@ -13,6 +13,7 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from orchestration.breaker import Breakers, breaker_mirror_flush
+from orchestration.cache import cache_index_flush
 from orchestration.models import Fallback, LanguageModel, Provider
 from orchestration.orchestrator import CallContext, Orchestrator, _breaker_transitioned
 from orchestration.providers.base import ProviderConfig
@@ -151,4 +152,5 @@ async def orchestrator(
     await instance.aclose()
     # Rows of this test must land before its database is emptied, not in the next test's.
     await asyncio.to_thread(requestlog_flush)
+    await asyncio.to_thread(cache_index_flush)
     await asyncio.to_thread(breaker_mirror_flush)
