@@ -13,6 +13,7 @@ Times are wall-clock seconds from an injected ``clock`` (processes share them th
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 import secrets
@@ -40,6 +41,10 @@ CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 KEY_PREFIX = "switchyard:breaker:"
 # After Redis failed, use the local breaker this long before asking Redis again.
 REDIS_RETRY_S = 5.0
+# A "closed" answer from Redis is trusted this long (real seconds) before asking again: it saves
+# a round trip on nearly every call, and another process's opening reaches this one within it.
+# Anything but "closed" is never cached, so an open or half-open breaker is always asked.
+CLOSED_CACHE_S = 0.1
 REDIS_TIMEOUT_S = 0.5
 
 # KEYS[1] breaker hash. ARGV: now, open_s, probe lease seconds, probe token.
@@ -247,13 +252,15 @@ class Breakers:
     """Every breaker of this process: Redis first, the local breakers while Redis is down.
 
     ``on_transition(key, provider, view)`` runs (synchronously, keep it quick) after each
-    state change this process caused.
+    state change this process caused. ``closed_cache_s``: see ``CLOSED_CACHE_S``.
     """
 
     redis_url: str = ""
     clock: Clock = time.time
     on_transition: TransitionHook | None = None
+    closed_cache_s: float = CLOSED_CACHE_S
     local: LocalBreakers = field(default_factory=LocalBreakers)
+    _closed_until: dict[str, float] = field(default_factory=dict)
     _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClient] = field(
         default_factory=weakref.WeakKeyDictionary
     )
@@ -279,6 +286,12 @@ class Breakers:
             self._clients[loop] = current
         return current
 
+    def _note_state(self, key: str, state: str) -> None:
+        if state == CLOSED and self.closed_cache_s > 0:
+            self._closed_until[key] = time.monotonic() + self.closed_cache_s
+        else:
+            self._closed_until.pop(key, None)
+
     def _redis_usable(self) -> bool:
         return time.monotonic() >= self._redis_down_until
 
@@ -286,11 +299,14 @@ class Breakers:
         if self._redis_usable():
             logger.warning("Redis unavailable for circuit breakers, using process-local ones: %s", error)
         self._redis_down_until = time.monotonic() + REDIS_RETRY_S
+        self._closed_until.clear()
 
     async def acquire(self, key: str, provider: str, policy: BreakerPolicy) -> Admission:
         """May a call go to ``key`` now? A half-open breaker admits exactly one probe."""
+        if self._closed_until.get(key, 0.0) > time.monotonic():
+            return Admission(True)
         now = self.clock()
-        token = secrets.token_hex(8)
+        token = _probe_token()
         admission: Admission | None = None
         if self._redis_usable():
             try:
@@ -298,6 +314,7 @@ class Breakers:
                     keys=[KEY_PREFIX + key], args=[repr(now), repr(policy.open_s), repr(policy.probe_lease_s), token]
                 )
                 admission = _admission(decision, detail, token)
+                self._note_state(key, CLOSED if decision == "allow" else "")
             except (redis.RedisError, OSError) as error:
                 self._redis_failed(error)
         if admission is None:
@@ -325,6 +342,7 @@ class Breakers:
                     ],
                 )
                 changed = state if flag == "1" else ""
+                self._note_state(key, state)
             except (redis.RedisError, OSError) as error:
                 self._redis_failed(error)
                 changed = self.local.record(key, failed, now, policy, admission.probe_token)
@@ -367,6 +385,15 @@ class Breakers:
         current = self._clients.pop(asyncio.get_running_loop(), None)
         if current is not None:
             await current.client.aclose()
+
+
+_TOKEN_PREFIX = secrets.token_hex(6)
+_token_numbers = itertools.count()
+
+
+def _probe_token() -> str:
+    """Unique across processes (random per process) and cheap (no system call per call)."""
+    return f"{_TOKEN_PREFIX}-{os.getpid()}-{next(_token_numbers)}"
 
 
 def _admission(decision: str, detail: str, token: str) -> Admission:

@@ -184,6 +184,7 @@ class Orchestrator:
         self.clock = clock
         self.sleep = sleep
         self.rng = rng
+        self._background: set[asyncio.Task[None]] = set()
 
     # --- public API ----------------------------------------------------------------------
 
@@ -210,8 +211,15 @@ class Orchestrator:
         self._finish(call, None)
         return response, call.served
 
+    async def drain(self) -> None:
+        """Wait for the background breaker updates started so far."""
+        while self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+
     async def aclose(self) -> None:
-        """Close this loop's Redis client of the breakers (adapters are closed by ``adapters_aclose``)."""
+        """Finish background work and close this loop's Redis client of the breakers (adapters are
+        closed by ``adapters_aclose``)."""
+        await self.drain()
         await self.breakers.aclose()
 
     def adapter(self, config: ProviderConfig) -> Provider:
@@ -340,8 +348,20 @@ class Orchestrator:
                 await self.breakers.release(lease.key, lease.admission)
                 raise
             if settle:
-                await self.breakers.record(lease.key, lease.provider, lease.policy, lease.admission, failed=False)
+                await self._succeeded(lease)
             return result, lease
+
+    async def _succeeded(self, lease: Lease) -> None:
+        """Count a success. A probe's closes the breaker before the next caller asks; any other is
+        counted in the background, off the caller's latency (its order relative to other calls
+        does not change what the window holds for long)."""
+        record = self.breakers.record(lease.key, lease.provider, lease.policy, lease.admission, failed=False)
+        if lease.admission.probe_token:
+            await record
+            return
+        task = asyncio.get_running_loop().create_task(record)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _settle(self, lease: Lease, error: ProviderError) -> None:
         """Count a failed attempt against the breaker, or not (400/404/422 say nothing of health)."""
@@ -654,7 +674,7 @@ class ReplyStream:
             raise
         finally:
             await _close(upstream)
-        await orchestrator.breakers.record(lease.key, lease.provider, lease.policy, lease.admission, failed=False)
+        await orchestrator._succeeded(lease)
 
 
 async def _next_chunk(upstream: AsyncIterator[Chunk], limit_s: float) -> Chunk | None:

@@ -27,6 +27,7 @@ def bench_environment() -> None:
     """Point Django at scratch state and set it up; call before importing any app code."""
     os.environ.setdefault("SECRET_KEY", "bench-secret-key")
     os.environ.setdefault("DEBUG", "0")
+    os.environ.setdefault("ALLOWED_HOSTS", "127.0.0.1,localhost")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
     os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(scratch_dir() / "metrics"))
     os.environ.setdefault("DATABASE_URL", f"sqlite:///{scratch_dir() / 'bench.sqlite3'}")

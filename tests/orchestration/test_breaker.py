@@ -218,6 +218,16 @@ def test_failures_seen_by_another_process_open_the_breaker_here() -> None:
     assert not asyncio.run(admitted_here())
 
 
+async def test_an_opening_by_another_process_reaches_this_one_within_the_closed_cache_time() -> None:
+    breakers = Breakers(closed_cache_s=0.2)
+    assert (await breakers.acquire("sim", "sim", POLICY)).allowed
+    breaker_force_open("sim")  # as the admin, or another process, would
+    assert (await breakers.acquire("sim", "sim", POLICY)).allowed  # still trusting the recent "closed"
+    await asyncio.sleep(0.25)
+    assert not (await breakers.acquire("sim", "sim", POLICY)).allowed
+    await breakers.aclose()
+
+
 def test_admin_reset_and_force_open_change_the_shared_state() -> None:
     breaker_force_open("sim", now=1_000.0)
     view = breaker_read("sim", 30.0)

@@ -40,17 +40,27 @@ def exposition() -> str:
 async def test_a_call_is_counted_with_its_tokens_cost_latency_fallback_and_retries(
     orchestrator: Orchestrator, registry: Any, simulator: Simulator
 ) -> None:
+    labels = {"endpoint": "completion", "model": "big"}
+    figures: dict[str, tuple[str, dict[str, str]]] = {
+        "requests": ("llm_requests_total", {"provider": "backup", "status": "ok", "cache": "BYPASS", **labels}),
+        "durations": ("llm_request_duration_seconds_count", labels),
+        "tokens": ("llm_tokens_total", {"model": "small", "direction": "output"}),
+        "cost": ("llm_cost_usd_total", {"model": "small"}),
+        "fallbacks": ("llm_fallbacks_total", {"from_model": "big", "to_model": "small", "reason": "server"}),
+        "retries": ("llm_retries_total", {"model": "big", "provider": "primary", "reason": "server"}),
+        "cache": ("llm_cache_requests_total", {"model": "big", "status": "BYPASS"}),
+    }
+    # Samples add up over the whole test run: compare before and after.
+    before_text = exposition()
+    before = {key: sample(before_text, name, **wanted) for key, (name, wanted) in figures.items()}
     simulator.configure("big", error_status=500)
     _, served = await orchestrator.complete(ask("big"), ctx())
-    text = exposition()
-    labels = {"endpoint": "completion", "model": "big"}
-    assert sample(text, "llm_requests_total", provider="backup", status="ok", cache="BYPASS", **labels) >= 1
-    assert sample(text, "llm_request_duration_seconds_count", **labels) >= 1
-    assert sample(text, "llm_tokens_total", model="small", direction="output") >= served.usage.output_tokens
-    assert sample(text, "llm_cost_usd_total", model="small") == pytest.approx(float(served.cost_usd), rel=1e-6)
-    assert sample(text, "llm_fallbacks_total", from_model="big", to_model="small", reason="server") >= 1
-    assert sample(text, "llm_retries_total", model="big", provider="primary", reason="server") >= 2
-    assert sample(text, "llm_cache_requests_total", model="big", status="BYPASS") >= 1
+    after_text = exposition()
+    grew = {key: sample(after_text, name, **wanted) - before[key] for key, (name, wanted) in figures.items()}
+    assert grew["requests"] == grew["durations"] == grew["fallbacks"] == grew["cache"] == 1
+    assert grew["retries"] == 2
+    assert grew["tokens"] == served.usage.output_tokens > 0
+    assert grew["cost"] == pytest.approx(float(served.cost_usd), rel=1e-6)
 
 
 @pytest.mark.django_db(transaction=True)
