@@ -54,11 +54,12 @@ DRAIN_S = 1.0
 
 TRANSPORT_ERRORS = (httpx.HTTPError, aiohttp.ClientError, OSError)
 
-_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+# ASCII output: text from clients may hold lone surrogates, which cannot be encoded as UTF-8.
+_encode = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def json_bytes(payload: Any) -> bytes:
-    return _encode(payload).encode()
+    return _encode(payload).encode("ascii")
 
 
 def json_parsed(body: bytes, provider: str) -> Any:

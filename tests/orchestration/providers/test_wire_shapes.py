@@ -41,6 +41,17 @@ async def test_openai_sends_max_completion_tokens_and_asks_for_stream_usage(
     assert canned.paths[0] == "/v1/chat/completions"
 
 
+async def test_any_text_a_client_sends_reaches_the_provider(
+    make_adapter: AdapterFactory, canned: CannedUpstream
+) -> None:
+    canned.reply({"choices": [{"message": {"content": "ok"}, "finish_reason": "stop"}]})
+    text = "caf\u00e9 \U0001f600 and a lone \ud800 surrogate"
+
+    await make_adapter("openai", url=canned.url).complete(ask(text), timeout=ROOMY)
+
+    assert canned.received[0]["messages"][0]["content"] == text
+
+
 async def test_a_compatible_server_gets_max_tokens_and_no_auth_without_a_key(
     make_adapter: AdapterFactory, canned: CannedUpstream
 ) -> None:
