@@ -188,7 +188,7 @@ def _exact_value(response: ChatResponse, question: str, now: float, ttl_s: float
     )
 
 
-def _read_exact_value(data: bytes) -> tuple[ChatResponse, float]:
+def _read_exact_value(data: bytes | str) -> tuple[ChatResponse, float]:
     value = json.loads(data)
     return response_from_json(json.dumps(value["response"])), float(value["expires_at"])
 
@@ -275,7 +275,8 @@ class ResponseCache:
     def grace_s(self) -> float:
         if self.stale_grace_s is not None:
             return self.stale_grace_s
-        return float(settings.SWITCHYARD.get("CACHE_STALE_GRACE_S", DEFAULT_STALE_GRACE_S))
+        grace = settings.SWITCHYARD.get("CACHE_STALE_GRACE_S")
+        return DEFAULT_STALE_GRACE_S if grace is None else float(grace)
 
     @property
     def semantic(self) -> SemanticCache:

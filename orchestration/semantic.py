@@ -337,9 +337,8 @@ class SemanticCache:
         pipe.hset(f"{key}:vec", entry, pack_vector(vector, expires_at, stale_until, question))
         pipe.hset(f"{key}:ans", entry, response_to_json(response))
         pipe.xadd(f"{key}:log", {"op": "add", "id": entry}, maxlen=LOG_MAX_LEN, approximate=True)
-        for suffix in (":vec", ":ans", ":log"):
-            pipe.expire(f"{key}{suffix}", int(ttl_s + grace_s) + 60, gt=True)
-            pipe.expire(f"{key}{suffix}", int(ttl_s + grace_s) + 60, nx=True)
+        for suffix in (":vec", ":ans", ":log"):  # an idle scope vanishes once its newest entry is past grace
+            pipe.expire(f"{key}{suffix}", int(ttl_s + grace_s) + 60)
         await pipe.execute()
         if index is not None:  # else a background load of the scope picks the entry up from Redis
             index.add(entry, vector, expires_at, stale_until, question)
