@@ -212,9 +212,10 @@ class Orchestrator:
         return response, call.served
 
     async def drain(self) -> None:
-        """Wait for the background breaker updates started so far."""
-        while self._background:
-            await asyncio.gather(*self._background, return_exceptions=True)
+        """Wait for the background breaker updates this event loop started so far."""
+        loop = asyncio.get_running_loop()
+        while pending := [task for task in self._background if task.get_loop() is loop and not task.done()]:
+            await asyncio.gather(*pending, return_exceptions=True)
 
     async def aclose(self) -> None:
         """Finish background work and close this loop's Redis client of the breakers (adapters are
