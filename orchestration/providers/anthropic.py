@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from orchestration.providers.base import CallTimeout, ProviderConfig
-from orchestration.providers.errors import refusal_error, status_error
+from orchestration.providers.errors import refusal_error, status_error, untranslatable_error
 from orchestration.providers.transport import HttpProvider, json_parsed
 from orchestration.types import (
     ChatRequest,
@@ -315,13 +315,19 @@ class AnthropicProvider(HttpProvider):
     def error_from_response(self, status: int, headers: Mapping[str, str], body: bytes) -> ProviderError:
         return anthropic_error(status, headers, body, self.config.name)
 
+    def _body(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
+        try:
+            return messages_body(request, stream=stream)
+        except (KeyError, TypeError, AttributeError) as error:
+            raise untranslatable_error(self.config.name, error) from error
+
     async def complete(self, request: ChatRequest, *, timeout: CallTimeout) -> ChatResponse:
-        data = await self.post_json(self.messages_url, messages_body(request, stream=False), timeout)
+        data = await self.post_json(self.messages_url, self._body(request, stream=False), timeout)
         return messages_response(data, request, self.config.name)
 
     async def stream(self, request: ChatRequest, *, timeout: CallTimeout) -> AsyncIterator[Chunk]:
         name = self.config.name
-        async with self.open_stream(self.messages_url, messages_body(request, stream=True), timeout) as events:
+        async with self.open_stream(self.messages_url, self._body(request, stream=True), timeout) as events:
             state = MessageStreamState(name)
             async for event in events:
                 chunk = state.read(json_parsed(event.data, name))

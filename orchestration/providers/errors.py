@@ -124,3 +124,10 @@ def refusal_error(provider: str, reason: str) -> ProviderError:
     refused, which callers handle as a content-policy error (e.g. by trying another model)."""
     message = f"{provider} refused to answer ({reason})"
     return ProviderError(ErrorKind.CONTENT_POLICY, message, status=200, provider=provider)
+
+
+def untranslatable_error(provider: str, error: Exception) -> ProviderError:
+    """A request whose tools, tool choice or response format do not have the shape the
+    OpenAI format gives them, so it cannot be put into this provider's format."""
+    message = f"the request cannot be sent to {provider}: malformed tools or response format ({error!r})"
+    return ProviderError(ErrorKind.BAD_REQUEST, message, provider=provider)

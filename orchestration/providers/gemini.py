@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from orchestration.providers.base import CallTimeout, ProviderConfig
-from orchestration.providers.errors import refusal_error, status_error
+from orchestration.providers.errors import refusal_error, status_error, untranslatable_error
 from orchestration.providers.transport import HttpProvider, json_parsed
 from orchestration.types import (
     ChatRequest,
@@ -336,15 +336,21 @@ class GeminiProvider(HttpProvider):
     def error_from_response(self, status: int, headers: Mapping[str, str], body: bytes) -> ProviderError:
         return gemini_error(status, headers, body, self.config.name)
 
+    def _body(self, request: ChatRequest) -> dict[str, Any]:
+        try:
+            return generate_body(request)
+        except (KeyError, TypeError, AttributeError) as error:
+            raise untranslatable_error(self.config.name, error) from error
+
     async def complete(self, request: ChatRequest, *, timeout: CallTimeout) -> ChatResponse:
         url = self.model_url(request.model, "generateContent")
-        data = await self.post_json(url, generate_body(request), timeout)
+        data = await self.post_json(url, self._body(request), timeout)
         return generate_response(data, request, self.config.name)
 
     async def stream(self, request: ChatRequest, *, timeout: CallTimeout) -> AsyncIterator[Chunk]:
         url = self.model_url(request.model, "streamGenerateContent") + "?alt=sse"
         name = self.config.name
-        async with self.open_stream(url, generate_body(request), timeout) as events:
+        async with self.open_stream(url, self._body(request), timeout) as events:
             state = GenerateStreamState(name)
             answered = False
             async for event in events:

@@ -380,3 +380,27 @@ async def test_gemini_error_inside_a_stream_becomes_its_kind(
 
     assert caught.value.kind is ErrorKind.SERVER
     assert canned.paths[0] == "/v1beta/models/sim-model:streamGenerateContent?alt=sse"
+
+
+@pytest.mark.parametrize("kind", ["anthropic", "gemini"])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"tools": [{"type": "function", "function": {"description": "no name"}}]},
+        {"tools": ["get_weather"]},
+        {"tools": [TOOL], "tool_choice": {"type": "function", "function": "get_weather"}},
+        {"response_format": {"type": "json_schema", "json_schema": "not an object"}},
+    ],
+)
+async def test_a_request_that_cannot_be_translated_is_a_bad_request(
+    kind: str, options: dict[str, Any], make_adapter: AdapterFactory, canned: CannedUpstream
+) -> None:
+    adapter = make_adapter(kind, url=canned.url)
+
+    with pytest.raises(ProviderError) as whole:
+        await adapter.complete(ask(**options), timeout=ROOMY)
+    with pytest.raises(ProviderError) as streamed:
+        await stream_all(adapter, ask(**options))
+
+    assert whole.value.kind is streamed.value.kind is ErrorKind.BAD_REQUEST
+    assert canned.received == []
