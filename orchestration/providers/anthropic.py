@@ -15,7 +15,13 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from orchestration.providers.base import CallTimeout, ProviderConfig
-from orchestration.providers.errors import refusal_error, status_error, untranslatable_error
+from orchestration.providers.errors import (
+    UNREADABLE,
+    refusal_error,
+    status_error,
+    unreadable_error,
+    untranslatable_error,
+)
 from orchestration.providers.transport import HttpProvider, json_parsed
 from orchestration.types import (
     ChatRequest,
@@ -323,14 +329,20 @@ class AnthropicProvider(HttpProvider):
 
     async def complete(self, request: ChatRequest, *, timeout: CallTimeout) -> ChatResponse:
         data = await self.post_json(self.messages_url, self._body(request, stream=False), timeout)
-        return messages_response(data, request, self.config.name)
+        try:
+            return messages_response(data, request, self.config.name)
+        except UNREADABLE as error:
+            raise unreadable_error(self.config.name, error) from error
 
     async def stream(self, request: ChatRequest, *, timeout: CallTimeout) -> AsyncIterator[Chunk]:
         name = self.config.name
         async with self.open_stream(self.messages_url, self._body(request, stream=True), timeout) as events:
             state = MessageStreamState(name)
             async for event in events:
-                chunk = state.read(json_parsed(event.data, name))
+                try:
+                    chunk = state.read(json_parsed(event.data, name))
+                except UNREADABLE as error:
+                    raise unreadable_error(name, error) from error
                 if state.generating:
                     events.token_arrived()
                 if chunk is not None:

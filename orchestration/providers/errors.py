@@ -131,3 +131,13 @@ def untranslatable_error(provider: str, error: Exception) -> ProviderError:
     OpenAI format gives them, so it cannot be put into this provider's format."""
     message = f"the request cannot be sent to {provider}: malformed tools or response format ({error!r})"
     return ProviderError(ErrorKind.BAD_REQUEST, message, provider=provider)
+
+
+# What reading an answer of an unexpected shape raises (a list where an object belongs, text
+# where a number belongs): the answer is malformed, whatever the detail.
+UNREADABLE = (KeyError, IndexError, TypeError, AttributeError, ValueError)
+
+
+def unreadable_error(provider: str, error: Exception) -> ProviderError:
+    message = f"{provider} sent an answer of an unexpected shape ({error!r})"
+    return ProviderError(ErrorKind.MALFORMED, message, provider=provider)

@@ -22,7 +22,13 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from orchestration.providers.base import CallTimeout, ProviderConfig
-from orchestration.providers.errors import refusal_error, status_error, untranslatable_error
+from orchestration.providers.errors import (
+    UNREADABLE,
+    refusal_error,
+    status_error,
+    unreadable_error,
+    untranslatable_error,
+)
 from orchestration.providers.transport import HttpProvider, json_parsed
 from orchestration.types import (
     ChatRequest,
@@ -345,7 +351,10 @@ class GeminiProvider(HttpProvider):
     async def complete(self, request: ChatRequest, *, timeout: CallTimeout) -> ChatResponse:
         url = self.model_url(request.model, "generateContent")
         data = await self.post_json(url, self._body(request), timeout)
-        return generate_response(data, request, self.config.name)
+        try:
+            return generate_response(data, request, self.config.name)
+        except UNREADABLE as error:
+            raise unreadable_error(self.config.name, error) from error
 
     async def stream(self, request: ChatRequest, *, timeout: CallTimeout) -> AsyncIterator[Chunk]:
         url = self.model_url(request.model, "streamGenerateContent") + "?alt=sse"
@@ -354,7 +363,10 @@ class GeminiProvider(HttpProvider):
             state = GenerateStreamState(name)
             answered = False
             async for event in events:
-                chunk = state.read(json_parsed(event.data, name))
+                try:
+                    chunk = state.read(json_parsed(event.data, name))
+                except UNREADABLE as error:
+                    raise unreadable_error(name, error) from error
                 if state.generating:
                     events.token_arrived()
                 if chunk is not None:
@@ -375,7 +387,10 @@ class GeminiProvider(HttpProvider):
                 self.model_url(request.model, "batchEmbedContents"), {"requests": requests}, timeout
             )
             items = data.get("embeddings") if isinstance(data, dict) else None
-        return embedding_response(items, data, request, name)
+        try:
+            return embedding_response(items, data, request, name)
+        except UNREADABLE as error:
+            raise unreadable_error(name, error) from error
 
 
 def embedding_response(items: Any, data: Any, request: EmbeddingRequest, provider: str) -> EmbeddingResponse:

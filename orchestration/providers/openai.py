@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from orchestration.providers.base import CallTimeout, ProviderConfig
-from orchestration.providers.errors import refusal_error, status_error
+from orchestration.providers.errors import UNREADABLE, refusal_error, status_error, unreadable_error
 from orchestration.providers.transport import HttpProvider, json_parsed
 from orchestration.types import (
     ChatRequest,
@@ -323,7 +323,10 @@ class OpenAIProvider(HttpProvider):
     async def complete(self, request: ChatRequest, *, timeout: CallTimeout) -> ChatResponse:
         body = chat_body(request, stream=False, max_tokens_field=self.max_tokens_field)
         data = await self.post_json(self.chat_url, body, timeout)
-        return chat_response(data, request, self.config.name)
+        try:
+            return chat_response(data, request, self.config.name)
+        except UNREADABLE as error:
+            raise unreadable_error(self.config.name, error) from error
 
     async def stream(self, request: ChatRequest, *, timeout: CallTimeout) -> AsyncIterator[Chunk]:
         body = chat_body(request, stream=True, max_tokens_field=self.max_tokens_field)
@@ -335,7 +338,10 @@ class OpenAIProvider(HttpProvider):
                     state.done = True
                     await events.drain()
                     break
-                chunk = state.read(json_parsed(event.data, name))
+                try:
+                    chunk = state.read(json_parsed(event.data, name))
+                except UNREADABLE as error:
+                    raise unreadable_error(name, error) from error
                 if state.generating:
                     events.token_arrived()
                 if chunk is not None:
@@ -345,4 +351,7 @@ class OpenAIProvider(HttpProvider):
     async def embed(self, request: EmbeddingRequest, *, timeout: CallTimeout) -> EmbeddingResponse:
         body = {"model": request.model, "input": request.inputs, "encoding_format": "float"}
         data = await self.post_json(self.embeddings_url, body, timeout)
-        return embedding_response(data, request, self.config.name)
+        try:
+            return embedding_response(data, request, self.config.name)
+        except UNREADABLE as error:
+            raise unreadable_error(self.config.name, error) from error

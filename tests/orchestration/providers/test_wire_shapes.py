@@ -404,3 +404,50 @@ async def test_a_request_that_cannot_be_translated_is_a_bad_request(
 
     assert whole.value.kind is streamed.value.kind is ErrorKind.BAD_REQUEST
     assert canned.received == []
+
+
+@pytest.mark.parametrize(
+    ("kind", "payload"),
+    [
+        ("openai", {"choices": [{"message": ["not", "an", "object"]}]}),
+        ("openai", {"choices": [{"message": {"content": "hi"}}], "usage": {"prompt_tokens": "many"}}),
+        ("anthropic", {"content": [{"type": "text", "text": 5}], "stop_reason": "end_turn"}),
+        ("gemini", {"candidates": [{"content": ["not", "an", "object"]}]}),
+    ],
+)
+async def test_an_answer_of_an_unexpected_shape_is_malformed(
+    kind: str, payload: dict[str, Any], make_adapter: AdapterFactory, canned: CannedUpstream
+) -> None:
+    canned.reply(payload)
+
+    with pytest.raises(ProviderError) as caught:
+        await make_adapter(kind, url=canned.url).complete(ask(), timeout=ROOMY)
+
+    assert caught.value.kind is ErrorKind.MALFORMED
+
+
+# A well-formed end of stream after the odd chunk: only the odd chunk can make the call fail.
+FINISHING_FRAMES = {
+    "openai": openai_chunk({}, "stop") + sse(b"[DONE]"),
+    "anthropic": sse({"type": "message_delta", "delta": {"stop_reason": "end_turn"}}) + sse({"type": "message_stop"}),
+    "gemini": sse(gemini_reply([{"text": "ok"}])),
+}
+
+
+@pytest.mark.parametrize(
+    ("kind", "frame"),
+    [
+        ("openai", sse({"choices": [{"delta": "not an object"}]})),
+        ("anthropic", sse({"type": "content_block_start", "index": 0, "content_block": "text"})),
+        ("gemini", sse({"candidates": ["not an object"]})),
+    ],
+)
+async def test_a_chunk_of_an_unexpected_shape_is_malformed(
+    kind: str, frame: bytes, make_adapter: AdapterFactory, canned: CannedUpstream
+) -> None:
+    canned.stream([frame, FINISHING_FRAMES[kind]])
+
+    with pytest.raises(ProviderError) as caught:
+        await stream_all(make_adapter(kind, url=canned.url))
+
+    assert caught.value.kind is ErrorKind.MALFORMED
