@@ -18,6 +18,8 @@ from types import SimpleNamespace
 from typing import Any
 from urllib.parse import parse_qs
 
+from channels.auth import get_user
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.http import AsyncHttpConsumer
@@ -60,6 +62,15 @@ class MessageStreamConsumer(AsyncHttpConsumer):
         super().__init__(*args, **kwargs)
         self.relay: asyncio.Task[None] | None = None
         self.request_id = ""
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # Channels closes stale database connections around every message, through the one
+        # thread all thread-sensitive work shares; this consumer holds no connection in the
+        # loop's thread, and with thousands of clients that hop queued ahead of real work.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def http_request(self, message: dict[str, Any]) -> None:
         if message.get("more_body"):
@@ -146,7 +157,7 @@ class MessageStreamConsumer(AsyncHttpConsumer):
         await reply_finish_orphan(message_id, status=Message.Status.FAILED, code="producer_lost")
         if await streams.stream_exists(message_id):
             return False  # the terminal event is in the stream: the next read relays it
-        message = await database_sync_to_async(Message.objects.filter(pk=message_id).first)()
+        message = await _db(Message.objects.filter(pk=message_id).first)()
         if message is None:
             gone = ReplyEvent(after + 1, streams.ERROR, {"code": "message_deleted", "message": "It was deleted."})
             await self.send_body(gone.sse())
@@ -171,7 +182,7 @@ class MessageStreamConsumer(AsyncHttpConsumer):
         after = self._last_event_id()
         user_id = await self._user_id()
         message_id = int(self.scope["url_route"]["kwargs"]["message_id"])
-        message = await database_sync_to_async(_message_of)(user_id, message_id)
+        message = await _db(_message_of)(user_id, message_id)
         if message is None:
             raise StreamRefused(404, "message_not_found", f"No message {message_id}.")
         return message, after
@@ -179,12 +190,12 @@ class MessageStreamConsumer(AsyncHttpConsumer):
     async def _user_id(self) -> int:
         secret = api_key_secret_from(self._headers())
         if secret is not None:
-            key = await database_sync_to_async(api_key_find)(secret)
+            key = await _db(api_key_find)(secret)
             if key is None:
                 raise StreamRefused(401, "invalid_api_key", "Incorrect API key provided.")
             return int(key.user_id)
-        user: AbstractBaseUser | None = self.scope.get("user")
-        if user is None or not user.is_authenticated:
+        user: AbstractBaseUser = await get_user(self.scope)
+        if not user.is_authenticated:
             raise StreamRefused(401, "not_authenticated", "Authentication credentials were not provided.")
         return int(user.pk)
 
@@ -222,6 +233,11 @@ class MessageStreamConsumer(AsyncHttpConsumer):
         if refused.status == 401:
             headers.append((b"WWW-Authenticate", b'Bearer realm="switchyard"'))
         await self.send_response(refused.status, body, headers=headers)
+
+
+def _db(function: Any) -> Any:
+    """Run ORM work in the default thread pool, not the one shared thread: clients must not queue."""
+    return database_sync_to_async(function, thread_sensitive=False)
 
 
 def _message_of(user_id: int, message_id: int) -> Message | None:

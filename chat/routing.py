@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from channels.auth import AuthMiddlewareStack
+from channels.sessions import SessionMiddlewareStack
 from django.urls import path
 
 from chat.consumers import MessageStreamConsumer
 
-# Session cookies authenticate the browser's EventSource; API keys are read by the consumer.
+# The session (cookie) authenticates the browser's EventSource; the consumer reads API keys
+# itself and looks the session's user up only when no key is presented.
 http_urlpatterns: list[Any] = [
-    path("api/v1/messages/<int:message_id>/stream", AuthMiddlewareStack(MessageStreamConsumer.as_asgi())),
+    path("api/v1/messages/<int:message_id>/stream", SessionMiddlewareStack(MessageStreamConsumer.as_asgi())),
 ]

@@ -342,7 +342,7 @@ async def _reply_settle(
 
 async def _settle_and_announce(message_id: int, fields: dict[str, Any]) -> None:
     """Settle the row if it still streams; then write the terminal event the saved row implies."""
-    message = await database_sync_to_async(_settle)(message_id, fields)
+    message = await database_sync_to_async(_settle, thread_sensitive=False)(message_id, fields)
     try:
         if message is None:
             length = len(fields.get("content", ""))
@@ -401,7 +401,7 @@ async def reply_finish_orphan(message_id: int, *, status: str, code: str) -> Non
     if any(event.is_terminal for event in events):
         return
     content = "".join(event.data.get("delta", "") for event in events)
-    message = await database_sync_to_async(Message.objects.filter(pk=message_id).first)()
+    message = await database_sync_to_async(Message.objects.filter(pk=message_id).first, thread_sensitive=False)()
     if message is None:
         return
     route = (await asnapshot()).models.get(message.model)

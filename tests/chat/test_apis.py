@@ -1,0 +1,158 @@
+"""The chat API's CRUD side, in-process: shapes, ownership, validation, conflicts."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from chat import streams
+from chat.models import Conversation, Message
+from tests.chat.conftest import MODEL
+
+
+@pytest.fixture
+def as_alice(alice_key: str) -> Client:
+    return Client(HTTP_AUTHORIZATION=f"Bearer {alice_key}")
+
+
+@pytest.fixture
+def as_bob(bob_key: str) -> Client:
+    return Client(HTTP_AUTHORIZATION=f"Bearer {bob_key}")
+
+
+def conversation_of(user: Any, **fields: Any) -> Conversation:
+    return Conversation.objects.create(owner=user, model=MODEL, **fields)
+
+
+def test_a_conversation_is_created_listed_read_renamed_and_deleted(as_alice: Client) -> None:
+    created = as_alice.post(
+        "/api/v1/conversations", {"title": "Trip", "system_prompt": "Be brief."}, "application/json"
+    )
+    assert created.status_code == 201, created.content
+    body = created.json()
+    assert body["model"] == MODEL and body["title"] == "Trip" and body["system_prompt"] == "Be brief."
+    listed = as_alice.get("/api/v1/conversations").json()
+    assert listed["count"] == 1 and listed["results"][0]["id"] == body["id"]
+    url = f"/api/v1/conversations/{body['id']}"
+    assert as_alice.get(url).json()["title"] == "Trip"
+    renamed = as_alice.patch(url, {"title": "Holiday"}, "application/json")
+    assert renamed.status_code == 200 and renamed.json()["title"] == "Holiday"
+    assert as_alice.delete(url).status_code == 204
+    assert as_alice.get(url).status_code == 404
+
+
+def test_another_persons_conversation_does_not_exist_for_you(as_alice: Client, as_bob: Client, bob: Any) -> None:
+    theirs = conversation_of(bob)
+    for method in ("get", "patch", "delete"):
+        response = getattr(as_alice, method)(f"/api/v1/conversations/{theirs.pk}", {}, "application/json")
+        assert response.status_code == 404
+        assert response.json()["error"]["code"] == "conversation_not_found"
+    assert as_alice.get(f"/api/v1/conversations/{theirs.pk}/messages").status_code == 404
+    posted = as_alice.post(f"/api/v1/conversations/{theirs.pk}/messages", {"content": "hi"}, "application/json")
+    assert posted.status_code == 404
+    assert as_alice.get("/api/v1/conversations").json()["count"] == 0
+    assert as_bob.get("/api/v1/conversations").json()["count"] == 1
+
+
+def test_an_unknown_model_is_404_and_a_model_outside_the_keys_list_403(alice: Any, chat_model: Any) -> None:
+    from orchestration.keys import api_key_create
+
+    _, limited = api_key_create(user=alice, allowed_models=["something-else"])
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {limited}")
+    assert client.post("/api/v1/conversations", {"model": "nope"}, "application/json").status_code == 404
+    forbidden = client.post("/api/v1/conversations", {"model": MODEL}, "application/json")
+    assert forbidden.status_code == 403 and forbidden.json()["error"]["code"] == "model_not_allowed"
+
+
+def test_a_system_prompt_and_a_template_together_are_refused(as_alice: Client) -> None:
+    response = as_alice.post(
+        "/api/v1/conversations", {"system_prompt": "x", "prompt_template": "y"}, "application/json"
+    )
+    assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_request"
+
+
+def test_without_credentials_it_is_401(chat_model: Any) -> None:
+    assert Client().get("/api/v1/conversations").status_code == 401
+
+
+def test_the_browser_session_works_and_unsafe_methods_need_csrf(alice: Any, chat_model: Any) -> None:
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(alice)
+    assert browser.get("/api/v1/conversations").status_code == 200
+    assert browser.post("/api/v1/conversations", {}, "application/json").status_code == 403
+    browser.get("/")  # sets the CSRF cookie, as the chat page does
+    token = browser.cookies["csrftoken"].value
+    response = browser.post("/api/v1/conversations", {}, "application/json", HTTP_X_CSRFTOKEN=token)
+    assert response.status_code == 201
+
+
+@pytest.mark.parametrize(
+    ("content", "status", "code"),
+    [("", 400, "empty_content"), ("   \n ", 400, "empty_content"), ("x" * 32_001, 413, "content_too_large")],
+)
+def test_empty_or_oversized_content_is_refused(
+    as_alice: Client, alice: Any, content: str, status: int, code: str
+) -> None:
+    conversation = conversation_of(alice)
+    response = as_alice.post(
+        f"/api/v1/conversations/{conversation.pk}/messages", {"content": content}, "application/json"
+    )
+    assert response.status_code == status
+    assert response.json()["error"]["code"] == code
+    assert not conversation.messages.exists()
+
+
+def test_a_second_message_while_a_reply_streams_is_409(as_alice: Client, alice: Any) -> None:
+    conversation = conversation_of(alice)
+    reply = Message.objects.create(conversation=conversation, role="assistant", status="streaming")
+    streams.producer_claim(reply.pk)
+    response = as_alice.post(f"/api/v1/conversations/{conversation.pk}/messages", {"content": "hi"}, "application/json")
+    assert response.status_code == 409 and response.json()["error"]["code"] == "reply_in_progress"
+    assert conversation.messages.count() == 1
+
+
+def test_a_reply_left_streaming_by_a_dead_process_is_failed_and_does_not_block_the_conversation(
+    as_alice: Client, alice: Any, simulator: Any
+) -> None:
+    simulator.configure(MODEL, tokens_per_s=0)
+    conversation = conversation_of(alice)
+    stale = Message.objects.create(conversation=conversation, role="assistant", status="streaming")
+    response = as_alice.post(f"/api/v1/conversations/{conversation.pk}/messages", {"content": "hi"}, "application/json")
+    assert response.status_code == 201, response.content
+    stale.refresh_from_db()
+    assert stale.status == "failed" and stale.error_code == "producer_lost"
+    reply = Message.objects.get(pk=response.json()["assistant_message"]["id"])
+    deadline = time.monotonic() + 10
+    while reply.status == "streaming" and time.monotonic() < deadline:
+        time.sleep(0.05)
+        reply.refresh_from_db()
+    assert reply.status == "complete" and reply.content
+
+
+def test_the_messages_of_a_conversation_are_listed_oldest_first(as_alice: Client, alice: Any) -> None:
+    conversation = conversation_of(alice)
+    first = Message.objects.create(conversation=conversation, role="user", content="one")
+    second = Message.objects.create(conversation=conversation, role="assistant", content="two", cost_usd="0.00012")
+    body = as_alice.get(f"/api/v1/conversations/{conversation.pk}/messages").json()
+    assert [m["id"] for m in body["results"]] == [first.pk, second.pk]
+    assert body["results"][1]["cost_usd"] == "0.00012000"
+    assert {"status", "model", "provider", "input_tokens", "output_tokens", "ttft_ms", "error_code"} <= set(
+        body["results"][1]
+    )
+
+
+def test_cancelling_a_finished_reply_is_409_and_anothers_reply_404(as_alice: Client, alice: Any, bob: Any) -> None:
+    done = Message.objects.create(conversation=conversation_of(alice), role="assistant", content="ok")
+    theirs = Message.objects.create(conversation=conversation_of(bob), role="assistant", status="streaming")
+    assert as_alice.post(f"/api/v1/messages/{done.pk}/cancel").status_code == 409
+    assert as_alice.post(f"/api/v1/messages/{theirs.pk}/cancel").status_code == 404
+
+
+def test_cancelling_a_reply_whose_producer_is_gone_settles_it_at_once(as_alice: Client, alice: Any) -> None:
+    reply = Message.objects.create(conversation=conversation_of(alice), role="assistant", status="streaming")
+    response = as_alice.post(f"/api/v1/messages/{reply.pk}/cancel")
+    assert response.status_code == 200
+    assert response.json()["status"] == "cancelled" and response.json()["finish_reason"] == "cancelled"

@@ -1,0 +1,100 @@
+"""The Redis side of a reply: ordered ids, one terminal event, fencing, attachment, grace."""
+
+from __future__ import annotations
+
+import pytest
+
+from chat import streams
+from chat.replies import GraceWatch
+from chat.streams import ReplyEvent
+
+
+class FakeClock:
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_an_event_is_one_sse_block_with_its_id() -> None:
+    event = ReplyEvent(12, "token", {"delta": "héllo\nworld"})
+    assert event.sse() == 'id: 12\nevent: token\ndata: {"delta":"héllo\\nworld"}\n\n'.encode()
+
+
+async def test_events_are_read_after_the_given_id_in_order() -> None:
+    for offset, delta in ((5, "Hello"), (11, " world"), (12, "!")):
+        assert await streams.event_append(1, ReplyEvent(offset, "token", {"delta": delta}))
+    assert await streams.event_append(1, ReplyEvent(13, "done", {"finish_reason": "stop"}))
+    after = await streams.events_read(1, 5, block_ms=None)
+    assert [(e.id, e.type) for e in after] == [(11, "token"), (12, "token"), (13, "done")]
+    assert await streams.events_read(1, 13, block_ms=10) == []
+
+
+async def test_nothing_follows_the_terminal_event() -> None:
+    assert await streams.event_append(2, ReplyEvent(3, "token", {"delta": "abc"}))
+    assert await streams.event_append(2, ReplyEvent(4, "error", {"code": "x", "message": ""}))
+    assert not await streams.event_append(2, ReplyEvent(9, "token", {"delta": "late!"}))
+    assert not await streams.event_append(2, ReplyEvent(10, "done", {}))
+    assert [e.type for e in await streams.events_all(2)] == ["token", "error"]
+
+
+async def test_a_closed_stream_refuses_tokens_but_takes_its_ending() -> None:
+    assert await streams.event_append(3, ReplyEvent(1, "token", {"delta": "a"}))
+    await streams.stream_close(3)
+    assert not await streams.event_append(3, ReplyEvent(2, "token", {"delta": "b"}))
+    assert await streams.event_append(3, ReplyEvent(2, "error", {"code": "producer_lost", "message": ""}))
+
+
+async def test_an_out_of_order_event_is_refused() -> None:
+    assert await streams.event_append(4, ReplyEvent(10, "token", {"delta": "0123456789"}))
+    assert not await streams.event_append(4, ReplyEvent(10, "token", {"delta": "again"}))
+
+
+async def test_a_finished_stream_expires_after_the_configured_time(redis_client, settings) -> None:  # type: ignore[no-untyped-def]
+    settings.SWITCHYARD = {**settings.SWITCHYARD, "CHAT_STREAM_TTL_S": 42}
+    await streams.event_append(5, ReplyEvent(1, "token", {"delta": "a"}))
+    assert redis_client.ttl(streams.key(5, "events")) > 42
+    await streams.event_append(5, ReplyEvent(2, "done", {}))
+    assert 0 < redis_client.ttl(streams.key(5, "events")) <= 42
+
+
+async def test_a_reply_is_watched_while_a_relay_is_attached() -> None:
+    clock = FakeClock()
+    await streams.relay_attach(6, "relay-a", clock)
+    assert (await streams.replies_sweep([6, 7], clock))[6].watched
+    assert not (await streams.replies_sweep([6, 7], clock))[7].watched
+    clock.now += streams.ATTACHMENT_TTL_S + 1  # a relay that died without detaching
+    assert not (await streams.replies_sweep([6], clock))[6].watched
+    await streams.relay_attach(6, "relay-b", clock)
+    await streams.relay_detach(6, "relay-b")
+    assert not (await streams.replies_sweep([6], clock))[6].watched
+
+
+async def test_the_sweep_renews_the_producer_heartbeat_and_reports_cancel_requests() -> None:
+    assert not await streams.producer_alive(8)
+    state = (await streams.replies_sweep([8]))[8]
+    assert await streams.producer_alive(8) and not state.cancel_requested
+    streams.cancel_request(8)
+    assert (await streams.replies_sweep([8]))[8].cancel_requested
+
+
+@pytest.mark.parametrize(
+    ("pattern", "abandoned_at"),
+    [
+        ([False, False, False, False], 3),  # never attached: cancelled grace_s after the start
+        ([True, True, False, False, False, False], 4),  # last seen at t=1: cancelled at t=1+3
+        ([True, False, False, True, False, False], None),  # came back in time
+    ],
+)
+def test_the_grace_watch_cancels_only_after_grace_without_any_client(
+    pattern: list[bool], abandoned_at: int | None
+) -> None:
+    clock = FakeClock(0.0)
+    watch = GraceWatch(3.0, clock)
+    verdicts = []
+    for second, watched in enumerate(pattern):
+        clock.now = float(second)
+        verdicts.append(watch.abandoned(watched))
+    first = verdicts.index(True) if True in verdicts else None
+    assert first == abandoned_at
