@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.db import connections
 
 from orchestration.breaker import Breakers, breaker_mirror_flush
 from orchestration.cache import cache_index_flush
@@ -154,3 +155,6 @@ async def orchestrator(
     await asyncio.to_thread(requestlog_flush)
     await asyncio.to_thread(cache_index_flush)
     await asyncio.to_thread(breaker_mirror_flush)
+    # The registry snapshot and async ORM calls ran in asgiref's worker thread: close its connection,
+    # or PostgreSQL refuses to drop the test database at the end of the run.
+    await sync_to_async(connections.close_all)()

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from django.conf import settings
+from django.db import connections
 
 from orchestration.breaker import (
     BreakerPolicy,
@@ -249,6 +250,7 @@ async def test_each_transition_is_mirrored_into_the_breaker_state_row(clock: Fak
     await breakers.aclose()
     await asyncio.to_thread(breaker_mirror_flush)
     row: Any = await sync_to_async(BreakerState.objects.get)(key="sim")
+    await sync_to_async(connections.close_all)()
     assert row.state == "open"
     assert row.failure_rate == 1.0
     assert row.opened_at.timestamp() == pytest.approx(clock.now)
