@@ -24,7 +24,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import redis
 import redis.asyncio as aioredis
@@ -366,7 +366,7 @@ class Breakers:
         if self._redis_usable():
             try:
                 data = await self._client().client.hgetall(KEY_PREFIX + key)
-                return _view(key, data, policy.open_s)
+                return _view(key, cast(dict[str, str], data), policy.open_s)
             except (redis.RedisError, OSError) as error:
                 self._redis_failed(error)
         return self.local.view(key, policy)
@@ -420,7 +420,7 @@ def breaker_read(key: str, open_s: float) -> BreakerView | None:
     """The live state of one breaker from Redis; None when Redis does not answer."""
     client = _sync_client()
     try:
-        return _view(key, client.hgetall(KEY_PREFIX + key), open_s)
+        return _view(key, cast(dict[str, str], client.hgetall(KEY_PREFIX + key)), open_s)
     except (redis.RedisError, OSError):
         return None
     finally:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 from django.conf import settings
 
@@ -34,17 +35,22 @@ _ENDPOINT_SETTING = {
 }
 
 
+def _seconds(name: str, default: float) -> float:
+    # settings.SWITCHYARD mixes types; these entries are floats read by env_float.
+    return float(cast(float, settings.SWITCHYARD.get(name, default)))
+
+
 def endpoint_deadline_s(endpoint: str) -> float:
     """The configured deadline of an endpoint ("completion", "chat", "agent", "embedding")."""
-    return float(settings.SWITCHYARD[_ENDPOINT_SETTING.get(endpoint, "DEADLINE_COMPLETION_S")])
+    return _seconds(_ENDPOINT_SETTING.get(endpoint, "DEADLINE_COMPLETION_S"), 30.0)
 
 
 def stream_first_token_s() -> float:
-    return float(settings.SWITCHYARD.get("STREAM_FIRST_TOKEN_S", 30.0))
+    return _seconds("STREAM_FIRST_TOKEN_S", 30.0)
 
 
 def stream_idle_s() -> float:
-    return float(settings.SWITCHYARD.get("STREAM_IDLE_S", 30.0))
+    return _seconds("STREAM_IDLE_S", 30.0)
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
@@ -584,7 +584,7 @@ class ReplyStream:
         self._request = request
         self._call = orchestrator._call(request.model, ctx)
         self.served = self._call.served
-        self._iterator: AsyncIterator[Chunk] | None = None
+        self._iterator: AsyncGenerator[Chunk, None] | None = None
 
     def __aiter__(self) -> AsyncIterator[Chunk]:
         if self._iterator is None:
@@ -593,9 +593,9 @@ class ReplyStream:
 
     async def aclose(self) -> None:
         if self._iterator is not None:
-            await self._iterator.aclose()  # type: ignore[attr-defined]
+            await self._iterator.aclose()
 
-    async def _chunks(self) -> AsyncIterator[Chunk]:
+    async def _chunks(self) -> AsyncGenerator[Chunk, None]:
         error: BaseException | None = None
         try:
             async with aclosing(self._produce()) as chunks:
@@ -607,7 +607,7 @@ class ReplyStream:
         finally:
             self._orchestrator._finish(self._call, error)
 
-    async def _produce(self) -> AsyncIterator[Chunk]:
+    async def _produce(self) -> AsyncGenerator[Chunk, None]:
         orchestrator, call, request = self._orchestrator, self._call, self._request
         requested = await orchestrator._route(call)
         cached = await orchestrator._cache_lookup(request, call)
@@ -653,7 +653,7 @@ class ReplyStream:
 
     async def _relay(
         self, opened: OpenedStream, route: ModelRoute, lease: Lease, relayed: Relayed
-    ) -> AsyncIterator[Chunk]:
+    ) -> AsyncGenerator[Chunk, None]:
         """Pass chunks on; a failure from here on ends the stream with an error."""
         orchestrator, call, upstream = self._orchestrator, self._call, opened.upstream
         deadline = _deadline(call)

@@ -50,7 +50,15 @@ class PromptTemplateForm(forms.ModelForm):
 class PromptVersionInline(admin.TabularInline):
     model = PromptVersion
     fields = ["version", "system_prompt", "variables", "default_model", "parameters", "created_at", "created_by"]
-    readonly_fields = fields
+    readonly_fields = [
+        "version",
+        "system_prompt",
+        "variables",
+        "default_model",
+        "parameters",
+        "created_at",
+        "created_by",
+    ]
     extra = 0
     can_delete = False
     ordering = ["-version"]
