@@ -34,5 +34,14 @@ lint: install
 bench: install
 	$(BIN)/python -m tests.bench
 
+# The scale-out run (tests/scale): Debian's nginx in front of two web processes and two RQ
+# workers on PostgreSQL and Redis (the machine's, unless DATABASE_URL / REDIS_URL say otherwise).
+# Needs nginx and wrk (apt-get install nginx-light wrk). Writes var/scale-report.json.
+SCALE_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
+SCALE_REDIS_URL ?= redis://127.0.0.1:6379/0
+scale-test: install
+	DATABASE_URL=$${DATABASE_URL:-$(SCALE_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(SCALE_REDIS_URL)} \
+		$(BIN)/python -m pytest tests/scale -m scale
+
 clean:
 	rm -rf $(VENV) var
