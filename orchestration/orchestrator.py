@@ -336,21 +336,24 @@ class Orchestrator:
             try:
                 result = await attempt(route, provider)
             except ProviderError as error:
-                await self._settle(lease, error)
-                wait = retry_wait_s(policy, retries, error, _deadline(call), self.rng)
-                if wait is None:
-                    raise
-                retries += 1
-                metrics_retry(route.name, route.provider, error.kind.value)
-                await self.sleep(wait)
-                continue
+                failure = error
+            except Exception as error:
+                failure = _adapter_bug(route, error)
             except BaseException:
                 # Cancelled: the call says nothing about the provider's health.
                 await self.breakers.release(lease.key, lease.admission)
                 raise
-            if settle:
-                await self._succeeded(lease)
-            return result, lease
+            else:
+                if settle:
+                    await self._succeeded(lease)
+                return result, lease
+            await self._settle(lease, failure)
+            wait = retry_wait_s(policy, retries, failure, _deadline(call), self.rng)
+            if wait is None:
+                raise failure
+            retries += 1
+            metrics_retry(route.name, route.provider, failure.kind.value)
+            await self.sleep(wait)
 
     async def _succeeded(self, lease: Lease) -> None:
         """Count a success. A probe's closes the breaker before the next caller asks; any other is
@@ -528,6 +531,13 @@ def _outcome(error: BaseException | None) -> tuple[str, str]:
     return "error", type(error).__name__
 
 
+def _adapter_bug(route: ModelRoute, error: Exception) -> ProviderError:
+    """An adapter broke its contract (every failure a ProviderError): treat it as a malformed
+    reply, so the call still retries and falls back instead of failing with a 500."""
+    logger.error("adapter of %s raised %r", route.provider, error, exc_info=error)
+    return ProviderError(ErrorKind.MALFORMED, f"the adapter failed: {error!r}", provider=route.provider)
+
+
 def _deadline(call: Call) -> Deadline:
     assert call.deadline is not None
     return call.deadline
@@ -664,7 +674,8 @@ class ReplyStream:
                 relayed.add(chunk)
                 yield chunk
                 chunk = await _next_chunk(upstream, min(opened.timeout.idle, deadline.remaining()) + GUARD_S)
-        except ProviderError as error:
+        except Exception as failure:
+            error = failure if isinstance(failure, ProviderError) else _adapter_bug(route, failure)
             await orchestrator._settle(lease, error)
             if error.kind is ErrorKind.TIMEOUT and deadline.remaining() < MIN_ATTEMPT_S:
                 raise deadline_exceeded(deadline, "the stream was cut off") from error
