@@ -91,7 +91,7 @@ class ReplyRunner:
         )
         running = Running(task, GraceWatch(grace_s()))
         self.running[plan.message_id] = running
-        task.add_done_callback(lambda _: self._finished(plan.message_id))
+        task.add_done_callback(lambda done: self._finished(plan.message_id, done))
         self._ensure_helpers()
         return task
 
@@ -102,8 +102,10 @@ class ReplyRunner:
         running.cancel(reason)
         return True
 
-    def _finished(self, message_id: int) -> None:
+    def _finished(self, message_id: int, task: asyncio.Task[None]) -> None:
         self.running.pop(message_id, None)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("reply %s: its task failed", message_id, exc_info=task.exception())
         if not self.running:
             for helper in (self._sweeper, self._listener):
                 if helper is not None:

@@ -30,9 +30,10 @@ from chat.models import Conversation, Message
 from chat.selectors import history_of, reply_streaming_in
 from chat.streams import ReplyEvent
 from orchestration.deadlines import deadline_for
-from orchestration.models import ApiKey, PromptTemplate, PromptVersion
+from orchestration.models import ApiKey, PromptTemplate
 from orchestration.orchestrator import CallContext, get_orchestrator
 from orchestration.pricing import cost_usd
+from orchestration.prompts import prompt_render
 from orchestration.registry import ModelRoute, asnapshot, snapshot
 from orchestration.selectors import models_for_user
 from orchestration.types import ChatRequest, OrchestrationError, Usage
@@ -143,12 +144,12 @@ def _content_check(content: str) -> None:
 
 
 def _system_prompt(conversation: Conversation) -> tuple[str, int | None]:
+    """The conversation's system prompt, or its template's latest version (a template that
+    needs variables is refused: a conversation has none to give it)."""
     if not conversation.prompt_template:
         return conversation.system_prompt, None
-    version = PromptVersion.objects.filter(template__name=conversation.prompt_template).order_by("-version").first()
-    if version is None:
-        return conversation.system_prompt, None
-    return version.system_prompt, version.version
+    rendered = prompt_render(name=conversation.prompt_template, variables={})
+    return rendered.system, rendered.version
 
 
 def _busy_check(conversation: Conversation) -> None:
@@ -302,6 +303,10 @@ async def _reply_run(
     except RedisError as error:
         logger.warning("reply %s: Redis failed while streaming: %s", plan.message_id, error)
         return ReplyOutcome(Message.Status.FAILED, "", "stream_unavailable", "The reply stream could not be written.")
+    except Exception:
+        # A fault of ours must still end the reply, or its client waits for the producer-lost check.
+        logger.exception("reply %s failed", plan.message_id)
+        return ReplyOutcome(Message.Status.FAILED, "", "internal_error", "The reply failed inside Switchyard.")
     return ReplyOutcome(Message.Status.COMPLETE, finish_reason)
 
 

@@ -156,3 +156,16 @@ def test_cancelling_a_reply_whose_producer_is_gone_settles_it_at_once(as_alice: 
     response = as_alice.post(f"/api/v1/messages/{reply.pk}/cancel")
     assert response.status_code == 200
     assert response.json()["status"] == "cancelled" and response.json()["finish_reason"] == "cancelled"
+
+
+def test_a_conversation_on_a_prompt_template_sends_its_latest_version_first(alice: Any, chat_model: Any) -> None:
+    from chat.services import message_post
+    from orchestration.models import PromptTemplate, PromptVersion
+
+    template = PromptTemplate.objects.create(name="pirate")
+    PromptVersion.objects.create(template=template, version=1, system_prompt="Talk like a pirate.")
+    PromptVersion.objects.create(template=template, version=2, system_prompt="Talk like a polite pirate.")
+    conversation = conversation_of(alice, prompt_template="pirate")
+    posted = message_post(conversation=conversation, content="Hello")
+    assert posted.plan.request.messages[0].content == "Talk like a polite pirate."
+    assert posted.plan.context.prompt_template == "pirate" and posted.plan.context.prompt_version == 2
