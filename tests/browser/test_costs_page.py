@@ -1,0 +1,48 @@
+"""The admin's costs dashboard draws its charts in the browser, with nothing from the internet."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.utils import timezone
+
+from orchestration.models import RequestLog
+from tests.browser.conftest import PASSWORD, screenshot
+
+
+def test_the_costs_dashboard_draws_every_chart_from_the_request_log(page: Any, live_web: Any, django_user_model: Any):
+    django_user_model.objects.create_superuser("root", "root@example.com", PASSWORD)
+    now = timezone.now()
+    for day in range(5):
+        for model, cost, latency in (("sim-large", "0.02", 900.0), ("sim-small", "0.001", 120.0)):
+            RequestLog.objects.create(
+                request_id=f"r{day}{model}",
+                endpoint="completion",
+                model_requested=model,
+                model_served=model,
+                provider_served="simulator",
+                cost_usd=Decimal(cost),
+                latency_ms=latency + day * 10,
+                cache_status="HIT" if day == 0 else "MISS",
+                created_at=now - timedelta(days=day),
+            )
+    requests_outside: list[str] = []
+    page.on(
+        "request",
+        lambda request: None if request.url.startswith(live_web.url) else requests_outside.append(request.url),
+    )
+
+    page.goto(f"{live_web.url}/admin/login/?next=/admin/orchestration/requestlog/costs/")
+    page.get_by_label("Username").fill("root")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.get_by_role("heading", name="Spend per day (USD)").wait_for()
+
+    for chart in ("days", "models", "keys", "latency", "errors", "cache"):
+        assert page.locator(f"#chart-{chart} svg rect").count() > 0, chart
+    assert page.locator("#chart-models svg text", has_text="sim-large").count() == 1
+    assert page.locator("#total-cost").inner_text() == "$0.1050"
+    assert requests_outside == []
+    screenshot(page, "admin-costs")
