@@ -23,6 +23,7 @@ import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import cast
 
 from asgiref.sync import SyncToAsync
 from django.conf import settings
@@ -38,7 +39,7 @@ Clock = Callable[[], float]
 
 
 def grace_s() -> float:
-    return float(settings.SWITCHYARD["CHAT_GRACE_S"])
+    return float(cast(float, settings.SWITCHYARD["CHAT_GRACE_S"]))
 
 
 class GraceWatch:

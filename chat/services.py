@@ -90,7 +90,7 @@ def conversation_create(
     model = model or _default_model(owner, api_key)
     _route_for(model, user=owner, api_key=api_key)
     _template_check(prompt_template)
-    return Conversation.objects.create(
+    return Conversation.objects.create(  # type: ignore[misc]
         owner=owner, title=title, model=model, system_prompt=system_prompt, prompt_template=prompt_template
     )
 

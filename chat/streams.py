@@ -18,7 +18,7 @@ import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import redis
 import redis.asyncio as aioredis
@@ -75,12 +75,12 @@ def key(message_id: int, name: str) -> str:
 
 
 def finished_ttl_s() -> int:
-    return int(settings.SWITCHYARD.get("CHAT_STREAM_TTL_S", 600))
+    return int(cast(float, settings.SWITCHYARD.get("CHAT_STREAM_TTL_S", 600)))
 
 
 def producer_ttl_s() -> float:
     """A producer that has not said it is alive for this long is taken for dead."""
-    return float(settings.SWITCHYARD.get("CHAT_PRODUCER_LOST_S", 10.0))
+    return float(cast(float, settings.SWITCHYARD.get("CHAT_PRODUCER_LOST_S", 10.0)))
 
 
 # --- clients ------------------------------------------------------------------------------
@@ -165,7 +165,7 @@ def _events(entries: list[Any]) -> list[ReplyEvent]:
 async def events_read(message_id: int, after: int, *, block_ms: int | None, count: int = 500) -> list[ReplyEvent]:
     """Events after ``after`` in order, waiting up to ``block_ms`` for the first one."""
     client, _ = _async_client()
-    answer = await client.xread({key(message_id, "events"): f"0-{after}"}, count=count, block=block_ms)
+    answer: Any = await client.xread({key(message_id, "events"): f"0-{after}"}, count=count, block=block_ms)
     if not answer:
         return []
     return _events(answer[0][1])
@@ -173,7 +173,8 @@ async def events_read(message_id: int, after: int, *, block_ms: int | None, coun
 
 async def events_all(message_id: int) -> list[ReplyEvent]:
     client, _ = _async_client()
-    return _events(await client.xrange(key(message_id, "events")))
+    entries: Any = await client.xrange(key(message_id, "events"))
+    return _events(entries)
 
 
 async def stream_exists(message_id: int) -> bool:
@@ -244,7 +245,7 @@ def reply_ended(message_id: int) -> bool:
     return bool(sync_client().exists(key(message_id, "end")))
 
 
-async def cancel_listen(on_cancel: Callable[[int], None]) -> None:
+async def cancel_listen(on_cancel: Callable[[int], object]) -> None:
     """Call ``on_cancel(message_id)`` for every cancel request, until cancelled."""
     client, _ = _async_client()
     pubsub = client.pubsub(ignore_subscribe_messages=True)
