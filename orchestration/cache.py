@@ -64,7 +64,7 @@ Clock = Callable[[], float]
 
 PREFIX = "sy:cache:"
 EXACT_PREFIX = "sy:cache:exact:"
-REDIS_TIMEOUT_S = 0.25
+REDIS_TIMEOUT_S = 0.5
 # After Redis failed, run without the cache this long before trying it again.
 REDIS_RETRY_S = 5.0
 DEFAULT_STALE_GRACE_S = 3600.0

@@ -8,6 +8,7 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from asgiref.sync import sync_to_async
 
 from orchestration.cache import (
     REDIS_RETRY_S,
@@ -264,14 +265,14 @@ async def test_purges_remove_answers_from_redis_and_rows(cache: ResponseCache, r
         await cache.store(ask(text), route(name=model), answer(), ctx())
     await asyncio.to_thread(cache_index_flush)
 
-    assert await asyncio.to_thread(cache_purge_entries, [(f"exact:{exact_key(ask('one?'), route())}", "m")]) == 1
+    assert await sync_to_async(cache_purge_entries)([(f"exact:{exact_key(ask('one?'), route())}", "m")]) == 1
     assert await cache.lookup(ask("one?"), route(), ctx()) is None
     assert await cache.lookup(ask("two?"), route(), ctx()) is not None
 
-    assert await asyncio.to_thread(cache_purge_model, "m") == 1
+    assert await sync_to_async(cache_purge_model)("m") == 1
     assert await cache.lookup(ask("two?"), route(), ctx()) is None
     assert await cache.lookup(ask("three?"), route(name="other"), ctx()) is not None
 
-    assert await asyncio.to_thread(cache_purge_all) == 1
+    assert await sync_to_async(cache_purge_all)() == 1
     assert redis_client.keys("sy:cache:*") == []
     assert await CacheEntry.objects.acount() == 0

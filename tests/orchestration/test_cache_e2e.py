@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from asgiref.sync import sync_to_async
 from django.test import AsyncClient
 
 from orchestration.cache import cache_index_flush
@@ -37,7 +38,7 @@ async def models(transactional_db: None, simulator: Simulator) -> AsyncIterator[
         model_row("cached-sim", provider)
         model_row("faq-sim", provider, cache_semantic=True)
 
-    await asyncio.to_thread(create)
+    await sync_to_async(create)()
     yield
     # The index rows are written by a background thread: let it finish while the database is open.
     await asyncio.to_thread(cache_index_flush)
@@ -58,7 +59,7 @@ async def streamed_text(response: Any) -> str:
 async def test_a_repeated_temperature_0_request_makes_no_second_upstream_call(
     models: None, make_key: Any, simulator: Simulator
 ) -> None:
-    secret = await asyncio.to_thread(make_key)
+    secret = await sync_to_async(make_key)()
     first = await ask(secret, "What is the capital of France?", temperature=0)
     again = await ask(secret, "What is the capital of France?", temperature=0)
     assert (first["X-Cache"], again["X-Cache"]) == ("MISS", "HIT")
@@ -71,7 +72,7 @@ async def test_a_repeated_temperature_0_request_makes_no_second_upstream_call(
 async def test_a_cached_answer_to_a_streaming_request_streams(
     models: None, make_key: Any, simulator: Simulator
 ) -> None:
-    secret = await asyncio.to_thread(make_key)
+    secret = await sync_to_async(make_key)()
     first = await ask(secret, "Name three rivers.", temperature=0)
     streamed = await ask(secret, "Name three rivers.", temperature=0, stream=True)
     assert streamed["X-Cache"] == "HIT"
@@ -83,7 +84,7 @@ async def test_a_cached_answer_to_a_streaming_request_streams(
 async def test_cache_control_headers_bypass_or_refresh_the_cache(
     models: None, make_key: Any, simulator: Simulator
 ) -> None:
-    secret = await asyncio.to_thread(make_key)
+    secret = await sync_to_async(make_key)()
     await ask(secret, "What is the capital of Peru?", temperature=0)
     no_store = await ask(secret, "What is the capital of Peru?", temperature=0, headers={"Cache-Control": "no-store"})
     assert no_store["X-Cache"] == "BYPASS"
@@ -96,7 +97,7 @@ async def test_cache_control_headers_bypass_or_refresh_the_cache(
 async def test_the_semantic_cache_answers_a_paraphrase_but_not_a_near_miss(
     models: None, make_key: Any, simulator: Simulator
 ) -> None:
-    secret = await asyncio.to_thread(make_key)
+    secret = await sync_to_async(make_key)()
     first = await ask(secret, "How do I cancel my order?", model="faq-sim")
     paraphrase = await ask(secret, "How can I cancel an order I placed?", model="faq-sim")
     assert paraphrase["X-Cache"] == "SEMANTIC-HIT"

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from asgiref.sync import sync_to_async
 
 from orchestration.cache import ResponseCache, cache_index_flush, cache_purge_model
 from orchestration.embedders import LocalEmbedder, embedder_from_setting
@@ -140,7 +141,7 @@ async def test_an_entry_stored_by_one_process_is_served_by_another_and_purged_fo
     assert await other_process.lookup(ask("How can I delete my account?"), route(**SEMANTIC), CTX) is not None
 
     await asyncio.to_thread(cache_index_flush)
-    await asyncio.to_thread(cache_purge_model, "m")
+    await sync_to_async(cache_purge_model)("m")
     for process in (cache, other_process):
         assert await process.lookup(ask("How can I reset my password?"), route(**SEMANTIC), CTX) is None
     await other_process.aclose()
