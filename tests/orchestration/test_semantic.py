@@ -10,12 +10,12 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from orchestration.cache import ResponseCache, cache_index_flush, cache_purge_model
-from orchestration.embedders import LocalEmbedder, embedder_from_setting
+from orchestration.embedders import LocalEmbedder, ProviderEmbedder, embedder_from_setting
 from orchestration.nearmiss import near_miss_reason
 from orchestration.orchestrator import CallContext
 from orchestration.semantic import ScopeIndex, SemanticCache, semantic_query, semantic_scope
 from orchestration.types import ChatRequest, ChatResponse, Message, Usage
-from tests.orchestration.harness import FakeClock, route
+from tests.orchestration.harness import FakeClock, model_row, provider_row, route
 
 EMBEDDER = LocalEmbedder()
 SEMANTIC = {"cache_semantic": True, "cache_semantic_threshold": 0.85}
@@ -233,3 +233,22 @@ async def test_a_large_scope_is_searched_off_the_event_loop_with_the_same_result
     hit = await cache.lookup(ask("What's the capital city of France?"), route(**SEMANTIC), CTX)
     assert hit is not None and hit.response.content == "Paris."
     assert await cache.lookup(ask("What is the capital of Spain?"), route(**SEMANTIC), CTX) is None
+
+
+async def test_a_provider_embedding_model_can_embed_for_the_cache(
+    transactional_db: None, simulator: Any, clock: FakeClock
+) -> None:
+    def registry() -> None:
+        provider = provider_row("sim", simulator.url)
+        model_row("embed-sim", provider, capabilities=["embeddings"])
+
+    await sync_to_async(registry)()
+    embedder = ProviderEmbedder("embed-sim")
+    cache = ResponseCache(clock=clock, semantic=SemanticCache(embedder=embedder, clock=clock))
+    faq = route(cache_exact_enabled=False, **SEMANTIC)
+    await cache.store(ask("What is the capital of France?"), faq, answer("Paris."), CTX)
+    hit = await cache.lookup(ask("What is the capital of France?"), faq, CTX)
+    assert hit is not None and hit.status == "SEMANTIC-HIT" and hit.similarity == pytest.approx(1.0, abs=1e-5)
+    assert simulator.stats("embed-sim")["requests"] == 1  # the question was embedded once for both
+    await cache.aclose()
+    await asyncio.to_thread(cache_index_flush)
