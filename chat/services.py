@@ -303,6 +303,8 @@ async def _reply_run(
     except RedisError as error:
         logger.warning("reply %s: Redis failed while streaming: %s", plan.message_id, error)
         return ReplyOutcome(Message.Status.FAILED, "", "stream_unavailable", "The reply stream could not be written.")
+    except Fenced:
+        raise  # someone else ends this reply (reply_finish_orphan): not a fault, and not ours to settle
     except Exception:
         # A fault of ours must still end the reply, or its client waits for the producer-lost check.
         logger.exception("reply %s failed", plan.message_id)
