@@ -17,6 +17,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
 from agents.middleware import browser_origin_validator  # noqa: E402
+from project.drain import drain_on_sigterm  # noqa: E402
 from project.routing import http_urlpatterns, websocket_application  # noqa: E402
 
 application = ProtocolTypeRouter(
@@ -26,3 +27,5 @@ application = ProtocolTypeRouter(
         "websocket": browser_origin_validator(websocket_application),
     }
 )
+# Under daphne, SIGTERM stops accepting, lets running replies finish, then stops (project/drain.py).
+drain_on_sigterm()

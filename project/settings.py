@@ -179,9 +179,9 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-}
     # The /v1 views are plain async views: their description is added here (orchestration/openapi.py).
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "orchestration.openapi.openapi_add_v1"],
+}
 
 # --- Switchyard -------------------------------------------------------------------------
 SWITCHYARD = {
@@ -196,6 +196,9 @@ SWITCHYARD = {
     # and how long a reply's producer may stay silent before relays declare it lost.
     "CHAT_STREAM_TTL_S": env_float("SWITCHYARD_CHAT_STREAM_TTL_S", 600.0, minimum=1.0),
     "CHAT_PRODUCER_LOST_S": env_float("SWITCHYARD_CHAT_PRODUCER_LOST_S", 10.0, minimum=2.0),
+    # SIGTERM lets the replies a web process generates run this long before it stops (project/drain.py):
+    # the chat deadline, so every reply started before SIGTERM can end.
+    "DRAIN_S": env_float("SWITCHYARD_DRAIN_S", 60.0, minimum=0.0),
     # Streams: the longest wait for the first chunk, and between two chunks (orchestration/deadlines.py).
     "STREAM_FIRST_TOKEN_S": env_float("SWITCHYARD_STREAM_FIRST_TOKEN_S", 30.0, minimum=0.1),
     "STREAM_IDLE_S": env_float("SWITCHYARD_STREAM_IDLE_S", 30.0, minimum=0.1),

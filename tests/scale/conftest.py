@@ -29,8 +29,9 @@ PRIMARY_MODEL = "scale-primary"
 BACKUP_MODEL = "scale-backup"
 PRIMARY_PROVIDER = "sim-primary"
 
-# A killed producer is noticed by relays within seconds; dead workers' tasks come back within seconds.
-WEB_ENV = {"SWITCHYARD_CHAT_PRODUCER_LOST_S": "2", "SWITCHYARD_CHAT_GRACE_S": "10"}
+# A killed producer is noticed by relays within seconds, SIGTERM drains for seconds (not the
+# production minute); dead workers' tasks come back within seconds.
+WEB_ENV = {"SWITCHYARD_CHAT_PRODUCER_LOST_S": "2", "SWITCHYARD_CHAT_GRACE_S": "10", "SWITCHYARD_DRAIN_S": "5"}
 WORKER_ENV = {
     "SWITCHYARD_AGENT_HEARTBEAT_S": "0.25",
     "SWITCHYARD_AGENT_STALE_S": "2.0",
