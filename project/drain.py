@@ -25,7 +25,7 @@ import logging
 import re
 import signal
 import sys
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 
@@ -65,7 +65,7 @@ class Drain:
             return
         servers = listeners_close(self.reactor)
         connections_wind_down(self.reactor)
-        limit = float(settings.SWITCHYARD["DRAIN_S"])
+        limit = float(cast(float, settings.SWITCHYARD["DRAIN_S"]))
         logger.info("SIGTERM: no longer accepting; draining for at most %g s", limit)
         self.task = asyncio.get_running_loop().create_task(self.run(servers, limit))
 
