@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from typing import Any
 
 from django.db import connections
 from rq import Worker
+from rq.defaults import DEFAULT_MAINTENANCE_TASK_INTERVAL
 from rq.job import Job
+from rq.utils import now as rq_now
 
 from agents import services
 from agents.execution import worker_label
@@ -28,6 +31,7 @@ class AgentWorker(Worker):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.maintenance_interval = services.agent_setting("AGENT_REAP_INTERVAL_S")
+        self._registries_cleaned_at = 0.0
 
     @property
     def dequeue_timeout(self) -> int:
@@ -35,7 +39,12 @@ class AgentWorker(Worker):
         return max(1, min(self.worker_ttl - 15, reap_every))
 
     def run_maintenance_tasks(self) -> None:
-        super().run_maintenance_tasks()
+        # RQ's own maintenance keeps its usual pace; only the reaping is more frequent.
+        if time.monotonic() - self._registries_cleaned_at >= DEFAULT_MAINTENANCE_TASK_INTERVAL:
+            super().run_maintenance_tasks()
+            self._registries_cleaned_at = time.monotonic()
+        else:
+            self.last_cleaned_at = rq_now()
         try:
             reaped = services.task_reap_if_due()
             if reaped is not None and reaped.requeued:

@@ -12,9 +12,11 @@ from django.apps import apps
 from rest_framework.test import APIClient
 
 from agents.models import Task
+from agents.services import agents_queue
 from orchestration.keys import api_key_create
 from orchestration.models import LanguageModel, Provider
 from orchestration.registry import snapshot_invalidate
+from orchestration.requestlog import requestlog_flush
 from project.keycache import key_cache_forget
 from tests.support import ManagedProcess, start_worker
 
@@ -39,8 +41,10 @@ def _fresh_process_caches() -> Iterator[None]:
 
 
 @pytest.fixture
-def agent_model(transactional_db: None, simulator: Any) -> LanguageModel:
-    """``agent-sim``: served by the simulator under the upstream name ``agent-sim`` (configure that)."""
+def agent_model(transactional_db: None, simulator: Any) -> Iterator[LanguageModel]:
+    """``agent-sim``: served by the simulator under the upstream name ``agent-sim`` (configure that).
+
+    Afterwards, this process's queued request-log rows are written while the database is still there."""
     provider = Provider.objects.create(
         name="sim", kind=Provider.Kind.SIMULATOR, base_url=f"{simulator.url}/v1", max_retries=0
     )
@@ -48,7 +52,8 @@ def agent_model(transactional_db: None, simulator: Any) -> LanguageModel:
         name=MODEL, provider=provider, upstream=MODEL, capabilities=["chat", "tools"], cache_exact_enabled=False
     )
     snapshot_invalidate()
-    return model
+    yield model
+    requestlog_flush()
 
 
 @pytest.fixture
@@ -91,12 +96,22 @@ def _module_worker(django_db_setup: None, _simulator_process: ManagedProcess) ->
 
 
 @pytest.fixture
-def worker(_module_worker: ManagedProcess, transactional_db: None, simulator: Any) -> ManagedProcess:
+def worker(_module_worker: ManagedProcess, transactional_db: None, simulator: Any) -> Iterator[ManagedProcess]:
     """The test module's one RQ worker (starting a worker per test costs seconds). Do not mix
     with ``workers``: a second worker could take the task meant for this one."""
     if _module_worker.process is not None and _module_worker.process.poll() is not None:
         raise RuntimeError(f"the module's worker exited:\n{_module_worker.log_text()[-2000:]}")
-    return _module_worker
+    yield _module_worker
+    wait_for_idle_workers()
+
+
+def wait_for_idle_workers(timeout: float = 15.0) -> None:
+    """Let running jobs end (a job still writes its request log after the task finished) before
+    the database is emptied under them; a job that outlives ``timeout`` is left to its fate."""
+    queue = agents_queue()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and (queue.count or queue.started_job_registry.count):
+        time.sleep(0.05)
 
 
 WorkerFactory = Callable[..., ManagedProcess]
@@ -113,6 +128,7 @@ def workers(transactional_db: None, simulator: Any) -> Iterator[WorkerFactory]:
         return process
 
     yield start
+    wait_for_idle_workers()
     for process in started:
         process.stop()
 

@@ -40,12 +40,12 @@ def test_a_killed_worker_s_task_finishes_on_another_worker_and_its_ticket_is_fil
 
     wait_until(lambda: SupportTicket.objects.filter(task_id=task_id).exists(), what="the ticket")
     wait_until(lambda: simulator.stats(MODEL)["in_flight"] == 1, what="the second model call")
-    holder = Task.objects.get(pk=task_id).worker
+    holder = wait_until(lambda: Task.objects.get(pk=task_id).worker, what="the claim's holder")
     os.kill(int(holder.rsplit(":", 1)[1]), signal.SIGKILL)  # the work horse running the task
     first.kill()  # and its parent: the whole worker is gone
 
     workers()
-    task = wait_for_status(task_id, Task.Status.COMPLETED, timeout=30)
+    task = wait_for_status(task_id, Task.Status.COMPLETED, timeout=45)
     assert task.result == "Filed a ticket; an engineer will reply today."
     assert SupportTicket.objects.filter(task_id=task_id).count() == 1
     ticket = SupportTicket.objects.get(task_id=task_id)
@@ -67,7 +67,8 @@ def test_when_only_the_work_horse_dies_its_worker_requeues_the_task_at_once(
 
     wait_until(lambda: log_types(task_id) == ["action", "tool_result"], what="the calculator result")
     wait_until(lambda: simulator.stats(MODEL)["in_flight"] == 1, what="the second model call")
-    os.kill(int(Task.objects.get(pk=task_id).worker.rsplit(":", 1)[1]), signal.SIGKILL)
+    holder = wait_until(lambda: Task.objects.get(pk=task_id).worker, what="the claim's holder")
+    os.kill(int(holder.rsplit(":", 1)[1]), signal.SIGKILL)
 
     task = wait_for_status(task_id, Task.Status.COMPLETED, timeout=20)
     assert task.result == "4." and task.attempts == 2
