@@ -122,31 +122,33 @@ class MessageStreamConsumer(AsyncHttpConsumer):
             return
         relay_id = uuid.uuid4().hex
         await streams.relay_attach(message.pk, relay_id)
+        hub = streams.stream_hub()
+        subscription = await hub.subscribe(message.pk, after)
         try:
-            await self._follow(message, after, relay_id)
+            await self._follow(message, subscription, relay_id)
         finally:
+            hub.unsubscribe(subscription)
             with contextlib.suppress(RedisError, asyncio.CancelledError):
                 await asyncio.shield(streams.relay_detach(message.pk, relay_id))
 
-    async def _follow(self, message: Message, after: int, relay_id: str) -> None:
+    async def _follow(self, message: Message, subscription: streams.Subscription, relay_id: str) -> None:
         last_write = last_attach = time.monotonic()
         # Wait no longer than half the time a silent producer is trusted, so a dead one is noticed soon.
         block_s = min(READ_BLOCK_S, streams.producer_ttl_s() / 2)
         while True:
-            events = await streams.events_read(message.pk, after, block_ms=int(block_s * 1000))
+            events = await subscription.next(block_s)
             now = time.monotonic()
             if now - last_attach >= block_s:
                 await streams.relay_attach(message.pk, relay_id)
                 last_attach = now
             if events:
-                after = events[-1].id
                 ended = events[-1].is_terminal
                 await self.send_body(b"".join(event.sse() for event in events), more_body=not ended)
                 last_write = now
                 if ended:
                     return
                 continue
-            if not await streams.producer_alive(message.pk) and await self._settle_lost(message.pk, after):
+            if not await streams.producer_alive(message.pk) and await self._settle_lost(message.pk, subscription.after):
                 return
             if now - last_write >= PING_S:
                 await self.send_body(b": ping\n\n", more_body=True)

@@ -13,8 +13,11 @@ Every key of a message carries the hash tag ``{chat:ID}`` so the scripts touch o
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import json
 import time
+import uuid
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +26,7 @@ from typing import Any, cast
 import redis
 import redis.asyncio as aioredis
 from django.conf import settings
+from redis.exceptions import RedisError
 
 TOKEN = "token"
 DONE = "done"
@@ -162,13 +166,117 @@ def _events(entries: list[Any]) -> list[ReplyEvent]:
     return events
 
 
-async def events_read(message_id: int, after: int, *, block_ms: int | None, count: int = 500) -> list[ReplyEvent]:
-    """Events after ``after`` in order, waiting up to ``block_ms`` for the first one."""
-    client, _ = _async_client()
-    answer: Any = await client.xread({key(message_id, "events"): f"0-{after}"}, count=count, block=block_ms)
-    if not answer:
-        return []
-    return _events(answer[0][1])
+class Subscription:
+    """One client's place in a reply's stream; the hub hands it the events after ``after``."""
+
+    def __init__(self, message_id: int, after: int) -> None:
+        self.message_id = message_id
+        self.after = after
+        self._events: list[ReplyEvent] = []
+        self._ready = asyncio.Event()
+        self._error: BaseException | None = None
+
+    def deliver(self, events: list[ReplyEvent]) -> None:
+        fresh = [event for event in events if event.id > self.after]
+        if fresh:
+            self._events += fresh
+            self.after = fresh[-1].id
+            self._ready.set()
+
+    def fail(self, error: BaseException) -> None:
+        self._error = error
+        self._ready.set()
+
+    async def next(self, wait_s: float) -> list[ReplyEvent]:
+        """The events that arrived since the last call, waiting up to ``wait_s`` for one."""
+        if not self._events and self._error is None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait_s):
+                    await self._ready.wait()
+        if self._error is not None:
+            raise self._error
+        events, self._events = self._events, []
+        self._ready.clear()
+        return events
+
+
+class StreamHub:
+    """Every client of this process waits in ONE ``XREAD BLOCK`` over all the streams they follow.
+
+    A connection and a command per client and per event would cost a Redis connection per
+    client and most of the CPU at a thousand streams; here one read returns whatever arrived on
+    any stream. A client that subscribes wakes the pending read through the hub's own small stream.
+    """
+
+    BLOCK_MS = 1000
+    COUNT = 200
+
+    def __init__(self) -> None:
+        self.followers: dict[int, set[Subscription]] = {}
+        self.wake_key = f"chat:hub:{uuid.uuid4().hex}"
+        self._task: asyncio.Task[None] | None = None
+
+    async def subscribe(self, message_id: int, after: int) -> Subscription:
+        subscription = Subscription(message_id, after)
+        self.followers.setdefault(message_id, set()).add(subscription)
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run(), context=contextvars.Context())
+        else:
+            client, _ = _async_client()
+            await client.xadd(self.wake_key, {"w": "1"}, maxlen=1, approximate=False)
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        followers = self.followers.get(subscription.message_id)
+        if followers is not None:
+            followers.discard(subscription)
+            if not followers:
+                del self.followers[subscription.message_id]
+        if not self.followers and self._task is not None:
+            self._task.cancel()  # nobody left to read for
+            self._task = None
+
+    async def _run(self) -> None:
+        client, _ = _async_client()
+        try:
+            while self.followers:
+                wanted: dict[Any, Any] = {
+                    key(message_id, "events"): f"0-{min(s.after for s in subscriptions)}"
+                    for message_id, subscriptions in self.followers.items()
+                }
+                wanted[self.wake_key] = "$"
+                answer: Any = await client.xread(wanted, count=self.COUNT, block=self.BLOCK_MS)
+                for stream_key, entries in answer or []:
+                    self._deliver(stream_key, entries)
+        except RedisError as error:
+            for subscriptions in list(self.followers.values()):
+                for subscription in subscriptions:
+                    subscription.fail(error)
+            self.followers.clear()
+        finally:
+            with contextlib.suppress(RedisError):
+                await client.delete(self.wake_key)
+
+    def _deliver(self, stream_key: bytes, entries: list[Any]) -> None:
+        name = stream_key.decode()
+        if not name.startswith("{chat:"):
+            return
+        subscriptions = self.followers.get(int(name[6 : name.index("}")]))
+        if subscriptions:
+            events = _events(entries)
+            for subscription in list(subscriptions):
+                subscription.deliver(events)
+
+
+_hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, StreamHub] = weakref.WeakKeyDictionary()
+
+
+def stream_hub() -> StreamHub:
+    loop = asyncio.get_running_loop()
+    hub = _hubs.get(loop)
+    if hub is None:
+        hub = _hubs[loop] = StreamHub()
+    return hub
 
 
 async def events_all(message_id: int) -> list[ReplyEvent]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from chat import streams
@@ -26,9 +28,27 @@ async def test_events_are_read_after_the_given_id_in_order() -> None:
     for offset, delta in ((5, "Hello"), (11, " world"), (12, "!")):
         assert await streams.event_append(1, ReplyEvent(offset, "token", {"delta": delta}))
     assert await streams.event_append(1, ReplyEvent(13, "done", {"finish_reason": "stop"}))
-    after = await streams.events_read(1, 5, block_ms=None)
+    hub = streams.stream_hub()
+    late, early = await hub.subscribe(1, 13), await hub.subscribe(1, 5)
+    after = await early.next(5.0)
     assert [(e.id, e.type) for e in after] == [(11, "token"), (12, "token"), (13, "done")]
-    assert await streams.events_read(1, 13, block_ms=10) == []
+    assert await late.next(0.05) == []
+    hub.unsubscribe(late)
+    hub.unsubscribe(early)
+
+
+async def test_the_hub_hands_each_follower_what_arrives_on_its_stream_while_it_waits() -> None:
+    hub = streams.stream_hub()
+    first, second = await hub.subscribe(21, 0), await hub.subscribe(22, 0)
+    waiting = asyncio.ensure_future(first.next(5.0))
+    await asyncio.sleep(0.05)
+    assert await streams.event_append(21, ReplyEvent(2, "token", {"delta": "hi"}))
+    assert [e.data for e in await waiting] == [{"delta": "hi"}]
+    assert await second.next(0.05) == []
+    assert await streams.event_append(22, ReplyEvent(3, "token", {"delta": "yo!"}))
+    assert [e.id for e in await second.next(5.0)] == [3]
+    hub.unsubscribe(first)
+    hub.unsubscribe(second)
 
 
 async def test_nothing_follows_the_terminal_event() -> None:
