@@ -18,6 +18,7 @@ from orchestration.breaker import (
     Breakers,
     BreakerView,
     breaker_force_open,
+    breaker_key,
     breaker_mirror_flush,
     breaker_read,
     breaker_reset,
@@ -163,6 +164,15 @@ async def test_breakers_with_different_keys_are_independent(breakers: Breakers) 
     await record(breakers, "x" * 10, key="sim:model-a")
     assert await state(breakers, "sim:model-a") == "open"
     assert await state(breakers, "sim:model-b") == "closed"
+
+
+def test_a_provider_can_have_one_breaker_per_model() -> None:
+    from dataclasses import replace
+
+    from tests.orchestration.harness import PROVIDER, route
+
+    assert breaker_key(route(upstream="gpt-x"), PROVIDER) == "p"
+    assert breaker_key(route(upstream="gpt-x"), replace(PROVIDER, breaker_per_model=True)) == "p:gpt-x"
 
 
 async def test_with_redis_down_the_local_breaker_still_opens_and_calls_still_flow(clock: FakeClock) -> None:
