@@ -12,8 +12,11 @@ Import this module only once Django is set up (``project.asgi`` does).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from asgiref.typing import ASGIReceiveCallable as Receive
+from asgiref.typing import ASGISendCallable as Send
 from django.core.handlers.asgi import ASGIHandler
 from django.core.handlers.exception import convert_exception_to_response
 from django.http import HttpRequest, HttpResponseBase
@@ -44,6 +47,15 @@ class GatewayHandler(ASGIHandler):
     """``ASGIHandler`` whose middleware chain is ``MIDDLEWARE`` (not the project's settings)."""
 
     MIDDLEWARE = (RequestIdMiddleware, AllowedHostMiddleware)
+
+    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        # Django wraps each request in a ThreadSensitiveContext, which starts (and joins) a
+        # thread for the first sync_to_async of the request: its own signal handlers. /v1 does
+        # its rare database work through sync_to_async too, so the process's one shared sync
+        # thread serves it just as well, without a thread per request.
+        if scope["type"] != "http":
+            raise ValueError(f"the /v1 handler serves HTTP only, not {scope['type']}")
+        await self.handle(scope, receive, send)
 
     def load_middleware(self, is_async: bool = False) -> None:
         self._view_middleware = []

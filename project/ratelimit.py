@@ -15,6 +15,7 @@ so that every request does not pay a connection timeout.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import math
 import time
@@ -28,7 +29,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from project.budgets import (
     counter_ttl_s,
@@ -174,8 +175,9 @@ def token_estimate(prompt_chars: int, max_output_tokens: int | None) -> int:
 
 # --- Redis ---------------------------------------------------------------------------------
 
+_ADMIT_SHA = hashlib.sha1(_ADMIT.encode()).hexdigest()
+_SETTLE_SHA = hashlib.sha1(_SETTLE.encode()).hexdigest()
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, aioredis.Redis]] = weakref.WeakKeyDictionary()
-_scripts: weakref.WeakKeyDictionary[aioredis.Redis, tuple[Any, Any]] = weakref.WeakKeyDictionary()
 # Per Redis URL: when it last failed to answer, so one bad server does not slow every call.
 _down_until: dict[str, float] = {}
 _last_warning = 0.0
@@ -188,7 +190,6 @@ def _client() -> aioredis.Redis:
     if client is None:
         client = aioredis.from_url(settings.REDIS_URL, socket_timeout=0.5, socket_connect_timeout=0.5)
         clients[settings.REDIS_URL] = client
-        _scripts[client] = (client.register_script(_ADMIT), client.register_script(_SETTLE))
     return client
 
 
@@ -209,11 +210,34 @@ def _keys(api_key_id: int, now: datetime) -> list[str]:
     return [f"sy:rl:{{{api_key_id}}}:requests", f"sy:rl:{{{api_key_id}}}:tokens", spend_counter_key(api_key_id, now)]
 
 
+Command = tuple[str, list[str], list[Any]]  # script sha, keys, args
+
+
+async def _evaluate(commands: list[Command]) -> list[Any]:
+    """Run scripts in one pipeline (one round trip), loading them first if Redis forgot them."""
+    client = _client()
+    for attempt in (1, 2):
+        pipe = client.pipeline(transaction=False)
+        for sha, keys, args in commands:
+            pipe.evalsha(sha, len(keys), *keys, *args)
+        try:
+            return list(await pipe.execute())
+        except NoScriptError:
+            if attempt == 2:
+                raise
+            await client.script_load(_ADMIT)
+            await client.script_load(_SETTLE)
+    raise AssertionError("unreachable")
+
+
 # --- admission -----------------------------------------------------------------------------
 
 
 async def ratelimit_admit(limits: KeyLimits, token_cost: int, *, clock: Clock = time.time) -> Admission:
-    """Admit one call of ``token_cost`` estimated tokens, or say why not (and for how long)."""
+    """Admit one call of ``token_cost`` estimated tokens, or say why not (and for how long).
+
+    Settlements waiting in this process go to Redis in the same round trip, before the check,
+    so a budget or token limit is checked against every call this process has finished."""
     if not limits.limited:
         return Admission(allowed=True, token_cost=token_cost)
     if not _redis_usable():
@@ -227,15 +251,16 @@ async def ratelimit_admit(limits: KeyLimits, token_cost: int, *, clock: Clock = 
 
 async def _admit(limits: KeyLimits, token_cost: int, clock: Clock) -> Admission:
     now = clock()
-    client = _client()
-    admit_script = _scripts[client][0]
     budget = -1 if limits.monthly_budget_usd is None else usd_to_units(limits.monthly_budget_usd)
     args = [f"{now * 1000:.3f}", PERIOD_S * 1000, limits.rpm or 0, limits.tpm or 0, token_cost, budget, _EPSILON_MS]
-    keys = _keys(limits.api_key_id, datetime.fromtimestamp(now, UTC))
-    result = await admit_script(keys=keys, args=args)
+    admit: Command = (_ADMIT_SHA, _keys(limits.api_key_id, datetime.fromtimestamp(now, UTC)), args)
+    settlements = _take_settlements()
+    results = await _evaluate([*(s.command for s in settlements), admit])
+    await _settled(settlements, results[:-1])
+    result = results[-1]
     if result[0] == b"missing":
         await spend_counter_rebuild(limits.api_key_id, now=now)
-        result = await admit_script(keys=keys, args=args)
+        result = (await _evaluate([admit]))[0]
     return _admission_from(limits, token_cost, [v.decode() if isinstance(v, bytes) else str(v) for v in result], now)
 
 
@@ -279,6 +304,23 @@ def _state(name: str, limit: int, used_ms: float, denied_wait_ms: float | None) 
 
 
 # --- settlement ----------------------------------------------------------------------------
+# A finished call's settlement is not sent on its own: it waits (at most SETTLE_DELAY_S) to go
+# with the next admission's round trip, or with the settlements of calls finishing meanwhile.
+# That takes one Redis round trip off every call and the wait for it off every response.
+
+SETTLE_DELAY_S = 0.02
+
+
+@dataclass(frozen=True, slots=True)
+class _Settlement:
+    api_key_id: int
+    command: Command
+    cost_units: int
+    now: float
+
+
+_pending: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, list[_Settlement]] = weakref.WeakKeyDictionary()
+_flushing: set[asyncio.Task[None]] = set()
 
 
 async def ratelimit_settle(
@@ -287,21 +329,46 @@ async def ratelimit_settle(
     """After a call: replace the token estimate by the real usage and add the cost to the month's spend."""
     cost_units = usd_to_units(cost_usd)
     delta = tokens_used - admission.token_cost if limits.tpm and not admission.degraded else 0
-    if (delta == 0 and cost_units <= 0) or not _redis_usable():
+    if delta == 0 and cost_units <= 0:
+        return
+    now = clock()
+    keys = _keys(limits.api_key_id, datetime.fromtimestamp(now, UTC))[1:]
+    args = [f"{now * 1000:.3f}", PERIOD_S * 1000, limits.tpm or 0, delta, max(0, cost_units)]
+    loop = asyncio.get_running_loop()
+    pending = _pending.setdefault(loop, [])
+    pending.append(_Settlement(limits.api_key_id, (_SETTLE_SHA, keys, args), cost_units, now))
+    if len(pending) == 1:
+        loop.call_later(SETTLE_DELAY_S, _start_flush, loop)
+
+
+def _take_settlements() -> list[_Settlement]:
+    return _pending.pop(asyncio.get_running_loop(), [])
+
+
+def _start_flush(loop: asyncio.AbstractEventLoop) -> None:
+    if _pending.get(loop) and not loop.is_closed():
+        task = loop.create_task(ratelimit_flush())
+        _flushing.add(task)
+        task.add_done_callback(_flushing.discard)
+
+
+async def ratelimit_flush() -> None:
+    """Send this event loop's waiting settlements now."""
+    settlements = _take_settlements()
+    if not settlements:
+        return
+    if not _redis_usable():
         return
     try:
-        await _settle(limits, delta, cost_units, clock())
+        await _settled(settlements, await _evaluate([s.command for s in settlements]))
     except (TimeoutError, RedisError, OSError) as error:
         _redis_failed(error)
 
 
-async def _settle(limits: KeyLimits, delta: int, cost_units: int, now: float) -> None:
-    client = _client()
-    keys = _keys(limits.api_key_id, datetime.fromtimestamp(now, UTC))
-    args = [f"{now * 1000:.3f}", PERIOD_S * 1000, limits.tpm or 0, delta, max(0, cost_units)]
-    counted = await _scripts[client][1](keys=keys[1:], args=args)
-    if not counted:
-        await spend_counter_rebuild(limits.api_key_id, now=now, plus_units=cost_units)
+async def _settled(settlements: list[_Settlement], results: list[Any]) -> None:
+    for settlement, counted in zip(settlements, results, strict=True):
+        if not counted:
+            await spend_counter_rebuild(settlement.api_key_id, now=settlement.now, plus_units=settlement.cost_units)
 
 
 async def spend_counter_rebuild(api_key_id: int, *, now: float, plus_units: int = 0) -> None:

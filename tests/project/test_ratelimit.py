@@ -18,6 +18,7 @@ from project.ratelimit import (
     KeyLimits,
     go_duration,
     ratelimit_admit,
+    ratelimit_flush,
     ratelimit_headers,
     ratelimit_settle,
     token_estimate,
@@ -206,3 +207,16 @@ async def test_it_admits_and_logs_when_redis_is_down(settings, caplog, clock: Cl
     assert ratelimit_headers(results[0]) == {}
     assert "Redis unavailable" in caplog.text
     await ratelimit_settle(limits, results[0], tokens_used=5, cost_usd=Decimal("1"), clock=clock)
+
+
+async def test_a_settlement_travels_with_the_next_admission_or_is_flushed(redis_client, clock: Clock) -> None:  # type: ignore[no-untyped-def]
+    limits = KeyLimits(api_key_id=1, tpm=1000)
+    admitted = await ratelimit_admit(limits, 500, clock=clock)
+    before = redis_client.get("sy:rl:{1}:tokens")
+    await ratelimit_settle(limits, admitted, tokens_used=100, cost_usd=Decimal(0), clock=clock)
+    assert redis_client.get("sy:rl:{1}:tokens") == before  # not sent on its own
+    second = await ratelimit_admit(limits, 100, clock=clock)
+    assert next(s for s in second.states if s.name == "tokens").remaining == 800
+    await ratelimit_settle(limits, second, tokens_used=0, cost_usd=Decimal(0), clock=clock)
+    await ratelimit_flush()
+    assert float(redis_client.get("sy:rl:{1}:tokens")) == pytest.approx((T0 + 6.0) * 1000)
