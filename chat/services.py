@@ -290,11 +290,7 @@ async def _reply_run(
                     continue
                 timing.setdefault("ttft_ms", (clock() - started) * 1000)
                 offset += len(chunk.delta)
-                if not await streams.event_append(
-                    plan.message_id, ReplyEvent(offset, streams.TOKEN, {"delta": chunk.delta})
-                ):
-                    raise Fenced
-                parts.append(chunk.delta)
+                await _token_append(plan.message_id, ReplyEvent(offset, streams.TOKEN, {"delta": chunk.delta}), parts)
     except TimeoutError:
         message = f"The reply's deadline of {plan.deadline_s:g} s passed."
         return ReplyOutcome(Message.Status.FAILED, "", "deadline_exceeded", message)
@@ -310,6 +306,21 @@ async def _reply_run(
         logger.exception("reply %s failed", plan.message_id)
         return ReplyOutcome(Message.Status.FAILED, "", "internal_error", "The reply failed inside Switchyard.")
     return ReplyOutcome(Message.Status.COMPLETE, finish_reason)
+
+
+async def _token_append(message_id: int, event: ReplyEvent, parts: list[str]) -> None:
+    """Append a token and record it in ``parts`` exactly when it reached the stream, even when
+    the reply is cancelled meanwhile: the saved text must equal what clients can replay."""
+    pending = streams.event_append_start(message_id, event)
+    try:
+        landed = await streams.appended(asyncio.shield(pending))  # type: ignore[arg-type]
+    except asyncio.CancelledError:
+        if await streams.appended(pending):
+            parts.append(event.data["delta"])
+        raise
+    if not landed:
+        raise Fenced
+    parts.append(event.data["delta"])
 
 
 async def _reply_settle(
