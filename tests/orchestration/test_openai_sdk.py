@@ -6,8 +6,10 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
+import httpx
 import openai
 import pytest
 
@@ -114,3 +116,18 @@ def test_errors_map_to_the_sdks_exception_classes(sim_models, make_key, live_web
     with pytest.raises(openai.APIError) as broken:
         list(stream)
     assert broken.value.code == "upstream_error" and broken.value.message
+
+
+def test_a_client_that_hangs_up_mid_stream_stops_the_upstream_call(sim_models, make_key, live_web, simulator) -> None:  # type: ignore[no-untyped-def]
+    simulator.configure("gpt-sim-mini", tokens_per_s=20)
+    headers = {"Authorization": f"Bearer {make_key()}"}
+    body = {"model": "gpt-sim-mini", "messages": MESSAGES, "max_tokens": 200, "stream": True}
+    with httpx.stream("POST", f"{live_web.url}/v1/chat/completions", json=body, headers=headers, timeout=20) as reply:
+        for line in reply.iter_lines():
+            if '"content":"' in line and '"content":""' not in line:
+                break  # one token in: hang up
+    deadline = time.monotonic() + 5
+    while simulator.stats("gpt-sim-mini")["disconnects"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stats = simulator.stats("gpt-sim-mini")
+    assert stats["disconnects"] == 1 and stats["completed"] == 0, stats
