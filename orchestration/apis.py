@@ -49,7 +49,7 @@ from project.ratelimit import Admission, ratelimit_admit, ratelimit_headers, rat
 
 logger = logging.getLogger("switchyard.api")
 
-View = Callable[[HttpRequest], Awaitable[HttpResponseBase]]
+View = Callable[..., Awaitable[HttpResponseBase]]
 # The Orchestrator keeps the deadline; this margin only catches a call that somehow outlives it.
 _DEADLINE_MARGIN_S = 1.0
 _JSON = "application/json"

@@ -251,7 +251,7 @@ SCHEMAS: dict[str, Any] = {
     },
 }
 
-_SECURITY = [{"ApiKeyBearer": []}, {"ApiKeyHeader": []}]
+_SECURITY: list[dict[str, list[str]]] = [{"ApiKeyBearer": []}, {"ApiKeyHeader": []}]
 SECURITY_SCHEMES = {
     "ApiKeyBearer": {"type": "http", "scheme": "bearer", "description": "Authorization: Bearer <api key>"},
     "ApiKeyHeader": {"type": "apiKey", "in": "header", "name": "x-api-key"},

@@ -85,7 +85,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
     readonly_fields = ["prefix", "created_at", "last_used_at", "revoked_at"]
     actions = ["revoke"]
 
-    def get_fields(self, request: HttpRequest, obj: ApiKey | None = None) -> list[str]:
+    def get_fields(self, request: HttpRequest, obj: ApiKey | None = None) -> Any:
         if obj is None:
             return ["user", "name", "allowed_models", "rpm", "tpm", "monthly_budget_usd", "expires_at"]
         return ["prefix", "user", "name", "allowed_models", "rpm", "tpm", "monthly_budget_usd", "expires_at",
