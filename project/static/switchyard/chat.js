@@ -1,14 +1,20 @@
-/* The chat page: conversations, streamed replies over EventSource, stop, resume on reload. */
+/* The chat page: conversations, replies streamed over EventSource, stop, resume after a drop or a reload. */
 "use strict";
 
 (() => {
-  const { api, el, markdown, formatCost } = Switchyard;
-  const state = { conversations: [], current: null, streaming: null };
+  const { api, el, icon, markdown, formatCost, formatMs, describeError, copyText } = Switchyard;
   const $ = (id) => document.getElementById(id);
   const models = JSON.parse($("models-data").textContent);
 
+  const sidebar = $("sidebar");
+  const backdrop = $("sidebar-backdrop");
+  const toggle = $("sidebar-toggle");
   const list = $("conversation-list");
-  const messages = $("messages");
+  const listEmpty = $("conversation-empty");
+  const title = $("chat-title");
+  const scroller = $("messages");
+  const welcome = $("welcome");
+  const messageList = $("message-list");
   const form = $("composer");
   const input = $("message-input");
   const sendButton = $("send-button");
@@ -16,220 +22,411 @@
   const status = $("chat-status");
   const modelSelect = $("model-select");
 
-  function say(text, isError) {
+  // stream: the reply this page follows: {messageId, conversationId, node, text, source, frame}
+  const state = { conversations: [], current: null, stream: null, sending: false, editing: null };
+
+  function say(text) {
     status.textContent = text || "";
-    status.className = isError ? "chat-status alert alert-error" : "chat-status muted";
     status.hidden = !text;
   }
 
-  function errorText(error) {
-    if (error.code === "rate_limit_exceeded" || error.status === 429) return "Rate limit reached: " + error.message;
-    if (error.status === 503 || error.status === 502) return "The model provider is unavailable right now: " + error.message;
-    return error.message;
+  // ---- layout ------------------------------------------------------------------------
+
+  function setSidebar(open) {
+    sidebar.classList.toggle("open", open);
+    backdrop.hidden = !open;
+    toggle.setAttribute("aria-expanded", String(open));
+    if (open) $("new-chat").focus();
   }
 
-  // ---- conversations -------------------------------------------------------------
+  function nearBottom() {
+    return scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 120;
+  }
+
+  function scrollDown(force) {
+    if (force || nearBottom()) scroller.scrollTop = scroller.scrollHeight;
+  }
+
+  function autosize() {
+    input.style.height = "auto";
+    input.style.height = Math.min(input.scrollHeight, 240) + "px";
+  }
+
+  function showWelcome() {
+    welcome.hidden = messageList.children.length > 0;
+  }
+
+  function setBusy(busy) {
+    sendButton.hidden = busy;
+    stopButton.hidden = !busy;
+  }
+
+  // ---- conversations -----------------------------------------------------------------
+
   async function loadConversations() {
-    const data = await api("GET", "/api/v1/conversations");
+    const data = await api("GET", "/api/v1/conversations?limit=100");
     state.conversations = data.results || data;
+    if (state.current) state.current = state.conversations.find((c) => c.id === state.current.id) || state.current;
     renderConversations();
   }
 
+  function conversationTitle(conversation) {
+    return conversation.title || "New chat";
+  }
+
   function renderConversations() {
-    list.replaceChildren(...state.conversations.map((conversation) => {
-      const current = state.current && state.current.id === conversation.id;
-      return el("li", { class: current ? "conversation current" : "conversation" },
-        el("button", {
-          class: "conversation-open", type: "button", "aria-current": current ? "true" : "false",
-          onclick: () => openConversation(conversation.id),
-        }, conversation.title || "New chat"),
-        el("button", { class: "icon-button", type: "button", title: "Rename", "aria-label": `Rename ${conversation.title || "chat"}`,
-          onclick: () => renameConversation(conversation) }, "✎"),
-        el("button", { class: "icon-button", type: "button", title: "Delete", "aria-label": `Delete ${conversation.title || "chat"}`,
-          onclick: () => deleteConversation(conversation) }, "🗑"));
-    }));
+    listEmpty.hidden = state.conversations.length > 0;
+    list.replaceChildren(...state.conversations.map((conversation) => (
+      state.editing === conversation.id ? renameForm(conversation) : conversationItem(conversation)
+    )));
+    if (state.current) title.textContent = conversationTitle(state.current);
   }
 
-  async function newConversation() {
-    const conversation = await api("POST", "/api/v1/conversations", { model: modelSelect.value });
-    state.conversations.unshift(conversation);
-    await openConversation(conversation.id);
-    input.focus();
-    return conversation;
+  function conversationItem(conversation) {
+    const current = Boolean(state.current && state.current.id === conversation.id);
+    const name = conversationTitle(conversation);
+    return el("li", { class: current ? "conversation current" : "conversation", "data-conversation-id": conversation.id },
+      el("a", {
+        class: "conversation-open", href: `/?c=${conversation.id}`, "aria-current": current ? "page" : null, title: name,
+        onclick: (event) => { event.preventDefault(); openConversation(conversation.id); },
+      }, name),
+      el("span", { class: "conversation-actions" },
+        el("button", { class: "icon-button", type: "button", title: "Rename", "aria-label": `Rename “${name}”`,
+          onclick: () => { state.editing = conversation.id; renderConversations(); } }, icon("edit")),
+        el("button", { class: "icon-button danger", type: "button", title: "Delete", "aria-label": `Delete “${name}”`,
+          onclick: () => deleteConversation(conversation) }, icon("trash"))));
   }
 
-  async function renameConversation(conversation) {
-    const title = window.prompt("New title", conversation.title || "");
-    if (title === null || !title.trim()) return;
-    try {
-      const updated = await api("PATCH", `/api/v1/conversations/${conversation.id}`, { title: title.trim() });
-      Object.assign(conversation, updated);
+  function renameForm(conversation) {
+    const field = el("input", { type: "text", maxlength: "200", "aria-label": "Conversation title", value: conversation.title || "" });
+    let settled = false;
+    const finish = async (save) => {
+      if (settled) return;
+      settled = true;
+      state.editing = null;
+      const value = field.value.trim();
+      if (save && value && value !== conversation.title) {
+        try {
+          Object.assign(conversation, await api("PATCH", `/api/v1/conversations/${conversation.id}`, { title: value }));
+        } catch (error) { say(describeError(error)); }
+      }
       renderConversations();
-    } catch (error) { say(errorText(error), true); }
+      const item = list.querySelector(`[data-conversation-id="${conversation.id}"] .conversation-open`);
+      if (item) item.focus();
+    };
+    field.addEventListener("keydown", (event) => {
+      if (event.key === "Enter") { event.preventDefault(); finish(true); }
+      if (event.key === "Escape") { event.preventDefault(); finish(false); }
+    });
+    field.addEventListener("blur", () => finish(true));
+    setTimeout(() => { field.focus(); field.select(); }, 0);
+    return el("li", { class: "conversation editing", "data-conversation-id": conversation.id }, field);
   }
 
   async function deleteConversation(conversation) {
-    if (!window.confirm(`Delete "${conversation.title || "New chat"}"?`)) return;
+    if (!window.confirm(`Delete “${conversationTitle(conversation)}”? This cannot be undone.`)) return;
     try {
       await api("DELETE", `/api/v1/conversations/${conversation.id}`);
       state.conversations = state.conversations.filter((c) => c.id !== conversation.id);
-      if (state.current && state.current.id === conversation.id) {
-        state.current = null;
-        messages.replaceChildren();
-        history.replaceState(null, "", "/");
-      }
+      if (state.current && state.current.id === conversation.id) newChat();
       renderConversations();
-    } catch (error) { say(errorText(error), true); }
+    } catch (error) { say(describeError(error)); }
+  }
+
+  function newChat() {
+    closeStream();
+    state.current = null;
+    messageList.replaceChildren();
+    title.textContent = "New chat";
+    history.replaceState(null, "", "/");
+    say("");
+    showWelcome();
+    renderConversations();
+    setSidebar(false);
+    input.focus();
+  }
+
+  function selectModel(name) {
+    if (name && [...modelSelect.options].some((option) => option.value === name)) modelSelect.value = name;
   }
 
   async function openConversation(id) {
     closeStream();
     say("");
-    const conversation = state.conversations.find((c) => c.id === id) || await api("GET", `/api/v1/conversations/${id}`);
-    state.current = conversation;
-    if (conversation.model && [...modelSelect.options].some((o) => o.value === conversation.model)) {
-      modelSelect.value = conversation.model;
+    setSidebar(false);
+    try {
+      const conversation = state.conversations.find((c) => c.id === id) || await api("GET", `/api/v1/conversations/${id}`);
+      state.current = conversation;
+      selectModel(conversation.model);
+      history.replaceState(null, "", `/?c=${id}`);
+      renderConversations();
+      const data = await api("GET", `/api/v1/conversations/${id}/messages`);
+      if (!state.current || state.current.id !== id) return;
+      const items = data.results || data;
+      messageList.replaceChildren(...items.map(renderMessage));
+      showWelcome();
+      scrollDown(true);
+      const streaming = items.find((m) => m.role === "assistant" && m.status === "streaming");
+      if (streaming) follow(streaming, nodeOf(streaming.id));
+    } catch (error) {
+      say(describeError(error));
     }
-    history.replaceState(null, "", `/?c=${id}`);
-    renderConversations();
-    const data = await api("GET", `/api/v1/conversations/${id}/messages`);
-    const items = data.results || data;
-    messages.replaceChildren(...items.map(renderMessage));
-    const streaming = items.find((m) => m.role === "assistant" && m.status === "streaming");
-    if (streaming) follow(streaming.id, messages.querySelector(`[data-message-id="${streaming.id}"]`));
-    scrollDown();
   }
 
-  // ---- messages ------------------------------------------------------------------
-  function detailLine(message) {
-    const parts = [];
-    if (message.model) parts.push(message.model + (message.provider ? ` via ${message.provider}` : ""));
-    if (message.cost_usd !== undefined && message.cost_usd !== null) parts.push(formatCost(message.cost_usd));
-    const usage = message.usage || {};
-    const tokens = (message.output_tokens ?? usage.completion_tokens ?? usage.output_tokens);
-    if (tokens) parts.push(`${tokens} tokens`);
-    if (message.fallback_from) parts.push(`fallback from ${message.fallback_from}`);
-    return parts.join(" · ");
+  // ---- messages ----------------------------------------------------------------------
+
+  function nodeOf(messageId) {
+    return messageList.querySelector(`[data-message-id="${messageId}"]`);
   }
 
   function renderMessage(message) {
-    const body = el("div", { class: "bubble-body" });
-    body.innerHTML = markdown(message.content || "");
-    const meta = el("div", { class: "bubble-meta muted" });
-    const node = el("article", { class: `bubble ${message.role}`, "data-message-id": message.id, "data-status": message.status || "complete" },
-      el("div", { class: "bubble-role sr-only" }, message.role === "user" ? "You said" : "Assistant said"),
-      body, meta);
-    node._text = message.content || "";
-    finishMeta(node, message);
+    if (message.role === "user") {
+      return el("article", { class: "message user", "data-message-id": message.id },
+        el("h2", { class: "sr-only" }, "You"),
+        el("div", { class: "message-body plain" }, message.content));
+    }
+    const node = el("article", { class: "message assistant", "data-message-id": message.id, "data-status": message.status },
+      el("div", { class: "avatar", "aria-hidden": "true" }, "S"),
+      el("div", { class: "message-main" },
+        el("h2", { class: "sr-only" }, "Assistant"),
+        el("div", { class: "message-body markdown" }),
+        el("div", { class: "message-notices" }),
+        el("div", { class: "message-meta" })));
+    paintText(node, message.content || "");
+    settle(node, message);
     return node;
   }
 
-  function finishMeta(node, message) {
-    const meta = node.querySelector(".bubble-meta");
-    meta.replaceChildren();
-    if (message.role !== "assistant") return;
-    if (message.simulated) meta.append(el("span", { class: "badge sim", title: "Generated by the built-in simulator, not a real model" }, "simulated"), " ");
-    const line = detailLine(message);
-    if (line) meta.append(line);
-    if (message.status === "cancelled") meta.append(el("span", { class: "badge" }, "stopped"));
-    const error = message.error || (message.error_code ? { code: message.error_code, message: message.error_message } : null);
-    if (message.status === "failed" && error) {
-      node.append(el("p", { class: "alert alert-error", role: "alert" }, `Reply failed (${error.code}): ${error.message || ""}`));
+  function paintText(node, text) {
+    const body = node.querySelector(".message-body");
+    if (!text && node.dataset.status === "streaming") {
+      body.replaceChildren(el("span", { class: "typing", "aria-label": "The model is writing" }, el("i"), el("i"), el("i")));
+    } else {
+      body.innerHTML = markdown(text);
     }
   }
 
-  function scrollDown() { messages.scrollTop = messages.scrollHeight; }
+  function detailParts(message) {
+    const parts = [];
+    if (message.model) parts.push(message.model);
+    if (message.provider) parts.push(`via ${message.provider}`);
+    if (message.output_tokens) parts.push(`${message.input_tokens || 0} → ${message.output_tokens} tokens`);
+    if (message.cost_usd !== undefined && message.cost_usd !== null && message.status !== "failed") parts.push(formatCost(message.cost_usd));
+    if (message.latency_ms) parts.push(formatMs(message.latency_ms));
+    return parts;
+  }
+
+  const FAILURES = {
+    producer_lost: "The server generating this reply stopped.",
+    client_gone: "The reply was stopped because no window was following it.",
+    context_length_exceeded: "The conversation is too long for this model.",
+    content_policy: "The provider refused to answer this request.",
+  };
+
+  // The end of a reply, from the saved message: badges, the detail line, errors and fallbacks.
+  function settle(node, message) {
+    const notices = node.querySelector(".message-notices");
+    const meta = node.querySelector(".message-meta");
+    notices.replaceChildren();
+    meta.replaceChildren();
+    if (message.status === "streaming") return;
+    if (message.fallback_from && message.status !== "failed") {
+      notices.append(el("p", { class: "notice notice-warn" },
+        `${message.fallback_from} was unavailable, so ${message.model} answered instead.`));
+    }
+    if (message.status === "failed") {
+      const error = { code: message.error_code, message: message.error_message || "" };
+      const text = FAILURES[error.code] ? `${FAILURES[error.code]} ${error.message}` : describeError(error);
+      notices.append(el("p", { class: "notice notice-error", role: "alert" },
+        el("strong", {}, "The reply failed. "), text, " ", el("code", {}, error.code || "error")));
+    }
+    if (message.simulated) {
+      meta.append(el("span", { class: "badge sim", title: "Written by the built-in provider simulator, not a real model" }, "Simulated"));
+    }
+    if (message.status === "cancelled") meta.append(el("span", { class: "badge stopped" }, "Stopped"));
+    const parts = detailParts(message);
+    if (parts.length) {
+      meta.append(el("span", {
+        class: "detail",
+        title: `Served by ${message.model || "?"}${message.provider ? ` (${message.provider})` : ""}; `
+          + `${message.input_tokens || 0} tokens in, ${message.output_tokens || 0} out; cost ${message.cost_usd ?? "?"} USD`
+          + (message.ttft_ms ? `; first token after ${formatMs(message.ttft_ms)}` : ""),
+      }, parts.join(" · ")));
+    }
+    if (node._text || message.content) {
+      const button = el("button", { type: "button", class: "icon-button copy-reply", "aria-label": "Copy reply", title: "Copy reply" }, icon("copy"));
+      button.addEventListener("click", async () => {
+        if (await copyText(node._text || message.content)) {
+          button.replaceChildren(icon("check"));
+          setTimeout(() => button.replaceChildren(icon("copy")), 1500);
+        }
+      });
+      meta.append(button);
+    }
+  }
+
+  // ---- streaming ---------------------------------------------------------------------
 
   function closeStream() {
-    if (state.streaming) state.streaming.source.close();
-    state.streaming = null;
+    const stream = state.stream;
+    if (stream) {
+      stream.source.close();
+      cancelAnimationFrame(stream.frame);
+    }
+    state.stream = null;
     setBusy(false);
   }
 
-  function setBusy(busy) {
-    sendButton.disabled = busy;
-    stopButton.hidden = !busy;
+  function schedulePaint(stream) {
+    if (stream.frame) return;
+    stream.frame = requestAnimationFrame(() => {
+      stream.frame = 0;
+      stream.node._text = stream.text;
+      paintText(stream.node, stream.text);
+      scrollDown();
+    });
   }
 
-  // EventSource reconnects by itself after a dropped connection, sending Last-Event-ID,
-  // so the server resumes exactly after the last token this page rendered.
-  function follow(messageId, node) {
+  // EventSource reconnects by itself after a dropped connection and sends Last-Event-ID, so
+  // the server resumes right after the last token this page received: nothing lost or repeated.
+  // A page that starts following (a reload) starts from the first token.
+  function follow(message, node) {
     closeStream();
+    const stream = { messageId: message.id, conversationId: message.conversation, node, text: "", source: null, frame: 0 };
+    state.stream = stream;
     setBusy(true);
     node.dataset.status = "streaming";
-    node._text = "";
-    const body = node.querySelector(".bubble-body");
-    body.innerHTML = "";
-    const source = new EventSource(`/api/v1/messages/${messageId}/stream`);
-    state.streaming = { source, messageId, node };
+    node.setAttribute("aria-busy", "true");
+    node.querySelector(".message-meta").replaceChildren(
+      el("span", { class: "detail" }, [message.model, message.simulated ? "simulated" : ""].filter(Boolean).join(" · ")));
+    paintText(node, "");
+    const source = new EventSource(`/api/v1/messages/${message.id}/stream`);
+    stream.source = source;
+    source.addEventListener("open", () => node.classList.remove("reconnecting"));
     source.addEventListener("token", (event) => {
-      node._text += JSON.parse(event.data).delta;
-      body.innerHTML = markdown(node._text);
-      scrollDown();
+      stream.text += JSON.parse(event.data).delta;
+      schedulePaint(stream);
     });
     source.addEventListener("done", (event) => {
       const data = JSON.parse(event.data);
-      node.dataset.status = data.status || (data.finish_reason === "cancelled" ? "cancelled" : "complete");
-      closeStream();
-      refreshMessage(messageId, node);
+      finish(stream, data.status || (data.finish_reason === "cancelled" ? "cancelled" : "complete"));
     });
     source.addEventListener("error", (event) => {
-      if (!event.data) return; // a dropped connection: EventSource retries by itself
-      const data = JSON.parse(event.data);
-      node.dataset.status = "failed";
-      closeStream();
-      say(`The reply failed (${data.code}): ${data.message}`, true);
-      refreshMessage(messageId, node);
+      if (event.data) {  // the server's own `error` event: the reply failed
+        const data = JSON.parse(event.data);
+        finish(stream, "failed", { error_code: data.code, error_message: data.message });
+      } else if (source.readyState === EventSource.CLOSED) {
+        finish(stream, null);  // refused or already over (204): the saved message tells the end
+      } else {
+        node.classList.add("reconnecting");  // dropped: EventSource retries by itself
+      }
     });
   }
 
-  async function refreshMessage(messageId, node) {
-    if (!state.current) return;
-    const data = await api("GET", `/api/v1/conversations/${state.current.id}/messages`);
-    const message = (data.results || data).find((m) => m.id === messageId);
-    if (!message) return;
-    node.dataset.status = message.status;
-    finishMeta(node, message);
+  async function finish(stream, endStatus, error) {
+    if (state.stream !== stream) return;
+    closeStream();
+    const { node } = stream;
+    node._text = stream.text;
+    node.classList.remove("reconnecting");
+    node.removeAttribute("aria-busy");
+    if (endStatus) node.dataset.status = endStatus;
+    paintText(node, stream.text);
+    if (error) settle(node, { status: "failed", ...error });
+    try {
+      const data = await api("GET", `/api/v1/conversations/${stream.conversationId}/messages`);
+      const message = (data.results || data).find((m) => m.id === stream.messageId);
+      if (message) {
+        node.dataset.status = message.status;
+        if (!endStatus && message.content) {  // the stream told us nothing: show what was saved
+          node._text = message.content;
+          paintText(node, message.content);
+        }
+        settle(node, message);
+      }
+    } catch (failure) {
+      say(describeError(failure));
+    }
     loadConversations().catch(() => {});
   }
 
-  async function send() {
-    const content = input.value.trim();
-    if (!content || state.streaming) return;
+  async function send(text) {
+    const content = text === undefined ? input.value : text;
+    if (!content.trim() || state.stream || state.sending) return;
+    if (!modelSelect.value) { say("No models are available to you. Ask an administrator to add one."); return; }
+    state.sending = true;
+    sendButton.disabled = true;
     say("");
     try {
-      const conversation = state.current || await newConversation();
+      let conversation = state.current;
+      if (!conversation) {
+        conversation = await api("POST", "/api/v1/conversations", { model: modelSelect.value });
+        state.conversations.unshift(conversation);
+        state.current = conversation;
+        history.replaceState(null, "", `/?c=${conversation.id}`);
+      }
       const reply = await api("POST", `/api/v1/conversations/${conversation.id}/messages`, { content, model: modelSelect.value });
       input.value = "";
-      messages.append(renderMessage(reply.user_message));
-      const node = renderMessage({ id: reply.assistant_message.id, role: "assistant", content: "", status: "streaming" });
-      messages.append(node);
-      scrollDown();
-      follow(reply.assistant_message.id, node);
+      autosize();
+      messageList.append(renderMessage(reply.user_message));
+      const node = renderMessage(reply.assistant_message);
+      messageList.append(node);
+      showWelcome();
+      scrollDown(true);
+      follow(reply.assistant_message, node);
+      loadConversations().catch(() => {});
     } catch (error) {
-      say(errorText(error), true);
+      say(describeError(error));
+      renderConversations();
+    } finally {
+      state.sending = false;
+      sendButton.disabled = false;
     }
   }
 
   async function stop() {
-    if (!state.streaming) return;
-    const { messageId } = state.streaming;
-    try { await api("POST", `/api/v1/messages/${messageId}/cancel`); }
-    catch (error) { say(errorText(error), true); }
+    if (!state.stream) return;
+    stopButton.disabled = true;
+    try {
+      await api("POST", `/api/v1/messages/${state.stream.messageId}/cancel`);
+    } catch (error) {
+      say(describeError(error));
+    } finally {
+      stopButton.disabled = false;
+    }
+    input.focus();
   }
+
+  // ---- wiring ------------------------------------------------------------------------
 
   form.addEventListener("submit", (event) => { event.preventDefault(); send(); });
   input.addEventListener("keydown", (event) => {
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) { event.preventDefault(); send(); }
   });
+  input.addEventListener("input", autosize);
+  document.addEventListener("keydown", (event) => {
+    if (event.key !== "Escape") return;
+    if (sidebar.classList.contains("open")) { setSidebar(false); toggle.focus(); } else if (state.stream) stop();
+  });
   stopButton.addEventListener("click", stop);
-  $("new-chat").addEventListener("click", () => newConversation().catch((error) => say(errorText(error), true)));
-  if (!models.length) say("No models are available to you. Ask an administrator to add one.", true);
+  $("new-chat").addEventListener("click", newChat);
+  toggle.addEventListener("click", () => setSidebar(!sidebar.classList.contains("open")));
+  $("sidebar-close").addEventListener("click", () => { setSidebar(false); toggle.focus(); });
+  backdrop.addEventListener("click", () => setSidebar(false));
+  welcome.querySelectorAll(".suggestion").forEach((button) => button.addEventListener("click", () => send(button.textContent.trim())));
+  modelSelect.addEventListener("change", async () => {
+    if (!state.current) return;
+    try {
+      Object.assign(state.current, await api("PATCH", `/api/v1/conversations/${state.current.id}`, { model: modelSelect.value }));
+    } catch (error) { say(describeError(error)); }
+  });
+  if (!models.length) say("No models are available to you. Ask an administrator to add one.");
 
+  showWelcome();
   loadConversations().then(() => {
-    const wanted = Number(new URLSearchParams(location.search).get("c")) || new URLSearchParams(location.search).get("c");
-    if (wanted && state.conversations.some((c) => String(c.id) === String(wanted))) {
-      openConversation(state.conversations.find((c) => String(c.id) === String(wanted)).id);
-    }
-  }).catch((error) => say(errorText(error), true));
+    const wanted = new URLSearchParams(location.search).get("c");
+    const conversation = wanted && state.conversations.find((c) => String(c.id) === wanted);
+    if (conversation) openConversation(conversation.id);
+    else if (wanted) openConversation(Number(wanted));
+  }).catch((error) => say(describeError(error)));
 })();

@@ -1,4 +1,4 @@
-/* Helpers shared by the pages: CSRF-aware JSON fetch and safe Markdown rendering. */
+/* Helpers shared by the pages: CSRF-aware JSON fetch, safe Markdown, small DOM helpers. */
 "use strict";
 
 const Switchyard = (() => {
@@ -8,11 +8,12 @@ const Switchyard = (() => {
   }
 
   class ApiError extends Error {
-    constructor(status, body) {
+    constructor(status, body, retryAfter) {
       const error = (body && body.error) || {};
-      super(error.message || `Request failed (${status})`);
+      super(error.message || (status ? `The request failed (HTTP ${status}).` : "The server could not be reached."));
       this.status = status;
-      this.code = error.code || "error";
+      this.code = error.code || (status ? "error" : "network_error");
+      this.retryAfter = retryAfter ? Number(retryAfter) : null;
     }
   }
 
@@ -26,81 +27,233 @@ const Switchyard = (() => {
       options.headers["Content-Type"] = "application/json";
       options.body = JSON.stringify(body);
     }
-    const response = await fetch(url, options);
+    let response;
+    try {
+      response = await fetch(url, options);
+    } catch (_) {
+      throw new ApiError(0, null, null);
+    }
     const text = await response.text();
     let data = null;
     try { data = text ? JSON.parse(text) : null; } catch (_) { data = null; }
-    if (!response.ok) throw new ApiError(response.status, data);
+    if (!response.ok) throw new ApiError(response.status, data, response.headers.get("Retry-After"));
     return data;
   }
 
+  // What went wrong, in words a person can act on; the server's own message follows.
+  function describeError(error) {
+    const code = error.code || "";
+    const wait = error.retryAfter ? ` Try again in ${Math.ceil(error.retryAfter)} s.` : "";
+    if (error.status === 429 || code.startsWith("rate_limit") || code.includes("budget")) {
+      return `Rate limit reached.${wait} ${error.message}`;
+    }
+    if (code === "upstream_unavailable" || code === "upstream_error" || error.status === 502 || error.status === 503) {
+      return `The model provider is unavailable right now.${wait} ${error.message}`;
+    }
+    if (code === "deadline_exceeded" || error.status === 504) return `The model took too long to answer. ${error.message}`;
+    if (code === "network_error") return "The server could not be reached. Check your connection and try again.";
+    return error.message;
+  }
+
   function escapeHtml(text) {
-    return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")
+    return String(text).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")
       .replace(/"/g, "&quot;").replace(/'/g, "&#39;");
   }
 
-  // Model output is untrusted. Everything is escaped first; the few Markdown forms we
-  // support are then applied to the escaped text, so no tag or attribute of the model's
-  // own can ever reach the DOM. Links are kept only for http(s) URLs.
-  function inline(escaped) {
+  // ---- Markdown ---------------------------------------------------------------------
+  // Model output is untrusted. Every piece of source text passes through escapeHtml before
+  // it is placed between tags this renderer writes itself, so no tag or attribute of the
+  // model's own can reach the DOM; links are kept only for http(s) URLs.
+
+  function emphasis(escaped) {
+    // Links last: their URL pattern admits no "<", so no tag written here lands in an href.
     return escaped
-      .replace(/`([^`\n]+)`/g, "<code>$1</code>")
       .replace(/\*\*([^*\n]+)\*\*/g, "<strong>$1</strong>")
       .replace(/(^|[\s(])\*([^*\n]+)\*/g, "$1<em>$2</em>")
-      .replace(/\[([^\]\n]+)\]\((https?:\/\/[^\s)"']+)\)/g,
+      .replace(/~~([^~\n]+)~~/g, "<del>$1</del>")
+      .replace(/\[([^\]\n]+)\]\((https?:\/\/[^\s)"'<>]+)\)/g,
         '<a href="$2" rel="noopener noreferrer nofollow" target="_blank">$1</a>');
   }
 
-  function renderBlock(block) {
-    const lines = block.split("\n");
-    if (lines.every((line) => /^\s*[-*] /.test(line))) {
-      return "<ul>" + lines.map((l) => "<li>" + inline(escapeHtml(l.replace(/^\s*[-*] /, ""))) + "</li>").join("") + "</ul>";
-    }
-    if (lines.every((line) => /^\s*\d+\. /.test(line))) {
-      return "<ol>" + lines.map((l) => "<li>" + inline(escapeHtml(l.replace(/^\s*\d+\. /, ""))) + "</li>").join("") + "</ol>";
-    }
-    const heading = block.match(/^(#{1,4}) (.*)$/);
-    if (heading && lines.length === 1) {
-      const level = heading[1].length + 2;
-      return `<h${level}>${inline(escapeHtml(heading[2]))}</h${level}>`;
-    }
-    return "<p>" + inline(escapeHtml(block)).replace(/\n/g, "<br>") + "</p>";
+  // Inline code is cut out first so that nothing inside backticks is formatted.
+  function inline(text) {
+    return text.split(/(`[^`\n]+`)/).map((piece, index) => (
+      index % 2 === 1 ? `<code>${escapeHtml(piece.slice(1, -1))}</code>` : emphasis(escapeHtml(piece))
+    )).join("");
+  }
+
+  function codeBlock(language, code) {
+    const lang = /^[\w+#.-]{1,24}$/.test(language) ? language : "";
+    return '<div class="code-block"><div class="code-head">'
+      + `<span class="code-lang">${escapeHtml(lang || "code")}</span>`
+      + '<button type="button" class="copy-code">Copy</button></div>'
+      + `<pre><code${lang ? ` data-lang="${escapeHtml(lang)}"` : ""}>${escapeHtml(code)}</code></pre></div>`;
+  }
+
+  const FENCE = /^\s{0,3}(`{3,}|~{3,})\s*([^`\s]*)\s*$/;
+  const LIST_ITEM = /^\s*([-*+]|\d{1,9}[.)])\s+(.*)$/;
+  const HEADING = /^\s{0,3}(#{1,6})\s+(.*?)\s*#*\s*$/;
+  const RULE = /^\s{0,3}([-*_])(\s*\1){2,}\s*$/;
+  const TABLE_RULE = /^\s*\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)*\|?\s*$/;
+
+  function startsBlock(line, next) {
+    return FENCE.test(line) || HEADING.test(line) || RULE.test(line) || /^\s*>/.test(line)
+      || LIST_ITEM.test(line) || (line.includes("|") && next !== undefined && TABLE_RULE.test(next));
+  }
+
+  function cells(row) {
+    return row.trim().replace(/^\|/, "").replace(/\|$/, "").split("|").map((cell) => cell.trim());
+  }
+
+  function table(rows) {
+    const head = cells(rows[0]);
+    const body = rows.slice(2).map(cells);
+    return '<div class="table-wrap"><table><thead><tr>' + head.map((c) => `<th>${inline(c)}</th>`).join("")
+      + "</tr></thead><tbody>" + body.map((r) => "<tr>" + r.map((c) => `<td>${inline(c)}</td>`).join("") + "</tr>").join("")
+      + "</tbody></table></div>";
   }
 
   function markdown(source) {
-    const parts = source.split(/```/);
+    const lines = String(source || "").replace(/\r\n?/g, "\n").split("\n");
     let html = "";
-    parts.forEach((part, index) => {
-      if (index % 2 === 1) {
-        const newline = part.indexOf("\n");
-        const language = newline > 0 ? part.slice(0, newline).trim() : "";
-        const code = newline >= 0 ? part.slice(newline + 1) : part;
-        const label = /^[\w+-]{1,20}$/.test(language) ? ` data-lang="${language}"` : "";
-        html += `<pre${label}><code>${escapeHtml(code.replace(/\n$/, ""))}</code></pre>`;
-      } else {
-        html += part.split(/\n{2,}/).map((b) => b.trim()).filter(Boolean).map(renderBlock).join("");
+    let i = 0;
+    while (i < lines.length) {
+      const line = lines[i];
+      const fence = line.match(FENCE);
+      if (fence) {
+        // An unclosed fence (a reply still streaming) runs to the end of the text.
+        const code = [];
+        i += 1;
+        while (i < lines.length && !(lines[i].trim().startsWith(fence[1][0].repeat(3)) && lines[i].trim().replace(/[`~]/g, "") === "")) {
+          code.push(lines[i]);
+          i += 1;
+        }
+        i += 1;
+        html += codeBlock(fence[2], code.join("\n"));
+        continue;
       }
-    });
+      if (!line.trim()) { i += 1; continue; }
+      const heading = line.match(HEADING);
+      if (heading) {
+        const level = Math.min(6, heading[1].length + 2);
+        html += `<h${level}>${inline(heading[2])}</h${level}>`;
+        i += 1;
+        continue;
+      }
+      if (RULE.test(line)) { html += "<hr>"; i += 1; continue; }
+      if (/^\s*>/.test(line)) {
+        const quoted = [];
+        while (i < lines.length && /^\s*>/.test(lines[i])) { quoted.push(lines[i].replace(/^\s*> ?/, "")); i += 1; }
+        html += `<blockquote>${markdown(quoted.join("\n"))}</blockquote>`;
+        continue;
+      }
+      if (line.includes("|") && i + 1 < lines.length && TABLE_RULE.test(lines[i + 1])) {
+        const rows = [];
+        while (i < lines.length && lines[i].includes("|")) { rows.push(lines[i]); i += 1; }
+        html += table(rows);
+        continue;
+      }
+      const item = line.match(LIST_ITEM);
+      if (item) {
+        const ordered = /\d/.test(item[1]);
+        const items = [];
+        while (i < lines.length) {
+          const match = lines[i].match(LIST_ITEM);
+          if (match && /\d/.test(match[1]) === ordered) items.push(match[2]);
+          else if (lines[i].trim() && /^\s+/.test(lines[i]) && items.length) items[items.length - 1] += "\n" + lines[i].trim();
+          else break;
+          i += 1;
+        }
+        const tag = ordered ? "ol" : "ul";
+        const start = ordered && parseInt(item[1], 10) !== 1 ? ` start="${parseInt(item[1], 10)}"` : "";
+        html += `<${tag}${start}>` + items.map((text) => `<li>${inline(text).replace(/\n/g, "<br>")}</li>`).join("") + `</${tag}>`;
+        continue;
+      }
+      const paragraph = [];
+      while (i < lines.length && lines[i].trim() && !(paragraph.length && startsBlock(lines[i], lines[i + 1]))) {
+        paragraph.push(lines[i]);
+        i += 1;
+      }
+      html += `<p>${paragraph.map(inline).join("<br>")}</p>`;
+    }
     return html;
   }
+
+  // ---- DOM ----------------------------------------------------------------------------
 
   function el(tag, attributes, ...children) {
     const node = document.createElement(tag);
     Object.entries(attributes || {}).forEach(([key, value]) => {
+      if (value === null || value === undefined || value === false) return;
       if (key === "class") node.className = value;
       else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-      else node.setAttribute(key, value);
+      else node.setAttribute(key, value === true ? "" : value);
     });
     children.flat().forEach((child) => {
-      if (child !== null && child !== undefined) node.append(child instanceof Node ? child : String(child));
+      if (child !== null && child !== undefined && child !== false) node.append(child instanceof Node ? child : String(child));
     });
     return node;
   }
 
-  function formatCost(value) {
-    const number = Number(value || 0);
-    return number === 0 ? "$0" : "$" + number.toFixed(number < 0.01 ? 6 : 4);
+  const ICONS = {
+    plus: "M12 5v14M5 12h14",
+    send: "M5 12h14M13 6l6 6-6 6",
+    stop: "M7 7h10v10H7z",
+    edit: "M4 20h4L19 9l-4-4L4 16v4zM14 6l4 4",
+    trash: "M4 7h16M9 7V4h6v3M6 7l1 13h10l1-13",
+    menu: "M4 6h16M4 12h16M4 18h16",
+    copy: "M9 9h10v10H9zM5 15V5h10",
+    check: "M5 12l5 5 9-10",
+    close: "M6 6l12 12M18 6L6 18",
+  };
+
+  function icon(name) {
+    const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+    svg.setAttribute("viewBox", "0 0 24 24");
+    svg.setAttribute("aria-hidden", "true");
+    svg.setAttribute("class", "icon");
+    const path = document.createElementNS("http://www.w3.org/2000/svg", "path");
+    path.setAttribute("d", ICONS[name]);
+    svg.append(path);
+    return svg;
   }
 
-  return { api, ApiError, markdown, escapeHtml, el, formatCost, cookie };
+  function formatCost(value) {
+    const number = Number(value || 0);
+    if (number === 0) return "$0";
+    if (number < 0.000001) return "<$0.000001";
+    // Small sums keep two significant digits: $0.000034, $0.0012, $0.25.
+    return "$" + (number < 1 ? String(Number(number.toPrecision(2))) : number.toFixed(2));
+  }
+
+  function formatMs(value) {
+    if (value === null || value === undefined) return "";
+    return value >= 1000 ? `${(value / 1000).toFixed(1)} s` : `${Math.round(value)} ms`;
+  }
+
+  async function copyText(text) {
+    if (navigator.clipboard && window.isSecureContext) {
+      try { await navigator.clipboard.writeText(text); return true; } catch (_) { /* fall back below */ }
+    }
+    const area = el("textarea", { class: "sr-only", "aria-hidden": "true" });
+    area.value = text;
+    document.body.append(area);
+    area.select();
+    const copied = document.execCommand("copy");
+    area.remove();
+    return copied;
+  }
+
+  // Code blocks anywhere on a page get a working Copy button.
+  document.addEventListener("click", async (event) => {
+    const button = event.target.closest && event.target.closest(".copy-code");
+    if (!button) return;
+    const code = button.closest(".code-block").querySelector("code");
+    if (await copyText(code.textContent)) {
+      button.textContent = "Copied";
+      setTimeout(() => { button.textContent = "Copy"; }, 1500);
+    }
+  });
+
+  return { api, ApiError, describeError, markdown, escapeHtml, el, icon, formatCost, formatMs, copyText, cookie };
 })();
