@@ -13,7 +13,9 @@ from orchestration.selectors import models_for_user
 
 @login_required
 def console_page(request: HttpRequest) -> HttpResponse:
-    return render(request, "agents/console.html", {"models": models_for_user(request.user)})
+    # Agents call tools: offer only the models that take them.
+    models = [model for model in models_for_user(request.user) if "tools" in (model.capabilities or [])]
+    return render(request, "agents/console.html", {"models": models})
 
 
 @login_required

@@ -1,112 +1,136 @@
-/* The agent console: one WebSocket session, one task at a time, answers asked in place. */
+/* The agent console: one WebSocket session, one run at a time, questions answered in place. */
 "use strict";
 
 (() => {
-  const { api, el, markdown } = Switchyard;
+  const { api, el, markdown, describeError } = Switchyard;
   const $ = (id) => document.getElementById(id);
-  const log = $("agent-log");
+  const timeline = new Timeline.View($("agent-log"), $("activity-empty"), { follow: true });
   const agentSelect = $("agent-select");
+  const input = $("agent-input");
   const startButton = $("start-button");
   const cancelButton = $("cancel-button");
-  const connection = $("connection");
-  const inputForm = $("input-form");
+  const runState = $("run-state");
   const result = $("agent-result");
-  let socket = null;
-  let pendingRequest = null;
-  let running = false;
-  let agents = [];
 
-  function setRunning(value) {
-    running = value;
-    startButton.disabled = value || !socket || socket.readyState !== WebSocket.OPEN;
-    cancelButton.hidden = !value;
+  // run: null when idle, else {taskId} (taskId stays null until the server names the task)
+  let socket = null;
+  let run = null;
+  let agents = [];
+  let retryMs = 1000;
+
+  function setConnection(text, kind) {
+    $("connection-text").textContent = text;
+    $("connection").className = `badge ${kind || ""}`;
   }
 
-  function entry(kind, text, detail) {
-    const item = el("li", { class: kind }, el("span", { class: "kind" }, kind.replace("_", " ")), text);
-    if (detail !== undefined && detail !== null && detail !== "") {
-      item.append(el("pre", {}, typeof detail === "string" ? detail : JSON.stringify(detail, null, 2)));
-    }
-    log.append(item);
-    item.scrollIntoView({ block: "nearest" });
+  function setRun(next, label, kind) {
+    run = next;
+    const open = socket && socket.readyState === WebSocket.OPEN;
+    startButton.disabled = Boolean(run) || !open;
+    cancelButton.hidden = !run;
+    runState.hidden = !label;
+    runState.textContent = label || "";
+    runState.className = `badge ${kind || ""}`;
   }
 
   function connect() {
     const scheme = location.protocol === "https:" ? "wss" : "ws";
     socket = new WebSocket(`${scheme}://${location.host}/ws/agents/`);
-    connection.textContent = "connecting…";
-    socket.addEventListener("open", () => { connection.textContent = "connected"; setRunning(false); });
-    socket.addEventListener("close", () => {
-      connection.textContent = "disconnected";
-      if (running) entry("error", "Connection lost; the task was stopped.");
-      setRunning(false);
-      setTimeout(connect, 2000);
+    setConnection("Connecting…");
+    socket.addEventListener("open", () => { retryMs = 1000; setConnection("Connected", "ok"); startButton.disabled = Boolean(run); });
+    socket.addEventListener("close", (event) => {
+      if (run) {
+        timeline.note("error", "The connection closed, which stops the running task.");
+        setRun(null, "Stopped", "bad");
+      }
+      if (event.code === 4401) { setConnection("Signed out", "bad"); return; }
+      setConnection("Reconnecting…", "bad");
+      startButton.disabled = true;
+      setTimeout(connect, retryMs);
+      retryMs = Math.min(retryMs * 2, 15000);
     });
     socket.addEventListener("message", (event) => handle(JSON.parse(event.data)));
   }
 
-  function handle(message) {
-    switch (message.type) {
-      case "session": connection.textContent = "connected"; break;
-      case "thought": entry("thought", message.content); break;
-      case "action": entry("action", `${message.tool}`, message.input); break;
-      case "tool_result": entry("tool_result", `${message.tool}`, message.output); break;
+  function send(frame) {
+    if (!socket || socket.readyState !== WebSocket.OPEN) throw new Error("Not connected; wait a moment and try again.");
+    socket.send(JSON.stringify(frame));
+  }
+
+  function showResult(text, taskId) {
+    result.hidden = false;
+    $("agent-result-body").innerHTML = markdown(typeof text === "string" ? text : JSON.stringify(text, null, 2));
+    const link = $("agent-result-link");
+    link.replaceChildren();
+    if (taskId) link.append("Saved as a task: ", el("a", { href: `/tasks/${taskId}/` }, "open its page"), ".");
+    result.scrollIntoView({ block: "nearest" });
+  }
+
+  function handle(frame) {
+    if (run && frame.task_id && !run.taskId) run.taskId = frame.task_id;
+    switch (frame.type) {
+      case "session": case "pong": break;
+      case "thought": case "action": case "tool_result":
+        timeline.add(Timeline.fromFrame(frame));
+        break;
       case "need_input":
-        pendingRequest = message.request_id;
-        entry("need_input", message.prompt);
-        $("input-prompt").textContent = message.prompt;
-        inputForm.hidden = false;
-        $("input-value").focus();
+        timeline.add(Timeline.fromFrame(frame));
+        setRun(run, "Waiting for you", "sim");
+        timeline.ask(frame.request_id, async (value) => {
+          send({ type: "provide_input", request_id: frame.request_id, value });
+          setRun(run, "Running", "live");
+        });
         break;
       case "complete":
-        result.hidden = false;
-        result.innerHTML = markdown(typeof message.result === "string" ? message.result : JSON.stringify(message.result, null, 2));
-        inputForm.hidden = true;
-        setRunning(false);
+        showResult(frame.result, frame.task_id || (run && run.taskId));
+        setRun(null, "Completed", "ok");
         break;
-      case "error":
-        entry("error", `${message.code}: ${message.message}`);
-        if (message.code !== "busy" && message.code !== "bad_request" && message.code !== "invalid_frame") {
-          inputForm.hidden = true;
-          setRunning(false);
-        }
+      case "error": {
+        // An error naming a task ends that run; one without a task_id ends only a run
+        // that had not started yet (a refused start_task); others are just reported.
+        const ends = Boolean(frame.task_id) || Boolean(run && !run.taskId);
+        const text = frame.code === "cancelled" ? "The task was cancelled." : describeError(frame);
+        timeline.note("error", `${text}${frame.code && frame.code !== "cancelled" ? ` (${frame.code})` : ""}`);
+        if (ends && run) setRun(null, frame.code === "cancelled" ? "Cancelled" : "Failed", frame.code === "cancelled" ? "stopped" : "bad");
         break;
+      }
       default: break;
     }
   }
 
-  $("start-form").addEventListener("submit", (event) => {
-    event.preventDefault();
-    if (!socket || socket.readyState !== WebSocket.OPEN) return;
-    log.replaceChildren();
+  function start() {
+    if (run || !input.value.trim()) { if (!input.value.trim()) input.focus(); return; }
+    timeline.clear();
     result.hidden = true;
-    const frame = { type: "start_task", agent: agentSelect.value, input: $("agent-input").value };
+    const frame = { type: "start_task", agent: agentSelect.value, input: input.value };
     if ($("agent-model").value) frame.model = $("agent-model").value;
-    socket.send(JSON.stringify(frame));
-    setRunning(true);
-  });
+    try {
+      send(frame);
+      setRun({ taskId: null }, "Running", "live");
+    } catch (error) {
+      timeline.note("error", error.message);
+    }
+  }
 
-  inputForm.addEventListener("submit", (event) => {
-    event.preventDefault();
-    const value = $("input-value").value;
-    socket.send(JSON.stringify({ type: "provide_input", request_id: pendingRequest, value }));
-    entry("answer", value);
-    $("input-value").value = "";
-    inputForm.hidden = true;
+  $("start-form").addEventListener("submit", (event) => { event.preventDefault(); start(); });
+  input.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) { event.preventDefault(); start(); }
   });
-
-  cancelButton.addEventListener("click", () => socket && socket.send(JSON.stringify({ type: "cancel" })));
+  cancelButton.addEventListener("click", () => {
+    try { send({ type: "cancel" }); } catch (error) { timeline.note("error", error.message); }
+  });
 
   agentSelect.addEventListener("change", () => {
     const agent = agents.find((a) => a.name === agentSelect.value);
     $("agent-description").textContent = agent ? agent.description : "";
+    $("agent-tools").replaceChildren(...(agent ? agent.tools : []).map((tool) => el("li", { title: tool.description }, tool.name)));
   });
 
   api("GET", "/api/v1/agents").then((data) => {
-    agents = data.results || data.agents || data;
-    agentSelect.replaceChildren(...agents.map((a) => el("option", { value: a.name }, a.title || a.name)));
+    agents = data.results || data;
+    agentSelect.replaceChildren(...agents.map((a) => el("option", { value: a.name }, a.name)));
     agentSelect.dispatchEvent(new Event("change"));
-  });
-  setRunning(false);
+  }).catch((error) => timeline.note("error", describeError(error)));
+  setRun(null);
   connect();
 })();

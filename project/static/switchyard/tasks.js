@@ -1,87 +1,142 @@
-/* Task history and task detail: polls the Task API while anything is still running. */
+/* Task history and a task's page: polls the Task API while anything is unfinished. */
 "use strict";
 
 (() => {
-  const { api, el, markdown } = Switchyard;
+  const { api, el, markdown, describeError } = Switchyard;
   const FINISHED = new Set(["COMPLETED", "FAILED", "CANCELLED"]);
+  const STATUS_TEXT = {
+    PENDING: "Queued", PROCESSING: "Running", WAITING_INPUT: "Needs your answer",
+    COMPLETED: "Completed", FAILED: "Failed", CANCELLED: "Cancelled",
+  };
   const $ = (id) => document.getElementById(id);
 
-  function progressBar(percent) {
-    return el("div", { class: "progress", role: "progressbar", "aria-valuemin": "0", "aria-valuemax": "100", "aria-valuenow": String(percent), "aria-label": "Progress" },
-      el("span", { style: `width:${percent}%` }));
+  function ago(iso) {
+    if (!iso) return "—";
+    const seconds = (Date.now() - new Date(iso).getTime()) / 1000;
+    if (seconds < 45) return "just now";
+    if (seconds < 3600) return `${Math.round(seconds / 60)} min ago`;
+    if (seconds < 86400) return `${Math.round(seconds / 3600)} h ago`;
+    return new Date(iso).toLocaleString();
   }
+
+  function statusBadge(status) {
+    return el("span", { class: "badge", "data-status": status }, STATUS_TEXT[status] || status);
+  }
+
+  function progressBar(percent, label) {
+    return el("div", { class: "progress", role: "progressbar", "aria-valuemin": "0", "aria-valuemax": "100",
+      "aria-valuenow": String(percent), "aria-label": label }, el("span", { style: `width:${percent}%` }));
+  }
+
+  function later(callback, ms) {
+    // A hidden tab waits until it is looked at again.
+    setTimeout(() => (document.hidden
+      ? document.addEventListener("visibilitychange", callback, { once: true })
+      : callback()), ms);
+  }
+
+  // ---- the list ------------------------------------------------------------------------
 
   async function listPage() {
     const rows = $("task-rows");
-    const data = await api("GET", "/api/v1/tasks?limit=100");
-    const tasks = data.results || data;
-    if (!tasks.length) {
-      rows.replaceChildren(el("tr", {}, el("td", { colspan: "5", class: "muted" }, "No tasks yet. Start one from the agent console or the API.")));
+    let tasks = [];
+    try {
+      const data = await api("GET", "/api/v1/tasks?limit=100");
+      tasks = data.results || data;
+    } catch (error) {
+      rows.replaceChildren(el("tr", {}, el("td", { colspan: "5", class: "empty" }, describeError(error))));
+      later(listPage, 5000);
       return;
     }
-    rows.replaceChildren(...tasks.map((task) => el("tr", { "data-task-id": task.id, "data-status": task.status },
-      el("td", {}, el("a", { href: `/tasks/${task.id}/` }, String(task.input || task.id).slice(0, 60))),
-      el("td", {}, task.agent),
-      el("td", {}, el("span", { class: "badge" }, task.status)),
-      el("td", {}, progressBar(task.progress || 0), el("span", { class: "sr-only" }, `${task.progress || 0}%`)),
-      el("td", {}, new Date(task.created_at).toLocaleString()))));
-    if (tasks.some((t) => !FINISHED.has(t.status))) setTimeout(listPage, 2000);
+    if (!tasks.length) {
+      rows.replaceChildren(el("tr", {}, el("td", { colspan: "5", class: "empty" },
+        "No tasks yet. ", el("a", { href: "/agents/" }, "Run an agent"), " or submit one through the Task API.")));
+    } else {
+      rows.replaceChildren(...tasks.map(taskRow));
+    }
+    later(listPage, tasks.some((t) => !FINISHED.has(t.status)) ? 1500 : 10000);
   }
 
-  async function detailPage(root) {
+  function taskRow(task) {
+    const percent = task.progress || 0;
+    const text = String(task.input || "").trim() || task.id;
+    return el("tr", { "data-task-id": task.id, "data-status": task.status },
+      el("td", { class: "task-cell" }, el("a", { href: `/tasks/${task.id}/`, title: text }, text.length > 80 ? text.slice(0, 80) + "…" : text),
+        el("span", { class: "status-inline", "aria-hidden": "true" }, statusBadge(task.status))),
+      el("td", {}, el("code", { class: "tool" }, task.agent)),
+      el("td", {}, statusBadge(task.status)),
+      el("td", {}, el("div", { class: "progress-cell" }, progressBar(percent, `Progress of “${text.slice(0, 40)}”`), el("span", { class: "percent" }, `${percent}%`))),
+      el("td", { class: "muted nowrap" }, ago(task.created_at)));
+  }
+
+  // ---- one task --------------------------------------------------------------------------
+
+  function detailPage(root) {
     const id = root.dataset.taskId;
-    let pendingRequest = null;
-    const inputForm = $("input-form");
-    inputForm.addEventListener("submit", async (event) => {
-      event.preventDefault();
-      await api("POST", `/api/v1/tasks/${id}/input`, { request_id: pendingRequest, value: $("input-value").value });
-      $("input-value").value = "";
-      inputForm.hidden = true;
-      refresh();
-    });
-    $("task-cancel").addEventListener("click", async () => {
-      try { await api("POST", `/api/v1/tasks/${id}/cancel`); } catch (error) { window.alert(error.message); }
+    const timeline = new Timeline.View($("agent-log"), $("log-empty"));
+    const cancel = $("task-cancel");
+    let timer = null;
+
+    cancel.addEventListener("click", async () => {
+      cancel.disabled = true;
+      try { await api("POST", `/api/v1/tasks/${id}/cancel`); } catch (error) { showError(describeError(error)); }
+      cancel.disabled = false;
       refresh();
     });
 
-    async function refresh() {
-      const task = await api("GET", `/api/v1/tasks/${id}`);
-      $("task-title").textContent = `${task.agent} task`;
-      $("task-status").textContent = task.status;
-      $("task-input").textContent = typeof task.input === "string" ? task.input : JSON.stringify(task.input, null, 2);
+    function showError(text) {
+      $("task-error").hidden = !text;
+      $("task-error").textContent = text || "";
+    }
+
+    function paint(task) {
       const percent = task.progress || 0;
+      $("task-title").textContent = `${task.agent}`;
+      document.title = `${task.agent} task · Switchyard`;
+      const badge = $("task-status");
+      badge.dataset.status = task.status;
+      badge.textContent = STATUS_TEXT[task.status] || task.status;
       const bar = $("task-progress");
       bar.setAttribute("aria-valuenow", String(percent));
       bar.firstElementChild.style.width = `${percent}%`;
       $("task-percent").textContent = `${percent}%`;
       $("task-step").textContent = task.current_step || "";
-      $("task-cancel").hidden = FINISHED.has(task.status);
-      $("agent-log").replaceChildren(...(task.log || []).map((item) => {
-        const li = el("li", { class: item.type }, el("span", { class: "kind" }, item.type.replace("_", " ")), item.content || "");
-        if (item.data && Object.keys(item.data).length) li.append(el("pre", {}, JSON.stringify(item.data, null, 2)));
-        return li;
-      }));
-      const need = [...(task.log || [])].reverse().find((item) => item.type === "need_input");
-      if (task.status === "WAITING_INPUT" && need) {
-        pendingRequest = (need.data && need.data.request_id) || null;
-        $("input-prompt").textContent = need.content;
-        inputForm.hidden = false;
-      } else {
-        inputForm.hidden = true;
+      $("task-model").textContent = task.model || "—";
+      $("task-created").textContent = ago(task.created_at);
+      $("task-finished").textContent = task.finished_at ? ago(task.finished_at) : "—";
+      $("task-input").textContent = task.input || "";
+      cancel.hidden = FINISHED.has(task.status);
+      (task.log || []).forEach((item) => timeline.add(Timeline.fromLog(item)));
+      if (task.status === "WAITING_INPUT" && task.input_request) {
+        const requestId = task.input_request.request_id;
+        timeline.ask(requestId, async (value) => {
+          await api("POST", `/api/v1/tasks/${id}/input`, { request_id: requestId, value });
+          refresh();
+        });
       }
-      if (task.result !== null && task.result !== undefined && task.result !== "") {
+      if (task.status === "COMPLETED" && task.result !== null && task.result !== undefined) {
         $("agent-result").hidden = false;
-        $("agent-result").innerHTML = markdown(typeof task.result === "string" ? task.result : JSON.stringify(task.result, null, 2));
+        $("agent-result-body").innerHTML = markdown(String(task.result));
       }
-      if (task.error) {
-        $("task-error").hidden = false;
-        $("task-error").textContent = `${task.error.code || "error"}: ${task.error.message || ""}`;
+      showError(task.error ? `${describeError(task.error)} (${task.error.code || "error"})` : "");
+    }
+
+    async function refresh() {
+      clearTimeout(timer);
+      let task;
+      try {
+        task = await api("GET", `/api/v1/tasks/${id}`);
+      } catch (error) {
+        showError(error.status === 404 ? "There is no such task, or it is not yours." : describeError(error));
+        if (error.status !== 404) timer = setTimeout(refresh, 5000);
+        return;
       }
-      if (!FINISHED.has(task.status)) setTimeout(refresh, task.status === "PENDING" ? 1000 : 700);
+      paint(task);
+      if (!FINISHED.has(task.status)) timer = setTimeout(refresh, task.status === "WAITING_INPUT" ? 2000 : 800);
     }
     refresh();
   }
 
-  const detail = document.getElementById("task-detail");
+  const detail = $("task-detail");
   if (detail) detailPage(detail); else listPage();
 })();
