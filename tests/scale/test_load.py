@@ -25,7 +25,7 @@ import pytest
 from orchestration.models import RequestLog
 from tests.scale.conftest import CACHED_MODEL, api
 from tests.scale.fleet import Fleet, start_nginx
-from tests.support import ROOT
+from tests.support import ROOT, ManagedProcess
 
 pytestmark = pytest.mark.scale
 
@@ -100,6 +100,10 @@ def cpu_seconds(fleet: Fleet) -> list[float]:
     return [sum(psutil.Process(web.pid).cpu_times()[:2]) for web in fleet.webs]
 
 
+def rss_mb(processes: list[ManagedProcess]) -> list[int]:
+    return [psutil.Process(p.pid).memory_info().rss // 2**20 for p in processes]
+
+
 def request_log_settled(timeout: float = 10.0) -> None:
     """Wait until the web processes' batched request-log writes are in (the flush after the test
     would otherwise race thousands of inserts)."""
@@ -135,6 +139,7 @@ def test_load_through_nginx_is_spread_over_both_web_processes_and_the_throughput
     REPORT.parent.mkdir(exist_ok=True)
     report = {"endpoint": "POST /v1/chat/completions (cached answer)", "connections": CONNECTIONS}
     report |= {"duration_s": DURATION_S, "one_web": asdict(one), "two_webs": asdict(two), "ratio": round(ratio, 2)}
+    report["rss_mb_after"] = {"webs": rss_mb(fleet.webs), "workers": rss_mb(fleet.workers)}
     REPORT.write_text(json.dumps(report, indent=2) + "\n")
     print(
         f"\nthroughput through nginx: one web {one.requests_per_s:.0f} req/s, two {two.requests_per_s:.0f} req/s, "
