@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from orchestration.keys import api_key_create
-from orchestration.models import ApiKey
+from orchestration.models import ApiKey, LanguageModel, Provider
 
 PAGES = ["/", "/agents/", "/tasks/", f"/tasks/{uuid.uuid4()}/", "/keys/"]
 
@@ -68,3 +68,41 @@ def test_revoking_an_own_key_removes_it_from_the_page(client, alice):
     key.refresh_from_db()
     assert key.revoked_at is not None and not key.enabled
     assert key.prefix.encode() not in client.get("/keys/").content
+
+
+def _model(name: str, capabilities: list[str]) -> LanguageModel:
+    provider, _ = Provider.objects.get_or_create(name="sim", defaults={"kind": Provider.Kind.SIMULATOR})
+    return LanguageModel.objects.create(name=name, provider=provider, upstream=name, capabilities=capabilities)
+
+
+@pytest.mark.django_db
+def test_the_chat_page_offers_only_the_models_the_persons_keys_allow(client, alice):
+    _model("chat-a", ["chat"])
+    _model("chat-b", ["chat"])
+    _model("embed-only", ["embeddings"])
+    api_key_create(user=alice, name="limited", allowed_models=["chat-a"])
+    client.force_login(alice)
+    options = client.get("/").context["model_names"]
+    assert options == ["chat-a"]
+
+
+@pytest.mark.django_db
+def test_the_agent_console_offers_only_models_that_call_tools(client, alice):
+    _model("talker", ["chat"])
+    _model("tool-user", ["chat", "tools"])
+    client.force_login(alice)
+    response = client.get("/agents/")
+    assert [m.name for m in response.context["models"]] == ["tool-user"]
+    assert b'<label for="agent-input">Task</label>' in response.content
+
+
+@pytest.mark.django_db
+def test_the_pages_load_their_scripts_and_label_their_fields(client, alice):
+    client.force_login(alice)
+    chat = client.get("/").content
+    assert b'<label for="message-input" class="sr-only">Message</label>' in chat
+    assert b'<label for="model-select">Model</label>' in chat
+    assert b"switchyard/chat.js" in chat and b"switchyard/common.js" in chat
+    console = client.get("/agents/").content
+    assert b"switchyard/timeline.js" in console and b"switchyard/agents.js" in console
+    assert b"switchyard/tasks.js" in client.get(f"/tasks/{uuid.uuid4()}/").content

@@ -1,0 +1,110 @@
+"""The agent console (WebSocket) and the task pages (Task API + an RQ worker) in Chromium."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from playwright.sync_api import expect
+
+from agents.models import Task, TaskEvent
+from orchestration.keys import api_key_create
+from tests.browser.conftest import MODEL, screenshot, sign_in
+
+QUESTION = "Which region is your account in?"
+
+
+def calculator_then_question_then_answer(answer: str) -> list[dict[str, Any]]:
+    """The simulator's turns: a thought with a calculator call, a question for the person, the answer."""
+    return [
+        {
+            "content": "Let me work out the figure first.",
+            "tool_calls": [{"name": "calculator", "arguments": {"expression": "240 * 0.175"}}],
+        },
+        {"tool_calls": [{"name": "ask_user", "arguments": {"question": QUESTION}}]},
+        {"content": answer},
+    ]
+
+
+def test_the_console_runs_an_agent_and_takes_an_answer_in_place(page, live_web, person, ui_model, simulator):
+    answer = "17.5% of $240 is **$42** for the EU region."
+    simulator.configure(MODEL, script=calculator_then_question_then_answer(answer))
+    sign_in(page, live_web.url, person, "/agents/")
+    expect(page.get_by_role("status").filter(has_text="Connected")).to_be_visible()
+    page.get_by_label("Agent", exact=True).select_option("research-assistant")
+    page.get_by_label("Model").select_option(MODEL)
+    page.get_by_label("Task").fill("What is 17.5% of $240 where I am?")
+    page.get_by_role("button", name="Run agent").click()
+
+    field = page.get_by_label("Your answer")
+    field.wait_for()
+    activity = page.locator("#agent-log")
+    expect(activity.locator(".step.thought")).to_contain_text("Let me work out the figure first.")
+    expect(activity.locator(".step.action")).to_contain_text("calculator")
+    expect(activity.locator(".step.tool_result")).to_contain_text("42")
+    expect(activity.locator(".step.need_input")).to_contain_text(QUESTION)
+    screenshot(page, "agents-question")
+    field.fill("EU")
+    field.press("Enter")
+
+    result = page.get_by_role("region", name="Answer")
+    expect(result).to_contain_text("17.5% of $240 is $42 for the EU region.")
+    expect(activity.locator(".step.need_input")).to_contain_text("You answered: EU")
+    expect(page.locator("#run-state")).to_have_text("Completed")
+    task = Task.objects.get(owner=person)
+    assert task.status == Task.Status.COMPLETED and "$42" in task.result
+    assert TaskEvent.objects.filter(task=task, type="tool_result", content="EU").exists()
+    screenshot(page, "agents")
+
+
+def test_cancel_stops_a_console_run(page, live_web, person, ui_model, simulator):
+    simulator.configure(MODEL, script=calculator_then_question_then_answer("unused"))
+    sign_in(page, live_web.url, person, "/agents/")
+    expect(page.get_by_role("status").filter(has_text="Connected")).to_be_visible()
+    page.get_by_label("Model").select_option(MODEL)
+    page.get_by_label("Task").fill("Anything")
+    page.get_by_label("Task").press("Control+Enter")
+    page.get_by_label("Your answer").wait_for()
+
+    page.get_by_role("button", name="Cancel").click()
+
+    expect(page.locator("#agent-log .step.error")).to_contain_text("The task was cancelled.")
+    expect(page.get_by_role("button", name="Run agent")).to_be_enabled()
+    assert Task.objects.get(owner=person).status == Task.Status.CANCELLED
+
+
+def test_a_task_from_the_api_shows_live_progress_and_takes_its_answer_on_its_page(
+    page, live_web, worker, person, ui_model, simulator
+):
+    simulator.configure(MODEL, script=calculator_then_question_then_answer("It is **$42**."))
+    _, secret = api_key_create(user=person, name="script")
+    response = httpx.post(
+        f"{live_web.url}/api/v1/tasks",
+        json={"agent": "research-assistant", "input": "What is 17.5% of $240?", "model": MODEL},
+        headers={"Authorization": f"Bearer {secret}"},
+    )
+    assert response.status_code == 202, response.text
+    task_id = response.json()["id"]
+
+    sign_in(page, live_web.url, person, "/tasks/")
+    row = page.locator(f'tr[data-task-id="{task_id}"]')
+    expect(row).to_have_attribute("data-status", "WAITING_INPUT", timeout=30_000)
+    waiting = int(row.get_by_role("progressbar").get_attribute("aria-valuenow"))
+    assert 0 < waiting < 100
+    screenshot(page, "tasks-waiting")
+
+    row.get_by_role("link").click()
+    answer = page.get_by_label("Your answer")
+    answer.fill("EU")
+    page.get_by_role("button", name="Answer", exact=True).click()
+    expect(page.get_by_role("region", name="Answer")).to_contain_text("It is $42.", timeout=30_000)
+    expect(page.get_by_role("progressbar")).to_have_attribute("aria-valuenow", "100")
+    expect(page.locator("#agent-log .step.need_input")).to_contain_text("You answered: EU")
+    screenshot(page, "task-detail")
+
+    page.get_by_role("link", name="All tasks").click()
+    expect(page.locator(f'tr[data-task-id="{task_id}"]').get_by_role("progressbar")).to_have_attribute(
+        "aria-valuenow", "100"
+    )
+    assert Task.objects.get(pk=task_id).status == Task.Status.COMPLETED
+    screenshot(page, "tasks")
