@@ -134,11 +134,12 @@ def _too_large(limit: int) -> ApiError:
 
 async def _route_for(key: AuthenticatedKey, model: str) -> ModelRoute:
     route = (await asnapshot()).models.get(model)
+    shown = model if len(model) <= 100 else f"{model[:100]}…"
     if route is None:
-        message = f"The model '{model}' does not exist or you do not have access to it."
+        message = f"The model '{shown}' does not exist or you do not have access to it."
         raise ApiError(404, "model_not_found", message, param="model")
     if not key.may_use(model):
-        raise ApiError(403, "model_not_allowed", f"This API key may not use the model '{model}'.", param="model")
+        raise ApiError(403, "model_not_allowed", f"This API key may not use the model '{shown}'.", param="model")
     return route
 
 
