@@ -17,7 +17,7 @@ def models_for_user(user: AbstractBaseUser | AnonymousUser) -> list[LanguageMode
     chat_models = [m for m in models if "embeddings" not in (m.capabilities or []) or "chat" in m.capabilities]
     if not user.is_authenticated:
         return []
-    limits = [key.allowed_models for key in ApiKey.objects.active().filter(user=user)]
+    limits = [key.allowed_models for key in ApiKey.objects.active().filter(user_id=user.pk)]
     if limits and all(limits):
         allowed = {name for names in limits for name in names}
         chat_models = [m for m in chat_models if m.name in allowed]

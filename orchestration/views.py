@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import cast
 
 from django import forms
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import User
 from django.db.models import Count, Sum
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -39,17 +41,21 @@ def _month_usage(keys: list[ApiKey]) -> dict[int, dict[str, object]]:
     }
 
 
+def _person(request: HttpRequest) -> User:
+    return cast(User, request.user)  # behind login_required: never anonymous
+
+
 @login_required
 def keys_page(request: HttpRequest) -> HttpResponse:
     form = KeyCreateForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        _key, secret = api_key_create(user=request.user, name=form.cleaned_data["name"])  # type: ignore[arg-type]
+        _key, secret = api_key_create(user=_person(request), name=form.cleaned_data["name"])
         # Post/redirect/get, with the secret carried once in the session: a reload can
         # neither create a second key nor show this one again.
         request.session["new_api_key"] = secret
         return redirect("keys")
     new_secret = request.session.pop("new_api_key", None)
-    keys = list(ApiKey.objects.filter(user=request.user, revoked_at__isnull=True))
+    keys = list(ApiKey.objects.filter(user=_person(request), revoked_at__isnull=True))
     usage = _month_usage(keys)
     rows = [(key, usage.get(key.pk, {"requests": 0, "tokens": 0, "cost": Decimal("0")})) for key in keys]
     response = render(request, "orchestration/keys.html", {"form": form, "rows": rows, "new_secret": new_secret})
@@ -60,7 +66,7 @@ def keys_page(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def key_revoke(request: HttpRequest, key_id: int) -> HttpResponse:
-    key = ApiKey.objects.filter(pk=key_id, user=request.user, revoked_at__isnull=True).first()
+    key = ApiKey.objects.filter(pk=key_id, user=_person(request), revoked_at__isnull=True).first()
     if key is None:
         raise Http404("No such key")
     api_key_revoke(key=key)
