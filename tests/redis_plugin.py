@@ -13,6 +13,9 @@ import tempfile
 os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production")
 os.environ.setdefault("DEBUG", "0")
 os.environ.setdefault("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
+# Web processes the tests start stop at once on SIGTERM (no drain, project/drain.py): a test's last
+# reply must not hold its teardown. The scale-out tests set their own drain.
+os.environ.setdefault("SWITCHYARD_DRAIN_S", "0")
 # Metrics samples of this test run (and the processes it starts) only, not of earlier runs.
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="switchyard-metrics-"))
 
