@@ -5,12 +5,16 @@ Streaming is not here: ``chat.consumers`` serves ``GET /api/v1/messages/{id}/str
 
 from __future__ import annotations
 
-from functools import partial
+import json
 from typing import Any
 
-from django.db import transaction
-from drf_spectacular.utils import extend_schema, inline_serializer
+from asgiref.sync import sync_to_async
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, HttpResponseBase, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
+from rest_framework.authentication import CSRFCheck
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -19,8 +23,11 @@ from rest_framework.views import APIView
 from chat import selectors, services
 from chat.models import Conversation, Message
 from chat.replies import reply_start
+from orchestration.keys import api_key_find
 from orchestration.models import ApiKey
-from project.errors import request_id_of
+from orchestration.types import OrchestrationError
+from project.auth import api_key_secret_from
+from project.errors import ApiError, error_response, request_id_of
 
 
 def _api_key(request: Request) -> ApiKey | None:
@@ -137,37 +144,95 @@ class MessagesApi(APIView):
         page = paginator.paginate_queryset(selectors.messages_of(conversation=conversation), request, view=self)
         return paginator.get_paginated_response(MessageOutput(page, many=True).data)
 
-    @extend_schema(
-        request=MessageInput,
-        responses={
-            201: inline_serializer(
-                "MessagePosted",
-                {
-                    "user_message": MessageOutput(),
-                    "assistant_message": MessageOutput(),
-                    "stream_url": serializers.CharField(),
-                },
-            )
-        },
-    )
-    def post(self, request: Request, conversation_id: int) -> Response:
-        conversation = selectors.conversation_get(owner_id=request.user.pk, conversation_id=conversation_id)
-        data = MessageInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        posted = services.message_post(
-            conversation=conversation,
-            content=data.validated_data["content"],
-            model=data.validated_data.get("model", ""),
-            api_key=_api_key(request),
-            request_id=request_id_of(request),
+
+# --- posting a message: an async view ----------------------------------------------------------
+#
+# The POST is the one write that starts a reply, and replies arrive in bursts. As a sync DRF view
+# each POST held a thread and a database connection of its own while it waited, so a thousand at
+# once meant a thousand of both (SQLite locked up, PostgreSQL ran out of connections). Here the
+# request stays on the event loop; its database work is one call into the loop's small thread pool;
+# the reply starts on this very loop. Authentication and CSRF follow DRF's rules for the other views.
+
+
+@csrf_exempt  # CSRF is enforced below for session-authenticated posts, as DRF does
+async def conversation_messages(request: HttpRequest, conversation_id: int) -> HttpResponseBase:
+    """``/api/v1/conversations/{id}/messages``: GET lists (DRF view), POST posts a message."""
+    if request.method == "POST":
+        return await message_create(request, conversation_id)
+    response: HttpResponseBase = await sync_to_async(MessagesApi.as_view())(request, conversation_id=conversation_id)
+    return response  # Django renders DRF's Response, as for any deferred-rendering response
+
+
+async def message_create(request: HttpRequest, conversation_id: int) -> HttpResponseBase:
+    try:
+        user, api_key = await _authenticate(request)
+        data = MessageInput(data=_json_body(request))
+        if not data.is_valid():
+            raise ApiError(400, "invalid_request", _validation_message(data.errors))
+        body, plan = await _db(_message_post)(
+            user, api_key, conversation_id, data.validated_data, request_id_of(request)
         )
-        transaction.on_commit(partial(reply_start, posted.plan))
-        body = {
-            "user_message": MessageOutput(posted.user_message).data,
-            "assistant_message": MessageOutput(posted.assistant_message).data,
-            "stream_url": stream_url(posted.assistant_message),
-        }
-        return Response(body, status=status.HTTP_201_CREATED)
+    except OrchestrationError as error:
+        return error_response(request, ApiError.from_orchestration(error))
+    except ApiError as error:
+        return error_response(request, error)
+    reply_start(plan)
+    return JsonResponse(body, status=201)
+
+
+def _message_post(
+    user: Any, api_key: ApiKey | None, conversation_id: int, data: dict[str, Any], request_id: str
+) -> tuple[dict[str, Any], services.ReplyPlan]:
+    conversation = selectors.conversation_get(owner_id=user.pk, conversation_id=conversation_id)
+    posted = services.message_post(
+        conversation=conversation,
+        content=data["content"],
+        model=data.get("model", ""),
+        api_key=api_key,
+        request_id=request_id,
+    )
+    body = {
+        "user_message": MessageOutput(posted.user_message).data,
+        "assistant_message": MessageOutput(posted.assistant_message).data,
+        "stream_url": stream_url(posted.assistant_message),
+    }
+    return body, posted.plan
+
+
+async def _authenticate(request: HttpRequest) -> tuple[Any, ApiKey | None]:
+    secret = api_key_secret_from(request.headers)
+    if secret is not None:
+        key = await _db(api_key_find)(secret)
+        if key is None:
+            raise ApiError(401, "invalid_api_key", "Incorrect API key provided.", headers=_CHALLENGE)
+        return key.user, key
+    user = await request.auser()
+    if not user.is_authenticated:
+        raise ApiError(401, "not_authenticated", "Authentication credentials were not provided.", headers=_CHALLENGE)
+    reason = CSRFCheck(lambda _: None).process_view(request, None, (), {})  # type: ignore[arg-type]
+    if reason:
+        raise ApiError(403, "permission_denied", f"CSRF Failed: {reason}")
+    return user, None
+
+
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="switchyard"'}
+
+
+def _json_body(request: HttpRequest) -> Any:
+    try:
+        return json.loads(request.body or b"{}")
+    except RequestDataTooBig as error:
+        raise ApiError(413, "request_too_large", "The request body is too large.") from error
+    except ValueError as error:
+        raise ApiError(400, "invalid_json", "The request body is not valid JSON.") from error
+
+
+def _validation_message(errors: Any) -> str:
+    return "; ".join(f"{name}: {' '.join(str(e) for e in problems)}" for name, problems in errors.items())
+
+
+def _db(function: Any) -> Any:
+    return sync_to_async(function, thread_sensitive=False)
 
 
 class MessageCancelApi(APIView):

@@ -149,6 +149,7 @@ def _figures(run: dict[str, Any], streams: int, peak_rss: int) -> dict[str, obje
     ttft = [r.ttft_ms for r in results if r.ttft_ms is not None]
     added = [t - UPSTREAM_TTFT_MS for t in ttft]
     post = [r.post_ms for r in results if r.post_ms]
+    after_post = [r.ttft_ms - r.post_ms for r in results if r.ttft_ms is not None]
     tokens = sum(r.tokens for r in results)
     return {
         "streams completed": f"{sum(r.ok for r in results)}/{streams}",
@@ -158,6 +159,9 @@ def _figures(run: dict[str, Any], streams: int, peak_rss: int) -> dict[str, obje
             f"{statistics.median(added):.1f} / {_percentile(added, 0.99):.1f}" if added else "n/a"
         ),
         "POST message ms p50/p99": f"{statistics.median(post):.1f} / {_percentile(post, 0.99):.1f}" if post else "n/a",
+        "first token after the POST answered ms p50/p99": (
+            f"{statistics.median(after_post):.1f} / {_percentile(after_post, 0.99):.1f}" if after_post else "n/a"
+        ),
         "tokens streamed": tokens,
         "wall s": round(run["wall_s"], 2),
         "server peak RSS MB": round(peak_rss / 2**20, 1),

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
 import pytest
-from django.test import Client
+from asgiref.sync import sync_to_async
+from django.test import AsyncClient, Client
 
 from chat import streams
 from chat.models import Conversation, Message
@@ -114,22 +116,31 @@ def test_a_second_message_while_a_reply_streams_is_409(as_alice: Client, alice: 
     assert conversation.messages.count() == 1
 
 
-def test_a_reply_left_streaming_by_a_dead_process_is_failed_and_does_not_block_the_conversation(
-    as_alice: Client, alice: Any, simulator: Any
+async def test_a_reply_left_streaming_by_a_dead_process_is_failed_and_does_not_block_the_conversation(
+    alice_key: str, alice: Any, simulator: Any
 ) -> None:
+    # An async client: the reply then runs on this test's event loop, as on a server's.
     simulator.configure(MODEL, tokens_per_s=0)
-    conversation = conversation_of(alice)
-    stale = Message.objects.create(conversation=conversation, role="assistant", status="streaming")
-    response = as_alice.post(f"/api/v1/conversations/{conversation.pk}/messages", {"content": "hi"}, "application/json")
+    conversation = await sync_to_async(conversation_of)(alice)
+    stale = await Message.objects.acreate(conversation=conversation, role="assistant", status="streaming")
+    url = f"/api/v1/conversations/{conversation.pk}/messages"
+    auth = {"Authorization": f"Bearer {alice_key}"}
+    response = await AsyncClient().post(url, {"content": "hi"}, "application/json", headers=auth)
     assert response.status_code == 201, response.content
-    stale.refresh_from_db()
+    await stale.arefresh_from_db()
     assert stale.status == "failed" and stale.error_code == "producer_lost"
-    reply = Message.objects.get(pk=response.json()["assistant_message"]["id"])
+    reply = await Message.objects.aget(pk=response.json()["assistant_message"]["id"])
     deadline = time.monotonic() + 10
     while reply.status == "streaming" and time.monotonic() < deadline:
-        time.sleep(0.05)
-        reply.refresh_from_db()
+        await asyncio.sleep(0.05)
+        await reply.arefresh_from_db()
     assert reply.status == "complete" and reply.content
+
+
+def test_a_body_that_is_not_json_is_400(as_alice: Client, alice: Any) -> None:
+    conversation = conversation_of(alice)
+    response = as_alice.post(f"/api/v1/conversations/{conversation.pk}/messages", "{nope", "application/json")
+    assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_json"
 
 
 def test_the_messages_of_a_conversation_are_listed_oldest_first(as_alice: Client, alice: Any) -> None:
