@@ -8,6 +8,7 @@ the next.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ import httpx
 import pytest
 
 from orchestration.keys import api_key_create
-from orchestration.models import Fallback, LanguageModel, Provider
+from orchestration.models import Fallback, LanguageModel, Provider, RequestLog
 from orchestration.registry import snapshot_invalidate
 from project.keycache import key_cache_forget
 from tests.scale.fleet import Fleet
@@ -58,10 +59,24 @@ def _fleet(
 
 
 @pytest.fixture
-def fleet(_fleet: Fleet, registry: None) -> Fleet:
+def fleet(_fleet: Fleet, registry: None) -> Iterator[Fleet]:
     """The running fleet, every member alive, on this test's database rows."""
     _fleet.heal()
-    return _fleet
+    yield _fleet
+    request_log_settled()
+
+
+def request_log_settled(*, steady_s: float = 0.6, timeout: float = 10.0) -> None:
+    """Wait until the web processes' batched request-log writes are in: the database flush after
+    a test takes every table's lock, and an insert racing it can deadlock with it."""
+    deadline, last, steady_since = time.monotonic() + timeout, -1, time.monotonic()
+    while time.monotonic() < deadline:
+        count = RequestLog.objects.count()
+        if count != last:
+            last, steady_since = count, time.monotonic()
+        elif time.monotonic() - steady_since >= steady_s:
+            return
+        time.sleep(0.1)
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ import json
 import re
 import shutil
 import subprocess
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -22,8 +21,7 @@ from typing import Any
 import psutil
 import pytest
 
-from orchestration.models import RequestLog
-from tests.scale.conftest import CACHED_MODEL, api
+from tests.scale.conftest import CACHED_MODEL, api, request_log_settled
 from tests.scale.fleet import Fleet, start_nginx
 from tests.support import ROOT, ManagedProcess
 
@@ -68,7 +66,9 @@ def milliseconds(value: str) -> float:
 
 def wrk(url: str, script: Path, upstreams: int, fleet: Fleet) -> LoadRun:
     cpu_before, machine_before = cpu_seconds(fleet), psutil.cpu_times()
-    command = [shutil.which("wrk") or "wrk", "-t2", f"-c{CONNECTIONS}", f"-d{DURATION_S}s", "--latency"]
+    # A slow answer on a busy machine is not an error: only failures count (wrk's default is 2 s).
+    command = [shutil.which("wrk") or "wrk", "-t2", f"-c{CONNECTIONS}", f"-d{DURATION_S}s", "--timeout", "20s"]
+    command.append("--latency")
     output = subprocess.run([*command, "-s", str(script), url], capture_output=True, text=True, check=True).stdout
     cpu_after, machine_after = cpu_seconds(fleet), psutil.cpu_times()
     total = re.search(r"(\d+) requests in", output)
@@ -104,36 +104,31 @@ def rss_mb(processes: list[ManagedProcess]) -> list[int]:
     return [psutil.Process(p.pid).memory_info().rss // 2**20 for p in processes]
 
 
-def request_log_settled(timeout: float = 10.0) -> None:
-    """Wait until the web processes' batched request-log writes are in (the flush after the test
-    would otherwise race thousands of inserts)."""
-    deadline, last, steady_since = time.monotonic() + timeout, -1, time.monotonic()
-    while time.monotonic() < deadline:
-        count = RequestLog.objects.count()
-        if count != last:
-            last, steady_since = count, time.monotonic()
-        elif time.monotonic() - steady_since > 1.5:
-            return
-        time.sleep(0.1)
-
-
 def test_load_through_nginx_is_spread_over_both_web_processes_and_the_throughput_ratio_reported(
     fleet: Fleet, alice_key: str, simulator: Any, tmp_path: Path
 ) -> None:
     script = wrk_script(tmp_path / "completion.lua", alice_key)
     with api(fleet.proxy, alice_key) as client:  # the first call fills the cache for everyone
         warm = client.post("/v1/chat/completions", json=COMPLETION)
-        again = client.post("/v1/chat/completions", json=COMPLETION)
     assert warm.status_code == 200, warm.text
-    assert again.headers["x-cache"] == "HIT"
+    for web in fleet.webs:  # a process restarted by an earlier test still has its first imports to do
+        with api(web.url, alice_key) as client:
+            answers = [client.post("/v1/chat/completions", json=COMPLETION) for _ in range(5)]
+        assert all(a.headers["x-cache"] == "HIT" for a in answers), answers[-1].text
 
     single = start_nginx(fleet.upstreams[:1], tmp_path / "nginx-single")
     try:
         one = wrk(f"{single.url}/v1/chat/completions", script, upstreams=1, fleet=fleet)
     finally:
         single.stop()
-    two = wrk(f"{fleet.proxy}/v1/chat/completions", script, upstreams=2, fleet=fleet)
-    request_log_settled()
+    # A fresh nginx for both too: the fleet's may still hold a web process restarted by an earlier
+    # test as failed (max_fails), and send it nothing for a few seconds.
+    both = start_nginx(fleet.upstreams, tmp_path / "nginx-both")
+    try:
+        two = wrk(f"{both.url}/v1/chat/completions", script, upstreams=2, fleet=fleet)
+    finally:
+        both.stop()
+    request_log_settled(steady_s=1.5)
 
     ratio = two.requests_per_s / one.requests_per_s
     REPORT.parent.mkdir(exist_ok=True)
