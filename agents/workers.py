@@ -10,6 +10,7 @@ jobs reap too. Defaults 5 / 30 / 15 s bound recovery after a kill to about a min
 
 from __future__ import annotations
 
+import importlib
 import logging
 import math
 import time
@@ -27,9 +28,24 @@ from agents.execution import worker_label
 logger = logging.getLogger(__name__)
 
 
+def modules_preload() -> None:
+    """Import, once in this parent, what every job imports on first use (the provider adapters
+    with aiohttp, the cache with numpy, the channel layer). Each job runs in a fork of this
+    process: without this, every job pays those imports again (about a second on a busy host)."""
+    import channels_redis.core  # noqa: F401
+
+    import agents.jobs  # noqa: F401
+    from orchestration.providers import provider_class, provider_kinds
+
+    for kind in provider_kinds():
+        provider_class(kind)
+    importlib.import_module("orchestration.cache")
+
+
 class AgentWorker(Worker):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        modules_preload()
         self.maintenance_interval = services.agent_setting("AGENT_REAP_INTERVAL_S")
         self._registries_cleaned_at = 0.0
 

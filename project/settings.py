@@ -108,7 +108,9 @@ REDIS_SOCKET = VAR_DIR / "valkey.sock"
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000, "expiry": 60},
+        # redis-py 8 reads with a 5 s socket timeout by default: the layer's 5 s blocking BZPOPMIN
+        # then fails and tears down every consumer idle for 5 s. The timeout must outlast it.
+        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15}], "capacity": 1000, "expiry": 60},
     }
 }
 

@@ -247,3 +247,11 @@ async def test_a_ticket_filed_in_a_session_is_written_once_with_its_result_logge
     assert frames[1]["output"].startswith("Created ticket #")
     ticket = await SupportTicket.objects.aget()
     assert str(ticket.task_id) == frames[-1]["task_id"] and ticket.priority == "low"
+
+
+async def test_an_idle_session_outlives_the_channel_layers_blocking_read(session) -> None:
+    """The layer waits for messages with a 5 s blocking pop; a 5 s socket timeout (redis-py 8's
+    default) used to end every consumer that had been idle that long."""
+    await asyncio.sleep(6.5)
+    await session.send_json_to({"type": "ping"})
+    assert await session.receive_json_from(timeout=2) == {"type": "pong"}
