@@ -21,7 +21,7 @@ from django.contrib.auth.hashers import make_password
 from django.test import Client
 
 from orchestration.keys import api_key_create
-from orchestration.models import Fallback, LanguageModel, Provider
+from orchestration.models import Fallback, LanguageModel, Provider, RequestLog
 from tests.support import ROOT, ManagedProcess, start_web, start_worker
 
 # Playwright's sync API keeps an event loop in this thread; the ORM calls the tests make
@@ -94,11 +94,26 @@ def _shared_web(
 
 
 @pytest.fixture
-def live_web(_shared_web: ManagedProcess, transactional_db: None, simulator: Any) -> ManagedProcess:
+def live_web(_shared_web: ManagedProcess, transactional_db: None, simulator: Any) -> Iterator[ManagedProcess]:
     """The session's one server, on this test's (flushed afterwards) database and Redis."""
     if _shared_web.process is not None and _shared_web.process.poll() is not None:
         raise RuntimeError(f"the shared web server exited:\n{_shared_web.log_text()[-2000:]}")
-    return _shared_web
+    yield _shared_web
+    if any(model["requests"] for model in simulator.stats()["models"].values()):
+        request_log_settled()
+
+
+def request_log_settled(*, steady_s: float = 0.7, timeout: float = 10.0) -> None:
+    """Wait until the server has written the request log of the test's model calls (it writes
+    in batches every half second): a write racing the flush of the database deadlocks on
+    PostgreSQL, or lands in the next test."""
+    deadline = time.monotonic() + timeout
+    count, since = RequestLog.objects.count(), time.monotonic()
+    while time.monotonic() - since < steady_s and time.monotonic() < deadline:
+        time.sleep(0.05)
+        now = RequestLog.objects.count()
+        if now != count:
+            count, since = now, time.monotonic()
 
 
 @pytest.fixture
