@@ -40,8 +40,10 @@ LIVE_TTL_S = 3600
 ATTACHMENT_TTL_S = 15.0
 
 Clock = Callable[[], float]
-# Every attached client holds a connection while it waits in XREAD BLOCK.
-MAX_CONNECTIONS = 10_000
+# Commands wait for one of this many connections rather than each opening its own: a burst of a
+# thousand clients attaching at once would otherwise open a thousand sockets (and time out doing it).
+MAX_CONNECTIONS = 64
+POOL_WAIT_S = 30
 
 # KEYS: events, closed, end. ARGV: offset, type, data, terminal ("1"/"0"), ttl.
 # A token is refused once the stream is closed (someone else is ending the reply); a terminal
@@ -101,9 +103,14 @@ def _async_client() -> tuple[aioredis.Redis, Any]:
     loop = asyncio.get_running_loop()
     current = _async_clients.get(loop)
     if current is None:
-        client = aioredis.from_url(
-            settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=30, max_connections=MAX_CONNECTIONS
+        pool = aioredis.BlockingConnectionPool.from_url(
+            settings.REDIS_URL,
+            max_connections=MAX_CONNECTIONS,
+            timeout=POOL_WAIT_S,
+            socket_connect_timeout=5,
+            socket_timeout=30,
         )
+        client = aioredis.Redis(connection_pool=pool)
         current = (client, client.register_script(_APPEND))
         _async_clients[loop] = current
     return current
