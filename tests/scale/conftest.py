@@ -64,6 +64,7 @@ def fleet(_fleet: Fleet, registry: None) -> Iterator[Fleet]:
     _fleet.heal()
     yield _fleet
     request_log_settled()
+    _fleet.respawn()  # replacements boot while the next test is set up
 
 
 def request_log_settled(*, steady_s: float = 0.6, timeout: float = 10.0) -> None:

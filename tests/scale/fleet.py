@@ -14,6 +14,7 @@ import os
 import pwd
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -178,22 +179,34 @@ class Fleet:
         wait_http(f"{web.url}/healthz", process=web.process, timeout=60)
         return web
 
-    def heal(self) -> None:
-        """Restart whatever a previous test killed or stopped."""
+    def respawn(self) -> None:
+        """Start a replacement for whatever a test killed or stopped, without waiting for it."""
         for index, web in enumerate(self.webs):
             if not alive(web):
-                self.restart_web(index)
+                self.webs[index] = self.web_process(index)
         for index, worker in enumerate(self.workers):
             if not alive(worker):
                 self.workers[index] = self.worker_process(index)
         if self.nginx is not None and not alive(self.nginx.process):
             self.nginx = start_nginx(self.upstreams, self.scratch / "nginx")
 
+    def heal(self) -> None:
+        """Every member alive and answering (a replacement that failed to start is started again)."""
+        self.respawn()
+        for index, web in enumerate(self.webs):
+            try:
+                wait_http(f"{web.url}/healthz", process=web.process, timeout=60)
+            except RuntimeError:
+                self.restart_web(index)
+
     def stop(self) -> None:
-        for process in [*self.workers, *self.webs]:
+        members = [*self.workers, *self.webs, *([self.nginx.process] if self.nginx else [])]
+        for process in members:  # all at once: each may take seconds to wind down
+            if alive(process):
+                assert process.process is not None
+                process.process.send_signal(signal.SIGTERM)
+        for process in members:
             process.stop()
-        if self.nginx is not None:
-            self.nginx.stop()
 
 
 def alive(process: ManagedProcess) -> bool:

@@ -28,7 +28,7 @@ from tests.support import ROOT, ManagedProcess
 pytestmark = pytest.mark.scale
 
 REPORT = ROOT / "var" / "scale-report.json"
-DURATION_S = 6
+DURATION_S = 5
 CONNECTIONS = 32
 
 
