@@ -35,7 +35,9 @@ MODEL = "ui-sim"
 BACKUP = "ui-sim-backup"
 
 
-@pytest.fixture(scope="session")
+# Package scope, not session: Playwright's sync API keeps an event loop running in this
+# thread while it is open, and every async test after the browser tests would fail on it.
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
