@@ -11,9 +11,9 @@ import httpx
 import pytest
 
 from tests.chat.sse import StreamRead, parse, read_to_end
+from tests.scale.chat import conversation_start, joined, message_post, saved
 from tests.scale.conftest import CHAT_MODEL, api
 from tests.scale.fleet import Fleet
-from tests.scale.test_chat_across_processes import conversation_start, joined, message_post, saved
 from tests.support import ManagedProcess
 
 pytestmark = pytest.mark.scale
