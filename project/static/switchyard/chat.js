@@ -75,11 +75,22 @@
   }
 
   function renderConversations() {
-    listEmpty.hidden = state.conversations.length > 0;
-    list.replaceChildren(...state.conversations.map((conversation) => (
-      state.editing === conversation.id ? renameForm(conversation) : conversationItem(conversation)
-    )));
     if (state.current) title.textContent = conversationTitle(state.current);
+    if (state.editing !== null) return;  // a list refreshed now would take the title field from under the person
+    listEmpty.hidden = state.conversations.length > 0;
+    list.replaceChildren(...state.conversations.map(conversationItem));
+  }
+
+  function remember(conversation) {
+    state.conversations = state.conversations.map((c) => (c.id === conversation.id ? conversation : c));
+    if (state.current && state.current.id === conversation.id) state.current = conversation;
+  }
+
+  function startRename(conversation) {
+    const item = list.querySelector(`[data-conversation-id="${conversation.id}"]`);
+    if (!item || state.editing !== null) return;
+    state.editing = conversation.id;
+    item.replaceWith(renameForm(conversation));
   }
 
   function conversationItem(conversation) {
@@ -92,7 +103,7 @@
       }, name),
       el("span", { class: "conversation-actions" },
         el("button", { class: "icon-button", type: "button", title: "Rename", "aria-label": `Rename “${name}”`,
-          onclick: () => { state.editing = conversation.id; renderConversations(); } }, icon("edit")),
+          onclick: () => startRename(conversation) }, icon("edit")),
         el("button", { class: "icon-button danger", type: "button", title: "Delete", "aria-label": `Delete “${name}”`,
           onclick: () => deleteConversation(conversation) }, icon("trash"))));
   }
@@ -103,13 +114,13 @@
     const finish = async (save) => {
       if (settled) return;
       settled = true;
-      state.editing = null;
       const value = field.value.trim();
       if (save && value && value !== conversation.title) {
         try {
-          Object.assign(conversation, await api("PATCH", `/api/v1/conversations/${conversation.id}`, { title: value }));
+          remember(await api("PATCH", `/api/v1/conversations/${conversation.id}`, { title: value }));
         } catch (error) { say(describeError(error)); }
       }
+      state.editing = null;
       renderConversations();
       const item = list.querySelector(`[data-conversation-id="${conversation.id}"] .conversation-open`);
       if (item) item.focus();
@@ -417,7 +428,7 @@
   modelSelect.addEventListener("change", async () => {
     if (!state.current) return;
     try {
-      Object.assign(state.current, await api("PATCH", `/api/v1/conversations/${state.current.id}`, { model: modelSelect.value }));
+      remember(await api("PATCH", `/api/v1/conversations/${state.current.id}`, { model: modelSelect.value }));
     } catch (error) { say(describeError(error)); }
   });
   if (!models.length) say("No models are available to you. Ask an administrator to add one.");
