@@ -93,7 +93,8 @@ def test_a_reply_streams_in_token_by_token_and_says_what_served_it(page, live_we
 
 
 def test_a_reload_mid_stream_resumes_the_reply_without_repeating_text(page, live_web, person, ui_model, simulator):
-    simulator.configure(MODEL, reply=WORDS, tokens_per_s=10)
+    long_reply = f"{WORDS} {WORDS}"  # five seconds: time for a reload on a busy machine
+    simulator.configure(MODEL, reply=long_reply, tokens_per_s=12)
     sign_in(page, live_web.url, person)
     node = send(page, "Tell me about Switchyard")
     page.wait_for_function(
@@ -109,7 +110,7 @@ def test_a_reload_mid_stream_resumes_the_reply_without_repeating_text(page, live
     reply = saved_reply(node)
     assert reply.status == Message.Status.COMPLETE
     assert_grows_without_repeating(seen, plain(reply.content))
-    assert plain(reply.content) == WORDS
+    assert plain(reply.content) == long_reply
     assert len(seen) >= 2, "the reload should have caught the reply still streaming"
 
 
