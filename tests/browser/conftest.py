@@ -1,6 +1,6 @@
 """Browser tests: Debian's Chromium driven by Playwright against a live server process.
 
-One daphne process serves every test of the session (starting one costs seconds); each test's
+One daphne process serves every browser test (starting one costs seconds); each test's
 rows are flushed after it and the server reads the database afresh. Its registry snapshot,
 though, lives for a few seconds in its memory, so every test that needs models registers the
 same ones (``ui_model``), and ``serve_models`` waits until the server routes them.
@@ -77,14 +77,15 @@ def page(browser: Any) -> Iterator[Any]:
     assert not errors, f"the page raised: {errors}"
 
 
-@pytest.fixture(scope="session")
+# The server and the worker stop with the browser tests too, not at the end of the whole run.
+@pytest.fixture(scope="package")
 def _shared_worker(django_db_setup: None, _simulator_process: ManagedProcess) -> Iterator[ManagedProcess]:
     process = start_worker("agents")
     yield process
     process.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def _shared_web(
     django_db_setup: None, django_db_blocker: Any, _simulator_process: ManagedProcess, _shared_worker: ManagedProcess
 ) -> Iterator[ManagedProcess]:
