@@ -78,7 +78,7 @@ def provider_secret(provider: Provider) -> str:
 
 def _provider_base_url(provider: Provider) -> str:
     if provider.kind == Provider.Kind.SIMULATOR and not provider.base_url:
-        return settings.SWITCHYARD["SIMULATOR_URL"].rstrip("/") + "/v1"
+        return str(settings.SWITCHYARD["SIMULATOR_URL"]).rstrip("/") + "/v1"
     return provider.base_url
 
 

@@ -22,7 +22,7 @@ from project.routing import http_urlpatterns, websocket_application  # noqa: E40
 
 application = ProtocolTypeRouter(
     {
-        "http": URLRouter([*http_urlpatterns, re_path(r"", django_asgi_app)]),
+        "http": URLRouter([*http_urlpatterns, re_path(r"", django_asgi_app)]),  # type: ignore[arg-type]
         # ALLOWED_HOSTS decide which browser origins may connect; clients that send no Origin pass.
         "websocket": browser_origin_validator(websocket_application),
     }

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -110,7 +111,13 @@ CHANNEL_LAYERS = {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         # redis-py 8 reads with a 5 s socket timeout by default: the layer's 5 s blocking BZPOPMIN
         # then fails and tears down every consumer idle for 5 s. The timeout must outlast it.
-        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15}], "capacity": 1000, "expiry": 60},
+        # Its async pool also stops at 100 connections and then fails at once (no waiting): a
+        # burst of group_add/group_discard from hundreds of WebSocket sessions needs more.
+        "CONFIG": {
+            "hosts": [{"address": REDIS_URL, "socket_timeout": 15, "max_connections": 1000}],
+            "capacity": 1000,
+            "expiry": 60,
+        },
     }
 }
 
@@ -186,7 +193,7 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Switchyard -------------------------------------------------------------------------
-SWITCHYARD = {
+SWITCHYARD: dict[str, Any] = {
     # Deadlines per endpoint, in seconds (DESIGN decision 4).
     "DEADLINE_COMPLETION_S": env_float("SWITCHYARD_DEADLINE_COMPLETION_S", 30.0, minimum=0.1),
     "DEADLINE_CHAT_S": env_float("SWITCHYARD_DEADLINE_CHAT_S", 60.0, minimum=0.1),
