@@ -166,27 +166,41 @@ class AgentSessionConsumer(AsyncJsonWebsocketConsumer):
             await asyncio.gather(run, return_exceptions=True)
 
     async def leave_task_group(self) -> None:
-        if self.task is not None:
+        if self.task is None:
+            return
+        try:
             await self.channel_layer.group_discard(services.task_control_group(self.task.pk), self.channel_name)
+        except Exception:
+            # Membership expires on its own; a cancel sent to a gone channel is dropped.
+            logger.warning("could not leave the group of task %s", self.task.pk, exc_info=True)
 
     async def drive(self, task: Task, agent: Agent, recorder: SessionRecorder) -> None:
         try:
             result = await self.run_agent(task, agent, recorder)
         except (AgentFailed, OrchestrationError) as error:
-            await self.finish(task, Task.Status.FAILED, error={"code": error.code, "message": error.message})
-            await self.send_error(error.code, error.message, task_id=task.pk)
+            outcome = ("error", error.code, error.message)
         except services.ClaimLost:
             return  # cancelled elsewhere; task_cancelled tells the client
         except Exception:
             logger.exception("interactive task %s failed", task.pk)
-            message = "The agent stopped on an unexpected error."
-            await self.finish(task, Task.Status.FAILED, error={"code": "agent_error", "message": message})
-            await self.send_error("agent_error", message, task_id=task.pk)
+            outcome = ("error", "agent_error", "The agent stopped on an unexpected error.")
         else:
-            # Recorded before it is announced: a client that sees `complete` finds the task COMPLETED.
-            at = timezone.now().isoformat()
-            await self.finish(task, Task.Status.COMPLETED, result=result)
-            await self.send_json({"type": "complete", "result": result, "task_id": str(task.pk), "at": at})
+            outcome = ("complete", "", result)
+        try:
+            await self.conclude(task, recorder, outcome)
+        except services.ClaimLost:
+            return  # cancelled while it finished: the cancel wins, and task_cancelled said so
+
+    async def conclude(self, task: Task, recorder: SessionRecorder, outcome: tuple[str, str, str]) -> None:
+        # Recorded before it is announced: a client that sees the end finds the task finished.
+        kind, code, text = outcome
+        at = timezone.now().isoformat()
+        if kind == "complete":
+            await recorder.finish(Task.Status.COMPLETED, result=text)
+            await self.send_json({"type": "complete", "result": text, "task_id": str(task.pk), "at": at})
+            return
+        await recorder.finish(Task.Status.FAILED, error={"code": code, "message": text})
+        await self.send_error(code, text, task_id=task.pk)
 
     async def run_agent(self, task: Task, agent: Agent, recorder: SessionRecorder) -> str:
         instructions = await sync_to_async(selectors.agent_instructions)(agent)
@@ -203,9 +217,6 @@ class AgentSessionConsumer(AsyncJsonWebsocketConsumer):
             prompt_version=instructions.prompt_version,
         )
         return await AgentRuntime(agent, recorder).run(spec)
-
-    async def finish(self, task: Task, status: str, *, result: str = "", error: Any = None) -> None:
-        await sync_to_async(services.task_finish)(task_id=task.pk, attempt=1, status=status, result=result, error=error)
 
     async def send_error(self, code: str, message: str, *, task_id: Any = None) -> None:
         frame: dict[str, Any] = {"type": "error", "code": code, "message": message}

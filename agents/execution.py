@@ -124,6 +124,7 @@ async def _finish(task: Task, attempt: int, status: str, *, result: str = "", er
     await sync_to_async(services.task_finish)(
         task_id=task.pk, attempt=attempt, status=status, result=result, error=error
     )
+    await services.task_log_anudge(task.pk)
 
 
 async def _watch(task: Task, attempt: int, run: asyncio.Future[str], stop: _Stop, redis: aioredis.Redis) -> None:

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from channels.db import database_sync_to_async
+from asgiref.sync import sync_to_async
 from channels.security.websocket import OriginValidator
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
 
-from orchestration.keys import api_key_find
-from project.auth import api_key_secret_from
+from project.keycache import api_key_authenticate
 
 
 def scope_headers(scope: dict[str, Any]) -> dict[str, str]:
@@ -18,10 +19,30 @@ def scope_headers(scope: dict[str, Any]) -> dict[str, str]:
     return {name.decode("latin1").lower(): value.decode("latin1") for name, value in scope.get("headers", [])}
 
 
+USER_TTL_S = 10.0
+_users: dict[int, tuple[float, Any]] = {}
+
+
+def _active_user(user_id: int) -> Any:
+    return get_user_model().objects.filter(pk=user_id, is_active=True).first()
+
+
+async def key_owner(user_id: int) -> Any:
+    """The key's user, remembered for ``USER_TTL_S`` like the key itself (project.keycache):
+    a burst of connections with one key costs one query, not one each."""
+    now = time.monotonic()
+    cached = _users.get(user_id)
+    if cached is None or cached[0] <= now:
+        if len(_users) >= 10_000:
+            _users.clear()
+        cached = _users[user_id] = (now + USER_TTL_S, await sync_to_async(_active_user)(user_id))
+    return cached[1]
+
+
 class ApiKeyAuthMiddleware:
     """A connection that presents an API key (``Authorization: Bearer`` or ``x-api-key``)
-    belongs to that key's user, with ``scope["api_key"]`` set; a bad key leaves it anonymous.
-    Without a key, the session's user (set by ``AuthMiddlewareStack`` outside) stays."""
+    belongs to that key's user, with ``scope["api_key"]`` (an ``AuthenticatedKey``) set; a bad
+    key leaves it anonymous. Without a key, the session's user (``AuthMiddlewareStack``) stays."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -30,9 +51,9 @@ class ApiKeyAuthMiddleware:
         headers = scope_headers(scope)
         if "authorization" in headers or "x-api-key" in headers:
             presented = {"Authorization": headers.get("authorization", ""), "x-api-key": headers.get("x-api-key", "")}
-            secret = api_key_secret_from(presented)
-            key = await database_sync_to_async(api_key_find)(secret) if secret else None
-            scope = dict(scope, user=key.user if key else AnonymousUser(), api_key=key)
+            key = await api_key_authenticate(presented)
+            user = await key_owner(key.user_id) if key is not None else None
+            scope = dict(scope, user=user or AnonymousUser(), api_key=key if user else None)
         return await self.app(scope, receive, send)
 
 

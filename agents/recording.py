@@ -49,6 +49,7 @@ class TaskRecorder(AgentHooks):
         self.task_id = task.pk
         self.attempt = attempt
         self.next_seq = next_seq
+        self.pending_progress: tuple[int, str] | None = None
 
     def next_item(self, kind: str, content: str, data: dict[str, Any]) -> LogItem:
         item = LogItem(self.next_seq, kind, content, data, timezone.now())
@@ -56,7 +57,11 @@ class TaskRecorder(AgentHooks):
         return item
 
     async def record(self, item: LogItem) -> None:
-        await sync_to_async(services.task_event_append)(task_id=self.task_id, attempt=self.attempt, item=item)
+        progress, self.pending_progress = self.pending_progress, None
+        await sync_to_async(services.task_event_append)(
+            task_id=self.task_id, attempt=self.attempt, item=item, progress=progress
+        )
+        await services.task_log_anudge(self.task_id)
 
     async def deliver(self, item: LogItem) -> None:
         """Make a new log item known: here, record it. A live session also shows it first."""
@@ -96,6 +101,7 @@ class TaskRecorder(AgentHooks):
         await sync_to_async(services.task_wait_for_input)(
             task_id=self.task_id, attempt=self.attempt, item=item, release_worker=release_worker
         )
+        await services.task_log_anudge(self.task_id)
         await self.announce(item)
 
     async def run_tool(self, tool: Tool, arguments: dict[str, Any], *, call: CallRef, context: ToolContext) -> str:
@@ -105,5 +111,6 @@ class TaskRecorder(AgentHooks):
         output = await sync_to_async(services.task_tool_run_recorded)(
             task_id=self.task_id, attempt=self.attempt, tool=tool, arguments=arguments, context=context, item=item
         )
+        await services.task_log_anudge(self.task_id)
         await self.announce(LogItem(item.seq, item.type, output, item.data, item.at))
         return output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -40,9 +41,26 @@ class Instructions:
     prompt_version: int | None = None
 
 
+INSTRUCTIONS_TTL_S = 5.0
+_instructions: dict[str, tuple[float, Instructions]] = {}
+
+
 def agent_instructions(agent: Agent) -> Instructions:
     """The agent's system prompt: the latest version of its managed template when an operator
-    has written one (it may use ``{agent}`` and ``{tools}``), else the built-in prompt."""
+    has written one (it may use ``{agent}`` and ``{tools}``), else the built-in prompt.
+
+    Remembered for ``INSTRUCTIONS_TTL_S`` per process, as the model registry is: hundreds of
+    sessions starting at once then cost one query, and a new version is in use within seconds."""
+    now = time.monotonic()
+    cached = _instructions.get(agent.name)
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    found = _instructions_from_database(agent)
+    _instructions[agent.name] = (now + INSTRUCTIONS_TTL_S, found)
+    return found
+
+
+def _instructions_from_database(agent: Agent) -> Instructions:
     if agent.prompt_template and PromptVersion.objects.filter(template__name=agent.prompt_template).exists():
         variables = {"agent": agent.name, "tools": ", ".join(tool.name for tool in agent.tools)}
         rendered = prompt_render(name=agent.prompt_template, variables=variables)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import uuid
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -33,6 +34,7 @@ from agents.tools import Tool, ToolContext
 from orchestration.models import ApiKey
 from orchestration.registry import snapshot
 from project.errors import ApiError
+from project.keycache import AuthenticatedKey
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +90,7 @@ def task_default_model() -> str:
     raise ApiError(400, "model_required", "No model is configured; name one in `model`.", param="model")
 
 
-def _validated_request(agent: str, task_input: str, model: str | None, api_key: ApiKey | None) -> str:
+def _validated_request(agent: str, task_input: str, model: str | None, allowed_models: Collection[str]) -> str:
     if agent_get(agent) is None:
         raise ApiError(400, "unknown_agent", f"There is no agent named {agent!r}.", param="agent")
     if not task_input.strip():
@@ -98,7 +100,7 @@ def _validated_request(agent: str, task_input: str, model: str | None, api_key: 
     model = model or task_default_model()
     if model not in snapshot().models:
         raise ApiError(404, "model_not_found", f"The model {model!r} does not exist.", param="model")
-    if api_key is not None and api_key.allowed_models and model not in api_key.allowed_models:
+    if allowed_models and model not in allowed_models:
         raise ApiError(403, "model_not_allowed", f"This API key may not use {model!r}.", param="model")
     return model
 
@@ -122,7 +124,7 @@ def task_create(
     idempotency key, the owner's earlier task with that key is returned instead."""
     if len(idempotency_key) > MAX_IDEMPOTENCY_KEY_CHARS:
         raise ApiError(400, "invalid_idempotency_key", "The Idempotency-Key header is longer than 255 characters.")
-    model = _validated_request(agent, task_input, model, api_key)
+    model = _validated_request(agent, task_input, model, api_key.allowed_models if api_key else ())
     if idempotency_key:
         earlier = Task.objects.filter(owner=owner, idempotency_key=idempotency_key).first()
         if earlier is not None:
@@ -156,14 +158,14 @@ def _same_request(task: Task, agent: str, task_input: str, model: str) -> Task:
 
 
 def task_create_interactive(
-    *, owner: Any, agent: str, task_input: str, model: str | None, api_key: ApiKey | None, session_id: str
+    *, owner: Any, agent: str, task_input: str, model: str | None, api_key: AuthenticatedKey | None, session_id: str
 ) -> Task:
     """A task run by a WebSocket session in its own process: created already claimed."""
-    model = _validated_request(agent, task_input, model, api_key)
+    model = _validated_request(agent, task_input, model, api_key.allowed_models if api_key else ())
     now = timezone.now()
     return Task.objects.create(
         owner=owner,
-        api_key=api_key,
+        api_key_id=api_key.id if api_key else None,
         agent=agent,
         input=task_input,
         model=model,
@@ -226,6 +228,7 @@ def task_progress(*, task_id: uuid.UUID | str, attempt: int, percent: int, step:
 def task_finish(
     *, task_id: uuid.UUID | str, attempt: int, status: str, result: str = "", error: dict[str, str] | None = None
 ) -> bool:
+    """Finish the task under the claim; the caller nudges the log's streams (the ``end`` event)."""
     done = {"progress": 100} if status == Task.Status.COMPLETED else {}
     changed = _claimed(task_id, attempt).update(
         status=status,
@@ -236,8 +239,6 @@ def task_finish(
         current_step="Done" if status == Task.Status.COMPLETED else "",
         **done,
     )
-    if changed == 1:
-        transaction.on_commit(lambda: task_log_nudge(task_id))
     return changed == 1
 
 
@@ -269,12 +270,18 @@ def _insert(task_id: uuid.UUID | str, item: LogItem) -> None:
     )
 
 
-def task_event_append(*, task_id: uuid.UUID | str, attempt: int, item: LogItem) -> None:
+def task_event_append(
+    *, task_id: uuid.UUID | str, attempt: int, item: LogItem, progress: tuple[int, str] | None = None
+) -> None:
+    """Append a log item under the claim (with the latest progress, when one is pending).
+    The caller nudges the log's streams (``task_log_anudge``) once this returned."""
+    fields: dict[str, Any] = {"heartbeat_at": timezone.now()}
+    if progress is not None:
+        fields.update(progress=progress[0], current_step=progress[1][:200])
     with transaction.atomic():
-        if _claimed(task_id, attempt).update(heartbeat_at=timezone.now()) != 1:
+        if _claimed(task_id, attempt).update(**fields) != 1:
             raise ClaimLost(str(task_id))
         _insert(task_id, item)
-    task_log_nudge(task_id)
 
 
 def task_tool_run_recorded(
@@ -293,13 +300,12 @@ def task_tool_run_recorded(
             raise ClaimLost(str(task_id))
         output = tool.invoke(arguments, context)
         _insert(task_id, LogItem(item.seq, item.type, output, item.data, item.at))
-    task_log_nudge(task_id)
     return output
 
 
-def task_wait_for_input(*, task_id: uuid.UUID | str, attempt: int, item: LogItem, release_worker: bool) -> None:
-    """Record a ``need_input`` item and move the task to WAITING_INPUT. An RQ worker releases
-    the task (``release_worker``): nothing holds a worker while a person thinks."""
+def task_mark_waiting(*, task_id: uuid.UUID | str, attempt: int, item: LogItem, release_worker: bool) -> None:
+    """Move the task to WAITING_INPUT for the question ``item`` (a ``need_input`` log item).
+    An RQ worker releases the task (``release_worker``): nothing holds a worker while a person thinks."""
     fields: dict[str, Any] = {
         "status": Task.Status.WAITING_INPUT,
         "input_request_id": item.data["request_id"],
@@ -308,11 +314,15 @@ def task_wait_for_input(*, task_id: uuid.UUID | str, attempt: int, item: LogItem
     }
     if release_worker:
         fields.update(heartbeat_at=None, worker="")
+    if _claimed(task_id, attempt).update(**fields) != 1:
+        raise ClaimLost(str(task_id))
+
+
+def task_wait_for_input(*, task_id: uuid.UUID | str, attempt: int, item: LogItem, release_worker: bool) -> None:
+    """Record a ``need_input`` item and move the task to WAITING_INPUT, together."""
     with transaction.atomic():
-        if _claimed(task_id, attempt).update(**fields) != 1:
-            raise ClaimLost(str(task_id))
+        task_mark_waiting(task_id=task_id, attempt=attempt, item=item, release_worker=release_worker)
         _insert(task_id, item)
-    task_log_nudge(task_id)
 
 
 def task_input_received(*, task_id: uuid.UUID | str, attempt: int) -> None:
@@ -322,6 +332,55 @@ def task_input_received(*, task_id: uuid.UUID | str, attempt: int) -> None:
     )
     if changed != 1:
         raise ClaimLost(str(task_id))
+
+
+def task_finish_claimed(**fields: Any) -> None:
+    """``task_finish`` for a batch: a lost claim is an error of this write."""
+    if not task_finish(**fields):
+        raise ClaimLost(str(fields["task_id"]))
+
+
+@dataclass(frozen=True, slots=True)
+class LogWrite:
+    """One write of a batch (``task_log_write_batch``): a log item, the progress to show with
+    it, and/or a claim-checked status change (a call of one of the services above)."""
+
+    task_id: uuid.UUID
+    item: LogItem | None = None
+    progress: tuple[int, str] | None = None
+    change: Callable[[], None] | None = None
+
+
+def task_log_write_batch(writes: list[LogWrite]) -> list[Exception | None]:
+    """Write the log items of many tasks in one transaction, then their latest progress, then
+    their status changes in order. Returns, per write, None or the ``ClaimLost`` that stopped it."""
+    outcomes: list[Exception | None] = [None] * len(writes)
+    now = timezone.now()
+    with transaction.atomic():
+        TaskEvent.objects.bulk_create(
+            TaskEvent(
+                task_id=w.task_id,
+                seq=w.item.seq,
+                type=w.item.type,
+                content=w.item.content,
+                data=w.item.data,
+                at=w.item.at,
+            )
+            for w in writes
+            if w.item is not None
+        )
+        progress = {w.task_id: w.progress for w in writes if w.progress is not None}
+        for task_id, (percent, step) in progress.items():
+            Task.objects.filter(pk=task_id, status=Task.Status.PROCESSING).update(
+                progress=percent, current_step=step[:200], heartbeat_at=now
+            )
+        for index, write in enumerate(writes):
+            if write.change is not None:
+                try:
+                    write.change()
+                except ClaimLost as lost:
+                    outcomes[index] = lost
+    return outcomes
 
 
 def task_provide_input(*, task: Task, request_id: str, value: str) -> Task:
@@ -406,11 +465,15 @@ def task_signal_cancel(task_id: uuid.UUID | str) -> None:
 
 def task_log_nudge(task_id: uuid.UUID | str) -> None:
     """Wake the SSE streams of this task; losing a nudge only delays them to their next poll."""
+    async_to_sync(task_log_anudge)(task_id)
+
+
+async def task_log_anudge(task_id: uuid.UUID | str) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
     try:
-        async_to_sync(layer.group_send)(task_log_group(task_id), {"type": "log.changed"})
+        await layer.group_send(task_log_group(task_id), {"type": "log.changed"})
     except Exception:
         logger.warning("could not nudge the log streams of task %s", task_id, exc_info=True)
 

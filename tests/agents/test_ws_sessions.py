@@ -102,7 +102,8 @@ async def test_need_input_waits_for_the_matching_answer(session, simulator) -> N
     await start(session)
     question = (await frames_until(session, "need_input"))[-1]
     assert question["prompt"] == "Production or staging?"
-    assert (await task_of(question)).status == Task.Status.WAITING_INPUT
+    task = await task_of(question)
+    await wait_for(lambda: Task.objects.get(pk=task.pk).status == Task.Status.WAITING_INPUT)
 
     await session.send_json_to({"type": "provide_input", "request_id": "inp_nope", "value": "x"})
     refused = await session.receive_json_from()
