@@ -180,7 +180,7 @@ _SETTLE_SHA = hashlib.sha1(_SETTLE.encode()).hexdigest()
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, aioredis.Redis]] = weakref.WeakKeyDictionary()
 # Per Redis URL: when it last failed to answer, so one bad server does not slow every call.
 _down_until: dict[str, float] = {}
-_last_warning = 0.0
+_warned_at: dict[str, float] = {}
 
 
 def _client() -> aioredis.Redis:
@@ -198,10 +198,10 @@ def _redis_usable() -> bool:
 
 
 def _redis_failed(error: Exception) -> None:
-    global _last_warning
-    _down_until[settings.REDIS_URL] = time.monotonic() + _BACKOFF_S
-    if time.monotonic() - _last_warning >= _WARN_EVERY_S:
-        _last_warning = time.monotonic()
+    url, now = settings.REDIS_URL, time.monotonic()
+    _down_until[url] = now + _BACKOFF_S
+    if now - _warned_at.get(url, -_WARN_EVERY_S) >= _WARN_EVERY_S:
+        _warned_at[url] = now
         logger.warning("Redis unavailable; admitting calls without rate limits or budgets: %s", error)
 
 

@@ -5,12 +5,15 @@ Test modules import the fixtures they use (``from tests.orchestration.gateway im
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
+from asgiref.sync import sync_to_async
+from django.db import connections
 from django.test import AsyncClient
 
 from orchestration.keys import api_key_create
@@ -20,12 +23,32 @@ from orchestration.requestlog import requestlog_flush
 from project.keycache import key_cache_forget
 from tests.orchestration.harness import model_row, provider_row
 
+T = TypeVar("T")
+
 
 @dataclass
 class SimModels:
     chat: LanguageModel
     mini: LanguageModel
     embed: LanguageModel
+
+
+def close_thread_connections() -> None:
+    """Close the database connection of the thread ``sync_to_async`` runs code in (outside a
+    request, one shared thread), so that no session outlives the test database."""
+    asyncio.run(sync_to_async(connections.close_all)())
+
+
+async def in_thread(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``asyncio.to_thread`` for database code: the worker thread closes its connection after."""
+
+    def run() -> T:
+        try:
+            return function(*args, **kwargs)
+        finally:
+            connections.close_all()
+
+    return await asyncio.to_thread(run)
 
 
 @pytest.fixture(autouse=True)
@@ -36,6 +59,7 @@ def _fresh_process_caches() -> Iterator[None]:
     yield
     snapshot_invalidate()
     key_cache_forget()
+    close_thread_connections()
 
 
 @pytest.fixture
@@ -58,7 +82,10 @@ def make_key(transactional_db: None, alice: Any) -> KeyFactory:
     """``make_key(**limits)`` -> a new secret of alice's (or ``user=``'s)."""
 
     def make(user: Any = None, **fields: Any) -> str:
-        return api_key_create(user=user or alice, **fields)[1]
+        try:
+            return api_key_create(user=user or alice, **fields)[1]
+        finally:
+            connections.close_all()  # tests call this from worker threads: leave no session behind
 
     return make
 

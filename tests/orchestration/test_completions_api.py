@@ -26,6 +26,7 @@ from tests.orchestration.gateway import (  # noqa: F401 - fixtures used by name
     assert_error,
     bearer,
     chat_body,
+    in_thread,
     make_key,
     post_json,
     sim_models,
@@ -59,7 +60,7 @@ async def test_a_wrong_key_is_401(sim_models) -> None:  # type: ignore[no-untype
 
 
 async def test_the_x_api_key_header_works_too(sim_models, make_key) -> None:  # type: ignore[no-untyped-def]
-    secret = await asyncio.to_thread(make_key)
+    secret = await in_thread(make_key)
     response = await AsyncClient().post(
         URL, data=json.dumps(chat_body()), content_type="application/json", headers={"x-api-key": secret}
     )
@@ -67,17 +68,17 @@ async def test_the_x_api_key_header_works_too(sim_models, make_key) -> None:  # 
 
 
 async def test_a_revoked_key_stops_at_once_in_this_process(sim_models, make_key) -> None:  # type: ignore[no-untyped-def]
-    secret = await asyncio.to_thread(make_key)
+    secret = await in_thread(make_key)
     assert (await post_json(AsyncClient(), URL, chat_body(), secret)).status_code == 200
-    key = await asyncio.to_thread(api_key_find, secret)
-    await asyncio.to_thread(api_key_revoke, key=key)
+    key = await in_thread(api_key_find, secret)
+    await in_thread(api_key_revoke, key=key)
     assert_error(await post_json(AsyncClient(), URL, chat_body(), secret), 401, "invalid_api_key")
 
 
 async def test_an_expired_key_or_an_inactive_owner_is_refused(sim_models, make_key, bob) -> None:  # type: ignore[no-untyped-def]
-    expired = await asyncio.to_thread(make_key, expires_at=timezone.now() - timedelta(seconds=1))
+    expired = await in_thread(make_key, expires_at=timezone.now() - timedelta(seconds=1))
     assert_error(await post_json(AsyncClient(), URL, chat_body(), expired), 401, "invalid_api_key")
-    bobs = await asyncio.to_thread(make_key, user=bob)
+    bobs = await in_thread(make_key, user=bob)
     bob.is_active = False
     await bob.asave()
     assert_error(await post_json(AsyncClient(), URL, chat_body(), bobs), 401, "invalid_api_key")
@@ -129,26 +130,26 @@ BAD_BODIES: list[tuple[Any, str, str | None]] = [
 
 
 async def test_bad_input_is_a_400_naming_the_parameter(sim_models, make_key) -> None:  # type: ignore[no-untyped-def]
-    secret = await asyncio.to_thread(make_key)
+    secret = await in_thread(make_key)
     client = AsyncClient()
     for body, code, param in BAD_BODIES:
         assert_error(await post_json(client, URL, body, secret), 400, code, param)
 
 
 async def test_nan_is_not_a_temperature(sim_models, make_key) -> None:  # type: ignore[no-untyped-def]
-    secret = await asyncio.to_thread(make_key)
+    secret = await in_thread(make_key)
     body = json.dumps(chat_body()).replace('"model"', '"temperature": NaN, "model"').encode()
     assert_error(await post_json(AsyncClient(), URL, body, secret), 400, "invalid_value", "temperature")
 
 
 async def test_a_body_over_the_upload_limit_is_413(sim_models, make_key, settings) -> None:  # type: ignore[no-untyped-def]
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 4096
-    secret = await asyncio.to_thread(make_key)
+    secret = await in_thread(make_key)
     assert_error(await post_json(AsyncClient(), URL, chat_body(text="x" * 5000), secret), 413, "request_too_large")
 
 
 async def test_an_unknown_model_is_404_and_a_forbidden_one_403(sim_models, make_key) -> None:  # type: ignore[no-untyped-def]
-    secret = await asyncio.to_thread(make_key, allowed_models=["gpt-sim-mini"])
+    secret = await in_thread(make_key, allowed_models=["gpt-sim-mini"])
     assert_error(await post_json(AsyncClient(), URL, chat_body(model="gpt-9"), secret), 404, "model_not_found", "model")
     assert_error(await post_json(AsyncClient(), URL, chat_body(), secret), 403, "model_not_allowed", "model")
     response = await post_json(AsyncClient(), URL, chat_body(model="gpt-sim-mini"), secret)
@@ -156,14 +157,14 @@ async def test_an_unknown_model_is_404_and_a_forbidden_one_403(sim_models, make_
 
 
 async def test_a_disabled_model_is_unknown(sim_models, make_key) -> None:  # type: ignore[no-untyped-def]
-    secret = await asyncio.to_thread(make_key)
+    secret = await in_thread(make_key)
     sim_models.mini.enabled = False
     await sim_models.mini.asave()
     assert_error(await post_json(AsyncClient(), URL, chat_body(model="gpt-sim-mini"), secret), 404, "model_not_found")
 
 
 async def test_other_methods_and_paths_answer_in_json(sim_models, make_key) -> None:  # type: ignore[no-untyped-def]
-    secret = await asyncio.to_thread(make_key)
+    secret = await in_thread(make_key)
     response = await AsyncClient().get(URL, headers=bearer(secret))
     assert_error(response, 405, "method_not_allowed")
     assert response["Allow"] == "POST"
@@ -174,7 +175,7 @@ async def test_other_methods_and_paths_answer_in_json(sim_models, make_key) -> N
 
 
 async def test_a_completion_in_openais_shape_with_the_served_headers(sim_models, make_key) -> None:  # type: ignore[no-untyped-def]
-    secret = await asyncio.to_thread(make_key, rpm=100, tpm=100_000)
+    secret = await in_thread(make_key, rpm=100, tpm=100_000)
     response = await post_json(AsyncClient(), URL, chat_body(max_tokens=20, seed=1, user="u1", stop=["zzz"]), secret)
     assert response.status_code == 200, response.content
     body = response.json()
@@ -195,17 +196,17 @@ async def test_a_completion_in_openais_shape_with_the_served_headers(sim_models,
 
 
 async def test_the_call_is_logged_with_the_key_and_its_owner(sim_models, make_key, alice) -> None:  # type: ignore[no-untyped-def]
-    secret = await asyncio.to_thread(make_key)
+    secret = await in_thread(make_key)
     response = await post_json(AsyncClient(), URL, chat_body(), secret, **{"X-Request-ID": "req-logged-1"})
     assert response["X-Request-ID"] == "req-logged-1"
-    await asyncio.to_thread(requestlog_flush)
+    await in_thread(requestlog_flush)
     row = await RequestLog.objects.aget(request_id="req-logged-1")
     key = await ApiKey.objects.aget(prefix=secret[:11])
     assert (row.api_key_id, row.user_id, row.endpoint) == (key.pk, alice.pk, "completion")
 
 
 async def test_last_use_is_recorded_off_the_request_path(sim_models, make_key) -> None:  # type: ignore[no-untyped-def]
-    secret = await asyncio.to_thread(make_key)
+    secret = await in_thread(make_key)
     await post_json(AsyncClient(), URL, chat_body(), secret)
     for _ in range(100):
         key = await ApiKey.objects.aget(prefix=secret[:11])
@@ -217,7 +218,7 @@ async def test_last_use_is_recorded_off_the_request_path(sim_models, make_key) -
 
 async def test_tools_go_up_and_tool_calls_come_back(sim_models, make_key, simulator) -> None:  # type: ignore[no-untyped-def]
     simulator.configure("gpt-sim", script=[{"tool_calls": [{"name": "get_weather", "arguments": {"city": "Oslo"}}]}])
-    secret = await asyncio.to_thread(make_key)
+    secret = await in_thread(make_key)
     tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
     body = chat_body(tools=tools, tool_choice="auto", response_format={"type": "text"})
     response = await post_json(AsyncClient(), URL, body, secret)
@@ -230,11 +231,11 @@ async def test_tools_go_up_and_tool_calls_come_back(sim_models, make_key, simula
 
 
 async def test_a_fallback_is_named_in_a_header(sim_models, make_key, simulator) -> None:  # type: ignore[no-untyped-def]
-    await asyncio.to_thread(fallbacks, sim_models.chat, sim_models.mini)
+    await in_thread(fallbacks, sim_models.chat, sim_models.mini)
     await Provider.objects.filter(name="sim").aupdate(max_retries=0)
     snapshot_invalidate()
     simulator.configure("gpt-sim", error_status=500)
-    secret = await asyncio.to_thread(make_key)
+    secret = await in_thread(make_key)
     response = await post_json(AsyncClient(), URL, chat_body(), secret)
     assert response.status_code == 200, response.content
     assert response["X-Fallback-From"] == "gpt-sim"
@@ -245,7 +246,7 @@ async def test_an_upstream_failure_is_an_honest_5xx_with_the_limit_headers(sim_m
     simulator.configure("gpt-sim", error_status=500)
     await Provider.objects.filter(name="sim").aupdate(max_retries=0)
     snapshot_invalidate()
-    secret = await asyncio.to_thread(make_key, rpm=100)
+    secret = await in_thread(make_key, rpm=100)
     response = await post_json(AsyncClient(), URL, chat_body(), secret)
     assert response.status_code in (502, 503), response.content
     assert "x-ratelimit-remaining-requests" in response
@@ -254,7 +255,7 @@ async def test_an_upstream_failure_is_an_honest_5xx_with_the_limit_headers(sim_m
 async def test_a_hanging_provider_is_a_504_at_the_deadline(sim_models, make_key, simulator, settings) -> None:  # type: ignore[no-untyped-def]
     settings.SWITCHYARD = {**settings.SWITCHYARD, "DEADLINE_COMPLETION_S": 1.0}
     simulator.configure("gpt-sim", hang=True)
-    secret = await asyncio.to_thread(make_key)
+    secret = await in_thread(make_key)
     started = asyncio.get_running_loop().time()
     assert_error(await post_json(AsyncClient(), URL, chat_body(), secret), 504, "deadline_exceeded")
     assert asyncio.get_running_loop().time() - started < 3
@@ -265,8 +266,8 @@ async def test_a_managed_prompt_is_applied_and_logged(sim_models, make_key) -> N
         template = PromptTemplate.objects.create(name="support")
         prompt_version_create(template=template, system_prompt="You help {customer}.", default_model=sim_models.mini)
 
-    await asyncio.to_thread(make_template)
-    secret = await asyncio.to_thread(make_key)
+    await in_thread(make_template)
+    secret = await in_thread(make_key)
     body = {
         "messages": [{"role": "user", "content": "hi"}],
         "prompt": {"name": "support", "variables": {"customer": "Ada"}},
@@ -274,7 +275,7 @@ async def test_a_managed_prompt_is_applied_and_logged(sim_models, make_key) -> N
     response = await post_json(AsyncClient(), URL, body, secret, **{"X-Request-ID": "req-prompt-1"})
     assert response.status_code == 200, response.content
     assert response["X-Served-Model"] == "gpt-sim-mini"
-    await asyncio.to_thread(requestlog_flush)
+    await in_thread(requestlog_flush)
     row = await RequestLog.objects.aget(request_id="req-prompt-1")
     assert (row.prompt_template, row.prompt_version) == ("support", 1)
     missing = {**body, "prompt": {"name": "support"}}
@@ -287,7 +288,7 @@ async def test_a_managed_prompt_is_applied_and_logged(sim_models, make_key) -> N
 
 
 async def test_a_stream_is_openai_chunks_ending_in_done(sim_models, make_key) -> None:  # type: ignore[no-untyped-def]
-    secret = await asyncio.to_thread(make_key, rpm=100)
+    secret = await in_thread(make_key, rpm=100)
     body = chat_body(stream=True, stream_options={"include_usage": True}, max_tokens=12)
     response = await post_json(AsyncClient(), URL, body, secret)
     assert response.status_code == 200
@@ -307,7 +308,7 @@ async def test_a_stream_is_openai_chunks_ending_in_done(sim_models, make_key) ->
 
 
 async def test_a_stream_without_include_usage_has_no_usage(sim_models, make_key) -> None:  # type: ignore[no-untyped-def]
-    secret = await asyncio.to_thread(make_key)
+    secret = await in_thread(make_key)
     response = await post_json(AsyncClient(), URL, chat_body(stream=True), secret)
     events = sse_events(await read(response))
     assert events[-1] == "[DONE]" and all("usage" not in c for c in events[:-1])
@@ -315,7 +316,7 @@ async def test_a_stream_without_include_usage_has_no_usage(sim_models, make_key)
 
 async def test_a_failure_mid_stream_ends_with_an_error_event_then_done(sim_models, make_key, simulator) -> None:  # type: ignore[no-untyped-def]
     simulator.configure("gpt-sim", drop_after_tokens=3)
-    secret = await asyncio.to_thread(make_key)
+    secret = await in_thread(make_key)
     response = await post_json(AsyncClient(), URL, chat_body(stream=True, max_tokens=40), secret)
     assert response.status_code == 200
     events = sse_events(await read(response))
@@ -326,7 +327,7 @@ async def test_a_failure_mid_stream_ends_with_an_error_event_then_done(sim_model
 
 async def test_a_failure_before_the_stream_is_a_plain_error_response(sim_models, make_key, simulator) -> None:  # type: ignore[no-untyped-def]
     simulator.configure("gpt-sim", error_status=400, error_kind="content_policy")
-    secret = await asyncio.to_thread(make_key)
+    secret = await in_thread(make_key)
     response = await post_json(AsyncClient(), URL, chat_body(stream=True), secret)
     assert_error(response, 400, "content_policy")
 
@@ -343,7 +344,7 @@ def assert_throttled(response: Any, code: str) -> None:
 
 
 async def test_fifty_concurrent_calls_at_twenty_rpm_let_exactly_twenty_through(sim_models, make_key) -> None:  # type: ignore[no-untyped-def]
-    secret = await asyncio.to_thread(make_key, rpm=20, tpm=1_000_000)
+    secret = await in_thread(make_key, rpm=20, tpm=1_000_000)
     client = AsyncClient()
     responses = await asyncio.gather(*(post_json(client, URL, chat_body(max_tokens=5), secret) for _ in range(50)))
     statuses = [r.status_code for r in responses]
@@ -356,7 +357,7 @@ async def test_fifty_concurrent_calls_at_twenty_rpm_let_exactly_twenty_through(s
 
 
 async def test_the_token_limit_refuses_a_call_that_would_pass_it(sim_models, make_key) -> None:  # type: ignore[no-untyped-def]
-    secret = await asyncio.to_thread(make_key, rpm=100, tpm=300)
+    secret = await in_thread(make_key, rpm=100, tpm=300)
     assert (await post_json(AsyncClient(), URL, chat_body(max_tokens=200), secret)).status_code == 200
     refused = await post_json(AsyncClient(), URL, chat_body(max_tokens=290), secret)
     assert_throttled(refused, "rate_limit_exceeded")
@@ -366,7 +367,7 @@ async def test_the_token_limit_refuses_a_call_that_would_pass_it(sim_models, mak
 async def test_a_spent_budget_is_429_budget_exceeded(sim_models, make_key) -> None:  # type: ignore[no-untyped-def]
     await LanguageModel.objects.filter(name="gpt-sim").aupdate(output_per_mtok=Decimal("100"))
     snapshot_invalidate()
-    secret = await asyncio.to_thread(make_key, rpm=100, tpm=100_000, monthly_budget_usd=Decimal("0.0010"))
+    secret = await in_thread(make_key, rpm=100, tpm=100_000, monthly_budget_usd=Decimal("0.0010"))
     first = await post_json(AsyncClient(), URL, chat_body(max_tokens=30), secret)
     assert first.status_code == 200, first.content
     assert Decimal(first["X-Cost-USD"]) >= Decimal("0.0010")
@@ -376,7 +377,7 @@ async def test_a_spent_budget_is_429_budget_exceeded(sim_models, make_key) -> No
 
 
 async def test_with_redis_down_calls_still_pass(sim_models, make_key, settings) -> None:  # type: ignore[no-untyped-def]
-    secret = await asyncio.to_thread(make_key, rpm=1, monthly_budget_usd=Decimal("0"))
+    secret = await in_thread(make_key, rpm=1, monthly_budget_usd=Decimal("0"))
     settings.REDIS_URL = "redis://127.0.0.1:1/0"
     for _ in range(2):
         response = await post_json(AsyncClient(), URL, chat_body(), secret)

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import math
 import struct
@@ -17,6 +16,7 @@ from django.test import AsyncClient
 from tests.orchestration.gateway import (  # noqa: F401 - fixtures used by name
     _fresh_process_caches,
     assert_error,
+    in_thread,
     make_key,
     post_json,
     sim_models,
@@ -27,7 +27,7 @@ URL = "/v1/embeddings"
 
 
 async def test_one_vector_per_input_in_order(sim_models, make_key) -> None:  # type: ignore[no-untyped-def]
-    secret = await asyncio.to_thread(make_key, rpm=10)
+    secret = await in_thread(make_key, rpm=10)
     response = await post_json(AsyncClient(), URL, {"model": "embed-sim", "input": ["red", "green", "red"]}, secret)
     assert response.status_code == 200, response.content
     body = response.json()
@@ -42,7 +42,7 @@ async def test_one_vector_per_input_in_order(sim_models, make_key) -> None:  # t
 
 
 async def test_a_single_string_and_base64_encoding(sim_models, make_key) -> None:  # type: ignore[no-untyped-def]
-    secret = await asyncio.to_thread(make_key)
+    secret = await in_thread(make_key)
     floats = (await post_json(AsyncClient(), URL, {"model": "embed-sim", "input": "red"}, secret)).json()
     packed = await post_json(
         AsyncClient(), URL, {"model": "embed-sim", "input": "red", "encoding_format": "base64"}, secret
@@ -53,7 +53,7 @@ async def test_a_single_string_and_base64_encoding(sim_models, make_key) -> None
 
 
 async def test_dimensions_shorten_and_renormalise(sim_models, make_key) -> None:  # type: ignore[no-untyped-def]
-    secret = await asyncio.to_thread(make_key)
+    secret = await in_thread(make_key)
     text = " ".join(f"word{i}" for i in range(60))  # enough features that some land in the first 8 dimensions
     response = await post_json(AsyncClient(), URL, {"model": "embed-sim", "input": text, "dimensions": 8}, secret)
     vector = response.json()["data"][0]["embedding"]
@@ -75,14 +75,14 @@ BAD_BODIES = [
 
 
 async def test_bad_input_is_a_400_naming_the_parameter(sim_models, make_key) -> None:  # type: ignore[no-untyped-def]
-    secret = await asyncio.to_thread(make_key)
+    secret = await in_thread(make_key)
     client = AsyncClient()
     for body, code, param in BAD_BODIES:
         assert_error(await post_json(client, URL, body, secret), 400, code, param)
 
 
 async def test_model_access_is_checked(sim_models, make_key) -> None:  # type: ignore[no-untyped-def]
-    secret = await asyncio.to_thread(make_key, allowed_models=["gpt-sim"])
+    secret = await in_thread(make_key, allowed_models=["gpt-sim"])
     assert_error(
         await post_json(AsyncClient(), URL, {"model": "embed-sim", "input": "x"}, secret), 403, "model_not_allowed"
     )

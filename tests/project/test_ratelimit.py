@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import TypeVar
 
 import pytest
 from django.utils import timezone
@@ -23,7 +24,9 @@ from project.ratelimit import (
     ratelimit_settle,
     token_estimate,
 )
+from tests.orchestration.gateway import close_thread_connections, in_thread
 
+T = TypeVar("T")
 T0 = 1_780_000_000.0  # a fixed wall-clock second
 
 
@@ -38,6 +41,12 @@ class Clock:
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
+
+
+@pytest.fixture(autouse=True)
+def _no_session_left() -> Iterator[None]:
+    yield
+    close_thread_connections()
 
 
 async def admit_many(limits: KeyLimits, n: int, clock: Callable[[], float], cost: int = 1) -> list[bool]:
@@ -159,16 +168,16 @@ def log_cost(key_id: int, usd: str, at: datetime) -> None:
 
 @pytest.mark.django_db(transaction=True)
 async def test_the_spend_counter_is_rebuilt_from_the_request_log(alice, redis_client) -> None:  # type: ignore[no-untyped-def]
-    key, _ = await asyncio.to_thread(api_key_create, user=alice, monthly_budget_usd=Decimal("1.00"))
+    key, _ = await in_thread(api_key_create, user=alice, monthly_budget_usd=Decimal("1.00"))
     now = timezone.now()
     last_month = now.replace(day=1) - timedelta(days=1)
-    await asyncio.to_thread(log_cost, key.pk, "0.60", now)
-    await asyncio.to_thread(log_cost, key.pk, "5.00", last_month)
+    await in_thread(log_cost, key.pk, "0.60", now)
+    await in_thread(log_cost, key.pk, "5.00", last_month)
     limits = KeyLimits(api_key_id=key.pk, monthly_budget_usd=Decimal("1.00"))
     assert (await ratelimit_admit(limits, 1, clock=now.timestamp)).allowed
     counter = redis_client.get(spend_counter_key(key.pk, now))
     assert units_to_usd(int(counter)) == Decimal("0.60")
-    await asyncio.to_thread(log_cost, key.pk, "0.50", now)
+    await in_thread(log_cost, key.pk, "0.50", now)
     await ratelimit_settle(limits, await ratelimit_admit(limits, 1), tokens_used=1, cost_usd=Decimal("0.50"))
     refused = await ratelimit_admit(limits, 1, clock=now.timestamp)
     assert not refused.allowed and refused.code == "budget_exceeded"
@@ -199,7 +208,7 @@ async def test_a_new_month_starts_a_new_counter(redis_client) -> None:  # type: 
 
 
 async def test_it_admits_and_logs_when_redis_is_down(settings, caplog, clock: Clock) -> None:  # type: ignore[no-untyped-def]
-    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+    settings.REDIS_URL = "redis://127.0.0.1:1/1"  # nothing listens there (a URL of this test's own)
     limits = KeyLimits(api_key_id=1, rpm=1, monthly_budget_usd=Decimal("0"))
     with caplog.at_level(logging.WARNING, logger="switchyard.ratelimit"):
         results = [await ratelimit_admit(limits, 1, clock=clock) for _ in range(3)]
