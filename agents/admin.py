@@ -15,7 +15,7 @@ class TaskEventInline(admin.TabularInline):
     extra = 0
     can_delete = False
     ordering = ["seq"]
-    fields = ["seq", "type", "content", "data", "at"]
+    fields = ("seq", "type", "content", "data", "at")
     readonly_fields = fields
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:

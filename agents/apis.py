@@ -17,7 +17,7 @@ from orchestration.models import ApiKey
 from project.errors import ApiError
 
 # How soon a poller should look again, by status (none once the task has finished).
-RETRY_AFTER = {Task.Status.PENDING: "5", Task.Status.PROCESSING: "2", Task.Status.WAITING_INPUT: "2"}
+RETRY_AFTER: dict[str, str] = {Task.Status.PENDING: "5", Task.Status.PROCESSING: "2", Task.Status.WAITING_INPUT: "2"}
 
 
 def task_location(task: Task) -> str:

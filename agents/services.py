@@ -395,7 +395,7 @@ def task_provide_input(*, task: Task, request_id: str, value: str) -> Task:
             status=Task.Status.PROCESSING, input_request_id="", input_prompt="", heartbeat_at=None, worker=""
         )
         if changed != 1:
-            raise _input_refusal(task.pk, request_id)
+            raise _input_refusal(task.pk)
         _insert(task.pk, _answer_item(task.pk, request_id, value))
     transaction.on_commit(lambda: task_enqueue(task.pk))
     transaction.on_commit(lambda: task_log_nudge(task.pk))
@@ -417,10 +417,10 @@ def _answer_item(task_id: uuid.UUID, request_id: str, value: str) -> LogItem:
     return LogItem(last_seq + 1, TaskEvent.Type.TOOL_RESULT, value, data, timezone.now())
 
 
-def _input_refusal(task_id: uuid.UUID, request_id: str) -> ApiError:
-    current = Task.objects.filter(pk=task_id).values("status", "input_request_id").first() or {}
-    if current.get("status") != Task.Status.WAITING_INPUT:
-        return ApiError(409, "task_not_waiting", f"The task is {current.get('status')}, not WAITING_INPUT.")
+def _input_refusal(task_id: uuid.UUID) -> ApiError:
+    status = Task.objects.filter(pk=task_id).values_list("status", flat=True).first()
+    if status != Task.Status.WAITING_INPUT:
+        return ApiError(409, "task_not_waiting", f"The task is {status}, not WAITING_INPUT.")
     return ApiError(409, "input_request_mismatch", "This request_id does not match the question the task asked.")
 
 

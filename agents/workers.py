@@ -46,7 +46,7 @@ class AgentWorker(Worker):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         modules_preload()
-        self.maintenance_interval = services.agent_setting("AGENT_REAP_INTERVAL_S")
+        self.maintenance_interval = max(1, math.ceil(services.agent_setting("AGENT_REAP_INTERVAL_S")))
         self._registries_cleaned_at = 0.0
 
     @property
@@ -60,7 +60,7 @@ class AgentWorker(Worker):
             super().run_maintenance_tasks()
             self._registries_cleaned_at = time.monotonic()
         else:
-            self.last_cleaned_at = rq_now()
+            self.last_cleaned_at = rq_now()  # type: ignore[assignment]  # RQ types it by its None default
         try:
             reaped = services.task_reap_if_due()
             if reaped is not None and reaped.requeued:
