@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
@@ -12,7 +13,7 @@ from rest_framework.views import APIView
 
 from agents import selectors, services
 from agents.models import Task, TaskEvent
-from agents.registry import Agent, agent_list
+from agents.registry import agent_list
 from orchestration.models import ApiKey
 from project.errors import ApiError
 
@@ -24,45 +25,101 @@ def task_location(task: Task) -> str:
     return f"/api/v1/tasks/{task.pk}"
 
 
+class TaskEventOutput(serializers.ModelSerializer):
+    class Meta:
+        model = TaskEvent
+        fields = ["seq", "type", "content", "data", "at"]
+
+
+class InputRequestOutput(serializers.Serializer):
+    request_id = serializers.CharField()
+    prompt = serializers.CharField()
+
+
+class TaskOutput(serializers.ModelSerializer):
+    """A task as the list shows it; ``TaskDetailOutput`` adds its log."""
+
+    object = serializers.SerializerMethodField()
+    input_request = serializers.SerializerMethodField()
+    result = serializers.SerializerMethodField()
+    error = serializers.JSONField(allow_null=True, help_text="{code, message} once FAILED or CANCELLED")
+
+    class Meta:
+        model = Task
+        fields = [
+            "id", "object", "agent", "model", "input", "status", "progress", "current_step", "input_request",
+            "result", "error", "attempts", "created_at", "started_at", "finished_at",
+        ]  # fmt: skip
+
+    def get_object(self, task: Task) -> str:
+        return "agent.task"
+
+    @extend_schema_field(InputRequestOutput(allow_null=True))
+    def get_input_request(self, task: Task) -> dict[str, str] | None:
+        if task.status != Task.Status.WAITING_INPUT:
+            return None
+        return {"request_id": task.input_request_id, "prompt": task.input_prompt}
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_result(self, task: Task) -> str | None:
+        return task.result if task.status == Task.Status.COMPLETED else None
+
+
+class TaskDetailOutput(TaskOutput):
+    log = serializers.SerializerMethodField()
+
+    class Meta(TaskOutput.Meta):
+        fields = [*TaskOutput.Meta.fields, "log"]
+
+    @extend_schema_field(TaskEventOutput(many=True))
+    def get_log(self, task: Task) -> list[dict[str, Any]]:
+        return TaskEventOutput(self.context["log"], many=True).data
+
+
+class ToolOutput(serializers.Serializer):
+    name = serializers.CharField()
+    description = serializers.CharField()
+    parameters = serializers.JSONField(help_text="JSON schema of the arguments")
+    safe_to_rerun = serializers.BooleanField()
+
+
+class AgentOutput(serializers.Serializer):
+    name = serializers.CharField()
+    description = serializers.CharField()
+    safe_to_rerun = serializers.BooleanField()
+    tools = ToolOutput(many=True)
+
+
+class TaskPageOutput(serializers.Serializer):
+    count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = TaskOutput(many=True)
+
+
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key",
+    str,
+    OpenApiParameter.HEADER,
+    description="The same key from the same user returns the same task (at most 255 characters).",
+)
+CONFLICT = OpenApiResponse(description="The task is not in a state that allows this (the error's code says why).")
+
+
+class AgentListOutput(serializers.Serializer):
+    object = serializers.CharField()
+    count = serializers.IntegerField()
+    results = AgentOutput(many=True)
+
+
 def event_body(event: TaskEvent) -> dict[str, Any]:
-    return {"seq": event.seq, "type": event.type, "content": event.content, "data": event.data, "at": event.at}
+    return dict(TaskEventOutput(event).data)
 
 
 def task_body(task: Task, *, log: list[TaskEvent] | None = None) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "id": str(task.pk),
-        "object": "agent.task",
-        "agent": task.agent,
-        "model": task.model,
-        "input": task.input,
-        "status": task.status,
-        "progress": task.progress,
-        "current_step": task.current_step,
-        "input_request": None,
-        "result": task.result if task.status == Task.Status.COMPLETED else None,
-        "error": task.error,
-        "attempts": task.attempts,
-        "created_at": task.created_at,
-        "started_at": task.started_at,
-        "finished_at": task.finished_at,
-    }
-    if task.status == Task.Status.WAITING_INPUT:
-        body["input_request"] = {"request_id": task.input_request_id, "prompt": task.input_prompt}
-    if log is not None:
-        body["log"] = [event_body(event) for event in log]
-    return body
-
-
-def agent_body(agent: Agent) -> dict[str, Any]:
-    return {
-        "name": agent.name,
-        "description": agent.description,
-        "safe_to_rerun": agent.safe_to_rerun,
-        "tools": [
-            {"name": t.name, "description": t.description, "parameters": t.parameters, "safe_to_rerun": t.safe_to_rerun}
-            for t in agent.tools
-        ],
-    }
+    if log is None:
+        return dict(TaskOutput(task).data)
+    return dict(TaskDetailOutput(task, context={"log": log}).data)
 
 
 def task_response(task: Task, *, status: int = 200, log: list[TaskEvent] | None = None, **headers: str) -> Response:
@@ -75,24 +132,37 @@ def task_response(task: Task, *, status: int = 200, log: list[TaskEvent] | None 
 
 
 class AgentListApi(APIView):
+    @extend_schema(responses=AgentListOutput)
     def get(self, request: Request) -> Response:
-        agents = [agent_body(agent) for agent in agent_list()]
+        agents = AgentOutput(agent_list(), many=True).data
         return Response({"object": "list", "count": len(agents), "results": agents})
 
 
-class TaskListCreateApi(APIView):
-    class InputSerializer(serializers.Serializer):
-        agent = serializers.CharField(max_length=64)
-        input = serializers.CharField(trim_whitespace=False, max_length=services.MAX_INPUT_CHARS)
-        model = serializers.CharField(max_length=128, required=False, allow_blank=True)
+class TaskCreateInput(serializers.Serializer):
+    agent = serializers.CharField(max_length=64)
+    input = serializers.CharField(trim_whitespace=False, max_length=services.MAX_INPUT_CHARS)
+    model = serializers.CharField(max_length=128, required=False, allow_blank=True)
 
+
+class TaskAnswerInput(serializers.Serializer):
+    request_id = serializers.CharField(max_length=64)
+    value = serializers.CharField(trim_whitespace=False, allow_blank=True, max_length=services.MAX_ANSWER_CHARS)
+
+
+class TaskListCreateApi(APIView):
+    @extend_schema(responses=TaskPageOutput)
     def get(self, request: Request) -> Response:
         paginator = LimitOffsetPagination()
         page = paginator.paginate_queryset(selectors.task_list_owned(user=request.user), request, view=self)
         return paginator.get_paginated_response([task_body(task) for task in page or []])
 
+    @extend_schema(
+        request=TaskCreateInput,
+        parameters=[IDEMPOTENCY_KEY],
+        responses={202: TaskDetailOutput, 409: OpenApiResponse(description="Idempotency-Key reused")},
+    )
     def post(self, request: Request) -> Response:
-        data = _validated(self.InputSerializer, request)
+        data = _validated(TaskCreateInput, request)
         submission = services.task_create(
             owner=request.user,
             api_key=request.auth if isinstance(request.auth, ApiKey) else None,
@@ -111,12 +181,14 @@ class TaskListCreateApi(APIView):
 
 
 class TaskDetailApi(APIView):
+    @extend_schema(responses=TaskDetailOutput)
     def get(self, request: Request, task_id: str) -> Response:
         task = selectors.task_get_owned(user=request.user, task_id=task_id)
         return task_response(task, log=_log(task))
 
 
 class TaskCancelApi(APIView):
+    @extend_schema(request=None, responses={200: TaskDetailOutput, 409: CONFLICT})
     def post(self, request: Request, task_id: str) -> Response:
         task = selectors.task_get_owned(user=request.user, task_id=task_id)
         if not services.task_cancel(task_id=task.pk):
@@ -127,13 +199,10 @@ class TaskCancelApi(APIView):
 
 
 class TaskInputApi(APIView):
-    class InputSerializer(serializers.Serializer):
-        request_id = serializers.CharField(max_length=64)
-        value = serializers.CharField(trim_whitespace=False, allow_blank=True, max_length=services.MAX_ANSWER_CHARS)
-
+    @extend_schema(request=TaskAnswerInput, responses={202: TaskDetailOutput, 409: CONFLICT})
     def post(self, request: Request, task_id: str) -> Response:
         task = selectors.task_get_owned(user=request.user, task_id=task_id)
-        data = _validated(self.InputSerializer, request)
+        data = _validated(TaskAnswerInput, request)
         task = services.task_provide_input(task=task, request_id=data["request_id"], value=data["value"])
         return task_response(task, status=202, log=_log(task))
 

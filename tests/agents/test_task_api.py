@@ -176,3 +176,14 @@ def test_a_browser_session_can_use_the_task_api(client, alice, agent_model) -> N
     )
     assert response.status_code == 202
     assert Task.objects.get().owner == alice and Task.objects.get().api_key is None
+
+
+def test_the_openapi_document_describes_the_task_api(client) -> None:
+    schema = client.get("/api/schema/", headers={"Accept": "application/json"}).json()
+    paths = schema["paths"]
+    create = paths["/api/v1/tasks"]["post"]
+    assert create["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/TaskCreateInput")
+    assert create["responses"]["202"]["content"]["application/json"]["schema"]["$ref"].endswith("/TaskDetailOutput")
+    assert "Idempotency-Key" in [parameter["name"] for parameter in create["parameters"]]
+    assert {"get"} <= set(paths["/api/v1/tasks/{task_id}"]) and "post" in paths["/api/v1/tasks/{task_id}/input"]
+    assert "log" in schema["components"]["schemas"]["TaskDetailOutput"]["properties"]
