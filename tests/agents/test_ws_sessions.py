@@ -256,3 +256,17 @@ async def test_an_idle_session_outlives_the_channel_layers_blocking_read(session
     await asyncio.sleep(6.5)
     await session.send_json_to({"type": "ping"})
     assert await session.receive_json_from(timeout=2) == {"type": "pong"}
+
+
+async def test_a_key_limited_to_other_models_cannot_start_a_task_on_this_one(alice, agent_model) -> None:
+    from orchestration.keys import api_key_create
+
+    _, secret = await sync_to_async(api_key_create)(user=alice, allowed_models=["another-model"])
+    communicator = WebsocketCommunicator(application, "/ws/agents/", headers=bearer(secret))
+    assert (await communicator.connect())[0]
+    assert (await communicator.receive_json_from())["type"] == "session"
+    await start(communicator)
+    refused = await communicator.receive_json_from()
+    assert refused["type"] == "error" and refused["code"] == "model_not_allowed"
+    await communicator.disconnect()
+    assert await Task.objects.acount() == 0
