@@ -7,7 +7,7 @@ import secrets
 from datetime import datetime
 from decimal import Decimal
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.utils import timezone
 
 from orchestration.models import ApiKey
@@ -24,7 +24,7 @@ def api_key_hash(secret: str) -> str:
 
 def api_key_create(
     *,
-    user: AbstractBaseUser,
+    user: User,
     name: str = "",
     rpm: int | None = None,
     tpm: int | None = None,

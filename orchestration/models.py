@@ -6,10 +6,13 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
+from django.db.models import TextChoices
 
 
 class Provider(models.Model):
-    class Kind(models.TextChoices):
+    # Inside this class `models` also names the reverse relation of LanguageModel.provider,
+    # so the choices base is imported by its own name.
+    class Kind(TextChoices):
         OPENAI = "openai", "OpenAI"
         OPENAI_COMPATIBLE = "openai-compatible", "OpenAI-compatible"
         ANTHROPIC = "anthropic", "Anthropic"
