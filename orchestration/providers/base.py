@@ -8,6 +8,7 @@ adapter as a ``ProviderError`` with the right ``ErrorKind``.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -43,7 +44,7 @@ class CallTimeout:
     idle: float = 30.0
 
 
-class Provider:
+class Provider(ABC):
     """Base class of the adapters. Subclasses set ``kind`` and implement the three calls."""
 
     kind: str = ""
@@ -53,27 +54,27 @@ class Provider:
     def __init__(self, config: ProviderConfig) -> None:
         self.config = config
 
+    @abstractmethod
     async def complete(self, request: ChatRequest, *, timeout: CallTimeout) -> ChatResponse:
         """Send ``request`` (whose ``model`` is the upstream id) and return the whole reply.
 
         Raises ``ProviderError`` for every failure, including ``ErrorKind.TIMEOUT`` when
         ``timeout`` is exceeded.
         """
-        raise NotImplementedError
 
+    @abstractmethod
     def stream(self, request: ChatRequest, *, timeout: CallTimeout) -> AsyncIterator[Chunk]:
         """Yield the reply as chunks, the last with ``finish_reason`` and (where the service
         reports it) ``usage``. Failures before or during the stream raise ``ProviderError``;
         a stream that ends without a finish reason raises ``ErrorKind.MALFORMED``, one whose
         connection breaks ``ErrorKind.CONNECTION``. Closing the iterator early (``aclose``)
         closes the upstream connection, which the service sees as the client going away."""
-        raise NotImplementedError
 
+    @abstractmethod
     async def embed(self, request: EmbeddingRequest, *, timeout: CallTimeout) -> EmbeddingResponse:
         """Return one vector per input, in order. Providers without embeddings raise
         ``ProviderError(ErrorKind.BAD_REQUEST)``."""
-        raise NotImplementedError
 
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # noqa: B027 - an optional hook, a no-op unless an adapter pools
         """Close the pooled connections of this adapter (all event loops). Optional: the pool
         of each event loop also closes when that loop shuts down (``asyncio.run`` ending)."""
