@@ -1,33 +1,15 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from decimal import Decimal
 
 import pytest
 
 from chat.context import ContextTooLong, Turn, context_fit, reply_room, tokens_exact
-from orchestration.registry import ModelRoute
+from tests.orchestration.harness import ROUTE as BASE_ROUTE
 
-ROUTE = ModelRoute(
-    name="m",
-    provider="p",
-    provider_kind="openai",
-    upstream="m",
-    input_per_mtok=Decimal("1"),
-    output_per_mtok=Decimal("2"),
-    context_window=8192,
-    max_output_tokens=4096,
-    capabilities=("chat",),
-    deadline_s=None,
-    tokens_per_second=50.0,
-    fallbacks=(),
-    content_policy_fallback=None,
-    cache_exact_enabled=False,
-    cache_exact_ttl_s=0,
-    cache_semantic=False,
-    cache_semantic_threshold=0.95,
-    cache_semantic_max_turns=4,
-    simulated=False,
+# An OpenAI model with caching off: context counting uses the exact OpenAI tokenizer.
+ROUTE = replace(
+    BASE_ROUTE, provider_kind="openai", upstream="m", cache_exact_enabled=False, cache_exact_ttl_s=0, simulated=False
 )
 
 
