@@ -26,7 +26,8 @@ from typing import Any
 MODEL = "bench-agent"
 
 
-def _percentiles(values: list[float]) -> str:
+def percentiles(values: list[float]) -> str:
+    """Median and p99 of ``values`` as "p50 / p99" (shared with the WebSocket bench)."""
     if not values:
         return "n/a"
     ordered = sorted(values)
@@ -34,7 +35,10 @@ def _percentiles(values: list[float]) -> str:
     return f"{statistics.median(ordered):.1f} / {p99:.1f}"
 
 
-def _setup(simulator_url: str) -> str:
+def bench_agent_key(
+    simulator_url: str, *, model: str = MODEL, username: str = "bench-agents", behaviour: dict[str, Any] | None = None
+) -> str:
+    """Register ``model`` on the simulator for the agents and return an API key for ``username``."""
     import httpx
     from django.contrib.auth import get_user_model
 
@@ -45,16 +49,16 @@ def _setup(simulator_url: str) -> str:
         name="bench-sim", defaults={"kind": Provider.Kind.SIMULATOR, "base_url": simulator_url + "/v1"}
     )
     LanguageModel.objects.update_or_create(
-        name=MODEL,
+        name=model,
         defaults={
             "provider": provider,
-            "upstream": MODEL,
+            "upstream": model,
             "capabilities": ["chat", "tools"],
             "cache_exact_enabled": False,
         },
     )
-    user, _ = get_user_model().objects.get_or_create(username="bench-agents")
-    httpx.put(f"{simulator_url}/_sim/models/{MODEL}", json={"max_tokens_default": 20}).raise_for_status()
+    user, _ = get_user_model().objects.get_or_create(username=username)
+    httpx.put(f"{simulator_url}/_sim/models/{model}", json=behaviour or {"max_tokens_default": 20}).raise_for_status()
     return api_key_create(user=user, name="bench")[1]
 
 
@@ -134,19 +138,19 @@ def run(posts: int = 200, pickups: int = 50, tasks: int | None = None) -> dict[s
     from tests.support import start_web, start_worker
 
     simulator = bench_simulator()
-    secret = _setup(simulator.url)
+    secret = bench_agent_key(simulator.url)
     connection.close()
     server = start_web(SWITCHYARD_SIMULATOR_URL=simulator.url, LOG_LEVEL="WARNING")
     workers = []
     try:
         client = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {secret}"}, timeout=30)
-        figures: dict[str, object] = {"POST /api/v1/tasks ms p50/p99": _percentiles(_post_latencies(client, posts))}
+        figures: dict[str, object] = {"POST /api/v1/tasks ms p50/p99": percentiles(_post_latencies(client, posts))}
         from agents.services import agents_queue
 
         agents_queue().empty()  # the POSTs' jobs: their tasks stay PENDING, nothing else waits on them
         workers.append(start_worker("agents", LOG_LEVEL="WARNING"))
         _pickups(client, 3)  # the worker has started and warmed up (the first waits for its start)
-        figures["pickup by an idle worker ms p50/p99"] = _percentiles(_pickups(client, pickups))
+        figures["pickup by an idle worker ms p50/p99"] = percentiles(_pickups(client, pickups))
         workers.append(start_worker("agents", LOG_LEVEL="WARNING"))
         time.sleep(3)
         figures.update(_throughput(client, simulator, tasks))

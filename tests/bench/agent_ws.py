@@ -23,12 +23,13 @@ import argparse
 import asyncio
 import json
 import os
-import statistics
 import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+from tests.bench.agent_tasks import bench_agent_key, percentiles
 
 MODEL = "bench-agent-ws"
 UPSTREAM_LATENCY_MS = 200
@@ -65,37 +66,9 @@ class RssWatch:
             time.sleep(0.05)
 
 
-def _percentiles(values: list[float]) -> str:
-    if not values:
-        return "n/a"
-    ordered = sorted(values)
-    p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
-    return f"{statistics.median(ordered):.1f} / {p99:.1f}"
-
-
 def _setup(simulator_url: str) -> str:
-    import httpx
-    from django.contrib.auth import get_user_model
-
-    from orchestration.keys import api_key_create
-    from orchestration.models import LanguageModel, Provider
-
-    provider, _ = Provider.objects.update_or_create(
-        name="bench-sim", defaults={"kind": Provider.Kind.SIMULATOR, "base_url": simulator_url + "/v1"}
-    )
-    LanguageModel.objects.update_or_create(
-        name=MODEL,
-        defaults={
-            "provider": provider,
-            "upstream": MODEL,
-            "capabilities": ["chat", "tools"],
-            "cache_exact_enabled": False,
-        },
-    )
-    user, _ = get_user_model().objects.get_or_create(username="bench-agent-ws")
     behaviour = {"latency_ms": UPSTREAM_LATENCY_MS, "script": SCRIPT}
-    httpx.put(f"{simulator_url}/_sim/models/{MODEL}", json=behaviour).raise_for_status()
-    return api_key_create(user=user, name="bench")[1]
+    return bench_agent_key(simulator_url, model=MODEL, username="bench-agent-ws", behaviour=behaviour)
 
 
 def _lateness_ms(frame: dict[str, Any], received: float) -> float:
@@ -192,9 +165,9 @@ def _figures(run: dict[str, Any], sessions: int, watch: RssWatch, rss_before: in
     return {
         "sessions completed": f"{sum(r.ok for r in results)}/{sessions}",
         "failures (first 3)": failures[:3] or "none",
-        "log frames (thought/action/tool_result): callback-to-client ms p50/p99": _percentiles(frames),
-        "complete frame: callback-to-client ms p50/p99": _percentiles(completes),
-        "client's own event-loop lag ms p50/p99": _percentiles(run["client_lag"]),
+        "log frames (thought/action/tool_result): callback-to-client ms p50/p99": percentiles(frames),
+        "complete frame: callback-to-client ms p50/p99": percentiles(completes),
+        "client's own event-loop lag ms p50/p99": percentiles(run["client_lag"]),
         "wall s": round(run["wall_s"], 1),
         "server RSS MB before / peak / after close": (
             f"{rss_before / mb:.0f} / {watch.peak / mb:.0f} / {run['rss_after'] / mb:.0f}"
