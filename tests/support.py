@@ -123,8 +123,12 @@ def start_simulator() -> ManagedProcess:
 def start_web(**env: str) -> ManagedProcess:
     """A daphne process serving the project against the test database."""
     port = free_port()
+    if os.environ.get("SWITCHYARD_TEST_SERVER") == "uvicorn":
+        argv = [sys.executable, "-m", "uvicorn", "--port", str(port), "--no-access-log", "project.asgi:application"]
+    else:
+        argv = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "project.asgi:application"]
     proc = ManagedProcess(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "project.asgi:application"],
+        argv,
         child_env(DATABASE_URL=database_url_for_current_connection(), **env),
         log_path("web"),
     ).start()
