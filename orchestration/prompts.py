@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 from django.db import transaction
 from django.db.models import Max
 
@@ -80,7 +80,7 @@ def prompt_render(*, name: str, variables: Mapping[str, Any], version: int | Non
 
 
 async def aprompt_render(*, name: str, variables: Mapping[str, Any], version: int | None = None) -> RenderedPrompt:
-    return await sync_to_async(prompt_render)(name=name, variables=variables, version=version)
+    return await database_sync_to_async(prompt_render)(name=name, variables=variables, version=version)
 
 
 def prompt_apply(request: ChatRequest, prompt: RenderedPrompt) -> ChatRequest:

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from decimal import Decimal
 
-from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db.models.signals import post_delete, post_save
 
@@ -153,7 +153,7 @@ async def asnapshot() -> Snapshot:
     current = _snapshot
     if current is not None and time.monotonic() - current.taken_at <= REFRESH_S:
         return current
-    return await sync_to_async(snapshot)()
+    return await database_sync_to_async(snapshot)()
 
 
 def snapshot_invalidate(**_: object) -> None:

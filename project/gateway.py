@@ -1,24 +1,32 @@
-"""The ASGI application that serves ``/v1``: Django's handler with only the middleware /v1 needs.
+"""The ASGI application that serves ``/v1``: Django's handler with only what /v1 needs.
 
 Django runs a sync-style middleware (``MiddlewareMixin``: sessions, CSRF, messages, auth,
 security, the Prometheus pair...) in an async stack by hopping to a thread and back for each
 hook: about fourteen thread hops per request, most of the gateway's own latency. ``/v1`` uses
 none of them (API keys, not cookies; JSON, not templates), so its requests go through this
-handler instead: request ids, allowed hosts, then the view. Everything else of Django (URL
-resolution through ``ROOT_URLCONF``, request and response objects, signals) is unchanged.
-Import this module only once Django is set up (``project.asgi`` does).
+handler instead: request ids, allowed hosts, then the view.
+
+The request signals cost four more hops: ``request_started`` and ``request_finished`` are sent
+through ``sync_to_async`` so that ``close_old_connections`` runs in the thread that holds the
+database connections. ``/v1`` reads the database only on a cache miss (a key, the registry, a
+prompt), each time through Channels' ``database_sync_to_async``, which closes old connections
+around the query itself; so this handler sends neither signal from a thread. URL resolution
+through ``ROOT_URLCONF`` and Django's request and response objects are unchanged. Import this
+module only once Django is set up (``project.asgi`` does).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
-from django.core.handlers.asgi import ASGIHandler
+from django.core.exceptions import RequestAborted
+from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.core.handlers.exception import convert_exception_to_response
 from django.http import HttpRequest, HttpResponseBase
-from django.urls import re_path
+from django.urls import re_path, set_script_prefix
 
 from project.middleware import RequestIdMiddleware
 
@@ -55,6 +63,46 @@ class GatewayHandler(ASGIHandler):
         if scope["type"] != "http":
             raise ValueError(f"the /v1 handler serves HTTP only, not {scope['type']}")
         await self.handle(scope, receive, send)
+
+    async def handle(self, scope: Any, receive: Any, send: Any) -> None:
+        """Django's ``ASGIHandler.handle`` without the thread hops of the request signals.
+
+        As there, the view runs in a task raced against the client's disconnect, which cancels
+        it (and with it the upstream call). The response is closed in the event loop's thread:
+        its ``request_finished`` receivers find no database connection there and return at once.
+        """
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        set_script_prefix(get_script_prefix(scope))
+        request, error_response = self.create_request(scope, body_file)
+        if request is None:  # Django could not build it (a bad Host, a body too large): its 400 goes out
+            body_file.close()
+            assert error_response is not None
+            await self.send_response(error_response, send)
+            error_response.close()
+            return
+        disconnect = asyncio.create_task(self.listen_for_disconnect(receive))
+        serve = asyncio.create_task(self._serve(request, send))
+        try:
+            await asyncio.wait((disconnect, serve), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (disconnect, serve):
+                if not task.done():
+                    task.cancel()
+            await asyncio.gather(disconnect, serve, return_exceptions=True)
+            body_file.close()
+        if not serve.cancelled():
+            serve.result().close()  # raises what the view chain raised, as Django's handler does
+
+    async def _serve(self, request: HttpRequest, send: Any) -> HttpResponseBase:
+        response: HttpResponseBase = await self.run_get_response(request)
+        try:
+            await self.send_response(response, send)
+        except asyncio.CancelledError:
+            pass  # the client went away while the response was being sent
+        return response
 
     def load_middleware(self, is_async: bool = False) -> None:
         self._view_middleware: list[Any] = []

@@ -18,7 +18,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
 
@@ -85,7 +85,7 @@ async def api_key_authenticate(headers: Any) -> AuthenticatedKey | None:
     now = time.monotonic()
     cached = _cache.get(digest)
     if cached is None or cached[0] <= now:
-        found = await sync_to_async(_lookup)(secret)
+        found = await database_sync_to_async(_lookup)(secret)
         if len(_cache) >= _MAX_ENTRIES:
             _cache.clear()
         cached = (now + TTL_S, found)

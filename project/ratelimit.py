@@ -27,7 +27,7 @@ from decimal import Decimal
 from typing import Any
 
 import redis.asyncio as aioredis
-from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 from django.conf import settings
 from redis.exceptions import NoScriptError, RedisError
 
@@ -374,7 +374,7 @@ async def _settled(settlements: list[_Settlement], results: list[Any]) -> None:
 async def spend_counter_rebuild(api_key_id: int, *, now: float, plus_units: int = 0) -> None:
     """Recreate a missing spend counter from the request log (plus a cost not logged yet)."""
     moment = datetime.fromtimestamp(now, UTC)
-    logged = await sync_to_async(spend_from_request_log)(api_key_id, moment)
+    logged = await database_sync_to_async(spend_from_request_log)(api_key_id, moment)
     client = _client()
     key = spend_counter_key(api_key_id, moment)
     # NX: when two processes rebuild at once, the first one wins and the other adds its cost.
