@@ -45,6 +45,10 @@ REDIS_RETRY_S = 5.0
 # a round trip on nearly every call, and another process's opening reaches this one within it.
 # Anything but "closed" is never cached, so an open or half-open breaker is always asked.
 CLOSED_CACHE_S = 0.1
+# Successes of ordinary (non-probe) calls are counted this long after the fact, all of one
+# breaker's in one script call: under load that is one round trip per breaker per interval
+# instead of one per call. A failure is counted at once, after the successes waiting before it.
+SUCCESS_BATCH_S = 0.05
 REDIS_TIMEOUT_S = 0.5
 
 # KEYS[1] breaker hash. ARGV: now, open_s, probe lease seconds, probe token.
@@ -67,14 +71,15 @@ redis.call('HSET', KEYS[1], 'probe', ARGV[4], 'probe_at', ARGV[1])
 return {'probe', ''}
 """
 
-# KEYS[1] breaker hash. ARGV: outcome ("1" failed, "0" succeeded), now, window, failure rate, probe token.
+# KEYS[1] breaker hash. ARGV: outcomes, oldest first ("1" failed, "0" succeeded; a probe records
+# exactly one), now, window, failure rate, probe token.
 # Returns {state, "1" when this call changed the state else "0"}.
 _RECORD = """
 local state = redis.call('HGET', KEYS[1], 'state') or 'closed'
 if state == 'half_open' then
   if ARGV[5] == '' or redis.call('HGET', KEYS[1], 'probe') ~= ARGV[5] then return {state, '0'} end
   redis.call('HDEL', KEYS[1], 'probe', 'probe_at')
-  if ARGV[1] == '0' then
+  if string.sub(ARGV[1], -1) == '0' then
     redis.call('HSET', KEYS[1], 'state', 'closed', 'outcomes', '', 'opened_at', '')
     return {'closed', '1'}
   end
@@ -191,8 +196,9 @@ class LocalBreakers:
             data.update(probe=token, probe_at=str(now))
             return Admission(True, probe_token=token)
 
-    def record(self, key: str, failed: bool, now: float, policy: BreakerPolicy, token: str) -> str:
-        """Count one outcome; returns the new state when it changed, else ""."""
+    def record(self, key: str, outcomes: str, now: float, policy: BreakerPolicy, token: str) -> str:
+        """Count outcomes, oldest first ("1" failed, "0" succeeded; only a probe's one outcome
+        can close or re-open a half-open breaker); returns the new state when it changed, else ""."""
         with self._lock:
             data = self._data.setdefault(key, {})
             state = data.get("state", CLOSED)
@@ -201,16 +207,16 @@ class LocalBreakers:
                     return ""
                 data.pop("probe", None)
                 data.pop("probe_at", None)
-                if failed:
+                if outcomes.endswith("1"):
                     data.update(state=OPEN, opened_at=str(now))
                     return OPEN
                 data.update(state=CLOSED, outcomes="", opened_at="")
                 return CLOSED
             if state == OPEN:
                 return ""
-            outcomes = (data.get("outcomes", "") + ("1" if failed else "0"))[-policy.window :]
-            data["outcomes"] = outcomes
-            if len(outcomes) >= policy.window and outcomes.count("1") >= policy.failure_rate * len(outcomes):
+            window = (data.get("outcomes", "") + outcomes)[-policy.window :]
+            data["outcomes"] = window
+            if len(window) >= policy.window and window.count("1") >= policy.failure_rate * len(window):
                 data.update(state=OPEN, opened_at=str(now))
                 return OPEN
             return ""
@@ -234,6 +240,15 @@ class LocalBreakers:
         with self._lock:
             self._data[key] = {**self._data.get(key, {}), "state": OPEN, "opened_at": str(now)}
             self._data[key].pop("probe", None)
+
+
+@dataclass
+class _Successes:
+    """Successes of one breaker waiting to be counted."""
+
+    provider: str
+    policy: BreakerPolicy
+    count: int = 1
 
 
 @dataclass
@@ -265,6 +280,11 @@ class Breakers:
         default_factory=weakref.WeakKeyDictionary
     )
     _redis_down_until: float = 0.0
+    success_batch_s: float = SUCCESS_BATCH_S
+    _successes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _Successes]] = field(
+        default_factory=weakref.WeakKeyDictionary
+    )
+    _flushing: set[asyncio.Task[None]] = field(default_factory=set)
 
     def _client(self) -> _LoopClient:
         # redis.asyncio connections belong to the loop that opened them: one client per loop.
@@ -326,7 +346,41 @@ class Breakers:
     async def record(
         self, key: str, provider: str, policy: BreakerPolicy, admission: Admission, *, failed: bool
     ) -> None:
-        """Count the outcome of an admitted call."""
+        """Count the outcome of an admitted call now (with the successes still waiting before it)."""
+        waiting = self._successes.get(asyncio.get_running_loop(), {}).pop(key, None)
+        outcomes = ("0" * waiting.count if waiting else "") + ("1" if failed else "0")
+        await self._record(key, provider, policy, outcomes, admission.probe_token)
+
+    def record_success_soon(self, key: str, provider: str, policy: BreakerPolicy) -> None:
+        """Count the success of an ordinary call (not a probe) within ``success_batch_s``."""
+        loop = asyncio.get_running_loop()
+        waiting = self._successes.setdefault(loop, {})
+        if key in waiting:
+            waiting[key].count += 1
+            return
+        waiting[key] = _Successes(provider, policy)
+        loop.call_later(self.success_batch_s, self._flush_soon, loop, key)
+
+    def _flush_soon(self, loop: asyncio.AbstractEventLoop, key: str) -> None:
+        if loop.is_closed() or key not in self._successes.get(loop, {}):
+            return
+        task = loop.create_task(self._flush(key))
+        self._flushing.add(task)
+        task.add_done_callback(self._flushing.discard)
+
+    async def _flush(self, key: str) -> None:
+        waiting = self._successes.get(asyncio.get_running_loop(), {}).pop(key, None)
+        if waiting is not None:
+            await self._record(key, waiting.provider, waiting.policy, "0" * waiting.count, "")
+
+    async def flush(self) -> None:
+        """Count every success waiting in this event loop now, and wait for counts under way."""
+        loop = asyncio.get_running_loop()
+        await asyncio.gather(*(self._flush(key) for key in list(self._successes.get(loop, {}))))
+        while under_way := [task for task in self._flushing if task.get_loop() is loop and not task.done()]:
+            await asyncio.gather(*under_way, return_exceptions=True)
+
+    async def _record(self, key: str, provider: str, policy: BreakerPolicy, outcomes: str, probe_token: str) -> None:
         now = self.clock()
         changed = ""
         if self._redis_usable():
@@ -334,20 +388,20 @@ class Breakers:
                 state, flag = await self._client().record(
                     keys=[KEY_PREFIX + key],
                     args=[
-                        "1" if failed else "0",
+                        outcomes,
                         repr(now),
                         policy.window,
                         repr(policy.failure_rate),
-                        admission.probe_token,
+                        probe_token,
                     ],
                 )
                 changed = state if flag == "1" else ""
                 self._note_state(key, state)
             except (redis.RedisError, OSError) as error:
                 self._redis_failed(error)
-                changed = self.local.record(key, failed, now, policy, admission.probe_token)
+                changed = self.local.record(key, outcomes, now, policy, probe_token)
         else:
-            changed = self.local.record(key, failed, now, policy, admission.probe_token)
+            changed = self.local.record(key, outcomes, now, policy, probe_token)
         if changed:
             await self._transitioned(key, provider, policy)
 
@@ -381,7 +435,8 @@ class Breakers:
             logger.exception("breaker transition hook failed for %s", key)
 
     async def aclose(self) -> None:
-        """Close this loop's Redis connections."""
+        """Count what is waiting, then close this loop's Redis connections."""
+        await self.flush()
         current = self._clients.pop(asyncio.get_running_loop(), None)
         if current is not None:
             await current.client.aclose()

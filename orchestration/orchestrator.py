@@ -184,7 +184,6 @@ class Orchestrator:
         self.clock = clock
         self.sleep = sleep
         self.rng = rng
-        self._background: set[asyncio.Task[None]] = set()
 
     # --- public API ----------------------------------------------------------------------
 
@@ -212,10 +211,8 @@ class Orchestrator:
         return response, call.served
 
     async def drain(self) -> None:
-        """Wait for the background breaker updates this event loop started so far."""
-        loop = asyncio.get_running_loop()
-        while pending := [task for task in self._background if task.get_loop() is loop and not task.done()]:
-            await asyncio.gather(*pending, return_exceptions=True)
+        """Count the successes the breakers of this event loop have waiting, now."""
+        await self.breakers.flush()
 
     async def aclose(self) -> None:
         """Finish background work and close this loop's Redis client of the breakers (adapters are
@@ -357,15 +354,13 @@ class Orchestrator:
 
     async def _succeeded(self, lease: Lease) -> None:
         """Count a success. A probe's closes the breaker before the next caller asks; any other is
-        counted in the background, off the caller's latency (its order relative to other calls
-        does not change what the window holds for long)."""
-        record = self.breakers.record(lease.key, lease.provider, lease.policy, lease.admission, failed=False)
+        counted off the caller's latency, batched with the successes of the next moments
+        (``SUCCESS_BATCH_S``): its order relative to other calls does not change what the window
+        holds for long."""
         if lease.admission.probe_token:
-            await record
-            return
-        task = asyncio.get_running_loop().create_task(record)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+            await self.breakers.record(lease.key, lease.provider, lease.policy, lease.admission, failed=False)
+        else:
+            self.breakers.record_success_soon(lease.key, lease.provider, lease.policy)
 
     async def _settle(self, lease: Lease, error: ProviderError) -> None:
         """Count a failed attempt against the breaker, or not (400/404/422 say nothing of health)."""

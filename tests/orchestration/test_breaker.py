@@ -66,6 +66,38 @@ async def state(breakers: Breakers, key: str = "sim") -> str:
     return (await breakers.view(key, POLICY)).state
 
 
+async def test_waiting_successes_are_counted_before_a_later_failure(breakers: Breakers) -> None:
+    breakers.success_batch_s = 3600  # only a failure or flush() counts them
+    for _ in range(5):
+        assert (await breakers.acquire("sim", "sim", POLICY)).allowed
+        breakers.record_success_soon("sim", "sim", POLICY)
+    assert (await breakers.view("sim", POLICY)).window_calls == 0
+    await record(breakers, "xxxx")
+    assert (await breakers.view("sim", POLICY)).window_calls == 9
+    await record(breakers, "x")  # the tenth call of the window: half of them failed
+    assert await state(breakers) == "open"
+
+
+async def test_flush_counts_the_waiting_successes_at_once(breakers: Breakers) -> None:
+    breakers.success_batch_s = 3600
+    for _ in range(3):
+        breakers.record_success_soon("sim", "sim", POLICY)
+    await breakers.flush()
+    view = await breakers.view("sim", POLICY)
+    assert (view.window_calls, view.failure_rate) == (3, 0.0)
+
+
+async def test_waiting_successes_are_counted_after_the_batch_interval(breakers: Breakers) -> None:
+    breakers.success_batch_s = 0.01
+    breakers.record_success_soon("sim", "sim", POLICY)
+    breakers.record_success_soon("sim", "sim", POLICY)
+    for _ in range(200):
+        if (await breakers.view("sim", POLICY)).window_calls == 2:
+            break
+        await asyncio.sleep(0.01)
+    assert (await breakers.view("sim", POLICY)).window_calls == 2
+
+
 async def test_it_opens_after_half_of_ten_calls_fail(breakers: Breakers) -> None:
     await record(breakers, "x.x.x.x.x")
     assert await state(breakers) == "closed"
