@@ -188,8 +188,18 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    # The /v1 views are plain async views: their description is added here (orchestration/openapi.py).
-    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "orchestration.openapi.openapi_add_v1"],
+    # Two models have a "status" with other choices: each enum gets its own name.
+    "ENUM_NAME_OVERRIDES": {
+        "MessageStatusEnum": "chat.models.Message.Status",
+        "TaskStatusEnum": "agents.models.Task.Status",
+    },
+    # The /v1 views, posting a chat message and the event streams are not DRF views: their
+    # descriptions are added by these hooks (orchestration/openapi.py, project/openapi.py).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "orchestration.openapi.openapi_add_v1",
+        "project.openapi.openapi_add_api",
+    ],
 }
 
 # --- Switchyard -------------------------------------------------------------------------
