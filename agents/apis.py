@@ -16,6 +16,7 @@ from agents.models import Task, TaskEvent
 from agents.registry import agent_list
 from orchestration.models import ApiKey
 from project.errors import ApiError
+from project.keycache import AuthenticatedKey
 
 # How soon a poller should look again, by status (none once the task has finished).
 RETRY_AFTER: dict[str, str] = {Task.Status.PENDING: "5", Task.Status.PROCESSING: "2", Task.Status.WAITING_INPUT: "2"}
@@ -66,14 +67,12 @@ class TaskOutput(serializers.ModelSerializer):
 
 
 class TaskDetailOutput(TaskOutput):
-    log = serializers.SerializerMethodField()
+    """A task with its log (``task_body`` adds the log; this class describes it in the schema)."""
+
+    log = TaskEventOutput(many=True, read_only=True)
 
     class Meta(TaskOutput.Meta):
         fields = [*TaskOutput.Meta.fields, "log"]
-
-    @extend_schema_field(TaskEventOutput(many=True))
-    def get_log(self, task: Task) -> list[dict[str, Any]]:
-        return TaskEventOutput(self.context["log"], many=True).data
 
 
 class ToolOutput(serializers.Serializer):
@@ -112,14 +111,23 @@ class AgentListOutput(serializers.Serializer):
     results = AgentOutput(many=True)
 
 
+# One instance of each output serializer per process: a ModelSerializer builds its fields from
+# the model for every new instance, a quarter of the web process's time per POST. Their
+# ``to_representation`` keeps nothing between calls, so one instance serves every request.
+_TASK_OUTPUT = TaskOutput()
+_EVENT_OUTPUT = TaskEventOutput()
+
+
 def event_body(event: TaskEvent) -> dict[str, Any]:
-    return dict(TaskEventOutput(event).data)
+    return dict(_EVENT_OUTPUT.to_representation(event))
 
 
 def task_body(task: Task, *, log: list[TaskEvent] | None = None) -> dict[str, Any]:
-    if log is None:
-        return dict(TaskOutput(task).data)
-    return dict(TaskDetailOutput(task, context={"log": log}).data)
+    """The task as ``TaskOutput`` shows it; with ``log``, as ``TaskDetailOutput`` does."""
+    body = dict(_TASK_OUTPUT.to_representation(task))
+    if log is not None:
+        body["log"] = [event_body(event) for event in log]
+    return body
 
 
 def task_response(task: Task, *, status: int = 200, log: list[TaskEvent] | None = None, **headers: str) -> Response:
@@ -162,29 +170,40 @@ class TaskListCreateApi(APIView):
         responses={202: TaskDetailOutput, 409: OpenApiResponse(description="Idempotency-Key reused")},
     )
     def post(self, request: Request) -> Response:
-        data = _validated(TaskCreateInput, request)
-        submission = services.task_create(
-            owner=request.user,
-            api_key=request.auth if isinstance(request.auth, ApiKey) else None,
-            agent=data["agent"],
-            task_input=data["input"],
-            model=data.get("model") or None,
-            idempotency_key=request.headers.get("Idempotency-Key", "").strip(),
-        )
-        task = submission.task
-        headers = {"Location": task_location(task)}
-        if not submission.created:
-            headers["Idempotent-Replayed"] = "true"
-        response = task_response(task, status=202, log=[] if submission.created else _log(task), **headers)
-        response["Retry-After"] = "5"
-        return response
+        api_key = request.auth if isinstance(request.auth, ApiKey) else None
+        return task_submit(request, owner_id=request.user.pk, api_key=api_key)
+
+
+def task_submit(request: Request, *, owner_id: int, api_key: ApiKey | AuthenticatedKey | None) -> Response:
+    """``POST /api/v1/tasks`` once the caller is known: this view's, and the edge's (``agents.edge``)."""
+    data = _validated(TaskCreateInput, request)
+    submission = services.task_create(
+        owner_id=owner_id,
+        api_key=api_key,
+        agent=data["agent"],
+        task_input=data["input"],
+        model=data.get("model") or None,
+        idempotency_key=request.headers.get("Idempotency-Key", "").strip(),
+    )
+    task = submission.task
+    headers = {"Location": task_location(task)}
+    if not submission.created:
+        headers["Idempotent-Replayed"] = "true"
+    response = task_response(task, status=202, log=[] if submission.created else _log(task), **headers)
+    response["Retry-After"] = "5"
+    return response
 
 
 class TaskDetailApi(APIView):
     @extend_schema(responses=TaskDetailOutput)
     def get(self, request: Request, task_id: str) -> Response:
-        task = selectors.task_get_owned(user=request.user, task_id=task_id)
-        return task_response(task, log=_log(task))
+        return task_detail(owner_id=request.user.pk, task_id=task_id)
+
+
+def task_detail(*, owner_id: int, task_id: str) -> Response:
+    """``GET /api/v1/tasks/{id}`` once the caller is known: this view's, and the edge's."""
+    task = selectors.task_get_owned(user=owner_id, task_id=task_id)
+    return task_response(task, log=_log(task))
 
 
 class TaskCancelApi(APIView):

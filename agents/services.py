@@ -25,7 +25,9 @@ from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from redis import Redis
+from redis.exceptions import RedisError
 from rq import Queue, Retry
+from rq.job import Job
 
 from agents.models import Task, TaskEvent
 from agents.registry import agent_get
@@ -113,11 +115,11 @@ class TaskSubmission:
 
 def task_create(
     *,
-    owner: Any,
+    owner_id: int,
     agent: str,
     task_input: str,
     model: str | None = None,
-    api_key: ApiKey | None = None,
+    api_key: ApiKey | AuthenticatedKey | None = None,
     idempotency_key: str = "",
 ) -> TaskSubmission:
     """Create a task for an RQ worker and queue it once the row is committed. With an
@@ -126,14 +128,14 @@ def task_create(
         raise ApiError(400, "invalid_idempotency_key", "The Idempotency-Key header is longer than 255 characters.")
     model = _validated_request(agent, task_input, model, api_key.allowed_models if api_key else ())
     if idempotency_key:
-        earlier = Task.objects.filter(owner=owner, idempotency_key=idempotency_key).first()
+        earlier = Task.objects.filter(owner_id=owner_id, idempotency_key=idempotency_key).first()
         if earlier is not None:
             return TaskSubmission(_same_request(earlier, agent, task_input, model), created=False)
     try:
         with transaction.atomic():
             task = Task.objects.create(
-                owner=owner,
-                api_key=api_key,
+                owner_id=owner_id,
+                api_key_id=api_key.id if api_key else None,
                 agent=agent,
                 input=task_input,
                 model=model,
@@ -141,9 +143,9 @@ def task_create(
             )
     except IntegrityError:
         # Another request with the same key got there first: answer with its task.
-        earlier = Task.objects.get(owner=owner, idempotency_key=idempotency_key)
+        earlier = Task.objects.get(owner_id=owner_id, idempotency_key=idempotency_key)
         return TaskSubmission(_same_request(earlier, agent, task_input, model), created=False)
-    transaction.on_commit(lambda: task_enqueue(task.id))
+    task_enqueue_on_commit(task.id, attempt=0)
     return TaskSubmission(task, created=True)
 
 
@@ -178,20 +180,49 @@ def task_create_interactive(
     )
 
 
-def task_enqueue(task_id: uuid.UUID | str) -> None:
-    job_timeout = int(agent_setting("DEADLINE_AGENT_S")) + 60
-    agents_queue().enqueue(
-        JOB,
-        str(task_id),
-        job_timeout=job_timeout,
-        retry=Retry(max=2),
-        result_ttl=600,
-        failure_ttl=86_400,
-        description=f"agent task {task_id}",
-    )
+def task_job_id(task_id: uuid.UUID | str, attempt: int) -> str:
+    """The id of the RQ job that is to take claim ``attempt + 1`` of the task. A task is queued
+    once per claim number (created, released by a dead worker, answered), so the reaper can ask
+    RQ whether the job of a task still waiting in the database exists at all."""
+    return f"agents-task-{task_id}-{attempt}"
+
+
+def task_enqueue(task_id: uuid.UUID | str, attempt: int) -> None:
+    """Queue the task's job in one Redis round trip (RQ alone takes two)."""
+    queue = agents_queue()
+    with queue.connection.pipeline() as pipeline:
+        queue.enqueue_call(
+            JOB,
+            args=(str(task_id),),
+            job_id=task_job_id(task_id, attempt),
+            timeout=int(agent_setting("DEADLINE_AGENT_S")) + 60,
+            retry=Retry(max=2),
+            result_ttl=600,
+            failure_ttl=86_400,
+            description=f"agent task {task_id}",
+            pipeline=pipeline,
+        )
+        pipeline.execute()
+
+
+def task_enqueue_on_commit(task_id: uuid.UUID | str, *, attempt: int) -> None:
+    """Queue the task once the transaction commits. When Redis refuses, the task still waits in
+    the database and the reaper queues it (``task_reap``): the request that made it succeeds."""
+    transaction.on_commit(lambda: _enqueue_or_leave_to_reaper(task_id, attempt))
+
+
+def _enqueue_or_leave_to_reaper(task_id: uuid.UUID | str, attempt: int) -> None:
+    try:
+        task_enqueue(task_id, attempt)
+    except (RedisError, OSError):
+        logger.warning("task %s: could not queue its job; the reaper will", task_id, exc_info=True)
 
 
 # --- claims ------------------------------------------------------------------------------
+
+
+# A task waiting for a worker: new, or given up by one (released, answered, or reaped).
+QUEUED = Q(status=Task.Status.PENDING) | Q(status=Task.Status.PROCESSING, heartbeat_at__isnull=True)
 
 
 def _claimed(task_id: uuid.UUID | str, attempt: int) -> Any:
@@ -202,8 +233,7 @@ def task_claim(*, task_id: uuid.UUID | str, worker: str) -> int | None:
     """Take a queued task for this worker; returns the claim number, or None when the task
     is not waiting for a worker (another one has it, it finished, it was cancelled)."""
     now = timezone.now()
-    queued = Q(status=Task.Status.PENDING) | Q(status=Task.Status.PROCESSING, heartbeat_at__isnull=True)
-    changed = Task.objects.filter(queued, pk=task_id, origin=Task.Origin.API).update(
+    changed = Task.objects.filter(QUEUED, pk=task_id, origin=Task.Origin.API).update(
         status=Task.Status.PROCESSING,
         attempts=F("attempts") + 1,
         worker=worker,
@@ -244,12 +274,12 @@ def task_finish(
 
 def task_release(*, task_id: uuid.UUID | str, worker: str) -> bool:
     """Put a task whose worker process died back in the queue (the worker's parent saw it)."""
-    changed = Task.objects.filter(
-        pk=task_id, origin=Task.Origin.API, status=Task.Status.PROCESSING, worker=worker
-    ).update(heartbeat_at=None, worker="")
-    if changed == 1:
-        transaction.on_commit(lambda: task_enqueue(task_id))
-    return changed == 1
+    held = Task.objects.filter(pk=task_id, origin=Task.Origin.API, status=Task.Status.PROCESSING, worker=worker)
+    attempt = held.values_list("attempts", flat=True).first()
+    if attempt is None or held.filter(attempts=attempt).update(heartbeat_at=None, worker="") != 1:
+        return False
+    task_enqueue_on_commit(task_id, attempt=attempt)
+    return True
 
 
 # --- the log ---------------------------------------------------------------------------------
@@ -397,9 +427,9 @@ def task_provide_input(*, task: Task, request_id: str, value: str) -> Task:
         if changed != 1:
             raise _input_refusal(task.pk)
         _insert(task.pk, _answer_item(task.pk, request_id, value))
-    transaction.on_commit(lambda: task_enqueue(task.pk))
-    transaction.on_commit(lambda: task_log_nudge(task.pk))
     task.refresh_from_db()
+    task_enqueue_on_commit(task.pk, attempt=task.attempts)
+    transaction.on_commit(lambda: task_log_nudge(task.pk))
     return task
 
 
@@ -486,21 +516,30 @@ class Reaped:
     requeued: int = 0
     timed_out: int = 0
     orphaned: int = 0
+    unqueued: int = 0
+
+
+# RQ job statuses of a job that will still run (or runs now); a queued task whose job has
+# another status, or none, was never queued (Redis refused) or its job was lost.
+_LIVE_JOB = {b"queued", b"started", b"deferred", b"scheduled", b"created"}
+_UNQUEUED_BATCH = 200
 
 
 def task_reap(*, now: datetime | None = None) -> Reaped:
-    """Requeue tasks whose worker stopped beating (a crash), fail tasks left waiting for input
-    past their deadline, and cancel WebSocket tasks whose server process went away."""
+    """Requeue tasks whose worker stopped beating (a crash) and queued tasks that RQ has no job
+    for, fail tasks left waiting for input past their deadline, and cancel WebSocket tasks
+    whose server process went away."""
     now = now or timezone.now()
     stale_before = now - timedelta(seconds=agent_setting("AGENT_STALE_S"))
     deadline = timedelta(seconds=agent_setting("DEADLINE_AGENT_S"))
     requeued = 0
     stalled = Task.objects.filter(origin=Task.Origin.API, status=Task.Status.PROCESSING, heartbeat_at__lt=stale_before)
-    for task_id in list(stalled.values_list("pk", flat=True)[:100]):
+    for task_id, attempt in list(stalled.values_list("pk", "attempts")[:100]):
         if stalled.filter(pk=task_id).update(heartbeat_at=None, worker="") == 1:
             logger.warning("task %s: its worker stopped beating; queued again", task_id)
-            task_enqueue(task_id)
+            task_enqueue(task_id, attempt)
             requeued += 1
+    unqueued = _requeue_unqueued(created_before=stale_before)
     timed_out = Task.objects.filter(status=Task.Status.WAITING_INPUT, started_at__lt=now - deadline).update(
         status=Task.Status.FAILED,
         error={"code": "timeout", "message": "No answer arrived before the task's deadline."},
@@ -518,7 +557,33 @@ def task_reap(*, now: datetime | None = None) -> Reaped:
         finished_at=now,
         heartbeat_at=None,
     )
-    return Reaped(requeued, timed_out, orphaned)
+    return Reaped(requeued, timed_out, orphaned, unqueued)
+
+
+def _requeue_unqueued(*, created_before: datetime) -> int:
+    """Queue again the tasks waiting for a worker whose RQ job does not exist (or ended without
+    a claim): a task is queued in the database, whatever happened to its job in Redis."""
+    waiting = list(
+        Task.objects.filter(QUEUED, origin=Task.Origin.API, created_at__lt=created_before)
+        .order_by("created_at")
+        .values_list("pk", "attempts")[:_UNQUEUED_BATCH]
+    )
+    connection = redis_connection()
+    with connection.pipeline(transaction=False) as pipeline:
+        for task_id, attempt in waiting:
+            pipeline.hget(Job.key_for(task_job_id(task_id, attempt)), "status")
+        statuses = pipeline.execute()
+    jobless = [task for task, status in zip(waiting, statuses, strict=True) if status not in _LIVE_JOB]
+    # A job may have run between the two reads: only tasks still queued under the same claim count.
+    still_queued = set(
+        Task.objects.filter(QUEUED, pk__in=[task_id for task_id, _ in jobless]).values_list("pk", "attempts")
+    )
+    unqueued = [task for task in jobless if task in still_queued]
+    for task_id, attempt in unqueued:
+        logger.warning("task %s: waiting for a worker without a job in RQ; queued again", task_id)
+        connection.delete(Job.key_for(task_job_id(task_id, attempt)))
+        task_enqueue(task_id, attempt)
+    return len(unqueued)
 
 
 def task_reap_if_due() -> Reaped | None:

@@ -98,3 +98,18 @@ def test_the_default_settings_bound_recovery_after_a_kill_under_two_minutes() ->
     worst_case = agent["AGENT_STALE_S"] + agent["AGENT_REAP_INTERVAL_S"] + worker.dequeue_timeout
     assert worst_case < 120
     assert worker.maintenance_interval == agent["AGENT_REAP_INTERVAL_S"]
+
+
+def test_queued_tasks_that_rq_has_no_job_for_are_queued_again_once(alice) -> None:
+    """Redis refused the enqueue, or lost the job: the task still waits in the database."""
+    never_queued = make_task(alice)
+    released = make_task(alice, status=Task.Status.PROCESSING, attempts=1)  # its worker died, no job followed
+    queued = make_task(alice)
+    services.task_enqueue(queued.pk, 0)
+    later = timezone.now() + timedelta(seconds=settings.SWITCHYARD["AGENT_STALE_S"] + 1)
+
+    assert services.task_reap().unqueued == 0  # just created: their jobs may be on their way
+    assert services.task_reap(now=later).unqueued == 2
+    assert sorted(queued_task_ids()) == sorted(str(task.pk) for task in (queued, never_queued, released))
+    assert services.task_claim(task_id=released.pk, worker="host:1") == 2
+    assert services.task_reap(now=later).unqueued == 0

@@ -3,7 +3,8 @@ and whether many short tasks through two workers all finish exactly once.
 
 Against one daphne process, real RQ worker processes and the simulator (a short unscripted agent:
 one model call, no tools). Figures:
-- POST /api/v1/tasks ms p50/p99 (sequential, keep-alive client, no worker competing for CPU);
+- POST /api/v1/tasks ms p50/p99 (sequential, keep-alive client, no worker competing for CPU),
+  and the same for polling one task (GET /api/v1/tasks/{id});
 - pickup ms p50/p99: from the task row's creation to its claim by an idle worker (commit,
   enqueue, dequeue, fork of the work horse, claim), one task at a time;
 - N tasks through 2 workers: completed/lost/run-twice (a task claimed more than once, or more
@@ -69,15 +70,22 @@ def _post(client: Any, text: str) -> str:
     return str(response.json()["id"])
 
 
-def _post_latencies(client: Any, count: int) -> list[float]:
+def _timed(call: Any, count: int) -> list[float]:
+    """Milliseconds of each of ``count`` calls of ``call(number)``, after five warm-up calls."""
     for warmup in range(5):
-        _post(client, f"warm-up {warmup}")
+        call(warmup)
     latencies = []
     for number in range(count):
         started = time.perf_counter()
-        _post(client, f"Benchmark question {number}")
+        call(number)
         latencies.append((time.perf_counter() - started) * 1000)
     return latencies
+
+
+def _poll(client: Any, task_id: str) -> None:
+    response = client.get(f"/api/v1/tasks/{task_id}")
+    if response.status_code != 200:
+        raise RuntimeError(f"GET /api/v1/tasks/{{id}} answered {response.status_code}: {response.text[:300]}")
 
 
 def _wait_finished(task_ids: list[str], timeout: float) -> None:
@@ -144,10 +152,19 @@ def run(posts: int = 200, pickups: int = 50, tasks: int | None = None) -> dict[s
     workers = []
     try:
         client = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {secret}"}, timeout=30)
-        figures: dict[str, object] = {"POST /api/v1/tasks ms p50/p99": percentiles(_post_latencies(client, posts))}
+        posted = _timed(lambda number: _post(client, f"Benchmark question {number}"), posts)
+        task_id = _post(client, "Polled")
+        polled = _timed(lambda _: _poll(client, task_id), posts)
+        figures: dict[str, object] = {
+            "POST /api/v1/tasks ms p50/p99": percentiles(posted),
+            "GET /api/v1/tasks/{id} ms p50/p99": percentiles(polled),
+        }
+        from agents.models import Task
         from agents.services import agents_queue
 
-        agents_queue().empty()  # the POSTs' jobs: their tasks stay PENDING, nothing else waits on them
+        # The POSTs' tasks: no worker is to run them (nor the reaper to queue them again).
+        agents_queue().empty()
+        Task.objects.filter(status=Task.Status.PENDING).update(status=Task.Status.CANCELLED)
         workers.append(start_worker("agents", LOG_LEVEL="WARNING"))
         _pickups(client, 3)  # the worker has started and warmed up (the first waits for its start)
         figures["pickup by an idle worker ms p50/p99"] = percentiles(_pickups(client, pickups))
