@@ -31,7 +31,6 @@ from django.http.request import RawPostDataException
 from django.views.decorators.csrf import csrf_exempt
 
 from orchestration.deadlines import deadline_for
-from orchestration.models import LanguageModel
 from orchestration.orchestrator import CallContext, ReplyStream, get_orchestrator
 from orchestration.prompts import aprompt_render, prompt_apply
 from orchestration.registry import ModelRoute, asnapshot
@@ -446,19 +445,14 @@ def _vector(vector: list[float], dimensions: int | None, encoding: str) -> list[
 # --- GET /v1/models ------------------------------------------------------------------------------
 
 
-def _model_body(model: LanguageModel) -> dict[str, Any]:
-    return {
-        "id": model.name,
-        "object": "model",
-        "created": int(model.created_at.timestamp()),
-        "owned_by": model.provider.name,
-    }
+def _model_body(route: ModelRoute) -> dict[str, Any]:
+    return {"id": route.name, "object": "model", "created": route.created, "owned_by": route.provider}
 
 
-async def _visible_models(key: AuthenticatedKey) -> list[LanguageModel]:
-    routable = set((await asnapshot()).models)
-    query = LanguageModel.objects.routable().select_related("provider").order_by("name")
-    return [model async for model in query if model.name in routable and key.may_use(model.name)]
+async def _visible_models(key: AuthenticatedKey) -> list[ModelRoute]:
+    """The routable models this key may use, by name, from the registry snapshot (no query)."""
+    routes = (await asnapshot()).models
+    return [routes[name] for name in sorted(routes) if key.may_use(name)]
 
 
 @api_view("GET")

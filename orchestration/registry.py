@@ -42,6 +42,7 @@ class ModelRoute:
     cache_semantic_threshold: float
     cache_semantic_max_turns: int
     simulated: bool
+    created: int = 0  # Unix time the model was added (``GET /v1/models`` reports it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +127,7 @@ def _route(model: LanguageModel, fallbacks: tuple[str, ...]) -> ModelRoute:
         cache_semantic_threshold=model.cache_semantic_threshold,
         cache_semantic_max_turns=model.cache_semantic_max_turns,
         simulated=model.provider.kind == Provider.Kind.SIMULATOR,
+        created=int(model.created_at.timestamp()),
     )
 
 
