@@ -72,6 +72,15 @@ class MessageOutput(serializers.ModelSerializer):
         ]
 
 
+_MESSAGE_OUTPUT = MessageOutput()
+
+
+def message_output(message: Message) -> dict[str, Any]:
+    """``MessageOutput(message).data`` from one serializer built once: a ModelSerializer builds
+    its fields anew for every instance, which cost more CPU than the rest of posting a message."""
+    return _MESSAGE_OUTPUT.to_representation(message)
+
+
 class ConversationInput(serializers.Serializer):
     title = serializers.CharField(max_length=200, required=False, allow_blank=True)
     model = serializers.CharField(max_length=128, required=False, allow_blank=True)
@@ -192,8 +201,8 @@ def _message_post(
         request_id=request_id,
     )
     body = {
-        "user_message": MessageOutput(posted.user_message).data,
-        "assistant_message": MessageOutput(posted.assistant_message).data,
+        "user_message": message_output(posted.user_message),
+        "assistant_message": message_output(posted.assistant_message),
         "stream_url": stream_url(posted.assistant_message),
     }
     return body, posted.plan

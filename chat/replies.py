@@ -81,6 +81,7 @@ class ReplyRunner:
     def start(self, plan: ReplyPlan) -> asyncio.Task[None]:
         """Run the reply in a fresh context: it must not inherit the request's thread-sensitive state."""
         running: Running | None = None
+        streams.stream_hub(self.loop).production_start(plan.message_id)
 
         def reason() -> str:
             return running.reason[0] if running and running.reason else ""
@@ -105,6 +106,7 @@ class ReplyRunner:
 
     def _finished(self, message_id: int, task: asyncio.Task[None]) -> None:
         self.running.pop(message_id, None)
+        streams.stream_hub(self.loop).production_end(message_id)
         if not task.cancelled() and task.exception() is not None:
             logger.error("reply %s: its task failed", message_id, exc_info=task.exception())
         if not self.running:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import json
 import time
 import uuid
@@ -26,6 +27,7 @@ from typing import Any, cast
 import redis
 import redis.asyncio as aioredis
 from django.conf import settings
+from redis.driver_info import DriverInfo
 from redis.exceptions import NoScriptError, RedisError
 
 TOKEN = "token"
@@ -44,6 +46,9 @@ Clock = Callable[[], float]
 # thousand clients attaching at once would otherwise open a thousand sockets (and time out doing it).
 MAX_CONNECTIONS = 64
 POOL_WAIT_S = 30
+# Found once: left to each connection, redis-py reads its own version from the package metadata
+# for every connection it opens (about a millisecond each, a burst of them when clients arrive).
+_DRIVER_INFO = DriverInfo()
 
 # KEYS: events, closed, end. ARGV: offset, type, data, terminal ("1"/"0"), ttl.
 # A token is refused once the stream is closed (someone else is ending the reply); a terminal
@@ -109,6 +114,7 @@ def _async_client() -> tuple[aioredis.Redis, Any]:
             timeout=POOL_WAIT_S,
             socket_connect_timeout=5,
             socket_timeout=30,
+            driver_info=_DRIVER_INFO,
         )
         client = aioredis.Redis(connection_pool=pool)
         current = (client, client.register_script(_APPEND))
@@ -192,7 +198,11 @@ def event_append_start(message_id: int, event: ReplyEvent) -> asyncio.Future[int
     ttl = finished_ttl_s() if event.is_terminal else LIVE_TTL_S
     data = json.dumps(event.data, separators=(",", ":"), ensure_ascii=False)
     keys = [key(message_id, "events"), key(message_id, "closed"), key(message_id, "end")]
-    return _batcher().append(keys, [event.id, event.type, data, terminal, ttl])
+    future = _batcher().append(keys, [event.id, event.type, data, terminal, ttl])
+    hub = _hubs.get(asyncio.get_running_loop())
+    if hub is not None and message_id in hub.produced_here:
+        future.add_done_callback(functools.partial(hub.published, message_id, event))
+    return future
 
 
 async def event_append(message_id: int, event: ReplyEvent) -> bool:
@@ -242,21 +252,37 @@ def _events(entries: list[Any]) -> list[ReplyEvent]:
 
 
 class Subscription:
-    """One client's place in a reply's stream; the hub hands it the events after ``after``."""
+    """One client's place in a reply's stream; the hub hands it the events after ``after``.
 
-    def __init__(self, message_id: int, after: int) -> None:
+    ``local`` subscriptions follow a reply produced on this loop: the hub hands them each event
+    the moment its append lands, with no read from Redis. Until the events written before it
+    subscribed are read (``backfilled``), the live ones it is handed wait, so none is skipped.
+    """
+
+    def __init__(self, message_id: int, after: int, *, local: bool = False) -> None:
         self.message_id = message_id
         self.after = after
+        self.local = local
         self._events: list[ReplyEvent] = []
+        self._held: list[ReplyEvent] | None = [] if local else None
         self._ready = asyncio.Event()
         self._error: BaseException | None = None
 
     def deliver(self, events: list[ReplyEvent]) -> None:
+        if self._held is not None:
+            self._held += events
+            return
         fresh = [event for event in events if event.id > self.after]
         if fresh:
             self._events += fresh
             self.after = fresh[-1].id
             self._ready.set()
+
+    def backfilled(self, events: list[ReplyEvent]) -> None:
+        """The events already in the stream when it subscribed; then the live ones held meanwhile."""
+        held, self._held = self._held or [], None
+        self.deliver(events)
+        self.deliver(held)
 
     def fail(self, error: BaseException) -> None:
         self._error = error
@@ -276,40 +302,92 @@ class Subscription:
 
 
 class StreamHub:
-    """Every client of this process waits in ONE ``XREAD BLOCK`` over all the streams they follow.
+    """Hands the clients of this process the events of the replies they follow.
 
-    A connection and a command per client and per event would cost a Redis connection per
-    client and most of the CPU at a thousand streams; here one read returns whatever arrived on
-    any stream. A client that subscribes wakes the pending read through the hub's own small stream.
+    A reply produced on this loop reaches its local followers straight from its producer: each
+    event as its append lands (``published``), no read from Redis, nothing decoded. The others
+    (produced by another process, or already finished) are followed by ONE ``XREAD BLOCK`` over
+    all their streams: a connection and a command per client and per event would cost a Redis
+    connection per client and most of the CPU at a thousand streams. A client that subscribes
+    wakes the pending read through the hub's own small stream. When a reply's production here
+    ends, its followers go on from Redis where they are, so nothing written by others is missed.
     """
 
     BLOCK_MS = 1000
     COUNT = 200
 
     def __init__(self) -> None:
-        self.followers: dict[int, set[Subscription]] = {}
+        self.followers: dict[int, set[Subscription]] = {}  # followed through the XREAD
+        self.local: dict[int, set[Subscription]] = {}  # handed events by a producer of this loop
+        self.produced_here: set[int] = set()
         self.wake_key = f"chat:hub:{uuid.uuid4().hex}"
         self._task: asyncio.Task[None] | None = None
 
     async def subscribe(self, message_id: int, after: int) -> Subscription:
+        if message_id in self.produced_here:
+            return await self._subscribe_local(message_id, after)
         subscription = Subscription(message_id, after)
         self.followers.setdefault(message_id, set()).add(subscription)
+        await self._reader_wake()
+        return subscription
+
+    async def _subscribe_local(self, message_id: int, after: int) -> Subscription:
+        subscription = Subscription(message_id, after, local=True)
+        self.local.setdefault(message_id, set()).add(subscription)
+        client, _ = _async_client()
+        try:
+            entries: Any = await client.xrange(key(message_id, "events"), min=f"(0-{after}")
+        except RedisError as error:
+            subscription.fail(error)
+        else:
+            subscription.backfilled(_events(entries))
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        group = self.local if subscription.local else self.followers
+        followers = group.get(subscription.message_id)
+        if followers is not None:
+            followers.discard(subscription)
+            if not followers:
+                del group[subscription.message_id]
+        if not self.followers and self._task is not None:
+            self._task.cancel()  # nobody left to read for
+            self._task = None
+
+    def production_start(self, message_id: int) -> None:
+        """A producer of this loop writes this reply: clients that subscribe from now on get
+        its events from the producer."""
+        self.produced_here.add(message_id)
+
+    def production_end(self, message_id: int) -> None:
+        """Its producer here stopped: whatever else reaches the stream is read from Redis."""
+        self.produced_here.discard(message_id)
+        subscriptions = self.local.pop(message_id, set())
+        for subscription in subscriptions:
+            subscription.local = False
+        if subscriptions:
+            self.followers.setdefault(message_id, set()).update(subscriptions)
+            self._reader_start_or_wake()
+
+    def published(self, message_id: int, event: ReplyEvent, appended: asyncio.Future[int]) -> None:
+        """An append of this loop completed: hand a landed event to the reply's local followers."""
+        subscriptions = self.local.get(message_id)
+        if not subscriptions or appended.cancelled() or appended.exception() is not None or not appended.result():
+            return
+        for subscription in list(subscriptions):
+            subscription.deliver([event])
+
+    async def _reader_wake(self) -> None:
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run(), context=contextvars.Context())
         else:
             client, _ = _async_client()
             await client.xadd(self.wake_key, {"w": "1"}, maxlen=1, approximate=False)
-        return subscription
 
-    def unsubscribe(self, subscription: Subscription) -> None:
-        followers = self.followers.get(subscription.message_id)
-        if followers is not None:
-            followers.discard(subscription)
-            if not followers:
-                del self.followers[subscription.message_id]
-        if not self.followers and self._task is not None:
-            self._task.cancel()  # nobody left to read for
-            self._task = None
+    def _reader_start_or_wake(self) -> None:
+        waking = asyncio.get_running_loop().create_task(self._reader_wake(), context=contextvars.Context())
+        _waking.add(waking)
+        waking.add_done_callback(_waking.discard)
 
     async def _run(self) -> None:
         client, _ = _async_client()
@@ -343,11 +421,14 @@ class StreamHub:
                 subscription.deliver(events)
 
 
+# Wake-ups started outside any caller's await: referenced until done so they are not collected.
+_waking: set[asyncio.Task[None]] = set()
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, StreamHub] = weakref.WeakKeyDictionary()
 
 
-def stream_hub() -> StreamHub:
-    loop = asyncio.get_running_loop()
+def stream_hub(loop: asyncio.AbstractEventLoop | None = None) -> StreamHub:
+    """The hub of ``loop`` (by default the running one)."""
+    loop = loop or asyncio.get_running_loop()
     hub = _hubs.get(loop)
     if hub is None:
         hub = _hubs[loop] = StreamHub()

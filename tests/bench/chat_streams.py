@@ -35,7 +35,8 @@ class StreamResult:
     ok: bool = False
     post_ms: float = 0.0
     ttft_ms: float | None = None
-    tokens: int = 0
+    events: int = 0  # token events (one may carry several tokens)
+    tokens: int = 0  # tokens streamed, as the done event counts them
     end: str = ""
 
 
@@ -75,7 +76,39 @@ def _setup(simulator_url: str, reply_tokens: int) -> str:
     return secret
 
 
-async def _one_stream(session: Any, base: str, conversation_id: int, delay: float) -> StreamResult:
+@dataclass
+class Progress:
+    """What every client has seen so far, for the steady-state figure."""
+
+    flowing: int = 0  # streams that had their first token and not yet their end
+    tokens: int = 0  # tokens received by all clients (counted in the deltas' text)
+
+
+@dataclass
+class SteadyWindow:
+    """Server CPU and tokens received while every stream flows: first and last sample."""
+
+    first: tuple[float, int] | None = None
+    last: tuple[float, int] | None = None
+
+    def per_token_us(self) -> float | None:
+        if self.first is None or self.last is None or self.last[1] <= self.first[1]:
+            return None
+        return (self.last[0] - self.first[0]) / (self.last[1] - self.first[1]) * 1e6
+
+
+async def _steady_watch(server: Any, progress: Progress, streams: int, window: SteadyWindow) -> None:
+    while True:
+        if progress.flowing == streams:
+            sample = (sum(server.cpu_times()[:2]), progress.tokens)
+            window.first = window.first or sample
+            window.last = sample
+        elif window.first is not None:
+            return
+        await asyncio.sleep(0.25)
+
+
+async def _one_stream(session: Any, base: str, conversation_id: int, delay: float, progress: Progress) -> StreamResult:
     await asyncio.sleep(delay)
     result = StreamResult()
     started = time.perf_counter()
@@ -94,13 +127,19 @@ async def _one_stream(session: Any, base: str, conversation_id: int, delay: floa
             if line.startswith("event: "):
                 event = line[7:]
             elif line.startswith("data: ") and event == "token":
-                result.tokens += 1
+                result.events += 1
+                progress.tokens += line.count("tok")
                 if result.ttft_ms is None:
                     result.ttft_ms = (time.perf_counter() - started) * 1000
+                    progress.flowing += 1
             elif line.startswith("data: ") and event in ("done", "error"):
                 result.end = event if event == "done" else line
-                result.ok = event == "done" and json.loads(line[6:]).get("status") == "complete"
+                done = json.loads(line[6:]) if event == "done" else {}
+                result.ok = done.get("status") == "complete"
+                result.tokens = done.get("usage", {}).get("output_tokens", 0)
                 break
+    if result.ttft_ms is not None:
+        progress.flowing -= 1
     return result
 
 
@@ -125,15 +164,29 @@ async def _drive(base: str, secret: str, streams: int, ramp_s: float, pid: int) 
     async with aiohttp.ClientSession(connector=connector, timeout=timeout, headers=headers) as session:
         conversation_ids = await _conversations(session, base, streams)
         server = psutil.Process(pid)
-        cpu_before = sum(server.cpu_times()[:2])
+        progress, window = Progress(), SteadyWindow()
+        watch = asyncio.ensure_future(_steady_watch(server, progress, streams, window))
+        cpu_before = server.cpu_times()
         started = time.perf_counter()
         results = await asyncio.gather(
-            *(_one_stream(session, base, cid, ramp_s * i / streams) for i, cid in enumerate(conversation_ids)),
+            *(
+                _one_stream(session, base, cid, ramp_s * i / streams, progress)
+                for i, cid in enumerate(conversation_ids)
+            ),
             return_exceptions=True,
         )
         wall = time.perf_counter() - started
-        cpu = sum(server.cpu_times()[:2]) - cpu_before
-    return {"results": results, "wall_s": wall, "cpu_s": cpu}
+        cpu_after = server.cpu_times()
+        watch.cancel()
+    user, system = cpu_after.user - cpu_before.user, cpu_after.system - cpu_before.system
+    return {
+        "results": results,
+        "wall_s": wall,
+        "cpu_s": user + system,
+        "user_s": user,
+        "system_s": system,
+        "steady_us": window.per_token_us(),
+    }
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -151,6 +204,7 @@ def _figures(run: dict[str, Any], streams: int, peak_rss: int) -> dict[str, obje
     post = [r.post_ms for r in results if r.post_ms]
     after_post = [r.ttft_ms - r.post_ms for r in results if r.ttft_ms is not None]
     tokens = sum(r.tokens for r in results)
+    events = sum(r.events for r in results)
     return {
         "streams completed": f"{sum(r.ok for r in results)}/{streams}",
         "failures (first 3)": [str(f.end if isinstance(f, StreamResult) else repr(f)) for f in failures[:3]] or "none",
@@ -163,10 +217,15 @@ def _figures(run: dict[str, Any], streams: int, peak_rss: int) -> dict[str, obje
             f"{statistics.median(after_post):.1f} / {_percentile(after_post, 0.99):.1f}" if after_post else "n/a"
         ),
         "tokens streamed": tokens,
+        "token events": events,
         "wall s": round(run["wall_s"], 2),
         "server peak RSS MB": round(peak_rss / 2**20, 1),
-        "server CPU s": round(run["cpu_s"], 2),
+        "server CPU s (user + system)": f"{run['cpu_s']:.2f} ({run['user_s']:.2f} + {run['system_s']:.2f})",
         "server CPU µs per streamed token": round(run["cpu_s"] / tokens * 1e6, 1) if tokens else "n/a",
+        "server CPU ms per stream (all of it: POST, stream, tokens, settle)": round(run["cpu_s"] / streams * 1e3, 1),
+        "server CPU µs per token while every stream flows": (
+            round(run["steady_us"], 1) if run["steady_us"] is not None else "n/a (never all flowing at once)"
+        ),
     }
 
 

@@ -118,3 +118,27 @@ def test_the_grace_watch_cancels_only_after_grace_without_any_client(
         verdicts.append(watch.abandoned(watched))
     first = verdicts.index(True) if True in verdicts else None
     assert first == abandoned_at
+
+
+async def test_followers_of_a_reply_produced_here_are_handed_its_events_then_read_redis_once_it_ends() -> None:
+    hub = streams.stream_hub()
+    hub.production_start(31)
+    assert await streams.event_append(31, ReplyEvent(2, "token", {"delta": "hi"}))
+    follower = await hub.subscribe(31, 0)
+    assert follower.local and 31 not in hub.followers  # no XREAD for it
+    assert [e.id for e in await follower.next(5.0)] == [2]
+    assert await streams.event_append(31, ReplyEvent(5, "token", {"delta": "yo!"}))
+    assert [e.data for e in await follower.next(0.0)] == [{"delta": "yo!"}]  # handed over, not read
+    hub.production_end(31)
+    await streams.stream_close(31)  # another party ends the reply: only Redis knows
+    assert await streams.event_append(31, ReplyEvent(6, "error", {"code": "producer_lost", "message": ""}))
+    assert [(e.id, e.type) for e in await follower.next(5.0)] == [(6, "error")]
+    hub.unsubscribe(follower)
+
+
+async def test_live_events_handed_over_while_the_earlier_ones_are_read_wait_for_them() -> None:
+    follower = streams.Subscription(32, 1, local=True)
+    follower.deliver([ReplyEvent(7, "token", {"delta": "late"})])
+    follower.backfilled([ReplyEvent(1, "token", {"delta": "a"}), ReplyEvent(3, "token", {"delta": "bc"})])
+    follower.deliver([ReplyEvent(3, "token", {"delta": "bc"})])
+    assert [e.id for e in await follower.next(0.0)] == [3, 7]
