@@ -250,6 +250,69 @@ class ReplyOutcome:
     error_message: str = ""
 
 
+class TokenWriter:
+    """Appends a reply's text to its stream with one append in flight at a time: the tokens that
+    arrive meanwhile leave together, as one ``token`` event (its id is the offset after them, so
+    it resumes like single ones). A busy process thus writes fewer, larger events instead of
+    queueing one per token, and generation never waits for Redis between tokens.
+
+    ``parts`` holds the text that reached the stream, recorded exactly when it did: the saved
+    reply must equal what clients can replay.
+    """
+
+    def __init__(self, message_id: int) -> None:
+        self.message_id = message_id
+        self.parts: list[str] = []
+        self.failure: BaseException | None = None  # Fenced, or the RedisError of an append
+        self._offset = 0  # characters queued so far
+        self._waiting: list[str] = []
+        self._in_flight: asyncio.Future[int] | None = None
+        self._stopped = False
+
+    def add(self, delta: str) -> None:
+        """Queue ``delta``; raises the failure of an earlier append (the reply cannot go on)."""
+        if self.failure is not None:
+            raise self.failure
+        self._offset += len(delta)
+        self._waiting.append(delta)
+        if self._in_flight is None:
+            self._send()
+
+    async def flush(self) -> None:
+        """Wait until everything queued has reached the stream."""
+        while self._in_flight is not None:
+            await asyncio.wait((self._in_flight,))
+        if self.failure is not None:
+            raise self.failure
+
+    async def stop(self) -> None:
+        """Send nothing more; wait for the append in flight, so ``parts`` says what landed."""
+        self._stopped = True
+        while self._in_flight is not None:
+            await asyncio.wait((self._in_flight,))
+
+    def _send(self) -> None:
+        text = "".join(self._waiting)
+        self._waiting = []
+        event = ReplyEvent(self._offset, streams.TOKEN, {"delta": text})
+        self._in_flight = streams.event_append_start(self.message_id, event)
+        self._in_flight.add_done_callback(lambda done: self._landed(done, text))
+
+    def _landed(self, done: asyncio.Future[int], text: str) -> None:
+        self._in_flight = None
+        try:
+            landed = streams.append_landed(done)
+        except RedisError as error:
+            self.failure = error
+            return
+        if not landed:
+            self.failure = Fenced()
+            return
+        self.parts.append(text)
+        if self._waiting and not self._stopped:
+            self._send()
+
+
 async def reply_generate(plan: ReplyPlan, *, cancel_reason: Callable[[], str], clock: Clock = time.monotonic) -> None:
     """Generate one reply into its stream, then settle the message (the producer).
 
@@ -257,29 +320,31 @@ async def reply_generate(plan: ReplyPlan, *, cancel_reason: Callable[[], str], c
     saved as cancelled. ``cancel_reason`` says why (a user's cancel, or no client for the grace period).
     """
     started = clock()
-    parts: list[str] = []
+    writer = TokenWriter(plan.message_id)
     timing: dict[str, float] = {}
     stream = get_orchestrator().stream(plan.request, plan.context)
     try:
-        outcome = await _reply_run(plan, stream, parts, timing, started, clock)
+        outcome = await _reply_run(plan, stream, writer, timing, started, clock)
     except asyncio.CancelledError:
         task = asyncio.current_task()
         if task is not None:
             task.uncancel()
+        await writer.stop()
         reason = cancel_reason()
         outcome = ReplyOutcome(Message.Status.CANCELLED, "cancelled", reason, _CANCEL_MESSAGES.get(reason, ""))
     except Fenced:
         return
     finally:
         await stream.aclose()
-    await _reply_settle(plan, stream.served, parts, outcome, latency_ms=(clock() - started) * 1000, timing=timing)
+    await _reply_settle(
+        plan, stream.served, writer.parts, outcome, latency_ms=(clock() - started) * 1000, timing=timing
+    )
 
 
 async def _reply_run(
-    plan: ReplyPlan, stream: Any, parts: list[str], timing: dict[str, float], started: float, clock: Clock
+    plan: ReplyPlan, stream: Any, writer: TokenWriter, timing: dict[str, float], started: float, clock: Clock
 ) -> ReplyOutcome:
     finish_reason = "stop"
-    offset = 0
     try:
         if await streams.cancel_requested(plan.message_id):
             raise asyncio.CancelledError
@@ -289,38 +354,32 @@ async def _reply_run(
                 if not chunk.delta:
                     continue
                 timing.setdefault("ttft_ms", (clock() - started) * 1000)
-                offset += len(chunk.delta)
-                await _token_append(plan.message_id, ReplyEvent(offset, streams.TOKEN, {"delta": chunk.delta}), parts)
+                writer.add(chunk.delta)
+        outcome = ReplyOutcome(Message.Status.COMPLETE, finish_reason)
     except TimeoutError:
         message = f"The reply's deadline of {plan.deadline_s:g} s passed."
-        return ReplyOutcome(Message.Status.FAILED, "", "deadline_exceeded", message)
+        outcome = ReplyOutcome(Message.Status.FAILED, "", "deadline_exceeded", message)
     except OrchestrationError as error:
-        return ReplyOutcome(Message.Status.FAILED, "", error.code, error.message)
+        outcome = ReplyOutcome(Message.Status.FAILED, "", error.code, error.message)
     except RedisError as error:
-        logger.warning("reply %s: Redis failed while streaming: %s", plan.message_id, error)
-        return ReplyOutcome(Message.Status.FAILED, "", "stream_unavailable", "The reply stream could not be written.")
+        return await _stream_failed(plan.message_id, writer, error)
     except Fenced:
         raise  # someone else ends this reply (reply_finish_orphan): not a fault, and not ours to settle
     except Exception:
         # A fault of ours must still end the reply, or its client waits for the producer-lost check.
         logger.exception("reply %s failed", plan.message_id)
-        return ReplyOutcome(Message.Status.FAILED, "", "internal_error", "The reply failed inside Switchyard.")
-    return ReplyOutcome(Message.Status.COMPLETE, finish_reason)
-
-
-async def _token_append(message_id: int, event: ReplyEvent, parts: list[str]) -> None:
-    """Append a token and record it in ``parts`` exactly when it reached the stream, even when
-    the reply is cancelled meanwhile: the saved text must equal what clients can replay."""
-    pending = streams.event_append_start(message_id, event)
+        outcome = ReplyOutcome(Message.Status.FAILED, "", "internal_error", "The reply failed inside Switchyard.")
     try:
-        landed = await streams.appended(asyncio.shield(pending))  # type: ignore[arg-type]
-    except asyncio.CancelledError:
-        if await streams.appended(pending):
-            parts.append(event.data["delta"])
-        raise
-    if not landed:
-        raise Fenced
-    parts.append(event.data["delta"])
+        await writer.flush()  # the text generated before the end reaches the stream before the end does
+    except RedisError as error:
+        return await _stream_failed(plan.message_id, writer, error)
+    return outcome
+
+
+async def _stream_failed(message_id: int, writer: TokenWriter, error: RedisError) -> ReplyOutcome:
+    logger.warning("reply %s: Redis failed while streaming: %s", message_id, error)
+    await writer.stop()
+    return ReplyOutcome(Message.Status.FAILED, "", "stream_unavailable", "The reply stream could not be written.")
 
 
 async def _reply_settle(

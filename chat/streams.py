@@ -207,12 +207,15 @@ def event_append_start(message_id: int, event: ReplyEvent) -> asyncio.Future[int
 
 async def event_append(message_id: int, event: ReplyEvent) -> bool:
     """Append one event; False when the stream no longer takes it (closed, ended, out of order)."""
-    return await appended(event_append_start(message_id, event))
+    future = event_append_start(message_id, event)
+    await asyncio.wait((future,))
+    return append_landed(future)
 
 
-async def appended(future: asyncio.Future[int]) -> bool:
+def append_landed(future: asyncio.Future[int]) -> bool:
+    """Whether a completed append landed (False: refused, out of order); raises its Redis error."""
     try:
-        return bool(await future)
+        return bool(future.result())
     except redis.ResponseError as error:
         if "equal or smaller" in str(error):
             return False

@@ -8,6 +8,7 @@ import pytest
 
 from chat import streams
 from chat.replies import GraceWatch
+from chat.services import Fenced, TokenWriter
 from chat.streams import ReplyEvent
 
 
@@ -142,3 +143,31 @@ async def test_live_events_handed_over_while_the_earlier_ones_are_read_wait_for_
     follower.backfilled([ReplyEvent(1, "token", {"delta": "a"}), ReplyEvent(3, "token", {"delta": "bc"})])
     follower.deliver([ReplyEvent(3, "token", {"delta": "bc"})])
     assert [e.id for e in await follower.next(0.0)] == [3, 7]
+
+
+async def test_tokens_that_arrive_while_an_append_is_in_flight_leave_as_one_event() -> None:
+    writer = TokenWriter(41)
+    for delta in ("Hel", "lo", " wor", "ld"):
+        writer.add(delta)
+    await writer.flush()
+    assert [(e.id, e.data["delta"]) for e in await streams.events_all(41)] == [(3, "Hel"), (11, "lo world")]
+    assert "".join(writer.parts) == "Hello world"
+
+
+async def test_a_writer_whose_stream_was_closed_by_another_party_is_fenced() -> None:
+    await streams.stream_close(42)
+    writer = TokenWriter(42)
+    writer.add("a")
+    with pytest.raises(Fenced):
+        await writer.flush()
+    with pytest.raises(Fenced):
+        writer.add("b")
+
+
+async def test_a_stopped_writer_sends_nothing_more_and_keeps_what_landed() -> None:
+    writer = TokenWriter(43)
+    writer.add("a")
+    writer.add("b")
+    await writer.stop()
+    assert [e.data["delta"] for e in await streams.events_all(43)] == ["a"]
+    assert writer.parts == ["a"]
