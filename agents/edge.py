@@ -98,12 +98,15 @@ def _error(request: HttpRequest, error: ApiError | APIException) -> HttpResponse
 
 
 def _rendered(response: Response) -> HttpResponse:
-    """A DRF ``Response`` rendered here: Django would render it in one more thread hop."""
-    rendered = HttpResponse(_RENDERER.render(response.data), status=response.status_code)
+    """A DRF ``Response`` rendered here (Django would render it in one more thread hop), with the
+    Content-Length that the full stack's CommonMiddleware sets."""
+    content = _RENDERER.render(response.data)
+    rendered = HttpResponse(content, status=response.status_code)
     for name, value in response.items():
         if name.lower() != "content-type":
             rendered[name] = value
     rendered["Content-Type"] = "application/json"
+    rendered["Content-Length"] = str(len(content))
     return rendered
 
 

@@ -39,6 +39,7 @@ def test_an_api_client_creates_and_polls_tasks_on_the_lean_path(live_web, alice_
     task = created.json()
     assert created.headers["Location"] == f"/api/v1/tasks/{task['id']}" and created.headers["Retry-After"] == "5"
     assert created.headers["X-Request-ID"].startswith("req_") and created.headers["Content-Type"] == "application/json"
+    assert int(created.headers["Content-Length"]) == len(created.content)
     assert task["status"] == "PENDING" and task["log"] == [] and task["model"] == MODEL
     assert services.agents_queue().fetch_job(services.task_job_id(task["id"], 0)) is not None
 
