@@ -174,13 +174,9 @@ async def conversation_messages(request: HttpRequest, conversation_id: int) -> H
 
 async def message_create(request: HttpRequest, conversation_id: int) -> HttpResponseBase:
     try:
-        user, api_key = await _authenticate(request)
-        data = MessageInput(data=_json_body(request))
-        if not data.is_valid():
-            raise ApiError(400, "invalid_request", _validation_message(data.errors))
-        body, plan = await _db(_message_post)(
-            user, api_key, conversation_id, data.validated_data, request_id_of(request)
-        )
+        secret = api_key_secret_from(request.headers)
+        user = await _session_user(request) if secret is None else None
+        body, plan = await _db(_message_post)(secret, user, request, conversation_id)
     except OrchestrationError as error:
         return error_response(request, ApiError.from_orchestration(error))
     except ApiError as error:
@@ -190,15 +186,26 @@ async def message_create(request: HttpRequest, conversation_id: int) -> HttpResp
 
 
 def _message_post(
-    user: Any, api_key: ApiKey | None, conversation_id: int, data: dict[str, Any], request_id: str
+    secret: str | None, user: Any, request: HttpRequest, conversation_id: int
 ) -> tuple[dict[str, Any], services.ReplyPlan]:
+    """All of a POST's database work, in one hop to the thread pool (an API key is looked up here too)."""
+    api_key = None
+    if secret is not None:
+        api_key = api_key_find(secret)
+        if api_key is None:
+            raise ApiError(401, "invalid_api_key", "Incorrect API key provided.", headers=_CHALLENGE)
+        user = api_key.user
+    data = MessageInput(data=_json_body(request))
+    if not data.is_valid():
+        raise ApiError(400, "invalid_request", _validation_message(data.errors))
     conversation = selectors.conversation_get(owner_id=user.pk, conversation_id=conversation_id)
+    conversation.owner = user  # found by its owner: no query to load it again
     posted = services.message_post(
         conversation=conversation,
-        content=data["content"],
-        model=data.get("model", ""),
+        content=data.validated_data["content"],
+        model=data.validated_data.get("model", ""),
         api_key=api_key,
-        request_id=request_id,
+        request_id=request_id_of(request),
     )
     body = {
         "user_message": message_output(posted.user_message),
@@ -208,20 +215,15 @@ def _message_post(
     return body, posted.plan
 
 
-async def _authenticate(request: HttpRequest) -> tuple[Any, ApiKey | None]:
-    secret = api_key_secret_from(request.headers)
-    if secret is not None:
-        key = await _db(api_key_find)(secret)
-        if key is None:
-            raise ApiError(401, "invalid_api_key", "Incorrect API key provided.", headers=_CHALLENGE)
-        return key.user, key
+async def _session_user(request: HttpRequest) -> Any:
+    """The session's user, for a post that presents no API key (CSRF checked as DRF does)."""
     user = await request.auser()
     if not user.is_authenticated:
         raise ApiError(401, "not_authenticated", "Authentication credentials were not provided.", headers=_CHALLENGE)
     reason = CSRFCheck(lambda _: None).process_view(request, None, (), {})  # type: ignore[arg-type]
     if reason:
         raise ApiError(403, "permission_denied", f"CSRF Failed: {reason}")
-    return user, None
+    return user
 
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="switchyard"'}
