@@ -323,6 +323,7 @@ class StreamHub:
         self.followers: dict[int, set[Subscription]] = {}  # followed through the XREAD
         self.local: dict[int, set[Subscription]] = {}  # handed events by a producer of this loop
         self.produced_here: set[int] = set()
+        self.landed: dict[int, int] = {}  # the id of the last event landed, per reply produced here
         self.wake_key = f"chat:hub:{uuid.uuid4().hex}"
         self._task: asyncio.Task[None] | None = None
 
@@ -337,6 +338,9 @@ class StreamHub:
     async def _subscribe_local(self, message_id: int, after: int) -> Subscription:
         subscription = Subscription(message_id, after, local=True)
         self.local.setdefault(message_id, set()).add(subscription)
+        if self.landed.get(message_id, 0) <= after:
+            subscription.backfilled([])  # nothing of it in Redis yet: no read (the usual first client)
+            return subscription
         client, _ = _async_client()
         try:
             entries: Any = await client.xrange(key(message_id, "events"), min=f"(0-{after}")
@@ -365,6 +369,7 @@ class StreamHub:
     def production_end(self, message_id: int) -> None:
         """Its producer here stopped: whatever else reaches the stream is read from Redis."""
         self.produced_here.discard(message_id)
+        self.landed.pop(message_id, None)
         subscriptions = self.local.pop(message_id, set())
         for subscription in subscriptions:
             subscription.local = False
@@ -374,10 +379,11 @@ class StreamHub:
 
     def published(self, message_id: int, event: ReplyEvent, appended: asyncio.Future[int]) -> None:
         """An append of this loop completed: hand a landed event to the reply's local followers."""
-        subscriptions = self.local.get(message_id)
-        if not subscriptions or appended.cancelled() or appended.exception() is not None or not appended.result():
+        if appended.cancelled() or appended.exception() is not None or not appended.result():
             return
-        for subscription in list(subscriptions):
+        if message_id in self.produced_here:
+            self.landed[message_id] = event.id
+        for subscription in list(self.local.get(message_id, ())):
             subscription.deliver([event])
 
     async def _reader_wake(self) -> None:

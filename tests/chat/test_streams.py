@@ -171,3 +171,14 @@ async def test_a_stopped_writer_sends_nothing_more_and_keeps_what_landed() -> No
     await writer.stop()
     assert [e.data["delta"] for e in await streams.events_all(43)] == ["a"]
     assert writer.parts == ["a"]
+
+
+async def test_a_follower_that_comes_before_the_first_token_is_handed_every_event() -> None:
+    hub = streams.stream_hub()
+    hub.production_start(34)
+    follower = await hub.subscribe(34, 0)
+    for offset, delta in ((1, "a"), (3, "bc")):
+        assert await streams.event_append(34, ReplyEvent(offset, "token", {"delta": delta}))
+    assert [e.data["delta"] for e in await follower.next(0.0)] == ["a", "bc"]
+    hub.production_end(34)
+    hub.unsubscribe(follower)
