@@ -9,6 +9,10 @@ and what Switchyard adds to it (that minus the simulator's 50 ms); the POST's ow
 server's peak RSS; its CPU time per streamed token. Targets (issue): all complete, added TTFT
 p99 < 50 ms, peak RSS < 250 MB.
 
+Side by side, first: the same streams straight to the simulator (OpenAI's streaming API, no
+Switchyard), with the CPU the simulator and this client spend on them. The machine's cores are
+shared by all three processes; what those two use is what the server cannot have.
+
 ``python -m tests.bench chat_streams`` runs the default (1,000 streams; ``CHAT_BENCH_STREAMS``
 overrides); ``python -m tests.bench.chat_streams --streams 200`` runs a smaller one.
 """
@@ -154,6 +158,39 @@ async def _conversations(session: Any, base: str, count: int) -> list[int]:
     return ids
 
 
+async def _direct_stream(session: Any, url: str, delay: float) -> int:
+    await asyncio.sleep(delay)
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "Stream me a reply."}], "stream": True}
+    chunks = 0
+    async with session.post(url, json=body) as response:
+        async for line in response.content:
+            chunks += line.startswith(b"data: {")
+    return chunks
+
+
+async def _direct(simulator: Any, streams: int, ramp_s: float) -> dict[str, object]:
+    """The same streams straight to the simulator: the CPU it and this client need on their own."""
+    import aiohttp
+    import psutil
+
+    connector = aiohttp.TCPConnector(limit=streams + 50)
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=300)) as session:
+        process = psutil.Process(simulator.pid)
+        simulator_before, client_before = sum(process.cpu_times()[:2]), time.process_time()
+        started = time.perf_counter()
+        url = f"{simulator.url}/v1/chat/completions"
+        chunks = await asyncio.gather(*(_direct_stream(session, url, ramp_s * i / streams) for i in range(streams)))
+        wall = time.perf_counter() - started
+        simulator_cpu = sum(process.cpu_times()[:2]) - simulator_before
+        client_cpu = time.process_time() - client_before
+    return {
+        "direct: chunks streamed, wall s": f"{sum(chunks)}, {wall:.1f}",
+        "direct: simulator CPU s / client CPU s (cores used)": (
+            f"{simulator_cpu:.1f} / {client_cpu:.1f} ({(simulator_cpu + client_cpu) / wall:.2f} of {os.cpu_count()})"
+        ),
+    }
+
+
 async def _drive(base: str, secret: str, streams: int, ramp_s: float, pid: int) -> dict[str, Any]:
     import aiohttp
     import psutil
@@ -166,7 +203,7 @@ async def _drive(base: str, secret: str, streams: int, ramp_s: float, pid: int) 
         server = psutil.Process(pid)
         progress, window = Progress(), SteadyWindow()
         watch = asyncio.ensure_future(_steady_watch(server, progress, streams, window))
-        cpu_before = server.cpu_times()
+        cpu_before, client_before = server.cpu_times(), time.process_time()
         started = time.perf_counter()
         results = await asyncio.gather(
             *(
@@ -176,7 +213,7 @@ async def _drive(base: str, secret: str, streams: int, ramp_s: float, pid: int) 
             return_exceptions=True,
         )
         wall = time.perf_counter() - started
-        cpu_after = server.cpu_times()
+        cpu_after, client_cpu = server.cpu_times(), time.process_time() - client_before
         watch.cancel()
     user, system = cpu_after.user - cpu_before.user, cpu_after.system - cpu_before.system
     return {
@@ -186,6 +223,7 @@ async def _drive(base: str, secret: str, streams: int, ramp_s: float, pid: int) 
         "user_s": user,
         "system_s": system,
         "steady_us": window.per_token_us(),
+        "client_cpu_s": client_cpu,
     }
 
 
@@ -242,6 +280,7 @@ def run(streams: int | None = None, reply_tokens: int = 100, ramp_s: float = 2.0
     try:
         secret = _setup(simulator.url, reply_tokens)
         connection.close()
+        direct = asyncio.run(_direct(simulator, streams, ramp_s))
         server = start_web(SWITCHYARD_SIMULATOR_URL=simulator.url, LOG_LEVEL="WARNING")
         watch = RssWatch(server.pid)
         watcher = threading.Thread(target=watch.run, daemon=True)
@@ -254,7 +293,8 @@ def run(streams: int | None = None, reply_tokens: int = 100, ramp_s: float = 2.0
             server.stop()
         simulator.stop()
     assert watch is not None and server is not None
-    figures = {"streams": streams, "reply tokens": reply_tokens, **_figures(outcome, streams, watch.peak)}
+    figures = {"streams": streams, "reply tokens": reply_tokens, **direct, **_figures(outcome, streams, watch.peak)}
+    figures["bench client CPU s during the run"] = round(outcome["client_cpu_s"], 1)
     log = server.log_text()
     if "Traceback" in log:
         figures["server error (first)"] = log[log.index("Traceback") :][:1500]
