@@ -22,11 +22,9 @@ from collections.abc import Callable
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.core.handlers.asgi import ASGIHandler
 from django.db import connections
 from django.http import HttpRequest, HttpResponse
-from django.urls import URLResolver, path
-from django.urls.resolvers import RegexPattern, ResolverMatch
+from django.urls import path
 from rest_framework.exceptions import APIException
 from rest_framework.parsers import JSONParser
 from rest_framework.renderers import JSONRenderer
@@ -34,10 +32,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from agents import apis
-from agents.middleware import scope_headers
-from project.auth import api_key_secret_from
 from project.errors import ApiError, drf_exception_handler
-from project.gateway import GatewayHandler
+from project.gateway import LeanEdge, presents_api_key
 from project.keycache import AuthenticatedKey, api_key_authenticate
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="switchyard"'}
@@ -110,42 +106,13 @@ def _rendered(response: Response) -> HttpResponse:
     return rendered
 
 
-class TaskApiHandler(GatewayHandler):
-    """The ``/v1`` handler, resolving only the two views above."""
-
-    resolver = URLResolver(
-        RegexPattern(r"^/"),
-        [path("api/v1/tasks", task_create_view), path("api/v1/tasks/<str:task_id>", task_detail_view)],
-    )
-
-    def resolve_request(self, request: HttpRequest) -> ResolverMatch:
-        match = self.resolver.resolve(request.path_info)
-        request.resolver_match = match
-        return match
-
-
-class TaskApiEdge:
-    """ASGI app of ``/api/v1/tasks[/{id}]``: API-key creates and polls to ``TaskApiHandler``,
+class TaskApiEdge(LeanEdge):
+    """ASGI app of ``/api/v1/tasks[/{id}]``: API-key creates and polls to the two views above,
     everything else to Django's own handler with the full middleware stack."""
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        handler = self.lean if _takes_lean_path(scope) else self.full
-        await handler(scope, receive, send)
+    lean_urlpatterns = [path("api/v1/tasks", task_create_view), path("api/v1/tasks/<str:task_id>", task_detail_view)]
 
-    @functools.cached_property
-    def lean(self) -> TaskApiHandler:
-        return TaskApiHandler()
-
-    @functools.cached_property
-    def full(self) -> ASGIHandler:
-        return ASGIHandler()
-
-
-def _takes_lean_path(scope: dict[str, Any]) -> bool:
-    """A create (``POST`` of the list) or a poll (``GET`` of one task) that presents an API key."""
-    one_task = "task_id" in scope["url_route"]["kwargs"]
-    if scope["method"] != ("GET" if one_task else "POST"):
-        return False
-    headers = scope_headers(scope)
-    presented = {"Authorization": headers.get("authorization", ""), "x-api-key": headers.get("x-api-key", "")}
-    return api_key_secret_from(presented) is not None
+    def takes_lean_path(self, scope: dict[str, Any]) -> bool:
+        """A create (``POST`` of the list) or a poll (``GET`` of one task) that presents an API key."""
+        one_task = "task_id" in scope["url_route"]["kwargs"]
+        return scope["method"] == ("GET" if one_task else "POST") and presents_api_key(scope)

@@ -18,16 +18,19 @@ module only once Django is set up (``project.asgi`` does).
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.core.handlers.exception import convert_exception_to_response
 from django.http import HttpRequest, HttpResponseBase
-from django.urls import re_path, set_script_prefix
+from django.urls import URLPattern, URLResolver, re_path, set_script_prefix
+from django.urls.resolvers import RegexPattern, ResolverMatch
 
+from project.auth import api_key_secret_from
 from project.middleware import RequestIdMiddleware
 
 Handler = Callable[[HttpRequest], Any]
@@ -112,6 +115,59 @@ class GatewayHandler(ASGIHandler):
         for middleware in reversed(self.MIDDLEWARE):
             handler = convert_exception_to_response(middleware(handler))
         self._middleware_chain = handler
+
+
+class RoutesHandler(GatewayHandler):
+    """The ``/v1`` handler resolving only ``urlpatterns`` (paths from the site's root), not ``ROOT_URLCONF``."""
+
+    def __init__(self, urlpatterns: list[URLPattern]) -> None:
+        super().__init__()
+        self.resolver = URLResolver(RegexPattern(r"^/"), urlpatterns)
+
+    def resolve_request(self, request: HttpRequest) -> ResolverMatch:
+        match = self.resolver.resolve(request.path_info)
+        request.resolver_match = match
+        return match
+
+
+class LeanEdge:
+    """ASGI app of one busy route of the API, served two ways.
+
+    The calls ``takes_lean_path`` picks (API clients' creates and polls) go to a ``RoutesHandler``
+    of ``lean_urlpatterns``: request ids and allowed hosts, then the view. Everything else (the
+    other methods, and calls without an API key: a browser's session cookie needs the session,
+    authentication and CSRF middleware) goes to Django's own handler with the full stack, as if
+    this app were not there. Subclasses name the two; ``agents.edge`` and ``chat.routing`` use it.
+    """
+
+    lean_urlpatterns: ClassVar[list[URLPattern]]
+
+    def takes_lean_path(self, scope: dict[str, Any]) -> bool:
+        raise NotImplementedError
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        handler = self.lean if self.takes_lean_path(scope) else self.full
+        await handler(scope, receive, send)
+
+    @functools.cached_property
+    def lean(self) -> RoutesHandler:
+        return RoutesHandler(self.lean_urlpatterns)
+
+    @functools.cached_property
+    def full(self) -> ASGIHandler:
+        return ASGIHandler()
+
+
+def presents_api_key(scope: dict[str, Any]) -> bool:
+    """Whether the request presents an API key (``Authorization: Bearer`` or ``x-api-key``)."""
+    headers = {"Authorization": "", "x-api-key": ""}
+    for name, value in scope.get("headers", []):
+        lowered = name.decode("latin1").lower()
+        if lowered == "authorization":
+            headers["Authorization"] = value.decode("latin1")
+        elif lowered == "x-api-key":
+            headers["x-api-key"] = value.decode("latin1")
+    return api_key_secret_from(headers) is not None
 
 
 # Routed in ``project.routing`` ahead of Django's own ASGI application.
