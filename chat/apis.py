@@ -9,8 +9,9 @@ import json
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.contrib.auth import get_user_model
 from django.core.exceptions import RequestDataTooBig
-from django.http import HttpRequest, HttpResponseBase, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
@@ -23,11 +24,11 @@ from rest_framework.views import APIView
 from chat import selectors, services
 from chat.models import Conversation, Message
 from chat.replies import reply_start
-from orchestration.keys import api_key_find
 from orchestration.models import ApiKey
 from orchestration.types import OrchestrationError
 from project.auth import api_key_secret_from
 from project.errors import ApiError, error_response, request_id_of
+from project.keycache import api_key_authenticate
 
 
 def _api_key(request: Request) -> ApiKey | None:
@@ -173,33 +174,46 @@ async def conversation_messages(request: HttpRequest, conversation_id: int) -> H
 
 
 async def message_create(request: HttpRequest, conversation_id: int) -> HttpResponseBase:
+    """Post a message. API clients reach this view straight from ``chat.routing.MessagePostEdge``
+    (no middleware but request ids and allowed hosts), browsers through the full stack."""
     try:
-        secret = api_key_secret_from(request.headers)
-        user = await _session_user(request) if secret is None else None
-        body, plan = await _db(_message_post)(secret, user, request, conversation_id)
+        owner, api_key = await _poster(request)
+        body, plan = await _db(_message_post)(owner, api_key, request, conversation_id)
     except OrchestrationError as error:
-        return error_response(request, ApiError.from_orchestration(error))
+        return _sized(error_response(request, ApiError.from_orchestration(error)))
     except ApiError as error:
-        return error_response(request, error)
+        return _sized(error_response(request, error))
     reply_start(plan)
-    return JsonResponse(body, status=201)
+    return _sized(JsonResponse(body, status=201))
+
+
+async def _poster(request: HttpRequest) -> tuple[Any, ApiKey | None]:
+    """Who posts: the key's user and the key (cached lookup, ``project.keycache``), or the session's user."""
+    if api_key_secret_from(request.headers) is None:
+        return await _session_user(request), None
+    key = await api_key_authenticate(request.headers)
+    if key is None:
+        raise ApiError(401, "invalid_api_key", "Incorrect API key provided.", headers=_CHALLENGE)
+    # message_post reads only the owner's id and the key's id and models: no query to load either.
+    owner = get_user_model()(pk=key.user_id)
+    return owner, ApiKey(pk=key.id, user_id=key.user_id, allowed_models=sorted(key.allowed_models))
+
+
+def _sized(response: HttpResponse) -> HttpResponse:
+    """With the Content-Length that the full stack's CommonMiddleware sets (the lean path has none)."""
+    response["Content-Length"] = str(len(response.content))
+    return response
 
 
 def _message_post(
-    secret: str | None, user: Any, request: HttpRequest, conversation_id: int
+    owner: Any, api_key: ApiKey | None, request: HttpRequest, conversation_id: int
 ) -> tuple[dict[str, Any], services.ReplyPlan]:
-    """All of a POST's database work, in one hop to the thread pool (an API key is looked up here too)."""
-    api_key = None
-    if secret is not None:
-        api_key = api_key_find(secret)
-        if api_key is None:
-            raise ApiError(401, "invalid_api_key", "Incorrect API key provided.", headers=_CHALLENGE)
-        user = api_key.user
+    """All of a POST's database work, in one hop to the thread pool."""
     data = MessageInput(data=_json_body(request))
     if not data.is_valid():
         raise ApiError(400, "invalid_request", _validation_message(data.errors))
-    conversation = selectors.conversation_get(owner_id=user.pk, conversation_id=conversation_id)
-    conversation.owner = user  # found by its owner: no query to load it again
+    conversation = selectors.conversation_get(owner_id=owner.pk, conversation_id=conversation_id)
+    conversation.owner = owner  # found by its owner: no query to load it again
     posted = services.message_post(
         conversation=conversation,
         content=data.validated_data["content"],
