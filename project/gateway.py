@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
@@ -34,6 +34,7 @@ from project.auth import api_key_secret_from
 from project.middleware import RequestIdMiddleware
 
 Handler = Callable[[HttpRequest], Any]
+AsgiApp = Callable[[Any, Any, Any], Awaitable[None]]
 
 
 class AllowedHostMiddleware:
@@ -154,7 +155,7 @@ class LeanEdge:
         return RoutesHandler(self.lean_urlpatterns)
 
     @functools.cached_property
-    def full(self) -> ASGIHandler:
+    def full(self) -> AsgiApp:
         return ASGIHandler()
 
 
