@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
@@ -131,7 +132,7 @@ class RoutesHandler(GatewayHandler):
         return match
 
 
-class LeanEdge:
+class LeanEdge(ABC):
     """ASGI app of one busy route of the API, served two ways.
 
     The calls ``takes_lean_path`` picks (API clients' creates and polls) go to a ``RoutesHandler``
@@ -143,8 +144,9 @@ class LeanEdge:
 
     lean_urlpatterns: ClassVar[list[URLPattern]]
 
+    @abstractmethod
     def takes_lean_path(self, scope: dict[str, Any]) -> bool:
-        raise NotImplementedError
+        """Whether this call goes to the lean handler."""
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         handler = self.lean if self.takes_lean_path(scope) else self.full
