@@ -30,6 +30,7 @@ from datetime import datetime
 from typing import Any
 
 from tests.bench.agent_tasks import bench_agent_key, percentiles
+from tests.bench.environment import RssWatch
 
 MODEL = "bench-agent-ws"
 UPSTREAM_LATENCY_MS = 200
@@ -47,23 +48,6 @@ class SessionResult:
     frame_ms: list[float] = field(default_factory=list)
     complete_ms: float | None = None
     end: str = ""
-
-
-@dataclass
-class RssWatch:
-    pid: int
-    peak: int = 0
-    stop: threading.Event = field(default_factory=threading.Event)
-
-    def rss(self) -> int:
-        import psutil
-
-        return int(psutil.Process(self.pid).memory_info().rss)
-
-    def run(self) -> None:
-        while not self.stop.is_set():
-            self.peak = max(self.peak, self.rss())
-            time.sleep(0.05)
 
 
 def _setup(simulator_url: str) -> str:

