@@ -30,7 +30,7 @@ from datetime import datetime
 from typing import Any
 
 from tests.bench.agent_tasks import bench_agent_key, percentiles
-from tests.bench.environment import RssWatch
+from tests.bench.environment import RssWatch, server_error
 
 MODEL = "bench-agent-ws"
 UPSTREAM_LATENCY_MS = 200
@@ -183,11 +183,12 @@ def run(sessions: int | None = None, ramp_s: float = 20.0) -> dict[str, object]:
     finally:
         watch.stop.set()
         server.stop()
-    figures = {"sessions": sessions, "start ramp s": ramp_s, **_figures(outcome, sessions, watch, rss_before)}
-    log = server.log_text()
-    if "Traceback" in log:
-        figures["server error (first)"] = log[log.index("Traceback") :][:1500]
-    return figures
+    return {
+        "sessions": sessions,
+        "start ramp s": ramp_s,
+        **_figures(outcome, sessions, watch, rss_before),
+        **server_error(server),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

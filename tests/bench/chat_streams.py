@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from tests.bench.environment import RssWatch
+from tests.bench.environment import RssWatch, server_error
 
 MODEL = "bench-chat"
 UPSTREAM_TTFT_MS = 50
@@ -280,12 +280,14 @@ def run(streams: int | None = None, reply_tokens: int = 100, ramp_s: float = 2.0
             server.stop()
         simulator.stop()
     assert watch is not None and server is not None
-    figures = {"streams": streams, "reply tokens": reply_tokens, **direct, **_figures(outcome, streams, watch.peak)}
-    figures["bench client CPU s during the run"] = round(outcome["client_cpu_s"], 1)
-    log = server.log_text()
-    if "Traceback" in log:
-        figures["server error (first)"] = log[log.index("Traceback") :][:1500]
-    return figures
+    return {
+        "streams": streams,
+        "reply tokens": reply_tokens,
+        **direct,
+        **_figures(outcome, streams, watch.peak),
+        "bench client CPU s during the run": round(outcome["client_cpu_s"], 1),
+        **server_error(server),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -77,3 +77,11 @@ class RssWatch:
         while not self.stop.is_set():
             self.peak = max(self.peak, self.rss())
             time.sleep(0.05)
+
+
+def server_error(process: ManagedProcess) -> dict[str, str]:
+    """The first traceback in a server's log, as a figure of the run; nothing when it logged none."""
+    log = process.log_text()
+    if "Traceback" not in log:
+        return {}
+    return {"server error (first)": log[log.index("Traceback") :][:1500]}
