@@ -24,6 +24,8 @@ import statistics
 import time
 from typing import Any
 
+from tests.bench.environment import bench_model_and_key
+
 MODEL = "bench-agent"
 
 
@@ -40,27 +42,13 @@ def bench_agent_key(
     simulator_url: str, *, model: str = MODEL, username: str = "bench-agents", behaviour: dict[str, Any] | None = None
 ) -> str:
     """Register ``model`` on the simulator for the agents and return an API key for ``username``."""
-    import httpx
-    from django.contrib.auth import get_user_model
-
-    from orchestration.keys import api_key_create
-    from orchestration.models import LanguageModel, Provider
-
-    provider, _ = Provider.objects.update_or_create(
-        name="bench-sim", defaults={"kind": Provider.Kind.SIMULATOR, "base_url": simulator_url + "/v1"}
+    return bench_model_and_key(
+        simulator_url,
+        model,
+        username=username,
+        model_fields={"capabilities": ["chat", "tools"]},
+        behaviour=behaviour or {"max_tokens_default": 20},
     )
-    LanguageModel.objects.update_or_create(
-        name=model,
-        defaults={
-            "provider": provider,
-            "upstream": model,
-            "capabilities": ["chat", "tools"],
-            "cache_exact_enabled": False,
-        },
-    )
-    user, _ = get_user_model().objects.get_or_create(username=username)
-    httpx.put(f"{simulator_url}/_sim/models/{model}", json=behaviour or {"max_tokens_default": 20}).raise_for_status()
-    return api_key_create(user=user, name="bench")[1]
 
 
 def _post(client: Any, text: str) -> str:

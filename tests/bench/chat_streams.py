@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from tests.bench.environment import RssWatch, server_error
+from tests.bench.environment import RssWatch, bench_model_and_key, server_error
 
 MODEL = "bench-chat"
 UPSTREAM_TTFT_MS = 50
@@ -47,24 +47,10 @@ class StreamResult:
 
 
 def _setup(simulator_url: str, reply_tokens: int) -> str:
-    import httpx
-    from django.contrib.auth import get_user_model
-
-    from orchestration.keys import api_key_create
-    from orchestration.models import LanguageModel, Provider
-
-    provider, _ = Provider.objects.update_or_create(
-        name="bench-sim", defaults={"kind": Provider.Kind.SIMULATOR, "base_url": simulator_url + "/v1"}
-    )
-    LanguageModel.objects.update_or_create(
-        name=MODEL,
-        defaults={"provider": provider, "upstream": MODEL, "cache_exact_enabled": False, "tokens_per_second": 20},
-    )
-    user, _ = get_user_model().objects.get_or_create(username="bench-chat")
-    _, secret = api_key_create(user=user, name="bench")
     behaviour = {"ttft_ms": UPSTREAM_TTFT_MS, "tokens_per_s": TOKENS_PER_S, "reply": " ".join(["tok"] * reply_tokens)}
-    httpx.put(f"{simulator_url}/_sim/models/{MODEL}", json=behaviour).raise_for_status()
-    return secret
+    return bench_model_and_key(
+        simulator_url, MODEL, username="bench-chat", model_fields={"tokens_per_second": 20}, behaviour=behaviour
+    )
 
 
 @dataclass

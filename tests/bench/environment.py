@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from tests.support import ManagedProcess
 
@@ -85,3 +86,31 @@ def server_error(process: ManagedProcess) -> dict[str, str]:
     if "Traceback" not in log:
         return {}
     return {"server error (first)": log[log.index("Traceback") :][:1500]}
+
+
+def bench_model_and_key(
+    simulator_url: str,
+    model: str,
+    *,
+    username: str,
+    model_fields: dict[str, Any] | None = None,
+    key_fields: dict[str, Any] | None = None,
+    behaviour: dict[str, Any] | None = None,
+) -> str:
+    """Register ``model`` on the simulator (its behaviour set there too, when given) and return a
+    new API key of ``username``; the cache is off unless ``model_fields`` says otherwise."""
+    import httpx
+    from django.contrib.auth import get_user_model
+
+    from orchestration.keys import api_key_create
+    from orchestration.models import LanguageModel, Provider
+
+    provider, _ = Provider.objects.update_or_create(
+        name="bench-sim", defaults={"kind": Provider.Kind.SIMULATOR, "base_url": simulator_url + "/v1"}
+    )
+    fields = {"provider": provider, "upstream": model, "cache_exact_enabled": False, **(model_fields or {})}
+    LanguageModel.objects.update_or_create(name=model, defaults=fields)
+    if behaviour is not None:
+        httpx.put(f"{simulator_url}/_sim/models/{model}", json=behaviour).raise_for_status()
+    user, _ = get_user_model().objects.get_or_create(username=username)
+    return api_key_create(user=user, name="bench", **(key_fields or {}))[1]

@@ -38,6 +38,8 @@ from typing import Any
 
 import httpx
 
+from tests.bench.environment import bench_model_and_key
+
 MODEL = "bench-gateway"
 BODY = {
     "model": MODEL,
@@ -58,30 +60,14 @@ class WrkMissing(RuntimeError):
 
 
 def _registry_and_key(simulator_url: str) -> str:
-    from django.contrib.auth import get_user_model
-
-    from orchestration.keys import api_key_create
-    from orchestration.models import LanguageModel, Provider
-
-    provider, _ = Provider.objects.update_or_create(
-        name="bench-sim", defaults={"kind": Provider.Kind.SIMULATOR, "base_url": simulator_url + "/v1"}
-    )
-    LanguageModel.objects.update_or_create(
-        name=MODEL,
-        defaults={
-            "provider": provider,
-            "upstream": MODEL,
-            "input_per_mtok": 1,
-            "output_per_mtok": 2,
-            "cache_exact_enabled": False,
-            "cache_semantic": False,
-        },
-    )
-    user, _ = get_user_model().objects.get_or_create(username="bench")
     # Limits high enough never to refuse, so that every request pays for checking them.
-    return api_key_create(
-        user=user, name="bench", rpm=10_000_000, tpm=1_000_000_000, monthly_budget_usd=Decimal("1000000")
-    )[1]
+    return bench_model_and_key(
+        simulator_url,
+        MODEL,
+        username="bench",
+        model_fields={"input_per_mtok": 1, "output_per_mtok": 2, "cache_semantic": False},
+        key_fields={"rpm": 10_000_000, "tpm": 1_000_000_000, "monthly_budget_usd": Decimal("1000000")},
+    )
 
 
 def _start_server(kind: str) -> Any:
