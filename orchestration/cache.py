@@ -161,10 +161,13 @@ def cache_status_on_miss(request: ChatRequest, route: ModelRoute, ctx: CallConte
     """X-Cache for an answer that did not come from the cache: BYPASS when no cache took part."""
     if ctx.cache_control == "no-store":
         return "BYPASS"
-    from orchestration.semantic import semantic_query
+    if exact_cacheable(request, route):
+        return "MISS"
+    if not route.cache_semantic:
+        return "BYPASS"
+    from orchestration.semantic import semantic_query  # numpy: only for models that use the semantic cache
 
-    semantic = route.cache_semantic and semantic_query(request, route.cache_semantic_max_turns) is not None
-    return "MISS" if exact_cacheable(request, route) or semantic else "BYPASS"
+    return "MISS" if semantic_query(request, route.cache_semantic_max_turns) is not None else "BYPASS"
 
 
 # --- stored answers --------------------------------------------------------------------------

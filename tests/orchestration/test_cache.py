@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
 from dataclasses import replace
 from typing import Any
@@ -276,3 +279,18 @@ async def test_purges_remove_answers_from_redis_and_rows(cache: ResponseCache, r
     assert await sync_to_async(cache_purge_all)() == 1
     assert redis_client.keys("sy:cache:*") == []
     assert await CacheEntry.objects.acount() == 0
+
+
+def test_a_model_without_the_semantic_cache_never_loads_numpy() -> None:
+    # numpy and the BLAS pool add about 11 MB to a web process: only semantic-cache models pay for them.
+    probe = (
+        "import sys, django; django.setup()\n"
+        "from orchestration.cache import cache_status_on_miss\n"
+        "from orchestration.orchestrator import CallContext\n"
+        "from tests.orchestration.test_cache import ask, route\n"
+        "status = cache_status_on_miss(ask(temperature=0.7), route(cache_semantic=False), CallContext(endpoint='completion'))\n"
+        "print(status, 'numpy' in sys.modules)\n"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "project.settings", "DEBUG": "1"}
+    done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60)
+    assert done.stdout.split() == ["BYPASS", "False"], done.stderr
