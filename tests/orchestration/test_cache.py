@@ -288,7 +288,8 @@ def test_a_model_without_the_semantic_cache_never_loads_numpy() -> None:
         "from orchestration.cache import cache_status_on_miss\n"
         "from orchestration.orchestrator import CallContext\n"
         "from tests.orchestration.test_cache import ask, route\n"
-        "status = cache_status_on_miss(ask(temperature=0.7), route(cache_semantic=False), CallContext(endpoint='completion'))\n"
+        "ctx = CallContext(endpoint='completion')\n"
+        "status = cache_status_on_miss(ask(temperature=0.7), route(cache_semantic=False), ctx)\n"
         "print(status, 'numpy' in sys.modules)\n"
     )
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "project.settings", "DEBUG": "1"}
