@@ -11,6 +11,21 @@ from orchestration.orchestrator import get_orchestrator
 from orchestration.requestlog import requestlog_flush
 
 
+def database_release() -> None:
+    """Close this process's database connections and, on PostgreSQL, its connection pool.
+
+    A work horse is forked from its worker: a connection it inherited would share its socket with
+    the parent's, and an inherited pool would hand out such connections without the threads that
+    keep it. So the worker releases both before each fork (the next query opens a new pool), and a
+    work horse releases its own before it leaves through ``os._exit``, which closes nothing.
+    """
+    connections.close_all()
+    for connection in connections.all():
+        close_pool = getattr(connection, "close_pool", None)  # PostgreSQL's backend only
+        if close_pool is not None:
+            close_pool()
+
+
 def task_run(task_id: str) -> str:
     """Claim the task and run its agent until it finishes, parks for input, or is cancelled.
 
@@ -23,7 +38,7 @@ def task_run(task_id: str) -> str:
     finally:
         # A work horse leaves through os._exit: nothing queued may be left behind.
         requestlog_flush()
-        connections.close_all()
+        database_release()
 
 
 async def _task_run(task_id: str) -> str:

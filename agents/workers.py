@@ -16,14 +16,15 @@ import math
 import time
 from typing import Any
 
-from django.db import connections
 from rq import Worker
 from rq.defaults import DEFAULT_MAINTENANCE_TASK_INTERVAL
 from rq.job import Job
+from rq.queue import Queue
 from rq.utils import now as rq_now
 
 from agents import services
 from agents.execution import worker_label
+from agents.jobs import database_release
 
 logger = logging.getLogger(__name__)
 
@@ -68,8 +69,7 @@ class AgentWorker(Worker):
         except Exception:
             logger.exception("reaping stalled agent tasks failed")
         finally:
-            # The next work horse is forked from this process: it must not inherit a connection.
-            connections.close_all()
+            database_release()
 
     def handle_work_horse_killed(self, job: Job, retpid: int, ret_val: int, rusage: Any) -> None:
         super().handle_work_horse_killed(job, retpid, ret_val, rusage)
@@ -79,4 +79,8 @@ class AgentWorker(Worker):
             if services.task_release(task_id=job.args[0], worker=worker_label(retpid)):
                 logger.warning("task %s: its work horse died; queued again", job.args[0])
         finally:
-            connections.close_all()
+            database_release()
+
+    def fork_work_horse(self, job: Job, queue: Queue) -> None:
+        database_release()
+        super().fork_work_horse(job, queue)
