@@ -30,6 +30,8 @@ from django.conf import settings
 from redis.driver_info import DriverInfo
 from redis.exceptions import NoScriptError, RedisError
 
+from project.watchdog import ReadWatchdog
+
 TOKEN = "token"
 DONE = "done"
 ERROR = "error"
@@ -270,6 +272,7 @@ class Subscription:
         self._held: list[ReplyEvent] | None = [] if local else None
         self._ready = asyncio.Event()
         self._error: BaseException | None = None
+        self._watchdog = ReadWatchdog()  # the waits of ``next``, without a timer per event
 
     def deliver(self, events: list[ReplyEvent]) -> None:
         if self._held is not None:
@@ -295,13 +298,15 @@ class Subscription:
         """The events that arrived since the last call, waiting up to ``wait_s`` for one."""
         if not self._events and self._error is None:
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(wait_s):
-                    await self._ready.wait()
+                await self._watchdog.read(self._ready.wait, asyncio.get_running_loop().time() + wait_s)
         if self._error is not None:
             raise self._error
         events, self._events = self._events, []
         self._ready.clear()
         return events
+
+    def close(self) -> None:
+        self._watchdog.close()
 
 
 class StreamHub:
@@ -351,6 +356,7 @@ class StreamHub:
         return subscription
 
     def unsubscribe(self, subscription: Subscription) -> None:
+        subscription.close()
         group = self.local if subscription.local else self.followers
         followers = group.get(subscription.message_id)
         if followers is not None:

@@ -49,6 +49,7 @@ from orchestration.types import (
     Served,
     Usage,
 )
+from project.watchdog import ReadWatchdog
 
 logger = logging.getLogger(__name__)
 
@@ -555,6 +556,7 @@ class OpenedStream:
     upstream: AsyncIterator[Chunk]
     first: Chunk
     timeout: CallTimeout
+    watchdog: ReadWatchdog
 
 
 @dataclass(slots=True)
@@ -647,14 +649,16 @@ class ReplyStream:
         upstream = self._orchestrator.adapter(provider.config).stream(
             replace(self._request, model=route.upstream), timeout=timeout
         )
+        watchdog = ReadWatchdog()
         try:
-            first = await _next_chunk(upstream, timeout.first_token + GUARD_S)
+            first = await _next_chunk(upstream, timeout.first_token + GUARD_S, watchdog)
+            if first is None:
+                raise ProviderError(ErrorKind.MALFORMED, "the stream ended before its first chunk")
         except BaseException:
+            watchdog.close()
             await _close(upstream)
             raise
-        if first is None:
-            raise ProviderError(ErrorKind.MALFORMED, "the stream ended before its first chunk")
-        return OpenedStream(upstream, first, timeout)
+        return OpenedStream(upstream, first, timeout, watchdog)
 
     async def _relay(
         self, opened: OpenedStream, route: ModelRoute, lease: Lease, relayed: Relayed
@@ -668,7 +672,8 @@ class ReplyStream:
             while chunk is not None:
                 relayed.add(chunk)
                 yield chunk
-                chunk = await _next_chunk(upstream, min(opened.timeout.idle, deadline.remaining()) + GUARD_S)
+                limit_s = min(opened.timeout.idle, deadline.remaining()) + GUARD_S
+                chunk = await _next_chunk(upstream, limit_s, opened.watchdog)
         except Exception as failure:
             error = failure if isinstance(failure, ProviderError) else _adapter_bug(route, failure)
             await orchestrator._settle(lease, error)
@@ -680,15 +685,15 @@ class ReplyStream:
             await orchestrator.breakers.release(lease.key, lease.admission)
             raise
         finally:
+            opened.watchdog.close()
             await _close(upstream)
         await orchestrator._succeeded(lease)
 
 
-async def _next_chunk(upstream: AsyncIterator[Chunk], limit_s: float) -> Chunk | None:
+async def _next_chunk(upstream: AsyncIterator[Chunk], limit_s: float, watchdog: ReadWatchdog) -> Chunk | None:
     """The next chunk, None at the end; a silence longer than ``limit_s`` is a timeout."""
     try:
-        async with asyncio.timeout(limit_s):
-            return await anext(upstream)
+        return await watchdog.read(upstream.__anext__, asyncio.get_running_loop().time() + limit_s)
     except StopAsyncIteration:
         return None
     except TimeoutError:

@@ -19,8 +19,10 @@ Time limits (``CallTimeout``): ``connect`` is the socket connect (and pool wait)
 ``idle`` bounds each gap between stream reads; ``total`` the whole call. Whole replies run under
 one ``asyncio.timeout``; streams cannot (a timeout scope must not stay open across a
 generator's ``yield``), so every read of a stream gets a deadline of its own: the earlier of the
-total deadline and the first-token (before any token) or idle (after) deadline. The transport's
-read timeout is a backstop set to the larger of ``first_token`` and ``idle``.
+total deadline and the first-token (before any token) or idle (after) deadline, kept by one
+``ReadWatchdog`` timer per stream rather than a timer per read. Streams set no transport read
+timeout: aiohttp would re-arm a timer of its own on every packet, and the watchdog already
+bounds every read.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from orchestration.providers.base import CallTimeout, Provider, ProviderConfig
 from orchestration.providers.errors import status_error
 from orchestration.providers.sse import SseEvent, SseParser
 from orchestration.types import ErrorKind, ProviderError
+from project.watchdog import ReadWatchdog
 
 # A gateway holds a connection for the whole of each generation, so concurrent calls to one
 # provider reach the thousands: the pool must not be what makes them wait.
@@ -209,7 +212,7 @@ class HttpProvider(Provider):
         transport = AiohttpTransport(limits=POOL_LIMITS)
         return httpx.AsyncClient(transport=transport, headers=self.headers, timeout=self.config.timeout_s), transport
 
-    def _request(self, url: str, payload: Any, timeout: CallTimeout, *, read: float) -> httpx.Request:
+    def _request(self, url: str, payload: Any, timeout: CallTimeout, *, read: float | None) -> httpx.Request:
         limits = {"connect": timeout.connect, "read": read, "write": timeout.connect, "pool": timeout.connect}
         return httpx.Request(
             "POST", url_of(url), headers=self.headers, content=json_bytes(payload), extensions={"timeout": limits}
@@ -243,7 +246,7 @@ class HttpProvider(Provider):
     async def open_stream(self, url: str, payload: Any, timeout: CallTimeout) -> AsyncIterator[SseStream]:
         """POST ``payload`` and give the reply's Server-Sent Events; leaving closes the connection."""
         transport = await self.clients.transport()
-        request = self._request(url, payload, timeout, read=max(timeout.first_token, timeout.idle))
+        request = self._request(url, payload, timeout, read=None)
         name = self.config.name
         started = asyncio.get_running_loop().time()
         response: httpx.Response | None = None
@@ -261,7 +264,11 @@ class HttpProvider(Provider):
                 raise timeout_error(name, limit, start_limit) from error
             except TRANSPORT_ERRORS as error:
                 raise transport_error(error, name) from error
-            yield SseStream(response, timeout, started, name)
+            stream = SseStream(response, timeout, started, name)
+            try:
+                yield stream
+            finally:
+                stream.close()
         finally:
             if response is not None:
                 await response.aclose()
@@ -290,10 +297,22 @@ class SseStream:
     has been read: from then on the idle limit applies between reads instead of first-token.
     """
 
-    __slots__ = ("_bytes", "_eof", "_first_at", "_limits", "_parser", "_pending", "_provider", "_token", "_total_at")
+    __slots__ = (
+        "_bytes",
+        "_eof",
+        "_first_at",
+        "_limits",
+        "_parser",
+        "_pending",
+        "_provider",
+        "_token",
+        "_total_at",
+        "_watchdog",
+    )
 
     def __init__(self, response: httpx.Response, timeout: CallTimeout, started: float, provider: str) -> None:
         self._bytes = response.aiter_bytes()
+        self._watchdog = ReadWatchdog()
         self._parser = SseParser()
         self._pending: deque[SseEvent] = deque()
         self._eof = False
@@ -321,8 +340,7 @@ class SseStream:
         limit_at = now + self._limits.idle if self._token else self._first_at
         deadline = min(self._total_at, limit_at)
         try:
-            async with asyncio.timeout_at(deadline):
-                chunk = await anext(self._bytes)
+            chunk = await self._watchdog.read(self._bytes.__anext__, deadline)
         except StopAsyncIteration:
             self._eof = True
             self._pending.extend(self._parser.close())
@@ -347,6 +365,9 @@ class SseStream:
         except (TimeoutError, *TRANSPORT_ERRORS):
             return
         self._eof = True
+
+    def close(self) -> None:
+        self._watchdog.close()
 
     def _timeout(self, deadline: float) -> ProviderError:
         if deadline >= self._total_at:
