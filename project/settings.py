@@ -101,7 +101,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     # PostgreSQL: a pool per process (Django's psycopg_pool support). Without one, every request
     # opens a connection and PostgreSQL starts a backend process for it; under a burst of chat
-    # posts that was a third of each post's latency. Connections are checked on checkout, so one
+    # posts that was about half of each post's latency. Connections are checked on checkout, so one
     # broken by a database restart is replaced, not handed out. At most 20 per process: with the
     # default max_connections of 100, a few web processes and the workers fit.
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
