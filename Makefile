@@ -30,6 +30,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	DEBUG=1 $(BIN)/mypy .
+	$(BIN)/lint-imports
 
 bench: install
 	$(BIN)/python -m tests.bench

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -17,6 +18,7 @@ from channels.generic.http import AsyncHttpConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
+from django.utils.datastructures import CaseInsensitiveMapping
 
 from agents import selectors, services
 from agents.apis import event_body
@@ -24,8 +26,13 @@ from agents.models import Task, TaskEvent
 from agents.registry import Agent, agent_get
 from agents.runtime import AgentFailed, AgentRuntime, RunSpec
 from agents.sessions import InputMismatch, SessionRecorder
+from orchestration.access.admission import Caller
+from orchestration.access.keys import REFUSALS
+from orchestration.access.revocation import AccessWatch, access_watch
+from orchestration.errors import InvalidRequest, ServiceError, Unauthenticated, error_body_of
+from orchestration.requestids import request_id_from
+from orchestration.sse import PING, STREAM_HEADERS, sse_event, sse_retry
 from orchestration.types import OrchestrationError
-from project.errors import ApiError, error_body
 
 logger = logging.getLogger(__name__)
 
@@ -41,15 +48,23 @@ class AgentSessionConsumer(AsyncJsonWebsocketConsumer):
         self.run: asyncio.Task[None] | None = None
         self.task: Task | None = None
         self.recorder: SessionRecorder | None = None
+        self.watch: AccessWatch | None = None
         await self.accept()
-        user = self.scope.get("user")
-        if user is None or not user.is_authenticated:
+        caller = self.scope.get("caller")
+        if caller is None:
+            refusal = self.scope.get("access_refusal") or Unauthenticated(
+                "not_authenticated", "Sign in, or send an API key in the Authorization header."
+            )
+            await self.send_refusal(refusal)
             await self.close(code=CLOSE_UNAUTHENTICATED, reason="authentication required")
             return
-        self.user = user
+        self.caller: Caller = caller
+        self.watch = access_watch(user_id=caller.user_id, api_key_id=caller.api_key_id, on_lost=self.access_lost)
         await self.send_json({"type": "session", "session_id": self.session_id})
 
     async def disconnect(self, code: int) -> None:
+        if self.watch is not None:
+            self.watch.close()
         task = self.task if self.running else None
         if task is not None:
             await self.stop_run()
@@ -57,6 +72,18 @@ class AgentSessionConsumer(AsyncJsonWebsocketConsumer):
                 task_id=task.pk, code="client_disconnected", message="The WebSocket connection closed."
             )
         await self.leave_task_group()
+
+    def access_lost(self, code: str) -> None:
+        """The session's key or account was stopped elsewhere: tell the client why, then close."""
+        self.closing = asyncio.get_running_loop().create_task(self.close_for(code))
+
+    async def close_for(self, code: str) -> None:
+        task = self.task if self.running else None
+        if task is not None:
+            await self.stop_run()
+            await database_sync_to_async(services.task_cancel)(task_id=task.pk, code=code, message=REFUSALS[code])
+        await self.send_refusal(Unauthenticated(code, REFUSALS[code]))
+        await self.close(code=CLOSE_UNAUTHENTICATED, reason=code)
 
     # --- frames from the client -----------------------------------------------------------
 
@@ -75,6 +102,8 @@ class AgentSessionConsumer(AsyncJsonWebsocketConsumer):
         if not isinstance(content, dict) or not isinstance(content.get("type"), str):
             await self.send_error("invalid_message", "A frame is a JSON object with a string `type`.")
             return
+        if self.watch is not None and self.watch.lost is not None:
+            return  # the session is closing: its key or account was stopped (``access_lost``)
         await self.receive_json(content)
 
     async def receive_json(self, content: dict[str, Any], **kwargs: Any) -> None:
@@ -103,15 +132,14 @@ class AgentSessionConsumer(AsyncJsonWebsocketConsumer):
             return
         try:
             task = await database_sync_to_async(services.task_create_interactive)(
-                owner=self.user,
+                caller=self.caller,
                 agent=fields["agent"],
                 task_input=fields["input"],
                 model=fields.get("model") or None,
-                api_key=self.scope.get("api_key"),
                 session_id=self.session_id,
             )
-        except ApiError as error:
-            await self.send_error(error.code, error.message)
+        except ServiceError as error:
+            await self.send_refusal(error)
             return
         await self.leave_task_group()
         self.task = task
@@ -215,6 +243,7 @@ class AgentSessionConsumer(AsyncJsonWebsocketConsumer):
             api_key_id=task.api_key_id,
             prompt_template=instructions.prompt_template,
             prompt_version=instructions.prompt_version,
+            payer=self.caller.without_rate_limits(),
         )
         return await AgentRuntime(agent, recorder).run(spec)
 
@@ -223,6 +252,19 @@ class AgentSessionConsumer(AsyncJsonWebsocketConsumer):
         if task_id is not None:
             frame["task_id"] = str(task_id)
         await self.send_json(frame)
+
+    async def send_refusal(self, error: ServiceError) -> None:
+        """An ``error`` frame of a refusal: its code and message, and the status and headers the
+        HTTP doors answer the same refusal with (rate limits, ``Retry-After``)."""
+        await self.send_json(
+            {
+                "type": "error",
+                "code": error.code,
+                "message": error.message,
+                "status": error.status,
+                "headers": error.headers(),
+            }
+        )
 
     @classmethod
     async def encode_json(cls, content: Any) -> str:
@@ -251,12 +293,13 @@ def _string_fields(
 # --- the log as SSE ---------------------------------------------------------------------------
 
 PING_EVERY_S = 15.0
+# The browser waits this long before reconnecting a dropped feed.
+RETRY_MS = 2000
 POLL_EVERY_S = 2.0
 
 
 def sse_frame(event: TaskEvent) -> bytes:
-    data = json.dumps(event_body(event), cls=DjangoJSONEncoder)
-    return f"id: {event.seq}\nevent: {event.type}\ndata: {data}\n\n".encode()
+    return sse_event(event_body(event), event=event.type, id=event.seq)
 
 
 class TaskLogStreamConsumer(AsyncHttpConsumer):
@@ -270,6 +313,9 @@ class TaskLogStreamConsumer(AsyncHttpConsumer):
 
     relay: asyncio.Task[None] | None = None
     log_group: str | None = None
+    watch: AccessWatch | None = None
+    closing: asyncio.Task[None] | None = None
+    sent_through = 0
 
     async def http_request(self, message: dict[str, Any]) -> None:
         self.body.append(message.get("body", b""))
@@ -281,17 +327,18 @@ class TaskLogStreamConsumer(AsyncHttpConsumer):
             raise StopConsumer()
 
     async def handle(self, body: bytes) -> None:
-        self.request_id = f"req_{uuid.uuid4().hex}"
-        user = self.scope.get("user")
-        if user is None or not user.is_authenticated:
-            await self.send_error(ApiError(401, "invalid_api_key", "Authentication is required."))
+        self.request_id = request_id_from(CaseInsensitiveMapping(_header_texts(self.scope)))
+        caller = self.scope.get("caller")
+        if caller is None:
+            refusal = self.scope.get("access_refusal")
+            await self.send_error(refusal or Unauthenticated("not_authenticated", "Authentication is required."))
             return
         try:
             task = await database_sync_to_async(selectors.task_get_owned)(
-                user=user, task_id=self.scope["url_route"]["kwargs"]["task_id"]
+                user=caller.user_id, task_id=self.scope["url_route"]["kwargs"]["task_id"]
             )
             after = self.last_event_id()
-        except ApiError as error:
+        except ServiceError as error:
             await self.send_error(error)
             return
         if task.is_finished and after > await database_sync_to_async(_last_seq)(task.pk):
@@ -300,13 +347,28 @@ class TaskLogStreamConsumer(AsyncHttpConsumer):
         self.wake = asyncio.Event()
         self.log_group = services.task_log_group(task.pk)
         await self.channel_layer.group_add(self.log_group, self.channel_name)
-        headers = [
-            (b"Content-Type", b"text/event-stream"),
-            (b"Cache-Control", b"no-cache"),
-            (b"X-Accel-Buffering", b"no"),
-        ]
-        await self.send_headers(status=200, headers=headers + self.common_headers())
+        await self.send_headers(status=200, headers=[*STREAM_HEADERS, *self.common_headers()])
+        # The first bytes go out at once: the server sends the headers with them, and a browser's
+        # EventSource opens only then (the first item or ping could be 15 s away).
+        await self.send_body(sse_retry(RETRY_MS), more_body=True)
+        self.sent_through = after
+        self.watch = access_watch(user_id=caller.user_id, api_key_id=caller.api_key_id, on_lost=self.access_lost)
         self.relay = asyncio.create_task(self.relay_log(task.pk, after))
+
+    def access_lost(self, code: str) -> None:
+        """The feed's key or account was stopped elsewhere: end it with an ``error`` event."""
+        if self.closing is None:
+            self.closing = asyncio.get_running_loop().create_task(self.end_for(code))
+
+    async def end_for(self, code: str) -> None:
+        relay, self.relay = self.relay, None
+        if relay is not None and not relay.done():
+            relay.cancel()
+            await asyncio.gather(relay, return_exceptions=True)
+        lost = sse_event({"code": code, "message": REFUSALS[code]}, event="error", id=self.sent_through)
+        with contextlib.suppress(Exception):
+            await self.send_body(lost)
+        await self.channel_layer.send(self.channel_name, {"type": "relay.finished"})
 
     def last_event_id(self) -> int:
         headers = dict(self.scope.get("headers", []))
@@ -317,15 +379,16 @@ class TaskLogStreamConsumer(AsyncHttpConsumer):
         if not raw:
             return 0
         if not raw.isdigit():
-            raise ApiError(400, "invalid_last_event_id", "Last-Event-ID must be a whole number.")
+            raise InvalidRequest("invalid_last_event_id", "Last-Event-ID must be a whole number.")
         return int(raw)
 
     def common_headers(self) -> list[tuple[bytes, bytes]]:
         return [(b"X-Request-ID", self.request_id.encode())]
 
-    async def send_error(self, error: ApiError) -> None:
-        body = json.dumps(error_body(error.status, error.code, error.message, self.request_id)).encode()
+    async def send_error(self, error: ServiceError) -> None:
+        body = json.dumps(error_body_of(error, self.request_id)).encode()
         headers = [(b"Content-Type", b"application/json"), *self.common_headers()]
+        headers += [(name.encode("latin1"), value.encode("latin1")) for name, value in error.headers().items()]
         await self.send_response(error.status, body, headers=headers)
 
     async def relay_log(self, task_id: uuid.UUID, after: int) -> None:
@@ -336,11 +399,12 @@ class TaskLogStreamConsumer(AsyncHttpConsumer):
             for event in events:
                 await self.send_body(sse_frame(event), more_body=True)
                 after, last_sent = event.seq, time.monotonic()
+                self.sent_through = after
             if finished and not events:
                 await self.send_body(await database_sync_to_async(_end_frame)(task_id, after))
                 break
             if time.monotonic() - last_sent >= PING_EVERY_S:
-                await self.send_body(b": ping\n\n", more_body=True)
+                await self.send_body(PING, more_body=True)
                 last_sent = time.monotonic()
             try:
                 await asyncio.wait_for(self.wake.wait(), timeout=min(POLL_EVERY_S, PING_EVERY_S))
@@ -356,6 +420,8 @@ class TaskLogStreamConsumer(AsyncHttpConsumer):
         raise StopConsumer()
 
     async def disconnect(self) -> None:
+        if self.watch is not None:
+            self.watch.close()
         relay, self.relay = self.relay, None
         if relay is not None and not relay.done():
             relay.cancel()
@@ -363,6 +429,10 @@ class TaskLogStreamConsumer(AsyncHttpConsumer):
         group, self.log_group = self.log_group, None
         if group is not None:
             await self.channel_layer.group_discard(group, self.channel_name)
+
+
+def _header_texts(scope: dict[str, Any]) -> dict[str, str]:
+    return {name.decode("latin1"): value.decode("latin1") for name, value in scope.get("headers", [])}
 
 
 def _last_seq(task_id: uuid.UUID) -> int:
@@ -378,4 +448,4 @@ def _log_after(task_id: uuid.UUID, after: int) -> tuple[list[TaskEvent], bool]:
 def _end_frame(task_id: uuid.UUID, after: int) -> bytes:
     task = Task.objects.get(pk=task_id)
     body = {"status": task.status, "result": task.result or None, "error": task.error}
-    return f"id: {after + 1}\nevent: end\ndata: {json.dumps(body)}\n\n".encode()
+    return sse_event(body, event="end", id=after + 1)

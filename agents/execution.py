@@ -18,7 +18,6 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from asgiref.sync import sync_to_async
-from django.conf import settings
 from django.utils import timezone
 
 from agents import services
@@ -27,6 +26,9 @@ from agents.recording import TaskParked, TaskRecorder, task_history
 from agents.registry import Agent, agent_get
 from agents.runtime import AgentFailed, AgentRuntime, RunSpec
 from agents.selectors import agent_instructions
+from orchestration.access.admission import payer_of
+from orchestration.errors import ServiceError
+from orchestration.redisclients import DEFAULT, redis_async
 from orchestration.types import OrchestrationError
 
 logger = logging.getLogger(__name__)
@@ -71,6 +73,10 @@ async def task_execute(task_id: str, *, worker: str) -> str:
 async def _run(task: Task, agent: Agent, recorder: TaskRecorder, remaining_s: float) -> str:
     history, recorder.next_seq = await sync_to_async(task_history)(task.pk)
     instructions = await sync_to_async(agent_instructions)(agent)
+    try:
+        payer = await sync_to_async(payer_of)(user_id=task.owner_id, api_key_id=task.api_key_id)
+    except ServiceError as error:
+        raise AgentFailed(error.code, error.message) from error
     spec = RunSpec(
         task_input=task.input,
         model=task.model,
@@ -82,6 +88,7 @@ async def _run(task: Task, agent: Agent, recorder: TaskRecorder, remaining_s: fl
         api_key_id=task.api_key_id,
         prompt_template=instructions.prompt_template,
         prompt_version=instructions.prompt_version,
+        payer=payer,
     )
     return await AgentRuntime(agent, recorder).run(spec, history)
 
@@ -89,14 +96,13 @@ async def _run(task: Task, agent: Agent, recorder: TaskRecorder, remaining_s: fl
 async def _run_watched(task: Task, attempt: int, work: Any) -> str:
     run = asyncio.ensure_future(work)
     stop = _Stop()
-    redis = aioredis.from_url(settings.REDIS_URL)
+    redis = redis_async(DEFAULT)
     watcher = asyncio.create_task(_watch(task, attempt, run, stop, redis))
     try:
         await asyncio.wait({run})
     finally:
         watcher.cancel()
         await asyncio.gather(watcher, return_exceptions=True)
-        await redis.aclose()
     if run.cancelled():
         return stop.reason or "stopped"
     return await _settle(task, attempt, run)

@@ -18,12 +18,15 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from asgiref.sync import sync_to_async
 
 from agents.registry import Agent
 from agents.tools import Tool, ToolContext
+from orchestration.access.admission import Admission, Caller, admit, payer_recheck, prompt_tokens_from_chars
+from orchestration.errors import ServiceError
 from orchestration.orchestrator import CallContext, Orchestrator, get_orchestrator
 from orchestration.types import ChatRequest, ChatResponse, Message, OrchestrationError, ToolCall
 
@@ -135,6 +138,9 @@ class RunSpec:
     api_key_id: int | None = None
     prompt_template: str = ""
     prompt_version: int | None = None
+    # Who pays for the run's calls: each is admitted against its budget before it is made
+    # (``orchestration.access.admission``), and stops when its key or account is stopped.
+    payer: Caller | None = None
 
 
 class AgentRuntime:
@@ -256,13 +262,37 @@ class _Run:
             prompt_template=self.spec.prompt_template,
             prompt_version=self.spec.prompt_version,
         )
+        admission = await self._admitted(request, context)
+        usage, cost = None, Decimal(0)
         try:
-            response, _served = await orchestrator.complete(request, context)
+            response, served = await orchestrator.complete(request, context)
+            usage, cost = served.usage, served.cost_usd
         except OrchestrationError as error:
             if error.code == "deadline_exceeded":
                 raise AgentTimedOut() from error
             raise AgentFailed(error.code, error.message) from error
+        finally:
+            if admission is not None:
+                await admission.settle(usage, cost)
         return response
+
+    async def _admitted(self, request: ChatRequest, context: CallContext) -> Admission | None:
+        """This step's call, admitted against the payer's budget (none for a run without a payer)."""
+        payer = self.spec.payer
+        if payer is None:
+            return None
+        chars = sum(len(message.content or "") for message in request.messages)
+        try:
+            await payer_recheck(payer)
+            return await admit(
+                payer,
+                model=request.model,
+                input_tokens=prompt_tokens_from_chars(chars),
+                max_tokens=request.max_tokens,
+                hold_s=context.deadline_s or self.spec.deadline_s,
+            )
+        except ServiceError as error:
+            raise AgentFailed(error.code, error.message) from error
 
     def _percent(self) -> int:
         return min(95, 5 + (90 * self.steps_taken) // self.agent.max_steps)

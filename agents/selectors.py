@@ -9,9 +9,9 @@ from typing import Any
 
 from agents.models import Task, TaskEvent
 from agents.registry import Agent
+from orchestration.errors import NotFound
 from orchestration.models import PromptVersion
 from orchestration.prompts import prompt_render
-from project.errors import ApiError
 
 
 def task_get_owned(*, user: Any, task_id: uuid.UUID | str) -> Task:
@@ -19,10 +19,10 @@ def task_get_owned(*, user: Any, task_id: uuid.UUID | str) -> Task:
     try:
         task_uuid = uuid.UUID(str(task_id))
     except ValueError:
-        raise ApiError(404, "task_not_found", f"No task {task_id} exists.") from None
+        raise NotFound("task_not_found", f"No task {task_id} exists.") from None
     task = Task.objects.owned_by(user).filter(pk=task_uuid).first()
     if task is None:
-        raise ApiError(404, "task_not_found", f"No task {task_id} exists.")
+        raise NotFound("task_not_found", f"No task {task_id} exists.")
     return task
 
 

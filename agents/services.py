@@ -11,8 +11,8 @@ from __future__ import annotations
 import functools
 import logging
 import uuid
-from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -33,10 +33,9 @@ from agents.models import Task, TaskEvent
 from agents.registry import agent_get
 from agents.runtime import CallRef
 from agents.tools import Tool, ToolContext
-from orchestration.models import ApiKey
+from orchestration.access.admission import Caller, admit_sync, prompt_tokens_from_chars, route_of
+from orchestration.errors import Conflict, InvalidRequest, ServiceError, TooLarge
 from orchestration.registry import snapshot
-from project.errors import ApiError
-from project.keycache import AuthenticatedKey
 
 logger = logging.getLogger(__name__)
 
@@ -89,53 +88,67 @@ def task_default_model() -> str:
     with_tools = [route.name for route in routes if "tools" in route.capabilities]
     if with_tools or routes:
         return (with_tools or [routes[0].name])[0]
-    raise ApiError(400, "model_required", "No model is configured; name one in `model`.", param="model")
+    raise InvalidRequest("model_required", "No model is configured; name one in `model`.", param="model")
 
 
-def _validated_request(agent: str, task_input: str, model: str | None, allowed_models: Collection[str]) -> str:
+def _validated_request(caller: Caller, agent: str, task_input: str, model: str | None) -> str:
     if agent_get(agent) is None:
-        raise ApiError(400, "unknown_agent", f"There is no agent named {agent!r}.", param="agent")
+        raise InvalidRequest("unknown_agent", f"There is no agent named {agent!r}.", param="agent")
     if not task_input.strip():
-        raise ApiError(400, "invalid_request", "`input` must not be empty.", param="input")
+        raise InvalidRequest("invalid_request", "`input` must not be empty.", param="input")
     if len(task_input) > MAX_INPUT_CHARS:
-        raise ApiError(413, "input_too_large", f"`input` is longer than {MAX_INPUT_CHARS} characters.", param="input")
+        raise TooLarge("input_too_large", f"`input` is longer than {MAX_INPUT_CHARS} characters.", param="input")
     model = model or task_default_model()
-    if model not in snapshot().models:
-        raise ApiError(404, "model_not_found", f"The model {model!r} does not exist.", param="model")
-    if allowed_models and model not in allowed_models:
-        raise ApiError(403, "model_not_allowed", f"This API key may not use {model!r}.", param="model")
+    route_of(caller, model, snapshot())
     return model
+
+
+def _admit_task(caller: Caller, model: str, task_input: str) -> dict[str, str]:
+    """A task is admitted at its door like any call: one request, the tokens of its first step, and
+    room in the budget for that step's worst case. The reservation goes back at once: each step
+    reserves its own as the task runs (``agents.runtime``)."""
+    admission = admit_sync(
+        caller,
+        model=model,
+        input_tokens=prompt_tokens_from_chars(len(task_input)),
+        max_tokens=None,
+        hold_s=agent_setting("DEADLINE_AGENT_S"),
+    )
+    admission.release_reservation_sync()
+    return admission.headers()
 
 
 @dataclass(frozen=True, slots=True)
 class TaskSubmission:
     task: Task
     created: bool
+    limit_headers: dict[str, str] = field(default_factory=dict)  # the rate limits after its admission
 
 
 def task_create(
     *,
-    owner_id: int,
+    caller: Caller,
     agent: str,
     task_input: str,
     model: str | None = None,
-    api_key: ApiKey | AuthenticatedKey | None = None,
     idempotency_key: str = "",
 ) -> TaskSubmission:
     """Create a task for an RQ worker and queue it once the row is committed. With an
-    idempotency key, the owner's earlier task with that key is returned instead."""
+    idempotency key, the owner's earlier task with that key is returned instead (not admitted again)."""
     if len(idempotency_key) > MAX_IDEMPOTENCY_KEY_CHARS:
-        raise ApiError(400, "invalid_idempotency_key", "The Idempotency-Key header is longer than 255 characters.")
-    model = _validated_request(agent, task_input, model, api_key.allowed_models if api_key else ())
+        raise InvalidRequest("invalid_idempotency_key", "The Idempotency-Key header is longer than 255 characters.")
+    owner_id = caller.user_id
+    model = _validated_request(caller, agent, task_input, model)
     if idempotency_key:
         earlier = Task.objects.filter(owner_id=owner_id, idempotency_key=idempotency_key).first()
         if earlier is not None:
             return TaskSubmission(_same_request(earlier, agent, task_input, model), created=False)
+    limit_headers = _admit_task(caller, model, task_input)
     try:
         with transaction.atomic():
             task = Task.objects.create(
                 owner_id=owner_id,
-                api_key_id=api_key.id if api_key else None,
+                api_key_id=caller.api_key_id,
                 agent=agent,
                 input=task_input,
                 model=model,
@@ -146,28 +159,26 @@ def task_create(
         earlier = Task.objects.get(owner_id=owner_id, idempotency_key=idempotency_key)
         return TaskSubmission(_same_request(earlier, agent, task_input, model), created=False)
     task_enqueue_on_commit(task.id, attempt=0)
-    return TaskSubmission(task, created=True)
+    return TaskSubmission(task, created=True, limit_headers=limit_headers)
 
 
 def _same_request(task: Task, agent: str, task_input: str, model: str) -> Task:
     if (task.agent, task.input, task.model) != (agent, task_input, model):
-        raise ApiError(
-            409,
+        raise Conflict(
             "idempotency_key_reused",
             "This Idempotency-Key was already used for a different task request.",
         )
     return task
 
 
-def task_create_interactive(
-    *, owner: Any, agent: str, task_input: str, model: str | None, api_key: AuthenticatedKey | None, session_id: str
-) -> Task:
-    """A task run by a WebSocket session in its own process: created already claimed."""
-    model = _validated_request(agent, task_input, model, api_key.allowed_models if api_key else ())
+def task_create_interactive(*, caller: Caller, agent: str, task_input: str, model: str | None, session_id: str) -> Task:
+    """A task run by a WebSocket session in its own process: admitted, then created already claimed."""
+    model = _validated_request(caller, agent, task_input, model)
+    _admit_task(caller, model, task_input)
     now = timezone.now()
     return Task.objects.create(
-        owner=owner,
-        api_key_id=api_key.id if api_key else None,
+        owner_id=caller.user_id,
+        api_key_id=caller.api_key_id,
         agent=agent,
         input=task_input,
         model=model,
@@ -417,9 +428,9 @@ def task_provide_input(*, task: Task, request_id: str, value: str) -> Task:
     """Answer a parked task's question: the answer becomes the ``ask_user`` call's recorded
     result, the task goes back to PROCESSING, and a worker resumes it from its log."""
     if task.origin == Task.Origin.WEBSOCKET:
-        raise ApiError(409, "task_interactive", "This task takes its input over its WebSocket session.")
+        raise Conflict("task_interactive", "This task takes its input over its WebSocket session.")
     if len(value) > MAX_ANSWER_CHARS:
-        raise ApiError(413, "input_too_large", f"`value` is longer than {MAX_ANSWER_CHARS} characters.")
+        raise TooLarge("input_too_large", f"`value` is longer than {MAX_ANSWER_CHARS} characters.")
     with transaction.atomic():
         changed = Task.objects.filter(pk=task.pk, status=Task.Status.WAITING_INPUT, input_request_id=request_id).update(
             status=Task.Status.PROCESSING, input_request_id="", input_prompt="", heartbeat_at=None, worker=""
@@ -440,18 +451,18 @@ def _answer_item(task_id: uuid.UUID, request_id: str, value: str) -> LogItem:
         .first()
     )
     if question is None:
-        raise ApiError(409, "input_request_mismatch", "No question with this request_id is waiting.")
+        raise Conflict("input_request_mismatch", "No question with this request_id is waiting.")
     last_seq = TaskEvent.objects.filter(task_id=task_id).order_by("-seq").values_list("seq", flat=True).first() or 0
     data = {key: question.data[key] for key in ("step", "index", "call_id")}
     data["tool"] = "ask_user"
     return LogItem(last_seq + 1, TaskEvent.Type.TOOL_RESULT, value, data, timezone.now())
 
 
-def _input_refusal(task_id: uuid.UUID) -> ApiError:
+def _input_refusal(task_id: uuid.UUID) -> ServiceError:
     status = Task.objects.filter(pk=task_id).values_list("status", flat=True).first()
     if status != Task.Status.WAITING_INPUT:
-        return ApiError(409, "task_not_waiting", f"The task is {status}, not WAITING_INPUT.")
-    return ApiError(409, "input_request_mismatch", "This request_id does not match the question the task asked.")
+        return Conflict("task_not_waiting", f"The task is {status}, not WAITING_INPUT.")
+    return Conflict("input_request_mismatch", "This request_id does not match the question the task asked.")
 
 
 def new_request_id() -> str:

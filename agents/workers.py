@@ -40,7 +40,7 @@ def modules_preload() -> None:
 
     for kind in provider_kinds():
         provider_class(kind)
-    importlib.import_module("orchestration.cache")
+    importlib.import_module("orchestration.caching.exact")
 
 
 class AgentWorker(Worker):

@@ -1,21 +1,18 @@
-"""The chat API's CRUD side (CONTRACT 3.2): sync DRF views that answer in milliseconds.
+"""The chat API: sync DRF views for conversations (they answer in milliseconds), and the async
+view that posts a message and starts its reply.
 
 Streaming is not here: ``chat.consumers`` serves ``GET /api/v1/messages/{id}/stream``.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.contrib.auth import get_user_model
-from django.core.exceptions import RequestDataTooBig
-from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
-from django.views.decorators.csrf import csrf_exempt
+from django.http import HttpRequest, HttpResponseBase, JsonResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
-from rest_framework.authentication import CSRFCheck
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -24,15 +21,19 @@ from rest_framework.views import APIView
 from chat import selectors, services
 from chat.models import Conversation, Message
 from chat.replies import reply_start
-from orchestration.models import ApiKey
-from orchestration.types import OrchestrationError
-from project.auth import api_key_secret_from
-from project.errors import ApiError, error_response, request_id_of
-from project.keycache import api_key_authenticate
+from chat.services import ReplyPlan
+from orchestration.access.admission import Caller, caller_for_secret, caller_for_user, caller_for_user_sync
+from orchestration.access.credentials import api_key_secret_from
+from orchestration.database import in_database_thread
+from orchestration.errors import InvalidRequest
+from orchestration.http import door, json_body, request_id_of, validation_message
 
 
-def _api_key(request: Request) -> ApiKey | None:
-    return request.auth if isinstance(request.auth, ApiKey) else None
+def caller_of(request: Request) -> Caller:
+    """The caller of a DRF request: the API key's (``request.auth``), else the signed-in person's."""
+    if isinstance(request.auth, Caller):
+        return request.auth
+    return caller_for_user_sync(request.user)
 
 
 def stream_url(message: Message) -> str:
@@ -106,7 +107,7 @@ class ConversationsApi(APIView):
         data = ConversationInput(data=request.data)
         data.is_valid(raise_exception=True)
         conversation = services.conversation_create(
-            owner=request.user, api_key=_api_key(request), **data.validated_data
+            owner=request.user, caller=caller_of(request), **data.validated_data
         )
         return Response(ConversationOutput(conversation).data, status=status.HTTP_201_CREATED)
 
@@ -123,7 +124,7 @@ class ConversationApi(APIView):
         data = ConversationInput(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
         conversation = services.conversation_update(
-            conversation=conversation, api_key=_api_key(request), **data.validated_data
+            conversation=conversation, caller=caller_of(request), **data.validated_data
         )
         return Response(ConversationOutput(conversation).data)
 
@@ -160,11 +161,12 @@ class MessagesApi(APIView):
 # The POST is the one write that starts a reply, and replies arrive in bursts. As a sync DRF view
 # each POST held a thread and a database connection of its own while it waited, so a thousand at
 # once meant a thousand of both (SQLite locked up, PostgreSQL ran out of connections). Here the
-# request stays on the event loop; its database work is one call into the loop's small thread pool;
-# the reply starts on this very loop. Authentication and CSRF follow DRF's rules for the other views.
+# request stays on the event loop; its database work (and its admission) is one call into the
+# loop's thread pool; the reply starts on this very loop. An API client's post reaches it through
+# the edge's lean handler (``api_key_fast_path`` in ``chat.urls``); a browser's through Django's
+# full stack, whose middleware has checked the session and the CSRF token.
 
 
-@csrf_exempt  # CSRF is enforced below for session-authenticated posts, as DRF does
 async def conversation_messages(request: HttpRequest, conversation_id: int) -> HttpResponseBase:
     """``/api/v1/conversations/{id}/messages``: GET lists (DRF view), POST posts a message."""
     if request.method == "POST":
@@ -173,52 +175,35 @@ async def conversation_messages(request: HttpRequest, conversation_id: int) -> H
     return response  # Django renders DRF's Response, as for any deferred-rendering response
 
 
+@door("POST")
 async def message_create(request: HttpRequest, conversation_id: int) -> HttpResponseBase:
-    """Post a message. API clients reach this view straight from ``chat.routing.MessagePostEdge``
-    (no middleware but request ids and allowed hosts), browsers through the full stack."""
-    try:
-        owner, api_key = await _poster(request)
-        body, plan = await _db(_message_post)(owner, api_key, request, conversation_id)
-    except OrchestrationError as error:
-        return _sized(error_response(request, ApiError.from_orchestration(error)))
-    except ApiError as error:
-        return _sized(error_response(request, error))
+    """Post a message, as the API key presented or the signed-in person."""
+    caller = await _poster(request)
+    body, plan = await in_database_thread(_message_post, thread_sensitive=False)(caller, request, conversation_id)
     reply_start(plan)
-    return _sized(JsonResponse(body, status=201))
+    return JsonResponse(body, status=201, headers=plan.admission.headers())
 
 
-async def _poster(request: HttpRequest) -> tuple[Any, ApiKey | None]:
-    """Who posts: the key's user and the key (cached lookup, ``project.keycache``), or the session's user."""
-    if api_key_secret_from(request.headers) is None:
-        return await _session_user(request), None
-    key = await api_key_authenticate(request.headers)
-    if key is None:
-        raise ApiError(401, "invalid_api_key", "Incorrect API key provided.", headers=_CHALLENGE)
-    # message_post reads only the owner's id and the key's id and models: no query to load either.
-    owner = get_user_model()(pk=key.user_id)
-    return owner, ApiKey(pk=key.id, user_id=key.user_id, allowed_models=sorted(key.allowed_models))
+async def _poster(request: HttpRequest) -> Caller:
+    secret = api_key_secret_from(request.headers)
+    if secret is not None:
+        return await caller_for_secret(secret)
+    return await caller_for_user(await request.auser())
 
 
-def _sized(response: HttpResponse) -> HttpResponse:
-    """With the Content-Length that the full stack's CommonMiddleware sets (the lean path has none)."""
-    response["Content-Length"] = str(len(response.content))
-    return response
-
-
-def _message_post(
-    owner: Any, api_key: ApiKey | None, request: HttpRequest, conversation_id: int
-) -> tuple[dict[str, Any], services.ReplyPlan]:
+def _message_post(caller: Caller, request: HttpRequest, conversation_id: int) -> tuple[dict[str, Any], ReplyPlan]:
     """All of a POST's database work, in one hop to the thread pool."""
-    data = MessageInput(data=_json_body(request))
+    data = MessageInput(data=json_body(request, empty={}))
     if not data.is_valid():
-        raise ApiError(400, "invalid_request", _validation_message(data.errors))
-    conversation = selectors.conversation_get(owner_id=owner.pk, conversation_id=conversation_id)
-    conversation.owner = owner  # found by its owner: no query to load it again
+        raise InvalidRequest("invalid_request", validation_message(data.errors))
+    conversation = selectors.conversation_get(owner_id=caller.user_id, conversation_id=conversation_id)
+    # Found by its owner: no query to load the owner again (message_post reads only its id).
+    conversation.owner = get_user_model()(pk=caller.user_id)
     posted = services.message_post(
         conversation=conversation,
         content=data.validated_data["content"],
         model=data.validated_data.get("model", ""),
-        api_key=api_key,
+        caller=caller,
         request_id=request_id_of(request),
     )
     body = {
@@ -227,37 +212,6 @@ def _message_post(
         "stream_url": stream_url(posted.assistant_message),
     }
     return body, posted.plan
-
-
-async def _session_user(request: HttpRequest) -> Any:
-    """The session's user, for a post that presents no API key (CSRF checked as DRF does)."""
-    user = await request.auser()
-    if not user.is_authenticated:
-        raise ApiError(401, "not_authenticated", "Authentication credentials were not provided.", headers=_CHALLENGE)
-    reason = CSRFCheck(lambda _: None).process_view(request, None, (), {})  # type: ignore[arg-type]
-    if reason:
-        raise ApiError(403, "permission_denied", f"CSRF Failed: {reason}")
-    return user
-
-
-_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="switchyard"'}
-
-
-def _json_body(request: HttpRequest) -> Any:
-    try:
-        return json.loads(request.body or b"{}")
-    except RequestDataTooBig as error:
-        raise ApiError(413, "request_too_large", "The request body is too large.") from error
-    except ValueError as error:
-        raise ApiError(400, "invalid_json", "The request body is not valid JSON.") from error
-
-
-def _validation_message(errors: Any) -> str:
-    return "; ".join(f"{name}: {' '.join(str(e) for e in problems)}" for name, problems in errors.items())
-
-
-def _db(function: Any) -> Any:
-    return sync_to_async(function, thread_sensitive=False)
 
 
 class MessageCancelApi(APIView):

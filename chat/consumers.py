@@ -14,16 +14,13 @@ import json
 import logging
 import time
 import uuid
-from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs
 
-from channels.auth import get_user
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.http import AsyncHttpConsumer
-from django.contrib.auth.models import AbstractBaseUser
 from django.utils.datastructures import CaseInsensitiveMapping
 from redis.exceptions import RedisError
 
@@ -31,10 +28,12 @@ from chat import streams
 from chat.models import Message
 from chat.services import reply_finish_orphan, terminal_event
 from chat.streams import ReplyEvent
-from project.auth import api_key_secret_from
-from project.errors import error_body
-from project.keycache import api_key_authenticate
-from project.middleware import request_id_for
+from orchestration.access.admission import Caller
+from orchestration.access.keys import REFUSALS
+from orchestration.access.revocation import access_watch
+from orchestration.errors import error_body
+from orchestration.requestids import request_id_from
+from orchestration.sse import PING, STREAM_HEADERS, sse_retry
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +61,8 @@ class MessageStreamConsumer(AsyncHttpConsumer):
         super().__init__(*args, **kwargs)
         self.relay: asyncio.Task[None] | None = None
         self.request_id = ""
+        self.sent_through = 0  # the id of the last event the client was sent
+        self.closing: asyncio.Task[None] | None = None
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels closes stale database connections around every message, through the one
@@ -75,7 +76,7 @@ class MessageStreamConsumer(AsyncHttpConsumer):
     async def http_request(self, message: dict[str, Any]) -> None:
         if message.get("more_body"):
             return
-        self.request_id = request_id_for(SimpleNamespace(headers=self._headers()))  # type: ignore[arg-type]
+        self.request_id = request_id_from(self._headers())
         self.relay = asyncio.create_task(self.relay_run())
 
     async def http_disconnect(self, message: dict[str, Any]) -> None:
@@ -108,7 +109,7 @@ class MessageStreamConsumer(AsyncHttpConsumer):
             await self.send_response(204, b"", headers=self._base_headers())  # EventSource stops here
             return
         await self.send_headers(status=200, headers=self._stream_headers())
-        await self.send_body(f"retry: {RETRY_MS}\n\n".encode(), more_body=True)
+        await self.send_body(sse_retry(RETRY_MS), more_body=True)
         try:
             await self._relay(message, after)
         except RedisError as error:
@@ -124,9 +125,12 @@ class MessageStreamConsumer(AsyncHttpConsumer):
         await streams.relay_attach(message.pk, relay_id)
         hub = streams.stream_hub()
         subscription = await hub.subscribe(message.pk, after)
+        caller: Caller = self.scope["caller"]
+        watch = access_watch(user_id=caller.user_id, api_key_id=caller.api_key_id, on_lost=self._access_lost)
         try:
             await self._follow(message, subscription, relay_id)
         finally:
+            watch.close()
             hub.unsubscribe(subscription)
             with contextlib.suppress(RedisError, asyncio.CancelledError):
                 await asyncio.shield(streams.relay_detach(message.pk, relay_id))
@@ -144,6 +148,7 @@ class MessageStreamConsumer(AsyncHttpConsumer):
             if events:
                 ended = events[-1].is_terminal
                 await self.send_body(b"".join(event.sse() for event in events), more_body=not ended)
+                self.sent_through = events[-1].id
                 last_write = now
                 if ended:
                     return
@@ -151,7 +156,7 @@ class MessageStreamConsumer(AsyncHttpConsumer):
             if not await streams.producer_alive(message.pk) and await self._settle_lost(message.pk, subscription.after):
                 return
             if now - last_write >= PING_S:
-                await self.send_body(b": ping\n\n", more_body=True)
+                await self.send_body(PING, more_body=True)
                 last_write = now
 
     async def _settle_lost(self, message_id: int, after: int) -> bool:
@@ -178,29 +183,40 @@ class MessageStreamConsumer(AsyncHttpConsumer):
 
     # --- admission ------------------------------------------------------------------------
 
+    def _access_lost(self, code: str) -> None:
+        """The stream's key or account may no longer be used: end the stream with an ``error`` event."""
+        if self.closing is None:
+            self.closing = asyncio.get_running_loop().create_task(self._end_for(code))
+
+    async def _end_for(self, code: str) -> None:
+        relay = self.relay
+        if relay is not None and not relay.done():
+            relay.cancel()
+            await asyncio.gather(relay, return_exceptions=True)
+        lost = ReplyEvent(self.sent_through, streams.ERROR, {"code": code, "message": REFUSALS[code]})
+        with contextlib.suppress(Exception):
+            await self.send_body(lost.sse())
+
     async def _admit(self) -> tuple[Message, int]:
         if self.scope["method"] != "GET":
             raise StreamRefused(405, "method_not_allowed", "Use GET for a stream.")
         after = self._last_event_id()
-        user_id = await self._user_id()
+        user_id = self._caller().user_id
         message_id = int(self.scope["url_route"]["kwargs"]["message_id"])
         message = await _db(_message_of)(user_id, message_id)
         if message is None:
             raise StreamRefused(404, "message_not_found", f"No message {message_id}.")
         return message, after
 
-    async def _user_id(self) -> int:
-        headers = self._headers()
-        if api_key_secret_from(headers) is not None:
-            # The edge's cached lookup: a burst of clients costs no database query per stream.
-            key = await api_key_authenticate(headers)
-            if key is None:
-                raise StreamRefused(401, "invalid_api_key", "Incorrect API key provided.")
-            return int(key.user_id)
-        user: AbstractBaseUser = await get_user(self.scope)
-        if not user.is_authenticated:
+    def _caller(self) -> Caller:
+        """Who asks, as the access stack found them (``project.edge.websocket.AccessMiddleware``)."""
+        refusal = self.scope.get("access_refusal")
+        if refusal is not None:
+            raise StreamRefused(401, refusal.code, refusal.message)
+        caller = self.scope.get("caller")
+        if caller is None:
             raise StreamRefused(401, "not_authenticated", "Authentication credentials were not provided.")
-        return int(user.pk)
+        return cast(Caller, caller)
 
     def _last_event_id(self) -> int:
         raw = self._headers().get("Last-Event-ID", "")
@@ -224,11 +240,7 @@ class MessageStreamConsumer(AsyncHttpConsumer):
         return [(b"X-Request-ID", self.request_id.encode()), (b"Cache-Control", b"no-cache")]
 
     def _stream_headers(self) -> list[tuple[bytes, bytes]]:
-        return [
-            *self._base_headers(),
-            (b"Content-Type", b"text/event-stream; charset=utf-8"),
-            (b"X-Accel-Buffering", b"no"),
-        ]
+        return [(b"X-Request-ID", self.request_id.encode()), *STREAM_HEADERS]
 
     async def _refuse(self, refused: StreamRefused) -> None:
         body = json.dumps(error_body(refused.status, refused.code, refused.message, self.request_id)).encode()

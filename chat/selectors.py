@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db.models import QuerySet
 
 from chat.models import Conversation, Message
-from project.errors import ApiError
+from orchestration.errors import NotFound
 
 
 def conversations_of(*, owner_id: int) -> QuerySet[Conversation]:
@@ -16,7 +16,7 @@ def conversation_get(*, owner_id: int, conversation_id: int) -> Conversation:
     """The owner's conversation, or 404 (another person's conversation does not exist for you)."""
     conversation = Conversation.objects.filter(owner_id=owner_id, pk=conversation_id).first()
     if conversation is None:
-        raise ApiError(404, "conversation_not_found", f"No conversation {conversation_id}.")
+        raise NotFound("conversation_not_found", f"No conversation {conversation_id}.")
     return conversation
 
 
@@ -27,7 +27,7 @@ def messages_of(*, conversation: Conversation) -> QuerySet[Message]:
 def message_get(*, owner_id: int, message_id: int) -> Message:
     message = Message.objects.of_owner(owner_id).select_related("conversation").filter(pk=message_id).first()
     if message is None:
-        raise ApiError(404, "message_not_found", f"No message {message_id}.")
+        raise NotFound("message_not_found", f"No message {message_id}.")
     return message
 
 

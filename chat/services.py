@@ -29,15 +29,16 @@ from chat.context import ContextTooLong, Turn, context_fit, token_counter
 from chat.models import Conversation, Message
 from chat.selectors import history_of, reply_streaming_in
 from chat.streams import ReplyEvent
+from orchestration.access.admission import Admission, Caller, admit_sync, route_of
 from orchestration.deadlines import deadline_for
-from orchestration.models import ApiKey, PromptTemplate
+from orchestration.errors import Conflict, InvalidRequest, TooLarge
+from orchestration.models import PromptTemplate
 from orchestration.orchestrator import CallContext, get_orchestrator
 from orchestration.pricing import cost_usd
 from orchestration.prompts import prompt_render
 from orchestration.registry import ModelRoute, asnapshot, snapshot
-from orchestration.selectors import models_for_user
+from orchestration.selectors import chat_routes
 from orchestration.types import ChatRequest, OrchestrationError, Usage
-from project.errors import ApiError
 
 logger = logging.getLogger(__name__)
 
@@ -51,31 +52,16 @@ Clock = Callable[[], float]
 # --- conversations ----------------------------------------------------------------------------
 
 
-def _route_for(name: str, *, user: AbstractBaseUser, api_key: ApiKey | None) -> ModelRoute:
-    route = snapshot().models.get(name)
-    if route is None:
-        raise ApiError(404, "model_not_found", f"The model {name!r} does not exist.", param="model")
-    if api_key is not None:
-        allowed = not api_key.allowed_models or name in api_key.allowed_models
-    else:
-        allowed = any(model.name == name for model in models_for_user(user))
-    if not allowed:
-        raise ApiError(403, "model_not_allowed", f"You may not use the model {name!r}.", param="model")
-    return route
-
-
-def _default_model(user: AbstractBaseUser, api_key: ApiKey | None) -> str:
-    names = [m.name for m in models_for_user(user)]
-    if api_key is not None and api_key.allowed_models:
-        names = [n for n in names if n in api_key.allowed_models]
+def _default_model(caller: Caller) -> str:
+    names = [route.name for route in chat_routes() if caller.may_use(route.name)]
     if not names:
-        raise ApiError(400, "no_model_available", "No model is available to you.", param="model")
+        raise InvalidRequest("no_model_available", "No model is available to you.", param="model")
     return names[0]
 
 
 def _template_check(name: str) -> None:
     if name and not PromptTemplate.objects.filter(name=name).exists():
-        raise ApiError(400, "prompt_template_not_found", f"No prompt template {name!r}.", param="prompt_template")
+        raise InvalidRequest("prompt_template_not_found", f"No prompt template {name!r}.", param="prompt_template")
 
 
 def conversation_create(
@@ -85,20 +71,20 @@ def conversation_create(
     model: str = "",
     system_prompt: str = "",
     prompt_template: str = "",
-    api_key: ApiKey | None = None,
+    caller: Caller,
 ) -> Conversation:
-    model = model or _default_model(owner, api_key)
-    _route_for(model, user=owner, api_key=api_key)
+    model = model or _default_model(caller)
+    route_of(caller, model, snapshot())
     _template_check(prompt_template)
     return Conversation.objects.create(  # type: ignore[misc]
         owner=owner, title=title, model=model, system_prompt=system_prompt, prompt_template=prompt_template
     )
 
 
-def conversation_update(*, conversation: Conversation, api_key: ApiKey | None = None, **changes: Any) -> Conversation:
+def conversation_update(*, conversation: Conversation, caller: Caller, **changes: Any) -> Conversation:
     """Change any of title, model, system_prompt, prompt_template."""
     if "model" in changes:
-        _route_for(changes["model"], user=conversation.owner, api_key=api_key)
+        route_of(caller, changes["model"], snapshot())
     if "prompt_template" in changes:
         _template_check(changes["prompt_template"])
     for name, value in changes.items():
@@ -127,6 +113,7 @@ class ReplyPlan:
     deadline_s: float
     provider_kind: str
     input_tokens: int
+    admission: Admission
 
 
 @dataclass
@@ -138,9 +125,9 @@ class PostedMessage:
 
 def _content_check(content: str) -> None:
     if not content.strip():
-        raise ApiError(400, "empty_content", "The message is empty.", param="content")
+        raise InvalidRequest("empty_content", "The message is empty.", param="content")
     if len(content) > MAX_CONTENT_CHARS:
-        raise ApiError(413, "content_too_large", f"A message holds at most {MAX_CONTENT_CHARS} characters.")
+        raise TooLarge("content_too_large", f"A message holds at most {MAX_CONTENT_CHARS} characters.")
 
 
 def _system_prompt(conversation: Conversation) -> tuple[str, int | None]:
@@ -158,7 +145,7 @@ def _busy_check(conversation: Conversation) -> None:
     if streaming is None:
         return
     if streams.sync_client().exists(streams.key(streaming.pk, "producer")):
-        raise ApiError(409, "reply_in_progress", "Another reply in this conversation is still streaming.")
+        raise Conflict("reply_in_progress", "Another reply in this conversation is still streaming.")
     async_to_sync(reply_finish_orphan)(streaming.pk, status=Message.Status.FAILED, code="producer_lost")
 
 
@@ -166,27 +153,36 @@ def message_post(
     *,
     conversation: Conversation,
     content: str,
+    caller: Caller,
     model: str = "",
-    api_key: ApiKey | None = None,
     request_id: str = "",
 ) -> PostedMessage:
     """Save the user's message and a streaming reply, and plan the reply's generation.
 
-    The caller starts the plan with ``chat.replies.reply_start`` once the transaction commits.
-    One streaming reply per conversation is enforced by a partial unique index, so two racing
-    posts cannot both start one.
+    The reply is admitted like any call (``orchestration.access.admission``): its rate limits,
+    and a reservation of its worst-case cost, settled when the reply ends. The caller starts the
+    plan with ``chat.replies.reply_start``. One streaming reply per conversation is enforced by a
+    partial unique index, so two racing posts cannot both start one.
     """
     _content_check(content)
     owner = conversation.owner
-    route = _route_for(model or conversation.model, user=owner, api_key=api_key)
+    route = route_of(caller, model or conversation.model, snapshot())
     _busy_check(conversation)
     system_prompt, prompt_version = _system_prompt(conversation)
     turns = [Turn(m.role, m.content) for m in history_of(conversation=conversation)]
     try:
         fitted = context_fit(system_prompt=system_prompt, turns=[*turns, Turn("user", content)], route=route)
     except ContextTooLong as error:
-        raise ApiError(400, "context_length_exceeded", str(error), param="content") from error
-    user_message, reply = _messages_create(conversation, content, route, fitted.input_tokens)
+        raise InvalidRequest("context_length_exceeded", str(error), param="content") from error
+    deadline_s = deadline_for("chat", requested_s=None, route=route).total_s
+    admission = admit_sync(
+        caller, model=route.name, input_tokens=fitted.input_tokens, max_tokens=fitted.reply_tokens, hold_s=deadline_s
+    )
+    try:
+        user_message, reply = _messages_create(conversation, content, route, fitted.input_tokens)
+    except BaseException:
+        admission.release_sync()
+        raise
     plan = ReplyPlan(
         message_id=reply.pk,
         request=ChatRequest(
@@ -195,14 +191,15 @@ def message_post(
         context=CallContext(
             endpoint="chat",
             request_id=request_id,
-            api_key_id=api_key.pk if api_key else None,
+            api_key_id=caller.api_key_id,
             user_id=owner.pk,
             prompt_template=conversation.prompt_template,
             prompt_version=prompt_version,
         ),
-        deadline_s=deadline_for("chat", requested_s=None, route=route).total_s,
+        deadline_s=deadline_s,
         provider_kind=route.provider_kind,
         input_tokens=fitted.input_tokens,
+        admission=admission,
     )
     streams.producer_claim(reply.pk)
     return PostedMessage(user_message, reply, plan)
@@ -226,7 +223,7 @@ def _messages_create(
                 conversation.title = content.strip().splitlines()[0][:TITLE_CHARS]
             conversation.save(update_fields=["title", "updated_at"])
     except IntegrityError as error:  # another post in this conversation got there first
-        raise ApiError(409, "reply_in_progress", "Another reply in this conversation is still streaming.") from error
+        raise Conflict("reply_in_progress", "Another reply in this conversation is still streaming.") from error
     return user_message, reply
 
 
@@ -414,6 +411,7 @@ async def _reply_settle(
         "ttft_ms": timing.get("ttft_ms"),
         "finished_at": timezone.now(),
     }
+    await plan.admission.settle(usage, fields["cost_usd"])
     await _settle_and_announce(plan.message_id, fields)
 
 
@@ -504,7 +502,7 @@ def reply_cancel(*, message: Message, clock: Clock = time.monotonic, wait_s: flo
     Waits (briefly) for the producer to settle, so the answer shows the final state.
     """
     if message.role != Message.Role.ASSISTANT or message.is_final:
-        raise ApiError(409, "message_not_streaming", f"Message {message.pk} is not streaming (it is {message.status}).")
+        raise Conflict("message_not_streaming", f"Message {message.pk} is not streaming (it is {message.status}).")
     streams.cancel_request(message.pk)
     if not streams.sync_client().exists(streams.key(message.pk, "producer")):
         async_to_sync(reply_finish_orphan)(message.pk, status=Message.Status.CANCELLED, code="cancelled")

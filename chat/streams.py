@@ -27,10 +27,11 @@ from typing import Any, cast
 import redis
 import redis.asyncio as aioredis
 from django.conf import settings
-from redis.driver_info import DriverInfo
 from redis.exceptions import NoScriptError, RedisError
 
-from project.watchdog import ReadWatchdog
+from orchestration.redisclients import DEFAULT, STREAMS, redis_async, redis_sync
+from orchestration.sse import sse_event
+from orchestration.watchdog import ReadWatchdog
 
 TOKEN = "token"
 DONE = "done"
@@ -44,13 +45,6 @@ LIVE_TTL_S = 3600
 ATTACHMENT_TTL_S = 15.0
 
 Clock = Callable[[], float]
-# Commands wait for one of this many connections rather than each opening its own: a burst of a
-# thousand clients attaching at once would otherwise open a thousand sockets (and time out doing it).
-MAX_CONNECTIONS = 64
-POOL_WAIT_S = 30
-# Found once: left to each connection, redis-py reads its own version from the package metadata
-# for every connection it opens (about a millisecond each, a burst of them when clients arrive).
-_DRIVER_INFO = DriverInfo()
 
 # KEYS: events, closed, end. ARGV: offset, type, data, terminal ("1"/"0"), ttl.
 # A token is refused once the stream is closed (someone else is ending the reply); a terminal
@@ -79,8 +73,7 @@ class ReplyEvent:
         return self.type != TOKEN
 
     def sse(self) -> bytes:
-        payload = json.dumps(self.data, separators=(",", ":"), ensure_ascii=False)
-        return f"id: {self.id}\nevent: {self.type}\ndata: {payload}\n\n".encode()
+        return sse_event(self.data, event=self.type, id=self.id)
 
 
 def key(message_id: int, name: str) -> str:
@@ -98,37 +91,21 @@ def producer_ttl_s() -> float:
 
 # --- clients ------------------------------------------------------------------------------
 
-_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[aioredis.Redis, Any]] = (
-    weakref.WeakKeyDictionary()
-)
-_sync_client: tuple[str, redis.Redis] | None = None
+_scripts: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
 
 
 def _async_client() -> tuple[aioredis.Redis, Any]:
-    # redis.asyncio connections belong to the loop that opened them: one client per loop.
-    # No read timeout below the longest XREAD BLOCK a relay uses.
+    """The loop's streams client (``orchestration.redisclients.STREAMS``) and its append script."""
+    client = redis_async(STREAMS)
     loop = asyncio.get_running_loop()
-    current = _async_clients.get(loop)
-    if current is None:
-        pool = aioredis.BlockingConnectionPool.from_url(
-            settings.REDIS_URL,
-            max_connections=MAX_CONNECTIONS,
-            timeout=POOL_WAIT_S,
-            socket_connect_timeout=5,
-            socket_timeout=30,
-            driver_info=_DRIVER_INFO,
-        )
-        client = aioredis.Redis(connection_pool=pool)
-        current = (client, client.register_script(_APPEND))
-        _async_clients[loop] = current
-    return current
+    script = _scripts.get(loop)
+    if script is None or script.registered_client is not client:
+        script = _scripts[loop] = client.register_script(_APPEND)
+    return client, script
 
 
 def sync_client() -> redis.Redis:
-    global _sync_client
-    if _sync_client is None or _sync_client[0] != settings.REDIS_URL:
-        _sync_client = (settings.REDIS_URL, redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5))
-    return _sync_client[1]
+    return redis_sync(DEFAULT)
 
 
 # --- writing --------------------------------------------------------------------------------

@@ -1,19 +1,17 @@
-"""The OpenAI-compatible Completion API (CONTRACT 3.1): ``/v1/chat/completions``, ``/v1/models``,
-``/v1/embeddings``.
+"""The OpenAI-compatible Completion API: ``/v1/chat/completions``, ``/v1/models``, ``/v1/embeddings``.
 
-Plain async Django views (DESIGN decision 5): a call waits on a provider for seconds, so it must
-not hold a thread. Each view is a thin door: authenticate, validate, check model access, admit
-against the key's limits, ask the Orchestrator, answer in OpenAI's shape with the ``X-*``
-headers, then settle the limits with the real usage and cost. Errors leave in the one shape of
-``project.errors``.
+Plain async Django views (DESIGN decision 5 in docs/architecture.md): a call waits on a provider
+for seconds, so it must not hold a thread. Each view is a thin door: find the caller and admit
+the call through the access pipeline (``orchestration.access.admission``: key, model access,
+RPM/TPM, budget reservation), ask the Orchestrator, answer in OpenAI's shape with the ``X-*``
+headers, then settle the admission with the real usage and cost. Every view is a lean route (the
+edge serves it without Django's middleware) and answers errors in the one shape.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import functools
-import json
 import logging
 import math
 import struct
@@ -24,17 +22,26 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
-from django.http.request import RawPostDataException
-from django.views.decorators.csrf import csrf_exempt
 
+from orchestration.access.admission import (
+    Admission,
+    Caller,
+    admit,
+    caller_for_secret,
+    missing_credentials,
+    prompt_tokens_from_chars,
+    route_of,
+)
+from orchestration.access.credentials import api_key_secret_from
 from orchestration.deadlines import deadline_for
+from orchestration.errors import DeadlinePassed, InvalidRequest, NotFound, ServiceError, error_body, error_body_of
+from orchestration.http import door, json_response, keys_only, lean_route, raw_body, request_id_of
 from orchestration.orchestrator import CallContext, ReplyStream, get_orchestrator
 from orchestration.prompts import aprompt_render, prompt_apply
 from orchestration.registry import ModelRoute, asnapshot
-from orchestration.types import ChatRequest, ChatResponse, Chunk, OrchestrationError, Served, ToolCallDelta, Usage
+from orchestration.sse import DONE, sse_event
+from orchestration.types import ChatRequest, ChatResponse, Chunk, Served, ToolCallDelta, Usage
 from orchestration.validation import (
     CompletionInput,
     completion_input_from,
@@ -42,16 +49,12 @@ from orchestration.validation import (
     json_object_from,
     prompt_chars,
 )
-from project.errors import ApiError, error_body, error_response, request_id_of
-from project.keycache import AuthenticatedKey, api_key_authenticate
-from project.ratelimit import Admission, ratelimit_admit, ratelimit_headers, ratelimit_settle, token_estimate
 
 logger = logging.getLogger("switchyard.api")
 
 View = Callable[..., Awaitable[HttpResponseBase]]
 # The Orchestrator keeps the deadline; this margin only catches a call that somehow outlives it.
 _DEADLINE_MARGIN_S = 1.0
-_JSON = "application/json"
 
 
 @dataclass(slots=True)
@@ -59,94 +62,57 @@ class Call:
     """One admitted API call: who made it, what it may cost, and how it is settled."""
 
     request: HttpRequest
-    key: AuthenticatedKey
-    route: ModelRoute
     admission: Admission
     ctx: CallContext
 
+    @property
+    def route(self) -> ModelRoute:
+        return self.admission.route
+
     def headers(self) -> dict[str, str]:
-        return ratelimit_headers(self.admission)
+        return self.admission.headers()
 
     async def settle(self, usage: Usage | None, cost_usd: Decimal) -> None:
-        tokens = usage.total_tokens if usage is not None else 0
-        await ratelimit_settle(self.key.limits, self.admission, tokens_used=tokens, cost_usd=cost_usd)
+        await self.admission.settle(usage, cost_usd)
 
 
 # --- the door ------------------------------------------------------------------------------
 
 
-def api_view(*methods: str) -> Callable[[View], View]:
-    """An async ``/v1`` view: CSRF-free (keys, not cookies), methods checked, errors rendered."""
+def v1_view(*methods: str) -> Callable[[View], View]:
+    """A ``/v1`` view: a lean route for API keys only, its methods checked, its errors answered."""
 
     def decorate(view: View) -> View:
-        async def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
-            try:
-                if request.method not in methods:
-                    raise ApiError(
-                        405,
-                        "method_not_allowed",
-                        f"Method {request.method} is not allowed here; use {', '.join(methods)}.",
-                        headers={"Allow": ", ".join(methods)},
-                    )
-                return await view(request, *args, **kwargs)
-            except OrchestrationError as error:
-                return error_response(request, ApiError.from_orchestration(error))
-            except ApiError as error:
-                return error_response(request, error)
-
-        return csrf_exempt(functools.wraps(view)(wrapped))
+        return lean_route(keys_only(door(*methods)(view)))
 
     return decorate
 
 
-async def _authenticate(request: HttpRequest) -> AuthenticatedKey:
-    key = await api_key_authenticate(request.headers)
-    if key is not None:
-        return key
-    headers = {"WWW-Authenticate": 'Bearer realm="switchyard"'}
-    if "Authorization" not in request.headers and "x-api-key" not in request.headers:
-        message = "You didn't provide an API key. Send it as 'Authorization: Bearer <key>' or 'x-api-key'."
-        raise ApiError(401, "missing_api_key", message, headers=headers)
-    raise ApiError(401, "invalid_api_key", "Incorrect API key provided.", headers=headers)
+async def _caller(request: HttpRequest) -> Caller:
+    secret = api_key_secret_from(request.headers)
+    if secret is None:
+        raise missing_credentials()
+    return await caller_for_secret(secret)
 
 
 def _json_body(request: HttpRequest) -> dict[str, Any]:
-    try:
-        declared = int(request.headers.get("Content-Length") or 0)
-    except ValueError:
-        raise ApiError(400, "invalid_request", "The Content-Length header is not a number.") from None
-    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-    if declared > limit:
-        raise _too_large(limit)
-    try:
-        body = request.body
-    except RawPostDataException:
-        raise ApiError(400, "invalid_request", "The request body could not be read.") from None
-    except RequestDataTooBig:
-        raise _too_large(limit) from None
-    return json_object_from(body)
+    return json_object_from(raw_body(request))
 
 
-def _too_large(limit: int) -> ApiError:
-    return ApiError(413, "request_too_large", f"The request body is larger than {limit} bytes.")
+def _hold_s(endpoint: str, route: ModelRoute) -> float:
+    return deadline_for(endpoint, requested_s=None, route=route).total_s
 
 
-async def _route_for(key: AuthenticatedKey, model: str) -> ModelRoute:
-    route = (await asnapshot()).models.get(model)
-    shown = model if len(model) <= 100 else f"{model[:100]}…"
-    if route is None:
-        message = f"The model '{shown}' does not exist or you do not have access to it."
-        raise ApiError(404, "model_not_found", message, param="model")
-    if not key.may_use(model):
-        raise ApiError(403, "model_not_allowed", f"This API key may not use the model '{shown}'.", param="model")
-    return route
-
-
-async def _admit(key: AuthenticatedKey, token_cost: int) -> Admission:
-    admission = await ratelimit_admit(key.limits, token_cost)
-    if not admission.allowed:
-        raise ApiError(429, admission.code, admission.message, headers=ratelimit_headers(admission))
-    return admission
+async def _admitted(caller: Caller, model: str, endpoint: str, *, chars: int, max_tokens: int | None) -> Admission:
+    registry = await asnapshot()
+    route = route_of(caller, model, registry)
+    return await admit(
+        caller,
+        model=model,
+        input_tokens=prompt_tokens_from_chars(chars),
+        max_tokens=max_tokens,
+        hold_s=_hold_s(endpoint, route),
+    )
 
 
 def _cache_control(request: HttpRequest) -> str:
@@ -158,12 +124,12 @@ def _cache_control(request: HttpRequest) -> str:
     return "default"
 
 
-def _context(request: HttpRequest, key: AuthenticatedKey, endpoint: str) -> CallContext:
+def _context(request: HttpRequest, caller: Caller, endpoint: str) -> CallContext:
     return CallContext(
         endpoint=endpoint,
         request_id=request_id_of(request),
-        api_key_id=key.id,
-        user_id=key.user_id,
+        api_key_id=caller.api_key_id,
+        user_id=caller.user_id,
         cache_control=_cache_control(request),
     )
 
@@ -177,10 +143,6 @@ def _served_headers(served: Served, *, with_cost: bool = True) -> dict[str, str]
     return headers
 
 
-def _json_response(body: dict[str, Any], headers: dict[str, str]) -> HttpResponse:
-    return HttpResponse(json.dumps(body, separators=(",", ":")), content_type=_JSON, headers=headers)
-
-
 async def _within_deadline(call: Call, awaitable: Awaitable[Any]) -> Any:
     """Await an Orchestrator call with a last-resort timeout just past its own deadline."""
     seconds = deadline_for(call.ctx.endpoint, requested_s=call.ctx.deadline_s, route=call.route).total_s
@@ -188,28 +150,26 @@ async def _within_deadline(call: Call, awaitable: Awaitable[Any]) -> Any:
         async with asyncio.timeout(seconds + _DEADLINE_MARGIN_S):
             return await awaitable
     except TimeoutError:
-        raise ApiError(504, "deadline_exceeded", f"No answer within the deadline of {seconds:g} s.") from None
+        raise DeadlinePassed("deadline_exceeded", f"No answer within the deadline of {seconds:g} s.") from None
 
 
-def _with_limit_headers(error: OrchestrationError | ApiError, call: Call) -> ApiError:
-    api_error = ApiError.from_orchestration(error) if isinstance(error, OrchestrationError) else error
-    api_error.headers = {**call.headers(), **api_error.headers}
-    return api_error
+def _with_limit_headers(error: ServiceError, call: Call) -> ServiceError:
+    error.meta = {**call.headers(), **error.meta}
+    return error
 
 
 # --- POST /v1/chat/completions ---------------------------------------------------------------
 
 
-@api_view("POST")
+@v1_view("POST")
 async def chat_completions(request: HttpRequest) -> HttpResponseBase:
     """Create a chat completion, streamed (``stream: true``) or whole."""
-    key = await _authenticate(request)
+    caller = await _caller(request)
     payload = completion_input_from(_json_body(request))
-    ctx = _context(request, key, "completion")
+    ctx = _context(request, caller, "completion")
     chat = await _with_prompt(payload, ctx)
-    route = await _route_for(key, chat.model)
-    admission = await _admit(key, token_estimate(prompt_chars(chat), chat.max_tokens))
-    call = Call(request, key, route, admission, ctx)
+    admission = await _admitted(caller, chat.model, "completion", chars=prompt_chars(chat), max_tokens=chat.max_tokens)
+    call = Call(request, admission, ctx)
     if payload.stream:
         return await _stream_response(call, chat, include_usage=payload.include_usage)
     return await _complete_response(call, chat)
@@ -226,7 +186,7 @@ async def _with_prompt(payload: CompletionInput, ctx: CallContext) -> ChatReques
     chat = prompt_apply(payload.request, rendered)
     if not chat.model:
         message = f"The prompt template {rendered.name!r} names no default model; send a model parameter."
-        raise ApiError(400, "missing_required_parameter", message, param="model")
+        raise InvalidRequest("missing_required_parameter", message, param="model")
     return chat
 
 
@@ -235,11 +195,11 @@ async def _complete_response(call: Call, chat: ChatRequest) -> HttpResponse:
     try:
         response, served = await _within_deadline(call, get_orchestrator().complete(chat, call.ctx))
         usage, cost = served.usage, served.cost_usd
-    except (OrchestrationError, ApiError) as error:
+    except ServiceError as error:
         raise _with_limit_headers(error, call) from None
     finally:
         await call.settle(usage, cost)
-    return _json_response(completion_body(response, served), {**call.headers(), **_served_headers(served)})
+    return json_response(completion_body(response, served), {**call.headers(), **_served_headers(served)})
 
 
 def completion_id() -> str:
@@ -285,7 +245,7 @@ async def _stream_response(call: Call, chat: ChatRequest, *, include_usage: bool
     except BaseException as error:
         await stream.aclose()
         await call.settle(None, Decimal(0))
-        if isinstance(error, OrchestrationError | ApiError):
+        if isinstance(error, ServiceError):
             raise _with_limit_headers(error, call) from None
         raise
     writer = _ChunkWriter(model=stream.served.model or chat.model, include_usage=include_usage)
@@ -314,16 +274,15 @@ async def _sse(
             yield writer.event(writer.finish("stop"))
         if writer.include_usage:
             yield writer.event(writer.usage(stream.served.usage))
-    except (OrchestrationError, ApiError) as error:
-        api_error = ApiError.from_orchestration(error) if isinstance(error, OrchestrationError) else error
-        yield writer.event(error_body(api_error.status, api_error.code, api_error.message, request_id_of(call.request)))
+    except ServiceError as error:
+        yield writer.event(error_body_of(error, request_id_of(call.request)))
     except Exception:
         logger.exception("A completion stream failed after it began (request %s)", request_id_of(call.request))
         yield writer.event(error_body(502, "stream_failed", "The stream failed.", request_id_of(call.request)))
     finally:
         await stream.aclose()
         await call.settle(stream.served.usage, stream.served.cost_usd)
-    yield b"data: [DONE]\n\n"
+    yield DONE
 
 
 class _ChunkWriter:
@@ -338,7 +297,7 @@ class _ChunkWriter:
 
     @staticmethod
     def event(body: dict[str, Any]) -> bytes:
-        return b"data: " + json.dumps(body, separators=(",", ":")).encode() + b"\n\n"
+        return sse_event(body)
 
     def _chunk(self, choices: list[dict[str, Any]]) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -397,20 +356,19 @@ def _tool_call_delta(call: ToolCallDelta) -> dict[str, Any]:
 # --- POST /v1/embeddings -------------------------------------------------------------------------
 
 
-@api_view("POST")
+@v1_view("POST")
 async def embeddings(request: HttpRequest) -> HttpResponseBase:
     """Embed one text or a list of texts."""
-    key = await _authenticate(request)
+    caller = await _caller(request)
     payload = embedding_input_from(_json_body(request))
-    route = await _route_for(key, payload.request.model)
     chars = sum(len(text) for text in payload.request.inputs)
-    admission = await _admit(key, token_estimate(chars, 0))
-    call = Call(request, key, route, admission, _context(request, key, "embedding"))
+    admission = await _admitted(caller, payload.request.model, "embedding", chars=chars, max_tokens=0)
+    call = Call(request, admission, _context(request, caller, "embedding"))
     usage, cost = None, Decimal(0)
     try:
         response, served = await _within_deadline(call, get_orchestrator().embed(payload.request, call.ctx))
         usage, cost = served.usage, served.cost_usd
-    except (OrchestrationError, ApiError) as error:
+    except ServiceError as error:
         raise _with_limit_headers(error, call) from None
     finally:
         await call.settle(usage, cost)
@@ -428,7 +386,7 @@ async def embeddings(request: HttpRequest) -> HttpResponseBase:
         "model": served.model,
         "usage": {"prompt_tokens": response.usage.input_tokens, "total_tokens": response.usage.total_tokens},
     }
-    return _json_response(body, {**call.headers(), **_served_headers(served)})
+    return json_response(body, {**call.headers(), **_served_headers(served)})
 
 
 def _vector(vector: list[float], dimensions: int | None, encoding: str) -> list[float] | str:
@@ -449,32 +407,32 @@ def _model_body(route: ModelRoute) -> dict[str, Any]:
     return {"id": route.name, "object": "model", "created": route.created, "owned_by": route.provider}
 
 
-async def _visible_models(key: AuthenticatedKey) -> list[ModelRoute]:
+async def _visible_models(caller: Caller) -> list[ModelRoute]:
     """The routable models this key may use, by name, from the registry snapshot (no query)."""
     routes = (await asnapshot()).models
-    return [routes[name] for name in sorted(routes) if key.may_use(name)]
+    return [routes[name] for name in sorted(routes) if caller.may_use(name)]
 
 
-@api_view("GET")
+@v1_view("GET")
 async def models(request: HttpRequest) -> HttpResponseBase:
     """The models this key may use."""
-    key = await _authenticate(request)
-    data = [_model_body(model) for model in await _visible_models(key)]
-    return _json_response({"object": "list", "data": data}, {})
+    caller = await _caller(request)
+    data = [_model_body(model) for model in await _visible_models(caller)]
+    return json_response({"object": "list", "data": data})
 
 
-@api_view("GET")
+@v1_view("GET")
 async def model_detail(request: HttpRequest, model: str) -> HttpResponseBase:
     """One model this key may use."""
-    key = await _authenticate(request)
-    for candidate in await _visible_models(key):
+    caller = await _caller(request)
+    for candidate in await _visible_models(caller):
         if candidate.name == model:
-            return _json_response(_model_body(candidate), {})
+            return json_response(_model_body(candidate))
     message = f"The model '{model}' does not exist or you do not have access to it."
-    raise ApiError(404, "model_not_found", message, param="model")
+    raise NotFound("model_not_found", message, param="model")
 
 
-@api_view("GET", "POST", "PUT", "PATCH", "DELETE")
+@v1_view("GET", "POST", "PUT", "PATCH", "DELETE")
 async def unknown_endpoint(request: HttpRequest, path: str = "") -> HttpResponseBase:
     """Anything else under ``/v1/``: OpenAI's JSON 404, not an HTML page."""
-    raise ApiError(404, "unknown_url", f"Unknown request URL: {request.method} {request.path}.")
+    raise NotFound("unknown_url", f"Unknown request URL: {request.method} {request.path}.")

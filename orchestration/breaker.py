@@ -28,9 +28,9 @@ from typing import Any, cast
 
 import redis
 import redis.asyncio as aioredis
-from django.conf import settings
 from django.db import close_old_connections, connection
 
+from orchestration.redisclients import FAST_TEXT, redis_async, redis_sync
 from orchestration.registry import ModelRoute, ProviderSettings
 
 logger = logging.getLogger(__name__)
@@ -290,13 +290,8 @@ class Breakers:
         # redis.asyncio connections belong to the loop that opened them: one client per loop.
         loop = asyncio.get_running_loop()
         current = self._clients.get(loop)
-        if current is None:
-            client = aioredis.from_url(
-                self.redis_url or settings.REDIS_URL,
-                socket_timeout=REDIS_TIMEOUT_S,
-                socket_connect_timeout=REDIS_TIMEOUT_S,
-                decode_responses=True,
-            )
+        client = redis_async(FAST_TEXT, url=self.redis_url or None)
+        if current is None or current.client is not client:
             current = _LoopClient(
                 client,
                 client.register_script(_ACQUIRE),
@@ -435,11 +430,9 @@ class Breakers:
             logger.exception("breaker transition hook failed for %s", key)
 
     async def aclose(self) -> None:
-        """Count what is waiting, then close this loop's Redis connections."""
+        """Count what is waiting, then forget this loop's scripts (``redis_async_close`` closes its client)."""
         await self.flush()
-        current = self._clients.pop(asyncio.get_running_loop(), None)
-        if current is not None:
-            await current.client.aclose()
+        self._clients.pop(asyncio.get_running_loop(), None)
 
 
 _TOKEN_PREFIX = secrets.token_hex(6)
@@ -463,12 +456,7 @@ def _admission(decision: str, detail: str, token: str) -> Admission:
 
 
 def _sync_client() -> redis.Redis:
-    return redis.Redis.from_url(
-        settings.REDIS_URL,
-        socket_timeout=REDIS_TIMEOUT_S,
-        socket_connect_timeout=REDIS_TIMEOUT_S,
-        decode_responses=True,
-    )
+    return redis_sync(FAST_TEXT)
 
 
 def breaker_read(key: str, open_s: float) -> BreakerView | None:

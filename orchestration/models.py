@@ -1,4 +1,5 @@
-"""The model registry, API keys, breaker mirror, cache index and request log."""
+"""The model registry, breaker mirror, cache index and request log; API keys and access
+policies live in ``orchestration.access.models`` and are models of this app too."""
 
 from __future__ import annotations
 
@@ -7,6 +8,21 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import models
 from django.db.models import TextChoices
+
+from orchestration.access.models import AccessPolicy, ApiKey
+
+__all__ = [
+    "AccessPolicy",
+    "ApiKey",
+    "BreakerState",
+    "CacheEntry",
+    "Fallback",
+    "LanguageModel",
+    "PromptTemplate",
+    "PromptVersion",
+    "Provider",
+    "RequestLog",
+]
 
 
 class Provider(models.Model):
@@ -180,38 +196,6 @@ class CacheEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.model} {self.key[:12]}"
-
-
-class ApiKeyQuerySet(models.QuerySet["ApiKey"]):
-    def active(self) -> ApiKeyQuerySet:
-        return self.filter(enabled=True, revoked_at__isnull=True)
-
-
-class ApiKey(models.Model):
-    """A client credential. Only the SHA-256 of the secret is stored; the prefix identifies it."""
-
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_keys")
-    name = models.CharField(max_length=100, blank=True)
-    prefix = models.CharField(max_length=16, db_index=True)
-    key_hash = models.CharField(max_length=64, unique=True, editable=False)
-    allowed_models = models.JSONField(default=list, blank=True, help_text="Empty means every model.")
-    rpm = models.PositiveIntegerField(null=True, blank=True, help_text="Requests per minute; empty = no limit.")
-    tpm = models.PositiveIntegerField(null=True, blank=True, help_text="Tokens per minute; empty = no limit.")
-    monthly_budget_usd = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True)
-    expires_at = models.DateTimeField(null=True, blank=True)
-    enabled = models.BooleanField(default=True)
-    last_used_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    revoked_at = models.DateTimeField(null=True, blank=True)
-
-    objects = ApiKeyQuerySet.as_manager()
-
-    class Meta:
-        ordering = ["-created_at"]
-        verbose_name = "API key"
-
-    def __str__(self) -> str:
-        return f"{self.prefix}… ({self.name or self.user})"
 
 
 class RequestLog(models.Model):

@@ -9,8 +9,6 @@ one set of metrics, whatever its outcome.
 from __future__ import annotations
 
 import asyncio
-import functools
-import importlib
 import logging
 import math
 import random
@@ -21,6 +19,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from orchestration.breaker import Admission, BreakerPolicy, Breakers, BreakerView, breaker_key, breaker_state_mirror
+from orchestration.caching import exact as exact_cache
+from orchestration.caching.provider_embedding import embed_through
 from orchestration.deadlines import (
     MIN_ATTEMPT_S,
     Clock,
@@ -33,10 +33,12 @@ from orchestration.deadlines import (
 from orchestration.metrics import metrics_breaker_state, metrics_call_finished, metrics_fallback, metrics_retry
 from orchestration.pricing import cost_usd
 from orchestration.providers.base import CallTimeout, Provider, ProviderConfig
+from orchestration.redisclients import redis_async_close
 from orchestration.registry import ModelRoute, ProviderSettings, Snapshot, asnapshot
 from orchestration.requestlog import log_entry_from, requestlog_record
 from orchestration.retry import RetryPolicy, Rng, retry_wait_s
 from orchestration.types import (
+    CallContext,
     ChatRequest,
     ChatResponse,
     Chunk,
@@ -49,7 +51,7 @@ from orchestration.types import (
     Served,
     Usage,
 )
-from project.watchdog import ReadWatchdog
+from orchestration.watchdog import ReadWatchdog
 
 logger = logging.getLogger(__name__)
 
@@ -62,18 +64,6 @@ MAX_HOPS = 5
 GUARD_S = 1.0
 # The request-log word for a fallback to a cached answer.
 CACHE_HOP = "cache"
-
-
-@dataclass
-class CallContext:
-    endpoint: str  # "completion" | "chat" | "agent" | "embedding"
-    request_id: str = ""
-    api_key_id: int | None = None
-    user_id: int | None = None
-    deadline_s: float | None = None  # seconds from now; None = the endpoint's/model's default
-    cache_control: str = "default"  # "default" | "no-cache" | "no-store"
-    prompt_template: str = ""
-    prompt_version: int | None = None
 
 
 _CLIENT_ERRORS = {
@@ -155,17 +145,6 @@ def _breaker_transitioned(key: str, provider: str, view: BreakerView) -> None:
     breaker_state_mirror(key, provider, view)
 
 
-@functools.cache
-def _cache_api() -> Any:
-    """``orchestration.cache`` when it is installed, else None (the Orchestrator runs without one)."""
-    try:
-        return importlib.import_module("orchestration.cache")
-    except ModuleNotFoundError as error:
-        if error.name != "orchestration.cache":
-            raise
-        return None
-
-
 class Orchestrator:
     """Routes, retries and falls back; one instance per process (``get_orchestrator``).
 
@@ -216,10 +195,11 @@ class Orchestrator:
         await self.breakers.flush()
 
     async def aclose(self) -> None:
-        """Finish background work and close this loop's Redis client of the breakers (adapters are
-        closed by ``adapters_aclose``)."""
+        """Finish background work and close this loop's Redis clients (adapters are closed by
+        ``adapters_aclose``)."""
         await self.drain()
         await self.breakers.aclose()
+        await redis_async_close()
 
     def adapter(self, config: ProviderConfig) -> Provider:
         """The process's pooled adapter of a provider."""
@@ -442,14 +422,11 @@ class Orchestrator:
 
     async def _cache_lookup(self, request: ChatRequest, call: Call) -> ChatResponse | None:
         """A cached answer (its usage is not charged again), else None with X-Cache MISS or BYPASS."""
-        cache = _cache_api()
-        if cache is None:
-            call.served.cache = "BYPASS"
-            return None
+        assert call.requested is not None  # routed before the cache is asked
         try:
-            answer = await cache.cache_lookup(request, call.requested, call.ctx)
+            answer = await exact_cache.cache_lookup(request, call.requested, call.ctx)
             if answer is None:
-                call.served.cache = cache.cache_status_on_miss(request, call.requested, call.ctx)
+                call.served.cache = exact_cache.cache_status_on_miss(request, call.requested, call.ctx)
                 return None
         except Exception:
             logger.exception("cache lookup failed; answering from the provider")
@@ -458,26 +435,24 @@ class Orchestrator:
         return answer.response
 
     def _cacheable_stream(self, call: Call) -> bool:
-        return _cache_api() is not None and call.ctx.cache_control != "no-store"
+        return call.ctx.cache_control != "no-store"
 
     async def _cache_store(self, request: ChatRequest, call: Call, response: ChatResponse) -> None:
-        cache = _cache_api()
-        if cache is None or call.ctx.cache_control == "no-store":
+        if call.ctx.cache_control == "no-store" or call.requested is None:
             return
         try:
-            await cache.cache_store(request, call.requested, response, call.ctx)
+            await exact_cache.cache_store(request, call.requested, response, call.ctx)
         except Exception:
             logger.exception("cache store failed")
 
     async def _cache_stale(self, request: ChatRequest, call: Call, failure: Failure) -> ChatResponse | None:
         """A cached answer when every provider failed; None when there is none (or it would be wrong)."""
-        cache = _cache_api()
-        if cache is None or call.ctx.cache_control == "no-store" or call.requested is None:
+        if call.ctx.cache_control == "no-store" or call.requested is None:
             return None
         if isinstance(failure, ProviderError) and failure.kind in _CLIENT_ERRORS:
             return None
         try:
-            answer = await cache.cache_lookup_stale(request, call.requested, call.ctx)
+            answer = await exact_cache.cache_lookup_stale(request, call.requested, call.ctx)
         except Exception:
             logger.exception("stale cache lookup failed")
             return None
@@ -619,7 +594,7 @@ class ReplyStream:
         requested = await orchestrator._route(call)
         cached = await orchestrator._cache_lookup(request, call)
         if cached is not None:
-            for chunk in _cache_api().chunks_from_response(cached):
+            for chunk in exact_cache.chunks_from_response(cached):
                 yield chunk
             return
 
@@ -629,7 +604,7 @@ class ReplyStream:
             stale = await orchestrator._cache_stale(request, call, exhausted.failure)
             if stale is None:
                 raise await orchestrator._final_error(call, exhausted.failure) from None
-            for chunk in _cache_api().chunks_from_response(stale):
+            for chunk in exact_cache.chunks_from_response(stale):
                 yield chunk
             return
         relayed = Relayed(keep=route is requested and orchestrator._cacheable_stream(call))
@@ -638,10 +613,11 @@ class ReplyStream:
                 yield chunk
         orchestrator._charge(call, route, relayed.usage or Usage())
         if relayed.keep and relayed.finished:
-            answer = _cache_api().response_from_chunks(
+            answer = exact_cache.response_from_chunks(
                 relayed.chunks, response_id=call.ctx.request_id or "stream", model=route.name
             )
-            await orchestrator._cache_store(request, call, answer)
+            if answer is not None:
+                await orchestrator._cache_store(request, call, answer)
 
     async def _open(self, route: ModelRoute, provider: ProviderSettings) -> OpenedStream:
         """Start the upstream stream and wait for its first chunk (nothing reached the caller yet)."""
@@ -718,3 +694,12 @@ def get_orchestrator() -> Orchestrator:
     if _orchestrator is None:
         _orchestrator = Orchestrator()
     return _orchestrator
+
+
+async def _embed_for_the_cache(request: EmbeddingRequest) -> list[list[float]]:
+    """How the semantic cache embeds with a provider's model: an ordinary Orchestrator call."""
+    response, _ = await get_orchestrator().embed(request, CallContext(endpoint="embedding"))
+    return response.vectors
+
+
+embed_through(_embed_for_the_cache)

@@ -4,21 +4,26 @@ from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 
-from orchestration.models import ApiKey, LanguageModel
+from orchestration.access.policy import user_policy
+from orchestration.models import LanguageModel
+from orchestration.registry import ModelRoute, snapshot
+
+
+def _is_chat(capabilities: list[str] | tuple[str, ...] | None) -> bool:
+    capabilities = capabilities or ()
+    return "embeddings" not in capabilities or "chat" in capabilities
+
+
+def chat_routes() -> list[ModelRoute]:
+    """The routable chat models, by name (from the registry snapshot: no query once it is taken)."""
+    routes = snapshot().models
+    return [routes[name] for name in sorted(routes) if _is_chat(routes[name].capabilities)]
 
 
 def models_for_user(user: AbstractBaseUser | AnonymousUser) -> list[LanguageModel]:
-    """The chat models a signed-in person may pick.
-
-    Every routable chat model, unless each of the person's active keys is limited to a list:
-    then the union of those lists, so the browser never offers what the API would refuse.
-    """
-    models = list(LanguageModel.objects.routable().select_related("provider"))
-    chat_models = [m for m in models if "embeddings" not in (m.capabilities or []) or "chat" in m.capabilities]
+    """The chat models a signed-in person may pick in the browser: what their access policy allows."""
     if not user.is_authenticated:
         return []
-    limits = [key.allowed_models for key in ApiKey.objects.active().filter(user_id=user.pk)]
-    if limits and all(limits):
-        allowed = {name for names in limits for name in names}
-        chat_models = [m for m in chat_models if m.name in allowed]
-    return chat_models
+    policy = user_policy(user.pk)
+    models = LanguageModel.objects.routable().select_related("provider")
+    return [m for m in models if _is_chat(m.capabilities) and policy.may_use(m.name)]

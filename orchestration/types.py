@@ -11,6 +11,8 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Literal
 
+from orchestration.errors import ServiceError, kind_of_status
+
 Role = Literal["system", "user", "assistant", "tool"]
 
 
@@ -151,11 +153,11 @@ class ProviderError(Exception):
         return f"ProviderError({self.kind.value!r}, {self.message!r}, status={self.status})"
 
 
-class OrchestrationError(Exception):
+class OrchestrationError(ServiceError):
     """What the Orchestrator raises to its callers once retries and fallbacks are spent.
 
-    ``code`` is the public error code (CONTRACT section 3), ``status`` the HTTP status the
-    edge should answer with.
+    ``code`` is the public error code, ``status`` the HTTP status of its kind (a 503 with
+    ``retry_after`` when waiting may help); ``cause`` keeps the provider's error for the log.
     """
 
     def __init__(
@@ -167,12 +169,24 @@ class OrchestrationError(Exception):
         retry_after: float | None = None,
         cause: ProviderError | None = None,
     ) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status
+        meta = {"Retry-After": str(max(1, round(retry_after)))} if retry_after is not None else None
+        super().__init__(code, message, meta=meta, kind=kind_of_status(status))
         self.retry_after = retry_after
         self.cause = cause
+
+
+@dataclass
+class CallContext:
+    """Who makes a call and how: what the Orchestrator logs, meters and caches it by."""
+
+    endpoint: str  # "completion" | "chat" | "agent" | "embedding"
+    request_id: str = ""
+    api_key_id: int | None = None
+    user_id: int | None = None
+    deadline_s: float | None = None  # seconds from now; None = the endpoint's/model's default
+    cache_control: str = "default"  # "default" | "no-cache" | "no-store"
+    prompt_template: str = ""
+    prompt_version: int | None = None
 
 
 CacheStatus = Literal["HIT", "SEMANTIC-HIT", "STALE", "MISS", "BYPASS"]

@@ -1,7 +1,7 @@
 """Request parsing for the OpenAI-compatible ``/v1`` endpoints.
 
 Hand-written rather than serializers: the hot path pays microseconds here, not the fraction of
-a millisecond a DRF serializer costs. Every refusal is an ``ApiError`` 400 naming the offending
+a millisecond a DRF serializer costs. Every refusal is an ``InvalidRequest`` naming the offending
 ``param`` the way OpenAI does (``messages[2].content``), so nothing a client sends reaches the
 Orchestrator malformed and nothing a client sends becomes a 500.
 """
@@ -14,8 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from orchestration.errors import InvalidRequest, ServiceError
 from orchestration.types import ChatRequest, EmbeddingRequest, Message, ToolCall
-from project.errors import ApiError
 
 ROLES = ("system", "developer", "user", "assistant", "tool")
 MAX_STOP = 4
@@ -70,27 +70,27 @@ class EmbeddingInput:
 def json_object_from(body: bytes) -> dict[str, Any]:
     """The request body as a JSON object, or a 400 saying what is wrong with it."""
     if not body.strip():
-        raise ApiError(400, "invalid_json", "The request body is empty; send a JSON object.")
+        raise InvalidRequest("invalid_json", "The request body is empty; send a JSON object.")
     try:
         data = json.loads(body)
     except (ValueError, RecursionError) as error:
-        raise ApiError(400, "invalid_json", f"The request body is not valid JSON: {error}.") from None
+        raise InvalidRequest("invalid_json", f"The request body is not valid JSON: {error}.") from None
     if not isinstance(data, dict):
-        raise ApiError(400, "invalid_json", "The request body must be a JSON object.")
+        raise InvalidRequest("invalid_json", "The request body must be a JSON object.")
     return data
 
 
 # --- typed fields --------------------------------------------------------------------------
 
 
-def _type_error(param: str, expected: str, value: Any) -> ApiError:
+def _type_error(param: str, expected: str, value: Any) -> ServiceError:
     got = "null" if value is None else type(value).__name__
     got = {"str": "string", "dict": "object", "list": "array", "bool": "boolean", "float": "number"}.get(got, got)
-    return ApiError(400, "invalid_type", f"Invalid type for '{param}': expected {expected}, got {got}.", param=param)
+    return InvalidRequest("invalid_type", f"Invalid type for '{param}': expected {expected}, got {got}.", param=param)
 
 
-def _value_error(param: str, message: str) -> ApiError:
-    return ApiError(400, "invalid_value", f"Invalid value for '{param}': {message}", param=param)
+def _value_error(param: str, message: str) -> ServiceError:
+    return InvalidRequest("invalid_value", f"Invalid value for '{param}': {message}", param=param)
 
 
 def _string(value: Any, param: str, *, allow_empty: bool = True) -> str:
@@ -142,7 +142,7 @@ def _refuse_unknown(data: dict[str, Any], known: frozenset[str], prefix: str = "
     for name in data:
         if name not in known:
             param = f"{prefix}{name}"
-            raise ApiError(400, "unknown_parameter", f"Unrecognized request argument supplied: {param}", param=param)
+            raise InvalidRequest("unknown_parameter", f"Unrecognized request argument supplied: {param}", param=param)
 
 
 def _optional(data: dict[str, Any], name: str, parse: Callable[[Any, str], Any], prefix: str = "") -> Any:
@@ -163,8 +163,8 @@ def _content(value: Any, param: str) -> str | None:
         part = _object(part, where)
         kind = _string(part.get("type"), f"{where}.type")
         if kind != "text":
-            raise ApiError(
-                400, "unsupported_value", f"Content parts of type {kind!r} are not supported; send text.", param=where
+            raise InvalidRequest(
+                "unsupported_value", f"Content parts of type {kind!r} are not supported; send text.", param=where
             )
         texts.append(_string(part.get("text"), f"{where}.text"))
     return "".join(texts)
@@ -304,11 +304,11 @@ def _stream_options(data: dict[str, Any], stream: bool) -> bool:
 def _refuse_unsupported(data: dict[str, Any]) -> None:
     for name in CHAT_UNSUPPORTED:
         if data.get(name) is not None:
-            raise ApiError(400, "unsupported_parameter", f"The parameter '{name}' is not supported.", param=name)
+            raise InvalidRequest("unsupported_parameter", f"The parameter '{name}' is not supported.", param=name)
     if _optional(data, "n", lambda v, p: _integer(v, p, minimum=1, maximum=128)) not in (None, 1):
-        raise ApiError(400, "unsupported_value", "Only n=1 is supported.", param="n")
+        raise InvalidRequest("unsupported_value", "Only n=1 is supported.", param="n")
     if _optional(data, "logprobs", _boolean):
-        raise ApiError(400, "unsupported_value", "logprobs are not supported.", param="logprobs")
+        raise InvalidRequest("unsupported_value", "logprobs are not supported.", param="logprobs")
     _optional(data, "top_logprobs", lambda v, p: _integer(v, p, minimum=0, maximum=20))
     _optional(data, "logit_bias", _object)
     _optional(data, "metadata", _object)
@@ -331,17 +331,17 @@ def completion_input_from(data: dict[str, Any]) -> CompletionInput:
     when a managed ``prompt`` names the default model)."""
     for name in data:
         if name not in CHAT_FIELDS and name not in CHAT_UNSUPPORTED:
-            raise ApiError(400, "unknown_parameter", f"Unrecognized request argument supplied: {name}", param=name)
+            raise InvalidRequest("unknown_parameter", f"Unrecognized request argument supplied: {name}", param=name)
     _refuse_unsupported(data)
     prompt = _optional(data, "prompt", _prompt)
     model = _optional(data, "model", _string) or ""
     if not model and prompt is None:
-        raise ApiError(400, "missing_required_parameter", "You must provide a model parameter.", param="model")
+        raise InvalidRequest("missing_required_parameter", "You must provide a model parameter.", param="model")
     if data.get("messages") is None and prompt is None:
-        raise ApiError(400, "missing_required_parameter", "Missing required parameter: 'messages'.", param="messages")
+        raise InvalidRequest("missing_required_parameter", "Missing required parameter: 'messages'.", param="messages")
     messages = _optional(data, "messages", _messages) or []
     if not messages and prompt is None:
-        raise ApiError(400, "empty_array", "'messages' must contain at least one message.", param="messages")
+        raise InvalidRequest("empty_array", "'messages' must contain at least one message.", param="messages")
     stream = bool(_optional(data, "stream", _boolean))
     request = ChatRequest(
         model=model,
@@ -381,13 +381,13 @@ def _embedding_inputs(value: Any) -> list[str]:
         value = [value]
     items = _array(value, "input")
     if not items:
-        raise ApiError(400, "empty_array", "'input' must contain at least one string.", param="input")
+        raise InvalidRequest("empty_array", "'input' must contain at least one string.", param="input")
     if len(items) > MAX_EMBEDDING_INPUTS:
         raise _value_error("input", f"at most {MAX_EMBEDDING_INPUTS} inputs are allowed.")
     inputs = []
     for index, item in enumerate(items):
         if isinstance(item, int | list) and not isinstance(item, bool):
-            raise ApiError(400, "unsupported_value", "Token arrays are not supported; send text.", param="input")
+            raise InvalidRequest("unsupported_value", "Token arrays are not supported; send text.", param="input")
         inputs.append(_string(item, f"input[{index}]", allow_empty=False))
     return inputs
 
@@ -397,9 +397,9 @@ def embedding_input_from(data: dict[str, Any]) -> EmbeddingInput:
     _refuse_unknown(data, EMBEDDING_FIELDS)
     model = _string(data.get("model"), "model", allow_empty=False) if "model" in data else ""
     if not model:
-        raise ApiError(400, "missing_required_parameter", "You must provide a model parameter.", param="model")
+        raise InvalidRequest("missing_required_parameter", "You must provide a model parameter.", param="model")
     if data.get("input") is None:
-        raise ApiError(400, "missing_required_parameter", "Missing required parameter: 'input'.", param="input")
+        raise InvalidRequest("missing_required_parameter", "Missing required parameter: 'input'.", param="input")
     encoding = _optional(data, "encoding_format", _string) or "float"
     if encoding not in ("float", "base64"):
         raise _value_error("encoding_format", f"expected 'float' or 'base64', got {encoding!r}.")

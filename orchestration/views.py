@@ -14,7 +14,8 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from orchestration.keys import api_key_create, api_key_revoke
+from orchestration.access.keys import api_key_create, api_key_revoke
+from orchestration.access.policy import user_policy
 from orchestration.models import ApiKey, RequestLog
 
 
@@ -49,7 +50,16 @@ def _person(request: HttpRequest) -> User:
 def keys_page(request: HttpRequest) -> HttpResponse:
     form = KeyCreateForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        _key, secret = api_key_create(user=_person(request), name=form.cleaned_data["name"])
+        # A key made here carries the person's own limits (their access policy): a key must not
+        # be a way around what the person may spend in the browser.
+        limits = user_policy(_person(request).pk).limits
+        _key, secret = api_key_create(
+            user=_person(request),
+            name=form.cleaned_data["name"],
+            rpm=limits.rpm,
+            tpm=limits.tpm,
+            monthly_budget_usd=limits.monthly_budget_usd,
+        )
         # Post/redirect/get, with the secret carried once in the session: a reload can
         # neither create a second key nor show this one again.
         request.session["new_api_key"] = secret

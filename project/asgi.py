@@ -1,7 +1,8 @@
 """ASGI entry point: Django is set up first, then HTTP and WebSocket are routed.
 
-HTTP goes to Django, except the streaming routes that Channels consumers serve (SSE);
-WebSocket goes through session auth and an origin check to the agent consumer.
+HTTP goes to the Channels consumers that serve streams (SSE), else to the edge
+(``project.edge.router``: the lean handler or Django's full stack); WebSocket goes through an
+origin check and the access stack to the agent consumer (``project.routing``).
 """
 
 from __future__ import annotations
@@ -13,16 +14,15 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 django_asgi_app = get_asgi_application()
 
-from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from django.urls import re_path  # noqa: E402
+from channels.routing import ProtocolTypeRouter  # noqa: E402
 
-from agents.middleware import browser_origin_validator  # noqa: E402
 from project.drain import drain_on_sigterm  # noqa: E402
-from project.routing import http_urlpatterns, websocket_application  # noqa: E402
+from project.edge.websocket import browser_origin_validator  # noqa: E402
+from project.routing import http_application, websocket_application  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": URLRouter([*http_urlpatterns, re_path(r"", django_asgi_app)]),  # type: ignore[arg-type]
+        "http": http_application,
         # ALLOWED_HOSTS decide which browser origins may connect; clients that send no Origin pass.
         "websocket": browser_origin_validator(websocket_application),
     }

@@ -7,6 +7,7 @@ variable, so a typo stops start-up instead of surfacing as odd behaviour later.
 from __future__ import annotations
 
 import os
+from decimal import Decimal, InvalidOperation
 from urllib.parse import urlparse
 
 from django.core.exceptions import ImproperlyConfigured
@@ -77,3 +78,32 @@ def env_url(name: str, schemes: set[str]) -> str | None:
     if parsed.scheme not in {"sqlite"} and not parsed.hostname and not parsed.path:
         raise ImproperlyConfigured(f"{name}={raw!r} names no host")
     return raw.strip()
+
+
+_NONE = {"none", "off", "unlimited"}
+
+
+def env_optional_int(name: str, default: int | None, *, minimum: int | None = None) -> int | None:
+    """A whole number, or None when the variable says ``none`` (no limit)."""
+    raw = os.environ.get(name)
+    if raw is not None and raw.strip().lower() in _NONE:
+        return None
+    if default is None and (raw is None or raw.strip() == ""):
+        return None
+    return env_int(name, default if default is not None else 0, minimum=minimum)
+
+
+def env_optional_decimal(name: str, default: str | None, *, minimum: str | None = None) -> Decimal | None:
+    """A decimal amount, or None when the variable says ``none`` (no limit)."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        raw = default
+    if raw is None or raw.strip().lower() in _NONE:
+        return None
+    try:
+        value = Decimal(raw.strip())
+    except InvalidOperation:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a number (or 'none' for no limit)") from None
+    if not value.is_finite() or (minimum is not None and value < Decimal(minimum)):
+        raise ImproperlyConfigured(f"{name}={raw!r} must be a number of at least {minimum}")
+    return value

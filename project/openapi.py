@@ -196,12 +196,12 @@ def openapi_add_api(result: dict[str, Any], generator: Any = None, **kwargs: Any
 
 
 class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]
-    """``project.auth.ApiKeyAuthentication`` in the document, as the bearer scheme of ``/v1``.
+    """``project.edge.auth.ApiKeyAuthentication`` in the document, as the bearer scheme of ``/v1``.
 
     (It takes ``x-api-key`` too; one scheme per class is what drf-spectacular can say, and
     naming both would read as "both at once".)"""
 
-    target_class = "project.auth.ApiKeyAuthentication"
+    target_class = "project.edge.auth.ApiKeyAuthentication"
     name = "ApiKeyBearer"
 
     def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:

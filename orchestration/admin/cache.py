@@ -12,7 +12,7 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 
-from orchestration.cache import cache_index_flush, cache_purge_all, cache_purge_entries, cache_purge_model
+from orchestration.caching.exact import cache_index_flush, cache_purge_all, cache_purge_entries, cache_purge_model
 from orchestration.models import CacheEntry
 
 REDIS_DOWN = "Redis does not answer: nothing was purged."

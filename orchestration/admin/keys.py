@@ -14,22 +14,27 @@ from django.db.models import Q, QuerySet, Sum
 from django.http import HttpRequest
 from django.utils import timezone
 
-from orchestration.keys import api_key_create, api_key_revoke
-from orchestration.models import ApiKey, LanguageModel
-from project.budgets import month_start, spend_counter_key, units_to_usd
+from orchestration.access.budgets import month_start, spend_counter_key, units_to_usd
+from orchestration.access.keys import api_key_create, api_key_revoke
+from orchestration.models import AccessPolicy, ApiKey, LanguageModel
+from orchestration.redisclients import FAST, redis_sync
 
 
 def _model_choices() -> list[tuple[str, str]]:
     return [(name, name) for name in LanguageModel.objects.order_by("name").values_list("name", flat=True)]
 
 
-class ApiKeyForm(forms.ModelForm):
-    allowed_models = forms.MultipleChoiceField(
+def _allowed_models_field() -> forms.MultipleChoiceField:
+    return forms.MultipleChoiceField(
         choices=_model_choices,
         required=False,
         widget=forms.CheckboxSelectMultiple,
         help_text="None ticked means every model.",
     )
+
+
+class ApiKeyForm(forms.ModelForm):
+    allowed_models = _allowed_models_field()
 
     class Meta:
         model = ApiKey
@@ -54,13 +59,14 @@ def _spend_counters(keys: list[int]) -> dict[int, Decimal]:
     if not keys:
         return {}
     now = timezone.now()
-    client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=0.5, socket_connect_timeout=0.5)
+    client = redis_sync(FAST)
     try:
-        values = client.mget([spend_counter_key(key, now) for key in keys])
+        with client.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.hget(spend_counter_key(f"k{key}", now), "units")
+            values = pipe.execute()
     except redis.RedisError:
         return {}
-    finally:
-        client.close()
     return {key: units_to_usd(int(value)) for key, value in zip(keys, values, strict=True) if value is not None}
 
 
@@ -137,3 +143,31 @@ class ApiKeyAdmin(admin.ModelAdmin):
         for key in keys:
             api_key_revoke(key=key)
         messages.success(request, f"Revoked {len(keys)} API key(s); they stop working within 10 seconds.")
+
+
+class AccessPolicyForm(forms.ModelForm):
+    allowed_models = _allowed_models_field()
+
+    class Meta:
+        model = AccessPolicy
+        fields = ["user", "unlimited", "rpm", "tpm", "monthly_budget_usd", "allowed_models"]
+
+
+@admin.register(AccessPolicy)
+class AccessPolicyAdmin(admin.ModelAdmin):
+    """What one person may do signed in, without a key; people without a row get the defaults."""
+
+    form = AccessPolicyForm
+    list_display = ["user", "unlimited", "rpm", "tpm", "monthly_budget_usd", "updated_at"]
+    list_filter = ["unlimited"]
+    search_fields = ["user__username", "user__email"]
+    list_select_related = ["user"]
+    readonly_fields = ["updated_at"]
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
+        defaults = settings.SWITCHYARD["USER_POLICY"]
+        shown = ", ".join(
+            f"{name.lower()} {'no limit' if value is None else value}" for name, value in defaults.items()
+        )
+        messages.info(request, f"Without a policy of their own, people get the defaults: {shown}.")
+        return super().changelist_view(request, extra_context)

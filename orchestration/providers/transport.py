@@ -46,7 +46,7 @@ from orchestration.providers.base import CallTimeout, Provider, ProviderConfig
 from orchestration.providers.errors import status_error
 from orchestration.providers.sse import SseEvent, SseParser
 from orchestration.types import ErrorKind, ProviderError
-from project.watchdog import ReadWatchdog
+from orchestration.watchdog import ReadWatchdog
 
 # A gateway holds a connection for the whole of each generation, so concurrent calls to one
 # provider reach the thousands: the pool must not be what makes them wait.

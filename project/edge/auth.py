@@ -1,37 +1,32 @@
-"""API-key authentication for DRF views: ``Authorization: Bearer <key>`` or ``x-api-key``."""
+"""API-key authentication for DRF views, through the access pipeline (``orchestration.access``).
+
+``request.auth`` is then the ``Caller`` of the key; with a session instead, the views find the
+caller of the signed-in person themselves (``caller_for_user_sync``).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.http import HttpRequest
-from rest_framework import authentication, exceptions
+from rest_framework import authentication
 
-from orchestration.keys import api_key_find
-from orchestration.models import ApiKey
-
-
-def api_key_secret_from(headers: Any) -> str | None:
-    """The key a request presents, or None when it presents none."""
-    authorization = headers.get("Authorization", "")
-    if authorization:
-        scheme, _, value = authorization.partition(" ")
-        if scheme.lower() == "bearer" and value.strip():
-            return value.strip()
-        return None
-    api_key = headers.get("x-api-key", "")
-    return api_key.strip() or None
+from orchestration.access.admission import Caller, caller_for_secret_sync
+from orchestration.access.credentials import api_key_secret_from
+from orchestration.errors import Unauthenticated
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
-    def authenticate(self, request: HttpRequest) -> tuple[Any, ApiKey] | None:
+    def authenticate(self, request: HttpRequest) -> tuple[Any, Caller] | None:
         secret = api_key_secret_from(request.headers)
         if secret is None:
             return None
-        key = api_key_find(secret)
-        if key is None:
-            raise exceptions.AuthenticationFailed("Incorrect API key provided.")
-        return key.user, key
+        caller = caller_for_secret_sync(secret)  # raises Unauthenticated, answered in the one shape
+        user = get_user_model().objects.filter(pk=caller.user_id, is_active=True).first()
+        if user is None:
+            raise Unauthenticated("account_disabled", "The account this API key belongs to is disabled.")
+        return user, caller
 
     def authenticate_header(self, request: HttpRequest) -> str:
         return 'Bearer realm="switchyard"'

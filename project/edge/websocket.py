@@ -1,4 +1,11 @@
-"""ASGI middleware for the agent routes: API-key authentication and the WebSocket origin check."""
+"""Who a connection belongs to, and where it may come from: ASGI middleware of the Channels routes.
+
+``AccessMiddleware`` finds the connection's caller through the access pipeline: the API key it
+presents (``Authorization: Bearer`` or ``x-api-key``), else the session's user. It sets
+``scope["caller"]`` (an ``orchestration.access.admission.Caller``) and ``scope["user"]``; a key
+that cannot be used sets ``scope["access_refusal"]`` (the ``Unauthenticated`` error) instead, so
+the consumer can say why before it closes. Consumers never look keys up themselves.
+"""
 
 from __future__ import annotations
 
@@ -6,20 +13,17 @@ import time
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from channels.auth import AuthMiddlewareStack
 from channels.security.websocket import OriginValidator
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
 
-from project.keycache import api_key_authenticate
+from orchestration.access.admission import Caller, caller_for_secret, caller_for_user
+from orchestration.access.credentials import api_key_secret_from_scope
+from orchestration.errors import Unauthenticated
 
-
-def scope_headers(scope: dict[str, Any]) -> dict[str, str]:
-    """The connection's headers by lower-case name (the last one wins, as Django does)."""
-    return {name.decode("latin1").lower(): value.decode("latin1") for name, value in scope.get("headers", [])}
-
-
-USER_TTL_S = 10.0
+USER_TTL_S = 1.0
 _users: dict[int, tuple[float, Any]] = {}
 
 
@@ -28,8 +32,7 @@ def _active_user(user_id: int) -> Any:
 
 
 async def key_owner(user_id: int) -> Any:
-    """The key's user, remembered for ``USER_TTL_S`` like the key itself (project.keycache):
-    a burst of connections with one key costs one query, not one each."""
+    """The key's user, remembered for a second: a burst of connections with one key costs one query."""
     now = time.monotonic()
     cached = _users.get(user_id)
     if cached is None or cached[0] <= now:
@@ -39,22 +42,34 @@ async def key_owner(user_id: int) -> Any:
     return cached[1]
 
 
-class ApiKeyAuthMiddleware:
-    """A connection that presents an API key (``Authorization: Bearer`` or ``x-api-key``)
-    belongs to that key's user, with ``scope["api_key"]`` (an ``AuthenticatedKey``) set; a bad
-    key leaves it anonymous. Without a key, the session's user (``AuthMiddlewareStack``) stays."""
+class AccessMiddleware:
+    """Sets ``caller`` and ``user`` (or ``access_refusal``) in the scope; see the module."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
-        headers = scope_headers(scope)
-        if "authorization" in headers or "x-api-key" in headers:
-            presented = {"Authorization": headers.get("authorization", ""), "x-api-key": headers.get("x-api-key", "")}
-            key = await api_key_authenticate(presented)
-            user = await key_owner(key.user_id) if key is not None else None
-            scope = dict(scope, user=user or AnonymousUser(), api_key=key if user else None)
+        secret = api_key_secret_from_scope(scope)
+        caller: Caller | None
+        try:
+            if secret is not None:
+                caller = await caller_for_secret(secret)
+                user = await key_owner(caller.user_id)
+                if user is None:
+                    raise Unauthenticated("account_disabled", "The account this API key belongs to is disabled.")
+            else:
+                user = scope.get("user")
+                caller = await caller_for_user(user) if user is not None and user.is_authenticated else None
+        except Unauthenticated as refusal:
+            scope = dict(scope, user=AnonymousUser(), caller=None, access_refusal=refusal)
+        else:
+            scope = dict(scope, user=user or AnonymousUser(), caller=caller)
         return await self.app(scope, receive, send)
+
+
+def access_stack(app: Any) -> Any:
+    """Sessions (for browsers), then the caller: what every Channels route of Switchyard is wrapped in."""
+    return AuthMiddlewareStack(AccessMiddleware(app))
 
 
 class BrowserOriginValidator(OriginValidator):

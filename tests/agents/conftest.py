@@ -13,11 +13,11 @@ from rest_framework.test import APIClient
 
 from agents.models import Task
 from agents.services import agents_queue
-from orchestration.keys import api_key_create
+from orchestration.access.keycache import key_cache_forget
+from orchestration.access.keys import api_key_create
 from orchestration.models import LanguageModel, Provider
 from orchestration.registry import snapshot_invalidate
 from orchestration.requestlog import requestlog_flush
-from project.keycache import key_cache_forget
 from tests.support import ManagedProcess, start_worker
 
 MODEL = "agent-sim"

@@ -147,7 +147,7 @@ def test_malformed_json_and_missing_credentials_are_refused(agent_model) -> None
 
 
 def test_a_key_limited_to_other_models_may_not_start_tasks_on_this_one(alice, agent_model) -> None:
-    from orchestration.keys import api_key_create
+    from orchestration.access.keys import api_key_create
     from tests.agents.conftest import client_for
 
     limited = client_for(api_key_create(user=alice, allowed_models=["some-other-model"])[1])

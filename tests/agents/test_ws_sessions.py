@@ -184,11 +184,19 @@ async def test_bad_frames_get_an_error_and_the_connection_stays_usable(session) 
     assert await Task.objects.acount() == 0
 
 
-async def test_connections_without_credentials_are_closed_with_4401(agent_model) -> None:
-    for headers in ([], bearer("sy-not-a-real-key"), [(b"authorization", b"Basic YWxpY2U6cHc=")]):
+async def test_connections_without_credentials_are_told_why_then_closed_with_4401(agent_model) -> None:
+    cases = {
+        "not_authenticated": [],
+        "invalid_api_key": bearer("sy-not-a-real-key"),
+        "not_authenticated ": [(b"authorization", b"Basic YWxpY2U6cHc=")],
+    }
+    for code, headers in cases.items():
         communicator = WebsocketCommunicator(application, "/ws/agents/", headers=headers)
         connected, _ = await communicator.connect()
         assert connected
+        refusal = await communicator.receive_json_from()
+        assert refusal["type"] == "error" and refusal["code"] == code.strip() and refusal["status"] == 401
+        assert refusal["headers"]["WWW-Authenticate"] == 'Bearer realm="switchyard"'
         closed = await communicator.receive_output()
         assert closed == {"type": "websocket.close", "code": 4401, "reason": "authentication required"}
         await communicator.disconnect()
@@ -259,7 +267,7 @@ async def test_an_idle_session_outlives_the_channel_layers_blocking_read(session
 
 
 async def test_a_key_limited_to_other_models_cannot_start_a_task_on_this_one(alice, agent_model) -> None:
-    from orchestration.keys import api_key_create
+    from orchestration.access.keys import api_key_create
 
     _, secret = await sync_to_async(api_key_create)(user=alice, allowed_models=["another-model"])
     communicator = WebsocketCommunicator(application, "/ws/agents/", headers=bearer(secret))

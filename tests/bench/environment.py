@@ -102,7 +102,7 @@ def bench_model_and_key(
     import httpx
     from django.contrib.auth import get_user_model
 
-    from orchestration.keys import api_key_create
+    from orchestration.access.keys import api_key_create
     from orchestration.models import LanguageModel, Provider
 
     provider, _ = Provider.objects.update_or_create(

@@ -42,8 +42,8 @@ class _Precomputed:
 
 
 def _fill(client: Any, key: str, vectors: np.ndarray, questions: list[str], now: float) -> None:
-    from orchestration.cache import response_to_json
-    from orchestration.semantic import entry_id, pack_vector
+    from orchestration.caching.exact import response_to_json
+    from orchestration.caching.semantic import entry_id, pack_vector
     from orchestration.types import ChatResponse
 
     answer = response_to_json(ChatResponse(id="bench", model="bench", content="A cached answer."))
@@ -62,10 +62,10 @@ async def _lookups(size: int) -> dict[str, float]:
     import redis
     from django.conf import settings
 
-    from orchestration.cache import ResponseCache
+    from orchestration.caching.exact import ResponseCache
+    from orchestration.caching.semantic import SemanticCache, scope_key, semantic_scope
     from orchestration.orchestrator import CallContext
     from orchestration.registry import ModelRoute
-    from orchestration.semantic import SemanticCache, scope_key, semantic_scope
     from orchestration.types import ChatRequest, Message
 
     route = _route(ModelRoute)
@@ -143,7 +143,7 @@ def _route(route_type: Any) -> Any:
 
 
 def _embedding_times() -> dict[str, float]:
-    from orchestration.embedders import LocalEmbedder
+    from orchestration.caching.embedders import LocalEmbedder
 
     embedder = LocalEmbedder()
     embedder.embed_sync(["warm up"])

@@ -20,7 +20,7 @@ from django.conf import settings
 from django.contrib.auth.hashers import make_password
 from django.test import Client
 
-from orchestration.keys import api_key_create
+from orchestration.access.keys import api_key_create
 from orchestration.models import Fallback, LanguageModel, Provider, RequestLog
 from tests.support import ROOT, ManagedProcess, start_web, start_worker
 

@@ -8,7 +8,7 @@ import httpx
 from playwright.sync_api import expect
 
 from agents.models import Task, TaskEvent
-from orchestration.keys import api_key_create
+from orchestration.access.keys import api_key_create
 from tests.browser.conftest import MODEL, screenshot, sign_in
 
 QUESTION = "Which region is your account in?"

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from orchestration.keys import api_key_create
+from orchestration.access.keys import api_key_create
 from orchestration.models import Fallback, LanguageModel, Provider
 from orchestration.registry import snapshot_invalidate
 from tests.support import ManagedProcess, start_web

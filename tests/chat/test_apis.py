@@ -12,6 +12,7 @@ from django.test import AsyncClient, Client
 
 from chat import streams
 from chat.models import Conversation, Message
+from orchestration.access.admission import caller_for_user_sync
 from tests.chat.conftest import MODEL
 
 
@@ -60,7 +61,7 @@ def test_another_persons_conversation_does_not_exist_for_you(as_alice: Client, a
 
 
 def test_an_unknown_model_is_404_and_a_model_outside_the_keys_list_403(alice: Any, chat_model: Any) -> None:
-    from orchestration.keys import api_key_create
+    from orchestration.access.keys import api_key_create
 
     _, limited = api_key_create(user=alice, allowed_models=["something-else"])
     client = Client(HTTP_AUTHORIZATION=f"Bearer {limited}")
@@ -177,6 +178,6 @@ def test_a_conversation_on_a_prompt_template_sends_its_latest_version_first(alic
     PromptVersion.objects.create(template=template, version=1, system_prompt="Talk like a pirate.")
     PromptVersion.objects.create(template=template, version=2, system_prompt="Talk like a polite pirate.")
     conversation = conversation_of(alice, prompt_template="pirate")
-    posted = message_post(conversation=conversation, content="Hello")
+    posted = message_post(conversation=conversation, content="Hello", caller=caller_for_user_sync(alice))
     assert posted.plan.request.messages[0].content == "Talk like a polite pirate."
     assert posted.plan.context.prompt_template == "pirate" and posted.plan.context.prompt_version == 2

@@ -1,5 +1,5 @@
 """Posting a message against a live daphne process: an API client's post takes the lean path of
-``chat.routing.MessagePostEdge`` and answers as the full stack does; the list and browser
+the edge's fast path (``api_key_fast_path`` in ``chat.urls``) and answers as the full stack does; the list and browser
 sessions keep the full stack."""
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ def test_a_browser_session_keeps_the_full_stack_with_its_csrf_check(shared_web, 
 
     without_token = session.post(url, json={"content": "hi"})
     assert without_token.status_code == 403 and full_stack_ran(without_token)
-    assert without_token.json()["error"]["code"] == "permission_denied"
+    assert without_token.json()["error"]["code"] == "csrf_failed"
     anonymous = httpx.post(shared_web.url + url, json={"content": "hi"})
     assert anonymous.status_code == 401 and full_stack_ran(anonymous)
     assert not Message.objects.exists()

@@ -16,11 +16,11 @@ from asgiref.sync import sync_to_async
 from django.db import connections
 from django.test import AsyncClient
 
-from orchestration.keys import api_key_create
+from orchestration.access.keycache import key_cache_forget
+from orchestration.access.keys import api_key_create
 from orchestration.models import LanguageModel
 from orchestration.registry import snapshot_invalidate
 from orchestration.requestlog import requestlog_flush
-from project.keycache import key_cache_forget
 from tests.orchestration.harness import model_row, provider_row
 
 T = TypeVar("T")

@@ -14,7 +14,7 @@ from asgiref.sync import sync_to_async
 from django.db import connections
 
 from orchestration.breaker import Breakers, breaker_mirror_flush
-from orchestration.cache import cache_index_flush
+from orchestration.caching.exact import cache_index_flush
 from orchestration.models import Fallback, LanguageModel, Provider
 from orchestration.orchestrator import CallContext, Orchestrator, _breaker_transitioned
 from orchestration.providers.base import ProviderConfig

@@ -9,7 +9,7 @@ import pytest
 from asgiref.sync import async_to_sync
 from django.urls import reverse
 
-from orchestration.cache import ResponseCache, cache_index_flush
+from orchestration.caching.exact import ResponseCache, cache_index_flush
 from orchestration.models import CacheEntry
 from orchestration.orchestrator import CallContext
 from orchestration.types import ChatRequest, ChatResponse, Message

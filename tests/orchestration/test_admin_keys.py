@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from orchestration.keys import api_key_create, api_key_find
+from orchestration.access.budgets import spend_counter_key, usd_to_units
+from orchestration.access.keys import api_key_create, api_key_find
 from orchestration.models import ApiKey, LanguageModel, Provider
-from project.budgets import spend_counter_key, usd_to_units
 
 pytestmark = pytest.mark.django_db
 
@@ -53,7 +53,7 @@ def test_a_key_made_in_the_admin_shows_its_secret_once(admin_client: Client, ali
 
 def test_the_list_shows_limits_and_this_months_spend(admin_client: Client, alice: Any, redis_client: Any) -> None:
     key, _ = api_key_create(user=alice, name="busy", rpm=60, tpm=9000, monthly_budget_usd=Decimal("10"))
-    redis_client.set(spend_counter_key(key.pk, datetime.now(UTC)), usd_to_units(Decimal("1.25")))
+    redis_client.hset(spend_counter_key(f"k{key.pk}", datetime.now(UTC)), "units", usd_to_units(Decimal("1.25")))
     page = admin_client.get("/admin/orchestration/apikey/").content.decode()
     assert key.prefix in page and "9000" in page and "1.25" in page
     assert key.key_hash not in page

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from asgiref.sync import sync_to_async
 
-from orchestration.cache import (
+from orchestration.caching.exact import (
     REDIS_RETRY_S,
     CachedAnswer,
     ResponseCache,
@@ -285,7 +285,7 @@ def test_a_model_without_the_semantic_cache_never_loads_numpy() -> None:
     # numpy and the BLAS pool add about 11 MB to a web process: only semantic-cache models pay for them.
     probe = (
         "import sys, django; django.setup()\n"
-        "from orchestration.cache import cache_status_on_miss\n"
+        "from orchestration.caching.exact import cache_status_on_miss\n"
         "from orchestration.orchestrator import CallContext\n"
         "from tests.orchestration.test_cache import ask, route\n"
         "ctx = CallContext(endpoint='completion')\n"

@@ -13,7 +13,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.test import AsyncClient
 
-from orchestration.cache import cache_index_flush
+from orchestration.caching.exact import cache_index_flush
 from orchestration.models import CacheEntry
 from tests.conftest import Simulator
 from tests.orchestration.gateway import (  # noqa: F401 - fixtures used by name

@@ -16,7 +16,7 @@ import pytest
 from django.test import AsyncClient
 from django.utils import timezone
 
-from orchestration.keys import api_key_find, api_key_revoke
+from orchestration.access.keys import api_key_find, api_key_revoke
 from orchestration.models import ApiKey, LanguageModel, PromptTemplate, Provider, RequestLog
 from orchestration.prompts import prompt_version_create
 from orchestration.registry import snapshot_invalidate
@@ -72,16 +72,16 @@ async def test_a_revoked_key_stops_at_once_in_this_process(sim_models, make_key)
     assert (await post_json(AsyncClient(), URL, chat_body(), secret)).status_code == 200
     key = await in_thread(api_key_find, secret)
     await in_thread(api_key_revoke, key=key)
-    assert_error(await post_json(AsyncClient(), URL, chat_body(), secret), 401, "invalid_api_key")
+    assert_error(await post_json(AsyncClient(), URL, chat_body(), secret), 401, "key_revoked")
 
 
 async def test_an_expired_key_or_an_inactive_owner_is_refused(sim_models, make_key, bob) -> None:  # type: ignore[no-untyped-def]
     expired = await in_thread(make_key, expires_at=timezone.now() - timedelta(seconds=1))
-    assert_error(await post_json(AsyncClient(), URL, chat_body(), expired), 401, "invalid_api_key")
+    assert_error(await post_json(AsyncClient(), URL, chat_body(), expired), 401, "key_expired")
     bobs = await in_thread(make_key, user=bob)
     bob.is_active = False
     await bob.asave()
-    assert_error(await post_json(AsyncClient(), URL, chat_body(), bobs), 401, "invalid_api_key")
+    assert_error(await post_json(AsyncClient(), URL, chat_body(), bobs), 401, "account_disabled")
 
 
 # --- bad input ------------------------------------------------------------------------------------
@@ -368,12 +368,37 @@ async def test_a_spent_budget_is_429_budget_exceeded(sim_models, make_key) -> No
     await LanguageModel.objects.filter(name="gpt-sim").aupdate(output_per_mtok=Decimal("100"))
     snapshot_invalidate()
     secret = await in_thread(make_key, rpm=100, tpm=100_000, monthly_budget_usd=Decimal("0.0010"))
-    first = await post_json(AsyncClient(), URL, chat_body(max_tokens=30), secret)
+    first = await post_json(AsyncClient(), URL, chat_body(max_tokens=8), secret)
     assert first.status_code == 200, first.content
-    assert Decimal(first["X-Cost-USD"]) >= Decimal("0.0010")
-    refused = await post_json(AsyncClient(), URL, chat_body(), secret)
+    key = await in_thread(api_key_find, secret)
+    await RequestLog.objects.acreate(
+        request_id="earlier", api_key=key, endpoint="completion", model_requested="gpt-sim",
+        cost_usd=Decimal("0.0010"), created_at=timezone.now(),
+    )  # fmt: skip
+    await in_thread(requestlog_flush)
+    redis_flush_counters()  # as after a Redis that lost them: rebuilt from the request log
+    refused = await post_json(AsyncClient(), URL, chat_body(max_tokens=8), secret)
     assert_throttled(refused, "budget_exceeded")
     assert int(refused["Retry-After"]) > 60  # the budget comes back with the next month
+
+
+async def test_a_call_that_could_cost_more_than_the_whole_budget_is_400(sim_models, make_key) -> None:  # type: ignore[no-untyped-def]
+    await LanguageModel.objects.filter(name="gpt-sim").aupdate(output_per_mtok=Decimal("100"))
+    snapshot_invalidate()
+    secret = await in_thread(make_key, monthly_budget_usd=Decimal("0.0010"))
+    refused = await post_json(AsyncClient(), URL, chat_body(max_tokens=30), secret)
+    error = assert_error(refused, 400, "budget_exceeded")
+    assert "Lower max_tokens" in error["message"] and "Retry-After" not in refused
+
+
+def redis_flush_counters() -> None:
+    import redis
+    from django.conf import settings
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    for name in client.scan_iter("sy:spend:*"):
+        client.delete(name)
+    client.close()
 
 
 async def test_with_redis_down_calls_still_pass(sim_models, make_key, settings) -> None:  # type: ignore[no-untyped-def]

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from django.core.management import CommandError, call_command
 
-from orchestration.keys import api_key_find
+from orchestration.access.keys import api_key_find
 from orchestration.models import ApiKey, LanguageModel, Provider
 
 pytestmark = pytest.mark.django_db

@@ -10,7 +10,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from orchestration.keys import api_key_create
+from orchestration.access.keys import api_key_create
 from orchestration.models import RequestLog
 from orchestration.requestlog import LogEntry, log_entry_from, requestlog_flush, requestlog_record, requestlog_write
 from orchestration.types import FallbackHop, Served, Usage

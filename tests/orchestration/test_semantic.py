@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from asgiref.sync import sync_to_async
 
-from orchestration.cache import ResponseCache, cache_index_flush, cache_purge_model
-from orchestration.embedders import LocalEmbedder, ProviderEmbedder, embedder_from_setting
-from orchestration.nearmiss import near_miss_reason
+from orchestration.caching.embedders import LocalEmbedder, ProviderEmbedder, embedder_from_setting
+from orchestration.caching.exact import ResponseCache, cache_index_flush, cache_purge_model
+from orchestration.caching.nearmiss import near_miss_reason
+from orchestration.caching.semantic import ScopeIndex, SemanticCache, semantic_query, semantic_scope
 from orchestration.orchestrator import CallContext
-from orchestration.semantic import ScopeIndex, SemanticCache, semantic_query, semantic_scope
 from orchestration.types import ChatRequest, ChatResponse, Message, Usage
 from tests.orchestration.harness import FakeClock, model_row, provider_row, route
 
@@ -226,9 +226,9 @@ async def test_a_large_scope_loads_in_the_background_while_requests_go_without(
 async def test_a_large_scope_is_searched_off_the_event_loop_with_the_same_result(
     cache: ResponseCache, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import orchestration.semantic
+    import orchestration.caching.semantic
 
-    monkeypatch.setattr(orchestration.semantic, "SEARCH_IN_THREAD_FROM", 1)
+    monkeypatch.setattr(orchestration.caching.semantic, "SEARCH_IN_THREAD_FROM", 1)
     await cache.store(ask("What is the capital of France?"), route(**SEMANTIC), answer("Paris."), CTX)
     hit = await cache.lookup(ask("What's the capital city of France?"), route(**SEMANTIC), CTX)
     assert hit is not None and hit.response.content == "Paris."

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from orchestration.embedders import LocalEmbedder
+from orchestration.caching.embedders import LocalEmbedder
+from orchestration.caching.semantic import ScopeIndex, matches
 from orchestration.models import LanguageModel
-from orchestration.semantic import ScopeIndex, matches
 
 PAIRS = Path(__file__).resolve().parent.parent / "data" / "semantic_pairs.jsonl"
 THRESHOLD = float(LanguageModel._meta.get_field("cache_semantic_threshold").get_default())

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from project.watchdog import ReadWatchdog
+from orchestration.watchdog import ReadWatchdog
 
 SHORT_S = 0.05  # a deadline the loop reaches quickly; nothing here waits longer than a few of them
 

@@ -6,8 +6,8 @@ import uuid
 
 import pytest
 
-from orchestration.keys import api_key_create
-from orchestration.models import ApiKey, LanguageModel, Provider
+from orchestration.access.keys import api_key_create
+from orchestration.models import AccessPolicy, ApiKey, LanguageModel, Provider
 
 PAGES = ["/", "/agents/", "/tasks/", f"/tasks/{uuid.uuid4()}/", "/keys/"]
 
@@ -76,11 +76,11 @@ def _model(name: str, capabilities: list[str]) -> LanguageModel:
 
 
 @pytest.mark.django_db
-def test_the_chat_page_offers_only_the_models_the_persons_keys_allow(client, alice):
+def test_the_chat_page_offers_only_the_models_the_persons_policy_allows(client, alice):
     _model("chat-a", ["chat"])
     _model("chat-b", ["chat"])
     _model("embed-only", ["embeddings"])
-    api_key_create(user=alice, name="limited", allowed_models=["chat-a"])
+    AccessPolicy.objects.create(user=alice, allowed_models=["chat-a"])
     client.force_login(alice)
     options = client.get("/").context["model_names"]
     assert options == ["chat-a"]

@@ -179,6 +179,50 @@ def test_a_worker_that_dies_is_restarted(stack):
     assert _ready(stack.url)
 
 
+def _manage(stack: Stack, *args: str) -> str:
+    env = _env(stack.var_dir, REDIS_URL=f"unix://{stack.var_dir / 'valkey.sock'}")
+    done = subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=True
+    )
+    return done.stdout.strip()
+
+
+def _logged_spend(stack: Stack, key_prefix: str, usd: str) -> None:
+    code = (
+        "from django.utils import timezone; from orchestration.models import ApiKey, RequestLog;"
+        f"key = ApiKey.objects.get(prefix={key_prefix!r});"
+        "RequestLog.objects.filter(api_key=key).delete();"
+        f"{usd!r} and RequestLog.objects.create(request_id='earlier', api_key=key, user=key.user,"
+        f" endpoint='completion', model_requested='sim-small', cost_usd={usd!r}, created_at=timezone.now())"
+    )
+    _manage(stack, "shell", "-c", code)
+
+
+def test_a_key_over_budget_stays_refused_after_valkey_is_killed_and_restarted(stack):
+    secret = _manage(stack, "createapikey", "--user", "admin", "--budget", "0.001")
+    prefix = secret[:11]
+    _logged_spend(stack, prefix, "0.001")
+    body = {"model": "sim-small", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]}
+    call = lambda: httpx.post(  # noqa: E731
+        f"{stack.url}/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {secret}"}, timeout=30
+    )
+    refused = call()
+    assert refused.status_code == 429 and refused.json()["error"]["code"] == "budget_exceeded"
+    # From now on only Valkey knows the spend: the request log no longer has it.
+    _logged_spend(stack, prefix, "")
+    time.sleep(1.5)  # the append-only file is synced every second
+    (valkey,) = stack.named("valkey-server")
+    valkey.kill()
+    _wait_until(
+        lambda: [p.pid for p in stack.named("valkey-server")] not in ([], [valkey.pid]) and _ready(stack.url),
+        timeout=30,
+        what="Valkey was not restarted",
+        stack=stack,
+    )
+    again = call()
+    assert again.status_code == 429 and again.json()["error"]["code"] == "budget_exceeded", again.text
+
+
 def test_sigterm_stops_serve_and_every_process_it_started(stack):
     children = stack.children()
     groups = {os.getpgid(child.pid) for child in children}

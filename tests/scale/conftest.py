@@ -16,10 +16,10 @@ from typing import Any
 import httpx
 import pytest
 
-from orchestration.keys import api_key_create
+from orchestration.access.keycache import key_cache_forget
+from orchestration.access.keys import api_key_create
 from orchestration.models import Fallback, LanguageModel, Provider, RequestLog
 from orchestration.registry import snapshot_invalidate
-from project.keycache import key_cache_forget
 from tests.scale.fleet import Fleet
 from tests.support import ManagedProcess, database_url_for_current_connection
 

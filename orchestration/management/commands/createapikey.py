@@ -9,7 +9,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from orchestration.keys import api_key_create
+from orchestration.access.keys import api_key_create
 from orchestration.models import LanguageModel
 
 

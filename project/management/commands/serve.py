@@ -15,6 +15,7 @@ from django.db.migrations.executor import MigrationExecutor
 
 from orchestration.llmconfig import ConfigError, config_load
 from orchestration.metrics import metrics_dir_reset
+from orchestration.redisclients import DEFAULT, redis_sync, redis_sync_forget
 from project.stack import (
     StackOptions,
     admin_user_ensure,
@@ -114,13 +115,12 @@ class Command(BaseCommand):
     def _check_redis(self) -> None:
         if settings.REDIS_EMBEDDED:
             return
-        client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
         try:
-            client.ping()
+            redis_sync(DEFAULT).ping()
         except redis.RedisError as error:
             raise CommandError(f"REDIS_URL={settings.REDIS_URL} does not answer: {error}") from None
         finally:
-            client.close()
+            redis_sync_forget()  # the stack's children must not inherit this process's sockets
 
     def _load_config_file(self) -> None:
         path = str(settings.SWITCHYARD["CONFIG_FILE"] or "")

@@ -1,4 +1,5 @@
-"""The limiter against real Redis, with an injected clock: GCRA for requests and tokens, budgets."""
+"""The limiter against real Redis, with an injected clock: GCRA for requests and tokens, budgets
+with reservations, and spend counters rebuilt from the request log."""
 
 from __future__ import annotations
 
@@ -7,26 +8,26 @@ import logging
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import TypeVar
 
 import pytest
 from django.utils import timezone
 
-from orchestration.keys import api_key_create
-from orchestration.models import RequestLog
-from project.budgets import spend_counter_key, units_to_usd, usd_to_units
-from project.ratelimit import (
-    KeyLimits,
+from orchestration.access.budgets import EPOCH_KEY, spend_counter_key, units_to_usd, usd_to_units
+from orchestration.access.keys import api_key_create
+from orchestration.access.limits import (
+    Limits,
+    Verdict,
     go_duration,
-    ratelimit_admit,
-    ratelimit_flush,
-    ratelimit_headers,
-    ratelimit_settle,
-    token_estimate,
+    limit_headers,
+    limits_admit,
+    limits_admit_sync,
+    limits_flush,
+    limits_settle,
+    limits_settle_sync,
 )
+from orchestration.models import RequestLog
 from tests.orchestration.gateway import close_thread_connections, in_thread
 
-T = TypeVar("T")
 T0 = 1_780_000_000.0  # a fixed wall-clock second
 
 
@@ -49,86 +50,97 @@ def _no_session_left() -> Iterator[None]:
     close_thread_connections()
 
 
-async def admit_many(limits: KeyLimits, n: int, clock: Callable[[], float], cost: int = 1) -> list[bool]:
-    results = await asyncio.gather(*(ratelimit_admit(limits, cost, clock=clock) for _ in range(n)))
+def key_limits(key_id: int = 1, **limits: object) -> Limits:
+    return Limits(user_id=1, api_key_id=key_id, **limits)  # type: ignore[arg-type]
+
+
+async def admit(limits: Limits, cost: int, clock: Callable[[], float], **kwargs: object) -> Verdict:
+    return await limits_admit(limits, token_cost=cost, clock=clock, **kwargs)  # type: ignore[arg-type]
+
+
+async def admit_many(limits: Limits, n: int, clock: Callable[[], float], cost: int = 1) -> list[bool]:
+    results = await asyncio.gather(*(admit(limits, cost, clock) for _ in range(n)))
     return [r.allowed for r in results]
 
 
+# --- requests and tokens per minute ---------------------------------------------------------
+
+
 async def test_it_admits_exactly_the_rpm_of_fifty_concurrent_calls(clock: Clock) -> None:
-    allowed = await admit_many(KeyLimits(api_key_id=1, rpm=20), 50, clock)
+    allowed = await admit_many(key_limits(rpm=20), 50, clock)
     assert allowed.count(True) == 20
 
 
 async def test_a_refused_call_waits_one_emission_interval_then_passes(clock: Clock) -> None:
-    limits = KeyLimits(api_key_id=1, rpm=20)
+    limits = key_limits(rpm=20)
     await admit_many(limits, 20, clock)
-    refused = await ratelimit_admit(limits, 1, clock=clock)
-    assert not refused.allowed and refused.code == "rate_limit_exceeded"
+    refused = await admit(limits, 1, clock)
+    assert refused.status == "requests"
     assert refused.retry_after_s == pytest.approx(3.0, abs=0.01)
     clock.now += 2.9
-    assert not (await ratelimit_admit(limits, 1, clock=clock)).allowed
+    assert not (await admit(limits, 1, clock)).allowed
     clock.now += 0.1
-    assert (await ratelimit_admit(limits, 1, clock=clock)).allowed
+    assert (await admit(limits, 1, clock)).allowed
 
 
 async def test_an_odd_limit_still_admits_its_full_burst(clock: Clock) -> None:
-    allowed = await admit_many(KeyLimits(api_key_id=1, rpm=7), 8, clock)
+    allowed = await admit_many(key_limits(rpm=7), 8, clock)
     assert allowed.count(True) == 7
 
 
-async def test_keys_are_limited_separately(clock: Clock) -> None:
-    await admit_many(KeyLimits(api_key_id=1, rpm=2), 2, clock)
-    assert (await ratelimit_admit(KeyLimits(api_key_id=2, rpm=2), 1, clock=clock)).allowed
+async def test_keys_and_people_are_limited_separately(clock: Clock) -> None:
+    await admit_many(key_limits(1, rpm=2), 2, clock)
+    assert (await admit(key_limits(2, rpm=2), 1, clock)).allowed
+    assert (await admit(Limits(user_id=1, rpm=2), 1, clock)).allowed  # the key's owner, without a key
 
 
 async def test_a_token_refusal_does_not_spend_a_request(clock: Clock) -> None:
-    limits = KeyLimits(api_key_id=1, rpm=2, tpm=1000)
-    assert (await ratelimit_admit(limits, 900, clock=clock)).allowed
-    refused = await ratelimit_admit(limits, 900, clock=clock)
-    assert not refused.allowed
-    assert "tokens" in refused.message
+    limits = key_limits(rpm=2, tpm=1000)
+    assert (await admit(limits, 900, clock)).allowed
+    refused = await admit(limits, 900, clock)
+    assert refused.status == "tokens"
     requests = next(s for s in refused.states if s.name == "requests")
     assert requests.remaining == 1
 
 
 async def test_settling_with_real_usage_gives_back_the_overestimate(clock: Clock) -> None:
-    limits = KeyLimits(api_key_id=1, tpm=1000)
-    first = await ratelimit_admit(limits, 900, clock=clock)
-    assert not (await ratelimit_admit(limits, 900, clock=clock)).allowed
-    await ratelimit_settle(limits, first, tokens_used=50, cost_usd=Decimal(0), clock=clock)
-    second = await ratelimit_admit(limits, 900, clock=clock)
+    limits = key_limits(tpm=1000)
+    first = await admit(limits, 900, clock)
+    assert not (await admit(limits, 900, clock)).allowed
+    await limits_settle(limits, first, tokens_used=50, cost_usd=Decimal(0), clock=clock)
+    second = await admit(limits, 900, clock)
     assert second.allowed
     tokens = next(s for s in second.states if s.name == "tokens")
     assert tokens.remaining == 50
 
 
 async def test_settling_with_more_usage_than_estimated_charges_the_difference(clock: Clock) -> None:
-    limits = KeyLimits(api_key_id=1, tpm=1000)
-    first = await ratelimit_admit(limits, 100, clock=clock)
-    await ratelimit_settle(limits, first, tokens_used=800, cost_usd=Decimal(0), clock=clock)
-    assert not (await ratelimit_admit(limits, 300, clock=clock)).allowed
+    limits = key_limits(tpm=1000)
+    first = await admit(limits, 100, clock)
+    await limits_settle(limits, first, tokens_used=800, cost_usd=Decimal(0), clock=clock)
+    assert not (await admit(limits, 300, clock)).allowed
 
 
 async def test_a_request_larger_than_the_token_limit_is_refused_outright(clock: Clock) -> None:
-    refused = await ratelimit_admit(KeyLimits(api_key_id=1, tpm=100), 101, clock=clock)
-    assert not refused.allowed
-    assert refused.code == "rate_limit_exceeded" and "too large" in refused.message
+    refused = await admit(key_limits(tpm=100), 101, clock)
+    assert refused.status == "too_large"
 
 
 async def test_an_unlimited_key_never_touches_redis(redis_client, clock: Clock) -> None:  # type: ignore[no-untyped-def]
-    assert (await ratelimit_admit(KeyLimits(api_key_id=1), 10**9, clock=clock)).allowed
+    assert (await admit(key_limits(), 10**9, clock)).allowed
     assert redis_client.dbsize() == 0
 
 
-def test_the_refusal_headers_follow_openai_and_the_ietf_draft(clock: Clock) -> None:
-    limits = KeyLimits(api_key_id=1, rpm=2, tpm=1000)
+def test_the_limit_headers_follow_openai_and_the_ietf_draft(clock: Clock) -> None:
+    limits = key_limits(rpm=2, tpm=1000)
 
-    async def scenario():  # type: ignore[no-untyped-def]
+    async def scenario() -> Verdict:
         await admit_many(limits, 2, clock, cost=10)
-        return await ratelimit_admit(limits, 10, clock=clock)
+        return await admit(limits, 10, clock)
 
-    headers = ratelimit_headers(asyncio.run(scenario()))
-    assert headers["Retry-After"] == "30"
+    refused = asyncio.run(scenario())
+    headers = limit_headers(refused.states)
+    assert refused.retry_after_s == pytest.approx(30.0)
     assert headers["x-ratelimit-limit-requests"] == "2"
     assert headers["x-ratelimit-remaining-requests"] == "0"
     assert headers["x-ratelimit-reset-requests"] == "1m0s"
@@ -147,12 +159,7 @@ def test_durations_are_written_the_way_openai_writes_them() -> None:
     assert go_duration(3723) == "1h2m3s"
 
 
-def test_the_token_estimate_counts_the_prompt_and_the_output_allowed() -> None:
-    assert token_estimate(400, 50) == 150
-    assert token_estimate(1, None) == 1 + 1024
-
-
-# --- budgets --------------------------------------------------------------------------------
+# --- budgets and reservations ---------------------------------------------------------------
 
 
 def log_cost(key_id: int, usd: str, at: datetime) -> None:
@@ -166,6 +173,14 @@ def log_cost(key_id: int, usd: str, at: datetime) -> None:
     )
 
 
+def spend_of(redis_client, tag: str, now: datetime) -> Decimal:  # type: ignore[no-untyped-def]
+    return units_to_usd(int(redis_client.hget(spend_counter_key(tag, now), "units")))
+
+
+def budget(usd: str, key_id: int = 7) -> Limits:
+    return key_limits(key_id, monthly_budget_usd=Decimal(usd))
+
+
 @pytest.mark.django_db(transaction=True)
 async def test_the_spend_counter_is_rebuilt_from_the_request_log(alice, redis_client) -> None:  # type: ignore[no-untyped-def]
     key, _ = await in_thread(api_key_create, user=alice, monthly_budget_usd=Decimal("1.00"))
@@ -173,35 +188,104 @@ async def test_the_spend_counter_is_rebuilt_from_the_request_log(alice, redis_cl
     last_month = now.replace(day=1) - timedelta(days=1)
     await in_thread(log_cost, key.pk, "0.60", now)
     await in_thread(log_cost, key.pk, "5.00", last_month)
-    limits = KeyLimits(api_key_id=key.pk, monthly_budget_usd=Decimal("1.00"))
-    assert (await ratelimit_admit(limits, 1, clock=now.timestamp)).allowed
-    counter = redis_client.get(spend_counter_key(key.pk, now))
-    assert units_to_usd(int(counter)) == Decimal("0.60")
+    limits = budget("1.00", key.pk)
+    assert (await admit(limits, 1, now.timestamp)).allowed
+    assert spend_of(redis_client, f"k{key.pk}", now) == Decimal("0.60")
     await in_thread(log_cost, key.pk, "0.50", now)
-    await ratelimit_settle(limits, await ratelimit_admit(limits, 1), tokens_used=1, cost_usd=Decimal("0.50"))
-    refused = await ratelimit_admit(limits, 1, clock=now.timestamp)
-    assert not refused.allowed and refused.code == "budget_exceeded"
-    assert refused.retry_after_s > 0
+    await limits_settle(limits, await admit(limits, 1, now.timestamp), tokens_used=1, cost_usd=Decimal("0.50"))
+    refused = await admit(limits, 1, now.timestamp)
+    assert refused.status == "budget_spent"
 
 
 @pytest.mark.django_db(transaction=True)
 async def test_spend_is_read_fresh_not_from_a_copy(redis_client) -> None:  # type: ignore[no-untyped-def]
     now = datetime.now(UTC)
-    redis_client.set(spend_counter_key(7, now), usd_to_units(Decimal("0.99")))
-    limits = KeyLimits(api_key_id=7, monthly_budget_usd=Decimal("1.00"))
-    assert (await ratelimit_admit(limits, 1)).allowed
-    redis_client.incrby(spend_counter_key(7, now), usd_to_units(Decimal("0.01")))
-    assert (await ratelimit_admit(limits, 1)).code == "budget_exceeded"
+    limits = budget("1.00")
+    assert (await admit(limits, 1, time_of(now))).allowed  # builds the counter (the log has nothing)
+    redis_client.hincrby(spend_counter_key("k7", now), "units", usd_to_units(Decimal("0.99")))
+    assert (await admit(limits, 1, time_of(now))).allowed
+    redis_client.hincrby(spend_counter_key("k7", now), "units", usd_to_units(Decimal("0.01")))
+    assert (await admit(limits, 1, time_of(now))).status == "budget_spent"
+
+
+def time_of(moment: datetime) -> Callable[[], float]:
+    return moment.timestamp
 
 
 @pytest.mark.django_db(transaction=True)
 async def test_a_new_month_starts_a_new_counter(redis_client) -> None:  # type: ignore[no-untyped-def]
     november = datetime(2026, 11, 30, 23, 59, tzinfo=UTC)
     december = datetime(2026, 12, 1, 0, 1, tzinfo=UTC)
-    redis_client.set(spend_counter_key(7, november), usd_to_units(Decimal("5")))
-    limits = KeyLimits(api_key_id=7, monthly_budget_usd=Decimal("1.00"))
-    assert (await ratelimit_admit(limits, 1, clock=november.timestamp)).code == "budget_exceeded"
-    assert (await ratelimit_admit(limits, 1, clock=december.timestamp)).allowed
+    limits = budget("1.00")
+    assert (await admit(limits, 1, time_of(november))).allowed
+    redis_client.hincrby(spend_counter_key("k7", november), "units", usd_to_units(Decimal("5")))
+    assert (await admit(limits, 1, time_of(november))).status == "budget_spent"
+    assert (await admit(limits, 1, time_of(december))).allowed
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_concurrent_calls_reserve_their_worst_case_so_none_overruns_the_budget(clock: Clock) -> None:
+    limits = budget("0.01")
+    worst = usd_to_units(Decimal("0.001"))
+    verdicts = await asyncio.gather(*(admit(limits, 1, clock, reserve_units=worst) for _ in range(30)))
+    admitted = [v for v in verdicts if v.allowed]
+    assert len(admitted) == 10
+    assert {v.status for v in verdicts if not v.allowed} == {"budget_held"}
+    # Settling at the real cost (a tenth of the worst case) gives the rest back to new calls.
+    for verdict in admitted:
+        await limits_settle(limits, verdict, tokens_used=1, cost_usd=Decimal("0.0001"), clock=clock)
+    await limits_flush()
+    again = await asyncio.gather(*(admit(limits, 1, clock, reserve_units=worst) for _ in range(30)))
+    assert sum(v.allowed for v in again) == 9
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_call_whose_worst_case_cannot_fit_is_refused_and_says_why(clock: Clock) -> None:
+    limits = budget("0.01")
+    assert (await admit(limits, 1, clock, reserve_units=usd_to_units(Decimal("0.02")))).status == "budget_too_small"
+    spent = await admit(limits, 1, clock)
+    await limits_settle(limits, spent, tokens_used=1, cost_usd=Decimal("0.0095"), clock=clock)
+    await limits_flush()
+    short = await admit(limits, 1, clock, reserve_units=usd_to_units(Decimal("0.001")))
+    assert short.status == "budget_short" and short.spent_units == usd_to_units(Decimal("0.0095"))
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_reservation_never_settled_lapses_after_its_hold(clock: Clock) -> None:
+    limits = budget("0.01")
+    whole = usd_to_units(Decimal("0.01"))
+    assert (await admit(limits, 1, clock, reserve_units=whole, hold_s=10)).allowed  # its process then dies
+    assert (await admit(limits, 1, clock, reserve_units=whole)).status == "budget_held"
+    clock.now += 10 + 30 + 1  # the hold, and the margin every reservation is given
+    assert (await admit(limits, 1, clock, reserve_units=whole)).allowed
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_counter_restored_from_an_old_snapshot_is_rebuilt_before_the_next_decision(
+    alice, redis_client, clock: Clock
+) -> None:  # type: ignore[no-untyped-def]
+    key, _ = await in_thread(api_key_create, user=alice, monthly_budget_usd=Decimal("1.00"))
+    now = datetime.fromtimestamp(clock.now, UTC)
+    limits = budget("1.00", key.pk)
+    assert (await admit(limits, 1, clock)).allowed
+    # The spend that the counter lost (a Redis restarted from a snapshot taken before it).
+    await in_thread(log_cost, key.pk, "1.00", now)
+    assert (await admit(limits, 1, clock)).allowed  # the counter still says 0: no restart seen yet
+    # A restart: Redis forgets its scripts. The next call notices, and rebuilds the counter first.
+    redis_client.script_flush()
+    assert (await admit(limits, 1, clock)).status == "budget_spent"
+    assert redis_client.get(EPOCH_KEY) is not None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_sync_limiter_reserves_and_settles_like_the_async_one(clock: Clock) -> None:
+    limits = budget("0.01")
+    worst = usd_to_units(Decimal("0.006"))
+    first = limits_admit_sync(limits, token_cost=1, reserve_units=worst, clock=clock)
+    assert first.allowed
+    assert limits_admit_sync(limits, token_cost=1, reserve_units=worst, clock=clock).status == "budget_held"
+    limits_settle_sync(limits, first, tokens_used=1, cost_usd=Decimal("0.001"), clock=clock)
+    assert limits_admit_sync(limits, token_cost=1, reserve_units=worst, clock=clock).allowed
 
 
 # --- Redis down -----------------------------------------------------------------------------
@@ -209,23 +293,23 @@ async def test_a_new_month_starts_a_new_counter(redis_client) -> None:  # type: 
 
 async def test_it_admits_and_logs_when_redis_is_down(settings, caplog, clock: Clock) -> None:  # type: ignore[no-untyped-def]
     settings.REDIS_URL = "redis://127.0.0.1:1/1"  # nothing listens there (a URL of this test's own)
-    limits = KeyLimits(api_key_id=1, rpm=1, monthly_budget_usd=Decimal("0"))
-    with caplog.at_level(logging.WARNING, logger="switchyard.ratelimit"):
-        results = [await ratelimit_admit(limits, 1, clock=clock) for _ in range(3)]
+    limits = key_limits(rpm=1, monthly_budget_usd=Decimal("0"))
+    with caplog.at_level(logging.WARNING, logger="switchyard.access"):
+        results = [await admit(limits, 1, clock) for _ in range(3)]
     assert all(r.allowed and r.degraded for r in results)
-    assert ratelimit_headers(results[0]) == {}
+    assert limit_headers(results[0].states) == {}
     assert "Redis unavailable" in caplog.text
-    await ratelimit_settle(limits, results[0], tokens_used=5, cost_usd=Decimal("1"), clock=clock)
+    await limits_settle(limits, results[0], tokens_used=5, cost_usd=Decimal("1"), clock=clock)
 
 
 async def test_a_settlement_travels_with_the_next_admission_or_is_flushed(redis_client, clock: Clock) -> None:  # type: ignore[no-untyped-def]
-    limits = KeyLimits(api_key_id=1, tpm=1000)
-    admitted = await ratelimit_admit(limits, 500, clock=clock)
-    before = redis_client.get("sy:rl:{1}:tokens")
-    await ratelimit_settle(limits, admitted, tokens_used=100, cost_usd=Decimal(0), clock=clock)
-    assert redis_client.get("sy:rl:{1}:tokens") == before  # not sent on its own
-    second = await ratelimit_admit(limits, 100, clock=clock)
+    limits = key_limits(tpm=1000)
+    admitted = await admit(limits, 500, clock)
+    before = redis_client.get("sy:rl:{k1}:tokens")
+    await limits_settle(limits, admitted, tokens_used=100, cost_usd=Decimal(0), clock=clock)
+    assert redis_client.get("sy:rl:{k1}:tokens") == before  # not sent on its own
+    second = await admit(limits, 100, clock)
     assert next(s for s in second.states if s.name == "tokens").remaining == 800
-    await ratelimit_settle(limits, second, tokens_used=0, cost_usd=Decimal(0), clock=clock)
-    await ratelimit_flush()
-    assert float(redis_client.get("sy:rl:{1}:tokens")) == pytest.approx((T0 + 6.0) * 1000)
+    await limits_settle(limits, second, tokens_used=0, cost_usd=Decimal(0), clock=clock)
+    await limits_flush()
+    assert float(redis_client.get("sy:rl:{k1}:tokens")) == pytest.approx((T0 + 6.0) * 1000)

@@ -15,7 +15,7 @@ matrix-vector product) mirrored in Redis, so every process serves what any proce
   applied; when the stream was trimmed past that entry, or vanished (purge), it reloads the scope.
 
 A candidate above the model's threshold is then checked by the near-miss guard
-(``orchestration.nearmiss``); the first candidate that passes answers.
+(``orchestration.caching.nearmiss``); the first candidate that passes answers.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ import numpy as np
 import redis
 import threadpoolctl
 
-from orchestration.cache import (
+from orchestration.caching.canonical import (
     canonical_json,
     generation_parameters,
     message_fields,
@@ -45,8 +45,8 @@ from orchestration.cache import (
     response_from_json,
     response_to_json,
 )
-from orchestration.embedders import Embedder, get_embedder
-from orchestration.nearmiss import near_miss_reason
+from orchestration.caching.embedders import Embedder, get_embedder
+from orchestration.caching.nearmiss import near_miss_reason
 from orchestration.registry import ModelRoute
 from orchestration.types import ChatRequest, ChatResponse
 

@@ -1,4 +1,4 @@
-"""The response caches: exact (Redis) and semantic (``orchestration.semantic``), behind one API.
+"""The response caches: exact (Redis) and semantic (``orchestration.caching.semantic``), behind one API.
 
 The Orchestrator calls ``cache_lookup`` before routing, ``cache_store`` after a complete answer
 from the requested model, and ``cache_lookup_stale`` when every provider of the chain failed.
@@ -19,7 +19,6 @@ The ``CacheEntry`` rows (admin) and their hit counts are written by a background
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import dataclasses
 import hashlib
@@ -30,7 +29,6 @@ import queue
 import re
 import threading
 import time
-import weakref
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -41,13 +39,22 @@ import redis
 import redis.asyncio as aioredis
 from django.conf import settings
 
+from orchestration.caching.canonical import (
+    canonical_json,
+    generation_parameters,
+    message_fields,
+    model_tag,
+    question_of,
+    response_from_json,
+)
+from orchestration.redisclients import DEFAULT, FAST, redis_async, redis_async_close, redis_sync
 from orchestration.registry import ModelRoute
 from orchestration.types import (
     CacheStatus,
+    CallContext,
     ChatRequest,
     ChatResponse,
     Chunk,
-    Message,
     OrchestrationError,
     ToolCall,
     ToolCallDelta,
@@ -55,8 +62,7 @@ from orchestration.types import (
 )
 
 if TYPE_CHECKING:
-    from orchestration.orchestrator import CallContext
-    from orchestration.semantic import SemanticCache
+    from orchestration.caching.semantic import SemanticCache
 
 logger = logging.getLogger(__name__)
 
@@ -70,55 +76,17 @@ REDIS_RETRY_S = 5.0
 DEFAULT_STALE_GRACE_S = 3600.0
 PREVIEW_CHARS = 300
 # Request fields that do not change the answer: ``user`` only identifies the end user to the provider.
-NOT_GENERATION = frozenset({"model", "messages", "user"})
 
 
 @dataclass
 class CachedAnswer:
     response: ChatResponse
-    status: str  # "HIT" | "SEMANTIC-HIT" | "STALE"
+    status: CacheStatus  # "HIT" | "SEMANTIC-HIT" | "STALE"
     key: str = ""  # the CacheEntry key it came from
     similarity: float | None = None  # semantic hits: cosine similarity of the two questions
 
 
 # --- keys --------------------------------------------------------------------------------------
-
-
-def _plain(value: Any) -> Any:
-    """JSON-ready, with 0.0 and 0 (and 1.0 and 1) written alike: the same request, the same key."""
-    if isinstance(value, bool) or value is None or isinstance(value, str):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
-
-
-def canonical_json(document: Any) -> str:
-    return json.dumps(_plain(document), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def message_fields(message: Message) -> dict[str, Any]:
-    fields: dict[str, Any] = {"role": message.role, "content": message.content}
-    if message.tool_calls:
-        fields["tool_calls"] = [{"id": t.id, "name": t.name, "arguments": t.arguments} for t in message.tool_calls]
-    if message.tool_call_id:
-        fields["tool_call_id"] = message.tool_call_id
-    if message.name:
-        fields["name"] = message.name
-    return fields
-
-
-def generation_parameters(request: ChatRequest) -> dict[str, Any]:
-    """Every set field of the request that can change the answer (new fields count by default)."""
-    return {
-        f.name: getattr(request, f.name)
-        for f in dataclasses.fields(request)
-        if f.name not in NOT_GENERATION and getattr(request, f.name) is not None
-    }
 
 
 def exact_key(request: ChatRequest, route: ModelRoute) -> str:
@@ -129,11 +97,6 @@ def exact_key(request: ChatRequest, route: ModelRoute) -> str:
         **generation_parameters(request),
     }
     return hashlib.sha256(canonical_json(document).encode()).hexdigest()
-
-
-def model_tag(model: str) -> str:
-    """A short, key-safe tag of a model name: every Redis key of a model carries it (purge by model)."""
-    return hashlib.sha256(model.encode()).hexdigest()[:12]
 
 
 def exact_redis_key(model: str, key: str) -> str:
@@ -165,23 +128,12 @@ def cache_status_on_miss(request: ChatRequest, route: ModelRoute, ctx: CallConte
         return "MISS"
     if not route.cache_semantic:
         return "BYPASS"
-    from orchestration.semantic import semantic_query  # numpy: only for models that use the semantic cache
+    from orchestration.caching.semantic import semantic_query  # numpy: only for models that use the semantic cache
 
     return "MISS" if semantic_query(request, route.cache_semantic_max_turns) is not None else "BYPASS"
 
 
 # --- stored answers --------------------------------------------------------------------------
-
-
-def response_to_json(response: ChatResponse) -> str:
-    return json.dumps(dataclasses.asdict(response), separators=(",", ":"))
-
-
-def response_from_json(data: str | bytes) -> ChatResponse:
-    fields = json.loads(data)
-    fields["tool_calls"] = [ToolCall(**t) for t in fields.get("tool_calls") or []]
-    fields["usage"] = Usage(**fields.get("usage") or {})
-    return ChatResponse(**fields)
 
 
 def _exact_value(response: ChatResponse, question: str, now: float, ttl_s: float) -> str:
@@ -242,14 +194,6 @@ def response_from_chunks(chunks: Iterable[Chunk], *, response_id: str, model: st
     )
 
 
-def question_of(request: ChatRequest) -> str:
-    """The last user message (what the admin shows as the question)."""
-    for message in reversed(request.messages):
-        if message.role == "user" and message.content:
-            return message.content
-    return ""
-
-
 # --- the cache -------------------------------------------------------------------------------
 
 
@@ -269,9 +213,6 @@ class ResponseCache:
         self.redis_url = redis_url
         self.stale_grace_s = stale_grace_s
         self._semantic = semantic
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = (
-            weakref.WeakKeyDictionary()
-        )
         self._redis_down_until = 0.0
 
     @property
@@ -284,28 +225,17 @@ class ResponseCache:
     @property
     def semantic(self) -> SemanticCache:
         if self._semantic is None:
-            from orchestration.semantic import SemanticCache
+            from orchestration.caching.semantic import SemanticCache
 
             self._semantic = SemanticCache(clock=self.clock)
         return self._semantic
 
     def client(self) -> aioredis.Redis:
-        # redis.asyncio connections belong to the loop that opened them: one pooled client per loop.
-        loop = asyncio.get_running_loop()
-        current = self._clients.get(loop)
-        if current is None:
-            current = aioredis.from_url(
-                self.redis_url or settings.REDIS_URL,
-                socket_timeout=REDIS_TIMEOUT_S,
-                socket_connect_timeout=REDIS_TIMEOUT_S,
-            )
-            self._clients[loop] = current
-        return current
+        return redis_async(FAST, url=self.redis_url or None)
 
     async def aclose(self) -> None:
-        current = self._clients.pop(asyncio.get_running_loop(), None)
-        if current is not None:
-            await current.aclose()
+        """Close this loop's Redis clients (a loop about to end; they are opened again on use)."""
+        await redis_async_close()
 
     # --- the API ---
 
@@ -590,7 +520,7 @@ atexit.register(_flush_at_exit)
 
 
 def _sync_client() -> redis.Redis:
-    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=2)
+    return redis_sync(DEFAULT)
 
 
 def _redis_delete_matching(client: redis.Redis, pattern: str) -> None:
@@ -605,7 +535,7 @@ def _redis_delete_matching(client: redis.Redis, pattern: str) -> None:
 
 
 def _redis_delete_entry(client: redis.Redis, key: str, model: str) -> None:
-    from orchestration.semantic import LOG_MAX_LEN, scope_key
+    from orchestration.caching.semantic import LOG_MAX_LEN, scope_key
 
     kind, _, rest = key.partition(":")
     if kind == "exact":
@@ -638,8 +568,8 @@ def cache_purge_entries(entries: Iterable[tuple[str, str]]) -> int:
 
 def cache_purge_model(model: str) -> int:
     """Delete every cached answer of ``model``; returns index rows deleted."""
+    from orchestration.caching.semantic import PREFIX as SEMANTIC_PREFIX
     from orchestration.models import CacheEntry
-    from orchestration.semantic import PREFIX as SEMANTIC_PREFIX
 
     cache_index_flush()
     client = _sync_client()

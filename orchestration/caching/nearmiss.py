@@ -204,7 +204,7 @@ def near_miss_reason(query: str, candidate: str) -> str | None:
 
 @lru_cache(maxsize=1)
 def _vocabulary() -> frozenset[str]:
-    from orchestration.embedders import VOCAB_PATH
+    from orchestration.caching.embedders import VOCAB_PATH
 
     with open(VOCAB_PATH, encoding="utf-8") as vocabulary:
         return frozenset(line.rstrip("\n") for line in vocabulary if not line.startswith(("##", "[")))

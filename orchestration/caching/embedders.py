@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import numpy as np
 from django.conf import settings
 
+from orchestration.caching.provider_embedding import provider_embedding
 from orchestration.types import EmbeddingRequest
 
 VOCAB_PATH = Path(__file__).resolve().parent / "data" / "all-minilm-l6-v2-vocab.txt"
@@ -108,12 +109,8 @@ class ProviderEmbedder:
         self.name = f"provider:{model}"
 
     async def embed(self, texts: list[str]) -> np.ndarray:
-        from orchestration.orchestrator import CallContext, get_orchestrator
-
-        response, _ = await get_orchestrator().embed(
-            EmbeddingRequest(model=self.model, inputs=texts), CallContext(endpoint="embedding")
-        )
-        return normalized_rows(np.array(response.vectors, dtype=np.float32))
+        vectors = await provider_embedding()(EmbeddingRequest(model=self.model, inputs=texts))
+        return normalized_rows(np.array(vectors, dtype=np.float32))
 
 
 _embedder: Embedder | None = None

@@ -1,0 +1,40 @@
+"""Database work from async code that must not pay for a new connection on every call.
+
+Channels' ``database_sync_to_async`` closes the thread's connection around each call when it is
+obsolete, and with ``CONN_MAX_AGE = 0`` every connection is: opening one (SQLite's pragmas,
+PostgreSQL's handshake or a pool checkout) cost as much as the rest of a task POST. The threads
+that ``in_database_thread`` uses keep their connection from call to call; as with Django's
+``CONN_HEALTH_CHECKS``, a connection that failed and no longer answers is closed before the next
+call, which opens a new one.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from typing import ParamSpec, TypeVar
+
+from asgiref.sync import sync_to_async
+from django.db import connections
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def drop_broken_connections() -> None:
+    for connection in connections.all(initialized_only=True):
+        if connection.errors_occurred and not connection.is_usable():
+            connection.close()
+
+
+def in_database_thread(function: Callable[P, T], *, thread_sensitive: bool = True) -> Callable[P, Awaitable[T]]:
+    """``function`` run by ``sync_to_async``, its thread's connection kept unless it broke.
+    ``thread_sensitive=False`` spreads calls over the default pool (work that must not queue
+    behind other requests' in the one shared thread)."""
+
+    @functools.wraps(function)
+    def run(*args: P.args, **kwargs: P.kwargs) -> T:
+        drop_broken_connections()
+        return function(*args, **kwargs)
+
+    return sync_to_async(run, thread_sensitive=thread_sensitive)

@@ -1,0 +1,119 @@
+"""The one place that builds Redis clients.
+
+Every part of Switchyard that talks to Redis names a ``Profile`` (how long it may wait, whether
+replies are decoded, how many connections it may hold) and gets a pooled client for it. Async
+clients are kept per event loop and profile, because a redis.asyncio connection belongs to the
+loop that opened it; sync clients are kept per profile (redis-py's sync pool is thread-safe).
+All of them follow ``settings.REDIS_URL``: a test that points it elsewhere gets new clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import weakref
+from dataclasses import dataclass
+
+import redis
+import redis.asyncio as aioredis
+from django.conf import settings
+from redis.driver_info import DriverInfo
+
+# Found once: left to each connection, redis-py reads its own version from the package metadata
+# for every connection it opens (about a millisecond each, a burst of them when clients arrive).
+_DRIVER_INFO = DriverInfo()
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """How one kind of work uses Redis."""
+
+    name: str
+    socket_timeout_s: float | None = 5.0
+    connect_timeout_s: float = 2.0
+    decode_responses: bool = False
+    # With a limit, commands wait up to ``pool_wait_s`` for a free connection instead of each
+    # opening its own (a burst of a thousand clients would otherwise open a thousand sockets).
+    max_connections: int | None = None
+    pool_wait_s: float = 30.0
+
+
+# The hot path (limits, breakers, caches): a Redis that does not answer within half a second
+# is treated as down, so the call degrades instead of waiting.
+FAST = Profile("fast", socket_timeout_s=0.5, connect_timeout_s=0.5)
+FAST_TEXT = Profile("fast-text", socket_timeout_s=0.5, connect_timeout_s=0.5, decode_responses=True)
+# Chat streams: no read timeout below the longest XREAD BLOCK a relay uses.
+STREAMS = Profile("streams", socket_timeout_s=30.0, connect_timeout_s=5.0, max_connections=64)
+# Pub/sub listeners wait for messages indefinitely; their liveness is checked by pings.
+LISTEN = Profile("listen", socket_timeout_s=None, connect_timeout_s=2.0)
+# Everything else: admin pages, readiness, workers, management commands.
+DEFAULT = Profile("default")
+
+_async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, Profile], aioredis.Redis]] = (
+    weakref.WeakKeyDictionary()
+)
+_sync: dict[tuple[str, Profile], redis.Redis] = {}
+_sync_lock = threading.Lock()
+
+
+def redis_async(profile: Profile = DEFAULT, *, url: str | None = None) -> aioredis.Redis:
+    """The pooled async client of ``profile`` for the running event loop (``url``: another server
+    than ``settings.REDIS_URL``)."""
+    clients = _async.setdefault(asyncio.get_running_loop(), {})
+    key = (url or settings.REDIS_URL, profile)
+    client = clients.get(key)
+    if client is None:
+        client = clients[key] = aioredis.Redis(connection_pool=_async_pool(profile, key[0]))
+    return client
+
+
+def redis_sync(profile: Profile = DEFAULT, *, url: str | None = None) -> redis.Redis:
+    """The pooled sync client of ``profile`` (shared by every thread of the process)."""
+    key = (url or settings.REDIS_URL, profile)
+    client = _sync.get(key)
+    if client is None:
+        with _sync_lock:
+            client = _sync.get(key)
+            if client is None:
+                client = _sync[key] = redis.Redis(connection_pool=_sync_pool(profile, key[0]))
+    return client
+
+
+async def redis_async_close() -> None:
+    """Close the running loop's clients (a loop about to end: a worker's job, a test)."""
+    clients = _async.pop(asyncio.get_running_loop(), {})
+    for client in clients.values():
+        await client.aclose(close_connection_pool=True)
+
+
+def redis_sync_forget() -> None:
+    """Drop the sync clients (a forked process must not share its parent's sockets)."""
+    with _sync_lock:
+        for client in _sync.values():
+            client.connection_pool.reset()
+        _sync.clear()
+
+
+def _options(profile: Profile) -> dict[str, object]:
+    return {
+        "socket_timeout": profile.socket_timeout_s,
+        "socket_connect_timeout": profile.connect_timeout_s,
+        "decode_responses": profile.decode_responses,
+        "driver_info": _DRIVER_INFO,
+    }
+
+
+def _async_pool(profile: Profile, url: str) -> aioredis.ConnectionPool:
+    if profile.max_connections is None:
+        return aioredis.ConnectionPool.from_url(url, **_options(profile))
+    return aioredis.BlockingConnectionPool.from_url(
+        url, max_connections=profile.max_connections, timeout=profile.pool_wait_s, **_options(profile)
+    )
+
+
+def _sync_pool(profile: Profile, url: str) -> redis.ConnectionPool:
+    if profile.max_connections is None:
+        return redis.ConnectionPool.from_url(url, **_options(profile))
+    return redis.BlockingConnectionPool.from_url(
+        url, max_connections=profile.max_connections, timeout=profile.pool_wait_s, **_options(profile)
+    )
