@@ -52,7 +52,7 @@ def _server(checkout: Path, simulator_url: str) -> ManagedProcess:
     return process
 
 
-def _register(simulator_url: str, **key_fields: Any) -> tuple[str, Any]:
+def _register(simulator_url: str, behaviour: dict[str, Any], **key_fields: Any) -> tuple[str, Any]:
     from orchestration.access.keys import api_key_find
 
     secret = bench_model_and_key(
@@ -65,7 +65,7 @@ def _register(simulator_url: str, **key_fields: Any) -> tuple[str, Any]:
             "capabilities": ["chat", "tools"],
         },
         key_fields=key_fields,
-        behaviour={"latency_ms": 300, "tokens_per_s": 400, "reply": " ".join(["word"] * 400)},
+        behaviour=behaviour,
     )
     return secret, api_key_find(secret)
 
@@ -88,7 +88,9 @@ async def _overspend(base_url: str, simulator_url: str) -> dict[str, str]:
 
     from orchestration.models import RequestLog
 
-    secret, key = await sync_to_async(_register)(simulator_url, monthly_budget_usd=BUDGET)
+    # Each call writes all of its max_tokens, slowly enough that all 30 are in flight together.
+    behaviour = {"latency_ms": 300, "tokens_per_s": 400, "reply": " ".join(["word"] * 400)}
+    secret, key = await sync_to_async(_register)(simulator_url, behaviour, monthly_budget_usd=BUDGET)
     await RequestLog.objects.acreate(
         request_id="earlier", api_key=key, user=key.user, endpoint="completion", model_requested=MODEL,
         cost_usd=SPENT, created_at=timezone.now(),
@@ -162,8 +164,9 @@ async def _revocation(base_url: str, simulator_url: str) -> dict[str, str]:
 
     from chat.models import Conversation
 
-    secret, key = await sync_to_async(_register)(simulator_url)
-    httpx.put(f"{simulator_url}/_sim/models/{MODEL}", json={"tokens_per_s": 2, "reply": " ".join(["word"] * 400)})
+    # A reply that is still streaming when the key is revoked.
+    behaviour = {"tokens_per_s": 2, "reply": " ".join(["word"] * 400)}
+    secret, key = await sync_to_async(_register)(simulator_url, behaviour)
     conversation = await Conversation.objects.acreate(owner=key.user, model=MODEL)
     bearer = {"Authorization": f"Bearer {secret}"}
     async with httpx.AsyncClient(base_url=base_url, headers=bearer, timeout=60) as http:
@@ -188,10 +191,10 @@ async def _revocation(base_url: str, simulator_url: str) -> dict[str, str]:
             "task feed": asyncio.create_task(_stream_refused(task_feed)),
         }
         revoked_at = await asyncio.to_thread(_revoke_elsewhere, key.pk)
-        await asyncio.wait(watchers.values(), timeout=WAIT_S)
+        done, _ = await asyncio.wait(watchers.values(), timeout=WAIT_S)
     figures = {}
     for door, watcher in watchers.items():
-        if watcher.done() and not watcher.cancelled() and watcher.exception() is None:
+        if watcher in done and watcher.exception() is None:
             figures[f"revocation: {door}"] = f"{max(0.0, watcher.result() - revoked_at) * 1000:.0f} ms"
         else:
             watcher.cancel()
