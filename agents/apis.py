@@ -1,4 +1,4 @@
-"""The Task API (CONTRACT 3.3): sync DRF views that answer in milliseconds; agents run in workers."""
+"""The Task API (docs/api.md, "Agents and tasks"): sync DRF views that answer in milliseconds; agents run in workers."""
 
 from __future__ import annotations
 

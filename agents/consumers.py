@@ -1,4 +1,5 @@
-"""Channels consumers: the interactive agent WebSocket (CONTRACT 3.4) and a task's log as SSE (3.3)."""
+"""Channels consumers: the interactive agent WebSocket (docs/api.md, "Interactive
+sessions") and a task's log as SSE ("The Task API, in short")."""
 
 from __future__ import annotations
 

@@ -37,7 +37,7 @@ SendFrame = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 def frame_of(item: LogItem, task_id: Any) -> dict[str, Any]:
-    """The WebSocket frame of a log item (CONTRACT 3.4), with the item's task, seq and time."""
+    """The WebSocket frame of a log item (docs/api.md, "Interactive sessions"), with the item's task, seq and time."""
     data = item.data
     shapes: dict[str, dict[str, Any]] = {
         "thought": {"content": item.content},

@@ -39,7 +39,7 @@ logger = logging.getLogger(__name__)
 
 # The browser waits this long before reconnecting a dropped stream.
 RETRY_MS = 2000
-# Well under the 60 s idle timeout of common proxies and load balancers (DESIGN decision 4).
+# Well under the 60 s idle timeout of common proxies and load balancers (docs/architecture.md, decision 4).
 PING_S = 15.0
 # How long one read waits for events; between reads the relay renews its attachment.
 READ_BLOCK_S = 5.0

@@ -1,6 +1,6 @@
 """The replies this process generates, detached from the requests that asked for them.
 
-A reply is an asyncio task on the ASGI server's own event loop (DESIGN decision 1). The POST
+A reply is an asyncio task on the ASGI server's own event loop (docs/architecture.md, decision 1). The POST
 that creates it is a sync DRF view, which Django runs in a worker thread; from there
 ``reply_start`` hands the plan to the server's loop, which asgiref recorded for that thread
 (``SyncToAsync.threadlocal.main_event_loop``, the same loop ``async_to_sync`` would use). Outside

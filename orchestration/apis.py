@@ -1,6 +1,6 @@
 """The OpenAI-compatible Completion API: ``/v1/chat/completions``, ``/v1/models``, ``/v1/embeddings``.
 
-Plain async Django views (DESIGN decision 5 in docs/architecture.md): a call waits on a provider
+Plain async Django views (docs/architecture.md, decision 5): a call waits on a provider
 for seconds, so it must not hold a thread. Each view is a thin door: find the caller and admit
 the call through the access pipeline (``orchestration.access.admission``: key, model access,
 RPM/TPM, budget reservation), ask the Orchestrator, answer in OpenAI's shape with the ``X-*``

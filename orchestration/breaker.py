@@ -1,6 +1,6 @@
 """Circuit breakers per provider (or per provider and model), shared by every process through Redis.
 
-The state machine (DESIGN, "Semantics worth knowing"): closed until at least ``failure_rate`` of
+The state machine (docs/operations.md, "Circuit breakers"): closed until at least ``failure_rate`` of
 the last ``window`` calls failed (no verdict before ``window`` calls); then open for ``open_s``;
 then half-open, where exactly one caller gets the probe: its success closes the breaker and
 empties the window, its failure re-opens it. Each transition is one Lua script, so concurrent

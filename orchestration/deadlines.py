@@ -1,6 +1,6 @@
 """One deadline per call, and the per-attempt timeouts cut to fit what is left of it.
 
-The chain (README, "Reliability"): the endpoint's deadline (settings ``DEADLINE_*_S``), or the
+The chain (docs/operations.md, "The chain of timeouts"): the endpoint's deadline (settings ``DEADLINE_*_S``), or the
 model's ``deadline_s``, or the caller's ``CallContext.deadline_s``; inside it every attempt gets a
 ``CallTimeout`` whose total is the expected generation time (``max_tokens / tokens_per_second``
 plus the provider's time to start answering) but never more than what remains.

@@ -1,4 +1,4 @@
-"""Config as code: the model registry as a TOML file (CONTRACT section 5).
+"""Config as code: the model registry as a TOML file (docs/api.md, "The model registry as code").
 
 ``config_load`` reads a file, validates all of it, and only then applies it inside one
 transaction, so a bad file changes nothing. Each entry the file names is described completely:

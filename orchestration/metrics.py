@@ -1,4 +1,4 @@
-"""The LLM metrics of CONTRACT 3.5, correct across processes.
+"""The LLM metrics of docs/operations.md ("Health, readiness, metrics"), correct across processes.
 
 Settings point ``PROMETHEUS_MULTIPROC_DIR`` at a directory before prometheus_client is imported,
 so every web process and worker writes its samples there and ``/metrics`` (django-prometheus'

@@ -118,7 +118,8 @@ class ErrorKind(StrEnum):
 
 
 _RETRYABLE = {ErrorKind.TIMEOUT, ErrorKind.CONNECTION, ErrorKind.RATE_LIMITED, ErrorKind.SERVER, ErrorKind.MALFORMED}
-# What says "this provider is unhealthy" (DESIGN: 5xx, timeouts, connection errors, 401/403, 429).
+# What says "this provider is unhealthy" (docs/operations.md, "Circuit breakers"): 5xx, timeouts,
+# connection errors, 401/403 and 429.
 _BREAKER_FAILURES = _RETRYABLE | {ErrorKind.AUTH}
 
 

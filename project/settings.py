@@ -1,4 +1,4 @@
-"""Django settings, read from the environment (CONTRACT section 2).
+"""Django settings, read from the environment (docs/operations.md, "Configuration").
 
 A bad value stops start-up with ``ImproperlyConfigured`` naming the variable.
 """
@@ -222,7 +222,7 @@ SPECTACULAR_SETTINGS = {
 
 # --- Switchyard -------------------------------------------------------------------------
 SWITCHYARD: dict[str, Any] = {
-    # Deadlines per endpoint, in seconds (DESIGN decision 4).
+    # Deadlines per endpoint, in seconds (docs/architecture.md, decision 4).
     "DEADLINE_COMPLETION_S": env_float("SWITCHYARD_DEADLINE_COMPLETION_S", 30.0, minimum=0.1),
     "DEADLINE_CHAT_S": env_float("SWITCHYARD_DEADLINE_CHAT_S", 60.0, minimum=0.1),
     "DEADLINE_AGENT_S": env_float("SWITCHYARD_DEADLINE_AGENT_S", 300.0, minimum=0.1),

@@ -3,7 +3,7 @@
 The Orchestrator calls ``cache_lookup`` before routing, ``cache_store`` after a complete answer
 from the requested model, and ``cache_lookup_stale`` when every provider of the chain failed.
 
-Exact cache rules (README, "Caching"):
+Exact cache rules (docs/api.md, "Exact cache"):
 - the key is the SHA-256 of the canonical JSON (sorted keys, no whitespace) of the model, the
   messages (role, content, tool calls and ids) and every generation parameter; ``user`` is not one;
 - only ``temperature == 0`` is cached: an unset temperature means the provider's default (1);

@@ -1,4 +1,4 @@
-"""``manage.py serve``: run the whole Switchyard stack under one supervisor (CONTRACT section 1)."""
+"""``manage.py serve``: run the whole Switchyard stack under one supervisor (docs/operations.md, "manage.py serve")."""
 
 from __future__ import annotations
 
