@@ -67,3 +67,21 @@ def test_revoking_from_the_list_disables_the_keys(admin_client: Client, alice: A
     )
     assert "Revoked 2 API key(s)" in response.content.decode()
     assert all(api_key_find(secret) is None for secret in keys)
+
+
+def test_an_access_policy_is_edited_in_the_admin_and_the_defaults_are_shown(admin_client: Client, alice: Any) -> None:
+    from orchestration.access.policy import user_policy
+    from orchestration.models import AccessPolicy
+
+    listed = admin_client.get("/admin/orchestration/accesspolicy/", follow=True).content.decode()
+    assert "Without a policy of their own, people get the defaults: rpm 60" in listed
+    response = admin_client.post(
+        "/admin/orchestration/accesspolicy/add/",
+        {"user": alice.pk, "rpm": "5", "tpm": "", "monthly_budget_usd": "1.50", "allowed_models": []},
+        follow=True,
+    )
+    assert response.status_code == 200
+    policy = AccessPolicy.objects.get(user=alice)
+    assert (policy.rpm, policy.tpm, policy.monthly_budget_usd) == (5, None, Decimal("1.50"))
+    limits = user_policy(alice.pk).limits  # the saved row wins over the defaults at once in this process
+    assert (limits.rpm, limits.tpm, limits.monthly_budget_usd) == (5, 200_000, Decimal("1.50"))

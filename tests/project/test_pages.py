@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
 
 import pytest
 
@@ -106,3 +107,12 @@ def test_the_pages_load_their_scripts_and_label_their_fields(client, alice):
     console = client.get("/agents/").content
     assert b"switchyard/timeline.js" in console and b"switchyard/agents.js" in console
     assert b"switchyard/tasks.js" in client.get(f"/tasks/{uuid.uuid4()}/").content
+
+
+@pytest.mark.django_db
+def test_a_key_made_on_the_keys_page_carries_the_persons_limits(client, alice):
+    AccessPolicy.objects.create(user=alice, rpm=7, tpm=7000, monthly_budget_usd=Decimal("3"))
+    client.force_login(alice)
+    client.post("/keys/", {"name": "mine"})
+    key = ApiKey.objects.get(user=alice)
+    assert (key.rpm, key.tpm, key.monthly_budget_usd) == (7, 7000, Decimal("3"))
