@@ -7,7 +7,6 @@ from typing import Any
 from django.http import HttpRequest
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -20,6 +19,7 @@ from orchestration.access.credentials import api_key_secret_from
 from orchestration.database import in_database_thread
 from orchestration.errors import Conflict, InvalidRequest
 from orchestration.http import door, json_body, validation_message
+from orchestration.pagination import StrictLimitOffsetPagination, page_parameters
 
 # How soon a poller should look again, by status (none once the task has finished).
 RETRY_AFTER: dict[str, str] = {Task.Status.PENDING: "5", Task.Status.PROCESSING: "2", Task.Status.WAITING_INPUT: "2"}
@@ -161,9 +161,9 @@ class TaskAnswerInput(serializers.Serializer):
 
 
 class TaskListCreateApi(APIView):
-    @extend_schema(responses=TaskPageOutput)
+    @extend_schema(parameters=page_parameters(), responses=TaskPageOutput)
     def get(self, request: Request) -> Response:
-        paginator = LimitOffsetPagination()
+        paginator = StrictLimitOffsetPagination()
         page = paginator.paginate_queryset(selectors.task_list_owned(user=request.user), request, view=self)
         return paginator.get_paginated_response([task_body(task) for task in page or []])
 

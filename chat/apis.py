@@ -13,7 +13,6 @@ from django.contrib.auth import get_user_model
 from django.http import HttpRequest, HttpResponseBase, JsonResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -27,6 +26,7 @@ from orchestration.access.credentials import api_key_secret_from
 from orchestration.database import in_database_thread
 from orchestration.errors import InvalidRequest
 from orchestration.http import door, json_body, request_id_of, validation_message
+from orchestration.pagination import StrictLimitOffsetPagination, page_parameters
 
 
 def caller_of(request: Request) -> Caller:
@@ -95,10 +95,17 @@ class ConversationInput(serializers.Serializer):
         return attrs
 
 
+class ConversationPageOutput(serializers.Serializer):
+    count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = ConversationOutput(many=True)
+
+
 class ConversationsApi(APIView):
-    @extend_schema(responses=ConversationOutput(many=True))
+    @extend_schema(parameters=page_parameters(), responses=ConversationPageOutput)
     def get(self, request: Request) -> Response:
-        paginator = LimitOffsetPagination()
+        paginator = StrictLimitOffsetPagination()
         page = paginator.paginate_queryset(selectors.conversations_of(owner_id=request.user.pk), request, view=self)
         return paginator.get_paginated_response(ConversationOutput(page, many=True).data)
 
@@ -135,7 +142,7 @@ class ConversationApi(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class MessagePagination(LimitOffsetPagination):
+class MessagePagination(StrictLimitOffsetPagination):
     # A conversation is read whole by its page; the limit only guards against huge ones.
     default_limit = 500
     max_limit = 1000

@@ -18,7 +18,6 @@ from typing import Any, cast
 from urllib.parse import parse_qs
 
 from channels.consumer import get_handler_name
-from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.http import AsyncHttpConsumer
 from django.utils.datastructures import CaseInsensitiveMapping
@@ -31,6 +30,7 @@ from chat.streams import ReplyEvent
 from orchestration.access.admission import Caller
 from orchestration.access.keys import REFUSALS
 from orchestration.access.revocation import access_watch
+from orchestration.database import database_call
 from orchestration.errors import error_body
 from orchestration.requestids import request_id_from
 from orchestration.sse import PING, STREAM_HEADERS, sse_retry
@@ -114,7 +114,8 @@ class MessageStreamConsumer(AsyncHttpConsumer):
             await self._relay(message, after)
         except RedisError as error:
             logger.warning("stream of message %s: Redis failed: %s", message.pk, error)
-            failed = ReplyEvent(after + 1, streams.ERROR, {"code": "stream_unavailable", "message": str(error)})
+            unavailable = "The reply's stream cannot be read right now; reconnect to resume it."
+            failed = ReplyEvent(after + 1, streams.ERROR, {"code": "stream_unavailable", "message": unavailable})
             await self.send_body(failed.sse())
 
     async def _relay(self, message: Message, after: int) -> None:
@@ -252,7 +253,7 @@ class MessageStreamConsumer(AsyncHttpConsumer):
 
 def _db(function: Any) -> Any:
     """Run ORM work in the default thread pool, not the one shared thread: clients must not queue."""
-    return database_sync_to_async(function, thread_sensitive=False)
+    return database_call(function)
 
 
 def _message_of(user_id: int, message_id: int) -> Message | None:

@@ -18,7 +18,6 @@ from decimal import Decimal
 from typing import Any
 
 from asgiref.sync import async_to_sync
-from channels.db import database_sync_to_async
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -30,6 +29,7 @@ from chat.models import Conversation, Message
 from chat.selectors import history_of, reply_streaming_in
 from chat.streams import ReplyEvent
 from orchestration.access.admission import Admission, Caller, admit_sync, route_of
+from orchestration.database import database_call
 from orchestration.deadlines import deadline_for
 from orchestration.errors import Conflict, InvalidRequest, TooLarge
 from orchestration.models import PromptTemplate
@@ -417,7 +417,7 @@ async def _reply_settle(
 
 async def _settle_and_announce(message_id: int, fields: dict[str, Any]) -> None:
     """Settle the row if it still streams; then write the terminal event the saved row implies."""
-    message = await database_sync_to_async(_settle, thread_sensitive=False)(message_id, fields)
+    message = await database_call(_settle)(message_id, fields)
     try:
         if message is None:
             length = len(fields.get("content", ""))
@@ -476,7 +476,7 @@ async def reply_finish_orphan(message_id: int, *, status: str, code: str) -> Non
     if any(event.is_terminal for event in events):
         return
     content = "".join(event.data.get("delta", "") for event in events)
-    message = await database_sync_to_async(Message.objects.filter(pk=message_id).first, thread_sensitive=False)()
+    message = await database_call(Message.objects.filter(pk=message_id).first)()
     if message is None:
         return
     route = (await asnapshot()).models.get(message.model)

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import ParamSpec, TypeVar
 
 from asgiref.sync import sync_to_async
-from django.db import connections
+from django.db import close_old_connections, connections
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -38,3 +38,22 @@ def in_database_thread(function: Callable[P, T], *, thread_sensitive: bool = Tru
         return function(*args, **kwargs)
 
     return sync_to_async(run, thread_sensitive=thread_sensitive)
+
+
+def database_call(function: Callable[P, T]) -> Callable[P, Awaitable[T]]:
+    """``function`` run in the event loop's default thread pool (calls must not queue behind one
+    another in the one shared thread), its connection released when it returns.
+
+    The release happens inside the call, in the context the connection was opened in: Channels'
+    ``database_sync_to_async(thread_sensitive=False)`` releases it outside that context, and a
+    pooled PostgreSQL connection opened by a call that was cancelled midway was then never given
+    back (the pool ran dry after a few dozen WebSocket sessions)."""
+
+    @functools.wraps(function)
+    def run(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return function(*args, **kwargs)
+        finally:
+            close_old_connections()
+
+    return sync_to_async(run, thread_sensitive=False)

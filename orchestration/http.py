@@ -19,6 +19,7 @@ from django.http.request import RawPostDataException
 from django.views.decorators.csrf import csrf_exempt
 
 from orchestration.errors import InvalidRequest, Kind, MethodNotAllowed, ServiceError, TooLarge, error_body_of
+from orchestration.validation import json_document
 
 View = Callable[..., Awaitable[HttpResponseBase]]
 
@@ -76,10 +77,7 @@ def json_body(request: HttpRequest, *, empty: Any = None, strict_type: bool = Fa
     body = raw_body(request)
     if not body.strip() and empty is not None:
         return empty
-    try:
-        return json.loads(body)
-    except ValueError:
-        raise InvalidRequest("invalid_json", "The request body is not valid JSON.") from None
+    return json_document(body)
 
 
 def door(*methods: str) -> Callable[[View], View]:

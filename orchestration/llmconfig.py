@@ -26,6 +26,7 @@ from django.db import models, transaction
 
 from orchestration.models import Fallback, LanguageModel, PromptTemplate, PromptVersion, Provider
 from orchestration.registry import snapshot_invalidate
+from orchestration.secrets import api_key_env_allowed, api_key_env_rule
 
 SECTIONS = ("providers", "models", "prompts")
 _MISSING = object()
@@ -136,6 +137,13 @@ def _string(*, max_length: int, pattern: str | None = None, hint: str = "") -> C
     return check
 
 
+def _api_key_env(value: Any) -> str:
+    name = _string(max_length=128, pattern=_ENV_NAME, hint=" as a variable name")(value)
+    if name and not api_key_env_allowed(name):
+        raise _Bad(f"{name!r} may not hold a provider secret: {api_key_env_rule()} (SWITCHYARD_API_KEY_ENV_ALLOW)")
+    return name
+
+
 def _choice(choices: Iterable[str]) -> Callable[[Any], str]:
     allowed = tuple(choices)
 
@@ -220,7 +228,7 @@ def _provider_fields() -> tuple[Field, ...]:
     return (
         f("kind", "kind", _choice(Provider.Kind.values), required=True),
         f("base_url", "base_url", _url),
-        f("api_key_env", "api_key_env", _string(max_length=128, pattern=_ENV_NAME, hint=" as a variable name")),
+        f("api_key_env", "api_key_env", _api_key_env),
         f("timeout_s", "timeout_s", _number(gt=0, le=3600)),
         f("max_retries", "max_retries", _integer(ge=0, le=10)),
         f("retry_base_s", "retry_base_s", _number(ge=0, le=60)),

@@ -218,6 +218,10 @@ class RequestLog(models.Model):
     ttft_ms = models.FloatField(null=True, blank=True)
     status = models.CharField(max_length=16, default="ok")  # ok | error | cancelled
     error_kind = models.CharField(max_length=32, blank=True)
+    # db_default: processes of the previous release, still writing during a rolling upgrade, leave it out.
+    error_detail = models.TextField(
+        blank=True, default="", db_default="", help_text="What the provider said (secrets redacted); staff only."
+    )
     prompt_template = models.CharField(max_length=100, blank=True)
     prompt_version = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(db_index=True)

@@ -33,6 +33,7 @@ from orchestration.deadlines import (
 from orchestration.metrics import metrics_breaker_state, metrics_call_finished, metrics_fallback, metrics_retry
 from orchestration.pricing import cost_usd
 from orchestration.providers.base import CallTimeout, Provider, ProviderConfig
+from orchestration.redaction import redact
 from orchestration.redisclients import redis_async_close
 from orchestration.registry import ModelRoute, ProviderSettings, Snapshot, asnapshot
 from orchestration.requestlog import log_entry_from, requestlog_record
@@ -73,17 +74,32 @@ _CLIENT_ERRORS = {
 }
 
 
+# What a client or end user reads of a provider's failure: a plain sentence per kind. What the
+# provider said (it may echo a key, it names internals) goes to the request log and the server log.
+_CLIENT_MESSAGES = {
+    ErrorKind.CONTEXT_WINDOW: "The conversation is longer than the model can read at once (its context window).",
+    ErrorKind.CONTENT_POLICY: "The model provider declined to answer this request under its content policy.",
+    ErrorKind.BAD_REQUEST: "The model provider refused the request as invalid.",
+}
+
+
+def _staff_detail(error: ProviderError) -> str:
+    return f"provider {error.provider or '?'} ({error.kind.value}, HTTP {error.status or '-'}): {error.message}"
+
+
 def orchestration_error_from(error: ProviderError, model: str) -> OrchestrationError:
     """The public error for a provider failure that nothing else could serve."""
+    detail = _staff_detail(error)
     if error.kind in _CLIENT_ERRORS:
-        return OrchestrationError(_CLIENT_ERRORS[error.kind], error.message, status=400, cause=error)
+        message = _CLIENT_MESSAGES[error.kind]
+        return OrchestrationError(_CLIENT_ERRORS[error.kind], message, status=400, cause=error, detail=detail)
     if error.retryable:
-        message = f"Model {model!r} is unavailable upstream ({error.kind.value}): {error.message}"
+        message = f"The model '{model}' is unavailable right now. Retry after the time in Retry-After."
         return OrchestrationError(
-            "upstream_unavailable", message, status=503, retry_after=error.retry_after, cause=error
+            "upstream_unavailable", message, status=503, retry_after=error.retry_after, cause=error, detail=detail
         )
-    message = f"Model {model!r} failed upstream ({error.kind.value}): {error.message}"
-    return OrchestrationError("upstream_error", message, status=502, cause=error)
+    message = f"The model provider failed while answering with '{model}'."
+    return OrchestrationError("upstream_error", message, status=502, cause=error, detail=detail)
 
 
 def model_not_found(name: str) -> OrchestrationError:
@@ -392,16 +408,21 @@ class Orchestrator:
             return deadline_exceeded(deadline)
         retry_after = await self._retry_after(call, failure)
         names = ", ".join(route.name for route in call.tried)
+        detail = f"tried {names}; last: " + (
+            _staff_detail(failure) if isinstance(failure, ProviderError) else f"breaker {failure.key} open"
+        )
+        message = f"No model could answer for '{call.requested.name}' right now (tried {names})."
         if isinstance(failure, BreakerOpen) or failure.retryable:
             return OrchestrationError(
                 "upstream_unavailable",
-                f"No provider could serve {call.requested.name!r} (tried {names}): {failure}",
+                f"{message} Retry after the time in Retry-After.",
                 status=503,
                 retry_after=retry_after,
                 cause=failure if isinstance(failure, ProviderError) else None,
+                detail=detail,
             )
         error = orchestration_error_from(failure, call.requested.name)
-        error.message = f"No provider could serve {call.requested.name!r} (tried {names}): {failure}"
+        error.message, error.detail = message, detail
         return error
 
     async def _retry_after(self, call: Call, failure: Failure) -> float | None:
@@ -471,6 +492,9 @@ class Orchestrator:
         """One request-log row and the metrics, whatever happened."""
         try:
             status, kind = _outcome(error)
+            detail = _failure_detail(error)
+            if detail:
+                logger.warning("call %s (%s) failed: %s", call.ctx.request_id, call.model, detail)
             duration_s = self.clock() - call.started
             metrics_call_finished(call.ctx.endpoint, call.model, call.served, status=status, duration_s=duration_s)
             requestlog_record(
@@ -483,6 +507,7 @@ class Orchestrator:
                     user_id=call.ctx.user_id,
                     status=status,
                     error_kind=kind,
+                    error_detail=detail,
                     latency_ms=duration_s * 1000,
                     prompt_template=call.ctx.prompt_template,
                     prompt_version=call.ctx.prompt_version,
@@ -490,6 +515,18 @@ class Orchestrator:
             )
         except Exception:
             logger.exception("could not record call %s", call.ctx.request_id)
+
+
+def _failure_detail(error: BaseException | None) -> str:
+    """What staff read of a failure (request log, server log): the provider's own words, with
+    anything that looks like a secret redacted."""
+    if error is None or isinstance(error, asyncio.CancelledError | GeneratorExit):
+        return ""
+    if isinstance(error, OrchestrationError):
+        text = error.detail or (_staff_detail(error.cause) if error.cause is not None else "")
+    else:
+        text = f"{type(error).__name__}: {error}"
+    return redact(text)[:2000]
 
 
 def _outcome(error: BaseException | None) -> tuple[str, str]:
@@ -655,8 +692,10 @@ class ReplyStream:
             await orchestrator._settle(lease, error)
             if error.kind is ErrorKind.TIMEOUT and deadline.remaining() < MIN_ATTEMPT_S:
                 raise deadline_exceeded(deadline, "the stream was cut off") from error
-            message = f"The stream from {route.name!r} broke after it began: {error.message}"
-            raise OrchestrationError("upstream_error", message, status=502, cause=error) from error
+            message = "The model provider failed while writing the reply."
+            raise OrchestrationError(
+                "upstream_error", message, status=502, cause=error, detail=_staff_detail(error)
+            ) from error
         except BaseException:
             await orchestrator.breakers.release(lease.key, lease.admission)
             raise

@@ -69,7 +69,10 @@ _snapshot: Snapshot | None = None
 def provider_secret(provider: Provider) -> str:
     """The provider's secret: from its environment variable, else its encrypted column."""
     if provider.api_key_env:
-        return os.environ.get(provider.api_key_env, "")
+        from orchestration.secrets import api_key_env_allowed
+
+        # A row saved before the allowlist (or past it) reads nothing rather than any variable.
+        return os.environ.get(provider.api_key_env, "") if api_key_env_allowed(provider.api_key_env) else ""
     if provider.api_key_encrypted:
         from orchestration.secrets import secret_decrypt
 

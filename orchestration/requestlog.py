@@ -52,6 +52,7 @@ class LogEntry:
     ttft_ms: float | None = None
     status: str = "ok"  # ok | error | cancelled
     error_kind: str = ""
+    error_detail: str = ""  # what the provider said, secrets redacted: for staff only
     prompt_template: str = ""
     prompt_version: int | None = None
     created_at: datetime = field(default_factory=timezone.now)
@@ -68,6 +69,7 @@ def log_entry_from(
     status: str,
     error_kind: str,
     latency_ms: float,
+    error_detail: str = "",
     prompt_template: str = "",
     prompt_version: int | None = None,
 ) -> LogEntry:
@@ -89,6 +91,7 @@ def log_entry_from(
         ttft_ms=served.ttft_ms,
         status=status,
         error_kind=error_kind,
+        error_detail=error_detail,
         prompt_template=prompt_template,
         prompt_version=prompt_version,
     )

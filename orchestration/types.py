@@ -157,8 +157,9 @@ class ProviderError(Exception):
 class OrchestrationError(ServiceError):
     """What the Orchestrator raises to its callers once retries and fallbacks are spent.
 
-    ``code`` is the public error code, ``status`` the HTTP status of its kind (a 503 with
-    ``retry_after`` when waiting may help); ``cause`` keeps the provider's error for the log.
+    ``code`` is the public error code and ``message`` a plain sentence for the caller; ``status``
+    the HTTP status of its kind (a 503 with ``retry_after`` when waiting may help). ``cause`` and
+    ``detail`` keep what the provider said, for the request log only.
     """
 
     def __init__(
@@ -169,11 +170,13 @@ class OrchestrationError(ServiceError):
         status: int,
         retry_after: float | None = None,
         cause: ProviderError | None = None,
+        detail: str = "",
     ) -> None:
         meta = {"Retry-After": str(max(1, round(retry_after)))} if retry_after is not None else None
         super().__init__(code, message, meta=meta, kind=kind_of_status(status))
         self.retry_after = retry_after
         self.cause = cause
+        self.detail = detail  # for staff (request log, server log), never for the caller
 
 
 @dataclass

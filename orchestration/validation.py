@@ -21,6 +21,8 @@ ROLES = ("system", "developer", "user", "assistant", "tool")
 MAX_STOP = 4
 MAX_TOOLS = 128
 MAX_EMBEDDING_INPUTS = 2048
+# More than any conversation a context window holds, and a bound on the work one request makes.
+MAX_MESSAGES = 2048
 
 # Accepted and honoured, or accepted because they change nothing a gateway promises.
 CHAT_FIELDS = frozenset(
@@ -67,14 +69,63 @@ class EmbeddingInput:
 # --- the body ------------------------------------------------------------------------------
 
 
+# Deeper than this is no request anyone writes (a tool's JSON schema nests a dozen levels at most),
+# and recursive code further on (cache keys, tokenizers) must never meet it.
+MAX_DEPTH = 64
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def json_document(body: bytes) -> Any:
+    """The body parsed as strict JSON: no NaN or Infinity, nested at most ``MAX_DEPTH`` deep, and
+    every string valid Unicode (no lone surrogates). Anything else is a 400 saying what is wrong."""
+    try:
+        data = json.loads(body, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise _too_deep() from None
+    except ValueError as error:
+        raise InvalidRequest("invalid_json", f"The request body is not valid JSON: {error}.") from None
+    _check_document(data)
+    return data
+
+
+def _too_deep() -> InvalidRequest:
+    return InvalidRequest("invalid_json", f"The request body nests deeper than {MAX_DEPTH} levels.")
+
+
+def _check_document(data: Any) -> None:
+    pending: list[tuple[Any, int]] = [(data, 0)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, str):
+            _check_text(value)
+        elif isinstance(value, dict | list):
+            if depth >= MAX_DEPTH:
+                raise _too_deep()
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for key, item in items:
+                if isinstance(key, str):
+                    _check_text(key)
+                pending.append((item, depth + 1))
+
+
+def _check_text(text: str) -> None:
+    if text.isascii():
+        return
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        message = "The request body holds a string that is not valid Unicode (a lone surrogate escape)."
+        raise InvalidRequest("invalid_unicode", message) from None
+
+
 def json_object_from(body: bytes) -> dict[str, Any]:
     """The request body as a JSON object, or a 400 saying what is wrong with it."""
     if not body.strip():
         raise InvalidRequest("invalid_json", "The request body is empty; send a JSON object.")
-    try:
-        data = json.loads(body)
-    except (ValueError, RecursionError) as error:
-        raise InvalidRequest("invalid_json", f"The request body is not valid JSON: {error}.") from None
+    data = json_document(body)
     if not isinstance(data, dict):
         raise InvalidRequest("invalid_json", "The request body must be a JSON object.")
     return data
@@ -212,6 +263,9 @@ def _message(value: Any, param: str) -> Message:
 
 def _messages(value: Any, param: str) -> list[Message]:
     items = _array(value, param)
+    if len(items) > MAX_MESSAGES:
+        message = f"'{param}' holds {len(items)} messages; a request may send at most {MAX_MESSAGES}."
+        raise InvalidRequest("array_too_long", message, param=param)
     return [_message(item, f"{param}[{index}]") for index, item in enumerate(items)]
 
 

@@ -17,15 +17,18 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 
 from project.drain import drain_on_sigterm  # noqa: E402
-from project.edge.websocket import browser_origin_validator  # noqa: E402
+from project.edge.daphne import daphne_harden  # noqa: E402
+from project.edge.websocket import SameOriginValidator  # noqa: E402
 from project.routing import http_application, websocket_application  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": http_application,
-        # ALLOWED_HOSTS decide which browser origins may connect; clients that send no Origin pass.
-        "websocket": browser_origin_validator(websocket_application),
+        # Browsers connect only from this server's own origin; clients that send no Origin pass.
+        "websocket": SameOriginValidator(websocket_application),
     }
 )
+# Under daphne: bodies refused by size before they are read, and sends that wait for slow readers.
+daphne_harden()
 # Under daphne, SIGTERM stops accepting, lets running replies finish, then stops (project/drain.py).
 drain_on_sigterm()

@@ -83,8 +83,13 @@ PATHS: dict[str, Any] = {
             "security": _SECURITY,
             "parameters": [
                 _path_id("conversation_id"),
-                {"name": "limit", "in": "query", "required": False, "schema": {"type": "integer", "maximum": 1000}},
-                {"name": "offset", "in": "query", "required": False, "schema": {"type": "integer"}},
+                {
+                    "name": "limit",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+                },
+                {"name": "offset", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 0}},
             ],
             "responses": {
                 "200": {
@@ -192,6 +197,56 @@ def openapi_add_api(result: dict[str, Any], generator: Any = None, **kwargs: Any
     for path, operations in PATHS.items():
         paths.setdefault(path, {}).update(operations)
     result.setdefault("components", {}).setdefault("securitySchemes", {}).update(SECURITY_SCHEMES)
+    return result
+
+
+# What the edge and the access pipeline may answer any operation with, beyond what each one's own
+# description names: the document must name every status a client can get.
+_GENERAL_ERRORS = {
+    400: "Malformed JSON, a wrong type or value, or a bad paging parameter (`param` names it).",
+    401: "No credentials, or credentials that cannot be used (the code says why).",
+    403: "Not allowed: a model outside the caller's list, or a browser session without its CSRF token.",
+    404: "No such thing, or not the caller's.",
+    409: "The thing's state forbids it now (the code says which).",
+    413: "A body larger than the upload limit (refused before it is read).",
+    415: "A body that is not application/json.",
+    429: "A rate limit or the monthly budget: see Retry-After and the rate-limit headers.",
+}
+# The calls every door admits like a model call (docs/api.md, "One admission for every door").
+_ADMITTED = {
+    ("post", "/api/v1/tasks"),
+    ("post", "/api/v1/conversations/{conversation_id}/messages"),
+    ("post", "/v1/chat/completions"),
+    ("post", "/v1/embeddings"),
+}
+_STATE_CHANGES = {"/cancel", "/input", "/messages"}
+
+
+def _statuses(method: str, path: str, operation: dict[str, Any]) -> set[int]:
+    statuses = {400, 401}
+    if path.startswith("/api/"):
+        statuses.add(403)
+    if "{" in path or (method in ("post", "patch") and path.startswith("/api/v1/conversations")):
+        statuses.add(404)
+    if method in ("post", "put", "patch"):
+        statuses |= {413, 415}
+    if method == "post" and any(path.endswith(tail) for tail in _STATE_CHANGES):
+        statuses.add(409)
+    if (method, path) in _ADMITTED:
+        statuses |= {403, 404, 429}
+    return statuses
+
+
+def openapi_complete_errors(result: dict[str, Any], generator: Any = None, **kwargs: Any) -> dict[str, Any]:
+    """drf-spectacular post-processing hook (the last one): every operation names every error
+    status it can answer with, each in the one error shape."""
+    for path, operations in result.get("paths", {}).items():
+        for method, operation in operations.items():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            responses = operation["responses"]
+            for status in sorted(_statuses(method, path, operation)):
+                responses.setdefault(str(status), _errors({status: _GENERAL_ERRORS[status]})[str(status)])
     return result
 
 

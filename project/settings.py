@@ -191,10 +191,10 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["project.edge.parsers.StrictJSONParser"],
     "EXCEPTION_HANDLER": "project.edge.errors.drf_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "orchestration.pagination.StrictLimitOffsetPagination",
     "PAGE_SIZE": 50,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
@@ -217,6 +217,7 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "orchestration.openapi.openapi_add_v1",
         "project.openapi.openapi_add_api",
+        "project.openapi.openapi_complete_errors",
     ],
 }
 
@@ -236,6 +237,11 @@ SWITCHYARD: dict[str, Any] = {
     # SIGTERM lets the replies a web process generates run this long before it stops (project/drain.py):
     # the chat deadline, so every reply started before SIGTERM can end.
     "DRAIN_S": env_float("SWITCHYARD_DRAIN_S", 60.0, minimum=0.0),
+    # A client that reads nothing of a response (or WebSocket) for this long while its send buffer
+    # is full is disconnected (project/edge/daphne.py).
+    "SEND_STALL_S": env_float("SWITCHYARD_SEND_STALL_S", 30.0, minimum=0.1),
+    # The environment variables a provider may read its secret from (shell patterns, comma-separated).
+    "API_KEY_ENV_ALLOW": env_list("SWITCHYARD_API_KEY_ENV_ALLOW", ["*_API_KEY"]),
     # Streams: the longest wait for the first chunk, and between two chunks (orchestration/deadlines.py).
     "STREAM_FIRST_TOKEN_S": env_float("SWITCHYARD_STREAM_FIRST_TOKEN_S", 30.0, minimum=0.1),
     "STREAM_IDLE_S": env_float("SWITCHYARD_STREAM_IDLE_S", 30.0, minimum=0.1),

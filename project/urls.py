@@ -16,7 +16,7 @@ urlpatterns = [
     path("metrics", ExportToDjangoView, name="metrics"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
-    path("admin/django-rq/", include("django_rq.urls")),
+    path("admin/django-rq/", include("project.queues")),
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
     path("", chat_pages.chat_page, name="chat"),

@@ -21,8 +21,6 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from channels.db import database_sync_to_async
-
 from orchestration.access.budgets import seconds_to_next_month, units_to_usd, usd_to_units
 from orchestration.access.keycache import AuthenticatedKey, key_authenticate, key_authenticate_sync, key_authenticated
 from orchestration.access.keys import REFUSALS, REVOKED, account_refusal, api_key_refusal_by_id
@@ -37,6 +35,7 @@ from orchestration.access.limits import (
 )
 from orchestration.access.models import ApiKey
 from orchestration.access.policy import UserPolicy, auser_policy, user_policy
+from orchestration.database import database_call
 from orchestration.errors import Forbidden, InvalidRequest, LimitReached, NotFound, Unauthenticated
 from orchestration.pricing import cost_usd
 from orchestration.registry import ModelRoute, Snapshot, asnapshot, snapshot
@@ -126,9 +125,9 @@ def payer_of(*, user_id: int, api_key_id: int | None) -> Caller:
 async def payer_recheck(caller: Caller) -> None:
     """Before each later call of admitted work: refuse when its key or account was stopped since."""
     if caller.api_key_id is not None:
-        code = await database_sync_to_async(api_key_refusal_by_id, thread_sensitive=False)(caller.api_key_id)
+        code = await database_call(api_key_refusal_by_id)(caller.api_key_id)
     else:
-        code = await database_sync_to_async(account_refusal, thread_sensitive=False)(caller.user_id)
+        code = await database_call(account_refusal)(caller.user_id)
     if code is not None:
         raise Unauthenticated(code, REFUSALS[code])
 
@@ -174,6 +173,12 @@ def estimate(route: ModelRoute, registry: Snapshot, *, input_tokens: int, max_to
     """The call's token count for the rate limit, and its worst-case cost: the prompt plus the
     most it may write, priced at the dearest model of its fallback chain."""
     cap = route.max_output_tokens
+    if max_tokens is not None and max_tokens > cap:
+        message = (
+            f"max_tokens is too large: {max_tokens}. The model '{route.name}' writes at most {cap} tokens "
+            f"in one answer; send max_tokens (or max_completion_tokens) of {cap} or less."
+        )
+        raise InvalidRequest("invalid_value", message, param="max_tokens")
     written = min(max_tokens, cap) if max_tokens is not None else min(DEFAULT_OUTPUT_ESTIMATE, cap)
     most = min(max_tokens, cap) if max_tokens is not None else cap
     chain = [route, *(registry.models[name] for name in route.fallbacks if name in registry.models)]

@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from channels.db import database_sync_to_async
 from django.utils import timezone
 
 from orchestration.access import revocation
 from orchestration.access.keys import EXPIRED, INVALID, KEY_PREFIX, REFUSALS, api_key_hash, api_key_lookup
 from orchestration.access.limits import Limits
 from orchestration.access.models import ApiKey
+from orchestration.database import database_call
 from orchestration.errors import Unauthenticated
 
 logger = logging.getLogger("switchyard.access")
@@ -124,7 +124,7 @@ async def key_authenticate(secret: str) -> AuthenticatedKey:
     digest = api_key_hash(secret)
     entry = _fresh(digest)
     if entry is None:
-        entry = _remember(digest, await database_sync_to_async(_lookup, thread_sensitive=False)(secret))
+        entry = _remember(digest, await database_call(_lookup)(secret))
     key = _usable(entry)
     _touch(key.id)
     return key

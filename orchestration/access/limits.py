@@ -34,7 +34,6 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from channels.db import database_sync_to_async
 from django.conf import settings
 from redis.exceptions import NoScriptError, RedisError
 
@@ -45,6 +44,7 @@ from orchestration.access.budgets import (
     spend_from_request_log,
     usd_to_units,
 )
+from orchestration.database import database_call
 from orchestration.redisclients import FAST, redis_async, redis_sync
 
 logger = logging.getLogger("switchyard.access")
@@ -403,7 +403,7 @@ async def _admit(limits: Limits, token_cost: int, reserve_units: int, hold_s: fl
     await _settled(settlements, results[:-1])
     result = results[-1]
     if _status(result) == "rebuild":
-        logged = await database_sync_to_async(_logged_units)(limits, now)
+        logged = await database_call(_logged_units)(limits, now)
         rebuild = _rebuild_command(limits, now, logged_units=logged, epoch=_epoch_of(result[1]), plus_units=0)
         result = (await _evaluate([rebuild, admit]))[-1]
     if _status(result) == "rebuild":  # the epoch moved again meanwhile: admit, never refuse blindly
@@ -532,7 +532,7 @@ async def _settled(settlements: list[_Settlement], results: list[Any]) -> None:
     for settlement, counted in zip(settlements, results, strict=True):
         if counted:
             continue
-        logged = await database_sync_to_async(_logged_units)(settlement.limits, settlement.now)
+        logged = await database_call(_logged_units)(settlement.limits, settlement.now)
         epoch = _epoch_of(await redis_async(FAST).get(EPOCH_KEY) or b"0")
         rebuild = _rebuild_command(
             settlement.limits, settlement.now, logged_units=logged, epoch=epoch, plus_units=settlement.cost_units

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from channels.db import database_sync_to_async
 from django.conf import settings
 
 from orchestration.access import revocation
 from orchestration.access.limits import Limits
 from orchestration.access.models import AccessPolicy
+from orchestration.database import database_call
 
 TTL_S = 60.0
 UNTRUSTED_TTL_S = 1.0
@@ -81,7 +81,7 @@ async def auser_policy(user_id: int) -> UserPolicy:
     cached = _cached(user_id)
     if cached is not None:
         return cached
-    return _remember(user_id, await database_sync_to_async(_load, thread_sensitive=False)(user_id))
+    return _remember(user_id, await database_call(_load)(user_id))
 
 
 @revocation.on_access_change

@@ -22,7 +22,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from channels.db import database_sync_to_async
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
@@ -30,6 +29,7 @@ from redis.exceptions import RedisError
 
 from orchestration.access.keys import account_refusal, api_key_refusal_by_id
 from orchestration.access.models import AccessPolicy, ApiKey
+from orchestration.database import database_call
 from orchestration.redisclients import DEFAULT, LISTEN, redis_async, redis_sync
 
 logger = logging.getLogger("switchyard.access")
@@ -150,9 +150,9 @@ async def _recheck(watches: list[AccessWatch]) -> None:
     users = {w.user_id for w in watches if w.api_key_id is None}
     refusals: dict[tuple[str, int], str | None] = {}
     for key_id in keys:
-        refusals[("key", key_id)] = await database_sync_to_async(api_key_refusal_by_id, thread_sensitive=False)(key_id)
+        refusals[("key", key_id)] = await database_call(api_key_refusal_by_id)(key_id)
     for user_id in users:
-        refusals[("user", user_id)] = await database_sync_to_async(account_refusal, thread_sensitive=False)(user_id)
+        refusals[("user", user_id)] = await database_call(account_refusal)(user_id)
     for watch in watches:
         name = ("key", watch.api_key_id) if watch.api_key_id is not None else ("user", watch.user_id)
         code = refusals.get(name)  # type: ignore[arg-type]

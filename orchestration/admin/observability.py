@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -136,6 +137,9 @@ class RequestLogAdmin(admin.ModelAdmin):
         return [costs, *super().get_urls()]
 
     def costs_view(self, request: HttpRequest) -> TemplateResponse:
+        # All spend, per model and per key: what the request log shows, so its view permission.
+        if not self.has_view_permission(request):
+            raise PermissionDenied("The costs page needs the permission to view the request log.")
         try:
             days = min(365, max(1, int(request.GET.get("days", "14"))))
         except ValueError:

@@ -16,7 +16,7 @@ from django.http import HttpRequest
 from orchestration.models import Fallback, LanguageModel, Provider
 from orchestration.providers.base import CallTimeout
 from orchestration.registry import provider_config
-from orchestration.secrets import secret_encrypt
+from orchestration.secrets import api_key_env_allowed, api_key_env_rule, secret_encrypt
 from orchestration.types import ChatRequest, EmbeddingRequest, Message, ProviderError
 
 PROBE_TIMEOUT_S = 15.0
@@ -112,6 +112,14 @@ class ProviderForm(forms.ModelForm):
     class Meta:
         model = Provider
         fields = "__all__"
+
+    def clean_api_key_env(self) -> str:
+        name = str(self.cleaned_data.get("api_key_env") or "").strip()
+        if name and not api_key_env_allowed(name):
+            raise forms.ValidationError(
+                f"{name} may not hold a provider secret: {api_key_env_rule()} (SWITCHYARD_API_KEY_ENV_ALLOW)."
+            )
+        return name
 
     def save(self, commit: bool = True) -> Provider:
         provider: Provider = super().save(commit=False)

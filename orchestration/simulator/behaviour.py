@@ -28,6 +28,9 @@ class Behaviour:
     retry_after: float | None = None
     retry_after_ms: float | None = None
     hang: bool = False
+    # A failure's message quotes the key the request presented, masked as OpenAI's 401 does
+    # ("sk-test-********1b2c"): an upstream that echoes what it was sent.
+    error_echoes_key: bool = False
     drop_after_tokens: int | None = None
     malformed_after_tokens: int | None = None
     reply: str | None = None
@@ -105,9 +108,9 @@ def _validated(name: str, value: Any) -> Any:
         if value not in ERROR_KINDS:
             raise BehaviourInvalid(f"error_kind must be one of {', '.join(ERROR_KINDS)} or null")
         return value
-    if name == "hang":
+    if name in ("hang", "error_echoes_key"):
         if not isinstance(value, bool):
-            raise BehaviourInvalid("hang must be true or false")
+            raise BehaviourInvalid(f"{name} must be true or false")
         return value
     if name in ("drop_after_tokens", "malformed_after_tokens"):
         return _count(name, value)

@@ -148,7 +148,7 @@ async def answer(request: web.Request, wire: Wire, prompt: Prompt) -> web.Stream
     """Serve one chat call with the behaviour configured for ``prompt.model``, keeping the stats."""
     exchange = Exchange(request)
     with _counted(request.app[STATE], prompt.model, exchange):
-        behaviour, failure = await _prelude(request.app[STATE].behaviours, wire, prompt)
+        behaviour, failure = await _prelude(request.app[STATE].behaviours, wire, prompt, _presented_key(request))
         if failure is not None:
             return failure
         reply = reply_for(prompt, behaviour)
@@ -157,18 +157,34 @@ async def answer(request: web.Request, wire: Wire, prompt: Prompt) -> web.Stream
         return await _whole(exchange, wire, prompt, reply, behaviour)
 
 
-async def _prelude(book: BehaviourBook, wire: Wire, prompt: Prompt) -> tuple[Behaviour, web.Response | None]:
+def _presented_key(request: web.Request) -> str:
+    authorization = request.headers.get("Authorization", "")
+    if authorization.lower().startswith("bearer "):
+        return authorization[7:].strip()
+    return request.headers.get("x-api-key") or request.headers.get("x-goog-api-key") or request.query.get("key", "")
+
+
+def _masked(key: str) -> str:
+    """A key as OpenAI quotes it in a 401: its head, stars, its last four characters."""
+    return f"{key[:8]}{'*' * 8}{key[-4:]}" if len(key) > 12 else "****"
+
+
+async def _prelude(
+    book: BehaviourBook, wire: Wire, prompt: Prompt, presented_key: str = ""
+) -> tuple[Behaviour, web.Response | None]:
     """What every call goes through first: the latency, a hang, and the configured failure."""
     behaviour = book.get(prompt.model)
     number = book.next_request_number(prompt.model)
     await _sleep_ms(behaviour.latency_ms)
     if behaviour.hang:
         await asyncio.Future()  # never resolves: only the client going away ends this call
-    return behaviour, _failure(wire, prompt, behaviour) if behaviour.fails(number) else None
+    return behaviour, _failure(wire, prompt, behaviour, presented_key) if behaviour.fails(number) else None
 
 
-def _failure(wire: Wire, prompt: Prompt, behaviour: Behaviour) -> web.Response:
+def _failure(wire: Wire, prompt: Prompt, behaviour: Behaviour, presented_key: str = "") -> web.Response:
     status, body = wire.error(behaviour.failure_status(), behaviour.error_kind, prompt, behaviour)
+    if behaviour.error_echoes_key and isinstance(body.get("error"), dict):
+        body["error"]["message"] = f"Incorrect API key provided: {_masked(presented_key)}. {body['error']['message']}"
     if status < 400 and prompt.stream:
         # A provider that reports a refusal inside a normal reply (Gemini) streams it as its only chunk.
         return web.Response(body=wire.single_chunk(body), content_type=wire.stream_content_type)
@@ -281,7 +297,7 @@ async def answer_embedding(request: web.Request, wire: Wire, model: str, payload
     """Embeddings honour latency, hangs and errors; the streaming knobs do not apply to them."""
     with _counted(request.app[STATE], model, Exchange(request)):
         prompt = Prompt(model=model, texts=[], assistant_turns=0)
-        _, failure = await _prelude(request.app[STATE].behaviours, wire, prompt)
+        _, failure = await _prelude(request.app[STATE].behaviours, wire, prompt, _presented_key(request))
         return failure or json_response(payload)
 
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import RequestDataTooBig
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_default_handler
 
-from orchestration.errors import InvalidRequest, ServiceError, error_body, error_body_of
-from orchestration.http import request_id_of
+from orchestration.errors import ServiceError, error_body, error_body_of
+from orchestration.http import body_too_large, request_id_of
 
 
 def _drf_code(exc: drf_exceptions.APIException, status: int) -> str:
@@ -42,12 +43,10 @@ def drf_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     """DRF's EXCEPTION_HANDLER: domain errors and DRF's own, in the one shape."""
     request = context.get("request")
     request_id = request_id_of(request)
+    if isinstance(exc, RequestDataTooBig):
+        exc = body_too_large()
     if isinstance(exc, ServiceError):
         return Response(error_body_of(exc, request_id), status=exc.status, headers=exc.headers())
-    if isinstance(exc, drf_exceptions.ParseError):
-        # As the lean views answer a body that is not JSON (orchestration.http.json_body).
-        exc = InvalidRequest("invalid_json", "The request body is not valid JSON.")
-        return Response(error_body_of(exc, request_id), status=exc.status)
     response = drf_default_handler(exc, context)
     if response is None:
         return None

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 from asgiref.sync import sync_to_async
 from channels.auth import AuthMiddlewareStack
-from channels.security.websocket import OriginValidator
+from channels.security.websocket import WebsocketDenier
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
+from django.http.request import validate_host
 
 from orchestration.access.admission import Caller, caller_for_secret, caller_for_user
 from orchestration.access.credentials import api_key_secret_from_scope
@@ -72,19 +74,63 @@ def access_stack(app: Any) -> Any:
     return AuthMiddlewareStack(AccessMiddleware(app))
 
 
-class BrowserOriginValidator(OriginValidator):
-    """``AllowedHostsOriginValidator``, except that a handshake without an ``Origin`` header
-    passes. Browsers always send one, so cross-site pages are still refused; API clients
-    (which authenticate with a key and cannot be tricked into sending a cookie) need not fake one."""
+class SameOriginValidator:
+    """Browsers may open a WebSocket only from a page of this very server: the ``Origin`` must
+    match the scheme, host and port the connection came to (and the host must be one of
+    ``ALLOWED_HOSTS``), or be listed in ``CSRF_TRUSTED_ORIGINS``. ``http://localhost:9999`` is
+    refused by a server on ``:8000``. A handshake without an ``Origin`` passes: browsers always
+    send one, and API clients (which authenticate with a key, not a cookie) need not fake one."""
 
-    def valid_origin(self, parsed_origin: Any) -> bool:
-        if parsed_origin is None:
-            return True
-        return self.validate_origin(parsed_origin)
+    def __init__(self, application: Any) -> None:
+        self.application = application
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
+        if scope["type"] == "websocket":
+            origin = _header(scope, b"origin")
+            if origin is not None and not origin_allowed(origin, scope):
+                return await WebsocketDenier()(scope, receive, send)
+        return await self.application(scope, receive, send)
 
 
-def browser_origin_validator(application: Any) -> BrowserOriginValidator:
-    allowed_hosts = settings.ALLOWED_HOSTS
+def _header(scope: dict[str, Any], name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key.lower() == name:
+            return str(value.decode("latin1"))
+    return None
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _origin_of(scheme: str, netloc: str) -> tuple[str, str, int] | None:
+    parsed = urlsplit(f"{scheme}://{netloc}")
+    try:
+        port = parsed.port
+    except ValueError:
+        return None
+    if parsed.hostname is None:
+        return None
+    return scheme, parsed.hostname.lower(), port or _DEFAULT_PORTS.get(scheme, 0)
+
+
+def origin_allowed(origin: str, scope: dict[str, Any]) -> bool:
+    parsed = urlsplit(origin.strip())
+    sent = _origin_of(parsed.scheme.lower(), parsed.netloc)
+    if sent is None:
+        return False
+    trusted = {_origin_of(urlsplit(o).scheme.lower(), urlsplit(o).netloc) for o in settings.CSRF_TRUSTED_ORIGINS}
+    if sent in trusted:
+        return True
+    host = _header(scope, b"host") or ""
+    secure = scope.get("scheme") in ("wss", "https") or (
+        settings.SECURE_PROXY_SSL_HEADER is not None and (_header(scope, b"x-forwarded-proto") or "") == "https"
+    )
+    served = _origin_of("https" if secure else "http", host)
+    return served is not None and sent == served and validate_host(served[1], _allowed_hosts())
+
+
+def _allowed_hosts() -> list[str]:
+    allowed_hosts = list(settings.ALLOWED_HOSTS)
     if settings.DEBUG and not allowed_hosts:
         allowed_hosts = ["localhost", "127.0.0.1", "[::1]"]
-    return BrowserOriginValidator(application, allowed_hosts)
+    return allowed_hosts

@@ -210,14 +210,24 @@ async def test_a_session_cookie_from_an_allowed_origin_is_accepted_and_other_ori
     cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}".encode()
 
     allowed = WebsocketCommunicator(
-        application, "/ws/agents/", headers=[(b"cookie", cookie), (b"origin", b"http://127.0.0.1:8000")]
+        application,
+        "/ws/agents/",
+        headers=[(b"cookie", cookie), (b"origin", b"http://127.0.0.1:8000"), (b"host", b"127.0.0.1:8000")],
     )
     assert (await allowed.connect())[0]
     assert (await allowed.receive_json_from())["type"] == "session"
     await allowed.disconnect()
 
-    for origin in (b"http://evil.example", b"http://127.0.0.1.evil.example", b"null"):
-        refused = WebsocketCommunicator(application, "/ws/agents/", headers=[(b"cookie", cookie), (b"origin", origin)])
+    wrong = (
+        b"http://evil.example",
+        b"http://127.0.0.1.evil.example",
+        b"null",
+        b"http://127.0.0.1:9999",
+        b"https://127.0.0.1:8000",
+    )
+    for origin in wrong:
+        headers = [(b"cookie", cookie), (b"origin", origin), (b"host", b"127.0.0.1:8000")]
+        refused = WebsocketCommunicator(application, "/ws/agents/", headers=headers)
         connected, _ = await refused.connect()
         assert not connected, origin
         await refused.disconnect()

@@ -27,29 +27,14 @@ from typing import Any
 import httpx
 from websockets.asyncio.client import connect
 
-from tests.bench.environment import bench_model_and_key, bench_simulator, server_error
-from tests.support import ROOT, ManagedProcess, child_env, free_port, log_path, wait_http
+from tests.bench.environment import bench_model_and_key, bench_server, bench_simulator, server_error
+from tests.support import ROOT, child_env
 
 MODEL = "access-sim"
 BUDGET = Decimal("0.01")
 SPENT = Decimal("0.0073")
 CALLS = 30
 WAIT_S = 15.0
-
-
-def _server(checkout: Path, simulator_url: str) -> ManagedProcess:
-    port = free_port()
-    argv = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "project.asgi:application"]
-    env = child_env(SWITCHYARD_SIMULATOR_URL=simulator_url, PYTHONPATH=str(checkout))
-    process = ManagedProcess(argv, env, log_path("bench-access-web"))
-    process.log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(process.log_path, "ab") as log:
-        process.process = subprocess.Popen(
-            argv, cwd=checkout, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    process.url = f"http://127.0.0.1:{port}"
-    wait_http(f"{process.url}/healthz", process=process.process)
-    return process
 
 
 def _register(simulator_url: str, behaviour: dict[str, Any], **key_fields: Any) -> tuple[str, Any]:
@@ -205,7 +190,7 @@ async def _revocation(base_url: str, simulator_url: str) -> dict[str, str]:
 def run() -> dict[str, str]:
     checkout = Path(os.environ.get("SWITCHYARD_BENCH_CHECKOUT") or ROOT)
     simulator = bench_simulator()
-    server = _server(checkout, simulator.url)
+    server = bench_server(checkout, simulator.url)
     try:
         figures = {"server checkout": str(checkout)}
         figures.update(asyncio.run(_overspend(server.url, simulator.url)))

@@ -114,3 +114,25 @@ def bench_model_and_key(
         httpx.put(f"{simulator_url}/_sim/models/{model}", json=behaviour).raise_for_status()
     user, _ = get_user_model().objects.get_or_create(username=username)
     return api_key_create(user=user, name="bench", **(key_fields or {}))[1]
+
+
+def bench_server(checkout: Path, simulator_url: str, **env: str) -> ManagedProcess:
+    """A daphne process serving ``checkout`` (this repository, or another version of it for a
+    before/after) on this run's database, Redis and simulator; ``env`` is added to its environment."""
+    import subprocess
+    import sys
+
+    from tests.support import child_env, free_port, log_path, wait_http
+
+    port = free_port()
+    argv = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "project.asgi:application"]
+    environment = child_env(SWITCHYARD_SIMULATOR_URL=simulator_url, PYTHONPATH=str(checkout), **env)
+    process = ManagedProcess(argv, environment, log_path("bench-web"))
+    process.log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(process.log_path, "ab") as log:
+        process.process = subprocess.Popen(
+            argv, cwd=checkout, env=environment, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    process.url = f"http://127.0.0.1:{port}"
+    wait_http(f"{process.url}/healthz", process=process.process)
+    return process

@@ -111,12 +111,12 @@ def test_the_stored_secret_can_be_removed(admin_client, provider):
 
 
 def test_a_secret_from_the_environment_shows_only_the_variable_and_whether_it_is_set(admin_client, monkeypatch):
-    monkeypatch.setenv("SWITCHYARD_TEST_PROVIDER_KEY", SECRET)
-    provider = Provider.objects.create(name="envkey", kind="openai", api_key_env="SWITCHYARD_TEST_PROVIDER_KEY")
+    monkeypatch.setenv("SWITCHYARD_TEST_PROVIDER_API_KEY", SECRET)
+    provider = Provider.objects.create(name="envkey", kind="openai", api_key_env="SWITCHYARD_TEST_PROVIDER_API_KEY")
 
     html = admin_client.get(reverse("admin:orchestration_provider_change", args=[provider.pk])).content.decode()
 
-    assert "$SWITCHYARD_TEST_PROVIDER_KEY (set)" in html
+    assert "$SWITCHYARD_TEST_PROVIDER_API_KEY (set)" in html
     assert SECRET not in html
 
 
@@ -207,3 +207,23 @@ def test_test_connection_of_a_provider_without_models_says_so(admin_client):
     assert run_action(admin_client, "provider", "test_connection", [empty.pk]) == [
         ("error", "empty: no model is registered on it to test with")
     ]
+
+
+def test_a_secret_variable_outside_the_allowlist_is_refused_naming_the_rule(admin_client, provider):
+    url = reverse("admin:orchestration_provider_change", args=[provider.pk])
+    response = admin_client.post(url, provider_form(provider, api_key_env="REDIS_URL"))
+    assert response.status_code == 200  # the form again, with the error
+    assert (
+        "REDIS_URL may not hold a provider secret: the name must match &#x27;*_API_KEY&#x27;"
+        in response.content.decode()
+    )
+    provider.refresh_from_db()
+    assert provider.api_key_env == ""
+
+
+def test_a_row_naming_another_variable_reads_no_secret_from_it(monkeypatch, provider):
+    from orchestration.registry import provider_secret
+
+    monkeypatch.setenv("REDIS_URL_SECRET_LOOKALIKE", "redis://secret@host/0")
+    provider.api_key_env = "REDIS_URL_SECRET_LOOKALIKE"  # saved before the allowlist existed
+    assert provider_secret(provider) == ""

@@ -370,3 +370,8 @@ def test_the_readme_example_config_loads(tmp_path):
         "model gpt-4o-mini": "created",
         "prompt support": "created",
     }
+
+
+def test_api_key_env_must_match_the_allowlist(tmp_path):
+    with pytest.raises(ConfigError, match=r"providers.primary.api_key_env: 'REDIS_URL' may not hold a provider secret"):
+        config_load(write(tmp_path, VALID.replace('api_key_env = "OPENAI_API_KEY"', 'api_key_env = "REDIS_URL"')))

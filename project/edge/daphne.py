@@ -1,0 +1,200 @@
+"""What daphne does not do for hostile or careless clients, added where it can be: in its process.
+
+Daphne (on Twisted) buffers without limit in both directions. It reads a whole request body before
+the application sees the request, so a 200 MB upload with no key held 208 MB and got its 401 after
+7 s. And the application's ``send`` never waits: a client that stops reading while a stream flows
+keeps every byte in the server's write buffer (ten such clients grew a web process by 46 MB each).
+``daphne_harden()`` (called by ``project.asgi``, so in every daphne process that serves Switchyard)
+adds two things:
+
+- **Bodies are refused by size before they are read.** The request class daphne builds for each
+  HTTP request answers ``413 request_too_large`` (the one JSON error shape) as soon as the headers
+  declare a ``Content-Length`` over ``SWITCHYARD_MAX_BODY_BYTES``, or as soon as a chunked body
+  passes it, then drops what follows for a moment and closes the connection: nothing is buffered,
+  and no authentication is tried.
+- **Sends wait for slow readers.** After each message, when more than ``HIGH_WATER_BYTES`` wait in
+  the connection's write buffer, the sender waits until it drains below ``LOW_WATER_BYTES``; a client
+  that drains nothing for ``SWITCHYARD_SEND_STALL_S`` (30 s) is disconnected. So a stream that
+  nobody reads stops pulling from its source (a ``/v1`` stream stops reading the provider, and is
+  cancelled with it at the disconnect; a chat reply goes on into its Redis Stream, which buffers no
+  copy per client), and memory stays flat whatever the client does. WebSockets are held the same way.
+
+Daphne has no timeout for incomplete request headers (Twisted's default idle timeout is 12 hours);
+the shipped nginx configuration sets ``client_header_timeout`` in front of it (docs/operations.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import socket
+import time
+from typing import Any
+
+from django.conf import settings
+
+from orchestration.errors import error_body
+from orchestration.requestids import request_id_from
+
+logger = logging.getLogger("switchyard.edge")
+
+HIGH_WATER_BYTES = 64 * 1024
+LOW_WATER_BYTES = 16 * 1024
+_DRAIN_POLL_S = 0.05
+# After a 413, the rest of the body is read and dropped for a moment (so a client that sends it all
+# before reading still gets the answer), then the connection closes: a lingering close.
+LINGER_S = 1.0
+# The kernel's share of a connection's send buffer, fixed instead of autotuned (Linux grows it to
+# 4 MB): with the write buffer's high-water mark, what one slow reader can hold is bounded.
+SOCKET_SEND_BUFFER_BYTES = 128 * 1024
+LINGER_BYTES = 8 * 2**20
+
+
+def buffered_bytes(transport: Any) -> int:
+    """Bytes waiting in a Twisted transport's write buffer (0 for one that keeps no such count)."""
+    try:
+        return int(len(transport.dataBuffer) - transport.offset + transport._tempDataLen)
+    except AttributeError:
+        return 0
+
+
+def _stall_s() -> float:
+    return float(settings.SWITCHYARD["SEND_STALL_S"])
+
+
+async def drained(protocol: Any, *, stall_s: float | None = None) -> bool:
+    """Wait while ``protocol``'s connection holds more than the high-water mark. False (and the
+    connection aborted) when the client drained nothing for ``stall_s``."""
+    transport = getattr(protocol, "transport", None)
+    if transport is None or buffered_bytes(transport) <= HIGH_WATER_BYTES:
+        return True
+    limit = _stall_s() if stall_s is None else stall_s
+    last, since = buffered_bytes(transport), time.monotonic()
+    while True:
+        await asyncio.sleep(_DRAIN_POLL_S)
+        now_buffered = buffered_bytes(transport)
+        if now_buffered <= LOW_WATER_BYTES or getattr(transport, "disconnected", False):
+            return True
+        if now_buffered < last:
+            last, since = now_buffered, time.monotonic()
+        elif time.monotonic() - since >= limit:
+            logger.warning("A client read nothing for %g s with %d bytes waiting: disconnected", limit, now_buffered)
+            transport.abortConnection()
+            return False
+
+
+def _too_large_response(request: Any) -> None:
+    """Answer 413 in the one error shape and close, without reading the body."""
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    headers = {
+        name.decode("latin1"): values[-1].decode("latin1") for name, values in request.requestHeaders.getAllRawHeaders()
+    }
+    request_id = request_id_from(headers)
+    body = json.dumps(
+        error_body(413, "request_too_large", f"The request body is larger than {limit} bytes.", request_id)
+    ).encode()
+    transport = request.channel.transport if request.channel is not None else None
+    if transport is None:
+        return
+    head = (
+        b"HTTP/1.1 413 Request Entity Too Large\r\n"
+        b"Content-Type: application/json\r\n"
+        + f"Content-Length: {len(body)}\r\nX-Request-ID: {request_id}\r\nConnection: close\r\n\r\n".encode()
+    )
+    transport.write(head + body)
+    from twisted.internet import reactor
+
+    reactor_time: Any = reactor  # the running reactor (its stub types it as the module)
+    reactor_time.callLater(LINGER_S, transport.loseConnection)
+
+
+def daphne_harden() -> None:
+    """Install both protections in this process's daphne (once; a no-op outside daphne)."""
+    try:
+        from daphne import http_protocol, server
+    except ImportError:  # another ASGI server: nothing of daphne's to harden
+        return
+    if getattr(server.Server.handle_reply, "switchyard_flow_control", False):
+        return
+    http_protocol.WebRequest = _request_class(http_protocol.WebRequest)
+    server.Server.handle_reply = _flow_controlled(server.Server.handle_reply)
+
+
+def _request_class(base: type) -> type:
+    class SizedWebRequest(base):  # type: ignore[misc,valid-type]
+        """Daphne's request, refusing a body over the limit before it is read."""
+
+        _body_seen = 0
+        _refused = False
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            _bound_send_buffer(self.channel.transport if self.channel is not None else None)
+
+        def gotLength(self, length: int | None) -> None:
+            if length is not None and length > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+                self._refuse()
+                return
+            super().gotLength(length)
+
+        def handleContentChunk(self, data: bytes) -> None:
+            if self._refused:
+                return
+            self._body_seen += len(data)
+            if self._body_seen > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+                self._refuse()
+                return
+            super().handleContentChunk(data)
+
+        def process(self) -> Any:
+            if self._refused:  # the whole (dropped) body arrived: the 413 is out, close
+                if self.channel is not None:
+                    self.channel.transport.loseConnection()
+                return None
+            return super().process()
+
+        def _refuse(self) -> None:
+            self._refused = True
+            _too_large_response(self)
+            self.content = _Closed()
+
+    SizedWebRequest.__name__ = base.__name__
+    return SizedWebRequest
+
+
+def _bound_send_buffer(transport: Any) -> None:
+    if not SOCKET_SEND_BUFFER_BYTES:
+        return
+    try:
+        transport.getHandle().setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_SEND_BUFFER_BYTES)
+    except (AttributeError, OSError):
+        pass  # not a TCP socket (a test transport, a unix socket): nothing to bound
+
+
+class _Closed:
+    """What a refused request's content is: nothing to read, nothing to write."""
+
+    closed = True
+
+    def write(self, data: bytes) -> None:
+        pass
+
+    def seek(self, *args: Any) -> None:
+        pass
+
+    def read(self, *args: Any) -> bytes:
+        return b""
+
+    def close(self) -> None:
+        pass
+
+
+def _flow_controlled(handle_reply: Any) -> Any:
+    async def handle_reply_waiting(self: Any, protocol: Any, message: dict[str, Any]) -> None:
+        await handle_reply(self, protocol, message)
+        if message.get("more_body") or message.get("type", "").startswith("websocket."):
+            await drained(protocol)
+
+    handle_reply_waiting.switchyard_flow_control = True  # type: ignore[attr-defined]
+    return handle_reply_waiting

@@ -1,0 +1,242 @@
+"""Hostile and careless clients against a live daphne: huge bodies, readers that never read,
+bodies built to break parsers, an upstream that echoes its key. Memory stays flat, refusals come
+early and in the one error shape, and nothing internal or secret reaches a client or a log."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+
+from orchestration.access.keys import api_key_create
+from orchestration.models import LanguageModel, Provider, RequestLog
+from orchestration.registry import snapshot_invalidate
+from orchestration.requestlog import requestlog_flush
+from tests.project.hostile import LatencyProbe, StalledReaders, oversized_chunked_upload, oversized_upload, rss_mb
+from tests.support import ManagedProcess, start_web
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
+
+MODEL = "hostile-sim"
+CAP = 100_000
+
+
+@pytest.fixture
+def hostile_model(transactional_db: None, simulator: Any) -> Iterator[LanguageModel]:
+    """A model that may write 100,000 tokens, and a simulator that writes them as fast as it can."""
+    provider = Provider.objects.create(
+        name="sim", kind=Provider.Kind.SIMULATOR, base_url=simulator.url + "/v1", max_retries=0
+    )
+    model = LanguageModel.objects.create(
+        name=MODEL, provider=provider, upstream=MODEL, max_output_tokens=CAP, cache_exact_enabled=False
+    )
+    simulator.configure(MODEL, max_tokens_default=CAP)
+    snapshot_invalidate()
+    yield model
+    snapshot_invalidate()
+
+
+@pytest.fixture
+def secret(alice: Any, hostile_model: Any) -> str:
+    return api_key_create(user=alice)[1]
+
+
+@pytest.fixture
+def server(transactional_db: None, simulator: Any) -> Iterator[ManagedProcess]:
+    process = start_web(SWITCHYARD_SIMULATOR_URL=simulator.url, SWITCHYARD_SEND_STALL_S="3")
+    yield process
+    process.stop()
+
+
+# --- bodies -----------------------------------------------------------------------------------------
+
+
+def test_a_200_mb_body_is_refused_before_it_is_read_with_or_without_a_key(server: ManagedProcess, secret: str) -> None:
+    before = rss_mb(server.pid)
+    for presented in (None, secret):
+        took, status, body = oversized_upload(server.url, secret=presented, declared=200 * 2**20)
+        assert status == 413 and body["error"]["code"] == "request_too_large", body
+        assert took < 0.1, took
+    status, body = oversized_chunked_upload(server.url, secret=None, total=200 * 2**20)
+    assert status == 413 and body["error"]["code"] == "request_too_large"
+    assert rss_mb(server.pid) - before < 5
+
+
+HOSTILE_BODIES: dict[str, tuple[bytes, int, str]] = {
+    "nested 900 deep": (
+        json.dumps(
+            {
+                "model": MODEL,
+                "messages": [{"role": "user", "content": "hi"}],
+                "tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}],
+            }
+        )
+        .replace('"parameters": {}', '"parameters": ' + '{"a": ' * 900 + "1" + "}" * 900)
+        .encode(),
+        400,
+        "invalid_json",
+    ),
+    "lone surrogate": (
+        b'{"model": "hostile-sim", "messages": [{"role": "user", "content": "\\ud800"}]}',
+        400,
+        "invalid_unicode",
+    ),
+    "NaN": (
+        b'{"model": "hostile-sim", "temperature": NaN, "messages": [{"role": "user", "content": "hi"}]}',
+        400,
+        "invalid_json",
+    ),
+    "huge array": (
+        json.dumps({"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "stop": ["x"] * 50_000}).encode(),
+        400,
+        "invalid_value",
+    ),
+    "10,000 messages": (
+        json.dumps({"model": MODEL, "messages": [{"role": "user", "content": "hi"}] * 10_000}).encode(),
+        400,
+        "array_too_long",
+    ),
+    "over the body limit": (
+        b'{"model": "x", "messages": [], "pad": "' + b"x" * 2 * 2**20 + b'"}',
+        413,
+        "request_too_large",
+    ),
+    "max_tokens above the model's cap": (
+        json.dumps({"model": MODEL, "max_tokens": CAP + 1, "messages": [{"role": "user", "content": "hi"}]}).encode(),
+        400,
+        "invalid_value",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", HOSTILE_BODIES)
+def test_a_hostile_body_is_a_json_400_with_one_log_line_and_no_traceback(
+    name: str, server: ManagedProcess, secret: str
+) -> None:
+    body, status, code = HOSTILE_BODIES[name]
+    logged_before = server.log_text()
+    response = httpx.post(
+        f"{server.url}/v1/chat/completions",
+        content=body,
+        headers={"Authorization": f"Bearer {secret}", "Content-Type": "application/json"},
+        timeout=30,
+    )
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    error = response.json()["error"]
+    assert error["code"] == code and error["request_id"] == response.headers["X-Request-ID"]
+    if name == "max_tokens above the model's cap":
+        assert str(CAP) in error["message"] and error["param"] == "max_tokens"
+    time.sleep(0.3)
+    logged = server.log_text()[len(logged_before) :]
+    assert "Traceback" not in logged and "Error" not in logged.replace("Bad Request", ""), logged
+    assert len([line for line in logged.splitlines() if line.strip()]) <= 2, logged  # its warning, its access line
+
+
+def warm_up(server: ManagedProcess, secret: str) -> None:
+    """One ordinary stream first: what a first call loads (code, pools, the registry) is not growth."""
+    body = {"model": MODEL, "stream": True, "max_tokens": 2000, "messages": [{"role": "user", "content": "Hi"}]}
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {secret}"}, timeout=30) as http:
+        for _ in range(3):
+            assert http.post("/v1/chat/completions", json=body).status_code == 200
+            assert http.get("/v1/models").status_code == 200
+
+
+# --- readers that never read --------------------------------------------------------------------------
+
+
+def test_ten_clients_that_never_read_leave_memory_flat_and_their_upstream_calls_closed(
+    server: ManagedProcess, secret: str, simulator: Any
+) -> None:
+    warm_up(server, secret)
+    before = rss_mb(server.pid)
+    peak = [before]
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            peak[0] = max(peak[0], rss_mb(server.pid))
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    probe = LatencyProbe(server.url, secret)
+    readers = StalledReaders(server.url, secret, MODEL, count=10, max_tokens=CAP)
+    try:
+        readers.start()
+        probe.start()
+        deadline = time.monotonic() + 30
+        while simulator.stats(MODEL)["disconnects"] < 10 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        probe.stop()
+    finally:
+        stop.set()
+        watcher.join()
+        readers.close()
+    assert simulator.stats(MODEL)["disconnects"] == 10  # the server gave up on them, and closed the upstream calls
+    assert peak[0] - before < 20, (before, peak[0])
+    assert probe.errors == 0 and probe.p99_ms() < 100, (probe.p50_ms(), probe.p99_ms())
+
+
+# --- what reaches clients and logs ----------------------------------------------------------------------
+
+
+def test_an_upstream_that_echoes_its_key_reaches_neither_the_client_nor_the_log(
+    transactional_db: None, simulator: Any, alice: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    provider_key = "sk-test-4f9a8b7c6d5e1b2c"
+    provider = Provider.objects.create(
+        name="echoing", kind=Provider.Kind.OPENAI_COMPATIBLE, base_url=simulator.url + "/v1",
+        api_key_env="ECHO_PROVIDER_API_KEY", max_retries=0,
+    )  # fmt: skip
+    LanguageModel.objects.create(name="echo-sim", provider=provider, upstream="echo-sim", cache_exact_enabled=False)
+    simulator.configure("echo-sim", error_status=401, error_echoes_key=True)
+    secret = api_key_create(user=alice)[1]
+    process = start_web(SWITCHYARD_SIMULATOR_URL=simulator.url, ECHO_PROVIDER_API_KEY=provider_key)
+    try:
+        body = {"model": "echo-sim", "messages": [{"role": "user", "content": "hi"}]}
+        answered = httpx.post(
+            f"{process.url}/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {secret}"}, timeout=30
+        )
+        streamed = httpx.post(
+            f"{process.url}/v1/chat/completions",
+            json={**body, "stream": True},
+            headers={"Authorization": f"Bearer {secret}"},
+            timeout=30,
+        )
+        time.sleep(1.0)  # the request log is written in batches
+        logged = process.log_text()
+    finally:
+        process.stop()
+    requestlog_flush()
+    details = " ".join(RequestLog.objects.values_list("error_detail", flat=True))
+    for text in (answered.text, streamed.text, logged, details):
+        assert "4f9a8b7c6d5e1b2c" not in text and "********1b2c" not in text and "sk-test-" not in text, text
+    assert answered.status_code in (502, 503) and answered.json()["error"]["code"].startswith("upstream")
+    assert "simulator" not in answered.text.lower() and "echoing" not in answered.text
+    assert "[redacted]" in details and "401" in details  # staff still read what happened
+    assert Decimal(0) == sum((row.cost_usd for row in RequestLog.objects.all()), Decimal(0))
+
+
+@pytest.mark.parametrize("path", ["/api/v1/tasks", "/api/v1/conversations", "/api/v1/conversations/1/messages"])
+def test_a_body_over_the_limit_is_a_json_413_at_every_door(server: ManagedProcess, secret: str, path: str) -> None:
+    for headers in ({"Authorization": f"Bearer {secret}"}, {}):
+        response = httpx.post(
+            f"{server.url}{path}",
+            content=b'{"input": "' + b"x" * 2 * 2**20 + b'"}',
+            headers={**headers, "Content-Type": "application/json"},
+            timeout=30,
+        )
+        assert response.status_code == 413 and response.json()["error"]["code"] == "request_too_large"
+
+
+def test_an_unknown_api_url_and_a_server_error_page_are_json(server: ManagedProcess, secret: str) -> None:
+    missing = httpx.get(f"{server.url}/api/v1/nothing-here", headers={"Authorization": f"Bearer {secret}"})
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+    assert missing.json()["error"]["request_id"] == missing.headers["X-Request-ID"]
