@@ -37,7 +37,6 @@ from orchestration.access.models import ApiKey
 from orchestration.access.policy import UserPolicy, auser_policy, user_policy
 from orchestration.database import database_call
 from orchestration.errors import Forbidden, InvalidRequest, LimitReached, NotFound, Unauthenticated
-from orchestration.pricing import cost_usd
 from orchestration.registry import ModelRoute, Snapshot, asnapshot, snapshot
 from orchestration.types import Usage
 
@@ -171,7 +170,7 @@ def prompt_tokens_from_chars(chars: int) -> int:
 
 def estimate(route: ModelRoute, registry: Snapshot, *, input_tokens: int, max_tokens: int | None) -> Estimate:
     """The call's token count for the rate limit, and its worst-case cost: the prompt plus the
-    most it may write, priced at the dearest model of its fallback chain."""
+    most it may write, priced at the dearest prices of its fallback chain."""
     cap = route.max_output_tokens
     if max_tokens is not None and max_tokens > cap:
         message = (
@@ -181,9 +180,17 @@ def estimate(route: ModelRoute, registry: Snapshot, *, input_tokens: int, max_to
         raise InvalidRequest("invalid_value", message, param="max_tokens")
     written = min(max_tokens, cap) if max_tokens is not None else min(DEFAULT_OUTPUT_ESTIMATE, cap)
     most = min(max_tokens, cap) if max_tokens is not None else cap
-    chain = [route, *(registry.models[name] for name in route.fallbacks if name in registry.models)]
-    worst = max(cost_usd(candidate, Usage(input_tokens, most)) for candidate in chain)
+    input_price, output_price = _dearest_prices(route, registry)
+    worst = (input_price * input_tokens + output_price * most) / _PER_MILLION
     return Estimate(input_tokens=input_tokens, tpm_tokens=input_tokens + max(0, written), worst_case_usd=worst)
+
+
+_PER_MILLION = Decimal(1_000_000)
+
+
+def _dearest_prices(route: ModelRoute, registry: Snapshot) -> tuple[Decimal, Decimal]:
+    chain = [route, *(registry.models[name] for name in route.fallbacks if name in registry.models)]
+    return max(c.input_per_mtok for c in chain), max(c.output_per_mtok for c in chain)
 
 
 @dataclass(slots=True)

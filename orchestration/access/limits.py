@@ -22,6 +22,7 @@ against the request log before the next decision on it, once per restart.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import math
@@ -233,16 +234,20 @@ class Verdict:
 
 
 def _keys(limits: Limits, now: datetime) -> list[str]:
+    return list(_keys_of(limits.tag, spend_counter_key(limits.tag, now)))
+
+
+@functools.lru_cache(maxsize=4096)
+def _keys_of(tag: str, spend_key: str) -> tuple[str, ...]:
     # The braces are a Redis Cluster hash tag: the payer's keys share one slot (the epoch does not).
-    tag = limits.tag
-    return [
+    return (
         f"sy:rl:{{{tag}}}:requests",
         f"sy:rl:{{{tag}}}:tokens",
-        spend_counter_key(tag, now),
+        spend_key,
         f"sy:resv:{{{tag}}}",
         f"sy:resv:{{{tag}}}:total",
         EPOCH_KEY,
-    ]
+    )
 
 
 Command = tuple[str, list[str], list[Any]]  # script sha, keys, args

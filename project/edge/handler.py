@@ -62,7 +62,9 @@ def finished(response: HttpResponseBase) -> HttpResponseBase:
     return response
 
 
+@functools.lru_cache(maxsize=256)
 def _finishing(view: View) -> View:
+    """``view`` whose answer goes through ``finished`` (made once per view, not per request)."""
     @functools.wraps(view)
     async def call(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         return finished(await view(request, *args, **kwargs))
