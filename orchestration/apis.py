@@ -17,12 +17,12 @@ import math
 import struct
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 
 from orchestration.access.admission import (
     Admission,
@@ -40,7 +40,7 @@ from orchestration.http import door, json_response, keys_only, lean_route, raw_b
 from orchestration.orchestrator import CallContext, ReplyStream, get_orchestrator
 from orchestration.prompts import aprompt_render, prompt_apply
 from orchestration.registry import ModelRoute, asnapshot
-from orchestration.sse import DONE, sse_event
+from orchestration.sse import DONE, EventStreamResponse, json_compact, sse_event
 from orchestration.types import ChatRequest, ChatResponse, Chunk, Served, ToolCallDelta, Usage
 from orchestration.validation import (
     CompletionInput,
@@ -249,31 +249,29 @@ async def _stream_response(call: Call, chat: ChatRequest, *, include_usage: bool
             raise _with_limit_headers(error, call) from None
         raise
     writer = _ChunkWriter(model=stream.served.model or chat.model, include_usage=include_usage)
-    response = StreamingHttpResponse(_sse(call, stream, chunks, first, writer), content_type="text/event-stream")
+    response = EventStreamResponse(_sse(call, stream, chunks, first, writer))
     for name, value in {**call.headers(), **_served_headers(stream.served, with_cost=False)}.items():
         response[name] = value
-    response["Cache-Control"] = "no-cache"
-    response["X-Accel-Buffering"] = "no"
     return response
 
 
 async def _sse(
     call: Call, stream: ReplyStream, chunks: AsyncIterator[Chunk], first: Chunk | None, writer: _ChunkWriter
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """The SSE body. A failure after the first byte cannot change the status any more, so it
     ends the stream with an error event, then ``[DONE]``, never a silent clean end."""
     try:
-        yield writer.event(writer.opening())
+        # The opening goes out with the first chunk's events: one write, not two.
+        yield writer.event(writer.opening()) + (writer.frames(first) if first is not None else b"")
         if first is not None:
-            for body in writer.bodies(first):
-                yield writer.event(body)
             async for chunk in chunks:
-                for body in writer.bodies(chunk):
-                    yield writer.event(body)
-        if writer.finish_reason is None:
-            yield writer.event(writer.finish("stop"))
+                if frames := writer.frames(chunk):
+                    yield frames
+        ending = b"" if writer.finish_reason is not None else writer.event(writer.finish("stop"))
         if writer.include_usage:
-            yield writer.event(writer.usage(stream.served.usage))
+            ending += writer.event(writer.usage(stream.served.usage))
+        if ending:
+            yield ending
     except ServiceError as error:
         yield writer.event(error_body_of(error, request_id_of(call.request)))
     except Exception:
@@ -294,6 +292,10 @@ class _ChunkWriter:
         self.model = model
         self.include_usage = include_usage
         self.finish_reason: str | None = None
+        # A text delta is nearly every event of a stream: its bytes around the text are made once,
+        # exactly as ``event(self._chunk([self._choice({"content": text})]))`` would write them.
+        before, after = self.event(self._chunk([self._choice({"content": ""})])).split(b'"content":""', 1)
+        self._text_before, self._text_after = before + b'"content":', after
 
     @staticmethod
     def event(body: dict[str, Any]) -> bytes:
@@ -317,6 +319,12 @@ class _ChunkWriter:
 
     def opening(self) -> dict[str, Any]:
         return self._chunk([self._choice({"role": "assistant", "content": ""})])
+
+    def frames(self, chunk: Chunk) -> bytes:
+        """The SSE bytes of one chunk (nothing for a chunk that carries nothing to send)."""
+        if chunk.delta and not chunk.tool_calls and chunk.finish_reason is None:
+            return self._text_before + json_compact(chunk.delta) + self._text_after
+        return b"".join(self.event(body) for body in self.bodies(chunk))
 
     def bodies(self, chunk: Chunk) -> list[dict[str, Any]]:
         bodies = []

@@ -8,9 +8,12 @@ closing an idle stream.
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
 from typing import Any
 
+import orjson
 from django.core.serializers.json import DjangoJSONEncoder
+from django.http import StreamingHttpResponse
 
 PING = b": ping\n\n"
 DONE = b"data: [DONE]\n\n"
@@ -23,20 +26,45 @@ STREAM_HEADERS: tuple[tuple[bytes, bytes], ...] = (
 )
 
 
-_ENCODER = DjangoJSONEncoder(separators=(",", ":"), ensure_ascii=False)
+# orjson writes an event in a tenth of the standard encoder's time (a stream writes one per token);
+# dates, times and decimals are handed to Django's encoder, so they read as Django writes them.
+_DJANGO_TYPES = DjangoJSONEncoder().default
+_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS
+
+
+def json_compact(data: Any) -> bytes:
+    """``data`` as compact UTF-8 JSON on one line (JSON never holds a raw newline)."""
+    return orjson.dumps(data, default=_DJANGO_TYPES, option=_OPTIONS)
 
 
 def sse_event(data: Any, *, event: str | None = None, id: int | str | None = None) -> bytes:
     """One event: ``data`` as compact JSON (dates and decimals as Django writes them)."""
-    payload = _ENCODER.encode(data)
+    payload = json_compact(data)
+    if id is None and event is None:
+        return b"data: " + payload + b"\n\n"
     head = ""
     if id is not None:
         head += f"id: {id}\n"
     if event is not None:
         head += f"event: {event}\n"
-    return f"{head}data: {payload}\n\n".encode()
+    return head.encode() + b"data: " + payload + b"\n\n"
 
 
 def sse_retry(ms: int) -> bytes:
     """How long a browser's ``EventSource`` waits before it reconnects."""
     return f"retry: {ms}\n\n".encode()
+
+
+class EventStreamResponse(StreamingHttpResponse):
+    """A response whose body is ``events``, an async generator of ready SSE bytes.
+
+    Django sends a streaming body through three wrappers per chunk (``__aiter__``, a byte-making
+    generator, a chunking loop); the edge's lean handler sends ``events`` straight to the server
+    instead, one ASGI message per item. Anywhere else it is an ordinary ``StreamingHttpResponse``.
+    """
+
+    def __init__(self, events: AsyncGenerator[bytes, None], *, status: int = 200) -> None:
+        super().__init__(events, status=status)
+        self.events = events
+        for name, value in STREAM_HEADERS:
+            self[name.decode()] = value.decode()

@@ -19,6 +19,7 @@ from channels.routing import ProtocolTypeRouter  # noqa: E402
 from project.drain import drain_on_sigterm  # noqa: E402
 from project.edge.daphne import daphne_harden  # noqa: E402
 from project.edge.websocket import SameOriginValidator  # noqa: E402
+from project.housekeeping import freeze_loaded_objects  # noqa: E402
 from project.routing import http_application, websocket_application  # noqa: E402
 
 application = ProtocolTypeRouter(
@@ -32,3 +33,5 @@ application = ProtocolTypeRouter(
 daphne_harden()
 # Under daphne, SIGTERM stops accepting, lets running replies finish, then stops (project/drain.py).
 drain_on_sigterm()
+# The loaded application is out of the garbage collector's full passes (project/housekeeping.py).
+freeze_loaded_objects()

@@ -26,6 +26,7 @@ ADMIN_USERNAME = "admin"
 WORKER_QUEUES = ("agents", "default")
 WEBSOCKET_PING_INTERVAL_S = 20
 WEBSOCKET_PING_TIMEOUT_S = 30
+LISTEN_BACKLOG = 2048
 
 
 @dataclass(frozen=True)
@@ -143,15 +144,19 @@ def stack_specs(options: StackOptions) -> list[ChildSpec]:
     return specs
 
 
-def _web_spec(options: StackOptions, env: dict[str, str], cwd: str) -> ChildSpec:
-    command = (
+def daphne_command(host: str, port: int) -> tuple[str, ...]:
+    """The web process exactly as ``serve`` runs it (benchmarks start the same command).
+
+    The listen backlog is raised from Twisted's 50: a burst of simultaneous connections beyond
+    the backlog has its SYNs dropped, and each dropped client waits a whole second to retry.
+    """
+    interface = host.strip("[]").replace(":", r"\:")
+    return (
         sys.executable,
         "-m",
         "daphne",
-        "-b",
-        options.host,
-        "-p",
-        str(options.port),
+        "-e",
+        f"tcp:port={port}:interface={interface}:backlog={LISTEN_BACKLOG}",
         "--ping-interval",
         str(WEBSOCKET_PING_INTERVAL_S),
         "--ping-timeout",
@@ -160,6 +165,10 @@ def _web_spec(options: StackOptions, env: dict[str, str], cwd: str) -> ChildSpec
         str(http_timeout_s()),
         "project.asgi:application",
     )
+
+
+def _web_spec(options: StackOptions, env: dict[str, str], cwd: str) -> ChildSpec:
+    command = daphne_command(options.host, options.port)
     readyz, headers = f"{web_url(options)}/readyz", probe_headers()
     return ChildSpec("web", command, env, cwd, ready=lambda: http_answers(readyz, headers=headers), tier=3)
 

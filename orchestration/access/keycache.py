@@ -60,6 +60,10 @@ class _Entry:
 
 
 _cache: dict[str, _Entry] = {}
+# One database lookup per secret at a time: when a hot key's entry runs out, the calls that
+# arrive meanwhile wait for that lookup instead of each opening a connection of their own.
+_lookups: dict[str, asyncio.Task[_Entry]] = {}
+_changes_seen = 0  # announcements heard, so a lookup that overlapped one is not remembered
 _last_used: dict[int, float] = {}
 _background: set[asyncio.Task[None]] = set()
 
@@ -122,12 +126,29 @@ async def key_authenticate(secret: str) -> AuthenticatedKey:
         raise Unauthenticated(INVALID, REFUSALS[INVALID])
     revocation.listener_ensure()
     digest = api_key_hash(secret)
-    entry = _fresh(digest)
-    if entry is None:
-        entry = _remember(digest, await database_call(_lookup)(secret))
+    entry = _fresh(digest) or await _looked_up(digest, secret)
     key = _usable(entry)
     _touch(key.id)
     return key
+
+
+async def _looked_up(digest: str, secret: str) -> _Entry:
+    """The entry of ``secret`` from the database, by a lookup shared with concurrent callers; it
+    runs as a task of its own, so a caller that gives up does not cancel it for the others."""
+    loop = asyncio.get_running_loop()
+    lookup = _lookups.get(digest)
+    if lookup is None or lookup.get_loop() is not loop:
+        lookup = _lookups[digest] = loop.create_task(_lookup_and_remember(digest, secret, _changes_seen))
+        lookup.add_done_callback(lambda done: _lookups.pop(digest, None) if _lookups.get(digest) is done else None)
+    return await asyncio.shield(lookup)
+
+
+async def _lookup_and_remember(digest: str, secret: str, changes_seen: int) -> _Entry:
+    found = await database_call(_lookup)(secret)
+    if changes_seen != _changes_seen:
+        # A change was announced while the row was read: what was read may predate it.
+        return _Entry(0.0, *found)
+    return _remember(digest, found)
 
 
 def key_authenticate_sync(secret: str) -> AuthenticatedKey:
@@ -158,11 +179,14 @@ async def _write_last_used(key_id: int) -> None:
 
 def key_cache_forget() -> None:
     """Drop every cached key (tests; a change this process could not attribute)."""
-    _cache.clear()
+    _forget("all", 0)
 
 
 @revocation.on_access_change
 def _forget(kind: str, ident: int) -> None:
+    global _changes_seen
+    _changes_seen += 1
+    _lookups.clear()
     if kind == "all":
         _cache.clear()
         return

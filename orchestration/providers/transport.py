@@ -40,6 +40,7 @@ from typing import Any
 
 import aiohttp
 import httpx
+import orjson
 from httpx_aiohttp import AiohttpTransport
 
 from orchestration.providers.base import CallTimeout, Provider, ProviderConfig
@@ -66,9 +67,10 @@ def json_bytes(payload: Any) -> bytes:
 
 
 def json_parsed(body: bytes, provider: str) -> Any:
-    """``body`` decoded as JSON; anything else is a ``MALFORMED`` answer."""
+    """``body`` decoded as JSON; anything else is a ``MALFORMED`` answer. (orjson: a streamed
+    reply decodes one of these per token, at a quarter of the standard decoder's cost.)"""
     try:
-        return json.loads(body)
+        return orjson.loads(body)
     except ValueError as error:
         raise ProviderError(
             ErrorKind.MALFORMED, f"{provider} answered with invalid JSON: {error}", provider=provider

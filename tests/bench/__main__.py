@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tests.bench.environment import bench_environment
 
-_NOT_BENCHMARKS = {"__main__", "environment"}
+_NOT_BENCHMARKS = {"__main__", "environment", "streamkit"}
 
 
 def benchmark_names(selected: list[str]) -> list[str]:

@@ -94,15 +94,21 @@ def _start_server(kind: str) -> Any:
     return process
 
 
-def _start_litellm(simulator_url: str, master_key: str) -> Any:
-    from tests.support import ManagedProcess, child_env, free_port, log_path, wait_http
-
+def litellm_install() -> Path:
+    """LiteLLM's proxy command, installed into its own virtualenv on first use."""
     litellm = LITELLM_VENV / "bin" / "litellm"
     if not litellm.exists():
         print("   installing LiteLLM's proxy into /tmp/litellm-venv (once; takes minutes)", flush=True)
         subprocess.run([sys.executable, "-m", "venv", str(LITELLM_VENV)], check=True)
         pip = [str(LITELLM_VENV / "bin" / "pip"), "install", "--quiet", "litellm[proxy]"]
         subprocess.run(pip, check=True)
+    return litellm
+
+
+def _start_litellm(simulator_url: str, master_key: str) -> Any:
+    from tests.support import ManagedProcess, child_env, free_port, log_path, wait_http
+
+    litellm = litellm_install()
     config = Path(tempfile.mkdtemp(prefix="litellm-bench-")) / "config.yaml"
     model = {"model": f"openai/{MODEL}", "api_base": f"{simulator_url}/v1", "api_key": "bench"}
     # The master key is the proxy's only authentication without a database; it refuses to start without one.

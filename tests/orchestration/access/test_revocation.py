@@ -91,3 +91,29 @@ async def test_a_cached_key_is_trusted_long_only_while_changes_can_be_heard() ->
     assert keycache.trusted_for_s() == keycache.TTL_S
     await revocation.listener_stop()
     assert keycache.trusted_for_s() == keycache.UNTRUSTED_TTL_S
+
+
+async def test_simultaneous_calls_with_a_key_not_yet_cached_share_one_lookup(django_user_model: Any) -> None:
+    user = await django_user_model.objects.acreate(username="stampede")
+    _, secret = await sync_to_async(api_key_create)(user=user, name="hot")
+    keycache.key_cache_forget()
+
+    keys = await asyncio.gather(*(keycache.key_authenticate(secret) for _ in range(50)))
+
+    # Each lookup builds its own key object: one object for all fifty means one lookup.
+    assert all(key is keys[0] for key in keys)
+    assert keys[0].user_id == user.pk
+
+
+async def test_a_lookup_that_overlaps_a_change_is_not_remembered(django_user_model: Any) -> None:
+    user = await django_user_model.objects.acreate(username="overlap")
+    _, secret = await sync_to_async(api_key_create)(user=user, name="changing")
+    keycache.key_cache_forget()
+
+    looking = asyncio.ensure_future(keycache.key_authenticate(secret))
+    await asyncio.sleep(0)  # the lookup has started
+    keycache.key_cache_forget()  # as an announcement heard meanwhile does
+    first = await looking
+    second = await keycache.key_authenticate(secret)
+
+    assert second is not first  # looked up again, not served from what the overlapping read found

@@ -1,0 +1,387 @@
+"""Streaming at the floor: what relaying a token costs the server, measured with the server alone on a core.
+
+The machine has two cores. The server under test runs pinned to core 0 (``taskset -c 0``); the
+load client, the upstream, Redis and this script run on core 1. Every server relays the same
+upstream (``tests/bench/streamkit/upstream.py``: first token after 50 ms, then one every 50 ms,
+24 tokens) to the same load (``streamkit/load.py``: all streams started at once, raw asyncio):
+
+- **floor**: a bare aiohttp server relaying the upstream's bytes (``streamkit/relay.py``);
+- **v1**: Switchyard's ``/v1/chat/completions`` with ``stream: true``, as ``serve`` runs it
+  (daphne, DEBUG off, one web process), with a key that has limits and a budget, the request log on;
+- **chat**: Switchyard's chat, ``POST`` a message then read its SSE stream;
+- **litellm** (``--litellm``): LiteLLM's proxy, one worker, installed on first use into
+  ``/tmp/litellm-venv``;
+- **v1-uvicorn** (``--uvicorn``, when uvicorn is installed): the same ASGI app under uvicorn.
+
+Figures per server, all ratios from this one run:
+- CPU per relayed token: the server's whole CPU time over the 200 streams (setup included)
+  divided by the tokens delivered, and its ratio to the floor's;
+- CPU per stream setup: the server's CPU over 200 one-token streams, divided by 200;
+- TTFT added p50/p99: time to first token at the client minus the upstream's 50 ms;
+- completed streams, and the server's peak RSS;
+- the load core's use (load client + upstream + Redis CPU over the wall time): under 100% means
+  the load side was not the limit.
+Then 1,000 streams at 5 tokens/s for floor, v1 and chat (TTFT p99, completion, peak RSS).
+
+    python -m tests.bench streaming
+    python -m tests.bench.streaming --streams 200 --litellm --uvicorn
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from tests.bench.environment import RssWatch, server_error
+
+SERVER_CORE, LOAD_CORE = 0, 1
+FIRST_MS, EVERY_MS, TOKENS = 50, 50, 24
+MODEL = f"stream-{TOKENS}x{EVERY_MS}-{FIRST_MS}"
+SETUP_MODEL = f"stream-1x{EVERY_MS}-{FIRST_MS}"
+SLOW_MODEL = f"stream-{TOKENS}x200-{FIRST_MS}"  # 5 tokens/s
+ROOT = Path(__file__).resolve().parents[2]
+
+
+# --- processes -------------------------------------------------------------------------------
+
+
+def _pinned(core: int) -> list[str]:
+    return ["taskset", "-c", str(core)]
+
+
+def pin_here_and_children(core: int) -> None:
+    """This process, its threads and every process it started so far (Redis) onto ``core``."""
+    import psutil
+
+    for process in [psutil.Process(), *psutil.Process().children(recursive=True)]:
+        for thread in process.threads():
+            os.sched_setaffinity(thread.id, {core})
+
+
+def _redis_pid() -> int | None:
+    import psutil
+
+    for child in psutil.Process().children(recursive=True):
+        if "valkey" in child.name() or "redis" in child.name():
+            return int(child.pid)
+    return None
+
+
+def _start(name: str, argv: list[str], *, ready_url: str, env: dict[str, str] | None = None) -> Any:
+    from tests.support import ManagedProcess, child_env, log_path, wait_http
+
+    process = ManagedProcess(argv, child_env(**(env or {})), log_path(f"bench-{name}")).start()
+    wait_http(ready_url, process=process.process, timeout=180)
+    return process
+
+
+def start_upstream() -> Any:
+    from tests.support import free_port
+
+    port = free_port()
+    argv = [*_pinned(LOAD_CORE), sys.executable, "-m", "tests.bench.streamkit.upstream", "--port", str(port)]
+    process = _start("upstream", argv, ready_url=f"http://127.0.0.1:{port}/ready")
+    process.url = f"http://127.0.0.1:{port}"
+    return process
+
+
+def start_floor(upstream_url: str) -> Any:
+    from tests.support import free_port
+
+    port = free_port()
+    argv = [*_pinned(SERVER_CORE), sys.executable, "-m", "tests.bench.streamkit.relay"]
+    argv += ["--port", str(port), "--upstream", upstream_url]
+    process = _start("floor", argv, ready_url=f"http://127.0.0.1:{port}/ready")
+    process.url = f"http://127.0.0.1:{port}"
+    return process
+
+
+def start_switchyard(server: str) -> Any:
+    from project.stack import daphne_command
+    from tests.support import database_url_for_current_connection, free_port
+
+    port = free_port()
+    if server == "daphne":
+        command = list(daphne_command("127.0.0.1", port))
+    else:
+        command = [sys.executable, "-m", "uvicorn", "project.asgi:application", "--port", str(port)]
+        command += ["--no-access-log", "--backlog", "2048"]
+    env = {"DATABASE_URL": database_url_for_current_connection(), "DEBUG": "0"}
+    process = _start(server, [*_pinned(SERVER_CORE), *command], ready_url=f"http://127.0.0.1:{port}/healthz", env=env)
+    process.url = f"http://127.0.0.1:{port}"
+    return process
+
+
+def start_litellm(upstream_url: str, master_key: str) -> Any:
+    from tests.bench.gateway_throughput import litellm_install
+    from tests.support import free_port
+
+    litellm = litellm_install()
+    model_list = [
+        {
+            "model_name": name,
+            "litellm_params": {"model": f"openai/{name}", "api_base": f"{upstream_url}/v1", "api_key": "x"},
+        }
+        for name in (MODEL, SETUP_MODEL, SLOW_MODEL)
+    ]
+    config = Path(os.environ.get("TMPDIR", "/tmp")) / f"litellm-streaming-{os.getpid()}.yaml"
+    config.write_text(json.dumps({"model_list": model_list, "general_settings": {"master_key": master_key}}))
+    port = free_port()
+    argv = [*_pinned(SERVER_CORE), str(litellm), "--config", str(config), "--port", str(port), "--num_workers", "1"]
+    process = _start("litellm", argv, ready_url=f"http://127.0.0.1:{port}/health/liveliness")
+    process.url = f"http://127.0.0.1:{port}"
+    return process
+
+
+# --- the registry ------------------------------------------------------------------------------
+
+
+def registry_and_key(upstream_url: str) -> tuple[str, Any]:
+    """The three stream shapes as models of one OpenAI-compatible provider, and a key with limits."""
+    from django.contrib.auth import get_user_model
+
+    from orchestration.access.keys import api_key_create
+    from orchestration.models import LanguageModel, Provider
+
+    provider, _ = Provider.objects.update_or_create(
+        name="bench-upstream", defaults={"kind": Provider.Kind.OPENAI_COMPATIBLE, "base_url": upstream_url + "/v1"}
+    )
+    for name in (MODEL, SETUP_MODEL, SLOW_MODEL):
+        fields = {"provider": provider, "upstream": name, "cache_exact_enabled": False, "cache_semantic": False}
+        LanguageModel.objects.update_or_create(
+            name=name, defaults={**fields, "input_per_mtok": 1, "output_per_mtok": 2}
+        )
+    user, _ = get_user_model().objects.get_or_create(username="bench-streaming")
+    # Limits high enough never to refuse, so that every stream pays for checking them.
+    limits = {"rpm": 10_000_000, "tpm": 1_000_000_000, "monthly_budget_usd": Decimal("1000000")}
+    return api_key_create(user=user, name="bench", **limits)[1], user
+
+
+def conversations(user: Any, model: str, count: int) -> list[int]:
+    from chat.models import Conversation
+
+    made = Conversation.objects.bulk_create(Conversation(owner=user, model=model) for _ in range(count))
+    if made and made[0].pk is None:  # databases that return no ids from a bulk insert
+        return list(Conversation.objects.filter(owner=user).order_by("-id").values_list("id", flat=True)[:count])
+    return [int(conversation.pk) for conversation in made]
+
+
+# --- one measured run ----------------------------------------------------------------------------
+
+
+@dataclass
+class Target:
+    name: str
+    process: Any
+    kind: str  # "v1" or "chat"
+    headers: dict[str, str] = field(default_factory=dict)
+    spec_for: Callable[[str, int], dict[str, Any]] | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self.process.url.rsplit(":", 1)[1])
+
+    def spec(self, model: str, streams: int) -> dict[str, Any]:
+        if self.spec_for is not None:
+            return self.spec_for(model, streams)
+        body = {"model": model, "messages": [{"role": "user", "content": "Stream me a reply."}], "stream": True}
+        return {"kind": "v1", "port": self.port, "streams": streams, "headers": self.headers, "body": body}
+
+
+@dataclass
+class Run:
+    streams: int
+    completed: int
+    tokens: int
+    cpu_s: float
+    wall_s: float
+    ttft_added_ms: list[float]
+    peak_rss_mb: float
+    load_core: float
+    errors: list[str]
+
+    def per_token_us(self) -> float:
+        return self.cpu_s / max(1, self.tokens) * 1e6
+
+    def ttft(self, quantile: float) -> float:
+        values = sorted(self.ttft_added_ms)
+        if not values:
+            return float("nan")
+        return values[min(len(values) - 1, int(quantile * len(values)))]
+
+
+def _cpu_s(pid: int | None) -> float:
+    import psutil
+
+    if pid is None:
+        return 0.0
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
+
+
+def measure(target: Target, model: str, streams: int, *, side_pids: list[int]) -> Run:
+    """Start ``streams`` streams at once against ``target``; the server's CPU over exactly that time."""
+    spec = target.spec(model, streams)
+    watch = RssWatch(target.process.pid)
+    sampler = threading.Thread(target=watch.run, daemon=True)
+    sampler.start()
+    server_before = _cpu_s(target.process.pid)
+    side_before = sum(_cpu_s(pid) for pid in side_pids)
+    argv = [*_pinned(LOAD_CORE), sys.executable, "-m", "tests.bench.streamkit.load", json.dumps(spec)]
+    output = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, check=True, timeout=600)
+    server_cpu = _cpu_s(target.process.pid) - server_before
+    side_cpu = sum(_cpu_s(pid) for pid in side_pids) - side_before
+    watch.stop.set()
+    sampler.join()
+    report = json.loads(output.stdout)
+    results = report["streams"]
+    done = [result for result in results if result["ok"]]
+    errors = sorted({result["error"] or f"status {result['status']}" for result in results if not result["ok"]})
+    return Run(
+        streams=streams,
+        completed=len(done),
+        tokens=sum(result["tokens"] for result in results),
+        cpu_s=server_cpu,
+        wall_s=report["wall_s"],
+        ttft_added_ms=[result["ttft_ms"] - FIRST_MS for result in results if result["ttft_ms"] is not None],
+        peak_rss_mb=watch.peak / 2**20,
+        load_core=(report["cpu_s"] + side_cpu) / max(report["wall_s"], 1e-9),
+        errors=errors[:3],
+    )
+
+
+# --- the benchmark -------------------------------------------------------------------------------
+
+
+@dataclass
+class Lineup:
+    targets: list[Target]
+    side_pids: list[int]
+    stop: list[Any]
+
+
+def _chat_target(process: Any, secret: str, user: Any) -> Target:
+    headers = {"Authorization": f"Bearer {secret}"}
+    target = Target("chat", process, "chat", headers)
+
+    def spec_for(model: str, streams: int) -> dict[str, Any]:
+        ids = conversations(user, model, streams)
+        return {
+            "kind": "chat",
+            "port": target.port,
+            "streams": streams,
+            "headers": headers,
+            "conversations": ids,
+            "content": "Stream me a reply.",
+        }
+
+    target.spec_for = spec_for
+    return target
+
+
+def lineup(*, litellm: bool, uvicorn: bool) -> Lineup:
+    import secrets
+
+    upstream = start_upstream()
+    stop: list[Any] = [upstream]
+    secret, user = registry_and_key(upstream.url)
+    floor = start_floor(upstream.url)
+    switchyard = start_switchyard("daphne")
+    stop += [floor, switchyard]
+    headers = {"Authorization": f"Bearer {secret}"}
+    targets = [
+        Target("floor", floor, "v1"),
+        Target("v1", switchyard, "v1", headers),
+        _chat_target(switchyard, secret, user),
+    ]
+    if uvicorn and shutil.which("uvicorn", path=str(Path(sys.executable).parent)):
+        other = start_switchyard("uvicorn")
+        stop.append(other)
+        targets.append(Target("v1-uvicorn", other, "v1", headers))
+    if litellm:
+        master_key = f"sk-{secrets.token_hex(16)}"
+        proxy = start_litellm(upstream.url, master_key)
+        stop.append(proxy)
+        targets.append(Target("litellm", proxy, "v1", {"Authorization": f"Bearer {master_key}"}))
+    side = [upstream.pid, *([pid] if (pid := _redis_pid()) else [])]
+    return Lineup(targets, side, stop)
+
+
+def _line(run: Run, floor: Run | None) -> str:
+    ratio = f" ({run.per_token_us() / floor.per_token_us():.1f}x floor)" if floor else ""
+    text = (
+        f"{run.per_token_us():.0f} µs/token{ratio}; "
+        f"TTFT added p50 {run.ttft(0.5):.0f} ms, p99 {run.ttft(0.99):.0f} ms; "
+        f"{run.completed}/{run.streams} complete; peak RSS {run.peak_rss_mb:.0f} MB; load core {run.load_core:.0%}"
+    )
+    if run.errors:
+        text += f"; errors: {run.errors}"
+    return text
+
+
+def benchmark(*, streams: int = 200, many: int = 1000, litellm: bool = False, uvicorn: bool = False) -> dict[str, str]:
+    pin_here_and_children(LOAD_CORE)
+    setup = lineup(litellm=litellm, uvicorn=uvicorn)
+    figures: dict[str, str] = {"pinning": f"servers on core {SERVER_CORE}; load, upstream, Redis on core {LOAD_CORE}"}
+    try:
+        floor: dict[str, Run] = {}
+        for target in setup.targets:
+            measure(target, MODEL, 20, side_pids=setup.side_pids)  # warm: imports, pools, first connections
+            main = measure(target, MODEL, streams, side_pids=setup.side_pids)
+            one_token = measure(target, SETUP_MODEL, streams, side_pids=setup.side_pids)
+            if target.name == "floor":
+                floor = {"main": main, "setup": one_token}
+            figures[f"{target.name} x{streams}"] = _line(main, floor.get("main") if target.name != "floor" else None)
+            setup_us = one_token.cpu_s / streams * 1e6
+            floor_setup = floor["setup"].cpu_s / streams * 1e6 if floor else setup_us
+            figures[f"{target.name} setup"] = (
+                f"{setup_us / 1000:.2f} ms CPU per stream ({setup_us / floor_setup:.1f}x floor)"
+            )
+        if many:
+            for target in setup.targets:
+                if target.name in ("floor", "v1", "chat"):
+                    run = measure(target, SLOW_MODEL, many, side_pids=setup.side_pids)
+                    figures[f"{target.name} x{many} at 5 tok/s"] = _line(run, None)
+    finally:
+        for target in setup.targets:
+            figures |= {f"{target.name}: {k}": v for k, v in server_error(target.process).items()}
+        for process in setup.stop:
+            process.stop()
+    return figures
+
+
+def run() -> dict[str, str]:
+    """Entry point of ``python -m tests.bench``; LiteLLM too when SWITCHYARD_BENCH_LITELLM=1."""
+    if shutil.which("taskset") is None or len(os.sched_getaffinity(0)) < 2:
+        return {"skipped": "needs taskset and two cores"}
+    return benchmark(litellm=os.environ.get("SWITCHYARD_BENCH_LITELLM") == "1")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--streams", type=int, default=200)
+    parser.add_argument("--many", type=int, default=1000, help="streams of the 5 tokens/s run (0 skips it)")
+    parser.add_argument("--litellm", action="store_true")
+    parser.add_argument("--uvicorn", action="store_true")
+    options = parser.parse_args(argv)
+    from tests.bench.environment import bench_environment
+
+    bench_environment()
+    figures = benchmark(streams=options.streams, many=options.many, litellm=options.litellm, uvicorn=options.uvicorn)
+    for name, value in figures.items():
+        print(f"{name}: {value}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
