@@ -123,27 +123,34 @@ class MessageStreamConsumer(AsyncHttpConsumer):
             await self._replay_saved(message, after)
             return
         relay_id = uuid.uuid4().hex
-        await streams.relay_attach(message.pk, relay_id)
         hub = streams.stream_hub()
         subscription = await hub.subscribe(message.pk, after)
+        # A reply produced by this process knows its local followers itself (the sweeper counts
+        # them); only a relay of another process's reply says in Redis that it watches.
+        attached = not subscription.local
+        if attached:
+            await streams.relay_attach(message.pk, relay_id)
         caller: Caller = self.scope["caller"]
         watch = access_watch(user_id=caller.user_id, api_key_id=caller.api_key_id, on_lost=self._access_lost)
+        ended = False
         try:
-            await self._follow(message, subscription, relay_id)
+            ended = await self._follow(message, subscription, relay_id)
         finally:
             watch.close()
             hub.unsubscribe(subscription)
-            with contextlib.suppress(RedisError, asyncio.CancelledError):
-                await asyncio.shield(streams.relay_detach(message.pk, relay_id))
+            if attached and not ended:  # after the end nobody reads attachments: they expire
+                with contextlib.suppress(RedisError, asyncio.CancelledError):
+                    await asyncio.shield(streams.relay_detach(message.pk, relay_id))
 
-    async def _follow(self, message: Message, subscription: streams.Subscription, relay_id: str) -> None:
+    async def _follow(self, message: Message, subscription: streams.Subscription, relay_id: str) -> bool:
+        """Relay the reply's events until its end (True) or its producer is found lost (False)."""
         last_write = last_attach = time.monotonic()
         # Wait no longer than half the time a silent producer is trusted, so a dead one is noticed soon.
         block_s = min(READ_BLOCK_S, streams.producer_ttl_s() / 2)
         while True:
             events = await subscription.next(block_s)
             now = time.monotonic()
-            if now - last_attach >= block_s:
+            if now - last_attach >= block_s and not subscription.local:
                 await streams.relay_attach(message.pk, relay_id)
                 last_attach = now
             if events:
@@ -152,10 +159,10 @@ class MessageStreamConsumer(AsyncHttpConsumer):
                 self.sent_through = events[-1].id
                 last_write = now
                 if ended:
-                    return
+                    return True
                 continue
             if not await streams.producer_alive(message.pk) and await self._settle_lost(message.pk, subscription.after):
-                return
+                return False
             if now - last_write >= PING_S:
                 await self.send_body(PING, more_body=True)
                 last_write = now

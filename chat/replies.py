@@ -10,7 +10,8 @@ thread plays that part, so a reply never depends on a request's own lifetime.
 One sweeper task per loop, once a second: refreshes the producer heartbeat of every running
 reply in Redis (relays in any process use it to notice a dead producer), cancels the replies
 that no client has watched for the grace period, and picks up cancel requests that the
-pub/sub listener may have missed.
+pub/sub listener may have missed. Both stay up for ``HELPERS_LINGER_S`` after the last reply
+ends: stopping them at once made every reply of a quiet server open a new pub/sub connection.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from chat.services import CLIENT_GONE, ReplyPlan, reply_generate
 logger = logging.getLogger(__name__)
 
 SWEEP_S = 1.0
+HELPERS_LINGER_S = 60.0
 Clock = Callable[[], float]
 
 
@@ -109,11 +111,11 @@ class ReplyRunner:
         streams.stream_hub(self.loop).production_end(message_id)
         if not task.cancelled() and task.exception() is not None:
             logger.error("reply %s: its task failed", message_id, exc_info=task.exception())
-        if not self.running:
-            for helper in (self._sweeper, self._listener):
-                if helper is not None:
-                    helper.cancel()
-            self._sweeper = self._listener = None
+
+    def _helpers_stop(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+        self._sweeper = self._listener = None
 
     def _ensure_helpers(self) -> None:
         if self._sweeper is None:
@@ -122,28 +124,37 @@ class ReplyRunner:
             self._listener = self.loop.create_task(self._listen_forever(), context=contextvars.Context())
 
     async def _sweep_forever(self) -> None:
-        while self.running:
-            try:
-                await self.sweep()
-            except RedisError as error:
-                logger.warning("chat sweeper: Redis failed: %s", error)
+        idle_since: float | None = None
+        while True:
+            if self.running:
+                idle_since = None
+                try:
+                    await self.sweep()
+                except RedisError as error:
+                    logger.warning("chat sweeper: Redis failed: %s", error)
+            else:
+                idle_since = idle_since if idle_since is not None else self.loop.time()
+                if self.loop.time() - idle_since >= HELPERS_LINGER_S:
+                    self._helpers_stop()
+                    return
             await asyncio.sleep(SWEEP_S)
 
     async def sweep(self) -> None:
         """One pass: heartbeats, abandoned replies, cancel requests the listener missed."""
         states = await streams.replies_sweep(list(self.running))
+        followed_here = streams.stream_hub(self.loop).local
         for message_id, state in states.items():
             running = self.running.get(message_id)
             if running is None:
                 continue
             if state.cancel_requested:
                 running.cancel("")
-            elif running.watch.abandoned(state.watched):
+            elif running.watch.abandoned(state.watched or bool(followed_here.get(message_id))):
                 logger.info("reply %s: no client for %.0f s, cancelling upstream", message_id, running.watch.grace_s)
                 running.cancel(CLIENT_GONE)
 
     async def _listen_forever(self) -> None:
-        while self.running:
+        while True:
             try:
                 await streams.cancel_listen(self.cancel)
             except RedisError as error:

@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import contextvars
 import functools
-import json
 import time
 import uuid
 import weakref
@@ -24,13 +23,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
+import orjson
 import redis
 import redis.asyncio as aioredis
 from django.conf import settings
 from redis.exceptions import NoScriptError, RedisError
 
 from orchestration.redisclients import DEFAULT, STREAMS, redis_async, redis_sync
-from orchestration.sse import sse_event
+from orchestration.sse import json_compact, sse_event
 from orchestration.watchdog import ReadWatchdog
 
 TOKEN = "token"
@@ -175,7 +175,7 @@ def event_append_start(message_id: int, event: ReplyEvent) -> asyncio.Future[int
     (closed or already ended). It completes even when its waiter is cancelled."""
     terminal = "1" if event.is_terminal else "0"
     ttl = finished_ttl_s() if event.is_terminal else LIVE_TTL_S
-    data = json.dumps(event.data, separators=(",", ":"), ensure_ascii=False)
+    data = json_compact(event.data)
     keys = [key(message_id, "events"), key(message_id, "closed"), key(message_id, "end")]
     future = _batcher().append(keys, [event.id, event.type, data, terminal, ttl])
     hub = _hubs.get(asyncio.get_running_loop())
@@ -229,7 +229,7 @@ def _events(entries: list[Any]) -> list[ReplyEvent]:
     events = []
     for raw_id, fields in entries:
         entry_id = raw_id.decode() if isinstance(raw_id, bytes) else raw_id
-        events.append(ReplyEvent(int(entry_id.split("-", 1)[1]), fields[b"e"].decode(), json.loads(fields[b"d"])))
+        events.append(ReplyEvent(int(entry_id.split("-", 1)[1]), fields[b"e"].decode(), orjson.loads(fields[b"d"])))
     return events
 
 
