@@ -30,7 +30,7 @@ from orchestration.deadlines import (
     deadline_for,
     embed_timeout,
 )
-from orchestration.metrics import metrics_breaker_state, metrics_call_finished, metrics_fallback, metrics_retry
+from orchestration.metrics import metrics_breaker_transition, metrics_call_finished, metrics_fallback, metrics_retry
 from orchestration.pricing import cost_usd
 from orchestration.providers.base import CallTimeout, Provider, ProviderConfig
 from orchestration.redaction import redact
@@ -157,7 +157,7 @@ class Call:
 
 
 def _breaker_transitioned(key: str, provider: str, view: BreakerView) -> None:
-    metrics_breaker_state(key, view.state)
+    metrics_breaker_transition(key, view.state)
     breaker_state_mirror(key, provider, view)
 
 

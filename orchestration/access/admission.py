@@ -37,6 +37,7 @@ from orchestration.access.models import ApiKey
 from orchestration.access.policy import UserPolicy, auser_policy, user_policy
 from orchestration.database import database_call
 from orchestration.errors import Forbidden, InvalidRequest, LimitReached, NotFound, Unauthenticated
+from orchestration.metrics import metrics_refusal
 from orchestration.registry import ModelRoute, Snapshot, asnapshot, snapshot
 from orchestration.types import Usage
 
@@ -273,6 +274,7 @@ def admit_sync(caller: Caller, *, model: str, input_tokens: int, max_tokens: int
 
 def _admitted(caller: Caller, route: ModelRoute, guess: Estimate, verdict: Verdict) -> Admission:
     if not verdict.allowed:
+        metrics_refusal(verdict.status)
         raise refusal(caller, guess, verdict)
     return Admission(caller, route, guess, verdict)
 
