@@ -179,13 +179,16 @@ class ModelStats:
     completed: int = 0
     disconnects: int = 0
     in_flight: int = 0
+    # The W3C trace context the last request carried (tests check that traces reach upstream).
+    last_traceparent: str = ""
 
-    def as_json(self) -> dict[str, int]:
+    def as_json(self) -> dict[str, int | str]:
         return {
             "requests": self.requests,
             "completed": self.completed,
             "disconnects": self.disconnects,
             "in_flight": self.in_flight,
+            "last_traceparent": self.last_traceparent,
         }
 
 
