@@ -164,7 +164,7 @@ def test_a_v1_call_with_a_retry_and_a_fallback_is_one_trace_with_genai_attribute
     assert (hop.attributes["switchyard.fallback.from"], hop.attributes["switchyard.fallback.to"]) == ("big", "small")
     # Each attempt's HTTP call is its child, and its traceparent reached the provider.
     assert all(children(spans, attempt) for attempt in attempts)
-    upstream = simulator.stats("small")["last_traceparent"]
+    upstream = simulator.stats()["traceparents"]["small"]
     assert upstream.split("-")[1] == trace_id
     assert upstream.split("-")[2] in {span.span_id for span in children(spans, attempts[2])}
 
