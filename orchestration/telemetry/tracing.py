@@ -74,9 +74,13 @@ def tracing_preload() -> None:
     if not settings.TRACING["ENABLED"]:
         return
     import opentelemetry.instrumentation.aiohttp_client
-    import opentelemetry.sdk.trace.export  # noqa: F401
+    import opentelemetry.sdk.trace.export
 
-    _exporter(str(settings.TRACING["PROTOCOL"])).shutdown()
+    # The exporter's module only: a gRPC channel made before a fork must not be used after it.
+    if settings.TRACING["PROTOCOL"] == "grpc":
+        import opentelemetry.exporter.otlp.proto.grpc.trace_exporter
+    else:
+        import opentelemetry.exporter.otlp.proto.http.trace_exporter  # noqa: F401
 
 
 def tracing_flush(timeout_s: float = 5.0) -> None:
