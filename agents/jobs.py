@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 
 from django.db import connections
+from rq import get_current_job
 
 from agents.execution import task_execute, worker_label
+from agents.services import job_trace_carrier
 from orchestration.orchestrator import get_orchestrator
 from orchestration.requestlog import requestlog_flush
+from orchestration.telemetry.tracing import trace_continued, tracing_flush, tracing_start
 
 
 def database_release() -> None:
@@ -33,11 +36,15 @@ def task_run(task_id: str) -> str:
     question was answered, and for a task whose worker died. A job that finds the task already
     taken or finished does nothing, so a duplicate job is harmless.
     """
+    # Tracing starts in the work horse itself: an exporter's connections must not cross a fork.
+    tracing_start("worker")
     try:
-        return asyncio.run(_task_run(task_id))
+        with trace_continued(job_trace_carrier(get_current_job())):
+            return asyncio.run(_task_run(task_id))
     finally:
         # A work horse leaves through os._exit: nothing queued may be left behind.
         requestlog_flush()
+        tracing_flush()
         database_release()
 
 

@@ -15,12 +15,12 @@ from django.utils import timezone
 
 from agents import services
 from agents.models import Task, TaskEvent
-from agents.runtime import AgentHooks, CallRef, RecordedStep, steps_from_log
+from agents.runtime import AgentHooks, CallRef, RecordedStep, RunSuspended, steps_from_log
 from agents.services import LogItem
 from agents.tools import Tool, ToolContext
 
 
-class TaskParked(Exception):
+class TaskParked(RunSuspended):
     """The run asked for input and released its worker; an answer queues it again."""
 
     def __init__(self, request_id: str) -> None:

@@ -28,6 +28,7 @@ from agents.tools import Tool, ToolContext
 from orchestration.access.admission import Admission, Caller, admit, payer_recheck, prompt_tokens_from_chars
 from orchestration.errors import ServiceError
 from orchestration.orchestrator import CallContext, Orchestrator, get_orchestrator
+from orchestration.telemetry.genai import agent_run_span, agent_step_span, tool_span
 from orchestration.types import ChatRequest, ChatResponse, Message, OrchestrationError, ToolCall
 
 
@@ -47,6 +48,11 @@ class AgentFailed(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+class RunSuspended(Exception):
+    """The run stops here on purpose and is resumed later (a task parked to wait for input): for
+    the traces, no failure."""
 
 
 class AgentTimedOut(AgentFailed):
@@ -163,9 +169,13 @@ class AgentRuntime:
         """Run to the final answer. Raises ``AgentFailed`` (``AgentTimedOut`` at the deadline);
         cancelling the calling task cancels the model call in flight."""
         deadline_at = self.monotonic() + spec.deadline_s
+        traced = agent_run_span(
+            self.agent.name, spec.model, task_id=spec.task_id, request_id=spec.request_id, quiet=(RunSuspended,)
+        )
         try:
-            async with asyncio.timeout(spec.deadline_s):
-                return await _Run(self, spec, deadline_at).to_the_end(list(history))
+            with traced:
+                async with asyncio.timeout(spec.deadline_s):
+                    return await _Run(self, spec, deadline_at).to_the_end(list(history))
         except TimeoutError:
             raise AgentTimedOut() from None
 
@@ -190,11 +200,12 @@ class _Run:
                 raise AgentFailed("max_steps", f"The agent did not finish within {self.agent.max_steps} steps.")
             label = "Thinking" if self.steps_taken == 0 else f"Thinking (step {self.steps_taken + 1})"
             await self.hooks.on_progress(self._percent(), label)
-            response = await self._ask_model()
-            self.steps_taken += 1
-            if not response.tool_calls:
-                return (response.content or "").strip()
-            await self._take_step(response)
+            with agent_step_span(self.agent.name, self.steps_taken + 1, quiet=(RunSuspended,)):
+                response = await self._ask_model()
+                self.steps_taken += 1
+                if not response.tool_calls:
+                    return (response.content or "").strip()
+                await self._take_step(response)
 
     async def _replay(self, history: list[RecordedStep]) -> None:
         for step in history:
@@ -222,6 +233,12 @@ class _Run:
             self.messages.append(_tool_message(call.ref, call.tool, output))
 
     async def _carry_out(self, ref: CallRef, name: str, raw_arguments: str) -> str:
+        with tool_span(name, ref.call_id, raw_arguments, quiet=(RunSuspended,)) as traced_output:
+            output = await self._tool_output(ref, name, raw_arguments)
+            traced_output(output)
+            return output
+
+    async def _tool_output(self, ref: CallRef, name: str, raw_arguments: str) -> str:
         tool = self.agent.tool(name)
         arguments = _parse_arguments(raw_arguments)
         if tool is None or arguments is None:

@@ -36,6 +36,7 @@ from agents.tools import Tool, ToolContext
 from orchestration.access.admission import Caller, admit_sync, prompt_tokens_from_chars, route_of
 from orchestration.errors import Conflict, InvalidRequest, ServiceError, TooLarge
 from orchestration.registry import snapshot
+from orchestration.telemetry.tracing import trace_carrier
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ MAX_INPUT_CHARS = 20_000
 MAX_ANSWER_CHARS = 10_000
 MAX_IDEMPOTENCY_KEY_CHARS = 255
 JOB = "agents.jobs.task_run"
+TRACE_META = "trace"
 
 
 class ClaimLost(Exception):
@@ -211,9 +213,20 @@ def task_enqueue(task_id: uuid.UUID | str, attempt: int) -> None:
             result_ttl=600,
             failure_ttl=86_400,
             description=f"agent task {task_id}",
+            meta=job_trace_meta(),
             pipeline=pipeline,
         )
         pipeline.execute()
+
+
+def job_trace_meta() -> dict[str, Any] | None:
+    """The job carries the trace of the request that queued it, so the worker's spans join it."""
+    carrier = trace_carrier()
+    return {TRACE_META: carrier} if carrier else None
+
+
+def job_trace_carrier(job: Job | None) -> dict[str, str] | None:
+    return job.meta.get(TRACE_META) if job is not None else None
 
 
 def task_enqueue_on_commit(task_id: uuid.UUID | str, *, attempt: int) -> None:

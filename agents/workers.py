@@ -25,6 +25,7 @@ from rq.utils import now as rq_now
 from agents import services
 from agents.execution import worker_label
 from agents.jobs import database_release
+from orchestration.telemetry.tracing import tracing_preload
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ def modules_preload() -> None:
     for kind in provider_kinds():
         provider_class(kind)
     importlib.import_module("orchestration.caching.exact")
+    tracing_preload()
 
 
 class AgentWorker(Worker):

@@ -38,6 +38,8 @@ from orchestration.pricing import cost_usd
 from orchestration.prompts import prompt_render
 from orchestration.registry import ModelRoute, asnapshot, snapshot
 from orchestration.selectors import chat_routes
+from orchestration.telemetry.logs import log_request_id
+from orchestration.telemetry.tracing import trace_carrier, trace_continued
 from orchestration.types import ChatRequest, OrchestrationError, Usage
 
 logger = logging.getLogger(__name__)
@@ -114,6 +116,8 @@ class ReplyPlan:
     provider_kind: str
     input_tokens: int
     admission: Admission
+    # The request's trace context: the reply runs detached, in a context of its own.
+    trace: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -200,6 +204,7 @@ def message_post(
         provider_kind=route.provider_kind,
         input_tokens=fitted.input_tokens,
         admission=admission,
+        trace=trace_carrier(),
     )
     streams.producer_claim(reply.pk)
     return PostedMessage(user_message, reply, plan)
@@ -319,7 +324,9 @@ async def reply_generate(plan: ReplyPlan, *, cancel_reason: Callable[[], str], c
     started = clock()
     writer = TokenWriter(plan.message_id)
     timing: dict[str, float] = {}
-    stream = get_orchestrator().stream(plan.request, plan.context)
+    log_request_id(plan.context.request_id)
+    with trace_continued(plan.trace):
+        stream = get_orchestrator().stream(plan.request, plan.context)
     try:
         outcome = await _reply_run(plan, stream, writer, timing, started, clock)
     except asyncio.CancelledError:

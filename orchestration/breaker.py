@@ -470,6 +470,22 @@ def breaker_read(key: str, open_s: float) -> BreakerView | None:
         client.close()
 
 
+def breakers_read(open_s: dict[str, float]) -> dict[str, BreakerView] | None:
+    """The live state of several breakers (key -> its open period) in one round trip; None when
+    Redis does not answer."""
+    client = _sync_client()
+    try:
+        with client.pipeline(transaction=False) as pipe:
+            for key in open_s:
+                pipe.hgetall(KEY_PREFIX + key)
+            found = cast(list[dict[str, str]], pipe.execute())
+    except (redis.RedisError, OSError):
+        return None
+    finally:
+        client.close()
+    return {key: _view(key, data, open_s[key]) for key, data in zip(open_s, found, strict=True)}
+
+
 def breaker_reset(key: str) -> None:
     """Close the breaker and empty its window, for every process."""
     client = _sync_client()

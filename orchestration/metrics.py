@@ -1,9 +1,11 @@
 """The LLM metrics of docs/operations.md ("Health, readiness, metrics"), correct across processes.
 
 Settings point ``PROMETHEUS_MULTIPROC_DIR`` at a directory before prometheus_client is imported,
-so every web process and worker writes its samples there and ``/metrics`` (django-prometheus'
-``ExportToDjangoView``, which switches to the multiprocess collector when that variable is set)
-sums them, django-prometheus' own metrics included.
+so every web process and worker writes its samples there and ``/metrics``
+(``orchestration.telemetry.exposition``) sums them, django-prometheus' own metrics included.
+What is a state rather than a count (``llm_circuit_breaker_state``, the task queues) is read from
+Redis when ``/metrics`` is asked, so every process reports the one truth, even one that never
+saw the change.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import os
 from decimal import Decimal
 from pathlib import Path
 
-from prometheus_client import Counter, Gauge, Histogram, values
+from prometheus_client import Counter, Histogram, values
 
 from orchestration.types import FallbackHop, Served, Usage
 
@@ -38,13 +40,19 @@ TTFT = Histogram(
 TOKENS = Counter("llm_tokens", "Tokens used, by direction.", ["model", "provider", "direction"])
 COST = Counter("llm_cost_usd", "Spend in USD from the models' prices.", ["model", "provider"])
 CACHE = Counter("llm_cache_requests", "Calls by cache outcome (X-Cache).", ["model", "status"])
-BREAKER = Gauge(
-    "llm_circuit_breaker_state", "0 closed, 1 half-open, 2 open.", ["breaker"], multiprocess_mode="mostrecent"
+BREAKER_TRANSITIONS = Counter(
+    "llm_circuit_breaker_transitions", "Breaker state changes, by the state entered.", ["breaker", "state"]
 )
 FALLBACKS = Counter(
     "llm_fallbacks", "Switches to another model or a cached answer.", ["from_model", "to_model", "reason"]
 )
 RETRIES = Counter("llm_retries", "Second and later attempts at the same provider.", ["model", "provider", "reason"])
+REFUSALS = Counter(
+    "llm_admission_refusals", "Calls refused at the door by a rate limit or a budget, by limit.", ["reason"]
+)
+
+# The limiter's verdicts that refuse a call (orchestration/access/limits.py, ``Verdict``).
+REFUSAL_REASONS = ("requests", "tokens", "too_large", "budget_spent", "budget_too_small", "budget_short", "budget_held")
 
 BREAKER_VALUES = {"closed": 0, "half_open": 1, "open": 2}
 
@@ -76,8 +84,12 @@ def metrics_retry(model: str, provider: str, reason: str) -> None:
     RETRIES.labels(model, provider, reason).inc()
 
 
-def metrics_breaker_state(key: str, state: str) -> None:
-    BREAKER.labels(key).set(BREAKER_VALUES.get(state, 0))
+def metrics_breaker_transition(key: str, state: str) -> None:
+    BREAKER_TRANSITIONS.labels(key, state).inc()
+
+
+def metrics_refusal(reason: str) -> None:
+    REFUSALS.labels(reason).inc()
 
 
 def metrics_dir_reset(directory: str | None = None) -> None:

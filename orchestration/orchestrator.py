@@ -30,7 +30,7 @@ from orchestration.deadlines import (
     deadline_for,
     embed_timeout,
 )
-from orchestration.metrics import metrics_breaker_state, metrics_call_finished, metrics_fallback, metrics_retry
+from orchestration.metrics import metrics_breaker_transition, metrics_call_finished, metrics_fallback, metrics_retry
 from orchestration.pricing import cost_usd
 from orchestration.providers.base import CallTimeout, Provider, ProviderConfig
 from orchestration.redaction import redact
@@ -38,6 +38,18 @@ from orchestration.redisclients import redis_async_close
 from orchestration.registry import ModelRoute, ProviderSettings, Snapshot, asnapshot
 from orchestration.requestlog import log_entry_from, requestlog_record
 from orchestration.retry import RetryPolicy, Rng, retry_wait_s
+from orchestration.telemetry.genai import (
+    attempts_traced,
+    cache_span,
+    cache_span_end,
+    call_span,
+    call_span_end,
+    call_span_output,
+    chunks_captured,
+    fallback_traced,
+    retry_wait_traced,
+)
+from orchestration.telemetry.tracing import content_captured
 from orchestration.types import (
     CallContext,
     ChatRequest,
@@ -150,6 +162,8 @@ class Call:
     chain: tuple[str, ...] = ()
     tried: list[ModelRoute] = field(default_factory=list)
     reopen_at: float | None = None  # earliest breaker-clock time an open breaker of this call half-opens
+    operation: str = "chat"  # the GenAI operation: "chat" or "embeddings"
+    span: Any = None  # the call's trace span; None while tracing is off (orchestration/telemetry/genai.py)
 
     def note_reopen(self, retry_at: float | None) -> None:
         if retry_at is not None and (self.reopen_at is None or retry_at < self.reopen_at):
@@ -157,7 +171,7 @@ class Call:
 
 
 def _breaker_transitioned(key: str, provider: str, view: BreakerView) -> None:
-    metrics_breaker_state(key, view.state)
+    metrics_breaker_transition(key, view.state)
     breaker_state_mirror(key, provider, view)
 
 
@@ -184,12 +198,14 @@ class Orchestrator:
     # --- public API ----------------------------------------------------------------------
 
     async def complete(self, request: ChatRequest, ctx: CallContext) -> tuple[ChatResponse, Served]:
-        call = self._call(request.model, ctx)
+        call = self._call(request, ctx)
         try:
             response = await self._complete(request, call)
         except BaseException as error:
             self._finish(call, error)
             raise
+        if call.span is not None:
+            call_span_output(call.span, response.content, response.finish_reason)
         self._finish(call, None)
         return response, call.served
 
@@ -197,7 +213,7 @@ class Orchestrator:
         return ReplyStream(self, request, ctx)
 
     async def embed(self, request: EmbeddingRequest, ctx: CallContext) -> tuple[EmbeddingResponse, Served]:
-        call = self._call(request.model, ctx)
+        call = self._call(request, ctx, "embeddings")
         try:
             response = await self._embed(request, call)
         except BaseException as error:
@@ -225,8 +241,9 @@ class Orchestrator:
 
     # --- one call --------------------------------------------------------------------------
 
-    def _call(self, model: str, ctx: CallContext) -> Call:
-        return Call(model=model, ctx=ctx, started=self.clock())
+    def _call(self, request: ChatRequest | EmbeddingRequest, ctx: CallContext, operation: str = "chat") -> Call:
+        span = call_span(operation, request, ctx.endpoint, ctx.request_id)
+        return Call(model=request.model, ctx=ctx, started=self.clock(), operation=operation, span=span)
 
     async def _route(self, call: Call, *, with_fallbacks: bool = True) -> ModelRoute:
         snap = await asnapshot()
@@ -295,6 +312,8 @@ class Orchestrator:
         self, call: Call, attempt: Callable[[ModelRoute, ProviderSettings], Awaitable[T]], *, settle: bool
     ) -> tuple[T, ModelRoute, Lease]:
         """Try the requested model, then its fallbacks, until one answers."""
+        if call.span is not None:
+            attempt = attempts_traced(call, attempt)
         route = call.requested
         assert route is not None
         while True:
@@ -347,7 +366,10 @@ class Orchestrator:
                 raise failure
             retries += 1
             metrics_retry(route.name, route.provider, failure.kind.value)
-            await self.sleep(wait)
+            if call.span is None:
+                await self.sleep(wait)
+            else:
+                await retry_wait_traced(call, self.sleep(wait), wait, failure.kind.value)
 
     async def _succeeded(self, lease: Lease) -> None:
         """Count a success. A probe's closes the breaker before the next caller asks; any other is
@@ -396,6 +418,8 @@ class Orchestrator:
     def _hop(self, call: Call, hop: FallbackHop) -> None:
         call.served.fallbacks.append(hop)
         metrics_fallback(hop)
+        if call.span is not None:
+            fallback_traced(call, hop)
         logger.info("fallback %s -> %s (%s) request %s", hop.from_model, hop.to_model, hop.reason, call.ctx.request_id)
 
     async def _final_error(self, call: Call, failure: Failure) -> OrchestrationError:
@@ -444,16 +468,20 @@ class Orchestrator:
     async def _cache_lookup(self, request: ChatRequest, call: Call) -> ChatResponse | None:
         """A cached answer (its usage is not charged again), else None with X-Cache MISS or BYPASS."""
         assert call.requested is not None  # routed before the cache is asked
+        span = cache_span(call) if call.span is not None else None
         try:
             answer = await exact_cache.cache_lookup(request, call.requested, call.ctx)
             if answer is None:
                 call.served.cache = exact_cache.cache_status_on_miss(request, call.requested, call.ctx)
                 return None
+            call.served.cache = answer.status
+            return answer.response
         except Exception:
             logger.exception("cache lookup failed; answering from the provider")
             return None
-        call.served.cache = answer.status
-        return answer.response
+        finally:
+            if span is not None:
+                cache_span_end(span, call.served.cache)
 
     def _cacheable_stream(self, call: Call) -> bool:
         return call.ctx.cache_control != "no-store"
@@ -497,6 +525,8 @@ class Orchestrator:
                 logger.warning("call %s (%s) failed: %s", call.ctx.request_id, call.model, detail)
             duration_s = self.clock() - call.started
             metrics_call_finished(call.ctx.endpoint, call.model, call.served, status=status, duration_s=duration_s)
+            if call.span is not None:
+                call_span_end(call, status, kind, error)
             requestlog_record(
                 log_entry_from(
                     request_id=call.ctx.request_id,
@@ -601,7 +631,7 @@ class ReplyStream:
     def __init__(self, orchestrator: Orchestrator, request: ChatRequest, ctx: CallContext) -> None:
         self._orchestrator = orchestrator
         self._request = request
-        self._call = orchestrator._call(request.model, ctx)
+        self._call = orchestrator._call(request, ctx)
         self.served = self._call.served
         self._iterator: AsyncGenerator[Chunk, None] | None = None
 
@@ -617,7 +647,7 @@ class ReplyStream:
     async def _chunks(self) -> AsyncGenerator[Chunk, None]:
         error: BaseException | None = None
         try:
-            async with aclosing(self._produce()) as chunks:
+            async with aclosing(self._produced()) as chunks:
                 async for chunk in chunks:
                     yield chunk
         except BaseException as failure:
@@ -625,6 +655,11 @@ class ReplyStream:
             raise
         finally:
             self._orchestrator._finish(self._call, error)
+
+    def _produced(self) -> AsyncGenerator[Chunk, None]:
+        if self._call.span is not None and content_captured():
+            return chunks_captured(self._produce(), self._call.span)
+        return self._produce()
 
     async def _produce(self) -> AsyncGenerator[Chunk, None]:
         orchestrator, call, request = self._orchestrator, self._call, self._request

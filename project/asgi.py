@@ -18,6 +18,7 @@ from channels.routing import ProtocolTypeRouter  # noqa: E402
 
 from project.drain import drain_on_sigterm  # noqa: E402
 from project.edge.daphne import daphne_harden  # noqa: E402
+from project.edge.tracing import edge_traced  # noqa: E402
 from project.edge.websocket import SameOriginValidator  # noqa: E402
 from project.housekeeping import freeze_loaded_objects  # noqa: E402
 from project.routing import http_application, websocket_application  # noqa: E402
@@ -29,6 +30,8 @@ application = ProtocolTypeRouter(
         "websocket": SameOriginValidator(websocket_application),
     }
 )
+# With OTEL_EXPORTER_OTLP_ENDPOINT set, a span per request and connection (project/edge/tracing.py).
+application = edge_traced(application)
 # Under daphne: bodies refused by size before they are read, and sends that wait for slow readers.
 daphne_harden()
 # Under daphne, SIGTERM stops accepting, lets running replies finish, then stops (project/drain.py).

@@ -14,6 +14,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from project.env import (
     env_bool,
+    env_choice,
     env_float,
     env_int,
     env_list,
@@ -269,11 +270,50 @@ SWITCHYARD: dict[str, Any] = {
 PROMETHEUS_MULTIPROC_DIR = Path(os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(VAR_DIR / "prometheus")))
 PROMETHEUS_MULTIPROC_DIR.mkdir(parents=True, exist_ok=True)
 
+# --- traces and logs (docs/operations.md, "Traces and logs") ------------------------------
+# Traces are off unless an OTLP endpoint is set. The OpenTelemetry SDK reads the rest of the standard
+# OTEL_* variables itself (endpoint, headers, timeout, service name, resource attributes, sampler).
+_OTLP_PROTOCOLS = ("http/protobuf", "grpc")
+_SAMPLERS = (
+    "parentbased_always_on",
+    "parentbased_always_off",
+    "parentbased_traceidratio",
+    "always_on",
+    "always_off",
+    "traceidratio",
+)
+env_choice("OTEL_TRACES_SAMPLER", _SAMPLERS, "parentbased_always_on")
+if not 0.0 <= env_float("OTEL_TRACES_SAMPLER_ARG", 1.0) <= 1.0:
+    raise ImproperlyConfigured("OTEL_TRACES_SAMPLER_ARG must be a ratio between 0 and 1")
+TRACING = {
+    "ENABLED": bool(env_str("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env_str("OTEL_EXPORTER_OTLP_ENDPOINT"))
+    and not env_bool("OTEL_SDK_DISABLED", False)
+    and env_choice("OTEL_TRACES_EXPORTER", ("otlp", "none"), "otlp") == "otlp",
+    "PROTOCOL": env_choice(
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+        _OTLP_PROTOCOLS,
+        env_choice("OTEL_EXPORTER_OTLP_PROTOCOL", _OTLP_PROTOCOLS, "http/protobuf"),
+    ),
+    # Prompt and completion text on spans: only when an operator turns it on (GenAI conventions' variable).
+    "CAPTURE_CONTENT": env_bool("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", False),
+}
+
+LOG_FORMAT = env_choice("LOG_FORMAT", ("plain", "json"), "plain")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"call_context": {"()": "orchestration.telemetry.logs.CallContextFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "orchestration.telemetry.logs.JsonLogFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["call_context"] if LOG_FORMAT == "json" else [],
+        }
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     # httpx logs every provider call at INFO: one line per LLM request on the hot path.
     "loggers": {"django.channels.server": {"level": "WARNING"}, "httpx": {"level": "WARNING"}},

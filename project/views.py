@@ -1,13 +1,16 @@
-"""Operational endpoints: liveness and readiness. Both are lean routes: no session, no middleware stack."""
+"""Operational endpoints: liveness and readiness (lean routes: no session, no middleware stack), and
+the Prometheus metrics."""
 
 from __future__ import annotations
 
 from django.db import connection
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from orchestration.database import in_database_thread
 from orchestration.http import lean_route
 from orchestration.redisclients import DEFAULT, redis_async
+from orchestration.telemetry.exposition import metrics_exposition
 
 
 @lean_route
@@ -39,3 +42,8 @@ async def readyz(request: HttpRequest) -> JsonResponse:
     }
     ready = all(checks.values())
     return JsonResponse({"status": "ready" if ready else "unavailable", "checks": checks}, status=200 if ready else 503)
+
+
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus text: every process's samples and the live breaker and queue states."""
+    return HttpResponse(metrics_exposition(), content_type=CONTENT_TYPE_LATEST)

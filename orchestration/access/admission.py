@@ -37,7 +37,9 @@ from orchestration.access.models import ApiKey
 from orchestration.access.policy import UserPolicy, auser_policy, user_policy
 from orchestration.database import database_call
 from orchestration.errors import Forbidden, InvalidRequest, LimitReached, NotFound, Unauthenticated
+from orchestration.metrics import metrics_refusal
 from orchestration.registry import ModelRoute, Snapshot, asnapshot, snapshot
+from orchestration.telemetry.logs import log_caller
 from orchestration.types import Usage
 
 # Roughly four characters per token for English text: the estimate only has to hold until the
@@ -76,10 +78,12 @@ class Caller:
 
 
 def caller_for_key(key: AuthenticatedKey) -> Caller:
+    log_caller(key.user_id, key.prefix)
     return Caller(user_id=key.user_id, limits=key.limits, key=key, allowed_models=key.allowed_models)
 
 
 def _caller_for_policy(user_id: int, policy: UserPolicy) -> Caller:
+    log_caller(user_id)
     return Caller(user_id=user_id, limits=policy.limits, allowed_models=policy.allowed_models)
 
 
@@ -273,6 +277,7 @@ def admit_sync(caller: Caller, *, model: str, input_tokens: int, max_tokens: int
 
 def _admitted(caller: Caller, route: ModelRoute, guess: Estimate, verdict: Verdict) -> Admission:
     if not verdict.allowed:
+        metrics_refusal(verdict.status)
         raise refusal(caller, guess, verdict)
     return Admission(caller, route, guess, verdict)
 

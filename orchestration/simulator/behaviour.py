@@ -179,6 +179,8 @@ class ModelStats:
     completed: int = 0
     disconnects: int = 0
     in_flight: int = 0
+    # The W3C trace context the last request carried (tests check that traces reach upstream).
+    last_traceparent: str = ""
 
     def as_json(self) -> dict[str, int]:
         return {
@@ -207,4 +209,8 @@ class StatsBook:
         self.models = {name: ModelStats(in_flight=s.in_flight) for name, s in self.models.items() if s.in_flight}
 
     def as_json(self) -> dict[str, Any]:
-        return {"models": {name: stats.as_json() for name, stats in self.models.items()}}
+        book: dict[str, Any] = {"models": {name: stats.as_json() for name, stats in self.models.items()}}
+        traced = {name: stats.last_traceparent for name, stats in self.models.items() if stats.last_traceparent}
+        if traced:  # the W3C trace context of each model's last request, when one came with it
+            book["traceparents"] = traced
+        return book

@@ -133,6 +133,7 @@ def _counted(state: SimulatorState, model: str, exchange: Exchange) -> Iterator[
     stats = state.stats.of(model)
     stats.requests += 1
     stats.in_flight += 1
+    stats.last_traceparent = exchange.request.headers.get("traceparent", "")
     try:
         yield
     except (asyncio.CancelledError, ConnectionResetError):

@@ -11,6 +11,7 @@ from django.http import HttpRequest, HttpResponseBase
 from orchestration.errors import ServiceError, kind_of_status
 from orchestration.http import body_too_large, error_response
 from orchestration.requestids import request_id_from
+from orchestration.telemetry.logs import request_context_set
 
 Handler = Callable[[HttpRequest], HttpResponseBase | Awaitable[HttpResponseBase]]
 
@@ -33,12 +34,14 @@ class RequestIdMiddleware:
         if self.is_async:
             return self._acall(request)
         request.request_id = request_id_from(request.headers)  # type: ignore[attr-defined]
+        request_context_set(request.request_id)  # type: ignore[attr-defined]
         response = json_shaped(request, self.get_response(request))  # type: ignore[arg-type]
         response["X-Request-ID"] = request.request_id  # type: ignore[attr-defined]
         return response
 
     async def _acall(self, request: HttpRequest) -> HttpResponseBase:
         request.request_id = request_id_from(request.headers)  # type: ignore[attr-defined]
+        request_context_set(request.request_id)  # type: ignore[attr-defined]
         response = json_shaped(request, await self.get_response(request))  # type: ignore[misc]
         response["X-Request-ID"] = request.request_id  # type: ignore[attr-defined]
         return response

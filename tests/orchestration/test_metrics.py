@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import textwrap
@@ -13,8 +14,9 @@ from django.test import Client
 from prometheus_client import CollectorRegistry, generate_latest, multiprocess
 from prometheus_client.parser import text_string_to_metric_families
 
-from orchestration.metrics import metrics_breaker_state, metrics_retry
+from orchestration.metrics import metrics_breaker_transition, metrics_retry
 from orchestration.orchestrator import Orchestrator
+from orchestration.telemetry.exposition import breaker_value, breakers_now
 from tests.conftest import Simulator
 from tests.orchestration.harness import FakeClock, ask, ctx
 from tests.support import ROOT, child_env
@@ -73,13 +75,18 @@ async def test_streams_report_time_to_first_token(
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_breaker_transitions_set_the_state_gauge(
+async def test_breaker_transitions_are_counted_and_the_state_is_read_from_redis(
     orchestrator: Orchestrator, registry: Any, simulator: Simulator, breaker_clock: FakeClock
 ) -> None:
+    before = sample(exposition(), "llm_circuit_breaker_transitions_total", breaker="primary", state="open")
     simulator.configure("big", error_status=500)
     for _ in range(4):
         await orchestrator.complete(ask("big"), ctx())
-    assert sample(exposition(), "llm_circuit_breaker_state", breaker="primary") == 2
+    assert sample(exposition(), "llm_circuit_breaker_transitions_total", breaker="primary", state="open") == before + 1
+    view = (await asyncio.to_thread(breakers_now) or {})["primary"]
+    assert breaker_value(view, breaker_clock()) == 2
+    # Past its open period the next call probes: the gauge says half-open before anyone has asked.
+    assert breaker_value(view, breaker_clock() + 31) == 1
 
 
 _OTHER_PROCESS = textwrap.dedent(
@@ -87,18 +94,18 @@ _OTHER_PROCESS = textwrap.dedent(
     import os, sys, django
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
     django.setup()
-    from orchestration.metrics import metrics_breaker_state, metrics_retry
+    from orchestration.metrics import metrics_breaker_transition, metrics_retry
     metrics_retry(sys.argv[1], "p", "timeout")
     metrics_retry(sys.argv[1], "p", "timeout")
-    metrics_breaker_state(sys.argv[1], "half_open")
+    metrics_breaker_transition(sys.argv[1], "half_open")
     """
 )
 
 
-def test_counts_from_several_processes_add_up_and_the_latest_breaker_state_wins() -> None:
+def test_counts_from_several_processes_add_up() -> None:
     model = f"m-{uuid.uuid4().hex[:8]}"
     metrics_retry(model, "p", "timeout")
-    metrics_breaker_state(model, "open")
+    metrics_breaker_transition(model, "half_open")
     done = subprocess.run(
         [sys.executable, "-c", _OTHER_PROCESS, model],
         cwd=ROOT,
@@ -109,7 +116,7 @@ def test_counts_from_several_processes_add_up_and_the_latest_breaker_state_wins(
     assert done.returncode == 0, done.stderr.decode()
     text = exposition()
     assert sample(text, "llm_retries_total", model=model) == 3
-    assert sample(text, "llm_circuit_breaker_state", breaker=model) == 1
+    assert sample(text, "llm_circuit_breaker_transitions_total", breaker=model, state="half_open") == 2
 
 
 @pytest.mark.django_db
