@@ -1,0 +1,266 @@
+"""``/v1/responses``: OpenAI's Responses API over the same door, admission, Orchestrator, request
+log and metrics as ``/v1/chat/completions`` (``orchestration.apis``).
+
+A response is translated to the internal chat request (``wire``), generated whole or streamed as
+the Responses API's events (``generation``), and stored unless ``store: false``. A background
+response is stored queued and run by an RQ worker (``background``); its events can be streamed
+from any server process, from the start or after ``starting_after``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, AsyncIterator
+from decimal import Decimal
+from typing import Any
+
+from django.http import HttpRequest, HttpResponseBase
+
+from orchestration.apis import (
+    Call,
+    _admitted,
+    _caller,
+    _context,
+    _json_body,
+    _served_headers,
+    _with_limit_headers,
+    _within_deadline,
+    v1_view,
+)
+from orchestration.database import database_call
+from orchestration.errors import InvalidRequest, ServiceError
+from orchestration.http import json_response
+from orchestration.orchestrator import ReplyStream, get_orchestrator
+from orchestration.redisclients import STREAMS, redis_async
+from orchestration.responses import eventlog, selectors, services
+from orchestration.responses.events import Event, ResponseEventWriter, replayed_events
+from orchestration.responses.generation import response_events
+from orchestration.responses.models import StoredResponse
+from orchestration.responses.objects import ResponseDraft
+from orchestration.responses.wire import ResponseInput, chat_request, new_id, response_input_from, starting_after_from
+from orchestration.sse import PING, EventStreamResponse, sse_event
+from orchestration.types import ChatRequest, Chunk, Usage
+from orchestration.validation import prompt_chars
+
+ENDPOINT = "responses"
+DEFAULT_PAGE = 20
+
+
+def _sse(events: list[Event]) -> bytes:
+    return b"".join(sse_event(event, event=event["type"]) for event in events)
+
+
+# --- POST /v1/responses ------------------------------------------------------------------------
+
+
+@v1_view("POST")
+async def responses_create(request: HttpRequest) -> HttpResponseBase:
+    """Create a response: whole, streamed (``stream: true``) or in the background."""
+    caller = await _caller(request)
+    payload = response_input_from(_json_body(request))
+    history: list[dict[str, Any]] = []
+    if payload.previous_response_id:
+        history = await database_call(selectors.conversation_items)(
+            user_id=caller.user_id, previous_response_id=payload.previous_response_id
+        )
+    chat = chat_request(payload.model, payload.settings, [*history, *payload.items])
+    admission = await _admitted(caller, chat.model, ENDPOINT, chars=prompt_chars(chat), max_tokens=chat.max_tokens)
+    draft = _draft(payload)
+    if payload.background:
+        # Admitted at the door like an agent task: the request and its tokens count against the
+        # key's rate limits now; the worker reserves the budget when it runs (``background``).
+        await admission.settle(Usage(input_tokens=admission.verdict.token_cost), Decimal(0))
+        return await _background_created(request, draft, caller.user_id, caller.api_key_id, payload.stream)
+    call = Call(request, admission, _context(request, caller, ENDPOINT))
+    if payload.store:
+        try:
+            await database_call(services.response_create)(
+                draft=draft, owner_id=caller.user_id, api_key_id=caller.api_key_id
+            )
+        except BaseException:
+            await call.settle(None, Decimal(0))
+            raise
+    if payload.stream:
+        return await _streamed(call, chat, draft)
+    return await _completed(call, chat, draft)
+
+
+def _draft(payload: ResponseInput) -> ResponseDraft:
+    return ResponseDraft(
+        id=new_id("resp"),
+        model=payload.model,
+        settings=payload.settings,
+        input_items=payload.items,
+        background=payload.background,
+        store=payload.store,
+        previous_response_id=payload.previous_response_id,
+        status="queued" if payload.background else "in_progress",
+    )
+
+
+async def _save(draft: ResponseDraft) -> None:
+    if draft.store:
+        await database_call(services.response_save)(draft=draft)
+
+
+async def _completed(call: Call, chat: ChatRequest, draft: ResponseDraft) -> HttpResponseBase:
+    usage, cost = None, Decimal(0)
+    try:
+        response, served = await _within_deadline(call, get_orchestrator().complete(chat, call.ctx))
+        usage, cost = served.usage, served.cost_usd
+    except ServiceError as error:
+        draft.fail(error.code, error.message)
+        await _save(draft)
+        raise _with_limit_headers(error, call) from None
+    finally:
+        await call.settle(usage, cost)
+    draft.take_output(response)
+    await _save(draft)
+    return json_response(draft.body(), {**call.headers(), **_served_headers(served)})
+
+
+async def _streamed(call: Call, chat: ChatRequest, draft: ResponseDraft) -> HttpResponseBase:
+    stream = get_orchestrator().stream(chat, call.ctx)
+    chunks = aiter(stream)
+    try:
+        # The first chunk decides between an HTTP error and a 200 stream, as for chat completions.
+        first: Chunk | None = await _within_deadline(call, anext(chunks, None))
+    except BaseException as error:
+        await stream.aclose()
+        await call.settle(None, Decimal(0))
+        if isinstance(error, ServiceError):
+            draft.fail(error.code, error.message)
+            await _save(draft)
+            raise _with_limit_headers(error, call) from None
+        raise
+    response = EventStreamResponse(_streamed_body(call, stream, chunks, first, draft))
+    for name, value in {**call.headers(), **_served_headers(stream.served, with_cost=False)}.items():
+        response[name] = value
+    return response
+
+
+async def _streamed_body(
+    call: Call, stream: ReplyStream, chunks: AsyncIterator[Chunk], first: Chunk | None, draft: ResponseDraft
+) -> AsyncGenerator[bytes, None]:
+    try:
+        async for batch in response_events(ResponseEventWriter(draft), stream, chunks, first):
+            yield _sse(batch)
+    finally:
+        await stream.aclose()
+        await call.settle(stream.served.usage, stream.served.cost_usd)
+        if not draft.finished:  # the client went away before the end: nothing more is generated
+            draft.status = StoredResponse.Status.CANCELLED
+        await _save(draft)
+
+
+async def _background_created(
+    request: HttpRequest, draft: ResponseDraft, user_id: int, api_key_id: int | None, stream: bool
+) -> HttpResponseBase:
+    await database_call(services.response_create)(draft=draft, owner_id=user_id, api_key_id=api_key_id)
+    if stream:
+        return EventStreamResponse(_followed(draft, starting_after=None))
+    return json_response(draft.body())
+
+
+# --- GET / DELETE /v1/responses/{id} -------------------------------------------------------------
+
+
+@v1_view("GET", "DELETE")
+async def response_detail(request: HttpRequest, response_id: str) -> HttpResponseBase:
+    """Retrieve a stored response (``?stream=true``: its events), or delete it."""
+    caller = await _caller(request)
+    if request.method == "DELETE":
+        await database_call(services.response_delete)(user_id=caller.user_id, response_id=response_id)
+        return json_response({"id": response_id, "object": "response", "deleted": True})
+    row = await database_call(selectors.response_get_owned)(user_id=caller.user_id, response_id=response_id)
+    draft = selectors.draft_of(row)
+    if request.GET.get("stream", "").lower() != "true":
+        return json_response(draft.body())
+    starting_after = starting_after_from(request.GET.get("starting_after"))
+    if not row.background and not draft.finished:
+        message = (
+            "This response is being generated in the request that created it; "
+            "only background responses stream while they run."
+        )
+        raise InvalidRequest("invalid_request", message, param="stream")
+    return EventStreamResponse(_followed(draft, starting_after=starting_after))
+
+
+async def _followed(draft: ResponseDraft, *, starting_after: int | None) -> AsyncGenerator[bytes, None]:
+    """A stored response's events after ``starting_after``: live from the event log while it
+    runs (or while the log is kept), else written again from the stored response."""
+    client = redis_async(STREAMS)
+    if draft.finished and not await eventlog.exists(client, draft.id):
+        yield _sse([event for event in replayed_events(draft) if _after(event, starting_after)])
+        return
+    last = starting_after if starting_after is not None else -1
+    try:
+        async for event in eventlog.follow(client, draft.id, starting_after=starting_after):
+            if event is None:
+                yield PING
+                continue
+            last = event["sequence_number"]
+            yield _sse([event])
+    except eventlog.RunRestarted:
+        message = (
+            "The worker running this response stopped and another one started it again; stream it again from the start."
+        )
+        yield _sse(
+            [
+                {
+                    "type": "error",
+                    "sequence_number": last + 1,
+                    "code": "response_restarted",
+                    "message": message,
+                    "param": None,
+                }
+            ]
+        )
+
+
+def _after(event: Event, starting_after: int | None) -> bool:
+    return starting_after is None or event["sequence_number"] > starting_after
+
+
+# --- POST /v1/responses/{id}/cancel ------------------------------------------------------------------
+
+
+@v1_view("POST")
+async def response_cancel(request: HttpRequest, response_id: str) -> HttpResponseBase:
+    """Cancel a background response that is queued or in progress."""
+    caller = await _caller(request)
+    draft = await database_call(services.response_cancel)(user_id=caller.user_id, response_id=response_id)
+    return json_response(draft.body())
+
+
+# --- GET /v1/responses/{id}/input_items --------------------------------------------------------------
+
+
+@v1_view("GET")
+async def response_input_items(request: HttpRequest, response_id: str) -> HttpResponseBase:
+    """The input items of a stored response, OpenAI's cursor-paginated list."""
+    caller = await _caller(request)
+    limit = _limit(request.GET.get("limit"))
+    order = request.GET.get("order", "desc")
+    if order not in ("asc", "desc"):
+        raise InvalidRequest(
+            "invalid_value", f"Invalid value for 'order': expected 'asc' or 'desc', got {order!r}.", param="order"
+        )
+    row = await database_call(selectors.response_get_owned)(user_id=caller.user_id, response_id=response_id)
+    page = selectors.input_items_page(row, after=request.GET.get("after"), limit=limit, order=order)
+    body = {
+        "object": "list",
+        "data": page.items,
+        "first_id": page.items[0]["id"] if page.items else None,
+        "last_id": page.items[-1]["id"] if page.items else None,
+        "has_more": page.has_more,
+    }
+    return json_response(body)
+
+
+def _limit(raw: str | None) -> int:
+    if raw is None:
+        return DEFAULT_PAGE
+    if not raw.isdigit() or not 1 <= int(raw) <= selectors.MAX_PAGE:
+        message = f"'limit' must be a whole number from 1 to {selectors.MAX_PAGE}."
+        raise InvalidRequest("invalid_value", message, param="limit")
+    return int(raw)
