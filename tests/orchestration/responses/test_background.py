@@ -81,9 +81,7 @@ def test_cancelling_a_running_background_response_stops_its_worker(
     assert sdk.responses.retrieve(created.id).status == "cancelled"
 
 
-def test_a_queued_background_response_can_be_cancelled_before_a_worker_takes_it(
-    sim_models, make_key, live_web
-) -> None:  # type: ignore[no-untyped-def]
+def test_a_queued_background_response_can_be_cancelled_before_a_worker_takes_it(sim_models, make_key, live_web) -> None:  # type: ignore[no-untyped-def]
     sdk = client(live_web, make_key())
     created = sdk.responses.create(model="gpt-sim", input="Hi.", background=True)
     assert sdk.responses.cancel(created.id).status == "cancelled"
