@@ -36,7 +36,13 @@ from orchestration.responses.events import Event, ResponseEventWriter, replayed_
 from orchestration.responses.generation import response_events
 from orchestration.responses.models import StoredResponse
 from orchestration.responses.objects import ResponseDraft
-from orchestration.responses.wire import ResponseInput, chat_request, new_id, response_input_from, starting_after_from
+from orchestration.responses.wire import (
+    ResponseInput,
+    chat_request,
+    response_id_new,
+    response_input_from,
+    starting_after_from,
+)
 from orchestration.sse import PING, EventStreamResponse, sse_event
 from orchestration.types import ChatRequest, Chunk, Usage
 from orchestration.validation import prompt_chars
@@ -56,7 +62,9 @@ def _sse(events: list[Event]) -> bytes:
 async def responses_create(request: HttpRequest) -> HttpResponseBase:
     """Create a response: whole, streamed (``stream: true``) or in the background."""
     caller = await _caller(request)
-    payload = response_input_from(_json_body(request))
+    payload = response_input_from(_json_body(request), response_id_new())
+    if any(item["type"] == "item_reference" for item in payload.items):
+        payload.items = await database_call(selectors.items_resolved)(user_id=caller.user_id, items=payload.items)
     history: list[dict[str, Any]] = []
     if payload.previous_response_id:
         history = await database_call(selectors.conversation_items)(
@@ -86,7 +94,7 @@ async def responses_create(request: HttpRequest) -> HttpResponseBase:
 
 def _draft(payload: ResponseInput) -> ResponseDraft:
     return ResponseDraft(
-        id=new_id("resp"),
+        id=payload.response_id,
         model=payload.model,
         settings=payload.settings,
         input_items=payload.items,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from orchestration.responses.objects import ResponseDraft, function_call_item, message_item
-from orchestration.responses.wire import new_id
+from orchestration.responses.wire import item_id
 from orchestration.types import Chunk, ToolCallDelta, Usage
 
 Event = dict[str, Any]
@@ -61,7 +61,7 @@ class ResponseEventWriter:
         item = self._open
         if item is None or item.kind != "message":
             events += self.close_open()
-            item = self._add(_OpenItem(len(self.draft.output), new_id("msg"), "message"))
+            item = self._add(_OpenItem(len(self.draft.output), self._item_id("msg"), "message"))
             events.append(self._event("response.output_item.added", output_index=item.output_index,
                                       item=message_item(item.item_id, "", status="in_progress")))  # fmt: skip
             part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
@@ -76,8 +76,8 @@ class ResponseEventWriter:
         item = self._calls.get(call.index)
         if item is None:
             events += self.close_open()
-            call_id = call.id or new_id("call")
-            item = self._add(_OpenItem(len(self.draft.output), new_id("fc"), "function_call", call_id=call_id))
+            call_id = call.id or self._item_id("call")
+            item = self._add(_OpenItem(len(self.draft.output), self._item_id("fc"), "function_call", call_id=call_id))
             item.name = call.name or ""
             self._calls[call.index] = item
             added = function_call_item(item.item_id, call_id, item.name, "", status="in_progress")
@@ -89,6 +89,9 @@ class ResponseEventWriter:
             events.append(self._event("response.function_call_arguments.delta", item_id=item.item_id,
                                       output_index=item.output_index, delta=call.arguments))  # fmt: skip
         return events
+
+    def _item_id(self, prefix: str) -> str:
+        return item_id(self.draft.id, prefix, f"o{len(self.draft.output)}")
 
     def _add(self, item: _OpenItem) -> _OpenItem:
         self._open = item

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestration.responses.wire import new_id
+from orchestration.responses.wire import item_id
 from orchestration.types import ChatResponse, Usage
 
 # Why a response stopped short, from the chat finish reason.
@@ -84,10 +84,13 @@ class ResponseDraft:
     def take_output(self, response: ChatResponse) -> None:
         """The whole output of a chat response that was not streamed."""
         if response.content:
-            self.output.append(message_item(new_id("msg"), response.content))
+            self.output.append(message_item(self._item_id("msg"), response.content))
         for call in response.tool_calls:
-            self.output.append(function_call_item(new_id("fc"), call.id, call.name, call.arguments))
+            self.output.append(function_call_item(self._item_id("fc"), call.id, call.name, call.arguments))
         self.finish(response.finish_reason, response.usage)
+
+    def _item_id(self, prefix: str) -> str:
+        return item_id(self.id, prefix, f"o{len(self.output)}")
 
     def body(self) -> dict[str, Any]:
         """The ``response`` object."""

@@ -8,6 +8,7 @@ from typing import Any
 from orchestration.errors import InvalidRequest, NotFound
 from orchestration.responses.models import StoredResponse
 from orchestration.responses.objects import ResponseDraft
+from orchestration.responses.wire import response_id_of_item
 
 # A conversation chained by previous_response_id longer than this is refused, not walked forever.
 MAX_CHAIN = 200
@@ -62,6 +63,29 @@ def conversation_items(*, user_id: int, previous_response_id: str) -> list[dict[
         turns.append([*row.input_items, *row.output])
         next_id = row.previous_response_id
     return [item for turn in reversed(turns) for item in turn]
+
+
+def items_resolved(*, user_id: int, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``items`` with each ``item_reference`` replaced by the item of the caller's stored
+    response it names (an input or output item); an id nobody of theirs holds is a 404."""
+    rows: dict[str, StoredResponse | None] = {}
+    resolved = []
+    for item in items:
+        if item["type"] != "item_reference":
+            resolved.append(item)
+            continue
+        response_id = response_id_of_item(item["id"])
+        if response_id is not None and response_id not in rows:
+            rows[response_id] = StoredResponse.objects.filter(pk=response_id, owner_id=user_id).first()
+        row = rows.get(response_id) if response_id is not None else None
+        found = (
+            next((kept for kept in [*row.input_items, *row.output] if kept["id"] == item["id"]), None) if row else None
+        )
+        if found is None:
+            message = f"No stored item found with id '{item['id']}'."
+            raise NotFound("item_not_found", message, param=f"{item['param']}.id")
+        resolved.append(found)
+    return resolved
 
 
 @dataclass(frozen=True, slots=True)

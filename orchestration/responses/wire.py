@@ -53,14 +53,27 @@ BUILT_IN_TOOLS = frozenset(
 INPUT_ROLES = ("user", "system", "developer", "assistant")
 
 
-def new_id(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex}"
+def response_id_new() -> str:
+    return f"resp_{uuid.uuid4().hex}"
+
+
+def item_id(response_id: str, prefix: str, tag: str) -> str:
+    """The id of an item of a response: its kind, the response's hex, and where it sits (``i3``:
+    input item 3, ``o0``: output item 0). An ``item_reference`` is resolved through it."""
+    return f"{prefix}_{response_id.removeprefix('resp_')}{tag}"
+
+
+def response_id_of_item(item: str) -> str | None:
+    """The response an item id of ours belongs to (None for an id a client made up)."""
+    _, _, rest = item.partition("_")
+    return f"resp_{rest[:32]}" if len(rest) > 32 and rest[32] in "io" else None
 
 
 @dataclass(slots=True)
 class ResponseInput:
     """A validated ``POST /v1/responses`` body."""
 
+    response_id: str
     model: str
     items: list[dict[str, Any]]
     settings: dict[str, Any]  # what a Response object echoes, and what a worker runs it with
@@ -87,7 +100,7 @@ def _text_part(value: Any, param: str, role: str) -> dict[str, Any]:
     raise InvalidRequest("unsupported_value", message, param=f"{param}.type")
 
 
-def _message_item(data: dict[str, Any], param: str) -> dict[str, Any]:
+def _message_item(data: dict[str, Any], param: str, default_id: str) -> dict[str, Any]:
     role = _string(data.get("role"), f"{param}.role")
     if role not in INPUT_ROLES:
         raise _value_error(f"{param}.role", f"expected one of {', '.join(INPUT_ROLES)}, got {role!r}.")
@@ -98,7 +111,7 @@ def _message_item(data: dict[str, Any], param: str) -> dict[str, Any]:
         items = _array(content, f"{param}.content")
         parts = [_text_part(part, f"{param}.content[{i}]", role) for i, part in enumerate(items)]
     return {
-        "id": data.get("id") or new_id("msg"),
+        "id": data.get("id") or default_id,
         "type": "message",
         "role": role,
         "content": parts,
@@ -106,9 +119,9 @@ def _message_item(data: dict[str, Any], param: str) -> dict[str, Any]:
     }
 
 
-def _function_call_item(data: dict[str, Any], param: str) -> dict[str, Any]:
+def _function_call_item(data: dict[str, Any], param: str, default_id: str) -> dict[str, Any]:
     return {
-        "id": data.get("id") or new_id("fc"),
+        "id": data.get("id") or default_id,
         "type": "function_call",
         "call_id": _string(data.get("call_id"), f"{param}.call_id", allow_empty=False),
         "name": _string(data.get("name"), f"{param}.name", allow_empty=False),
@@ -117,13 +130,13 @@ def _function_call_item(data: dict[str, Any], param: str) -> dict[str, Any]:
     }
 
 
-def _function_output_item(data: dict[str, Any], param: str) -> dict[str, Any]:
+def _function_output_item(data: dict[str, Any], param: str, default_id: str) -> dict[str, Any]:
     output = data.get("output")
     if not isinstance(output, str):
         parts = _array(output, f"{param}.output")
         output = "".join(_text_part(p, f"{param}.output[{i}]", "user").get("text", "") for i, p in enumerate(parts))
     return {
-        "id": data.get("id") or new_id("fco"),
+        "id": data.get("id") or default_id,
         "type": "function_call_output",
         "call_id": _string(data.get("call_id"), f"{param}.call_id", allow_empty=False),
         "output": output,
@@ -131,30 +144,38 @@ def _function_output_item(data: dict[str, Any], param: str) -> dict[str, Any]:
     }
 
 
-def _item(value: Any, param: str) -> dict[str, Any] | None:
+def _item(value: Any, param: str, response_id: str, index: int) -> dict[str, Any] | None:
     data = _object(value, param)
     kind = data.get("type", "message")
     if data.get("id") is not None:
         _string(data["id"], f"{param}.id", allow_empty=False)
     if kind == "message":
-        return _message_item(data, param)
+        return _message_item(data, param, item_id(response_id, "msg", f"i{index}"))
     if kind == "function_call":
-        return _function_call_item(data, param)
+        return _function_call_item(data, param, item_id(response_id, "fc", f"i{index}"))
     if kind == "function_call_output":
-        return _function_output_item(data, param)
+        return _function_output_item(data, param, item_id(response_id, "fco", f"i{index}"))
+    if kind == "item_reference":
+        # An item of an earlier stored response, by id (clients that store send these instead of
+        # the item): resolved against the database by ``selectors.items_resolved``.
+        return {
+            "type": "item_reference",
+            "id": _string(data.get("id"), f"{param}.id", allow_empty=False),
+            "param": param,
+        }
     if kind == "reasoning":
         return None  # a reasoning model's summary, sent back by clients; no model here reads it
     message = f"Input items of type {kind!r} are not supported; send messages, function_call and function_call_output."
     raise InvalidRequest("unsupported_value", message, param=f"{param}.type")
 
 
-def _items(value: Any) -> list[dict[str, Any]]:
+def _items(value: Any, response_id: str) -> list[dict[str, Any]]:
     if isinstance(value, str):
-        return [_message_item({"role": "user", "content": value}, "input")]
+        return [_message_item({"role": "user", "content": value}, "input", item_id(response_id, "msg", "i0"))]
     items = _array(value, "input")
     if len(items) > MAX_ITEMS:
         raise InvalidRequest("array_too_long", f"'input' holds more than {MAX_ITEMS} items.", param="input")
-    parsed = (_item(item, f"input[{index}]") for index, item in enumerate(items))
+    parsed = (_item(item, f"input[{index}]", response_id, index) for index, item in enumerate(items))
     return [item for item in parsed if item is not None]
 
 
@@ -355,15 +376,15 @@ def _settings(data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def response_input_from(data: dict[str, Any]) -> ResponseInput:
-    """Validate a ``POST /v1/responses`` body."""
+def response_input_from(data: dict[str, Any], response_id: str) -> ResponseInput:
+    """Validate a ``POST /v1/responses`` body for the response ``response_id``."""
     _refuse_unsupported(data)
     model = _optional(data, "model", _string) or ""
     if not model:
         raise InvalidRequest("missing_required_parameter", "You must provide a model parameter.", param="model")
     if data.get("input") is None:
         raise InvalidRequest("missing_required_parameter", "Missing required parameter: 'input'.", param="input")
-    items = _items(data["input"])
+    items = _items(data["input"], response_id)
     settings = _settings(data)
     if not items and settings["instructions"] is None:
         raise InvalidRequest("empty_array", "'input' must contain at least one item.", param="input")
@@ -374,6 +395,7 @@ def response_input_from(data: dict[str, Any]) -> ResponseInput:
         raise InvalidRequest("invalid_value", message, param="store")
     previous = _optional(data, "previous_response_id", lambda v, p: _string(v, p, allow_empty=False)) or ""
     return ResponseInput(
+        response_id=response_id,
         model=model,
         items=items,
         settings=settings,

@@ -73,7 +73,8 @@ async def test_a_built_in_tool_is_refused_naming_it(sim_models, make_key, tool) 
         ({"model": ""}, "missing_required_parameter", "model"),
         ({"input": [{"role": "user", "content": [{"type": "input_image", "image_url": "x"}]}]}, "unsupported_value",
          "input[0].content[0].type"),
-        ({"input": [{"type": "item_reference", "id": "msg_1"}]}, "unsupported_value", "input[0].type"),
+        ({"input": [{"type": "computer_call_output", "call_id": "c"}]}, "unsupported_value", "input[0].type"),
+        ({"input": [{"type": "item_reference", "id": "msg_1"}]}, "item_not_found", "input[0].id"),
         ({"input": [{"role": "robot", "content": "Hi."}]}, "invalid_value", "input[0].role"),
         ({"temperature": 3}, "invalid_value", "temperature"),
         ({"max_output_tokens": 0}, "invalid_value", "max_output_tokens"),
@@ -88,7 +89,7 @@ async def test_a_built_in_tool_is_refused_naming_it(sim_models, make_key, tool) 
 )  # fmt: skip
 async def test_bad_requests_are_400_naming_the_parameter(sim_models, make_key, body, code, param) -> None:  # type: ignore[no-untyped-def]
     secret = await in_thread(make_key)
-    status = 404 if code == "response_not_found" else 400
+    status = 404 if code.endswith("_not_found") else 400
     assert_error(await create(secret, **body), status, code, param=param)
 
 
@@ -106,6 +107,8 @@ async def test_another_users_response_is_404_everywhere(sim_models, make_key, bo
     assert_error(await post_json(AsyncClient(), f"{path}/cancel", {}, bobs), 404, "response_not_found")
     assert_error(await AsyncClient().delete(path, headers=bearer(bobs)), 404, "response_not_found")
     assert_error(await create(bobs, previous_response_id=response["id"]), 404, "response_not_found")
+    reference = [{"type": "item_reference", "id": response["output"][0]["id"]}]
+    assert_error(await create(bobs, input=reference), 404, "item_not_found", param="input[0].id")
     assert await StoredResponse.objects.filter(pk=response["id"]).aexists()
 
 
@@ -140,6 +143,26 @@ async def test_a_response_echoes_its_settings_and_keeps_its_input_items(sim_mode
     rest = (await get(secret, f"{path}?order=asc&after={page['last_id']}")).json()
     assert [item["role"] for item in rest["data"]] == ["assistant", "user"] and rest["has_more"] is False
     assert_error(await get(secret, f"{path}?limit=0"), 400, "invalid_value", param="limit")
+
+
+async def test_an_item_reference_brings_back_the_stored_item_it_names(sim_models, make_key) -> None:  # type: ignore[no-untyped-def]
+    secret = await in_thread(make_key)
+    first = (await create(secret, input="Name a colour.")).json()
+    answer = first["output"][0]
+    references = [
+        {"type": "item_reference", "id": (await input_item_ids(secret, first["id"]))[0]},
+        {"type": "item_reference", "id": answer["id"]},
+        {"role": "user", "content": "Another one?"},
+    ]
+    second = (await create(secret, input=references)).json()
+    assert second["usage"]["input_tokens"] > first["usage"]["input_tokens"]
+    items = (await get(secret, f"{URL}/{second['id']}/input_items?order=asc")).json()["data"]
+    assert [item["id"] for item in items[:2]] == [references[0]["id"], answer["id"]]
+    assert items[1]["content"][0]["text"] == answer["content"][0]["text"]
+
+
+async def input_item_ids(secret: str, response_id: str) -> list[str]:
+    return [item["id"] for item in (await get(secret, f"{URL}/{response_id}/input_items?order=asc")).json()["data"]]
 
 
 async def test_json_schema_output_is_asked_of_the_model(sim_models, make_key) -> None:  # type: ignore[no-untyped-def]
