@@ -37,11 +37,11 @@ FIELDS = frozenset(
         "model", "input", "instructions", "temperature", "top_p", "max_output_tokens", "tools", "tool_choice",
         "text", "metadata", "store", "previous_response_id", "parallel_tool_calls", "user", "stream",
         "background", "stream_options", "include", "truncation", "service_tier", "prompt_cache_key",
-        "safety_identifier", "reasoning", "max_tool_calls",
+        "safety_identifier", "reasoning", "max_tool_calls", "prompt_cache_retention", "top_logprobs",
     }
 )  # fmt: skip
 # OpenAI's, not offered here: refused by name rather than ignored behind the client's back.
-UNSUPPORTED = frozenset({"conversation", "prompt", "top_logprobs", "prompt_cache_retention"})
+UNSUPPORTED = frozenset({"conversation", "prompt"})
 # OpenAI's built-in tools: they run inside OpenAI, so no other provider can serve them.
 BUILT_IN_TOOLS = frozenset(
     {
@@ -346,8 +346,12 @@ def _refuse_unsupported(data: dict[str, Any]) -> None:
     for name in ("include",):
         for index, entry in enumerate(_optional(data, name, _array) or []):
             _string(entry, f"{name}[{index}]")
-    for name in ("service_tier", "prompt_cache_key", "safety_identifier", "truncation"):
+    for name in ("service_tier", "prompt_cache_key", "safety_identifier", "truncation", "prompt_cache_retention"):
         _optional(data, name, _string)
+    if _optional(data, "top_logprobs", lambda v, p: _integer(v, p, minimum=0, maximum=20)):
+        raise InvalidRequest(
+            "unsupported_value", "Log probabilities are not offered here; send top_logprobs 0.", param="top_logprobs"
+        )
     _optional(data, "reasoning", _object)
     _optional(data, "stream_options", _object)
     _optional(data, "max_tool_calls", lambda v, p: _integer(v, p, minimum=1))
