@@ -197,3 +197,37 @@ async def test_a_deleted_response_answers_openais_deletion_object(sim_models, ma
     deleted = await AsyncClient().delete(f"{URL}/{response['id']}", headers=bearer(secret))
     assert deleted.json() == {"id": response["id"], "object": "response", "deleted": True}
     assert_error(await get(secret, f"{URL}/{response['id']}"), 404, "response_not_found")
+
+
+# --- failures ------------------------------------------------------------------------------------------
+
+
+async def read_events(response: Any) -> list[dict[str, Any]]:
+    return named_events(b"".join([part async for part in response.streaming_content]))
+
+
+async def test_a_failure_mid_stream_ends_with_response_failed_and_is_stored_failed(
+    sim_models, make_key, simulator
+) -> None:  # type: ignore[no-untyped-def]
+    simulator.configure("gpt-sim", drop_after_tokens=3)
+    secret = await in_thread(make_key)
+    response = await create(secret, stream=True, max_output_tokens=40)
+    assert response.status_code == 200
+    events = await read_events(response)
+    assert [event["type"] for event in events][:2] == ["response.created", "response.in_progress"]
+    failed = events[-1]
+    assert failed["type"] == "response.failed" and failed["response"]["status"] == "failed"
+    assert failed["response"]["error"]["code"] in ("upstream_error", "upstream_unavailable")
+    assert [event["sequence_number"] for event in events] == list(range(len(events)))
+    stored = await StoredResponse.objects.aget(pk=failed["response"]["id"])
+    assert stored.status == "failed" and stored.error == failed["response"]["error"]
+
+
+async def test_a_failure_before_anything_is_generated_is_a_plain_error_and_stored_failed(
+    sim_models, make_key, simulator
+) -> None:  # type: ignore[no-untyped-def]
+    simulator.configure("gpt-sim", error_status=400, error_kind="content_policy")
+    secret = await in_thread(make_key)
+    assert_error(await create(secret, stream=True), 400, "content_policy")
+    assert_error(await create(secret), 400, "content_policy")
+    assert [row.status async for row in StoredResponse.objects.all()] == ["failed", "failed"]
