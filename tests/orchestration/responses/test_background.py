@@ -105,3 +105,28 @@ def test_a_background_response_survives_sigkill_of_its_worker_and_completes_on_a
     row = wait_for_status(created.id, "completed", timeout=45)
     assert row.attempts == 2 and row.output[0]["content"][0]["text"]
     assert sdk.responses.retrieve(created.id).output_text == row.output[0]["content"][0]["text"]
+
+
+def test_a_background_response_that_fails_is_stored_failed_with_its_error_and_its_stream_says_so(
+    sim_models, make_key, live_web, workers, simulator
+) -> None:  # type: ignore[no-untyped-def]
+    simulator.configure("gpt-sim", error_status=400, error_kind="content_policy")
+    workers()
+    sdk = client(live_web, make_key())
+    created = sdk.responses.create(model="gpt-sim", input="Hi.", background=True)
+    wait_for_status(created.id, "failed")
+    failed = sdk.responses.retrieve(created.id)
+    assert failed.error is not None and failed.error.code == "content_policy" and failed.output == []
+    events = list(sdk.responses.retrieve(created.id, stream=True))
+    assert [event.type for event in events] == ["response.created", "response.in_progress", "response.failed"]
+
+
+def test_a_background_response_continues_a_stored_conversation(sim_models, make_key, live_web, workers) -> None:  # type: ignore[no-untyped-def]
+    workers()
+    sdk = client(live_web, make_key())
+    first = sdk.responses.create(model="gpt-sim", input="Name a colour.")
+    later = sdk.responses.create(model="gpt-sim", input="Another?", previous_response_id=first.id, background=True)
+    wait_for_status(later.id, "completed")
+    done = sdk.responses.retrieve(later.id)
+    assert done.previous_response_id == first.id
+    assert done.usage is not None and first.usage is not None and done.usage.input_tokens > first.usage.input_tokens
