@@ -9,6 +9,7 @@ from any server process, from the start or after ``starting_after``.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator
 from decimal import Decimal
 from typing import Any
@@ -119,6 +120,10 @@ async def _completed(call: Call, chat: ChatRequest, draft: ResponseDraft) -> Htt
         draft.fail(error.code, error.message)
         await _save(draft)
         raise _with_limit_headers(error, call) from None
+    except asyncio.CancelledError:  # the client hung up: nothing more is generated
+        draft.status = StoredResponse.Status.CANCELLED
+        await _save(draft)
+        raise
     finally:
         await call.settle(usage, cost)
     draft.take_output(response)
