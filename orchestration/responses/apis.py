@@ -10,12 +10,13 @@ from any server process, from the start or after ``starting_after``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from decimal import Decimal
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from django.http import HttpRequest, HttpResponseBase
 
+from orchestration.access.admission import Caller
 from orchestration.apis import (
     Call,
     _admitted,
@@ -27,7 +28,7 @@ from orchestration.apis import (
     _within_deadline,
     v1_view,
 )
-from orchestration.database import database_call
+from orchestration.database import in_database_thread
 from orchestration.errors import InvalidRequest, ServiceError
 from orchestration.http import json_response
 from orchestration.orchestrator import ReplyStream, get_orchestrator
@@ -49,6 +50,8 @@ from orchestration.types import ChatRequest, Chunk, Usage
 from orchestration.validation import prompt_chars
 
 ENDPOINT = "responses"
+P = ParamSpec("P")
+T = TypeVar("T")
 DEFAULT_PAGE = 20
 
 
@@ -65,10 +68,10 @@ async def responses_create(request: HttpRequest) -> HttpResponseBase:
     caller = await _caller(request)
     payload = response_input_from(_json_body(request), response_id_new())
     if any(item["type"] == "item_reference" for item in payload.items):
-        payload.items = await database_call(selectors.items_resolved)(user_id=caller.user_id, items=payload.items)
+        payload.items = await _in_database(selectors.items_resolved)(user_id=caller.user_id, items=payload.items)
     history: list[dict[str, Any]] = []
     if payload.previous_response_id:
-        history = await database_call(selectors.conversation_items)(
+        history = await _in_database(selectors.conversation_items)(
             user_id=caller.user_id, previous_response_id=payload.previous_response_id
         )
     chat = chat_request(payload.model, payload.settings, [*history, *payload.items])
@@ -80,17 +83,9 @@ async def responses_create(request: HttpRequest) -> HttpResponseBase:
         await admission.settle(Usage(input_tokens=admission.verdict.token_cost), Decimal(0))
         return await _background_created(request, draft, caller.user_id, caller.api_key_id, payload.stream)
     call = Call(request, admission, _context(request, caller, ENDPOINT))
-    if payload.store:
-        try:
-            await database_call(services.response_create)(
-                draft=draft, owner_id=caller.user_id, api_key_id=caller.api_key_id
-            )
-        except BaseException:
-            await call.settle(None, Decimal(0))
-            raise
     if payload.stream:
-        return await _streamed(call, chat, draft)
-    return await _completed(call, chat, draft)
+        return await _streamed(call, chat, draft, caller)
+    return await _completed(call, chat, draft, caller)
 
 
 def _draft(payload: ResponseInput) -> ResponseDraft:
@@ -106,32 +101,39 @@ def _draft(payload: ResponseInput) -> ResponseDraft:
     )
 
 
-async def _save(draft: ResponseDraft) -> None:
+def _in_database(function: Callable[P, T]) -> Callable[P, Awaitable[T]]:
+    # Spread over the default pool, each thread keeping its connection: opening one per call
+    # cost more than the rest of a stored response (tests/bench/responses_api.py).
+    return in_database_thread(function, thread_sensitive=False)
+
+
+async def _save(draft: ResponseDraft, caller: Caller) -> None:
+    """Store a response made in its request, once it has ended."""
     if draft.store:
-        await database_call(services.response_save)(draft=draft)
+        await _in_database(services.response_create)(draft=draft, owner_id=caller.user_id, api_key_id=caller.api_key_id)
 
 
-async def _completed(call: Call, chat: ChatRequest, draft: ResponseDraft) -> HttpResponseBase:
+async def _completed(call: Call, chat: ChatRequest, draft: ResponseDraft, caller: Caller) -> HttpResponseBase:
     usage, cost = None, Decimal(0)
     try:
         response, served = await _within_deadline(call, get_orchestrator().complete(chat, call.ctx))
         usage, cost = served.usage, served.cost_usd
     except ServiceError as error:
         draft.fail(error.code, error.message)
-        await _save(draft)
+        await _save(draft, caller)
         raise _with_limit_headers(error, call) from None
     except asyncio.CancelledError:  # the client hung up: nothing more is generated
         draft.status = StoredResponse.Status.CANCELLED
-        await _save(draft)
+        await _save(draft, caller)
         raise
     finally:
         await call.settle(usage, cost)
     draft.take_output(response)
-    await _save(draft)
+    await _save(draft, caller)
     return json_response(draft.body(), {**call.headers(), **_served_headers(served)})
 
 
-async def _streamed(call: Call, chat: ChatRequest, draft: ResponseDraft) -> HttpResponseBase:
+async def _streamed(call: Call, chat: ChatRequest, draft: ResponseDraft, caller: Caller) -> HttpResponseBase:
     stream = get_orchestrator().stream(chat, call.ctx)
     chunks = aiter(stream)
     try:
@@ -142,17 +144,22 @@ async def _streamed(call: Call, chat: ChatRequest, draft: ResponseDraft) -> Http
         await call.settle(None, Decimal(0))
         if isinstance(error, ServiceError):
             draft.fail(error.code, error.message)
-            await _save(draft)
+            await _save(draft, caller)
             raise _with_limit_headers(error, call) from None
         raise
-    response = EventStreamResponse(_streamed_body(call, stream, chunks, first, draft))
+    response = EventStreamResponse(_streamed_body(call, stream, chunks, first, draft, caller))
     for name, value in {**call.headers(), **_served_headers(stream.served, with_cost=False)}.items():
         response[name] = value
     return response
 
 
 async def _streamed_body(
-    call: Call, stream: ReplyStream, chunks: AsyncIterator[Chunk], first: Chunk | None, draft: ResponseDraft
+    call: Call,
+    stream: ReplyStream,
+    chunks: AsyncIterator[Chunk],
+    first: Chunk | None,
+    draft: ResponseDraft,
+    caller: Caller,
 ) -> AsyncGenerator[bytes, None]:
     try:
         async for batch in response_events(ResponseEventWriter(draft), stream, chunks, first):
@@ -162,13 +169,13 @@ async def _streamed_body(
         await call.settle(stream.served.usage, stream.served.cost_usd)
         if not draft.finished:  # the client went away before the end: nothing more is generated
             draft.status = StoredResponse.Status.CANCELLED
-        await _save(draft)
+        await _save(draft, caller)
 
 
 async def _background_created(
     request: HttpRequest, draft: ResponseDraft, user_id: int, api_key_id: int | None, stream: bool
 ) -> HttpResponseBase:
-    await database_call(services.response_create)(draft=draft, owner_id=user_id, api_key_id=api_key_id)
+    await _in_database(services.response_create)(draft=draft, owner_id=user_id, api_key_id=api_key_id)
     if stream:
         return EventStreamResponse(_followed(draft, starting_after=None))
     return json_response(draft.body())
@@ -182,19 +189,13 @@ async def response_detail(request: HttpRequest, response_id: str) -> HttpRespons
     """Retrieve a stored response (``?stream=true``: its events), or delete it."""
     caller = await _caller(request)
     if request.method == "DELETE":
-        await database_call(services.response_delete)(user_id=caller.user_id, response_id=response_id)
+        await _in_database(services.response_delete)(user_id=caller.user_id, response_id=response_id)
         return json_response({"id": response_id, "object": "response", "deleted": True})
-    row = await database_call(selectors.response_get_owned)(user_id=caller.user_id, response_id=response_id)
+    row = await _in_database(selectors.response_get_owned)(user_id=caller.user_id, response_id=response_id)
     draft = selectors.draft_of(row)
     if request.GET.get("stream", "").lower() != "true":
         return json_response(draft.body())
     starting_after = starting_after_from(request.GET.get("starting_after"))
-    if not row.background and not draft.finished:
-        message = (
-            "This response is being generated in the request that created it; "
-            "only background responses stream while they run."
-        )
-        raise InvalidRequest("invalid_request", message, param="stream")
     return EventStreamResponse(_followed(draft, starting_after=starting_after))
 
 
@@ -241,7 +242,7 @@ def _after(event: Event, starting_after: int | None) -> bool:
 async def response_cancel(request: HttpRequest, response_id: str) -> HttpResponseBase:
     """Cancel a background response that is queued or in progress."""
     caller = await _caller(request)
-    draft = await database_call(services.response_cancel)(user_id=caller.user_id, response_id=response_id)
+    draft = await _in_database(services.response_cancel)(user_id=caller.user_id, response_id=response_id)
     return json_response(draft.body())
 
 
@@ -258,7 +259,7 @@ async def response_input_items(request: HttpRequest, response_id: str) -> HttpRe
         raise InvalidRequest(
             "invalid_value", f"Invalid value for 'order': expected 'asc' or 'desc', got {order!r}.", param="order"
         )
-    row = await database_call(selectors.response_get_owned)(user_id=caller.user_id, response_id=response_id)
+    row = await _in_database(selectors.response_get_owned)(user_id=caller.user_id, response_id=response_id)
     page = selectors.input_items_page(row, after=request.GET.get("after"), limit=limit, order=order)
     body = {
         "object": "list",
