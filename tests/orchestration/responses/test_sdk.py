@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 import openai
+import pydantic
 import pytest
 
 from orchestration.models import RequestLog, StoredResponse
@@ -137,3 +138,15 @@ def test_streamed_tool_calls_send_argument_deltas(sim_models, make_key, live_web
     assert "response.function_call_arguments.delta" in types
     assert types[-3:] == ["response.function_call_arguments.done", "response.output_item.done", "response.completed"]
     assert final.output[0].type == "function_call" and json.loads(final.output[0].arguments) == {"city": "Oslo"}  # type: ignore[union-attr]
+
+
+class Colour(pydantic.BaseModel):
+    colour: str
+
+
+def test_structured_output_parses_into_the_sdks_model(sim_models, make_key, live_web, simulator) -> None:  # type: ignore[no-untyped-def]
+    simulator.configure("gpt-sim", script=[{"content": '{"colour": "teal"}'}])
+    sdk = client(live_web, make_key())
+    parsed = sdk.responses.parse(model="gpt-sim", input="A colour, as JSON.", text_format=Colour)
+    assert parsed.output_parsed == Colour(colour="teal")
+    assert parsed.text is not None and parsed.text.format.type == "json_schema"
