@@ -81,7 +81,7 @@ async def responses_create(request: HttpRequest) -> HttpResponseBase:
         # Admitted at the door like an agent task: the request and its tokens count against the
         # key's rate limits now; the worker reserves the budget when it runs (``background``).
         await admission.settle(Usage(input_tokens=admission.verdict.token_cost), Decimal(0))
-        return await _background_created(request, draft, caller.user_id, caller.api_key_id, payload.stream)
+        return await _background_created(draft, caller, stream=payload.stream, headers=admission.headers())
     call = Call(request, admission, _context(request, caller, ENDPOINT))
     if payload.stream:
         return await _streamed(call, chat, draft, caller)
@@ -173,12 +173,15 @@ async def _streamed_body(
 
 
 async def _background_created(
-    request: HttpRequest, draft: ResponseDraft, user_id: int, api_key_id: int | None, stream: bool
+    draft: ResponseDraft, caller: Caller, *, stream: bool, headers: dict[str, str]
 ) -> HttpResponseBase:
-    await _in_database(services.response_create)(draft=draft, owner_id=user_id, api_key_id=api_key_id)
-    if stream:
-        return EventStreamResponse(_followed(draft, starting_after=None))
-    return json_response(draft.body())
+    await _in_database(services.response_create)(draft=draft, owner_id=caller.user_id, api_key_id=caller.api_key_id)
+    if not stream:
+        return json_response(draft.body(), headers)
+    response = EventStreamResponse(_followed(draft, starting_after=None))
+    for name, value in headers.items():
+        response[name] = value
+    return response
 
 
 # --- GET / DELETE /v1/responses/{id} -------------------------------------------------------------

@@ -38,9 +38,11 @@ def wait_for_status(response_id: str, *statuses: str, timeout: float = 20.0) -> 
 def test_a_background_response_is_queued_then_completed_by_a_worker_and_its_events_replay(
     sim_models, make_key, live_web, workers
 ) -> None:  # type: ignore[no-untyped-def]
-    sdk = client(live_web, make_key())
-    created = sdk.responses.create(model="gpt-sim", input="Tell me a story.", background=True)
+    sdk = client(live_web, make_key(rpm=100, tpm=100_000))
+    raw = sdk.responses.with_raw_response.create(model="gpt-sim", input="Tell me a story.", background=True)
+    created = raw.parse()
     assert created.status == "queued" and created.background is True and created.output == []
+    assert raw.headers["x-ratelimit-remaining-requests"] == "99"  # admitted at the door, like a task
 
     workers()
     wait_for_status(created.id, "completed")
