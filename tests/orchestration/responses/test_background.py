@@ -132,3 +132,36 @@ def test_a_background_response_continues_a_stored_conversation(sim_models, make_
     done = sdk.responses.retrieve(later.id)
     assert done.previous_response_id == first.id
     assert done.usage is not None and first.usage is not None and done.usage.input_tokens > first.usage.input_tokens
+
+
+def test_a_running_background_response_streams_from_starting_after_then_live(
+    sim_models, make_key, live_web, workers, simulator
+) -> None:  # type: ignore[no-untyped-def]
+    simulator.configure("gpt-sim", tokens_per_s=10)
+    workers()
+    sdk = client(live_web, make_key())
+    created = sdk.responses.create(model="gpt-sim", input="Tell me a story.", max_output_tokens=16, background=True)
+    wait_for_status(created.id, "in_progress")
+
+    events = list(sdk.responses.retrieve(created.id, stream=True, starting_after=2))
+    numbers = [event.sequence_number for event in events]
+    assert numbers == list(range(3, 3 + len(events)))
+    assert events[-1].type == "response.incomplete"  # cut at max_output_tokens
+    text = "".join(event.delta for event in events if event.type == "response.output_text.delta")
+    assert text and events[-1].response.output_text.endswith(text)  # type: ignore[union-attr]
+
+
+def test_when_only_the_work_horse_dies_its_worker_queues_the_response_again_at_once(
+    sim_models, make_key, live_web, workers, simulator
+) -> None:  # type: ignore[no-untyped-def]
+    simulator.configure("gpt-sim", latency_ms=1500)
+    workers(SWITCHYARD_AGENT_STALE_S="600")  # so the reaper cannot be what brings it back
+    sdk = client(live_web, make_key())
+    created = sdk.responses.create(model="gpt-sim", input="Tell me a story.", background=True)
+
+    wait_until(lambda: simulator.stats("gpt-sim")["in_flight"] == 1, what="the worker's model call")
+    holder = wait_until(lambda: StoredResponse.objects.get(pk=created.id).worker, what="the claim's holder")
+    os.kill(int(holder.rsplit(":", 1)[1]), signal.SIGKILL)
+
+    row = wait_for_status(created.id, "completed", timeout=20)
+    assert row.attempts == 2
