@@ -17,6 +17,8 @@ from typing import Any, ParamSpec, TypeVar
 from django.http import HttpRequest, HttpResponseBase
 
 from orchestration.access.admission import Caller
+from orchestration.access.keys import REFUSALS
+from orchestration.access.revocation import access_watch
 from orchestration.apis import (
     Call,
     _admitted,
@@ -178,7 +180,7 @@ async def _background_created(
     await _in_database(services.response_create)(draft=draft, owner_id=caller.user_id, api_key_id=caller.api_key_id)
     if not stream:
         return json_response(draft.body(), headers)
-    response = EventStreamResponse(_followed(draft, starting_after=None))
+    response = EventStreamResponse(_followed(draft, caller, starting_after=None))
     for name, value in headers.items():
         response[name] = value
     return response
@@ -199,19 +201,34 @@ async def response_detail(request: HttpRequest, response_id: str) -> HttpRespons
     if request.GET.get("stream", "").lower() != "true":
         return json_response(draft.body())
     starting_after = starting_after_from(request.GET.get("starting_after"))
-    return EventStreamResponse(_followed(draft, starting_after=starting_after))
+    return EventStreamResponse(_followed(draft, caller, starting_after=starting_after))
 
 
-async def _followed(draft: ResponseDraft, *, starting_after: int | None) -> AsyncGenerator[bytes, None]:
+async def _followed(draft: ResponseDraft, caller: Caller, *, starting_after: int | None) -> AsyncGenerator[bytes, None]:
     """A stored response's events after ``starting_after``: live from the event log while it
-    runs (or while the log is kept), else written again from the stored response."""
+    runs (or while the log is kept), else written again from the stored response. A key revoked
+    meanwhile ends the stream within a second, with an ``error`` event saying so."""
     client = redis_async(STREAMS)
     if draft.finished and not await eventlog.exists(client, draft.id):
         yield _sse([event for event in replayed_events(draft) if _after(event, starting_after)])
         return
+    lost = asyncio.Event()
+    watch = access_watch(user_id=caller.user_id, api_key_id=caller.api_key_id, on_lost=lambda code: lost.set())
+    gone = asyncio.ensure_future(lost.wait())
+    events = eventlog.follow(client, draft.id, starting_after=starting_after)
     last = starting_after if starting_after is not None else -1
     try:
-        async for event in eventlog.follow(client, draft.id, starting_after=starting_after):
+        while True:
+            step = asyncio.ensure_future(anext(events, _END))
+            await asyncio.wait({step, gone}, return_when=asyncio.FIRST_COMPLETED)
+            if not step.done():
+                step.cancel()
+                code = watch.lost or "key_revoked"
+                yield _sse([_error_event(last + 1, code, REFUSALS.get(code, "This API key may no longer be used."))])
+                return
+            event = step.result()
+            if event is _END:
+                return
             if event is None:
                 yield PING
                 continue
@@ -221,17 +238,18 @@ async def _followed(draft: ResponseDraft, *, starting_after: int | None) -> Asyn
         message = (
             "The worker running this response stopped and another one started it again; stream it again from the start."
         )
-        yield _sse(
-            [
-                {
-                    "type": "error",
-                    "sequence_number": last + 1,
-                    "code": "response_restarted",
-                    "message": message,
-                    "param": None,
-                }
-            ]
-        )
+        yield _sse([_error_event(last + 1, "response_restarted", message)])
+    finally:
+        gone.cancel()
+        watch.close()
+        await events.aclose()
+
+
+_END: Any = object()
+
+
+def _error_event(sequence_number: int, code: str, message: str) -> Event:
+    return {"type": "error", "sequence_number": sequence_number, "code": code, "message": message, "param": None}
 
 
 def _after(event: Event, starting_after: int | None) -> bool:

@@ -5,15 +5,20 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import time
 from typing import Any
 
+import httpx
 import openai
 import pytest
 
+from orchestration.access.keys import api_key_create
 from orchestration.models import StoredResponse
 from tests.agents.conftest import wait_until
+from tests.orchestration.access.doors import revoke_in_another_process
 from tests.orchestration.gateway import (  # noqa: F401 - fixtures used by name
     _fresh_process_caches,
     make_key,
@@ -165,3 +170,27 @@ def test_when_only_the_work_horse_dies_its_worker_queues_the_response_again_at_o
 
     row = wait_for_status(created.id, "completed", timeout=20)
     assert row.attempts == 2
+
+
+def test_a_background_responses_stream_ends_within_a_second_of_its_key_being_revoked(
+    sim_models, alice, live_web, workers, simulator
+) -> None:  # type: ignore[no-untyped-def]
+    simulator.configure("gpt-sim", tokens_per_s=4, reply=" ".join(["word"] * 200))
+    workers()
+    key, secret = api_key_create(user=alice)
+    sdk = client(live_web, secret)
+    created = sdk.responses.create(model="gpt-sim", input="Tell me a story.", background=True)
+    wait_for_status(created.id, "in_progress")
+    with httpx.stream(
+        "GET", f"{live_web.url}/v1/responses/{created.id}?stream=true", headers={"Authorization": f"Bearer {secret}"}
+    ) as stream:
+        lines = stream.iter_lines()
+        next(line for line in lines if line.startswith("event: response.output_text.delta"))  # flowing
+        revoke_in_another_process(key.pk)
+        revoked_at = time.monotonic()
+        error = next(
+            json.loads(line.removeprefix("data: ")) for line in lines if line.startswith('data: {"type":"error"')
+        )
+        waited = time.monotonic() - revoked_at
+    assert error["code"] == "key_revoked" and error["message"]
+    assert waited < 1.0, waited
