@@ -123,3 +123,17 @@ def test_a_running_background_response_streams_from_starting_after_then_live(
     assert events[-1].type == "response.incomplete"  # cut at max_output_tokens
     text = "".join(event.delta for event in events if event.type == "response.output_text.delta")
     assert text and events[-1].response.output_text.endswith(text)  # type: ignore[union-attr]
+
+
+def test_deleting_a_running_background_response_stops_its_worker(
+    sim_models, make_key, live_web, worker, simulator
+) -> None:  # type: ignore[no-untyped-def]
+    simulator.configure("gpt-sim", latency_ms=20_000)
+    sdk = client(live_web, make_key())
+    created = sdk.responses.create(model="gpt-sim", input="Tell me a story.", background=True)
+    wait_until(lambda: simulator.stats("gpt-sim")["in_flight"] == 1, what="the worker's model call")
+
+    assert sdk.responses.delete(created.id) is None  # the SDK answers nothing for a deletion
+    wait_until(lambda: simulator.stats("gpt-sim")["in_flight"] == 0, timeout=5, what="the model call to stop")
+    with pytest.raises(openai.NotFoundError):
+        sdk.responses.retrieve(created.id)
