@@ -13,7 +13,6 @@ from django.db.models import QuerySet
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 
-from orchestration.caching.embedders import get_embedder
 from orchestration.caching.policy import operating_point_text
 from orchestration.models import Fallback, LanguageModel, Provider
 from orchestration.providers.base import CallTimeout
@@ -252,6 +251,9 @@ class LanguageModelAdmin(admin.ModelAdmin):
 
     @admin.display(description="semantic threshold in force")
     def semantic_operating_point(self, model: LanguageModel) -> str:
+        # Imported here: the embedder module brings numpy, which a web process without the semantic cache never loads.
+        from orchestration.caching.embedders import get_embedder
+
         return operating_point_text(
             model.cache_semantic_threshold, model.cache_semantic_error_budget, get_embedder().name
         )

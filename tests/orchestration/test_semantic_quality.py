@@ -43,7 +43,9 @@ PARAPHRASE_KINDS = {
     "imperative",
     "multi_turn_same",
 }
-NEAR_MISS_KINDS = {"numbers", "negation", "direction", "entity", "time", "quantity", "unit", "action", "multi_turn_other"}
+NEAR_MISS_KINDS = {"numbers", "negation", "direction", "entity", "time", "quantity", "unit", "action"} | {
+    "multi_turn_other"
+}
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +84,7 @@ def test_at_the_default_budget_most_held_out_paraphrases_hit_and_tuned_near_miss
     assert rate(table, "near_miss", "held_out") <= 0.02
 
 
-def test_every_near_miss_kind_that_the_guard_names_is_refused(table: dict[tuple[str, str, str], tuple[int, int]]) -> None:
+def test_every_near_miss_kind_but_direction_is_refused(table: dict[tuple[str, str, str], tuple[int, int]]) -> None:
     for category in ("numbers", "negation", "entity", "time", "quantity", "unit", "action", "multi_turn_other"):
         for split in ("tune", "held_out"):
             assert table[("near_miss", category, split)][0] == 0, (category, split)
