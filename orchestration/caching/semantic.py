@@ -254,7 +254,12 @@ def matches(
 
 def route_policy(route: ModelRoute, embedder_name: str) -> SemanticPolicy:
     """The semantic policy of ``route``'s model with this process's embedder."""
-    return policy_for(route.cache_semantic_threshold, route.cache_semantic_error_budget, embedder_name)
+    return policy_for(
+        route.cache_semantic_threshold,
+        route.cache_semantic_error_budget,
+        embedder_name,
+        learned_floor=route.cache_semantic_learned_floor,
+    )
 
 
 @dataclass(slots=True)
