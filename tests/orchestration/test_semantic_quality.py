@@ -135,3 +135,12 @@ def _served(pair: dict[str, Any]) -> bool:
 def test_the_issues_examples_decide_as_a_person_would(cached: str, asked: str, hit: bool) -> None:
     pair = {"a": cached, "b": asked, "context_a": [], "context_b": []}
     assert _served(pair) is hit
+
+
+def test_wrong_hit_reports_raise_the_floor_only_past_the_budget_and_just_above_the_lowest_ones() -> None:
+    from orchestration.caching.feedback import FLOOR_STEP, learned_floor
+
+    assert learned_floor([0.7], served=100, budget=0.01) == 0.0  # 1 of 100 fits a 1% budget
+    assert learned_floor([0.7, 0.9], served=100, budget=0.01) == 0.7 + FLOOR_STEP  # the lowest one goes
+    assert learned_floor([0.7, 0.8, 0.9], served=100, budget=0.01) == 0.8 + FLOOR_STEP
+    assert learned_floor([0.99], served=1, budget=0.01) == 0.99 + FLOOR_STEP
