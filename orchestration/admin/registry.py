@@ -234,6 +234,7 @@ class LanguageModelAdmin(admin.ModelAdmin):
                     "cache_semantic_error_budget",
                     "cache_semantic_threshold",
                     "semantic_operating_point",
+                    "cache_semantic_learned_floor",
                     "cache_semantic_max_turns",
                 )
             },
@@ -255,7 +256,10 @@ class LanguageModelAdmin(admin.ModelAdmin):
         from orchestration.caching.embedders import get_embedder
 
         return operating_point_text(
-            model.cache_semantic_threshold, model.cache_semantic_error_budget, get_embedder().name
+            model.cache_semantic_threshold,
+            model.cache_semantic_error_budget,
+            get_embedder().name,
+            model.cache_semantic_learned_floor,
         )
 
     @admin.action(description="Test connection")

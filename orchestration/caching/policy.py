@@ -126,12 +126,16 @@ def policy_for(
     return SemanticPolicy(threshold, max(found.equivalent_floor, learned_floor))
 
 
-def operating_point_text(raw_threshold: float | None, error_budget: float, embedder: str) -> str:
+def operating_point_text(
+    raw_threshold: float | None, error_budget: float, embedder: str, learned_floor: float = 0.0
+) -> str:
     """The threshold a model runs at and what it measured on the held-out pairs, for the admin."""
-    policy = policy_for(raw_threshold, error_budget, embedder)
+    policy = policy_for(raw_threshold, error_budget, embedder, learned_floor)
     if policy.threshold > 1.0:
         return f"no threshold meets an error budget of {error_budget:.2%}: nothing is served"
     source = "raw threshold" if raw_threshold is not None else f"from an error budget of {error_budget:.2%}"
+    if learned_floor > policy.threshold - 1e-9 and learned_floor > 0:
+        source = "learned floor, raised by wrong-hit reports"
     text = f"{policy.threshold:.2f} ({source})"
     found = calibration()
     point = measured_at(policy.threshold) if found is not None and found.embedder == embedder else None
