@@ -22,6 +22,7 @@ import dataclasses
 import difflib
 import re
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -137,6 +138,7 @@ class Terms:
     relations: frozenset[tuple[str, str]]  # (left, right) around "to" / "into" / "from"
     route: tuple[tuple[str, ...], tuple[str, ...]]  # (after "from", after "to"): "from Boston to New York"
     quantifiers: frozenset[str]
+    around_to: tuple[frozenset[str], frozenset[str]]  # the runs of words just before and after "to"
     ones: int  # how often the word "one" appears: a number or a pronoun, decided against the other side
 
 
@@ -205,7 +207,7 @@ def question_terms(text: str) -> Terms:
             continue
         term = _term(word)
         content.append(term)
-        if named or word in CONTRAST_WORDS or not _in_vocabulary(word):
+        if named or word in CONTRAST_WORDS or stem(word) in _contrast_stems() or not _in_vocabulary(word):
             specific.add(term)
     plain = [word for word, _ in words]
     return Terms(
@@ -215,6 +217,7 @@ def question_terms(text: str) -> Terms:
         specific=frozenset(specific),
         relations=_relations(plain),
         route=(_span_after(plain, "from"), _span_after(plain, "to")),
+        around_to=_around_to(plain),
         quantifiers=_quantifiers(plain),
         ones=plain.count("one"),
     )
@@ -240,9 +243,38 @@ def _span_after(words: list[str], directed: str) -> tuple[str, ...]:
     return tuple(span)
 
 
+def _around_to(words: list[str]) -> tuple[frozenset[str], frozenset[str]]:
+    """The words right before the first "to" / "into" and right after it, each up to a small word."""
+    for index, word in enumerate(words):
+        if word in ("to", "into"):
+            before = _run(reversed(words[:index]))
+            after = _run(iter(words[index + 1 :]))
+            return frozenset(before), frozenset(after)
+    return frozenset(), frozenset()
+
+
+def _run(words: Iterator[str]) -> list[str]:
+    found = []
+    for word in words:
+        if word in STOPWORDS or word in DIRECTED:
+            break
+        found.append(stem(word))
+    return found
+
+
 def _reversed_route(q: Terms, c: Terms) -> bool:
     (q_from, q_to), (c_from, c_to) = q.route, c.route
-    return bool(q_from and q_to) and q_from == c_to and q_to == c_from
+    if q_from and q_to and q_from == c_to and q_to == c_from:
+        return True
+    # "US dollars to euros" / "euros to US dollars": each side's target is among the other's sources.
+    (q_before, q_after), (c_before, c_after) = q.around_to, c.around_to
+    return bool(q_after and c_after) and q_after != c_after and q_after <= c_before and c_after <= q_before
+
+
+@lru_cache(maxsize=1)
+def _contrast_stems() -> frozenset[str]:
+    # "centimeters", "Mondays": the plural of a closed-class word is as specific as the word.
+    return frozenset(stem(word) for word in CONTRAST_WORDS)
 
 
 def _relations(words: list[str]) -> frozenset[tuple[str, str]]:

@@ -1,9 +1,10 @@
 """How often the semantic cache serves a paraphrase, and how rarely a near miss, on labelled pairs.
 
-tests/data/semantic_eval.jsonl holds 1,027 question pairs in categories (see
+tests/data/semantic_eval.jsonl holds 1,161 question pairs in categories (see
 tests/bench/semantic_quality.py, which prints the per-category table). The ``tune`` split shaped
 the guard and the calibration; the ``held_out`` split is only measured. Each pair goes through the
-cache's own decision at the default error budget. Run with ``-s`` to see the figures.
+cache's own decision at the default error budget; ``fresh`` pairs were written after the rest had been
+measured. Run with ``-s`` to see the figures.
 """
 
 from __future__ import annotations
@@ -79,14 +80,17 @@ def test_at_the_default_budget_most_held_out_paraphrases_hit_and_tuned_near_miss
     table: dict[tuple[str, str, str], tuple[int, int]],
 ) -> None:
     assert rate(table, "paraphrase", "held_out") >= 0.70
+    assert rate(table, "paraphrase", "fresh") >= 0.70
     assert rate(table, "near_miss", "tune") <= DEFAULT_ERROR_BUDGET
-    # Held out, the guard misses a few swapped word orders (docs/benchmarks.md); it must not get worse.
-    assert rate(table, "near_miss", "held_out") <= 0.02
+    # The guard misses questions whose roles are swapped with the same words (docs/benchmarks.md):
+    # 2 of 250 held out, 1 of 67 fresh. It must not get worse.
+    assert rate(table, "near_miss", "held_out") <= 0.01
+    assert table[("near_miss", "*", "fresh")][0] <= 1
 
 
 def test_every_near_miss_kind_but_direction_is_refused(table: dict[tuple[str, str, str], tuple[int, int]]) -> None:
     for category in ("numbers", "negation", "entity", "time", "quantity", "unit", "action", "multi_turn_other"):
-        for split in ("tune", "held_out"):
+        for split in ("tune", "held_out", "fresh"):
             assert table[("near_miss", category, split)][0] == 0, (category, split)
 
 
