@@ -69,6 +69,7 @@ def semantic_hit_report_wrong(
     return semantic_floor_relearn(model=model)
 
 
+@transaction.atomic
 def semantic_floor_relearn(*, model: str) -> float:
     """Recompute and store ``model``'s learned floor from its served hits and wrong-hit reports."""
     row = LanguageModel.objects.select_for_update().filter(name=model).first()
