@@ -47,6 +47,9 @@ class Message(models.Model):
         FAILED = "failed"
 
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    # A reply's user message: the replies to one user message are the versions of that reply
+    # (regenerate and retry add one); the newest is the one later turns build on.
+    reply_to = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="versions")
     role = models.CharField(max_length=16, choices=Role.choices)
     content = models.TextField(blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.COMPLETE)
