@@ -33,7 +33,7 @@ def test_a_reply_stopped_because_its_client_left_says_why_and_continues_into_the
     shared_web: ManagedProcess, alice_key: str, simulator: Any
 ) -> None:
     with api(shared_web.url, alice_key) as client:
-        posted, stopped = stopped_by_grace(client, simulator)
+        _, stopped = stopped_by_grace(client, simulator)
         assert stopped.error_code == "client_gone"
         assert stopped.error_message == "The connection was lost for more than 3 s, so the reply stopped here."
         partial = stopped.content
