@@ -72,6 +72,7 @@ class MessageOutput(serializers.ModelSerializer):
             "error_code",
             "error_message",
             "reply_to",
+            "request_id",
             "created_at",
             "finished_at",
         ]

@@ -65,6 +65,9 @@ class Message(models.Model):
     ttft_ms = models.FloatField(null=True, blank=True, help_text="Time to first token.")
     error_code = models.CharField(max_length=64, blank=True)
     error_message = models.TextField(blank=True)
+    request_id = models.CharField(
+        max_length=64, blank=True, help_text="The request that started (or continued) the reply: its request-log entry."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 

@@ -266,34 +266,50 @@ def message_post(
     turns = [*_turns(history_of(conversation=conversation)), Turn("user", content)]
     prepared = _reply_prepare(conversation, caller, model, turns)
     try:
-        user_message, reply = _messages_create(conversation, content, prepared.route, prepared.input_tokens)
+        user_message, reply = _messages_create(conversation, content, prepared, request_id)
     except BaseException:
         prepared.admission.release_sync()
         raise
     return PostedMessage(user_message, reply, _reply_plan(prepared, conversation, caller, reply, request_id))
 
 
+def title_from(content: str) -> str:
+    """A conversation's first line as its title, cut at a word and marked with an ellipsis when long."""
+    line = content.strip().splitlines()[0].strip()
+    if len(line) <= TITLE_CHARS:
+        return line
+    cut = line[: TITLE_CHARS - 1]
+    if " " in cut[TITLE_CHARS // 2 :]:
+        cut = cut[: cut.rindex(" ")]
+    return cut.rstrip(" ,;:.-") + "…"
+
+
 def _turns(messages: list[Message]) -> list[Turn]:
     return [Turn(m.role, m.content) for m in messages]
 
 
+def _reply_create(conversation: Conversation, question: Message, prepared: PreparedReply, request_id: str) -> Message:
+    return Message.objects.create(  # type: ignore[no-any-return]
+        conversation=conversation,
+        role=Message.Role.ASSISTANT,
+        reply_to=question,
+        status=Message.Status.STREAMING,
+        model=prepared.route.name,
+        simulated=prepared.route.simulated,
+        input_tokens=prepared.input_tokens,
+        request_id=request_id,
+    )
+
+
 def _messages_create(
-    conversation: Conversation, content: str, route: ModelRoute, input_tokens: int
+    conversation: Conversation, content: str, prepared: PreparedReply, request_id: str
 ) -> tuple[Message, Message]:
     try:
         with transaction.atomic():
             user_message = Message.objects.create(conversation=conversation, role=Message.Role.USER, content=content)
-            reply = Message.objects.create(
-                conversation=conversation,
-                role=Message.Role.ASSISTANT,
-                reply_to=user_message,
-                status=Message.Status.STREAMING,
-                model=route.name,
-                simulated=route.simulated,
-                input_tokens=input_tokens,
-            )
+            reply = _reply_create(conversation, user_message, prepared, request_id)
             if not conversation.title:
-                conversation.title = content.strip().splitlines()[0][:TITLE_CHARS]
+                conversation.title = title_from(content)
             conversation.save(update_fields=["title", "updated_at"])
     except IntegrityError as error:  # another post in this conversation got there first
         raise Conflict("reply_in_progress", "Another reply in this conversation is still streaming.") from error
@@ -357,15 +373,8 @@ def reply_regenerate(*, message: Message, caller: Caller, model: str = "", reque
     turns = _turns(history_of(conversation=conversation, through=question))
     prepared = _reply_prepare(conversation, caller, model or message.model, turns)
     try:
-        reply = Message.objects.create(
-            conversation=conversation,
-            role=Message.Role.ASSISTANT,
-            reply_to=question,
-            status=Message.Status.STREAMING,
-            model=prepared.route.name,
-            simulated=prepared.route.simulated,
-            input_tokens=prepared.input_tokens,
-        )
+        with transaction.atomic():
+            reply = _reply_create(conversation, question, prepared, request_id)
     except IntegrityError as error:
         prepared.admission.release_sync()
         raise Conflict("reply_in_progress", "Another reply in this conversation is still streaming.") from error
@@ -398,7 +407,7 @@ def reply_continue(*, message: Message, caller: Caller, request_id: str = "") ->
     ]
     prepared = _reply_prepare(conversation, caller, message.model, turns)
     try:
-        _reply_reopen(message)
+        _reply_reopen(message, request_id)
     except BaseException:
         prepared.admission.release_sync()
         raise
@@ -416,12 +425,17 @@ def reply_continue(*, message: Message, caller: Caller, request_id: str = "") ->
     return StartedReply(message, plan)
 
 
-def _reply_reopen(message: Message) -> None:
+def _reply_reopen(message: Message, request_id: str) -> None:
     """Back to streaming (only from the state it was read in), and its stream seeded with its text."""
     try:
         with transaction.atomic():
             reopened = Message.objects.filter(pk=message.pk, status=message.status).update(
-                status=Message.Status.STREAMING, finish_reason="", error_code="", error_message="", finished_at=None
+                status=Message.Status.STREAMING,
+                finish_reason="",
+                error_code="",
+                error_message="",
+                finished_at=None,
+                request_id=request_id,
             )
     except IntegrityError as error:
         raise Conflict("reply_in_progress", "Another reply in this conversation is still streaming.") from error
