@@ -5,7 +5,6 @@ keyboard use of the conversation list. Chromium, a live server, the real simulat
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from playwright.sync_api import expect
 
