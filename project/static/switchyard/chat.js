@@ -438,9 +438,9 @@
     const busy = Boolean(state.stream);
     const latest = isLatest(node) && !busy;
     const text = node._text || message.content;
-    const add = (label, handler, primary) => actions.append(el("button", {
+    const add = (label, handler, primary) => actions.insertBefore(el("button", {
       type: "button", class: `button small reply-action${primary ? " primary" : ""}`, onclick: () => handler(node),
-    }, label));
+    }, label), actions.querySelector(".copy-reply"));
     if (latest && (message.status === "cancelled" || message.status === "failed")) {
       if (text) add("Continue", continueReply, true);
       add("Retry", regenerateReply, !text);
