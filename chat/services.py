@@ -38,7 +38,7 @@ from orchestration.orchestrator import CallContext, get_orchestrator
 from orchestration.pricing import cost_usd
 from orchestration.prompts import prompt_render
 from orchestration.registry import ModelRoute, asnapshot, snapshot
-from orchestration.selectors import chat_routes
+from orchestration.selectors import chat_routes, default_chat_model
 from orchestration.telemetry.logs import log_request_id
 from orchestration.telemetry.tracing import trace_carrier, trace_continued
 from orchestration.types import ChatRequest, OrchestrationError, Usage
@@ -59,7 +59,7 @@ def _default_model(caller: Caller) -> str:
     names = [route.name for route in chat_routes() if caller.may_use(route.name)]
     if not names:
         raise InvalidRequest("no_model_available", "No model is available to you.", param="model")
-    return names[0]
+    return default_chat_model(names)
 
 
 def _template_check(name: str) -> None:

@@ -8,7 +8,7 @@ from django.shortcuts import render
 from django.urls import reverse
 
 from chat.services import MAX_CONTENT_CHARS
-from orchestration.selectors import models_for_user
+from orchestration.selectors import default_chat_model, models_for_user
 
 
 @login_required
@@ -16,6 +16,7 @@ def chat_page(request: HttpRequest) -> HttpResponse:
     models = models_for_user(request.user)
     config = {
         "maxChars": MAX_CONTENT_CHARS,
+        "defaultModel": default_chat_model([m.name for m in models]),
         # Staff see a failed reply's request id, linked to its request-log entry.
         "requestLogUrl": reverse("admin:orchestration_requestlog_changelist") if request.user.is_staff else "",
     }

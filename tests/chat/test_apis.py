@@ -181,3 +181,22 @@ def test_a_conversation_on_a_prompt_template_sends_its_latest_version_first(alic
     posted = message_post(conversation=conversation, content="Hello", caller=caller_for_user_sync(alice))
     assert posted.plan.request.messages[0].content == "Talk like a polite pirate."
     assert posted.plan.context.prompt_template == "pirate" and posted.plan.context.prompt_version == 2
+
+
+def test_a_new_conversation_starts_with_the_cheapest_model_unless_the_operator_chose_one(
+    as_alice: Client, chat_model: Any
+) -> None:
+    from orchestration.models import LanguageModel
+    from orchestration.registry import snapshot_invalidate
+
+    pricey = LanguageModel.objects.create(
+        name="aaa-pricey", provider=chat_model.provider, upstream="x", input_per_mtok=50, output_per_mtok=100
+    )
+    chat_model.input_per_mtok, chat_model.output_per_mtok = 1, 2
+    chat_model.save()
+    snapshot_invalidate()
+    assert as_alice.post("/api/v1/conversations", {}, "application/json").json()["model"] == MODEL
+
+    pricey.chat_default = True
+    pricey.save()
+    assert as_alice.post("/api/v1/conversations", {}, "application/json").json()["model"] == "aaa-pricey"

@@ -296,6 +296,7 @@
     state.current = null;
     state.chosen = {};
     draftRestore();
+    selectModel(config.defaultModel);
     messageList.replaceChildren();
     title.textContent = "New chat";
     history.replaceState(null, "", "/");
@@ -308,6 +309,8 @@
 
   function selectModel(name) {
     if (name && [...modelSelect.options].some((option) => option.value === name)) modelSelect.value = name;
+    const option = modelSelect.selectedOptions[0];
+    modelSelect.title = option ? option.title : "";
   }
 
   async function openConversation(id, { keepScroll = false } = {}) {
