@@ -10,6 +10,7 @@ from playwright.sync_api import expect
 from agents.models import Task
 from chat.models import Conversation, Message
 from orchestration.access.keys import api_key_create
+from orchestration.models import RequestLog
 from tests.browser.conftest import MODEL, new_page, screenshot, sign_in
 
 PHONE = 390
@@ -59,7 +60,6 @@ def test_no_page_scrolls_sideways_at_phone_width(browser, live_web, operator, fi
 
 
 def test_admin_pages_log_no_console_errors_and_show_latencies_as_durations(browser, live_web, operator):
-    from orchestration.models import RequestLog
 
     from django.utils import timezone
 
