@@ -83,3 +83,37 @@ def test_admin_pages_log_no_console_errors_and_show_latencies_as_durations(brows
         assert sideways(page) == 0
     finally:
         page.context.close()
+
+
+CODE_REPLY = 'Here is code:\n\n```python\ndef greet(name: str) -> str:\n    return f"Hello, {name}!"\n```\n\nDone.'
+
+
+def test_dark_mode_follows_the_system_and_the_toggle_keeps_a_choice(browser, live_web, person, ui_model, simulator):
+    simulator.configure(MODEL, reply=CODE_REPLY, tokens_per_s=0)
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, color_scheme="dark")
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        sign_in(page, live_web.url, person)
+        box = page.get_by_label("Message", exact=True)
+        box.fill("Show me code")
+        box.press("Enter")
+        expect(page.locator("#message-list article.assistant")).to_have_attribute("data-status", "complete")
+        background = page.evaluate("getComputedStyle(document.documentElement).backgroundColor")
+        assert background == "rgb(15, 17, 21)", background
+        screenshot(page, "dark-chat", full_page=False)
+        for name, path in (("agents", "/agents/"), ("tasks", "/tasks/"), ("keys", "/keys/")):
+            page.goto(f"{live_web.url}{path}")
+            screenshot(page, f"dark-{name}", full_page=False)
+
+        toggle = page.get_by_role("button", name="Theme: as the system. Change it")
+        toggle.click()  # light, whatever the system says
+        assert page.evaluate("getComputedStyle(document.documentElement).backgroundColor") == "rgb(247, 247, 249)"
+        page.get_by_role("button", name="Theme: light. Change it").click()
+        page.reload()
+        assert page.evaluate("document.documentElement.dataset.theme") == "dark"
+        expect(page.get_by_role("button", name="Theme: dark. Change it")).to_be_visible()
+        assert errors == []
+    finally:
+        context.close()
