@@ -100,6 +100,9 @@ def test_dark_mode_follows_the_system_and_the_toggle_keeps_a_choice(browser, liv
         box.fill("Show me code")
         box.press("Enter")
         expect(page.locator("#message-list article.assistant")).to_have_attribute("data-status", "complete")
+        code = page.locator("#message-list article.assistant pre code")
+        expect(code.locator(".hljs-keyword").first).to_have_text("def")  # highlighted, from our static files
+        expect(code).to_have_text('def greet(name: str) -> str:\n    return f"Hello, {name}!"')
         background = page.evaluate("getComputedStyle(document.documentElement).backgroundColor")
         assert background == "rgb(15, 17, 21)", background
         screenshot(page, "dark-chat", full_page=False)

@@ -44,6 +44,7 @@
     result.hidden = false;
     $("activity-empty").hidden = true;
     $("agent-result-body").innerHTML = markdown(typeof text === "string" ? text : JSON.stringify(text, null, 2));
+    Switchyard.highlightCode($("agent-result-body"));
     const link = $("agent-result-link");
     link.replaceChildren();
     if (taskId) link.append("Saved as a task: ", el("a", { href: `/tasks/${taskId}/` }, "open its page"), ".");

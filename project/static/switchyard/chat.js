@@ -3,7 +3,7 @@
 "use strict";
 
 (() => {
-  const { api, el, icon, markdown, formatCost, formatMs, describeError, copyText } = Switchyard;
+  const { api, el, icon, markdown, formatCost, formatMs, describeError, copyText, highlightCode } = Switchyard;
   const $ = (id) => document.getElementById(id);
   const models = JSON.parse($("models-data").textContent);
   const config = JSON.parse($("chat-config").textContent);
@@ -458,6 +458,7 @@
       body.replaceChildren(el("span", { class: "typing", "aria-label": "The model is writing" }, el("i"), el("i"), el("i")));
     } else {
       body.innerHTML = markdown(text);
+      if (node.dataset.status !== "streaming") highlightCode(body);  // once, when the text is final
     }
   }
 
