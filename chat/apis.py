@@ -50,6 +50,7 @@ class ConversationOutput(serializers.ModelSerializer):
 class MessageOutput(serializers.ModelSerializer):
     conversation = serializers.IntegerField(source="conversation_id")
     reply_to = serializers.IntegerField(source="reply_to_id", allow_null=True)
+    edit_of = serializers.IntegerField(source="edit_of_id", allow_null=True)
 
     class Meta:
         model = Message
@@ -72,6 +73,7 @@ class MessageOutput(serializers.ModelSerializer):
             "error_code",
             "error_message",
             "reply_to",
+            "edit_of",
             "request_id",
             "created_at",
             "finished_at",
@@ -314,3 +316,27 @@ class ConversationExportApi(APIView):
         extension = "json" if kind == "json" else "md"
         response["Content-Disposition"] = f'attachment; filename="conversation-{conversation.pk}.{extension}"'
         return response
+
+
+class MessageEditApi(APIView):
+    """A new version of one of your messages, answered at once: the conversation branches there."""
+
+    @extend_schema(request=MessageInput, responses={201: dict})
+    def post(self, request: Request, message_id: int) -> Response:
+        data = MessageInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        message = selectors.message_get(owner_id=request.user.pk, message_id=message_id)
+        posted = services.message_edit(
+            message=message,
+            content=data.validated_data["content"],
+            model=data.validated_data.get("model", ""),
+            caller=caller_of(request),
+            request_id=request_id_of(request),
+        )
+        reply_start(posted.plan)
+        body = {
+            "user_message": message_output(posted.user_message),
+            "assistant_message": message_output(posted.assistant_message),
+            "stream_url": stream_url(posted.assistant_message),
+        }
+        return Response(body, status=status.HTTP_201_CREATED, headers=posted.plan.admission.headers())

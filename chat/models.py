@@ -50,6 +50,9 @@ class Message(models.Model):
     # A reply's user message: the replies to one user message are the versions of that reply
     # (regenerate and retry add one); the newest is the one later turns build on.
     reply_to = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="versions")
+    # An edited user message: the first version it replaces. Edits branch the conversation: the
+    # turns after the earlier version stay, on their own branch (chat.selectors.history_of).
+    edit_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="edits")
     role = models.CharField(max_length=16, choices=Role.choices)
     content = models.TextField(blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.COMPLETE)

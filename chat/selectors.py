@@ -39,23 +39,54 @@ def message_get(*, owner_id: int, message_id: int) -> Message:
 
 
 def history_of(*, conversation: Conversation, through: Message | None = None) -> list[Message]:
-    """The turns a new reply should see: user messages and assistant replies with content,
-    up to and including ``through`` when given (a reply redone answers that message again).
+    """The turns a new reply should see: the conversation's newest branch, up to and including
+    ``through`` when given (a reply redone answers that message again).
 
-    Of a reply's versions only the newest counts; a failed reply is left out (the model should
-    not continue from a broken answer), and so are the replies to ``through``.
+    Of an edited message only its newest version counts, and the turns that followed an earlier
+    version stay on that earlier branch; of a reply's versions only the newest counts. A failed
+    reply is left out (the model should not continue from a broken answer), and so are the
+    replies to ``through``.
     """
     usable = {Message.Status.COMPLETE, Message.Status.CANCELLED}
-    messages = conversation.messages.order_by("created_at", "id").only("role", "content", "status", "reply_to_id")
+    fields = ("role", "content", "status", "reply_to_id", "edit_of_id")
+    rows = newest_branch(list(conversation.messages.order_by("created_at", "id").only(*fields)))
     if through is not None:
-        messages = messages.filter(pk__lte=through.pk)
-    rows = list(messages)
+        rows = [m for m in rows if m.pk <= through.pk]
     newest = {_version_group(m): m.pk for m in rows if m.role == Message.Role.ASSISTANT}
     return [
         m
         for m in rows
         if m.role == Message.Role.USER or (m.status in usable and m.content and newest[_version_group(m)] == m.pk)
     ]
+
+
+def newest_branch(messages: list[Message]) -> list[Message]:
+    """The messages of the newest branch, in order. An edit is written after everything that came
+    before it, so an edited message's versions enclose the turns of the older branches: those
+    between its first and its newest version (other than the versions themselves) are dropped,
+    and so are the versions before the newest."""
+    versions: dict[int, list[int]] = {}
+    for message in messages:
+        if message.role == Message.Role.USER:
+            versions.setdefault(edit_group(message), []).append(message.pk)
+    spans = {group: (ids[0], ids[-1]) for group, ids in versions.items() if len(ids) > 1}
+
+    def on_branch(message: Message) -> bool:
+        for group, (first, newest) in spans.items():
+            if message.role == Message.Role.USER and edit_group(message) == group:
+                if message.pk != newest:
+                    return False
+            elif first < message.pk < newest:
+                return False
+        return True
+
+    return [message for message in messages if on_branch(message)]
+
+
+def edit_group(message: Message) -> int:
+    """The versions of an edited message share the id of its first version."""
+    edit_of_id: int | None = message.edit_of_id  # type: ignore[attr-defined]
+    return edit_of_id if edit_of_id is not None else message.pk
 
 
 def _version_group(reply: Message) -> int:

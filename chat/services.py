@@ -302,11 +302,13 @@ def _reply_create(conversation: Conversation, question: Message, prepared: Prepa
 
 
 def _messages_create(
-    conversation: Conversation, content: str, prepared: PreparedReply, request_id: str
+    conversation: Conversation, content: str, prepared: PreparedReply, request_id: str, edit_of: Message | None = None
 ) -> tuple[Message, Message]:
     try:
         with transaction.atomic():
-            user_message = Message.objects.create(conversation=conversation, role=Message.Role.USER, content=content)
+            user_message = Message.objects.create(
+                conversation=conversation, role=Message.Role.USER, content=content, edit_of=edit_of
+            )
             reply = _reply_create(conversation, user_message, prepared, request_id)
             if not conversation.title:
                 conversation.title = title_from(content)
@@ -314,6 +316,30 @@ def _messages_create(
     except IntegrityError as error:  # another post in this conversation got there first
         raise Conflict("reply_in_progress", "Another reply in this conversation is still streaming.") from error
     return user_message, reply
+
+
+def message_edit(
+    *, message: Message, content: str, caller: Caller, model: str = "", request_id: str = ""
+) -> PostedMessage:
+    """A new version of one of the person's messages, and a reply to it: the conversation
+    branches there. The turns after the earlier version stay, browsable, on their branch."""
+    if message.role != Message.Role.USER:
+        raise Conflict("not_your_message", "Only your own messages can be edited.")
+    _content_check(content)
+    conversation = message.conversation
+    branch = history_of(conversation=conversation)
+    if message.pk not in {m.pk for m in branch}:
+        raise Conflict("not_current_branch", "Only a message of the conversation as it now stands can be edited.")
+    before = [m for m in branch if m.pk < message.pk]
+    turns = [*_turns(before), Turn("user", content)]
+    prepared = _reply_prepare(conversation, caller, model, turns)
+    first = message.edit_of or message
+    try:
+        user_message, reply = _messages_create(conversation, content, prepared, request_id, edit_of=first)
+    except BaseException:
+        prepared.admission.release_sync()
+        raise
+    return PostedMessage(user_message, reply, _reply_plan(prepared, conversation, caller, reply, request_id))
 
 
 # --- another version of a reply, or more of it ------------------------------------------------

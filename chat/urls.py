@@ -24,6 +24,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
         name="conversation-messages",
     ),
     path("api/v1/messages/<int:message_id>/cancel", apis.MessageCancelApi.as_view(), name="message-cancel"),
+    path("api/v1/messages/<int:message_id>/edit", apis.MessageEditApi.as_view(), name="message-edit"),
     path("api/v1/messages/<int:message_id>/continue", apis.MessageContinueApi.as_view(), name="message-continue"),
     path("api/v1/messages/<int:message_id>/regenerate", apis.MessageRegenerateApi.as_view(), name="message-regenerate"),
 ]

@@ -165,3 +165,36 @@ def test_a_conversation_exports_as_markdown_and_json(
     assert [m["content"] for m in data["messages"]] == ["Hi **there**", "Old.", "Hello."]
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "as"
     assert theirs.status_code == 404
+
+
+def test_editing_a_message_branches_there_and_keeps_the_old_branch(
+    shared_web: ManagedProcess, alice_key: str, simulator: Any
+) -> None:
+    simulator.configure(MODEL, tokens_per_s=0, reply="A1.")
+    with api(shared_web.url, alice_key) as client:
+        first = post_message(client, "Q1")
+        conversation = first["user_message"]["conversation"]
+        saved(first["assistant_message"]["id"])
+        simulator.configure(MODEL, tokens_per_s=0, reply="A2.")
+        second = client.post(f"/api/v1/conversations/{conversation}/messages", json={"content": "Q2"}).json()
+        saved(second["assistant_message"]["id"])
+
+        simulator.configure(MODEL, tokens_per_s=0, reply="A1 edited.")
+        edited = client.post(f"/api/v1/messages/{first['user_message']['id']}/edit", json={"content": "Q1 edited"})
+        assert edited.status_code == 201, edited.text
+        body = edited.json()
+        assert body["user_message"]["edit_of"] == first["user_message"]["id"]
+        assert read_to_end(client, body["stream_url"])[-1].type == "done"
+
+        old_branch = client.post(f"/api/v1/messages/{second['user_message']['id']}/edit", json={"content": "no"})
+        assert old_branch.status_code == 409 and old_branch.json()["error"]["code"] == "not_current_branch"
+        reply = client.post(f"/api/v1/messages/{first['assistant_message']['id']}/edit", json={"content": "no"})
+        assert reply.status_code == 409 and reply.json()["error"]["code"] == "not_your_message"
+        empty = client.post(f"/api/v1/messages/{body['user_message']['id']}/edit", json={"content": " "})
+        assert empty.status_code == 400 and empty.json()["error"]["code"] == "empty_content"
+        listed = client.get(f"/api/v1/conversations/{conversation}/messages").json()["results"]
+
+    # Everything stays; the newest branch is what the next reply sees.
+    assert [m["content"] for m in listed] == ["Q1", "A1.", "Q2", "A2.", "Q1 edited", "A1 edited."]
+    history = history_of(conversation=Conversation.objects.get(pk=conversation))
+    assert [m.content for m in history] == ["Q1 edited", "A1 edited."]
