@@ -206,3 +206,39 @@ def test_keyboard_only_sends_a_message_and_opens_a_conversation(page, live_web, 
     )
     assert tabs_to_box < 30, f"{tabs_to_box} Tab stops on the chat page with 101 conversations"
     screenshot(page, "chat-keyboard", full_page=False)
+
+
+def test_edit_and_resend_branches_and_the_old_branch_stays_browsable(page, live_web, person, ui_model, simulator):
+    simulator.configure(MODEL, reply="About cats.", tokens_per_s=0)
+    sign_in(page, live_web.url, person)
+    watch(send(page, "Tell me about cats"))
+    simulator.configure(MODEL, reply="More on cats.", tokens_per_s=0)
+    watch(send(page, "And more?"))
+
+    first = page.locator("#message-list article.user").first
+    first.hover()
+    first.get_by_role("button", name="Edit message").click()
+    field = first.get_by_label("New version of the message")
+    field.fill("Tell me about dogs")
+    simulator.configure(MODEL, reply="About dogs.", tokens_per_s=0)
+    field.press("Enter")
+
+    shown = page.locator("#message-list article:not([hidden])")
+    expect(shown.locator(".message-body")).to_have_text(["Tell me about dogs", "About dogs."])
+    page.reload()
+    expect(shown.locator(".message-body")).to_have_text(["Tell me about dogs", "About dogs."])
+    edited = page.locator("#message-list article.user:not([hidden])")
+    expect(edited.locator(".edit-versions .versions-count")).to_have_text("2/2")
+    edited.get_by_role("button", name="Previous version of this message").click()
+    expect(shown.locator(".message-body")).to_have_text(
+        ["Tell me about cats", "About cats.", "And more?", "More on cats."]
+    )
+    screenshot(page, "chat-edit-branch")
+    assert [m.content for m in Message.objects.order_by("pk")] == [
+        "Tell me about cats",
+        "About cats.",
+        "And more?",
+        "More on cats.",
+        "Tell me about dogs",
+        "About dogs.",
+    ]

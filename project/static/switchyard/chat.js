@@ -34,7 +34,7 @@
   // next: the URL of the list's next page (null at its end); loading: a page is on its way.
   const state = {
     conversations: [], current: null, stream: null, sending: false, editing: null,
-    next: null, loading: false, query: "", chosen: {},
+    next: null, loading: false, query: "", chosen: {}, chosenEdit: {},
   };
   // Other tabs of this person: a reply started here appears there too.
   const tabs = "BroadcastChannel" in window ? new BroadcastChannel("switchyard-chat") : null;
@@ -295,6 +295,7 @@
     closeStream();
     state.current = null;
     state.chosen = {};
+    state.chosenEdit = {};
     draftRestore();
     selectModel(config.defaultModel);
     messageList.replaceChildren();
@@ -321,7 +322,7 @@
     try {
       const conversation = state.conversations.find((c) => c.id === id) || await api("GET", `/api/v1/conversations/${id}`);
       state.current = conversation;
-      if (switching) { state.chosen = {}; draftRestore(); }
+      if (switching) { state.chosen = {}; state.chosenEdit = {}; draftRestore(); }
       selectModel(conversation.model);
       history.replaceState(null, "", `/?c=${id}`);
       renderConversations();
@@ -358,11 +359,18 @@
 
   function renderMessage(message) {
     if (message.role === "user") {
-      return el("article", { class: "message user", "data-message-id": message.id },
+      const node = el("article", {
+        class: "message user", "data-message-id": message.id, "data-edit-group": String(message.edit_of ?? message.id),
+      },
         el("h2", { class: "sr-only" }, "You"),
-        el("div", { class: "message-body plain" }, message.content),
-        el("div", { class: "message-actions user-actions", role: "group", "aria-label": "Message actions" },
-          copyButton("Copy message", () => message.content)));
+        el("div", { class: "message-body plain" }, message.content));
+      node._message = message;
+      node.append(el("div", { class: "message-actions user-actions", role: "group", "aria-label": "Message actions" },
+        editPager(node),
+        copyButton("Copy message", () => message.content),
+        el("button", { type: "button", class: "icon-button edit-message", "aria-label": "Edit message", title: "Edit and resend",
+          onclick: () => editStart(node) }, icon("edit"))));
+      return node;
     }
     const group = message.reply_to === null || message.reply_to === undefined ? `own-${message.id}` : String(message.reply_to);
     const node = el("article", {
@@ -386,10 +394,111 @@
     return [...messageList.querySelectorAll(`.message.assistant[data-version-group="${group}"]`)];
   }
 
+  // ---- branches (edits): each version of an edited message has the turns that followed it ------
+  // An edit is written after everything before it, so the turns of an earlier version lie between
+  // that version and the next one (the server's rule too: chat.selectors.newest_branch).
+
+  function editVersions(group) {
+    return [...messageList.querySelectorAll(`.message.user[data-edit-group="${group}"]`)];
+  }
+
+  function offBranch() {
+    const users = [...messageList.querySelectorAll(".message.user")];
+    const spans = [...new Set(users.map((node) => node.dataset.editGroup))].map((group) => {
+      const ids = editVersions(group).map((node) => Number(node.dataset.messageId));
+      const chosen = ids.includes(Number(state.chosenEdit[group])) ? Number(state.chosenEdit[group]) : ids[ids.length - 1];
+      const next = ids[ids.indexOf(chosen) + 1];
+      return { group, first: ids[0], chosen, next: next === undefined ? Infinity : next, many: ids.length > 1 };
+    }).filter((span) => span.many);
+    const off = new Set();
+    [...messageList.children].forEach((node) => {
+      const id = Number(node.dataset.messageId);
+      spans.forEach((span) => {
+        if (node.dataset.editGroup === span.group) { if (id !== span.chosen) off.add(node); return; }
+        if (id > span.first && !(id > span.chosen && id < span.next)) off.add(node);
+      });
+    });
+    return { off, newest: spans.every((span) => span.next === Infinity) };
+  }
+
+  function editPager(node) {
+    return el("span", { class: "versions edit-versions", role: "group", "aria-label": "Versions of this message", hidden: true },
+      el("button", { type: "button", class: "icon-button versions-prev", "aria-label": "Previous version of this message", onclick: () => editStep(node, -1) }, "‹"),
+      el("span", { class: "versions-count", tabindex: "-1" }, ""),
+      el("button", { type: "button", class: "icon-button versions-next", "aria-label": "Next version of this message", onclick: () => editStep(node, 1) }, "›"));
+  }
+
+  function editStep(node, step) {
+    const nodes = editVersions(node.dataset.editGroup);
+    const target = nodes[nodes.indexOf(node) + step];
+    if (!target) return;
+    state.chosenEdit[node.dataset.editGroup] = target.dataset.messageId;
+    versionsApply();
+    const button = target.querySelector(step < 0 ? ".edit-versions .versions-prev" : ".edit-versions .versions-next");
+    (button && !button.disabled ? button : target.querySelector(".edit-versions .versions-count")).focus();
+  }
+
+  function editStart(node) {
+    if (state.stream || state.sending || node.querySelector(".edit-form")) return;
+    const body = node.querySelector(".message-body");
+    const field = el("textarea", { class: "edit-field", rows: "3", "aria-label": "New version of the message" });
+    field.value = node._message.content;
+    const form = el("form", { class: "edit-form" }, field,
+      el("div", { class: "row" },
+        el("button", { type: "submit", class: "button primary small" }, "Send edit"),
+        el("button", { type: "button", class: "button small", onclick: () => { form.replaceWith(body); node.classList.remove("editing"); } }, "Cancel")));
+    form.addEventListener("submit", (event) => { event.preventDefault(); editSend(node, field.value, form, body); });
+    field.addEventListener("keydown", (event) => {
+      if (event.key === "Escape") { event.preventDefault(); event.stopPropagation(); form.replaceWith(body); node.classList.remove("editing"); }
+      if (event.key === "Enter" && !event.shiftKey && !event.isComposing) { event.preventDefault(); form.requestSubmit(); }
+    });
+    node.classList.add("editing");
+    body.replaceWith(form);
+    field.focus();
+  }
+
+  async function editSend(node, content, form, body) {
+    if (!content.trim() || state.stream || state.sending) return;
+    if (content.length > config.maxChars) { say(`A message holds at most ${config.maxChars.toLocaleString("en")} characters.`); return; }
+    state.sending = true;
+    try {
+      const posted = await api("POST", `/api/v1/messages/${node.dataset.messageId}/edit`, { content, model: modelSelect.value });
+      form.replaceWith(body);
+      node.classList.remove("editing");
+      const user = renderMessage(posted.user_message);
+      const reply = renderMessage(posted.assistant_message);
+      messageList.append(user, reply);
+      state.chosenEdit[user.dataset.editGroup] = user.dataset.messageId;
+      versionsApply();
+      scrollDown(true);
+      follow(posted.assistant_message, reply);
+      announce(posted.user_message.conversation);
+    } catch (error) {
+      sayError(error);
+    } finally {
+      state.sending = false;
+    }
+  }
+
   function versionsApply() {
+    const { off, newest } = offBranch();
+    messageList.querySelectorAll(".message.user").forEach((node) => {
+      node.hidden = off.has(node);
+      const versions = editVersions(node.dataset.editGroup);
+      const index = versions.indexOf(node);
+      const pager = node.querySelector(".edit-versions");
+      pager.hidden = versions.length < 2;
+      pager.querySelector(".versions-count").textContent = `${index + 1}/${versions.length}`;
+      pager.querySelector(".versions-prev").disabled = index === 0;
+      pager.querySelector(".versions-next").disabled = index === versions.length - 1;
+      // Edits go on from the newest branch only (the server's rule too).
+      node.querySelector(".edit-message").hidden = !newest || index !== versions.length - 1;
+    });
     const groups = new Set([...messageList.querySelectorAll(".message.assistant")].map((node) => node.dataset.versionGroup));
     groups.forEach((group) => {
-      const nodes = versionNodes(group);
+      const all = versionNodes(group);
+      all.forEach((node) => { if (off.has(node)) node.hidden = true; });
+      const nodes = all.filter((node) => !off.has(node));
       const chosen = nodes.find((node) => node.dataset.messageId === String(state.chosen[group])) || nodes[nodes.length - 1];
       nodes.forEach((node, index) => {
         node.hidden = node !== chosen;
@@ -423,7 +532,8 @@
 
   // The reply to the last message is the one that can be continued, retried or regenerated.
   function isLatest(node) {
-    const users = messageList.querySelectorAll(".message.user");
+    if (!offBranch().newest) return false;
+    const users = messageList.querySelectorAll(".message.user:not([hidden])");
     const last = users[users.length - 1];
     return !last || Boolean(last.compareDocumentPosition(node) & Node.DOCUMENT_POSITION_FOLLOWING);
   }
@@ -699,9 +809,11 @@
       }
       draftClear(conversation.id);
       draftClear(null);
+      state.chosenEdit = {};  // a new message goes on from the newest branch
       messageList.append(renderMessage(reply.user_message));
       const node = renderMessage(reply.assistant_message);
       messageList.append(node);
+      versionsApply();
       showWelcome();
       scrollDown(true);
       follow(reply.assistant_message, node);
