@@ -44,7 +44,7 @@ def stream_url(message: Message) -> str:
 class ConversationOutput(serializers.ModelSerializer):
     class Meta:
         model = Conversation
-        fields = ["id", "title", "model", "system_prompt", "prompt_template", "created_at", "updated_at"]
+        fields = ["id", "title", "model", "system_prompt", "prompt_template", "temperature", "created_at", "updated_at"]
 
 
 class MessageOutput(serializers.ModelSerializer):
@@ -94,6 +94,7 @@ class ConversationInput(serializers.Serializer):
     model = serializers.CharField(max_length=128, required=False, allow_blank=True)
     system_prompt = serializers.CharField(max_length=services.MAX_CONTENT_CHARS, required=False, allow_blank=True)
     prompt_template = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    temperature = serializers.FloatField(min_value=0.0, max_value=2.0, required=False, allow_null=True)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if attrs.get("system_prompt") and attrs.get("prompt_template"):

@@ -13,6 +13,9 @@ class Conversation(models.Model):
     title = models.CharField(max_length=200, blank=True)
     model = models.CharField(max_length=128, help_text="Public model name replies use unless a message names another.")
     system_prompt = models.TextField(blank=True)
+    temperature = models.FloatField(
+        null=True, blank=True, help_text="Sampling temperature of its replies (0 to 2); empty: the model's default."
+    )
     prompt_template = models.CharField(
         max_length=100, blank=True, help_text="A managed prompt template whose latest version is the system prompt."
     )

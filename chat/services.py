@@ -74,18 +74,24 @@ def conversation_create(
     model: str = "",
     system_prompt: str = "",
     prompt_template: str = "",
+    temperature: float | None = None,
     caller: Caller,
 ) -> Conversation:
     model = model or _default_model(caller)
     route_of(caller, model, snapshot())
     _template_check(prompt_template)
     return Conversation.objects.create(  # type: ignore[misc]
-        owner=owner, title=title, model=model, system_prompt=system_prompt, prompt_template=prompt_template
+        owner=owner,
+        title=title,
+        model=model,
+        system_prompt=system_prompt,
+        prompt_template=prompt_template,
+        temperature=temperature,
     )
 
 
 def conversation_update(*, conversation: Conversation, caller: Caller, **changes: Any) -> Conversation:
-    """Change any of title, model, system_prompt, prompt_template."""
+    """Change any of title, model, system_prompt, prompt_template, temperature."""
     if "model" in changes:
         route_of(caller, changes["model"], snapshot())
     if "prompt_template" in changes:
@@ -228,6 +234,7 @@ def _reply_plan(
             model=prepared.route.name,
             messages=prepared.messages,
             max_tokens=prepared.reply_tokens,
+            temperature=conversation.temperature,
             user=str(owner_id),
         ),
         context=CallContext(

@@ -242,3 +242,27 @@ def test_edit_and_resend_branches_and_the_old_branch_stays_browsable(page, live_
         "Tell me about dogs",
         "About dogs.",
     ]
+
+
+def test_a_conversation_keeps_its_own_system_prompt_and_temperature(page, live_web, person, ui_model, simulator):
+    simulator.configure(MODEL, reply="Arr.", tokens_per_s=0)
+    sign_in(page, live_web.url, person)
+    watch(send(page, "Hello"))
+    page.get_by_role("button", name="Conversation settings").click()
+    dialog = page.get_by_role("dialog", name="Conversation settings")
+    dialog.get_by_label("System prompt").fill("Answer like a pirate.")
+    dialog.get_by_label("Temperature").fill("0.3")
+    screenshot(page, "chat-settings", full_page=False)
+    dialog.get_by_role("button", name="Save").click()
+    expect(dialog).to_be_hidden()
+    conversation = Conversation.objects.get(owner=person)
+    assert conversation.system_prompt == "Answer like a pirate." and conversation.temperature == 0.3
+    page.reload()
+    page.get_by_role("button", name="Conversation settings").click()
+    expect(dialog.get_by_label("System prompt")).to_have_value("Answer like a pirate.")
+    dialog.get_by_label("Temperature").fill("5")
+    dialog.get_by_role("button", name="Save").click()  # the browser refuses it in place
+    assert dialog.get_by_label("Temperature").evaluate("field => field.validity.rangeOverflow")
+    expect(dialog).to_be_visible()
+    conversation.refresh_from_db()
+    assert conversation.temperature == 0.3

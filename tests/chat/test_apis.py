@@ -200,3 +200,12 @@ def test_a_new_conversation_starts_with_the_cheapest_model_unless_the_operator_c
     pricey.chat_default = True
     pricey.save()
     assert as_alice.post("/api/v1/conversations", {}, "application/json").json()["model"] == "aaa-pricey"
+
+
+def test_a_conversation_takes_a_temperature_from_0_to_2(as_alice: Client) -> None:
+    created = as_alice.post("/api/v1/conversations", {"temperature": 0.7}, "application/json")
+    assert created.status_code == 201 and created.json()["temperature"] == 0.7
+    url = f"/api/v1/conversations/{created.json()['id']}"
+    too_hot = as_alice.patch(url, {"temperature": 2.5}, "application/json")
+    assert too_hot.status_code == 400 and "temperature" in too_hot.json()["error"]["message"]
+    assert as_alice.patch(url, {"temperature": None}, "application/json").json()["temperature"] is None

@@ -841,6 +841,39 @@
     input.focus();
   }
 
+  // ---- per-conversation settings --------------------------------------------------------
+
+  const settings = $("settings");
+
+  function settingsOpen() {
+    const current = state.current || {};
+    $("settings-system").value = current.system_prompt || "";
+    $("settings-temperature").value = current.temperature ?? "";
+    $("settings-error").hidden = true;
+    settings.showModal();
+    $("settings-system").focus();
+  }
+
+  async function settingsSave() {
+    const raw = $("settings-temperature").value.trim();
+    const changes = { system_prompt: $("settings-system").value, temperature: raw === "" ? null : Number(raw) };
+    try {
+      if (state.current) {
+        remember(await api("PATCH", `/api/v1/conversations/${state.current.id}`, changes));
+      } else {
+        const conversation = await api("POST", "/api/v1/conversations", { model: modelSelect.value, ...changes });
+        state.conversations.unshift(conversation);
+        state.current = conversation;
+        history.replaceState(null, "", `/?c=${conversation.id}`);
+      }
+      settings.close();
+      renderConversations();
+    } catch (error) {
+      $("settings-error").hidden = false;
+      $("settings-error").textContent = describeError(error);
+    }
+  }
+
   // ---- wiring ------------------------------------------------------------------------
 
   form.addEventListener("submit", (event) => { event.preventDefault(); send(); });
@@ -876,6 +909,9 @@
     if (sidebar.classList.contains("open")) { setSidebar(false); toggle.focus(); } else if (state.stream) stop();
   });
   stopButton.addEventListener("click", stop);
+  $("settings-open").addEventListener("click", settingsOpen);
+  $("settings-cancel").addEventListener("click", () => settings.close());
+  $("settings-form").addEventListener("submit", (event) => { event.preventDefault(); settingsSave(); });
   $("new-chat").addEventListener("click", newChat);
   toggle.addEventListener("click", () => setSidebar(!sidebar.classList.contains("open")));
   $("sidebar-close").addEventListener("click", () => { setSidebar(false); toggle.focus(); });
