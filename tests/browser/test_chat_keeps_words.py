@@ -266,3 +266,23 @@ def test_a_conversation_keeps_its_own_system_prompt_and_temperature(page, live_w
     expect(dialog).to_be_visible()
     conversation.refresh_from_db()
     assert conversation.temperature == 0.3
+
+
+def test_a_message_sent_in_one_tab_appears_in_the_other(page, live_web, person, ui_model, simulator):
+    simulator.configure(MODEL, reply="Seen in both tabs.", tokens_per_s=20)
+    sign_in(page, live_web.url, person)
+    watch(send(page, "First"))
+    other = page.context.new_page()
+    try:
+        other.goto(page.url)
+        other.locator("#message-list article.assistant").first.wait_for()
+        watch(send(page, "Second, from the first tab"))
+        expect(other.locator("#message-list article.user .message-body").last).to_have_text(
+            "Second, from the first tab"
+        )
+        expect(other.locator("#message-list article.assistant").last.locator(".message-body")).to_have_text(
+            "Seen in both tabs."
+        )
+        screenshot(other, "chat-second-tab", full_page=False)
+    finally:
+        other.close()
