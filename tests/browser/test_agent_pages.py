@@ -37,7 +37,7 @@ def test_the_console_runs_an_agent_and_takes_an_answer_in_place(page, live_web, 
     page.get_by_role("button", name="Run agent").click()
 
     field = page.get_by_label("Your answer")
-    field.wait_for()
+    field.wait_for(timeout=30_000)
     activity = page.locator("#agent-log")
     expect(activity.locator(".step.thought")).to_contain_text("Let me work out the figure first.")
     expect(activity.locator(".step.action")).to_contain_text("calculator")
@@ -64,11 +64,12 @@ def test_cancel_stops_a_console_run_and_says_cancelled_not_error(page, live_web,
     page.get_by_label("Model").select_option(MODEL)
     page.get_by_label("Task").fill("Anything")
     page.get_by_label("Task").press("Control+Enter")
-    page.get_by_label("Your answer").wait_for()
+    # A background task: a busy worker may take a while to pick it up.
+    expect(page.get_by_label("Your answer")).to_be_visible(timeout=30_000)
 
     page.get_by_role("button", name="Cancel").click()
 
-    expect(page.locator("#agent-log .step.info")).to_contain_text("The task was cancelled.")
+    expect(page.locator("#agent-log .step.info")).to_contain_text("The task was cancelled.", timeout=15_000)
     expect(page.locator("#run-state")).to_have_text("Cancelled")
     assert page.locator("#agent-log .step.error").count() == 0
     expect(page.get_by_role("button", name="Run agent")).to_be_enabled()
