@@ -286,7 +286,8 @@ def title_from(content: str) -> str:
     if len(line) <= TITLE_CHARS:
         return line
     cut = line[: TITLE_CHARS - 1]
-    if " " in cut[TITLE_CHARS // 2 :]:
+    mid_word = not line[TITLE_CHARS - 1].isspace()
+    if mid_word and " " in cut[TITLE_CHARS // 2 :]:
         cut = cut[: cut.rindex(" ")]
     return cut.rstrip(" ,;:.-") + "…"
 

@@ -286,3 +286,34 @@ def test_a_message_sent_in_one_tab_appears_in_the_other(page, live_web, person, 
         screenshot(other, "chat-second-tab", full_page=False)
     finally:
         other.close()
+
+
+def test_a_failure_after_a_long_conversation_shows_above_the_message_box_and_scrolling_up_offers_a_way_back(
+    page, live_web, person, ui_model, simulator
+):
+    conversation = Conversation.objects.create(owner=person, model=MODEL, title="Long one")
+    for n in range(12):
+        question = Message.objects.create(conversation=conversation, role="user", content=f"Question {n}\n" * 6)
+        Message.objects.create(
+            conversation=conversation, role="assistant", content=f"Answer {n}. " * 40, reply_to=question, model=MODEL
+        )
+    simulator.configure(MODEL, error_status=503)
+    simulator.configure(f"{MODEL}-backup", error_status=503)
+    sign_in(page, live_web.url, person, f"/?c={conversation.pk}")
+    page.locator("#message-list article.assistant").first.wait_for()
+    failed = send(page, "A long question that fails\n" * 8)
+    alert = failed.get_by_role("alert")
+    expect(alert).to_be_visible()
+    expect(failed.get_by_role("button", name="Retry")).to_be_visible()
+    composer_top = page.locator("#composer").bounding_box()["y"]
+    retry = failed.get_by_role("button", name="Retry").bounding_box()
+    assert retry["y"] + retry["height"] <= composer_top, "the Retry button is hidden under the message box"
+    assert page.locator("#scroll-bottom").is_hidden()
+
+    page.locator("#messages").evaluate("scroller => { scroller.scrollTop = 0; }")
+    back = page.get_by_role("button", name="Scroll to the latest")
+    expect(back).to_be_visible()
+    screenshot(page, "chat-scroll-to-latest", full_page=False)
+    back.click()
+    expect(back).to_be_hidden()
+    expect(alert).to_be_in_viewport()

@@ -209,3 +209,16 @@ def test_a_conversation_takes_a_temperature_from_0_to_2(as_alice: Client) -> Non
     too_hot = as_alice.patch(url, {"temperature": 2.5}, "application/json")
     assert too_hot.status_code == 400 and "temperature" in too_hot.json()["error"]["message"]
     assert as_alice.patch(url, {"temperature": None}, "application/json").json()["temperature"] is None
+
+
+def test_a_long_first_line_makes_a_title_cut_at_a_word_with_an_ellipsis() -> None:
+    from chat.services import TITLE_CHARS, title_from
+
+    title = title_from("Explain how the gateway routes each request through caches, breakers and fallbacks\nmore")
+    assert title == "Explain how the gateway routes each request through caches…"
+    assert len(title) <= TITLE_CHARS
+    # Cut inside a word: the word goes, the ellipsis says so.
+    assert title_from("Why do circuit breakers open after half of ten calls fail, and when?") == (
+        "Why do circuit breakers open after half of ten calls fail…"
+    )
+    assert title_from("  Short question  \nsecond line") == "Short question"
