@@ -107,8 +107,10 @@
     return scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 120;
   }
 
+  // Instant, not the pane's smooth scrolling: a reply that ends while a smooth scroll is under way
+  // would find the pane "not at the bottom" and leave its end hidden under the message box.
   function scrollDown(force) {
-    if (force || nearBottom()) scroller.scrollTop = scroller.scrollHeight;
+    if (force || nearBottom()) scroller.scrollTo({ top: scroller.scrollHeight, behavior: "instant" });
     else showToBottom(true);
   }
 
