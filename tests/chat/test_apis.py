@@ -222,3 +222,23 @@ def test_a_long_first_line_makes_a_title_cut_at_a_word_with_an_ellipsis() -> Non
         "Why do circuit breakers open after half of ten calls fail…"
     )
     assert title_from("  Short question  \nsecond line") == "Short question"
+
+
+def test_the_newest_branch_drops_the_turns_of_earlier_versions_of_nested_edits(alice: Any, chat_model: Any) -> None:
+    from chat.selectors import history_of
+
+    conversation = conversation_of(alice)
+
+    def say(role: str, content: str, **links: Any) -> Message:
+        return Message.objects.create(conversation=conversation, role=role, content=content, **links)
+
+    q1 = say("user", "Q1")
+    say("assistant", "A1", reply_to=q1)
+    q2 = say("user", "Q2")
+    say("assistant", "A2", reply_to=q2)
+    q2b = say("user", "Q2b", edit_of=q2)
+    say("assistant", "A2b", reply_to=q2b)
+    assert [m.content for m in history_of(conversation=conversation)] == ["Q1", "A1", "Q2b", "A2b"]
+    q1b = say("user", "Q1b", edit_of=q1)
+    say("assistant", "A1b", reply_to=q1b)
+    assert [m.content for m in history_of(conversation=conversation)] == ["Q1b", "A1b"]
