@@ -397,3 +397,24 @@ def test_two_chat_defaults_in_one_file_are_refused_naming_the_second(tmp_path):
         config_load(write(tmp_path, both))
     assert "only one model can be the chat default ('gpt-4o' is)" in str(refused.value)
     assert not LanguageModel.objects.exists()
+
+
+def test_a_semantic_error_budget_loads_and_the_old_raw_threshold_still_works(tmp_path):
+    faq = 'provider = "primary"\nupstream = "faq-1"\ncache = { semantic = true, semantic_error_budget = 0.005 }\n'
+    text = VALID + '\n[models."faq"]\n' + faq
+    config_load(write(tmp_path, text))
+
+    budgeted = LanguageModel.objects.get(name="faq")
+    assert (budgeted.cache_semantic_error_budget, budgeted.cache_semantic_threshold) == (0.005, None)
+    raw = LanguageModel.objects.get(name="gpt-4o")
+    assert (raw.cache_semantic_error_budget, raw.cache_semantic_threshold) == (0.01, 0.95)
+    assert "semantic_error_budget = 0.005" in config_dump()
+
+
+@pytest.mark.parametrize("budget", ["0", "0.9", '"1%"'])
+def test_an_error_budget_outside_its_range_is_refused_naming_the_key(tmp_path, budget):
+    text = VALID.replace("semantic_threshold = 0.95", f"semantic_error_budget = {budget}")
+    with pytest.raises(ConfigError) as refused:
+        config_load(write(tmp_path, text))
+    assert "cache.semantic_error_budget" in str(refused.value)
+    assert not LanguageModel.objects.exists()
