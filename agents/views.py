@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
@@ -11,16 +12,19 @@ from django.shortcuts import render
 from orchestration.selectors import models_for_user
 
 
+def _tool_models(request: HttpRequest) -> list[Any]:
+    # Agents call tools: offer only the models that take them.
+    return [model for model in models_for_user(request.user) if "tools" in (model.capabilities or [])]
+
+
 @login_required
 def console_page(request: HttpRequest) -> HttpResponse:
-    # Agents call tools: offer only the models that take them.
-    models = [model for model in models_for_user(request.user) if "tools" in (model.capabilities or [])]
-    return render(request, "agents/console.html", {"models": models})
+    return render(request, "agents/console.html", {"models": _tool_models(request)})
 
 
 @login_required
 def tasks_page(request: HttpRequest) -> HttpResponse:
-    return render(request, "agents/tasks.html")
+    return render(request, "agents/tasks.html", {"models": _tool_models(request)})
 
 
 @login_required

@@ -10,8 +10,8 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.contrib.auth import get_user_model
-from django.http import HttpRequest, HttpResponseBase, JsonResponse
-from drf_spectacular.utils import extend_schema
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -27,6 +27,7 @@ from orchestration.database import in_database_thread
 from orchestration.errors import InvalidRequest
 from orchestration.http import door, json_body, request_id_of, validation_message
 from orchestration.pagination import StrictLimitOffsetPagination, page_parameters
+from orchestration.sse import json_compact
 
 
 def caller_of(request: Request) -> Caller:
@@ -43,11 +44,13 @@ def stream_url(message: Message) -> str:
 class ConversationOutput(serializers.ModelSerializer):
     class Meta:
         model = Conversation
-        fields = ["id", "title", "model", "system_prompt", "prompt_template", "created_at", "updated_at"]
+        fields = ["id", "title", "model", "system_prompt", "prompt_template", "temperature", "created_at", "updated_at"]
 
 
 class MessageOutput(serializers.ModelSerializer):
     conversation = serializers.IntegerField(source="conversation_id")
+    reply_to = serializers.IntegerField(source="reply_to_id", allow_null=True)
+    edit_of = serializers.IntegerField(source="edit_of_id", allow_null=True)
 
     class Meta:
         model = Message
@@ -69,6 +72,9 @@ class MessageOutput(serializers.ModelSerializer):
             "ttft_ms",
             "error_code",
             "error_message",
+            "reply_to",
+            "edit_of",
+            "request_id",
             "created_at",
             "finished_at",
         ]
@@ -88,6 +94,7 @@ class ConversationInput(serializers.Serializer):
     model = serializers.CharField(max_length=128, required=False, allow_blank=True)
     system_prompt = serializers.CharField(max_length=services.MAX_CONTENT_CHARS, required=False, allow_blank=True)
     prompt_template = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    temperature = serializers.FloatField(min_value=0.0, max_value=2.0, required=False, allow_null=True)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if attrs.get("system_prompt") and attrs.get("prompt_template"):
@@ -102,11 +109,21 @@ class ConversationPageOutput(serializers.Serializer):
     results = ConversationOutput(many=True)
 
 
+SEARCH_PARAMETER = OpenApiParameter(
+    "search", str, description="Only conversations whose title or messages hold this text (case-insensitive)."
+)
+MAX_SEARCH_CHARS = 200
+
+
 class ConversationsApi(APIView):
-    @extend_schema(parameters=page_parameters(), responses=ConversationPageOutput)
+    @extend_schema(parameters=[*page_parameters(), SEARCH_PARAMETER], responses=ConversationPageOutput)
     def get(self, request: Request) -> Response:
+        search = request.query_params.get("search", "")
+        if len(search) > MAX_SEARCH_CHARS:
+            raise InvalidRequest("search_too_long", f"A search holds at most {MAX_SEARCH_CHARS} characters.")
         paginator = StrictLimitOffsetPagination()
-        page = paginator.paginate_queryset(selectors.conversations_of(owner_id=request.user.pk), request, view=self)
+        conversations = selectors.conversations_of(owner_id=request.user.pk, search=search)
+        page = paginator.paginate_queryset(conversations, request, view=self)
         return paginator.get_paginated_response(ConversationOutput(page, many=True).data)
 
     @extend_schema(request=ConversationInput, responses={201: ConversationOutput})
@@ -227,3 +244,100 @@ class MessageCancelApi(APIView):
         message = selectors.message_get(owner_id=request.user.pk, message_id=message_id)
         message = services.reply_cancel(message=message)
         return Response(MessageOutput(message).data)
+
+
+class StartedReplyOutput(serializers.Serializer):
+    assistant_message = MessageOutput()
+    stream_url = serializers.CharField()
+
+
+def _started(started: services.StartedReply) -> Response:
+    reply_start(started.plan)
+    body = {"assistant_message": message_output(started.message), "stream_url": stream_url(started.message)}
+    return Response(body, status=status.HTTP_201_CREATED, headers=started.plan.admission.headers())
+
+
+class RegenerateInput(serializers.Serializer):
+    model = serializers.CharField(max_length=128, required=False, allow_blank=True)
+
+
+class MessageRegenerateApi(APIView):
+    """Another version of the latest reply (also the Retry of a failed or stopped one)."""
+
+    @extend_schema(request=RegenerateInput, responses={201: StartedReplyOutput})
+    def post(self, request: Request, message_id: int) -> Response:
+        data = RegenerateInput(data=request.data or {})
+        data.is_valid(raise_exception=True)
+        message = selectors.message_get(owner_id=request.user.pk, message_id=message_id)
+        started = services.reply_regenerate(
+            message=message,
+            caller=caller_of(request),
+            model=data.validated_data.get("model", ""),
+            request_id=request_id_of(request),
+        )
+        return _started(started)
+
+
+class MessageContinueApi(APIView):
+    """Generate on from a stopped or failed reply, into the same message."""
+
+    @extend_schema(request=None, responses={201: StartedReplyOutput})
+    def post(self, request: Request, message_id: int) -> Response:
+        message = selectors.message_get(owner_id=request.user.pk, message_id=message_id)
+        started = services.reply_continue(message=message, caller=caller_of(request), request_id=request_id_of(request))
+        return _started(started)
+
+
+EXPORT_FORMATS = ("markdown", "json")
+
+
+class ConversationExportApi(APIView):
+    """The conversation as a file: Markdown to read, or JSON with every message's fields."""
+
+    @extend_schema(
+        # Not "format": DRF reads that parameter to choose a renderer.
+        parameters=[OpenApiParameter("as", str, enum=list(EXPORT_FORMATS), description="markdown (the default)")],
+        responses={(200, "text/markdown"): str, (200, "application/json"): dict},
+    )
+    def get(self, request: Request, conversation_id: int) -> HttpResponse:
+        kind = request.query_params.get("as", "markdown")
+        if kind not in EXPORT_FORMATS:
+            raise InvalidRequest("invalid_value", "'as' must be markdown or json.", param="as")
+        conversation = selectors.conversation_get(owner_id=request.user.pk, conversation_id=conversation_id)
+        messages = list(selectors.messages_of(conversation=conversation))
+        if kind == "json":
+            body = {
+                "conversation": ConversationOutput(conversation).data,
+                "messages": [message_output(message) for message in messages],
+            }
+            response = HttpResponse(json_compact(body), content_type="application/json")
+        else:
+            text = services.conversation_markdown(conversation=conversation, messages=messages)
+            response = HttpResponse(text, content_type="text/markdown; charset=utf-8")
+        extension = "json" if kind == "json" else "md"
+        response["Content-Disposition"] = f'attachment; filename="conversation-{conversation.pk}.{extension}"'
+        return response
+
+
+class MessageEditApi(APIView):
+    """A new version of one of your messages, answered at once: the conversation branches there."""
+
+    @extend_schema(request=MessageInput, responses={201: dict})
+    def post(self, request: Request, message_id: int) -> Response:
+        data = MessageInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        message = selectors.message_get(owner_id=request.user.pk, message_id=message_id)
+        posted = services.message_edit(
+            message=message,
+            content=data.validated_data["content"],
+            model=data.validated_data.get("model", ""),
+            caller=caller_of(request),
+            request_id=request_id_of(request),
+        )
+        reply_start(posted.plan)
+        body = {
+            "user_message": message_output(posted.user_message),
+            "assistant_message": message_output(posted.assistant_message),
+            "stream_url": stream_url(posted.assistant_message),
+        }
+        return Response(body, status=status.HTTP_201_CREATED, headers=posted.plan.admission.headers())

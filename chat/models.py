@@ -13,6 +13,9 @@ class Conversation(models.Model):
     title = models.CharField(max_length=200, blank=True)
     model = models.CharField(max_length=128, help_text="Public model name replies use unless a message names another.")
     system_prompt = models.TextField(blank=True)
+    temperature = models.FloatField(
+        null=True, blank=True, help_text="Sampling temperature of its replies (0 to 2); empty: the model's default."
+    )
     prompt_template = models.CharField(
         max_length=100, blank=True, help_text="A managed prompt template whose latest version is the system prompt."
     )
@@ -47,6 +50,12 @@ class Message(models.Model):
         FAILED = "failed"
 
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    # A reply's user message: the replies to one user message are the versions of that reply
+    # (regenerate and retry add one); the newest is the one later turns build on.
+    reply_to = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="versions")
+    # An edited user message: the first version it replaces. Edits branch the conversation: the
+    # turns after the earlier version stay, on their own branch (chat.selectors.history_of).
+    edit_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="edits")
     role = models.CharField(max_length=16, choices=Role.choices)
     content = models.TextField(blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.COMPLETE)
@@ -62,6 +71,9 @@ class Message(models.Model):
     ttft_ms = models.FloatField(null=True, blank=True, help_text="Time to first token.")
     error_code = models.CharField(max_length=64, blank=True)
     error_message = models.TextField(blank=True)
+    request_id = models.CharField(
+        max_length=64, blank=True, help_text="The request that started (or continued) the reply: its request-log entry."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 

@@ -83,7 +83,7 @@ class ReplyRunner:
     def start(self, plan: ReplyPlan) -> asyncio.Task[None]:
         """Run the reply in a fresh context: it must not inherit the request's thread-sensitive state."""
         running: Running | None = None
-        streams.stream_hub(self.loop).production_start(plan.message_id)
+        streams.stream_hub(self.loop).production_start(plan.message_id, len(plan.prefix))
 
         def reason() -> str:
             return running.reason[0] if running and running.reason else ""

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from chat.models import Conversation, Message
 from orchestration.errors import NotFound
 
 
-def conversations_of(*, owner_id: int) -> QuerySet[Conversation]:
-    return Conversation.objects.filter(owner_id=owner_id)
+def conversations_of(*, owner_id: int, search: str = "") -> QuerySet[Conversation]:
+    """The owner's conversations, newest first; with ``search``, those whose title or any
+    message holds it (case-insensitive)."""
+    conversations = Conversation.objects.filter(owner_id=owner_id)
+    search = search.strip()
+    if search:
+        said = Message.objects.filter(conversation=OuterRef("pk"), content__icontains=search)
+        conversations = conversations.filter(Q(title__icontains=search) | Q(Exists(said)))
+    return conversations
 
 
 def conversation_get(*, owner_id: int, conversation_id: int) -> Conversation:
@@ -31,18 +38,61 @@ def message_get(*, owner_id: int, message_id: int) -> Message:
     return message
 
 
-def history_of(*, conversation: Conversation) -> list[Message]:
-    """The turns a new reply should see: user messages and assistant replies with content.
+def history_of(*, conversation: Conversation, through: Message | None = None) -> list[Message]:
+    """The turns a new reply should see: the conversation's newest branch, up to and including
+    ``through`` when given (a reply redone answers that message again).
 
-    A failed reply is left out: the model should not continue from a broken answer.
+    Of an edited message only its newest version counts, and the turns that followed an earlier
+    version stay on that earlier branch; of a reply's versions only the newest counts. A failed
+    reply is left out (the model should not continue from a broken answer), and so are the
+    replies to ``through``.
     """
-    usable = [Message.Status.COMPLETE, Message.Status.CANCELLED]
-    return list(
-        conversation.messages.filter(status__in=usable)
-        .exclude(content="")
-        .order_by("created_at", "id")
-        .only("role", "content")
-    )
+    usable = {Message.Status.COMPLETE, Message.Status.CANCELLED}
+    fields = ("role", "content", "status", "reply_to_id", "edit_of_id")
+    rows = newest_branch(list(conversation.messages.order_by("created_at", "id").only(*fields)))
+    if through is not None:
+        rows = [m for m in rows if m.pk <= through.pk]
+    newest = {_version_group(m): m.pk for m in rows if m.role == Message.Role.ASSISTANT}
+    return [
+        m
+        for m in rows
+        if m.role == Message.Role.USER or (m.status in usable and m.content and newest[_version_group(m)] == m.pk)
+    ]
+
+
+def newest_branch(messages: list[Message]) -> list[Message]:
+    """The messages of the newest branch, in order. An edit is written after everything that came
+    before it, so an edited message's versions enclose the turns of the older branches: those
+    between its first and its newest version (other than the versions themselves) are dropped,
+    and so are the versions before the newest."""
+    versions: dict[int, list[int]] = {}
+    for message in messages:
+        if message.role == Message.Role.USER:
+            versions.setdefault(edit_group(message), []).append(message.pk)
+    spans = {group: (ids[0], ids[-1]) for group, ids in versions.items() if len(ids) > 1}
+
+    def on_branch(message: Message) -> bool:
+        for group, (first, newest) in spans.items():
+            if message.role == Message.Role.USER and edit_group(message) == group:
+                if message.pk != newest:
+                    return False
+            elif first < message.pk < newest:
+                return False
+        return True
+
+    return [message for message in messages if on_branch(message)]
+
+
+def edit_group(message: Message) -> int:
+    """The versions of an edited message share the id of its first version."""
+    edit_of_id: int | None = message.edit_of_id  # type: ignore[attr-defined]
+    return edit_of_id if edit_of_id is not None else message.pk
+
+
+def _version_group(reply: Message) -> int:
+    """Replies to one message are versions of one reply (rows older than ``reply_to`` stand alone)."""
+    reply_to_id: int | None = reply.reply_to_id  # type: ignore[attr-defined]
+    return reply_to_id if reply_to_id is not None else -reply.pk
 
 
 def reply_streaming_in(*, conversation: Conversation) -> Message | None:

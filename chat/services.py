@@ -18,6 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from asgiref.sync import async_to_sync
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -37,7 +38,7 @@ from orchestration.orchestrator import CallContext, get_orchestrator
 from orchestration.pricing import cost_usd
 from orchestration.prompts import prompt_render
 from orchestration.registry import ModelRoute, asnapshot, snapshot
-from orchestration.selectors import chat_routes
+from orchestration.selectors import chat_routes, default_chat_model
 from orchestration.telemetry.logs import log_request_id
 from orchestration.telemetry.tracing import trace_carrier, trace_continued
 from orchestration.types import ChatRequest, OrchestrationError, Usage
@@ -58,7 +59,7 @@ def _default_model(caller: Caller) -> str:
     names = [route.name for route in chat_routes() if caller.may_use(route.name)]
     if not names:
         raise InvalidRequest("no_model_available", "No model is available to you.", param="model")
-    return names[0]
+    return default_chat_model(names)
 
 
 def _template_check(name: str) -> None:
@@ -73,18 +74,24 @@ def conversation_create(
     model: str = "",
     system_prompt: str = "",
     prompt_template: str = "",
+    temperature: float | None = None,
     caller: Caller,
 ) -> Conversation:
     model = model or _default_model(caller)
     route_of(caller, model, snapshot())
     _template_check(prompt_template)
     return Conversation.objects.create(  # type: ignore[misc]
-        owner=owner, title=title, model=model, system_prompt=system_prompt, prompt_template=prompt_template
+        owner=owner,
+        title=title,
+        model=model,
+        system_prompt=system_prompt,
+        prompt_template=prompt_template,
+        temperature=temperature,
     )
 
 
 def conversation_update(*, conversation: Conversation, caller: Caller, **changes: Any) -> Conversation:
-    """Change any of title, model, system_prompt, prompt_template."""
+    """Change any of title, model, system_prompt, prompt_template, temperature."""
     if "model" in changes:
         route_of(caller, changes["model"], snapshot())
     if "prompt_template" in changes:
@@ -100,6 +107,31 @@ def conversation_delete(*, conversation: Conversation) -> None:
     for message in conversation.messages.streaming():
         streams.cancel_request(message.pk)
     conversation.delete()
+
+
+def conversation_markdown(*, conversation: Conversation, messages: list[Message]) -> str:
+    """The conversation as Markdown: its title, then each message under who wrote it. Earlier
+    versions of a reply are kept, marked as such, so nothing said is lost from the export."""
+    lines = [f"# {conversation.title or 'Conversation'}", ""]
+    if conversation.system_prompt:
+        lines += ["## System prompt", "", conversation.system_prompt, ""]
+    newest = {m.reply_to_id: m.pk for m in messages if m.role == Message.Role.ASSISTANT}  # type: ignore[attr-defined]
+    for message in messages:
+        lines += [_markdown_heading(message, newest), "", message.content or "_(no text)_", ""]
+    return "\n".join(lines)
+
+
+def _markdown_heading(message: Message, newest: dict[int | None, int]) -> str:
+    if message.role == Message.Role.USER:
+        return "## You"
+    notes = [message.model] if message.model else []
+    if message.simulated:
+        notes.append("simulated")
+    if message.status != Message.Status.COMPLETE:
+        notes.append(message.status)
+    if message.reply_to_id is not None and newest.get(message.reply_to_id) != message.pk:  # type: ignore[attr-defined]
+        notes.append("earlier version")
+    return "## Assistant" + (f" ({', '.join(notes)})" if notes else "")
 
 
 # --- posting a message ------------------------------------------------------------------------
@@ -118,6 +150,10 @@ class ReplyPlan:
     admission: Admission
     # The request's trace context: the reply runs detached, in a context of its own.
     trace: dict[str, str] = field(default_factory=dict)
+    # A continued reply: its saved text, and what making it already used and cost.
+    prefix: str = ""
+    earlier_usage: Usage | None = None
+    earlier_cost: Decimal = Decimal("0")
 
 
 @dataclass
@@ -153,6 +189,73 @@ def _busy_check(conversation: Conversation) -> None:
     async_to_sync(reply_finish_orphan)(streaming.pk, status=Message.Status.FAILED, code="producer_lost")
 
 
+@dataclass
+class PreparedReply:
+    """A reply admitted and fitted to its model, before its row is written."""
+
+    route: ModelRoute
+    input_tokens: int
+    reply_tokens: int
+    messages: list[Any]
+    deadline_s: float
+    admission: Admission
+    prompt_version: int | None
+
+
+def _reply_prepare(conversation: Conversation, caller: Caller, model: str, turns: list[Turn]) -> PreparedReply:
+    """Route, the one-reply-at-a-time check, the context that fits, and the admission of the call.
+
+    The reply is admitted like any call (``orchestration.access.admission``): its rate limits,
+    and a reservation of its worst-case cost, settled when the reply ends.
+    """
+    route = route_of(caller, model or conversation.model, snapshot())
+    _busy_check(conversation)
+    system_prompt, prompt_version = _system_prompt(conversation)
+    try:
+        fitted = context_fit(system_prompt=system_prompt, turns=turns, route=route)
+    except ContextTooLong as error:
+        raise InvalidRequest("context_length_exceeded", str(error), param="content") from error
+    deadline_s = deadline_for("chat", requested_s=None, route=route).total_s
+    admission = admit_sync(
+        caller, model=route.name, input_tokens=fitted.input_tokens, max_tokens=fitted.reply_tokens, hold_s=deadline_s
+    )
+    return PreparedReply(
+        route, fitted.input_tokens, fitted.reply_tokens, fitted.messages, deadline_s, admission, prompt_version
+    )
+
+
+def _reply_plan(
+    prepared: PreparedReply, conversation: Conversation, caller: Caller, reply: Message, request_id: str, **more: Any
+) -> ReplyPlan:
+    owner_id = conversation.owner_id  # type: ignore[attr-defined]
+    plan = ReplyPlan(
+        message_id=reply.pk,
+        request=ChatRequest(
+            model=prepared.route.name,
+            messages=prepared.messages,
+            max_tokens=prepared.reply_tokens,
+            temperature=conversation.temperature,
+            user=str(owner_id),
+        ),
+        context=CallContext(
+            endpoint="chat",
+            request_id=request_id,
+            api_key_id=caller.api_key_id,
+            user_id=owner_id,
+            prompt_template=conversation.prompt_template,
+            prompt_version=prepared.prompt_version,
+        ),
+        deadline_s=prepared.deadline_s,
+        provider_kind=prepared.route.provider_kind,
+        input_tokens=prepared.input_tokens,
+        admission=prepared.admission,
+        trace=trace_carrier(),
+        **more,
+    )
+    streams.producer_claim(reply.pk)
+    return plan
+
+
 def message_post(
     *,
     conversation: Conversation,
@@ -163,73 +266,216 @@ def message_post(
 ) -> PostedMessage:
     """Save the user's message and a streaming reply, and plan the reply's generation.
 
-    The reply is admitted like any call (``orchestration.access.admission``): its rate limits,
-    and a reservation of its worst-case cost, settled when the reply ends. The caller starts the
-    plan with ``chat.replies.reply_start``. One streaming reply per conversation is enforced by a
-    partial unique index, so two racing posts cannot both start one.
+    The caller starts the plan with ``chat.replies.reply_start``. One streaming reply per
+    conversation is enforced by a partial unique index, so two racing posts cannot both start one.
     """
     _content_check(content)
-    owner = conversation.owner
-    route = route_of(caller, model or conversation.model, snapshot())
-    _busy_check(conversation)
-    system_prompt, prompt_version = _system_prompt(conversation)
-    turns = [Turn(m.role, m.content) for m in history_of(conversation=conversation)]
+    turns = [*_turns(history_of(conversation=conversation)), Turn("user", content)]
+    prepared = _reply_prepare(conversation, caller, model, turns)
     try:
-        fitted = context_fit(system_prompt=system_prompt, turns=[*turns, Turn("user", content)], route=route)
-    except ContextTooLong as error:
-        raise InvalidRequest("context_length_exceeded", str(error), param="content") from error
-    deadline_s = deadline_for("chat", requested_s=None, route=route).total_s
-    admission = admit_sync(
-        caller, model=route.name, input_tokens=fitted.input_tokens, max_tokens=fitted.reply_tokens, hold_s=deadline_s
-    )
-    try:
-        user_message, reply = _messages_create(conversation, content, route, fitted.input_tokens)
+        user_message, reply = _messages_create(conversation, content, prepared, request_id)
     except BaseException:
-        admission.release_sync()
+        prepared.admission.release_sync()
         raise
-    plan = ReplyPlan(
-        message_id=reply.pk,
-        request=ChatRequest(
-            model=route.name, messages=fitted.messages, max_tokens=fitted.reply_tokens, user=str(owner.pk)
-        ),
-        context=CallContext(
-            endpoint="chat",
-            request_id=request_id,
-            api_key_id=caller.api_key_id,
-            user_id=owner.pk,
-            prompt_template=conversation.prompt_template,
-            prompt_version=prompt_version,
-        ),
-        deadline_s=deadline_s,
-        provider_kind=route.provider_kind,
-        input_tokens=fitted.input_tokens,
-        admission=admission,
-        trace=trace_carrier(),
+    return PostedMessage(user_message, reply, _reply_plan(prepared, conversation, caller, reply, request_id))
+
+
+def title_from(content: str) -> str:
+    """A conversation's first line as its title, cut at a word and marked with an ellipsis when long."""
+    line = content.strip().splitlines()[0].strip()
+    if len(line) <= TITLE_CHARS:
+        return line
+    cut = line[: TITLE_CHARS - 1]
+    mid_word = not line[TITLE_CHARS - 1].isspace()
+    if mid_word and " " in cut[TITLE_CHARS // 2 :]:
+        cut = cut[: cut.rindex(" ")]
+    return cut.rstrip(" ,;:.-") + "…"
+
+
+def _turns(messages: list[Message]) -> list[Turn]:
+    return [Turn(m.role, m.content) for m in messages]
+
+
+def _reply_create(conversation: Conversation, question: Message, prepared: PreparedReply, request_id: str) -> Message:
+    return Message.objects.create(  # type: ignore[no-any-return]
+        conversation=conversation,
+        role=Message.Role.ASSISTANT,
+        reply_to=question,
+        status=Message.Status.STREAMING,
+        model=prepared.route.name,
+        simulated=prepared.route.simulated,
+        input_tokens=prepared.input_tokens,
+        request_id=request_id,
     )
-    streams.producer_claim(reply.pk)
-    return PostedMessage(user_message, reply, plan)
 
 
 def _messages_create(
-    conversation: Conversation, content: str, route: ModelRoute, input_tokens: int
+    conversation: Conversation, content: str, prepared: PreparedReply, request_id: str, edit_of: Message | None = None
 ) -> tuple[Message, Message]:
     try:
         with transaction.atomic():
-            user_message = Message.objects.create(conversation=conversation, role=Message.Role.USER, content=content)
-            reply = Message.objects.create(
-                conversation=conversation,
-                role=Message.Role.ASSISTANT,
-                status=Message.Status.STREAMING,
-                model=route.name,
-                simulated=route.simulated,
-                input_tokens=input_tokens,
+            user_message = Message.objects.create(
+                conversation=conversation, role=Message.Role.USER, content=content, edit_of=edit_of
             )
+            reply = _reply_create(conversation, user_message, prepared, request_id)
             if not conversation.title:
-                conversation.title = content.strip().splitlines()[0][:TITLE_CHARS]
+                conversation.title = title_from(content)
             conversation.save(update_fields=["title", "updated_at"])
     except IntegrityError as error:  # another post in this conversation got there first
         raise Conflict("reply_in_progress", "Another reply in this conversation is still streaming.") from error
     return user_message, reply
+
+
+def message_edit(
+    *, message: Message, content: str, caller: Caller, model: str = "", request_id: str = ""
+) -> PostedMessage:
+    """A new version of one of the person's messages, and a reply to it: the conversation
+    branches there. The turns after the earlier version stay, browsable, on their branch."""
+    if message.role != Message.Role.USER:
+        raise Conflict("not_your_message", "Only your own messages can be edited.")
+    _content_check(content)
+    conversation = message.conversation
+    branch = history_of(conversation=conversation)
+    if message.pk not in {m.pk for m in branch}:
+        raise Conflict("not_current_branch", "Only a message of the conversation as it now stands can be edited.")
+    before = [m for m in branch if m.pk < message.pk]
+    turns = [*_turns(before), Turn("user", content)]
+    prepared = _reply_prepare(conversation, caller, model, turns)
+    first = message.edit_of or message
+    try:
+        user_message, reply = _messages_create(conversation, content, prepared, request_id, edit_of=first)
+    except BaseException:
+        prepared.admission.release_sync()
+        raise
+    return PostedMessage(user_message, reply, _reply_plan(prepared, conversation, caller, reply, request_id))
+
+
+# --- another version of a reply, or more of it ------------------------------------------------
+
+# The turn that asks a model to go on from its own partial reply. Sent after that reply, so
+# every provider accepts it (not all take an assistant turn last).
+CONTINUE_PROMPT = (
+    "Your previous reply was cut off. Continue it exactly where it stopped, without repeating anything "
+    "and without any preamble; start with the next characters of the reply."
+)
+
+
+@dataclass
+class StartedReply:
+    message: Message
+    plan: ReplyPlan = field(repr=False)
+
+
+def _question_of(message: Message) -> Message:
+    """The user message a reply answers (rows written before ``reply_to`` existed: the one before it)."""
+    if message.reply_to_id is not None:  # type: ignore[attr-defined]
+        return message.reply_to  # type: ignore[return-value]
+    question = (
+        message.conversation.messages.filter(role=Message.Role.USER, created_at__lte=message.created_at)
+        .exclude(pk__gt=message.pk)
+        .order_by("created_at", "id")
+        .last()
+    )
+    if question is None:
+        raise Conflict("no_question", "This reply answers no message of yours.")
+    return question
+
+
+def _latest_check(message: Message, question: Message, action: str) -> None:
+    """Only the last turn is redone: later turns were built on the version that is there now."""
+    latest_question = message.conversation.messages.filter(role=Message.Role.USER).order_by("created_at", "id").last()
+    if latest_question is None or latest_question.pk != question.pk:
+        raise Conflict("not_latest_reply", f"Only the latest reply can be {action}.")
+
+
+def _final_reply_check(message: Message) -> None:
+    if message.role != Message.Role.ASSISTANT:
+        raise Conflict("not_a_reply", f"Message {message.pk} is not a reply.")
+    if not message.is_final:
+        raise Conflict("reply_in_progress", "The reply is still streaming.")
+
+
+def reply_regenerate(*, message: Message, caller: Caller, model: str = "", request_id: str = "") -> StartedReply:
+    """A new version of a finished reply, answering the same message; the earlier versions stay.
+
+    Retry of a failed or stopped reply is the same act. Start the plan with ``chat.replies.reply_start``.
+    """
+    _final_reply_check(message)
+    question = _question_of(message)
+    _latest_check(message, question, "regenerated")
+    conversation = message.conversation
+    turns = _turns(history_of(conversation=conversation, through=question))
+    prepared = _reply_prepare(conversation, caller, model or message.model, turns)
+    try:
+        with transaction.atomic():
+            reply = _reply_create(conversation, question, prepared, request_id)
+    except IntegrityError as error:
+        prepared.admission.release_sync()
+        raise Conflict("reply_in_progress", "Another reply in this conversation is still streaming.") from error
+    except BaseException:
+        prepared.admission.release_sync()
+        raise
+    conversation.save(update_fields=["updated_at"])
+    return StartedReply(reply, _reply_plan(prepared, conversation, caller, reply, request_id))
+
+
+def reply_continue(*, message: Message, caller: Caller, request_id: str = "") -> StartedReply:
+    """Generate on from a stopped or failed reply's text, into the same message.
+
+    The reply's stream starts again with its saved text as the first token event, so a client
+    that has that text resumes after it and one that has nothing replays it: the saved reply is
+    the old text and the new one joined exactly.
+    """
+    _final_reply_check(message)
+    if message.status == Message.Status.COMPLETE:
+        raise Conflict("reply_complete", "The reply is complete; regenerate it for another version.")
+    if not message.content:
+        raise Conflict("nothing_to_continue", "The reply has no text to go on from; retry it instead.")
+    question = _question_of(message)
+    _latest_check(message, question, "continued")
+    conversation = message.conversation
+    turns = [
+        *_turns(history_of(conversation=conversation, through=question)),
+        Turn("assistant", message.content),
+        Turn("user", CONTINUE_PROMPT),
+    ]
+    prepared = _reply_prepare(conversation, caller, message.model, turns)
+    try:
+        _reply_reopen(message, request_id)
+    except BaseException:
+        prepared.admission.release_sync()
+        raise
+    plan = _reply_plan(
+        prepared,
+        conversation,
+        caller,
+        message,
+        request_id,
+        prefix=message.content,
+        earlier_usage=Usage(input_tokens=message.input_tokens, output_tokens=message.output_tokens),
+        earlier_cost=Decimal(message.cost_usd),
+    )
+    message.refresh_from_db()
+    return StartedReply(message, plan)
+
+
+def _reply_reopen(message: Message, request_id: str) -> None:
+    """Back to streaming (only from the state it was read in), and its stream seeded with its text."""
+    try:
+        with transaction.atomic():
+            reopened = Message.objects.filter(pk=message.pk, status=message.status).update(
+                status=Message.Status.STREAMING,
+                finish_reason="",
+                error_code="",
+                error_message="",
+                finished_at=None,
+                request_id=request_id,
+            )
+    except IntegrityError as error:
+        raise Conflict("reply_in_progress", "Another reply in this conversation is still streaming.") from error
+    if reopened != 1:
+        raise Conflict("reply_changed", "The reply changed meanwhile; reload it and try again.")
+    streams.stream_reopen(message.pk, message.content)
 
 
 # --- generating a reply -----------------------------------------------------------------------
@@ -237,7 +483,14 @@ def _messages_create(
 
 # Why a reply was cancelled: "" is a person's cancel; the rest are saved as the error code.
 CLIENT_GONE = "client_gone"
-_CANCEL_MESSAGES = {CLIENT_GONE: "No client was attached to the reply for the grace period."}
+
+
+def _cancel_message(reason: str) -> str:
+    """Why a reply stopped that nobody stopped, in the words its reader sees under it."""
+    if reason != CLIENT_GONE:
+        return ""
+    grace_s = float(settings.SWITCHYARD["CHAT_GRACE_S"])
+    return f"The connection was lost for more than {grace_s:g} s, so the reply stopped here."
 
 
 class Fenced(Exception):
@@ -262,11 +515,12 @@ class TokenWriter:
     reply must equal what clients can replay.
     """
 
-    def __init__(self, message_id: int) -> None:
+    def __init__(self, message_id: int, prefix: str = "") -> None:
         self.message_id = message_id
-        self.parts: list[str] = []
+        # A continued reply goes on from its saved text, already the stream's first event.
+        self.parts: list[str] = [prefix] if prefix else []
         self.failure: BaseException | None = None  # Fenced, or the RedisError of an append
-        self._offset = 0  # characters queued so far
+        self._offset = len(prefix)  # characters queued so far
         self._waiting: list[str] = []
         self._in_flight: asyncio.Future[int] | None = None
         self._stopped = False
@@ -322,7 +576,7 @@ async def reply_generate(plan: ReplyPlan, *, cancel_reason: Callable[[], str], c
     saved as cancelled. ``cancel_reason`` says why (a user's cancel, or no client for the grace period).
     """
     started = clock()
-    writer = TokenWriter(plan.message_id)
+    writer = TokenWriter(plan.message_id, plan.prefix)
     timing: dict[str, float] = {}
     log_request_id(plan.context.request_id)
     with trace_continued(plan.trace):
@@ -335,7 +589,7 @@ async def reply_generate(plan: ReplyPlan, *, cancel_reason: Callable[[], str], c
             task.uncancel()
         await writer.stop()
         reason = cancel_reason()
-        outcome = ReplyOutcome(Message.Status.CANCELLED, "cancelled", reason, _CANCEL_MESSAGES.get(reason, ""))
+        outcome = ReplyOutcome(Message.Status.CANCELLED, "cancelled", reason, _cancel_message(reason))
     except Fenced:
         return
     finally:
@@ -396,11 +650,15 @@ async def _reply_settle(
     timing: dict[str, float],
 ) -> None:
     content = "".join(parts)
+    added = content[len(plan.prefix) :]
     usage = served.usage if served.usage.total_tokens else None
     route = (await asnapshot()).models.get(served.model or plan.request.model)
     if usage is None:
         count = token_counter(plan.provider_kind)
-        usage = Usage(input_tokens=plan.input_tokens, output_tokens=count(content) if content else 0)
+        usage = Usage(input_tokens=plan.input_tokens, output_tokens=count(added) if added else 0)
+    cost = served.cost_usd if served.usage.total_tokens or route is None else cost_usd(route, usage)
+    await plan.admission.settle(usage, cost)
+    earlier = plan.earlier_usage or Usage(input_tokens=0, output_tokens=0)
     fields = {
         "content": content,
         "status": outcome.status,
@@ -411,14 +669,13 @@ async def _reply_settle(
         "provider": served.provider,
         "fallback_from": served.fallback_from or "",
         "simulated": served.simulated,
-        "input_tokens": usage.input_tokens,
-        "output_tokens": usage.output_tokens,
-        "cost_usd": served.cost_usd if served.usage.total_tokens or route is None else cost_usd(route, usage),
+        "input_tokens": earlier.input_tokens + usage.input_tokens,
+        "output_tokens": earlier.output_tokens + usage.output_tokens,
+        "cost_usd": plan.earlier_cost + cost,
         "latency_ms": latency_ms,
         "ttft_ms": timing.get("ttft_ms"),
         "finished_at": timezone.now(),
     }
-    await plan.admission.settle(usage, fields["cost_usd"])
     await _settle_and_announce(plan.message_id, fields)
 
 

@@ -207,6 +207,20 @@ async def stream_close(message_id: int) -> None:
     await client.set(key(message_id, "closed"), "1", ex=LIVE_TTL_S)
 
 
+def stream_reopen(message_id: int, text: str) -> None:
+    """Start a settled reply's stream again for more text (sync: called from API views).
+
+    The old events, end, fence, cancel request and attachments go; the saved ``text`` becomes
+    the first token event, with the id it had (its length), so resuming works as before.
+    """
+    names = ("events", "end", "closed", "cancel", "clients")
+    with sync_client().pipeline(transaction=True) as pipe:
+        pipe.delete(*(key(message_id, name) for name in names))
+        pipe.xadd(key(message_id, "events"), {"e": TOKEN, "d": json_compact({"delta": text})}, id=f"0-{len(text)}")
+        pipe.expire(key(message_id, "events"), LIVE_TTL_S)
+        pipe.execute()
+
+
 def producer_claim(message_id: int) -> None:
     """Say a producer is coming, before it starts, so relays do not take it for dead."""
     sync_client().set(key(message_id, "producer"), "1", px=int(producer_ttl_s() * 1000))
@@ -344,10 +358,13 @@ class StreamHub:
             self._task.cancel()  # nobody left to read for
             self._task = None
 
-    def production_start(self, message_id: int) -> None:
+    def production_start(self, message_id: int, landed: int = 0) -> None:
         """A producer of this loop writes this reply: clients that subscribe from now on get
-        its events from the producer."""
+        its events from the producer. ``landed``: the id of an event already in its stream
+        (a continued reply's saved text), which new clients read from Redis first."""
         self.produced_here.add(message_id)
+        if landed:
+            self.landed[message_id] = landed
 
     def production_end(self, message_id: int) -> None:
         """Its producer here stopped: whatever else reaches the stream is read from Redis."""

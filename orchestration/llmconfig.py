@@ -258,6 +258,7 @@ def _model_fields() -> tuple[Field, ...]:
         Field(("fallbacks",), "fallbacks", _string_list(_model_name), default=[]),
         Field(("content_policy_fallback",), "content_policy_fallback", _model_name),
         f("enabled", "enabled", _boolean),
+        f("chat_default", "chat_default", _boolean),
         f("cache.exact", "cache_exact_enabled", _boolean),
         f("cache.exact_ttl_s", "cache_exact_ttl_s", _integer(ge=0)),
         f("cache.semantic", "cache_semantic", _boolean),
@@ -444,6 +445,13 @@ def _check_references(plan: ConfigPlan, others: ConfigPlan, problems: list[Confi
             problems.append(ConfigProblem((*path, "fallbacks"), "a model cannot fall back to itself"))
     for name, attrs in plan.prompts.items():
         refer(("prompts", name, "default_model"), attrs.get("default_model"), model_names, "the model")
+    defaults = [name for name, attrs in plan.models.items() if attrs.get("chat_default")]
+    for name in defaults[1:]:
+        problems.append(
+            ConfigProblem(
+                ("models", name, "chat_default"), f"only one model can be the chat default ({defaults[0]!r} is)"
+            )
+        )
 
 
 # --- line numbers -----------------------------------------------------------------------------
@@ -593,6 +601,8 @@ def _upsert(
 def _model_upsert(name: str, attrs: dict[str, Any]) -> tuple[LanguageModel, str, list[str]]:
     own = {key: value for key, value in attrs.items() if key not in {"fallbacks", "content_policy_fallback"}}
     own["provider"] = Provider.objects.get(name=own["provider"])
+    if own.get("chat_default"):  # the file names the one default: any other model stops being it
+        LanguageModel.objects.exclude(name=name).filter(chat_default=True).update(chat_default=False)
     row, status, changed = _upsert(LanguageModel, name, own, _model_fields())
     return row, status, list(changed)
 

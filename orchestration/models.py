@@ -107,6 +107,10 @@ class LanguageModel(models.Model):
     )
     cache_semantic_max_turns = models.PositiveSmallIntegerField(default=4)
     enabled = models.BooleanField(default=True)
+    chat_default = models.BooleanField(
+        default=False,
+        help_text="New chats start with this model (at most one). Without one, the cheapest chat model is used.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -115,6 +119,11 @@ class LanguageModel(models.Model):
     class Meta:
         ordering = ["name"]
         verbose_name = "model"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["chat_default"], condition=models.Q(chat_default=True), name="one_default_chat_model"
+            )
+        ]
 
     def __str__(self) -> str:
         return self.name

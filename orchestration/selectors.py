@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 
 from orchestration.access.policy import user_policy
@@ -27,3 +29,21 @@ def models_for_user(user: AbstractBaseUser | AnonymousUser) -> list[LanguageMode
     policy = user_policy(user.pk)
     models = LanguageModel.objects.routable().select_related("provider")
     return [m for m in models if _is_chat(m.capabilities) and policy.may_use(m.name)]
+
+
+def default_chat_model(names: list[str]) -> str:
+    """Of the chat models ``names`` (those a caller may use), the one new chats start with: the
+    operator's choice (``chat_default``), else the cheapest, by its price per million tokens in and out."""
+    if not names:
+        return ""
+    rows = {m.name: m for m in LanguageModel.objects.filter(name__in=names)}
+    chosen = [name for name in names if name in rows and rows[name].chat_default]
+    if chosen:
+        return chosen[0]
+    return min(names, key=lambda name: (_price_of(rows.get(name)), name))
+
+
+def _price_of(model: LanguageModel | None) -> Decimal:
+    if model is None:
+        return Decimal("Infinity")
+    return model.input_per_mtok + model.output_per_mtok

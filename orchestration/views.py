@@ -20,7 +20,11 @@ from orchestration.models import ApiKey, RequestLog
 
 
 class KeyCreateForm(forms.Form):
-    name = forms.CharField(max_length=100, required=False, label="Name")
+    name = forms.CharField(
+        max_length=100,
+        label="Name",
+        error_messages={"required": "Give the key a name, so you can tell it apart from your other keys later."},
+    )
 
 
 def _month_usage(keys: list[ApiKey]) -> dict[int, dict[str, object]]:

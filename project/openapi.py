@@ -216,11 +216,14 @@ _GENERAL_ERRORS = {
 _ADMITTED = {
     ("post", "/api/v1/tasks"),
     ("post", "/api/v1/conversations/{conversation_id}/messages"),
+    ("post", "/api/v1/messages/{message_id}/continue"),
+    ("post", "/api/v1/messages/{message_id}/regenerate"),
+    ("post", "/api/v1/messages/{message_id}/edit"),
     ("post", "/v1/chat/completions"),
     ("post", "/v1/embeddings"),
     ("post", "/v1/responses"),
 }
-_STATE_CHANGES = {"/cancel", "/input", "/messages"}
+_STATE_CHANGES = {"/cancel", "/input", "/messages", "/continue", "/regenerate", "/edit"}
 
 
 def _statuses(method: str, path: str, operation: dict[str, Any]) -> set[int]:

@@ -3,6 +3,10 @@ the Prometheus metrics."""
 
 from __future__ import annotations
 
+import functools
+from pathlib import Path
+
+from django.contrib.staticfiles import finders
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -47,3 +51,16 @@ async def readyz(request: HttpRequest) -> JsonResponse:
 def metrics(request: HttpRequest) -> HttpResponse:
     """Prometheus text: every process's samples and the live breaker and queue states."""
     return HttpResponse(metrics_exposition(), content_type=CONTENT_TYPE_LATEST)
+
+
+@functools.cache
+def _favicon_svg() -> bytes:
+    found = finders.find("switchyard/favicon.svg")
+    return Path(str(found)).read_bytes()
+
+
+def favicon(request: HttpRequest) -> HttpResponse:
+    """``/favicon.ico``: pages without an icon link of their own (the admin's) ask for it; a 404
+    there filled every admin page's console with an error. The icon is the app's SVG."""
+    headers = {"Cache-Control": "public, max-age=86400"}
+    return HttpResponse(_favicon_svg(), content_type="image/svg+xml", headers=headers)

@@ -101,6 +101,13 @@ class BreakerStateAdmin(admin.ModelAdmin):
         return False
 
 
+def duration_text(ms: float | None) -> str:
+    """A duration as people read it: 850 ms, 1.2 s, 60.0 s (the raw float stays in the row's page)."""
+    if ms is None:
+        return "–"
+    return f"{ms:.0f} ms" if ms < 1000 else f"{ms / 1000:.1f} s"
+
+
 @admin.register(RequestLog)
 class RequestLogAdmin(admin.ModelAdmin):
     list_display = [
@@ -116,8 +123,8 @@ class RequestLogAdmin(admin.ModelAdmin):
         "input_tokens",
         "output_tokens",
         "cost_usd",
-        "latency_ms",
-        "ttft_ms",
+        "latency",
+        "ttft",
         "attempts",
         "fallback_summary",
     ]
@@ -127,6 +134,14 @@ class RequestLogAdmin(admin.ModelAdmin):
     list_select_related = ["api_key", "user"]
     show_full_result_count = False
     change_list_template = "admin/orchestration/requestlog/change_list.html"
+
+    @admin.display(description="latency", ordering="latency_ms")
+    def latency(self, row: RequestLog) -> str:
+        return duration_text(row.latency_ms)
+
+    @admin.display(description="first token", ordering="ttft_ms")
+    def ttft(self, row: RequestLog) -> str:
+        return duration_text(row.ttft_ms)
 
     @admin.display(description="fallbacks")
     def fallback_summary(self, row: RequestLog) -> str:

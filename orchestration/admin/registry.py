@@ -217,7 +217,7 @@ class LanguageModelAdmin(admin.ModelAdmin):
     actions = ("test_connection",)
     readonly_fields = ("created_at", "updated_at", "semantic_operating_point")
     fieldsets = (
-        (None, {"fields": ("name", "provider", "upstream", "description", "enabled")}),
+        (None, {"fields": ("name", "provider", "upstream", "description", "enabled", "chat_default")}),
         ("Prices (USD per million tokens)", {"fields": ("input_per_mtok", "output_per_mtok")}),
         (
             "Limits",

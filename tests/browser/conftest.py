@@ -91,7 +91,8 @@ def _shared_web(
 ) -> Iterator[ManagedProcess]:
     # The worker is started first, without waiting for it: it boots while the first tests run.
     with django_db_blocker.unblock():
-        process = start_web(SWITCHYARD_SIMULATOR_URL=_simulator_process.url)
+        # A short grace period: a reply whose tab closed is stopped in seconds, not 30 s.
+        process = start_web(SWITCHYARD_SIMULATOR_URL=_simulator_process.url, SWITCHYARD_CHAT_GRACE_S="4")
     yield process
     process.stop()
 

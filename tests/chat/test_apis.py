@@ -181,3 +181,64 @@ def test_a_conversation_on_a_prompt_template_sends_its_latest_version_first(alic
     posted = message_post(conversation=conversation, content="Hello", caller=caller_for_user_sync(alice))
     assert posted.plan.request.messages[0].content == "Talk like a polite pirate."
     assert posted.plan.context.prompt_template == "pirate" and posted.plan.context.prompt_version == 2
+
+
+def test_a_new_conversation_starts_with_the_cheapest_model_unless_the_operator_chose_one(
+    as_alice: Client, chat_model: Any
+) -> None:
+    from orchestration.models import LanguageModel
+    from orchestration.registry import snapshot_invalidate
+
+    pricey = LanguageModel.objects.create(
+        name="aaa-pricey", provider=chat_model.provider, upstream="x", input_per_mtok=50, output_per_mtok=100
+    )
+    chat_model.input_per_mtok, chat_model.output_per_mtok = 1, 2
+    chat_model.save()
+    snapshot_invalidate()
+    assert as_alice.post("/api/v1/conversations", {}, "application/json").json()["model"] == MODEL
+
+    pricey.chat_default = True
+    pricey.save()
+    assert as_alice.post("/api/v1/conversations", {}, "application/json").json()["model"] == "aaa-pricey"
+
+
+def test_a_conversation_takes_a_temperature_from_0_to_2(as_alice: Client) -> None:
+    created = as_alice.post("/api/v1/conversations", {"temperature": 0.7}, "application/json")
+    assert created.status_code == 201 and created.json()["temperature"] == 0.7
+    url = f"/api/v1/conversations/{created.json()['id']}"
+    too_hot = as_alice.patch(url, {"temperature": 2.5}, "application/json")
+    assert too_hot.status_code == 400 and "temperature" in too_hot.json()["error"]["message"]
+    assert as_alice.patch(url, {"temperature": None}, "application/json").json()["temperature"] is None
+
+
+def test_a_long_first_line_makes_a_title_cut_at_a_word_with_an_ellipsis() -> None:
+    from chat.services import TITLE_CHARS, title_from
+
+    title = title_from("Explain how the gateway routes each request through caches, breakers and fallbacks\nmore")
+    assert title == "Explain how the gateway routes each request through caches…"
+    assert len(title) <= TITLE_CHARS
+    # Cut inside a word: the word goes, the ellipsis says so.
+    assert title_from("Why do circuit breakers open after half of ten calls fail, and when?") == (
+        "Why do circuit breakers open after half of ten calls fail…"
+    )
+    assert title_from("  Short question  \nsecond line") == "Short question"
+
+
+def test_the_newest_branch_drops_the_turns_of_earlier_versions_of_nested_edits(alice: Any, chat_model: Any) -> None:
+    from chat.selectors import history_of
+
+    conversation = conversation_of(alice)
+
+    def say(role: str, content: str, **links: Any) -> Message:
+        return Message.objects.create(conversation=conversation, role=role, content=content, **links)
+
+    q1 = say("user", "Q1")
+    say("assistant", "A1", reply_to=q1)
+    q2 = say("user", "Q2")
+    say("assistant", "A2", reply_to=q2)
+    q2b = say("user", "Q2b", edit_of=q2)
+    say("assistant", "A2b", reply_to=q2b)
+    assert [m.content for m in history_of(conversation=conversation)] == ["Q1", "A1", "Q2b", "A2b"]
+    q1b = say("user", "Q1b", edit_of=q1)
+    say("assistant", "A1b", reply_to=q1b)
+    assert [m.content for m in history_of(conversation=conversation)] == ["Q1b", "A1b"]

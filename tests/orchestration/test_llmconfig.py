@@ -377,6 +377,28 @@ def test_api_key_env_must_match_the_allowlist(tmp_path):
         config_load(write(tmp_path, VALID.replace('api_key_env = "OPENAI_API_KEY"', 'api_key_env = "REDIS_URL"')))
 
 
+def test_chat_default_names_the_model_new_chats_start_with_and_moves_when_another_file_names_another(tmp_path):
+    config_load(write(tmp_path, VALID.replace('upstream = "gpt-4o-2024-08-06"', 'upstream = "x"\nchat_default = true')))
+    assert list(LanguageModel.objects.filter(chat_default=True).values_list("name", flat=True)) == ["gpt-4o"]
+    assert "chat_default = true" in config_dump()
+
+    mini = VALID.replace('upstream = "gpt-4o-mini"', 'upstream = "gpt-4o-mini"\nchat_default = true')
+    report = config_load(write(tmp_path, mini, "second.toml"))
+
+    assert list(LanguageModel.objects.filter(chat_default=True).values_list("name", flat=True)) == ["gpt-4o-mini"]
+    assert "chat_default" in next(c for c in report.changes if c.name == "gpt-4o").details
+
+
+def test_two_chat_defaults_in_one_file_are_refused_naming_the_second(tmp_path):
+    both = VALID.replace("output_per_mtok = 10.00", "output_per_mtok = 10.00\nchat_default = true").replace(
+        "output_per_mtok = 0.60", "output_per_mtok = 0.60\nchat_default = true"
+    )
+    with pytest.raises(ConfigError) as refused:
+        config_load(write(tmp_path, both))
+    assert "only one model can be the chat default ('gpt-4o' is)" in str(refused.value)
+    assert not LanguageModel.objects.exists()
+
+
 def test_a_semantic_error_budget_loads_and_the_old_raw_threshold_still_works(tmp_path):
     faq = 'provider = "primary"\nupstream = "faq-1"\ncache = { semantic = true, semantic_error_budget = 0.005 }\n'
     text = VALID + '\n[models."faq"]\n' + faq

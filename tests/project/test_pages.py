@@ -117,3 +117,19 @@ def test_a_key_made_on_the_keys_page_carries_the_persons_limits(client, alice):
     client.post("/keys/", {"name": "mine"})
     key = ApiKey.objects.get(user=alice)
     assert (key.rpm, key.tpm, key.monthly_budget_usd) == (7, 7000, Decimal("3"))
+
+
+@pytest.mark.django_db
+def test_a_key_without_a_name_is_refused_with_a_reason_and_none_is_made(client, alice):
+    client.force_login(alice)
+    response = client.post("/keys/", {"name": "   "})
+    assert response.status_code == 200
+    assert b"Give the key a name" in response.content
+    assert not ApiKey.objects.filter(user=alice).exists()
+
+
+@pytest.mark.django_db
+def test_favicon_ico_answers_with_the_apps_icon(client):
+    response = client.get("/favicon.ico")
+    assert response.status_code == 200 and response["Content-Type"] == "image/svg+xml"
+    assert response.content.startswith(b"<svg")

@@ -1,4 +1,5 @@
-/* The agent console: one WebSocket session, one run at a time, questions answered in place. */
+/* The agent console: each run is a background task (Task API, run by a worker), followed over its
+   SSE feed. Closing the tab does not stop it; coming back (or opening its page) re-attaches. */
 "use strict";
 
 (() => {
@@ -11,12 +12,12 @@
   const cancelButton = $("cancel-button");
   const runState = $("run-state");
   const result = $("agent-result");
+  const STEPS = ["thought", "action", "tool_result", "need_input"];
+  const RUN_KEY = "switchyard.agents.run";  // the task this browser follows, across tabs and reloads
 
-  // run: null when idle, else {taskId} (taskId stays null until the server names the task)
-  let socket = null;
+  // run: null when idle, else {taskId, source}
   let run = null;
   let agents = [];
-  let retryMs = 1000;
 
   function setConnection(text, kind) {
     $("connection-text").textContent = text;
@@ -25,90 +26,124 @@
 
   function setRun(next, label, kind) {
     run = next;
-    const open = socket && socket.readyState === WebSocket.OPEN;
-    startButton.disabled = Boolean(run) || !open;
+    startButton.disabled = Boolean(run);
     cancelButton.hidden = !run;
     runState.hidden = !label;
     runState.textContent = label || "";
     runState.className = `badge ${kind || ""}`;
   }
 
-  function connect() {
-    const scheme = location.protocol === "https:" ? "wss" : "ws";
-    socket = new WebSocket(`${scheme}://${location.host}/ws/agents/`);
-    setConnection("Connecting…");
-    socket.addEventListener("open", () => { retryMs = 1000; setConnection("Connected", "ok"); startButton.disabled = Boolean(run); });
-    socket.addEventListener("close", (event) => {
-      if (run) {
-        timeline.note("error", "The connection closed, which stops the running task.");
-        setRun(null, "Stopped", "bad");
-      }
-      if (event.code === 4401) { setConnection("Signed out", "bad"); return; }
-      setConnection("Reconnecting…", "bad");
-      startButton.disabled = true;
-      setTimeout(connect, retryMs);
-      retryMs = Math.min(retryMs * 2, 15000);
-    });
-    socket.addEventListener("message", (event) => handle(JSON.parse(event.data)));
-  }
-
-  function send(frame) {
-    if (!socket || socket.readyState !== WebSocket.OPEN) throw new Error("Not connected; wait a moment and try again.");
-    socket.send(JSON.stringify(frame));
+  function remember(taskId) {
+    try {
+      if (taskId) localStorage.setItem(RUN_KEY, taskId); else localStorage.removeItem(RUN_KEY);
+    } catch (_) { /* the URL still names it */ }
+    history.replaceState(null, "", taskId ? `/agents/?task=${taskId}` : "/agents/");
   }
 
   function showResult(text, taskId) {
     result.hidden = false;
+    $("activity-empty").hidden = true;
     $("agent-result-body").innerHTML = markdown(typeof text === "string" ? text : JSON.stringify(text, null, 2));
+    Switchyard.highlightCode($("agent-result-body"));
     const link = $("agent-result-link");
     link.replaceChildren();
     if (taskId) link.append("Saved as a task: ", el("a", { href: `/tasks/${taskId}/` }, "open its page"), ".");
     result.scrollIntoView({ block: "nearest" });
   }
 
-  function handle(frame) {
-    if (run && frame.task_id && !run.taskId) run.taskId = frame.task_id;
-    switch (frame.type) {
-      case "session": case "pong": break;
-      case "thought": case "action": case "tool_result":
-        timeline.add(Timeline.fromFrame(frame));
-        break;
-      case "need_input":
-        timeline.add(Timeline.fromFrame(frame));
-        setRun(run, "Waiting for you", "sim");
-        timeline.ask(frame.request_id, async (value) => {
-          send({ type: "provide_input", request_id: frame.request_id, value });
-          setRun(run, "Running", "live");
-        });
-        break;
-      case "complete":
-        showResult(frame.result, frame.task_id || (run && run.taskId));
-        setRun(null, "Completed", "ok");
-        break;
-      case "error": {
-        // An error naming a task ends that run; one without a task_id ends only a run
-        // that had not started yet (a refused start_task); others are just reported.
-        const ends = Boolean(frame.task_id) || Boolean(run && !run.taskId);
-        const text = frame.code === "cancelled" ? "The task was cancelled." : describeError(frame);
-        timeline.note("error", `${text}${frame.code && frame.code !== "cancelled" ? ` (${frame.code})` : ""}`);
-        if (ends && run) setRun(null, frame.code === "cancelled" ? "Cancelled" : "Failed", frame.code === "cancelled" ? "stopped" : "bad");
-        break;
-      }
-      default: break;
+  // The end of a run, from the feed's `end` event (or the task itself).
+  function ended(taskId, end) {
+    if (run && run.source) run.source.close();
+    if (end.status === "COMPLETED") {
+      showResult(end.result, taskId);
+      setRun(null, "Completed", "ok");
+    } else if (end.status === "CANCELLED") {
+      timeline.note("info", "The task was cancelled.");
+      setRun(null, "Cancelled", "stopped");
+    } else {
+      const error = end.error || {};
+      timeline.note("error", `${describeError(error) || "The task failed."}${error.code ? ` (${error.code})` : ""}`);
+      setRun(null, "Failed", "bad");
+    }
+    setConnection("Ready", "ok");
+    remember(null);
+    const link = $("agent-result-link");
+    if (end.status !== "COMPLETED") {
+      result.hidden = true;
+      link.replaceChildren();
     }
   }
 
-  function start() {
-    if (run || !input.value.trim()) { if (!input.value.trim()) input.focus(); return; }
+  // Follow a task's log from its first item: a re-attached page shows the whole run so far.
+  function follow(taskId) {
     timeline.clear();
     result.hidden = true;
-    const frame = { type: "start_task", agent: agentSelect.value, input: input.value };
-    if ($("agent-model").value) frame.model = $("agent-model").value;
+    const source = new EventSource(`/api/v1/tasks/${taskId}/events`);
+    setRun({ taskId, source }, "Running", "live");
+    remember(taskId);
+    source.addEventListener("open", () => setConnection("Following the task", "ok"));
+    STEPS.forEach((type) => source.addEventListener(type, (event) => {
+      const item = JSON.parse(event.data);
+      timeline.add(Timeline.fromLog(item));
+      if (type === "need_input") {
+        setRun(run, "Waiting for you", "sim");
+        const requestId = (item.data || {}).request_id;
+        timeline.ask(requestId, async (value) => {
+          await api("POST", `/api/v1/tasks/${taskId}/input`, { request_id: requestId, value });
+          setRun(run, "Running", "live");
+        });
+      } else if (run && run.taskId === taskId && runState.textContent !== "Running") {
+        setRun(run, "Running", "live");
+      }
+    }));
+    source.addEventListener("end", (event) => ended(taskId, JSON.parse(event.data)));
+    source.addEventListener("error", (event) => {
+      if (event.data) {  // the server's own error: the feed refused us
+        const data = JSON.parse(event.data);
+        timeline.note("error", describeError(data));
+        source.close();
+        setRun(null, "Failed", "bad");
+        remember(null);
+      } else if (source.readyState === EventSource.CLOSED) {
+        source.close();
+        reattach(taskId, { quiet: true });
+      } else {
+        setConnection("Reconnecting…", "bad");  // EventSource resumes after the last item it had
+      }
+    });
+  }
+
+  // Back on the console: the task it followed, if any, from the URL or this browser's memory.
+  async function reattach(taskId, { quiet = false } = {}) {
+    let task;
     try {
-      send(frame);
-      setRun({ taskId: null }, "Running", "live");
+      task = await api("GET", `/api/v1/tasks/${taskId}`);
     } catch (error) {
-      timeline.note("error", error.message);
+      remember(null);
+      setRun(null);
+      if (!quiet) timeline.note("error", error.status === 404 ? "That task does not exist, or it is not yours." : describeError(error));
+      return;
+    }
+    if (["COMPLETED", "FAILED", "CANCELLED"].includes(task.status)) {
+      timeline.clear();
+      (task.log || []).forEach((item) => timeline.add(Timeline.fromLog(item)));
+      ended(taskId, { status: task.status, result: task.result, error: task.error });
+      return;
+    }
+    follow(taskId);
+  }
+
+  async function start() {
+    if (run || !input.value.trim()) { if (!input.value.trim()) input.focus(); return; }
+    const body = { agent: agentSelect.value, input: input.value };
+    if ($("agent-model").value) body.model = $("agent-model").value;
+    startButton.disabled = true;
+    try {
+      const task = await api("POST", "/api/v1/tasks", body);
+      follow(task.id);
+    } catch (error) {
+      startButton.disabled = false;
+      timeline.note("error", describeError(error));
     }
   }
 
@@ -116,8 +151,16 @@
   input.addEventListener("keydown", (event) => {
     if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) { event.preventDefault(); start(); }
   });
-  cancelButton.addEventListener("click", () => {
-    try { send({ type: "cancel" }); } catch (error) { timeline.note("error", error.message); }
+  cancelButton.addEventListener("click", async () => {
+    if (!run) return;
+    cancelButton.disabled = true;
+    try {
+      await api("POST", `/api/v1/tasks/${run.taskId}/cancel`);
+    } catch (error) {
+      if (error.status !== 409) timeline.note("error", describeError(error));  // 409: it had just finished
+    } finally {
+      cancelButton.disabled = false;
+    }
   });
 
   agentSelect.addEventListener("change", () => {
@@ -131,6 +174,10 @@
     agentSelect.replaceChildren(...agents.map((a) => el("option", { value: a.name }, a.name)));
     agentSelect.dispatchEvent(new Event("change"));
   }).catch((error) => timeline.note("error", describeError(error)));
+
   setRun(null);
-  connect();
+  setConnection("Ready", "ok");
+  let followed = new URLSearchParams(location.search).get("task");
+  if (!followed) { try { followed = localStorage.getItem(RUN_KEY); } catch (_) { followed = null; } }
+  if (followed) reattach(followed);
 })();

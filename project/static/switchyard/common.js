@@ -244,6 +244,18 @@ const Switchyard = (() => {
     return copied;
   }
 
+  // Colours for code blocks whose language highlight.js knows (project/static/vendor/highlight,
+  // on the pages that load it). Its output escapes the code, like the renderer above.
+  function highlightCode(root) {
+    if (!window.hljs || !root) return;
+    root.querySelectorAll("pre code[data-lang]:not(.hljs)").forEach((code) => {
+      const language = code.dataset.lang.toLowerCase();
+      if (!window.hljs.getLanguage(language)) return;
+      code.innerHTML = window.hljs.highlight(code.textContent, { language, ignoreIllegals: true }).value;
+      code.classList.add("hljs");
+    });
+  }
+
   // Code blocks anywhere on a page get a working Copy button.
   document.addEventListener("click", async (event) => {
     const button = event.target.closest && event.target.closest(".copy-code");
@@ -255,5 +267,5 @@ const Switchyard = (() => {
     }
   });
 
-  return { api, ApiError, describeError, markdown, escapeHtml, el, icon, formatCost, formatMs, copyText, cookie };
+  return { api, ApiError, describeError, markdown, escapeHtml, el, icon, formatCost, formatMs, copyText, cookie, highlightCode };
 })();

@@ -30,14 +30,43 @@
 
   function later(callback, ms) {
     // A hidden tab waits until it is looked at again.
-    setTimeout(() => (document.hidden
+    return setTimeout(() => (document.hidden
       ? document.addEventListener("visibilitychange", callback, { once: true })
       : callback()), ms);
   }
 
   // ---- the list ------------------------------------------------------------------------
 
+  // The form above the list starts a task (as the console does, in the background).
+  function startForm() {
+    const form = $("task-form");
+    const agentSelect = $("task-agent");
+    const note = $("task-form-status");
+    api("GET", "/api/v1/agents").then((data) => {
+      agentSelect.replaceChildren(...(data.results || data).map((a) => el("option", { value: a.name, title: a.description }, a.name)));
+    }).catch((error) => { note.textContent = describeError(error); });
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const body = { agent: agentSelect.value, input: $("task-input-text").value };
+      if ($("task-model").value) body.model = $("task-model").value;
+      if (!body.input.trim()) { $("task-input-text").focus(); return; }
+      $("task-start").disabled = true;
+      try {
+        const task = await api("POST", "/api/v1/tasks", body);
+        $("task-input-text").value = "";
+        note.replaceChildren("Started: ", el("a", { href: `/tasks/${task.id}/` }, "follow it on its page"), ".");
+        listPage();
+      } catch (error) {
+        note.textContent = describeError(error);
+      } finally {
+        $("task-start").disabled = false;
+      }
+    });
+  }
+
+  let listTimer = 0;
   async function listPage() {
+    clearTimeout(listTimer);
     const rows = $("task-rows");
     let tasks = [];
     try {
@@ -45,7 +74,7 @@
       tasks = data.results || data;
     } catch (error) {
       rows.replaceChildren(el("tr", {}, el("td", { colspan: "5", class: "empty" }, describeError(error))));
-      later(listPage, 5000);
+      listTimer = later(listPage, 5000);
       return;
     }
     if (!tasks.length) {
@@ -54,7 +83,7 @@
     } else {
       rows.replaceChildren(...tasks.map(taskRow));
     }
-    later(listPage, tasks.some((t) => !FINISHED.has(t.status)) ? 1500 : 10000);
+    listTimer = later(listPage, tasks.some((t) => !FINISHED.has(t.status)) ? 1500 : 10000);
   }
 
   function taskRow(task) {
@@ -118,7 +147,10 @@
         $("agent-result").hidden = false;
         $("agent-result-body").innerHTML = markdown(String(task.result));
       }
-      showError(task.error ? `${describeError(task.error)} (${task.error.code || "error"})` : "");
+      // A cancel someone chose is not an error: the badge says Cancelled.
+      const failed = task.error && task.status !== "CANCELLED";
+      showError(failed ? `${describeError(task.error)} (${task.error.code || "error"})` : "");
+      if (FINISHED.has(task.status) || (task.log || []).length) $("log-empty").hidden = true;
     }
 
     async function refresh() {
@@ -128,6 +160,11 @@
         task = await api("GET", `/api/v1/tasks/${id}`);
       } catch (error) {
         showError(error.status === 404 ? "There is no such task, or it is not yours." : describeError(error));
+        if (error.status === 404) {
+          $("log-empty").hidden = true;
+          $("task-status").textContent = "Not found";
+          $("task-cancel").hidden = true;
+        }
         if (error.status !== 404) timer = setTimeout(refresh, 5000);
         return;
       }
@@ -138,5 +175,5 @@
   }
 
   const detail = $("task-detail");
-  if (detail) detailPage(detail); else listPage();
+  if (detail) detailPage(detail); else { startForm(); listPage(); }
 })();

@@ -118,7 +118,8 @@ const Timeline = (() => {
         field.readOnly = true;
         try {
           await send(field.value);
-          slot.replaceChildren(el("p", { class: "answer muted" }, "Answer sent…"));
+          // The answer may be in the log already (a fast run): then it is shown, not "sent".
+          if (!question.classList.contains("done")) slot.replaceChildren(el("p", { class: "answer muted" }, "Answer sent…"));
         } catch (error) {
           button.disabled = false;
           field.readOnly = false;

@@ -1,0 +1,319 @@
+"""The chat never loses what was written: a cut-off reply says why and continues, versions of a
+reply stay browsable, over-long messages and signed-out sends keep the draft; search, paging and
+keyboard use of the conversation list. Chromium, a live server, the real simulator."""
+
+from __future__ import annotations
+
+import time
+
+from playwright.sync_api import expect
+
+from chat.models import Conversation, Message
+from tests.browser.conftest import MODEL, new_page, screenshot, sign_in
+from tests.browser.test_chat_page import plain, reply_node, saved_reply, send, watch
+
+LONG = " ".join(f"word{n}" for n in range(150))
+
+
+def settled(message_id: int, timeout: float = 20.0) -> Message:
+    """The reply once the server has ended it (the grace period runs in the server, not here)."""
+    deadline = time.monotonic() + timeout
+    message = Message.objects.get(pk=message_id)
+    while message.status == Message.Status.STREAMING and time.monotonic() < deadline:
+        time.sleep(0.1)
+        message.refresh_from_db()
+    return message
+
+
+def test_a_reply_whose_tab_closed_says_why_and_continue_finishes_it_exactly(
+    browser, page, live_web, person, ui_model, simulator
+):
+    simulator.configure(MODEL, reply=LONG, tokens_per_s=10)
+    first = new_page(browser)
+    sign_in(first, live_web.url, person)
+    node = send(first, "Count for me")
+    first.wait_for_function(
+        "() => document.querySelector('#message-list article.assistant .message-body').innerText.split(' ').length >= 4"
+    )
+    reply_id = int(node.get_attribute("data-message-id"))
+    first.context.close()  # the tab goes; the server stops the reply after its grace period
+
+    cut = settled(reply_id)
+    assert cut.status == Message.Status.CANCELLED and cut.error_code == "client_gone"
+    assert cut.content and len(cut.content) < len(LONG)
+
+    simulator.configure(MODEL, reply=" and that is the end.", tokens_per_s=40)
+    sign_in(page, live_web.url, person, f"/?c={cut.conversation_id}")
+    node = reply_node(page)
+    notice = node.get_by_role("status")
+    expect(notice).to_have_text("The connection was lost for more than 4 s, so the reply stopped here.")
+    expect(node.locator(".message-meta")).to_contain_text("Cut off")
+    assert node.get_by_role("button", name="Retry").is_visible()
+    screenshot(page, "chat-reply-cut-off")
+
+    node.get_by_role("button", name="Continue").click()
+    expect(node).to_have_attribute("data-status", "complete", timeout=20_000)
+    finished = saved_reply(node)
+    assert finished.pk == cut.pk and finished.status == Message.Status.COMPLETE
+    assert finished.content == cut.content + " and that is the end."
+    expect(node.locator(".message-body")).to_have_text(plain(finished.content))
+    expect(node.get_by_role("status")).to_have_count(0)
+    screenshot(page, "chat-reply-continued")
+
+
+def test_a_failed_reply_offers_retry_and_names_no_model_as_having_answered(
+    page, live_web, person, operator, ui_model, simulator
+):
+    simulator.configure(MODEL, error_status=503)
+    simulator.configure(f"{MODEL}-backup", error_status=503)
+    sign_in(page, live_web.url, person)
+    failed = send(page, "Hello")
+    alert = failed.get_by_role("alert")
+    expect(alert).to_contain_text("The model provider is unavailable right now.")
+    assert "simulator" not in alert.inner_text().lower() and "breaker" not in alert.inner_text().lower()
+    expect(failed.locator(".message-meta .detail")).not_to_contain_text(MODEL)
+    assert alert.locator("a").count() == 0  # no request id for a person who is not staff
+
+    simulator.configure(MODEL, error_status=None, reply="Back again.", tokens_per_s=0)
+    failed.get_by_role("button", name="Retry").click()
+    retried = page.locator("#message-list article.assistant:not([hidden])").last
+    expect(retried).to_have_attribute("data-status", "complete")
+    expect(retried.locator(".message-body")).to_have_text("Back again.")
+    expect(retried.locator(".versions-count")).to_have_text("2/2")
+    screenshot(page, "chat-retried")
+
+    staff = new_page(page.context.browser)
+    try:
+        sign_in(staff, live_web.url, operator)
+        simulator.configure(MODEL, error_status=503)
+        node = send(staff, "Fail for staff")
+        link = node.get_by_role("alert").get_by_role("link")
+        expect(link).to_have_text(saved_reply(node).request_id)
+        assert "/admin/orchestration/requestlog/?q=" in link.get_attribute("href")
+        screenshot(staff, "chat-failed-staff")
+    finally:
+        staff.context.close()
+
+
+def test_regenerated_versions_stay_browsable_after_a_reload(page, live_web, person, ui_model, simulator):
+    simulator.configure(MODEL, reply="The first version.", tokens_per_s=0)
+    sign_in(page, live_web.url, person)
+    watch(send(page, "Say something"))
+    simulator.configure(MODEL, reply="The second version.", tokens_per_s=0)
+    reply_node(page).get_by_role("button", name="Regenerate").click()
+    shown = page.locator("#message-list article.assistant:not([hidden])")
+    expect(shown).to_have_count(1)
+    expect(shown.locator(".message-body")).to_have_text("The second version.")
+
+    page.reload()
+    expect(shown.locator(".message-body")).to_have_text("The second version.")
+    expect(shown.locator(".versions-count")).to_have_text("2/2")
+    shown.get_by_role("button", name="Previous version").click()
+    expect(shown.locator(".message-body")).to_have_text("The first version.")
+    expect(shown.locator(".versions-count")).to_have_text("1/2")
+    screenshot(page, "chat-versions")
+    shown.get_by_role("button", name="Next version").click()
+    expect(shown.locator(".message-body")).to_have_text("The second version.")
+    assert Message.objects.filter(role="assistant").count() == 2
+
+
+def test_a_200_kb_paste_is_refused_in_place_and_the_draft_survives_a_reload(page, live_web, person, ui_model):
+    sign_in(page, live_web.url, person)
+    box = page.get_by_label("Message", exact=True)
+    pasted = ("All work and no play. " * 10_000)[:200_000]
+    box.fill(pasted)
+    expect(page.locator("#composer-count")).to_contain_text("200,000 / 32,000 characters: 168,000 too many")
+    box.press("Enter")
+    expect(page.locator("#chat-status")).to_contain_text("a message holds at most 32,000")
+    assert box.input_value() == pasted
+    assert not Message.objects.exists()
+    screenshot(page, "chat-too-long", full_page=False)
+    page.reload()
+    assert page.get_by_label("Message", exact=True).input_value() == pasted
+
+
+def test_a_send_after_logging_out_elsewhere_keeps_the_draft_and_offers_log_in(page, live_web, person, ui_model):
+    sign_in(page, live_web.url, person)
+    other = page.context.new_page()
+    other.goto(f"{live_web.url}/keys/")
+    other.get_by_role("button", name="Log out").click()
+    other.close()
+    box = page.get_by_label("Message", exact=True)
+    box.fill("Words I do not want to lose")
+    box.press("Enter")
+    status = page.locator("#chat-status")
+    expect(status).to_contain_text("You are signed out, so nothing was sent.")
+    link = status.get_by_role("link", name="log in (opens a new tab)")
+    assert link.get_attribute("href") == "/accounts/login/?next=%2F"
+    assert box.input_value() == "Words I do not want to lose"
+    screenshot(page, "chat-signed-out", full_page=False)
+
+
+def test_search_finds_one_conversation_among_150_and_the_list_pages_on_scroll(page, live_web, person, ui_model):
+    Conversation.objects.bulk_create(
+        Conversation(owner=person, model=MODEL, title=f"Errand {n:03}") for n in range(150)
+    )
+    hidden = Conversation.objects.get(title="Errand 007")
+    Message.objects.create(conversation=hidden, role="user", content="Where did the pelicans nest?")
+    sign_in(page, live_web.url, person)
+    sidebar = page.get_by_role("complementary", name="Conversations")
+    links = sidebar.locator(".conversation-open")
+    expect(links).to_have_count(50)
+    for _ in range(10):
+        page.locator("#conversation-list").evaluate("list => { list.scrollTop = list.scrollHeight; }")
+        if links.count() == 150:
+            break
+        page.wait_for_timeout(200)
+    expect(links).to_have_count(150)
+
+    sidebar.get_by_label("Search conversations").fill("PELICAN")
+    expect(links).to_have_count(1)
+    expect(links).to_have_text("Errand 007")
+    screenshot(page, "chat-search", full_page=False)
+    links.first.click()
+    page.locator("#message-list").get_by_text("Where did the pelicans nest?").wait_for()
+
+
+def test_keyboard_only_sends_a_message_and_opens_a_conversation(page, live_web, person, ui_model, simulator):
+    simulator.configure(MODEL, reply="Typed and sent.", tokens_per_s=0)
+    for n in range(100):
+        Conversation.objects.create(owner=person, model=MODEL, title=f"Old chat {n}")
+    sign_in(page, live_web.url, person)
+    page.locator(".conversation-open").first.wait_for()
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("link", name="Skip to the message box")).to_be_focused()
+    page.keyboard.press("Enter")
+    box = page.get_by_label("Message", exact=True)
+    expect(box).to_be_focused()
+    page.keyboard.type("Sent with the keyboard")
+    page.keyboard.press("Enter")
+    expect(reply_node(page).locator(".message-body")).to_have_text("Typed and sent.")
+
+    # From the search box, the whole list is one Tab stop; arrows move within it.
+    page.get_by_label("Search conversations").focus()
+    page.keyboard.press("Tab")
+    focused = page.evaluate("document.activeElement.textContent")
+    assert focused == "Sent with the keyboard"
+    page.keyboard.press("ArrowDown")
+    assert page.evaluate("document.activeElement.textContent") == "Old chat 99"
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Old chat 99")).to_be_visible()
+    page.keyboard.press("Shift+Tab")
+    assert page.evaluate("document.activeElement.id") == "conversation-search"
+    tabs_to_box = page.evaluate(
+        "() => [...document.querySelectorAll('a[href], button, input, select, textarea, [tabindex]')]"
+        ".filter(e => e.tabIndex >= 0 && !e.disabled && e.offsetParent !== null).length"
+    )
+    assert tabs_to_box < 30, f"{tabs_to_box} Tab stops on the chat page with 101 conversations"
+    screenshot(page, "chat-keyboard", full_page=False)
+
+
+def test_edit_and_resend_branches_and_the_old_branch_stays_browsable(page, live_web, person, ui_model, simulator):
+    simulator.configure(MODEL, reply="About cats.", tokens_per_s=0)
+    sign_in(page, live_web.url, person)
+    watch(send(page, "Tell me about cats"))
+    simulator.configure(MODEL, reply="More on cats.", tokens_per_s=0)
+    watch(send(page, "And more?"))
+
+    first = page.locator("#message-list article.user").first
+    first.hover()
+    first.get_by_role("button", name="Edit message").click()
+    field = first.get_by_label("New version of the message")
+    field.fill("Tell me about dogs")
+    simulator.configure(MODEL, reply="About dogs.", tokens_per_s=0)
+    field.press("Enter")
+
+    shown = page.locator("#message-list article:not([hidden])")
+    expect(shown.locator(".message-body")).to_have_text(["Tell me about dogs", "About dogs."])
+    page.reload()
+    expect(shown.locator(".message-body")).to_have_text(["Tell me about dogs", "About dogs."])
+    edited = page.locator("#message-list article.user:not([hidden])")
+    expect(edited.locator(".edit-versions .versions-count")).to_have_text("2/2")
+    edited.get_by_role("button", name="Previous version of this message").click()
+    expect(shown.locator(".message-body")).to_have_text(
+        ["Tell me about cats", "About cats.", "And more?", "More on cats."]
+    )
+    screenshot(page, "chat-edit-branch")
+    assert [m.content for m in Message.objects.order_by("pk")] == [
+        "Tell me about cats",
+        "About cats.",
+        "And more?",
+        "More on cats.",
+        "Tell me about dogs",
+        "About dogs.",
+    ]
+
+
+def test_a_conversation_keeps_its_own_system_prompt_and_temperature(page, live_web, person, ui_model, simulator):
+    simulator.configure(MODEL, reply="Arr.", tokens_per_s=0)
+    sign_in(page, live_web.url, person)
+    watch(send(page, "Hello"))
+    page.get_by_role("button", name="Conversation settings").click()
+    dialog = page.get_by_role("dialog", name="Conversation settings")
+    dialog.get_by_label("System prompt").fill("Answer like a pirate.")
+    dialog.get_by_label("Temperature").fill("0.3")
+    screenshot(page, "chat-settings", full_page=False)
+    dialog.get_by_role("button", name="Save").click()
+    expect(dialog).to_be_hidden()
+    conversation = Conversation.objects.get(owner=person)
+    assert conversation.system_prompt == "Answer like a pirate." and conversation.temperature == 0.3
+    page.reload()
+    page.get_by_role("button", name="Conversation settings").click()
+    expect(dialog.get_by_label("System prompt")).to_have_value("Answer like a pirate.")
+    dialog.get_by_label("Temperature").fill("5")
+    dialog.get_by_role("button", name="Save").click()  # the browser refuses it in place
+    assert dialog.get_by_label("Temperature").evaluate("field => field.validity.rangeOverflow")
+    expect(dialog).to_be_visible()
+    conversation.refresh_from_db()
+    assert conversation.temperature == 0.3
+
+
+def test_a_message_sent_in_one_tab_appears_in_the_other(page, live_web, person, ui_model, simulator):
+    simulator.configure(MODEL, reply="Seen in both tabs.", tokens_per_s=20)
+    sign_in(page, live_web.url, person)
+    watch(send(page, "First"))
+    other = page.context.new_page()
+    try:
+        other.goto(page.url)
+        other.locator("#message-list article.assistant").first.wait_for()
+        watch(send(page, "Second, from the first tab"))
+        expect(other.locator("#message-list article.user .message-body").last).to_have_text(
+            "Second, from the first tab"
+        )
+        expect(other.locator("#message-list article.assistant").last.locator(".message-body")).to_have_text(
+            "Seen in both tabs."
+        )
+        screenshot(other, "chat-second-tab", full_page=False)
+    finally:
+        other.close()
+
+
+def test_a_failure_after_a_long_conversation_shows_above_the_message_box_and_scrolling_up_offers_a_way_back(
+    page, live_web, person, ui_model, simulator
+):
+    conversation = Conversation.objects.create(owner=person, model=MODEL, title="Long one")
+    for n in range(12):
+        question = Message.objects.create(conversation=conversation, role="user", content=f"Question {n}\n" * 6)
+        Message.objects.create(
+            conversation=conversation, role="assistant", content=f"Answer {n}. " * 40, reply_to=question, model=MODEL
+        )
+    simulator.configure(MODEL, error_status=503)
+    simulator.configure(f"{MODEL}-backup", error_status=503)
+    sign_in(page, live_web.url, person, f"/?c={conversation.pk}")
+    page.locator("#message-list article.assistant").first.wait_for()
+    failed = send(page, "A long question that fails\n" * 8)
+    alert = failed.get_by_role("alert")
+    expect(alert).to_be_visible()
+    expect(failed.get_by_role("button", name="Retry")).to_be_visible()
+    composer_top = page.locator("#composer").bounding_box()["y"]
+    retry = failed.get_by_role("button", name="Retry").bounding_box()
+    assert retry["y"] + retry["height"] <= composer_top, "the Retry button is hidden under the message box"
+    assert page.locator("#scroll-bottom").is_hidden()
+
+    page.locator("#messages").evaluate("scroller => { scroller.scrollTop = 0; }")
+    back = page.get_by_role("button", name="Scroll to the latest")
+    expect(back).to_be_visible()
+    screenshot(page, "chat-scroll-to-latest", full_page=False)
+    back.click()
+    expect(back).to_be_hidden()
+    expect(alert).to_be_in_viewport()
