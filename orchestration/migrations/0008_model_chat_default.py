@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('orchestration', '0006_semantic_wrong_hits'),
+        ('orchestration', '0007_stored_response'),
     ]
 
     operations = [
