@@ -136,6 +136,8 @@ def _context(request: HttpRequest, caller: Caller, endpoint: str) -> CallContext
 
 def _served_headers(served: Served, *, with_cost: bool = True) -> dict[str, str]:
     headers = {"X-Cache": served.cache, "X-Served-Model": served.model, "X-Served-Provider": served.provider}
+    if served.deployment:
+        headers["X-Served-Deployment"] = served.deployment
     if served.fallback_from:
         headers["X-Fallback-From"] = served.fallback_from
     if with_cost:

@@ -191,6 +191,8 @@ class CallContext:
     cache_control: str = "default"  # "default" | "no-cache" | "no-store"
     prompt_template: str = ""
     prompt_version: int | None = None
+    conversation_id: int | None = None  # chat calls: what experiments can stick to
+    message_id: int | None = None  # chat calls: the reply being written (feedback names it)
 
 
 CacheStatus = Literal["HIT", "SEMANTIC-HIT", "STALE", "MISS", "BYPASS"]
@@ -216,6 +218,9 @@ class Served:
     cost_usd: Decimal = Decimal("0")
     usage: Usage = field(default_factory=Usage)
     ttft_ms: float | None = None
+    deployment: str = ""  # the deployment of ``model`` that served (orchestration/routing/)
+    experiment: str = ""
+    variant: str = ""
 
     @property
     def fallback_from(self) -> str | None:
