@@ -19,7 +19,14 @@ from orchestration.registry import snapshot_invalidate
 from orchestration.requestlog import requestlog_flush
 from orchestration.routing.accounts import Accounts
 from orchestration.routing.latency import LatencyBoard
-from tests.orchestration.harness import FakeClock, RecordingSleep, breaker_clock, model_row, provider_row, recorded_sleep
+from tests.orchestration.harness import (
+    FakeClock,
+    RecordingSleep,
+    breaker_clock,
+    model_row,
+    provider_row,
+    recorded_sleep,
+)
 
 __all__ = ["breaker_clock", "recorded_sleep"]
 
