@@ -103,7 +103,8 @@ def test_going_back_from_deployments_to_one_provider_replaces_the_deployments(tm
     [
         ('[models.m]\nupstream = "x"\n', "models.m.provider: is required (or list the model's deployments)"),
         (
-            '[models.m]\nprovider = "openai-east"\n[[models.m.deployments]]\nprovider = "openai-east"\nupstream = "x"\n',
+            '[models.m]\nprovider = "openai-east"\n'
+            '[[models.m.deployments]]\nprovider = "openai-east"\nupstream = "x"\n',
             "models.m.provider: with deployments listed, give it in each deployment",
         ),
         ('[[models.m.deployments]]\nprovider = "openai-east"\n', "deployment 1: upstream is required"),
