@@ -199,6 +199,8 @@ def message_post(
             user_id=owner.pk,
             prompt_template=conversation.prompt_template,
             prompt_version=prompt_version,
+            conversation_id=conversation.pk,
+            message_id=reply.pk,
         ),
         deadline_s=deadline_s,
         provider_kind=route.provider_kind,

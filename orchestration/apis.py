@@ -414,7 +414,18 @@ def _vector(vector: list[float], dimensions: int | None, encoding: str) -> list[
 
 
 def _model_body(route: ModelRoute) -> dict[str, Any]:
-    return {"id": route.name, "object": "model", "created": route.created, "owned_by": route.provider}
+    # "switchyard" is our extension (docs/api.md, Deployments): OpenAI's clients ignore unknown fields.
+    deployments = [
+        {"name": d.name, "provider": d.route.provider, "region": d.region, "tag": d.tag, "weight": d.weight}
+        for d in route.deployments
+    ]
+    return {
+        "id": route.name,
+        "object": "model",
+        "created": route.created,
+        "owned_by": route.provider,
+        "switchyard": {"routing": route.strategy, "deployments": deployments},
+    }
 
 
 async def _visible_models(caller: Caller) -> list[ModelRoute]:

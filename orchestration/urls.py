@@ -1,10 +1,11 @@
-"""URLs of the orchestration app: the OpenAI-compatible ``/v1`` API."""
+"""URLs of the orchestration app: the OpenAI-compatible ``/v1`` API, and feedback on calls."""
 
 from __future__ import annotations
 
 from django.urls import URLPattern, URLResolver, path, re_path
 
 from orchestration import apis
+from orchestration.routing.apis import FeedbackCreateApi
 
 # django-stubs types view callables as sync; these views are async, which Django accepts.
 urlpatterns: list[URLPattern | URLResolver] = [
@@ -12,5 +13,6 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("v1/embeddings", apis.embeddings, name="v1-embeddings"),  # type: ignore[arg-type]
     path("v1/models", apis.models, name="v1-models"),  # type: ignore[arg-type]
     path("v1/models/<path:model>", apis.model_detail, name="v1-model-detail"),  # type: ignore[arg-type]
+    path("api/v1/feedback", FeedbackCreateApi.as_view(), name="feedback"),
     re_path(r"^v1/(?P<path>.*)$", apis.unknown_endpoint, name="v1-unknown"),  # type: ignore[arg-type]
 ]
