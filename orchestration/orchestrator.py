@@ -266,7 +266,8 @@ class Orchestrator:
         route = snap.models.get(call.model)
         if route is None or route.provider not in snap.providers:
             raise model_not_found(call.model)
-        route = self._experiment_arm(call, snap, route)
+        if call.operation == "chat":  # embeddings stay out of experiments: a variant's vectors would not compare
+            route = self._experiment_arm(call, snap, route)
         call.snap, call.requested = snap, route
         call.chain = route.fallbacks if with_fallbacks else ()
         call.deadline = deadline_for(

@@ -23,6 +23,9 @@ STRATEGIES = (WEIGHTED, LEAST_BUSY, LATENCY, COST)
 # Latency routing sends this share of calls in weighted order instead, so a deployment that was
 # slow once is measured again and can win its traffic back.
 EXPLORE_SHARE = 0.05
+# Latency routing treats deployments this close to the fastest (20%, plus 10 ms) as equally fast.
+LATENCY_BUFFER = 0.2
+LATENCY_BUFFER_MS = 10.0
 
 
 def weighted_order(deployments: Sequence[DeploymentRoute], rng: Rng) -> list[DeploymentRoute]:
@@ -55,12 +58,24 @@ def least_busy_order(
 def latency_order(
     deployments: Sequence[DeploymentRoute], board: LatencyBoard, rng: Rng, *, streaming: bool
 ) -> list[DeploymentRoute]:
-    """Lowest estimated latency (TTFT for streams) first. A deployment with no fresh estimate
-    goes first, so it is measured; a small share of calls explores in weighted order."""
+    """Lowest estimated latency (TTFT for streams) first. Deployments within the buffer of the
+    fastest count as equally fast and share the traffic by weight, so noise does not send it all
+    to one; a deployment with no fresh estimate counts as fast, so it is measured; a small share
+    of calls explores in weighted order."""
     shuffled = weighted_order(deployments, rng)
     if rng() < EXPLORE_SHARE:
         return shuffled
-    return sorted(shuffled, key=lambda d: board.estimate_ms(d.key, streaming=streaming) or 0.0)
+    estimates = {d.key: board.estimate_ms(d.key, streaming=streaming) for d in shuffled}
+    known = [value for value in estimates.values() if value is not None]
+    if not known:
+        return shuffled
+    fast_enough = min(known) * (1 + LATENCY_BUFFER) + LATENCY_BUFFER_MS
+
+    def rank(deployment: DeploymentRoute) -> float:
+        estimate = estimates[deployment.key]
+        return 0.0 if estimate is None or estimate <= fast_enough else estimate
+
+    return sorted(shuffled, key=rank)
 
 
 def cost_order(deployments: Sequence[DeploymentRoute], rng: Rng) -> list[DeploymentRoute]:
