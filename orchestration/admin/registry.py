@@ -199,23 +199,9 @@ class FallbackInline(admin.TabularInline):
     verbose_name_plural = "fallbacks, tried in order of position"
 
 
-class DeploymentFormSet(BaseInlineFormSet):
-    def clean(self) -> None:
-        super().clean()
-        names: set[str] = set()
-        for form in self.forms:
-            data = getattr(form, "cleaned_data", None)
-            if not data or data.get("DELETE"):
-                continue
-            if data.get("name") in names:
-                raise forms.ValidationError(f"Two deployments are named {data['name']}: name them apart.")
-            names.add(data.get("name"))
-
-
 class DeploymentInline(admin.TabularInline):
     model = Deployment
-    fk_name = "model"
-    formset = DeploymentFormSet
+    fk_name = "model"  # its unique names per model are checked by the formset (Meta.constraints)
     fields = (
         "position",
         "name",

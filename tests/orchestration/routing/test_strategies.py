@@ -19,6 +19,7 @@ from orchestration.requestlog import requestlog_flush
 from orchestration.types import OrchestrationError
 from tests.conftest import Simulator
 from tests.orchestration.harness import FakeClock, ask, ctx
+from tests.orchestration.test_metrics import exposition, sample
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -144,10 +145,26 @@ async def test_an_open_breaker_on_one_deployment_leaves_the_other_deployments_br
     assert simulator.stats("pool-west")["requests"] == 0
 
 
-async def test_the_request_log_names_the_deployment_that_served(
+async def test_the_request_log_and_the_metrics_name_the_deployment_that_served(
     router: Orchestrator, pool: dict[str, Any], simulator: Simulator
 ) -> None:
+    def counted() -> dict[str, float]:
+        text = exposition()
+        name = "llm_deployment_requests_total"
+        return {
+            deployment: sample(
+                text, name, model="pool", deployment=deployment, provider=f"acct-{deployment}", status="ok"
+            )
+            for deployment in ("east", "west")
+        }
+
+    before = counted()
     served = await _served(router, 10)
     await asyncio.to_thread(requestlog_flush)
     logged = await sync_to_async(lambda: Counter(RequestLog.objects.values_list("deployment", flat=True)))()
     assert logged == served
+    after = counted()
+    assert {deployment: after[deployment] - before[deployment] for deployment in after} == {
+        "east": served["east"],
+        "west": served["west"],
+    }
