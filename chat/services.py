@@ -134,12 +134,13 @@ def _content_check(content: str) -> None:
         raise TooLarge("content_too_large", f"A message holds at most {MAX_CONTENT_CHARS} characters.")
 
 
-def _system_prompt(conversation: Conversation) -> tuple[str, int | None]:
-    """The conversation's system prompt, or its template's latest version (a template that
-    needs variables is refused: a conversation has none to give it)."""
+def _system_prompt(conversation: Conversation, ctx: CallContext | None = None) -> tuple[str, int | None]:
+    """The conversation's system prompt, or its template's latest version (or the version a prompt
+    experiment gives ``ctx``); a template that needs variables is refused: a conversation has none
+    to give it."""
     if not conversation.prompt_template:
         return conversation.system_prompt, None
-    rendered = prompt_render(name=conversation.prompt_template, variables={})
+    rendered = prompt_render(name=conversation.prompt_template, variables={}, ctx=ctx)
     return rendered.system, rendered.version
 
 
@@ -172,7 +173,10 @@ def message_post(
     owner = conversation.owner
     route = route_of(caller, model or conversation.model, snapshot())
     _busy_check(conversation)
-    system_prompt, prompt_version = _system_prompt(conversation)
+    subject = CallContext(
+        endpoint="chat", user_id=owner.pk, api_key_id=caller.api_key_id, conversation_id=conversation.pk
+    )
+    system_prompt, prompt_version = _system_prompt(conversation, subject)
     turns = [Turn(m.role, m.content) for m in history_of(conversation=conversation)]
     try:
         fitted = context_fit(system_prompt=system_prompt, turns=[*turns, Turn("user", content)], route=route)
@@ -201,6 +205,8 @@ def message_post(
             prompt_version=prompt_version,
             conversation_id=conversation.pk,
             message_id=reply.pk,
+            experiment=subject.experiment,
+            variant=subject.variant,
         ),
         deadline_s=deadline_s,
         provider_kind=route.provider_kind,

@@ -182,7 +182,7 @@ async def _with_prompt(payload: CompletionInput, ctx: CallContext) -> ChatReques
     if payload.prompt is None:
         return payload.request
     rendered = await aprompt_render(
-        name=payload.prompt.name, variables=payload.prompt.variables, version=payload.prompt.version
+        name=payload.prompt.name, variables=payload.prompt.variables, version=payload.prompt.version, ctx=ctx
     )
     ctx.prompt_template, ctx.prompt_version = rendered.name, rendered.version
     chat = prompt_apply(payload.request, rendered)

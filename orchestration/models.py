@@ -291,7 +291,8 @@ class RequestLog(models.Model):
 
 
 class Experiment(models.Model):
-    """A split of one model's traffic between variants, by percentage, sticky per subject."""
+    """A split of one model's traffic, or of one prompt template's, between variants by
+    percentage, sticky per subject."""
 
     class Status(models.TextChoices):
         RUNNING = "running"
@@ -305,7 +306,20 @@ class Experiment(models.Model):
 
     name = models.SlugField(max_length=100, unique=True)
     model = models.ForeignKey(
-        LanguageModel, on_delete=models.CASCADE, related_name="experiments", help_text="The model name clients ask for."
+        LanguageModel,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="experiments",
+        help_text="The model name whose calls are split (or name a prompt template instead).",
+    )
+    prompt_template = models.ForeignKey(
+        PromptTemplate,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="experiments",
+        help_text="The prompt template whose calls are split (or name a model instead).",
     )
     sticky_by = models.CharField(max_length=16, choices=Sticky.choices, default=Sticky.USER)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
@@ -316,10 +330,18 @@ class Experiment(models.Model):
     class Meta:
         ordering = ["-created_at"]
         constraints = [
-            # One live experiment per model: two would fight over the same calls.
+            # One live experiment per model or template: two would fight over the same calls.
             models.UniqueConstraint(
                 fields=["model"], condition=~models.Q(status="ended"), name="experiment_one_live_per_model"
-            )
+            ),
+            models.UniqueConstraint(
+                fields=["prompt_template"], condition=~models.Q(status="ended"), name="experiment_one_live_per_prompt"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(model__isnull=True) ^ models.Q(prompt_template__isnull=True),
+                name="experiment_splits_a_model_or_a_prompt",
+                violation_error_message="Name a model or a prompt template to split, not both.",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -327,13 +349,15 @@ class Experiment(models.Model):
 
 
 class ExperimentVariant(models.Model):
-    """One arm: the model that serves it (the experiment's own when empty) and extra parameters."""
+    """One arm: the model that serves it (the experiment's own when empty), the prompt version it
+    uses (prompt experiments; empty: the latest) and extra parameters."""
 
     experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="variants")
     name = models.SlugField(max_length=64)
     target = models.ForeignKey(
         LanguageModel, null=True, blank=True, on_delete=models.CASCADE, related_name="+", help_text="Empty: unchanged."
     )
+    prompt_version = models.PositiveIntegerField(null=True, blank=True, help_text="Empty: the latest version.")
     parameters = models.JSONField(default=dict, blank=True, help_text='e.g. {"temperature": 0.2}')
     percent = models.PositiveSmallIntegerField(help_text="Share of the traffic, 0-100; the variants add up to 100.")
     position = models.PositiveSmallIntegerField(default=0)

@@ -277,7 +277,11 @@ class Orchestrator:
         return route
 
     def _experiment_arm(self, call: Call, snap: Snapshot, route: ModelRoute) -> ModelRoute:
-        """The route of the call's variant when an experiment splits this model's traffic."""
+        """The route of the call's variant when an experiment splits this model's traffic. A call
+        already in a prompt experiment stays out: one call is measured for one experiment."""
+        if call.ctx.experiment:
+            call.served.experiment, call.served.variant = call.ctx.experiment, call.ctx.variant
+            return route
         experiment = snap.experiments.get(route.name)
         variant = variant_for(experiment, call.ctx) if experiment is not None else None
         if experiment is None or variant is None:

@@ -15,7 +15,15 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db.models.signals import post_delete, post_save
 
-from orchestration.models import Deployment, Experiment, ExperimentVariant, Fallback, LanguageModel, Provider
+from orchestration.models import (
+    Deployment,
+    Experiment,
+    ExperimentVariant,
+    Fallback,
+    LanguageModel,
+    PromptVersion,
+    Provider,
+)
 from orchestration.providers.base import ProviderConfig
 
 REFRESH_S = 5.0
@@ -71,13 +79,14 @@ class VariantRoute:
     name: str
     target: str | None  # the model that serves this arm; None = the experiment's own model
     parameters: dict[str, object]
+    prompt_version: int | None  # prompt experiments: the version this arm uses; None = the latest
     upper: int  # cumulative percent: a subject in bucket b (0-99) gets the first variant with b < upper
 
 
 @dataclass(frozen=True, slots=True)
 class ExperimentRoute:
     name: str
-    model: str
+    model: str  # the model it splits, or "" when it splits a prompt template
     sticky_by: str  # user | conversation | key
     variants: tuple[VariantRoute, ...]
 
@@ -99,6 +108,7 @@ class Snapshot:
     providers: dict[str, ProviderSettings]
     taken_at: float
     experiments: dict[str, ExperimentRoute] = field(default_factory=dict)  # by the model they split
+    prompt_experiments: dict[str, ExperimentRoute] = field(default_factory=dict)  # by the template they split
 
 
 _snapshot: Snapshot | None = None
@@ -210,23 +220,28 @@ def _with_deployments(base: ModelRoute, rows: list[Deployment]) -> ModelRoute:
     return replace(first, deployment="", breaker_scope="", deployments=deployments)
 
 
-def _experiments_load() -> dict[str, ExperimentRoute]:
-    live = Experiment.objects.filter(status=Experiment.Status.RUNNING).select_related("model")
+def _experiments_load() -> tuple[dict[str, ExperimentRoute], dict[str, ExperimentRoute]]:
+    """The running experiments, by the model they split and by the prompt template they split."""
+    live = Experiment.objects.filter(status=Experiment.Status.RUNNING).select_related("model", "prompt_template")
     variants = ExperimentVariant.objects.filter(experiment__in=live).select_related("target").order_by("position", "id")
     arms: dict[int, list[ExperimentVariant]] = {}
     for variant in variants:
         arms.setdefault(variant.experiment_id, []).append(variant)
-    found = {}
+    by_model, by_prompt = {}, {}
     for experiment in live:
         upper, routes = 0, []
         for variant in arms.get(experiment.pk, []):
             upper += variant.percent
             target = variant.target.name if variant.target else None
-            routes.append(VariantRoute(variant.name, target, dict(variant.parameters or {}), upper))
-        found[experiment.model.name] = ExperimentRoute(
-            experiment.name, experiment.model.name, experiment.sticky_by, tuple(routes)
-        )
-    return found
+            parameters = dict(variant.parameters or {})
+            routes.append(VariantRoute(variant.name, target, parameters, variant.prompt_version, upper))
+        model = experiment.model.name if experiment.model else ""
+        route = ExperimentRoute(experiment.name, model, experiment.sticky_by, tuple(routes))
+        if experiment.model is not None:
+            by_model[model] = route
+        elif experiment.prompt_template is not None:
+            by_prompt[experiment.prompt_template.name] = route
+    return by_model, by_prompt
 
 
 def snapshot_load() -> Snapshot:
@@ -246,7 +261,14 @@ def snapshot_load() -> Snapshot:
         if model.pk in deployments or model.pk not in listed
     }
     providers = {p.name: _provider_settings(p) for p in Provider.objects.filter(enabled=True)}
-    return Snapshot(models=models, providers=providers, taken_at=time.monotonic(), experiments=_experiments_load())
+    by_model, by_prompt = _experiments_load()
+    return Snapshot(
+        models=models,
+        providers=providers,
+        taken_at=time.monotonic(),
+        experiments=by_model,
+        prompt_experiments=by_prompt,
+    )
 
 
 def snapshot() -> Snapshot:
@@ -268,6 +290,6 @@ def snapshot_invalidate(**_: object) -> None:
     _snapshot = None
 
 
-for _model in (Provider, LanguageModel, Fallback, Deployment, Experiment, ExperimentVariant):
+for _model in (Provider, LanguageModel, Fallback, Deployment, Experiment, ExperimentVariant, PromptVersion):
     post_save.connect(snapshot_invalidate, sender=_model, dispatch_uid=f"registry-{_model.__name__}-save")
     post_delete.connect(snapshot_invalidate, sender=_model, dispatch_uid=f"registry-{_model.__name__}-delete")

@@ -193,6 +193,9 @@ class CallContext:
     prompt_version: int | None = None
     conversation_id: int | None = None  # chat calls: what experiments can stick to
     message_id: int | None = None  # chat calls: the reply being written (feedback names it)
+    # Set when a prompt experiment chose the prompt version (orchestration/prompts.py).
+    experiment: str = ""
+    variant: str = ""
 
 
 CacheStatus = Literal["HIT", "SEMANTIC-HIT", "STALE", "MISS", "BYPASS"]

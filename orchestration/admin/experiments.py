@@ -32,12 +32,17 @@ class VariantFormSet(BaseInlineFormSet):
     def clean(self) -> None:
         super().clean()
         variants = [
-            {"name": data["name"], "percent": data["percent"], "parameters": data.get("parameters") or {}}
+            {
+                "name": data["name"],
+                "percent": data["percent"],
+                "parameters": data.get("parameters") or {},
+                "prompt_version": data.get("prompt_version"),
+            }
             for data in (getattr(form, "cleaned_data", None) for form in self.forms)
             if data and not data.get("DELETE") and data.get("name") is not None and data.get("percent") is not None
         ]
         try:
-            variants_check(variants)
+            variants_check(variants, self.instance.prompt_template)
         except ServiceError as error:
             raise forms.ValidationError(error.message) from None
 
@@ -45,19 +50,29 @@ class VariantFormSet(BaseInlineFormSet):
 class VariantInline(admin.TabularInline):
     model = ExperimentVariant
     formset = VariantFormSet
-    fields = ("position", "name", "target", "percent", "parameters")
+    fields = ("position", "name", "target", "prompt_version", "percent", "parameters")
     ordering = ("position", "id")
     extra = 2
 
 
 @admin.register(Experiment)
 class ExperimentAdmin(admin.ModelAdmin):
-    list_display = ("name", "model", "sticky_by", "status", "winner", "created_at", "ended_at")
+    list_display = ("name", "model", "prompt_template", "sticky_by", "status", "winner", "created_at", "ended_at")
     list_filter = ("status",)
-    search_fields = ("name", "model__name")
+    search_fields = ("name", "model__name", "prompt_template__name")
     inlines = (VariantInline,)
     readonly_fields = ("status", "winner", "created_at", "ended_at", "comparison")
-    fields = ("name", "model", "sticky_by", "status", "winner", "created_at", "ended_at", "comparison")
+    fields = (
+        "name",
+        "model",
+        "prompt_template",
+        "sticky_by",
+        "status",
+        "winner",
+        "created_at",
+        "ended_at",
+        "comparison",
+    )
     actions = ("pause", "resume", "end")
 
     @admin.display(description="variants side by side")
@@ -102,7 +117,7 @@ class ExperimentAdmin(admin.ModelAdmin):
 
     def promote_view(self, request: HttpRequest, experiment_id: int, variant_id: int) -> HttpResponse:
         """GET asks for confirmation; POST ends the experiment with this variant as the default."""
-        experiment = get_object_or_404(Experiment.objects.select_related("model"), pk=experiment_id)
+        experiment = get_object_or_404(Experiment.objects.select_related("model", "prompt_template"), pk=experiment_id)
         variant = get_object_or_404(ExperimentVariant.objects.select_related("target"), pk=variant_id)
         back = reverse("admin:orchestration_experiment_change", args=[experiment.pk])
         if not self.has_change_permission(request, experiment):
@@ -113,7 +128,8 @@ class ExperimentAdmin(admin.ModelAdmin):
             except ServiceError as error:
                 self.message_user(request, error.message, messages.ERROR)
             else:
-                self.message_user(request, f"{variant.name} is now the default of {experiment.model.name}.")
+                split = experiment.model or experiment.prompt_template
+                self.message_user(request, f"{variant.name} is now the default of {split}.")
             return HttpResponseRedirect(back)
         context = {
             **self.admin_site.each_context(request),

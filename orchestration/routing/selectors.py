@@ -15,7 +15,7 @@ from typing import Any
 
 from django.db.models import Avg, Count, F, Q, Sum
 
-from orchestration.models import Experiment, Feedback, RequestLog
+from orchestration.models import Experiment, ExperimentVariant, Feedback, RequestLog
 
 Z_95 = 1.959964
 
@@ -112,6 +112,14 @@ def _feedback_by_variant(experiment: Experiment) -> dict[str, tuple[int, int]]:
     return {str(row["variant"]): (int(row["up"]), int(row["down"])) for row in rows}
 
 
+def _served_by(experiment: Experiment, variant: ExperimentVariant) -> str:
+    if variant.target is not None:
+        return variant.target.name
+    if experiment.model is not None:
+        return experiment.model.name
+    return f"{experiment.prompt_template} v{variant.prompt_version or 'latest'}"
+
+
 def experiment_comparison(experiment: Experiment) -> list[VariantFigures]:
     """Every variant's figures in order; the first is the control the others are compared with."""
     figures = _figures_by_variant(experiment)
@@ -126,7 +134,7 @@ def experiment_comparison(experiment: Experiment) -> list[VariantFigures]:
             VariantFigures(
                 variant_id=variant.pk,
                 name=variant.name,
-                target=variant.target.name if variant.target else experiment.model.name,
+                target=_served_by(experiment, variant),
                 percent=variant.percent,
                 calls=int(row.get("calls") or 0),
                 errors=int(row.get("errors") or 0),

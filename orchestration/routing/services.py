@@ -8,7 +8,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from orchestration.errors import Conflict, InvalidRequest
-from orchestration.models import Deployment, Experiment, ExperimentVariant, LanguageModel
+from orchestration.models import Deployment, Experiment, ExperimentVariant, LanguageModel, PromptTemplate
+from orchestration.prompts import prompt_version_create
 from orchestration.registry import snapshot_invalidate
 from orchestration.routing.experiments import VARIANT_PARAMETERS
 
@@ -24,8 +25,9 @@ def variant_parameters_check(parameters: dict[str, Any]) -> None:
             raise InvalidRequest("invalid_variant", f"The variant's {key} must be a number, got {value!r}.")
 
 
-def variants_check(variants: list[dict[str, Any]]) -> None:
-    """Named apart, percentages adding up to 100, parameters a request has."""
+def variants_check(variants: list[dict[str, Any]], template: PromptTemplate | None = None) -> None:
+    """Named apart, percentages adding up to 100, parameters a request has, and for a prompt
+    experiment, versions the template has."""
     names = [variant["name"] for variant in variants]
     if len(variants) < 2:
         raise InvalidRequest("invalid_experiment", "An experiment needs at least two variants.")
@@ -35,23 +37,44 @@ def variants_check(variants: list[dict[str, Any]]) -> None:
         raise InvalidRequest("invalid_experiment", "The variants' percentages must add up to 100.")
     for variant in variants:
         variant_parameters_check(variant.get("parameters") or {})
+    versions = set(template.versions.values_list("version", flat=True)) if template is not None else set()
+    for variant in variants:
+        version = variant.get("prompt_version")
+        if version is not None and template is None:
+            raise InvalidRequest("invalid_variant", "Only an experiment on a prompt template chooses prompt versions.")
+        if version is not None and version not in versions:
+            raise InvalidRequest("invalid_variant", f"The prompt template {template} has no version {version}.")
 
 
 @transaction.atomic
-def experiment_create(*, name: str, model: LanguageModel, sticky_by: str, variants: list[dict[str, Any]]) -> Experiment:
-    """``variants``: dicts of name, percent, and optional target (a LanguageModel) and parameters."""
-    variants_check(variants)
+def experiment_create(
+    *,
+    name: str,
+    sticky_by: str,
+    variants: list[dict[str, Any]],
+    model: LanguageModel | None = None,
+    prompt_template: PromptTemplate | None = None,
+) -> Experiment:
+    """Split ``model``'s or ``prompt_template``'s calls. ``variants``: dicts of name, percent, and
+    optional target (a LanguageModel), prompt_version and parameters."""
+    if (model is None) == (prompt_template is None):
+        raise InvalidRequest("invalid_experiment", "Name a model or a prompt template to split, not both.")
+    variants_check(variants, prompt_template)
+    split = model.name if model is not None else f"prompt template {prompt_template}"
     try:
         with transaction.atomic():
-            experiment = Experiment.objects.create(name=name, model=model, sticky_by=sticky_by)
+            experiment = Experiment.objects.create(
+                name=name, model=model, prompt_template=prompt_template, sticky_by=sticky_by
+            )
     except IntegrityError:
-        raise Conflict("experiment_exists", f"The model {model.name} already has a live experiment.") from None
+        raise Conflict("experiment_exists", f"{split} already has a live experiment (or the name is taken).") from None
     ExperimentVariant.objects.bulk_create(
         ExperimentVariant(
             experiment=experiment,
             name=variant["name"],
             percent=variant["percent"],
             target=variant.get("target"),
+            prompt_version=variant.get("prompt_version"),
             parameters=variant.get("parameters") or {},
             position=position,
         )
@@ -126,13 +149,35 @@ def _deployments_copy(source: LanguageModel, model: LanguageModel) -> None:
     model.save(update_fields=["provider", "upstream", "input_per_mtok", "output_per_mtok", "routing_strategy"])
 
 
+def _prompt_promote(template: PromptTemplate, variant: ExperimentVariant) -> None:
+    """The winner's version, with its parameters, becomes the template's latest (its default)."""
+    versions = template.versions.order_by("-version")
+    latest = versions.first()
+    chosen = versions.filter(version=variant.prompt_version).first() if variant.prompt_version else latest
+    if chosen is None or latest is None or (chosen.pk == latest.pk and not variant.parameters):
+        return
+    prompt_version_create(
+        template=template,
+        system_prompt=chosen.system_prompt,
+        variables=list(chosen.variables or []),
+        default_model=chosen.default_model,
+        parameters={**(chosen.parameters or {}), **variant.parameters},
+    )
+
+
 @transaction.atomic
 def experiment_promote(*, experiment: Experiment, variant: ExperimentVariant) -> Experiment:
-    """End the experiment with ``variant`` as its winner: the experiment's model is from now on
-    served as the variant was (its target's deployments and prices). The control variant (no
-    target) wins by leaving the model as it is."""
+    """End the experiment with ``variant`` as its winner, which becomes the default: a model is
+    from now on served as the variant's target was (its deployments and prices); a prompt
+    template gets the winner's version (and parameters) as its new latest version. The control
+    variant wins by leaving things as they are."""
     if variant.experiment_id != experiment.pk:
         raise InvalidRequest("invalid_variant", f"{variant.name} is not a variant of {experiment.name}.")
+    if experiment.prompt_template is not None:
+        experiment = experiment_end(experiment=experiment)
+        assert experiment.prompt_template is not None
+        _prompt_promote(experiment.prompt_template, variant)
+        return _winner_set(experiment, variant)
     if variant.parameters:
         raise InvalidRequest(
             "variant_not_promotable",
@@ -140,8 +185,14 @@ def experiment_promote(*, experiment: Experiment, variant: ExperimentVariant) ->
             "set them in the clients or a prompt template, then end the experiment.",
         )
     experiment = experiment_end(experiment=experiment)
-    if variant.target is not None and variant.target.pk != experiment.model.pk:
-        _deployments_copy(variant.target, experiment.model)
+    model = experiment.model
+    assert model is not None
+    if variant.target is not None and variant.target.pk != model.pk:
+        _deployments_copy(variant.target, model)
+    return _winner_set(experiment, variant)
+
+
+def _winner_set(experiment: Experiment, variant: ExperimentVariant) -> Experiment:
     Experiment.objects.filter(pk=experiment.pk).update(winner=variant.name)
     experiment.winner = variant.name
     transaction.on_commit(snapshot_invalidate)
