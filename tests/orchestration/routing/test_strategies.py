@@ -16,6 +16,7 @@ from orchestration.models import Deployment, LanguageModel, RequestLog
 from orchestration.orchestrator import Orchestrator
 from orchestration.registry import snapshot_invalidate
 from orchestration.requestlog import requestlog_flush
+from orchestration.telemetry.exposition import breakers_now
 from orchestration.types import OrchestrationError
 from tests.conftest import Simulator
 from tests.orchestration.harness import FakeClock, ask, ctx
@@ -143,6 +144,10 @@ async def test_an_open_breaker_on_one_deployment_leaves_the_other_deployments_br
     served = await _served(router, 20)
     assert served == Counter(east=20)
     assert simulator.stats("pool-west")["requests"] == 0
+    # /metrics reports each deployment's breaker (llm_circuit_breaker_state).
+    views = await sync_to_async(breakers_now)()
+    assert views is not None
+    assert (views["acct-west:pool-west"].state, views["acct-east:pool-east"].state) == ("open", "closed")
 
 
 async def test_the_request_log_and_the_metrics_name_the_deployment_that_served(
