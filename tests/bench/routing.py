@@ -41,7 +41,7 @@ def _model(strategy: str) -> Any:
 def _experiment() -> Any:
     from orchestration.registry import ExperimentRoute, VariantRoute
 
-    variants = (VariantRoute("control", None, {}, 80), VariantRoute("next", "other", {}, 100))
+    variants = (VariantRoute("control", None, {}, None, 80), VariantRoute("next", "other", {}, None, 100))
     return ExperimentRoute("bench-trial", "bench-pool", "user", variants)
 
 
