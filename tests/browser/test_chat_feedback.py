@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 from orchestration.access.keys import api_key_create
 from orchestration.models import Feedback, LanguageModel, RequestLog
 from orchestration.routing.services import experiment_create
-from tests.browser.conftest import BACKUP, MODEL, sign_in
+from tests.browser.conftest import BACKUP, MODEL, screenshot, sign_in
 from tests.browser.test_chat_page import reply_node, saved_reply, send, watch
 
 
@@ -51,6 +51,7 @@ def test_thumbs_up_with_a_comment_lands_on_the_replys_call_and_variant(
     node.get_by_label("Comment").fill("Clear and short.")
     node.get_by_role("button", name="Send").click()
     expect(reply_node(page).locator(".feedback")).to_contain_text("Thanks for the feedback.")
+    screenshot(page, "chat-feedback")
 
     feedback = Feedback.objects.get(message_id=reply.pk)
     call = RequestLog.objects.get(message_id=reply.pk)

@@ -294,8 +294,10 @@
         return false;
       }
     };
-    for (const [value, glyph, label] of [[1, "👍", "Good reply"], [-1, "👎", "Bad reply"]]) {
-      const button = el("button", { type: "button", class: "icon-button feedback-button", "aria-label": label, title: label, "aria-pressed": "false", "data-score": String(value) }, glyph);
+    for (const [value, label] of [[1, "Good reply"], [-1, "Bad reply"]]) {
+      const thumb = icon("thumb");
+      if (value < 0) thumb.classList.add("thumb-down");
+      const button = el("button", { type: "button", class: "icon-button feedback-button", "aria-label": label, title: label, "aria-pressed": "false", "data-score": String(value) }, thumb);
       button.addEventListener("click", async () => {
         score = value;
         if (!(await give(""))) return;
