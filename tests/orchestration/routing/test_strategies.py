@@ -173,3 +173,27 @@ async def test_the_request_log_and_the_metrics_name_the_deployment_that_served(
         "east": served["east"],
         "west": served["west"],
     }
+
+
+async def test_a_deployment_over_its_tpm_quota_is_skipped_until_the_next_minute(
+    router: Orchestrator, pool: dict[str, Any], simulator: Simulator, quota_clock: FakeClock
+) -> None:
+    await _strategy("cost")
+    await sync_to_async(Deployment.objects.filter(name="east").update)(tpm_limit=1, input_per_mtok=0, output_per_mtok=0)
+    snapshot_invalidate()
+    assert await _served(router, 4) == Counter(east=1, west=3)  # the first call's tokens used the minute's quota
+    quota_clock.advance(60.0)
+    assert await _served(router, 1) == Counter(east=1)
+
+
+async def test_streams_count_in_flight_until_they_end_and_fail_over_before_their_first_chunk(
+    router: Orchestrator, pool: dict[str, Any], simulator: Simulator, redis_client: Any
+) -> None:
+    await _strategy("least-busy")
+    simulator.configure("pool-east", error_status=503)
+    for _ in range(6):
+        stream = router.stream(ask("pool", max_tokens=5), ctx())
+        chunks = [chunk async for chunk in stream]
+        assert chunks and stream.served.deployment == "west"
+    counts = {key.decode(): int(redis_client.get(key)) for key in redis_client.scan_iter("sw:route:inflight:*")}
+    assert counts and set(counts.values()) == {0}, counts
