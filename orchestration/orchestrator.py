@@ -425,18 +425,9 @@ class Orchestrator:
         self._serve_from(call, route)
         lease = Lease(breaker_key(route, provider), route.provider, BreakerPolicy.of(provider))
         policy = RetryPolicy.of(provider)
-        counted = call.requested is not None and call.requested.strategy == LEAST_BUSY
         retries = 0
         while True:
-            _deadline(call).check()
-            lease.admission = await self.breakers.acquire(lease.key, lease.provider, lease.policy)
-            if not lease.admission.allowed:
-                call.note_reopen(lease.admission.retry_at)
-                raise BreakerOpen(lease.key, lease.admission.retry_at)
-            call.served.attempts += 1
-            if counted:
-                lease.in_flight = deployment.key
-                await self.accounts.start(deployment.key)
+            await self._attempt_admit(call, deployment, lease)
             began = self.clock()
             try:
                 result = await attempt(route, provider)
@@ -463,6 +454,19 @@ class Orchestrator:
                 await self.sleep(wait)
             else:
                 await retry_wait_traced(call, self.sleep(wait), wait, failure.kind.value)
+
+    async def _attempt_admit(self, call: Call, deployment: DeploymentRoute, lease: Lease) -> None:
+        """Within the deadline, past the breaker (or BreakerOpen), and counted: attempts, and calls
+        in flight for least-busy routing."""
+        _deadline(call).check()
+        lease.admission = await self.breakers.acquire(lease.key, lease.provider, lease.policy)
+        if not lease.admission.allowed:
+            call.note_reopen(lease.admission.retry_at)
+            raise BreakerOpen(lease.key, lease.admission.retry_at)
+        call.served.attempts += 1
+        if call.requested is not None and call.requested.strategy == LEAST_BUSY:
+            lease.in_flight = deployment.key
+            await self.accounts.start(deployment.key)
 
     async def _lease_out_of_flight(self, lease: Lease) -> None:
         if lease.in_flight:
