@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -126,3 +127,29 @@ def test_bad_deployments_are_refused_with_the_key_named_and_nothing_loaded(
         config_load(_write(tmp_path, PROVIDERS + "\n" + model_text))
     assert expected in str(refused.value)
     assert not LanguageModel.objects.exists()
+
+
+def test_a_budget_reserves_at_the_dearest_deployment_or_variant_that_may_serve(tmp_path: Path) -> None:
+    from orchestration.access.admission import estimate
+    from orchestration.routing.services import experiment_create
+
+    config_load(_write(tmp_path, POOLED + '\n[models.pricey]\nprovider = "openai-east"\nupstream = "p"\n'
+                       "input_per_mtok = 9.0\noutput_per_mtok = 90.0\n"))  # fmt: skip
+    Deployment.objects.filter(name="openai-west").update(input_per_mtok=4)
+    registry = snapshot_load()
+    pooled = registry.models["gpt-4o"]
+    # The first deployment is priced 2.50/10.00 and the second 4.00/10.00: the dearest is reserved.
+    assert estimate(pooled, registry, input_tokens=1_000_000, max_tokens=1).worst_case_usd == Decimal("4.00001")
+    experiment_create(
+        name="pricier",
+        model=LanguageModel.objects.get(name="gpt-4o"),
+        sticky_by="user",
+        variants=[
+            {"name": "a", "percent": 50},
+            {"name": "b", "percent": 50, "target": LanguageModel.objects.get(name="pricey")},
+        ],
+    )
+    registry = snapshot_load()
+    assert estimate(registry.models["gpt-4o"], registry, input_tokens=1_000_000, max_tokens=1).worst_case_usd == (
+        Decimal("9.00009")
+    )
