@@ -170,12 +170,13 @@ def _content_check(content: str) -> None:
         raise TooLarge("content_too_large", f"A message holds at most {MAX_CONTENT_CHARS} characters.")
 
 
-def _system_prompt(conversation: Conversation) -> tuple[str, int | None]:
-    """The conversation's system prompt, or its template's latest version (a template that
-    needs variables is refused: a conversation has none to give it)."""
+def _system_prompt(conversation: Conversation, ctx: CallContext | None = None) -> tuple[str, int | None]:
+    """The conversation's system prompt, or its template's latest version (or the version a prompt
+    experiment gives ``ctx``); a template that needs variables is refused: a conversation has none
+    to give it."""
     if not conversation.prompt_template:
         return conversation.system_prompt, None
-    rendered = prompt_render(name=conversation.prompt_template, variables={})
+    rendered = prompt_render(name=conversation.prompt_template, variables={}, ctx=ctx)
     return rendered.system, rendered.version
 
 
@@ -200,6 +201,7 @@ class PreparedReply:
     deadline_s: float
     admission: Admission
     prompt_version: int | None
+    subject: CallContext  # who asks: the experiment variant it was assigned, if any
 
 
 def _reply_prepare(conversation: Conversation, caller: Caller, model: str, turns: list[Turn]) -> PreparedReply:
@@ -210,7 +212,13 @@ def _reply_prepare(conversation: Conversation, caller: Caller, model: str, turns
     """
     route = route_of(caller, model or conversation.model, snapshot())
     _busy_check(conversation)
-    system_prompt, prompt_version = _system_prompt(conversation)
+    subject = CallContext(
+        endpoint="chat",
+        user_id=conversation.owner_id,  # type: ignore[attr-defined]
+        api_key_id=caller.api_key_id,
+        conversation_id=conversation.pk,
+    )
+    system_prompt, prompt_version = _system_prompt(conversation, subject)
     try:
         fitted = context_fit(system_prompt=system_prompt, turns=turns, route=route)
     except ContextTooLong as error:
@@ -220,7 +228,7 @@ def _reply_prepare(conversation: Conversation, caller: Caller, model: str, turns
         caller, model=route.name, input_tokens=fitted.input_tokens, max_tokens=fitted.reply_tokens, hold_s=deadline_s
     )
     return PreparedReply(
-        route, fitted.input_tokens, fitted.reply_tokens, fitted.messages, deadline_s, admission, prompt_version
+        route, fitted.input_tokens, fitted.reply_tokens, fitted.messages, deadline_s, admission, prompt_version, subject
     )
 
 
@@ -244,6 +252,10 @@ def _reply_plan(
             user_id=owner_id,
             prompt_template=conversation.prompt_template,
             prompt_version=prepared.prompt_version,
+            conversation_id=conversation.pk,
+            message_id=reply.pk,
+            experiment=prepared.subject.experiment,
+            variant=prepared.subject.variant,
         ),
         deadline_s=prepared.deadline_s,
         provider_kind=prepared.route.provider_kind,

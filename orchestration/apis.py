@@ -138,6 +138,8 @@ def _context(request: HttpRequest, caller: Caller, endpoint: str) -> CallContext
 
 def _served_headers(served: Served, *, with_cost: bool = True) -> dict[str, str]:
     headers = {"X-Cache": served.cache, "X-Served-Model": served.model, "X-Served-Provider": served.provider}
+    if served.deployment:
+        headers["X-Served-Deployment"] = served.deployment
     if served.fallback_from:
         headers["X-Fallback-From"] = served.fallback_from
     if served.cache_entry:
@@ -184,7 +186,7 @@ async def _with_prompt(payload: CompletionInput, ctx: CallContext) -> ChatReques
     if payload.prompt is None:
         return payload.request
     rendered = await aprompt_render(
-        name=payload.prompt.name, variables=payload.prompt.variables, version=payload.prompt.version
+        name=payload.prompt.name, variables=payload.prompt.variables, version=payload.prompt.version, ctx=ctx
     )
     ctx.prompt_template, ctx.prompt_version = rendered.name, rendered.version
     chat = prompt_apply(payload.request, rendered)
@@ -416,7 +418,18 @@ def _vector(vector: list[float], dimensions: int | None, encoding: str) -> list[
 
 
 def _model_body(route: ModelRoute) -> dict[str, Any]:
-    return {"id": route.name, "object": "model", "created": route.created, "owned_by": route.provider}
+    # "switchyard" is our extension (docs/api.md, Deployments): OpenAI's clients ignore unknown fields.
+    deployments = [
+        {"name": d.name, "provider": d.route.provider, "region": d.region, "tag": d.tag, "weight": d.weight}
+        for d in route.deployments
+    ]
+    return {
+        "id": route.name,
+        "object": "model",
+        "created": route.created,
+        "owned_by": route.provider,
+        "switchyard": {"routing": route.strategy, "deployments": deployments},
+    }
 
 
 async def _visible_models(caller: Caller) -> list[ModelRoute]:

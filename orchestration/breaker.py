@@ -150,7 +150,10 @@ class BreakerView:
 
 
 def breaker_key(route: ModelRoute, provider: ProviderSettings) -> str:
-    """``provider`` or, with ``breaker_per_model``, ``provider:upstream-model``."""
+    """``provider`` or, with ``breaker_per_model``, ``provider:upstream-model``; a deployment of a model
+    with several has its own (``provider:upstream-model``, from the registry)."""
+    if route.breaker_scope:
+        return route.breaker_scope
     if provider.breaker_per_model:
         return f"{route.provider}:{route.upstream}"
     return route.provider

@@ -24,7 +24,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db import models, transaction
 
-from orchestration.models import Fallback, LanguageModel, PromptTemplate, PromptVersion, Provider
+from orchestration.models import Deployment, Fallback, LanguageModel, PromptTemplate, PromptVersion, Provider
 from orchestration.registry import snapshot_invalidate
 from orchestration.secrets import api_key_env_allowed, api_key_env_rule
 
@@ -245,8 +245,11 @@ def _model_fields() -> tuple[Field, ...]:
         return Field(tuple(path.split(".")), attr, check, None if required else _default(LanguageModel, attr), required)
 
     return (
-        Field(("provider",), "provider", _string(max_length=64), required=True),
-        f("upstream", "upstream", _string(max_length=200, pattern=r"\S+", hint=" (no spaces)"), required=True),
+        # Required unless the model lists its deployments (checked with the references).
+        Field(("provider",), "provider", _string(max_length=64)),
+        Field(("upstream",), "upstream", _string(max_length=200, pattern=r"\S+", hint=" (no spaces)")),
+        Field(("deployments",), "deployments", lambda value: _deployments(value), default=[]),
+        f("routing", "routing_strategy", _choice(LanguageModel.Strategy.values)),
         f("description", "description", _string(max_length=300)),
         f("input_per_mtok", "input_per_mtok", _price),
         f("output_per_mtok", "output_per_mtok", _price),
@@ -266,6 +269,56 @@ def _model_fields() -> tuple[Field, ...]:
         f("cache.semantic_threshold", "cache_semantic_threshold", _number(gt=0, le=1)),
         f("cache.semantic_max_turns", "cache_semantic_max_turns", _integer(ge=1, le=100)),
     )
+
+
+# One deployment's keys: TOML key -> (Deployment attribute, check, default).
+_DEPLOYMENT_KEYS: dict[str, tuple[str, Callable[[Any], Any], Any]] = {
+    "name": ("name", _string(max_length=64, pattern=_SLUG, hint=" (letters, digits, - and _ only)"), None),
+    "provider": ("provider", _string(max_length=64), _MISSING),
+    "upstream": ("upstream", _string(max_length=200, pattern=r"\S+", hint=" (no spaces)"), _MISSING),
+    "weight": ("weight", _integer(ge=0, le=1_000_000), 1),
+    "rpm": ("rpm_limit", _integer(ge=1), None),
+    "tpm": ("tpm_limit", _integer(ge=1), None),
+    "region": ("region", _string(max_length=64), ""),
+    "tag": ("tag", _string(max_length=64), ""),
+    "input_per_mtok": ("input_per_mtok", _price, None),
+    "output_per_mtok": ("output_per_mtok", _price, None),
+    "enabled": ("enabled", _boolean, True),
+}
+
+
+def _deployment(index: int, table: Any) -> dict[str, Any]:
+    where = f"deployment {index + 1}"
+    if not isinstance(table, dict):
+        raise _Bad(f"{where} must be a table, got {_type_name(table)}")
+    for key in table:
+        if key not in _DEPLOYMENT_KEYS:
+            raise _Bad(f"{where}: {_unknown_key_message(key, _DEPLOYMENT_KEYS)}")
+    clean: dict[str, Any] = {"position": index}
+    for key, (attr, check, default) in _DEPLOYMENT_KEYS.items():
+        if key not in table:
+            if default is _MISSING:
+                raise _Bad(f"{where}: {key} is required")
+            clean[attr] = default
+            continue
+        try:
+            clean[attr] = check(table[key])
+        except _Bad as error:
+            raise _Bad(f"{where}: {key} {error}") from None
+    clean["name"] = clean["name"] or clean["provider"]
+    return clean
+
+
+def _deployments(value: Any) -> list[dict[str, Any]]:
+    """``[[models.NAME.deployments]]`` tables; an empty list is the one-deployment case."""
+    if not isinstance(value, list):
+        raise _Bad(f"must be an array of tables ([[models.NAME.deployments]]), got {_type_name(value)}")
+    clean = [_deployment(index, table) for index, table in enumerate(value)]
+    names = [deployment["name"] for deployment in clean]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise _Bad(f"names deployment {', '.join(map(repr, duplicates))} more than once (name them apart)")
+    return clean
 
 
 def _prompt_fields() -> tuple[Field, ...]:
@@ -437,7 +490,10 @@ def _check_references(plan: ConfigPlan, others: ConfigPlan, problems: list[Confi
 
     for name, attrs in plan.models.items():
         path = ("models", name)
+        _check_deployment_shape(path, attrs, problems)
         refer((*path, "provider"), attrs.get("provider"), provider_names, "the provider")
+        for deployment in attrs.get("deployments") or []:
+            refer((*path, "deployments"), deployment["provider"], provider_names, "the provider")
         refer((*path, "content_policy_fallback"), attrs.get("content_policy_fallback"), model_names, "the model")
         for target in attrs.get("fallbacks") or []:
             refer((*path, "fallbacks"), target, model_names, "the fallback model")
@@ -452,6 +508,18 @@ def _check_references(plan: ConfigPlan, others: ConfigPlan, problems: list[Confi
                 ("models", name, "chat_default"), f"only one model can be the chat default ({defaults[0]!r} is)"
             )
         )
+
+
+def _check_deployment_shape(path: tuple[str, ...], attrs: dict[str, Any], problems: list[ConfigProblem]) -> None:
+    """A model names its provider and upstream, or lists deployments that each name theirs."""
+    if attrs.get("deployments"):
+        for key in ("provider", "upstream"):
+            if attrs.get(key) is not None:
+                problems.append(ConfigProblem((*path, key), "with deployments listed, give it in each deployment"))
+        return
+    for key in ("provider", "upstream"):
+        if attrs.get(key) is None:
+            problems.append(ConfigProblem((*path, key), "is required (or list the model's deployments)"))
 
 
 # --- line numbers -----------------------------------------------------------------------------
@@ -598,8 +666,15 @@ def _upsert(
     return row, "updated" if changed else "unchanged", changed
 
 
+_MODEL_LINKS = {"fallbacks", "content_policy_fallback", "deployments"}
+
+
 def _model_upsert(name: str, attrs: dict[str, Any]) -> tuple[LanguageModel, str, list[str]]:
-    own = {key: value for key, value in attrs.items() if key not in {"fallbacks", "content_policy_fallback"}}
+    own = {key: value for key, value in attrs.items() if key not in _MODEL_LINKS}
+    first = (attrs.get("deployments") or [None])[0]
+    if first is not None:
+        # The model's own provider and upstream mirror its first deployment (docs/api.md, Deployments).
+        own["provider"], own["upstream"] = first["provider"], first["upstream"]
     own["provider"] = Provider.objects.get(name=own["provider"])
     if own.get("chat_default"):  # the file names the one default: any other model stops being it
         LanguageModel.objects.exclude(name=name).filter(chat_default=True).update(chat_default=False)
@@ -607,8 +682,37 @@ def _model_upsert(name: str, attrs: dict[str, Any]) -> tuple[LanguageModel, str,
     return row, status, list(changed)
 
 
+def _deployments_wanted(row: LanguageModel, attrs: dict[str, Any]) -> list[dict[str, Any]]:
+    listed = attrs.get("deployments") or []
+    if listed:
+        return [dict(deployment) for deployment in listed]
+    only = {attr: default for attr, _, default in _DEPLOYMENT_KEYS.values() if default is not _MISSING}
+    only.update(name=row.provider.name, provider=row.provider.name, upstream=row.upstream, position=0)
+    return [only]
+
+
+def _deployment_state(deployment: Deployment) -> dict[str, Any]:
+    state: dict[str, Any] = {attr: getattr(deployment, attr) for attr, _, _ in _DEPLOYMENT_KEYS.values()}
+    state.update(provider=deployment.provider.name, position=deployment.position)
+    return state
+
+
+def _deployments_apply(row: LanguageModel, attrs: dict[str, Any]) -> list[str]:
+    """Make the model's deployments exactly those of the file (one, its own, when none are listed)."""
+    wanted = _deployments_wanted(row, attrs)
+    current = [_deployment_state(d) for d in row.deployments.select_related("provider").order_by("position", "id")]
+    if wanted == current or (not current and not attrs.get("deployments")):
+        return []  # no rows at all is the same one deployment: the model's own provider (orchestration/registry.py)
+    row.deployments.all().delete()
+    providers = Provider.objects.in_bulk([d["provider"] for d in wanted], field_name="name")
+    Deployment.objects.bulk_create(
+        Deployment(model=row, **{**deployment, "provider": providers[deployment["provider"]]}) for deployment in wanted
+    )
+    return ["deployments"]
+
+
 def _model_links_apply(row: LanguageModel, attrs: dict[str, Any]) -> list[str]:
-    changed: list[str] = []
+    changed: list[str] = _deployments_apply(row, attrs)
     wanted_policy = attrs.get("content_policy_fallback")
     current_policy = row.content_policy_fallback.name if row.content_policy_fallback else None
     if wanted_policy != current_policy:
@@ -669,8 +773,11 @@ def config_dump() -> str:
     chains: dict[int, list[str]] = {}
     for link in Fallback.objects.select_related("target").order_by("model_id", "position"):
         chains.setdefault(link.model_id, []).append(link.target.name)
+    listed: dict[int, list[Deployment]] = {}
+    for deployment in Deployment.objects.select_related("provider").order_by("model_id", "position", "id"):
+        listed.setdefault(deployment.model_id, []).append(deployment)
     for model in LanguageModel.objects.select_related("provider", "content_policy_fallback").order_by("name"):
-        out += _dump_model(model, chains.get(model.pk, []))
+        out += _dump_model(model, chains.get(model.pk, []), listed.get(model.pk, []))
     for template in PromptTemplate.objects.order_by("name"):
         latest = template.versions.select_related("default_model").order_by("-version").first()
         if latest is not None:
@@ -686,14 +793,31 @@ def _dump_provider(provider: Provider) -> list[str]:
     return [*lines, ""]
 
 
-def _dump_model(model: LanguageModel, fallbacks: list[str]) -> list[str]:
-    lines = [f"[models.{json.dumps(model.name)}]", f"provider = {_toml_value(model.provider.name)}"]
-    lines += _dump_fields(model, _model_fields())
+def _dump_model(model: LanguageModel, fallbacks: list[str], deployments: list[Deployment]) -> list[str]:
+    simple = not deployments or [_deployment_state(d) for d in deployments] == _deployments_wanted(model, {})
+    lines = [f"[models.{json.dumps(model.name)}]"]
+    if simple:
+        lines.append(f"provider = {_toml_value(model.provider.name)}")
+    lines += _dump_fields(model, _model_fields(), skip=set() if simple else {"upstream"})
     if fallbacks:
         lines.append(f"fallbacks = {_toml_value(fallbacks)}")
     if model.content_policy_fallback:
         lines.append(f"content_policy_fallback = {_toml_value(model.content_policy_fallback.name)}")
+    if not simple:
+        for deployment in deployments:
+            lines += ["", f"[[models.{json.dumps(model.name)}.deployments]]", *_dump_deployment(deployment)]
     return [*lines, ""]
+
+
+def _dump_deployment(deployment: Deployment) -> list[str]:
+    state = _deployment_state(deployment)
+    lines = []
+    for key, (attr, _, default) in _DEPLOYMENT_KEYS.items():
+        value = state[attr]
+        if value is None or (value == default and key not in {"name", "provider", "upstream"}):
+            continue
+        lines.append(f"{key} = {_toml_value(value)}")
+    return lines
 
 
 def _dump_prompt(template: PromptTemplate, version: PromptVersion) -> list[str]:
@@ -710,11 +834,11 @@ def _dump_prompt(template: PromptTemplate, version: PromptVersion) -> list[str]:
     return [*lines, ""]
 
 
-def _dump_fields(row: models.Model, fields: tuple[Field, ...]) -> list[str]:
+def _dump_fields(row: models.Model, fields: tuple[Field, ...], *, skip: set[str] | None = None) -> list[str]:
     plain: list[str] = []
     groups: dict[str, dict[str, Any]] = {}
     for spec in fields:
-        if spec.attr in {"provider", "fallbacks", "content_policy_fallback"}:
+        if spec.attr in {"provider", "fallbacks", "content_policy_fallback", "deployments"} | (skip or set()):
             continue
         value = getattr(row, spec.attr)
         if value is None or value == "":

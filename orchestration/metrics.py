@@ -47,6 +47,10 @@ FALLBACKS = Counter(
     "llm_fallbacks", "Switches to another model or a cached answer.", ["from_model", "to_model", "reason"]
 )
 RETRIES = Counter("llm_retries", "Second and later attempts at the same provider.", ["model", "provider", "reason"])
+DEPLOYMENT_CALLS = Counter(
+    "llm_deployment_requests", "Calls by the deployment that served them (or failed last).",
+    ["model", "deployment", "provider", "status"],
+)  # fmt: skip
 REFUSALS = Counter(
     "llm_admission_refusals", "Calls refused at the door by a rate limit or a budget, by limit.", ["reason"]
 )
@@ -60,6 +64,8 @@ BREAKER_VALUES = {"closed": 0, "half_open": 1, "open": 2}
 def metrics_call_finished(endpoint: str, model: str, served: Served, *, status: str, duration_s: float) -> None:
     """Count one finished call (any outcome)."""
     REQUESTS.labels(endpoint, model, served.provider, status, served.cache).inc()
+    if served.deployment:
+        DEPLOYMENT_CALLS.labels(served.model or model, served.deployment, served.provider, status).inc()
     DURATION.labels(endpoint, model).observe(duration_s)
     CACHE.labels(model, served.cache).inc()
     if served.ttft_ms is not None:

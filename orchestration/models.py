@@ -18,7 +18,11 @@ __all__ = [
     "ApiKey",
     "BreakerState",
     "CacheEntry",
+    "Deployment",
+    "Experiment",
+    "ExperimentVariant",
     "Fallback",
+    "Feedback",
     "LanguageModel",
     "PromptTemplate",
     "PromptVersion",
@@ -69,7 +73,14 @@ class LanguageModelQuerySet(models.QuerySet["LanguageModel"]):
 
 
 class LanguageModel(models.Model):
-    """A public model name and how to reach it."""
+    """A public model name and how to reach it: through its deployments (``Deployment``), or, when it
+    has none, through ``provider`` and ``upstream`` alone (the one-deployment case)."""
+
+    class Strategy(TextChoices):
+        WEIGHTED = "weighted", "Weighted (random by weight)"
+        LEAST_BUSY = "least-busy", "Least busy (fewest calls in flight)"
+        LATENCY = "latency", "Lowest latency (EWMA, with exploration)"
+        COST = "cost", "Cheapest first"
 
     name = models.CharField(max_length=128, unique=True, help_text="The name clients ask for.")
     provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="models")
@@ -106,6 +117,13 @@ class LanguageModel(models.Model):
         default=0.0, help_text="Similarity below which no semantic hit is served, learned from wrong-hit reports."
     )
     cache_semantic_max_turns = models.PositiveSmallIntegerField(default=4)
+    routing_strategy = models.CharField(
+        max_length=16,
+        choices=Strategy.choices,
+        default=Strategy.WEIGHTED,
+        db_default=Strategy.WEIGHTED,
+        help_text="How a call picks one of the model's deployments.",
+    )
     enabled = models.BooleanField(default=True)
     chat_default = models.BooleanField(
         default=False,
@@ -127,6 +145,39 @@ class LanguageModel(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class Deployment(models.Model):
+    """One way to serve a model name: a provider account (and region) and its upstream model."""
+
+    model = models.ForeignKey(LanguageModel, on_delete=models.CASCADE, related_name="deployments")
+    name = models.SlugField(max_length=64, help_text="Unique within the model; named in logs, headers and metrics.")
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="deployments")
+    upstream = models.CharField(max_length=200, help_text="The provider's own model id.")
+    weight = models.PositiveIntegerField(default=1, help_text="Share of traffic under the weighted strategy.")
+    rpm_limit = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Requests per minute the provider account allows; empty = no limit."
+    )
+    tpm_limit = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Tokens per minute the provider account allows; empty = no limit."
+    )
+    region = models.CharField(max_length=64, blank=True)
+    tag = models.CharField(max_length=64, blank=True)
+    input_per_mtok = models.DecimalField(
+        max_digits=12, decimal_places=4, null=True, blank=True, help_text="Empty: the model's price."
+    )
+    output_per_mtok = models.DecimalField(
+        max_digits=12, decimal_places=4, null=True, blank=True, help_text="Empty: the model's price."
+    )
+    position = models.PositiveSmallIntegerField(default=0)
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["model", "position", "id"]
+        constraints = [models.UniqueConstraint(fields=["model", "name"], name="deployment_unique_name")]
+
+    def __str__(self) -> str:
+        return f"{self.model.name}/{self.name}"
 
 
 class Fallback(models.Model):
@@ -271,6 +322,11 @@ class RequestLog(models.Model):
     )
     prompt_template = models.CharField(max_length=100, blank=True)
     prompt_version = models.PositiveIntegerField(null=True, blank=True)
+    # db_default on the columns below for the same reason as error_detail.
+    deployment = models.CharField(max_length=64, blank=True, default="", db_default="")
+    experiment = models.CharField(max_length=100, blank=True, default="", db_default="")
+    variant = models.CharField(max_length=64, blank=True, default="", db_default="")
+    message_id = models.BigIntegerField(null=True, blank=True, help_text="The chat reply this call wrote.")
     created_at = models.DateTimeField(db_index=True)
 
     class Meta:
@@ -279,3 +335,108 @@ class RequestLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.request_id} {self.model_requested} {self.status}"
+
+
+class Experiment(models.Model):
+    """A split of one model's traffic, or of one prompt template's, between variants by
+    percentage, sticky per subject."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running"
+        PAUSED = "paused"
+        ENDED = "ended"
+
+    class Sticky(models.TextChoices):
+        USER = "user"
+        CONVERSATION = "conversation"
+        KEY = "key"
+
+    name = models.SlugField(max_length=100, unique=True)
+    model = models.ForeignKey(
+        LanguageModel,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="experiments",
+        help_text="The model name whose calls are split (or name a prompt template instead).",
+    )
+    prompt_template = models.ForeignKey(
+        PromptTemplate,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="experiments",
+        help_text="The prompt template whose calls are split (or name a model instead).",
+    )
+    sticky_by = models.CharField(max_length=16, choices=Sticky.choices, default=Sticky.USER)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    winner = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            # One live experiment per model or template: two would fight over the same calls.
+            models.UniqueConstraint(
+                fields=["model"], condition=~models.Q(status="ended"), name="experiment_one_live_per_model"
+            ),
+            models.UniqueConstraint(
+                fields=["prompt_template"], condition=~models.Q(status="ended"), name="experiment_one_live_per_prompt"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(model__isnull=True) ^ models.Q(prompt_template__isnull=True),
+                name="experiment_splits_a_model_or_a_prompt",
+                violation_error_message="Name a model or a prompt template to split, not both.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ExperimentVariant(models.Model):
+    """One arm: the model that serves it (the experiment's own when empty), the prompt version it
+    uses (prompt experiments; empty: the latest) and extra parameters."""
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="variants")
+    name = models.SlugField(max_length=64)
+    target = models.ForeignKey(
+        LanguageModel, null=True, blank=True, on_delete=models.CASCADE, related_name="+", help_text="Empty: unchanged."
+    )
+    prompt_version = models.PositiveIntegerField(null=True, blank=True, help_text="Empty: the latest version.")
+    parameters = models.JSONField(default=dict, blank=True, help_text='e.g. {"temperature": 0.2}')
+    percent = models.PositiveSmallIntegerField(help_text="Share of the traffic, 0-100; the variants add up to 100.")
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["experiment", "position", "id"]
+        constraints = [models.UniqueConstraint(fields=["experiment", "name"], name="variant_unique_name")]
+
+    def __str__(self) -> str:
+        return f"{self.experiment.name}/{self.name}"
+
+
+class Feedback(models.Model):
+    """A thumbs up or down on one call's answer, with the experiment arm that answered."""
+
+    request_id = models.CharField(max_length=64)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    score = models.SmallIntegerField(help_text="+1 or -1")
+    comment = models.TextField(blank=True)
+    model = models.CharField(max_length=128, blank=True)
+    deployment = models.CharField(max_length=64, blank=True)
+    experiment = models.CharField(max_length=100, blank=True, db_index=True)
+    variant = models.CharField(max_length=64, blank=True)
+    message_id = models.BigIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "feedback"
+        # Request ids can come from clients (X-Request-ID), so they are only unique per user.
+        constraints = [models.UniqueConstraint(fields=["user", "request_id"], name="feedback_one_per_call")]
+
+    def __str__(self) -> str:
+        return f"{self.request_id} {self.score:+d}"

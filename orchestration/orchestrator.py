@@ -36,9 +36,13 @@ from orchestration.pricing import cost_usd
 from orchestration.providers.base import CallTimeout, Provider, ProviderConfig
 from orchestration.redaction import redact
 from orchestration.redisclients import redis_async_close
-from orchestration.registry import ModelRoute, ProviderSettings, Snapshot, asnapshot
+from orchestration.registry import DeploymentRoute, ModelRoute, ProviderSettings, Snapshot, asnapshot
 from orchestration.requestlog import log_entry_from, requestlog_record
 from orchestration.retry import RetryPolicy, Rng, retry_wait_s
+from orchestration.routing.accounts import WINDOW_S, Accounts
+from orchestration.routing.experiments import request_varied, variant_for
+from orchestration.routing.latency import LatencyBoard
+from orchestration.routing.strategies import LEAST_BUSY, deployments_order
 from orchestration.telemetry.genai import (
     attempts_traced,
     cache_span,
@@ -147,6 +151,7 @@ class Lease:
     provider: str
     policy: BreakerPolicy
     admission: Admission = field(default_factory=lambda: Admission(True))
+    in_flight: str = ""  # the deployment counted in flight until the outcome is recorded (least-busy)
 
 
 @dataclass
@@ -164,6 +169,9 @@ class Call:
     tried: list[ModelRoute] = field(default_factory=list)
     reopen_at: float | None = None  # earliest breaker-clock time an open breaker of this call half-opens
     operation: str = "chat"  # the GenAI operation: "chat" or "embeddings"
+    streaming: bool = False
+    deployment: DeploymentRoute | None = None  # the deployment of the attempt in progress or that served
+    parameters: dict[str, object] = field(default_factory=dict)  # an experiment variant's overrides
     span: Any = None  # the call's trace span; None while tracing is off (orchestration/telemetry/genai.py)
 
     def note_reopen(self, retry_at: float | None) -> None:
@@ -180,7 +188,9 @@ class Orchestrator:
     """Routes, retries and falls back; one instance per process (``get_orchestrator``).
 
     ``clock`` (monotonic seconds) drives deadlines, ``sleep`` the waits between attempts, ``rng``
-    the jitter, ``breakers`` the circuit breakers (with their own wall clock): tests inject them.
+    the jitter, ``breakers`` the circuit breakers (with their own wall clock), ``routing_rng`` the
+    choice between deployments, ``latency`` the deployments' latency estimates and ``accounts``
+    their quotas and in-flight counts (both with their own clocks): tests inject them.
     """
 
     def __init__(
@@ -190,11 +200,17 @@ class Orchestrator:
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
         rng: Rng = random.random,
+        routing_rng: Rng = random.random,
+        latency: LatencyBoard | None = None,
+        accounts: Accounts | None = None,
     ) -> None:
         self.breakers = breakers or Breakers(on_transition=_breaker_transitioned)
         self.clock = clock
         self.sleep = sleep
         self.rng = rng
+        self.routing_rng = routing_rng
+        self.latency = latency or LatencyBoard()
+        self.accounts = accounts or Accounts()
 
     # --- public API ----------------------------------------------------------------------
 
@@ -251,6 +267,8 @@ class Orchestrator:
         route = snap.models.get(call.model)
         if route is None or route.provider not in snap.providers:
             raise model_not_found(call.model)
+        if call.operation == "chat":  # embeddings stay out of experiments: a variant's vectors would not compare
+            route = self._experiment_arm(call, snap, route)
         call.snap, call.requested = snap, route
         call.chain = route.fallbacks if with_fallbacks else ()
         call.deadline = deadline_for(
@@ -259,11 +277,28 @@ class Orchestrator:
         self._serve_from(call, route)
         return route
 
+    def _experiment_arm(self, call: Call, snap: Snapshot, route: ModelRoute) -> ModelRoute:
+        """The route of the call's variant when an experiment splits this model's traffic. A call
+        already in a prompt experiment stays out: one call is measured for one experiment."""
+        if call.ctx.experiment:
+            call.served.experiment, call.served.variant = call.ctx.experiment, call.ctx.variant
+            return route
+        experiment = snap.experiments.get(route.name)
+        variant = variant_for(experiment, call.ctx) if experiment is not None else None
+        if experiment is None or variant is None:
+            return route
+        call.served.experiment, call.served.variant = experiment.name, variant.name
+        call.parameters = variant.parameters
+        target = snap.models.get(variant.target) if variant.target else None
+        return target if target is not None and target.provider in snap.providers else route
+
     def _serve_from(self, call: Call, route: ModelRoute) -> None:
         call.served.model, call.served.provider, call.served.simulated = route.name, route.provider, route.simulated
+        call.served.deployment = route.deployment
 
     async def _complete(self, request: ChatRequest, call: Call) -> ChatResponse:
         requested = await self._route(call)
+        request = request_varied(request, call.parameters)
         cached = await self._cache_lookup(request, call)
         if cached is not None:
             return cached
@@ -282,6 +317,7 @@ class Orchestrator:
             return stale
         response.model = route.name
         self._charge(call, route, response.usage)
+        await self._count_tokens(call, response.usage)
         if route is requested:
             await self._cache_store(request, call, response)
         return response
@@ -301,11 +337,16 @@ class Orchestrator:
             raise await self._final_error(call, exhausted.failure) from None
         response.model = route.name
         self._charge(call, route, response.usage)
+        await self._count_tokens(call, response.usage)
         return response
 
     def _charge(self, call: Call, route: ModelRoute, usage: Usage) -> None:
         call.served.usage = usage
-        call.served.cost_usd = cost_usd(route, usage)
+        call.served.cost_usd = cost_usd(call.deployment.route if call.deployment else route, usage)
+
+    async def _count_tokens(self, call: Call, usage: Usage) -> None:
+        if call.deployment is not None:
+            await self.accounts.tokens_used(call.deployment, usage.input_tokens + usage.output_tokens)
 
     # --- routing, breakers, retries, fallbacks ---------------------------------------------
 
@@ -332,21 +373,63 @@ class Orchestrator:
         *,
         settle: bool,
     ) -> tuple[T, Lease]:
-        """One model with its retries; raises the last failure when it will not answer in time."""
+        """One model: its deployments in its strategy's order. A deployment whose quota is spent or
+        whose breaker is open is skipped before any call; one that fails hands over to the next at
+        once; only the last one left is retried with backoff. Raises the last failure."""
+        order = await self._deployments_order(call, route)
+        failure: Failure | None = None
+        for index, deployment in enumerate(order):
+            if not await self.accounts.quota_admit(deployment):
+                continue
+            last = index == len(order) - 1
+            try:
+                return await self._try_deployment(call, deployment, attempt, settle=settle, last=last)
+            except BreakerOpen as refused:
+                failure = refused
+            except ProviderError as error:
+                if error.kind in _CLIENT_ERRORS:
+                    raise  # the request itself is refused: another deployment would refuse it too
+                failure = error
+        if failure is None:
+            raise _quota_spent(route, self.accounts.clock())
+        raise failure
+
+    async def _deployments_order(self, call: Call, route: ModelRoute) -> list[DeploymentRoute]:
+        deployments = route.deployments or (DeploymentRoute(route.provider, 1, None, None, "", "", route, route.name),)
+        in_flight: dict[str, int] = {}
+        if route.strategy == LEAST_BUSY and len(deployments) > 1:
+            in_flight = await self.accounts.in_flight(deployments)
+        return deployments_order(
+            route.strategy,
+            deployments,
+            rng=self.routing_rng,
+            in_flight=in_flight,
+            board=self.latency,
+            streaming=call.streaming,
+        )
+
+    async def _try_deployment(
+        self,
+        call: Call,
+        deployment: DeploymentRoute,
+        attempt: Callable[[ModelRoute, ProviderSettings], Awaitable[T]],
+        *,
+        settle: bool,
+        last: bool,
+    ) -> tuple[T, Lease]:
+        """One deployment, with its retries when it is the ``last`` one left to try."""
         assert call.snap is not None
+        route = deployment.route
         provider = call.snap.providers[route.provider]
         call.tried.append(route)
+        call.deployment = deployment
         self._serve_from(call, route)
         lease = Lease(breaker_key(route, provider), route.provider, BreakerPolicy.of(provider))
         policy = RetryPolicy.of(provider)
         retries = 0
         while True:
-            _deadline(call).check()
-            lease.admission = await self.breakers.acquire(lease.key, lease.provider, lease.policy)
-            if not lease.admission.allowed:
-                call.note_reopen(lease.admission.retry_at)
-                raise BreakerOpen(lease.key, lease.admission.retry_at)
-            call.served.attempts += 1
+            await self._attempt_admit(call, deployment, lease)
+            began = self.clock()
             try:
                 result = await attempt(route, provider)
             except ProviderError as error:
@@ -355,14 +438,15 @@ class Orchestrator:
                 failure = _adapter_bug(route, error)
             except BaseException:
                 # Cancelled: the call says nothing about the provider's health.
-                await self.breakers.release(lease.key, lease.admission)
+                await self._release(lease)
                 raise
             else:
+                self.latency.record(deployment.key, (self.clock() - began) * 1000, streaming=call.streaming)
                 if settle:
                     await self._succeeded(lease)
                 return result, lease
             await self._settle(lease, failure)
-            wait = retry_wait_s(policy, retries, failure, _deadline(call), self.rng)
+            wait = retry_wait_s(policy, retries, failure, _deadline(call), self.rng) if last else None
             if wait is None:
                 raise failure
             retries += 1
@@ -372,11 +456,35 @@ class Orchestrator:
             else:
                 await retry_wait_traced(call, self.sleep(wait), wait, failure.kind.value)
 
+    async def _attempt_admit(self, call: Call, deployment: DeploymentRoute, lease: Lease) -> None:
+        """Within the deadline, past the breaker (or BreakerOpen), and counted: attempts, and calls
+        in flight for least-busy routing."""
+        _deadline(call).check()
+        lease.admission = await self.breakers.acquire(lease.key, lease.provider, lease.policy)
+        if not lease.admission.allowed:
+            call.note_reopen(lease.admission.retry_at)
+            raise BreakerOpen(lease.key, lease.admission.retry_at)
+        call.served.attempts += 1
+        if call.requested is not None and call.requested.strategy == LEAST_BUSY:
+            lease.in_flight = deployment.key
+            await self.accounts.start(deployment.key)
+
+    async def _lease_out_of_flight(self, lease: Lease) -> None:
+        if lease.in_flight:
+            key, lease.in_flight = lease.in_flight, ""
+            await self.accounts.end(key)
+
+    async def _release(self, lease: Lease) -> None:
+        """The attempt was cancelled: free its breaker admission and its in-flight count."""
+        await self._lease_out_of_flight(lease)
+        await self.breakers.release(lease.key, lease.admission)
+
     async def _succeeded(self, lease: Lease) -> None:
         """Count a success. A probe's closes the breaker before the next caller asks; any other is
         counted off the caller's latency, batched with the successes of the next moments
         (``SUCCESS_BATCH_S``): its order relative to other calls does not change what the window
         holds for long."""
+        await self._lease_out_of_flight(lease)
         if lease.admission.probe_token:
             await self.breakers.record(lease.key, lease.provider, lease.policy, lease.admission, failed=False)
         else:
@@ -384,6 +492,7 @@ class Orchestrator:
 
     async def _settle(self, lease: Lease, error: ProviderError) -> None:
         """Count a failed attempt against the breaker, or not (400/404/422 say nothing of health)."""
+        await self._lease_out_of_flight(lease)
         if error.counts_against_breaker:
             await self.breakers.record(lease.key, lease.provider, lease.policy, lease.admission, failed=True)
         else:
@@ -545,6 +654,7 @@ class Orchestrator:
                     latency_ms=duration_s * 1000,
                     prompt_template=call.ctx.prompt_template,
                     prompt_version=call.ctx.prompt_version,
+                    message_id=call.ctx.message_id,
                 )
             )
         except Exception:
@@ -578,6 +688,13 @@ def _adapter_bug(route: ModelRoute, error: Exception) -> ProviderError:
     reply, so the call still retries and falls back instead of failing with a 500."""
     logger.error("adapter of %s raised %r", route.provider, error, exc_info=error)
     return ProviderError(ErrorKind.MALFORMED, f"the adapter failed: {error!r}", provider=route.provider)
+
+
+def _quota_spent(route: ModelRoute, now: float) -> ProviderError:
+    """Every deployment of the model used its account's quota this minute: no call was made."""
+    retry_after = float(max(1, math.ceil(WINDOW_S - now % WINDOW_S)))
+    message = f"every deployment of {route.name} is at its provider quota this minute"
+    return ProviderError(ErrorKind.RATE_LIMITED, message, retry_after=retry_after, provider=route.provider)
 
 
 def _deadline(call: Call) -> Deadline:
@@ -666,8 +783,10 @@ class ReplyStream:
         return self._produce()
 
     async def _produce(self) -> AsyncGenerator[Chunk, None]:
-        orchestrator, call, request = self._orchestrator, self._call, self._request
+        orchestrator, call = self._orchestrator, self._call
+        call.streaming = True
         requested = await orchestrator._route(call)
+        request = self._request = request_varied(self._request, call.parameters)
         cached = await orchestrator._cache_lookup(request, call)
         if cached is not None:
             for chunk in exact_cache.chunks_from_response(cached):
@@ -688,6 +807,7 @@ class ReplyStream:
             async for chunk in chunks:
                 yield chunk
         orchestrator._charge(call, route, relayed.usage or Usage())
+        await orchestrator._count_tokens(call, relayed.usage or Usage())
         if relayed.keep and relayed.finished:
             answer = exact_cache.response_from_chunks(
                 relayed.chunks, response_id=call.ctx.request_id or "stream", model=route.name
@@ -736,7 +856,7 @@ class ReplyStream:
                 "upstream_error", message, status=502, cause=error, detail=_staff_detail(error)
             ) from error
         except BaseException:
-            await orchestrator.breakers.release(lease.key, lease.admission)
+            await orchestrator._release(lease)
             raise
         finally:
             opened.watchdog.close()

@@ -18,7 +18,7 @@ from django.db import transaction
 from django.db.models import Max
 
 from orchestration.models import LanguageModel, PromptTemplate, PromptVersion
-from orchestration.types import ChatRequest, Message, OrchestrationError
+from orchestration.types import CallContext, ChatRequest, Message, OrchestrationError
 
 _TOKEN = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
 # The generation parameters a template may set defaults for.
@@ -66,10 +66,31 @@ def _prompt_version(name: str, version: int | None) -> PromptVersion:
     return found
 
 
-def prompt_render(*, name: str, variables: Mapping[str, Any], version: int | None = None) -> RenderedPrompt:
-    """Render template ``name`` (its latest version unless ``version`` is given)."""
+def _experiment_choice(name: str, ctx: CallContext) -> tuple[int | None, dict[str, Any]]:
+    """The version and parameters of the call's variant when an experiment splits this template;
+    the experiment and variant are written into ``ctx`` for the request log."""
+    from orchestration.registry import snapshot
+    from orchestration.routing.experiments import variant_for
+
+    experiment = snapshot().prompt_experiments.get(name)
+    variant = variant_for(experiment, ctx) if experiment is not None else None
+    if experiment is None or variant is None:
+        return None, {}
+    ctx.experiment, ctx.variant = experiment.name, variant.name
+    return variant.prompt_version, dict(variant.parameters)
+
+
+def prompt_render(
+    *, name: str, variables: Mapping[str, Any], version: int | None = None, ctx: CallContext | None = None
+) -> RenderedPrompt:
+    """Render template ``name`` (its latest version unless ``version`` is given). Given the call's
+    ``ctx`` and no version, a running prompt experiment picks the version (and parameters)."""
+    overrides: dict[str, Any] = {}
+    if version is None and ctx is not None:
+        version, overrides = _experiment_choice(name, ctx)
     found = _prompt_version(name, version)
     parameters = {key: value for key, value in (found.parameters or {}).items() if key in PARAMETERS}
+    parameters.update(overrides)
     return RenderedPrompt(
         name=name,
         version=found.version,
@@ -79,8 +100,10 @@ def prompt_render(*, name: str, variables: Mapping[str, Any], version: int | Non
     )
 
 
-async def aprompt_render(*, name: str, variables: Mapping[str, Any], version: int | None = None) -> RenderedPrompt:
-    return await database_sync_to_async(prompt_render)(name=name, variables=variables, version=version)
+async def aprompt_render(
+    *, name: str, variables: Mapping[str, Any], version: int | None = None, ctx: CallContext | None = None
+) -> RenderedPrompt:
+    return await database_sync_to_async(prompt_render)(name=name, variables=variables, version=version, ctx=ctx)
 
 
 def prompt_apply(request: ChatRequest, prompt: RenderedPrompt) -> ChatRequest:

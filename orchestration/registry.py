@@ -8,14 +8,22 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db.models.signals import post_delete, post_save
 
-from orchestration.models import Fallback, LanguageModel, Provider
+from orchestration.models import (
+    Deployment,
+    Experiment,
+    ExperimentVariant,
+    Fallback,
+    LanguageModel,
+    PromptVersion,
+    Provider,
+)
 from orchestration.providers.base import ProviderConfig
 
 REFRESH_S = 5.0
@@ -45,6 +53,44 @@ class ModelRoute:
     cache_semantic_error_budget: float = 0.01
     cache_semantic_learned_floor: float = 0.0
     created: int = 0  # Unix time the model was added (``GET /v1/models`` reports it)
+    strategy: str = "weighted"  # how a call picks one of ``deployments`` (orchestration/routing/strategies.py)
+    deployments: tuple[DeploymentRoute, ...] = ()
+    # Set on a deployment's own route: the deployment's name, and its breaker key when the model has
+    # several deployments (each then has its own breaker).
+    deployment: str = ""
+    breaker_scope: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentRoute:
+    """One deployment of a model: ``route`` is the model's route with this deployment's provider,
+    upstream and prices, ready for an attempt."""
+
+    name: str
+    weight: int
+    rpm_limit: int | None
+    tpm_limit: int | None
+    region: str
+    tag: str
+    route: ModelRoute
+    key: str  # "model/deployment": the name of its counters in Redis and of its latency estimate
+
+
+@dataclass(frozen=True, slots=True)
+class VariantRoute:
+    name: str
+    target: str | None  # the model that serves this arm; None = the experiment's own model
+    parameters: dict[str, object]
+    prompt_version: int | None  # prompt experiments: the version this arm uses; None = the latest
+    upper: int  # cumulative percent: a subject in bucket b (0-99) gets the first variant with b < upper
+
+
+@dataclass(frozen=True, slots=True)
+class ExperimentRoute:
+    name: str
+    model: str  # the model it splits, or "" when it splits a prompt template
+    sticky_by: str  # user | conversation | key
+    variants: tuple[VariantRoute, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +109,8 @@ class Snapshot:
     models: dict[str, ModelRoute]
     providers: dict[str, ProviderSettings]
     taken_at: float
+    experiments: dict[str, ExperimentRoute] = field(default_factory=dict)  # by the model they split
+    prompt_experiments: dict[str, ExperimentRoute] = field(default_factory=dict)  # by the template they split
 
 
 _snapshot: Snapshot | None = None
@@ -135,7 +183,69 @@ def _route(model: LanguageModel, fallbacks: tuple[str, ...]) -> ModelRoute:
         cache_semantic_max_turns=model.cache_semantic_max_turns,
         simulated=model.provider.kind == Provider.Kind.SIMULATOR,
         created=int(model.created_at.timestamp()),
+        strategy=model.routing_strategy,
     )
+
+
+def _deployment_route(base: ModelRoute, row: Deployment, shared_breaker: bool) -> DeploymentRoute:
+    route = replace(
+        base,
+        provider=row.provider.name,
+        provider_kind=row.provider.kind,
+        upstream=row.upstream,
+        input_per_mtok=base.input_per_mtok if row.input_per_mtok is None else row.input_per_mtok,
+        output_per_mtok=base.output_per_mtok if row.output_per_mtok is None else row.output_per_mtok,
+        simulated=row.provider.kind == Provider.Kind.SIMULATOR,
+        deployment=row.name,
+        breaker_scope="" if shared_breaker else f"{row.provider.name}:{row.upstream}",
+    )
+    return DeploymentRoute(
+        name=row.name,
+        weight=row.weight,
+        rpm_limit=row.rpm_limit,
+        tpm_limit=row.tpm_limit,
+        region=row.region,
+        tag=row.tag,
+        route=route,
+        key=f"{base.name}/{row.name}",
+    )
+
+
+def _with_deployments(base: ModelRoute, rows: list[Deployment]) -> ModelRoute:
+    """The model's route, carrying its deployments; without rows, its own provider is its one
+    deployment. The model-level provider and upstream are those of the first deployment."""
+    if not rows:
+        own = replace(base, deployment=base.provider)
+        only = DeploymentRoute(base.provider, 1, None, None, "", "", own, f"{base.name}/{base.provider}")
+        return replace(own, deployments=(only,))
+    # One deployment keeps the breaker keyed as before (per provider, or per provider and model).
+    deployments = tuple(_deployment_route(base, row, shared_breaker=len(rows) == 1) for row in rows)
+    first = deployments[0].route
+    return replace(first, deployment="", breaker_scope="", deployments=deployments)
+
+
+def _experiments_load() -> tuple[dict[str, ExperimentRoute], dict[str, ExperimentRoute]]:
+    """The running experiments, by the model they split and by the prompt template they split."""
+    live = Experiment.objects.filter(status=Experiment.Status.RUNNING).select_related("model", "prompt_template")
+    variants = ExperimentVariant.objects.filter(experiment__in=live).select_related("target").order_by("position", "id")
+    arms: dict[int, list[ExperimentVariant]] = {}
+    for variant in variants:
+        arms.setdefault(variant.experiment_id, []).append(variant)
+    by_model, by_prompt = {}, {}
+    for experiment in live:
+        upper, routes = 0, []
+        for variant in arms.get(experiment.pk, []):
+            upper += variant.percent
+            target = variant.target.name if variant.target else None
+            parameters = dict(variant.parameters or {})
+            routes.append(VariantRoute(variant.name, target, parameters, variant.prompt_version, upper))
+        model = experiment.model.name if experiment.model else ""
+        route = ExperimentRoute(experiment.name, model, experiment.sticky_by, tuple(routes))
+        if experiment.model is not None:
+            by_model[model] = route
+        elif experiment.prompt_template is not None:
+            by_prompt[experiment.prompt_template.name] = route
+    return by_model, by_prompt
 
 
 def snapshot_load() -> Snapshot:
@@ -143,12 +253,26 @@ def snapshot_load() -> Snapshot:
     chains: dict[int, list[str]] = {}
     for fallback in Fallback.objects.select_related("target").filter(target__enabled=True).order_by("position"):
         chains.setdefault(fallback.model_id, []).append(fallback.target.name)
+    deployments: dict[int, list[Deployment]] = {}
+    enabled = Deployment.objects.filter(enabled=True, provider__enabled=True).select_related("provider")
+    for row in enabled.order_by("position", "id"):
+        deployments.setdefault(row.model_id, []).append(row)
+    # A model whose deployments are all disabled is not routable (its own provider is not a spare).
+    listed = set(Deployment.objects.values_list("model_id", flat=True))
     models = {
-        model.name: _route(model, tuple(chains.get(model.pk, ())))
+        model.name: _with_deployments(_route(model, tuple(chains.get(model.pk, ()))), deployments.get(model.pk, []))
         for model in LanguageModel.objects.routable().select_related("provider", "content_policy_fallback")
+        if model.pk in deployments or model.pk not in listed
     }
     providers = {p.name: _provider_settings(p) for p in Provider.objects.filter(enabled=True)}
-    return Snapshot(models=models, providers=providers, taken_at=time.monotonic())
+    by_model, by_prompt = _experiments_load()
+    return Snapshot(
+        models=models,
+        providers=providers,
+        taken_at=time.monotonic(),
+        experiments=by_model,
+        prompt_experiments=by_prompt,
+    )
 
 
 def snapshot() -> Snapshot:
@@ -170,6 +294,6 @@ def snapshot_invalidate(**_: object) -> None:
     _snapshot = None
 
 
-for _model in (Provider, LanguageModel, Fallback):
+for _model in (Provider, LanguageModel, Fallback, Deployment, Experiment, ExperimentVariant, PromptVersion):
     post_save.connect(snapshot_invalidate, sender=_model, dispatch_uid=f"registry-{_model.__name__}-save")
     post_delete.connect(snapshot_invalidate, sender=_model, dispatch_uid=f"registry-{_model.__name__}-delete")

@@ -55,6 +55,10 @@ class LogEntry:
     error_detail: str = ""  # what the provider said, secrets redacted: for staff only
     prompt_template: str = ""
     prompt_version: int | None = None
+    deployment: str = ""
+    experiment: str = ""
+    variant: str = ""
+    message_id: int | None = None
     created_at: datetime = field(default_factory=timezone.now)
 
 
@@ -72,6 +76,7 @@ def log_entry_from(
     error_detail: str = "",
     prompt_template: str = "",
     prompt_version: int | None = None,
+    message_id: int | None = None,
 ) -> LogEntry:
     return LogEntry(
         request_id=request_id,
@@ -94,6 +99,10 @@ def log_entry_from(
         error_detail=error_detail,
         prompt_template=prompt_template,
         prompt_version=prompt_version,
+        deployment=served.deployment,
+        experiment=served.experiment,
+        variant=served.variant,
+        message_id=message_id,
     )
 
 

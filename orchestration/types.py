@@ -191,6 +191,11 @@ class CallContext:
     cache_control: str = "default"  # "default" | "no-cache" | "no-store"
     prompt_template: str = ""
     prompt_version: int | None = None
+    conversation_id: int | None = None  # chat calls: what experiments can stick to
+    message_id: int | None = None  # chat calls: the reply being written (feedback names it)
+    # Set when a prompt experiment chose the prompt version (orchestration/prompts.py).
+    experiment: str = ""
+    variant: str = ""
 
 
 CacheStatus = Literal["HIT", "SEMANTIC-HIT", "STALE", "MISS", "BYPASS"]
@@ -217,6 +222,9 @@ class Served:
     cost_usd: Decimal = Decimal("0")
     usage: Usage = field(default_factory=Usage)
     ttft_ms: float | None = None
+    deployment: str = ""  # the deployment of ``model`` that served (orchestration/routing/)
+    experiment: str = ""
+    variant: str = ""
 
     @property
     def fallback_from(self) -> str | None:

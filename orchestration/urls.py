@@ -1,4 +1,4 @@
-"""URLs of the orchestration app: the OpenAI-compatible ``/v1`` API."""
+"""URLs of the orchestration app: the OpenAI-compatible ``/v1`` API, and feedback on calls."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from django.urls import URLPattern, URLResolver, path, re_path
 
 from orchestration import apis
 from orchestration.responses import apis as responses
+from orchestration.routing.apis import FeedbackCreateApi
 
 # django-stubs types view callables as sync; these views are async, which Django accepts.
 urlpatterns: list[URLPattern | URLResolver] = [
@@ -22,5 +23,6 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("v1/models", apis.models, name="v1-models"),  # type: ignore[arg-type]
     path("v1/cache/wrong-hits", apis.cache_wrong_hit, name="v1-cache-wrong-hits"),  # type: ignore[arg-type]
     path("v1/models/<path:model>", apis.model_detail, name="v1-model-detail"),  # type: ignore[arg-type]
+    path("api/v1/feedback", FeedbackCreateApi.as_view(), name="feedback"),
     re_path(r"^v1/(?P<path>.*)$", apis.unknown_endpoint, name="v1-unknown"),  # type: ignore[arg-type]
 ]

@@ -224,6 +224,8 @@ _ADMITTED = {
     ("post", "/v1/responses"),
 }
 _STATE_CHANGES = {"/cancel", "/input", "/messages", "/continue", "/regenerate", "/edit"}
+# Operations without an id in the path that still name a thing of the caller's in the body.
+_NAMES_IN_BODY = {("post", "/api/v1/feedback")}
 
 
 def _statuses(method: str, path: str, operation: dict[str, Any]) -> set[int]:
@@ -231,6 +233,8 @@ def _statuses(method: str, path: str, operation: dict[str, Any]) -> set[int]:
     if path.startswith("/api/"):
         statuses.add(403)
     if "{" in path or (method in ("post", "patch") and path.startswith("/api/v1/conversations")):
+        statuses.add(404)
+    if (method, path) in _NAMES_IN_BODY:
         statuses.add(404)
     if method in ("post", "put", "patch"):
         statuses |= {413, 415}

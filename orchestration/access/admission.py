@@ -174,7 +174,7 @@ def prompt_tokens_from_chars(chars: int) -> int:
 
 def estimate(route: ModelRoute, registry: Snapshot, *, input_tokens: int, max_tokens: int | None) -> Estimate:
     """The call's token count for the rate limit, and its worst-case cost: the prompt plus the
-    most it may write, priced at the dearest prices of its fallback chain."""
+    most it may write, priced at the dearest prices of what may serve it (``_dearest_prices``)."""
     cap = route.max_output_tokens
     if max_tokens is not None and max_tokens > cap:
         message = (
@@ -192,9 +192,20 @@ def estimate(route: ModelRoute, registry: Snapshot, *, input_tokens: int, max_to
 _PER_MILLION = Decimal(1_000_000)
 
 
+def _chain(route: ModelRoute, registry: Snapshot) -> list[ModelRoute]:
+    return [route, *(registry.models[name] for name in route.fallbacks if name in registry.models)]
+
+
 def _dearest_prices(route: ModelRoute, registry: Snapshot) -> tuple[Decimal, Decimal]:
-    chain = [route, *(registry.models[name] for name in route.fallbacks if name in registry.models)]
-    return max(c.input_per_mtok for c in chain), max(c.output_per_mtok for c in chain)
+    """Over every model that may serve: the fallback chain, an experiment variant's model (and its
+    chain), and each of their deployments (one may be priced apart, orchestration/registry.py)."""
+    models = _chain(route, registry)
+    experiment = registry.experiments.get(route.name)
+    for variant in experiment.variants if experiment is not None else ():
+        if variant.target in registry.models:
+            models += _chain(registry.models[variant.target], registry)
+    priced = [*models, *(deployment.route for model in models for deployment in model.deployments)]
+    return max(c.input_per_mtok for c in priced), max(c.output_per_mtok for c in priced)
 
 
 @dataclass(slots=True)

@@ -117,6 +117,8 @@ class RequestLogAdmin(admin.ModelAdmin):
         "model_requested",
         "model_served",
         "provider_served",
+        "deployment",
+        "variant",
         "status",
         "error_kind",
         "cache_status",
@@ -128,7 +130,16 @@ class RequestLogAdmin(admin.ModelAdmin):
         "attempts",
         "fallback_summary",
     ]
-    list_filter = ["status", "cache_status", "endpoint", "model_served", "provider_served", "created_at"]
+    list_filter = [
+        "status",
+        "cache_status",
+        "endpoint",
+        "model_served",
+        "provider_served",
+        "deployment",
+        "experiment",
+        "created_at",
+    ]
     search_fields = ["request_id", "model_requested", "model_served"]
     date_hierarchy = "created_at"
     list_select_related = ["api_key", "user"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 from asgiref.sync import async_to_sync
 from django import forms
@@ -14,9 +15,10 @@ from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 
 from orchestration.caching.policy import operating_point_text
-from orchestration.models import Fallback, LanguageModel, Provider
+from orchestration.models import Deployment, Fallback, LanguageModel, Provider
 from orchestration.providers.base import CallTimeout
 from orchestration.registry import provider_config
+from orchestration.routing.services import model_mirror_first_deployment
 from orchestration.secrets import api_key_env_allowed, api_key_env_rule, secret_encrypt
 from orchestration.types import ChatRequest, EmbeddingRequest, Message, ProviderError
 
@@ -198,6 +200,30 @@ class FallbackInline(admin.TabularInline):
     verbose_name_plural = "fallbacks, tried in order of position"
 
 
+class DeploymentInline(admin.TabularInline):
+    model = Deployment
+    fk_name = "model"  # its unique names per model are checked by the formset (Meta.constraints)
+    fields = (
+        "position",
+        "name",
+        "provider",
+        "upstream",
+        "weight",
+        "rpm_limit",
+        "tpm_limit",
+        "region",
+        "tag",
+        "input_per_mtok",
+        "output_per_mtok",
+        "enabled",
+    )
+    ordering = ("position", "id")
+    extra = 0
+    verbose_name_plural = (
+        "deployments (none: the provider and upstream above are the one deployment; with some, those mirror the first)"
+    )
+
+
 @admin.register(LanguageModel)
 class LanguageModelAdmin(admin.ModelAdmin):
     list_display = (
@@ -207,17 +233,20 @@ class LanguageModelAdmin(admin.ModelAdmin):
         "input_per_mtok",
         "output_per_mtok",
         "context_window",
+        "routing_strategy",
+        "deployment_names",
         "fallback_chain",
         "enabled",
     )
     list_filter = ("provider", "enabled", "cache_semantic")
     search_fields = ("name", "upstream", "description")
     list_select_related = ("provider",)
-    inlines = (FallbackInline,)
+    inlines = (DeploymentInline, FallbackInline)
     actions = ("test_connection",)
     readonly_fields = ("created_at", "updated_at", "semantic_operating_point")
     fieldsets = (
         (None, {"fields": ("name", "provider", "upstream", "description", "enabled", "chat_default")}),
+        ("Routing across deployments", {"fields": ("routing_strategy",)}),
         ("Prices (USD per million tokens)", {"fields": ("input_per_mtok", "output_per_mtok")}),
         (
             "Limits",
@@ -243,7 +272,16 @@ class LanguageModelAdmin(admin.ModelAdmin):
     )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[LanguageModel]:
-        return super().get_queryset(request).prefetch_related("fallbacks__target")
+        return super().get_queryset(request).prefetch_related("fallbacks__target", "deployments")
+
+    def save_related(self, request: HttpRequest, form: forms.ModelForm, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        model_mirror_first_deployment(model=form.instance)
+
+    @admin.display(description="deployments")
+    def deployment_names(self, model: LanguageModel) -> str:
+        rows = sorted(model.deployments.all(), key=lambda row: (row.position, row.pk))
+        return ", ".join(f"{row.name} ({row.weight})" for row in rows) or model.provider.name
 
     @admin.display(description="fallbacks")
     def fallback_chain(self, model: LanguageModel) -> str:

@@ -103,10 +103,12 @@ class LiveState(Collector):
 def breakers_now() -> dict[str, BreakerView] | None:
     registry = snapshot()
     open_s: dict[str, float] = {}
-    for route in registry.models.values():
-        provider = registry.providers.get(route.provider)
-        if provider is not None:
-            open_s[breaker_key(route, provider)] = provider.breaker_open_s
+    for model in registry.models.values():
+        # Each deployment's own route: a model with several deployments has a breaker per deployment.
+        for route in [deployment.route for deployment in model.deployments] or [model]:
+            provider = registry.providers.get(route.provider)
+            if provider is not None:
+                open_s[breaker_key(route, provider)] = provider.breaker_open_s
     return breakers_read(open_s)
 
 

@@ -661,6 +661,44 @@
       actions.append(copy);
     }
     actionsFill(node, message);
+    if (message.status === "complete") meta.append(feedbackControls(message));
+  }
+
+  // Thumbs up or down on a finished reply, then an optional comment (POST /api/v1/feedback).
+  function feedbackControls(message) {
+    const box = el("span", { class: "feedback", role: "group", "aria-label": "Rate this reply" });
+    const note = el("form", { class: "feedback-comment", hidden: "" },
+      el("input", { type: "text", name: "comment", maxlength: "2000", placeholder: "What was good or wrong? (optional)", "aria-label": "Comment" }),
+      el("button", { type: "submit", class: "button" }, "Send"));
+    let score = 0;
+    const give = async (comment) => {
+      try {
+        await api("POST", "/api/v1/feedback", { message_id: message.id, score, comment: comment || "" });
+        say("");
+        return true;
+      } catch (error) {
+        say(describeError(error));
+        return false;
+      }
+    };
+    for (const [value, label] of [[1, "Good reply"], [-1, "Bad reply"]]) {
+      const thumb = icon("thumb");
+      if (value < 0) thumb.classList.add("thumb-down");
+      const button = el("button", { type: "button", class: "icon-button feedback-button", "aria-label": label, title: label, "aria-pressed": "false", "data-score": String(value) }, thumb);
+      button.addEventListener("click", async () => {
+        score = value;
+        if (!(await give(""))) return;
+        for (const other of box.querySelectorAll(".feedback-button")) other.setAttribute("aria-pressed", String(other === button));
+        note.hidden = false;
+      });
+      box.append(button);
+    }
+    note.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      if (await give(note.elements.comment.value)) note.replaceChildren(el("span", { class: "muted" }, "Thanks for the feedback."));
+    });
+    box.append(note);
+    return box;
   }
 
   // ---- streaming ---------------------------------------------------------------------

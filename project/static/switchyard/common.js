@@ -205,6 +205,7 @@ const Switchyard = (() => {
     copy: "M9 9h10v10H9zM5 15V5h10",
     check: "M5 12l5 5 9-10",
     close: "M6 6l12 12M18 6L6 18",
+    thumb: "M3 10h4v10H3zM7 11l4-8c1.4 0 2.5 1.1 2.5 2.5V9H19a2 2 0 0 1 2 2.3l-1.2 7A2 2 0 0 1 17.8 20H7",
   };
 
   function icon(name) {
