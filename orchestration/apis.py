@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import logging
 import math
 import struct
@@ -41,9 +42,11 @@ from orchestration.orchestrator import CallContext, ReplyStream, get_orchestrato
 from orchestration.prompts import aprompt_render, prompt_apply
 from orchestration.registry import ModelRoute, asnapshot
 from orchestration.sse import DONE, EventStreamResponse, json_compact, sse_event
+from orchestration.tokens import CL100K_KINDS, TokensUnknown, tokens_decode
 from orchestration.types import ChatRequest, ChatResponse, Chunk, Served, ToolCallDelta, Usage
 from orchestration.validation import (
     CompletionInput,
+    EmbeddingInput,
     completion_input_from,
     embedding_input_from,
     json_object_from,
@@ -80,12 +83,26 @@ class Call:
 
 
 def v1_view(*methods: str) -> Callable[[View], View]:
-    """A ``/v1`` view: a lean route for API keys only, its methods checked, its errors answered."""
+    """A ``/v1`` view: a lean route for API keys only, its methods checked, its errors answered,
+    its time to answer in ``openai-processing-ms``."""
 
     def decorate(view: View) -> View:
-        return lean_route(keys_only(door(*methods)(view)))
+        return lean_route(keys_only(_timed(door(*methods)(view))))
 
     return decorate
+
+
+def _timed(view: View) -> View:
+    """``openai-processing-ms``, as OpenAI sends it: the time until the response (a stream's headers) is ready."""
+
+    @functools.wraps(view)
+    async def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        started = time.perf_counter()
+        response = await view(request, *args, **kwargs)
+        response["openai-processing-ms"] = str(round((time.perf_counter() - started) * 1000))
+        return response
+
+    return wrapped
 
 
 async def _caller(request: HttpRequest) -> Caller:
@@ -103,9 +120,22 @@ def _hold_s(endpoint: str, route: ModelRoute) -> float:
     return deadline_for(endpoint, requested_s=None, route=route).total_s
 
 
-async def _admitted(caller: Caller, model: str, endpoint: str, *, chars: int, max_tokens: int | None) -> Admission:
+def _require_capability(route: ModelRoute, capability: str) -> None:
+    """Chat on an embeddings-only model, or embeddings on a model without that capability, is a 400."""
+    embeds = "embeddings" in route.capabilities
+    chats = not embeds or "chat" in route.capabilities
+    if (capability == "embeddings" and not embeds) or (capability == "chat" and not chats):
+        doing = "embeddings" if capability == "embeddings" else "chat completions"
+        message = f"The model '{route.name}' does not support {doing} (it lacks the '{capability}' capability)."
+        raise InvalidRequest("model_not_supported", message, param="model")
+
+
+async def _admitted(
+    caller: Caller, model: str, endpoint: str, *, chars: int, max_tokens: int | None, capability: str = "chat"
+) -> Admission:
     registry = await asnapshot()
     route = route_of(caller, model, registry)
+    _require_capability(route, capability)
     return await admit(
         caller,
         model=model,
@@ -366,20 +396,25 @@ def _tool_call_delta(call: ToolCallDelta) -> dict[str, Any]:
 
 @v1_view("POST")
 async def embeddings(request: HttpRequest) -> HttpResponseBase:
-    """Embed one text or a list of texts."""
+    """Embed one text or a list of texts (or token arrays, read back by the model's tokenizer)."""
     caller = await _caller(request)
     payload = embedding_input_from(_json_body(request))
-    chars = sum(len(text) for text in payload.request.inputs)
-    admission = await _admitted(caller, payload.request.model, "embedding", chars=chars, max_tokens=0)
+    route = route_of(caller, payload.model, await asnapshot())
+    _require_capability(route, "embeddings")
+    texts = await _embedding_texts(payload, route)
+    admission = await _admitted(
+        caller, payload.model, "embedding", chars=sum(map(len, texts)), max_tokens=0, capability="embeddings"
+    )
     call = Call(request, admission, _context(request, caller, "embedding"))
     usage, cost = None, Decimal(0)
     try:
-        response, served = await _within_deadline(call, get_orchestrator().embed(payload.request, call.ctx))
+        response, served = await _within_deadline(call, get_orchestrator().embed(payload.request(texts), call.ctx))
         usage, cost = served.usage, served.cost_usd
     except ServiceError as error:
         raise _with_limit_headers(error, call) from None
     finally:
         await call.settle(usage, cost)
+    _check_dimensions(payload.dimensions, response.vectors)
     data = [
         {
             "object": "embedding",
@@ -395,6 +430,34 @@ async def embeddings(request: HttpRequest) -> HttpResponseBase:
         "usage": {"prompt_tokens": response.usage.input_tokens, "total_tokens": response.usage.total_tokens},
     }
     return json_response(body, {**call.headers(), **_served_headers(served)})
+
+
+async def _embedding_texts(payload: EmbeddingInput, route: ModelRoute) -> list[str]:
+    """The inputs as texts: token arrays (what LangChain's ``OpenAIEmbeddings`` sends by default)
+    are read back with OpenAI's cl100k tokenizer, which is the one the model family counts in."""
+    if not payload.has_tokens:
+        return [item for item in payload.inputs if isinstance(item, str)]
+    if route.provider_kind not in CL100K_KINDS:
+        message = f"Token arrays are only read for models with OpenAI's tokenizer; send '{route.name}' text."
+        raise InvalidRequest("unsupported_value", message, param="input")
+    try:
+        # The first use loads the tokenizer (tens of MB): off the event loop.
+        return await asyncio.to_thread(_decoded, payload.inputs)
+    except TokensUnknown as error:
+        raise InvalidRequest("invalid_value", f"Invalid value for 'input': {error}.", param="input") from None
+
+
+def _decoded(inputs: list[str | list[int]]) -> list[str]:
+    return [item if isinstance(item, str) else tokens_decode(item) for item in inputs]
+
+
+def _check_dimensions(dimensions: int | None, vectors: list[list[float]]) -> None:
+    """A vector is shortened on request, never lengthened: more dimensions than the model has is a 400.
+    The model's size is only known from its answer, so this is checked after the call."""
+    size = len(vectors[0]) if vectors else 0
+    if dimensions is not None and size and dimensions > size:
+        message = f"dimensions is {dimensions}, but this model's embeddings have {size}; send {size} or fewer."
+        raise InvalidRequest("invalid_value", message, param="dimensions")
 
 
 def _vector(vector: list[float], dimensions: int | None, encoding: str) -> list[float] | str:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from django.urls import URLPattern, URLResolver, path, re_path
 
-from orchestration import apis
+from orchestration import apis, textcompletions
 
 # django-stubs types view callables as sync; these views are async, which Django accepts.
 urlpatterns: list[URLPattern | URLResolver] = [
     path("v1/chat/completions", apis.chat_completions, name="v1-chat-completions"),  # type: ignore[arg-type]
+    path("v1/completions", textcompletions.completions, name="v1-completions"),  # type: ignore[arg-type]
     path("v1/embeddings", apis.embeddings, name="v1-embeddings"),  # type: ignore[arg-type]
     path("v1/models", apis.models, name="v1-models"),  # type: ignore[arg-type]
     path("v1/models/<path:model>", apis.model_detail, name="v1-model-detail"),  # type: ignore[arg-type]

@@ -119,6 +119,24 @@ BAD_BODIES: list[tuple[Any, str, str | None]] = [
     (chat_body(stream_options={"include_usage": True}), "invalid_value", "stream_options"),
     (chat_body(stop=["a", "b", "c", "d", "e"]), "invalid_value", "stop"),
     (chat_body(n=2), "unsupported_value", "n"),
+    (chat_body(model="embed-sim"), "model_not_supported", "model"),
+    (
+        chat_body(tool_choice={"type": "function", "function": {"name": "nowhere"}}),
+        "invalid_value",
+        "tool_choice.function.name",
+    ),
+    (chat_body(tool_choice="required"), "invalid_value", "tool_choice"),
+    (chat_body(modalities=["text", "audio"]), "unsupported_value", "modalities"),
+    (
+        chat_body(messages=[{"role": "assistant", "content": "x", "function_call": {"name": "f", "arguments": "{}"}}]),
+        "unsupported_value",
+        "messages[0].function_call",
+    ),
+    (
+        chat_body(messages=[{"role": "user", "content": "x", "annotations": []}]),
+        "unknown_parameter",
+        "messages[0].annotations",
+    ),
     (chat_body(logprobs=True), "unsupported_value", "logprobs"),
     (chat_body(functions=[{"name": "f"}]), "unsupported_parameter", "functions"),
     (chat_body(tools=[{"type": "retrieval"}]), "invalid_value", "tools[0].type"),
@@ -231,6 +249,21 @@ async def test_tools_go_up_and_tool_calls_come_back(sim_models, make_key, simula
     assert json.loads(call["function"]["arguments"]) == {"city": "Oslo"}
 
 
+async def test_an_sdk_message_sent_back_whole_is_accepted(sim_models, make_key, simulator) -> None:  # type: ignore[no-untyped-def]
+    """A tool loop that appends ``message.model_dump()`` sends every field the SDK has, most of them null."""
+    simulator.configure("gpt-sim", script=[{"tool_calls": [{"name": "get_weather", "arguments": {"city": "Oslo"}}]}])
+    secret = await in_thread(make_key)
+    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
+    body = chat_body(tools=tools, tool_choice={"type": "function", "function": {"name": "get_weather"}})
+    first = (await post_json(AsyncClient(), URL, body, secret)).json()["choices"][0]["message"]
+    echoed = {**first, "annotations": [], "audio": None, "function_call": None, "refusal": None, "parsed": None}
+    call_id = first["tool_calls"][0]["id"]
+    messages = [*body["messages"], echoed, {"role": "tool", "tool_call_id": call_id, "content": "12 C"}]
+    ignored = {"reasoning_effort": "low", "verbosity": "low", "modalities": ["text"], "store": False}
+    response = await post_json(AsyncClient(), URL, {**body, "messages": messages, **ignored}, secret)
+    assert response.status_code == 200, response.content
+
+
 async def test_a_fallback_is_named_in_a_header(sim_models, make_key, simulator) -> None:  # type: ignore[no-untyped-def]
     await in_thread(fallbacks, sim_models.chat, sim_models.mini)
     await Provider.objects.filter(name="sim").aupdate(max_retries=0)
@@ -258,8 +291,11 @@ async def test_a_hanging_provider_is_a_504_at_the_deadline(sim_models, make_key,
     simulator.configure("gpt-sim", hang=True)
     secret = await in_thread(make_key)
     started = asyncio.get_running_loop().time()
-    assert_error(await post_json(AsyncClient(), URL, chat_body(), secret), 504, "deadline_exceeded")
+    response = await post_json(AsyncClient(), URL, chat_body(), secret)
+    assert_error(response, 504, "deadline_exceeded")
     assert asyncio.get_running_loop().time() - started < 3
+    assert response["x-should-retry"] == "false"
+    assert int(response["openai-processing-ms"]) >= 900
 
 
 async def test_a_managed_prompt_is_applied_and_logged(sim_models, make_key) -> None:  # type: ignore[no-untyped-def]
