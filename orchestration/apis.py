@@ -67,6 +67,7 @@ class Call:
     request: HttpRequest
     admission: Admission
     ctx: CallContext
+    max_tokens: int | None = None  # what the call asked to write at most; it stretches the deadline
 
     @property
     def route(self) -> ModelRoute:
@@ -116,8 +117,16 @@ def _json_body(request: HttpRequest) -> dict[str, Any]:
     return json_object_from(raw_body(request))
 
 
-def _hold_s(endpoint: str, route: ModelRoute) -> float:
-    return deadline_for(endpoint, requested_s=None, route=route).total_s
+def _hold_s(endpoint: str, route: ModelRoute, max_tokens: int | None) -> float:
+    generates = endpoint != "embedding"
+    return deadline_for(
+        endpoint, requested_s=None, route=route, max_tokens=_writes(route, max_tokens, generates)
+    ).total_s
+
+
+def _writes(route: ModelRoute, max_tokens: int | None, generates: bool) -> int | None:
+    """The most a call may write, which stretches its deadline (orchestration/deadlines.py)."""
+    return (max_tokens or route.max_output_tokens) if generates else None
 
 
 def _require_capability(route: ModelRoute, capability: str) -> None:
@@ -141,7 +150,7 @@ async def _admitted(
         model=model,
         input_tokens=prompt_tokens_from_chars(chars),
         max_tokens=max_tokens,
-        hold_s=_hold_s(endpoint, route),
+        hold_s=_hold_s(endpoint, route, max_tokens),
     )
 
 
@@ -175,7 +184,10 @@ def _served_headers(served: Served, *, with_cost: bool = True) -> dict[str, str]
 
 async def _within_deadline(call: Call, awaitable: Awaitable[Any]) -> Any:
     """Await an Orchestrator call with a last-resort timeout just past its own deadline."""
-    seconds = deadline_for(call.ctx.endpoint, requested_s=call.ctx.deadline_s, route=call.route).total_s
+    writes = _writes(call.route, call.max_tokens, call.ctx.endpoint != "embedding")
+    seconds = deadline_for(
+        call.ctx.endpoint, requested_s=call.ctx.deadline_s, route=call.route, max_tokens=writes
+    ).total_s
     try:
         async with asyncio.timeout(seconds + _DEADLINE_MARGIN_S):
             return await awaitable
@@ -199,7 +211,7 @@ async def chat_completions(request: HttpRequest) -> HttpResponseBase:
     ctx = _context(request, caller, "completion")
     chat = await _with_prompt(payload, ctx)
     admission = await _admitted(caller, chat.model, "completion", chars=prompt_chars(chat), max_tokens=chat.max_tokens)
-    call = Call(request, admission, ctx)
+    call = Call(request, admission, ctx, chat.max_tokens)
     if payload.stream:
         return await _stream_response(call, chat, include_usage=payload.include_usage)
     return await _complete_response(call, chat)

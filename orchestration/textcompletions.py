@@ -49,7 +49,7 @@ async def completions(request: HttpRequest) -> HttpResponseBase:
     first = payload.requests[0]
     chars = sum(prompt_chars(chat) for chat in payload.requests)
     admission = await _admitted(caller, first.model, "completion", chars=chars, max_tokens=first.max_tokens)
-    call = Call(request, admission, _context(request, caller, "completion"))
+    call = Call(request, admission, _context(request, caller, "completion"), first.max_tokens)
     if payload.stream:
         return await _streamed(call, payload)
     return await _whole(call, payload)

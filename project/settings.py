@@ -228,6 +228,8 @@ SWITCHYARD: dict[str, Any] = {
     "DEADLINE_COMPLETION_S": env_float("SWITCHYARD_DEADLINE_COMPLETION_S", 30.0, minimum=0.1),
     "DEADLINE_CHAT_S": env_float("SWITCHYARD_DEADLINE_CHAT_S", 60.0, minimum=0.1),
     "DEADLINE_AGENT_S": env_float("SWITCHYARD_DEADLINE_AGENT_S", 300.0, minimum=0.1),
+    # A long generation stretches its call's deadline (max_tokens / tokens per second), up to this.
+    "DEADLINE_CEILING_S": env_float("SWITCHYARD_DEADLINE_CEILING_S", 600.0, minimum=0.1),
     "CONFIG_FILE": env_str("SWITCHYARD_CONFIG"),
     "SIMULATOR_URL": env_str("SWITCHYARD_SIMULATOR_URL", "http://127.0.0.1:9100"),
     "CHAT_GRACE_S": env_float("SWITCHYARD_CHAT_GRACE_S", 30.0, minimum=0.0),

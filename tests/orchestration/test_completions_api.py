@@ -287,7 +287,7 @@ async def test_an_upstream_failure_is_an_honest_5xx_with_the_limit_headers(sim_m
 
 
 async def test_a_hanging_provider_is_a_504_at_the_deadline(sim_models, make_key, simulator, settings) -> None:  # type: ignore[no-untyped-def]
-    settings.SWITCHYARD = {**settings.SWITCHYARD, "DEADLINE_COMPLETION_S": 1.0}
+    settings.SWITCHYARD = {**settings.SWITCHYARD, "DEADLINE_COMPLETION_S": 1.0, "DEADLINE_CEILING_S": 1.0}
     simulator.configure("gpt-sim", hang=True)
     secret = await in_thread(make_key)
     started = asyncio.get_running_loop().time()
@@ -296,6 +296,22 @@ async def test_a_hanging_provider_is_a_504_at_the_deadline(sim_models, make_key,
     assert asyncio.get_running_loop().time() - started < 3
     assert response["x-should-retry"] == "false"
     assert int(response["openai-processing-ms"]) >= 900
+
+
+async def test_a_stream_longer_than_the_base_deadline_finishes_when_its_max_tokens_allow_it(  # type: ignore[no-untyped-def]
+    sim_models, make_key, simulator, settings
+) -> None:
+    """40 tokens at 20 tokens/s take 2 s, twice the 1 s base: the deadline grows by 40 / 20 x 1.5 = 3 s."""
+    settings.SWITCHYARD = {**settings.SWITCHYARD, "DEADLINE_COMPLETION_S": 1.0}
+    await LanguageModel.objects.filter(name="gpt-sim").aupdate(tokens_per_second=20.0)
+    snapshot_invalidate()
+    simulator.configure("gpt-sim", tokens_per_s=20.0, max_tokens_default=40)
+    secret = await in_thread(make_key)
+    body = chat_body(max_tokens=40, stream=True)
+    response = await post_json(AsyncClient(), URL, body, secret)
+    events = sse_events(await read(response))
+    assert events[-1] == "[DONE]" and not any("error" in event for event in events[:-1]), events[-3:]
+    assert events[-2]["choices"][0]["finish_reason"] in ("stop", "length")
 
 
 async def test_a_managed_prompt_is_applied_and_logged(sim_models, make_key) -> None:  # type: ignore[no-untyped-def]
