@@ -210,11 +210,14 @@ async def chat_completions(request: HttpRequest) -> HttpResponseBase:
     payload = completion_input_from(_json_body(request))
     ctx = _context(request, caller, "completion")
     chat = await _with_prompt(payload, ctx)
-    admission = await _admitted(caller, chat.model, "completion", chars=prompt_chars(chat), max_tokens=chat.max_tokens)
+    chars = prompt_chars(chat) * payload.choices  # each choice reads the whole prompt upstream
+    admission = await _admitted(caller, chat.model, "completion", chars=chars, max_tokens=chat.max_tokens)
     call = Call(request, admission, ctx, chat.max_tokens)
+    if payload.choices > 1:
+        ctx.cache_control = "no-store"  # n answers from one cache entry would be n copies of one answer
     if payload.stream:
         return await _stream_response(call, chat, include_usage=payload.include_usage)
-    return await _complete_response(call, chat)
+    return await _complete_response(call, chat, payload.choices)
 
 
 async def _with_prompt(payload: CompletionInput, ctx: CallContext) -> ChatRequest:
@@ -232,16 +235,32 @@ async def _with_prompt(payload: CompletionInput, ctx: CallContext) -> ChatReques
     return chat
 
 
-async def _complete_response(call: Call, chat: ChatRequest) -> HttpResponse:
+async def _complete_response(call: Call, chat: ChatRequest, choices: int = 1) -> HttpResponse:
+    """One completion, or ``n`` of them: n calls made side by side (each its own upstream call, so
+    each may differ), answered as one ``chat.completion`` with the usage and cost summed."""
     usage, cost = None, Decimal(0)
+    orchestrator = get_orchestrator()
     try:
-        response, served = await _within_deadline(call, get_orchestrator().complete(chat, call.ctx))
-        usage, cost = served.usage, served.cost_usd
+        answers: list[tuple[ChatResponse, Served]] = await _within_deadline(
+            call, asyncio.gather(*(orchestrator.complete(chat, call.ctx) for _ in range(choices)))
+        )
+        usage = Usage(
+            input_tokens=sum(served.usage.input_tokens for _, served in answers),
+            output_tokens=sum(served.usage.output_tokens for _, served in answers),
+        )
+        cost = sum((served.cost_usd for _, served in answers), Decimal(0))
     except ServiceError as error:
         raise _with_limit_headers(error, call) from None
     finally:
         await call.settle(usage, cost)
-    return json_response(completion_body(response, served), {**call.headers(), **_served_headers(served)})
+    response, served = answers[0]
+    body = completion_body(response, served)
+    headers = {**call.headers(), **_served_headers(served)}
+    if choices > 1:
+        body["choices"] = [_choice(index, one) for index, (one, _) in enumerate(answers)]
+        body["usage"] = _usage_body(usage or Usage())
+        headers["X-Cost-USD"] = f"{cost:f}"
+    return json_response(body, headers)
 
 
 def completion_id() -> str:
@@ -256,20 +275,24 @@ def _usage_body(usage: Usage) -> dict[str, int]:
     }
 
 
-def completion_body(response: ChatResponse, served: Served) -> dict[str, Any]:
-    """A ``ChatResponse`` in OpenAI's ``chat.completion`` shape."""
+def _choice(index: int, response: ChatResponse) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": response.content, "refusal": None}
     if response.tool_calls:
         message["tool_calls"] = [
             {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
             for call in response.tool_calls
         ]
+    return {"index": index, "message": message, "logprobs": None, "finish_reason": response.finish_reason}
+
+
+def completion_body(response: ChatResponse, served: Served) -> dict[str, Any]:
+    """A ``ChatResponse`` in OpenAI's ``chat.completion`` shape."""
     return {
         "id": completion_id(),
         "object": "chat.completion",
         "created": int(time.time()),
         "model": served.model or response.model,
-        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": response.finish_reason}],
+        "choices": [_choice(0, response)],
         "usage": _usage_body(response.usage),
         "system_fingerprint": None,
     }

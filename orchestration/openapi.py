@@ -99,7 +99,7 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "description": "OpenAI's chat-completion request. `model` and `messages` are required unless `prompt` "
         "names a template (which adds a system message and may name the model). Unknown fields are refused "
-        "with 400; n must be 1.",
+        "with 400; n > 1 makes n upstream calls, usage summed.",
         "properties": {
             "model": _STRING,
             "messages": {"type": "array", "items": _ref("ChatMessage"), "minItems": 1},
@@ -107,7 +107,7 @@ SCHEMAS: dict[str, Any] = {
             "top_p": _nullable({"type": "number", "minimum": 0, "maximum": 1}),
             "max_tokens": _nullable({"type": "integer", "minimum": 1}),
             "max_completion_tokens": _nullable({"type": "integer", "minimum": 1}),
-            "n": _nullable({"type": "integer", "enum": [1]}),
+            "n": _nullable({"type": "integer", "minimum": 1, "maximum": 8, "description": "n > 1: not with stream."}),
             "stream": _nullable(_BOOLEAN),
             "stream_options": _nullable(
                 {

@@ -19,6 +19,8 @@ from orchestration.types import ChatRequest, EmbeddingRequest, Message, ToolCall
 
 ROLES = ("system", "developer", "user", "assistant", "tool")
 MAX_STOP = 4
+# n > 1 fans out to n upstream calls: a bound on the work one request makes.
+MAX_CHOICES = 8
 MAX_TOOLS = 128
 MAX_EMBEDDING_INPUTS = 2048
 # More than any conversation a context window holds, and a bound on the work one request makes.
@@ -59,6 +61,7 @@ class CompletionInput:
     stream: bool
     include_usage: bool
     prompt: PromptRef | None
+    choices: int = 1  # ``n``
 
 
 @dataclass(slots=True)
@@ -399,8 +402,9 @@ def _refuse_unsupported(data: dict[str, Any]) -> None:
     for name in CHAT_UNSUPPORTED:
         if data.get(name) is not None:
             raise InvalidRequest("unsupported_parameter", f"The parameter '{name}' is not supported.", param=name)
-    if _optional(data, "n", lambda v, p: _integer(v, p, minimum=1, maximum=128)) not in (None, 1):
-        raise InvalidRequest("unsupported_value", "Only n=1 is supported.", param="n")
+    choices = _optional(data, "n", lambda v, p: _integer(v, p, minimum=1, maximum=MAX_CHOICES))
+    if choices not in (None, 1) and data.get("stream"):
+        raise InvalidRequest("unsupported_value", "n > 1 is not supported with stream=true.", param="n")
     if _optional(data, "logprobs", _boolean):
         raise InvalidRequest("unsupported_value", "logprobs are not supported.", param="logprobs")
     _optional(data, "top_logprobs", lambda v, p: _integer(v, p, minimum=0, maximum=20))
@@ -460,7 +464,13 @@ def completion_input_from(data: dict[str, Any]) -> CompletionInput:
         presence_penalty=_optional(data, "presence_penalty", lambda v, p: _number(v, p, -2, 2)),
         frequency_penalty=_optional(data, "frequency_penalty", lambda v, p: _number(v, p, -2, 2)),
     )
-    return CompletionInput(request=request, stream=stream, include_usage=_stream_options(data, stream), prompt=prompt)
+    return CompletionInput(
+        request=request,
+        stream=stream,
+        include_usage=_stream_options(data, stream),
+        prompt=prompt,
+        choices=_optional(data, "n", _integer) or 1,
+    )
 
 
 def prompt_chars(request: ChatRequest) -> int:

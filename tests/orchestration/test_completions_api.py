@@ -118,7 +118,8 @@ BAD_BODIES: list[tuple[Any, str, str | None]] = [
     (chat_body(stream="yes"), "invalid_type", "stream"),
     (chat_body(stream_options={"include_usage": True}), "invalid_value", "stream_options"),
     (chat_body(stop=["a", "b", "c", "d", "e"]), "invalid_value", "stop"),
-    (chat_body(n=2), "unsupported_value", "n"),
+    (chat_body(n=2, stream=True), "unsupported_value", "n"),
+    (chat_body(n=9), "invalid_value", "n"),
     (chat_body(model="embed-sim"), "model_not_supported", "model"),
     (
         chat_body(tool_choice={"type": "function", "function": {"name": "nowhere"}}),
@@ -262,6 +263,19 @@ async def test_an_sdk_message_sent_back_whole_is_accepted(sim_models, make_key, 
     ignored = {"reasoning_effort": "low", "verbosity": "low", "modalities": ["text"], "store": False}
     response = await post_json(AsyncClient(), URL, {**body, "messages": messages, **ignored}, secret)
     assert response.status_code == 200, response.content
+
+
+async def test_n_choices_are_n_calls_with_their_usage_summed(sim_models, make_key, simulator) -> None:  # type: ignore[no-untyped-def]
+    secret = await in_thread(make_key)
+    one = (await post_json(AsyncClient(), URL, chat_body(), secret)).json()
+    calls_before = simulator.stats("gpt-sim")["requests"]
+    response = await post_json(AsyncClient(), URL, chat_body(n=3), secret)
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert [choice["index"] for choice in body["choices"]] == [0, 1, 2]
+    assert all(choice["message"]["content"] == one["choices"][0]["message"]["content"] for choice in body["choices"])
+    assert body["usage"]["total_tokens"] == 3 * one["usage"]["total_tokens"]
+    assert simulator.stats("gpt-sim")["requests"] - calls_before == 3
 
 
 async def test_a_fallback_is_named_in_a_header(sim_models, make_key, simulator) -> None:  # type: ignore[no-untyped-def]
