@@ -35,6 +35,7 @@ from orchestration.access.admission import (
     route_of,
 )
 from orchestration.access.credentials import api_key_secret_from
+from orchestration.cors import cors_is_preflight, cors_mark, cors_origin_allowed, cors_preflight
 from orchestration.deadlines import deadline_for
 from orchestration.errors import DeadlinePassed, InvalidRequest, NotFound, ServiceError, error_body, error_body_of
 from orchestration.http import door, json_response, keys_only, lean_route, raw_body, request_id_of
@@ -88,9 +89,24 @@ def v1_view(*methods: str) -> Callable[[View], View]:
     its time to answer in ``openai-processing-ms``."""
 
     def decorate(view: View) -> View:
-        return lean_route(keys_only(_timed(door(*methods)(view))))
+        return lean_route(keys_only(_cors(methods, _timed(door(*methods)(view)))))
 
     return decorate
+
+
+def _cors(methods: tuple[str, ...], view: View) -> View:
+    """CORS for allowed browser origins (orchestration/cors.py); nothing changes for anyone else."""
+
+    @functools.wraps(view)
+    async def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        origin = cors_origin_allowed(request)
+        if origin is None:
+            return await view(request, *args, **kwargs)
+        if cors_is_preflight(request):
+            return cors_preflight(request, origin, methods)
+        return cors_mark(await view(request, *args, **kwargs), origin)
+
+    return wrapped
 
 
 def _timed(view: View) -> View:

@@ -20,6 +20,7 @@ from project.env import (
     env_list,
     env_optional_decimal,
     env_optional_int,
+    env_origins,
     env_str,
     env_url,
 )
@@ -245,6 +246,8 @@ SWITCHYARD: dict[str, Any] = {
     "SEND_STALL_S": env_float("SWITCHYARD_SEND_STALL_S", 30.0, minimum=0.1),
     # The environment variables a provider may read its secret from (shell patterns, comma-separated).
     "API_KEY_ENV_ALLOW": env_list("SWITCHYARD_API_KEY_ENV_ALLOW", ["*_API_KEY"]),
+    # Browser origins allowed to call /v1 (CORS); none by default, "*" for any (docs/operations.md).
+    "CORS_ORIGINS": env_origins("SWITCHYARD_CORS_ORIGINS"),
     # Streams: the longest wait for the first chunk, and between two chunks (orchestration/deadlines.py).
     "STREAM_FIRST_TOKEN_S": env_float("SWITCHYARD_STREAM_FIRST_TOKEN_S", 30.0, minimum=0.1),
     "STREAM_IDLE_S": env_float("SWITCHYARD_STREAM_IDLE_S", 30.0, minimum=0.1),

@@ -10,7 +10,7 @@ import pytest
 from orchestration.access.keys import api_key_create
 from orchestration.models import LanguageModel, Provider
 from orchestration.registry import snapshot_invalidate
-from tests.support import ManagedProcess
+from tests.support import ManagedProcess, start_web
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
 
@@ -35,3 +35,20 @@ def test_429_is_too_many_requests_not_unknown_status(live_web: ManagedProcess, o
     assert (second.status_code, second.reason_phrase) == (429, "Too Many Requests")
     assert "openai-processing-ms" in second.headers
     assert (unknown.status_code, unknown.reason_phrase) == (404, "Not Found")
+
+
+def test_a_browser_preflight_passes_the_edge_when_its_origin_is_allowed(
+    simulator: Any, one_rpm_key: str, transactional_db: None
+) -> None:
+    server = start_web(SWITCHYARD_SIMULATOR_URL=simulator.url, SWITCHYARD_CORS_ORIGINS="http://localhost:5173")
+    asked = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization, content-type"}
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            allowed = client.options("/v1/chat/completions", headers={"Origin": "http://localhost:5173", **asked})
+            other = client.options("/v1/chat/completions", headers={"Origin": "https://elsewhere.example", **asked})
+    finally:
+        server.stop()
+    assert (allowed.status_code, allowed.reason_phrase) == (204, "No Content")
+    assert allowed.headers["access-control-allow-origin"] == "http://localhost:5173"
+    assert allowed.headers["access-control-allow-headers"] == "authorization, content-type"
+    assert "access-control-allow-origin" not in other.headers
