@@ -42,7 +42,8 @@ def cors_preflight(request: HttpRequest, origin: str, methods: tuple[str, ...]) 
     asked = request.headers.get("Access-Control-Request-Headers")
     response["Access-Control-Allow-Headers"] = asked or "Authorization, Content-Type"
     response["Access-Control-Max-Age"] = str(PREFLIGHT_MAX_AGE_S)
-    return cors_mark(response, origin)
+    cors_mark(response, origin)
+    return response
 
 
 def cors_mark(response: HttpResponseBase, origin: str) -> HttpResponseBase:
