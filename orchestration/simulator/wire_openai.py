@@ -85,7 +85,28 @@ def chat_prompt(body: Any) -> Prompt:
         stream=body.get("stream") is True,
         include_usage=bool(options.get("include_usage")),
         json_mode=response_format.get("type") in ("json_object", "json_schema"),
+        tools=_tools(body.get("tools")),
+        tool_choice=_tool_choice(body.get("tool_choice")),
     )
+
+
+def _tools(value: Any) -> dict[str, dict[str, Any]]:
+    tools: dict[str, dict[str, Any]] = {}
+    for tool in value if isinstance(value, list) else []:
+        function = tool.get("function") if isinstance(tool, dict) else None
+        if isinstance(function, dict) and isinstance(function.get("name"), str):
+            parameters = function.get("parameters")
+            tools[function["name"]] = parameters if isinstance(parameters, dict) else {}
+    return tools
+
+
+def _tool_choice(value: Any) -> str:
+    """OpenAI's ``tool_choice``: "none" | "auto" | "required" | {"type": "function", "function": {"name"}}."""
+    if value in ("none", "auto", "required"):
+        return str(value)
+    if isinstance(value, dict) and isinstance(value.get("function"), dict):
+        return str(value["function"].get("name") or "auto")
+    return "auto"
 
 
 def _usage(reply: Reply) -> dict[str, Any]:

@@ -146,6 +146,49 @@ def test_openai_streamed_tool_call_arrives_as_deltas(client: httpx.Client, simul
     assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
 
 
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}, "unit": {"type": "string", "enum": ["C", "F"]}},
+        },
+    },
+}
+CLOCK = {"type": "function", "function": {"name": "get_time", "parameters": {"type": "object", "properties": {}}}}
+
+
+def test_openai_tool_choice_none_answers_in_text_even_when_a_call_is_scripted(
+    client: httpx.Client, simulator: Simulator
+) -> None:
+    simulator.configure("sim-tools", script=[{"tool_calls": [{"name": "get_weather", "arguments": {"city": "Oslo"}}]}])
+    body = {"model": "sim-tools", "messages": USER, "tools": [WEATHER], "tool_choice": "none"}
+    choice = client.post("/v1/chat/completions", json=body).json()["choices"][0]
+    assert choice["finish_reason"] == "stop" and choice["message"]["content"]
+    assert "tool_calls" not in choice["message"]
+
+
+def test_openai_tool_choice_required_or_named_makes_the_call_from_the_schema(client: httpx.Client) -> None:
+    required = {"model": "sim-plain", "messages": USER, "tools": [WEATHER, CLOCK], "tool_choice": "required"}
+    choice = client.post("/v1/chat/completions", json=required).json()["choices"][0]
+    [call] = choice["message"]["tool_calls"]
+    assert choice["finish_reason"] == "tool_calls"
+    assert call["function"]["name"] == "get_weather"
+    assert json.loads(call["function"]["arguments"]) == {"city": "simulated", "unit": "C"}
+    named = {**required, "tool_choice": {"type": "function", "function": {"name": "get_time"}}}
+    [call] = client.post("/v1/chat/completions", json=named).json()["choices"][0]["message"]["tool_calls"]
+    assert (call["function"]["name"], json.loads(call["function"]["arguments"])) == ("get_time", {})
+    streamed = openai_stream(client, **named)[:-1]
+    assert streamed[-1]["choices"][0]["finish_reason"] == "tool_calls"
+
+
+def test_openai_tool_choice_auto_leaves_the_choice_to_the_script(client: httpx.Client) -> None:
+    body = {"model": "sim-plain", "messages": USER, "tools": [WEATHER], "tool_choice": "auto"}
+    choice = client.post("/v1/chat/completions", json=body).json()["choices"][0]
+    assert choice["finish_reason"] == "stop" and "tool_calls" not in choice["message"]
+
+
 def test_openai_embeddings_are_unit_vectors_and_similar_texts_are_close(client: httpx.Client) -> None:
     texts = ["What is the capital of France?", "what is the capital of France", "Best pizza in Naples"]
     body = client.post("/v1/embeddings", json={"model": "sim-embed", "input": texts}).json()
