@@ -145,6 +145,16 @@ def _writes(route: ModelRoute, max_tokens: int | None, generates: bool) -> int |
     return (max_tokens or route.max_output_tokens) if generates else None
 
 
+# The provider kinds whose wire carries OpenAI's ``logprobs`` (orchestration/providers/openai.py).
+LOGPROBS_KINDS = frozenset({"openai", "openai-compatible", "simulator"})
+
+
+def _require_logprobs(route: ModelRoute, chat: ChatRequest) -> None:
+    if chat.logprobs and route.provider_kind not in LOGPROBS_KINDS:
+        message = f"logprobs are not available for '{route.name}' (its provider, {route.provider_kind}, has none)."
+        raise InvalidRequest("unsupported_value", message, param="logprobs")
+
+
 def _require_capability(route: ModelRoute, capability: str) -> None:
     """Chat on an embeddings-only model, or embeddings on a model without that capability, is a 400."""
     embeds = "embeddings" in route.capabilities
@@ -156,11 +166,20 @@ def _require_capability(route: ModelRoute, capability: str) -> None:
 
 
 async def _admitted(
-    caller: Caller, model: str, endpoint: str, *, chars: int, max_tokens: int | None, capability: str = "chat"
+    caller: Caller,
+    model: str,
+    endpoint: str,
+    *,
+    chars: int,
+    max_tokens: int | None,
+    capability: str = "chat",
+    chat: ChatRequest | None = None,
 ) -> Admission:
     registry = await asnapshot()
     route = route_of(caller, model, registry)
     _require_capability(route, capability)
+    if chat is not None:
+        _require_logprobs(route, chat)
     return await admit(
         caller,
         model=model,
@@ -227,10 +246,11 @@ async def chat_completions(request: HttpRequest) -> HttpResponseBase:
     ctx = _context(request, caller, "completion")
     chat = await _with_prompt(payload, ctx)
     chars = prompt_chars(chat) * payload.choices  # each choice reads the whole prompt upstream
-    admission = await _admitted(caller, chat.model, "completion", chars=chars, max_tokens=chat.max_tokens)
+    admission = await _admitted(caller, chat.model, "completion", chars=chars, max_tokens=chat.max_tokens, chat=chat)
     call = Call(request, admission, ctx, chat.max_tokens)
-    if payload.choices > 1:
-        ctx.cache_control = "no-store"  # n answers from one cache entry would be n copies of one answer
+    if payload.choices > 1 or chat.logprobs:
+        # n answers from one cache entry would be n copies of one answer; cached answers keep no logprobs.
+        ctx.cache_control = "no-store"
     if payload.stream:
         return await _stream_response(call, chat, include_usage=payload.include_usage)
     return await _complete_response(call, chat, payload.choices)
@@ -298,7 +318,8 @@ def _choice(index: int, response: ChatResponse) -> dict[str, Any]:
             {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
             for call in response.tool_calls
         ]
-    return {"index": index, "message": message, "logprobs": None, "finish_reason": response.finish_reason}
+    logprobs = {"content": response.logprobs, "refusal": None} if response.logprobs is not None else None
+    return {"index": index, "message": message, "logprobs": logprobs, "finish_reason": response.finish_reason}
 
 
 def completion_body(response: ChatResponse, served: Served) -> dict[str, Any]:
@@ -403,7 +424,7 @@ class _ChunkWriter:
 
     def frames(self, chunk: Chunk) -> bytes:
         """The SSE bytes of one chunk (nothing for a chunk that carries nothing to send)."""
-        if chunk.delta and not chunk.tool_calls and chunk.finish_reason is None:
+        if chunk.delta and not chunk.tool_calls and chunk.finish_reason is None and chunk.logprobs is None:
             return self._text_before + json_compact(chunk.delta) + self._text_after
         return b"".join(self.event(body) for body in self.bodies(chunk))
 
@@ -415,7 +436,10 @@ class _ChunkWriter:
         if chunk.tool_calls:
             delta["tool_calls"] = [_tool_call_delta(call) for call in chunk.tool_calls]
         if delta:
-            bodies.append(self._chunk([self._choice(delta)]))
+            choice = self._choice(delta)
+            if chunk.logprobs is not None:
+                choice["logprobs"] = {"content": chunk.logprobs, "refusal": None}
+            bodies.append(self._chunk([choice]))
         if chunk.finish_reason is not None and self.finish_reason is None:
             bodies.append(self.finish(chunk.finish_reason))
         return bodies

@@ -134,8 +134,12 @@ SCHEMAS: dict[str, Any] = {
                     },
                 }
             ),
-            "logprobs": _nullable({"type": "boolean", "enum": [False]}),
-            "top_logprobs": _nullable({"type": "integer", "minimum": 0, "maximum": 20}),
+            "logprobs": _nullable(
+                {"type": "boolean", "description": "OpenAI, OpenAI-compatible and simulator models only; else 400."}
+            ),
+            "top_logprobs": _nullable(
+                {"type": "integer", "minimum": 0, "maximum": 20, "description": "Needs logprobs."}
+            ),
             "logit_bias": _nullable(_OBJECT),
             "metadata": _nullable(_OBJECT),
             "store": _nullable(_BOOLEAN),

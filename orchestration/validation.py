@@ -405,9 +405,9 @@ def _refuse_unsupported(data: dict[str, Any]) -> None:
     choices = _optional(data, "n", lambda v, p: _integer(v, p, minimum=1, maximum=MAX_CHOICES))
     if choices not in (None, 1) and data.get("stream"):
         raise InvalidRequest("unsupported_value", "n > 1 is not supported with stream=true.", param="n")
-    if _optional(data, "logprobs", _boolean):
-        raise InvalidRequest("unsupported_value", "logprobs are not supported.", param="logprobs")
-    _optional(data, "top_logprobs", lambda v, p: _integer(v, p, minimum=0, maximum=20))
+    top = _optional(data, "top_logprobs", lambda v, p: _integer(v, p, minimum=0, maximum=20))
+    if top is not None and not _optional(data, "logprobs", _boolean):
+        raise _value_error("top_logprobs", "top_logprobs needs logprobs=true.")
     _optional(data, "logit_bias", _object)
     _optional(data, "metadata", _object)
     _optional(data, "store", _boolean)
@@ -463,6 +463,8 @@ def completion_input_from(data: dict[str, Any]) -> CompletionInput:
         user=_optional(data, "user", _string),
         presence_penalty=_optional(data, "presence_penalty", lambda v, p: _number(v, p, -2, 2)),
         frequency_penalty=_optional(data, "frequency_penalty", lambda v, p: _number(v, p, -2, 2)),
+        logprobs=bool(_optional(data, "logprobs", _boolean)),
+        top_logprobs=_optional(data, "top_logprobs", _integer),
     )
     return CompletionInput(
         request=request,

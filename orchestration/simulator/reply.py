@@ -44,6 +44,8 @@ class Prompt:
     # "auto" (the model decides: only a script calls tools), "none", "required", or a tool's name.
     tools: dict[str, dict[str, Any]] = field(default_factory=dict)
     tool_choice: str = "auto"
+    logprobs: bool = False
+    top_logprobs: int = 0
 
     @property
     def prompt_tokens(self) -> int:

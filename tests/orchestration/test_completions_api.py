@@ -138,7 +138,7 @@ BAD_BODIES: list[tuple[Any, str, str | None]] = [
         "unknown_parameter",
         "messages[0].annotations",
     ),
-    (chat_body(logprobs=True), "unsupported_value", "logprobs"),
+    (chat_body(top_logprobs=2), "invalid_value", "top_logprobs"),
     (chat_body(functions=[{"name": "f"}]), "unsupported_parameter", "functions"),
     (chat_body(tools=[{"type": "retrieval"}]), "invalid_value", "tools[0].type"),
     (chat_body(tool_choice="always"), "invalid_value", "tool_choice"),
@@ -276,6 +276,38 @@ async def test_n_choices_are_n_calls_with_their_usage_summed(sim_models, make_ke
     assert all(choice["message"]["content"] == one["choices"][0]["message"]["content"] for choice in body["choices"])
     assert body["usage"]["total_tokens"] == 3 * one["usage"]["total_tokens"]
     assert simulator.stats("gpt-sim")["requests"] - calls_before == 3
+
+
+async def test_logprobs_pass_through_whole_and_streamed(sim_models, make_key) -> None:  # type: ignore[no-untyped-def]
+    secret = await in_thread(make_key)
+    body = chat_body(logprobs=True, top_logprobs=3)
+    response = await post_json(AsyncClient(), URL, body, secret)
+    assert response.status_code == 200, response.content
+    assert response["X-Cache"] == "BYPASS"
+    choice = response.json()["choices"][0]
+    content = choice["logprobs"]["content"]
+    assert "".join(entry["token"] for entry in content) == choice["message"]["content"]
+    assert all(len(entry["top_logprobs"]) == 3 for entry in content)
+    streamed = sse_events(await read(await post_json(AsyncClient(), URL, {**body, "stream": True}, secret)))
+    tokens = [
+        event["choices"][0]["logprobs"]["content"][0]
+        for event in streamed[1:-1]
+        if event["choices"][0]["delta"].get("content")
+    ]
+    assert tokens == content
+
+
+async def test_logprobs_on_a_provider_without_them_is_a_400(sim_models, make_key) -> None:  # type: ignore[no-untyped-def]
+    await Provider.objects.acreate(name="claude", kind="anthropic", base_url="http://127.0.0.1:9/v1")
+    provider = await Provider.objects.aget(name="claude")
+    await LanguageModel.objects.acreate(
+        name="claude-sim", provider=provider, upstream="claude-sim", capabilities=["chat"]
+    )
+    snapshot_invalidate()
+    secret = await in_thread(make_key)
+    body = chat_body(model="claude-sim", logprobs=True)
+    error = assert_error(await post_json(AsyncClient(), URL, body, secret), 400, "unsupported_value", "logprobs")
+    assert "anthropic" in error["message"]
 
 
 async def test_a_fallback_is_named_in_a_header(sim_models, make_key, simulator) -> None:  # type: ignore[no-untyped-def]

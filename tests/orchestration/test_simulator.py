@@ -189,6 +189,19 @@ def test_openai_tool_choice_auto_leaves_the_choice_to_the_script(client: httpx.C
     assert choice["finish_reason"] == "stop" and "tool_calls" not in choice["message"]
 
 
+def test_openai_logprobs_come_one_per_token_whole_and_streamed(client: httpx.Client) -> None:
+    body = {"model": "sim-plain", "messages": USER, "logprobs": True, "top_logprobs": 2}
+    choice = client.post("/v1/chat/completions", json=body).json()["choices"][0]
+    content = choice["logprobs"]["content"]
+    assert "".join(entry["token"] for entry in content) == choice["message"]["content"]
+    assert all(entry["logprob"] <= 0 and len(entry["top_logprobs"]) == 2 for entry in content)
+    assert all(entry["top_logprobs"][0]["token"] == entry["token"] for entry in content)
+    streamed = [chunk for chunk in openai_stream(client, **body)[:-1] if chunk["choices"][0]["delta"].get("content")]
+    assert [chunk["choices"][0]["logprobs"]["content"][0] for chunk in streamed] == content
+    plain = client.post("/v1/chat/completions", json={"model": "sim-plain", "messages": USER}).json()
+    assert plain["choices"][0]["logprobs"] is None
+
+
 def test_openai_embeddings_are_unit_vectors_and_similar_texts_are_close(client: httpx.Client) -> None:
     texts = ["What is the capital of France?", "what is the capital of France", "Best pizza in Naples"]
     body = client.post("/v1/embeddings", json={"model": "sim-embed", "input": texts}).json()
