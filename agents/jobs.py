@@ -4,29 +4,14 @@ from __future__ import annotations
 
 import asyncio
 
-from django.db import connections
 from rq import get_current_job
 
 from agents.execution import task_execute, worker_label
 from agents.services import job_trace_carrier
+from orchestration.database import database_release
 from orchestration.orchestrator import get_orchestrator
 from orchestration.requestlog import requestlog_flush
 from orchestration.telemetry.tracing import trace_continued, tracing_flush, tracing_start
-
-
-def database_release() -> None:
-    """Close this process's database connections and, on PostgreSQL, its connection pool.
-
-    A work horse is forked from its worker: a connection it inherited would share its socket with
-    the parent's, and an inherited pool would hand out such connections without the threads that
-    keep it. So the worker releases both before each fork (the next query opens a new pool), and a
-    work horse releases its own before it leaves through ``os._exit``, which closes nothing.
-    """
-    connections.close_all()
-    for connection in connections.all():
-        close_pool = getattr(connection, "close_pool", None)  # PostgreSQL's backend only
-        if close_pool is not None:
-            close_pool()
 
 
 def task_run(task_id: str) -> str:

@@ -25,6 +25,7 @@ from rq.utils import now as rq_now
 from agents import services
 from agents.execution import worker_label
 from agents.jobs import database_release
+from orchestration.responses import services as responses
 from orchestration.telemetry.tracing import tracing_preload
 
 logger = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ def modules_preload() -> None:
     import channels_redis.core  # noqa: F401
 
     import agents.jobs  # noqa: F401
+    import orchestration.responses.jobs  # noqa: F401
     from orchestration.providers import provider_class, provider_kinds
 
     for kind in provider_kinds():
@@ -68,18 +70,30 @@ class AgentWorker(Worker):
             reaped = services.task_reap_if_due()
             if reaped is not None and reaped.requeued:
                 logger.warning("requeued %d task(s) whose worker stopped beating", reaped.requeued)
+            # Background responses recover the same way (orchestration/responses/services.py).
+            responses.response_reap_if_due()
         except Exception:
-            logger.exception("reaping stalled agent tasks failed")
+            logger.exception("reaping stalled agent tasks or background responses failed")
         finally:
             database_release()
 
     def handle_work_horse_killed(self, job: Job, retpid: int, ret_val: int, rusage: Any) -> None:
         super().handle_work_horse_killed(job, retpid, ret_val, rusage)
+        if job.func_name == responses.JOB and job.args:
+            self._response_release(job.args[0], retpid)
+            return
         if job.func_name != services.JOB or not job.args:
             return
         try:
             if services.task_release(task_id=job.args[0], worker=worker_label(retpid)):
                 logger.warning("task %s: its work horse died; queued again", job.args[0])
+        finally:
+            database_release()
+
+    def _response_release(self, response_id: str, retpid: int) -> None:
+        try:
+            if responses.response_release(response_id=response_id, worker=worker_label(retpid)):
+                logger.warning("response %s: its work horse died; queued again", response_id)
         finally:
             database_release()
 

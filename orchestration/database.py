@@ -57,3 +57,18 @@ def database_call(function: Callable[P, T]) -> Callable[P, Awaitable[T]]:
             close_old_connections()
 
     return sync_to_async(run, thread_sensitive=False)
+
+
+def database_release() -> None:
+    """Close this process's database connections and, on PostgreSQL, its connection pool.
+
+    A work horse is forked from its worker: a connection it inherited would share its socket with
+    the parent's, and an inherited pool would hand out such connections without the threads that
+    keep it. So the worker releases both before each fork (the next query opens a new pool), and a
+    work horse releases its own before it leaves through ``os._exit``, which closes nothing.
+    """
+    connections.close_all()
+    for connection in connections.all():
+        close_pool = getattr(connection, "close_pool", None)  # PostgreSQL's backend only
+        if close_pool is not None:
+            close_pool()

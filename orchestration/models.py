@@ -10,6 +10,7 @@ from django.db import models
 from django.db.models import TextChoices
 
 from orchestration.access.models import AccessPolicy, ApiKey
+from orchestration.responses.models import StoredResponse
 
 __all__ = [
     "AccessPolicy",
@@ -22,6 +23,7 @@ __all__ = [
     "PromptVersion",
     "Provider",
     "RequestLog",
+    "StoredResponse",
 ]
 
 

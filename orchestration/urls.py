@@ -5,12 +5,21 @@ from __future__ import annotations
 from django.urls import URLPattern, URLResolver, path, re_path
 
 from orchestration import apis, textcompletions
+from orchestration.responses import apis as responses
 
 # django-stubs types view callables as sync; these views are async, which Django accepts.
 urlpatterns: list[URLPattern | URLResolver] = [
     path("v1/chat/completions", apis.chat_completions, name="v1-chat-completions"),  # type: ignore[arg-type]
     path("v1/completions", textcompletions.completions, name="v1-completions"),  # type: ignore[arg-type]
     path("v1/embeddings", apis.embeddings, name="v1-embeddings"),  # type: ignore[arg-type]
+    path("v1/responses", responses.responses_create, name="v1-responses"),  # type: ignore[arg-type]
+    path("v1/responses/<str:response_id>", responses.response_detail, name="v1-response"),  # type: ignore[arg-type]
+    path(
+        "v1/responses/<str:response_id>/input_items",
+        responses.response_input_items,  # type: ignore[arg-type]
+        name="v1-response-input-items",
+    ),
+    path("v1/responses/<str:response_id>/cancel", responses.response_cancel, name="v1-response-cancel"),  # type: ignore[arg-type]
     path("v1/models", apis.models, name="v1-models"),  # type: ignore[arg-type]
     path("v1/models/<path:model>", apis.model_detail, name="v1-model-detail"),  # type: ignore[arg-type]
     re_path(r"^v1/(?P<path>.*)$", apis.unknown_endpoint, name="v1-unknown"),  # type: ignore[arg-type]

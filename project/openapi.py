@@ -218,6 +218,7 @@ _ADMITTED = {
     ("post", "/api/v1/conversations/{conversation_id}/messages"),
     ("post", "/v1/chat/completions"),
     ("post", "/v1/embeddings"),
+    ("post", "/v1/responses"),
 }
 _STATE_CHANGES = {"/cancel", "/input", "/messages"}
 

@@ -218,6 +218,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "orchestration.openapi.openapi_add_v1",
+        "orchestration.responses.openapi.openapi_add_responses",
         "project.openapi.openapi_add_api",
         "project.openapi.openapi_complete_errors",
     ],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from orchestration.admin import cache, keys, observability, prompts, registry  # noqa: F401
+from orchestration.admin import cache, keys, observability, prompts, registry, responses  # noqa: F401
 
 admin.site.site_header = "Switchyard administration"
 admin.site.site_title = "Switchyard admin"

@@ -1,0 +1,94 @@
+"""The events of a background response, kept in a Redis Stream so any server process can stream
+them, from the start or after a ``starting_after`` sequence number, while the worker writes them.
+
+An event's stream id is ``<sequence_number + 1>-<attempt>``: reading after ``N`` is reading after
+id ``N+1`` (Redis compares ids as numbers). A run that a worker starts again after a crash clears
+the stream first; its entries carry the new attempt, so a follower of the old run notices and
+ends its stream with an ``error`` event instead of mixing two runs. An entry with ``end`` closes
+the stream (written after the last event, or by a cancel).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from typing import Any
+
+import orjson
+import redis
+import redis.asyncio as aioredis
+
+# Longer than any run, so a client can stream a response for a while after it ended; after
+# that the events are written again from the stored response.
+TTL_S = 24 * 3600
+BLOCK_MS = 5_000
+
+
+def events_key(response_id: str) -> str:
+    return f"responses:{response_id}:events"
+
+
+def cancel_key(response_id: str) -> str:
+    return f"responses:{response_id}:cancel"
+
+
+async def start(client: aioredis.Redis, response_id: str) -> None:
+    """A run begins: whatever an earlier run of it wrote is gone."""
+    await client.delete(events_key(response_id))
+
+
+async def append(client: aioredis.Redis, response_id: str, attempt: int, events: list[dict[str, Any]]) -> None:
+    key = events_key(response_id)
+    async with client.pipeline(transaction=False) as pipeline:
+        for event in events:
+            stream_id = f"{event['sequence_number'] + 1}-{attempt}"
+            pipeline.xadd(key, {"event": orjson.dumps(event), "attempt": attempt}, id=stream_id)
+        pipeline.expire(key, TTL_S)
+        await pipeline.execute()
+
+
+async def end(client: aioredis.Redis, response_id: str) -> None:
+    key = events_key(response_id)
+    async with client.pipeline(transaction=False) as pipeline:
+        pipeline.xadd(key, {"end": 1})
+        pipeline.expire(key, TTL_S)
+        await pipeline.execute()
+
+
+def end_sync(client: redis.Redis, response_id: str) -> None:
+    key = events_key(response_id)
+    with client.pipeline(transaction=False) as pipeline:
+        pipeline.xadd(key, {"end": 1})
+        pipeline.expire(key, TTL_S)
+        pipeline.execute()
+
+
+async def exists(client: aioredis.Redis, response_id: str) -> bool:
+    return bool(await client.exists(events_key(response_id)))
+
+
+class RunRestarted(Exception):
+    """The run being followed was taken over by another worker after a crash."""
+
+
+async def follow(
+    client: aioredis.Redis, response_id: str, *, starting_after: int | None
+) -> AsyncGenerator[dict[str, Any] | None, None]:
+    """The stored events after ``starting_after``, then the live ones until the end entry.
+    Yields None when nothing arrived for a while (the caller pings, and checks the response)."""
+    key = events_key(response_id)
+    last_id = f"{starting_after + 1}-99999999" if starting_after is not None else "0-0"
+    attempt: bytes | None = None
+    while True:
+        answer: Any = await client.xread({key: last_id}, count=200, block=BLOCK_MS)
+        if not answer:
+            yield None
+            continue
+        for stream_id, fields in answer[0][1]:
+            last_id = stream_id
+            if b"end" in fields:
+                return
+            if attempt is None:
+                attempt = fields[b"attempt"]
+            elif fields[b"attempt"] != attempt:
+                raise RunRestarted(response_id)
+            yield orjson.loads(fields[b"event"])

@@ -1,0 +1,39 @@
+"""Fixtures of the Responses API tests: RQ workers for background responses."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from orchestration.responses.services import responses_queue
+from tests.agents.conftest import FAST_RECOVERY
+from tests.support import ManagedProcess, start_worker
+
+WorkerFactory = Callable[..., ManagedProcess]
+
+
+def wait_for_idle_queue(timeout: float = 15.0) -> None:
+    """Let running jobs end before the database is emptied under them."""
+    queue = responses_queue()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and (queue.count or queue.started_job_registry.count):
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def workers(transactional_db: None, simulator: Any) -> Iterator[WorkerFactory]:
+    """``workers(**env)`` starts an RQ worker on the stack's queues, recovering in seconds; all stop after the test."""
+    started: list[ManagedProcess] = []
+
+    def start(**env: str) -> ManagedProcess:
+        process = start_worker(**{**FAST_RECOVERY, **env})
+        started.append(process)
+        return process
+
+    yield start
+    wait_for_idle_queue()
+    for process in started:
+        process.stop()

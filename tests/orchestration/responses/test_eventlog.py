@@ -1,0 +1,54 @@
+"""The event log of background responses, on real Redis: read after a sequence number, follow live
+entries to the end, and notice a run that another worker started again."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from django.conf import settings
+
+from orchestration.responses import eventlog
+
+
+def events(*numbers: int) -> list[dict[str, Any]]:
+    return [{"type": "response.output_text.delta", "sequence_number": number} for number in numbers]
+
+
+async def collected(client: aioredis.Redis, starting_after: int | None) -> list[int]:
+    numbers = []
+    async for event in eventlog.follow(client, "resp_1", starting_after=starting_after):
+        if event is not None:
+            numbers.append(event["sequence_number"])
+    return numbers
+
+
+@pytest.fixture
+async def client() -> Any:
+    connection = aioredis.Redis.from_url(settings.REDIS_URL)
+    yield connection
+    await connection.aclose()
+
+
+async def test_a_follower_gets_what_follows_its_sequence_number_then_the_live_events(client: aioredis.Redis) -> None:
+    await eventlog.append(client, "resp_1", 1, events(0, 1, 2))
+    follower = asyncio.ensure_future(collected(client, starting_after=1))
+    await asyncio.sleep(0.05)
+    await eventlog.append(client, "resp_1", 1, events(3, 4))
+    await eventlog.end(client, "resp_1")
+    assert await asyncio.wait_for(follower, 5) == [2, 3, 4]
+    assert await collected(client, starting_after=None) == [0, 1, 2, 3, 4]
+
+
+async def test_a_follower_of_a_run_started_again_is_told_so(client: aioredis.Redis) -> None:
+    await eventlog.append(client, "resp_1", 1, events(0, 1, 2))
+    follower = asyncio.ensure_future(collected(client, starting_after=None))
+    await asyncio.sleep(0.05)
+    await eventlog.start(client, "resp_1")  # a second worker takes the response over
+    await eventlog.append(client, "resp_1", 2, events(0, 1, 2, 3))
+    with pytest.raises(eventlog.RunRestarted):
+        await asyncio.wait_for(follower, 5)
+    await eventlog.end(client, "resp_1")
+    assert await collected(client, starting_after=None) == [0, 1, 2, 3]  # the new run, whole
