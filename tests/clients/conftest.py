@@ -24,7 +24,7 @@ import pytest
 from orchestration.access.keys import api_key_create
 from orchestration.models import LanguageModel, Provider
 from orchestration.registry import snapshot_invalidate
-from tests.support import ManagedProcess, start_web
+from tests.support import ManagedProcess, start_web, start_worker
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -122,6 +122,14 @@ def gateway(client_installs: None, transactional_db: None, simulator: Any, alice
     finally:
         server.stop()
         snapshot_invalidate()
+
+
+@pytest.fixture
+def worker(gateway: Gateway, simulator: Any) -> Iterator[ManagedProcess]:
+    """An RQ worker, for what runs in the background (``background: true`` responses)."""
+    process = start_worker("agents", "default", SWITCHYARD_SIMULATOR_URL=simulator.url)
+    yield process
+    process.stop()
 
 
 def needs_responses(gateway: Gateway) -> None:

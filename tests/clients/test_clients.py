@@ -51,7 +51,9 @@ def test_openai_python_parse_returns_the_pydantic_object(gateway: Gateway, simul
     assert gateway.python("openai_python.py", "parse") == {"parsed": event}
 
 
-def test_openai_python_responses_plain_stream_tools_and_background(gateway: Gateway, simulator: Any) -> None:
+def test_openai_python_responses_plain_stream_tools_and_background(
+    gateway: Gateway, simulator: Any, worker: Any
+) -> None:
     needs_responses(gateway)
     plain = gateway.python("openai_python.py", "responses")
     assert plain["status"] == "completed" and plain["text"]
