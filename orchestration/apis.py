@@ -41,9 +41,9 @@ from orchestration.errors import DeadlinePassed, InvalidRequest, NotFound, Servi
 from orchestration.http import door, json_response, keys_only, lean_route, raw_body, request_id_of
 from orchestration.orchestrator import CallContext, ReplyStream, get_orchestrator
 from orchestration.prompts import aprompt_render, prompt_apply
-from orchestration.registry import ModelRoute, asnapshot
+from orchestration.registry import ModelRoute, Snapshot, asnapshot
 from orchestration.sse import DONE, EventStreamResponse, json_compact, sse_event
-from orchestration.tokens import CL100K_KINDS, TokensUnknown, tokens_decode
+from orchestration.tokens import CL100K_KINDS, TokensUnknown, tokens_count, tokens_decode
 from orchestration.types import ChatRequest, ChatResponse, Chunk, Served, ToolCallDelta, Usage
 from orchestration.validation import (
     CompletionInput,
@@ -52,6 +52,7 @@ from orchestration.validation import (
     embedding_input_from,
     json_object_from,
     prompt_chars,
+    prompt_text,
 )
 
 logger = logging.getLogger("switchyard.api")
@@ -155,6 +156,26 @@ def _require_logprobs(route: ModelRoute, chat: ChatRequest) -> None:
         raise InvalidRequest("unsupported_value", message, param="logprobs")
 
 
+async def _require_fit(route: ModelRoute, registry: Snapshot, chat: ChatRequest) -> None:
+    """A prompt (plus the ``max_tokens`` asked for) that no model of the fallback chain can read is a
+    400 before any call: retrying cannot help. Counted only when its UTF-8 size says it might not fit
+    (a token is never shorter than a byte), and only with the tokenizer the model family uses."""
+    chain = [route, *(registry.models[name] for name in route.fallbacks if name in registry.models)]
+    room = max(candidate.context_window for candidate in chain) - (chat.max_tokens or 0)
+    text = prompt_text(chat)
+    if len(text.encode()) <= room or route.provider_kind not in CL100K_KINDS:
+        return
+    tokens = await asyncio.to_thread(tokens_count, text)
+    if tokens > room:
+        window = max(candidate.context_window for candidate in chain)
+        asked = f" plus max_tokens {chat.max_tokens}" if chat.max_tokens else ""
+        message = (
+            f"This model's maximum context length is {window} tokens; the messages need about {tokens}{asked}. "
+            "Shorten the messages or lower max_tokens."
+        )
+        raise InvalidRequest("context_length_exceeded", message, param="messages")
+
+
 def _require_capability(route: ModelRoute, capability: str) -> None:
     """Chat on an embeddings-only model, or embeddings on a model without that capability, is a 400."""
     embeds = "embeddings" in route.capabilities
@@ -180,6 +201,7 @@ async def _admitted(
     _require_capability(route, capability)
     if chat is not None:
         _require_logprobs(route, chat)
+        await _require_fit(route, registry, chat)
     return await admit(
         caller,
         model=model,

@@ -475,6 +475,17 @@ def completion_input_from(data: dict[str, Any]) -> CompletionInput:
     )
 
 
+def prompt_text(request: ChatRequest) -> str:
+    """Everything the model reads, as one text, for counting its tokens."""
+    parts: list[str] = []
+    for message in request.messages:
+        parts.append(message.content or "")
+        parts.extend(f"{call.name}{call.arguments}" for call in message.tool_calls or ())
+    if request.tools:
+        parts.append(json.dumps(request.tools))
+    return "\n".join(parts)
+
+
 def prompt_chars(request: ChatRequest) -> int:
     """The length of everything the model reads, for the token estimate before the call."""
     total = 0

@@ -455,6 +455,29 @@ async def test_fifty_concurrent_calls_at_twenty_rpm_let_exactly_twenty_through(s
             assert '"requests";r=0' in response["RateLimit"]
 
 
+async def test_a_prompt_no_model_of_the_chain_can_read_is_a_400_before_any_call(
+    sim_models, make_key, simulator
+) -> None:  # type: ignore[no-untyped-def]
+    await LanguageModel.objects.filter(name="gpt-sim").aupdate(context_window=300)
+    await LanguageModel.objects.filter(name="gpt-sim-mini").aupdate(context_window=600)
+    await in_thread(fallbacks, sim_models.chat, sim_models.mini)
+    secret = await in_thread(make_key)
+    before = simulator.stats("gpt-sim")["requests"]
+    long_text = " ".join(f"word{i}" for i in range(400))  # about 800 tokens
+    error = assert_error(
+        await post_json(AsyncClient(), URL, chat_body(text=long_text), secret),
+        400,
+        "context_length_exceeded",
+        "messages",
+    )
+    assert "600 tokens" in error["message"]
+    assert simulator.stats("gpt-sim")["requests"] == before
+    medium = " ".join(f"word{i}" for i in range(100))  # about 200 tokens: fits
+    assert (await post_json(AsyncClient(), URL, chat_body(text=medium), secret)).status_code == 200
+    over = await post_json(AsyncClient(), URL, chat_body(text=medium, max_tokens=500), secret)
+    assert_error(over, 400, "context_length_exceeded", "messages")
+
+
 async def test_the_token_limit_refuses_a_call_that_would_pass_it(sim_models, make_key) -> None:  # type: ignore[no-untyped-def]
     secret = await in_thread(make_key, rpm=100, tpm=300)
     assert (await post_json(AsyncClient(), URL, chat_body(max_tokens=200), secret)).status_code == 200
