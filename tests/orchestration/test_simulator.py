@@ -809,3 +809,27 @@ def wait_http_stats_in_flight(url: str) -> None:
         if httpx.get(f"{url}/_sim/stats").json()["models"].get("sim-a", {}).get("in_flight"):
             return
         time.sleep(0.02)
+
+
+def test_anthropic_and_gemini_wires_honour_tool_choice_too(client: httpx.Client, simulator: Simulator) -> None:
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}}
+    anthropic = {
+        "model": "sim-c",
+        "max_tokens": 100,
+        "messages": USER,
+        "tools": [{"name": "get_weather", "input_schema": schema}],
+    }
+    forced = client.post(
+        "/v1/messages", json={**anthropic, "tool_choice": {"type": "tool", "name": "get_weather"}}
+    ).json()
+    assert forced["stop_reason"] == "tool_use"
+    assert forced["content"][-1]["name"] == "get_weather" and forced["content"][-1]["input"] == {"city": "simulated"}
+    simulator.configure("sim-c", script=[{"tool_calls": [{"name": "get_weather", "arguments": {"city": "Oslo"}}]}])
+    refused = client.post("/v1/messages", json={**anthropic, "tool_choice": {"type": "none"}}).json()
+    assert refused["stop_reason"] == "end_turn" and [block["type"] for block in refused["content"]] == ["text"]
+
+    tools = [{"functionDeclarations": [{"name": "get_weather", "parameters": schema}]}]
+    config = {"functionCallingConfig": {"mode": "ANY"}}
+    gemini = {"contents": GEMINI_CONTENTS, "tools": tools, "toolConfig": config}
+    parts = client.post("/v1beta/models/sim-g:generateContent", json=gemini).json()["candidates"][0]["content"]["parts"]
+    assert parts[-1]["functionCall"] == {"name": "get_weather", "args": {"city": "simulated"}}
