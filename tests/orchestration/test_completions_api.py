@@ -486,6 +486,15 @@ async def test_the_token_limit_refuses_a_call_that_would_pass_it(sim_models, mak
     assert "tokens" in refused.json()["error"]["message"]
 
 
+async def test_a_call_over_the_whole_token_limit_is_a_400_the_sdk_does_not_retry(sim_models, make_key) -> None:  # type: ignore[no-untyped-def]
+    """Waiting cannot help a call that needs more tokens than a minute allows: 400, no Retry-After."""
+    secret = await in_thread(make_key, rpm=100, tpm=300)
+    refused = await post_json(AsyncClient(), URL, chat_body(max_tokens=400), secret)
+    error = assert_error(refused, 400, "tokens_per_minute_exceeded")
+    assert "300" in error["message"] and "Retry-After" not in refused
+    assert (await post_json(AsyncClient(), URL, chat_body(max_tokens=100), secret)).status_code == 200
+
+
 async def test_a_spent_budget_is_429_budget_exceeded(sim_models, make_key) -> None:  # type: ignore[no-untyped-def]
     await LanguageModel.objects.filter(name="gpt-sim").aupdate(output_per_mtok=Decimal("100"))
     snapshot_invalidate()
