@@ -532,16 +532,21 @@ async def embeddings(request: HttpRequest) -> HttpResponseBase:
 async def _embedding_texts(payload: EmbeddingInput, route: ModelRoute) -> list[str]:
     """The inputs as texts: token arrays (what LangChain's ``OpenAIEmbeddings`` sends by default)
     are read back with OpenAI's cl100k tokenizer, which is the one the model family counts in."""
-    if not payload.has_tokens:
-        return [item for item in payload.inputs if isinstance(item, str)]
+    return await texts_of(payload.inputs, route, "input")
+
+
+async def texts_of(items: list[str | list[int]], route: ModelRoute, param: str) -> list[str]:
+    """Texts and cl100k token arrays, all as texts; token arrays only for OpenAI-family models."""
+    if not any(isinstance(item, list) for item in items):
+        return [item for item in items if isinstance(item, str)]
     if route.provider_kind not in CL100K_KINDS:
         message = f"Token arrays are only read for models with OpenAI's tokenizer; send '{route.name}' text."
-        raise InvalidRequest("unsupported_value", message, param="input")
+        raise InvalidRequest("unsupported_value", message, param=param)
     try:
         # The first use loads the tokenizer (tens of MB): off the event loop.
-        return await asyncio.to_thread(_decoded, payload.inputs)
+        return await asyncio.to_thread(_decoded, items)
     except TokensUnknown as error:
-        raise InvalidRequest("invalid_value", f"Invalid value for 'input': {error}.", param="input") from None
+        raise InvalidRequest("invalid_value", f"Invalid value for '{param}': {error}.", param=param) from None
 
 
 def _decoded(inputs: list[str | list[int]]) -> list[str]:

@@ -208,7 +208,14 @@ SCHEMAS: dict[str, Any] = {
         "required": ["model", "prompt"],
         "properties": {
             "model": _STRING,
-            "prompt": {"oneOf": [_STRING, {"type": "array", "items": _STRING, "minItems": 1, "maxItems": 16}]},
+            "prompt": {
+                "oneOf": [
+                    _STRING,
+                    {"type": "array", "items": _STRING, "minItems": 1, "maxItems": 16},
+                    _TOKENS,
+                    {"type": "array", "items": _TOKENS, "minItems": 1, "maxItems": 16},
+                ]
+            },
             "max_tokens": _nullable({"type": "integer", "minimum": 1}),
             "stop": _nullable({"oneOf": [_STRING, {"type": "array", "items": _STRING, "maxItems": 4}]}),
             "stream": _nullable(_BOOLEAN),

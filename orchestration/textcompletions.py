@@ -20,6 +20,7 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponseBase
 
+from orchestration.access.admission import route_of
 from orchestration.apis import (
     Call,
     _admitted,
@@ -29,14 +30,16 @@ from orchestration.apis import (
     _served_headers,
     _with_limit_headers,
     _within_deadline,
+    texts_of,
     v1_view,
 )
 from orchestration.errors import ServiceError, error_body, error_body_of
 from orchestration.http import json_response, request_id_of
 from orchestration.orchestrator import ReplyStream, get_orchestrator
+from orchestration.registry import asnapshot
 from orchestration.sse import DONE, EventStreamResponse, sse_event
-from orchestration.types import ChatResponse, Served, Usage
-from orchestration.validation import TextCompletionInput, prompt_chars, text_completion_input_from
+from orchestration.types import ChatRequest, ChatResponse, Served, Usage
+from orchestration.validation import prompt_chars, text_completion_input_from
 
 logger = logging.getLogger("switchyard.api")
 
@@ -46,13 +49,15 @@ async def completions(request: HttpRequest) -> HttpResponseBase:
     """Complete one prompt or a list of prompts, streamed (``stream: true``) or whole."""
     caller = await _caller(request)
     payload = text_completion_input_from(_json_body(request))
-    first = payload.requests[0]
-    chars = sum(prompt_chars(chat) for chat in payload.requests)
+    route = route_of(caller, payload.model, await asnapshot())
+    chats = payload.requests(await texts_of(payload.prompts, route, "prompt"))
+    first = chats[0]
+    chars = sum(prompt_chars(chat) for chat in chats)
     admission = await _admitted(caller, first.model, "completion", chars=chars, max_tokens=first.max_tokens)
     call = Call(request, admission, _context(request, caller, "completion"), first.max_tokens)
     if payload.stream:
-        return await _streamed(call, payload)
-    return await _whole(call, payload)
+        return await _streamed(call, chats, payload.include_usage)
+    return await _whole(call, chats)
 
 
 def text_completion_id() -> str:
@@ -78,12 +83,12 @@ def _summed(served: list[Served]) -> tuple[Usage, Decimal]:
 # --- whole -----------------------------------------------------------------------------------
 
 
-async def _whole(call: Call, payload: TextCompletionInput) -> HttpResponseBase:
+async def _whole(call: Call, chats: list[ChatRequest]) -> HttpResponseBase:
     orchestrator = get_orchestrator()
     usage, cost = None, Decimal(0)
     try:
         answers: list[tuple[ChatResponse, Served]] = await _within_deadline(
-            call, asyncio.gather(*(orchestrator.complete(chat, call.ctx) for chat in payload.requests))
+            call, asyncio.gather(*(orchestrator.complete(chat, call.ctx) for chat in chats))
         )
         usage, cost = _summed([served for _, served in answers])
     except ServiceError as error:
@@ -115,10 +120,10 @@ def _body(answers: list[tuple[ChatResponse, Served]], usage: Usage) -> dict[str,
 # --- streamed --------------------------------------------------------------------------------
 
 
-async def _streamed(call: Call, payload: TextCompletionInput) -> HttpResponseBase:
+async def _streamed(call: Call, chats: list[ChatRequest], include_usage: bool) -> HttpResponseBase:
     """The first prompt's stream is opened before the 200, so a refusal or an upstream failure
     before any text is an HTTP error, as on ``/v1/chat/completions``."""
-    stream = get_orchestrator().stream(payload.requests[0], call.ctx)
+    stream = get_orchestrator().stream(chats[0], call.ctx)
     try:
         first = await _within_deadline(call, anext(aiter(stream), None))
     except BaseException as error:
@@ -127,8 +132,8 @@ async def _streamed(call: Call, payload: TextCompletionInput) -> HttpResponseBas
         if isinstance(error, ServiceError):
             raise _with_limit_headers(error, call) from None
         raise
-    writer = _TextChunks(model=stream.served.model or payload.requests[0].model)
-    body = _events(call, payload, writer, stream, first)
+    writer = _TextChunks(model=stream.served.model or chats[0].model)
+    body = _events(call, chats, include_usage, writer, stream, first)
     response = EventStreamResponse(body)
     for name, value in {**call.headers(), **_served_headers(stream.served, with_cost=False)}.items():
         response[name] = value
@@ -136,7 +141,7 @@ async def _streamed(call: Call, payload: TextCompletionInput) -> HttpResponseBas
 
 
 async def _events(
-    call: Call, payload: TextCompletionInput, writer: _TextChunks, stream: ReplyStream, first: Any
+    call: Call, chats: list[ChatRequest], include_usage: bool, writer: _TextChunks, stream: ReplyStream, first: Any
 ) -> AsyncGenerator[bytes, None]:
     """Each prompt's text in turn; a failure once the 200 is out ends with an error event, then ``[DONE]``."""
     served: list[Served] = []
@@ -146,12 +151,12 @@ async def _events(
         async for frames in _prompt_events(writer, 0, stream, first, started=True):
             yield frames
         served.append(stream.served)
-        for index, chat in enumerate(payload.requests[1:], start=1):
+        for index, chat in enumerate(chats[1:], start=1):
             following = get_orchestrator().stream(chat, call.ctx)
             async for frames in _prompt_events(writer, index, following, None, started=False):
                 yield frames
             served.append(following.served)
-        if payload.include_usage:
+        if include_usage:
             yield writer.usage(_summed(served)[0])
     except ServiceError as error:
         yield sse_event(error_body_of(error, request_id_of(call.request)))

