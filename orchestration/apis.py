@@ -157,21 +157,20 @@ def _require_logprobs(route: ModelRoute, chat: ChatRequest) -> None:
 
 
 async def _require_fit(route: ModelRoute, registry: Snapshot, chat: ChatRequest) -> None:
-    """A prompt (plus the ``max_tokens`` asked for) that no model of the fallback chain can read is a
-    400 before any call: retrying cannot help. Counted only when its UTF-8 size says it might not fit
-    (a token is never shorter than a byte), and only with the tokenizer the model family uses."""
+    """A prompt that no model of the fallback chain can read is a 400 before any call: retrying
+    cannot help. Counted only when its UTF-8 size says it might not fit (a token is never shorter
+    than a byte), and only with the tokenizer the model family uses. ``max_tokens`` is left to the
+    providers: they differ on whether the answer's room counts against the window."""
     chain = [route, *(registry.models[name] for name in route.fallbacks if name in registry.models)]
-    room = max(candidate.context_window for candidate in chain) - (chat.max_tokens or 0)
+    window = max(candidate.context_window for candidate in chain)
     text = prompt_text(chat)
-    if len(text.encode()) <= room or route.provider_kind not in CL100K_KINDS:
+    if len(text.encode()) <= window or route.provider_kind not in CL100K_KINDS:
         return
     tokens = await asyncio.to_thread(tokens_count, text)
-    if tokens > room:
-        window = max(candidate.context_window for candidate in chain)
-        asked = f" plus max_tokens {chat.max_tokens}" if chat.max_tokens else ""
+    if tokens > window:
         message = (
-            f"This model's maximum context length is {window} tokens; the messages need about {tokens}{asked}. "
-            "Shorten the messages or lower max_tokens."
+            f"This model's maximum context length is {window} tokens; the messages need about {tokens}. "
+            "Shorten the messages."
         )
         raise InvalidRequest("context_length_exceeded", message, param="messages")
 

@@ -474,8 +474,6 @@ async def test_a_prompt_no_model_of_the_chain_can_read_is_a_400_before_any_call(
     assert simulator.stats("gpt-sim")["requests"] == before
     medium = " ".join(f"word{i}" for i in range(100))  # about 200 tokens: fits
     assert (await post_json(AsyncClient(), URL, chat_body(text=medium), secret)).status_code == 200
-    over = await post_json(AsyncClient(), URL, chat_body(text=medium, max_tokens=500), secret)
-    assert_error(over, 400, "context_length_exceeded", "messages")
 
 
 async def test_the_token_limit_refuses_a_call_that_would_pass_it(sim_models, make_key) -> None:  # type: ignore[no-untyped-def]
