@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 
 from orchestration.access.admission import (
@@ -35,6 +36,7 @@ from orchestration.access.admission import (
     route_of,
 )
 from orchestration.access.credentials import api_key_secret_from
+from orchestration.caching.feedback import semantic_hit_from_token, semantic_hit_report_wrong
 from orchestration.cors import cors_is_preflight, cors_mark, cors_origin_allowed, cors_preflight
 from orchestration.deadlines import deadline_for
 from orchestration.errors import DeadlinePassed, InvalidRequest, NotFound, ServiceError, error_body, error_body_of
@@ -233,6 +235,8 @@ def _served_headers(served: Served, *, with_cost: bool = True) -> dict[str, str]
     headers = {"X-Cache": served.cache, "X-Served-Model": served.model, "X-Served-Provider": served.provider}
     if served.fallback_from:
         headers["X-Fallback-From"] = served.fallback_from
+    if served.cache_entry:
+        headers["X-Cache-Entry"] = served.cache_entry
     if with_cost:
         headers["X-Cost-USD"] = f"{served.cost_usd:f}"
     return headers
@@ -602,6 +606,28 @@ async def model_detail(request: HttpRequest, model: str) -> HttpResponseBase:
             return json_response(_model_body(candidate))
     message = f"The model '{model}' does not exist or you do not have access to it."
     raise NotFound("model_not_found", message, param="model")
+
+
+# --- POST /v1/cache/wrong-hits -------------------------------------------------------------------
+
+
+@v1_view("POST")
+async def cache_wrong_hit(request: HttpRequest) -> HttpResponseBase:
+    """Report a semantic cache hit as the wrong answer: its entry is evicted and the model's policy learns."""
+    caller = await _caller(request)
+    token = _json_body(request).get("cache_entry")
+    if not isinstance(token, str) or not token:
+        raise InvalidRequest("missing_cache_entry", "Send the X-Cache-Entry header of the reply as 'cache_entry'.")
+    hit = semantic_hit_from_token(token)
+    if hit is None:
+        raise InvalidRequest("invalid_cache_entry", "This is not a cache entry token this server gave out.")
+    if not caller.may_use(hit.model):
+        raise NotFound("cache_entry_not_found", "No such cache entry for the models this key may use.")
+    floor = await sync_to_async(semantic_hit_report_wrong)(
+        entry_key=hit.entry_key, model=hit.model, similarity=hit.similarity, source="api"
+    )
+    body = {"object": "cache.wrong_hit", "model": hit.model, "evicted": True, "learned_floor": floor}
+    return json_response(body)
 
 
 @v1_view("GET", "POST", "PUT", "PATCH", "DELETE")

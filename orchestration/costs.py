@@ -12,7 +12,7 @@ from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from orchestration.models import RequestLog
+from orchestration.models import RequestLog, SemanticWrongHit
 
 CACHE_HITS = ("HIT", "SEMANTIC-HIT", "STALE")
 # Percentiles are computed from at most this many of the newest rows per model.
@@ -44,6 +44,7 @@ class CostsSummary:
     cache: dict[str, int] = field(default_factory=dict)
     total_cost_usd: Decimal = Decimal("0")
     requests: int = 0
+    semantic_wrong_hits: int = 0  # semantic hits reported wrong (API flag or admin action)
 
     @property
     def cache_hit_rate(self) -> float:
@@ -128,4 +129,5 @@ def costs_summary(*, days: int = 14) -> CostsSummary:
         cache={group["cache_status"] or "none": group["n"] for group in cache},
         total_cost_usd=totals["cost"] or Decimal("0"),
         requests=totals["n"] or 0,
+        semantic_wrong_hits=SemanticWrongHit.objects.filter(reported_at__gte=since).count(),
     )

@@ -261,6 +261,7 @@ def _model_fields() -> tuple[Field, ...]:
         f("cache.exact", "cache_exact_enabled", _boolean),
         f("cache.exact_ttl_s", "cache_exact_ttl_s", _integer(ge=0)),
         f("cache.semantic", "cache_semantic", _boolean),
+        f("cache.semantic_error_budget", "cache_semantic_error_budget", _number(ge=0.0001, le=0.5)),
         f("cache.semantic_threshold", "cache_semantic_threshold", _number(gt=0, le=1)),
         f("cache.semantic_max_turns", "cache_semantic_max_turns", _integer(ge=1, le=100)),
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import TextChoices
 
@@ -87,9 +88,23 @@ class LanguageModel(models.Model):
     cache_exact_enabled = models.BooleanField(default=True)
     cache_exact_ttl_s = models.PositiveIntegerField(default=3600)
     cache_semantic = models.BooleanField(default=False)
-    # The measured operating point of the default (local MiniLM) embedder with the near-miss guard:
-    # tests/orchestration/test_semantic_quality.py; at 0.95 it serves about a third of paraphrases.
-    cache_semantic_threshold = models.FloatField(default=0.85)
+    # The largest share of wrong semantic hits the operator accepts; the similarity threshold follows
+    # from it (orchestration/caching/policy.py). A raw threshold, the older setting, overrides it.
+    cache_semantic_error_budget = models.FloatField(
+        default=0.01,
+        validators=[MinValueValidator(0.0001), MaxValueValidator(0.5)],
+        help_text="Maximum share of semantic hits that may be wrong (0.01 = 1%); the threshold is derived from it.",
+    )
+    cache_semantic_threshold = models.FloatField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0.01), MaxValueValidator(1.0)],
+        help_text="Optional raw cosine threshold; when set it replaces the one derived from the error budget.",
+    )
+    # Raised by reports of wrong semantic hits (orchestration/caching/feedback.py): no hit below it.
+    cache_semantic_learned_floor = models.FloatField(
+        default=0.0, help_text="Similarity below which no semantic hit is served, learned from wrong-hit reports."
+    )
     cache_semantic_max_turns = models.PositiveSmallIntegerField(default=4)
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -198,6 +213,27 @@ class CacheEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.model} {self.key[:12]}"
+
+
+class SemanticWrongHit(models.Model):
+    """A semantic cache hit someone reported as the wrong answer (API flag or admin action)."""
+
+    class Source(models.TextChoices):
+        API = "api"
+        ADMIN = "admin"
+
+    model = models.CharField(max_length=128, db_index=True)
+    entry_key = models.CharField(max_length=128)
+    similarity = models.FloatField(null=True, blank=True, help_text="Of the reported hit; unknown from the admin.")
+    question_preview = models.CharField(max_length=300, blank=True)
+    source = models.CharField(max_length=8, choices=Source.choices)
+    reported_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-reported_at"]
+
+    def __str__(self) -> str:
+        return f"wrong hit {self.model} {self.entry_key[:20]}"
 
 
 class RequestLog(models.Model):

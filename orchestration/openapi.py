@@ -359,6 +359,7 @@ _SERVED_HEADERS = {
     "X-Served-Model": _header("The model that answered."),
     "X-Served-Provider": _header("The provider that answered."),
     "X-Fallback-From": _header("The model asked for, when a fallback answered."),
+    "X-Cache-Entry": _header("On a SEMANTIC-HIT: a token to report the answer wrong (POST /v1/cache/wrong-hits)."),
     "X-Cost-USD": _header("The call's cost (not on streamed responses: it is known only at the end)."),
     "X-Request-ID": _header("The request's id, echoed when the client sent one."),
 }
@@ -462,6 +463,46 @@ PATHS: dict[str, Any] = {
             "summary": "The models this key may use",
             "security": _SECURITY,
             "responses": {**_ok("The list.", {"application/json": {"schema": _ref("ModelList")}}, {}), **_errors(401)},
+        }
+    },
+    "/v1/cache/wrong-hits": {
+        "post": {
+            "operationId": "v1_cache_wrong_hits_create",
+            "tags": ["v1"],
+            "summary": "Report a semantic cache hit as the wrong answer: its entry is evicted",
+            "security": _SECURITY,
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["cache_entry"],
+                            "properties": {"cache_entry": {"type": "string", "description": "X-Cache-Entry"}},
+                        }
+                    }
+                },
+            },
+            "responses": {
+                **_ok(
+                    "Evicted; the model's learned floor after the report.",
+                    {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {
+                                    "object": {"type": "string", "enum": ["cache.wrong_hit"]},
+                                    "model": _STRING,
+                                    "evicted": {"type": "boolean"},
+                                    "learned_floor": {"type": "number"},
+                                },
+                            }
+                        }
+                    },
+                    {},
+                ),
+                **_errors(400, 401, 404),
+            },
         }
     },
     "/v1/models/{model}": {

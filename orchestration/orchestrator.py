@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from orchestration.breaker import Admission, BreakerPolicy, Breakers, BreakerView, breaker_key, breaker_state_mirror
 from orchestration.caching import exact as exact_cache
+from orchestration.caching.feedback import ServedHit, semantic_hit_token
 from orchestration.caching.provider_embedding import embed_through
 from orchestration.deadlines import (
     MIN_ATTEMPT_S,
@@ -490,6 +491,9 @@ class Orchestrator:
                 call.served.cache = exact_cache.cache_status_on_miss(request, call.requested, call.ctx)
                 return None
             call.served.cache = answer.status
+            if answer.status == "SEMANTIC-HIT":
+                hit = ServedHit(answer.key, call.requested.name, answer.similarity or 0.0)
+                call.served.cache_entry = semantic_hit_token(hit)
             return answer.response
         except Exception:
             logger.exception("cache lookup failed; answering from the provider")

@@ -39,9 +39,11 @@ class ModelRoute:
     cache_exact_enabled: bool
     cache_exact_ttl_s: int
     cache_semantic: bool
-    cache_semantic_threshold: float
+    cache_semantic_threshold: float | None  # a raw threshold, or None: derived from the error budget
     cache_semantic_max_turns: int
     simulated: bool
+    cache_semantic_error_budget: float = 0.01
+    cache_semantic_learned_floor: float = 0.0
     created: int = 0  # Unix time the model was added (``GET /v1/models`` reports it)
 
 
@@ -128,6 +130,8 @@ def _route(model: LanguageModel, fallbacks: tuple[str, ...]) -> ModelRoute:
         cache_exact_ttl_s=model.cache_exact_ttl_s,
         cache_semantic=model.cache_semantic,
         cache_semantic_threshold=model.cache_semantic_threshold,
+        cache_semantic_error_budget=model.cache_semantic_error_budget,
+        cache_semantic_learned_floor=model.cache_semantic_learned_floor,
         cache_semantic_max_turns=model.cache_semantic_max_turns,
         simulated=model.provider.kind == Provider.Kind.SIMULATOR,
         created=int(model.created_at.timestamp()),

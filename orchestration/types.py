@@ -217,6 +217,7 @@ class Served:
     attempts: int = 0
     fallbacks: list[FallbackHop] = field(default_factory=list)
     cache: CacheStatus = "MISS"
+    cache_entry: str = ""  # a semantic hit's signed token (X-Cache-Entry), to report it wrong
     cost_usd: Decimal = Decimal("0")
     usage: Usage = field(default_factory=Usage)
     ttft_ms: float | None = None

@@ -21,6 +21,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     ),
     path("v1/responses/<str:response_id>/cancel", responses.response_cancel, name="v1-response-cancel"),  # type: ignore[arg-type]
     path("v1/models", apis.models, name="v1-models"),  # type: ignore[arg-type]
+    path("v1/cache/wrong-hits", apis.cache_wrong_hit, name="v1-cache-wrong-hits"),  # type: ignore[arg-type]
     path("v1/models/<path:model>", apis.model_detail, name="v1-model-detail"),  # type: ignore[arg-type]
     re_path(r"^v1/(?P<path>.*)$", apis.unknown_endpoint, name="v1-unknown"),  # type: ignore[arg-type]
 ]

@@ -13,6 +13,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 
 from orchestration.caching.exact import cache_index_flush, cache_purge_all, cache_purge_entries, cache_purge_model
+from orchestration.caching.feedback import semantic_entries_report_wrong
 from orchestration.models import CacheEntry
 
 REDIS_DOWN = "Redis does not answer: nothing was purged."
@@ -33,7 +34,7 @@ class CacheEntryAdmin(admin.ModelAdmin):
     list_filter = ["kind", "model"]
     search_fields = ["model", "question_preview", "answer_preview"]
     readonly_fields = [f.name for f in CacheEntry._meta.fields]
-    actions = ["purge_selected", "purge_models_of_selected"]
+    actions = ["purge_selected", "purge_models_of_selected", "report_wrong_semantic_hits"]
     date_hierarchy = "created_at"
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -71,6 +72,18 @@ class CacheEntryAdmin(admin.ModelAdmin):
     def purge_models_of_selected(self, request: HttpRequest, queryset: QuerySet[CacheEntry]) -> None:
         models = sorted(set(queryset.values_list("model", flat=True)))
         self._purged(request, lambda: sum(cache_purge_model(model) for model in models), f" of {', '.join(models)}")
+
+    @admin.action(description="Mark selected semantic answers as wrong hits (evict; the model's policy learns)")
+    def report_wrong_semantic_hits(self, request: HttpRequest, queryset: QuerySet[CacheEntry]) -> None:
+        entries = list(queryset.filter(kind=CacheEntry.Kind.SEMANTIC))
+        exact = queryset.exclude(kind=CacheEntry.Kind.SEMANTIC).count()
+        try:
+            count = semantic_entries_report_wrong(entries)
+        except (redis.RedisError, OSError):
+            self.message_user(request, REDIS_DOWN, messages.ERROR)
+            return
+        note = f" ({exact} exact answer(s) left alone: only semantic hits can be wrong this way)" if exact else ""
+        self.message_user(request, f"Marked {count} semantic answer(s) as wrong hits and evicted them{note}.")
 
     def _purged(self, request: HttpRequest, purge: Any, detail: str = "") -> None:
         try:

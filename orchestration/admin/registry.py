@@ -13,6 +13,7 @@ from django.db.models import QuerySet
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 
+from orchestration.caching.policy import operating_point_text
 from orchestration.models import Fallback, LanguageModel, Provider
 from orchestration.providers.base import CallTimeout
 from orchestration.registry import provider_config
@@ -214,7 +215,7 @@ class LanguageModelAdmin(admin.ModelAdmin):
     list_select_related = ("provider",)
     inlines = (FallbackInline,)
     actions = ("test_connection",)
-    readonly_fields = ("created_at", "updated_at")
+    readonly_fields = ("created_at", "updated_at", "semantic_operating_point")
     fieldsets = (
         (None, {"fields": ("name", "provider", "upstream", "description", "enabled")}),
         ("Prices (USD per million tokens)", {"fields": ("input_per_mtok", "output_per_mtok")}),
@@ -230,7 +231,10 @@ class LanguageModelAdmin(admin.ModelAdmin):
                     "cache_exact_enabled",
                     "cache_exact_ttl_s",
                     "cache_semantic",
+                    "cache_semantic_error_budget",
                     "cache_semantic_threshold",
+                    "semantic_operating_point",
+                    "cache_semantic_learned_floor",
                     "cache_semantic_max_turns",
                 )
             },
@@ -245,6 +249,18 @@ class LanguageModelAdmin(admin.ModelAdmin):
     def fallback_chain(self, model: LanguageModel) -> str:
         chain = sorted(model.fallbacks.all(), key=lambda link: link.position)
         return " → ".join(link.target.name for link in chain) or "—"
+
+    @admin.display(description="semantic threshold in force")
+    def semantic_operating_point(self, model: LanguageModel) -> str:
+        # Imported here: the embedder module brings numpy, which a web process without the semantic cache never loads.
+        from orchestration.caching.embedders import get_embedder
+
+        return operating_point_text(
+            model.cache_semantic_threshold,
+            model.cache_semantic_error_budget,
+            get_embedder().name,
+            model.cache_semantic_learned_floor,
+        )
 
     @admin.action(description="Test connection")
     def test_connection(self, request: HttpRequest, queryset: QuerySet[LanguageModel]) -> None:

@@ -18,10 +18,15 @@ see for certain (tests/data/semantic_pairs.jsonl measures the effect):
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
+from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
+
+from orchestration.caching.lexicon import SYNONYM_GROUPS, rewrite_phrases, root
 
 
 def _word_list(text: str) -> list[str]:
@@ -40,33 +45,56 @@ STOPWORDS = _word_set(
     give show know let want like get got some any all way possible able one th st nd rd s t ll re ve d m o
     long many much really actually exactly currently right now again thing things something anything"""
 )
-NEGATIONS = _word_set("not no never cannot without none nor neither nothing nobody nowhere impossible unable unsafe")
-NUMBER_WORDS = {
-    word: str(value)
-    for value, word in enumerate(
-        _word_list(
-            "zero _ two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
-            "seventeen eighteen nineteen twenty"
+# Greetings, politeness and casual spellings: they change the register of a question, not what it asks.
+FILLERS = _word_set(
+    """hi hey hello hiya yo dear ok okay so um uh well oh lol thanks thank thx pls plz kindly sorry excuse pardon
+    quick quickly asap wondering curious curiously appreciate grateful assistant someone anyone question q
+    whats wat u ur wanna gonna hmm ugh help trouble bother mind possibly perhaps simple simply terms"""
+)
+NEGATIONS = _word_set(
+    "not no never cannot without none nor neither nothing nobody nowhere impossible unable unsafe avoid illegal"
+)
+NUMBER_WORDS = (
+    {
+        word: str(value)
+        for value, word in enumerate(
+            _word_list(
+                "zero _ two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+                "seventeen eighteen nineteen twenty"
+            )
         )
-    )
-    if word != "_"
-} | {
-    "thirty": "30",
-    "forty": "40",
-    "fifty": "50",
-    "sixty": "60",
-    "seventy": "70",
-    "eighty": "80",
-    "ninety": "90",
-    "hundred": "100",
-    "thousand": "1000",
-    "million": "1000000",
-    "billion": "1000000000",
-    "dozen": "12",
-    "half": "0.5",
-}
+        if word != "_"
+    }
+    | {
+        "thirty": "30",
+        "forty": "40",
+        "fifty": "50",
+        "sixty": "60",
+        "seventy": "70",
+        "eighty": "80",
+        "ninety": "90",
+        "hundred": "100",
+        "thousand": "1000",
+        "million": "1000000",
+        "billion": "1000000000",
+        "dozen": "12",
+        "half": "0.5",
+    }
+    | {
+        word: str(value)
+        for value, word in enumerate(
+            _word_list(
+                "_ first _ third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth thirteenth fourteenth "
+                "fifteenth sixteenth seventeenth eighteenth nineteenth twentieth"
+            )
+        )
+        if word != "_"
+    }
+)
 ROMAN = {"II": "2", "III": "3", "IV": "4", "VI": "6", "VII": "7", "VIII": "8", "IX": "9", "XI": "11", "XII": "12"}
 DIRECTED = frozenset({"to", "into", "from"})
+# Words that say how many things a question is about: "delete one row" / "delete all rows".
+QUANTIFIERS = _word_set("all every entire whole many several multiple both single everyone everything")
 # Closed classes whose members answer different questions; swapping one for another is a new question.
 CONTRAST_WORDS = _word_set(
     """monday tuesday wednesday thursday friday saturday sunday weekday weekend
@@ -83,7 +111,10 @@ CONTRAST_WORDS = _word_set(
     big small bigger smaller biggest smallest large largest long short longest shortest hot cold warm
     good bad best worst better worse more less most least fewest many few hard soft easy difficult
     private public input output true false yes no male female adult child children teenager baby
-    domestic international local global online offline upgrade downgrade"""
+    domestic international local global online offline upgrade downgrade push pull next previous this
+    lock unlock zip unzip block unblock freeze unfreeze follow unfollow mount unmount pin unpin pause resume
+    subscribe unsubscribe connect disconnect in out join leave hire fire accept decline encrypt decrypt
+    single double full partial entire whole all every everyone one each"""
 )
 _CONTRACTIONS = (
     (re.compile(r"\b(can)'?t\b", re.I), r"\1 not"),
@@ -105,6 +136,10 @@ class Terms:
     content: tuple[str, ...]  # stems of the content words, in order
     specific: frozenset[str]  # stems of the content words that name a specific thing
     relations: frozenset[tuple[str, str]]  # (left, right) around "to" / "into" / "from"
+    route: tuple[tuple[str, ...], tuple[str, ...]]  # (after "from", after "to"): "from Boston to New York"
+    quantifiers: frozenset[str]
+    around_to: tuple[frozenset[str], frozenset[str]]  # the runs of words just before and after "to"
+    ones: int  # how often the word "one" appears: a number or a pronoun, decided against the other side
 
 
 def stem(word: str) -> str:
@@ -122,6 +157,7 @@ def _words(text: str) -> list[tuple[str, bool]]:
     for pattern, replacement in _CONTRACTIONS:
         text = pattern.sub(replacement, text)
     text = re.sub(r"(\d),(\d{3})\b", r"\1\2", text).replace("%", " percent ")
+    text = rewrite_phrases(text)
     words: list[tuple[str, bool]] = []
     for sentence in _SENTENCE_END.split(text):
         for position, token in enumerate(_TOKEN.findall(sentence)):
@@ -140,9 +176,25 @@ def _number(word: str) -> str | None:
     return NUMBER_WORDS.get(word)
 
 
+@lru_cache(maxsize=1)
+def _synonyms() -> dict[str, str]:
+    """The stem of each word of ``SYNONYM_GROUPS`` -> the stem naming its group."""
+    table = {}
+    for line in SYNONYM_GROUPS.splitlines():
+        group = [root(stem(word)) for word in line.split()]
+        table.update({member: group[0] for member in group})
+    return table
+
+
+def _term(word: str) -> str:
+    """What the guard compares of a content word: its stem, read as the verb it comes from, as its group."""
+    stemmed = root(stem(word))
+    return _synonyms().get(stemmed, stemmed)
+
+
 @lru_cache(maxsize=4096)
 def question_terms(text: str) -> Terms:
-    words = _words(text)
+    words = [(word, named) for word, named in _words(text) if word not in FILLERS]
     numbers = tuple(sorted(n for n in (_number(word) for word, _ in words) if n is not None))
     content: list[str] = []
     specific: set[str] = set()
@@ -153,17 +205,76 @@ def question_terms(text: str) -> Terms:
             continue
         if word in STOPWORDS or word in NEGATIONS or _number(word) is not None:
             continue
-        stemmed = stem(word)
-        content.append(stemmed)
-        if named or word in CONTRAST_WORDS or not _in_vocabulary(word):
-            specific.add(stemmed)
+        term = _term(word)
+        content.append(term)
+        if named or word in CONTRAST_WORDS or stem(word) in _contrast_stems() or not _in_vocabulary(word):
+            specific.add(term)
+    plain = [word for word, _ in words]
     return Terms(
         numbers=numbers,
-        negated=any(word in NEGATIONS for word, _ in words),
+        negated=any(word in NEGATIONS for word in plain),
         content=tuple(content),
         specific=frozenset(specific),
-        relations=_relations([word for word, _ in words]),
+        relations=_relations(plain),
+        route=(_span_after(plain, "from"), _span_after(plain, "to")),
+        around_to=_around_to(plain),
+        quantifiers=_quantifiers(plain),
+        ones=plain.count("one"),
     )
+
+
+def _quantifiers(words: list[str]) -> frozenset[str]:
+    # "how many" asks for a count; it does not say how many things the question is about.
+    return frozenset(
+        word for index, word in enumerate(words) if word in QUANTIFIERS and (index == 0 or words[index - 1] != "how")
+    )
+
+
+def _span_after(words: list[str], directed: str) -> tuple[str, ...]:
+    """The content words after ``directed`` up to the next "to" / "into" / "from"."""
+    if directed not in words:
+        return ()
+    span = []
+    for word in words[words.index(directed) + 1 :]:
+        if word in DIRECTED:
+            break
+        if word not in STOPWORDS:
+            span.append(stem(word))
+    return tuple(span)
+
+
+def _around_to(words: list[str]) -> tuple[frozenset[str], frozenset[str]]:
+    """The words right before the first "to" / "into" and right after it, each up to a small word."""
+    for index, word in enumerate(words):
+        if word in ("to", "into"):
+            before = _run(reversed(words[:index]))
+            after = _run(iter(words[index + 1 :]))
+            return frozenset(before), frozenset(after)
+    return frozenset(), frozenset()
+
+
+def _run(words: Iterator[str]) -> list[str]:
+    found = []
+    for word in words:
+        if word in STOPWORDS or word in DIRECTED:
+            break
+        found.append(stem(word))
+    return found
+
+
+def _reversed_route(q: Terms, c: Terms) -> bool:
+    (q_from, q_to), (c_from, c_to) = q.route, c.route
+    if q_from and q_to and q_from == c_to and q_to == c_from:
+        return True
+    # "US dollars to euros" / "euros to US dollars": each side's target is among the other's sources.
+    (q_before, q_after), (c_before, c_after) = q.around_to, c.around_to
+    return bool(q_after and c_after) and q_after != c_after and q_after <= c_before and c_after <= q_before
+
+
+@lru_cache(maxsize=1)
+def _contrast_stems() -> frozenset[str]:
+    # "centimeters", "Mondays": the plural of a closed-class word is as specific as the word.
+    return frozenset(stem(word) for word in CONTRAST_WORDS)
 
 
 def _relations(words: list[str]) -> frozenset[tuple[str, str]]:
@@ -183,15 +294,64 @@ def _aligned_substitution(query: tuple[str, ...], candidate: tuple[str, ...]) ->
     return "replace" in operations and operations <= {"equal", "replace"}
 
 
+def _initials_of(acronym: str, words: list[str]) -> tuple[int, int] | None:
+    """Where in ``words`` a run of words starts with the letters of ``acronym`` ("GDP": gross domestic product)."""
+    letters = acronym.lower()
+    for start in range(len(words) - len(letters) + 1):
+        if "".join(word[0].lower() for word in words[start : start + len(letters)]) == letters:
+            return start, start + len(letters)
+    return None
+
+
+def _with_acronyms(content: tuple[str, ...], acronyms: set[str]) -> tuple[str, ...]:
+    """``content`` with each spelled-out name of one of ``acronyms`` replaced by the acronym."""
+    words = list(content)
+    for acronym in sorted(acronyms - set(words)):
+        found = _initials_of(acronym, words)
+        if found is not None:
+            words[found[0] : found[1]] = [acronym]
+    return tuple(words)
+
+
+def _aligned(q: Terms, c: Terms) -> tuple[Terms, Terms]:
+    """Both sides with an acronym of one side written as the acronym in the other as well."""
+    q_acronyms = {word for word in q.content if word.isupper() and len(word) > 1}
+    c_acronyms = {word for word in c.content if word.isupper() and len(word) > 1}
+    q_content, c_content = _with_acronyms(q.content, c_acronyms), _with_acronyms(c.content, q_acronyms)
+    acronyms = q_acronyms | c_acronyms
+    return (
+        dataclasses.replace(q, content=q_content, specific=q.specific | (acronyms & set(q_content))),
+        dataclasses.replace(c, content=c_content, specific=c.specific | (acronyms & set(c_content))),
+    )
+
+
+def _same_with_one(q: Terms, c: Terms) -> bool:
+    """Whether the numbers agree once the word "one" of one side is read as the other side's "1"."""
+    extra_q, extra_c = Counter(q.numbers) - Counter(c.numbers), Counter(c.numbers) - Counter(q.numbers)
+    if extra_q and not extra_c:
+        return set(extra_q) == {"1"} and extra_q["1"] <= c.ones
+    if extra_c and not extra_q:
+        return set(extra_c) == {"1"} and extra_c["1"] <= q.ones
+    return False
+
+
+def equivalent(query: str, candidate: str) -> bool:
+    """Whether the two questions use the same content words (in any order), once synonyms are read as one."""
+    q, c = _aligned(question_terms(query), question_terms(candidate))
+    return bool(q.content) and Counter(q.content) == Counter(c.content)
+
+
 def near_miss_reason(query: str, candidate: str) -> str | None:
     """Why ``candidate`` must not answer ``query`` although their vectors are close, or None."""
-    q, c = question_terms(query), question_terms(candidate)
-    if q.numbers != c.numbers:
+    q, c = _aligned(question_terms(query), question_terms(candidate))
+    if q.numbers != c.numbers and not _same_with_one(q, c):
         return "numbers"
     if q.negated != c.negated:
         return "negation"
-    if any((right, left) in c.relations for left, right in q.relations):
+    if any((right, left) in c.relations for left, right in q.relations) or _reversed_route(q, c):
         return "direction"
+    if q.quantifiers != c.quantifiers:
+        return "quantity"
     if _aligned_substitution(q.content, c.content):
         return "substitution"
     only_query, only_candidate = set(q.content) - set(c.content), set(c.content) - set(q.content)

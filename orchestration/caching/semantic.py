@@ -14,8 +14,9 @@ matrix-vector product) mirrored in Redis, so every process serves what any proce
 - ``<scope key>:log``  stream of {op: add|del, id}: a process replays it from the last entry it
   applied; when the stream was trimmed past that entry, or vanished (purge), it reloads the scope.
 
-A candidate above the model's threshold is then checked by the near-miss guard
-(``orchestration.caching.nearmiss``); the first candidate that passes answers.
+A candidate is then checked by the near-miss guard (``orchestration.caching.nearmiss``) and the
+model's policy (``orchestration.caching.policy``: a threshold derived from its error budget, and a
+lower one for a question the guard reads as the same words); the first candidate that passes answers.
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ from orchestration.caching.canonical import (
     response_to_json,
 )
 from orchestration.caching.embedders import Embedder, get_embedder
-from orchestration.caching.nearmiss import near_miss_reason
+from orchestration.caching.nearmiss import equivalent, near_miss_reason
+from orchestration.caching.policy import SemanticPolicy, policy_for
 from orchestration.registry import ModelRoute
 from orchestration.types import ChatRequest, ChatResponse
 
@@ -235,17 +237,29 @@ def unpack_vector(data: bytes) -> tuple[np.ndarray, float, float, str]:
 
 
 def matches(
-    index: ScopeIndex, question: str, vector: np.ndarray, threshold: float, now: float, *, stale: bool
+    index: ScopeIndex, question: str, vector: np.ndarray, policy: SemanticPolicy, now: float, *, stale: bool
 ) -> list[Candidate]:
-    """The entries that may answer ``question``: above ``threshold``, valid at ``now``, past the guard."""
+    """The entries that may answer ``question``: valid at ``now``, past the guard and the policy."""
     found = []
-    for candidate in index.candidates(vector, threshold, now, stale=stale):
+    for candidate in index.candidates(vector, policy.lowest, now, stale=stale):
         reason = near_miss_reason(question, candidate.question)
+        if reason is None and candidate.similarity < policy.threshold:
+            reason = None if equivalent(question, candidate.question) else "below threshold"
         if reason is None:
             found.append(candidate)
         else:
             logger.debug("semantic candidate refused (%s): %r for %r", reason, candidate.question, question)
     return found
+
+
+def route_policy(route: ModelRoute, embedder_name: str) -> SemanticPolicy:
+    """The semantic policy of ``route``'s model with this process's embedder."""
+    return policy_for(
+        route.cache_semantic_threshold,
+        route.cache_semantic_error_budget,
+        embedder_name,
+        learned_floor=route.cache_semantic_learned_floor,
+    )
 
 
 @dataclass(slots=True)
@@ -293,23 +307,24 @@ class SemanticCache:
         index = await self._synced(client, scope_key(route.name, scope))
         if index is None:
             return None
-        for candidate in await self._matches(index, question, vector, route.cache_semantic_threshold, stale=stale):
+        policy = route_policy(route, self.embedder.name)
+        for candidate in await self._matches(index, question, vector, policy, stale=stale):
             response = await self._answer(client, index.key, candidate.entry_id)
             if response is not None:
                 return SemanticHit(response, f"semantic:{scope}:{candidate.entry_id}", candidate.similarity)
         return None
 
     async def _matches(
-        self, index: ScopeIndex, question: str, vector: np.ndarray, threshold: float, *, stale: bool
+        self, index: ScopeIndex, question: str, vector: np.ndarray, policy: SemanticPolicy, *, stale: bool
     ) -> list[Candidate]:
         now = self.clock()
         if index.size < SEARCH_IN_THREAD_FROM:
-            return matches(index, question, vector, threshold, now, stale=stale)
+            return matches(index, question, vector, policy, now, stale=stale)
         # A large scope takes tens of milliseconds to scan: not on the event loop, which serves
         # every other request of this process meanwhile (numpy releases the GIL while it multiplies).
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
-            _SEARCH_EXECUTOR, functools.partial(matches, index, question, vector, threshold, now, stale=stale)
+            _SEARCH_EXECUTOR, functools.partial(matches, index, question, vector, policy, now, stale=stale)
         )
 
     async def store(

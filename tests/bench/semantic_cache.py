@@ -8,6 +8,13 @@ product, the near-miss guard and, for hits, reading the answer. Half the lookups
 The first lookup of a process starts loading the scope from Redis in the background (and misses);
 how long that load takes is ``load_ms``.
 Targets: lookup p95 under 10 ms at 10,000 entries and under 50 ms at 100,000.
+
+Embedding and verification are timed apart on real questions (tests/data/semantic_eval.jsonl):
+embedding one question with the local model, and verifying it against ``CANDIDATES`` cached
+questions with the near-miss guard, its caches cleared first (a question it never read). Target:
+embedding plus verification p95 under 25 ms on one core (run under ``taskset -c 1``).
+``web_rss_mb`` is the resident memory of a fresh process that loaded the ASGI application, the
+local model and a 10,000-entry scope (target: under 300 MB).
 """
 
 from __future__ import annotations
@@ -42,7 +49,7 @@ class _Precomputed:
 
 
 def _fill(client: Any, key: str, vectors: np.ndarray, questions: list[str], now: float) -> None:
-    from orchestration.caching.exact import response_to_json
+    from orchestration.caching.canonical import response_to_json
     from orchestration.caching.semantic import entry_id, pack_vector
     from orchestration.types import ChatResponse
 
@@ -158,11 +165,79 @@ def _embedding_times() -> dict[str, float]:
     }
 
 
+def _embedding_and_verification_times() -> dict[str, float]:
+    from orchestration.caching import nearmiss
+    from orchestration.caching.embedders import LocalEmbedder
+    from orchestration.caching.semantic import CANDIDATES
+    from tests.bench.semantic_quality import load_pairs
+
+    questions = [pair["b"] for pair in load_pairs()][:300]
+    embedder = LocalEmbedder()
+    embedder.embed_sync(["warm up"])
+    embedding, verification, both = [], [], []
+    for number, question in enumerate(questions):
+        started = time.perf_counter()
+        embedder.embed_sync([question])
+        embedded = time.perf_counter()
+        nearmiss.question_terms.cache_clear()
+        for candidate in questions[number + 1 : number + 1 + CANDIDATES]:
+            if nearmiss.near_miss_reason(question, candidate) is None:
+                nearmiss.equivalent(question, candidate)
+        verified = time.perf_counter()
+        embedding.append((embedded - started) * 1000)
+        verification.append((verified - embedded) * 1000)
+        both.append((verified - started) * 1000)
+    figures = {}
+    for name, timings in (
+        ("embedding", embedding),
+        ("verification", verification),
+        ("embedding_plus_verification", both),
+    ):
+        figures[f"{name}_p50_ms"] = round(statistics.median(timings), 2)
+        figures[f"{name}_p95_ms"] = round(_percentile(timings, 0.95), 2)
+    return figures
+
+
+_RSS_PROBE = """
+import numpy as np, psutil, django
+django.setup()
+import project.asgi
+from orchestration.caching.embedders import LocalEmbedder
+from orchestration.caching.nearmiss import near_miss_reason
+from orchestration.caching.semantic import ScopeIndex
+LocalEmbedder().embed_sync(["How do I cancel my order?"])
+near_miss_reason("How do I cancel my order?", "How do I end my order?")
+index = ScopeIndex("rss")
+vectors = np.random.default_rng(1).normal(size=(10_000, 384)).astype(np.float32)
+for row in range(10_000):
+    index.add(f"e{row}", vectors[row], 2e9, 3e9, f"What is the answer to question number {row}?")
+print(psutil.Process().memory_info().rss)
+"""
+
+
+def _web_rss() -> dict[str, float]:
+    import os
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", _RSS_PROBE],
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return {"web_rss_mb": round(int(done.stdout.split()[-1]) / 2**20, 1)}
+
+
 def run() -> dict[str, object]:
     figures: dict[str, object] = {}
     for size in SIZES:
         figures.update(asyncio.run(_lookups(size)))
     figures.update(_embedding_times())
+    figures.update(_embedding_and_verification_times())
+    figures.update(_web_rss())
     return figures
 
 

@@ -79,3 +79,41 @@ def test_purge_all_asks_first_then_empties_the_cache(admin_client: Any, redis_cl
 def test_the_purge_page_is_for_staff_only(client: Any) -> None:
     response = client.get(reverse("admin:orchestration_cacheentry_purge_all"))
     assert response.status_code == 302 and "/login/" in response["Location"]
+
+
+def store_semantic(model: str, question: str, content: str) -> None:
+    async def run() -> None:
+        cache = ResponseCache()
+        request = ChatRequest(model=model, messages=[Message(role="user", content=question)], temperature=0.7)
+        response = ChatResponse(id="r", model=model, content=content)
+        await cache.store(request, route(name=model, cache_semantic=True), response, CallContext(endpoint="completion"))
+        await cache.aclose()
+        await asyncio.to_thread(cache_index_flush)
+
+    async_to_sync(run)()
+
+
+def test_marking_a_semantic_answer_wrong_evicts_it_counts_it_and_raises_the_models_floor(
+    admin_client: Any, redis_client: Any
+) -> None:
+    from orchestration.models import LanguageModel, SemanticWrongHit
+    from tests.orchestration.harness import model_row, provider_row
+
+    model_row("faq", provider_row("sim", "http://127.0.0.1:9"), cache_semantic=True)
+    store_semantic("faq", "How do I cancel my order?", "Open Orders, then Cancel.")
+    store("faq", "What is 2 + 2?", "4")
+    selected = list(CacheEntry.objects.values_list("pk", flat=True))
+
+    response = admin_client.post(
+        reverse(CHANGELIST), {"action": "report_wrong_semantic_hits", "_selected_action": selected}, follow=True
+    )
+
+    page = response.content.decode()
+    assert "Marked 1 semantic answer(s) as wrong hits" in page and "1 exact answer(s) left alone" in page
+    assert list(CacheEntry.objects.values_list("kind", flat=True)) == ["exact"]
+    assert not redis_client.hlen(next(iter(redis_client.keys("sy:cache:sem:*:vec")), b"none"))
+    report = SemanticWrongHit.objects.get()
+    assert (report.model, report.source, report.question_preview) == ("faq", "admin", "How do I cancel my order?")
+    assert LanguageModel.objects.get(name="faq").cache_semantic_learned_floor > 0.5
+    costs = admin_client.get(reverse("admin:orchestration_requestlog_costs")).content.decode()
+    assert '<strong id="semantic-wrong-hits">1</strong>' in costs

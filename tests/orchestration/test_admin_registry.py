@@ -227,3 +227,25 @@ def test_a_row_naming_another_variable_reads_no_secret_from_it(monkeypatch, prov
     monkeypatch.setenv("REDIS_URL_SECRET_LOOKALIKE", "redis://secret@host/0")
     provider.api_key_env = "REDIS_URL_SECRET_LOOKALIKE"  # saved before the allowlist existed
     assert provider_secret(provider) == ""
+
+
+def test_a_model_page_shows_the_threshold_its_error_budget_gives_and_the_measured_hit_rate(admin_client, models):
+    big, _ = models
+    big.cache_semantic = True
+    big.cache_semantic_error_budget = 0.01
+    big.save()
+
+    page = admin_client.get(reverse("admin:orchestration_languagemodel_change", args=[big.pk])).content.decode()
+
+    assert "from an error budget of 1.00%" in page
+    assert re.search(r"on held-out labelled pairs: \d+% of paraphrases served", page)
+
+
+def test_a_raw_threshold_set_in_the_admin_replaces_the_budget(admin_client, models):
+    big, _ = models
+    big.cache_semantic_threshold = 0.97
+    big.save()
+
+    page = admin_client.get(reverse("admin:orchestration_languagemodel_change", args=[big.pk])).content.decode()
+
+    assert "0.97 (raw threshold)" in page

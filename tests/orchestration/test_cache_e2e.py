@@ -105,3 +105,49 @@ async def test_the_semantic_cache_answers_a_paraphrase_but_not_a_near_miss(
     near_miss = await ask(secret, "How do I place an order?", model="faq-sim")
     assert near_miss["X-Cache"] == "MISS"
     assert simulator.stats("faq-sim")["requests"] == 2
+
+
+WRONG_HITS = "/v1/cache/wrong-hits"
+
+
+async def test_a_semantic_hit_reported_wrong_is_evicted_counted_and_raises_the_models_floor(
+    models: None, make_key: Any, simulator: Simulator
+) -> None:
+    from orchestration.models import LanguageModel, SemanticWrongHit
+
+    secret = await sync_to_async(make_key)()
+    await ask(secret, "How do I cancel my order?", model="faq-sim")
+    hit = await ask(secret, "How can I cancel an order I placed?", model="faq-sim")
+    assert hit["X-Cache"] == "SEMANTIC-HIT"
+    assert "X-Cache-Entry" not in (await ask(secret, "What is 2 + 2?", model="faq-sim"))
+
+    reported = await post_json(AsyncClient(), WRONG_HITS, {"cache_entry": hit["X-Cache-Entry"]}, secret)
+
+    assert reported.status_code == 200
+    assert reported.json()["evicted"] is True
+    # One hit served and one reported wrong is over a 1% budget: no hit at or below that similarity again.
+    floor = (await LanguageModel.objects.aget(name="faq-sim")).cache_semantic_learned_floor
+    assert floor > 0.5 and reported.json()["learned_floor"] == floor
+    assert await SemanticWrongHit.objects.filter(model="faq-sim", source="api").acount() == 1
+    again = await ask(secret, "How can I cancel an order I placed?", model="faq-sim")
+    assert again["X-Cache"] == "MISS"
+    assert simulator.stats("faq-sim")["requests"] == 3
+
+
+async def test_a_wrong_hit_report_needs_a_token_this_server_made_for_a_model_the_key_may_use(
+    models: None, make_key: Any, mallory: Any
+) -> None:
+    secret = await sync_to_async(make_key)()
+    await ask(secret, "How do I cancel my order?", model="faq-sim")
+    token = (await ask(secret, "How can I cancel an order I placed?", model="faq-sim"))["X-Cache-Entry"]
+    other = await sync_to_async(make_key)(user=mallory, allowed_models=["cached-sim"])
+
+    missing = await post_json(AsyncClient(), WRONG_HITS, {}, secret)
+    forged = await post_json(AsyncClient(), WRONG_HITS, {"cache_entry": token[:-2] + "xx"}, secret)
+    not_hers = await post_json(AsyncClient(), WRONG_HITS, {"cache_entry": token}, other)
+
+    assert (missing.status_code, missing.json()["error"]["code"]) == (400, "missing_cache_entry")
+    assert (forged.status_code, forged.json()["error"]["code"]) == (400, "invalid_cache_entry")
+    assert (not_hers.status_code, not_hers.json()["error"]["code"]) == (404, "cache_entry_not_found")
+    again = await ask(secret, "How can I cancel an order I placed?", model="faq-sim")
+    assert again["X-Cache"] == "SEMANTIC-HIT"

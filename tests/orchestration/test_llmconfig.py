@@ -375,3 +375,24 @@ def test_the_readme_example_config_loads(tmp_path):
 def test_api_key_env_must_match_the_allowlist(tmp_path):
     with pytest.raises(ConfigError, match=r"providers.primary.api_key_env: 'REDIS_URL' may not hold a provider secret"):
         config_load(write(tmp_path, VALID.replace('api_key_env = "OPENAI_API_KEY"', 'api_key_env = "REDIS_URL"')))
+
+
+def test_a_semantic_error_budget_loads_and_the_old_raw_threshold_still_works(tmp_path):
+    faq = 'provider = "primary"\nupstream = "faq-1"\ncache = { semantic = true, semantic_error_budget = 0.005 }\n'
+    text = VALID + '\n[models."faq"]\n' + faq
+    config_load(write(tmp_path, text))
+
+    budgeted = LanguageModel.objects.get(name="faq")
+    assert (budgeted.cache_semantic_error_budget, budgeted.cache_semantic_threshold) == (0.005, None)
+    raw = LanguageModel.objects.get(name="gpt-4o")
+    assert (raw.cache_semantic_error_budget, raw.cache_semantic_threshold) == (0.01, 0.95)
+    assert "semantic_error_budget = 0.005" in config_dump()
+
+
+@pytest.mark.parametrize("budget", ["0", "0.9", '"1%"'])
+def test_an_error_budget_outside_its_range_is_refused_naming_the_key(tmp_path, budget):
+    text = VALID.replace("semantic_threshold = 0.95", f"semantic_error_budget = {budget}")
+    with pytest.raises(ConfigError) as refused:
+        config_load(write(tmp_path, text))
+    assert "cache.semantic_error_budget" in str(refused.value)
+    assert not LanguageModel.objects.exists()

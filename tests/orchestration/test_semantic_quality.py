@@ -1,79 +1,150 @@
 """How often the semantic cache serves a paraphrase, and how rarely a near miss, on labelled pairs.
 
-tests/data/semantic_pairs.jsonl holds a few hundred question pairs over ten domains, labelled
-``paraphrase`` (the cached answer is right) or ``near_miss`` (it would be wrong). The ``design``
-split was used to shape the near-miss guard; the ``held_out`` split was written after it was
-frozen. Each pair goes through the cache's own decision: the default local embedder, the model's
-default threshold, the scope index and the guard. Run with ``-s`` to see the figures.
+tests/data/semantic_eval.jsonl holds 1,161 question pairs in categories (see
+tests/bench/semantic_quality.py, which prints the per-category table). The ``tune`` split shaped
+the guard and the calibration; the ``held_out`` split is only measured. Each pair goes through the
+cache's own decision at the default error budget; ``fresh`` pairs were written after the rest had been
+measured. Run with ``-s`` to see the figures.
 """
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from collections import Counter
+from typing import Any
 
-import numpy as np
 import pytest
 
-from orchestration.caching.embedders import LocalEmbedder
-from orchestration.caching.semantic import ScopeIndex, matches
-from orchestration.models import LanguageModel
+from orchestration.caching.policy import (
+    CALIBRATION_PATH,
+    DEFAULT_ERROR_BUDGET,
+    NO_HIT_THRESHOLD,
+    CalibrationPoint,
+    calibration,
+    policy_for,
+    threshold_for_budget,
+)
+from tests.bench.semantic_quality import (
+    calibration_document,
+    category_table,
+    default_policy,
+    load_pairs,
+    outcomes,
+    report_lines,
+)
 
-PAIRS = Path(__file__).resolve().parent.parent / "data" / "semantic_pairs.jsonl"
-THRESHOLD = float(LanguageModel._meta.get_field("cache_semantic_threshold").get_default())
-
-
-def load_pairs() -> list[dict[str, str]]:
-    with open(PAIRS, encoding="utf-8") as lines:
-        return [json.loads(line) for line in lines if line.strip()]
-
-
-def served(cached: str, cached_vector: np.ndarray, asked: str, asked_vector: np.ndarray) -> bool:
-    index = ScopeIndex("pair")
-    index.add("cached", cached_vector, expires_at=2.0, stale_until=3.0, question=cached)
-    return bool(matches(index, asked, asked_vector, THRESHOLD, 1.0, stale=False))
+PARAPHRASE_KINDS = {
+    "verb_noun",
+    "action_synonym",
+    "abbreviation",
+    "number_word",
+    "turned_around",
+    "reworded",
+    "register",
+    "imperative",
+    "multi_turn_same",
+}
+NEAR_MISS_KINDS = {"numbers", "negation", "direction", "entity", "time", "quantity", "unit", "action"} | {
+    "multi_turn_other"
+}
 
 
 @pytest.fixture(scope="module")
-def outcomes() -> list[tuple[dict[str, str], bool]]:
+def table() -> dict[tuple[str, str, str], tuple[int, int]]:
     pairs = load_pairs()
-    embedder = LocalEmbedder()
-    cached = embedder.embed_sync([pair["a"] for pair in pairs])
-    asked = embedder.embed_sync([pair["b"] for pair in pairs])
-    return [(pair, served(pair["a"], cached[i], pair["b"], asked[i])) for i, pair in enumerate(pairs)]
+    policy = default_policy()
+    found = category_table(pairs, outcomes(pairs, policy))
+    print("\n" + "\n".join(report_lines(found, policy)))
+    return found
 
 
-def rates(outcomes: list[tuple[dict[str, str], bool]], split: str | None = None) -> tuple[float, float, int, int]:
-    chosen = [(pair, hit) for pair, hit in outcomes if split is None or pair["split"] == split]
-    paraphrases = [hit for pair, hit in chosen if pair["label"] == "paraphrase"]
-    near_misses = [hit for pair, hit in chosen if pair["label"] == "near_miss"]
-    return sum(paraphrases) / len(paraphrases), sum(near_misses) / len(near_misses), len(paraphrases), len(near_misses)
+def rate(table: dict[tuple[str, str, str], tuple[int, int]], label: str, split: str) -> float:
+    served, total = table[(label, "*", split)]
+    return served / total
 
 
-def test_the_labelled_set_is_a_few_hundred_pairs_of_both_kinds_over_many_domains() -> None:
+def test_the_labelled_set_has_600_written_pairs_in_every_category_in_both_splits() -> None:
     pairs = load_pairs()
-    assert len(pairs) >= 300
-    assert {pair["label"] for pair in pairs} == {"paraphrase", "near_miss"}
-    assert len({pair["domain"] for pair in pairs}) >= 8
-    assert all(pair["a"] != pair["b"] for pair in pairs)
+    written = [pair for pair in pairs if pair["source"] == "written"]
+    assert len(written) >= 600
+    kinds = Counter((pair["label"], pair["category"], pair["split"]) for pair in written)
+    for category in PARAPHRASE_KINDS:
+        assert kinds[("paraphrase", category, "tune")] >= 10 and kinds[("paraphrase", category, "held_out")] >= 10
+    for category in NEAR_MISS_KINDS:
+        assert kinds[("near_miss", category, "tune")] >= 10 and kinds[("near_miss", category, "held_out")] >= 10
+    assert len({pair["id"] for pair in pairs}) == len(pairs)
+    assert len({(pair["a"], pair["b"], json.dumps(pair["context_b"])) for pair in pairs}) == len(pairs)
 
 
-def test_near_misses_almost_never_hit_while_most_paraphrases_do(outcomes: list[tuple[dict[str, str], bool]]) -> None:
-    for split in (None, "design", "held_out"):
-        hit_rate, false_rate, paraphrases, near_misses = rates(outcomes, split)
-        print(
-            f"\nsemantic cache at threshold {THRESHOLD} [{split or 'all'}]: paraphrase hits {hit_rate:.1%} "
-            f"of {paraphrases}, near-miss false hits {false_rate:.1%} of {near_misses}"
-        )
-    for pair, hit in outcomes:
-        if hit and pair["label"] == "near_miss":
-            print(f"false hit: {pair['a']!r} answered {pair['b']!r}")
-    hit_rate, false_rate, _, _ = rates(outcomes)
-    assert false_rate < 0.01
-    assert hit_rate > 0.60
+def test_at_the_default_budget_most_held_out_paraphrases_hit_and_tuned_near_misses_do_not(
+    table: dict[tuple[str, str, str], tuple[int, int]],
+) -> None:
+    assert rate(table, "paraphrase", "held_out") >= 0.70
+    assert rate(table, "paraphrase", "fresh") >= 0.70
+    assert rate(table, "near_miss", "tune") <= DEFAULT_ERROR_BUDGET
+    # The guard misses questions whose roles are swapped with the same words (docs/benchmarks.md):
+    # 2 of 250 held out, 1 of 67 fresh. It must not get worse.
+    assert rate(table, "near_miss", "held_out") <= 0.01
+    assert table[("near_miss", "*", "fresh")][0] <= 1
 
 
-def test_the_capital_and_order_examples_of_the_design_do_not_hit(outcomes: list[tuple[dict[str, str], bool]]) -> None:
-    by_pair = {(pair["a"], pair["b"]): hit for pair, hit in outcomes}
-    assert by_pair[("What is the capital of France?", "What is the capital of Spain?")] is False
-    assert by_pair[("How do I cancel my order?", "How do I place an order?")] is False
+def test_every_near_miss_kind_but_direction_is_refused(table: dict[tuple[str, str, str], tuple[int, int]]) -> None:
+    for category in ("numbers", "negation", "entity", "time", "quantity", "unit", "action", "multi_turn_other"):
+        for split in ("tune", "held_out", "fresh"):
+            assert table[("near_miss", category, split)][0] == 0, (category, split)
+
+
+def test_the_shipped_calibration_is_what_the_labelled_set_gives_today() -> None:
+    shipped = json.loads(CALIBRATION_PATH.read_text(encoding="utf-8"))
+    assert calibration_document(load_pairs()) == shipped
+
+
+def test_a_tighter_budget_never_lowers_the_threshold_and_an_impossible_one_serves_nothing() -> None:
+    points = tuple(
+        CalibrationPoint(threshold=t, near_misses=200, wrong=w, paraphrases=200, hits=h)
+        for t, w, h in ((0.5, 9, 190), (0.6, 3, 180), (0.7, 1, 170), (0.8, 0, 150), (0.9, 0, 120))
+    )
+    assert threshold_for_budget(0.05, points) == 0.6  # 0.5 fits too (10/202), but it has no lower neighbour
+    assert threshold_for_budget(0.02, points) == 0.7  # 0.6 is at 2.0%: it fits, so 0.7 has slack below
+    assert threshold_for_budget(0.01, points) == 0.8  # 0.7 is at 1.0%: it fits, 0.8 has slack
+    assert threshold_for_budget(0.004, points) == NO_HIT_THRESHOLD
+
+
+def test_a_raw_threshold_still_wins_and_another_embedder_falls_back_to_the_measured_default() -> None:
+    shipped = calibration()
+    assert shipped is not None
+    assert policy_for(0.93, 0.01, shipped.embedder).threshold == 0.93
+    assert policy_for(None, 0.01, "provider:text-embedding-3-small").threshold == 0.85
+    budget_policy = policy_for(None, 0.01, shipped.embedder)
+    assert budget_policy.threshold == threshold_for_budget(0.01)
+    assert policy_for(None, 0.001, shipped.embedder).threshold >= budget_policy.threshold
+
+
+def _served(pair: dict[str, Any]) -> bool:
+    return outcomes([pair], default_policy())[0]
+
+
+@pytest.mark.parametrize(
+    ("cached", "asked", "hit"),
+    [
+        ("What is the capital of France?", "What is the capital of Spain?", False),
+        ("How do I cancel my order?", "How do I place an order?", False),
+        ("How do I cancel my subscription?", "How do I end my subscription?", True),
+        ("What is the GDP of Peru?", "What is the gross domestic product of Peru?", True),
+        ("Who founded Netflix?", "Who is the founder of Netflix?", True),
+        ("How do I delete one photo?", "How do I delete all photos?", False),
+        ("What is the bus schedule from Leeds to York?", "What is the bus schedule from York to Leeds?", False),
+    ],
+)
+def test_the_issues_examples_decide_as_a_person_would(cached: str, asked: str, hit: bool) -> None:
+    pair = {"a": cached, "b": asked, "context_a": [], "context_b": []}
+    assert _served(pair) is hit
+
+
+def test_wrong_hit_reports_raise_the_floor_only_past_the_budget_and_just_above_the_lowest_ones() -> None:
+    from orchestration.caching.feedback import FLOOR_STEP, learned_floor
+
+    assert learned_floor([0.7], served=100, budget=0.01) == 0.0  # 1 of 100 fits a 1% budget
+    assert learned_floor([0.7, 0.9], served=100, budget=0.01) == 0.7 + FLOOR_STEP  # the lowest one goes
+    assert learned_floor([0.7, 0.8, 0.9], served=100, budget=0.01) == 0.8 + FLOOR_STEP
+    assert learned_floor([0.99], served=1, budget=0.01) == 0.99 + FLOOR_STEP

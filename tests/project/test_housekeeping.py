@@ -13,6 +13,8 @@ def test_the_loaded_application_is_frozen_with_its_views_imported() -> None:
         frozen = freeze_loaded_objects()
 
         assert "orchestration.apis" in sys.modules and "chat.apis" in sys.modules  # the views, loaded first
-        assert frozen == gc.get_freeze_count() > 10_000
+        # Frozen objects can still be freed (another thread drops its last reference), so the count
+        # only ever falls after the freeze.
+        assert frozen >= gc.get_freeze_count() > 10_000
     finally:
         gc.unfreeze()

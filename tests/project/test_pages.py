@@ -10,7 +10,8 @@ import pytest
 from orchestration.access.keys import api_key_create
 from orchestration.models import AccessPolicy, ApiKey, LanguageModel, Provider
 
-PAGES = ["/", "/agents/", "/tasks/", f"/tasks/{uuid.uuid4()}/", "/keys/"]
+# A fixed id: test ids must be the same in every process that collects them (pytest-xdist).
+PAGES = ["/", "/agents/", "/tasks/", "/tasks/5ea41684-5d68-4b22-aaa6-d7147c0ef4c1/", "/keys/"]
 
 
 @pytest.mark.django_db

@@ -23,6 +23,23 @@ def wait_for_idle_queue(timeout: float = 15.0) -> None:
         time.sleep(0.05)
 
 
+@pytest.fixture(scope="module")
+def _module_worker(django_db_setup: None, _simulator_process: ManagedProcess) -> Iterator[ManagedProcess]:
+    process = start_worker(**FAST_RECOVERY)
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def worker(_module_worker: ManagedProcess, transactional_db: None, simulator: Any) -> Iterator[ManagedProcess]:
+    """The test module's one RQ worker (starting one per test costs seconds). Not for tests that
+    kill workers: those start their own with ``workers``."""
+    if _module_worker.process is not None and _module_worker.process.poll() is not None:
+        raise RuntimeError(f"the module's worker exited:\n{_module_worker.log_text()[-2000:]}")
+    yield _module_worker
+    wait_for_idle_queue()
+
+
 @pytest.fixture
 def workers(transactional_db: None, simulator: Any) -> Iterator[WorkerFactory]:
     """``workers(**env)`` starts an RQ worker on the stack's queues, recovering in seconds; all stop after the test."""

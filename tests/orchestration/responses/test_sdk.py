@@ -150,3 +150,11 @@ def test_structured_output_parses_into_the_sdks_model(sim_models, make_key, live
     parsed = sdk.responses.parse(model="gpt-sim", input="A colour, as JSON.", text_format=Colour)
     assert parsed.output_parsed == Colour(colour="teal")
     assert parsed.text is not None and parsed.text.format.type == "json_schema"
+
+
+def test_the_sdk_pages_through_input_items_with_its_cursor(sim_models, make_key, live_web) -> None:  # type: ignore[no-untyped-def]
+    sdk = client(live_web, make_key())
+    said = ["One.", "Two.", "Three."]
+    response = sdk.responses.create(model="gpt-sim", input=[{"role": "user", "content": text} for text in said])
+    items = list(sdk.responses.input_items.list(response.id, limit=1, order="asc"))  # three pages
+    assert [item.content[0].text for item in items] == said  # type: ignore[union-attr]

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('orchestration', '0004_request_log_error_detail'),
+        ('orchestration', '0006_semantic_wrong_hits'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
