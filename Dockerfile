@@ -30,5 +30,5 @@ USER switchyard
 EXPOSE 8000
 # Web: daphne with an HTTP timeout above the longest app deadline and WebSocket pings well
 # below a proxy's idle timeout. Workers override the command (see docker-compose.yml).
-CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "--http-timeout", "330", "--ping-interval", "20", \
+CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "--http-timeout", "660", "--ping-interval", "20", \
      "--ping-timeout", "30", "--application-close-timeout", "30", "--proxy-headers", "project.asgi:application"]

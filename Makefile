@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 SERVE_ARGS ?=
 
-.PHONY: install run test lint bench scale-test clean
+.PHONY: install clients run test lint bench scale-test clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is required")'
@@ -16,6 +16,31 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
+# The client libraries tests/clients drives, each pinned, in venvs and node_modules of their own
+# (LlamaIndex needs an older openai than the Agents SDK accepts). Rebuilt only when a pin changes;
+# the JavaScript clients are skipped, with a note, on a machine without npm.
+CLIENTS := tests/clients
+CLIENTS_STAMP := var/clients-venv/.installed-stamp
+LLAMAINDEX_STAMP := var/clients-venv-llamaindex/.installed-stamp
+NODE_STAMP := $(CLIENTS)/node_modules/.installed-stamp
+
+$(CLIENTS_STAMP): $(CLIENTS)/requirements.txt
+	test -x var/clients-venv/bin/python || $(PYTHON) -m venv var/clients-venv
+	var/clients-venv/bin/python -m pip install --quiet -r $<
+	touch $@
+
+$(LLAMAINDEX_STAMP): $(CLIENTS)/requirements-llamaindex.txt
+	test -x var/clients-venv-llamaindex/bin/python || $(PYTHON) -m venv var/clients-venv-llamaindex
+	var/clients-venv-llamaindex/bin/python -m pip install --quiet -r $<
+	touch $@
+
+$(NODE_STAMP): $(CLIENTS)/package.json $(CLIENTS)/package-lock.json
+	if command -v npm >/dev/null 2>&1; then \
+		cd $(CLIENTS) && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed-stamp; \
+	else echo "npm not found: the JavaScript client tests will be skipped"; fi
+
+clients: $(CLIENTS_STAMP) $(LLAMAINDEX_STAMP) $(NODE_STAMP)
+
 # The demo registry: simulator models, plus OpenAI/Anthropic/Gemini when their API key variable
 # is set and a local Ollama when one answers. `make run SERVE_ARGS="--port 8001 --workers 4"`.
 run: install
@@ -23,7 +48,7 @@ run: install
 	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py llmconfig demo
 	DEBUG=$${DEBUG:-1} exec $(BIN)/python manage.py serve $(SERVE_ARGS)
 
-test: install
+test: install clients
 	$(BIN)/python -m pytest
 
 lint: install

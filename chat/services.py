@@ -223,7 +223,7 @@ def _reply_prepare(conversation: Conversation, caller: Caller, model: str, turns
         fitted = context_fit(system_prompt=system_prompt, turns=turns, route=route)
     except ContextTooLong as error:
         raise InvalidRequest("context_length_exceeded", str(error), param="content") from error
-    deadline_s = deadline_for("chat", requested_s=None, route=route).total_s
+    deadline_s = deadline_for("chat", requested_s=None, route=route, max_tokens=fitted.reply_tokens).total_s
     admission = admit_sync(
         caller, model=route.name, input_tokens=fitted.input_tokens, max_tokens=fitted.reply_tokens, hold_s=deadline_s
     )

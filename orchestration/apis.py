@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import logging
 import math
 import struct
@@ -36,20 +37,24 @@ from orchestration.access.admission import (
 )
 from orchestration.access.credentials import api_key_secret_from
 from orchestration.caching.feedback import semantic_hit_from_token, semantic_hit_report_wrong
+from orchestration.cors import cors_is_preflight, cors_mark, cors_origin_allowed, cors_preflight
 from orchestration.deadlines import deadline_for
 from orchestration.errors import DeadlinePassed, InvalidRequest, NotFound, ServiceError, error_body, error_body_of
 from orchestration.http import door, json_response, keys_only, lean_route, raw_body, request_id_of
 from orchestration.orchestrator import CallContext, ReplyStream, get_orchestrator
 from orchestration.prompts import aprompt_render, prompt_apply
-from orchestration.registry import ModelRoute, asnapshot
+from orchestration.registry import ModelRoute, Snapshot, asnapshot
 from orchestration.sse import DONE, EventStreamResponse, json_compact, sse_event
+from orchestration.tokens import CL100K_KINDS, TokensUnknown, tokens_count, tokens_decode
 from orchestration.types import ChatRequest, ChatResponse, Chunk, Served, ToolCallDelta, Usage
 from orchestration.validation import (
     CompletionInput,
+    EmbeddingInput,
     completion_input_from,
     embedding_input_from,
     json_object_from,
     prompt_chars,
+    prompt_text,
 )
 
 logger = logging.getLogger("switchyard.api")
@@ -66,6 +71,7 @@ class Call:
     request: HttpRequest
     admission: Admission
     ctx: CallContext
+    max_tokens: int | None = None  # what the call asked to write at most; it stretches the deadline
 
     @property
     def route(self) -> ModelRoute:
@@ -82,12 +88,41 @@ class Call:
 
 
 def v1_view(*methods: str) -> Callable[[View], View]:
-    """A ``/v1`` view: a lean route for API keys only, its methods checked, its errors answered."""
+    """A ``/v1`` view: a lean route for API keys only, its methods checked, its errors answered,
+    its time to answer in ``openai-processing-ms``."""
 
     def decorate(view: View) -> View:
-        return lean_route(keys_only(door(*methods)(view)))
+        return lean_route(keys_only(_cors(methods, _timed(door(*methods)(view)))))
 
     return decorate
+
+
+def _cors(methods: tuple[str, ...], view: View) -> View:
+    """CORS for allowed browser origins (orchestration/cors.py); nothing changes for anyone else."""
+
+    @functools.wraps(view)
+    async def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        origin = cors_origin_allowed(request)
+        if origin is None:
+            return await view(request, *args, **kwargs)
+        if cors_is_preflight(request):
+            return cors_preflight(request, origin, methods)
+        return cors_mark(await view(request, *args, **kwargs), origin)
+
+    return wrapped
+
+
+def _timed(view: View) -> View:
+    """``openai-processing-ms``, as OpenAI sends it: the time until the response (a stream's headers) is ready."""
+
+    @functools.wraps(view)
+    async def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        started = time.perf_counter()
+        response = await view(request, *args, **kwargs)
+        response["openai-processing-ms"] = str(round((time.perf_counter() - started) * 1000))
+        return response
+
+    return wrapped
 
 
 async def _caller(request: HttpRequest) -> Caller:
@@ -101,19 +136,79 @@ def _json_body(request: HttpRequest) -> dict[str, Any]:
     return json_object_from(raw_body(request))
 
 
-def _hold_s(endpoint: str, route: ModelRoute) -> float:
-    return deadline_for(endpoint, requested_s=None, route=route).total_s
+def _hold_s(endpoint: str, route: ModelRoute, max_tokens: int | None) -> float:
+    generates = endpoint != "embedding"
+    return deadline_for(
+        endpoint, requested_s=None, route=route, max_tokens=_writes(route, max_tokens, generates)
+    ).total_s
 
 
-async def _admitted(caller: Caller, model: str, endpoint: str, *, chars: int, max_tokens: int | None) -> Admission:
+def _writes(route: ModelRoute, max_tokens: int | None, generates: bool) -> int | None:
+    """The most a call may write, which stretches its deadline (orchestration/deadlines.py)."""
+    return (max_tokens or route.max_output_tokens) if generates else None
+
+
+# The provider kinds whose wire carries OpenAI's ``logprobs`` (orchestration/providers/openai.py).
+LOGPROBS_KINDS = frozenset({"openai", "openai-compatible", "simulator"})
+
+
+def _require_logprobs(route: ModelRoute, chat: ChatRequest) -> None:
+    if chat.logprobs and route.provider_kind not in LOGPROBS_KINDS:
+        message = f"logprobs are not available for '{route.name}' (its provider, {route.provider_kind}, has none)."
+        raise InvalidRequest("unsupported_value", message, param="logprobs")
+
+
+async def _require_fit(route: ModelRoute, registry: Snapshot, chat: ChatRequest) -> None:
+    """A prompt that no model of the fallback chain can read is a 400 before any call: retrying
+    cannot help. Counted only when its UTF-8 size says it might not fit (a token is never shorter
+    than a byte), and only with the tokenizer the model family uses. ``max_tokens`` is left to the
+    providers: they differ on whether the answer's room counts against the window."""
+    chain = [route, *(registry.models[name] for name in route.fallbacks if name in registry.models)]
+    window = max(candidate.context_window for candidate in chain)
+    text = prompt_text(chat)
+    if len(text.encode()) <= window or route.provider_kind not in CL100K_KINDS:
+        return
+    tokens = await asyncio.to_thread(tokens_count, text)
+    if tokens > window:
+        message = (
+            f"This model's maximum context length is {window} tokens; the messages need about {tokens}. "
+            "Shorten the messages."
+        )
+        raise InvalidRequest("context_length_exceeded", message, param="messages")
+
+
+def _require_capability(route: ModelRoute, capability: str) -> None:
+    """Chat on an embeddings-only model, or embeddings on a model without that capability, is a 400."""
+    embeds = "embeddings" in route.capabilities
+    chats = not embeds or "chat" in route.capabilities
+    if (capability == "embeddings" and not embeds) or (capability == "chat" and not chats):
+        doing = "embeddings" if capability == "embeddings" else "chat completions"
+        message = f"The model '{route.name}' does not support {doing} (it lacks the '{capability}' capability)."
+        raise InvalidRequest("model_not_supported", message, param="model")
+
+
+async def _admitted(
+    caller: Caller,
+    model: str,
+    endpoint: str,
+    *,
+    chars: int,
+    max_tokens: int | None,
+    capability: str = "chat",
+    chat: ChatRequest | None = None,
+) -> Admission:
     registry = await asnapshot()
     route = route_of(caller, model, registry)
+    _require_capability(route, capability)
+    if chat is not None:
+        _require_logprobs(route, chat)
+        await _require_fit(route, registry, chat)
     return await admit(
         caller,
         model=model,
         input_tokens=prompt_tokens_from_chars(chars),
         max_tokens=max_tokens,
-        hold_s=_hold_s(endpoint, route),
+        hold_s=_hold_s(endpoint, route, max_tokens),
     )
 
 
@@ -151,7 +246,10 @@ def _served_headers(served: Served, *, with_cost: bool = True) -> dict[str, str]
 
 async def _within_deadline(call: Call, awaitable: Awaitable[Any]) -> Any:
     """Await an Orchestrator call with a last-resort timeout just past its own deadline."""
-    seconds = deadline_for(call.ctx.endpoint, requested_s=call.ctx.deadline_s, route=call.route).total_s
+    writes = _writes(call.route, call.max_tokens, call.ctx.endpoint != "embedding")
+    seconds = deadline_for(
+        call.ctx.endpoint, requested_s=call.ctx.deadline_s, route=call.route, max_tokens=writes
+    ).total_s
     try:
         async with asyncio.timeout(seconds + _DEADLINE_MARGIN_S):
             return await awaitable
@@ -174,11 +272,15 @@ async def chat_completions(request: HttpRequest) -> HttpResponseBase:
     payload = completion_input_from(_json_body(request))
     ctx = _context(request, caller, "completion")
     chat = await _with_prompt(payload, ctx)
-    admission = await _admitted(caller, chat.model, "completion", chars=prompt_chars(chat), max_tokens=chat.max_tokens)
-    call = Call(request, admission, ctx)
+    chars = prompt_chars(chat) * payload.choices  # each choice reads the whole prompt upstream
+    admission = await _admitted(caller, chat.model, "completion", chars=chars, max_tokens=chat.max_tokens, chat=chat)
+    call = Call(request, admission, ctx, chat.max_tokens)
+    if payload.choices > 1 or chat.logprobs:
+        # n answers from one cache entry would be n copies of one answer; cached answers keep no logprobs.
+        ctx.cache_control = "no-store"
     if payload.stream:
         return await _stream_response(call, chat, include_usage=payload.include_usage)
-    return await _complete_response(call, chat)
+    return await _complete_response(call, chat, payload.choices)
 
 
 async def _with_prompt(payload: CompletionInput, ctx: CallContext) -> ChatRequest:
@@ -196,16 +298,32 @@ async def _with_prompt(payload: CompletionInput, ctx: CallContext) -> ChatReques
     return chat
 
 
-async def _complete_response(call: Call, chat: ChatRequest) -> HttpResponse:
+async def _complete_response(call: Call, chat: ChatRequest, choices: int = 1) -> HttpResponse:
+    """One completion, or ``n`` of them: n calls made side by side (each its own upstream call, so
+    each may differ), answered as one ``chat.completion`` with the usage and cost summed."""
     usage, cost = None, Decimal(0)
+    orchestrator = get_orchestrator()
     try:
-        response, served = await _within_deadline(call, get_orchestrator().complete(chat, call.ctx))
-        usage, cost = served.usage, served.cost_usd
+        answers: list[tuple[ChatResponse, Served]] = await _within_deadline(
+            call, asyncio.gather(*(orchestrator.complete(chat, call.ctx) for _ in range(choices)))
+        )
+        usage = Usage(
+            input_tokens=sum(served.usage.input_tokens for _, served in answers),
+            output_tokens=sum(served.usage.output_tokens for _, served in answers),
+        )
+        cost = sum((served.cost_usd for _, served in answers), Decimal(0))
     except ServiceError as error:
         raise _with_limit_headers(error, call) from None
     finally:
         await call.settle(usage, cost)
-    return json_response(completion_body(response, served), {**call.headers(), **_served_headers(served)})
+    response, served = answers[0]
+    body = completion_body(response, served)
+    headers = {**call.headers(), **_served_headers(served)}
+    if choices > 1:
+        body["choices"] = [_choice(index, one) for index, (one, _) in enumerate(answers)]
+        body["usage"] = _usage_body(usage or Usage())
+        headers["X-Cost-USD"] = f"{cost:f}"
+    return json_response(body, headers)
 
 
 def completion_id() -> str:
@@ -220,20 +338,25 @@ def _usage_body(usage: Usage) -> dict[str, int]:
     }
 
 
-def completion_body(response: ChatResponse, served: Served) -> dict[str, Any]:
-    """A ``ChatResponse`` in OpenAI's ``chat.completion`` shape."""
+def _choice(index: int, response: ChatResponse) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": response.content, "refusal": None}
     if response.tool_calls:
         message["tool_calls"] = [
             {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
             for call in response.tool_calls
         ]
+    logprobs = {"content": response.logprobs, "refusal": None} if response.logprobs is not None else None
+    return {"index": index, "message": message, "logprobs": logprobs, "finish_reason": response.finish_reason}
+
+
+def completion_body(response: ChatResponse, served: Served) -> dict[str, Any]:
+    """A ``ChatResponse`` in OpenAI's ``chat.completion`` shape."""
     return {
         "id": completion_id(),
         "object": "chat.completion",
         "created": int(time.time()),
         "model": served.model or response.model,
-        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": response.finish_reason}],
+        "choices": [_choice(0, response)],
         "usage": _usage_body(response.usage),
         "system_fingerprint": None,
     }
@@ -328,7 +451,7 @@ class _ChunkWriter:
 
     def frames(self, chunk: Chunk) -> bytes:
         """The SSE bytes of one chunk (nothing for a chunk that carries nothing to send)."""
-        if chunk.delta and not chunk.tool_calls and chunk.finish_reason is None:
+        if chunk.delta and not chunk.tool_calls and chunk.finish_reason is None and chunk.logprobs is None:
             return self._text_before + json_compact(chunk.delta) + self._text_after
         return b"".join(self.event(body) for body in self.bodies(chunk))
 
@@ -340,7 +463,10 @@ class _ChunkWriter:
         if chunk.tool_calls:
             delta["tool_calls"] = [_tool_call_delta(call) for call in chunk.tool_calls]
         if delta:
-            bodies.append(self._chunk([self._choice(delta)]))
+            choice = self._choice(delta)
+            if chunk.logprobs is not None:
+                choice["logprobs"] = {"content": chunk.logprobs, "refusal": None}
+            bodies.append(self._chunk([choice]))
         if chunk.finish_reason is not None and self.finish_reason is None:
             bodies.append(self.finish(chunk.finish_reason))
         return bodies
@@ -372,20 +498,25 @@ def _tool_call_delta(call: ToolCallDelta) -> dict[str, Any]:
 
 @v1_view("POST")
 async def embeddings(request: HttpRequest) -> HttpResponseBase:
-    """Embed one text or a list of texts."""
+    """Embed one text or a list of texts (or token arrays, read back by the model's tokenizer)."""
     caller = await _caller(request)
     payload = embedding_input_from(_json_body(request))
-    chars = sum(len(text) for text in payload.request.inputs)
-    admission = await _admitted(caller, payload.request.model, "embedding", chars=chars, max_tokens=0)
+    route = route_of(caller, payload.model, await asnapshot())
+    _require_capability(route, "embeddings")
+    texts = await _embedding_texts(payload, route)
+    admission = await _admitted(
+        caller, payload.model, "embedding", chars=sum(map(len, texts)), max_tokens=0, capability="embeddings"
+    )
     call = Call(request, admission, _context(request, caller, "embedding"))
     usage, cost = None, Decimal(0)
     try:
-        response, served = await _within_deadline(call, get_orchestrator().embed(payload.request, call.ctx))
+        response, served = await _within_deadline(call, get_orchestrator().embed(payload.request(texts), call.ctx))
         usage, cost = served.usage, served.cost_usd
     except ServiceError as error:
         raise _with_limit_headers(error, call) from None
     finally:
         await call.settle(usage, cost)
+    _check_dimensions(payload.dimensions, response.vectors)
     data = [
         {
             "object": "embedding",
@@ -401,6 +532,39 @@ async def embeddings(request: HttpRequest) -> HttpResponseBase:
         "usage": {"prompt_tokens": response.usage.input_tokens, "total_tokens": response.usage.total_tokens},
     }
     return json_response(body, {**call.headers(), **_served_headers(served)})
+
+
+async def _embedding_texts(payload: EmbeddingInput, route: ModelRoute) -> list[str]:
+    """The inputs as texts: token arrays (what LangChain's ``OpenAIEmbeddings`` sends by default)
+    are read back with OpenAI's cl100k tokenizer, which is the one the model family counts in."""
+    return await texts_of(payload.inputs, route, "input")
+
+
+async def texts_of(items: list[str | list[int]], route: ModelRoute, param: str) -> list[str]:
+    """Texts and cl100k token arrays, all as texts; token arrays only for OpenAI-family models."""
+    if not any(isinstance(item, list) for item in items):
+        return [item for item in items if isinstance(item, str)]
+    if route.provider_kind not in CL100K_KINDS:
+        message = f"Token arrays are only read for models with OpenAI's tokenizer; send '{route.name}' text."
+        raise InvalidRequest("unsupported_value", message, param=param)
+    try:
+        # The first use loads the tokenizer (tens of MB): off the event loop.
+        return await asyncio.to_thread(_decoded, items)
+    except TokensUnknown as error:
+        raise InvalidRequest("invalid_value", f"Invalid value for '{param}': {error}.", param=param) from None
+
+
+def _decoded(inputs: list[str | list[int]]) -> list[str]:
+    return [item if isinstance(item, str) else tokens_decode(item) for item in inputs]
+
+
+def _check_dimensions(dimensions: int | None, vectors: list[list[float]]) -> None:
+    """A vector is shortened on request, never lengthened: more dimensions than the model has is a 400.
+    The model's size is only known from its answer, so this is checked after the call."""
+    size = len(vectors[0]) if vectors else 0
+    if dimensions is not None and size and dimensions > size:
+        message = f"dimensions is {dimensions}, but this model's embeddings have {size}; send {size} or fewer."
+        raise InvalidRequest("invalid_value", message, param="dimensions")
 
 
 def _vector(vector: list[float], dimensions: int | None, encoding: str) -> list[float] | str:

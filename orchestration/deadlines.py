@@ -1,7 +1,10 @@
 """One deadline per call, and the per-attempt timeouts cut to fit what is left of it.
 
 The chain (docs/operations.md, "The chain of timeouts"): the endpoint's deadline (settings ``DEADLINE_*_S``), or the
-model's ``deadline_s``, or the caller's ``CallContext.deadline_s``; inside it every attempt gets a
+model's ``deadline_s``, or the caller's ``CallContext.deadline_s``. A call that generates text gets more: its
+base plus the time the model needs to write ``max_tokens`` at its ``tokens_per_second`` (with margin), up to
+``DEADLINE_CEILING_S`` (10 min), so a long answer is not cut at 30 s; a stream that stalls is still ended
+by its first-token and idle limits. Inside the deadline every attempt gets a
 ``CallTimeout`` whose total is the expected generation time (``max_tokens / tokens_per_second``
 plus the provider's time to start answering) but never more than what remains.
 """
@@ -43,6 +46,11 @@ def _seconds(name: str, default: float) -> float:
 def endpoint_deadline_s(endpoint: str) -> float:
     """The configured deadline of an endpoint ("completion", "chat", "agent", "embedding")."""
     return _seconds(_ENDPOINT_SETTING.get(endpoint, "DEADLINE_COMPLETION_S"), 30.0)
+
+
+def deadline_ceiling_s() -> float:
+    """The longest a generation may stretch a deadline to (``SWITCHYARD_DEADLINE_CEILING_S``)."""
+    return _seconds("DEADLINE_CEILING_S", 600.0)
 
 
 def stream_first_token_s() -> float:
@@ -88,26 +96,37 @@ def deadline_for(
     *,
     requested_s: float | None,
     route: ModelRoute | None,
+    max_tokens: int | None = None,
     clock: Clock = time.monotonic,
     started: float | None = None,
 ) -> Deadline:
     """The caller's explicit deadline, else the model's, else the endpoint's, counted from
-    ``started`` (a ``clock`` reading; default now)."""
+    ``started`` (a ``clock`` reading; default now). ``max_tokens``: the most the call may write;
+    given, the deadline grows by the time that takes (``generation_allowance_s``)."""
     if requested_s is not None:
         seconds = requested_s
-    elif route is not None and route.deadline_s:
-        seconds = route.deadline_s
     else:
-        seconds = endpoint_deadline_s(endpoint)
+        seconds = route.deadline_s if route is not None and route.deadline_s else endpoint_deadline_s(endpoint)
+        if route is not None and max_tokens:
+            seconds = min(seconds + generation_allowance_s(max_tokens, route), max(seconds, deadline_ceiling_s()))
     seconds = max(0.0, seconds)
     return Deadline(expires_at=(clock() if started is None else started) + seconds, total_s=seconds, clock=clock)
 
 
+def generation_allowance_s(max_tokens: int, route: ModelRoute) -> float:
+    """How long ``route``'s model may take to write ``max_tokens``, with the margin for a slow day."""
+    speed = route.tokens_per_second if route.tokens_per_second > 0 else 50.0
+    return max_tokens / speed * GENERATION_MARGIN
+
+
+def generation_tokens(request: ChatRequest, route: ModelRoute) -> int:
+    """The most a chat call may write: its ``max_tokens``, else everything the model can."""
+    return request.max_tokens or route.max_output_tokens
+
+
 def expected_generation_s(request: ChatRequest, route: ModelRoute) -> float:
     """How long the model should need to write the longest answer this request allows."""
-    tokens = request.max_tokens or route.max_output_tokens
-    speed = route.tokens_per_second if route.tokens_per_second > 0 else 50.0
-    return tokens / speed * GENERATION_MARGIN
+    return generation_allowance_s(generation_tokens(request, route), route)
 
 
 def call_timeout(

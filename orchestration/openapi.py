@@ -49,6 +49,8 @@ _TOOL_CALL = {
     "additionalProperties": False,
 }
 
+_TOKENS = {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 1, "maxItems": 8192}
+
 SCHEMAS: dict[str, Any] = {
     "ChatMessage": {
         "type": "object",
@@ -60,6 +62,11 @@ SCHEMAS: dict[str, Any] = {
             "tool_calls": {"type": "array", "items": _TOOL_CALL, "description": "Assistant messages only."},
             "tool_call_id": {"type": "string", "description": "Required for tool messages."},
             "refusal": _nullable(_STRING),
+            "annotations": {"type": "array", "items": _OBJECT, "description": "Assistant messages only; ignored."},
+            "audio": _nullable({"type": "object", "description": "Assistant messages only; must be null."}),
+            "function_call": _nullable({"type": "object", "description": "Assistant messages only; must be null."}),
+            "parsed": {"description": "Assistant messages only (the SDK's parsed copy); ignored."},
+            "reasoning": {"description": "Assistant messages only; ignored."},
         },
         "additionalProperties": False,
     },
@@ -92,7 +99,7 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "description": "OpenAI's chat-completion request. `model` and `messages` are required unless `prompt` "
         "names a template (which adds a system message and may name the model). Unknown fields are refused "
-        "with 400; n must be 1.",
+        "with 400; n > 1 makes n upstream calls, usage summed.",
         "properties": {
             "model": _STRING,
             "messages": {"type": "array", "items": _ref("ChatMessage"), "minItems": 1},
@@ -100,7 +107,7 @@ SCHEMAS: dict[str, Any] = {
             "top_p": _nullable({"type": "number", "minimum": 0, "maximum": 1}),
             "max_tokens": _nullable({"type": "integer", "minimum": 1}),
             "max_completion_tokens": _nullable({"type": "integer", "minimum": 1}),
-            "n": _nullable({"type": "integer", "enum": [1]}),
+            "n": _nullable({"type": "integer", "minimum": 1, "maximum": 8, "description": "n > 1: not with stream."}),
             "stream": _nullable(_BOOLEAN),
             "stream_options": _nullable(
                 {
@@ -127,14 +134,21 @@ SCHEMAS: dict[str, Any] = {
                     },
                 }
             ),
-            "logprobs": _nullable({"type": "boolean", "enum": [False]}),
-            "top_logprobs": _nullable({"type": "integer", "minimum": 0, "maximum": 20}),
+            "logprobs": _nullable(
+                {"type": "boolean", "description": "OpenAI, OpenAI-compatible and simulator models only; else 400."}
+            ),
+            "top_logprobs": _nullable(
+                {"type": "integer", "minimum": 0, "maximum": 20, "description": "Needs logprobs."}
+            ),
             "logit_bias": _nullable(_OBJECT),
             "metadata": _nullable(_OBJECT),
             "store": _nullable(_BOOLEAN),
             "service_tier": _nullable(_STRING),
             "prompt_cache_key": _nullable(_STRING),
             "safety_identifier": _nullable(_STRING),
+            "reasoning_effort": _nullable({"type": "string", "description": "Accepted and ignored."}),
+            "verbosity": _nullable({"type": "string", "description": "Accepted and ignored."}),
+            "modalities": _nullable({"type": "array", "items": {"type": "string", "enum": ["text"]}}),
             "prompt": _ref("PromptReference"),
         },
         "additionalProperties": False,
@@ -187,12 +201,77 @@ SCHEMAS: dict[str, Any] = {
             "usage": _nullable(_ref("Usage")),
         },
     },
+    "TextCompletionRequest": {
+        "type": "object",
+        "description": "OpenAI's legacy completion request, served by chat models: each prompt is sent as one "
+        "user message. echo must be false, suffix empty, n and best_of 1.",
+        "required": ["model", "prompt"],
+        "properties": {
+            "model": _STRING,
+            "prompt": {
+                "oneOf": [
+                    _STRING,
+                    {"type": "array", "items": _STRING, "minItems": 1, "maxItems": 16},
+                    _TOKENS,
+                    {"type": "array", "items": _TOKENS, "minItems": 1, "maxItems": 16},
+                ]
+            },
+            "max_tokens": _nullable({"type": "integer", "minimum": 1}),
+            "stop": _nullable({"oneOf": [_STRING, {"type": "array", "items": _STRING, "maxItems": 4}]}),
+            "stream": _nullable(_BOOLEAN),
+            "stream_options": _nullable({"type": "object", "properties": {"include_usage": _BOOLEAN}}),
+            "temperature": _nullable({"type": "number", "minimum": 0, "maximum": 2}),
+            "top_p": _nullable({"type": "number", "minimum": 0, "maximum": 1}),
+            "n": _nullable({"type": "integer", "enum": [1]}),
+            "best_of": _nullable({"type": "integer", "enum": [1]}),
+            "echo": _nullable({"type": "boolean", "enum": [False]}),
+            "suffix": _nullable({"type": "string", "maxLength": 0}),
+            "logprobs": _nullable({"type": "integer", "enum": [0]}),
+            "seed": _nullable(_INTEGER),
+            "user": _nullable(_STRING),
+            "presence_penalty": _nullable({"type": "number", "minimum": -2, "maximum": 2}),
+            "frequency_penalty": _nullable({"type": "number", "minimum": -2, "maximum": 2}),
+            "logit_bias": _nullable(_OBJECT),
+        },
+        "additionalProperties": False,
+    },
+    "TextCompletion": {
+        "type": "object",
+        "description": "A `text_completion`; streamed, each `data:` line is one with a text delta per choice.",
+        "properties": {
+            "id": _STRING,
+            "object": {"type": "string", "enum": ["text_completion"]},
+            "created": _INTEGER,
+            "model": _STRING,
+            "choices": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "text": _STRING,
+                        "index": _INTEGER,
+                        "logprobs": _nullable(_OBJECT),
+                        "finish_reason": _nullable(_STRING),
+                    },
+                },
+            },
+            "usage": _ref("Usage"),
+        },
+    },
     "EmbeddingRequest": {
         "type": "object",
         "required": ["model", "input"],
         "properties": {
             "model": _STRING,
-            "input": {"oneOf": [_STRING, {"type": "array", "items": _STRING, "minItems": 1, "maxItems": 2048}]},
+            "input": {
+                "description": "Text, texts, or cl100k token arrays (read back as text for OpenAI-family models).",
+                "oneOf": [
+                    _STRING,
+                    {"type": "array", "items": _STRING, "minItems": 1, "maxItems": 2048},
+                    _TOKENS,
+                    {"type": "array", "items": _TOKENS, "minItems": 1, "maxItems": 2048},
+                ],
+            },
             "encoding_format": {"type": "string", "enum": ["float", "base64"]},
             "dimensions": {"type": "integer", "minimum": 1},
             "user": _STRING,
@@ -331,6 +410,29 @@ PATHS: dict[str, Any] = {
                     {
                         "application/json": {"schema": _ref("ChatCompletion")},
                         "text/event-stream": {"schema": _ref("ChatCompletionChunk")},
+                    },
+                    {**_LIMIT_HEADERS, **_SERVED_HEADERS},
+                ),
+                **_errors(400, 401, 403, 404, 413, 429, 502, 503, 504),
+            },
+        }
+    },
+    "/v1/completions": {
+        "post": {
+            "operationId": "v1_completions_create",
+            "tags": ["v1"],
+            "summary": "Create a legacy text completion (OpenAI-compatible, over chat models)",
+            "security": _SECURITY,
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": _ref("TextCompletionRequest")}},
+            },
+            "responses": {
+                **_ok(
+                    "One choice per prompt, or their stream.",
+                    {
+                        "application/json": {"schema": _ref("TextCompletion")},
+                        "text/event-stream": {"schema": _ref("TextCompletion")},
                     },
                     {**_LIMIT_HEADERS, **_SERVED_HEADERS},
                 ),

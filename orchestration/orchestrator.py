@@ -173,6 +173,13 @@ class Call:
     deployment: DeploymentRoute | None = None  # the deployment of the attempt in progress or that served
     parameters: dict[str, object] = field(default_factory=dict)  # an experiment variant's overrides
     span: Any = None  # the call's trace span; None while tracing is off (orchestration/telemetry/genai.py)
+    max_tokens: int | None = None  # what a chat call asked to write at most (None: the model's limit)
+
+    def generation_tokens(self, route: ModelRoute) -> int | None:
+        """What stretches the deadline: the most a chat call may write; nothing for embeddings."""
+        if self.operation != "chat":
+            return None
+        return self.max_tokens or route.max_output_tokens
 
     def note_reopen(self, retry_at: float | None) -> None:
         if retry_at is not None and (self.reopen_at is None or retry_at < self.reopen_at):
@@ -260,7 +267,10 @@ class Orchestrator:
 
     def _call(self, request: ChatRequest | EmbeddingRequest, ctx: CallContext, operation: str = "chat") -> Call:
         span = call_span(operation, request, ctx.endpoint, ctx.request_id)
-        return Call(model=request.model, ctx=ctx, started=self.clock(), operation=operation, span=span)
+        max_tokens = request.max_tokens if isinstance(request, ChatRequest) else None
+        call = Call(model=request.model, ctx=ctx, started=self.clock(), operation=operation, span=span)
+        call.max_tokens = max_tokens
+        return call
 
     async def _route(self, call: Call, *, with_fallbacks: bool = True) -> ModelRoute:
         snap = await asnapshot()
@@ -272,7 +282,12 @@ class Orchestrator:
         call.snap, call.requested = snap, route
         call.chain = route.fallbacks if with_fallbacks else ()
         call.deadline = deadline_for(
-            call.ctx.endpoint, requested_s=call.ctx.deadline_s, route=route, clock=self.clock, started=call.started
+            call.ctx.endpoint,
+            requested_s=call.ctx.deadline_s,
+            route=route,
+            max_tokens=call.generation_tokens(route),
+            clock=self.clock,
+            started=call.started,
         )
         self._serve_from(call, route)
         return route

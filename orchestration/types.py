@@ -50,6 +50,8 @@ class ChatRequest:
     user: str | None = None
     presence_penalty: float | None = None
     frequency_penalty: float | None = None
+    logprobs: bool = False  # OpenAI-wire providers only; the /v1 door refuses it for the others
+    top_logprobs: int | None = None
 
 
 @dataclass(slots=True)
@@ -70,6 +72,7 @@ class ChatResponse:
     tool_calls: list[ToolCall] = field(default_factory=list)
     finish_reason: str = "stop"  # stop | length | tool_calls | content_filter
     usage: Usage = field(default_factory=Usage)
+    logprobs: list[dict[str, Any]] | None = None  # OpenAI's ``choice.logprobs.content``, when asked for
 
 
 @dataclass(slots=True)
@@ -89,6 +92,7 @@ class Chunk:
     tool_calls: list[ToolCallDelta] = field(default_factory=list)
     finish_reason: str | None = None
     usage: Usage | None = None
+    logprobs: list[dict[str, Any]] | None = None  # the logprobs of this chunk's tokens, when asked for
 
 
 @dataclass(slots=True)

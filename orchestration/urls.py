@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from django.urls import URLPattern, URLResolver, path, re_path
 
-from orchestration import apis
+from orchestration import apis, textcompletions
 from orchestration.responses import apis as responses
 from orchestration.routing.apis import FeedbackCreateApi
 
 # django-stubs types view callables as sync; these views are async, which Django accepts.
 urlpatterns: list[URLPattern | URLResolver] = [
     path("v1/chat/completions", apis.chat_completions, name="v1-chat-completions"),  # type: ignore[arg-type]
+    path("v1/completions", textcompletions.completions, name="v1-completions"),  # type: ignore[arg-type]
     path("v1/embeddings", apis.embeddings, name="v1-embeddings"),  # type: ignore[arg-type]
     path("v1/responses", responses.responses_create, name="v1-responses"),  # type: ignore[arg-type]
     path("v1/responses/<str:response_id>", responses.response_detail, name="v1-response"),  # type: ignore[arg-type]

@@ -19,27 +19,31 @@ from orchestration.types import ChatRequest, EmbeddingRequest, Message, ToolCall
 
 ROLES = ("system", "developer", "user", "assistant", "tool")
 MAX_STOP = 4
+# n > 1 fans out to n upstream calls: a bound on the work one request makes.
+MAX_CHOICES = 8
 MAX_TOOLS = 128
 MAX_EMBEDDING_INPUTS = 2048
 # More than any conversation a context window holds, and a bound on the work one request makes.
 MAX_MESSAGES = 2048
 
-# Accepted and honoured, or accepted because they change nothing a gateway promises.
+# Accepted and honoured, or accepted because they change nothing a gateway promises
+# (docs/api.md, "Parameters accepted and ignored", lists the ones ignored).
 CHAT_FIELDS = frozenset(
     {
         "model", "messages", "temperature", "top_p", "max_tokens", "max_completion_tokens", "n", "stream",
         "stream_options", "stop", "seed", "user", "presence_penalty", "frequency_penalty", "tools",
         "tool_choice", "parallel_tool_calls", "response_format", "logprobs", "top_logprobs", "logit_bias",
         "metadata", "store", "service_tier", "prompt", "prompt_cache_key", "safety_identifier",
+        "reasoning_effort", "verbosity", "modalities",
     }
 )  # fmt: skip
 # Known to OpenAI, not offered here: refused by name rather than ignored behind the client's back.
-CHAT_UNSUPPORTED = frozenset(
-    {"audio", "modalities", "prediction", "functions", "function_call", "web_search_options", "reasoning_effort",
-     "verbosity"}
-)  # fmt: skip
+CHAT_UNSUPPORTED = frozenset({"audio", "prediction", "functions", "function_call", "web_search_options"})
 EMBEDDING_FIELDS = frozenset({"model", "input", "encoding_format", "dimensions", "user"})
 _MESSAGE_FIELDS = frozenset({"role", "content", "name", "tool_calls", "tool_call_id", "refusal"})
+# What the official SDKs put in an assistant message they return, so a client that sends back
+# ``message.model_dump()`` is not refused: accepted when null or empty, and ignored.
+_ASSISTANT_ECHO_FIELDS = frozenset({"annotations", "audio", "function_call", "parsed", "reasoning"})
 
 
 @dataclass(slots=True)
@@ -57,13 +61,22 @@ class CompletionInput:
     stream: bool
     include_usage: bool
     prompt: PromptRef | None
+    choices: int = 1  # ``n``
 
 
 @dataclass(slots=True)
 class EmbeddingInput:
-    request: EmbeddingRequest
+    model: str
+    inputs: list[str | list[int]]  # texts, or token arrays read back by the model's tokenizer
     encoding_format: str
     dimensions: int | None
+
+    @property
+    def has_tokens(self) -> bool:
+        return any(isinstance(item, list) for item in self.inputs)
+
+    def request(self, texts: list[str]) -> EmbeddingRequest:
+        return EmbeddingRequest(model=self.model, inputs=texts)
 
 
 # --- the body ------------------------------------------------------------------------------
@@ -234,12 +247,26 @@ def _tool_call(value: Any, param: str) -> ToolCall:
     )
 
 
+def _assistant_echo(data: dict[str, Any], param: str) -> None:
+    """An assistant message's SDK-only fields: ``annotations`` (any list) and ``parsed`` are the
+    client's own view of the reply; ``audio`` and ``function_call`` carry something only when set."""
+    _optional(data, "annotations", _array, f"{param}.")
+    for name in ("audio", "function_call"):
+        if data.get(name):
+            message = f"Assistant messages with '{name}' are not supported; send its text as content."
+            raise InvalidRequest("unsupported_value", message, param=f"{param}.{name}")
+
+
 def _message(value: Any, param: str) -> Message:
     data = _object(value, param)
-    _refuse_unknown(data, _MESSAGE_FIELDS, f"{param}.")
     role = _string(data.get("role"), f"{param}.role")
     if role not in ROLES:
         raise _value_error(f"{param}.role", f"expected one of {', '.join(ROLES)}, got {role!r}.")
+    _refuse_unknown(
+        data, _MESSAGE_FIELDS | _ASSISTANT_ECHO_FIELDS if role == "assistant" else _MESSAGE_FIELDS, f"{param}."
+    )
+    if role == "assistant":
+        _assistant_echo(data, param)
     content = _content(data.get("content"), f"{param}.content")
     tool_calls = None
     if role == "assistant" and data.get("tool_calls") is not None:
@@ -315,6 +342,22 @@ def _tool_choice(value: Any, param: str) -> str | dict[str, Any]:
     return {"type": "function", "function": {"name": name}}
 
 
+def _check_tool_choice(choice: str | dict[str, Any] | None, tools: list[dict[str, Any]] | None) -> None:
+    """A choice that forces a tool needs tools, and a named one must be among them."""
+    if choice in (None, "none", "auto"):
+        return
+    names = [tool["function"]["name"] for tool in tools or ()]
+    if choice == "required":
+        if not names:
+            raise _value_error("tool_choice", "'required' needs at least one tool in 'tools'.")
+        return
+    assert isinstance(choice, dict)
+    name = choice["function"]["name"]
+    if name not in names:
+        message = f"tool_choice names the function {name!r}, which is not among the tools sent."
+        raise InvalidRequest("invalid_value", message, param="tool_choice.function.name")
+
+
 def _response_format(value: Any, param: str) -> dict[str, Any]:
     data = _object(value, param)
     kind = _string(data.get("type"), f"{param}.type")
@@ -359,11 +402,12 @@ def _refuse_unsupported(data: dict[str, Any]) -> None:
     for name in CHAT_UNSUPPORTED:
         if data.get(name) is not None:
             raise InvalidRequest("unsupported_parameter", f"The parameter '{name}' is not supported.", param=name)
-    if _optional(data, "n", lambda v, p: _integer(v, p, minimum=1, maximum=128)) not in (None, 1):
-        raise InvalidRequest("unsupported_value", "Only n=1 is supported.", param="n")
-    if _optional(data, "logprobs", _boolean):
-        raise InvalidRequest("unsupported_value", "logprobs are not supported.", param="logprobs")
-    _optional(data, "top_logprobs", lambda v, p: _integer(v, p, minimum=0, maximum=20))
+    choices = _optional(data, "n", lambda v, p: _integer(v, p, minimum=1, maximum=MAX_CHOICES))
+    if choices not in (None, 1) and data.get("stream"):
+        raise InvalidRequest("unsupported_value", "n > 1 is not supported with stream=true.", param="n")
+    top = _optional(data, "top_logprobs", lambda v, p: _integer(v, p, minimum=0, maximum=20))
+    if top is not None and not _optional(data, "logprobs", _boolean):
+        raise _value_error("top_logprobs", "top_logprobs needs logprobs=true.")
     _optional(data, "logit_bias", _object)
     _optional(data, "metadata", _object)
     _optional(data, "store", _boolean)
@@ -371,6 +415,11 @@ def _refuse_unsupported(data: dict[str, Any]) -> None:
     _optional(data, "service_tier", _string)
     _optional(data, "prompt_cache_key", _string)
     _optional(data, "safety_identifier", _string)
+    _optional(data, "reasoning_effort", _string)
+    _optional(data, "verbosity", _string)
+    modalities = _optional(data, "modalities", _array)
+    if modalities is not None and any(item != "text" for item in modalities):
+        raise InvalidRequest("unsupported_value", "Only the 'text' modality is supported.", param="modalities")
 
 
 def _max_tokens(data: dict[str, Any]) -> int | None:
@@ -397,6 +446,9 @@ def completion_input_from(data: dict[str, Any]) -> CompletionInput:
     if not messages and prompt is None:
         raise InvalidRequest("empty_array", "'messages' must contain at least one message.", param="messages")
     stream = bool(_optional(data, "stream", _boolean))
+    tools = _optional(data, "tools", _tools)
+    tool_choice = _optional(data, "tool_choice", _tool_choice)
+    _check_tool_choice(tool_choice, tools)
     request = ChatRequest(
         model=model,
         messages=messages,
@@ -404,15 +456,34 @@ def completion_input_from(data: dict[str, Any]) -> CompletionInput:
         top_p=_optional(data, "top_p", lambda v, p: _number(v, p, 0, 1)),
         max_tokens=_max_tokens(data),
         stop=_optional(data, "stop", _stop),
-        tools=_optional(data, "tools", _tools),
-        tool_choice=_optional(data, "tool_choice", _tool_choice),
+        tools=tools,
+        tool_choice=tool_choice,
         response_format=_optional(data, "response_format", _response_format),
         seed=_optional(data, "seed", lambda v, p: _integer(v, p, minimum=-(2**63), maximum=2**64 - 1)),
         user=_optional(data, "user", _string),
         presence_penalty=_optional(data, "presence_penalty", lambda v, p: _number(v, p, -2, 2)),
         frequency_penalty=_optional(data, "frequency_penalty", lambda v, p: _number(v, p, -2, 2)),
+        logprobs=bool(_optional(data, "logprobs", _boolean)),
+        top_logprobs=_optional(data, "top_logprobs", _integer),
     )
-    return CompletionInput(request=request, stream=stream, include_usage=_stream_options(data, stream), prompt=prompt)
+    return CompletionInput(
+        request=request,
+        stream=stream,
+        include_usage=_stream_options(data, stream),
+        prompt=prompt,
+        choices=_optional(data, "n", _integer) or 1,
+    )
+
+
+def prompt_text(request: ChatRequest) -> str:
+    """Everything the model reads, as one text, for counting its tokens."""
+    parts: list[str] = []
+    for message in request.messages:
+        parts.append(message.content or "")
+        parts.extend(f"{call.name}{call.arguments}" for call in message.tool_calls or ())
+    if request.tools:
+        parts.append(json.dumps(request.tools))
+    return "\n".join(parts)
 
 
 def prompt_chars(request: ChatRequest) -> int:
@@ -427,22 +498,132 @@ def prompt_chars(request: ChatRequest) -> int:
     return total
 
 
+# --- legacy completions --------------------------------------------------------------------
+
+# ``POST /v1/completions``: honoured, or (``logit_bias``, ``user``) accepted and ignored.
+TEXT_COMPLETION_FIELDS = frozenset(
+    {
+        "model", "prompt", "max_tokens", "stop", "stream", "stream_options", "temperature", "top_p", "n",
+        "seed", "user", "presence_penalty", "frequency_penalty", "logit_bias", "echo", "suffix", "best_of",
+        "logprobs",
+    }
+)  # fmt: skip
+MAX_PROMPTS = 16
+
+
+@dataclass(slots=True)
+class TextCompletionInput:
+    """A legacy completion: one chat request per prompt, answered as ``text_completion`` choices."""
+
+    model: str
+    prompts: list[str | list[int]]  # texts, or token arrays read back by the model's tokenizer
+    options: dict[str, Any]
+    stream: bool
+    include_usage: bool
+
+    @property
+    def has_tokens(self) -> bool:
+        return any(isinstance(prompt, list) for prompt in self.prompts)
+
+    def requests(self, texts: list[str]) -> list[ChatRequest]:
+        """One chat request per prompt, given the prompts as texts."""
+        return [
+            ChatRequest(model=self.model, messages=[Message(role="user", content=text)], **self.options)
+            for text in texts
+        ]
+
+
+def _prompts(value: Any) -> list[str | list[int]]:
+    """A string, a list of strings, one token array or a list of token arrays, as OpenAI takes them."""
+    if isinstance(value, str):
+        return [value]
+    items = _array(value, "prompt")
+    if not items:
+        raise InvalidRequest("empty_array", "'prompt' must contain at least one string.", param="prompt")
+    if all(isinstance(item, int) and not isinstance(item, bool) for item in items):
+        return [_token_array(items, "prompt")]
+    if len(items) > MAX_PROMPTS:
+        raise _value_error("prompt", f"at most {MAX_PROMPTS} prompts are allowed in one request.")
+    return [
+        _token_array(item, f"prompt[{index}]") if isinstance(item, list) else _string(item, f"prompt[{index}]")
+        for index, item in enumerate(items)
+    ]
+
+
+def _refuse_text_unsupported(data: dict[str, Any]) -> None:
+    if _optional(data, "echo", _boolean):
+        raise InvalidRequest("unsupported_value", "echo=true is not supported; send echo=false.", param="echo")
+    if _optional(data, "suffix", _string):
+        raise InvalidRequest("unsupported_parameter", "The parameter 'suffix' is not supported.", param="suffix")
+    if _optional(data, "best_of", lambda v, p: _integer(v, p, minimum=1, maximum=20)) not in (None, 1):
+        raise InvalidRequest("unsupported_value", "Only best_of=1 is supported.", param="best_of")
+    if _optional(data, "n", lambda v, p: _integer(v, p, minimum=1, maximum=128)) not in (None, 1):
+        raise InvalidRequest("unsupported_value", "Only n=1 is supported on /v1/completions.", param="n")
+    if _optional(data, "logprobs", lambda v, p: _integer(v, p, minimum=0, maximum=5)):
+        raise InvalidRequest("unsupported_value", "logprobs are not supported on /v1/completions.", param="logprobs")
+    _optional(data, "logit_bias", _object)
+    _optional(data, "user", _string)
+
+
+def text_completion_input_from(data: dict[str, Any]) -> TextCompletionInput:
+    """Validate a legacy completion body: each prompt becomes one user message to a chat model."""
+    _refuse_unknown(data, TEXT_COMPLETION_FIELDS)
+    model = _optional(data, "model", _string)
+    if not model:
+        raise InvalidRequest("missing_required_parameter", "You must provide a model parameter.", param="model")
+    if data.get("prompt") is None:
+        raise InvalidRequest("missing_required_parameter", "Missing required parameter: 'prompt'.", param="prompt")
+    _refuse_text_unsupported(data)
+    stream = bool(_optional(data, "stream", _boolean))
+    options = {
+        "temperature": _optional(data, "temperature", lambda v, p: _number(v, p, 0, 2)),
+        "top_p": _optional(data, "top_p", lambda v, p: _number(v, p, 0, 1)),
+        "max_tokens": _optional(data, "max_tokens", lambda v, p: _integer(v, p, minimum=1, maximum=10_000_000)),
+        "stop": _optional(data, "stop", _stop),
+        "seed": _optional(data, "seed", lambda v, p: _integer(v, p, minimum=-(2**63), maximum=2**64 - 1)),
+        "presence_penalty": _optional(data, "presence_penalty", lambda v, p: _number(v, p, -2, 2)),
+        "frequency_penalty": _optional(data, "frequency_penalty", lambda v, p: _number(v, p, -2, 2)),
+    }
+    return TextCompletionInput(
+        model=model,
+        prompts=_prompts(data["prompt"]),
+        options=options,
+        stream=stream,
+        include_usage=_stream_options(data, stream),
+    )
+
+
 # --- embeddings ----------------------------------------------------------------------------
 
 
-def _embedding_inputs(value: Any) -> list[str]:
+MAX_TOKENS_PER_INPUT = 8192
+
+
+def _token_array(value: list[Any], param: str) -> list[int]:
+    if not value:
+        raise _value_error(param, "a token array must not be empty.")
+    if len(value) > MAX_TOKENS_PER_INPUT:
+        raise _value_error(param, f"a token array holds at most {MAX_TOKENS_PER_INPUT} tokens.")
+    return [_integer(token, f"{param}[{index}]", minimum=0, maximum=2**31 - 1) for index, token in enumerate(value)]
+
+
+def _embedding_inputs(value: Any) -> list[str | list[int]]:
+    """A string, a list of strings, one token array (a list of integers) or a list of token arrays."""
     if isinstance(value, str):
         value = [value]
     items = _array(value, "input")
     if not items:
         raise InvalidRequest("empty_array", "'input' must contain at least one string.", param="input")
+    if all(isinstance(item, int) and not isinstance(item, bool) for item in items):
+        return [_token_array(items, "input")]
     if len(items) > MAX_EMBEDDING_INPUTS:
         raise _value_error("input", f"at most {MAX_EMBEDDING_INPUTS} inputs are allowed.")
-    inputs = []
+    inputs: list[str | list[int]] = []
     for index, item in enumerate(items):
-        if isinstance(item, int | list) and not isinstance(item, bool):
-            raise InvalidRequest("unsupported_value", "Token arrays are not supported; send text.", param="input")
-        inputs.append(_string(item, f"input[{index}]", allow_empty=False))
+        if isinstance(item, list):
+            inputs.append(_token_array(item, f"input[{index}]"))
+        else:
+            inputs.append(_string(item, f"input[{index}]", allow_empty=False))
     return inputs
 
 
@@ -459,7 +640,8 @@ def embedding_input_from(data: dict[str, Any]) -> EmbeddingInput:
         raise _value_error("encoding_format", f"expected 'float' or 'base64', got {encoding!r}.")
     _optional(data, "user", _string)
     return EmbeddingInput(
-        request=EmbeddingRequest(model=model, inputs=_embedding_inputs(data["input"])),
+        model=model,
+        inputs=_embedding_inputs(data["input"]),
         encoding_format=encoding,
         dimensions=_optional(data, "dimensions", lambda v, p: _integer(v, p, minimum=1, maximum=65536)),
     )

@@ -115,3 +115,14 @@ def env_optional_decimal(name: str, default: str | None, *, minimum: str | None 
     if not value.is_finite() or (minimum is not None and value < Decimal(minimum)):
         raise ImproperlyConfigured(f"{name}={raw!r} must be a number of at least {minimum}")
     return value
+
+
+def env_origins(name: str) -> list[str]:
+    """Web origins (``https://app.example.com``, ``http://localhost:5173``) or ``*``, comma-separated."""
+    origins = env_list(name, [])
+    for origin in origins:
+        parsed = urlparse(origin)
+        exact = parsed.scheme in ("http", "https") and parsed.netloc and parsed.path in ("", "/")
+        if origin != "*" and not (exact and not parsed.query and not parsed.fragment):
+            raise ImproperlyConfigured(f"{name}: {origin!r} is not an origin (scheme://host[:port]) or *")
+    return [origin.rstrip("/") for origin in origins]

@@ -20,6 +20,7 @@ from project.env import (
     env_list,
     env_optional_decimal,
     env_optional_int,
+    env_origins,
     env_str,
     env_url,
 )
@@ -229,6 +230,8 @@ SWITCHYARD: dict[str, Any] = {
     "DEADLINE_COMPLETION_S": env_float("SWITCHYARD_DEADLINE_COMPLETION_S", 30.0, minimum=0.1),
     "DEADLINE_CHAT_S": env_float("SWITCHYARD_DEADLINE_CHAT_S", 60.0, minimum=0.1),
     "DEADLINE_AGENT_S": env_float("SWITCHYARD_DEADLINE_AGENT_S", 300.0, minimum=0.1),
+    # A long generation stretches its call's deadline (max_tokens / tokens per second), up to this.
+    "DEADLINE_CEILING_S": env_float("SWITCHYARD_DEADLINE_CEILING_S", 600.0, minimum=0.1),
     "CONFIG_FILE": env_str("SWITCHYARD_CONFIG"),
     "SIMULATOR_URL": env_str("SWITCHYARD_SIMULATOR_URL", "http://127.0.0.1:9100"),
     "CHAT_GRACE_S": env_float("SWITCHYARD_CHAT_GRACE_S", 30.0, minimum=0.0),
@@ -244,6 +247,8 @@ SWITCHYARD: dict[str, Any] = {
     "SEND_STALL_S": env_float("SWITCHYARD_SEND_STALL_S", 30.0, minimum=0.1),
     # The environment variables a provider may read its secret from (shell patterns, comma-separated).
     "API_KEY_ENV_ALLOW": env_list("SWITCHYARD_API_KEY_ENV_ALLOW", ["*_API_KEY"]),
+    # Browser origins allowed to call /v1 (CORS); none by default, "*" for any (docs/operations.md).
+    "CORS_ORIGINS": env_origins("SWITCHYARD_CORS_ORIGINS"),
     # Streams: the longest wait for the first chunk, and between two chunks (orchestration/deadlines.py).
     "STREAM_FIRST_TOKEN_S": env_float("SWITCHYARD_STREAM_FIRST_TOKEN_S", 30.0, minimum=0.1),
     "STREAM_IDLE_S": env_float("SWITCHYARD_STREAM_IDLE_S", 30.0, minimum=0.1),

@@ -62,10 +62,17 @@ def http_timeout_s() -> int:
     switchyard: dict[str, Any] = settings.SWITCHYARD
     limits = {
         name: float(switchyard[name])
-        for name in ("DEADLINE_COMPLETION_S", "DEADLINE_CHAT_S", "CHAT_GRACE_S", "DEADLINE_AGENT_S")
+        for name in (
+            "DEADLINE_COMPLETION_S",
+            "DEADLINE_CHAT_S",
+            "CHAT_GRACE_S",
+            "DEADLINE_AGENT_S",
+            "DEADLINE_CEILING_S",
+        )
     }
     longest = max(
         limits["DEADLINE_COMPLETION_S"],
+        limits["DEADLINE_CEILING_S"],
         limits["DEADLINE_CHAT_S"] + limits["CHAT_GRACE_S"],
         limits["DEADLINE_AGENT_S"],
     )

@@ -105,6 +105,10 @@ def chat_body(request: ChatRequest, *, stream: bool, max_tokens_field: str) -> d
         body["tool_choice"] = request.tool_choice
     if request.response_format is not None:
         body["response_format"] = request.response_format
+    if request.logprobs:
+        body["logprobs"] = True
+        if request.top_logprobs is not None:
+            body["top_logprobs"] = request.top_logprobs
     if stream:
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
@@ -152,7 +156,15 @@ def chat_response(data: Any, request: ChatRequest, provider: str) -> ChatRespons
         tool_calls=tool_calls,
         finish_reason=reason,
         usage=usage_from(data.get("usage")) or Usage(),
+        logprobs=logprobs_content(choice) if request.logprobs else None,
     )
+
+
+def logprobs_content(choice: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """A choice's ``logprobs.content``: one entry per token, passed on as the provider wrote it."""
+    logprobs = choice.get("logprobs")
+    content = logprobs.get("content") if isinstance(logprobs, dict) else None
+    return [entry for entry in content if isinstance(entry, dict)] if isinstance(content, list) else None
 
 
 def error_parts(payload: Any) -> tuple[str, str, Any]:
@@ -224,6 +236,8 @@ class ChatStreamState:
         choice = choices[0]
         delta = choice.get("delta") or {}
         chunk = self._chunk(delta)
+        if chunk is not None and choice.get("logprobs"):
+            chunk.logprobs = logprobs_content(choice)
         if choice.get("finish_reason"):
             self.finish = choice["finish_reason"]
         return chunk

@@ -84,7 +84,7 @@ async def responses_create(request: HttpRequest) -> HttpResponseBase:
         # key's rate limits now; the worker reserves the budget when it runs (``background``).
         await admission.settle(Usage(input_tokens=admission.verdict.token_cost), Decimal(0))
         return await _background_created(draft, caller, stream=payload.stream, headers=admission.headers())
-    call = Call(request, admission, _context(request, caller, ENDPOINT))
+    call = Call(request, admission, _context(request, caller, ENDPOINT), chat.max_tokens)
     if payload.stream:
         return await _streamed(call, chat, draft, caller)
     return await _completed(call, chat, draft, caller)

@@ -40,6 +40,11 @@ Behaviour per upstream model (``PUT /_sim/models/{upstream}``, merged; ``"*"`` i
     ``{"content": "..."}`` and/or ``{"tool_calls": [{"name": "...", "arguments": {...}}]}``.
     A null value restores a knob's default; unknown knobs or bad values get a 400.
 
+Per request, as the providers do: ``tool_choice`` (each wire's own form) "none" answers in text even
+over a scripted call; "required" (Anthropic ``any``, Gemini ``ANY``) or a named tool calls it (the
+first tool, for "required") with arguments made from its JSON Schema, unless the turn already does.
+``logprobs`` / ``top_logprobs`` (OpenAI wire) add deterministic per-token logprobs, whole and streamed.
+
 Control
     ``GET /_sim/health``; ``GET /_sim/models[/{upstream}]``; ``PUT /_sim/models/{upstream}``;
     ``DELETE /_sim/models[/{upstream}]``; ``GET /_sim/stats`` ->

@@ -40,6 +40,12 @@ class Prompt:
     stream: bool = False
     include_usage: bool = False
     json_mode: bool = False
+    # The request's tools by name (their JSON Schema parameters), and what ``tool_choice`` asks:
+    # "auto" (the model decides: only a script calls tools), "none", "required", or a tool's name.
+    tools: dict[str, dict[str, Any]] = field(default_factory=dict)
+    tool_choice: str = "auto"
+    logprobs: bool = False
+    top_logprobs: int = 0
 
     @property
     def prompt_tokens(self) -> int:
@@ -103,7 +109,43 @@ def reply_for(prompt: Prompt, behaviour: Behaviour) -> Reply:
         tokens, calls = generated_tokens(seed, behaviour.max_tokens_default or default_length(seed)), []
         if prompt.json_mode:
             tokens = text_tokens(json.dumps({"answer": "".join(tokens)}))
+    tokens, calls = _as_tool_choice_asks(tokens, calls, prompt, seed)
     return _limited(tokens, calls, prompt)
+
+
+def _as_tool_choice_asks(
+    tokens: list[str], calls: list[ToolCallOut], prompt: Prompt, seed: int
+) -> tuple[list[str], list[ToolCallOut]]:
+    """``none`` takes the tool calls away (text in their place); ``required`` or a named tool makes
+    a reply without the call it needs call that tool (the first one, for ``required``), with
+    arguments made from its schema."""
+    choice = prompt.tool_choice
+    if choice == "none":
+        return tokens or generated_tokens(seed, default_length(seed)), []
+    wanted = next(iter(prompt.tools), None) if choice == "required" else choice
+    if wanted is None or wanted not in prompt.tools or any(call.name == wanted for call in calls):
+        return tokens, calls
+    if choice == "required" and calls:
+        return tokens, calls
+    turn = {"tool_calls": [{"name": wanted, "arguments": schema_example(prompt.tools[wanted])}]}
+    return [], _tool_calls(turn, seed)
+
+
+def schema_example(schema: dict[str, Any]) -> Any:
+    """A value that fits a (simple) JSON Schema: its first enum value or example, else one per type."""
+    if not isinstance(schema, dict):
+        return None
+    for key in ("enum", "examples"):
+        if isinstance(schema.get(key), list) and schema[key]:
+            return schema[key][0]
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind == "object" or "properties" in schema:
+        properties = schema.get("properties") or {}
+        return {name: schema_example(sub) for name, sub in properties.items() if isinstance(sub, dict)}
+    examples = {"string": "simulated", "integer": 1, "number": 1.5, "boolean": True, "array": [], "null": None}
+    return examples.get(kind, "simulated") if isinstance(kind, str) else "simulated"
 
 
 def _limited(tokens: list[str], calls: list[ToolCallOut], prompt: Prompt) -> Reply:

@@ -69,7 +69,26 @@ def messages_prompt(body: Any, *, counting: bool = False) -> Prompt:
         max_tokens=max_tokens,
         stops=_stop_sequences(body.get("stop_sequences")),
         stream=body.get("stream") is True,
+        tools=_tools(body.get("tools")),
+        tool_choice=_tool_choice(body.get("tool_choice")),
     )
+
+
+def _tools(value: Any) -> dict[str, dict[str, Any]]:
+    tools: dict[str, dict[str, Any]] = {}
+    for tool in value if isinstance(value, list) else []:
+        if isinstance(tool, dict) and isinstance(tool.get("name"), str):
+            schema = tool.get("input_schema")
+            tools[tool["name"]] = schema if isinstance(schema, dict) else {}
+    return tools
+
+
+def _tool_choice(value: Any) -> str:
+    """Anthropic's ``tool_choice``: {"type": "auto" | "any" | "none"} or {"type": "tool", "name"}."""
+    kind = value.get("type") if isinstance(value, dict) else None
+    if kind == "tool":
+        return str(value.get("name") or "auto")  # type: ignore[union-attr]
+    return {"any": "required", "none": "none"}.get(str(kind), "auto")
 
 
 def _message_id() -> str:

@@ -69,7 +69,32 @@ def content_prompt(model: str, body: Any, *, stream: bool) -> Prompt:
         stops=config.get("stopSequences", []),
         stream=stream,
         json_mode=config.get("responseMimeType") == "application/json",
+        tools=_tools(body.get("tools")),
+        tool_choice=_tool_choice(body.get("toolConfig") or body.get("tool_config")),
     )
+
+
+def _tools(value: Any) -> dict[str, dict[str, Any]]:
+    tools: dict[str, dict[str, Any]] = {}
+    for tool in value if isinstance(value, list) else []:
+        declarations = tool.get("functionDeclarations") if isinstance(tool, dict) else None
+        for declaration in declarations if isinstance(declarations, list) else []:
+            if isinstance(declaration, dict) and isinstance(declaration.get("name"), str):
+                parameters = declaration.get("parameters")
+                tools[declaration["name"]] = parameters if isinstance(parameters, dict) else {}
+    return tools
+
+
+def _tool_choice(value: Any) -> str:
+    """Gemini's ``toolConfig.functionCallingConfig``: mode AUTO | ANY | NONE, and ``allowedFunctionNames``."""
+    config = value.get("functionCallingConfig") if isinstance(value, dict) else None
+    if not isinstance(config, dict):
+        return "auto"
+    mode = str(config.get("mode", "AUTO")).upper()
+    names = config.get("allowedFunctionNames")
+    if mode == "ANY" and isinstance(names, list) and len(names) == 1 and isinstance(names[0], str):
+        return names[0]
+    return {"ANY": "required", "NONE": "none"}.get(mode, "auto")
 
 
 def _usage(prompt_tokens: int, candidate_tokens: int) -> dict[str, Any]:

@@ -8,6 +8,7 @@ frames ending with ``data: [DONE]``; with ``stream_options.include_usage`` every
 from __future__ import annotations
 
 import base64
+import hashlib
 import struct
 import time
 import uuid
@@ -85,7 +86,66 @@ def chat_prompt(body: Any) -> Prompt:
         stream=body.get("stream") is True,
         include_usage=bool(options.get("include_usage")),
         json_mode=response_format.get("type") in ("json_object", "json_schema"),
+        tools=_tools(body.get("tools")),
+        tool_choice=_tool_choice(body.get("tool_choice")),
+        logprobs=body.get("logprobs") is True,
+        top_logprobs=_top_logprobs(body),
     )
+
+
+def _top_logprobs(body: dict[str, Any]) -> int:
+    value = body.get("top_logprobs")
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 20:
+        raise WireInvalid("Invalid 'top_logprobs': expected an integer between 0 and 20.", "top_logprobs")
+    if body.get("logprobs") is not True:
+        raise WireInvalid("Invalid 'top_logprobs': logprobs must be set to true.", "top_logprobs")
+    return value
+
+
+def token_logprob(token: str, position: int, top: int) -> dict[str, Any]:
+    """A deterministic logprob entry for one token, shaped as OpenAI's ``logprobs.content[i]``: the
+    chosen token is always the likeliest, its ``top`` alternatives follow in falling order."""
+    digest = hashlib.blake2b(f"{position}:{token}".encode(), digest_size=4).digest()
+    chosen = -round(int.from_bytes(digest, "big") / 2**32 * 0.5, 6)
+    ranked = [(token, chosen)] + [
+        (f"{token.strip() or token}~{rank}", round(chosen - rank, 6)) for rank in range(1, top)
+    ]
+    return {
+        "token": token,
+        "logprob": chosen,
+        "bytes": list(token.encode()),
+        "top_logprobs": [
+            {"token": text, "logprob": value, "bytes": list(text.encode())} for text, value in ranked[:top]
+        ],
+    }
+
+
+def _logprobs(prompt: Prompt, reply: Reply) -> dict[str, Any] | None:
+    if not prompt.logprobs:
+        return None
+    content = [token_logprob(token, index, prompt.top_logprobs) for index, token in enumerate(reply.tokens)]
+    return {"content": content, "refusal": None}
+
+
+def _tools(value: Any) -> dict[str, dict[str, Any]]:
+    tools: dict[str, dict[str, Any]] = {}
+    for tool in value if isinstance(value, list) else []:
+        function = tool.get("function") if isinstance(tool, dict) else None
+        if isinstance(function, dict) and isinstance(function.get("name"), str):
+            parameters = function.get("parameters")
+            tools[function["name"]] = parameters if isinstance(parameters, dict) else {}
+    return tools
+
+
+def _tool_choice(value: Any) -> str:
+    """OpenAI's ``tool_choice``: "none" | "auto" | "required" | {"type": "function", "function": {"name"}}."""
+    if value in ("none", "auto", "required"):
+        return str(value)
+    if isinstance(value, dict) and isinstance(value.get("function"), dict):
+        return str(value["function"].get("name") or "auto")
+    return "auto"
 
 
 def _usage(reply: Reply) -> dict[str, Any]:
@@ -112,7 +172,14 @@ def chat_body(prompt: Prompt, reply: Reply) -> dict[str, Any]:
         "object": "chat.completion",
         "created": int(time.time()),
         "model": prompt.model,
-        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": FINISH[reply.finish]}],
+        "choices": [
+            {
+                "index": 0,
+                "message": message,
+                "logprobs": _logprobs(prompt, reply),
+                "finish_reason": FINISH[reply.finish],
+            }
+        ],
         "usage": _usage(reply),
         "system_fingerprint": SYSTEM_FINGERPRINT,
     }
@@ -135,9 +202,17 @@ def chat_stream(prompt: Prompt, reply: Reply) -> StreamPlan:
 
     plan = StreamPlan()
     plan.add(chunk({"role": "assistant", "content": "", "refusal": None}))
-    # Text chunks differ only in the token: splice it into one encoded template (the benchmark hot path).
-    before, after = chunk({"content": "\x00"}).split(dumps("\x00"))
-    plan.frames.extend((before + dumps(token) + after, 1) for token in reply.tokens)
+    if prompt.logprobs:
+        for position, token in enumerate(reply.tokens):
+            entry = token_logprob(token, position, prompt.top_logprobs)
+            logprobs = {"content": [entry], "refusal": None}
+            choice = {"index": 0, "delta": {"content": token}, "logprobs": logprobs, "finish_reason": None}
+            payload: dict[str, Any] = {**base, "choices": [choice]}
+            plan.add(sse_data({**payload, "usage": None} if prompt.include_usage else payload), 1)
+    else:
+        # Text chunks differ only in the token: splice it into one encoded template (the benchmark hot path).
+        before, after = chunk({"content": "\x00"}).split(dumps("\x00"))
+        plan.frames.extend((before + dumps(token) + after, 1) for token in reply.tokens)
     for index, call in enumerate(reply.tool_calls):
         opening = {"index": index, "id": f"call_{call.id}", "type": "function"}
         plan.add(chunk({"tool_calls": [{**opening, "function": {"name": call.name, "arguments": ""}}]}), 1)

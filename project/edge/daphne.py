@@ -19,6 +19,10 @@ adds two things:
   cancelled with it at the disconnect; a chat reply goes on into its Redis Stream, which buffers no
   copy per client), and memory stays flat whatever the client does. WebSockets are held the same way.
 
+Twisted's table of reason phrases stops at RFC 2616: ``429`` went out as ``429 Unknown Status``.
+The missing phrases are filled in from the standard library's ``HTTPStatus`` (429 Too Many Requests,
+422, 425, 451, ...), so every status line reads as its RFC names it.
+
 And one thing Twisted does per request that no Switchyard request needs at that price: it parses
 every POST's ``Content-Type`` with the standard library's e-mail header parser (about 50 µs, a
 tenth of a stream's setup) to decide whether to decode a form. The parse is a pure function of
@@ -36,6 +40,7 @@ import json
 import logging
 import socket
 import time
+from http import HTTPStatus
 from typing import Any
 
 from django.conf import settings
@@ -126,6 +131,15 @@ def daphne_harden() -> None:
     http_protocol.WebRequest = _request_class(http_protocol.WebRequest)
     server.Server.handle_reply = _flow_controlled(server.Server.handle_reply)
     _memoize_content_type_parse()
+    _complete_reason_phrases()
+
+
+def _complete_reason_phrases() -> None:
+    from twisted.web import http
+
+    # ``setResponseCode`` looks each status up in this module-level table at the time of the call.
+    for status in HTTPStatus:
+        http.RESPONSES.setdefault(status.value, status.phrase.encode("ascii"))
 
 
 def _memoize_content_type_parse() -> None:

@@ -118,8 +118,27 @@ BAD_BODIES: list[tuple[Any, str, str | None]] = [
     (chat_body(stream="yes"), "invalid_type", "stream"),
     (chat_body(stream_options={"include_usage": True}), "invalid_value", "stream_options"),
     (chat_body(stop=["a", "b", "c", "d", "e"]), "invalid_value", "stop"),
-    (chat_body(n=2), "unsupported_value", "n"),
-    (chat_body(logprobs=True), "unsupported_value", "logprobs"),
+    (chat_body(n=2, stream=True), "unsupported_value", "n"),
+    (chat_body(n=9), "invalid_value", "n"),
+    (chat_body(model="embed-sim"), "model_not_supported", "model"),
+    (
+        chat_body(tool_choice={"type": "function", "function": {"name": "nowhere"}}),
+        "invalid_value",
+        "tool_choice.function.name",
+    ),
+    (chat_body(tool_choice="required"), "invalid_value", "tool_choice"),
+    (chat_body(modalities=["text", "audio"]), "unsupported_value", "modalities"),
+    (
+        chat_body(messages=[{"role": "assistant", "content": "x", "function_call": {"name": "f", "arguments": "{}"}}]),
+        "unsupported_value",
+        "messages[0].function_call",
+    ),
+    (
+        chat_body(messages=[{"role": "user", "content": "x", "annotations": []}]),
+        "unknown_parameter",
+        "messages[0].annotations",
+    ),
+    (chat_body(top_logprobs=2), "invalid_value", "top_logprobs"),
     (chat_body(functions=[{"name": "f"}]), "unsupported_parameter", "functions"),
     (chat_body(tools=[{"type": "retrieval"}]), "invalid_value", "tools[0].type"),
     (chat_body(tool_choice="always"), "invalid_value", "tool_choice"),
@@ -231,6 +250,66 @@ async def test_tools_go_up_and_tool_calls_come_back(sim_models, make_key, simula
     assert json.loads(call["function"]["arguments"]) == {"city": "Oslo"}
 
 
+async def test_an_sdk_message_sent_back_whole_is_accepted(sim_models, make_key, simulator) -> None:  # type: ignore[no-untyped-def]
+    """A tool loop that appends ``message.model_dump()`` sends every field the SDK has, most of them null."""
+    simulator.configure("gpt-sim", script=[{"tool_calls": [{"name": "get_weather", "arguments": {"city": "Oslo"}}]}])
+    secret = await in_thread(make_key)
+    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
+    body = chat_body(tools=tools, tool_choice={"type": "function", "function": {"name": "get_weather"}})
+    first = (await post_json(AsyncClient(), URL, body, secret)).json()["choices"][0]["message"]
+    echoed = {**first, "annotations": [], "audio": None, "function_call": None, "refusal": None, "parsed": None}
+    call_id = first["tool_calls"][0]["id"]
+    messages = [*body["messages"], echoed, {"role": "tool", "tool_call_id": call_id, "content": "12 C"}]
+    ignored = {"reasoning_effort": "low", "verbosity": "low", "modalities": ["text"], "store": False}
+    response = await post_json(AsyncClient(), URL, {**body, "messages": messages, **ignored}, secret)
+    assert response.status_code == 200, response.content
+
+
+async def test_n_choices_are_n_calls_with_their_usage_summed(sim_models, make_key, simulator) -> None:  # type: ignore[no-untyped-def]
+    secret = await in_thread(make_key)
+    one = (await post_json(AsyncClient(), URL, chat_body(), secret)).json()
+    calls_before = simulator.stats("gpt-sim")["requests"]
+    response = await post_json(AsyncClient(), URL, chat_body(n=3), secret)
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert [choice["index"] for choice in body["choices"]] == [0, 1, 2]
+    assert all(choice["message"]["content"] == one["choices"][0]["message"]["content"] for choice in body["choices"])
+    assert body["usage"]["total_tokens"] == 3 * one["usage"]["total_tokens"]
+    assert simulator.stats("gpt-sim")["requests"] - calls_before == 3
+
+
+async def test_logprobs_pass_through_whole_and_streamed(sim_models, make_key) -> None:  # type: ignore[no-untyped-def]
+    secret = await in_thread(make_key)
+    body = chat_body(logprobs=True, top_logprobs=3)
+    response = await post_json(AsyncClient(), URL, body, secret)
+    assert response.status_code == 200, response.content
+    assert response["X-Cache"] == "BYPASS"
+    choice = response.json()["choices"][0]
+    content = choice["logprobs"]["content"]
+    assert "".join(entry["token"] for entry in content) == choice["message"]["content"]
+    assert all(len(entry["top_logprobs"]) == 3 for entry in content)
+    streamed = sse_events(await read(await post_json(AsyncClient(), URL, {**body, "stream": True}, secret)))
+    tokens = [
+        event["choices"][0]["logprobs"]["content"][0]
+        for event in streamed[1:-1]
+        if event["choices"][0]["delta"].get("content")
+    ]
+    assert tokens == content
+
+
+async def test_logprobs_on_a_provider_without_them_is_a_400(sim_models, make_key) -> None:  # type: ignore[no-untyped-def]
+    await Provider.objects.acreate(name="claude", kind="anthropic", base_url="http://127.0.0.1:9/v1")
+    provider = await Provider.objects.aget(name="claude")
+    await LanguageModel.objects.acreate(
+        name="claude-sim", provider=provider, upstream="claude-sim", capabilities=["chat"]
+    )
+    snapshot_invalidate()
+    secret = await in_thread(make_key)
+    body = chat_body(model="claude-sim", logprobs=True)
+    error = assert_error(await post_json(AsyncClient(), URL, body, secret), 400, "unsupported_value", "logprobs")
+    assert "anthropic" in error["message"]
+
+
 async def test_a_fallback_is_named_in_a_header(sim_models, make_key, simulator) -> None:  # type: ignore[no-untyped-def]
     await in_thread(fallbacks, sim_models.chat, sim_models.mini)
     await Provider.objects.filter(name="sim").aupdate(max_retries=0)
@@ -254,12 +333,31 @@ async def test_an_upstream_failure_is_an_honest_5xx_with_the_limit_headers(sim_m
 
 
 async def test_a_hanging_provider_is_a_504_at_the_deadline(sim_models, make_key, simulator, settings) -> None:  # type: ignore[no-untyped-def]
-    settings.SWITCHYARD = {**settings.SWITCHYARD, "DEADLINE_COMPLETION_S": 1.0}
+    settings.SWITCHYARD = {**settings.SWITCHYARD, "DEADLINE_COMPLETION_S": 1.0, "DEADLINE_CEILING_S": 1.0}
     simulator.configure("gpt-sim", hang=True)
     secret = await in_thread(make_key)
     started = asyncio.get_running_loop().time()
-    assert_error(await post_json(AsyncClient(), URL, chat_body(), secret), 504, "deadline_exceeded")
+    response = await post_json(AsyncClient(), URL, chat_body(), secret)
+    assert_error(response, 504, "deadline_exceeded")
     assert asyncio.get_running_loop().time() - started < 3
+    assert response["x-should-retry"] == "false"
+    assert int(response["openai-processing-ms"]) >= 900
+
+
+async def test_a_stream_longer_than_the_base_deadline_finishes_when_its_max_tokens_allow_it(  # type: ignore[no-untyped-def]
+    sim_models, make_key, simulator, settings
+) -> None:
+    """40 tokens at 20 tokens/s take 2 s, twice the 1 s base: the deadline grows by 40 / 20 x 1.5 = 3 s."""
+    settings.SWITCHYARD = {**settings.SWITCHYARD, "DEADLINE_COMPLETION_S": 1.0}
+    await LanguageModel.objects.filter(name="gpt-sim").aupdate(tokens_per_second=20.0)
+    snapshot_invalidate()
+    simulator.configure("gpt-sim", tokens_per_s=20.0, max_tokens_default=40)
+    secret = await in_thread(make_key)
+    body = chat_body(max_tokens=40, stream=True)
+    response = await post_json(AsyncClient(), URL, body, secret)
+    events = sse_events(await read(response))
+    assert events[-1] == "[DONE]" and not any("error" in event for event in events[:-1]), events[-3:]
+    assert events[-2]["choices"][0]["finish_reason"] in ("stop", "length")
 
 
 async def test_a_managed_prompt_is_applied_and_logged(sim_models, make_key) -> None:  # type: ignore[no-untyped-def]
@@ -357,12 +455,42 @@ async def test_fifty_concurrent_calls_at_twenty_rpm_let_exactly_twenty_through(s
             assert '"requests";r=0' in response["RateLimit"]
 
 
+async def test_a_prompt_no_model_of_the_chain_can_read_is_a_400_before_any_call(
+    sim_models, make_key, simulator
+) -> None:  # type: ignore[no-untyped-def]
+    await LanguageModel.objects.filter(name="gpt-sim").aupdate(context_window=300)
+    await LanguageModel.objects.filter(name="gpt-sim-mini").aupdate(context_window=600)
+    await in_thread(fallbacks, sim_models.chat, sim_models.mini)
+    secret = await in_thread(make_key)
+    before = simulator.stats("gpt-sim")["requests"]
+    long_text = " ".join(f"word{i}" for i in range(400))  # about 800 tokens
+    error = assert_error(
+        await post_json(AsyncClient(), URL, chat_body(text=long_text), secret),
+        400,
+        "context_length_exceeded",
+        "messages",
+    )
+    assert "600 tokens" in error["message"]
+    assert simulator.stats("gpt-sim")["requests"] == before
+    medium = " ".join(f"word{i}" for i in range(100))  # about 200 tokens: fits
+    assert (await post_json(AsyncClient(), URL, chat_body(text=medium), secret)).status_code == 200
+
+
 async def test_the_token_limit_refuses_a_call_that_would_pass_it(sim_models, make_key) -> None:  # type: ignore[no-untyped-def]
     secret = await in_thread(make_key, rpm=100, tpm=300)
     assert (await post_json(AsyncClient(), URL, chat_body(max_tokens=200), secret)).status_code == 200
     refused = await post_json(AsyncClient(), URL, chat_body(max_tokens=290), secret)
     assert_throttled(refused, "rate_limit_exceeded")
     assert "tokens" in refused.json()["error"]["message"]
+
+
+async def test_a_call_over_the_whole_token_limit_is_a_400_the_sdk_does_not_retry(sim_models, make_key) -> None:  # type: ignore[no-untyped-def]
+    """Waiting cannot help a call that needs more tokens than a minute allows: 400, no Retry-After."""
+    secret = await in_thread(make_key, rpm=100, tpm=300)
+    refused = await post_json(AsyncClient(), URL, chat_body(max_tokens=400), secret)
+    error = assert_error(refused, 400, "tokens_per_minute_exceeded")
+    assert "300" in error["message"] and "Retry-After" not in refused
+    assert (await post_json(AsyncClient(), URL, chat_body(max_tokens=100), secret)).status_code == 200
 
 
 async def test_a_spent_budget_is_429_budget_exceeded(sim_models, make_key) -> None:  # type: ignore[no-untyped-def]

@@ -38,6 +38,22 @@ def test_the_endpoint_deadlines_come_from_settings(settings: Any) -> None:
     assert deadline_for("chat", requested_s=None, route=None).total_s == 7.5
 
 
+def test_a_generation_stretches_the_deadline_by_its_writing_time() -> None:
+    slow = route(tokens_per_second=40.0)
+    assert deadline_for("completion", requested_s=None, route=slow, max_tokens=800).total_s == 30.0 + 800 / 40 * 1.5
+    # A 48 s stream at 40 tokens/s is about 1,900 tokens: it now fits, where 30 s cut it.
+    assert deadline_for("completion", requested_s=None, route=slow, max_tokens=1900).total_s > 48.0
+    assert deadline_for("chat", requested_s=None, route=route(deadline_s=12.0), max_tokens=100).total_s == 12.0 + 3.0
+
+
+def test_the_stretch_stops_at_the_ceiling_and_an_explicit_deadline_is_kept(settings: Any) -> None:
+    slow = route(tokens_per_second=1.0)
+    assert deadline_for("completion", requested_s=None, route=slow, max_tokens=10**6).total_s == 600.0
+    settings.SWITCHYARD = {**settings.SWITCHYARD, "DEADLINE_CEILING_S": 90.0}
+    assert deadline_for("completion", requested_s=None, route=slow, max_tokens=10**6).total_s == 90.0
+    assert deadline_for("completion", requested_s=5.0, route=slow, max_tokens=10**6).total_s == 5.0
+
+
 def test_a_long_generation_gets_a_longer_call_timeout_than_a_short_one() -> None:
     deadline = Deadline.after(300.0)
     slow = route(tokens_per_second=40.0)

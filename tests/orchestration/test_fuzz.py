@@ -20,7 +20,7 @@ from django.test import AsyncClient
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from orchestration.validation import CHAT_FIELDS, CHAT_UNSUPPORTED, EMBEDDING_FIELDS
+from orchestration.validation import CHAT_FIELDS, CHAT_UNSUPPORTED, EMBEDDING_FIELDS, TEXT_COMPLETION_FIELDS
 from tests.orchestration.gateway import (  # noqa: F401 - fixtures used by name
     _fresh_process_caches,
     make_key,
@@ -203,6 +203,37 @@ def embedding_bodies(draw: st.DrawFn) -> dict[str, Any]:
     return body
 
 
+TEXT_COMPLETION_VALUES: dict[str, st.SearchStrategy[Any]] = {
+    "model": st.sampled_from(["gpt-sim", "embed-sim", "nope", ""]),
+    "prompt": st.text(max_size=20) | st.lists(st.text(max_size=10), max_size=20) | st.lists(st.integers(), max_size=3),
+    "max_tokens": st.integers(min_value=-2, max_value=40),
+    "stop": st.text(max_size=4) | st.lists(st.text(max_size=4), max_size=5),
+    "stream": st.booleans(),
+    "stream_options": st.fixed_dictionaries({}, optional={"include_usage": st.booleans()}),
+    "echo": st.booleans(),
+    "suffix": st.none() | st.text(max_size=4),
+    "n": st.integers(min_value=0, max_value=3),
+    "best_of": st.integers(min_value=0, max_value=3),
+    "logprobs": st.none() | st.integers(min_value=-1, max_value=6),
+    "temperature": st.floats(min_value=-1, max_value=3),
+}
+
+
+@st.composite
+def text_completion_bodies(draw: st.DrawFn) -> dict[str, Any]:
+    """Half valid legacy completions (one prompt or several, whole or streamed), half with one field broken."""
+    prompt = draw(st.text(min_size=1, max_size=20) | st.lists(st.text(min_size=1, max_size=10), min_size=1, max_size=3))
+    body: dict[str, Any] = {"model": "gpt-sim", "prompt": prompt, "max_tokens": draw(st.integers(1, 20))}
+    if draw(st.booleans()):
+        body["stream"] = True
+    if draw(st.booleans()):
+        return body
+    name = draw(st.sampled_from(sorted(TEXT_COMPLETION_FIELDS)) | UNKNOWN_FIELD)
+    use_plausible = name in TEXT_COMPLETION_VALUES and draw(st.booleans())
+    body[name] = draw(TEXT_COMPLETION_VALUES[name] if use_plausible else any_json)
+    return body
+
+
 @pytest.fixture
 def loop() -> Iterator[asyncio.AbstractEventLoop]:
     loop = asyncio.new_event_loop()
@@ -231,7 +262,7 @@ def assert_no_server_error(status: int, content: bytes) -> None:
         assert content.endswith(b"data: [DONE]\n\n"), content[-200:]
         assert b'"error"' not in content, content[-500:]
     else:
-        assert json.loads(content)["object"] in ("chat.completion", "list"), content[:200]
+        assert json.loads(content)["object"] in ("chat.completion", "text_completion", "list"), content[:200]
 
 
 @pytest.fixture
@@ -249,6 +280,12 @@ def test_chat_completions_never_fail_on_client_input(secret: str, loop: asyncio.
 @given(body=embedding_bodies())
 def test_embeddings_never_fail_on_client_input(secret: str, loop: asyncio.AbstractEventLoop, body: Any) -> None:
     assert_no_server_error(*loop.run_until_complete(exchange("/v1/embeddings", body, secret)))
+
+
+@FUZZ
+@given(body=text_completion_bodies())
+def test_legacy_completions_never_fail_on_client_input(secret: str, loop: asyncio.AbstractEventLoop, body: Any) -> None:
+    assert_no_server_error(*loop.run_until_complete(exchange("/v1/completions", body, secret)))
 
 
 @settings(FUZZ, max_examples=60)

@@ -99,7 +99,7 @@ def test_errors_map_to_the_sdks_exception_classes(sim_models, make_key, live_web
     with pytest.raises(openai.PermissionDeniedError):
         sdk.embeddings.create(model="embed-sim", input="x")
     with pytest.raises(openai.BadRequestError) as bad:
-        sdk.chat.completions.create(model="gpt-sim", messages=MESSAGES, n=3)
+        sdk.chat.completions.create(model="gpt-sim", messages=MESSAGES, n=3, stream=True)
     assert bad.value.param == "n"
 
     sdk.chat.completions.create(model="gpt-sim", messages=MESSAGES, max_tokens=5)

@@ -8,7 +8,7 @@ import pytest
 from django.test import Client
 
 from orchestration.openapi import SCHEMAS
-from orchestration.validation import CHAT_FIELDS, EMBEDDING_FIELDS
+from orchestration.validation import CHAT_FIELDS, EMBEDDING_FIELDS, TEXT_COMPLETION_FIELDS
 
 pytestmark = pytest.mark.django_db
 
@@ -24,7 +24,12 @@ def test_the_schema_has_the_v1_operations_with_their_bodies() -> None:
     assert {"200", "400", "401", "403", "404", "413", "429", "504"} <= set(chat["responses"])
     assert "x-ratelimit-remaining-requests" in chat["responses"]["429"]["headers"]
     assert "text/event-stream" in chat["responses"]["200"]["content"]
-    assert "post" in paths["/v1/embeddings"] and "get" in paths["/v1/models"] and "get" in paths["/v1/models/{model}"]
+    assert (
+        "post" in paths["/v1/completions"]
+        and "post" in paths["/v1/embeddings"]
+        and "get" in paths["/v1/models"]
+        and "get" in paths["/v1/models/{model}"]
+    )
     components = schema["components"]
     assert {"ChatCompletionRequest", "ChatCompletion", "EmbeddingRequest", "ModelList"} <= set(components["schemas"])
     assert {"ApiKeyBearer", "ApiKeyHeader"} <= set(components["securitySchemes"])
@@ -34,6 +39,7 @@ def test_the_description_accepts_exactly_what_the_validator_accepts() -> None:
     assert set(SCHEMAS["ChatCompletionRequest"]["properties"]) == CHAT_FIELDS
     assert SCHEMAS["ChatCompletionRequest"]["additionalProperties"] is False
     assert set(SCHEMAS["EmbeddingRequest"]["properties"]) == EMBEDDING_FIELDS
+    assert set(SCHEMAS["TextCompletionRequest"]["properties"]) == TEXT_COMPLETION_FIELDS
 
 
 def test_the_docs_page_loads_only_local_assets() -> None:

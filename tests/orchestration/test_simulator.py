@@ -146,6 +146,62 @@ def test_openai_streamed_tool_call_arrives_as_deltas(client: httpx.Client, simul
     assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
 
 
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}, "unit": {"type": "string", "enum": ["C", "F"]}},
+        },
+    },
+}
+CLOCK = {"type": "function", "function": {"name": "get_time", "parameters": {"type": "object", "properties": {}}}}
+
+
+def test_openai_tool_choice_none_answers_in_text_even_when_a_call_is_scripted(
+    client: httpx.Client, simulator: Simulator
+) -> None:
+    simulator.configure("sim-tools", script=[{"tool_calls": [{"name": "get_weather", "arguments": {"city": "Oslo"}}]}])
+    body = {"model": "sim-tools", "messages": USER, "tools": [WEATHER], "tool_choice": "none"}
+    choice = client.post("/v1/chat/completions", json=body).json()["choices"][0]
+    assert choice["finish_reason"] == "stop" and choice["message"]["content"]
+    assert "tool_calls" not in choice["message"]
+
+
+def test_openai_tool_choice_required_or_named_makes_the_call_from_the_schema(client: httpx.Client) -> None:
+    required = {"model": "sim-plain", "messages": USER, "tools": [WEATHER, CLOCK], "tool_choice": "required"}
+    choice = client.post("/v1/chat/completions", json=required).json()["choices"][0]
+    [call] = choice["message"]["tool_calls"]
+    assert choice["finish_reason"] == "tool_calls"
+    assert call["function"]["name"] == "get_weather"
+    assert json.loads(call["function"]["arguments"]) == {"city": "simulated", "unit": "C"}
+    named = {**required, "tool_choice": {"type": "function", "function": {"name": "get_time"}}}
+    [call] = client.post("/v1/chat/completions", json=named).json()["choices"][0]["message"]["tool_calls"]
+    assert (call["function"]["name"], json.loads(call["function"]["arguments"])) == ("get_time", {})
+    streamed = openai_stream(client, **named)[:-1]
+    assert streamed[-1]["choices"][0]["finish_reason"] == "tool_calls"
+
+
+def test_openai_tool_choice_auto_leaves_the_choice_to_the_script(client: httpx.Client) -> None:
+    body = {"model": "sim-plain", "messages": USER, "tools": [WEATHER], "tool_choice": "auto"}
+    choice = client.post("/v1/chat/completions", json=body).json()["choices"][0]
+    assert choice["finish_reason"] == "stop" and "tool_calls" not in choice["message"]
+
+
+def test_openai_logprobs_come_one_per_token_whole_and_streamed(client: httpx.Client) -> None:
+    body = {"model": "sim-plain", "messages": USER, "logprobs": True, "top_logprobs": 2}
+    choice = client.post("/v1/chat/completions", json=body).json()["choices"][0]
+    content = choice["logprobs"]["content"]
+    assert "".join(entry["token"] for entry in content) == choice["message"]["content"]
+    assert all(entry["logprob"] <= 0 and len(entry["top_logprobs"]) == 2 for entry in content)
+    assert all(entry["top_logprobs"][0]["token"] == entry["token"] for entry in content)
+    streamed = [chunk for chunk in openai_stream(client, **body)[:-1] if chunk["choices"][0]["delta"].get("content")]
+    assert [chunk["choices"][0]["logprobs"]["content"][0] for chunk in streamed] == content
+    plain = client.post("/v1/chat/completions", json={"model": "sim-plain", "messages": USER}).json()
+    assert plain["choices"][0]["logprobs"] is None
+
+
 def test_openai_embeddings_are_unit_vectors_and_similar_texts_are_close(client: httpx.Client) -> None:
     texts = ["What is the capital of France?", "what is the capital of France", "Best pizza in Naples"]
     body = client.post("/v1/embeddings", json={"model": "sim-embed", "input": texts}).json()
@@ -753,3 +809,27 @@ def wait_http_stats_in_flight(url: str) -> None:
         if httpx.get(f"{url}/_sim/stats").json()["models"].get("sim-a", {}).get("in_flight"):
             return
         time.sleep(0.02)
+
+
+def test_anthropic_and_gemini_wires_honour_tool_choice_too(client: httpx.Client, simulator: Simulator) -> None:
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}}
+    anthropic = {
+        "model": "sim-c",
+        "max_tokens": 100,
+        "messages": USER,
+        "tools": [{"name": "get_weather", "input_schema": schema}],
+    }
+    forced = client.post(
+        "/v1/messages", json={**anthropic, "tool_choice": {"type": "tool", "name": "get_weather"}}
+    ).json()
+    assert forced["stop_reason"] == "tool_use"
+    assert forced["content"][-1]["name"] == "get_weather" and forced["content"][-1]["input"] == {"city": "simulated"}
+    simulator.configure("sim-c", script=[{"tool_calls": [{"name": "get_weather", "arguments": {"city": "Oslo"}}]}])
+    refused = client.post("/v1/messages", json={**anthropic, "tool_choice": {"type": "none"}}).json()
+    assert refused["stop_reason"] == "end_turn" and [block["type"] for block in refused["content"]] == ["text"]
+
+    tools = [{"functionDeclarations": [{"name": "get_weather", "parameters": schema}]}]
+    config = {"functionCallingConfig": {"mode": "ANY"}}
+    gemini = {"contents": GEMINI_CONTENTS, "tools": tools, "toolConfig": config}
+    parts = client.post("/v1beta/models/sim-g:generateContent", json=gemini).json()["candidates"][0]["content"]["parts"]
+    assert parts[-1]["functionCall"] == {"name": "get_weather", "args": {"city": "simulated"}}
