@@ -137,6 +137,7 @@ def test_a_send_after_logging_out_elsewhere_keeps_the_draft_and_offers_log_in(pa
     other = page.context.new_page()
     other.goto(f"{live_web.url}/keys/")
     other.get_by_role("button", name="Log out").click()
+    other.wait_for_url("**/accounts/login/**")  # closing a page mid-navigation can hang Playwright
     other.close()
     box = page.get_by_label("Message", exact=True)
     box.fill("Words I do not want to lose")
