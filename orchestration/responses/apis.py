@@ -217,6 +217,7 @@ async def _followed(draft: ResponseDraft, caller: Caller, *, starting_after: int
     gone = asyncio.ensure_future(lost.wait())
     events = eventlog.follow(client, draft.id, starting_after=starting_after)
     last = starting_after if starting_after is not None else -1
+    step: asyncio.Future[Any] | None = None
     try:
         while True:
             step = asyncio.ensure_future(anext(events, _END))
@@ -242,7 +243,15 @@ async def _followed(draft: ResponseDraft, caller: Caller, *, starting_after: int
     finally:
         gone.cancel()
         watch.close()
+        await _step_settled(step)  # a generator being stepped cannot be closed
         await events.aclose()
+
+
+async def _step_settled(step: asyncio.Future[Any] | None) -> None:
+    if step is None or step.done():
+        return
+    step.cancel()
+    await asyncio.wait({step})  # its outcome is not wanted; only that it has stopped
 
 
 _END: Any = object()

@@ -8,6 +8,7 @@ same ones (``ui_model``), and ``serve_models`` waits until the server routes the
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -59,8 +60,23 @@ def browser() -> Iterator[Any]:
         instance.close()
 
 
+# Every browser context a test opened, closed when it ends: a tab left open would keep following
+# its reply's stream on the shared server, and ids start again after each test's database flush,
+# so it would count as watching the next test's reply with the same id.
+_opened: list[Any] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_opened_tabs() -> Iterator[None]:
+    yield
+    while _opened:
+        with contextlib.suppress(Exception):  # closed by the test already
+            _opened.pop().close()
+
+
 def new_page(browser: Any, width: int = 1280, height: int = 800) -> Any:
     context = browser.new_context(viewport={"width": width, "height": height})
+    _opened.append(context)
     context.set_default_timeout(15_000)
     tab = context.new_page()
     tab.errors = []  # uncaught exceptions of the page's scripts; the `page` fixture fails on any

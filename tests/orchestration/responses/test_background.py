@@ -137,3 +137,17 @@ def test_deleting_a_running_background_response_stops_its_worker(
     wait_until(lambda: simulator.stats("gpt-sim")["in_flight"] == 0, timeout=5, what="the model call to stop")
     with pytest.raises(openai.NotFoundError):
         sdk.responses.retrieve(created.id)
+
+
+def test_a_follower_that_hangs_up_mid_stream_leaves_no_error_in_the_server_log(
+    sim_models, make_key, live_web, worker, simulator
+) -> None:  # type: ignore[no-untyped-def]
+    simulator.configure("gpt-sim", tokens_per_s=5)
+    sdk = client(live_web, make_key())
+    created = sdk.responses.create(model="gpt-sim", input="Tell me a story.", max_output_tokens=40, background=True)
+    wait_for_status(created.id, "in_progress")
+    with sdk.responses.retrieve(created.id, stream=True, starting_after=0) as stream:
+        next(iter(stream))  # one event, then the client goes while the server waits for the next
+
+    wait_for_status(created.id, "completed", "incomplete", timeout=30)
+    assert "Exception inside application" not in live_web.log_path.read_text()
