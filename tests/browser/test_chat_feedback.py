@@ -15,21 +15,22 @@ from tests.browser.conftest import BACKUP, MODEL, screenshot, sign_in
 from tests.browser.test_chat_page import reply_node, saved_reply, send, watch
 
 
-def _experiment_served(base_url: str, user: Any, timeout: float = 10.0) -> None:
-    """Wait until the server's registry snapshot (refreshed every few seconds) splits MODEL's traffic."""
-    _, secret = api_key_create(user=user, name="probe")
+def _served_by(base_url: str, user: Any, served: str, timeout: float = 10.0) -> None:
+    """Wait until the server's registry snapshot (refreshed every few seconds) sends MODEL's traffic
+    to ``served``."""
+    _, secret = api_key_create(user=user, name=f"probe-{served}")
     body = {"model": MODEL, "messages": [{"role": "user", "content": "ping"}], "max_tokens": 3}
     deadline = time.monotonic() + timeout
     with httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {secret}"}) as client:
-        while client.post("/v1/chat/completions", json=body).headers.get("X-Served-Model") != BACKUP:
-            assert time.monotonic() < deadline, "the server never applied the experiment"
+        while client.post("/v1/chat/completions", json=body).headers.get("X-Served-Model") != served:
+            assert time.monotonic() < deadline, f"the server never sent {MODEL}'s traffic to {served}"
             time.sleep(0.25)
 
 
 def test_thumbs_up_with_a_comment_lands_on_the_replys_call_and_variant(
     page: Any, live_web: Any, person: Any, ui_model: LanguageModel, simulator: Any, django_user_model: Any
 ) -> None:
-    experiment_create(
+    experiment = experiment_create(
         name="backup-trial",
         model=ui_model,
         sticky_by="user",
@@ -38,7 +39,17 @@ def test_thumbs_up_with_a_comment_lands_on_the_replys_call_and_variant(
             {"name": "backup", "percent": 100, "target": LanguageModel.objects.get(name=BACKUP)},
         ],
     )
-    _experiment_served(live_web.url, django_user_model.objects.create_user("probe-feedback"))
+    probe = django_user_model.objects.create_user("probe-feedback")
+    _served_by(live_web.url, probe, BACKUP)
+    try:
+        _thumbs_up_with_a_comment(page, live_web, person)
+    finally:
+        # The shared server must not split the next test's traffic from its snapshot of this one.
+        experiment.delete()
+        _served_by(live_web.url, probe, MODEL)
+
+
+def _thumbs_up_with_a_comment(page: Any, live_web: Any, person: Any) -> None:
     sign_in(page, live_web.url, person)
 
     node = send(page, "Is this answer any good?")
