@@ -30,7 +30,7 @@ from orchestration.apis import (
     _within_deadline,
     v1_view,
 )
-from orchestration.database import in_database_thread
+from orchestration.database import database_call
 from orchestration.errors import InvalidRequest, ServiceError
 from orchestration.http import json_response
 from orchestration.orchestrator import ReplyStream, get_orchestrator
@@ -104,9 +104,10 @@ def _draft(payload: ResponseInput) -> ResponseDraft:
 
 
 def _in_database(function: Callable[P, T]) -> Callable[P, Awaitable[T]]:
-    # Spread over the default pool, each thread keeping its connection: opening one per call
-    # cost more than the rest of a stored response (tests/bench/responses_api.py).
-    return in_database_thread(function, thread_sensitive=False)
+    # Spread over the default pool, the connection given back when the call returns: a thread that
+    # kept its pooled PostgreSQL connection held it past its event loop, and every new loop (each
+    # async test's) took another, until the pool ran dry.
+    return database_call(function)
 
 
 async def _save(draft: ResponseDraft, caller: Caller) -> None:
