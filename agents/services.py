@@ -35,6 +35,7 @@ from agents.runtime import CallRef
 from agents.tools import Tool, ToolContext
 from orchestration.access.admission import Caller, admit_sync, prompt_tokens_from_chars, route_of
 from orchestration.errors import Conflict, InvalidRequest, ServiceError, TooLarge
+from orchestration.jobrecovery import reap_if_due, requeue_jobless
 from orchestration.registry import snapshot
 from orchestration.telemetry.tracing import trace_carrier
 
@@ -543,9 +544,6 @@ class Reaped:
     unqueued: int = 0
 
 
-# RQ job statuses of a job that will still run (or runs now); a queued task whose job has
-# another status, or none, was never queued (Redis refused) or its job was lost.
-_LIVE_JOB = {b"queued", b"started", b"deferred", b"scheduled", b"created"}
 _UNQUEUED_BATCH = 200
 
 
@@ -587,32 +585,23 @@ def task_reap(*, now: datetime | None = None) -> Reaped:
 def _requeue_unqueued(*, created_before: datetime) -> int:
     """Queue again the tasks waiting for a worker whose RQ job does not exist (or ended without
     a claim): a task is queued in the database, whatever happened to its job in Redis."""
-    waiting = list(
-        Task.objects.filter(QUEUED, origin=Task.Origin.API, created_at__lt=created_before)
-        .order_by("created_at")
-        .values_list("pk", "attempts")[:_UNQUEUED_BATCH]
+    return requeue_jobless(
+        waiting=Task.objects.filter(QUEUED, origin=Task.Origin.API),
+        created_before=created_before,
+        batch=_UNQUEUED_BATCH,
+        job_id=task_job_id,
+        enqueue=task_enqueue,
+        connection=redis_connection(),
+        noun="task",
+        logger=logger,
     )
-    connection = redis_connection()
-    with connection.pipeline(transaction=False) as pipeline:
-        for task_id, attempt in waiting:
-            pipeline.hget(Job.key_for(task_job_id(task_id, attempt)), "status")
-        statuses = pipeline.execute()
-    jobless = [task for task, status in zip(waiting, statuses, strict=True) if status not in _LIVE_JOB]
-    # A job may have run between the two reads: only tasks still queued under the same claim count.
-    still_queued = set(
-        Task.objects.filter(QUEUED, pk__in=[task_id for task_id, _ in jobless]).values_list("pk", "attempts")
-    )
-    unqueued = [task for task in jobless if task in still_queued]
-    for task_id, attempt in unqueued:
-        logger.warning("task %s: waiting for a worker without a job in RQ; queued again", task_id)
-        connection.delete(Job.key_for(task_job_id(task_id, attempt)))
-        task_enqueue(task_id, attempt)
-    return len(unqueued)
 
 
 def task_reap_if_due() -> Reaped | None:
     """Reap at most once per interval across all processes (a Redis lock decides who)."""
-    interval_ms = max(100, int(agent_setting("AGENT_REAP_INTERVAL_S") * 1000))
-    if not redis_connection().set("agents:reaper", 1, nx=True, px=interval_ms):
-        return None
-    return task_reap()
+    return reap_if_due(
+        connection=redis_connection(),
+        lock_key="agents:reaper",
+        interval_s=agent_setting("AGENT_REAP_INTERVAL_S"),
+        reap=task_reap,
+    )

@@ -23,9 +23,9 @@ from django.utils import timezone
 from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue, Retry
-from rq.job import Job
 
 from orchestration.errors import InvalidRequest
+from orchestration.jobrecovery import reap_if_due, requeue_jobless
 from orchestration.responses import eventlog
 from orchestration.responses.models import StoredResponse
 from orchestration.responses.objects import ResponseDraft
@@ -201,7 +201,6 @@ class Reaped:
     unqueued: int = 0
 
 
-_LIVE_JOB = {b"queued", b"started", b"deferred", b"scheduled", b"created"}
 _BATCH = 100
 
 
@@ -221,32 +220,23 @@ def response_reap(*, now: datetime | None = None) -> Reaped:
 
 
 def _requeue_jobless(*, created_before: datetime) -> int:
-    waiting = list(
-        StoredResponse.objects.filter(WAITING, background=True, created_at__lt=created_before)
-        .order_by("created_at")
-        .values_list("pk", "attempts")[:_BATCH]
+    return requeue_jobless(
+        waiting=StoredResponse.objects.filter(WAITING, background=True),
+        created_before=created_before,
+        batch=_BATCH,
+        job_id=response_job_id,
+        enqueue=response_enqueue,
+        connection=redis_connection(),
+        noun="response",
+        logger=logger,
     )
-    connection = redis_connection()
-    with connection.pipeline(transaction=False) as pipeline:
-        for response_id, attempt in waiting:
-            pipeline.hget(Job.key_for(response_job_id(response_id, attempt)), "status")
-        statuses = pipeline.execute()
-    jobless = [entry for entry, status in zip(waiting, statuses, strict=True) if status not in _LIVE_JOB]
-    # A job may have run between the two reads: only responses still waiting under the same claim count.
-    still_waiting = set(
-        StoredResponse.objects.filter(WAITING, pk__in=[rid for rid, _ in jobless]).values_list("pk", "attempts")
-    )
-    requeued = [entry for entry in jobless if entry in still_waiting]
-    for response_id, attempt in requeued:
-        logger.warning("response %s: waiting for a worker without a job in RQ; queued again", response_id)
-        connection.delete(Job.key_for(response_job_id(response_id, attempt)))
-        response_enqueue(response_id, attempt)
-    return len(requeued)
 
 
 def response_reap_if_due() -> Reaped | None:
     """Reap at most once per interval across all processes (a Redis lock decides who)."""
-    interval_ms = max(100, int(recovery_setting("AGENT_REAP_INTERVAL_S") * 1000))
-    if not redis_connection().set("responses:reaper", 1, nx=True, px=interval_ms):
-        return None
-    return response_reap()
+    return reap_if_due(
+        connection=redis_connection(),
+        lock_key="responses:reaper",
+        interval_s=recovery_setting("AGENT_REAP_INTERVAL_S"),
+        reap=response_reap,
+    )
