@@ -5,262 +5,58 @@ for seconds, so it must not hold a thread. Each view is a thin door: find the ca
 the call through the access pipeline (``orchestration.access.admission``: key, model access,
 RPM/TPM, budget reservation), ask the Orchestrator, answer in OpenAI's shape with the ``X-*``
 headers, then settle the admission with the real usage and cost. Every view is a lean route (the
-edge serves it without Django's middleware) and answers errors in the one shape.
+edge serves it without Django's middleware) and answers errors in the one shape. The door, the
+admission and the settling are ``orchestration/calls.py``, shared with the other ``/v1`` views.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import functools
-import logging
 import math
 import struct
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
-from decimal import Decimal
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 
-from orchestration.access.admission import (
-    Admission,
-    Caller,
-    admit,
-    caller_for_secret,
-    missing_credentials,
-    prompt_tokens_from_chars,
-    route_of,
-)
-from orchestration.access.credentials import api_key_secret_from
+from orchestration.access.admission import Caller, route_of
 from orchestration.caching.feedback import semantic_hit_from_token, semantic_hit_report_wrong
-from orchestration.cors import cors_is_preflight, cors_mark, cors_origin_allowed, cors_preflight
-from orchestration.deadlines import deadline_for
-from orchestration.errors import DeadlinePassed, InvalidRequest, NotFound, ServiceError, error_body, error_body_of
-from orchestration.http import door, json_response, keys_only, lean_route, raw_body, request_id_of
+from orchestration.calls import (
+    Call,
+    answer_spent,
+    answered,
+    answers_spent,
+    call_admitted,
+    caller_of,
+    context_of,
+    json_body,
+    require_capability,
+    served_headers,
+    stream_failure_event,
+    stream_opened,
+    stream_response,
+    usage_body,
+    v1_view,
+)
+from orchestration.errors import InvalidRequest, NotFound
+from orchestration.http import json_response
 from orchestration.orchestrator import CallContext, ReplyStream, get_orchestrator
 from orchestration.prompts import aprompt_render, prompt_apply
-from orchestration.registry import ModelRoute, Snapshot, asnapshot
-from orchestration.sse import DONE, EventStreamResponse, json_compact, sse_event
-from orchestration.tokens import CL100K_KINDS, TokensUnknown, tokens_count, tokens_decode
+from orchestration.registry import ModelRoute, asnapshot
+from orchestration.sse import DONE, json_compact, sse_event
+from orchestration.tokens import CL100K_KINDS, TokensUnknown, tokens_decode
 from orchestration.types import ChatRequest, ChatResponse, Chunk, Served, ToolCallDelta, Usage
 from orchestration.validation import (
     CompletionInput,
     EmbeddingInput,
     completion_input_from,
     embedding_input_from,
-    json_object_from,
     prompt_chars,
-    prompt_text,
 )
-
-logger = logging.getLogger("switchyard.api")
-
-View = Callable[..., Awaitable[HttpResponseBase]]
-# The Orchestrator keeps the deadline; this margin only catches a call that somehow outlives it.
-_DEADLINE_MARGIN_S = 1.0
-
-
-@dataclass(slots=True)
-class Call:
-    """One admitted API call: who made it, what it may cost, and how it is settled."""
-
-    request: HttpRequest
-    admission: Admission
-    ctx: CallContext
-    max_tokens: int | None = None  # what the call asked to write at most; it stretches the deadline
-
-    @property
-    def route(self) -> ModelRoute:
-        return self.admission.route
-
-    def headers(self) -> dict[str, str]:
-        return self.admission.headers()
-
-    async def settle(self, usage: Usage | None, cost_usd: Decimal) -> None:
-        await self.admission.settle(usage, cost_usd)
-
-
-# --- the door ------------------------------------------------------------------------------
-
-
-def v1_view(*methods: str) -> Callable[[View], View]:
-    """A ``/v1`` view: a lean route for API keys only, its methods checked, its errors answered,
-    its time to answer in ``openai-processing-ms``."""
-
-    def decorate(view: View) -> View:
-        return lean_route(keys_only(_cors(methods, _timed(door(*methods)(view)))))
-
-    return decorate
-
-
-def _cors(methods: tuple[str, ...], view: View) -> View:
-    """CORS for allowed browser origins (orchestration/cors.py); nothing changes for anyone else."""
-
-    @functools.wraps(view)
-    async def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
-        origin = cors_origin_allowed(request)
-        if origin is None:
-            return await view(request, *args, **kwargs)
-        if cors_is_preflight(request):
-            return cors_preflight(request, origin, methods)
-        return cors_mark(await view(request, *args, **kwargs), origin)
-
-    return wrapped
-
-
-def _timed(view: View) -> View:
-    """``openai-processing-ms``, as OpenAI sends it: the time until the response (a stream's headers) is ready."""
-
-    @functools.wraps(view)
-    async def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
-        started = time.perf_counter()
-        response = await view(request, *args, **kwargs)
-        response["openai-processing-ms"] = str(round((time.perf_counter() - started) * 1000))
-        return response
-
-    return wrapped
-
-
-async def _caller(request: HttpRequest) -> Caller:
-    secret = api_key_secret_from(request.headers)
-    if secret is None:
-        raise missing_credentials()
-    return await caller_for_secret(secret)
-
-
-def _json_body(request: HttpRequest) -> dict[str, Any]:
-    return json_object_from(raw_body(request))
-
-
-def _hold_s(endpoint: str, route: ModelRoute, max_tokens: int | None) -> float:
-    generates = endpoint != "embedding"
-    return deadline_for(
-        endpoint, requested_s=None, route=route, max_tokens=_writes(route, max_tokens, generates)
-    ).total_s
-
-
-def _writes(route: ModelRoute, max_tokens: int | None, generates: bool) -> int | None:
-    """The most a call may write, which stretches its deadline (orchestration/deadlines.py)."""
-    return (max_tokens or route.max_output_tokens) if generates else None
-
-
-# The provider kinds whose wire carries OpenAI's ``logprobs`` (orchestration/providers/openai.py).
-LOGPROBS_KINDS = frozenset({"openai", "openai-compatible", "simulator"})
-
-
-def _require_logprobs(route: ModelRoute, chat: ChatRequest) -> None:
-    if chat.logprobs and route.provider_kind not in LOGPROBS_KINDS:
-        message = f"logprobs are not available for '{route.name}' (its provider, {route.provider_kind}, has none)."
-        raise InvalidRequest("unsupported_value", message, param="logprobs")
-
-
-async def _require_fit(route: ModelRoute, registry: Snapshot, chat: ChatRequest) -> None:
-    """A prompt that no model of the fallback chain can read is a 400 before any call: retrying
-    cannot help. Counted only when its UTF-8 size says it might not fit (a token is never shorter
-    than a byte), and only with the tokenizer the model family uses. ``max_tokens`` is left to the
-    providers: they differ on whether the answer's room counts against the window."""
-    chain = [route, *(registry.models[name] for name in route.fallbacks if name in registry.models)]
-    window = max(candidate.context_window for candidate in chain)
-    text = prompt_text(chat)
-    if len(text.encode()) <= window or route.provider_kind not in CL100K_KINDS:
-        return
-    tokens = await asyncio.to_thread(tokens_count, text)
-    if tokens > window:
-        message = (
-            f"This model's maximum context length is {window} tokens; the messages need about {tokens}. "
-            "Shorten the messages."
-        )
-        raise InvalidRequest("context_length_exceeded", message, param="messages")
-
-
-def _require_capability(route: ModelRoute, capability: str) -> None:
-    """Chat on an embeddings-only model, or embeddings on a model without that capability, is a 400."""
-    embeds = "embeddings" in route.capabilities
-    chats = not embeds or "chat" in route.capabilities
-    if (capability == "embeddings" and not embeds) or (capability == "chat" and not chats):
-        doing = "embeddings" if capability == "embeddings" else "chat completions"
-        message = f"The model '{route.name}' does not support {doing} (it lacks the '{capability}' capability)."
-        raise InvalidRequest("model_not_supported", message, param="model")
-
-
-async def _admitted(
-    caller: Caller,
-    model: str,
-    endpoint: str,
-    *,
-    chars: int,
-    max_tokens: int | None,
-    capability: str = "chat",
-    chat: ChatRequest | None = None,
-) -> Admission:
-    registry = await asnapshot()
-    route = route_of(caller, model, registry)
-    _require_capability(route, capability)
-    if chat is not None:
-        _require_logprobs(route, chat)
-        await _require_fit(route, registry, chat)
-    return await admit(
-        caller,
-        model=model,
-        input_tokens=prompt_tokens_from_chars(chars),
-        max_tokens=max_tokens,
-        hold_s=_hold_s(endpoint, route, max_tokens),
-    )
-
-
-def _cache_control(request: HttpRequest) -> str:
-    directives = request.headers.get("Cache-Control", "").lower()
-    if "no-store" in directives:
-        return "no-store"
-    if "no-cache" in directives:
-        return "no-cache"
-    return "default"
-
-
-def _context(request: HttpRequest, caller: Caller, endpoint: str) -> CallContext:
-    return CallContext(
-        endpoint=endpoint,
-        request_id=request_id_of(request),
-        api_key_id=caller.api_key_id,
-        user_id=caller.user_id,
-        cache_control=_cache_control(request),
-    )
-
-
-def _served_headers(served: Served, *, with_cost: bool = True) -> dict[str, str]:
-    headers = {"X-Cache": served.cache, "X-Served-Model": served.model, "X-Served-Provider": served.provider}
-    if served.deployment:
-        headers["X-Served-Deployment"] = served.deployment
-    if served.fallback_from:
-        headers["X-Fallback-From"] = served.fallback_from
-    if served.cache_entry:
-        headers["X-Cache-Entry"] = served.cache_entry
-    if with_cost:
-        headers["X-Cost-USD"] = f"{served.cost_usd:f}"
-    return headers
-
-
-async def _within_deadline(call: Call, awaitable: Awaitable[Any]) -> Any:
-    """Await an Orchestrator call with a last-resort timeout just past its own deadline."""
-    writes = _writes(call.route, call.max_tokens, call.ctx.endpoint != "embedding")
-    seconds = deadline_for(
-        call.ctx.endpoint, requested_s=call.ctx.deadline_s, route=call.route, max_tokens=writes
-    ).total_s
-    try:
-        async with asyncio.timeout(seconds + _DEADLINE_MARGIN_S):
-            return await awaitable
-    except TimeoutError:
-        raise DeadlinePassed("deadline_exceeded", f"No answer within the deadline of {seconds:g} s.") from None
-
-
-def _with_limit_headers(error: ServiceError, call: Call) -> ServiceError:
-    error.meta = {**call.headers(), **error.meta}
-    return error
-
 
 # --- POST /v1/chat/completions ---------------------------------------------------------------
 
@@ -268,13 +64,14 @@ def _with_limit_headers(error: ServiceError, call: Call) -> ServiceError:
 @v1_view("POST")
 async def chat_completions(request: HttpRequest) -> HttpResponseBase:
     """Create a chat completion, streamed (``stream: true``) or whole."""
-    caller = await _caller(request)
-    payload = completion_input_from(_json_body(request))
-    ctx = _context(request, caller, "completion")
+    caller = await caller_of(request)
+    payload = completion_input_from(json_body(request))
+    ctx = context_of(request, caller, "completion")
     chat = await _with_prompt(payload, ctx)
     chars = prompt_chars(chat) * payload.choices  # each choice reads the whole prompt upstream
-    admission = await _admitted(caller, chat.model, "completion", chars=chars, max_tokens=chat.max_tokens, chat=chat)
-    call = Call(request, admission, ctx, chat.max_tokens)
+    call = await call_admitted(
+        request, caller, chat.model, "completion", chars=chars, max_tokens=chat.max_tokens, chat=chat, ctx=ctx
+    )
     if payload.choices > 1 or chat.logprobs:
         # n answers from one cache entry would be n copies of one answer; cached answers keep no logprobs.
         ctx.cache_control = "no-store"
@@ -301,41 +98,23 @@ async def _with_prompt(payload: CompletionInput, ctx: CallContext) -> ChatReques
 async def _complete_response(call: Call, chat: ChatRequest, choices: int = 1) -> HttpResponse:
     """One completion, or ``n`` of them: n calls made side by side (each its own upstream call, so
     each may differ), answered as one ``chat.completion`` with the usage and cost summed."""
-    usage, cost = None, Decimal(0)
     orchestrator = get_orchestrator()
-    try:
-        answers: list[tuple[ChatResponse, Served]] = await _within_deadline(
-            call, asyncio.gather(*(orchestrator.complete(chat, call.ctx) for _ in range(choices)))
-        )
-        usage = Usage(
-            input_tokens=sum(served.usage.input_tokens for _, served in answers),
-            output_tokens=sum(served.usage.output_tokens for _, served in answers),
-        )
-        cost = sum((served.cost_usd for _, served in answers), Decimal(0))
-    except ServiceError as error:
-        raise _with_limit_headers(error, call) from None
-    finally:
-        await call.settle(usage, cost)
+    answers: list[tuple[ChatResponse, Served]] = await answered(
+        call, asyncio.gather(*(orchestrator.complete(chat, call.ctx) for _ in range(choices))), answers_spent
+    )
     response, served = answers[0]
     body = completion_body(response, served)
-    headers = {**call.headers(), **_served_headers(served)}
+    headers = {**call.headers(), **served_headers(served)}
     if choices > 1:
+        usage, cost = answers_spent(answers)
         body["choices"] = [_choice(index, one) for index, (one, _) in enumerate(answers)]
-        body["usage"] = _usage_body(usage or Usage())
+        body["usage"] = usage_body(usage)
         headers["X-Cost-USD"] = f"{cost:f}"
     return json_response(body, headers)
 
 
 def completion_id() -> str:
     return f"chatcmpl-{uuid.uuid4().hex}"
-
-
-def _usage_body(usage: Usage) -> dict[str, int]:
-    return {
-        "prompt_tokens": usage.input_tokens,
-        "completion_tokens": usage.output_tokens,
-        "total_tokens": usage.total_tokens,
-    }
 
 
 def _choice(index: int, response: ChatResponse) -> dict[str, Any]:
@@ -357,7 +136,7 @@ def completion_body(response: ChatResponse, served: Served) -> dict[str, Any]:
         "created": int(time.time()),
         "model": served.model or response.model,
         "choices": [_choice(0, response)],
-        "usage": _usage_body(response.usage),
+        "usage": usage_body(response.usage),
         "system_fingerprint": None,
     }
 
@@ -367,21 +146,9 @@ def completion_body(response: ChatResponse, served: Served) -> dict[str, Any]:
 
 async def _stream_response(call: Call, chat: ChatRequest, *, include_usage: bool) -> HttpResponseBase:
     stream = get_orchestrator().stream(chat, call.ctx)
-    chunks = aiter(stream)
-    try:
-        # The first chunk decides between an HTTP error and a 200 stream, and sets ``served``.
-        first: Chunk | None = await _within_deadline(call, anext(chunks, None))
-    except BaseException as error:
-        await stream.aclose()
-        await call.settle(None, Decimal(0))
-        if isinstance(error, ServiceError):
-            raise _with_limit_headers(error, call) from None
-        raise
+    first = await stream_opened(call, stream)
     writer = _ChunkWriter(model=stream.served.model or chat.model, include_usage=include_usage)
-    response = EventStreamResponse(_sse(call, stream, chunks, first, writer))
-    for name, value in {**call.headers(), **_served_headers(stream.served, with_cost=False)}.items():
-        response[name] = value
-    return response
+    return stream_response(call, stream, _sse(call, stream, aiter(stream), first, writer))
 
 
 async def _sse(
@@ -401,11 +168,8 @@ async def _sse(
             ending += writer.event(writer.usage(stream.served.usage))
         if ending:
             yield ending
-    except ServiceError as error:
-        yield writer.event(error_body_of(error, request_id_of(call.request)))
-    except Exception:
-        logger.exception("A completion stream failed after it began (request %s)", request_id_of(call.request))
-        yield writer.event(error_body(502, "stream_failed", "The stream failed.", request_id_of(call.request)))
+    except Exception as error:
+        yield stream_failure_event(call, error)
     finally:
         await stream.aclose()
         await call.settle(stream.served.usage, stream.served.cost_usd)
@@ -477,7 +241,7 @@ class _ChunkWriter:
 
     def usage(self, usage: Usage) -> dict[str, Any]:
         body = self._chunk([])
-        body["usage"] = _usage_body(usage)
+        body["usage"] = usage_body(usage)
         return body
 
 
@@ -499,23 +263,15 @@ def _tool_call_delta(call: ToolCallDelta) -> dict[str, Any]:
 @v1_view("POST")
 async def embeddings(request: HttpRequest) -> HttpResponseBase:
     """Embed one text or a list of texts (or token arrays, read back by the model's tokenizer)."""
-    caller = await _caller(request)
-    payload = embedding_input_from(_json_body(request))
+    caller = await caller_of(request)
+    payload = embedding_input_from(json_body(request))
     route = route_of(caller, payload.model, await asnapshot())
-    _require_capability(route, "embeddings")
+    require_capability(route, "embeddings")
     texts = await _embedding_texts(payload, route)
-    admission = await _admitted(
-        caller, payload.model, "embedding", chars=sum(map(len, texts)), max_tokens=0, capability="embeddings"
+    call = await call_admitted(
+        request, caller, payload.model, "embedding", chars=sum(map(len, texts)), max_tokens=0, capability="embeddings"
     )
-    call = Call(request, admission, _context(request, caller, "embedding"))
-    usage, cost = None, Decimal(0)
-    try:
-        response, served = await _within_deadline(call, get_orchestrator().embed(payload.request(texts), call.ctx))
-        usage, cost = served.usage, served.cost_usd
-    except ServiceError as error:
-        raise _with_limit_headers(error, call) from None
-    finally:
-        await call.settle(usage, cost)
+    response, served = await answered(call, get_orchestrator().embed(payload.request(texts), call.ctx), answer_spent)
     _check_dimensions(payload.dimensions, response.vectors)
     data = [
         {
@@ -531,7 +287,7 @@ async def embeddings(request: HttpRequest) -> HttpResponseBase:
         "model": served.model,
         "usage": {"prompt_tokens": response.usage.input_tokens, "total_tokens": response.usage.total_tokens},
     }
-    return json_response(body, {**call.headers(), **_served_headers(served)})
+    return json_response(body, {**call.headers(), **served_headers(served)})
 
 
 async def _embedding_texts(payload: EmbeddingInput, route: ModelRoute) -> list[str]:
@@ -605,7 +361,7 @@ async def _visible_models(caller: Caller) -> list[ModelRoute]:
 @v1_view("GET")
 async def models(request: HttpRequest) -> HttpResponseBase:
     """The models this key may use."""
-    caller = await _caller(request)
+    caller = await caller_of(request)
     data = [_model_body(model) for model in await _visible_models(caller)]
     return json_response({"object": "list", "data": data})
 
@@ -613,7 +369,7 @@ async def models(request: HttpRequest) -> HttpResponseBase:
 @v1_view("GET")
 async def model_detail(request: HttpRequest, model: str) -> HttpResponseBase:
     """One model this key may use."""
-    caller = await _caller(request)
+    caller = await caller_of(request)
     for candidate in await _visible_models(caller):
         if candidate.name == model:
             return json_response(_model_body(candidate))
@@ -627,8 +383,8 @@ async def model_detail(request: HttpRequest, model: str) -> HttpResponseBase:
 @v1_view("POST")
 async def cache_wrong_hit(request: HttpRequest) -> HttpResponseBase:
     """Report a semantic cache hit as the wrong answer: its entry is evicted and the model's policy learns."""
-    caller = await _caller(request)
-    token = _json_body(request).get("cache_entry")
+    caller = await caller_of(request)
+    token = json_body(request).get("cache_entry")
     if not isinstance(token, str) or not token:
         raise InvalidRequest("missing_cache_entry", "Send the X-Cache-Entry header of the reply as 'cache_entry'.")
     hit = semantic_hit_from_token(token)

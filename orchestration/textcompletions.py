@@ -2,7 +2,7 @@
 
 LlamaIndex's ``OpenAILike`` and older code speak this shape. Each prompt becomes one user message
 to the model's chat endpoint, through the same admission and Orchestrator as
-``/v1/chat/completions`` (``orchestration.apis``); the answers come back as ``text_completion``
+``/v1/chat/completions`` (``orchestration/calls.py``); the answers come back as ``text_completion``
 choices, one per prompt in the order sent, with their usage summed. A list of prompts is one
 admitted call; its prompts run concurrently, and streamed they follow one another, each choice
 carrying its ``index``.
@@ -11,50 +11,48 @@ carrying its ``index``.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 import uuid
 from collections.abc import AsyncGenerator
-from decimal import Decimal
 from typing import Any
 
 from django.http import HttpRequest, HttpResponseBase
 
 from orchestration.access.admission import route_of
-from orchestration.apis import (
+from orchestration.apis import texts_of
+from orchestration.calls import (
     Call,
-    _admitted,
-    _caller,
-    _context,
-    _json_body,
-    _served_headers,
-    _with_limit_headers,
-    _within_deadline,
-    texts_of,
+    answered,
+    answers_spent,
+    call_admitted,
+    caller_of,
+    json_body,
+    served_headers,
+    served_total,
+    stream_failure_event,
+    stream_opened,
+    stream_response,
+    usage_body,
     v1_view,
 )
-from orchestration.errors import ServiceError, error_body, error_body_of
-from orchestration.http import json_response, request_id_of
+from orchestration.http import json_response
 from orchestration.orchestrator import ReplyStream, get_orchestrator
 from orchestration.registry import asnapshot
-from orchestration.sse import DONE, EventStreamResponse, sse_event
+from orchestration.sse import DONE, sse_event
 from orchestration.types import ChatRequest, ChatResponse, Served, Usage
 from orchestration.validation import prompt_chars, text_completion_input_from
-
-logger = logging.getLogger("switchyard.api")
 
 
 @v1_view("POST")
 async def completions(request: HttpRequest) -> HttpResponseBase:
     """Complete one prompt or a list of prompts, streamed (``stream: true``) or whole."""
-    caller = await _caller(request)
-    payload = text_completion_input_from(_json_body(request))
+    caller = await caller_of(request)
+    payload = text_completion_input_from(json_body(request))
     route = route_of(caller, payload.model, await asnapshot())
     chats = payload.requests(await texts_of(payload.prompts, route, "prompt"))
     first = chats[0]
     chars = sum(prompt_chars(chat) for chat in chats)
-    admission = await _admitted(caller, first.model, "completion", chars=chars, max_tokens=first.max_tokens)
-    call = Call(request, admission, _context(request, caller, "completion"), first.max_tokens)
+    call = await call_admitted(request, caller, first.model, "completion", chars=chars, max_tokens=first.max_tokens)
     if payload.stream:
         return await _streamed(call, chats, payload.include_usage)
     return await _whole(call, chats)
@@ -64,40 +62,18 @@ def text_completion_id() -> str:
     return f"cmpl-{uuid.uuid4().hex}"
 
 
-def _usage_body(usage: Usage) -> dict[str, int]:
-    return {
-        "prompt_tokens": usage.input_tokens,
-        "completion_tokens": usage.output_tokens,
-        "total_tokens": usage.total_tokens,
-    }
-
-
-def _summed(served: list[Served]) -> tuple[Usage, Decimal]:
-    usage = Usage(
-        input_tokens=sum(one.usage.input_tokens for one in served),
-        output_tokens=sum(one.usage.output_tokens for one in served),
-    )
-    return usage, sum((one.cost_usd for one in served), Decimal(0))
-
-
 # --- whole -----------------------------------------------------------------------------------
 
 
 async def _whole(call: Call, chats: list[ChatRequest]) -> HttpResponseBase:
     orchestrator = get_orchestrator()
-    usage, cost = None, Decimal(0)
-    try:
-        answers: list[tuple[ChatResponse, Served]] = await _within_deadline(
-            call, asyncio.gather(*(orchestrator.complete(chat, call.ctx) for chat in chats))
-        )
-        usage, cost = _summed([served for _, served in answers])
-    except ServiceError as error:
-        raise _with_limit_headers(error, call) from None
-    finally:
-        await call.settle(usage, cost)
+    answers: list[tuple[ChatResponse, Served]] = await answered(
+        call, asyncio.gather(*(orchestrator.complete(chat, call.ctx) for chat in chats)), answers_spent
+    )
+    usage, cost = answers_spent(answers)
     served = answers[0][1]
-    headers = {**call.headers(), **_served_headers(served), "X-Cost-USD": f"{cost:f}"}
-    return json_response(_body(answers, usage or Usage()), headers)
+    headers = {**call.headers(), **served_headers(served), "X-Cost-USD": f"{cost:f}"}
+    return json_response(_body(answers, usage), headers)
 
 
 def _body(answers: list[tuple[ChatResponse, Served]], usage: Usage) -> dict[str, Any]:
@@ -112,7 +88,7 @@ def _body(answers: list[tuple[ChatResponse, Served]], usage: Usage) -> dict[str,
         "created": int(time.time()),
         "model": served.model or first.model,
         "choices": choices,
-        "usage": _usage_body(usage),
+        "usage": usage_body(usage),
         "system_fingerprint": None,
     }
 
@@ -124,20 +100,9 @@ async def _streamed(call: Call, chats: list[ChatRequest], include_usage: bool) -
     """The first prompt's stream is opened before the 200, so a refusal or an upstream failure
     before any text is an HTTP error, as on ``/v1/chat/completions``."""
     stream = get_orchestrator().stream(chats[0], call.ctx)
-    try:
-        first = await _within_deadline(call, anext(aiter(stream), None))
-    except BaseException as error:
-        await stream.aclose()
-        await call.settle(None, Decimal(0))
-        if isinstance(error, ServiceError):
-            raise _with_limit_headers(error, call) from None
-        raise
+    first = await stream_opened(call, stream)
     writer = _TextChunks(model=stream.served.model or chats[0].model)
-    body = _events(call, chats, include_usage, writer, stream, first)
-    response = EventStreamResponse(body)
-    for name, value in {**call.headers(), **_served_headers(stream.served, with_cost=False)}.items():
-        response[name] = value
-    return response
+    return stream_response(call, stream, _events(call, chats, include_usage, writer, stream, first))
 
 
 async def _events(
@@ -157,17 +122,14 @@ async def _events(
                 yield frames
             served.append(following.served)
         if include_usage:
-            yield writer.usage(_summed(served)[0])
-    except ServiceError as error:
-        yield sse_event(error_body_of(error, request_id_of(call.request)))
-    except Exception:
-        logger.exception("A completion stream failed after it began (request %s)", request_id_of(call.request))
-        yield sse_event(error_body(502, "stream_failed", "The stream failed.", request_id_of(call.request)))
+            yield writer.usage(served_total(served)[0])
+    except Exception as error:
+        yield stream_failure_event(call, error)
     finally:
         await stream.aclose()
         if stream.served not in served:
             served.append(stream.served)
-        await call.settle(*_summed(served))
+        await call.settle(*served_total(served))
     yield DONE
 
 
@@ -213,5 +175,5 @@ class _TextChunks:
 
     def usage(self, usage: Usage) -> bytes:
         body = self._chunk([])
-        body["usage"] = _usage_body(usage)
+        body["usage"] = usage_body(usage)
         return sse_event(body)

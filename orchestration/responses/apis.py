@@ -1,5 +1,5 @@
 """``/v1/responses``: OpenAI's Responses API over the same door, admission, Orchestrator, request
-log and metrics as ``/v1/chat/completions`` (``orchestration.apis``).
+log and metrics as ``/v1/chat/completions`` (``orchestration/calls.py``).
 
 A response is translated to the internal chat request (``wire``), generated whole or streamed as
 the Responses API's events (``generation``), and stored unless ``store: false``. A background
@@ -19,15 +19,16 @@ from django.http import HttpRequest, HttpResponseBase
 from orchestration.access.admission import Caller
 from orchestration.access.keys import REFUSALS
 from orchestration.access.revocation import access_watch
-from orchestration.apis import (
+from orchestration.calls import (
     Call,
-    _admitted,
-    _caller,
-    _context,
-    _json_body,
-    _served_headers,
-    _with_limit_headers,
-    _within_deadline,
+    answer_spent,
+    answered,
+    call_admitted,
+    caller_of,
+    json_body,
+    served_headers,
+    stream_opened,
+    stream_response,
     v1_view,
 )
 from orchestration.database import database_call
@@ -67,8 +68,8 @@ def _sse(events: list[Event]) -> bytes:
 @v1_view("POST")
 async def responses_create(request: HttpRequest) -> HttpResponseBase:
     """Create a response: whole, streamed (``stream: true``) or in the background."""
-    caller = await _caller(request)
-    payload = response_input_from(_json_body(request), response_id_new())
+    caller = await caller_of(request)
+    payload = response_input_from(json_body(request), response_id_new())
     if any(item["type"] == "item_reference" for item in payload.items):
         payload.items = await _in_database(selectors.items_resolved)(user_id=caller.user_id, items=payload.items)
     history: list[dict[str, Any]] = []
@@ -77,14 +78,15 @@ async def responses_create(request: HttpRequest) -> HttpResponseBase:
             user_id=caller.user_id, previous_response_id=payload.previous_response_id
         )
     chat = chat_request(payload.model, payload.settings, [*history, *payload.items])
-    admission = await _admitted(caller, chat.model, ENDPOINT, chars=prompt_chars(chat), max_tokens=chat.max_tokens)
+    call = await call_admitted(
+        request, caller, chat.model, ENDPOINT, chars=prompt_chars(chat), max_tokens=chat.max_tokens
+    )
     draft = _draft(payload)
     if payload.background:
         # Admitted at the door like an agent task: the request and its tokens count against the
         # key's rate limits now; the worker reserves the budget when it runs (``background``).
-        await admission.settle(Usage(input_tokens=admission.verdict.token_cost), Decimal(0))
-        return await _background_created(draft, caller, stream=payload.stream, headers=admission.headers())
-    call = Call(request, admission, _context(request, caller, ENDPOINT), chat.max_tokens)
+        await call.settle(Usage(input_tokens=call.admission.verdict.token_cost), Decimal(0))
+        return await _background_created(draft, caller, stream=payload.stream, headers=call.headers())
     if payload.stream:
         return await _streamed(call, chat, draft, caller)
     return await _completed(call, chat, draft, caller)
@@ -117,43 +119,30 @@ async def _save(draft: ResponseDraft, caller: Caller) -> None:
 
 
 async def _completed(call: Call, chat: ChatRequest, draft: ResponseDraft, caller: Caller) -> HttpResponseBase:
-    usage, cost = None, Decimal(0)
     try:
-        response, served = await _within_deadline(call, get_orchestrator().complete(chat, call.ctx))
-        usage, cost = served.usage, served.cost_usd
-    except ServiceError as error:
+        response, served = await answered(call, get_orchestrator().complete(chat, call.ctx), answer_spent)
+    except ServiceError as error:  # refused or failed: stored as failed, answered with the error
         draft.fail(error.code, error.message)
         await _save(draft, caller)
-        raise _with_limit_headers(error, call) from None
+        raise
     except asyncio.CancelledError:  # the client hung up: nothing more is generated
         draft.status = StoredResponse.Status.CANCELLED
         await _save(draft, caller)
         raise
-    finally:
-        await call.settle(usage, cost)
     draft.take_output(response)
     await _save(draft, caller)
-    return json_response(draft.body(), {**call.headers(), **_served_headers(served)})
+    return json_response(draft.body(), {**call.headers(), **served_headers(served)})
 
 
 async def _streamed(call: Call, chat: ChatRequest, draft: ResponseDraft, caller: Caller) -> HttpResponseBase:
     stream = get_orchestrator().stream(chat, call.ctx)
-    chunks = aiter(stream)
     try:
-        # The first chunk decides between an HTTP error and a 200 stream, as for chat completions.
-        first: Chunk | None = await _within_deadline(call, anext(chunks, None))
-    except BaseException as error:
-        await stream.aclose()
-        await call.settle(None, Decimal(0))
-        if isinstance(error, ServiceError):
-            draft.fail(error.code, error.message)
-            await _save(draft, caller)
-            raise _with_limit_headers(error, call) from None
+        first = await stream_opened(call, stream)
+    except ServiceError as error:  # before the 200: stored as failed, answered with the error
+        draft.fail(error.code, error.message)
+        await _save(draft, caller)
         raise
-    response = EventStreamResponse(_streamed_body(call, stream, chunks, first, draft, caller))
-    for name, value in {**call.headers(), **_served_headers(stream.served, with_cost=False)}.items():
-        response[name] = value
-    return response
+    return stream_response(call, stream, _streamed_body(call, stream, aiter(stream), first, draft, caller))
 
 
 async def _streamed_body(
@@ -193,7 +182,7 @@ async def _background_created(
 @v1_view("GET", "DELETE")
 async def response_detail(request: HttpRequest, response_id: str) -> HttpResponseBase:
     """Retrieve a stored response (``?stream=true``: its events), or delete it."""
-    caller = await _caller(request)
+    caller = await caller_of(request)
     if request.method == "DELETE":
         await _in_database(services.response_delete)(user_id=caller.user_id, response_id=response_id)
         return json_response({"id": response_id, "object": "response", "deleted": True})
@@ -272,7 +261,7 @@ def _after(event: Event, starting_after: int | None) -> bool:
 @v1_view("POST")
 async def response_cancel(request: HttpRequest, response_id: str) -> HttpResponseBase:
     """Cancel a background response that is queued or in progress."""
-    caller = await _caller(request)
+    caller = await caller_of(request)
     draft = await _in_database(services.response_cancel)(user_id=caller.user_id, response_id=response_id)
     return json_response(draft.body())
 
@@ -283,7 +272,7 @@ async def response_cancel(request: HttpRequest, response_id: str) -> HttpRespons
 @v1_view("GET")
 async def response_input_items(request: HttpRequest, response_id: str) -> HttpResponseBase:
     """The input items of a stored response, OpenAI's cursor-paginated list."""
-    caller = await _caller(request)
+    caller = await caller_of(request)
     limit = _limit(request.GET.get("limit"))
     order = request.GET.get("order", "desc")
     if order not in ("asc", "desc"):
