@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from typing import TypeVar
+
+from django.core.exceptions import ObjectDoesNotExist
+from django.db.models import Exists, Model, OuterRef, Q, QuerySet
 
 from chat.models import Conversation, Message
 from orchestration.errors import NotFound
+
+M = TypeVar("M", bound=Model)
 
 
 def conversations_of(*, owner_id: int, search: str = "") -> QuerySet[Conversation]:
@@ -19,9 +24,18 @@ def conversations_of(*, owner_id: int, search: str = "") -> QuerySet[Conversatio
     return conversations
 
 
+def one_or_none(rows: QuerySet[M]) -> M | None:
+    """The one row the filter names, or None. ``.get()`` leaves the models' default ordering out
+    of the query, which ``.first()`` compiles in: the chat's hot reads are primary-key lookups."""
+    try:
+        return rows.get()
+    except ObjectDoesNotExist:
+        return None
+
+
 def conversation_get(*, owner_id: int, conversation_id: int) -> Conversation:
     """The owner's conversation, or 404 (another person's conversation does not exist for you)."""
-    conversation = Conversation.objects.filter(owner_id=owner_id, pk=conversation_id).first()
+    conversation = one_or_none(Conversation.objects.filter(owner_id=owner_id, pk=conversation_id))
     if conversation is None:
         raise NotFound("conversation_not_found", f"No conversation {conversation_id}.")
     return conversation
@@ -32,7 +46,7 @@ def messages_of(*, conversation: Conversation) -> QuerySet[Message]:
 
 
 def message_get(*, owner_id: int, message_id: int) -> Message:
-    message = Message.objects.of_owner(owner_id).select_related("conversation").filter(pk=message_id).first()
+    message = one_or_none(Message.objects.of_owner(owner_id).select_related("conversation").filter(pk=message_id))
     if message is None:
         raise NotFound("message_not_found", f"No message {message_id}.")
     return message
@@ -96,4 +110,5 @@ def _version_group(reply: Message) -> int:
 
 
 def reply_streaming_in(*, conversation: Conversation) -> Message | None:
-    return conversation.messages.streaming().filter(role=Message.Role.ASSISTANT).first()
+    # One at most: a partial unique index allows a single streaming message per conversation.
+    return one_or_none(conversation.messages.streaming().filter(role=Message.Role.ASSISTANT))

@@ -707,8 +707,28 @@ async def _settle_and_announce(message_id: int, fields: dict[str, Any]) -> None:
         await streams.producer_release(message_id)
 
 
+# What ``terminal_event`` reads of a settled row.
+_TERMINAL_FIELDS = (
+    "content",
+    "status",
+    "finish_reason",
+    "error_code",
+    "error_message",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+)
+_COST_PLACES = Decimal(1).scaleb(-Message._meta.get_field("cost_usd").decimal_places)  # as the column rounds
+
+
 def _settle(message_id: int, fields: dict[str, Any]) -> Message | None:
-    Message.objects.filter(pk=message_id, status=Message.Status.STREAMING).update(**fields)
+    """The row as saved: as just written when this call settled it with every field the terminal
+    event reads (no second query), else read back (another settler won, or the row is gone)."""
+    settled = Message.objects.filter(pk=message_id, status=Message.Status.STREAMING).update(**fields)
+    if settled and fields.keys() >= set(_TERMINAL_FIELDS):
+        written = {name: fields[name] for name in _TERMINAL_FIELDS}
+        written["cost_usd"] = Decimal(written["cost_usd"]).quantize(_COST_PLACES)
+        return Message(pk=message_id, **written)
     return Message.objects.filter(pk=message_id).first()
 
 
