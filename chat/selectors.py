@@ -52,7 +52,16 @@ def message_get(*, owner_id: int, message_id: int) -> Message:
     return message
 
 
-def history_of(*, conversation: Conversation, through: Message | None = None) -> list[Message]:
+def conversation_rows(*, conversation: Conversation) -> list[Message]:
+    """Every message of the conversation, oldest first, with the fields that ``history_of`` and
+    ``reply_streaming_in`` read: one query serves both when a reply is posted."""
+    fields = ("role", "content", "status", "reply_to_id", "edit_of_id")
+    return list(conversation.messages.order_by("created_at", "id").only(*fields))
+
+
+def history_of(
+    *, conversation: Conversation, through: Message | None = None, rows: list[Message] | None = None
+) -> list[Message]:
     """The turns a new reply should see: the conversation's newest branch, up to and including
     ``through`` when given (a reply redone answers that message again).
 
@@ -62,8 +71,7 @@ def history_of(*, conversation: Conversation, through: Message | None = None) ->
     replies to ``through``.
     """
     usable = {Message.Status.COMPLETE, Message.Status.CANCELLED}
-    fields = ("role", "content", "status", "reply_to_id", "edit_of_id")
-    rows = newest_branch(list(conversation.messages.order_by("created_at", "id").only(*fields)))
+    rows = newest_branch(rows if rows is not None else conversation_rows(conversation=conversation))
     if through is not None:
         rows = [m for m in rows if m.pk <= through.pk]
     newest = {_version_group(m): m.pk for m in rows if m.role == Message.Role.ASSISTANT}
@@ -109,6 +117,11 @@ def _version_group(reply: Message) -> int:
     return reply_to_id if reply_to_id is not None else -reply.pk
 
 
-def reply_streaming_in(*, conversation: Conversation) -> Message | None:
+def reply_streaming_in(*, conversation: Conversation, rows: list[Message] | None = None) -> Message | None:
+    """The conversation's streaming reply, from ``rows`` (``conversation_rows``) when given."""
+    if rows is not None:
+        return next(
+            (m for m in rows if m.status == Message.Status.STREAMING and m.role == Message.Role.ASSISTANT), None
+        )
     # One at most: a partial unique index allows a single streaming message per conversation.
     return one_or_none(conversation.messages.streaming().filter(role=Message.Role.ASSISTANT))
