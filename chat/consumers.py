@@ -25,6 +25,7 @@ from redis.exceptions import RedisError
 
 from chat import streams
 from chat.models import Message
+from chat.selectors import one_or_none
 from chat.services import reply_finish_orphan, terminal_event
 from chat.streams import ReplyEvent
 from orchestration.access.admission import Caller
@@ -264,4 +265,4 @@ def _db(function: Any) -> Any:
 
 
 def _message_of(user_id: int, message_id: int) -> Message | None:
-    return Message.objects.of_owner(user_id).filter(pk=message_id, role=Message.Role.ASSISTANT).first()
+    return one_or_none(Message.objects.of_owner(user_id).filter(pk=message_id, role=Message.Role.ASSISTANT))

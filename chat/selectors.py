@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from typing import TypeVar
+
+from django.core.exceptions import ObjectDoesNotExist
+from django.db.models import Exists, Model, OuterRef, Q, QuerySet
 
 from chat.models import Conversation, Message
 from orchestration.errors import NotFound
+
+M = TypeVar("M", bound=Model)
 
 
 def conversations_of(*, owner_id: int, search: str = "") -> QuerySet[Conversation]:
@@ -19,9 +24,18 @@ def conversations_of(*, owner_id: int, search: str = "") -> QuerySet[Conversatio
     return conversations
 
 
+def one_or_none(rows: QuerySet[M]) -> M | None:
+    """The one row the filter names, or None. ``.get()`` leaves the models' default ordering out
+    of the query, which ``.first()`` compiles in: the chat's hot reads are primary-key lookups."""
+    try:
+        return rows.get()
+    except ObjectDoesNotExist:
+        return None
+
+
 def conversation_get(*, owner_id: int, conversation_id: int) -> Conversation:
     """The owner's conversation, or 404 (another person's conversation does not exist for you)."""
-    conversation = Conversation.objects.filter(owner_id=owner_id, pk=conversation_id).first()
+    conversation = one_or_none(Conversation.objects.filter(owner_id=owner_id, pk=conversation_id))
     if conversation is None:
         raise NotFound("conversation_not_found", f"No conversation {conversation_id}.")
     return conversation
@@ -32,13 +46,22 @@ def messages_of(*, conversation: Conversation) -> QuerySet[Message]:
 
 
 def message_get(*, owner_id: int, message_id: int) -> Message:
-    message = Message.objects.of_owner(owner_id).select_related("conversation").filter(pk=message_id).first()
+    message = one_or_none(Message.objects.of_owner(owner_id).select_related("conversation").filter(pk=message_id))
     if message is None:
         raise NotFound("message_not_found", f"No message {message_id}.")
     return message
 
 
-def history_of(*, conversation: Conversation, through: Message | None = None) -> list[Message]:
+def conversation_rows(*, conversation: Conversation) -> list[Message]:
+    """Every message of the conversation, oldest first, with the fields that ``history_of`` and
+    ``reply_streaming_in`` read: one query serves both when a reply is posted."""
+    fields = ("role", "content", "status", "reply_to_id", "edit_of_id")
+    return list(conversation.messages.order_by("created_at", "id").only(*fields))
+
+
+def history_of(
+    *, conversation: Conversation, through: Message | None = None, rows: list[Message] | None = None
+) -> list[Message]:
     """The turns a new reply should see: the conversation's newest branch, up to and including
     ``through`` when given (a reply redone answers that message again).
 
@@ -48,8 +71,7 @@ def history_of(*, conversation: Conversation, through: Message | None = None) ->
     replies to ``through``.
     """
     usable = {Message.Status.COMPLETE, Message.Status.CANCELLED}
-    fields = ("role", "content", "status", "reply_to_id", "edit_of_id")
-    rows = newest_branch(list(conversation.messages.order_by("created_at", "id").only(*fields)))
+    rows = newest_branch(rows if rows is not None else conversation_rows(conversation=conversation))
     if through is not None:
         rows = [m for m in rows if m.pk <= through.pk]
     newest = {_version_group(m): m.pk for m in rows if m.role == Message.Role.ASSISTANT}
@@ -95,5 +117,11 @@ def _version_group(reply: Message) -> int:
     return reply_to_id if reply_to_id is not None else -reply.pk
 
 
-def reply_streaming_in(*, conversation: Conversation) -> Message | None:
-    return conversation.messages.streaming().filter(role=Message.Role.ASSISTANT).first()
+def reply_streaming_in(*, conversation: Conversation, rows: list[Message] | None = None) -> Message | None:
+    """The conversation's streaming reply, from ``rows`` (``conversation_rows``) when given."""
+    if rows is not None:
+        return next(
+            (m for m in rows if m.status == Message.Status.STREAMING and m.role == Message.Role.ASSISTANT), None
+        )
+    # One at most: a partial unique index allows a single streaming message per conversation.
+    return one_or_none(conversation.messages.streaming().filter(role=Message.Role.ASSISTANT))

@@ -27,7 +27,7 @@ from redis.exceptions import RedisError
 from chat import streams
 from chat.context import ContextTooLong, Turn, context_fit, token_counter
 from chat.models import Conversation, Message
-from chat.selectors import history_of, reply_streaming_in
+from chat.selectors import conversation_rows, history_of, reply_streaming_in
 from chat.streams import ReplyEvent
 from orchestration.access.admission import Admission, Caller, admit_sync, route_of
 from orchestration.database import database_call
@@ -180,9 +180,9 @@ def _system_prompt(conversation: Conversation, ctx: CallContext | None = None) -
     return rendered.system, rendered.version
 
 
-def _busy_check(conversation: Conversation) -> None:
+def _busy_check(conversation: Conversation, rows: list[Message] | None = None) -> None:
     """409 while a reply streams; a reply whose producer died is settled as failed first."""
-    streaming = reply_streaming_in(conversation=conversation)
+    streaming = reply_streaming_in(conversation=conversation, rows=rows)
     if streaming is None:
         return
     if streams.sync_client().exists(streams.key(streaming.pk, "producer")):
@@ -204,14 +204,16 @@ class PreparedReply:
     subject: CallContext  # who asks: the experiment variant it was assigned, if any
 
 
-def _reply_prepare(conversation: Conversation, caller: Caller, model: str, turns: list[Turn]) -> PreparedReply:
+def _reply_prepare(
+    conversation: Conversation, caller: Caller, model: str, turns: list[Turn], rows: list[Message] | None = None
+) -> PreparedReply:
     """Route, the one-reply-at-a-time check, the context that fits, and the admission of the call.
 
     The reply is admitted like any call (``orchestration.access.admission``): its rate limits,
     and a reservation of its worst-case cost, settled when the reply ends.
     """
     route = route_of(caller, model or conversation.model, snapshot())
-    _busy_check(conversation)
+    _busy_check(conversation, rows)
     subject = CallContext(
         endpoint="chat",
         user_id=conversation.owner_id,  # type: ignore[attr-defined]
@@ -282,8 +284,9 @@ def message_post(
     conversation is enforced by a partial unique index, so two racing posts cannot both start one.
     """
     _content_check(content)
-    turns = [*_turns(history_of(conversation=conversation)), Turn("user", content)]
-    prepared = _reply_prepare(conversation, caller, model, turns)
+    rows = conversation_rows(conversation=conversation)
+    turns = [*_turns(history_of(conversation=conversation, rows=rows)), Turn("user", content)]
+    prepared = _reply_prepare(conversation, caller, model, turns, rows)
     try:
         user_message, reply = _messages_create(conversation, content, prepared, request_id)
     except BaseException:
@@ -707,8 +710,28 @@ async def _settle_and_announce(message_id: int, fields: dict[str, Any]) -> None:
         await streams.producer_release(message_id)
 
 
+# What ``terminal_event`` reads of a settled row.
+_TERMINAL_FIELDS = (
+    "content",
+    "status",
+    "finish_reason",
+    "error_code",
+    "error_message",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+)
+_COST_PLACES = Decimal(1).scaleb(-Message._meta.get_field("cost_usd").decimal_places)  # as the column rounds
+
+
 def _settle(message_id: int, fields: dict[str, Any]) -> Message | None:
-    Message.objects.filter(pk=message_id, status=Message.Status.STREAMING).update(**fields)
+    """The row as saved: as just written when this call settled it with every field the terminal
+    event reads (no second query), else read back (another settler won, or the row is gone)."""
+    settled = Message.objects.filter(pk=message_id, status=Message.Status.STREAMING).update(**fields)
+    if settled and fields.keys() >= set(_TERMINAL_FIELDS):
+        written = {name: fields[name] for name in _TERMINAL_FIELDS}
+        written["cost_usd"] = Decimal(written["cost_usd"]).quantize(_COST_PLACES)
+        return Message(pk=message_id, **written)
     return Message.objects.filter(pk=message_id).first()
 
 

@@ -1,0 +1,71 @@
+"""Settling a reply: the terminal event follows the row as saved, read back only when needed."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.utils import timezone
+
+from chat.models import Conversation, Message
+from chat.services import _settle, terminal_event
+
+
+def _streaming_reply(owner: Any) -> Message:
+    conversation = Conversation.objects.create(owner=owner, model="chat-sim")
+    return Message.objects.create(
+        conversation=conversation, role=Message.Role.ASSISTANT, status=Message.Status.STREAMING
+    )
+
+
+def _fields(**more: Any) -> dict[str, Any]:
+    return {
+        "content": "Hello there.",
+        "status": Message.Status.COMPLETE,
+        "finish_reason": "stop",
+        "error_code": "",
+        "error_message": "",
+        "input_tokens": 12,
+        "output_tokens": 3,
+        "cost_usd": Decimal("0.0000123456789"),  # more places than the column keeps
+        "finished_at": timezone.now(),
+        **more,
+    }
+
+
+@pytest.mark.django_db
+def test_the_settling_call_announces_the_row_it_wrote_without_reading_it_back(
+    alice: Any, django_assert_num_queries: Any
+) -> None:
+    reply = _streaming_reply(alice)
+    with django_assert_num_queries(1):
+        settled = _settle(reply.pk, _fields())
+    assert settled is not None
+    assert terminal_event(settled) == terminal_event(Message.objects.get(pk=reply.pk))
+    assert terminal_event(settled).data["cost_usd"] == "0.00001235"
+
+
+@pytest.mark.django_db
+def test_a_reply_settled_by_someone_else_is_announced_as_they_saved_it(alice: Any) -> None:
+    reply = _streaming_reply(alice)
+    _settle(reply.pk, _fields(status=Message.Status.CANCELLED, finish_reason="cancelled"))
+    late = _settle(reply.pk, _fields(content="Hello there, and more."))
+    assert late is not None
+    assert late.status == Message.Status.CANCELLED
+    assert late.content == "Hello there."
+
+
+@pytest.mark.django_db
+def test_fields_short_of_the_terminal_event_are_read_back(alice: Any) -> None:
+    reply = _streaming_reply(alice)
+    settled = _settle(reply.pk, {"status": Message.Status.FAILED, "error_code": "producer_lost"})
+    assert settled is not None
+    assert terminal_event(settled) == terminal_event(Message.objects.get(pk=reply.pk))
+
+
+@pytest.mark.django_db
+def test_a_deleted_reply_settles_as_none(alice: Any) -> None:
+    reply = _streaming_reply(alice)
+    reply.conversation.delete()
+    assert _settle(reply.pk, _fields()) is None
