@@ -22,7 +22,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.http.request import validate_host
 
 from orchestration.access.admission import Caller, caller_for_secret, caller_for_user
-from orchestration.access.credentials import api_key_secret_from_scope
+from orchestration.access.credentials import api_key_secret_from_scope, presents_api_key
 from orchestration.errors import Unauthenticated
 
 USER_TTL_S = 1.0
@@ -71,7 +71,23 @@ class AccessMiddleware:
 
 def access_stack(app: Any) -> Any:
     """Sessions (for browsers), then the caller: what every Channels route of Switchyard is wrapped in."""
-    return AuthMiddlewareStack(AccessMiddleware(app))
+    return KeyOrSession(AccessMiddleware(app))
+
+
+class KeyOrSession:
+    """A connection that presents an API key goes straight to ``AccessMiddleware``: the key decides
+    who it is, whatever cookie it carries. Any other goes through Channels' cookie, session and auth
+    middleware first. The session layers wrap every message sent (an SSE stream sends one per
+    token) and parse the cookies, which an API client does not send."""
+
+    def __init__(self, app: Any) -> None:
+        self.keyed = app
+        self.browser = AuthMiddlewareStack(app)
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
+        if presents_api_key(scope):
+            return await self.keyed(scope, receive, send)
+        return await self.browser(scope, receive, send)
 
 
 class SameOriginValidator:
