@@ -9,11 +9,11 @@ the consumer can say why before it closes. Consumers never look keys up themselv
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 from urllib.parse import urlsplit
 
-from asgiref.sync import sync_to_async
 from channels.auth import AuthMiddlewareStack
 from channels.security.websocket import WebsocketDenier
 from django.conf import settings
@@ -22,11 +22,13 @@ from django.contrib.auth.models import AnonymousUser
 from django.http.request import validate_host
 
 from orchestration.access.admission import Caller, caller_for_secret, caller_for_user
-from orchestration.access.credentials import api_key_secret_from_scope
+from orchestration.access.credentials import api_key_secret_from_scope, presents_api_key
+from orchestration.database import database_call
 from orchestration.errors import Unauthenticated
 
 USER_TTL_S = 1.0
 _users: dict[int, tuple[float, Any]] = {}
+_owner_lookups: dict[int, asyncio.Task[Any]] = {}
 
 
 def _active_user(user_id: int) -> Any:
@@ -34,14 +36,29 @@ def _active_user(user_id: int) -> Any:
 
 
 async def key_owner(user_id: int) -> Any:
-    """The key's user, remembered for a second: a burst of connections with one key costs one query."""
-    now = time.monotonic()
+    """The key's user, remembered for a second: a burst of connections with one key costs one query.
+    Connections that arrive while it runs wait for that query (one task, shielded: a connection
+    that goes away does not cancel it for the others)."""
     cached = _users.get(user_id)
-    if cached is None or cached[0] <= now:
+    if cached is not None and cached[0] > time.monotonic():
+        return cached[1]
+    loop = asyncio.get_running_loop()
+    lookup = _owner_lookups.get(user_id)
+    if lookup is None or lookup.get_loop() is not loop:
+        lookup = _owner_lookups[user_id] = loop.create_task(_owner_looked_up(user_id))
+    return await asyncio.shield(lookup)
+
+
+async def _owner_looked_up(user_id: int) -> Any:
+    try:
+        user = await database_call(_active_user)(user_id)
         if len(_users) >= 10_000:
             _users.clear()
-        cached = _users[user_id] = (now + USER_TTL_S, await sync_to_async(_active_user)(user_id))
-    return cached[1]
+        _users[user_id] = (time.monotonic() + USER_TTL_S, user)
+        return user
+    finally:
+        if _owner_lookups.get(user_id) is asyncio.current_task():
+            del _owner_lookups[user_id]
 
 
 class AccessMiddleware:
@@ -71,7 +88,23 @@ class AccessMiddleware:
 
 def access_stack(app: Any) -> Any:
     """Sessions (for browsers), then the caller: what every Channels route of Switchyard is wrapped in."""
-    return AuthMiddlewareStack(AccessMiddleware(app))
+    return KeyOrSession(AccessMiddleware(app))
+
+
+class KeyOrSession:
+    """A connection that presents an API key goes straight to ``AccessMiddleware``: the key decides
+    who it is, whatever cookie it carries. Any other goes through Channels' cookie, session and auth
+    middleware first. The session layers wrap every message sent (an SSE stream sends one per
+    token) and parse the cookies, which an API client does not send."""
+
+    def __init__(self, app: Any) -> None:
+        self.keyed = app
+        self.browser = AuthMiddlewareStack(app)
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
+        if presents_api_key(scope):
+            return await self.keyed(scope, receive, send)
+        return await self.browser(scope, receive, send)
 
 
 class SameOriginValidator:
