@@ -9,7 +9,10 @@ tests/data/semantic_pairs.jsonl. The 660 written pairs were written per category
 scored. The split is fixed in the file (``tune`` / ``held_out``): only ``tune`` may shape the
 decision; ``held_out`` is reported, never tuned on. Its misses, once seen, led to two more guard
 rules (plural units, "X to Y" routes), so a third part, ``fresh`` (134 pairs written before those
-rules were scored on it), measures the guard as it is now.
+rules were scored on it), measured the guard as it was then. ``fresh`` in turn showed the role swaps
+("Is Mars bigger than Venus?" / "Is Venus bigger than Mars?"), so a fourth part, ``fresh2`` (256
+pairs with a ``role_swap`` near-miss kind, written and committed before the role-swap rule was
+written or anything was scored on them), measures the guard with that rule. Only ``tune`` shapes it.
 
 Each pair goes through the cache's own decision: the scope (earlier turns differ -> no hit),
 the local embedder, the model's effective threshold and the near-miss guard. A paraphrase served
@@ -31,7 +34,7 @@ from typing import Any
 import numpy as np
 
 PAIRS = Path(__file__).resolve().parent.parent / "data" / "semantic_eval.jsonl"
-SPLITS = ("tune", "held_out", "fresh")
+SPLITS = ("tune", "held_out", "fresh", "fresh2")
 CALIBRATED_SPLITS = ("tune", "held_out")
 
 

@@ -1,10 +1,10 @@
 """How often the semantic cache serves a paraphrase, and how rarely a near miss, on labelled pairs.
 
-tests/data/semantic_eval.jsonl holds 1,161 question pairs in categories (see
+tests/data/semantic_eval.jsonl holds 1,417 question pairs in categories (see
 tests/bench/semantic_quality.py, which prints the per-category table). The ``tune`` split shaped
 the guard and the calibration; the ``held_out`` split is only measured. Each pair goes through the
 cache's own decision at the default error budget; ``fresh`` pairs were written after the rest had been
-measured. Run with ``-s`` to see the figures.
+measured, and ``fresh2`` pairs after ``fresh`` had been. Run with ``-s`` to see the figures.
 """
 
 from __future__ import annotations
