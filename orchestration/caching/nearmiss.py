@@ -9,6 +9,10 @@ see for certain (tests/data/semantic_pairs.jsonl measures the effect):
 - ``negation``: one is negated and the other is not ("can I" / "can't I", "safe" / "not safe");
 - ``direction``: the same two words on either side of "to"/"into"/"from", swapped
   ("Fahrenheit to Celsius" / "Celsius to Fahrenheit");
+- ``role_swap``: the same words, but two participants exchange places around a relation, a verb
+  or a small word ("Is Mars bigger than Venus?" / "Is Venus bigger than Mars?", "my wife's boss" /
+  "my boss's wife"); passive for active, a fronted phrase, "X and Y" / "Y and X" and "X vs Y" /
+  "Y vs X" are not swaps;
 - ``substitution``: every content word in the same order except some swapped for others
   ("sort by value" / "sort by key"); a synonym swapped alone costs a hit, which is the cheap error;
 - ``specific``: each side has a word of its own that names a specific thing: a capitalised name,
@@ -93,6 +97,13 @@ NUMBER_WORDS = (
 )
 ROMAN = {"II": "2", "III": "3", "IV": "4", "VI": "6", "VII": "7", "VIII": "8", "IX": "9", "XI": "11", "XII": "12"}
 DIRECTED = frozenset({"to", "into", "from"})
+# Small words that tie two participants of a question to their roles: "Mars is bigger *than* Venus",
+# "my wife*'s* boss", "a charger *for* a Samsung". The role-swap rule keeps them in the frame it compares.
+RELATION_WORDS = _word_set("than s for to from into onto of by on at about against with over under in")
+# Words that join two participants without giving either a role: "Python vs Java" asks what
+# "Java vs Python" asks, as "salt and pepper" does "pepper and salt" and "7 times 9" does "9 times 7".
+# Left out of the frame, like "and" and "or", so the two stand side by side with no relation between them.
+SYMMETRIC_WORDS = _word_set("vs versus v plus times")
 # Words that say how many things a question is about: "delete one row" / "delete all rows".
 QUANTIFIERS = _word_set("all every entire whole many several multiple both single everyone everything")
 # Closed classes whose members answer different questions; swapping one for another is a new question.
@@ -140,6 +151,7 @@ class Terms:
     quantifiers: frozenset[str]
     around_to: tuple[frozenset[str], frozenset[str]]  # the runs of words just before and after "to"
     ones: int  # how often the word "one" appears: a number or a pronoun, decided against the other side
+    frame: tuple[str, ...]  # content terms, numbers and relation words ("~than", "~s"), in order
 
 
 def stem(word: str) -> str:
@@ -220,7 +232,25 @@ def question_terms(text: str) -> Terms:
         around_to=_around_to(plain),
         quantifiers=_quantifiers(plain),
         ones=plain.count("one"),
+        frame=_frame(words),
     )
+
+
+def _frame(words: list[tuple[str, bool]]) -> tuple[str, ...]:
+    """The question's content terms and numbers in order, with the relation words between them marked."""
+    frame: list[str] = []
+    previous = ""
+    for word, _ in words:
+        if word.isupper() or _number(word) is not None:
+            frame.append(word)
+        elif word in RELATION_WORDS:
+            # "Australia's" is a possessive; "what's", "it's" are "is".
+            if word != "s" or (previous and previous not in STOPWORDS):
+                frame.append("~" + word)
+        elif word not in STOPWORDS and word not in NEGATIONS and word not in SYMMETRIC_WORDS:
+            frame.append(_term(word))
+        previous = word
+    return tuple(frame)
 
 
 def _quantifiers(words: list[str]) -> frozenset[str]:
@@ -289,6 +319,37 @@ def _relations(words: list[str]) -> frozenset[tuple[str, str]]:
     return frozenset(found)
 
 
+def _swapped_roles(query: tuple[str, ...], candidate: tuple[str, ...]) -> bool:
+    """Whether ``candidate`` is ``query`` with two runs of content words exchanged around a relation.
+
+    "Is Mars bigger than Venus?" / "Is Venus bigger than Mars?": the frames agree but for "Mars" and
+    "Venus", which trade places across "bigger than". Active and passive ("Who wrote X?" / "X was
+    written by whom?"), a fronted phrase ("In Paris, what ...?" / "What ... in Paris?") and the
+    possessive turned into "of" change the frame itself, and two words side by side ("salt and
+    pepper") or across "vs" have no relation between them to take a role from: none of these is a swap.
+    """
+    if len(query) != len(candidate) or query == candidate:
+        return False
+    start = next(i for i, (q, c) in enumerate(zip(query, candidate, strict=True)) if q != c)
+    end = len(query) - next(i for i, (q, c) in enumerate(zip(query[::-1], candidate[::-1], strict=True)) if q != c)
+    q_span, c_span = query[start:end], candidate[start:end]
+    size = len(q_span)
+    # The two runs leave at least one term between them: the relation.
+    return any(
+        _exchanged(q_span, c_span, first, second) for first in range(1, size - 1) for second in range(1, size - first)
+    )
+
+
+def _exchanged(query: tuple[str, ...], candidate: tuple[str, ...], first: int, second: int) -> bool:
+    """Whether ``candidate`` is ``query`` with its first ``first`` and last ``second`` terms exchanged."""
+    size = len(query)
+    before, middle, after = query[:first], query[first : size - second], query[size - second :]
+    return (
+        candidate == after + middle + before
+        and not any(term.startswith("~") for term in before + after)  # participants, not relation words
+    )
+
+
 def _aligned_substitution(query: tuple[str, ...], candidate: tuple[str, ...]) -> bool:
     operations = {op for op, *_ in difflib.SequenceMatcher(a=query, b=candidate, autojunk=False).get_opcodes()}
     return "replace" in operations and operations <= {"equal", "replace"}
@@ -350,6 +411,8 @@ def near_miss_reason(query: str, candidate: str) -> str | None:
         return "negation"
     if any((right, left) in c.relations for left, right in q.relations) or _reversed_route(q, c):
         return "direction"
+    if _swapped_roles(q.frame, c.frame):
+        return "role_swap"
     if q.quantifiers != c.quantifiers:
         return "quantity"
     if _aligned_substitution(q.content, c.content):
