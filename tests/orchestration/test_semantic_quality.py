@@ -81,17 +81,21 @@ def test_at_the_default_budget_most_held_out_paraphrases_hit_and_tuned_near_miss
 ) -> None:
     assert rate(table, "paraphrase", "held_out") >= 0.70
     assert rate(table, "paraphrase", "fresh") >= 0.70
+    assert rate(table, "paraphrase", "fresh2") >= 0.70
     assert rate(table, "near_miss", "tune") <= DEFAULT_ERROR_BUDGET
-    # The guard misses questions whose roles are swapped with the same words (docs/benchmarks.md):
-    # 2 of 250 held out, 1 of 67 fresh. It must not get worse.
     assert rate(table, "near_miss", "held_out") <= 0.01
-    assert table[("near_miss", "*", "fresh")][0] <= 1
+    assert table[("near_miss", "*", "fresh")][0] == 0
+    # Two of fresh2's 132 near misses are served (docs/benchmarks.md): a role swap whose participants
+    # carry a possessive ("Jupiter's moon Europa") and "halfway" / "fully". It must not get worse.
+    assert table[("near_miss", "*", "fresh2")][0] <= 2
 
 
-def test_every_near_miss_kind_but_direction_is_refused(table: dict[tuple[str, str, str], tuple[int, int]]) -> None:
-    for category in ("numbers", "negation", "entity", "time", "quantity", "unit", "action", "multi_turn_other"):
-        for split in ("tune", "held_out", "fresh"):
-            assert table[("near_miss", category, split)][0] == 0, (category, split)
+def test_every_near_miss_kind_is_refused(table: dict[tuple[str, str, str], tuple[int, int]]) -> None:
+    for category in NEAR_MISS_KINDS:
+        for split in ("tune", "held_out", "fresh", "fresh2"):
+            if (category, split) != ("quantity", "fresh2"):  # "halfway" / "fully"
+                assert table[("near_miss", category, split)][0] == 0, (category, split)
+    assert table[("near_miss", "role_swap", "fresh2")][0] <= 1
 
 
 def test_the_shipped_calibration_is_what_the_labelled_set_gives_today() -> None:
