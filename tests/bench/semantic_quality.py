@@ -4,7 +4,7 @@ tests/data/semantic_eval.jsonl holds labelled question pairs: ``a`` is the cache
 ``b`` the one asked, each after its earlier turns (``context_a`` / ``context_b``). Categories:
 paraphrase kinds (verb_noun, action_synonym, abbreviation, number_word, turned_around, reworded,
 register, imperative, multi_turn_same) and near-miss kinds (numbers, negation, direction, entity,
-time, quantity, unit, action, multi_turn_other); ``legacy_*`` rows are the older
+time, quantity, unit, action, multi_turn_other, and in ``fresh2`` role_swap); ``legacy_*`` rows are the older
 tests/data/semantic_pairs.jsonl. The 660 written pairs were written per category before any was
 scored. The split is fixed in the file (``tune`` / ``held_out``): only ``tune`` may shape the
 decision; ``held_out`` is reported, never tuned on. Its misses, once seen, led to two more guard
