@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 PAIRS = Path(__file__).resolve().parent.parent / "data" / "semantic_eval.jsonl"
-SPLITS = ("tune", "held_out", "fresh", "fresh2")
+SPLITS = ("tune", "held_out", "fresh", "fresh2", "fresh3")
 CALIBRATED_SPLITS = ("tune", "held_out")
 
 
