@@ -29,8 +29,9 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import pairwise
 
-from orchestration.caching.lexicon import SYNONYM_GROUPS, rewrite_phrases, root
+from orchestration.caching.lexicon import IRREGULAR_VERBS, PAST_PARTICIPLES, SYNONYM_GROUPS, rewrite_phrases, root
 
 
 def _word_list(text: str) -> list[str]:
@@ -106,6 +107,25 @@ RELATION_WORDS = _word_set("than s for to from into onto of by on at about again
 SYMMETRIC_WORDS = _word_set("vs versus v plus times")
 # Words that say how many things a question is about: "delete one row" / "delete all rows".
 QUANTIFIERS = _word_set("all every entire whole many several multiple both single everyone everything")
+# Words that say to what degree or extent, each with its grade: "charge it halfway" / "fully", "a
+# slightly high" / "a very high heart rate" ask different questions. Words of one grade are
+# interchangeable ("partly" / "partially"), so the grades are compared, not the words, and the words
+# are left out of the content the other rules compare. "some" and "fully"-words add nothing to an
+# unmarked question ("remove X" / "completely remove X"); any other grade on one side only does.
+DEGREES = {
+    **dict.fromkeys(_word_list("half halfway midway"), "half"),
+    **dict.fromkeys(_word_list("partly partially partial"), "part"),
+    **dict.fromkeys(_word_list("mostly largely mainly"), "most"),
+    **dict.fromkeys(_word_list("fully completely entirely totally wholly"), "full"),
+    **dict.fromkeys(_word_list("slightly mildly somewhat lightly"), "slight"),
+    **dict.fromkeys(_word_list("very extremely highly heavily severely badly seriously lots"), "very"),
+    **dict.fromkeys(_word_list("barely hardly scarcely"), "barely"),
+    **dict.fromkeys(_word_list("almost nearly"), "almost"),
+    "some": "some",
+}
+# Degrees written as "a" and a noun: "a little", "a bit", "a lot".
+DEGREE_AFTER_A = {"little": "slight", "bit": "slight", "lot": "very"}
+UNMARKED_DEGREES = frozenset({"some", "full"})
 # Closed classes whose members answer different questions; swapping one for another is a new question.
 CONTRAST_WORDS = _word_set(
     """monday tuesday wednesday thursday friday saturday sunday weekday weekend
@@ -149,6 +169,9 @@ class Terms:
     relations: frozenset[tuple[str, str]]  # (left, right) around "to" / "into" / "from"
     route: tuple[tuple[str, ...], tuple[str, ...]]  # (after "from", after "to"): "from Boston to New York"
     quantifiers: frozenset[str]
+    degrees: frozenset[str]  # the grades of its degree words ("halfway", "slightly", "a lot")
+    wh_role: str | None  # "object" ("Who did Ali beat?"), "subject" ("Who beat Ali?"), else None
+    passive: bool  # "be" and a past participle: "Can milk be frozen?"
     around_to: tuple[frozenset[str], frozenset[str]]  # the runs of words just before and after "to"
     ones: int  # how often the word "one" appears: a number or a pronoun, decided against the other side
     frame: tuple[str, ...]  # content terms, numbers and relation words ("~than", "~s"), in order
@@ -156,11 +179,19 @@ class Terms:
 
 def stem(word: str) -> str:
     """A crude stem: enough that "vaccines"/"vaccine" and "closing"/"closed" compare equal."""
+    return _shortened(_unsuffixed(word))
+
+
+def _unsuffixed(word: str) -> str:
     for suffix in _SUFFIXES:
         if word.endswith(suffix) and len(word) - len(suffix) >= 3:
             word = word[: -len(suffix)] + ("y" if suffix in ("ies", "ied") else "")
             break
-    return word.rstrip("e")[:7] if len(word) > 3 else word
+    return word.rstrip("e") if len(word) > 3 else word
+
+
+def _shortened(word: str) -> str:
+    return word[:7] if len(word) > 3 else word
 
 
 def _words(text: str) -> list[tuple[str, bool]]:
@@ -193,14 +224,20 @@ def _synonyms() -> dict[str, str]:
     """The stem of each word of ``SYNONYM_GROUPS`` -> the stem naming its group."""
     table = {}
     for line in SYNONYM_GROUPS.splitlines():
-        group = [root(stem(word)) for word in line.split()]
+        group = [_base(word) for word in line.split()]
         table.update({member: group[0] for member in group})
     return table
 
 
+def _base(word: str) -> str:
+    """The stem of the verb ``word`` comes from: "wrote" -> "writ", "composer" -> "compos"."""
+    # The noun's suffix goes before the stem is cut short ("composer" and "composed" both end as "compos").
+    return _shortened(root(_unsuffixed(IRREGULAR_VERBS.get(word, word))))
+
+
 def _term(word: str) -> str:
     """What the guard compares of a content word: its stem, read as the verb it comes from, as its group."""
-    stemmed = root(stem(word))
+    stemmed = _base(word)
     return _synonyms().get(stemmed, stemmed)
 
 
@@ -215,7 +252,7 @@ def question_terms(text: str) -> Terms:
             content.append(word)
             specific.add(word)
             continue
-        if word in STOPWORDS or word in NEGATIONS or _number(word) is not None:
+        if word in STOPWORDS or word in NEGATIONS or word in DEGREES or _number(word) is not None:
             continue
         term = _term(word)
         content.append(term)
@@ -231,6 +268,9 @@ def question_terms(text: str) -> Terms:
         route=(_span_after(plain, "from"), _span_after(plain, "to")),
         around_to=_around_to(plain),
         quantifiers=_quantifiers(plain),
+        degrees=_degrees(plain),
+        wh_role=_wh_role(plain),
+        passive=_passive(plain),
         ones=plain.count("one"),
         frame=_frame(words),
     )
@@ -247,7 +287,7 @@ def _frame(words: list[tuple[str, bool]]) -> tuple[str, ...]:
             # "Australia's" is a possessive; "what's", "it's" are "is".
             if word != "s" or (previous and previous not in STOPWORDS):
                 frame.append("~" + word)
-        elif word not in STOPWORDS and word not in NEGATIONS and word not in SYMMETRIC_WORDS:
+        elif word not in STOPWORDS and word not in NEGATIONS and word not in SYMMETRIC_WORDS and word not in DEGREES:
             frame.append(_term(word))
         previous = word
     return tuple(frame)
@@ -257,6 +297,68 @@ def _quantifiers(words: list[str]) -> frozenset[str]:
     # "how many" asks for a count; it does not say how many things the question is about.
     return frozenset(
         word for index, word in enumerate(words) if word in QUANTIFIERS and (index == 0 or words[index - 1] != "how")
+    )
+
+
+def _degrees(words: list[str]) -> frozenset[str]:
+    found = {DEGREES[word] for word in words if word in DEGREES}
+    found |= {DEGREE_AFTER_A[word] for before, word in pairwise(words) if before == "a" and word in DEGREE_AFTER_A}
+    return frozenset(found)
+
+
+def _other_degree(q: Terms, c: Terms) -> bool:
+    """Whether the two questions ask to different degrees ("halfway" / "fully", "slightly" / "very")."""
+    if q.degrees == c.degrees:
+        return False
+    if q.degrees and c.degrees:
+        return True
+    return not (q.degrees | c.degrees) <= UNMARKED_DEGREES
+
+
+WH_WORDS = _word_set("who whom what which")
+DO_FORMS = _word_set("do does did")
+# Right after a wh-phrase, these leave the wh-word's role to the words after ("Who was beaten?",
+# "Who can beat him?", "What kind of ...").
+NOT_A_MAIN_VERB = _word_set(
+    "is are was were be been am s re m ll d has have had will would can could should shall may might must of a an the"
+)
+
+
+def _wh_role(words: list[str]) -> str | None:
+    """Whether a leading wh-word is the object of the verb or its subject.
+
+    "Who did Ali beat?" asks for the one beaten ("object": the wh-phrase is followed by "do"/"does"/
+    "did"), "Who beat Ali?" for the winner ("subject": a verb follows at once). "Which team" and
+    "what company" are one wh-phrase. A form of "be" or "have", a modal or a passive with "by"
+    leaves the role open.
+    """
+    if len(words) < 3 or words[0] not in WH_WORDS:
+        return None
+    head = words[1:3] if words[0] in ("what", "which") else words[1:2]
+    if head[0] in DO_FORMS or head[-1] in DO_FORMS:
+        return "object"
+    if any(word in NOT_A_MAIN_VERB for word in head) or "by" in words:
+        return None
+    return "subject"
+
+
+BE_FORMS = _word_set("be been being is are was were am")
+
+
+def _passive(words: list[str]) -> bool:
+    # A passive puts the object first ("Can cheese be frozen?" asks "Can you freeze cheese?"): the
+    # order of its words says nothing of roles, so the role-swap rule only compares like with like.
+    return any(
+        before in BE_FORMS and (word.endswith("ed") or word in PAST_PARTICIPLES) for before, word in pairwise(words)
+    )
+
+
+def _swapped_wh_roles(q: Terms, c: Terms) -> bool:
+    """The same words, the wh-word the verb's object in one and its subject in the other ("Who did X beat?")."""
+    return (
+        {q.wh_role, c.wh_role} == {"object", "subject"}
+        and q.content != c.content
+        and Counter(q.content) == Counter(c.content)
     )
 
 
@@ -344,9 +446,13 @@ def _exchanged(query: tuple[str, ...], candidate: tuple[str, ...], first: int, s
     """Whether ``candidate`` is ``query`` with its first ``first`` and last ``second`` terms exchanged."""
     size = len(query)
     before, middle, after = query[:first], query[first : size - second], query[size - second :]
-    return (
-        candidate == after + middle + before
-        and not any(term.startswith("~") for term in before + after)  # participants, not relation words
+    return candidate == after + middle + before and _participant(before) and _participant(after)
+
+
+def _participant(run: tuple[str, ...]) -> bool:
+    """Whether ``run`` names one participant: content words, a possessive only inside ("Jupiter's moon")."""
+    return not any(
+        term.startswith("~") and (term != "~s" or index in (0, len(run) - 1)) for index, term in enumerate(run)
     )
 
 
@@ -411,9 +517,9 @@ def near_miss_reason(query: str, candidate: str) -> str | None:
         return "negation"
     if any((right, left) in c.relations for left, right in q.relations) or _reversed_route(q, c):
         return "direction"
-    if _swapped_roles(q.frame, c.frame):
+    if (q.passive == c.passive and _swapped_roles(q.frame, c.frame)) or _swapped_wh_roles(q, c):
         return "role_swap"
-    if q.quantifiers != c.quantifiers:
+    if q.quantifiers != c.quantifiers or _other_degree(q, c):
         return "quantity"
     if _aligned_substitution(q.content, c.content):
         return "substitution"
