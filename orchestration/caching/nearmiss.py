@@ -11,13 +11,21 @@ see for certain (tests/data/semantic_pairs.jsonl measures the effect):
   ("Fahrenheit to Celsius" / "Celsius to Fahrenheit");
 - ``role_swap``: the same words, but two participants exchange places around a relation, a verb
   or a small word ("Is Mars bigger than Venus?" / "Is Venus bigger than Mars?", "my wife's boss" /
-  "my boss's wife"); passive for active, a fronted phrase, "X and Y" / "Y and X" and "X vs Y" /
-  "Y vs X" are not swaps;
+  "my boss's wife", "Is Jupiter's moon bigger than Earth's moon?" swapped), or a leading wh-word is
+  the verb's object in one and its subject in the other ("Who did Ali beat?" / "Who beat Ali?");
+  passive for active, a fronted phrase, "X and Y" / "Y and X" and "X vs Y" / "Y vs X" are not swaps;
+- ``quantity``: other quantifiers ("one row" / "all rows") or another grade of a degree word
+  ("charge it halfway" / "fully", "slightly" / "very", "partly" / "completely", "a little" / "a lot");
+  "partly" / "partially" are one grade, and "completely" or "some" on one side only is no difference;
 - ``substitution``: every content word in the same order except some swapped for others
   ("sort by value" / "sort by key"); a synonym swapped alone costs a hit, which is the cheap error;
 - ``specific``: each side has a word of its own that names a specific thing: a capitalised name,
   a word the model's vocabulary does not hold, or a member of a closed class (weekdays, months,
   units, directions, opposites).
+
+Before comparing, both sides are read in one vocabulary (``orchestration.caching.lexicon``):
+synonyms, the past forms of irregular verbs ("wrote" / "write"), and nouns made from verbs
+("composer" / "composed", "discoverer" / "discovered"; "employee" stays apart from "employer").
 """
 
 from __future__ import annotations
@@ -183,6 +191,9 @@ def stem(word: str) -> str:
 
 
 def _unsuffixed(word: str) -> str:
+    if word.endswith(("ee", "ees")) and len(word) > 5:
+        # "employee", "trainee": the one the verb acts on keeps its "ee", apart from "employer" -> "employ".
+        return word.removesuffix("s")
     for suffix in _SUFFIXES:
         if word.endswith(suffix) and len(word) - len(suffix) >= 3:
             word = word[: -len(suffix)] + ("y" if suffix in ("ies", "ied") else "")
@@ -191,6 +202,8 @@ def _unsuffixed(word: str) -> str:
 
 
 def _shortened(word: str) -> str:
+    if word.endswith("ee") and len(word) > 5:
+        return word  # "employee" stays apart from "employer", cut short to "employe"
     return word[:7] if len(word) > 3 else word
 
 
