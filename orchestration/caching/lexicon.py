@@ -5,8 +5,9 @@ high as against "How do I end my plan?", and the guard, reading words, cannot te
 another action. These tables say which words and phrases are the same question, so that the guard
 reads both sides in one vocabulary: synonyms of common actions and attributes, phrases that name
 the same action, questions about a measure ("how tall" / "height"), and words made from a verb
-("founder" / "founded"). They are written from general English usage, not from the labelled
-pairs: tests/data/semantic_eval.jsonl measures what they gain and what they cost.
+("founder" / "founded") and the past forms of irregular verbs ("wrote" / "write"). They are written
+from general English usage, not from the labelled pairs: tests/data/semantic_eval.jsonl measures
+what they gain and what they cost.
 
 A pair left out costs a cache hit (the cheap error); a pair of non-synonyms put in can serve a
 wrong answer, so every group holds only words that are interchangeable in a how-to question.
@@ -18,23 +19,39 @@ import re
 
 # Each line is one group; the first word names it. Words are compared after the guard's stemming.
 SYNONYM_GROUPS = """
-cancel end terminate stop quit halt abort discontinue
-remove delete erase wipe
+cancel end terminate stop quit halt abort discontinue kill resign
+remove delete erase wipe eliminate clear
 buy purchase
 fix repair mend
 get obtain acquire receive
-change modify alter amend adjust
+change modify alter amend adjust convert switch
 choose pick select
 hide conceal
-start begin commence launch
+start begin commence launch open
 contact reach
 make create build construct
 find locate
 show display
 restore recover
 merge combine
-improve boost enhance increase
+improve boost enhance increase raise
 reduce lower decrease lessen
+book reserve
+need require
+allow permit
+use utilize utilise
+try attempt
+answer reply respond
+ask inquire enquire
+recommend suggest
+understand comprehend
+calculate compute
+clean wash
+restart reboot
+relocate move
+send ship
+own owner
+write author
 big large huge
 small little tiny
 fast quick rapid speedy
@@ -61,6 +78,11 @@ home house
 # Phrases that name one word of a group above, rewritten before the words are read.
 PHRASES = (
     (r"\bget in touch with\b", "contact"),
+    (r"\blook(?:ing)? for\b", "find"),
+    (r"\bcut (?:down|back) on\b", "reduce"),
+    (r"\bbring down\b", "lower"),
+    (r"\bpass(?:ed)? away\b", "die"),
+    (r"\b(?:in )?what year\b", "when"),
     (r"\bset up\b", "start"),
     (r"\b(?:switch|turn|power|shut) (?:off|down)\b", "stop"),
     (r"\bsend back\b", "return"),
@@ -82,8 +104,72 @@ PHRASES = (
 )
 _PHRASES = tuple((re.compile(pattern, re.I), replacement) for pattern, replacement in PHRASES)
 
-# Suffixes that make a noun of a verb ("founder", "payment"), stripped after the guard's stemming.
-DERIVED_SUFFIXES = ("ers", "er", "ors", "or", "ment", "ion")
+# Suffixes that make a noun of a verb ("founder", "discovery", "payment"), stripped before the guard's
+# stem is cut short, so that "composer" and "composed" meet.
+DERIVED_SUFFIXES = ("ers", "er", "ors", "or", "ery", "ments", "ment", "ions", "ion")
+
+# Past forms of common irregular verbs -> the verb, so that "Who wrote X?" reads as "write" and so
+# as "writer"/"author". Left out where the form is also another word the guard must keep apart:
+# "found" (to found a company), "left" (a direction), "saw" (a tool), "bit" (a degree: "a bit").
+_IRREGULAR_FORMS = (
+    ("write", "wrote written"),
+    ("build", "built"),
+    ("buy", "bought"),
+    ("sell", "sold"),
+    ("sing", "sang sung"),
+    ("run", "ran"),
+    ("win", "won"),
+    ("lose", "lost"),
+    ("begin", "began begun"),
+    ("break", "broke broken"),
+    ("bring", "brought"),
+    ("catch", "caught"),
+    ("choose", "chose chosen"),
+    ("drive", "drove driven"),
+    ("eat", "ate eaten"),
+    ("fall", "fell fallen"),
+    ("feel", "felt"),
+    ("fly", "flew flown"),
+    ("forget", "forgot forgotten"),
+    ("give", "gave given"),
+    ("go", "went gone"),
+    ("grow", "grew grown"),
+    ("hold", "held"),
+    ("keep", "kept"),
+    ("know", "knew known"),
+    ("lead", "led"),
+    ("make", "made"),
+    ("mean", "meant"),
+    ("meet", "met"),
+    ("pay", "paid"),
+    ("say", "said"),
+    ("see", "seen"),
+    ("send", "sent"),
+    ("spend", "spent"),
+    ("stand", "stood"),
+    ("steal", "stole stolen"),
+    ("swim", "swam swum"),
+    ("teach", "taught"),
+    ("think", "thought"),
+    ("take", "took taken"),
+    ("wear", "wore worn"),
+    ("draw", "drew drawn"),
+    ("drink", "drank drunk"),
+    ("freeze", "froze frozen"),
+    ("hide", "hid hidden"),
+    ("ride", "rode ridden"),
+    ("rise", "rose risen"),
+    ("speak", "spoke spoken"),
+    ("throw", "threw thrown"),
+    ("understand", "understood"),
+    ("sleep", "slept"),
+    ("shoot", "shot"),
+    ("fight", "fought"),
+    ("seek", "sought"),
+)
+IRREGULAR_VERBS = {form: verb for verb, forms in _IRREGULAR_FORMS for form in forms.split()}
+# The last form given is the past participle ("written"), or the one form for both ("built").
+PAST_PARTICIPLES = frozenset(forms.split()[-1] for _, forms in _IRREGULAR_FORMS)
 
 
 def rewrite_phrases(text: str) -> str:
@@ -93,9 +179,14 @@ def rewrite_phrases(text: str) -> str:
     return text
 
 
-def root(stemmed: str) -> str:
-    """The verb a stemmed noun is made from ("founder" -> "found"), or the stem itself."""
+def root(word: str) -> str:
+    """The verb a noun is made from ("founder" -> "found", "invention" -> "invent"), or the word itself."""
+    # Twice: "discoverer" -> "discover" -> "discov", where "discovered" ends.
+    return _underived(_underived(word))
+
+
+def _underived(word: str) -> str:
     for suffix in DERIVED_SUFFIXES:
-        if stemmed.endswith(suffix) and len(stemmed) - len(suffix) >= 4:
-            return stemmed[: -len(suffix)]
-    return stemmed
+        if word.endswith(suffix) and len(word) - len(suffix) >= 4:
+            return word[: -len(suffix)]
+    return word

@@ -9,11 +9,23 @@ see for certain (tests/data/semantic_pairs.jsonl measures the effect):
 - ``negation``: one is negated and the other is not ("can I" / "can't I", "safe" / "not safe");
 - ``direction``: the same two words on either side of "to"/"into"/"from", swapped
   ("Fahrenheit to Celsius" / "Celsius to Fahrenheit");
+- ``role_swap``: the same words, but two participants exchange places around a relation, a verb
+  or a small word ("Is Mars bigger than Venus?" / "Is Venus bigger than Mars?", "my wife's boss" /
+  "my boss's wife", "Is Jupiter's moon bigger than Earth's moon?" swapped), or a leading wh-word is
+  the verb's object in one and its subject in the other ("Who did Ali beat?" / "Who beat Ali?");
+  passive for active, a fronted phrase, "X and Y" / "Y and X" and "X vs Y" / "Y vs X" are not swaps;
+- ``quantity``: other quantifiers ("one row" / "all rows") or another grade of a degree word
+  ("charge it halfway" / "fully", "slightly" / "very", "partly" / "completely", "a little" / "a lot");
+  "partly" / "partially" are one grade, and "completely" or "some" on one side only is no difference;
 - ``substitution``: every content word in the same order except some swapped for others
   ("sort by value" / "sort by key"); a synonym swapped alone costs a hit, which is the cheap error;
 - ``specific``: each side has a word of its own that names a specific thing: a capitalised name,
   a word the model's vocabulary does not hold, or a member of a closed class (weekdays, months,
   units, directions, opposites).
+
+Before comparing, both sides are read in one vocabulary (``orchestration.caching.lexicon``):
+synonyms, the past forms of irregular verbs ("wrote" / "write"), and nouns made from verbs
+("composer" / "composed", "discoverer" / "discovered"; "employee" stays apart from "employer").
 """
 
 from __future__ import annotations
@@ -25,8 +37,9 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import pairwise
 
-from orchestration.caching.lexicon import SYNONYM_GROUPS, rewrite_phrases, root
+from orchestration.caching.lexicon import IRREGULAR_VERBS, PAST_PARTICIPLES, SYNONYM_GROUPS, rewrite_phrases, root
 
 
 def _word_list(text: str) -> list[str]:
@@ -93,8 +106,34 @@ NUMBER_WORDS = (
 )
 ROMAN = {"II": "2", "III": "3", "IV": "4", "VI": "6", "VII": "7", "VIII": "8", "IX": "9", "XI": "11", "XII": "12"}
 DIRECTED = frozenset({"to", "into", "from"})
+# Small words that tie two participants of a question to their roles: "Mars is bigger *than* Venus",
+# "my wife*'s* boss", "a charger *for* a Samsung". The role-swap rule keeps them in the frame it compares.
+RELATION_WORDS = _word_set("than s for to from into onto of by on at about against with over under in")
+# Words that join two participants without giving either a role: "Python vs Java" asks what
+# "Java vs Python" asks, as "salt and pepper" does "pepper and salt" and "7 times 9" does "9 times 7".
+# Left out of the frame, like "and" and "or", so the two stand side by side with no relation between them.
+SYMMETRIC_WORDS = _word_set("vs versus v plus times")
 # Words that say how many things a question is about: "delete one row" / "delete all rows".
 QUANTIFIERS = _word_set("all every entire whole many several multiple both single everyone everything")
+# Words that say to what degree or extent, each with its grade: "charge it halfway" / "fully", "a
+# slightly high" / "a very high heart rate" ask different questions. Words of one grade are
+# interchangeable ("partly" / "partially"), so the grades are compared, not the words, and the words
+# are left out of the content the other rules compare. "some" and "fully"-words add nothing to an
+# unmarked question ("remove X" / "completely remove X"); any other grade on one side only does.
+DEGREES = {
+    **dict.fromkeys(_word_list("half halfway midway"), "half"),
+    **dict.fromkeys(_word_list("partly partially partial"), "part"),
+    **dict.fromkeys(_word_list("mostly largely mainly"), "most"),
+    **dict.fromkeys(_word_list("fully completely entirely totally wholly"), "full"),
+    **dict.fromkeys(_word_list("slightly mildly somewhat lightly"), "slight"),
+    **dict.fromkeys(_word_list("very extremely highly heavily severely badly seriously lots"), "very"),
+    **dict.fromkeys(_word_list("barely hardly scarcely"), "barely"),
+    **dict.fromkeys(_word_list("almost nearly"), "almost"),
+    "some": "some",
+}
+# Degrees written as "a" and a noun: "a little", "a bit", "a lot".
+DEGREE_AFTER_A = {"little": "slight", "bit": "slight", "lot": "very"}
+UNMARKED_DEGREES = frozenset({"some", "full"})
 # Closed classes whose members answer different questions; swapping one for another is a new question.
 CONTRAST_WORDS = _word_set(
     """monday tuesday wednesday thursday friday saturday sunday weekday weekend
@@ -138,17 +177,34 @@ class Terms:
     relations: frozenset[tuple[str, str]]  # (left, right) around "to" / "into" / "from"
     route: tuple[tuple[str, ...], tuple[str, ...]]  # (after "from", after "to"): "from Boston to New York"
     quantifiers: frozenset[str]
+    degrees: frozenset[str]  # the grades of its degree words ("halfway", "slightly", "a lot")
+    wh_role: str | None  # "object" ("Who did Ali beat?"), "subject" ("Who beat Ali?"), else None
+    passive: bool  # "be" and a past participle: "Can milk be frozen?"
     around_to: tuple[frozenset[str], frozenset[str]]  # the runs of words just before and after "to"
     ones: int  # how often the word "one" appears: a number or a pronoun, decided against the other side
+    frame: tuple[str, ...]  # content terms, numbers and relation words ("~than", "~s"), in order
 
 
 def stem(word: str) -> str:
     """A crude stem: enough that "vaccines"/"vaccine" and "closing"/"closed" compare equal."""
+    return _shortened(_unsuffixed(word))
+
+
+def _unsuffixed(word: str) -> str:
+    if word.endswith(("ee", "ees")) and len(word) > 5:
+        # "employee", "trainee": the one the verb acts on keeps its "ee", apart from "employer" -> "employ".
+        return word.removesuffix("s")
     for suffix in _SUFFIXES:
         if word.endswith(suffix) and len(word) - len(suffix) >= 3:
             word = word[: -len(suffix)] + ("y" if suffix in ("ies", "ied") else "")
             break
-    return word.rstrip("e")[:7] if len(word) > 3 else word
+    return word.rstrip("e") if len(word) > 3 else word
+
+
+def _shortened(word: str) -> str:
+    if word.endswith("ee") and len(word) > 5:
+        return word  # "employee" stays apart from "employer", cut short to "employe"
+    return word[:7] if len(word) > 3 else word
 
 
 def _words(text: str) -> list[tuple[str, bool]]:
@@ -181,14 +237,20 @@ def _synonyms() -> dict[str, str]:
     """The stem of each word of ``SYNONYM_GROUPS`` -> the stem naming its group."""
     table = {}
     for line in SYNONYM_GROUPS.splitlines():
-        group = [root(stem(word)) for word in line.split()]
+        group = [_base(word) for word in line.split()]
         table.update({member: group[0] for member in group})
     return table
 
 
+def _base(word: str) -> str:
+    """The stem of the verb ``word`` comes from: "wrote" -> "writ", "composer" -> "compos"."""
+    # The noun's suffix goes before the stem is cut short ("composer" and "composed" both end as "compos").
+    return _shortened(root(_unsuffixed(IRREGULAR_VERBS.get(word, word))))
+
+
 def _term(word: str) -> str:
     """What the guard compares of a content word: its stem, read as the verb it comes from, as its group."""
-    stemmed = root(stem(word))
+    stemmed = _base(word)
     return _synonyms().get(stemmed, stemmed)
 
 
@@ -203,7 +265,7 @@ def question_terms(text: str) -> Terms:
             content.append(word)
             specific.add(word)
             continue
-        if word in STOPWORDS or word in NEGATIONS or _number(word) is not None:
+        if word in STOPWORDS or word in NEGATIONS or word in DEGREES or _number(word) is not None:
             continue
         term = _term(word)
         content.append(term)
@@ -219,14 +281,97 @@ def question_terms(text: str) -> Terms:
         route=(_span_after(plain, "from"), _span_after(plain, "to")),
         around_to=_around_to(plain),
         quantifiers=_quantifiers(plain),
+        degrees=_degrees(plain),
+        wh_role=_wh_role(plain),
+        passive=_passive(plain),
         ones=plain.count("one"),
+        frame=_frame(words),
     )
+
+
+def _frame(words: list[tuple[str, bool]]) -> tuple[str, ...]:
+    """The question's content terms and numbers in order, with the relation words between them marked."""
+    frame: list[str] = []
+    previous = ""
+    for word, _ in words:
+        if word.isupper() or _number(word) is not None:
+            frame.append(word)
+        elif word in RELATION_WORDS:
+            # "Australia's" is a possessive; "what's", "it's" are "is".
+            if word != "s" or (previous and previous not in STOPWORDS):
+                frame.append("~" + word)
+        elif word not in STOPWORDS and word not in NEGATIONS and word not in SYMMETRIC_WORDS and word not in DEGREES:
+            frame.append(_term(word))
+        previous = word
+    return tuple(frame)
 
 
 def _quantifiers(words: list[str]) -> frozenset[str]:
     # "how many" asks for a count; it does not say how many things the question is about.
     return frozenset(
         word for index, word in enumerate(words) if word in QUANTIFIERS and (index == 0 or words[index - 1] != "how")
+    )
+
+
+def _degrees(words: list[str]) -> frozenset[str]:
+    found = {DEGREES[word] for word in words if word in DEGREES}
+    found |= {DEGREE_AFTER_A[word] for before, word in pairwise(words) if before == "a" and word in DEGREE_AFTER_A}
+    return frozenset(found)
+
+
+def _other_degree(q: Terms, c: Terms) -> bool:
+    """Whether the two questions ask to different degrees ("halfway" / "fully", "slightly" / "very")."""
+    if q.degrees == c.degrees:
+        return False
+    if q.degrees and c.degrees:
+        return True
+    return not (q.degrees | c.degrees) <= UNMARKED_DEGREES
+
+
+WH_WORDS = _word_set("who whom what which")
+DO_FORMS = _word_set("do does did")
+# Right after a wh-phrase, these leave the wh-word's role to the words after ("Who was beaten?",
+# "Who can beat him?", "What kind of ...").
+NOT_A_MAIN_VERB = _word_set(
+    "is are was were be been am s re m ll d has have had will would can could should shall may might must of a an the"
+)
+
+
+def _wh_role(words: list[str]) -> str | None:
+    """Whether a leading wh-word is the object of the verb or its subject.
+
+    "Who did Ali beat?" asks for the one beaten ("object": the wh-phrase is followed by "do"/"does"/
+    "did"), "Who beat Ali?" for the winner ("subject": a verb follows at once). "Which team" and
+    "what company" are one wh-phrase. A form of "be" or "have", a modal or a passive with "by"
+    leaves the role open.
+    """
+    if len(words) < 3 or words[0] not in WH_WORDS:
+        return None
+    head = words[1:3] if words[0] in ("what", "which") else words[1:2]
+    if head[0] in DO_FORMS or head[-1] in DO_FORMS:
+        return "object"
+    if any(word in NOT_A_MAIN_VERB for word in head) or "by" in words:
+        return None
+    return "subject"
+
+
+BE_FORMS = _word_set("be been being is are was were am")
+
+
+def _passive(words: list[str]) -> bool:
+    # A passive puts the object first ("Can cheese be frozen?" asks "Can you freeze cheese?"): the
+    # order of its words says nothing of roles, so the role-swap rule only compares like with like.
+    return any(
+        before in BE_FORMS and (word.endswith("ed") or word in PAST_PARTICIPLES) for before, word in pairwise(words)
+    )
+
+
+def _swapped_wh_roles(q: Terms, c: Terms) -> bool:
+    """The same words, the wh-word the verb's object in one and its subject in the other ("Who did X beat?")."""
+    return (
+        {q.wh_role, c.wh_role} == {"object", "subject"}
+        and q.content != c.content
+        and Counter(q.content) == Counter(c.content)
     )
 
 
@@ -287,6 +432,41 @@ def _relations(words: list[str]) -> frozenset[tuple[str, str]]:
         if left and right and left[-1] != right[0]:
             found.add((left[-1], right[0]))
     return frozenset(found)
+
+
+def _swapped_roles(query: tuple[str, ...], candidate: tuple[str, ...]) -> bool:
+    """Whether ``candidate`` is ``query`` with two runs of content words exchanged around a relation.
+
+    "Is Mars bigger than Venus?" / "Is Venus bigger than Mars?": the frames agree but for "Mars" and
+    "Venus", which trade places across "bigger than". Active and passive ("Who wrote X?" / "X was
+    written by whom?"), a fronted phrase ("In Paris, what ...?" / "What ... in Paris?") and the
+    possessive turned into "of" change the frame itself, and two words side by side ("salt and
+    pepper") or across "vs" have no relation between them to take a role from: none of these is a swap.
+    """
+    if len(query) != len(candidate) or query == candidate:
+        return False
+    start = next(i for i, (q, c) in enumerate(zip(query, candidate, strict=True)) if q != c)
+    end = len(query) - next(i for i, (q, c) in enumerate(zip(query[::-1], candidate[::-1], strict=True)) if q != c)
+    q_span, c_span = query[start:end], candidate[start:end]
+    size = len(q_span)
+    # The two runs leave at least one term between them: the relation.
+    return any(
+        _exchanged(q_span, c_span, first, second) for first in range(1, size - 1) for second in range(1, size - first)
+    )
+
+
+def _exchanged(query: tuple[str, ...], candidate: tuple[str, ...], first: int, second: int) -> bool:
+    """Whether ``candidate`` is ``query`` with its first ``first`` and last ``second`` terms exchanged."""
+    size = len(query)
+    before, middle, after = query[:first], query[first : size - second], query[size - second :]
+    return candidate == after + middle + before and _participant(before) and _participant(after)
+
+
+def _participant(run: tuple[str, ...]) -> bool:
+    """Whether ``run`` names one participant: content words, a possessive only inside ("Jupiter's moon")."""
+    return not any(
+        term.startswith("~") and (term != "~s" or index in (0, len(run) - 1)) for index, term in enumerate(run)
+    )
 
 
 def _aligned_substitution(query: tuple[str, ...], candidate: tuple[str, ...]) -> bool:
@@ -350,7 +530,9 @@ def near_miss_reason(query: str, candidate: str) -> str | None:
         return "negation"
     if any((right, left) in c.relations for left, right in q.relations) or _reversed_route(q, c):
         return "direction"
-    if q.quantifiers != c.quantifiers:
+    if (q.passive == c.passive and _swapped_roles(q.frame, c.frame)) or _swapped_wh_roles(q, c):
+        return "role_swap"
+    if q.quantifiers != c.quantifiers or _other_degree(q, c):
         return "quantity"
     if _aligned_substitution(q.content, c.content):
         return "substitution"
