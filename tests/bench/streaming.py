@@ -79,10 +79,13 @@ def _redis_pid() -> int | None:
     return None
 
 
-def _start(name: str, argv: list[str], *, ready_url: str, env: dict[str, str] | None = None) -> Any:
+def _start(
+    name: str, argv: list[str], *, ready_url: str, env: dict[str, str] | None = None, unset: tuple[str, ...] = ()
+) -> Any:
     from tests.support import ManagedProcess, child_env, log_path, wait_http
 
-    process = ManagedProcess(argv, child_env(**(env or {})), log_path(f"bench-{name}")).start()
+    environment = {key: value for key, value in child_env(**(env or {})).items() if key not in unset}
+    process = ManagedProcess(argv, environment, log_path(f"bench-{name}")).start()
     wait_http(ready_url, process=process.process, timeout=180)
     return process
 
@@ -140,7 +143,8 @@ def start_litellm(upstream_url: str, master_key: str) -> Any:
     config.write_text(json.dumps({"model_list": model_list, "general_settings": {"master_key": master_key}}))
     port = free_port()
     argv = [*_pinned(SERVER_CORE), str(litellm), "--config", str(config), "--port", str(port), "--num_workers", "1"]
-    process = _start("litellm", argv, ready_url=f"http://127.0.0.1:{port}/health/liveliness")
+    # Without a database it runs on its master key alone; it refuses a DATABASE_URL that is not PostgreSQL.
+    process = _start("litellm", argv, ready_url=f"http://127.0.0.1:{port}/health/liveliness", unset=("DATABASE_URL",))
     process.url = f"http://127.0.0.1:{port}"
     return process
 
