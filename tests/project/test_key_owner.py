@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import pytest
+from asgiref.sync import sync_to_async
 
 from project.edge import websocket
 
@@ -27,7 +28,7 @@ async def test_a_burst_of_connections_with_one_key_shares_one_lookup_of_its_owne
 
 async def test_a_disabled_owner_is_none_and_a_connection_that_leaves_cancels_no_one(alice: Any) -> None:
     alice.is_active = False
-    await asyncio.to_thread(alice.save)
+    await sync_to_async(alice.save)()
     first = asyncio.ensure_future(websocket.key_owner(alice.pk))
     second = asyncio.ensure_future(websocket.key_owner(alice.pk))
     await asyncio.sleep(0)
