@@ -801,6 +801,9 @@
     if (endStatus) node.dataset.status = endStatus;
     paintText(node, stream.text);
     if (error) settle(node, { status: "failed", ...error });
+    // The end of a reply (its error, its buttons) must not hide under the message box: scrolled to
+    // as soon as it is drawn, and again once the saved message has filled it in.
+    if (near) scrollDown(true);
     try {
       const data = await api("GET", `/api/v1/conversations/${stream.conversationId}/messages`);
       const message = (data.results || data).find((m) => m.id === stream.messageId);
@@ -816,7 +819,6 @@
       sayError(failure);
     }
     versionsApply();
-    // The end of a reply (its error, its buttons) must not hide under the message box.
     if (near) scrollDown(true);
     loadConversations().catch(() => {});
   }
