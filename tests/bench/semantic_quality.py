@@ -87,12 +87,12 @@ def outcomes(pairs: list[dict[str, Any]], policy: Any, vectors: list[Any] | None
     return [served(pair, vectors[i], policy) for i, pair in enumerate(pairs)]
 
 
-def calibration_document(pairs: list[dict[str, Any]]) -> dict[str, Any]:
+def calibration_document(pairs: list[dict[str, Any]], vectors: list[Any] | None = None) -> dict[str, Any]:
     """Per split and threshold of ``GRID``: near misses and paraphrases, and how many of each were served."""
     from orchestration.caching.embedders import LocalEmbedder
     from orchestration.caching.policy import EQUIVALENT_FLOOR
 
-    vectors = pair_vectors(pairs)
+    vectors = vectors or pair_vectors(pairs)
     document: dict[str, Any] = {"embedder": LocalEmbedder.name, "equivalent_floor": EQUIVALENT_FLOOR}
     for split in CALIBRATED_SPLITS:
         document[split] = []

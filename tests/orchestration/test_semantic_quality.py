@@ -32,6 +32,7 @@ from tests.bench.semantic_quality import (
     default_policy,
     load_pairs,
     outcomes,
+    pair_vectors,
     report_lines,
 )
 
@@ -52,10 +53,16 @@ NEAR_MISS_KINDS = {"numbers", "negation", "direction", "entity", "time", "quanti
 
 
 @pytest.fixture(scope="module")
-def table() -> dict[tuple[str, str, str], tuple[int, int]]:
+def vectors() -> list[Any]:
+    """Every pair embedded once for the module: the local model over 3,500 questions takes a while."""
+    return pair_vectors(load_pairs())
+
+
+@pytest.fixture(scope="module")
+def table(vectors: list[Any]) -> dict[tuple[str, str, str], tuple[int, int]]:
     pairs = load_pairs()
     policy = default_policy()
-    found = category_table(pairs, outcomes(pairs, policy))
+    found = category_table(pairs, outcomes(pairs, policy, vectors))
     print("\n" + "\n".join(report_lines(found, policy)))
     return found
 
@@ -104,9 +111,9 @@ def test_every_near_miss_kind_is_refused(table: dict[tuple[str, str, str], tuple
     assert table[("near_miss", "role_swap", "fresh3")][0] <= 1
 
 
-def test_the_shipped_calibration_is_what_the_labelled_set_gives_today() -> None:
+def test_the_shipped_calibration_is_what_the_labelled_set_gives_today(vectors: list[Any]) -> None:
     shipped = json.loads(CALIBRATION_PATH.read_text(encoding="utf-8"))
-    assert calibration_document(load_pairs()) == shipped
+    assert calibration_document(load_pairs(), vectors) == shipped
 
 
 def test_a_tighter_budget_never_lowers_the_threshold_and_an_impossible_one_serves_nothing() -> None:
