@@ -25,6 +25,7 @@ from orchestration.access.limits import Limits
 from orchestration.access.models import ApiKey
 from orchestration.database import database_call
 from orchestration.errors import Unauthenticated
+from orchestration.sharedcalls import SharedCalls
 
 logger = logging.getLogger("switchyard.access")
 
@@ -62,7 +63,7 @@ class _Entry:
 _cache: dict[str, _Entry] = {}
 # One database lookup per secret at a time: when a hot key's entry runs out, the calls that
 # arrive meanwhile wait for that lookup instead of each opening a connection of their own.
-_lookups: dict[str, asyncio.Task[_Entry]] = {}
+_lookups: SharedCalls[str, _Entry] = SharedCalls()
 _changes_seen = 0  # announcements heard, so a lookup that overlapped one is not remembered
 _last_used: dict[int, float] = {}
 _background: set[asyncio.Task[None]] = set()
@@ -133,14 +134,8 @@ async def key_authenticate(secret: str) -> AuthenticatedKey:
 
 
 async def _looked_up(digest: str, secret: str) -> _Entry:
-    """The entry of ``secret`` from the database, by a lookup shared with concurrent callers; it
-    runs as a task of its own, so a caller that gives up does not cancel it for the others."""
-    loop = asyncio.get_running_loop()
-    lookup = _lookups.get(digest)
-    if lookup is None or lookup.get_loop() is not loop:
-        lookup = _lookups[digest] = loop.create_task(_lookup_and_remember(digest, secret, _changes_seen))
-        lookup.add_done_callback(lambda done: _lookups.pop(digest, None) if _lookups.get(digest) is done else None)
-    return await asyncio.shield(lookup)
+    """The entry of ``secret`` from the database, by a lookup shared with concurrent callers."""
+    return await _lookups(digest, lambda: _lookup_and_remember(digest, secret, _changes_seen))
 
 
 async def _lookup_and_remember(digest: str, secret: str, changes_seen: int) -> _Entry:

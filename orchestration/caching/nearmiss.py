@@ -155,7 +155,7 @@ CONTRAST_WORDS = _word_set(
     subscribe unsubscribe connect disconnect in out join leave hire fire accept decline encrypt decrypt
     single double full partial entire whole all every everyone one each"""
 )
-_CONTRACTIONS = (
+_SHORT_FORMS = (
     (re.compile(r"\b(can)'?t\b", re.I), r"\1 not"),
     (re.compile(r"\bwon'?t\b", re.I), "will not"),
     (re.compile(r"n't\b", re.I), " not"),
@@ -210,7 +210,7 @@ def _shortened(word: str) -> str:
 def _words(text: str) -> list[tuple[str, bool]]:
     """Lower-cased tokens, each with whether it was written as a name (capitalised mid-sentence)."""
     text = text.replace("\u2019", "'")
-    for pattern, replacement in _CONTRACTIONS:
+    for pattern, replacement in _SHORT_FORMS:
         text = pattern.sub(replacement, text)
     text = re.sub(r"(\d),(\d{3})\b", r"\1\2", text).replace("%", " percent ")
     text = rewrite_phrases(text)

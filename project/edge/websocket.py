@@ -9,7 +9,6 @@ the consumer can say why before it closes. Consumers never look keys up themselv
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,10 +24,11 @@ from orchestration.access.admission import Caller, caller_for_secret, caller_for
 from orchestration.access.credentials import api_key_secret_from_scope, presents_api_key
 from orchestration.database import database_call
 from orchestration.errors import Unauthenticated
+from orchestration.sharedcalls import SharedCalls
 
 USER_TTL_S = 1.0
 _users: dict[int, tuple[float, Any]] = {}
-_owner_lookups: dict[int, asyncio.Task[Any]] = {}
+_owner_lookups: SharedCalls[int, Any] = SharedCalls()
 
 
 def _active_user(user_id: int) -> Any:
@@ -36,29 +36,20 @@ def _active_user(user_id: int) -> Any:
 
 
 async def key_owner(user_id: int) -> Any:
-    """The key's user, remembered for a second: a burst of connections with one key costs one query.
-    Connections that arrive while it runs wait for that query (one task, shielded: a connection
-    that goes away does not cancel it for the others)."""
+    """The key's user, remembered for a second: a burst of connections with one key costs one query,
+    which the connections that arrive while it runs share."""
     cached = _users.get(user_id)
     if cached is not None and cached[0] > time.monotonic():
         return cached[1]
-    loop = asyncio.get_running_loop()
-    lookup = _owner_lookups.get(user_id)
-    if lookup is None or lookup.get_loop() is not loop:
-        lookup = _owner_lookups[user_id] = loop.create_task(_owner_looked_up(user_id))
-    return await asyncio.shield(lookup)
+    return await _owner_lookups(user_id, lambda: _owner_looked_up(user_id))
 
 
 async def _owner_looked_up(user_id: int) -> Any:
-    try:
-        user = await database_call(_active_user)(user_id)
-        if len(_users) >= 10_000:
-            _users.clear()
-        _users[user_id] = (time.monotonic() + USER_TTL_S, user)
-        return user
-    finally:
-        if _owner_lookups.get(user_id) is asyncio.current_task():
-            del _owner_lookups[user_id]
+    user = await database_call(_active_user)(user_id)
+    if len(_users) >= 10_000:
+        _users.clear()
+    _users[user_id] = (time.monotonic() + USER_TTL_S, user)
+    return user
 
 
 class AccessMiddleware:
