@@ -60,8 +60,18 @@ _WARN_EVERY_S = 30.0
 # A reservation outlives its call's hold by this much before it lapses.
 _HOLD_MARGIN_S = 30.0
 
-_ADMIT = """
+# ARGV[1] is the caller's clock in ms, or empty for Redis's own (see _stamp).
+_NOW = """
 local now = tonumber(ARGV[1])
+if not now then
+  local time = redis.call('TIME')
+  now = tonumber(time[1]) * 1000 + tonumber(time[2]) / 1000
+end
+"""
+
+_ADMIT = (
+    _NOW
+    + """
 local period = tonumber(ARGV[2])
 local rpm = tonumber(ARGV[3])
 local tpm = tonumber(ARGV[4])
@@ -137,9 +147,11 @@ end
 return {status, string.format('%.3f', req_tat - now), string.format('%.3f', tok_tat - now),
         string.format('%.3f', req_wait), string.format('%.3f', tok_wait), tostring(spent), tostring(reserved)}
 """
+)
 
-_SETTLE = """
-local now = tonumber(ARGV[1])
+_SETTLE = (
+    _NOW
+    + """
 local period = tonumber(ARGV[2])
 local tpm = tonumber(ARGV[3])
 local delta = tonumber(ARGV[4])
@@ -163,6 +175,7 @@ if cost > 0 then
 end
 return 1
 """
+)
 
 # KEYS: spend counter. ARGV: units from the request log, epoch, ttl, units to add.
 _REBUILD = """
@@ -253,11 +266,13 @@ def _keys_of(tag: str, spend_key: str) -> tuple[str, ...]:
 Command = tuple[str, list[str], list[Any]]  # script sha, keys, args
 
 
-def _admit_command(limits: Limits, token_cost: int, reserve_units: int, hold_s: float, now: float) -> Command:
+def _admit_command(
+    limits: Limits, token_cost: int, reserve_units: int, hold_s: float, now: float, stamp: str
+) -> Command:
     budget = -1 if limits.monthly_budget_usd is None else usd_to_units(limits.monthly_budget_usd)
     reservation = f"{secrets.token_hex(6)}:{reserve_units}" if budget >= 0 and reserve_units > 0 else ""
     args = [
-        f"{now * 1000:.3f}",
+        stamp,
         PERIOD_S * 1000,
         limits.rpm or 0,
         limits.tpm or 0,
@@ -384,8 +399,19 @@ def _epoch_of(value: Any) -> str:
 # --- admission -------------------------------------------------------------------------------
 
 
+def _moment(clock: Clock | None) -> tuple[float, str]:
+    """The call's time, for the month its spend counts in, and the stamp the scripts judge rates
+    by. Without an injected clock the stamp is empty and the scripts read Redis's own TIME: one
+    clock for every process and host, in the order Redis runs the calls. Stamps taken here could
+    reach Redis out of order (one connection overtaking another) and refuse a call by a hair."""
+    if clock is None:
+        return time.time(), ""
+    now = clock()
+    return now, f"{now * 1000:.3f}"
+
+
 async def limits_admit(
-    limits: Limits, *, token_cost: int, reserve_units: int = 0, hold_s: float = 60.0, clock: Clock = time.time
+    limits: Limits, *, token_cost: int, reserve_units: int = 0, hold_s: float = 60.0, clock: Clock | None = None
 ) -> Verdict:
     """Admit one call of ``token_cost`` estimated tokens that may cost ``reserve_units`` (1e-8 USD)
     and settles within ``hold_s``, or say why not. Settlements waiting in this process go to Redis
@@ -395,14 +421,14 @@ async def limits_admit(
     if not _redis_usable():
         return Verdict("ok", token_cost=token_cost, degraded=True)
     try:
-        return await _admit(limits, token_cost, reserve_units, hold_s, clock())
+        return await _admit(limits, token_cost, reserve_units, hold_s, *_moment(clock))
     except (TimeoutError, RedisError, OSError) as error:
         _redis_failed(error)
         return Verdict("ok", token_cost=token_cost, degraded=True)
 
 
-async def _admit(limits: Limits, token_cost: int, reserve_units: int, hold_s: float, now: float) -> Verdict:
-    admit = _admit_command(limits, token_cost, reserve_units, hold_s, now)
+async def _admit(limits: Limits, token_cost: int, reserve_units: int, hold_s: float, now: float, stamp: str) -> Verdict:
+    admit = _admit_command(limits, token_cost, reserve_units, hold_s, now, stamp)
     settlements = _take_settlements()
     results = await _evaluate([*(s.command for s in settlements), admit])
     await _settled(settlements, results[:-1])
@@ -417,7 +443,7 @@ async def _admit(limits: Limits, token_cost: int, reserve_units: int, hold_s: fl
 
 
 def limits_admit_sync(
-    limits: Limits, *, token_cost: int, reserve_units: int = 0, hold_s: float = 60.0, clock: Clock = time.time
+    limits: Limits, *, token_cost: int, reserve_units: int = 0, hold_s: float = 60.0, clock: Clock | None = None
 ) -> Verdict:
     """``limits_admit`` for sync callers (a view in a thread, a worker): the same script, a sync client."""
     if not limits.limited:
@@ -425,8 +451,8 @@ def limits_admit_sync(
     if not _redis_usable():
         return Verdict("ok", token_cost=token_cost, degraded=True)
     try:
-        now = clock()
-        admit = _admit_command(limits, token_cost, reserve_units, hold_s, now)
+        now, stamp = _moment(clock)
+        admit = _admit_command(limits, token_cost, reserve_units, hold_s, now, stamp)
         result = _evaluate_sync([admit])[0]
         if _status(result) == "rebuild":
             logged = _logged_units(limits, now)
@@ -466,23 +492,23 @@ _flushing: set[asyncio.Task[None]] = set()
 
 
 def _settlement(
-    limits: Limits, verdict: Verdict, tokens_used: int, cost_usd: Decimal, now: float
+    limits: Limits, verdict: Verdict, tokens_used: int, cost_usd: Decimal, now: float, stamp: str
 ) -> _Settlement | None:
     cost_units = usd_to_units(cost_usd)
     delta = tokens_used - verdict.token_cost if limits.tpm and not verdict.degraded else 0
     if delta == 0 and cost_units <= 0 and not verdict.reservation:
         return None
     keys = _keys(limits, datetime.fromtimestamp(now, UTC))
-    args = [f"{now * 1000:.3f}", PERIOD_S * 1000, limits.tpm or 0, delta, max(0, cost_units), verdict.reservation]
+    args = [stamp, PERIOD_S * 1000, limits.tpm or 0, delta, max(0, cost_units), verdict.reservation]
     return _Settlement(limits, (_SETTLE_SHA, [keys[1], keys[2], keys[3], keys[4]], args), cost_units, now)
 
 
 async def limits_settle(
-    limits: Limits, verdict: Verdict, *, tokens_used: int, cost_usd: Decimal, clock: Clock = time.time
+    limits: Limits, verdict: Verdict, *, tokens_used: int, cost_usd: Decimal, clock: Clock | None = None
 ) -> None:
     """After a call: replace the token estimate by the real usage, release the reservation and add
     the cost to the month's spend."""
-    settlement = _settlement(limits, verdict, tokens_used, cost_usd, clock())
+    settlement = _settlement(limits, verdict, tokens_used, cost_usd, *_moment(clock))
     if settlement is None or not limits.limited:
         return
     loop = asyncio.get_running_loop()
@@ -493,9 +519,9 @@ async def limits_settle(
 
 
 def limits_settle_sync(
-    limits: Limits, verdict: Verdict, *, tokens_used: int, cost_usd: Decimal, clock: Clock = time.time
+    limits: Limits, verdict: Verdict, *, tokens_used: int, cost_usd: Decimal, clock: Clock | None = None
 ) -> None:
-    settlement = _settlement(limits, verdict, tokens_used, cost_usd, clock())
+    settlement = _settlement(limits, verdict, tokens_used, cost_usd, *_moment(clock))
     if settlement is None or not limits.limited or not _redis_usable():
         return
     try:
