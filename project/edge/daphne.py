@@ -26,7 +26,9 @@ The missing phrases are filled in from the standard library's ``HTTPStatus`` (42
 And one thing Twisted does per request that no Switchyard request needs at that price: it parses
 every POST's ``Content-Type`` with the standard library's e-mail header parser (about 50 µs, a
 tenth of a stream's setup) to decide whether to decode a form. The parse is a pure function of
-the header's bytes, and clients send a handful of distinct values, so it is memoized.
+the header's bytes, and clients send a handful of distinct values, so it is memoized. It also
+formats a combined-log line for every request into its own log, which daphne sends nowhere (daphne
+writes the access log itself); that line is no longer made.
 
 Twisted also delays every write by a turn of the loop: ``write`` only appends to a buffer and
 registers the socket for writing (an ``epoll_ctl`` call), the next turn sends it, and the turn after
@@ -139,6 +141,7 @@ def daphne_harden() -> None:
     server.Server.handle_reply = _flow_controlled(server.Server.handle_reply)
     _memoize_content_type_parse()
     _complete_reason_phrases()
+    _no_twisted_access_line(http_protocol.HTTPFactory)
     _write_eagerly()
 
 
@@ -148,6 +151,16 @@ def _complete_reason_phrases() -> None:
     # ``setResponseCode`` looks each status up in this module-level table at the time of the call.
     for status in HTTPStatus:
         http.RESPONSES.setdefault(status.value, status.phrase.encode("ascii"))
+
+
+def _no_twisted_access_line(factory: type) -> None:
+    # Twisted's ``HTTPFactory.log`` formats each finished request for Twisted's log, which daphne
+    # points at nothing at its default verbosity; daphne's own access log (``Server.log_action``)
+    # is the one operators read, and it is unchanged.
+    def log(self: Any, request: Any) -> None:
+        return None
+
+    factory.log = log  # type: ignore[attr-defined]
 
 
 def _write_eagerly() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import socket
 
 from twisted.web import http
@@ -19,6 +20,21 @@ def test_content_type_parses_are_remembered_and_give_the_same_answer() -> None:
 
     assert answers == [b"application/json"] * 3 and other == b"multipart/form-data"
     assert parse.cache_info().hits == 2  # type: ignore[attr-defined]
+
+
+def test_twisted_formats_no_access_line_of_its_own() -> None:
+    from daphne.http_protocol import HTTPFactory
+
+    daphne_harden()
+    factory = HTTPFactory.__new__(HTTPFactory)
+
+    def refuse(*_: object) -> str:
+        raise AssertionError("Twisted formatted an access line")
+
+    factory._logFormatter = refuse
+    factory._logFile = written = io.StringIO()
+    factory.log(object())  # daphne's own access log (Server.log_action) is the one kept
+    assert written.getvalue() == ""
 
 
 class _Connection:
