@@ -6,12 +6,16 @@ upstream (``tests/bench/streamkit/upstream.py``: first token after 50 ms, then o
 24 tokens) to the same load (``streamkit/load.py``: all streams started at once, raw asyncio):
 
 - **floor**: a bare aiohttp server relaying the upstream's bytes (``streamkit/relay.py``);
+- **daphne-floor**: the same bare relay as a raw ASGI app (``streamkit/asgirelay.py``) served by
+  daphne exactly as ``serve`` starts it: what daphne itself costs. Switchyard on daphne minus this is
+  Switchyard's own cost;
 - **v1**: Switchyard's ``/v1/chat/completions`` with ``stream: true``, as ``serve`` runs it
   (daphne, DEBUG off, one web process), with a key that has limits and a budget, the request log on;
 - **chat**: Switchyard's chat, ``POST`` a message then read its SSE stream;
 - **litellm** (``--litellm``): LiteLLM's proxy, one worker, installed on first use into
   ``/tmp/litellm-venv``;
-- **v1-uvicorn** (``--uvicorn``, when uvicorn is installed): the same ASGI app under uvicorn.
+- **v1-uvicorn** (``--uvicorn``, when uvicorn is installed): the same ASGI app under uvicorn, next to
+  **uvicorn-floor**, the raw ASGI relay under uvicorn.
 
 Each server is first warmed with one run at the measured concurrency (its pools grow to it once),
 then every figure is the run of median CPU among ``--repeat`` runs (3). Figures per server, all
@@ -23,7 +27,8 @@ ratios from this one run:
 - completed streams, and the server's peak RSS;
 - the load core's use (load client + upstream + Redis CPU over the wall time): under 100% means
   the load side was not the limit.
-Then 1,000 streams at 5 tokens/s for floor, v1 and chat (TTFT p99, completion, peak RSS).
+Then Switchyard's own share: v1's CPU per token and per setup minus its server's floor's. Then
+1,000 streams at 5 tokens/s for floor, v1 and chat (TTFT p99, completion, peak RSS).
 
     python -m tests.bench streaming
     python -m tests.bench.streaming --streams 200 --litellm --uvicorn
@@ -107,6 +112,25 @@ def start_floor(upstream_url: str) -> Any:
     argv = [*_pinned(SERVER_CORE), sys.executable, "-m", "tests.bench.streamkit.relay"]
     argv += ["--port", str(port), "--upstream", upstream_url]
     process = _start("floor", argv, ready_url=f"http://127.0.0.1:{port}/ready")
+    process.url = f"http://127.0.0.1:{port}"
+    return process
+
+
+def start_server_floor(server: str, upstream_url: str) -> Any:
+    """The raw ASGI relay (``streamkit/asgirelay.py``) under ``server``, started as Switchyard is."""
+    from project.stack import daphne_command
+    from tests.support import free_port
+
+    port = free_port()
+    app = "tests.bench.streamkit.asgirelay:application"
+    if server == "daphne":
+        command = [*daphne_command("127.0.0.1", port)[:-1], app]
+    else:
+        command = [sys.executable, "-m", "uvicorn", app, "--port", str(port), "--no-access-log", "--backlog", "2048"]
+    env = {"SWITCHYARD_BENCH_UPSTREAM": upstream_url}
+    process = _start(
+        f"{server}-floor", [*_pinned(SERVER_CORE), *command], ready_url=f"http://127.0.0.1:{port}/ready", env=env
+    )
     process.url = f"http://127.0.0.1:{port}"
     return process
 
@@ -302,18 +326,21 @@ def lineup(*, litellm: bool, uvicorn: bool) -> Lineup:
     stop: list[Any] = [upstream]
     secret, user = registry_and_key(upstream.url)
     floor = start_floor(upstream.url)
+    daphne_floor = start_server_floor("daphne", upstream.url)
     switchyard = start_switchyard("daphne")
-    stop += [floor, switchyard]
+    stop += [floor, daphne_floor, switchyard]
     headers = {"Authorization": f"Bearer {secret}"}
     targets = [
         Target("floor", floor, "v1"),
+        Target("daphne-floor", daphne_floor, "v1"),
         Target("v1", switchyard, "v1", headers),
         _chat_target(switchyard, secret, user),
     ]
     if uvicorn and shutil.which("uvicorn", path=str(Path(sys.executable).parent)):
+        uvicorn_floor = start_server_floor("uvicorn", upstream.url)
         other = start_switchyard("uvicorn")
-        stop.append(other)
-        targets.append(Target("v1-uvicorn", other, "v1", headers))
+        stop += [uvicorn_floor, other]
+        targets += [Target("uvicorn-floor", uvicorn_floor, "v1"), Target("v1-uvicorn", other, "v1", headers)]
     if litellm:
         master_key = f"sk-{secrets.token_hex(16)}"
         proxy = start_litellm(upstream.url, master_key)
@@ -352,12 +379,14 @@ def benchmark(
     }
     try:
         floor: dict[str, Run] = {}
+        measured: dict[str, tuple[Run, Run]] = {}
         for target in setup.targets:
             # Warm at full concurrency: imports, and pools grown to the streams' count (upstream
             # connections, Redis, database threads) are a process's first burst, not its steady cost.
             measure(target, MODEL, streams, side_pids=setup.side_pids)
             main = _median_run(target, MODEL, streams, repeat, setup.side_pids)
             one_token = _median_run(target, SETUP_MODEL, streams, repeat, setup.side_pids)
+            measured[target.name] = (main, one_token)
             if target.name == "floor":
                 floor = {"main": main, "setup": one_token}
             figures[f"{target.name} x{streams}"] = _line(main, floor.get("main") if target.name != "floor" else None)
@@ -366,6 +395,7 @@ def benchmark(
             figures[f"{target.name} setup"] = (
                 f"{setup_us / 1000:.2f} ms CPU per stream ({setup_us / floor_setup:.1f}x floor)"
             )
+        figures |= _own_shares(measured, streams)
         if many:
             for target in setup.targets:
                 if target.name in ("floor", "v1", "chat"):
@@ -377,6 +407,26 @@ def benchmark(
         for process in setup.stop:
             process.stop()
     return figures
+
+
+def _own_shares(measured: dict[str, tuple[Run, Run]], streams: int) -> dict[str, str]:
+    """What Switchyard adds over the server it runs on (its server's floor), and what that server
+    adds over the bare aiohttp relay: per relayed token, and per stream setup."""
+    shares = {}
+    for switchyard, server_floor in (("v1", "daphne-floor"), ("v1-uvicorn", "uvicorn-floor")):
+        if switchyard not in measured or server_floor not in measured or "floor" not in measured:
+            continue
+        (ours, ours_setup), (server, server_setup) = measured[switchyard], measured[server_floor]
+        bare, bare_setup = measured["floor"]
+        shares[f"{switchyard}: Switchyard's own share"] = (
+            f"{ours.per_token_us() - server.per_token_us():.0f} µs/token, "
+            f"{(ours_setup.cpu_s - server_setup.cpu_s) / streams * 1000:.2f} ms setup per stream"
+        )
+        shares[f"{switchyard}: {server_floor.split('-')[0]}'s own share"] = (
+            f"{server.per_token_us() - bare.per_token_us():.0f} µs/token, "
+            f"{(server_setup.cpu_s - bare_setup.cpu_s) / streams * 1000:.2f} ms setup per stream"
+        )
+    return shares
 
 
 def run() -> dict[str, str]:
