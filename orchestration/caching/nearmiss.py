@@ -6,7 +6,10 @@ answer. So a candidate is refused when the two questions differ in what a lexica
 see for certain (tests/data/semantic_pairs.jsonl measures the effect):
 
 - ``numbers``: a different multiset of numbers (digits, number words, Roman numerals II..XII);
-- ``negation``: one is negated and the other is not ("can I" / "can't I", "safe" / "not safe");
+- ``numbers`` also compares clock times, read on a 24-hour clock: "6 am", "6:00" and "six in the
+  morning" are one time, "6 pm" and "18:00" another, "noon" is "12 pm";
+- ``negation``: the two hold a different count of negations ("can I" / "can't I", "safe" / "not
+  safe"); a double negation is not read as none ("survive without" / "can't survive without");
 - ``direction``: the same two words on either side of "to"/"into"/"from", swapped
   ("Fahrenheit to Celsius" / "Celsius to Fahrenheit");
 - ``role_swap``: the same words, but two participants exchange places around a relation, a verb
@@ -14,6 +17,8 @@ see for certain (tests/data/semantic_pairs.jsonl measures the effect):
   "my boss's wife", "Is Jupiter's moon bigger than Earth's moon?" swapped), or a leading wh-word is
   the verb's object in one and its subject in the other ("Who did Ali beat?" / "Who beat Ali?");
   passive for active, a fronted phrase, "X and Y" / "Y and X" and "X vs Y" / "Y vs X" are not swaps;
+  over the same words, a pronoun that is the subject in one and the object in the other is one
+  ("my landlord owes me" / "I owe my landlord"), unless it is the asker of the request ("tell me");
 - ``quantity``: other quantifiers ("one row" / "all rows") or another grade of a degree word
   ("charge it halfway" / "fully", "slightly" / "very", "partly" / "completely", "a little" / "a lot");
   "partly" / "partially" are one grade, and "completely" or "some" on one side only is no difference;
@@ -161,7 +166,17 @@ _SHORT_FORMS = (
     (re.compile(r"n't\b", re.I), " not"),
     (re.compile(r"'(s|re|m|ll|ve|d)\b", re.I), r" \1"),
 )
-_TOKEN = re.compile(r"[A-Za-z]+|\d+(?:\.\d+)?")
+_TOKEN = re.compile(r"\d\d:\d\d(?!\d)|[A-Za-z]+|\d+(?:\.\d+)?")
+_HOUR_WORDS = "|".join(_word_list("one two three four five six seven eight nine ten eleven twelve"))
+# "6 pm", "6:30 p.m.", "7.30am" (digits only: "which one am I" is no time); "six in the morning", "9 at night".
+_CLOCK_MERIDIEM = re.compile(r"\b(\d{1,2})(?:[:.](\d\d))?\s*(?:o'?clock\s*)?([ap])\.?m\b\.?", re.I)
+_CLOCK_PART_OF_DAY = re.compile(
+    r"\b(\d{1,2}|" + _HOUR_WORDS + r")(?:[:.](\d\d))?\s+(?:o'?clock\s+)?"
+    r"(in the morning|in the afternoon|in the evening|at night)\b",
+    re.I,
+)
+_CLOCK_24H = re.compile(r"(?<![\d:.])([01]?\d|2[0-3]):([0-5]\d)(?![\d:])")
+_CLOCK_WORDS = ((re.compile(r"\bnoon\b|\bmidday\b", re.I), "12:00"), (re.compile(r"\bmidnight\b", re.I), "00:00"))
 _SENTENCE_END = re.compile(r"[.?!:;]\s+")
 _SUFFIXES = ("ations", "ation", "ings", "ing", "ies", "ied", "es", "ed", "ly", "s")
 
@@ -171,7 +186,7 @@ class Terms:
     """What the guard compares of one question."""
 
     numbers: tuple[str, ...]
-    negated: bool
+    negations: int  # how many negation words: "survive without" has one, "can't survive without" two
     content: tuple[str, ...]  # stems of the content words, in order
     specific: frozenset[str]  # stems of the content words that name a specific thing
     relations: frozenset[tuple[str, str]]  # (left, right) around "to" / "into" / "from"
@@ -183,6 +198,7 @@ class Terms:
     around_to: tuple[frozenset[str], frozenset[str]]  # the runs of words just before and after "to"
     ones: int  # how often the word "one" appears: a number or a pronoun, decided against the other side
     frame: tuple[str, ...]  # content terms, numbers and relation words ("~than", "~s"), in order
+    pronoun_cases: frozenset[tuple[str, str]]  # (person, "subject" | "object"): "I owe" (1, subject), "owes me"
 
 
 def stem(word: str) -> str:
@@ -207,9 +223,39 @@ def _shortened(word: str) -> str:
     return word[:7] if len(word) > 3 else word
 
 
+def _hour(written: str) -> int:
+    return int(written) if written.isdigit() else int(NUMBER_WORDS[written.lower()])
+
+
+def _on_24h_clock(hour: int, minutes: str | None, afternoon: bool) -> str:
+    """The time "HH:MM" of ``hour`` (1..12) and ``minutes`` in the morning or the afternoon half of the day."""
+    return f"{hour % 12 + (12 if afternoon else 0):02d}:{minutes or '00'}"
+
+
+def _clock_times(text: str) -> str:
+    """``text`` with each clock time written as "HH:MM" on a 24-hour clock, one token the guard reads as a number.
+
+    "6 am" and "6 pm" share the number 6 but ask about different hours; "9 pm" and "21:00" are one.
+    """
+
+    def clock(found: re.Match[str]) -> str:
+        hour = _hour(found[1])
+        if not 1 <= hour <= 12:
+            return found[0]
+        afternoon = found[3].lower() not in ("a", "in the morning")
+        return " " + _on_24h_clock(hour, found[2], afternoon) + " "
+
+    text = _CLOCK_MERIDIEM.sub(clock, text)
+    text = _CLOCK_PART_OF_DAY.sub(clock, text)
+    text = _CLOCK_24H.sub(lambda found: f"{int(found[1]):02d}:{found[2]}", text)
+    for pattern, time_of_day in _CLOCK_WORDS:
+        text = pattern.sub(time_of_day, text)
+    return text
+
+
 def _words(text: str) -> list[tuple[str, bool]]:
     """Lower-cased tokens, each with whether it was written as a name (capitalised mid-sentence)."""
-    text = text.replace("\u2019", "'")
+    text = _clock_times(text.replace("\u2019", "'"))
     for pattern, replacement in _SHORT_FORMS:
         text = pattern.sub(replacement, text)
     text = re.sub(r"(\d),(\d{3})\b", r"\1\2", text).replace("%", " percent ")
@@ -256,7 +302,8 @@ def _term(word: str) -> str:
 
 @lru_cache(maxsize=4096)
 def question_terms(text: str) -> Terms:
-    words = [(word, named) for word, named in _words(text) if word not in FILLERS]
+    every_word = _words(text)
+    words = [(word, named) for word, named in every_word if word not in FILLERS]
     numbers = tuple(sorted(n for n in (_number(word) for word, _ in words) if n is not None))
     content: list[str] = []
     specific: set[str] = set()
@@ -274,7 +321,7 @@ def question_terms(text: str) -> Terms:
     plain = [word for word, _ in words]
     return Terms(
         numbers=numbers,
-        negated=any(word in NEGATIONS for word in plain),
+        negations=sum(word in NEGATIONS for word in plain),
         content=tuple(content),
         specific=frozenset(specific),
         relations=_relations(plain),
@@ -286,7 +333,54 @@ def question_terms(text: str) -> Terms:
         passive=_passive(plain),
         ones=plain.count("one"),
         frame=_frame(words),
+        pronoun_cases=_pronoun_cases([word for word, _ in every_word]),
     )
+
+
+# Personal pronouns whose form says the role: "I" / "we" do, "me" / "us" are done to. "you", "it"
+# and "her" have one form for both roles and say nothing.
+PRONOUN_CASES = {
+    **dict.fromkeys(("i", "we"), ("1", "subject")),
+    **dict.fromkeys(("me", "us", "myself", "ourselves"), ("1", "object")),
+    "he": ("he", "subject"),
+    **dict.fromkeys(("him", "himself"), ("he", "object")),
+    "she": ("she", "subject"),
+    "they": ("they", "subject"),
+    **dict.fromkeys(("them", "themselves"), ("they", "object")),
+}
+# Verbs of the request itself: "tell me", "help me find", "walk me through" ask, they give the asker no role.
+REQUEST_VERBS = _word_set("tell show give let help teach walk remind guide advise explain recommend suggest")
+
+
+def _pronoun_cases(words: list[str]) -> frozenset[tuple[str, str]]:
+    found = set()
+    for index, word in enumerate(words):
+        case = PRONOUN_CASES.get(word)
+        if case is None:
+            continue
+        # "tell me", and "explain to me"
+        asked = index > 0 and (words[index - 1] in REQUEST_VERBS or words[index - 2 : index] == ["explain", "to"])
+        if case[1] == "object" and asked:
+            continue
+        found.add(case)
+    return frozenset(found)
+
+
+def _swapped_pronoun_roles(q: Terms, c: Terms) -> bool:
+    """The same words, but a person is the one acting in one and the one acted on in the other.
+
+    "How much does my landlord owe me?" / "How much do I owe my landlord?": both read "landlord
+    owe", the asker is the object of "owe" in one and its subject in the other.
+    """
+    if Counter(q.content) != Counter(c.content):
+        return False
+    q_roles: dict[str, set[str]] = {}
+    c_roles: dict[str, set[str]] = {}
+    for person, case in q.pronoun_cases:
+        q_roles.setdefault(person, set()).add(case)
+    for person, case in c.pronoun_cases:
+        c_roles.setdefault(person, set()).add(case)
+    return any(person in c_roles and c_roles[person] != cases for person, cases in q_roles.items())
 
 
 def _frame(words: list[tuple[str, bool]]) -> tuple[str, ...]:
@@ -526,11 +620,13 @@ def near_miss_reason(query: str, candidate: str) -> str | None:
     q, c = _aligned(question_terms(query), question_terms(candidate))
     if q.numbers != c.numbers and not _same_with_one(q, c):
         return "numbers"
-    if q.negated != c.negated:
+    if q.negations != c.negations:
         return "negation"
     if any((right, left) in c.relations for left, right in q.relations) or _reversed_route(q, c):
         return "direction"
     if (q.passive == c.passive and _swapped_roles(q.frame, c.frame)) or _swapped_wh_roles(q, c):
+        return "role_swap"
+    if q.passive == c.passive and _swapped_pronoun_roles(q, c):
         return "role_swap"
     if q.quantifiers != c.quantifiers or _other_degree(q, c):
         return "quantity"

@@ -123,3 +123,74 @@ def test_a_verb_its_noun_its_past_form_and_its_synonyms_read_as_one(cached: str,
 )
 def test_other_actions_stay_apart(cached: str, asked: str) -> None:
     assert not equivalent(asked, cached)
+
+
+@pytest.mark.parametrize(
+    ("cached", "asked"),
+    [
+        ("Is the bakery open at 8 am?", "Is the bakery open at 8 pm?"),
+        ("Does the shuttle leave at 5:15 a.m.?", "Does the shuttle leave at 5:15 p.m.?"),
+        ("Is the meeting at 14:00?", "Is the meeting at 2 am?"),
+        ("Can I call the clinic at 4 in the morning?", "Can I call the clinic at 4 in the afternoon?"),
+        ("Is 23:30 too late for dinner in Madrid?", "Is 11:30 am too late for dinner in Madrid?"),
+        ("Does the ferry leave at noon?", "Does the ferry leave at midnight?"),
+    ],
+)
+def test_another_clock_time_is_another_number_though_the_hour_is_the_same(cached: str, asked: str) -> None:
+    assert near_miss_reason(asked, cached) == "numbers"
+
+
+@pytest.mark.parametrize(
+    ("cached", "asked"),
+    [
+        ("Is the bakery open at 8 pm?", "Is the bakery open at 20:00?"),
+        ("Does the ferry leave at noon?", "Does the ferry leave at 12 pm?"),
+        ("Is the pool open at 7 in the morning?", "Is the pool open at 7am?"),
+        ("Is the pool open at seven in the evening?", "Is the pool open at 7 PM?"),
+        ("Does the shop close at midnight?", "Does the shop close at 12 a.m.?"),
+        ("Is the museum open at 9:30 am?", "Is the museum open at 09:30?"),
+    ],
+)
+def test_one_clock_time_written_two_ways_is_one_number(cached: str, asked: str) -> None:
+    assert near_miss_reason(asked, cached) is None
+
+
+@pytest.mark.parametrize(
+    ("cached", "asked"),
+    [
+        ("Which birds can fly without flapping?", "Which birds can't fly without flapping?"),
+        ("What can I eat without gaining weight?", "What can't I eat without gaining weight?"),
+        ("Which trains run without a driver?", "Which trains never run without a driver?"),
+        ("Is nothing refundable?", "Is nothing not refundable?"),
+    ],
+)
+def test_a_double_negation_is_not_read_as_none(cached: str, asked: str) -> None:
+    assert near_miss_reason(asked, cached) == "negation"
+
+
+@pytest.mark.parametrize(
+    ("cached", "asked"),
+    [
+        ("Can my sister sue me over the inheritance?", "Can I sue my sister over the inheritance?"),
+        ("How do I know if my coworker trusts me?", "How do I know if I trust my coworker?"),
+        ("What should I do when my friend ignores me?", "What should I do when I ignore my friend?"),
+        ("Does my brother owe us rent?", "Do we owe my brother rent?"),
+        ("Why does he keep calling them?", "Why do they keep calling him?"),
+    ],
+)
+def test_a_pronoun_that_acts_in_one_and_is_acted_on_in_the_other_is_a_role_swap(cached: str, asked: str) -> None:
+    assert near_miss_reason(asked, cached) == "role_swap"
+
+
+@pytest.mark.parametrize(
+    ("cached", "asked"),
+    [
+        ("Can you tell me how to fix a puncture?", "How do I fix a puncture?"),
+        ("Could you explain to me what a bond is?", "What is a bond?"),
+        ("Show me how to knit a scarf.", "How can I knit a scarf?"),
+        ("How do we reset it?", "How can I reset it?"),
+        ("Does my landlord have to repaint?", "Does my landlord have to repaint for me?"),
+    ],
+)
+def test_the_asker_in_the_request_itself_has_no_role(cached: str, asked: str) -> None:
+    assert near_miss_reason(asked, cached) != "role_swap"
