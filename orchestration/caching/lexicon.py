@@ -29,7 +29,7 @@ choose pick select
 hide conceal
 start begin commence launch open
 contact reach
-make create build construct
+make create build construct assemble
 find locate
 show display
 restore recover
@@ -73,12 +73,18 @@ colleague coworker
 speak talk
 learn study
 home house
+often frequently
+produce generate
 """.strip()
 
 # Phrases that name one word of a group above, rewritten before the words are read.
 PHRASES = (
     (r"\bget in touch with\b", "contact"),
-    (r"\blook(?:ing)? for\b", "find"),
+    (r"\blook(?:ing)? for\b|\btrack down\b", "find"),
+    (r"\bput together\b", "assemble"),
+    (r"\b(?:come|came|coming) up with\b", "invent"),
+    (r"^\s*good (?:morning|afternoon|evening)\b\s*[!,.]*", ""),
+    (r"\bdiff between\b", "difference between"),
     (r"\bcut (?:down|back) on\b", "reduce"),
     (r"\bbring down\b", "lower"),
     (r"\bpass(?:ed)? away\b", "die"),

@@ -6,7 +6,10 @@ answer. So a candidate is refused when the two questions differ in what a lexica
 see for certain (tests/data/semantic_pairs.jsonl measures the effect):
 
 - ``numbers``: a different multiset of numbers (digits, number words, Roman numerals II..XII);
-- ``negation``: one is negated and the other is not ("can I" / "can't I", "safe" / "not safe");
+- ``numbers`` also compares clock times, read on a 24-hour clock: "6 am", "6:00" and "six in the
+  morning" are one time, "6 pm" and "18:00" another, "noon" is "12 pm";
+- ``negation``: the two hold a different count of negations ("can I" / "can't I", "safe" / "not
+  safe"); a double negation is not read as none ("survive without" / "can't survive without");
 - ``direction``: the same two words on either side of "to"/"into"/"from", swapped
   ("Fahrenheit to Celsius" / "Celsius to Fahrenheit");
 - ``role_swap``: the same words, but two participants exchange places around a relation, a verb
@@ -14,16 +17,26 @@ see for certain (tests/data/semantic_pairs.jsonl measures the effect):
   "my boss's wife", "Is Jupiter's moon bigger than Earth's moon?" swapped), or a leading wh-word is
   the verb's object in one and its subject in the other ("Who did Ali beat?" / "Who beat Ali?");
   passive for active, a fronted phrase, "X and Y" / "Y and X" and "X vs Y" / "Y vs X" are not swaps;
-- ``quantity``: other quantifiers ("one row" / "all rows") or another grade of a degree word
-  ("charge it halfway" / "fully", "slightly" / "very", "partly" / "completely", "a little" / "a lot");
-  "partly" / "partially" are one grade, and "completely" or "some" on one side only is no difference;
+  over the same words, a pronoun that is the subject in one and the object in the other is one
+  ("my landlord owes me" / "I owe my landlord"), unless it is the asker of the request ("tell me"),
+  and so is a thing owned by another owner on each side ("my messages" / "my employer's
+  messages"); "give", "tell", "show", "get" and "want" stay in the frame as relations ("Can a dog
+  give a human fleas?" swapped);
+- ``quantity``: other quantifiers ("one row" / "all rows", "every other row" / "every row") or
+  another grade of a degree word ("charge it halfway" / "fully", "slightly" / "very", "partly" /
+  "completely", "a little" / "a lot"); "partly" / "partially" are one grade, and "completely" or
+  "some" on one side only is no difference;
 - ``substitution``: every content word in the same order except some swapped for others
   ("sort by value" / "sort by key"); a synonym swapped alone costs a hit, which is the cheap error;
 - ``specific``: each side has a word of its own that names a specific thing: a capitalised name,
   a word the model's vocabulary does not hold, or a member of a closed class (weekdays, months,
   units, directions, opposites).
 
-Before comparing, both sides are read in one vocabulary (``orchestration.caching.lexicon``):
+Before comparing, a leading request verb is read as the question it opens ("Summarize the plot of
+X" / "What is the plot of X?", "Compare X and Y" / "the differences between X and Y"), and the
+unit of "how many weeks" is left out when the other side asks "how long" (one duration asked two
+ways; "how many days" / "how many weeks" still differ).
+Both sides are read in one vocabulary (``orchestration.caching.lexicon``):
 synonyms, the past forms of irregular verbs ("wrote" / "write"), and nouns made from verbs
 ("composer" / "composed", "discoverer" / "discovered"; "employee" stays apart from "employer").
 """
@@ -62,7 +75,8 @@ STOPWORDS = _word_set(
 FILLERS = _word_set(
     """hi hey hello hiya yo dear ok okay so um uh well oh lol thanks thank thx pls plz kindly sorry excuse pardon
     quick quickly asap wondering curious curiously appreciate grateful assistant someone anyone question q
-    whats wat u ur wanna gonna hmm ugh help trouble bother mind possibly perhaps simple simply terms"""
+    whats wat u ur wanna gonna hmm ugh help trouble bother mind possibly perhaps simple simply terms
+    omg dude sooo soo btw tbh"""
 )
 NEGATIONS = _word_set(
     "not no never cannot without none nor neither nothing nobody nowhere impossible unable unsafe avoid illegal"
@@ -109,6 +123,15 @@ DIRECTED = frozenset({"to", "into", "from"})
 # Small words that tie two participants of a question to their roles: "Mars is bigger *than* Venus",
 # "my wife*'s* boss", "a charger *for* a Samsung". The role-swap rule keeps them in the frame it compares.
 RELATION_WORDS = _word_set("than s for to from into onto of by on at about against with over under in")
+# Verbs the guard reads as stopwords that still relate two participants: "Can a dog give a human
+# fleas?" / "Can a human give a dog fleas?". Kept in the frame, by the verb they are a form of.
+RELATION_VERBS = {
+    **dict.fromkeys(_word_list("give gives gave given giving"), "~give"),
+    **dict.fromkeys(_word_list("tell tells told telling"), "~tell"),
+    **dict.fromkeys(_word_list("show shows showed shown showing"), "~show"),
+    **dict.fromkeys(_word_list("get gets got getting"), "~get"),
+    **dict.fromkeys(_word_list("want wants wanted wanting"), "~want"),
+}
 # Words that join two participants without giving either a role: "Python vs Java" asks what
 # "Java vs Python" asks, as "salt and pepper" does "pepper and salt" and "7 times 9" does "9 times 7".
 # Left out of the frame, like "and" and "or", so the two stand side by side with no relation between them.
@@ -161,7 +184,17 @@ _SHORT_FORMS = (
     (re.compile(r"n't\b", re.I), " not"),
     (re.compile(r"'(s|re|m|ll|ve|d)\b", re.I), r" \1"),
 )
-_TOKEN = re.compile(r"[A-Za-z]+|\d+(?:\.\d+)?")
+_TOKEN = re.compile(r"\d\d:\d\d(?!\d)|[A-Za-z]+|\d+(?:\.\d+)?")
+_HOUR_WORDS = "|".join(_word_list("one two three four five six seven eight nine ten eleven twelve"))
+# "6 pm", "6:30 p.m.", "7.30am" (digits only: "which one am I" is no time); "six in the morning", "9 at night".
+_CLOCK_MERIDIEM = re.compile(r"\b(\d{1,2})(?:[:.](\d\d))?\s*(?:o'?clock\s*)?([ap])\.?m\b\.?", re.I)
+_CLOCK_PART_OF_DAY = re.compile(
+    r"\b(\d{1,2}|" + _HOUR_WORDS + r")(?:[:.](\d\d))?\s+(?:o'?clock\s+)?"
+    r"(in the morning|in the afternoon|in the evening|at night)\b",
+    re.I,
+)
+_CLOCK_24H = re.compile(r"(?<![\d:.])([01]?\d|2[0-3]):([0-5]\d)(?![\d:])")
+_CLOCK_WORDS = ((re.compile(r"\bnoon\b|\bmidday\b", re.I), "12:00"), (re.compile(r"\bmidnight\b", re.I), "00:00"))
 _SENTENCE_END = re.compile(r"[.?!:;]\s+")
 _SUFFIXES = ("ations", "ation", "ings", "ing", "ies", "ied", "es", "ed", "ly", "s")
 
@@ -171,7 +204,7 @@ class Terms:
     """What the guard compares of one question."""
 
     numbers: tuple[str, ...]
-    negated: bool
+    negations: int  # how many negation words: "survive without" has one, "can't survive without" two
     content: tuple[str, ...]  # stems of the content words, in order
     specific: frozenset[str]  # stems of the content words that name a specific thing
     relations: frozenset[tuple[str, str]]  # (left, right) around "to" / "into" / "from"
@@ -183,6 +216,10 @@ class Terms:
     around_to: tuple[frozenset[str], frozenset[str]]  # the runs of words just before and after "to"
     ones: int  # how often the word "one" appears: a number or a pronoun, decided against the other side
     frame: tuple[str, ...]  # content terms, numbers and relation words ("~than", "~s"), in order
+    pronoun_cases: frozenset[tuple[str, str]]  # (person, "subject" | "object"): "I owe" (1, subject), "owes me"
+    owners: frozenset[tuple[str, str]]  # (owner, thing): "my car" (1, car), "my son's car" (son, car)
+    how_long: bool  # asks "how long"
+    duration_unit: str | None  # the unit a duration is asked in: "how many weeks" -> "week"
 
 
 def stem(word: str) -> str:
@@ -207,9 +244,39 @@ def _shortened(word: str) -> str:
     return word[:7] if len(word) > 3 else word
 
 
+def _hour(written: str) -> int:
+    return int(written) if written.isdigit() else int(NUMBER_WORDS[written.lower()])
+
+
+def _on_24h_clock(hour: int, minutes: str | None, afternoon: bool) -> str:
+    """The time "HH:MM" of ``hour`` (1..12) and ``minutes`` in the morning or the afternoon half of the day."""
+    return f"{hour % 12 + (12 if afternoon else 0):02d}:{minutes or '00'}"
+
+
+def _clock_times(text: str) -> str:
+    """``text`` with each clock time written as "HH:MM" on a 24-hour clock, one token the guard reads as a number.
+
+    "6 am" and "6 pm" share the number 6 but ask about different hours; "9 pm" and "21:00" are one.
+    """
+
+    def clock(found: re.Match[str]) -> str:
+        hour = _hour(found[1])
+        if not 1 <= hour <= 12:
+            return found[0]
+        afternoon = found[3].lower() not in ("a", "in the morning")
+        return " " + _on_24h_clock(hour, found[2], afternoon) + " "
+
+    text = _CLOCK_MERIDIEM.sub(clock, text)
+    text = _CLOCK_PART_OF_DAY.sub(clock, text)
+    text = _CLOCK_24H.sub(lambda found: f"{int(found[1]):02d}:{found[2]}", text)
+    for pattern, time_of_day in _CLOCK_WORDS:
+        text = pattern.sub(time_of_day, text)
+    return text
+
+
 def _words(text: str) -> list[tuple[str, bool]]:
     """Lower-cased tokens, each with whether it was written as a name (capitalised mid-sentence)."""
-    text = text.replace("\u2019", "'")
+    text = _clock_times(text.replace("\u2019", "'"))
     for pattern, replacement in _SHORT_FORMS:
         text = pattern.sub(replacement, text)
     text = re.sub(r"(\d),(\d{3})\b", r"\1\2", text).replace("%", " percent ")
@@ -220,7 +287,7 @@ def _words(text: str) -> list[tuple[str, bool]]:
             if token in ROMAN:
                 words.append((ROMAN[token], False))
                 continue
-            acronym = len(token) > 1 and token.isupper()
+            acronym = len(token) > 1 and token.isupper() and token.lower() not in FILLERS  # "OK so ..." is no name
             named = acronym or (position > 0 and token[0].isupper() and token != "I")
             words.append((token if acronym else token.lower(), named))
     return words
@@ -256,10 +323,12 @@ def _term(word: str) -> str:
 
 @lru_cache(maxsize=4096)
 def question_terms(text: str) -> Terms:
-    words = [(word, named) for word, named in _words(text) if word not in FILLERS]
+    every_word = _words(text)
+    words = [(word, named) for word, named in every_word if word not in FILLERS]
     numbers = tuple(sorted(n for n in (_number(word) for word, _ in words) if n is not None))
     content: list[str] = []
     specific: set[str] = set()
+    words = _without_leading_request(words)
     for word, named in words:
         if word.isupper():  # an acronym: GET / POST, US, SQL
             content.append(word)
@@ -274,7 +343,7 @@ def question_terms(text: str) -> Terms:
     plain = [word for word, _ in words]
     return Terms(
         numbers=numbers,
-        negated=any(word in NEGATIONS for word in plain),
+        negations=sum(word in NEGATIONS for word in plain),
         content=tuple(content),
         specific=frozenset(specific),
         relations=_relations(plain),
@@ -286,7 +355,157 @@ def question_terms(text: str) -> Terms:
         passive=_passive(plain),
         ones=plain.count("one"),
         frame=_frame(words),
+        pronoun_cases=_pronoun_cases([word for word, _ in every_word]),
+        owners=_owners(plain),
+        how_long=("how", "long") in pairwise(plain),
+        duration_unit=next(
+            (
+                _term(unit)
+                for how, many, unit in zip(plain, plain[1:], plain[2:], strict=False)
+                if how == "how" and many == "many" and unit in DURATION_UNITS
+            ),
+            None,
+        ),
     )
+
+
+DURATION_UNITS = _word_set("seconds minutes hours days weeks months years decades")
+
+
+def _duration_unit_dropped(q: Terms, c: Terms) -> tuple[Terms, Terms]:
+    """Both sides with the unit left out of "how many weeks" when the other side asks "how long".
+
+    "How long does a visa take?" and "How many weeks does a visa take?" ask for one duration;
+    "how many days" and "how many weeks" still differ.
+    """
+
+    def dropped(terms: Terms) -> Terms:
+        content = list(terms.content)
+        content.remove(terms.duration_unit or "")
+        specific = terms.specific if terms.duration_unit in content else terms.specific - {terms.duration_unit}
+        return dataclasses.replace(terms, content=tuple(content), specific=frozenset(specific))
+
+    if q.how_long and not c.how_long and c.duration_unit in c.content:
+        return q, dropped(c)
+    if c.how_long and not q.how_long and q.duration_unit in q.content:
+        return dropped(q), c
+    return q, c
+
+
+# Verbs that open a request and ask what the question after them asks: "Summarize the plot of X"
+# is "What is the plot of X?". "compare" asks for the differences. "list" and "name" count only
+# before a small word ("List the planets", not "List comprehension vs map").
+LEADING_REQUESTS = {
+    **dict.fromkeys(_word_list("summarize summarise describe outline define recommend suggest"), None),
+    **dict.fromkeys(("list", "name"), "before a small word"),
+    "compare": "differences",
+}
+
+
+def _without_leading_request(words: list[tuple[str, bool]]) -> list[tuple[str, bool]]:
+    for index, (word, _) in enumerate(words):
+        if word in STOPWORDS:
+            continue  # "Could you please ..."
+        if word not in LEADING_REQUESTS:
+            return words
+        after = words[index + 1][0] if index + 1 < len(words) else ""
+        meaning = LEADING_REQUESTS[word]
+        if meaning == "before a small word":
+            return words[:index] + words[index + 1 :] if after in STOPWORDS or _number(after) else words
+        return words[:index] + ([(meaning, False)] if meaning else []) + words[index + 1 :]
+    return words
+
+
+POSSESSIVES = {"my": "1", "our": "1", "his": "he", "their": "they", "your": "you"}
+
+
+def _owners(words: list[str]) -> frozenset[tuple[str, str]]:
+    """Who owns what: each possessive ("my", "his", "the employer's") and the word right after it."""
+    found = set()
+    for index, word in enumerate(words[:-1]):
+        following = words[index + 1]
+        if word in POSSESSIVES:
+            owner = POSSESSIVES[word]
+        elif following == "s" and index > 0 and word not in STOPWORDS and index + 2 < len(words):
+            owner, following = _term(word), words[index + 2]  # "the employer 's messages", read apart
+        else:
+            continue
+        if following not in STOPWORDS:
+            found.add((owner, _term(following)))
+    return frozenset(found)
+
+
+def _swapped_owners(q: Terms, c: Terms) -> bool:
+    """The same words, but a thing owned on both sides has another owner on each.
+
+    "Can my employer read my messages?" / "Can I read my employer's messages?": the messages are
+    mine in one and the employer's in the other.
+    """
+    if Counter(q.content) != Counter(c.content):
+        return False
+    # An owner named in other words on each side ("the WHO's" / "the World Health Organization's",
+    # aligned in the content only) is no other owner.
+    known = (set(q.content) & set(c.content)) | set(POSSESSIVES.values())
+    q_owners: dict[str, set[str]] = {}
+    c_owners: dict[str, set[str]] = {}
+    for owner, thing in q.owners:
+        if owner in known:
+            q_owners.setdefault(thing, set()).add(owner)
+    for owner, thing in c.owners:
+        if owner in known:
+            c_owners.setdefault(thing, set()).add(owner)
+    return any(thing in c_owners and c_owners[thing] != owners for thing, owners in q_owners.items())
+
+
+# Personal pronouns whose form says the role: "I" / "we" do, "me" / "us" are done to. "you", "it"
+# and "her" have one form for both roles and say nothing.
+PRONOUN_CASES = {
+    **dict.fromkeys(("i", "we"), ("1", "subject")),
+    **dict.fromkeys(("me", "us", "myself", "ourselves"), ("1", "object")),
+    "he": ("he", "subject"),
+    **dict.fromkeys(("him", "himself"), ("he", "object")),
+    "she": ("she", "subject"),
+    "they": ("they", "subject"),
+    **dict.fromkeys(("them", "themselves"), ("they", "object")),
+}
+# Verbs of the request itself: "tell me", "help me find", "walk me through" ask, they give the asker no role.
+REQUEST_VERBS = _word_set("tell show give let help teach walk remind guide advise explain recommend suggest")
+
+
+def _pronoun_cases(words: list[str]) -> frozenset[tuple[str, str]]:
+    found = set()
+    for index, word in enumerate(words):
+        case = PRONOUN_CASES.get(word)
+        if case is None:
+            continue
+        if case[1] == "object" and _asker(words, index):
+            continue
+        found.add(case)
+    return frozenset(found)
+
+
+def _asker(words: list[str], index: int) -> bool:
+    """Whether the object pronoun at ``index`` is the asker of the request: "(Can you) tell me",
+    "explain to me"; not "Should my teacher tell me", where the verb has a subject of its own."""
+    verb = index - 2 if words[index - 2 : index] == ["explain", "to"] else index - 1
+    return verb >= 0 and words[verb] in REQUEST_VERBS and all(w in STOPWORDS or w in FILLERS for w in words[:verb])
+
+
+def _swapped_pronoun_roles(q: Terms, c: Terms) -> bool:
+    """The same words, but a person is the one acting in one and the one acted on in the other.
+
+    "How much does my landlord owe me?" / "How much do I owe my landlord?": both read "landlord
+    owe", the asker is the object of "owe" in one and its subject in the other.
+    """
+    if Counter(q.content) != Counter(c.content):
+        return False
+    q_roles: dict[str, set[str]] = {}
+    c_roles: dict[str, set[str]] = {}
+    for person, case in q.pronoun_cases:
+        q_roles.setdefault(person, set()).add(case)
+    for person, case in c.pronoun_cases:
+        c_roles.setdefault(person, set()).add(case)
+    return any(person in c_roles and c_roles[person] != cases for person, cases in q_roles.items())
 
 
 def _frame(words: list[tuple[str, bool]]) -> tuple[str, ...]:
@@ -300,6 +519,8 @@ def _frame(words: list[tuple[str, bool]]) -> tuple[str, ...]:
             # "Australia's" is a possessive; "what's", "it's" are "is".
             if word != "s" or (previous and previous not in STOPWORDS):
                 frame.append("~" + word)
+        elif word in RELATION_VERBS and frame:
+            frame.append(RELATION_VERBS[word])  # a leading "Give me ..." or "Show me ..." relates nothing
         elif word not in STOPWORDS and word not in NEGATIONS and word not in SYMMETRIC_WORDS and word not in DEGREES:
             frame.append(_term(word))
         previous = word
@@ -308,9 +529,12 @@ def _frame(words: list[tuple[str, bool]]) -> tuple[str, ...]:
 
 def _quantifiers(words: list[str]) -> frozenset[str]:
     # "how many" asks for a count; it does not say how many things the question is about.
-    return frozenset(
+    found = {
         word for index, word in enumerate(words) if word in QUANTIFIERS and (index == 0 or words[index - 1] != "how")
-    )
+    }
+    # "every other row" is half of "every row".
+    found |= {"every other" for before, word in pairwise(words) if before == "every" and word == "other"}
+    return frozenset(found)
 
 
 def _degrees(words: list[str]) -> frozenset[str]:
@@ -517,20 +741,22 @@ def _same_with_one(q: Terms, c: Terms) -> bool:
 
 def equivalent(query: str, candidate: str) -> bool:
     """Whether the two questions use the same content words (in any order), once synonyms are read as one."""
-    q, c = _aligned(question_terms(query), question_terms(candidate))
+    q, c = _duration_unit_dropped(*_aligned(question_terms(query), question_terms(candidate)))
     return bool(q.content) and Counter(q.content) == Counter(c.content)
 
 
 def near_miss_reason(query: str, candidate: str) -> str | None:
     """Why ``candidate`` must not answer ``query`` although their vectors are close, or None."""
-    q, c = _aligned(question_terms(query), question_terms(candidate))
+    q, c = _duration_unit_dropped(*_aligned(question_terms(query), question_terms(candidate)))
     if q.numbers != c.numbers and not _same_with_one(q, c):
         return "numbers"
-    if q.negated != c.negated:
+    if q.negations != c.negations:
         return "negation"
     if any((right, left) in c.relations for left, right in q.relations) or _reversed_route(q, c):
         return "direction"
     if (q.passive == c.passive and _swapped_roles(q.frame, c.frame)) or _swapped_wh_roles(q, c):
+        return "role_swap"
+    if q.passive == c.passive and (_swapped_pronoun_roles(q, c) or _swapped_owners(q, c)):
         return "role_swap"
     if q.quantifiers != c.quantifiers or _other_degree(q, c):
         return "quantity"

@@ -123,3 +123,123 @@ def test_a_verb_its_noun_its_past_form_and_its_synonyms_read_as_one(cached: str,
 )
 def test_other_actions_stay_apart(cached: str, asked: str) -> None:
     assert not equivalent(asked, cached)
+
+
+@pytest.mark.parametrize(
+    ("cached", "asked"),
+    [
+        ("Is the bakery open at 8 am?", "Is the bakery open at 8 pm?"),
+        ("Does the shuttle leave at 5:15 a.m.?", "Does the shuttle leave at 5:15 p.m.?"),
+        ("Is the meeting at 14:00?", "Is the meeting at 2 am?"),
+        ("Can I call the clinic at 4 in the morning?", "Can I call the clinic at 4 in the afternoon?"),
+        ("Is 23:30 too late for dinner in Madrid?", "Is 11:30 am too late for dinner in Madrid?"),
+        ("Does the ferry leave at noon?", "Does the ferry leave at midnight?"),
+    ],
+)
+def test_another_clock_time_is_another_number_though_the_hour_is_the_same(cached: str, asked: str) -> None:
+    assert near_miss_reason(asked, cached) == "numbers"
+
+
+@pytest.mark.parametrize(
+    ("cached", "asked"),
+    [
+        ("Is the bakery open at 8 pm?", "Is the bakery open at 20:00?"),
+        ("Does the ferry leave at noon?", "Does the ferry leave at 12 pm?"),
+        ("Is the pool open at 7 in the morning?", "Is the pool open at 7am?"),
+        ("Is the pool open at seven in the evening?", "Is the pool open at 7 PM?"),
+        ("Does the shop close at midnight?", "Does the shop close at 12 a.m.?"),
+        ("Is the museum open at 9:30 am?", "Is the museum open at 09:30?"),
+    ],
+)
+def test_one_clock_time_written_two_ways_is_one_number(cached: str, asked: str) -> None:
+    assert near_miss_reason(asked, cached) is None
+
+
+@pytest.mark.parametrize(
+    ("cached", "asked"),
+    [
+        ("Which birds can fly without flapping?", "Which birds can't fly without flapping?"),
+        ("What can I eat without gaining weight?", "What can't I eat without gaining weight?"),
+        ("Which trains run without a driver?", "Which trains never run without a driver?"),
+        ("Is nothing refundable?", "Is nothing not refundable?"),
+    ],
+)
+def test_a_double_negation_is_not_read_as_none(cached: str, asked: str) -> None:
+    assert near_miss_reason(asked, cached) == "negation"
+
+
+@pytest.mark.parametrize(
+    ("cached", "asked"),
+    [
+        ("Can my sister sue me over the inheritance?", "Can I sue my sister over the inheritance?"),
+        ("How do I know if my coworker trusts me?", "How do I know if I trust my coworker?"),
+        ("What should I do when my friend ignores me?", "What should I do when I ignore my friend?"),
+        ("Does my brother owe us rent?", "Do we owe my brother rent?"),
+        ("Why does he keep calling them?", "Why do they keep calling him?"),
+    ],
+)
+def test_a_pronoun_that_acts_in_one_and_is_acted_on_in_the_other_is_a_role_swap(cached: str, asked: str) -> None:
+    assert near_miss_reason(asked, cached) == "role_swap"
+
+
+@pytest.mark.parametrize(
+    ("cached", "asked"),
+    [
+        ("Can you tell me how to fix a puncture?", "How do I fix a puncture?"),
+        ("Could you explain to me what a bond is?", "What is a bond?"),
+        ("Show me how to knit a scarf.", "How can I knit a scarf?"),
+        ("How do we reset it?", "How can I reset it?"),
+        ("Does my landlord have to repaint?", "Does my landlord have to repaint for me?"),
+    ],
+)
+def test_the_asker_in_the_request_itself_has_no_role(cached: str, asked: str) -> None:
+    assert near_miss_reason(asked, cached) != "role_swap"
+
+
+@pytest.mark.parametrize(
+    ("cached", "asked"),
+    [
+        ("Does my pension cover my wife?", "Does my wife's pension cover me?"),
+        ("Can my manager read my email?", "Can I read my manager's email?"),
+        ("Can a bird give a cat mites?", "Can a cat give a bird mites?"),
+        ("Should I tell my teacher the answer?", "Should my teacher tell me the answer?"),
+    ],
+)
+def test_roles_carried_by_an_owner_or_a_small_verb_are_swaps(cached: str, asked: str) -> None:
+    assert near_miss_reason(asked, cached) == "role_swap"
+
+
+@pytest.mark.parametrize(
+    ("cached", "asked"),
+    [
+        ("What is the IMF's role in a crisis?", "What is the International Monetary Fund's role in a crisis?"),
+        ("Does my insurance cover my dentist?", "Does my insurance cover my dentist visits?"),
+        ("Give me a recipe for flan.", "Give me a flan recipe."),
+    ],
+)
+def test_the_same_owner_in_other_words_is_no_swap(cached: str, asked: str) -> None:
+    assert near_miss_reason(asked, cached) != "role_swap"
+
+
+def test_every_other_is_another_scope_than_every() -> None:
+    assert near_miss_reason("How do I delete every other slide?", "How do I delete every slide?") == "quantity"
+
+
+@pytest.mark.parametrize(
+    ("cached", "asked", "same"),
+    [
+        ("How long does a Canadian work permit take?", "How many months does a Canadian work permit take?", True),
+        ("How long should I rest dough?", "How many hours should I rest dough?", True),
+        ("How many days does a Canadian work permit take?", "How many weeks does a Canadian work permit take?", False),
+        ("Summarize the plot of Othello.", "What is the plot of Othello?", True),
+        ("Compare Kotlin and Scala.", "What are the differences between Kotlin and Scala?", True),
+        ("List the moons of Mars.", "What are the moons of Mars?", True),
+        ("List comprehension vs map in Python?", "Set comprehension vs map in Python?", False),
+        ("OK so what is a quasar exactly", "What exactly is a quasar?", True),
+        ("Good evening! How do I descale an espresso machine?", "How do I descale an espresso machine?", True),
+        ("Who came up with the QR code?", "Who invented the QR code?", True),
+        ("How do I put together a bunk bed?", "How do I assemble a bunk bed?", True),
+    ],
+)
+def test_request_forms_and_durations_asked_two_ways(cached: str, asked: str, same: bool) -> None:
+    assert (near_miss_reason(asked, cached) is None) is same

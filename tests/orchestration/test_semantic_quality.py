@@ -1,12 +1,14 @@
 """How often the semantic cache serves a paraphrase, and how rarely a near miss, on labelled pairs.
 
-tests/data/semantic_eval.jsonl holds 1,743 question pairs in categories (see
+tests/data/semantic_eval.jsonl holds 2,361 question pairs in categories (see
 tests/bench/semantic_quality.py, which prints the per-category table). The ``tune`` split shaped
 the guard and the calibration; the ``held_out`` split is only measured. Each pair goes through the
 cache's own decision at the default error budget; ``fresh`` pairs were written after the rest had been
-measured, ``fresh2`` pairs after ``fresh`` had been (and have since shaped the guard too), and
-``fresh3`` pairs before the guard's degree, wh-word and verb-form rules. Run with ``-s`` to see the
-figures.
+measured, ``fresh2`` pairs after ``fresh`` had been, ``fresh3`` pairs before the guard's degree,
+wh-word and verb-form rules, ``fresh4`` pairs before its negation-count, clock-time and
+pronoun-role rules (``fresh2``, ``fresh3`` and ``fresh4`` have since shaped the guard too), and
+``fresh5`` pairs before its owner, relation-verb, "every other", request and duration rules: like
+``held_out``, ``fresh5`` is only measured. Run with ``-s`` to see the figures.
 """
 
 from __future__ import annotations
@@ -91,24 +93,31 @@ def test_at_the_default_budget_most_held_out_paraphrases_hit_and_tuned_near_miss
     assert rate(table, "paraphrase", "held_out") >= 0.70
     assert rate(table, "paraphrase", "fresh") >= 0.70
     assert rate(table, "paraphrase", "fresh2") >= 0.80
-    assert rate(table, "paraphrase", "fresh3") >= 0.75
+    assert rate(table, "paraphrase", "fresh3") >= 0.80
+    assert rate(table, "paraphrase", "fresh4") >= 0.69
+    assert rate(table, "paraphrase", "fresh5") >= 0.80
     assert rate(table, "near_miss", "tune") <= DEFAULT_ERROR_BUDGET
     assert rate(table, "near_miss", "held_out") <= 0.01
-    assert table[("near_miss", "*", "fresh")][0] == 0
-    assert table[("near_miss", "*", "fresh2")][0] == 0
-    # Three of fresh3's 182 near misses are served (docs/benchmarks.md): a double negation ("survive
-    # without" / "can't survive without"), "6 am" / "6 pm" and roles carried by pronouns ("my landlord
-    # owes me" / "I owe my landlord"). It must not get worse.
-    assert table[("near_miss", "*", "fresh3")][0] <= 3
+    for split in ("fresh", "fresh2", "fresh3", "fresh4"):
+        assert table[("near_miss", "*", split)][0] == 0, split
+    # fresh5, never tuned on, serves 3 of its 152 near misses (2.0%, over the 1% target; see
+    # docs/benchmarks.md): a plural possessive ("my parents' car"), a container the guard reads as
+    # a modal ("a can of Coke" / "a bottle of Coke") and "freeze my credit" / "dispute my credit
+    # report". It must not get worse.
+    assert table[("near_miss", "*", "fresh5")][0] <= 3
 
 
 def test_every_near_miss_kind_is_refused(table: dict[tuple[str, str, str], tuple[int, int]]) -> None:
-    known = {("negation", "fresh3"), ("time", "fresh3")}  # the double negation and "am" / "pm" above
+    known = {("quantity", "fresh5"), ("action", "fresh5")}  # "can" / "bottle" and "freeze" / "dispute" above
     for category in NEAR_MISS_KINDS:
-        for split in ("tune", "held_out", "fresh", "fresh2", "fresh3"):
+        for split in ("tune", "held_out", "fresh", "fresh2", "fresh3", "fresh4", "fresh5"):
             assert table[("near_miss", category, split)][0] <= ((category, split) in known), (category, split)
-    assert table[("near_miss", "role_swap", "fresh2")][0] == 0
-    assert table[("near_miss", "role_swap", "fresh3")][0] <= 1
+    for split in ("fresh2", "fresh3", "fresh4"):
+        assert table[("near_miss", "role_swap", split)][0] == 0, split
+    for category in ("comparative", "scope"):
+        assert table[("near_miss", category, "fresh4")][0] == 0, category
+        assert table[("near_miss", category, "fresh5")][0] == 0, category
+    assert table[("near_miss", "role_swap", "fresh5")][0] <= 1  # the plural possessive above
 
 
 def test_the_shipped_calibration_is_what_the_labelled_set_gives_today(vectors: list[Any]) -> None:
