@@ -70,6 +70,8 @@ def connections_release() -> None:
     for connection in connections.all(initialized_only=True):
         if connection.vendor != "sqlite":
             connection.close_if_unusable_or_obsolete()
+        elif connection.connection is None:
+            continue  # closed already: asking it anything would open it again
         elif connection.get_autocommit() != connection.settings_dict["AUTOCOMMIT"] or (
             connection.errors_occurred and not connection.is_usable()
         ):

@@ -27,3 +27,11 @@ def test_a_connection_left_inside_a_transaction_is_closed() -> None:
     assert connection.connection is None
     connection.ensure_connection()
     assert connection.get_autocommit()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_closed_connection_is_not_opened_again_to_be_released() -> None:
+    connection.ensure_connection()
+    connection.close()
+    connections_release()
+    assert connection.connection is None  # not reopened (and no query where the database is off limits)
