@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
 from importlib import import_module
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 from django.apps import apps
 from rest_framework.test import APIClient
+from rq import Worker
 
 from agents.models import Task
 from agents.services import agents_queue
@@ -105,13 +107,34 @@ def worker(_module_worker: ManagedProcess, transactional_db: None, simulator: An
     wait_for_idle_workers()
 
 
-def wait_for_idle_workers(timeout: float = 15.0) -> None:
+def wait_for_idle_workers(queue: Any = None, timeout: float = 15.0) -> None:
     """Let running jobs end (a job still writes its request log after the task finished) before
-    the database is emptied under them; a job that outlives ``timeout`` is left to its fate."""
-    queue = agents_queue()
+    the database is emptied under them; a job that outlives ``timeout`` is left to its fate.
+
+    Only living workers count: a worker a test killed stays registered as busy (and its job as
+    started) until its registration expires, and nothing will end that job here."""
+    queue = queue if queue is not None else agents_queue()
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and (queue.count or queue.started_job_registry.count):
+    while time.monotonic() < deadline:
+        living = [worker for worker in Worker.all(queue=queue) if worker.pid and _process_alive(worker.pid)]
+        if not any(worker.get_state() == "busy" for worker in living) and not (queue.count and living):
+            return
         time.sleep(0.05)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A killed child that its parent has not reaped yet is a zombie: dead for our purpose.
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 WorkerFactory = Callable[..., ManagedProcess]

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 from orchestration.responses.services import responses_queue
-from tests.agents.conftest import FAST_RECOVERY
+from tests.agents.conftest import FAST_RECOVERY, wait_for_idle_workers
 from tests.support import ManagedProcess, start_worker
 
 WorkerFactory = Callable[..., ManagedProcess]
@@ -17,10 +16,7 @@ WorkerFactory = Callable[..., ManagedProcess]
 
 def wait_for_idle_queue(timeout: float = 15.0) -> None:
     """Let running jobs end before the database is emptied under them."""
-    queue = responses_queue()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and (queue.count or queue.started_job_registry.count):
-        time.sleep(0.05)
+    wait_for_idle_workers(responses_queue(), timeout)
 
 
 @pytest.fixture(scope="module")

@@ -86,3 +86,10 @@ def test_a_background_responses_stream_ends_within_a_second_of_its_key_being_rev
         waited = time.monotonic() - revoked_at
     assert error["code"] == "key_revoked" and error["message"]
     assert waited < 1.0, waited
+    # The run itself goes on (its owner may still read it with another key): cancel it, so that
+    # its worker is free at once rather than after the 50 s story.
+    other = api_key_create(user=alice)[1]
+    cancelled = httpx.post(
+        f"{live_web.url}/v1/responses/{created.id}/cancel", headers={"Authorization": f"Bearer {other}"}, timeout=10
+    )
+    assert cancelled.status_code == 200, cancelled.text
