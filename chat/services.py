@@ -24,7 +24,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from redis.exceptions import RedisError
 
-from chat import streams
+from chat import statements, streams
 from chat.context import ContextTooLong, Turn, context_fit, token_counter
 from chat.models import Conversation, Message
 from chat.selectors import conversation_rows, history_of, reply_streaming_in
@@ -277,14 +277,16 @@ def message_post(
     caller: Caller,
     model: str = "",
     request_id: str = "",
+    rows: list[Message] | None = None,
 ) -> PostedMessage:
     """Save the user's message and a streaming reply, and plan the reply's generation.
 
     The caller starts the plan with ``chat.replies.reply_start``. One streaming reply per
     conversation is enforced by a partial unique index, so two racing posts cannot both start one.
+    ``rows``: the conversation's messages as ``conversation_rows`` reads them, when already read.
     """
     _content_check(content)
-    rows = conversation_rows(conversation=conversation)
+    rows = rows if rows is not None else conversation_rows(conversation=conversation)
     turns = [*_turns(history_of(conversation=conversation, rows=rows)), Turn("user", content)]
     prepared = _reply_prepare(conversation, caller, model, turns, rows)
     try:
@@ -312,7 +314,7 @@ def _turns(messages: list[Message]) -> list[Turn]:
 
 
 def _reply_create(conversation: Conversation, question: Message, prepared: PreparedReply, request_id: str) -> Message:
-    return Message.objects.create(  # type: ignore[no-any-return]
+    reply = Message(
         conversation=conversation,
         role=Message.Role.ASSISTANT,
         reply_to=question,
@@ -322,6 +324,8 @@ def _reply_create(conversation: Conversation, question: Message, prepared: Prepa
         input_tokens=prepared.input_tokens,
         request_id=request_id,
     )
+    statements.insert(reply)
+    return reply
 
 
 def _messages_create(
@@ -329,13 +333,12 @@ def _messages_create(
 ) -> tuple[Message, Message]:
     try:
         with transaction.atomic():
-            user_message = Message.objects.create(
-                conversation=conversation, role=Message.Role.USER, content=content, edit_of=edit_of
-            )
+            user_message = Message(conversation=conversation, role=Message.Role.USER, content=content, edit_of=edit_of)
+            statements.insert(user_message)
             reply = _reply_create(conversation, user_message, prepared, request_id)
             if not conversation.title:
                 conversation.title = title_from(content)
-            conversation.save(update_fields=["title", "updated_at"])
+            statements.conversation_touch(conversation)
     except IntegrityError as error:  # another post in this conversation got there first
         raise Conflict("reply_in_progress", "Another reply in this conversation is still streaming.") from error
     return user_message, reply
@@ -727,7 +730,7 @@ _COST_PLACES = Decimal(1).scaleb(-Message._meta.get_field("cost_usd").decimal_pl
 def _settle(message_id: int, fields: dict[str, Any]) -> Message | None:
     """The row as saved: as just written when this call settled it with every field the terminal
     event reads (no second query), else read back (another settler won, or the row is gone)."""
-    settled = Message.objects.filter(pk=message_id, status=Message.Status.STREAMING).update(**fields)
+    settled = statements.reply_settle(message_id, fields)
     if settled and fields.keys() >= set(_TERMINAL_FIELDS):
         written = {name: fields[name] for name in _TERMINAL_FIELDS}
         written["cost_usd"] = Decimal(written["cost_usd"]).quantize(_COST_PLACES)

@@ -318,7 +318,7 @@ class StreamHub:
     def __init__(self) -> None:
         self.followers: dict[int, set[Subscription]] = {}  # followed through the XREAD
         self.local: dict[int, set[Subscription]] = {}  # handed events by a producer of this loop
-        self.produced_here: set[int] = set()
+        self.produced_here: dict[int, int] = {}  # reply produced on this loop -> its owner's user id
         self.landed: dict[int, int] = {}  # the id of the last event landed, per reply produced here
         self.wake_key = f"chat:hub:{uuid.uuid4().hex}"
         self._task: asyncio.Task[None] | None = None
@@ -346,6 +346,11 @@ class StreamHub:
             subscription.backfilled(_events(entries))
         return subscription
 
+    def streaming_here(self, message_id: int, owner_id: int) -> bool:
+        """Whether ``owner_id``'s reply ``message_id`` is being produced on this loop: it is
+        still streaming, and its stream needs no read of the database to be followed."""
+        return owner_id != 0 and self.produced_here.get(message_id) == owner_id
+
     def unsubscribe(self, subscription: Subscription) -> None:
         subscription.close()
         group = self.local if subscription.local else self.followers
@@ -358,17 +363,17 @@ class StreamHub:
             self._task.cancel()  # nobody left to read for
             self._task = None
 
-    def production_start(self, message_id: int, landed: int = 0) -> None:
+    def production_start(self, message_id: int, landed: int = 0, *, owner_id: int = 0) -> None:
         """A producer of this loop writes this reply: clients that subscribe from now on get
         its events from the producer. ``landed``: the id of an event already in its stream
         (a continued reply's saved text), which new clients read from Redis first."""
-        self.produced_here.add(message_id)
+        self.produced_here[message_id] = owner_id
         if landed:
             self.landed[message_id] = landed
 
     def production_end(self, message_id: int) -> None:
         """Its producer here stopped: whatever else reaches the stream is read from Redis."""
-        self.produced_here.discard(message_id)
+        self.produced_here.pop(message_id, None)
         self.landed.pop(message_id, None)
         subscriptions = self.local.pop(message_id, set())
         for subscription in subscriptions:
