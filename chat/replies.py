@@ -84,7 +84,7 @@ class ReplyRunner:
         """Run the reply in a fresh context: it must not inherit the request's thread-sensitive state."""
         running: Running | None = None
         hub = streams.stream_hub(self.loop)
-        hub.production_start(plan.message_id, len(plan.prefix), owner_id=plan.context.user_id or 0)
+        hub.production_start(plan.message_id, plan.prefix, owner_id=plan.context.user_id or 0)
 
         def reason() -> str:
             return running.reason[0] if running and running.reason else ""

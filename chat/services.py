@@ -10,6 +10,7 @@ saved row, so the database and the stream can never tell two different endings.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -48,6 +49,9 @@ logger = logging.getLogger(__name__)
 MAX_CONTENT_CHARS = 32_000
 TITLE_CHARS = 60
 CANCEL_WAIT_S = 5.0
+# A reply's tokens reach its Redis Stream (the log for resuming) at most this often; the clients
+# of this process get each token at once (``TokenWriter``).
+APPEND_EVERY_S = 0.1
 
 Clock = Callable[[], float]
 
@@ -524,55 +528,85 @@ class ReplyOutcome:
 
 
 class TokenWriter:
-    """Appends a reply's text to its stream with one append in flight at a time: the tokens that
-    arrive meanwhile leave together, as one ``token`` event (its id is the offset after them, so
-    it resumes like single ones). A busy process thus writes fewer, larger events instead of
-    queueing one per token, and generation never waits for Redis between tokens.
+    """Appends a reply's tokens to its Redis Stream in batches: one append in flight at a time,
+    and at most one per ``every_s``, so a token costs a share of an append instead of a round
+    trip of its own. Each token stays its own event (its id is the offset after it). When an
+    append lands, its events are handed to this process's followers (``StreamHub.publish``): a
+    client is never shown text that a producer killed now would not have saved, so what it
+    read and the saved reply agree. The first token leaves at once; later ones wait for their
+    batch, at most ``every_s``.
 
     ``parts`` holds the text that reached the stream, recorded exactly when it did: the saved
     reply must equal what clients can replay.
     """
 
-    def __init__(self, message_id: int, prefix: str = "") -> None:
+    def __init__(self, message_id: int, prefix: str = "", *, every_s: float = APPEND_EVERY_S) -> None:
         self.message_id = message_id
         # A continued reply goes on from its saved text, already the stream's first event.
         self.parts: list[str] = [prefix] if prefix else []
         self.failure: BaseException | None = None  # Fenced, or the RedisError of an append
+        self.every_s = every_s
         self._offset = len(prefix)  # characters queued so far
-        self._waiting: list[str] = []
+        self._waiting: list[ReplyEvent] = []
         self._in_flight: asyncio.Future[int] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._next_send = 0.0  # the loop's time the next append may leave
         self._stopped = False
+        self._hub = streams.stream_hub()
 
     def add(self, delta: str) -> None:
         """Queue ``delta``; raises the failure of an earlier append (the reply cannot go on)."""
         if self.failure is not None:
             raise self.failure
         self._offset += len(delta)
-        self._waiting.append(delta)
-        if self._in_flight is None:
-            self._send()
+        self._waiting.append(streams.token_event(self._offset, delta))
+        if self._in_flight is None and self._timer is None:
+            self._schedule()
 
     async def flush(self) -> None:
         """Wait until everything queued has reached the stream."""
-        while self._in_flight is not None:
-            await asyncio.wait((self._in_flight,))
-        if self.failure is not None:
-            raise self.failure
+        while True:
+            if self.failure is not None:
+                raise self.failure
+            if self._in_flight is not None:
+                await asyncio.wait((self._in_flight,))
+            elif self._waiting:
+                self._send()
+            else:
+                return
 
     async def stop(self) -> None:
         """Send nothing more; wait for the append in flight, so ``parts`` says what landed."""
         self._stopped = True
+        self._timer_cancel()
         while self._in_flight is not None:
             await asyncio.wait((self._in_flight,))
 
-    def _send(self) -> None:
-        text = "".join(self._waiting)
-        self._waiting = []
-        event = ReplyEvent(self._offset, streams.TOKEN, {"delta": text})
-        self._in_flight = streams.event_append_start(self.message_id, event)
-        self._in_flight.add_done_callback(lambda done: self._landed(done, text))
+    def _schedule(self) -> None:
+        loop = asyncio.get_running_loop()
+        if loop.time() >= self._next_send:
+            self._send()
+        else:
+            self._timer = loop.call_at(self._next_send, self._due)
 
-    def _landed(self, done: asyncio.Future[int], text: str) -> None:
+    def _due(self) -> None:
+        self._timer = None
+        if self._waiting and self._in_flight is None and not self._stopped and self.failure is None:
+            self._send()
+
+    def _timer_cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _send(self) -> None:
+        self._timer_cancel()
+        events, self._waiting = self._waiting, []
+        self._next_send = asyncio.get_running_loop().time() + self.every_s
+        self._in_flight = streams.tokens_append_start(self.message_id, events)
+        self._in_flight.add_done_callback(functools.partial(self._landed, events))
+
+    def _landed(self, events: list[ReplyEvent], done: asyncio.Future[int]) -> None:
         self._in_flight = None
         try:
             landed = streams.append_landed(done)
@@ -582,9 +616,10 @@ class TokenWriter:
         if not landed:
             self.failure = Fenced()
             return
-        self.parts.append(text)
+        self.parts += [event.data["delta"] for event in events]
+        self._hub.publish(self.message_id, events)
         if self._waiting and not self._stopped:
-            self._send()
+            self._schedule()
 
 
 async def reply_generate(plan: ReplyPlan, *, cancel_reason: Callable[[], str], clock: Clock = time.monotonic) -> None:

@@ -20,7 +20,7 @@ import time
 import uuid
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import orjson
@@ -46,17 +46,20 @@ ATTACHMENT_TTL_S = 15.0
 
 Clock = Callable[[], float]
 
-# KEYS: events, closed, end. ARGV: offset, type, data, terminal ("1"/"0"), ttl.
-# A token is refused once the stream is closed (someone else is ending the reply); a terminal
-# event is refused once there is one. The XADD id check refuses anything out of order.
+# KEYS: events, closed, end. ARGV: terminal ("1"/"0"), ttl, then offset, type, data of each
+# event (a terminal event comes alone). Tokens are refused once the stream is closed (someone
+# else is ending the reply); a terminal event is refused once there is one. The XADD id check
+# refuses anything out of order.
 _APPEND = """
 if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
-if ARGV[4] == '0' and redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
-redis.call('XADD', KEYS[1], '0-' .. ARGV[1], 'e', ARGV[2], 'd', ARGV[3])
-redis.call('EXPIRE', KEYS[1], ARGV[5])
-if ARGV[4] == '1' then
-  redis.call('SET', KEYS[3], ARGV[1], 'EX', ARGV[5])
-  redis.call('SET', KEYS[2], '1', 'EX', ARGV[5])
+if ARGV[1] == '0' and redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+for i = 3, #ARGV, 3 do
+  redis.call('XADD', KEYS[1], '0-' .. ARGV[i], 'e', ARGV[i + 1], 'd', ARGV[i + 2])
+end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+if ARGV[1] == '1' then
+  redis.call('SET', KEYS[3], ARGV[#ARGV - 2], 'EX', ARGV[2])
+  redis.call('SET', KEYS[2], '1', 'EX', ARGV[2])
 end
 return 1
 """
@@ -67,13 +70,26 @@ class ReplyEvent:
     id: int
     type: str
     data: dict[str, Any]
+    # ``data`` as JSON, when the maker encoded it once for both Redis and the clients.
+    encoded: bytes = field(default=b"", compare=False, repr=False)
 
     @property
     def is_terminal(self) -> bool:
         return self.type != TOKEN
 
+    def payload(self) -> bytes:
+        return self.encoded or json_compact(self.data)
+
     def sse(self) -> bytes:
+        if self.encoded:
+            return b"id: %d\nevent: %b\ndata: %b\n\n" % (self.id, self.type.encode(), self.encoded)
         return sse_event(self.data, event=self.type, id=self.id)
+
+
+def token_event(offset: int, delta: str) -> ReplyEvent:
+    """A ``token`` event whose JSON is encoded once, for its append and for every client."""
+    data = {"delta": delta}
+    return ReplyEvent(offset, TOKEN, data, json_compact(data))
 
 
 def key(message_id: int, name: str) -> str:
@@ -175,13 +191,24 @@ def event_append_start(message_id: int, event: ReplyEvent) -> asyncio.Future[int
     (closed or already ended). It completes even when its waiter is cancelled."""
     terminal = "1" if event.is_terminal else "0"
     ttl = finished_ttl_s() if event.is_terminal else LIVE_TTL_S
-    data = json_compact(event.data)
-    keys = [key(message_id, "events"), key(message_id, "closed"), key(message_id, "end")]
-    future = _batcher().append(keys, [event.id, event.type, data, terminal, ttl])
+    future = _batcher().append(_append_keys(message_id), [terminal, ttl, event.id, event.type, event.payload()])
     hub = _hubs.get(asyncio.get_running_loop())
     if hub is not None and message_id in hub.produced_here:
         future.add_done_callback(functools.partial(hub.published, message_id, event))
     return future
+
+
+def tokens_append_start(message_id: int, events: list[ReplyEvent]) -> asyncio.Future[int]:
+    """Queue several ``token`` events as one append (their producer hands them to this process's
+    followers when it lands: ``StreamHub.publish``); the future says as ``event_append_start``."""
+    args: list[Any] = ["0", LIVE_TTL_S]
+    for event in events:
+        args += (event.id, TOKEN, event.payload())
+    return _batcher().append(_append_keys(message_id), args)
+
+
+def _append_keys(message_id: int) -> list[str]:
+    return [key(message_id, "events"), key(message_id, "closed"), key(message_id, "end")]
 
 
 async def event_append(message_id: int, event: ReplyEvent) -> bool:
@@ -303,8 +330,10 @@ class Subscription:
 class StreamHub:
     """Hands the clients of this process the events of the replies they follow.
 
-    A reply produced on this loop reaches its local followers straight from its producer: each
-    event as its append lands (``published``), no read from Redis, nothing decoded. The others
+    A reply produced on this loop reaches its local followers straight from its producer: its
+    events as each append lands (``publish``, ``published``), no read from Redis, nothing
+    decoded. Until its production here ends, the hub keeps the events landed so far, so a client
+    that comes late (or resumes) here is handed the earlier ones from memory. The others
     (produced by another process, or already finished) are followed by ONE ``XREAD BLOCK`` over
     all their streams: a connection and a command per client and per event would cost a Redis
     connection per client and most of the CPU at a thousand streams. A client that subscribes
@@ -319,7 +348,7 @@ class StreamHub:
         self.followers: dict[int, set[Subscription]] = {}  # followed through the XREAD
         self.local: dict[int, set[Subscription]] = {}  # handed events by a producer of this loop
         self.produced_here: dict[int, int] = {}  # reply produced on this loop -> its owner's user id
-        self.landed: dict[int, int] = {}  # the id of the last event landed, per reply produced here
+        self.backlog: dict[int, list[ReplyEvent]] = {}  # the events so far, per reply produced here
         self.wake_key = f"chat:hub:{uuid.uuid4().hex}"
         self._task: asyncio.Task[None] | None = None
 
@@ -334,16 +363,7 @@ class StreamHub:
     async def _subscribe_local(self, message_id: int, after: int) -> Subscription:
         subscription = Subscription(message_id, after, local=True)
         self.local.setdefault(message_id, set()).add(subscription)
-        if self.landed.get(message_id, 0) <= after:
-            subscription.backfilled([])  # nothing of it in Redis yet: no read (the usual first client)
-            return subscription
-        client, _ = _async_client()
-        try:
-            entries: Any = await client.xrange(key(message_id, "events"), min=f"(0-{after}")
-        except RedisError as error:
-            subscription.fail(error)
-        else:
-            subscription.backfilled(_events(entries))
+        subscription.backfilled(self.backlog.get(message_id, []))
         return subscription
 
     def streaming_here(self, message_id: int, owner_id: int) -> bool:
@@ -363,18 +383,17 @@ class StreamHub:
             self._task.cancel()  # nobody left to read for
             self._task = None
 
-    def production_start(self, message_id: int, landed: int = 0, *, owner_id: int = 0) -> None:
+    def production_start(self, message_id: int, prefix: str = "", *, owner_id: int = 0) -> None:
         """A producer of this loop writes this reply: clients that subscribe from now on get
-        its events from the producer. ``landed``: the id of an event already in its stream
-        (a continued reply's saved text), which new clients read from Redis first."""
+        its events from the producer. ``prefix``: a continued reply's saved text, already its
+        stream's first event (``stream_reopen``)."""
         self.produced_here[message_id] = owner_id
-        if landed:
-            self.landed[message_id] = landed
+        self.backlog[message_id] = [token_event(len(prefix), prefix)] if prefix else []
 
     def production_end(self, message_id: int) -> None:
         """Its producer here stopped: whatever else reaches the stream is read from Redis."""
         self.produced_here.pop(message_id, None)
-        self.landed.pop(message_id, None)
+        self.backlog.pop(message_id, None)
         subscriptions = self.local.pop(message_id, set())
         for subscription in subscriptions:
             subscription.local = False
@@ -382,12 +401,22 @@ class StreamHub:
             self.followers.setdefault(message_id, set()).update(subscriptions)
             self._reader_start_or_wake()
 
+    def publish(self, message_id: int, events: list[ReplyEvent]) -> None:
+        """Tokens of a producer of this loop landed in Redis: its local followers get them now."""
+        backlog = self.backlog.get(message_id)
+        if backlog is None:
+            return  # not produced here (a producer outside a server's loop, in tests)
+        backlog += events
+        for subscription in self.local.get(message_id, ()):
+            subscription.deliver(events)
+
     def published(self, message_id: int, event: ReplyEvent, appended: asyncio.Future[int]) -> None:
         """An append of this loop completed: hand a landed event to the reply's local followers."""
         if appended.cancelled() or appended.exception() is not None or not appended.result():
             return
-        if message_id in self.produced_here:
-            self.landed[message_id] = event.id
+        backlog = self.backlog.get(message_id)
+        if backlog is not None:
+            backlog.append(event)
         for subscription in list(self.local.get(message_id, ())):
             subscription.deliver([event])
 
