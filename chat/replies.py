@@ -204,6 +204,7 @@ def reply_start(plan: ReplyPlan) -> None:
     except RuntimeError:
         on_loop = False
     if on_loop:
+        plan.cancel_check = False  # started before anyone was told its id
         runner_for(loop).start(plan)
     else:
         loop.call_soon_threadsafe(runner_for(loop).start, plan)

@@ -158,6 +158,8 @@ class ReplyPlan:
     prefix: str = ""
     earlier_usage: Usage | None = None
     earlier_cost: Decimal = Decimal("0")
+    # Whether the producer checks for a cancel request before it starts (``chat.replies.reply_start``).
+    cancel_check: bool = True
 
 
 @dataclass
@@ -657,7 +659,9 @@ async def _reply_run(
 ) -> ReplyOutcome:
     finish_reason = "stop"
     try:
-        if await streams.cancel_requested(plan.message_id):
+        # A reply started on the loop before its POST answered cannot have been asked to stop
+        # yet (the cancel listener reaches its task); one started from a thread can.
+        if plan.cancel_check and await streams.cancel_requested(plan.message_id):
             raise asyncio.CancelledError
         async with asyncio.timeout(plan.deadline_s):
             async for chunk in stream:
@@ -735,17 +739,19 @@ async def _reply_settle(
 async def _settle_and_announce(message_id: int, fields: dict[str, Any]) -> None:
     """Settle the row if it still streams; then write the terminal event the saved row implies."""
     message = await database_call(_settle)(message_id, fields)
+    released = False  # a terminal event that lands ends the producer's claim with it
     try:
         if message is None:
             length = len(fields.get("content", ""))
             gone = ReplyEvent(
                 length + 1, streams.ERROR, {"code": "message_deleted", "message": "The conversation was deleted."}
             )
-            await streams.event_append(message_id, gone)
+            released = await streams.event_append(message_id, gone)
         elif message.is_final:
-            await streams.event_append(message_id, terminal_event(message))
+            released = await streams.event_append(message_id, terminal_event(message))
     finally:
-        await streams.producer_release(message_id)
+        if not released:
+            await streams.producer_release(message_id)
 
 
 # What ``terminal_event`` reads of a settled row.

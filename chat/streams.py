@@ -46,10 +46,10 @@ ATTACHMENT_TTL_S = 15.0
 
 Clock = Callable[[], float]
 
-# KEYS: events, closed, end. ARGV: terminal ("1"/"0"), ttl, then offset, type, data of each
-# event (a terminal event comes alone). Tokens are refused once the stream is closed (someone
-# else is ending the reply); a terminal event is refused once there is one. The XADD id check
-# refuses anything out of order.
+# KEYS: events, closed, end, producer. ARGV: terminal ("1"/"0"), ttl, then offset, type, data
+# of each event (a terminal event comes alone). Tokens are refused once the stream is closed
+# (someone else is ending the reply); a terminal event is refused once there is one, and ends
+# the producer's claim (no round trip of its own). The XADD id check refuses anything out of order.
 _APPEND = """
 if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
 if ARGV[1] == '0' and redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
@@ -60,6 +60,7 @@ redis.call('EXPIRE', KEYS[1], ARGV[2])
 if ARGV[1] == '1' then
   redis.call('SET', KEYS[3], ARGV[#ARGV - 2], 'EX', ARGV[2])
   redis.call('SET', KEYS[2], '1', 'EX', ARGV[2])
+  redis.call('DEL', KEYS[4])
 end
 return 1
 """
@@ -208,7 +209,7 @@ def tokens_append_start(message_id: int, events: list[ReplyEvent]) -> asyncio.Fu
 
 
 def _append_keys(message_id: int) -> list[str]:
-    return [key(message_id, "events"), key(message_id, "closed"), key(message_id, "end")]
+    return [key(message_id, "events"), key(message_id, "closed"), key(message_id, "end"), key(message_id, "producer")]
 
 
 async def event_append(message_id: int, event: ReplyEvent) -> bool:
