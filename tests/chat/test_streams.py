@@ -156,7 +156,7 @@ async def test_tokens_stay_their_own_events_and_reach_redis_in_few_appends() -> 
     assert len(writer.parts) == 4
 
 
-async def test_followers_here_are_handed_each_batch_of_tokens_as_it_lands_and_late_ones_get_them_from_memory() -> None:
+async def test_followers_here_are_handed_each_batch_of_tokens_as_it_lands_and_late_ones_read_what_they_missed() -> None:
     hub = streams.stream_hub()
     hub.production_start(44, owner_id=7)
     early = await hub.subscribe(44, 0)
@@ -168,7 +168,7 @@ async def test_followers_here_are_handed_each_batch_of_tokens_as_it_lands_and_la
     assert [e.id for e in await streams.events_all(44)] == [2]
     await writer.flush()
     assert [e.data["delta"] for e in await early.next(0.0)] == ["cd"]
-    late = await hub.subscribe(44, 2)  # resumes after "ab": handed "cd" from memory
+    late = await hub.subscribe(44, 2)  # resumes after "ab": reads "cd" from Redis once
     assert [e.data["delta"] for e in await late.next(0.0)] == ["cd"]
     assert hub.streaming_here(44, 7) and not hub.streaming_here(44, 8)
     hub.unsubscribe(early)
