@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.contrib.auth import get_user_model
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
@@ -17,7 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from chat import selectors, services
+from chat import selectors, services, statements
 from chat.models import Conversation, Message
 from chat.replies import reply_start
 from chat.services import ReplyPlan
@@ -220,15 +219,14 @@ def _message_post(caller: Caller, request: HttpRequest, conversation_id: int) ->
     data = MessageInput(data=json_body(request, empty={}))
     if not data.is_valid():
         raise InvalidRequest("invalid_request", validation_message(data.errors))
-    conversation = selectors.conversation_get(owner_id=caller.user_id, conversation_id=conversation_id)
-    # Found by its owner: no query to load the owner again (message_post reads only its id).
-    conversation.owner = get_user_model()(pk=caller.user_id)
+    conversation, rows = statements.conversation_for_post(owner_id=caller.user_id, conversation_id=conversation_id)
     posted = services.message_post(
         conversation=conversation,
         content=data.validated_data["content"],
         model=data.validated_data.get("model", ""),
         caller=caller,
         request_id=request_id_of(request),
+        rows=rows,
     )
     body = {
         "user_message": message_output(posted.user_message),

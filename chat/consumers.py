@@ -212,6 +212,9 @@ class MessageStreamConsumer(AsyncHttpConsumer):
         after = self._last_event_id()
         user_id = self._caller().user_id
         message_id = int(self.scope["url_route"]["kwargs"]["message_id"])
+        if streams.stream_hub().streaming_here(message_id, user_id):
+            # Its producer runs here: it streams, and it is this caller's (no database read).
+            return Message(pk=message_id, role=Message.Role.ASSISTANT, status=Message.Status.STREAMING), after
         message = await _db(_message_of)(user_id, message_id)
         if message is None:
             raise StreamRefused(404, "message_not_found", f"No message {message_id}.")

@@ -83,7 +83,8 @@ class ReplyRunner:
     def start(self, plan: ReplyPlan) -> asyncio.Task[None]:
         """Run the reply in a fresh context: it must not inherit the request's thread-sensitive state."""
         running: Running | None = None
-        streams.stream_hub(self.loop).production_start(plan.message_id, len(plan.prefix))
+        hub = streams.stream_hub(self.loop)
+        hub.production_start(plan.message_id, plan.prefix, owner_id=plan.context.user_id or 0)
 
         def reason() -> str:
             return running.reason[0] if running and running.reason else ""
@@ -203,6 +204,7 @@ def reply_start(plan: ReplyPlan) -> None:
     except RuntimeError:
         on_loop = False
     if on_loop:
+        plan.cancel_check = False  # started before anyone was told its id
         runner_for(loop).start(plan)
     else:
         loop.call_soon_threadsafe(runner_for(loop).start, plan)

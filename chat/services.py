@@ -10,6 +10,7 @@ saved row, so the database and the stream can never tell two different endings.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -24,7 +25,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from redis.exceptions import RedisError
 
-from chat import streams
+from chat import statements, streams
 from chat.context import ContextTooLong, Turn, context_fit, token_counter
 from chat.models import Conversation, Message
 from chat.selectors import conversation_rows, history_of, reply_streaming_in
@@ -48,6 +49,9 @@ logger = logging.getLogger(__name__)
 MAX_CONTENT_CHARS = 32_000
 TITLE_CHARS = 60
 CANCEL_WAIT_S = 5.0
+# A reply's tokens reach its Redis Stream (the log for resuming) at most this often; the clients
+# of this process get each token at once (``TokenWriter``).
+APPEND_EVERY_S = 0.1
 
 Clock = Callable[[], float]
 
@@ -154,6 +158,8 @@ class ReplyPlan:
     prefix: str = ""
     earlier_usage: Usage | None = None
     earlier_cost: Decimal = Decimal("0")
+    # Whether the producer checks for a cancel request before it starts (``chat.replies.reply_start``).
+    cancel_check: bool = True
 
 
 @dataclass
@@ -277,14 +283,16 @@ def message_post(
     caller: Caller,
     model: str = "",
     request_id: str = "",
+    rows: list[Message] | None = None,
 ) -> PostedMessage:
     """Save the user's message and a streaming reply, and plan the reply's generation.
 
     The caller starts the plan with ``chat.replies.reply_start``. One streaming reply per
     conversation is enforced by a partial unique index, so two racing posts cannot both start one.
+    ``rows``: the conversation's messages as ``conversation_rows`` reads them, when already read.
     """
     _content_check(content)
-    rows = conversation_rows(conversation=conversation)
+    rows = rows if rows is not None else conversation_rows(conversation=conversation)
     turns = [*_turns(history_of(conversation=conversation, rows=rows)), Turn("user", content)]
     prepared = _reply_prepare(conversation, caller, model, turns, rows)
     try:
@@ -312,7 +320,7 @@ def _turns(messages: list[Message]) -> list[Turn]:
 
 
 def _reply_create(conversation: Conversation, question: Message, prepared: PreparedReply, request_id: str) -> Message:
-    return Message.objects.create(  # type: ignore[no-any-return]
+    reply = Message(
         conversation=conversation,
         role=Message.Role.ASSISTANT,
         reply_to=question,
@@ -322,6 +330,8 @@ def _reply_create(conversation: Conversation, question: Message, prepared: Prepa
         input_tokens=prepared.input_tokens,
         request_id=request_id,
     )
+    statements.insert(reply)
+    return reply
 
 
 def _messages_create(
@@ -329,13 +339,12 @@ def _messages_create(
 ) -> tuple[Message, Message]:
     try:
         with transaction.atomic():
-            user_message = Message.objects.create(
-                conversation=conversation, role=Message.Role.USER, content=content, edit_of=edit_of
-            )
+            user_message = Message(conversation=conversation, role=Message.Role.USER, content=content, edit_of=edit_of)
+            statements.insert(user_message)
             reply = _reply_create(conversation, user_message, prepared, request_id)
             if not conversation.title:
                 conversation.title = title_from(content)
-            conversation.save(update_fields=["title", "updated_at"])
+            statements.conversation_touch(conversation)
     except IntegrityError as error:  # another post in this conversation got there first
         raise Conflict("reply_in_progress", "Another reply in this conversation is still streaming.") from error
     return user_message, reply
@@ -521,55 +530,85 @@ class ReplyOutcome:
 
 
 class TokenWriter:
-    """Appends a reply's text to its stream with one append in flight at a time: the tokens that
-    arrive meanwhile leave together, as one ``token`` event (its id is the offset after them, so
-    it resumes like single ones). A busy process thus writes fewer, larger events instead of
-    queueing one per token, and generation never waits for Redis between tokens.
+    """Appends a reply's tokens to its Redis Stream in batches: one append in flight at a time,
+    and at most one per ``every_s``, so a token costs a share of an append instead of a round
+    trip of its own. Each token stays its own event (its id is the offset after it). When an
+    append lands, its events are handed to this process's followers (``StreamHub.publish``): a
+    client is never shown text that a producer killed now would not have saved, so what it
+    read and the saved reply agree. The first token leaves at once; later ones wait for their
+    batch, at most ``every_s``.
 
     ``parts`` holds the text that reached the stream, recorded exactly when it did: the saved
     reply must equal what clients can replay.
     """
 
-    def __init__(self, message_id: int, prefix: str = "") -> None:
+    def __init__(self, message_id: int, prefix: str = "", *, every_s: float = APPEND_EVERY_S) -> None:
         self.message_id = message_id
         # A continued reply goes on from its saved text, already the stream's first event.
         self.parts: list[str] = [prefix] if prefix else []
         self.failure: BaseException | None = None  # Fenced, or the RedisError of an append
+        self.every_s = every_s
         self._offset = len(prefix)  # characters queued so far
-        self._waiting: list[str] = []
+        self._waiting: list[ReplyEvent] = []
         self._in_flight: asyncio.Future[int] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._next_send = 0.0  # the loop's time the next append may leave
         self._stopped = False
+        self._hub = streams.stream_hub()
 
     def add(self, delta: str) -> None:
         """Queue ``delta``; raises the failure of an earlier append (the reply cannot go on)."""
         if self.failure is not None:
             raise self.failure
         self._offset += len(delta)
-        self._waiting.append(delta)
-        if self._in_flight is None:
-            self._send()
+        self._waiting.append(streams.token_event(self._offset, delta))
+        if self._in_flight is None and self._timer is None:
+            self._schedule()
 
     async def flush(self) -> None:
         """Wait until everything queued has reached the stream."""
-        while self._in_flight is not None:
-            await asyncio.wait((self._in_flight,))
-        if self.failure is not None:
-            raise self.failure
+        while True:
+            if self.failure is not None:
+                raise self.failure
+            if self._in_flight is not None:
+                await asyncio.wait((self._in_flight,))
+            elif self._waiting:
+                self._send()
+            else:
+                return
 
     async def stop(self) -> None:
         """Send nothing more; wait for the append in flight, so ``parts`` says what landed."""
         self._stopped = True
+        self._timer_cancel()
         while self._in_flight is not None:
             await asyncio.wait((self._in_flight,))
 
-    def _send(self) -> None:
-        text = "".join(self._waiting)
-        self._waiting = []
-        event = ReplyEvent(self._offset, streams.TOKEN, {"delta": text})
-        self._in_flight = streams.event_append_start(self.message_id, event)
-        self._in_flight.add_done_callback(lambda done: self._landed(done, text))
+    def _schedule(self) -> None:
+        loop = asyncio.get_running_loop()
+        if loop.time() >= self._next_send:
+            self._send()
+        else:
+            self._timer = loop.call_at(self._next_send, self._due)
 
-    def _landed(self, done: asyncio.Future[int], text: str) -> None:
+    def _due(self) -> None:
+        self._timer = None
+        if self._waiting and self._in_flight is None and not self._stopped and self.failure is None:
+            self._send()
+
+    def _timer_cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _send(self) -> None:
+        self._timer_cancel()
+        events, self._waiting = self._waiting, []
+        self._next_send = asyncio.get_running_loop().time() + self.every_s
+        self._in_flight = streams.tokens_append_start(self.message_id, events)
+        self._in_flight.add_done_callback(functools.partial(self._landed, events))
+
+    def _landed(self, events: list[ReplyEvent], done: asyncio.Future[int]) -> None:
         self._in_flight = None
         try:
             landed = streams.append_landed(done)
@@ -579,9 +618,10 @@ class TokenWriter:
         if not landed:
             self.failure = Fenced()
             return
-        self.parts.append(text)
+        self.parts += [event.data["delta"] for event in events]
+        self._hub.publish(self.message_id, events)
         if self._waiting and not self._stopped:
-            self._send()
+            self._schedule()
 
 
 async def reply_generate(plan: ReplyPlan, *, cancel_reason: Callable[[], str], clock: Clock = time.monotonic) -> None:
@@ -619,7 +659,9 @@ async def _reply_run(
 ) -> ReplyOutcome:
     finish_reason = "stop"
     try:
-        if await streams.cancel_requested(plan.message_id):
+        # A reply started on the loop before its POST answered cannot have been asked to stop
+        # yet (the cancel listener reaches its task); one started from a thread can.
+        if plan.cancel_check and await streams.cancel_requested(plan.message_id):
             raise asyncio.CancelledError
         async with asyncio.timeout(plan.deadline_s):
             async for chunk in stream:
@@ -697,17 +739,19 @@ async def _reply_settle(
 async def _settle_and_announce(message_id: int, fields: dict[str, Any]) -> None:
     """Settle the row if it still streams; then write the terminal event the saved row implies."""
     message = await database_call(_settle)(message_id, fields)
+    released = False  # a terminal event that lands ends the producer's claim with it
     try:
         if message is None:
             length = len(fields.get("content", ""))
             gone = ReplyEvent(
                 length + 1, streams.ERROR, {"code": "message_deleted", "message": "The conversation was deleted."}
             )
-            await streams.event_append(message_id, gone)
+            released = await streams.event_append(message_id, gone)
         elif message.is_final:
-            await streams.event_append(message_id, terminal_event(message))
+            released = await streams.event_append(message_id, terminal_event(message))
     finally:
-        await streams.producer_release(message_id)
+        if not released:
+            await streams.producer_release(message_id)
 
 
 # What ``terminal_event`` reads of a settled row.
@@ -727,7 +771,7 @@ _COST_PLACES = Decimal(1).scaleb(-Message._meta.get_field("cost_usd").decimal_pl
 def _settle(message_id: int, fields: dict[str, Any]) -> Message | None:
     """The row as saved: as just written when this call settled it with every field the terminal
     event reads (no second query), else read back (another settler won, or the row is gone)."""
-    settled = Message.objects.filter(pk=message_id, status=Message.Status.STREAMING).update(**fields)
+    settled = statements.reply_settle(message_id, fields)
     if settled and fields.keys() >= set(_TERMINAL_FIELDS):
         written = {name: fields[name] for name in _TERMINAL_FIELDS}
         written["cost_usd"] = Decimal(written["cost_usd"]).quantize(_COST_PLACES)

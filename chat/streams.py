@@ -20,7 +20,7 @@ import time
 import uuid
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import orjson
@@ -46,17 +46,21 @@ ATTACHMENT_TTL_S = 15.0
 
 Clock = Callable[[], float]
 
-# KEYS: events, closed, end. ARGV: offset, type, data, terminal ("1"/"0"), ttl.
-# A token is refused once the stream is closed (someone else is ending the reply); a terminal
-# event is refused once there is one. The XADD id check refuses anything out of order.
+# KEYS: events, closed, end, producer. ARGV: terminal ("1"/"0"), ttl, then offset, type, data
+# of each event (a terminal event comes alone). Tokens are refused once the stream is closed
+# (someone else is ending the reply); a terminal event is refused once there is one, and ends
+# the producer's claim (no round trip of its own). The XADD id check refuses anything out of order.
 _APPEND = """
 if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
-if ARGV[4] == '0' and redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
-redis.call('XADD', KEYS[1], '0-' .. ARGV[1], 'e', ARGV[2], 'd', ARGV[3])
-redis.call('EXPIRE', KEYS[1], ARGV[5])
-if ARGV[4] == '1' then
-  redis.call('SET', KEYS[3], ARGV[1], 'EX', ARGV[5])
-  redis.call('SET', KEYS[2], '1', 'EX', ARGV[5])
+if ARGV[1] == '0' and redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+for i = 3, #ARGV, 3 do
+  redis.call('XADD', KEYS[1], '0-' .. ARGV[i], 'e', ARGV[i + 1], 'd', ARGV[i + 2])
+end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+if ARGV[1] == '1' then
+  redis.call('SET', KEYS[3], ARGV[#ARGV - 2], 'EX', ARGV[2])
+  redis.call('SET', KEYS[2], '1', 'EX', ARGV[2])
+  redis.call('DEL', KEYS[4])
 end
 return 1
 """
@@ -67,13 +71,26 @@ class ReplyEvent:
     id: int
     type: str
     data: dict[str, Any]
+    # ``data`` as JSON, when the maker encoded it once for both Redis and the clients.
+    encoded: bytes = field(default=b"", compare=False, repr=False)
 
     @property
     def is_terminal(self) -> bool:
         return self.type != TOKEN
 
+    def payload(self) -> bytes:
+        return self.encoded or json_compact(self.data)
+
     def sse(self) -> bytes:
+        if self.encoded:
+            return b"id: %d\nevent: %b\ndata: %b\n\n" % (self.id, self.type.encode(), self.encoded)
         return sse_event(self.data, event=self.type, id=self.id)
+
+
+def token_event(offset: int, delta: str) -> ReplyEvent:
+    """A ``token`` event whose JSON is encoded once, for its append and for every client."""
+    data = {"delta": delta}
+    return ReplyEvent(offset, TOKEN, data, json_compact(data))
 
 
 def key(message_id: int, name: str) -> str:
@@ -175,13 +192,24 @@ def event_append_start(message_id: int, event: ReplyEvent) -> asyncio.Future[int
     (closed or already ended). It completes even when its waiter is cancelled."""
     terminal = "1" if event.is_terminal else "0"
     ttl = finished_ttl_s() if event.is_terminal else LIVE_TTL_S
-    data = json_compact(event.data)
-    keys = [key(message_id, "events"), key(message_id, "closed"), key(message_id, "end")]
-    future = _batcher().append(keys, [event.id, event.type, data, terminal, ttl])
+    future = _batcher().append(_append_keys(message_id), [terminal, ttl, event.id, event.type, event.payload()])
     hub = _hubs.get(asyncio.get_running_loop())
     if hub is not None and message_id in hub.produced_here:
         future.add_done_callback(functools.partial(hub.published, message_id, event))
     return future
+
+
+def tokens_append_start(message_id: int, events: list[ReplyEvent]) -> asyncio.Future[int]:
+    """Queue several ``token`` events as one append (their producer hands them to this process's
+    followers when it lands: ``StreamHub.publish``); the future says as ``event_append_start``."""
+    args: list[Any] = ["0", LIVE_TTL_S]
+    for event in events:
+        args += (event.id, TOKEN, event.payload())
+    return _batcher().append(_append_keys(message_id), args)
+
+
+def _append_keys(message_id: int) -> list[str]:
+    return [key(message_id, "events"), key(message_id, "closed"), key(message_id, "end"), key(message_id, "producer")]
 
 
 async def event_append(message_id: int, event: ReplyEvent) -> bool:
@@ -303,8 +331,11 @@ class Subscription:
 class StreamHub:
     """Hands the clients of this process the events of the replies they follow.
 
-    A reply produced on this loop reaches its local followers straight from its producer: each
-    event as its append lands (``published``), no read from Redis, nothing decoded. The others
+    A reply produced on this loop reaches its local followers straight from its producer: its
+    events as each append lands (``publish``, ``published``), no read from Redis, nothing
+    decoded. A client that comes after the first events landed reads those from Redis once.
+    (Keeping every reply's events in memory instead cost 57 MB of peak RSS at 1,000 replies in
+    flight, for the rare late client.) The others
     (produced by another process, or already finished) are followed by ONE ``XREAD BLOCK`` over
     all their streams: a connection and a command per client and per event would cost a Redis
     connection per client and most of the CPU at a thousand streams. A client that subscribes
@@ -318,7 +349,7 @@ class StreamHub:
     def __init__(self) -> None:
         self.followers: dict[int, set[Subscription]] = {}  # followed through the XREAD
         self.local: dict[int, set[Subscription]] = {}  # handed events by a producer of this loop
-        self.produced_here: set[int] = set()
+        self.produced_here: dict[int, int] = {}  # reply produced on this loop -> its owner's user id
         self.landed: dict[int, int] = {}  # the id of the last event landed, per reply produced here
         self.wake_key = f"chat:hub:{uuid.uuid4().hex}"
         self._task: asyncio.Task[None] | None = None
@@ -346,6 +377,11 @@ class StreamHub:
             subscription.backfilled(_events(entries))
         return subscription
 
+    def streaming_here(self, message_id: int, owner_id: int) -> bool:
+        """Whether ``owner_id``'s reply ``message_id`` is being produced on this loop: it is
+        still streaming, and its stream needs no read of the database to be followed."""
+        return owner_id != 0 and self.produced_here.get(message_id) == owner_id
+
     def unsubscribe(self, subscription: Subscription) -> None:
         subscription.close()
         group = self.local if subscription.local else self.followers
@@ -358,17 +394,17 @@ class StreamHub:
             self._task.cancel()  # nobody left to read for
             self._task = None
 
-    def production_start(self, message_id: int, landed: int = 0) -> None:
+    def production_start(self, message_id: int, prefix: str = "", *, owner_id: int = 0) -> None:
         """A producer of this loop writes this reply: clients that subscribe from now on get
-        its events from the producer. ``landed``: the id of an event already in its stream
-        (a continued reply's saved text), which new clients read from Redis first."""
-        self.produced_here.add(message_id)
-        if landed:
-            self.landed[message_id] = landed
+        its events from the producer. ``prefix``: a continued reply's saved text, already its
+        stream's first event (``stream_reopen``)."""
+        self.produced_here[message_id] = owner_id
+        if prefix:
+            self.landed[message_id] = len(prefix)
 
     def production_end(self, message_id: int) -> None:
         """Its producer here stopped: whatever else reaches the stream is read from Redis."""
-        self.produced_here.discard(message_id)
+        self.produced_here.pop(message_id, None)
         self.landed.pop(message_id, None)
         subscriptions = self.local.pop(message_id, set())
         for subscription in subscriptions:
@@ -376,6 +412,14 @@ class StreamHub:
         if subscriptions:
             self.followers.setdefault(message_id, set()).update(subscriptions)
             self._reader_start_or_wake()
+
+    def publish(self, message_id: int, events: list[ReplyEvent]) -> None:
+        """Tokens of a producer of this loop landed in Redis: its local followers get them now."""
+        if message_id not in self.produced_here:
+            return  # not produced here (a producer outside a server's loop, in tests)
+        self.landed[message_id] = events[-1].id
+        for subscription in self.local.get(message_id, ()):
+            subscription.deliver(events)
 
     def published(self, message_id: int, event: ReplyEvent, appended: asyncio.Future[int]) -> None:
         """An append of this loop completed: hand a landed event to the reply's local followers."""

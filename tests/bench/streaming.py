@@ -369,10 +369,20 @@ def _median_run(target: Target, model: str, streams: int, repeat: int, side_pids
 
 
 def benchmark(
-    *, streams: int = 200, many: int = 1000, litellm: bool = False, uvicorn: bool = False, repeat: int = 3
+    *,
+    streams: int = 200,
+    many: int = 1000,
+    litellm: bool = False,
+    uvicorn: bool = False,
+    repeat: int = 3,
+    only: frozenset[str] = frozenset(),
 ) -> dict[str, str]:
     pin_here_and_children(LOAD_CORE)
     setup = lineup(litellm=litellm, uvicorn=uvicorn)
+    if only:
+        setup.targets = [target for target in setup.targets if target.name in only | {"floor"}]
+    for target in setup.targets:
+        print(f"{target.name}: server pid {target.process.pid}", file=sys.stderr, flush=True)
     figures: dict[str, str] = {
         "pinning": f"servers on core {SERVER_CORE}; load, upstream, Redis on core {LOAD_CORE}",
         "runs": f"each figure is the median-CPU run of {repeat}, after a warm-up run at the same concurrency",
@@ -443,6 +453,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--litellm", action="store_true")
     parser.add_argument("--uvicorn", action="store_true")
     parser.add_argument("--repeat", type=int, default=3, help="runs per figure; the median-CPU one is reported")
+    parser.add_argument(
+        "--only", default="", help="comma-separated servers to measure (v1, chat, ...); the floor always runs"
+    )
     options = parser.parse_args(argv)
     from tests.bench.environment import bench_environment
 
@@ -453,6 +466,7 @@ def main(argv: list[str] | None = None) -> int:
         litellm=options.litellm,
         uvicorn=options.uvicorn,
         repeat=max(1, options.repeat),
+        only=frozenset(name for name in options.only.split(",") if name),
     )
     for name, value in figures.items():
         print(f"{name}: {value}", flush=True)

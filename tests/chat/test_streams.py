@@ -145,13 +145,35 @@ async def test_live_events_handed_over_while_the_earlier_ones_are_read_wait_for_
     assert [e.id for e in await follower.next(0.0)] == [3, 7]
 
 
-async def test_tokens_that_arrive_while_an_append_is_in_flight_leave_as_one_event() -> None:
+async def test_tokens_stay_their_own_events_and_reach_redis_in_few_appends() -> None:
     writer = TokenWriter(41)
     for delta in ("Hel", "lo", " wor", "ld"):
         writer.add(delta)
     await writer.flush()
-    assert [(e.id, e.data["delta"]) for e in await streams.events_all(41)] == [(3, "Hel"), (11, "lo world")]
+    events = [(e.id, e.data["delta"]) for e in await streams.events_all(41)]
+    assert events == [(3, "Hel"), (5, "lo"), (9, " wor"), (11, "ld")]
     assert "".join(writer.parts) == "Hello world"
+    assert len(writer.parts) == 4
+
+
+async def test_followers_here_are_handed_each_batch_of_tokens_as_it_lands_and_late_ones_read_what_they_missed() -> None:
+    hub = streams.stream_hub()
+    hub.production_start(44, owner_id=7)
+    early = await hub.subscribe(44, 0)
+    writer = TokenWriter(44, every_s=60.0)
+    writer.add("ab")  # the first append leaves at once
+    writer.add("cd")  # the next waits for its batch (every_s)
+    await asyncio.sleep(0.05)
+    assert [e.data["delta"] for e in await early.next(0.0)] == ["ab"]
+    assert [e.id for e in await streams.events_all(44)] == [2]
+    await writer.flush()
+    assert [e.data["delta"] for e in await early.next(0.0)] == ["cd"]
+    late = await hub.subscribe(44, 2)  # resumes after "ab": reads "cd" from Redis once
+    assert [e.data["delta"] for e in await late.next(0.0)] == ["cd"]
+    assert hub.streaming_here(44, 7) and not hub.streaming_here(44, 8)
+    hub.unsubscribe(early)
+    hub.unsubscribe(late)
+    hub.production_end(44)
 
 
 async def test_a_writer_whose_stream_was_closed_by_another_party_is_fenced() -> None:
