@@ -380,7 +380,11 @@ def benchmark(
     pin_here_and_children(LOAD_CORE)
     setup = lineup(litellm=litellm, uvicorn=uvicorn)
     if only:
-        setup.targets = [target for target in setup.targets if target.name in only | {"floor"}]
+        # The floors that the named servers are measured against come along.
+        floors = {"floor"} | {
+            f"{server}-floor" for server, v1 in (("daphne", "v1"), ("uvicorn", "v1-uvicorn")) if v1 in only
+        }
+        setup.targets = [target for target in setup.targets if target.name in only | floors]
     for target in setup.targets:
         print(f"{target.name}: server pid {target.process.pid}", file=sys.stderr, flush=True)
     figures: dict[str, str] = {
