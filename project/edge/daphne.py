@@ -37,6 +37,11 @@ went to it, where asyncio's transports (uvicorn, aiohttp) send at once. So a TCP
 buffer is empty sends what it is given at once, and buffers only what the kernel did not take, as
 asyncio does; with anything already waiting it buffers behind it, in order, as before.
 
+A WebSocket message over daphne's size limit (1 MiB; the agent consumer answers frames over 64 KiB
+with a ``frame_too_large`` error and keeps the connection) made Autobahn drop the TCP connection
+without a close frame, so the client saw an abnormal closure and no reason. The connection is now
+closed with the standard code 1009 (message too big).
+
 Daphne has no timeout for incomplete request headers (Twisted's default idle timeout is 12 hours);
 the shipped nginx configuration sets ``client_header_timeout`` in front of it (docs/operations.md).
 """
@@ -142,6 +147,7 @@ def daphne_harden() -> None:
     _memoize_content_type_parse()
     _complete_reason_phrases()
     _no_twisted_access_line(http_protocol.HTTPFactory)
+    _close_oversized_websockets_cleanly()
     _write_eagerly()
 
 
@@ -151,6 +157,21 @@ def _complete_reason_phrases() -> None:
     # ``setResponseCode`` looks each status up in this module-level table at the time of the call.
     for status in HTTPStatus:
         http.RESPONSES.setdefault(status.value, status.phrase.encode("ascii"))
+
+
+def _close_oversized_websockets_cleanly() -> None:
+    from daphne import ws_protocol
+
+    factory = ws_protocol.WebSocketFactory
+    built = factory.__init__
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        built(self, *args, **kwargs)
+        # Autobahn's default fails a protocol violation (here: a message over the size limit)
+        # by dropping the connection; with this it sends the close frame (1009) first.
+        self.setProtocolOptions(failByDrop=False)
+
+    factory.__init__ = __init__  # type: ignore[method-assign]
 
 
 def _no_twisted_access_line(factory: type) -> None:

@@ -66,6 +66,16 @@ async def test_a_live_server_closes_unauthenticated_sockets_with_4401_and_refuse
         assert json.loads(await ws.recv())["type"] == "session"
 
 
+async def test_a_message_over_the_servers_limit_is_refused_with_close_code_1009(live_web, alice_key):
+    headers = {"Authorization": f"Bearer {alice_key}"}
+    async with connect(ws_url(live_web), additional_headers=headers, open_timeout=10, max_size=None) as ws:
+        assert json.loads(await ws.recv())["type"] == "session"
+        await ws.send(json.dumps({"type": "ping", "padding": "x" * 2 * 2**20}))
+        with pytest.raises(ConnectionClosed) as closed:
+            await ws.recv()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009  # not a silent drop
+
+
 def sse_events(text: str) -> list[dict[str, str]]:
     events = []
     for block in text.strip().split("\n\n"):
