@@ -20,8 +20,9 @@ see for certain (tests/data/semantic_pairs.jsonl measures the effect):
   over the same words, a pronoun that is the subject in one and the object in the other is one
   ("my landlord owes me" / "I owe my landlord"), unless it is the asker of the request ("tell me"),
   and so is a thing owned by another owner on each side ("my messages" / "my employer's
-  messages"); "give", "tell", "show", "get" and "want" stay in the frame as relations ("Can a dog
-  give a human fleas?" swapped);
+  messages", "my parents take my car" / "my parents' car", "my wife's will" / "my will"); "give",
+  "tell", "show", "get" and "want" stay in the frame as relations ("Can a dog give a human fleas?"
+  swapped);
 - ``quantity``: other quantifiers ("one row" / "all rows", "every other row" / "every row") or
   another grade of a degree word ("charge it halfway" / "fully", "slightly" / "very", "partly" /
   "completely", "a little" / "a lot"); "partly" / "partially" are one grade, and "completely" or
@@ -30,7 +31,10 @@ see for certain (tests/data/semantic_pairs.jsonl measures the effect):
   ("sort by value" / "sort by key"); a synonym swapped alone costs a hit, which is the cheap error;
 - ``specific``: each side has a word of its own that names a specific thing: a capitalised name,
   a word the model's vocabulary does not hold, or a member of a closed class (weekdays, months,
-  units, directions, opposites).
+  units, directions, opposites); a container or portion before "of" ("a can of", "a handful of")
+  is read as such a unit, "can" included;
+- ``action``: two how-to questions about one thing, each with a verb of its own, one of them of a
+  closed class ("How do I freeze my credit?" / "How do I dispute my credit report?").
 
 Before comparing, a leading request verb is read as the question it opens ("Summarize the plot of
 X" / "What is the plot of X?", "Compare X and Y" / "the differences between X and Y"), and the
@@ -157,6 +161,15 @@ DEGREES = {
 # Degrees written as "a" and a noun: "a little", "a bit", "a lot".
 DEGREE_AFTER_A = {"little": "slight", "bit": "slight", "lot": "very"}
 UNMARKED_DEGREES = frozenset({"some", "full"})
+# Containers and portions: "a can of Coke" / "a bottle of Coke" / "a crate of Coke" hold other amounts.
+# Before "of", each is read as a unit (a content word that names a specific thing), "can" included.
+CONTAINERS = _word_set(
+    """can cans tin tins bottle bottles jar jars crate crates case cases carton cartons box boxes pack packs
+    packet packets bag bags handful handfuls cup cups glass glasses mug mugs pot pots pint pints slice slices
+    bar bars tub tubs bowl bowls spoonful spoonfuls tablespoon tablespoons teaspoon teaspoons scoop scoops
+    sachet sachets pinch bunch loaf loaves portion portions serving servings shot shots punnet keg barrel
+    barrels tray trays roll rolls sheet sheets stick sticks clove cloves"""
+)
 # Closed classes whose members answer different questions; swapping one for another is a new question.
 CONTRAST_WORDS = _word_set(
     """monday tuesday wednesday thursday friday saturday sunday weekday weekend
@@ -165,6 +178,7 @@ CONTRAST_WORDS = _word_set(
     yesterday daily weekly monthly yearly annual annually
     inch foot feet yard mile meter metre kilometer kilometre centimeter millimeter gram kilogram pound ounce
     ton liter litre gallon celsius fahrenheit kelvin percent dollar euro
+    pint quart cup tablespoon teaspoon stone milliliter millilitre byte kilobyte megabyte gigabyte terabyte
     north south east west northern southern eastern western left right up down top bottom front back
     vertical vertically horizontal horizontally inside outside off
     open close closed opening closing start end begin finish first last before after early late
@@ -196,6 +210,8 @@ _CLOCK_PART_OF_DAY = re.compile(
 _CLOCK_24H = re.compile(r"(?<![\d:.])([01]?\d|2[0-3]):([0-5]\d)(?![\d:])")
 _CLOCK_WORDS = ((re.compile(r"\bnoon\b|\bmidday\b", re.I), "12:00"), (re.compile(r"\bmidnight\b", re.I), "00:00"))
 _SENTENCE_END = re.compile(r"[.?!:;]\s+")
+# A plural possessive, "my parents' car": read as "parents 's car", like "my son's car".
+_PLURAL_POSSESSIVE = re.compile(r"(?<=[A-Za-z]s)'(?=\s+[A-Za-z])")
 _SUFFIXES = ("ations", "ation", "ings", "ing", "ies", "ied", "es", "ed", "ly", "s")
 
 
@@ -220,6 +236,7 @@ class Terms:
     owners: frozenset[tuple[str, str]]  # (owner, thing): "my car" (1, car), "my son's car" (son, car)
     how_long: bool  # asks "how long"
     duration_unit: str | None  # the unit a duration is asked in: "how many weeks" -> "week"
+    action: str | None  # the verb a how-to question asks about: "How do I freeze my credit?" -> "freez"
 
 
 def stem(word: str) -> str:
@@ -277,6 +294,7 @@ def _clock_times(text: str) -> str:
 def _words(text: str) -> list[tuple[str, bool]]:
     """Lower-cased tokens, each with whether it was written as a name (capitalised mid-sentence)."""
     text = _clock_times(text.replace("\u2019", "'"))
+    text = _PLURAL_POSSESSIVE.sub(" s", text)
     for pattern, replacement in _SHORT_FORMS:
         text = pattern.sub(replacement, text)
     text = re.sub(r"(\d),(\d{3})\b", r"\1\2", text).replace("%", " percent ")
@@ -329,7 +347,11 @@ def question_terms(text: str) -> Terms:
     content: list[str] = []
     specific: set[str] = set()
     words = _without_leading_request(words)
-    for word, named in words:
+    for index, (word, named) in enumerate(words):
+        if _container(words, index):
+            content.append(_term(word))
+            specific.add(_term(word))
+            continue
         if word.isupper():  # an acronym: GET / POST, US, SQL
             content.append(word)
             specific.add(word)
@@ -358,6 +380,7 @@ def question_terms(text: str) -> Terms:
         pronoun_cases=_pronoun_cases([word for word, _ in every_word]),
         owners=_owners(plain),
         how_long=("how", "long") in pairwise(plain),
+        action=_action(plain),
         duration_unit=next(
             (
                 _term(unit)
@@ -366,6 +389,58 @@ def question_terms(text: str) -> Terms:
             ),
             None,
         ),
+    )
+
+
+def _container(words: list[tuple[str, bool]], index: int) -> bool:
+    """Whether the word at ``index`` is a container or a portion of what follows: "a can of", "two slices of"."""
+    return (
+        words[index][0] in CONTAINERS
+        and index + 1 < len(words)
+        and words[index + 1][0] == "of"
+        and index > 0
+        and (
+            words[index - 1][0] in ("a", "an", "the", "one", "per", "each", "this", "that", "my")
+            or _number(words[index - 1][0]) is not None
+        )
+    )
+
+
+HOW_TO_AUXILIARIES = _word_set("do does can could should would")
+HOW_TO_SUBJECTS = _word_set("i you we one")
+
+
+def _action(words: list[str]) -> str | None:
+    """The verb a how-to question asks about: "How do I freeze ...", "How can we ...", "How to ..."."""
+    if not words or words[0] != "how":
+        return None
+    index = 1
+    if index < len(words) and words[index] in HOW_TO_AUXILIARIES:
+        index += 1
+        if index < len(words) and words[index] in HOW_TO_SUBJECTS:
+            index += 1
+    elif index < len(words) and words[index] == "to":
+        index += 1
+    else:
+        return None
+    if index >= len(words) or words[index] in STOPWORDS or words[index] in NEGATIONS:
+        return None
+    return _term(words[index])
+
+
+def _other_action(q: Terms, c: Terms) -> bool:
+    """Two how-to questions about one thing with other verbs of their own: "How do I freeze my credit?" /
+    "How do I dispute my credit report?". Each verb is absent from the other side, the object is shared,
+    and one verb is of a closed class, so that a verb without a synonym in the lexicon ("speed up" /
+    "make faster") still costs no hit."""
+    return (
+        q.action is not None
+        and c.action is not None
+        and q.action != c.action
+        and q.action not in c.content
+        and c.action not in q.content
+        and bool(set(q.content) & set(c.content))
+        and (q.action in q.specific or c.action in c.specific)  # a closed-class verb: "freeze", "lock", "pause"
     )
 
 
@@ -416,6 +491,8 @@ def _without_leading_request(words: list[tuple[str, bool]]) -> list[tuple[str, b
     return words
 
 
+# Stopwords that are nouns after a possessive: "my wife's will", "my can".
+OWNED_STOPWORDS = _word_set("will can")
 POSSESSIVES = {"my": "1", "our": "1", "his": "he", "their": "they", "your": "you"}
 
 
@@ -430,7 +507,7 @@ def _owners(words: list[str]) -> frozenset[tuple[str, str]]:
             owner, following = _term(word), words[index + 2]  # "the employer 's messages", read apart
         else:
             continue
-        if following not in STOPWORDS:
+        if following not in STOPWORDS or following in OWNED_STOPWORDS:
             found.add((owner, _term(following)))
     return frozenset(found)
 
@@ -762,6 +839,8 @@ def near_miss_reason(query: str, candidate: str) -> str | None:
         return "quantity"
     if _aligned_substitution(q.content, c.content):
         return "substitution"
+    if _other_action(q, c):
+        return "action"
     only_query, only_candidate = set(q.content) - set(c.content), set(c.content) - set(q.content)
     if only_query & q.specific and only_candidate & c.specific:
         return "specific"
