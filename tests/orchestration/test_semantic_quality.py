@@ -1,6 +1,6 @@
 """How often the semantic cache serves a paraphrase, and how rarely a near miss, on labelled pairs.
 
-tests/data/semantic_eval.jsonl holds 2,670 question pairs in categories (see
+tests/data/semantic_eval.jsonl holds 2,874 question pairs in categories (see
 tests/bench/semantic_quality.py, which prints the per-category table). The ``tune`` split shaped
 the guard and the calibration; the ``held_out`` split is only measured. Each pair goes through the
 cache's own decision at the default error budget; ``fresh`` pairs were written after the rest had been
@@ -8,8 +8,10 @@ measured, ``fresh2`` pairs after ``fresh`` had been, ``fresh3`` pairs before the
 wh-word and verb-form rules, ``fresh4`` pairs before its negation-count, clock-time and
 pronoun-role rules (``fresh2``, ``fresh3`` and ``fresh4`` have since shaped the guard too), and
 ``fresh5`` pairs before its owner, relation-verb, "every other", request and duration rules, and
-``fresh6`` pairs before a learned second stage was tried (not adopted: docs/benchmarks.md): like
-``held_out``, ``fresh5`` and ``fresh6`` are only measured. Run with ``-s`` to see the figures.
+``fresh6`` pairs before a learned second stage was tried (not adopted: docs/benchmarks.md);
+``fresh5`` and ``fresh6`` then shaped the container, plural-possessive and how-to verb rules, and
+``fresh7`` pairs were written before those rules: like ``held_out`` and ``fresh``, ``fresh7`` is
+only measured. Run with ``-s`` to see the figures.
 """
 
 from __future__ import annotations
@@ -98,35 +100,35 @@ def test_at_the_default_budget_most_held_out_paraphrases_hit_and_tuned_near_miss
     assert rate(table, "paraphrase", "fresh4") >= 0.69
     assert rate(table, "paraphrase", "fresh5") >= 0.80
     assert rate(table, "paraphrase", "fresh6") >= 0.75
+    assert rate(table, "paraphrase", "fresh7") >= 0.80
     assert rate(table, "near_miss", "tune") <= DEFAULT_ERROR_BUDGET
     assert rate(table, "near_miss", "held_out") <= 0.01
-    for split in ("fresh", "fresh2", "fresh3", "fresh4"):
+    for split in ("fresh", "fresh2", "fresh3", "fresh4", "fresh5"):
         assert table[("near_miss", "*", split)][0] == 0, split
-    # fresh5, never tuned on, serves 3 of its 152 near misses (2.0%, over the 1% target; see
-    # docs/benchmarks.md): a plural possessive ("my parents' car"), a container the guard reads as
-    # a modal ("a can of Coke" / "a bottle of Coke") and "freeze my credit" / "dispute my credit
-    # report". It must not get worse.
-    assert table[("near_miss", "*", "fresh5")][0] <= 3
-    # fresh6, written before anything was scored on it, serves 5 of its 156 near misses (3.2%): two
-    # possessive role swaps ("my wife's will" / "my will ... my wife", "a cat's mother" / "kittens ...
-    # their mother") and three containers ("a can of" / "a bottle of", "a can of" / "a crate of",
-    # "a handful of almonds" / "a jar of almond butter"). It must not get worse.
-    assert table[("near_miss", "*", "fresh6")][0] <= 5
+    # fresh6 (a development part now) still serves one possessive role swap: "Does a cat's mother
+    # recognise her kittens?" / "Do kittens recognise their mother?" (see docs/benchmarks.md).
+    assert table[("near_miss", "*", "fresh6")][0] <= 1
+    # fresh7, written before the container, plural-possessive and how-to verb rules, serves 1 of
+    # its 96 near misses (1.0%): "Can my kids' school see my medical records?" / "Can I see my kids'
+    # school medical records?" (the asker's role moves, nothing owned changes owner). It must not
+    # get worse.
+    assert table[("near_miss", "*", "fresh7")][0] <= 1
 
 
 def test_every_near_miss_kind_is_refused(table: dict[tuple[str, str, str], tuple[int, int]]) -> None:
-    known = {("quantity", "fresh5"): 1, ("action", "fresh5"): 1, ("quantity", "fresh6"): 3}  # see above
     for category in NEAR_MISS_KINDS:
-        for split in ("tune", "held_out", "fresh", "fresh2", "fresh3", "fresh4", "fresh5", "fresh6"):
-            assert table[("near_miss", category, split)][0] <= known.get((category, split), 0), (category, split)
+        for split in ("tune", "held_out", "fresh", "fresh2", "fresh3", "fresh4", "fresh5", "fresh6", "fresh7"):
+            assert table[("near_miss", category, split)][0] == 0, (category, split)
     for split in ("fresh2", "fresh3", "fresh4"):
         assert table[("near_miss", "role_swap", split)][0] == 0, split
     for category in ("comparative", "scope"):
         assert table[("near_miss", category, "fresh4")][0] == 0, category
         assert table[("near_miss", category, "fresh5")][0] == 0, category
         assert table[("near_miss", category, "fresh6")][0] == 0, category
-    assert table[("near_miss", "role_swap", "fresh5")][0] <= 1  # the plural possessive above
-    assert table[("near_miss", "role_swap", "fresh6")][0] <= 2  # the two possessives above
+        assert table[("near_miss", category, "fresh7")][0] == 0, category
+    assert table[("near_miss", "role_swap", "fresh5")][0] == 0
+    assert table[("near_miss", "role_swap", "fresh6")][0] <= 1  # the possessive above
+    assert table[("near_miss", "role_swap", "fresh7")][0] <= 1  # the possessive above
 
 
 def test_the_shipped_calibration_is_what_the_labelled_set_gives_today(vectors: list[Any]) -> None:
