@@ -20,7 +20,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from chat import selectors, services, statements
+from chat import selectors, services, statements, streams
 from chat.models import Conversation, Message
 from chat.replies import reply_start
 from chat.services import ReplyPlan
@@ -316,7 +316,12 @@ async def message_create(request: HttpRequest, conversation_id: int) -> HttpResp
     """Post a message, as the API key presented or the signed-in person."""
     caller = await _poster(request)
     body, plan = await in_database_thread(_message_post, thread_sensitive=False)(caller, request, conversation_id)
+    # The producer's claim rides the loop's next append pipeline instead of a sync round trip of
+    # its own in the thread pool; it is queued before the producer starts, so it lands before any
+    # of its events, and it has landed before the client learns the reply's id.
+    claimed = streams.producer_claim_start(plan.message_id)
     reply_start(plan)
+    await claimed
     return JsonResponse(body, status=201, headers=plan.admission.headers())
 
 
@@ -338,6 +343,7 @@ def _message_post(caller: Caller, request: HttpRequest, conversation_id: int) ->
         caller=caller,
         request_id=request_id_of(request),
         rows=rows,
+        claim=False,  # made on the loop by message_create
     )
     body = {
         "user_message": message_output(posted.user_message),

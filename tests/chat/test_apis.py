@@ -325,3 +325,26 @@ def test_a_messages_output_is_the_serializers(alice: Any) -> None:
         ours, reference = message_output(message), MessageOutput(message).data
         assert ours == reference
         assert [type(value) for value in ours.values()] == [type(value) for value in reference.values()]
+
+
+async def test_a_posts_reply_is_claimed_before_the_post_answers(alice_key: str, alice: Any, simulator: Any) -> None:
+    """The claim rides the loop's append pipeline; it has landed when the client learns the id,
+    so a second post does not take the running reply for one a dead process left streaming."""
+    simulator.configure(MODEL, tokens_per_s=40, reply=" ".join(["word"] * 12))
+    conversation = await sync_to_async(conversation_of)(alice)
+    url = f"/api/v1/conversations/{conversation.pk}/messages"
+    auth = {"Authorization": f"Bearer {alice_key}"}
+    response = await AsyncClient().post(url, {"content": "hi"}, "application/json", headers=auth)
+    assert response.status_code == 201, response.content
+    reply_id = response.json()["assistant_message"]["id"]
+    ttl_ms = await sync_to_async(streams.sync_client().pttl)(streams.key(reply_id, "producer"))
+    assert 0 < ttl_ms <= streams.producer_ttl_s() * 1000
+    second = await AsyncClient().post(url, {"content": "again"}, "application/json", headers=auth)
+    assert second.status_code == 409 and second.json()["error"]["code"] == "reply_in_progress"
+    reply = await Message.objects.aget(pk=reply_id)
+    deadline = time.monotonic() + 10
+    while reply.status == "streaming" and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+        await reply.arefresh_from_db()
+    assert reply.status == "complete" and reply.content
+    assert not await streams.producer_alive(reply_id)
