@@ -241,14 +241,7 @@ def _reply_prepare(
 
 
 def _reply_plan(
-    prepared: PreparedReply,
-    conversation: Conversation,
-    caller: Caller,
-    reply: Message,
-    request_id: str,
-    *,
-    claim: bool = True,
-    **more: Any,
+    prepared: PreparedReply, conversation: Conversation, caller: Caller, reply: Message, request_id: str, **more: Any
 ) -> ReplyPlan:
     owner_id = conversation.owner_id  # type: ignore[attr-defined]
     plan = ReplyPlan(
@@ -279,8 +272,7 @@ def _reply_plan(
         trace=trace_carrier(),
         **more,
     )
-    if claim:
-        streams.producer_claim(reply.pk)
+    streams.producer_claim(reply.pk)
     return plan
 
 
@@ -292,15 +284,12 @@ def message_post(
     model: str = "",
     request_id: str = "",
     rows: list[Message] | None = None,
-    claim: bool = True,
 ) -> PostedMessage:
     """Save the user's message and a streaming reply, and plan the reply's generation.
 
     The caller starts the plan with ``chat.replies.reply_start``. One streaming reply per
     conversation is enforced by a partial unique index, so two racing posts cannot both start one.
     ``rows``: the conversation's messages as ``conversation_rows`` reads them, when already read.
-    ``claim=False``: the caller makes the producer's claim itself (``streams.producer_claim_start``)
-    before it answers.
     """
     _content_check(content)
     rows = rows if rows is not None else conversation_rows(conversation=conversation)
@@ -311,8 +300,7 @@ def message_post(
     except BaseException:
         prepared.admission.release_sync()
         raise
-    plan = _reply_plan(prepared, conversation, caller, reply, request_id, claim=claim)
-    return PostedMessage(user_message, reply, plan)
+    return PostedMessage(user_message, reply, _reply_plan(prepared, conversation, caller, reply, request_id))
 
 
 def title_from(content: str) -> str:

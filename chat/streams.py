@@ -50,12 +50,7 @@ Clock = Callable[[], float]
 # of each event (a terminal event comes alone). Tokens are refused once the stream is closed
 # (someone else is ending the reply); a terminal event is refused once there is one, and ends
 # the producer's claim (no round trip of its own). The XADD id check refuses anything out of order.
-# ARGV "c", ttl in ms: the producer's claim instead (``producer_claim_start``), in the same pipeline.
 _APPEND = """
-if ARGV[1] == 'c' then
-  redis.call('SET', KEYS[4], '1', 'PX', ARGV[2])
-  return 1
-end
 if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
 if ARGV[1] == '0' and redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 for i = 3, #ARGV, 3 do
@@ -257,13 +252,6 @@ def stream_reopen(message_id: int, text: str) -> None:
 def producer_claim(message_id: int) -> None:
     """Say a producer is coming, before it starts, so relays do not take it for dead."""
     sync_client().set(key(message_id, "producer"), "1", px=int(producer_ttl_s() * 1000))
-
-
-def producer_claim_start(message_id: int) -> asyncio.Future[int]:
-    """``producer_claim`` on the event loop: it leaves in the appends' next pipeline (no round
-    trip of its own) ahead of anything the producer then appends. Await it before anyone is told
-    the reply's id, as the sync claim is made before."""
-    return _batcher().append(_append_keys(message_id), ["c", int(producer_ttl_s() * 1000)])
 
 
 async def producer_release(message_id: int) -> None:

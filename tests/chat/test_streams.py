@@ -204,13 +204,3 @@ async def test_a_follower_that_comes_before_the_first_token_is_handed_every_even
     assert [e.data["delta"] for e in await follower.next(0.0)] == ["a", "bc"]
     hub.production_end(34)
     hub.unsubscribe(follower)
-
-
-async def test_a_claim_made_on_the_loop_rides_the_append_pipeline_ahead_of_the_producers_events() -> None:
-    assert not await streams.producer_alive(9)
-    claimed = streams.producer_claim_start(9)
-    appended = streams.event_append_start(9, streams.token_event(2, "hi"))
-    assert await claimed == 1 and await appended == 1
-    assert await streams.producer_alive(9)
-    ttl_ms = streams.sync_client().pttl(streams.key(9, "producer"))
-    assert 0 < ttl_ms <= streams.producer_ttl_s() * 1000
