@@ -6,10 +6,14 @@ Streaming is not here: ``chat.consumers`` serves ``GET /api/v1/messages/{id}/str
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import Context, Decimal
 from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -80,12 +84,66 @@ class MessageOutput(serializers.ModelSerializer):
 
 
 _MESSAGE_OUTPUT = MessageOutput()
+_COST_EXPONENT = Decimal(1).scaleb(-Message._meta.get_field("cost_usd").decimal_places)  # type: ignore[union-attr]
+_COST_CONTEXT = Context(prec=Message._meta.get_field("cost_usd").max_digits)  # type: ignore[union-attr]
 
 
 def message_output(message: Message) -> dict[str, Any]:
-    """``MessageOutput(message).data`` from one serializer built once: a ModelSerializer builds
-    its fields anew for every instance, which cost more CPU than the rest of posting a message."""
-    return _MESSAGE_OUTPUT.to_representation(message)
+    """``MessageOutput(message).data`` written out: the serializer's per-field machinery cost more
+    CPU than the rest of building a posted message's answer. ``tests/chat/test_apis.py`` holds the
+    two equal, value for value and type for type."""
+    m = message
+    return {
+        "id": _int(m.pk),
+        "conversation": _int(m.conversation_id),  # type: ignore[attr-defined]
+        "role": _str(m.role),
+        "content": _str(m.content),
+        "status": _str(m.status),
+        "model": _str(m.model),
+        "provider": _str(m.provider),
+        "fallback_from": _str(m.fallback_from),
+        "simulated": None if m.simulated is None else bool(m.simulated),
+        "finish_reason": _str(m.finish_reason),
+        "input_tokens": _int(m.input_tokens),
+        "output_tokens": _int(m.output_tokens),
+        "cost_usd": _decimal(m.cost_usd),
+        "latency_ms": None if m.latency_ms is None else float(m.latency_ms),
+        "ttft_ms": None if m.ttft_ms is None else float(m.ttft_ms),
+        "error_code": _str(m.error_code),
+        "error_message": _str(m.error_message),
+        "reply_to": _int(m.reply_to_id),  # type: ignore[attr-defined]
+        "edit_of": _int(m.edit_of_id),  # type: ignore[attr-defined]
+        "request_id": _str(m.request_id),
+        "created_at": _datetime(m.created_at),
+        "finished_at": _datetime(m.finished_at),
+    }
+
+
+def _int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _decimal(value: Any) -> str | None:
+    """As DRF's ``DecimalField``: quantized to the model field's places, written in full."""
+    if value is None:
+        return None
+    if not isinstance(value, Decimal):
+        value = Decimal(str(value).strip())
+    return f"{value.quantize(_COST_EXPONENT, context=_COST_CONTEXT):f}"
+
+
+def _datetime(value: datetime | None) -> str | None:
+    """As DRF's ``DateTimeField``: in the current time zone, ISO 8601, UTC written ``Z``."""
+    if not value:
+        return None
+    zone = timezone.get_current_timezone()
+    value = value.astimezone(zone) if timezone.is_aware(value) else timezone.make_aware(value, zone)
+    text = value.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
 class ConversationInput(serializers.Serializer):
@@ -170,6 +228,61 @@ class MessageInput(serializers.Serializer):
     model = serializers.CharField(max_length=128, required=False, allow_blank=True)
 
 
+NOT_A_STRING = "Not a valid string."
+MODEL_MAX_CHARS = 128
+
+
+def message_input(data: Any) -> tuple[str, str]:
+    """``MessageInput(data=data)`` validated, written out: its content and model, or
+    ``invalid_request`` worded as the serializer words it (unknown fields are ignored, as there).
+    ``tests/chat/test_apis.py`` holds the two equal on every kind of bad input."""
+    if data is None:
+        raise InvalidRequest("invalid_request", "non_field_errors: No data provided")
+    if not isinstance(data, Mapping):
+        message = f"Invalid data. Expected a dictionary, but got {type(data).__name__}."
+        raise InvalidRequest("invalid_request", f"non_field_errors: {message}")
+    errors: dict[str, list[str]] = {}
+    content = data.get("content", _MISSING)
+    if content is _MISSING:
+        errors["content"] = ["This field is required."]
+    else:
+        content = _char(errors, "content", content, trim=False, max_length=None)
+    model = data.get("model", _MISSING)
+    model = "" if model is _MISSING else _char(errors, "model", model, trim=True, max_length=MODEL_MAX_CHARS)
+    if errors:
+        raise InvalidRequest("invalid_request", validation_message(errors))
+    return content, model
+
+
+_MISSING = object()
+
+
+def _char(errors: dict[str, list[str]], name: str, value: Any, *, trim: bool, max_length: int | None) -> str:
+    """One blank-allowing DRF ``CharField``: its checks in its order; a problem goes to ``errors``."""
+    if value == "" or (trim and str(value).strip() == ""):
+        return ""
+    if value is None:
+        errors[name] = ["This field may not be null."]
+        return ""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        errors[name] = [NOT_A_STRING]
+        return ""
+    text = str(value)
+    if trim:
+        text = text.strip()
+    problems = []
+    if max_length is not None and len(text) > max_length:
+        problems.append(f"Ensure this field has no more than {max_length} characters.")
+    if "\x00" in text:
+        problems.append("Null characters are not allowed.")
+    surrogate = next((ord(char) for char in text if 0xD800 <= ord(char) <= 0xDFFF), None)
+    if surrogate is not None:
+        problems.append(f"Surrogate characters are not allowed: U+{surrogate:X}.")
+    if problems:
+        errors[name] = problems
+    return text
+
+
 class MessagesApi(APIView):
     @extend_schema(responses=MessageOutput(many=True))
     def get(self, request: Request, conversation_id: int) -> Response:
@@ -216,14 +329,12 @@ async def _poster(request: HttpRequest) -> Caller:
 
 def _message_post(caller: Caller, request: HttpRequest, conversation_id: int) -> tuple[dict[str, Any], ReplyPlan]:
     """All of a POST's database work, in one hop to the thread pool."""
-    data = MessageInput(data=json_body(request, empty={}))
-    if not data.is_valid():
-        raise InvalidRequest("invalid_request", validation_message(data.errors))
+    content, model = message_input(json_body(request, empty={}))
     conversation, rows = statements.conversation_for_post(owner_id=caller.user_id, conversation_id=conversation_id)
     posted = services.message_post(
         conversation=conversation,
-        content=data.validated_data["content"],
-        model=data.validated_data.get("model", ""),
+        content=content,
+        model=model,
         caller=caller,
         request_id=request_id_of(request),
         rows=rows,

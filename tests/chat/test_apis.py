@@ -242,3 +242,109 @@ def test_the_newest_branch_drops_the_turns_of_earlier_versions_of_nested_edits(a
     q1b = say("user", "Q1b", edit_of=q1)
     say("assistant", "A1b", reply_to=q1b)
     assert [m.content for m in history_of(conversation=conversation)] == ["Q1b", "A1b"]
+
+
+BAD_AND_ODD_BODIES: list[Any] = [
+    None,
+    [],
+    ["hi"],
+    "hi",
+    7,
+    {},
+    {"model": "m"},
+    {"content": None},
+    {"content": True},
+    {"content": ["hi"]},
+    {"content": {"a": 1}},
+    {"content": 12},
+    {"content": 1.5},
+    {"content": ""},
+    {"content": "  spaced  "},
+    {"content": "nul\x00here"},
+    {"content": "half \ud800 pair"},
+    {"content": "hi", "model": None},
+    {"content": "hi", "model": False},
+    {"content": "hi", "model": 3},
+    {"content": "hi", "model": "   "},
+    {"content": "hi", "model": "  padded  "},
+    {"content": "hi", "model": "m" * 129},
+    {"content": "hi", "model": " " + "m" * 128 + " "},
+    {"content": "hi", "model": "\x00" + "m" * 128 + "\udfff"},
+    {"content": None, "model": []},
+    {"content": "hi", "unknown": "ignored"},
+]
+
+
+@pytest.mark.parametrize("body", BAD_AND_ODD_BODIES)
+def test_a_posts_body_is_read_as_the_serializer_reads_it(body: Any) -> None:
+    """The POST reads its body with plain code; the serializer it replaced is the reference."""
+    from chat.apis import MessageInput, message_input
+    from orchestration.errors import InvalidRequest
+    from orchestration.http import validation_message
+
+    reference = MessageInput(data=body)
+    if reference.is_valid():
+        expected = (reference.validated_data["content"], reference.validated_data.get("model", ""))
+        assert message_input(body) == expected
+    else:
+        with pytest.raises(InvalidRequest) as refused:
+            message_input(body)
+        assert refused.value.code == "invalid_request"
+        assert str(refused.value) == validation_message(reference.errors)
+
+
+def test_a_messages_output_is_the_serializers(alice: Any) -> None:
+    """``message_output`` is written out; the serializer it replaced is the reference."""
+    import datetime as dt
+    from decimal import Decimal
+
+    from chat.apis import MessageOutput, message_output
+
+    conversation = conversation_of(alice)
+    question = Message.objects.create(conversation=conversation, role="user", content="Q")
+    answer = Message.objects.create(
+        conversation=conversation,
+        role=Message.Role.ASSISTANT,
+        status=Message.Status.FAILED,
+        content="A",
+        reply_to=question,
+        cost_usd=Decimal("0.000123456789"),
+        latency_ms=12.5,
+        ttft_ms=3,
+        input_tokens=4,
+        output_tokens=5,
+        simulated=True,
+        error_code="producer_lost",
+        error_message="gone",
+        finished_at=dt.datetime(2026, 12, 5, 0, 1, 2, 345678, tzinfo=dt.UTC),
+    )
+    edit = Message.objects.create(conversation=conversation, role="user", content="Q2", edit_of=question)
+    fresh = Message(pk=99, conversation=conversation, role="assistant", status="streaming", cost_usd="1.5")
+    fresh.created_at = dt.datetime(2026, 12, 5, 1, 0, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+    for message in (question, answer, edit, fresh, Message.objects.get(pk=answer.pk)):
+        ours, reference = message_output(message), MessageOutput(message).data
+        assert ours == reference
+        assert [type(value) for value in ours.values()] == [type(value) for value in reference.values()]
+
+
+async def test_a_posts_reply_is_claimed_before_the_post_answers(alice_key: str, alice: Any, simulator: Any) -> None:
+    """The claim rides the loop's append pipeline; it has landed when the client learns the id,
+    so a second post does not take the running reply for one a dead process left streaming."""
+    simulator.configure(MODEL, tokens_per_s=40, reply=" ".join(["word"] * 12))
+    conversation = await sync_to_async(conversation_of)(alice)
+    url = f"/api/v1/conversations/{conversation.pk}/messages"
+    auth = {"Authorization": f"Bearer {alice_key}"}
+    response = await AsyncClient().post(url, {"content": "hi"}, "application/json", headers=auth)
+    assert response.status_code == 201, response.content
+    reply_id = response.json()["assistant_message"]["id"]
+    ttl_ms = await sync_to_async(streams.sync_client().pttl)(streams.key(reply_id, "producer"))
+    assert 0 < ttl_ms <= streams.producer_ttl_s() * 1000
+    second = await AsyncClient().post(url, {"content": "again"}, "application/json", headers=auth)
+    assert second.status_code == 409 and second.json()["error"]["code"] == "reply_in_progress"
+    reply = await Message.objects.aget(pk=reply_id)
+    deadline = time.monotonic() + 10
+    while reply.status == "streaming" and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+        await reply.arefresh_from_db()
+    assert reply.status == "complete" and reply.content
+    assert not await streams.producer_alive(reply_id)
