@@ -460,6 +460,10 @@ class StreamHub:
                     subscription.fail(error)
             self.followers.clear()
         finally:
+            if self._task is asyncio.current_task():
+                # Reading is over: a follower that subscribes from now on starts a reader of its
+                # own, instead of waking this one while it winds down.
+                self._task = None
             with contextlib.suppress(RedisError):
                 await client.delete(self.wake_key)
 
@@ -491,6 +495,13 @@ def stream_hub(loop: asyncio.AbstractEventLoop | None = None) -> StreamHub:
 async def events_all(message_id: int) -> list[ReplyEvent]:
     client, _ = _async_client()
     entries: Any = await client.xrange(key(message_id, "events"))
+    return _events(entries)
+
+
+async def events_after(message_id: int, after: int) -> list[ReplyEvent]:
+    """The events of the stream after the id ``after``, read at once (not through a hub)."""
+    client, _ = _async_client()
+    entries: Any = await client.xrange(key(message_id, "events"), min=f"(0-{after}")
     return _events(entries)
 
 

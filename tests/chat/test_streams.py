@@ -204,3 +204,23 @@ async def test_a_follower_that_comes_before_the_first_token_is_handed_every_even
     assert [e.data["delta"] for e in await follower.next(0.0)] == ["a", "bc"]
     hub.production_end(34)
     hub.unsubscribe(follower)
+
+
+async def test_a_follower_that_comes_while_the_last_reader_winds_down_is_still_read() -> None:
+    # A reply produced here ends, and its one follower leaves, before the reader it was handed to
+    # started: that reader starts for nobody and winds down (it deletes its wake stream). A
+    # follower that subscribes meanwhile must get a reader of its own, not a wake-up nobody reads.
+    hub = streams.stream_hub()
+    hub.production_start(51)
+    leaving = await hub.subscribe(51, 0)
+    hub.production_end(51)  # hands it to the reader, started soon
+    hub.unsubscribe(leaving)  # gone before that reader starts
+    await asyncio.gather(*streams._waking)  # the hand-over's wake-up starts the reader, which finds nobody
+    winding_down = hub._task
+    await asyncio.sleep(0)  # the reader is now in its last round trip
+    follower = await hub.subscribe(52, 0)
+    assert await streams.event_append(52, ReplyEvent(2, "token", {"delta": "hi"}))
+    assert [e.data["delta"] for e in await follower.next(3.0)] == ["hi"]
+    hub.unsubscribe(follower)
+    if winding_down is not None:
+        await asyncio.gather(winding_down, return_exceptions=True)
