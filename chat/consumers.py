@@ -172,7 +172,15 @@ class MessageStreamConsumer(AsyncHttpConsumer):
         """The producer is gone: end the reply as failed. True when the response was ended here."""
         await reply_finish_orphan(message_id, status=Message.Status.FAILED, code="producer_lost")
         if await streams.stream_exists(message_id):
-            return False  # the terminal event is in the stream: the next read relays it
+            # Its end is in the stream, yet this relay was handed nothing for a whole read: read
+            # the rest at once rather than trust the hub to hand it over (a follower must never
+            # wait forever on a reply that has ended).
+            rest = await streams.events_after(message_id, after)
+            if not rest or not rest[-1].is_terminal:
+                return False  # the end is not written yet: the next read relays it
+            await self.send_body(b"".join(event.sse() for event in rest))
+            self.sent_through = rest[-1].id
+            return True
         message = await _db(Message.objects.filter(pk=message_id).first)()
         if message is None:
             gone = ReplyEvent(after + 1, streams.ERROR, {"code": "message_deleted", "message": "It was deleted."})
