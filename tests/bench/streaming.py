@@ -28,7 +28,10 @@ ratios from this one run:
 - the load core's use (load client + upstream + Redis CPU over the wall time): under 100% means
   the load side was not the limit.
 Then Switchyard's own share: v1's CPU per token and per setup minus its server's floor's. Then
-1,000 streams at 5 tokens/s for floor, v1 and chat (TTFT p99, completion, peak RSS).
+1,000 streams at 5 tokens/s for floor, v1 and chat (TTFT p99, completion, peak RSS), twice: all
+started at once (a burst: TTFT is then the queue of 1,000 setups on one core), and arriving evenly
+over ``--many-ramp-s`` seconds (5), about as long as one lasts, so that about as many are open at
+once at the peak (the report gives that peak) without one burst of setups.
 
     python -m tests.bench streaming
     python -m tests.bench.streaming --streams 200 --litellm --uvicorn
@@ -239,6 +242,7 @@ class Run:
     peak_rss_mb: float
     load_core: float
     errors: list[str]
+    peak_open: int = 0
 
     def per_token_us(self) -> float:
         return self.cpu_s / max(1, self.tokens) * 1e6
@@ -259,9 +263,10 @@ def _cpu_s(pid: int | None) -> float:
     return float(times.user + times.system)
 
 
-def measure(target: Target, model: str, streams: int, *, side_pids: list[int]) -> Run:
-    """Start ``streams`` streams at once against ``target``; the server's CPU over exactly that time."""
-    spec = target.spec(model, streams)
+def measure(target: Target, model: str, streams: int, *, side_pids: list[int], ramp_s: float = 0.0) -> Run:
+    """Start ``streams`` streams at once (or spread evenly over ``ramp_s``) against ``target``; the
+    server's CPU over exactly that time."""
+    spec = target.spec(model, streams) | {"ramp_s": ramp_s}
     watch = RssWatch(target.process.pid)
     sampler = threading.Thread(target=watch.run, daemon=True)
     sampler.start()
@@ -287,7 +292,20 @@ def measure(target: Target, model: str, streams: int, *, side_pids: list[int]) -
         peak_rss_mb=watch.peak / 2**20,
         load_core=(report["cpu_s"] + side_cpu) / max(report["wall_s"], 1e-9),
         errors=errors[:3],
+        peak_open=_peak_open(results),
     )
+
+
+def _peak_open(results: list[dict[str, Any]]) -> int:
+    """The most streams open at one moment (each from its connection to its last byte)."""
+    edges = sorted(
+        [(r["opened_s"], 1) for r in results] + [(r["opened_s"] + r["total_ms"] / 1000, -1) for r in results]
+    )
+    peak = open_now = 0
+    for _, step in edges:
+        open_now += step
+        peak = max(peak, open_now)
+    return peak
 
 
 # --- the benchmark -------------------------------------------------------------------------------
@@ -372,6 +390,7 @@ def benchmark(
     *,
     streams: int = 200,
     many: int = 1000,
+    many_ramp_s: float = 5.0,
     litellm: bool = False,
     uvicorn: bool = False,
     repeat: int = 3,
@@ -414,7 +433,14 @@ def benchmark(
             for target in setup.targets:
                 if target.name in ("floor", "v1", "chat"):
                     run = measure(target, SLOW_MODEL, many, side_pids=setup.side_pids)
-                    figures[f"{target.name} x{many} at 5 tok/s"] = _line(run, None)
+                    figures[f"{target.name} x{many} at 5 tok/s, all at once"] = _line(run, None)
+                    if many_ramp_s:
+                        # The same streams arriving evenly over the time one lasts: as many open
+                        # at once at the peak, without one burst of setups queued on the core.
+                        run = measure(target, SLOW_MODEL, many, side_pids=setup.side_pids, ramp_s=many_ramp_s)
+                        figures[f"{target.name} x{many} at 5 tok/s, arriving over {many_ramp_s:g} s"] = (
+                            f"{_line(run, None)}, at most {run.peak_open} open at once"
+                        )
     finally:
         for target in setup.targets:
             figures |= {f"{target.name}: {k}": v for k, v in server_error(target.process).items()}
@@ -454,6 +480,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--streams", type=int, default=200)
     parser.add_argument("--many", type=int, default=1000, help="streams of the 5 tokens/s run (0 skips it)")
+    parser.add_argument(
+        "--many-ramp-s",
+        type=float,
+        default=5.0,
+        help="also run the 5 tokens/s streams arriving evenly over this many seconds (0 skips it)",
+    )
     parser.add_argument("--litellm", action="store_true")
     parser.add_argument("--uvicorn", action="store_true")
     parser.add_argument("--repeat", type=int, default=3, help="runs per figure; the median-CPU one is reported")
@@ -467,6 +499,7 @@ def main(argv: list[str] | None = None) -> int:
     figures = benchmark(
         streams=options.streams,
         many=options.many,
+        many_ramp_s=options.many_ramp_s,
         litellm=options.litellm,
         uvicorn=options.uvicorn,
         repeat=max(1, options.repeat),

@@ -1,4 +1,5 @@
-"""The load client: many streams started at once, each on its own connection, read as raw bytes.
+"""The load client: many streams started at once (or spread over ``ramp_s`` seconds), each on its
+own connection, read as raw bytes.
 
 It speaks just enough HTTP/1.1 to send a request and read a response, and finds tokens by the
 upstream's marker (`` zq``) in the bytes, so its cost per token is a ``bytes.find``. Two kinds:
@@ -31,6 +32,7 @@ class Stream:
     status: int = 0
     ttft_ms: float | None = None
     total_ms: float = 0.0
+    opened_s: float = 0.0  # when its connection was opened, from the start of the run
     tokens: int = 0
     error: str = ""
 
@@ -89,10 +91,13 @@ async def _read_stream(reader: asyncio.StreamReader, kind: str, started: float, 
     result.ok = b"event: error" not in seen and b'"error"' not in seen
 
 
-async def one(spec: dict[str, Any], index: int, gate: asyncio.Event) -> Stream:
+async def one(spec: dict[str, Any], index: int, gate: asyncio.Event, begun: list[float]) -> Stream:
     result = Stream()
     await gate.wait()
+    if spec.get("ramp_s"):  # arrivals spread evenly over ramp_s instead of all at once
+        await asyncio.sleep(index * spec["ramp_s"] / spec["streams"])
     started = time.perf_counter()
+    result.opened_s = started - begun[0]
     writer = None
     try:
         reader, writer = await asyncio.open_connection("127.0.0.1", spec["port"], limit=1 << 20)
@@ -127,8 +132,10 @@ async def run(spec: dict[str, Any]) -> list[Stream]:
     if "body" in spec and not isinstance(spec["body"], str):
         spec["body"] = json.dumps(spec["body"])
     gate = asyncio.Event()
-    tasks = [asyncio.ensure_future(one(spec, index, gate)) for index in range(spec["streams"])]
+    begun = [0.0]
+    tasks = [asyncio.ensure_future(one(spec, index, gate, begun)) for index in range(spec["streams"])]
     await asyncio.sleep(0)
+    begun[0] = time.perf_counter()
     gate.set()
     return list(await asyncio.wait_for(asyncio.gather(*tasks), spec.get("timeout_s", 300)))
 
