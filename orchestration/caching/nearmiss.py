@@ -8,6 +8,10 @@ see for certain (tests/data/semantic_pairs.jsonl measures the effect):
 - ``numbers``: a different multiset of numbers (digits, number words, Roman numerals II..XII);
 - ``numbers`` also compares clock times, read on a 24-hour clock: "6 am", "6:00" and "six in the
   morning" are one time, "6 pm" and "18:00" another, "noon" is "12 pm";
+- ``numbers`` reads a number spelled in several words as one ("twenty-four" is 24, "five hundred"
+  500, "ten thousand" 10000), "the second" before a noun as 2 ("the 2nd"), a decade as a decade
+  ("thirties" / "30s"; "the seventies" / "the 1970s", while "1860s" / "1960s" differ) and a unit
+  abbreviation after a number as its unit ("5 km" / "five kilometres");
 - ``negation``: the two hold a different count of negations ("can I" / "can't I", "safe" / "not
   safe"); a double negation is not read as none ("survive without" / "can't survive without");
 - ``direction``: the same two words on either side of "to"/"into"/"from", swapped
@@ -121,6 +125,44 @@ NUMBER_WORDS = (
         )
         if word != "_"
     }
+)
+# Number words that multiply what comes before them: "five hundred" is 500, "ten thousand" 10000.
+MULTIPLIERS = {"hundred": 100, "thousand": 1000, "million": 1000000, "billion": 1000000000, "dozen": 12}
+# Decades written as words: "in my thirties" is "in my 30s", "the seventies" "the 70s".
+DECADE_WORDS = {
+    word: f"{value}s"
+    for value, word in zip(
+        range(20, 100, 10),
+        _word_list("twenties thirties forties fifties sixties seventies eighties nineties"),
+        strict=True,
+    )
+}
+# Unit abbreviations read as the unit when a number comes right before: "5 km" is "five kilometres".
+UNIT_ABBREVIATIONS = {
+    "km": "kilometre",
+    "kms": "kilometres",
+    "kg": "kilogram",
+    "kgs": "kilograms",
+    "cm": "centimeter",
+    "mm": "millimeter",
+    "ml": "milliliter",
+    "mi": "mile",
+    "lb": "pound",
+    "lbs": "pounds",
+    "oz": "ounce",
+    "ft": "foot",
+    "hr": "hour",
+    "hrs": "hours",
+    "min": "minute",
+    "mins": "minutes",
+    "sec": "second",
+    "secs": "seconds",
+    "mph": "miles per hour",
+    "kph": "kilometres per hour",
+}
+_ORDINAL_WORDS = _word_set(
+    """third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth thirteenth fourteenth fifteenth
+    sixteenth seventeenth eighteenth nineteenth twentieth"""
 )
 ROMAN = {"II": "2", "III": "3", "IV": "4", "VI": "6", "VII": "7", "VIII": "8", "IX": "9", "XI": "11", "XII": "12"}
 DIRECTED = frozenset({"to", "into", "from"})
@@ -308,7 +350,76 @@ def _words(text: str) -> list[tuple[str, bool]]:
             acronym = len(token) > 1 and token.isupper() and token.lower() not in FILLERS  # "OK so ..." is no name
             named = acronym or (position > 0 and token[0].isupper() and token != "I")
             words.append((token if acronym else token.lower(), named))
-    return words
+    return _number_phrases(words)
+
+
+def _cardinal(word: str) -> int | None:
+    """The value of a cardinal number word ("four", "twenty"), or None ("first", "half", "hundred")."""
+    value = NUMBER_WORDS.get(word)
+    if value is None or word in MULTIPLIERS or word in ("half", "first"):
+        return None
+    return int(value) if value.isdigit() and word not in _ORDINAL_WORDS else None
+
+
+def _number_phrases(words: list[tuple[str, bool]]) -> list[tuple[str, bool]]:
+    """``words`` with each number written in several words or with a unit abbreviation read as one.
+
+    "twenty-four" is 24, "five hundred" 500, "10 thousand" 10000 (a number run of words, as a
+    reader adds and multiplies them); "the second" (an ordinal before a noun) is 2, like "2nd";
+    "1970s", "70s" and "seventies" are decades ("1970s" is kept whole: it says the century); a unit
+    abbreviation right after a number is the unit ("5 km", "3 lbs").
+    """
+    merged: list[tuple[str, bool]] = []
+    index = 0
+    while index < len(words):
+        word, named = words[index]
+        following = words[index + 1][0] if index + 1 < len(words) else ""
+        if word in DECADE_WORDS:
+            merged.append((DECADE_WORDS[word], False))
+        elif word.isdigit() and word.endswith("0") and following == "s" and len(word) in (2, 4):
+            merged.append((word + "s", False))
+            index += 1
+        elif word == "second" and merged and merged[-1][0] == "the" and following and following not in STOPWORDS:
+            merged.append(("2", False))
+        elif word in UNIT_ABBREVIATIONS and merged and _number(merged[-1][0]) is not None:
+            merged.extend((unit, False) for unit in UNIT_ABBREVIATIONS[word].split())
+        else:
+            run, value = _number_run(words, index)
+            if run > 1:
+                merged.append((value, False))
+                index += run
+                continue
+            merged.append((word, named))
+        index += 1
+    return merged
+
+
+def _number_run(words: list[tuple[str, bool]], start: int) -> tuple[int, str]:
+    """How many words from ``start`` spell one number, and its value: "twenty four", "five hundred"."""
+    total, current, index, last = 0, 0, start, ""
+    while index < len(words):
+        word = words[index][0]
+        if word in MULTIPLIERS and last:
+            total, current = (
+                (total, current * MULTIPLIERS[word])
+                if word == "hundred"
+                else (
+                    total + current * MULTIPLIERS[word],
+                    0,
+                )
+            )
+            last = "multiplier"
+        elif index == start and word.isdigit():
+            current, last = int(word), "digits"  # "10 thousand", not "10 twenty"
+        elif (value := _cardinal(word)) is not None and last != "digits":
+            # "twenty four" adds; "two three" (two numbers side by side) and "four twenty" do not.
+            if last == "unit" or (last == "tens" and (value >= 10 or current % 10)):
+                break
+            current, last = current + value, "tens" if value >= 20 else "unit"
+        else:
+            break
+        index += 1
+    return index - start, str(total + current)
 
 
 def _number(word: str) -> str | None:
@@ -816,6 +927,17 @@ def _same_with_one(q: Terms, c: Terms) -> bool:
     return False
 
 
+def _same_decades(q: Terms, c: Terms) -> bool:
+    """Whether the numbers agree once a decade without its century ("the 70s") is read as the other side's
+    ("the 1970s")."""
+    extra_q, extra_c = Counter(q.numbers) - Counter(c.numbers), Counter(c.numbers) - Counter(q.numbers)
+    if sum(extra_q.values()) != 1 or sum(extra_c.values()) != 1:
+        return False
+    (one,), (other,) = extra_q, extra_c
+    short, full = sorted((one, other), key=len)
+    return short.endswith("s") and len(short) == 3 and len(full) == 5 and full.endswith(short)
+
+
 def equivalent(query: str, candidate: str) -> bool:
     """Whether the two questions use the same content words (in any order), once synonyms are read as one."""
     q, c = _duration_unit_dropped(*_aligned(question_terms(query), question_terms(candidate)))
@@ -825,7 +947,7 @@ def equivalent(query: str, candidate: str) -> bool:
 def near_miss_reason(query: str, candidate: str) -> str | None:
     """Why ``candidate`` must not answer ``query`` although their vectors are close, or None."""
     q, c = _duration_unit_dropped(*_aligned(question_terms(query), question_terms(candidate)))
-    if q.numbers != c.numbers and not _same_with_one(q, c):
+    if q.numbers != c.numbers and not _same_with_one(q, c) and not _same_decades(q, c):
         return "numbers"
     if q.negations != c.negations:
         return "negation"

@@ -298,3 +298,39 @@ def test_how_to_questions_with_a_closed_class_verb_of_their_own_are_other_action
     cached: str, asked: str, reason: str | None
 ) -> None:
     assert near_miss_reason(asked, cached) == reason
+
+
+@pytest.mark.parametrize(
+    ("cached", "asked"),
+    [
+        ("Can I hold my breath for 45 seconds?", "Can I hold my breath for forty-five seconds?"),
+        ("Is a 300 page novel long?", "Is a three hundred page novel long?"),
+        ("How far is 20,000 leagues?", "How far is twenty thousand leagues?"),
+        ("What fashion was in style in the 1960s?", "What fashion was in style in the sixties?"),
+        ("Is it normal to change careers in your 40s?", "Is it normal to change careers in your forties?"),
+        ("Who won the 2nd Boer War?", "Who won the Second Boer War?"),
+        ("Is cycling 30 km a day a lot?", "Is cycling 30 kilometres a day a lot?"),
+        ("How long does it take to lose 10 lbs?", "How long does it take to lose ten pounds?"),
+    ],
+)
+def test_a_number_written_in_words_or_with_a_unit_abbreviation_is_the_same_number(cached: str, asked: str) -> None:
+    assert near_miss_reason(asked, cached) is None
+
+
+@pytest.mark.parametrize(
+    ("cached", "asked"),
+    [
+        ("Is a 300 page novel long?", "Is a three thousand page novel long?"),
+        ("Can I hold my breath for 45 seconds?", "Can I hold my breath for forty seconds?"),
+        ("What fashion was in style in the 1960s?", "What fashion was in style in the seventies?"),
+        ("What fashion was in style in the 1860s?", "What fashion was in style in the 1960s?"),
+        ("Who won the 2nd Boer War?", "Who won the First Boer War?"),
+        ("Can you buy two three-bedroom houses?", "Can you buy five three-bedroom houses?"),
+    ],
+)
+def test_numbers_in_words_still_differ_when_their_values_do(cached: str, asked: str) -> None:
+    assert near_miss_reason(asked, cached) == "numbers"
+
+
+def test_a_second_as_a_length_of_time_is_no_ordinal() -> None:
+    assert near_miss_reason("Can you wait a second?", "Can you wait 2 minutes?") == "numbers"
