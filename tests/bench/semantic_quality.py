@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 
 PAIRS = Path(__file__).resolve().parent.parent / "data" / "semantic_eval.jsonl"
-SPLITS = ("tune", "held_out", "fresh", "fresh2", "fresh3", "fresh4", "fresh5", "fresh6", "fresh7")
+SPLITS = ("tune", "held_out", "fresh", "fresh2", "fresh3", "fresh4", "fresh5", "fresh6", "fresh7", "fresh8")
 CALIBRATED_SPLITS = ("tune", "held_out")
 
 
