@@ -15,7 +15,8 @@ see for certain (tests/data/semantic_pairs.jsonl measures the effect):
 - ``negation``: the two hold a different count of negations ("can I" / "can't I", "safe" / "not
   safe"); a double negation is not read as none ("survive without" / "can't survive without");
 - ``direction``: the same two words on either side of "to"/"into"/"from", swapped
-  ("Fahrenheit to Celsius" / "Celsius to Fahrenheit");
+  ("Fahrenheit to Celsius" / "Celsius to Fahrenheit"), also when a word both ends share is left out
+  of one end ("from this year to next" / "from next year to this year");
 - ``role_swap``: the same words, but two participants exchange places around a relation, a verb
   or a small word ("Is Mars bigger than Venus?" / "Is Venus bigger than Mars?", "my wife's boss" /
   "my boss's wife", "Is Jupiter's moon bigger than Earth's moon?" swapped), or a leading wh-word is
@@ -26,7 +27,9 @@ see for certain (tests/data/semantic_pairs.jsonl measures the effect):
   and so is a thing owned by another owner on each side ("my messages" / "my employer's
   messages", "my parents take my car" / "my parents' car", "my wife's will" / "my will"); "give",
   "tell", "show", "get" and "want" stay in the frame as relations ("Can a dog give a human fleas?"
-  swapped);
+  swapped); whatever else differs, a thing owned on both sides by an owner that does something else
+  in the other question is one too ("Can my grandparents pay into my kids' fund?" / "Can I pay into
+  my grandparents' fund?");
 - ``quantity``: other quantifiers ("one row" / "all rows", "every other row" / "every row") or
   another grade of a degree word ("charge it halfway" / "fully", "slightly" / "very", "partly" /
   "completely", "a little" / "a lot"); "partly" / "partially" are one grade, and "completely" or
@@ -40,7 +43,9 @@ see for certain (tests/data/semantic_pairs.jsonl measures the effect):
 - ``action``: two how-to questions about one thing, each with a verb of its own, one of them of a
   closed class ("How do I freeze my credit?" / "How do I dispute my credit report?").
 
-Before comparing, a leading request verb is read as the question it opens ("Summarize the plot of
+Before comparing, a question typed in capitals throughout is read in small letters, short forms
+typed without the apostrophe ("dont", "whos") as with it, "the best way to" / "a good way to" as
+"the way to" (what "How do I" asks), and a leading request verb is read as the question it opens ("Summarize the plot of
 X" / "What is the plot of X?", "Compare X and Y" / "the differences between X and Y"), and the
 unit of "how many weeks" is left out when the other side asks "how long" (one duration asked two
 ways; "how many days" / "how many weeks" still differ).
@@ -239,7 +244,18 @@ _SHORT_FORMS = (
     (re.compile(r"\bwon'?t\b", re.I), "will not"),
     (re.compile(r"n't\b", re.I), " not"),
     (re.compile(r"'(s|re|m|ll|ve|d)\b", re.I), r" \1"),
+    # The same short forms typed without the apostrophe: "dont", "cant", "whos", "im", "youre".
+    (re.compile(r"\b(do|does|did|is|are|was|were|has|have|had|could|would|should)nt\b", re.I), r"\1 not"),
+    (re.compile(r"\bcant\b", re.I), "can not"),
+    (re.compile(r"\bwont\b", re.I), "will not"),
+    (re.compile(r"\b(who|what|where|when|why|how|there)s\b", re.I), r"\1 s"),
+    (re.compile(r"\b(i)(m|ve)\b", re.I), r"\1 \2"),
+    (re.compile(r"\b(you|they)re\b", re.I), r"\1 re"),
 )
+# "the best way to", "a good way to": the way asked for is the good one either way, as in "How do I".
+_GOOD_WAY = re.compile(r"\b(?:best|good|right|proper|correct)\s+(?=ways?\b)", re.I)
+# A question typed in capitals throughout: its capitals mark no names.
+_LOWER_CASE = re.compile(r"[a-z]")
 _TOKEN = re.compile(r"\d\d:\d\d(?!\d)|[A-Za-z]+|\d+(?:\.\d+)?")
 _HOUR_WORDS = "|".join(_word_list("one two three four five six seven eight nine ten eleven twelve"))
 # "6 pm", "6:30 p.m.", "7.30am" (digits only: "which one am I" is no time); "six in the morning", "9 at night".
@@ -335,7 +351,10 @@ def _clock_times(text: str) -> str:
 
 def _words(text: str) -> list[tuple[str, bool]]:
     """Lower-cased tokens, each with whether it was written as a name (capitalised mid-sentence)."""
+    if not _LOWER_CASE.search(text) and len(text.split()) > 2:
+        text = text.lower()
     text = _clock_times(text.replace("\u2019", "'"))
+    text = _GOOD_WAY.sub("", text)
     text = _PLURAL_POSSESSIVE.sub(" s", text)
     for pattern, replacement in _SHORT_FORMS:
         text = pattern.sub(replacement, text)
@@ -629,6 +648,8 @@ def _swapped_owners(q: Terms, c: Terms) -> bool:
     "Can my employer read my messages?" / "Can I read my employer's messages?": the messages are
     mine in one and the employer's in the other.
     """
+    if _moved_owner(q, c) or _moved_owner(c, q):
+        return True
     if Counter(q.content) != Counter(c.content):
         return False
     # An owner named in other words on each side ("the WHO's" / "the World Health Organization's",
@@ -643,6 +664,28 @@ def _swapped_owners(q: Terms, c: Terms) -> bool:
         if owner in known:
             c_owners.setdefault(thing, set()).add(owner)
     return any(thing in c_owners and c_owners[thing] != owners for thing, owners in q_owners.items())
+
+
+def _moved_owner(q: Terms, c: Terms) -> bool:
+    """A thing owned on both sides whose owner in ``c`` is in ``q`` too, there doing something else.
+
+    "Can my grandparents pay into my kids' college fund?" / "Can I pay into my grandparents' college
+    fund?": the grandparents give in one and own the fund in the other, whatever else the two ask.
+    """
+    q_owners: dict[str, set[str]] = {}
+    for owner, thing in q.owners:
+        q_owners.setdefault(thing, set()).add(owner)
+    # Named right before the thing, the owner still owns it: "the UK's debt" / "the United Kingdom's
+    # debt" (aligned as "UK debt" in the content only).
+    owning = set(pairwise(q.content))
+    return any(
+        thing in q_owners
+        and owner not in q_owners[thing]
+        and owner != "1"
+        and owner in q.content
+        and (owner, thing) not in owning
+        for owner, thing in c.owners
+    )
 
 
 # Personal pronouns whose form says the role: "I" / "we" do, "me" / "us" are done to. "you", "it"
@@ -823,9 +866,24 @@ def _reversed_route(q: Terms, c: Terms) -> bool:
     (q_from, q_to), (c_from, c_to) = q.route, c.route
     if q_from and q_to and q_from == c_to and q_to == c_from:
         return True
+    if _ellipsis_reversed(q.route, c.route) or _ellipsis_reversed(c.route, q.route):
+        return True
     # "US dollars to euros" / "euros to US dollars": each side's target is among the other's sources.
     (q_before, q_after), (c_before, c_after) = q.around_to, c.around_to
     return bool(q_after and c_after) and q_after != c_after and q_after <= c_before and c_after <= q_before
+
+
+def _ellipsis_reversed(
+    one: tuple[tuple[str, ...], tuple[str, ...]], other: tuple[tuple[str, ...], tuple[str, ...]]
+) -> bool:
+    """A route whose two ends share a word left out of one end: "from this year to next" / "from next
+    year to this year". The words that set ``one``'s target apart from its source set ``other``'s
+    source apart from its target."""
+    (one_from, one_to), (other_from, other_to) = one, other
+    if not (one_from and one_to and other_from and other_to):
+        return False
+    target = set(one_to) - set(one_from)
+    return bool(target) and target <= set(other_from) - set(other_to)
 
 
 @lru_cache(maxsize=1)

@@ -334,3 +334,46 @@ def test_numbers_in_words_still_differ_when_their_values_do(cached: str, asked: 
 
 def test_a_second_as_a_length_of_time_is_no_ordinal() -> None:
     assert near_miss_reason("Can you wait a second?", "Can you wait 2 minutes?") == "numbers"
+
+
+@pytest.mark.parametrize(
+    ("cached", "asked"),
+    [
+        (
+            "How can I send money from my savings to my current account?",
+            "How can I send money from my current to my savings account?",
+        ),
+        ("Can I move my booking from this Friday to next?", "Can I move my booking from next Friday to this Friday?"),
+    ],
+)
+def test_a_route_whose_ends_share_a_word_left_out_once_is_still_reversed(cached: str, asked: str) -> None:
+    assert near_miss_reason(asked, cached) == "direction"
+
+
+@pytest.mark.parametrize(
+    ("cached", "asked"),
+    [
+        ("Can my aunt pay into my son's savings account?", "Can I pay into my aunt's savings account?"),
+        ("Can my neighbours park in my sister's driveway?", "Can I park in my neighbours' driveway?"),
+    ],
+)
+def test_an_owner_who_acts_in_the_other_question_is_a_role_swap(cached: str, asked: str) -> None:
+    assert near_miss_reason(asked, cached) == "role_swap"
+
+
+@pytest.mark.parametrize(
+    ("cached", "asked"),
+    [
+        ("What is the EU's budget?", "What is the European Union's budget?"),
+        ("HOW DO I WATERPROOF MY GARMIN WATCH", "How do I waterproof my Garmin watch?"),
+        ("whos the mayor of chicago", "Who is the mayor of Chicago?"),
+        ("why doesnt my kettle switch off", "Why doesn't my kettle switch off?"),
+        ("What is the best way to season a cast iron pan?", "How do I season a cast iron pan?"),
+    ],
+)
+def test_owners_named_two_ways_capitals_short_forms_and_the_best_way_read_as_one(cached: str, asked: str) -> None:
+    assert near_miss_reason(asked, cached) is None
+
+
+def test_the_worst_way_is_not_the_best_way() -> None:
+    assert near_miss_reason("What is the worst way to season a pan?", "What is the best way to season a pan?")
