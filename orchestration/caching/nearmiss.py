@@ -39,7 +39,9 @@ see for certain (tests/data/semantic_pairs.jsonl measures the effect):
 - ``specific``: each side has a word of its own that names a specific thing: a capitalised name,
   a word the model's vocabulary does not hold, or a member of a closed class (weekdays, months,
   units, directions, opposites); a container or portion before "of" ("a can of", "a handful of")
-  is read as such a unit, "can" included;
+  is read as such a unit, "can" included; ``qualifier``: such a word on one side only, but for
+  "good", "best" and "great", which a request for advice implies ("Suggest names for a bakery" /
+  "What are some good names for a bakery?");
 - ``action``: two how-to questions about one thing, each with a verb of its own, one of them of a
   closed class ("How do I freeze my credit?" / "How do I dispute my credit report?").
 
@@ -239,6 +241,8 @@ CONTRAST_WORDS = _word_set(
     subscribe unsubscribe connect disconnect in out join leave hire fire accept decline encrypt decrypt
     single double full partial entire whole all every everyone one each"""
 )
+# The positive pole of a grade, which a question asking for advice implies whether it says it or not.
+EVALUATIVES = frozenset({"good", "best", "great"})
 _SHORT_FORMS = (
     (re.compile(r"\b(can)'?t\b", re.I), r"\1 not"),
     (re.compile(r"\bwon'?t\b", re.I), "will not"),
@@ -1024,6 +1028,9 @@ def near_miss_reason(query: str, candidate: str) -> str | None:
     only_query, only_candidate = set(q.content) - set(c.content), set(c.content) - set(q.content)
     if only_query & q.specific and only_candidate & c.specific:
         return "specific"
+    # "good" or "best" on one side only asks for what the other side asks for ("Suggest names" /
+    # "Suggest some good names"); "good" against "bad" still differs, by the rules above.
+    only_query, only_candidate = only_query - EVALUATIVES, only_candidate - EVALUATIVES
     if (only_query & q.specific and not only_candidate) or (only_candidate & c.specific and not only_query):
         return "qualifier"  # the same question narrowed by a specific word: "center a div" / "... vertically"
     return None

@@ -377,3 +377,18 @@ def test_owners_named_two_ways_capitals_short_forms_and_the_best_way_read_as_one
 
 def test_the_worst_way_is_not_the_best_way() -> None:
     assert near_miss_reason("What is the worst way to season a pan?", "What is the best way to season a pan?")
+
+
+@pytest.mark.parametrize(
+    ("cached", "asked"),
+    [
+        ("Suggest a name for my food truck.", "What's a good name for my food truck?"),
+        ("Recommend a tent for hiking.", "Which tent is best for hiking?"),
+    ],
+)
+def test_good_or_best_on_one_side_only_asks_the_same(cached: str, asked: str) -> None:
+    assert near_miss_reason(asked, cached) is None
+
+
+def test_good_against_bad_still_differs() -> None:
+    assert near_miss_reason("What is a bad name for a food truck?", "What is a good name for a food truck?")
