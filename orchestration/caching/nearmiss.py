@@ -14,6 +14,8 @@ see for certain (tests/data/semantic_pairs.jsonl measures the effect):
   abbreviation after a number as its unit ("5 km" / "five kilometres");
 - ``negation``: the two hold a different count of negations ("can I" / "can't I", "safe" / "not
   safe"); a double negation is not read as none ("survive without" / "can't survive without");
+  "stop X from V-ing", "prevent X V-ing" and "keep X from V-ing" are read as "X not V-ing"
+  ("What stops a dishwasher from draining?" / "Why is my dishwasher not draining?");
 - ``direction``: the same two words on either side of "to"/"into"/"from", swapped
   ("Fahrenheit to Celsius" / "Celsius to Fahrenheit"), also when a word both ends share is left out
   of one end ("from this year to next" / "from next year to this year");
@@ -258,6 +260,16 @@ _SHORT_FORMS = (
 )
 # "the best way to", "a good way to": the way asked for is the good one either way, as in "How do I".
 _GOOD_WAY = re.compile(r"\b(?:best|good|right|proper|correct)\s+(?=ways?\b)", re.I)
+# "stop X from V-ing", "prevent X V-ing", "keep X from V-ing" ask how X does not V: read as "X not V-ing".
+# "stop" and "prevent" need an X ("stop smoking" is "quit smoking"), one that is owned or a pronoun if "from"
+# is left out ("stop my glasses fogging up", not "stop a running container"); "keep" needs "from" ("keep X running").
+_KEEP_FROM = re.compile(
+    r"\b(?:(?:stop|prevent)(?:s|ped|ping|ed|ing)?\s+((?:[\w']+\s+){1,4}?)from\s+"
+    r"|keep(?:s|ing)?\s+((?:[\w']+\s+){0,4}?)from\s+"
+    r"|(?:stop|prevent)(?:s|ped|ping|ed|ing)?\s+((?:my|your|his|her|our|their|him|them|it|me|us)\s+(?:[\w']+\s+){0,3}?))"
+    r"(?=\w+ing\b)",
+    re.I,
+)
 # A question typed in capitals throughout: its capitals mark no names.
 _LOWER_CASE = re.compile(r"[a-z]")
 _TOKEN = re.compile(r"\d\d:\d\d(?!\d)|[A-Za-z]+|\d+(?:\.\d+)?")
@@ -359,6 +371,7 @@ def _words(text: str) -> list[tuple[str, bool]]:
         text = text.lower()
     text = _clock_times(text.replace("\u2019", "'"))
     text = _GOOD_WAY.sub("", text)
+    text = _KEEP_FROM.sub(lambda found: (found[1] or found[2] or found[3] or "") + "not ", text)
     text = _PLURAL_POSSESSIVE.sub(" s", text)
     for pattern, replacement in _SHORT_FORMS:
         text = pattern.sub(replacement, text)

@@ -392,3 +392,30 @@ def test_good_or_best_on_one_side_only_asks_the_same(cached: str, asked: str) ->
 
 def test_good_against_bad_still_differs() -> None:
     assert near_miss_reason("What is a bad name for a food truck?", "What is a good name for a food truck?")
+
+
+@pytest.mark.parametrize(
+    ("cached", "asked"),
+    [
+        ("How do I keep my windscreen from fogging up?", "How do I stop my windscreen from fogging up?"),
+        ("Why does my printer not feed paper?", "What prevents my printer from feeding paper?"),
+        ("how do i stop my dog chewing shoes", "How do I prevent my dog from chewing shoes?"),
+    ],
+)
+def test_stopping_something_from_happening_asks_how_it_does_not_happen(cached: str, asked: str) -> None:
+    assert near_miss_reason(asked, cached) is None
+
+
+@pytest.mark.parametrize(
+    ("cached", "asked"),
+    [
+        ("How do I stop my dog from chewing shoes?", "How do I get my dog to chew shoes?"),
+        ("How do I stop smoking?", "How do I not stop smoking?"),
+    ],
+)
+def test_stopping_something_and_making_it_happen_differ(cached: str, asked: str) -> None:
+    assert near_miss_reason(asked, cached) == "negation"
+
+
+def test_stopping_a_running_thing_is_no_negation() -> None:
+    assert near_miss_reason("How do I halt a running backup?", "How do I stop a running backup?") is None
