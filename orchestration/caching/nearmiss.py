@@ -1019,6 +1019,13 @@ def equivalent(query: str, candidate: str) -> bool:
     return bool(q.content) and Counter(q.content) == Counter(c.content)
 
 
+def spelled_out(query: str, candidate: str) -> bool:
+    """Whether the two read as the same words only once an acronym of one is spelled out in the other."""
+    q, c = question_terms(query), question_terms(candidate)
+    q_aligned, c_aligned = _aligned(q, c)
+    return (q_aligned.content, c_aligned.content) != (q.content, c.content) and equivalent(query, candidate)
+
+
 def near_miss_reason(query: str, candidate: str) -> str | None:
     """Why ``candidate`` must not answer ``query`` although their vectors are close, or None."""
     q, c = _duration_unit_dropped(*_aligned(question_terms(query), question_terms(candidate)))
