@@ -65,13 +65,19 @@ def default_policy(threshold: float | None = None) -> Any:
     """What a new model decides with: the default error budget's policy where the code has one."""
     try:
         from orchestration.caching.embedders import LocalEmbedder
-        from orchestration.caching.policy import DEFAULT_ERROR_BUDGET, EQUIVALENT_FLOOR, SemanticPolicy, policy_for
+        from orchestration.caching.policy import (
+            ACRONYM_FLOOR,
+            DEFAULT_ERROR_BUDGET,
+            EQUIVALENT_FLOOR,
+            SemanticPolicy,
+            policy_for,
+        )
     except ImportError:  # the code before error budgets: a raw threshold on the model
         from orchestration.models import LanguageModel
 
         return threshold or float(LanguageModel._meta.get_field("cache_semantic_threshold").get_default())
     if threshold is not None:
-        return SemanticPolicy(threshold, EQUIVALENT_FLOOR)
+        return SemanticPolicy(threshold, EQUIVALENT_FLOOR, acronym_floor=ACRONYM_FLOOR)
     return policy_for(None, DEFAULT_ERROR_BUDGET, LocalEmbedder.name)
 
 
