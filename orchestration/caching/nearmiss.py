@@ -31,7 +31,9 @@ see for certain (tests/data/semantic_pairs.jsonl measures the effect):
   "tell", "show", "get" and "want" stay in the frame as relations ("Can a dog give a human fleas?"
   swapped); whatever else differs, a thing owned on both sides by an owner that does something else
   in the other question is one too ("Can my grandparents pay into my kids' fund?" / "Can I pay into
-  my grandparents' fund?");
+  my grandparents' fund?"), and so, over the same words, is a yes/no question opened by a modal or
+  "do" whose subject is the asker in one and someone else in the other ("Can my kids' school see my
+  records?" / "Can I see my kids' school records?");
 - ``quantity``: other quantifiers ("one row" / "all rows", "every other row" / "every row") or
   another grade of a degree word ("charge it halfway" / "fully", "slightly" / "very", "partly" /
   "completely", "a little" / "a lot"); "partly" / "partially" are one grade, and "completely" or
@@ -311,6 +313,7 @@ class Terms:
     how_long: bool  # asks "how long"
     duration_unit: str | None  # the unit a duration is asked in: "how many weeks" -> "week"
     action: str | None  # the verb a how-to question asks about: "How do I freeze my credit?" -> "freez"
+    subject: str | None = None  # who a yes/no question's opening names: "asker" ("Can I ..."), "other", or None
 
 
 def stem(word: str) -> str:
@@ -528,6 +531,7 @@ def question_terms(text: str) -> Terms:
         owners=_owners(plain),
         how_long=("how", "long") in pairwise(plain),
         action=_action(plain),
+        subject=_subject(plain),
         duration_unit=next(
             (
                 _term(unit)
@@ -737,6 +741,35 @@ def _asker(words: list[str], index: int) -> bool:
     "explain to me"; not "Should my teacher tell me", where the verb has a subject of its own."""
     verb = index - 2 if words[index - 2 : index] == ["explain", "to"] else index - 1
     return verb >= 0 and words[verb] in REQUEST_VERBS and all(w in STOPWORDS or w in FILLERS for w in words[:verb])
+
+
+# A modal or "do" opening a yes/no question; "Is a visa required?" (a form of "be") names what is acted on.
+YES_NO_OPENINGS = _word_set("can could should may might must will would do does did")
+
+
+def _subject(words: list[str]) -> str | None:
+    """Who acts in a yes/no question: the asker ("Can I see ...?") or someone else ("Can my school see ...?")."""
+    if words[:1] and words[0] in YES_NO_OPENINGS:
+        words = [word for word in words[1:] if word != "not"]  # "Can't I ...?" is "Can I not ...?"
+    else:
+        return None
+    if len(words) < 2:
+        return None
+    if words[0] in ("i", "we"):
+        return "asker"
+    if words[0] in POSSESSIVES or words[0] in ("the", "a", "an") or words[0] not in STOPWORDS:
+        return "other"
+    return None
+
+
+def _swapped_subject(q: Terms, c: Terms) -> bool:
+    """The same words, the asker acting in one and someone else in the other: "Can my kids' school see my
+    medical records?" / "Can I see my kids' school medical records?"."""
+    return (
+        q.passive == c.passive
+        and {q.subject, c.subject} == {"asker", "other"}
+        and Counter(q.content) == Counter(c.content)
+    )
 
 
 def _swapped_pronoun_roles(q: Terms, c: Terms) -> bool:
@@ -1038,6 +1071,8 @@ def near_miss_reason(query: str, candidate: str) -> str | None:
     if (q.passive == c.passive and _swapped_roles(q.frame, c.frame)) or _swapped_wh_roles(q, c):
         return "role_swap"
     if q.passive == c.passive and (_swapped_pronoun_roles(q, c) or _swapped_owners(q, c)):
+        return "role_swap"
+    if _swapped_subject(q, c):
         return "role_swap"
     if q.quantifiers != c.quantifiers or _other_degree(q, c):
         return "quantity"

@@ -419,3 +419,25 @@ def test_stopping_something_and_making_it_happen_differ(cached: str, asked: str)
 
 def test_stopping_a_running_thing_is_no_negation() -> None:
     assert near_miss_reason("How do I halt a running backup?", "How do I stop a running backup?") is None
+
+
+@pytest.mark.parametrize(
+    ("cached", "asked"),
+    [
+        ("Can my bank see my credit card statements?", "Can I see my bank credit card statements?"),
+        ("Should my landlord check my smoke alarms?", "Should I check my landlord smoke alarms?"),
+    ],
+)
+def test_the_asker_acting_in_one_and_someone_else_in_the_other_is_a_role_swap(cached: str, asked: str) -> None:
+    assert near_miss_reason(asked, cached) == "role_swap"
+
+
+@pytest.mark.parametrize(
+    ("cached", "asked"),
+    [
+        ("Do I need a permit?", "Is a permit required?"),
+        ("Can't I return a sale item?", "Can I not return a sale item?"),
+    ],
+)
+def test_a_passive_or_a_negated_opening_names_no_other_subject(cached: str, asked: str) -> None:
+    assert near_miss_reason(asked, cached) is None
