@@ -441,3 +441,22 @@ def test_the_asker_acting_in_one_and_someone_else_in_the_other_is_a_role_swap(ca
 )
 def test_a_passive_or_a_negated_opening_names_no_other_subject(cached: str, asked: str) -> None:
     assert near_miss_reason(asked, cached) is None
+
+
+@pytest.mark.parametrize(
+    ("cached", "asked"),
+    [
+        ("How old do you have to be to open a bank account?", "What is the minimum age to open a bank account?"),
+        ("At what age can you donate blood?", "How old do you need to be to donate blood?"),
+        (
+            "How tall do kids have to be to ride a roller coaster?",
+            "What is the minimum height to ride a roller coaster?",
+        ),
+    ],
+)
+def test_how_old_you_have_to_be_asks_the_minimum_age(cached: str, asked: str) -> None:
+    assert near_miss_reason(asked, cached) is None
+
+
+def test_the_minimum_age_is_not_the_maximum_age() -> None:
+    assert near_miss_reason("What is the maximum age to donate blood?", "How old do you have to be to donate blood?")
