@@ -318,7 +318,7 @@ class Terms:
 
 def stem(word: str) -> str:
     """A crude stem: enough that "vaccines"/"vaccine" and "closing"/"closed" compare equal."""
-    return _shortened(_unsuffixed(word))
+    return _shortened(_ending(_unsuffixed(word)))
 
 
 def _unsuffixed(word: str) -> str:
@@ -326,10 +326,21 @@ def _unsuffixed(word: str) -> str:
         # "employee", "trainee": the one the verb acts on keeps its "ee", apart from "employer" -> "employ".
         return word.removesuffix("s")
     for suffix in _SUFFIXES:
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+        # "-ly" is an adverb's only after a stem of four letters: "quickly", not "apply" or "reply".
+        if word.endswith(suffix) and len(word) - len(suffix) >= (4 if suffix == "ly" else 3):
             word = word[: -len(suffix)] + ("y" if suffix in ("ies", "ied") else "")
             break
     return word.rstrip("e") if len(word) > 3 else word
+
+
+def _ending(word: str) -> str:
+    """A stem's last letters read one way: a final "e" left out ("measurement" -> "measure" ->
+    "measur", where "measured" ends) but for "-ee" ("employee"), a final "y" as "i" ("calories" /
+    "calorie", "cities" / "city")."""
+    if len(word) <= 3 or word.endswith("ee"):
+        return word
+    word = word.rstrip("e")
+    return word[:-1] + "i" if word.endswith("y") else word
 
 
 def _shortened(word: str) -> str:
@@ -480,7 +491,7 @@ def _synonyms() -> dict[str, str]:
 def _base(word: str) -> str:
     """The stem of the verb ``word`` comes from: "wrote" -> "writ", "composer" -> "compos"."""
     # The noun's suffix goes before the stem is cut short ("composer" and "composed" both end as "compos").
-    return _shortened(root(_unsuffixed(IRREGULAR_VERBS.get(word, word))))
+    return _shortened(_ending(root(_unsuffixed(IRREGULAR_VERBS.get(word, word)))))
 
 
 def _term(word: str) -> str:

@@ -460,3 +460,15 @@ def test_how_old_you_have_to_be_asks_the_minimum_age(cached: str, asked: str) ->
 
 def test_the_minimum_age_is_not_the_maximum_age() -> None:
     assert near_miss_reason("What is the maximum age to donate blood?", "How old do you have to be to donate blood?")
+
+
+@pytest.mark.parametrize(
+    ("cached", "asked"),
+    [
+        ("How do I count calories?", "How do I do a calorie count?"),
+        ("How is a blood pressure measurement done?", "How is blood pressure measured?"),
+        ("Who can apply?", "Who applies?"),
+    ],
+)
+def test_one_word_in_its_forms_reads_as_one_word(cached: str, asked: str) -> None:
+    assert equivalent(asked, cached)
