@@ -1015,9 +1015,12 @@ def _initials_of(acronym: str, words: list[str]) -> tuple[int, int] | None:
 
 
 def _with_acronyms(content: tuple[str, ...], acronyms: set[str]) -> tuple[str, ...]:
-    """``content`` with each spelled-out name of one of ``acronyms`` replaced by the acronym."""
+    """``content`` with each spelled-out name of one of ``acronyms``, or the acronym in small letters,
+    replaced by the acronym."""
     words = list(content)
     for acronym in sorted(acronyms - set(words)):
+        # Typed in small letters ("my roth ira" / "my Roth IRA"), an acronym is still the acronym.
+        words = [acronym if word == _term(acronym.lower()) else word for word in words]
         found = _initials_of(acronym, words)
         if found is not None:
             words[found[0] : found[1]] = [acronym]

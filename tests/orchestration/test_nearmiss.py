@@ -472,3 +472,8 @@ def test_the_minimum_age_is_not_the_maximum_age() -> None:
 )
 def test_one_word_in_its_forms_reads_as_one_word(cached: str, asked: str) -> None:
     assert equivalent(asked, cached)
+
+
+def test_an_acronym_typed_in_small_letters_is_the_acronym() -> None:
+    assert near_miss_reason("how do i renew my ehic", "How do I renew my EHIC?") is None
+    assert near_miss_reason("how do i renew my ehic", "How do I renew my GHIC?") == "substitution"
