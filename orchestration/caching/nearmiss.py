@@ -316,6 +316,8 @@ class Terms:
     subject: str | None = None  # who a yes/no question's opening names: "asker" ("Can I ..."), "other", or None
 
 
+# A word's stem depends on the word alone; questions repeat words, so each is worked out once.
+@lru_cache(maxsize=16384)
 def stem(word: str) -> str:
     """A crude stem: enough that "vaccines"/"vaccine" and "closing"/"closed" compare equal."""
     return _shortened(_ending(_unsuffixed(word)))
@@ -494,6 +496,8 @@ def _base(word: str) -> str:
     return _shortened(_ending(root(_unsuffixed(IRREGULAR_VERBS.get(word, word)))))
 
 
+# A word's stem depends on the word alone; questions repeat words, so each is worked out once.
+@lru_cache(maxsize=16384)
 def _term(word: str) -> str:
     """What the guard compares of a content word: its stem, read as the verb it comes from, as its group."""
     stemmed = _base(word)
