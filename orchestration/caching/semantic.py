@@ -47,7 +47,7 @@ from orchestration.caching.canonical import (
     response_to_json,
 )
 from orchestration.caching.embedders import Embedder, get_embedder
-from orchestration.caching.nearmiss import equivalent, near_miss_reason
+from orchestration.caching.nearmiss import equivalent, near_miss_reason, spelled_out
 from orchestration.caching.policy import SemanticPolicy, policy_for
 from orchestration.registry import ModelRoute
 from orchestration.types import ChatRequest, ChatResponse
@@ -244,12 +244,21 @@ def matches(
     for candidate in index.candidates(vector, policy.lowest, now, stale=stale):
         reason = near_miss_reason(question, candidate.question)
         if reason is None and candidate.similarity < policy.threshold:
-            reason = None if equivalent(question, candidate.question) else "below threshold"
+            reason = _below_threshold(question, candidate, policy)
         if reason is None:
             found.append(candidate)
         else:
             logger.debug("semantic candidate refused (%s): %r for %r", reason, candidate.question, question)
     return found
+
+
+def _below_threshold(question: str, candidate: Candidate, policy: SemanticPolicy) -> str | None:
+    """Why a candidate under the threshold may not answer, or None: it must be the same question."""
+    if not equivalent(question, candidate.question):
+        return "below threshold"
+    if candidate.similarity >= policy.equivalent_floor:
+        return None
+    return None if spelled_out(question, candidate.question) else "below the equivalent floor"
 
 
 def route_policy(route: ModelRoute, embedder_name: str) -> SemanticPolicy:

@@ -12,7 +12,8 @@ from asgiref.sync import sync_to_async
 from orchestration.caching.embedders import LocalEmbedder, ProviderEmbedder, embedder_from_setting
 from orchestration.caching.exact import ResponseCache, cache_index_flush, cache_purge_model
 from orchestration.caching.nearmiss import near_miss_reason
-from orchestration.caching.semantic import ScopeIndex, SemanticCache, semantic_query, semantic_scope
+from orchestration.caching.policy import DEFAULT_ERROR_BUDGET, EQUIVALENT_FLOOR, policy_for
+from orchestration.caching.semantic import ScopeIndex, SemanticCache, matches, semantic_query, semantic_scope
 from orchestration.orchestrator import CallContext
 from orchestration.types import ChatRequest, ChatResponse, Message, Usage
 from tests.orchestration.harness import FakeClock, model_row, provider_row, route
@@ -252,3 +253,19 @@ async def test_a_provider_embedding_model_can_embed_for_the_cache(
     assert simulator.stats("embed-sim")["requests"] == 1  # the question was embedded once for both
     await cache.aclose()
     await asyncio.to_thread(cache_index_flush)
+
+
+def spelled_out_served(cached: str, asked: str, policy: Any) -> bool:
+    index = ScopeIndex("k")
+    index.add("e", EMBEDDER.embed_sync([cached])[0], expires_at=100.0, stale_until=200.0, question=cached)
+    return bool(matches(index, asked, EMBEDDER.embed_sync([asked])[0], policy, 50.0, stale=False))
+
+
+def test_an_acronym_spelled_out_is_served_below_the_equivalent_floor_unless_reports_raised_it() -> None:
+    cached, asked = "What is an IPO?", "What is an initial public offering?"
+    vectors = EMBEDDER.embed_sync([cached, asked])
+    assert float(vectors[0] @ vectors[1]) < EQUIVALENT_FLOOR  # the embedder does not know the acronym
+    assert spelled_out_served(cached, asked, policy_for(None, DEFAULT_ERROR_BUDGET, EMBEDDER.name))
+    assert not spelled_out_served(cached, asked, policy_for(None, DEFAULT_ERROR_BUDGET, EMBEDDER.name, 0.6))
+    # Without a calibration's policy (a raw threshold) nothing under the threshold is served.
+    assert not spelled_out_served(cached, asked, policy_for(0.85, DEFAULT_ERROR_BUDGET, EMBEDDER.name))

@@ -1,6 +1,6 @@
 """How often the semantic cache serves a paraphrase, and how rarely a near miss, on labelled pairs.
 
-tests/data/semantic_eval.jsonl holds 2,874 question pairs in categories (see
+tests/data/semantic_eval.jsonl holds 3,204 question pairs in categories (see
 tests/bench/semantic_quality.py, which prints the per-category table). The ``tune`` split shaped
 the guard and the calibration; the ``held_out`` split is only measured. Each pair goes through the
 cache's own decision at the default error budget; ``fresh`` pairs were written after the rest had been
@@ -10,8 +10,10 @@ pronoun-role rules (``fresh2``, ``fresh3`` and ``fresh4`` have since shaped the 
 ``fresh5`` pairs before its owner, relation-verb, "every other", request and duration rules, and
 ``fresh6`` pairs before a learned second stage was tried (not adopted: docs/benchmarks.md);
 ``fresh5`` and ``fresh6`` then shaped the container, plural-possessive and how-to verb rules, and
-``fresh7`` pairs were written before those rules: like ``held_out`` and ``fresh``, ``fresh7`` is
-only measured. Run with ``-s`` to see the figures.
+``fresh7`` pairs were written before those rules, and ``fresh8`` pairs before the number-phrase,
+route-ellipsis, moved-owner, asker-subject, "good"/"best", "stop X from" and acronym-floor rules that
+``fresh8``'s own misses and ``fresh7``'s last wrong hit then shaped: ``fresh8`` was blind only for
+its before figure (docs/benchmarks.md). Run with ``-s`` to see the figures.
 """
 
 from __future__ import annotations
@@ -101,6 +103,8 @@ def test_at_the_default_budget_most_held_out_paraphrases_hit_and_tuned_near_miss
     assert rate(table, "paraphrase", "fresh5") >= 0.80
     assert rate(table, "paraphrase", "fresh6") >= 0.75
     assert rate(table, "paraphrase", "fresh7") >= 0.80
+    # fresh8: 110/162 (68%) after its round's rules (96/162 before them, blind).
+    assert rate(table, "paraphrase", "fresh8") >= 0.65
     assert rate(table, "near_miss", "tune") <= DEFAULT_ERROR_BUDGET
     assert rate(table, "near_miss", "held_out") <= 0.01
     for split in ("fresh", "fresh2", "fresh3", "fresh4", "fresh5"):
@@ -108,16 +112,28 @@ def test_at_the_default_budget_most_held_out_paraphrases_hit_and_tuned_near_miss
     # fresh6 (a development part now) still serves one possessive role swap: "Does a cat's mother
     # recognise her kittens?" / "Do kittens recognise their mother?" (see docs/benchmarks.md).
     assert table[("near_miss", "*", "fresh6")][0] <= 1
-    # fresh7, written before the container, plural-possessive and how-to verb rules, serves 1 of
-    # its 96 near misses (1.0%): "Can my kids' school see my medical records?" / "Can I see my kids'
-    # school medical records?" (the asker's role moves, nothing owned changes owner). It must not
-    # get worse.
-    assert table[("near_miss", "*", "fresh7")][0] <= 1
+    # fresh7 served 1 of its 96 near misses until the asker-subject rule of the fresh8 round ("Can my
+    # kids' school see my medical records?" / "Can I see my kids' school medical records?"); fresh8
+    # served 2 of 168 before its round (a route with a word left out, an owner that acts in the other
+    # question) and none after.
+    for split in ("fresh7", "fresh8"):
+        assert table[("near_miss", "*", split)][0] == 0, split
 
 
 def test_every_near_miss_kind_is_refused(table: dict[tuple[str, str, str], tuple[int, int]]) -> None:
     for category in NEAR_MISS_KINDS:
-        for split in ("tune", "held_out", "fresh", "fresh2", "fresh3", "fresh4", "fresh5", "fresh6", "fresh7"):
+        for split in (
+            "tune",
+            "held_out",
+            "fresh",
+            "fresh2",
+            "fresh3",
+            "fresh4",
+            "fresh5",
+            "fresh6",
+            "fresh7",
+            "fresh8",
+        ):
             assert table[("near_miss", category, split)][0] == 0, (category, split)
     for split in ("fresh2", "fresh3", "fresh4"):
         assert table[("near_miss", "role_swap", split)][0] == 0, split
@@ -126,9 +142,11 @@ def test_every_near_miss_kind_is_refused(table: dict[tuple[str, str, str], tuple
         assert table[("near_miss", category, "fresh5")][0] == 0, category
         assert table[("near_miss", category, "fresh6")][0] == 0, category
         assert table[("near_miss", category, "fresh7")][0] == 0, category
+        assert table[("near_miss", category, "fresh8")][0] == 0, category
     assert table[("near_miss", "role_swap", "fresh5")][0] == 0
     assert table[("near_miss", "role_swap", "fresh6")][0] <= 1  # the possessive above
-    assert table[("near_miss", "role_swap", "fresh7")][0] <= 1  # the possessive above
+    assert table[("near_miss", "role_swap", "fresh7")][0] == 0
+    assert table[("near_miss", "role_swap", "fresh8")][0] == 0
 
 
 def test_the_shipped_calibration_is_what_the_labelled_set_gives_today(vectors: list[Any]) -> None:
