@@ -735,6 +735,7 @@ class OpenedStream:
     first: Chunk
     timeout: CallTimeout
     watchdog: ReadWatchdog
+    bounded: bool  # the adapter ends every read within the call's limits itself (Provider.bounds_stream_reads)
 
 
 @dataclass(slots=True)
@@ -833,9 +834,8 @@ class ReplyStream:
     async def _open(self, route: ModelRoute, provider: ProviderSettings) -> OpenedStream:
         """Start the upstream stream and wait for its first chunk (nothing reached the caller yet)."""
         timeout = call_timeout(_deadline(self._call), self._request, route, provider, stream=True)
-        upstream = self._orchestrator.adapter(provider.config).stream(
-            replace(self._request, model=route.upstream), timeout=timeout
-        )
+        adapter = self._orchestrator.adapter(provider.config)
+        upstream = adapter.stream(replace(self._request, model=route.upstream), timeout=timeout)
         watchdog = ReadWatchdog()
         try:
             first = await _next_chunk(upstream, timeout.first_token + GUARD_S, watchdog)
@@ -845,7 +845,7 @@ class ReplyStream:
             watchdog.close()
             await _close(upstream)
             raise
-        return OpenedStream(upstream, first, timeout, watchdog)
+        return OpenedStream(upstream, first, timeout, watchdog, adapter.bounds_stream_reads)
 
     async def _relay(
         self, opened: OpenedStream, route: ModelRoute, lease: Lease, relayed: Relayed
@@ -859,6 +859,9 @@ class ReplyStream:
             while chunk is not None:
                 relayed.add(chunk)
                 yield chunk
+                if opened.bounded:  # a second time limit per token would only repeat the adapter's
+                    chunk = await anext(upstream, None)
+                    continue
                 limit_s = min(opened.timeout.idle, deadline.remaining()) + GUARD_S
                 chunk = await _next_chunk(upstream, limit_s, opened.watchdog)
         except Exception as failure:

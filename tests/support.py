@@ -68,12 +68,13 @@ class ManagedProcess:
     process: subprocess.Popen[Any] | None = None
     url: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    cwd: Path = ROOT  # another checkout serves its own code (``python -m`` imports from here)
 
     def start(self) -> ManagedProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it for its lifetime
         self.process = subprocess.Popen(
-            self.args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            self.args, cwd=self.cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
         log.close()
         return self

@@ -50,6 +50,9 @@ class Provider(ABC):
     kind: str = ""
     #: True where the service only pretends (the simulator): the UI labels its replies.
     simulated: bool = False
+    #: True when every read of ``stream`` ends within ``timeout``'s limits by the adapter's own
+    #: doing; the Orchestrator then sets no time limit of its own on each chunk after the first.
+    bounds_stream_reads: bool = False
 
     def __init__(self, config: ProviderConfig) -> None:
         self.config = config

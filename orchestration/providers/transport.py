@@ -33,7 +33,7 @@ import functools
 import json
 import weakref
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -63,7 +63,13 @@ _encode = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def json_bytes(payload: Any) -> bytes:
-    return _encode(payload).encode("ascii")
+    """``payload`` as a request body. orjson writes it in a ninth of the standard encoder's time
+    (every call writes one, the whole conversation); what orjson refuses (a lone surrogate in a
+    client's text, an integer past 64 bits) is written by the standard encoder, as ASCII."""
+    try:
+        return orjson.dumps(payload, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:
+        return _encode(payload).encode("ascii")
 
 
 def json_parsed(body: bytes, provider: str) -> Any:
@@ -190,7 +196,12 @@ class HttpProvider(Provider):
     Calls go straight to the pooled client's transport with a request built here: the
     client's cookie, redirect, auth and URL-merging steps, none of which a provider call uses,
     cost more CPU per call than the rest of the adapter.
+
+    Every read of a stream's body is bounded by the call's limits (``SseStream``), so
+    ``bounds_stream_reads`` holds for every adapter built on this class.
     """
+
+    bounds_stream_reads = True
 
     def __init__(self, config: ProviderConfig) -> None:
         super().__init__(config)
@@ -292,6 +303,27 @@ class HttpProvider(Provider):
         await self.clients.aclose()
 
 
+def _body_reader(response: httpx.Response) -> Callable[[], Awaitable[bytes]]:
+    """What reads the body's next bytes (``b""`` at its end).
+
+    A body that is not compressed is read straight from aiohttp's stream: httpx's ``aiter_bytes``
+    passes each read through four async iterators (its decoder, its chunker, the transport's
+    stream, aiohttp's chunk iterator), and a streamed reply reads once per token. aiohttp's
+    errors are ``TRANSPORT_ERRORS`` either way. A compressed body goes through httpx, which
+    decodes it (the transport asks aiohttp not to).
+    """
+    upstream = getattr(response.stream, "_aiohttp_response", None)
+    encoded = response.headers.get("Content-Encoding", "identity").lower() != "identity"
+    if isinstance(upstream, aiohttp.ClientResponse) and not encoded:
+        return upstream.content.readany
+    chunks = response.aiter_bytes()
+
+    async def next_bytes() -> bytes:
+        return await anext(chunks, b"")
+
+    return next_bytes
+
+
 class SseStream:
     """The events of one streamed reply, each read under the call's deadlines.
 
@@ -313,7 +345,7 @@ class SseStream:
     )
 
     def __init__(self, response: httpx.Response, timeout: CallTimeout, started: float, provider: str) -> None:
-        self._bytes = response.aiter_bytes()
+        self._bytes = _body_reader(response)
         self._watchdog = ReadWatchdog()
         self._parser = SseParser()
         self._pending: deque[SseEvent] = deque()
@@ -342,15 +374,15 @@ class SseStream:
         limit_at = now + self._limits.idle if self._token else self._first_at
         deadline = min(self._total_at, limit_at)
         try:
-            chunk = await self._watchdog.read(self._bytes.__anext__, deadline)
-        except StopAsyncIteration:
-            self._eof = True
-            self._pending.extend(self._parser.close())
-            return
+            chunk = await self._watchdog.read(self._bytes, deadline)
         except TimeoutError as error:
             raise self._timeout(deadline) from error
         except TRANSPORT_ERRORS as error:
             raise transport_error(error, self._provider) from error
+        if not chunk:
+            self._eof = True
+            self._pending.extend(self._parser.close())
+            return
         self._pending.extend(self._parser.feed(chunk))
 
     async def drain(self) -> None:
@@ -362,7 +394,7 @@ class SseStream:
         deadline = min(self._total_at, asyncio.get_running_loop().time() + DRAIN_S)
         try:
             async with asyncio.timeout_at(deadline):
-                async for _ in self._bytes:
+                while await self._bytes():
                     pass
         except (TimeoutError, *TRANSPORT_ERRORS):
             return

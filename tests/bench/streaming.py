@@ -88,12 +88,18 @@ def _redis_pid() -> int | None:
 
 
 def _start(
-    name: str, argv: list[str], *, ready_url: str, env: dict[str, str] | None = None, unset: tuple[str, ...] = ()
+    name: str,
+    argv: list[str],
+    *,
+    ready_url: str,
+    env: dict[str, str] | None = None,
+    unset: tuple[str, ...] = (),
+    cwd: Path = ROOT,
 ) -> Any:
     from tests.support import ManagedProcess, child_env, log_path, wait_http
 
     environment = {key: value for key, value in child_env(**(env or {})).items() if key not in unset}
-    process = ManagedProcess(argv, environment, log_path(f"bench-{name}")).start()
+    process = ManagedProcess(argv, environment, log_path(f"bench-{name}"), cwd=cwd).start()
     wait_http(ready_url, process=process.process, timeout=180)
     return process
 
@@ -138,7 +144,8 @@ def start_server_floor(server: str, upstream_url: str) -> Any:
     return process
 
 
-def start_switchyard(server: str) -> Any:
+def start_switchyard(server: str, checkout: Path = ROOT) -> Any:
+    """Switchyard as ``serve`` runs it, serving the code of ``checkout`` (this one by default)."""
     from project.stack import daphne_command
     from tests.support import database_url_for_current_connection, free_port
 
@@ -149,7 +156,8 @@ def start_switchyard(server: str) -> Any:
         command = [sys.executable, "-m", "uvicorn", "project.asgi:application", "--port", str(port)]
         command += ["--no-access-log", "--backlog", "2048"]
     env = {"DATABASE_URL": database_url_for_current_connection(), "DEBUG": "0"}
-    process = _start(server, [*_pinned(SERVER_CORE), *command], ready_url=f"http://127.0.0.1:{port}/healthz", env=env)
+    ready_url = f"http://127.0.0.1:{port}/healthz"
+    process = _start(server, [*_pinned(SERVER_CORE), *command], ready_url=ready_url, env=env, cwd=checkout)
     process.url = f"http://127.0.0.1:{port}"
     return process
 
@@ -469,6 +477,49 @@ def _own_shares(measured: dict[str, tuple[Run, Run]], streams: int) -> dict[str,
     return shares
 
 
+# --- before and after, interleaved ------------------------------------------------------------
+
+
+def _spread(values: list[float], unit: str, digits: int) -> str:
+    ordered = sorted(values)
+    median = ordered[len(ordered) // 2]
+    return f"{median:.{digits}f} {unit} (median; {ordered[0]:.{digits}f}-{ordered[-1]:.{digits}f})"
+
+
+def compare(before: Path, *, streams: int = 200, rounds: int = 12) -> dict[str, str]:
+    """``/v1`` served by ``before`` (another checkout, run with this interpreter) and by this
+    checkout, both up at once on the server core and given bursts in turn (the order alternating
+    each round), so both see the same machine state burst by burst: CPU per token, setup CPU per
+    stream and TTFT added p99 of each."""
+    pin_here_and_children(LOAD_CORE)
+    upstream = start_upstream()
+    secret, _ = registry_and_key(upstream.url)
+    headers = {"Authorization": f"Bearer {secret}"}
+    servers = {"before": start_switchyard("daphne", before), "after": start_switchyard("daphne")}
+    targets = {name: Target(f"v1-{name}", process, "v1", headers) for name, process in servers.items()}
+    runs: dict[str, dict[str, list[float]]] = {name: {"token": [], "setup": [], "ttft": []} for name in targets}
+    try:
+        for target in targets.values():
+            measure(target, MODEL, streams, side_pids=[])
+        for round_ in range(rounds):
+            for name in ("before", "after") if round_ % 2 == 0 else ("after", "before"):
+                main = measure(targets[name], MODEL, streams, side_pids=[])
+                one_token = measure(targets[name], SETUP_MODEL, streams, side_pids=[])
+                runs[name]["token"].append(main.per_token_us())
+                runs[name]["setup"].append(one_token.cpu_s / streams * 1000)
+                runs[name]["ttft"].append(main.ttft(0.99))
+    finally:
+        for process in [*servers.values(), upstream]:
+            process.stop()
+    figures = {"compared": f"{before} (before) and {ROOT} (after), {rounds} rounds of {streams} streams"}
+    for name, values in runs.items():
+        figures[f"v1 {name}"] = (
+            f"{_spread(values['token'], 'µs/token', 1)}; setup {_spread(values['setup'], 'ms', 3)}; "
+            f"TTFT added p99 {_spread(values['ttft'], 'ms', 0)}"
+        )
+    return figures
+
+
 def run() -> dict[str, str]:
     """Entry point of ``python -m tests.bench``; LiteLLM too when SWITCHYARD_BENCH_LITELLM=1."""
     if shutil.which("taskset") is None or len(os.sched_getaffinity(0)) < 2:
@@ -492,10 +543,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only", default="", help="comma-separated servers to measure (v1, chat, ...); the floor always runs"
     )
+    parser.add_argument(
+        "--before",
+        type=Path,
+        help="another checkout: its /v1 and this one's, side by side, bursts alternating (--rounds of them)",
+    )
+    parser.add_argument("--rounds", type=int, default=12, help="bursts per server with --before")
     options = parser.parse_args(argv)
     from tests.bench.environment import bench_environment
 
     bench_environment()
+    if options.before is not None:
+        for name, value in compare(options.before.resolve(), streams=options.streams, rounds=options.rounds).items():
+            print(f"{name}: {value}", flush=True)
+        return 0
     figures = benchmark(
         streams=options.streams,
         many=options.many,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import sys
 
-from project.housekeeping import FULL_COLLECTION_AFTER, freeze_loaded_objects
+from project.housekeeping import FULL_COLLECTION_AFTER, YOUNG_COLLECTION_AFTER, freeze_loaded_objects
 
 
 def test_the_loaded_application_is_frozen_with_its_views_imported() -> None:
@@ -20,11 +20,11 @@ def test_the_loaded_application_is_frozen_with_its_views_imported() -> None:
         gc.unfreeze()
 
 
-def test_full_collections_are_spaced_out_and_young_ones_keep_their_pace() -> None:
+def test_full_and_young_collections_are_spaced_out_and_middle_ones_keep_their_pace() -> None:
     before = gc.get_threshold()
     try:
         freeze_loaded_objects()
-        assert gc.get_threshold() == (before[0], before[1], FULL_COLLECTION_AFTER)
+        assert gc.get_threshold() == (YOUNG_COLLECTION_AFTER, before[1], FULL_COLLECTION_AFTER)
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)

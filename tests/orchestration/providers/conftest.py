@@ -5,6 +5,7 @@ sends, such as the loose variants of OpenAI-compatible servers."""
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -70,6 +71,7 @@ class CannedUpstream:
     body: bytes = b"{}"
     content_type: str = "application/json"
     end_delay_s: float = 0.0  # a pause between the body and its end, as a busy server may leave
+    gzipped: bool = False  # the body sent with ``Content-Encoding: gzip``
 
     def reply(self, payload: Any, *, status: int = 200) -> None:
         self.status, self.body, self.content_type = status, json.dumps(payload).encode(), "application/json"
@@ -87,6 +89,10 @@ async def canned() -> AsyncIterator[CannedUpstream]:
         upstream.headers.append({key.lower(): value for key, value in request.headers.items()})
         upstream.paths.append(request.path_qs)
         upstream.peers.add(request.transport.get_extra_info("peername") if request.transport else None)
+        if upstream.gzipped:
+            headers = {"Content-Encoding": "gzip"}
+            body = gzip.compress(upstream.body)
+            return web.Response(body=body, status=upstream.status, content_type=upstream.content_type, headers=headers)
         if not upstream.end_delay_s:
             return web.Response(body=upstream.body, status=upstream.status, content_type=upstream.content_type)
         response = web.StreamResponse(status=upstream.status, headers={"Content-Type": upstream.content_type})

@@ -41,6 +41,16 @@ async def test_openai_sends_max_completion_tokens_and_asks_for_stream_usage(
     assert canned.paths[0] == "/v1/chat/completions"
 
 
+async def test_a_gzipped_stream_reads_as_a_plain_one(make_adapter: AdapterFactory, canned: CannedUpstream) -> None:
+    canned.stream([openai_chunk({"content": "caf\u00e9 "}), openai_chunk({"content": "ok"}, "stop"), sse(b"[DONE]")])
+    canned.gzipped = True
+
+    chunks = await stream_all(make_adapter("openai", url=canned.url))
+
+    assert "".join(chunk.delta for chunk in chunks) == "caf\u00e9 ok"
+    assert chunks[-1].finish_reason == "stop"
+
+
 async def test_any_text_a_client_sends_reaches_the_provider(
     make_adapter: AdapterFactory, canned: CannedUpstream
 ) -> None:

@@ -1,0 +1,100 @@
+"""The lean handler (project/edge/handler.py): the view runs in the request's own task; the client's
+disconnect cancels it, and nothing else is taken for a disconnect."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+
+from project.edge.handler import LEAN_VIEW, LeanHandler
+
+
+class Client:
+    """The ASGI side of a client: its request (no body), then the messages the test puts in."""
+
+    def __init__(self) -> None:
+        self.inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.inbox.put_nowait({"type": "http.request", "body": b""})
+        self.sent: list[dict[str, Any]] = []
+
+    async def receive(self) -> dict[str, Any]:
+        return await self.inbox.get()
+
+    async def send(self, message: dict[str, Any]) -> None:
+        self.sent.append(message)
+
+
+def request_for(view: Any) -> dict[str, Any]:
+    """A GET of a lean route, served by ``view`` (as the router does for a fast-path view)."""
+    host = next(name for name in settings.ALLOWED_HOSTS if not name.startswith((".", "*", "[")))
+    return {
+        "type": "http",
+        "method": "GET",
+        "path": "/healthz",
+        "raw_path": b"/healthz",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", host.encode())],
+        "client": ("127.0.0.1", 40000),
+        "server": ("127.0.0.1", 8000),
+        LEAN_VIEW: view,
+    }
+
+
+class WaitingView:
+    """A view that waits until it is cancelled, and says so."""
+
+    def __init__(self) -> None:
+        self.started = asyncio.Event()
+        self.cancelled = False
+
+    async def __call__(self, request: HttpRequest) -> HttpResponse:
+        self.started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            self.cancelled = True
+            raise
+        return HttpResponse()
+
+
+async def test_a_client_that_goes_away_cancels_the_view_and_the_request_ends_quietly() -> None:
+    view, client = WaitingView(), Client()
+    handling = asyncio.create_task(LeanHandler()(request_for(view), client.receive, client.send))
+    await asyncio.wait_for(view.started.wait(), 5)
+
+    client.inbox.put_nowait({"type": "http.disconnect"})
+    await asyncio.wait_for(handling, 5)
+
+    assert view.cancelled and client.sent == []
+    assert not handling.cancelled()
+
+
+async def test_a_cancellation_from_the_server_is_not_taken_for_a_disconnect() -> None:
+    view, client = WaitingView(), Client()
+    handling = asyncio.create_task(LeanHandler()(request_for(view), client.receive, client.send))
+    await asyncio.wait_for(view.started.wait(), 5)
+
+    handling.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(handling, 5)
+
+    assert view.cancelled
+
+
+async def test_an_answered_request_leaves_no_task_waiting_for_its_disconnect() -> None:
+    async def view(request: HttpRequest) -> HttpResponse:
+        return HttpResponse(b"ok")
+
+    client = Client()
+    before = asyncio.all_tasks()
+    await LeanHandler()(request_for(view), client.receive, client.send)
+    await asyncio.sleep(0)  # the watch's cancellation is delivered on the next turn
+
+    assert [message["type"] for message in client.sent] == ["http.response.start", "http.response.body"]
+    assert client.sent[1]["body"] == b"ok"
+    assert asyncio.all_tasks() <= before
