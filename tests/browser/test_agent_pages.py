@@ -168,3 +168,16 @@ def test_an_unknown_task_url_says_only_that_there_is_no_such_task(page, live_web
     sign_in(page, live_web.url, person, "/tasks/00000000-0000-0000-0000-000000000000/")
     expect(page.get_by_role("alert")).to_have_text("There is no such task, or it is not yours.")
     expect(page.locator("#log-empty")).to_be_hidden()
+
+
+def test_a_task_typed_without_spaces_stays_in_its_column_on_the_tasks_page(page, live_web, person):
+    task = Task.objects.create(
+        owner=person, agent="research-assistant", input="Z" * 400, model=MODEL, status=Task.Status.COMPLETED
+    )
+    sign_in(page, live_web.url, person, "/tasks/")
+    row = page.locator(f'tr[data-task-id="{task.pk}"]')
+    row.wait_for()
+    screenshot(page, "tasks-long-input", full_page=False)
+    text, agent = row.locator(".task-cell a").bounding_box(), row.locator("code.tool").bounding_box()
+    assert text is not None and agent is not None
+    assert text["x"] + text["width"] <= agent["x"], "the task's text runs under the agent column"
