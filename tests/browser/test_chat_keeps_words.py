@@ -318,3 +318,18 @@ def test_a_failure_after_a_long_conversation_shows_above_the_message_box_and_scr
     back.click()
     expect(back).to_be_hidden()
     expect(alert).to_be_in_viewport()
+
+
+def test_escape_closes_the_export_menu_and_gives_focus_back_to_its_button(page, live_web, person, ui_model, simulator):
+    simulator.configure(MODEL, reply="Something to export.", tokens_per_s=0)
+    sign_in(page, live_web.url, person)
+    watch(send(page, "Export me"))
+    menu = page.locator("#chat-export")
+    button = menu.locator("summary")
+    button.focus()
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("link", name="Export as Markdown")).to_be_visible()
+    page.keyboard.press("Tab")
+    page.keyboard.press("Escape")
+    expect(page.get_by_role("link", name="Export as Markdown")).to_be_hidden()
+    expect(button).to_be_focused()

@@ -948,6 +948,7 @@
   }
   document.addEventListener("keydown", (event) => {
     if (event.key !== "Escape") return;
+    if (exportMenu.open) { exportMenu.open = false; exportMenu.querySelector("summary").focus(); return; }
     if (sidebar.classList.contains("open")) { setSidebar(false); toggle.focus(); } else if (state.stream) stop();
   });
   stopButton.addEventListener("click", stop);
