@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from playwright.sync_api import expect
 
+from orchestration.access.keys import api_key_create
 from orchestration.models import CacheEntry
 from tests.browser.conftest import screenshot, sign_in
 
@@ -57,3 +58,10 @@ def test_a_cached_question_without_spaces_leaves_the_hits_and_expiry_on_the_page
     width = page.locator("#result_list").evaluate("table => table.scrollWidth")
     assert width <= page.viewport_size["width"] - 200, f"the cache list is {width} px wide"
     assert row.bounding_box()["height"] < 150, "a row grew taller than a few lines"
+
+
+def test_a_key_named_without_spaces_keeps_the_admin_key_list_about_a_screen_wide(page, live_web, operator, person):
+    api_key_create(user=person, name="k" * 100)
+    sign_in(page, live_web.url, operator, "/admin/orchestration/apikey/")
+    width = page.locator("#result_list").evaluate("table => table.scrollWidth")
+    assert width <= page.viewport_size["width"] - 200, f"the key list is {width} px wide"
