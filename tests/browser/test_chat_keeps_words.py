@@ -333,3 +333,15 @@ def test_escape_closes_the_export_menu_and_gives_focus_back_to_its_button(page, 
     page.keyboard.press("Escape")
     expect(page.get_by_role("link", name="Export as Markdown")).to_be_hidden()
     expect(button).to_be_focused()
+
+
+def test_a_link_to_a_deleted_conversation_says_so_and_starts_a_new_chat(page, live_web, person, ui_model):
+    gone = Conversation.objects.create(owner=person, model=MODEL, title="Soon gone")
+    gone_id = gone.pk
+    gone.delete()
+    sign_in(page, live_web.url, person, f"/?c={gone_id}")
+    expect(page.locator("#chat-status")).to_have_text(
+        "That conversation is not here any more: it was deleted, or it belongs to someone else."
+    )
+    expect(page.get_by_role("heading", name="New chat")).to_be_visible()
+    assert page.url == f"{live_web.url}/", "a reload would say it again"

@@ -338,7 +338,11 @@
       const streaming = items.find((m) => m.role === "assistant" && m.status === "streaming");
       if (streaming) follow(streaming, nodeOf(streaming.id));
     } catch (error) {
-      sayError(error);
+      if (error.status !== 404) { sayError(error); return; }
+      // An old link, or a conversation deleted in another tab: start afresh rather than keep its URL.
+      state.conversations = state.conversations.filter((c) => c.id !== id);
+      newChat();
+      say("That conversation is not here any more: it was deleted, or it belongs to someone else.");
     }
   }
 
