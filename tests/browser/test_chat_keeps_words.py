@@ -345,3 +345,35 @@ def test_a_link_to_a_deleted_conversation_says_so_and_starts_a_new_chat(page, li
     )
     expect(page.get_by_role("heading", name="New chat")).to_be_visible()
     assert page.url == f"{live_web.url}/", "a reload would say it again"
+
+
+def test_a_conversation_deleted_in_one_tab_leaves_the_other_and_a_send_there_keeps_the_text(
+    page, live_web, person, ui_model, simulator
+):
+    simulator.configure(MODEL, reply="Soon deleted.", tokens_per_s=0)
+    sign_in(page, live_web.url, person)
+    watch(send(page, "Delete this one"))
+    other = page.context.new_page()
+    try:
+        other.goto(page.url)
+        other.locator("#message-list article.assistant").first.wait_for()
+        page.once("dialog", lambda dialog: dialog.accept())
+        page.get_by_role("button", name="Delete “Delete this one”").click()
+        expect(other.locator("#chat-status")).to_have_text("This conversation was deleted in another tab.")
+        expect(other.get_by_role("heading", name="New chat")).to_be_visible()
+        expect(other.get_by_role("link", name="Delete this one")).to_have_count(0)
+    finally:
+        other.close()
+
+    # Deleted where no tab could say so (here: by the server): the send keeps its text.
+    watch(send(page, "Another one"))
+    Conversation.objects.filter(owner=person).delete()
+    box = page.get_by_label("Message", exact=True)
+    box.fill("Typed into a conversation that is gone")
+    box.press("Enter")
+    expect(page.locator("#chat-status")).to_contain_text("This conversation was deleted")
+    expect(box).to_have_value("Typed into a conversation that is gone")
+    box.press("Enter")
+    expect(page.locator("#message-list article.user .message-body").last).to_have_text(
+        "Typed into a conversation that is gone"
+    )

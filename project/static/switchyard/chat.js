@@ -290,7 +290,18 @@
       draftClear(conversation.id);
       if (state.current && state.current.id === conversation.id) newChat();
       renderConversations();
+      if (tabs) tabs.postMessage({ type: "deleted", conversation: conversation.id });
     } catch (error) { sayError(error); }
+  }
+
+  // A conversation deleted elsewhere (another tab, or before an old link was opened): start a new
+  // chat instead, keeping whatever was typed in the message box.
+  function conversationGone(id, notice) {
+    const typed = input.value;
+    state.conversations = state.conversations.filter((c) => c.id !== id);
+    newChat();
+    if (typed) { input.value = typed; autosize(); countChars(); draftSave(); }
+    say(notice);
   }
 
   function newChat() {
@@ -338,11 +349,8 @@
       const streaming = items.find((m) => m.role === "assistant" && m.status === "streaming");
       if (streaming) follow(streaming, nodeOf(streaming.id));
     } catch (error) {
-      if (error.status !== 404) { sayError(error); return; }
-      // An old link, or a conversation deleted in another tab: start afresh rather than keep its URL.
-      state.conversations = state.conversations.filter((c) => c.id !== id);
-      newChat();
-      say("That conversation is not here any more: it was deleted, or it belongs to someone else.");
+      if (error.status === 404) conversationGone(id, "That conversation is not here any more: it was deleted, or it belongs to someone else.");
+      else sayError(error);
     }
   }
 
@@ -866,7 +874,9 @@
       announce(conversation.id);
       loadConversations().catch(() => {});
     } catch (error) {
-      sayError(error);
+      if (error.code === "conversation_not_found" && state.current) {
+        conversationGone(state.current.id, "This conversation was deleted, perhaps in another tab. Your message is kept: send it to start a new chat.");
+      } else sayError(error);
       renderConversations();
     } finally {
       state.sending = false;
@@ -944,6 +954,10 @@
   if (tabs) {
     tabs.addEventListener("message", (event) => {
       const data = event.data || {};
+      if (data.type === "deleted" && state.current && state.current.id === data.conversation) {
+        conversationGone(data.conversation, "This conversation was deleted in another tab.");
+        return;
+      }
       loadConversations().catch(() => {});
       if (data.type === "reply" && state.current && state.current.id === data.conversation && !state.stream) {
         openConversation(data.conversation, { keepScroll: false });
