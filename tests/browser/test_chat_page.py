@@ -267,3 +267,21 @@ def test_on_a_touch_phone_a_sent_message_shows_edit_and_copy(browser, live_web, 
         expect(page.get_by_label("New version of the message")).to_have_value("Edit me on a phone")
     finally:
         context.close()
+
+
+def test_right_to_left_text_reads_right_to_left_and_its_code_left_to_right(page, live_web, person, ui_model, simulator):
+    simulator.configure(MODEL, reply="שלום! הנה קוד:\n\n```python\nprint('hi')\n```", tokens_per_s=0)
+    sign_in(page, live_web.url, person)
+    watch(send(page, "مرحبا! كيف حالك اليوم؟"))
+
+    def direction(locator: Any) -> str:
+        return locator.evaluate("node => getComputedStyle(node).direction")
+
+    assert direction(page.locator("article.user .message-body").last) == "rtl"
+    assert direction(reply_node(page).locator(".message-body")) == "rtl"
+    assert direction(reply_node(page).locator("pre")) == "ltr"
+    assert direction(page.locator("#chat-title")) == "rtl"
+    screenshot(page, "chat-right-to-left", full_page=False)
+
+    watch(send(page, "And now in English"))
+    assert direction(page.locator("article.user .message-body").last) == "ltr"

@@ -240,7 +240,7 @@
     const name = conversationTitle(conversation);
     return el("li", { class: current ? "conversation current" : "conversation", "data-conversation-id": conversation.id },
       el("a", {
-        class: "conversation-open", href: `/?c=${conversation.id}`, "aria-current": current ? "page" : null, title: name,
+        class: "conversation-open", href: `/?c=${conversation.id}`, "aria-current": current ? "page" : null, title: name, dir: "auto",
         "aria-keyshortcuts": "F2 Delete",
         onclick: (event) => { event.preventDefault(); openConversation(conversation.id); },
         onkeydown: (event) => {
@@ -377,7 +377,7 @@
         class: "message user", "data-message-id": message.id, "data-edit-group": String(message.edit_of ?? message.id),
       },
         el("h2", { class: "sr-only" }, "You"),
-        el("div", { class: "message-body plain" }, message.content));
+        el("div", { class: "message-body plain", dir: "auto" }, message.content));
       node._message = message;
       node.append(el("div", { class: "message-actions user-actions", role: "group", "aria-label": "Message actions" },
         editPager(node),
@@ -393,7 +393,7 @@
       el("div", { class: "avatar", "aria-hidden": "true" }, "S"),
       el("div", { class: "message-main" },
         el("h2", { class: "sr-only" }, "Assistant"),
-        el("div", { class: "message-body markdown" }),
+        el("div", { class: "message-body markdown", dir: "auto" }),
         el("div", { class: "message-notices" }),
         el("div", { class: "message-meta" })));
     node._message = message;
@@ -455,7 +455,7 @@
   function editStart(node) {
     if (state.stream || state.sending || node.querySelector(".edit-form")) return;
     const body = node.querySelector(".message-body");
-    const field = el("textarea", { class: "edit-field", rows: "3", "aria-label": "New version of the message" });
+    const field = el("textarea", { class: "edit-field", rows: "3", dir: "auto", "aria-label": "New version of the message" });
     field.value = node._message.content;
     const form = el("form", { class: "edit-form" }, field,
       el("div", { class: "row" },
