@@ -366,7 +366,9 @@ def test_a_conversation_deleted_in_one_tab_leaves_the_other_and_a_send_there_kee
         other.close()
 
     # Deleted where no tab could say so (here: by the server): the send keeps its text.
-    watch(send(page, "Another one"))
+    reply = send(page, "Another one")
+    watch(reply)
+    reply.get_by_role("button", name="Regenerate").wait_for()  # settled: its saved copy was read back
     Conversation.objects.filter(owner=person).delete()
     box = page.get_by_label("Message", exact=True)
     box.fill("Typed into a conversation that is gone")

@@ -561,6 +561,7 @@
   // The footer's buttons. Other features add theirs to the same ``.message-actions`` group.
   function actionsFill(node, message) {
     const actions = node.querySelector(".message-actions");
+    if (!actions) return;  // a reply whose saved copy could not be read back has no footer yet
     actions.querySelectorAll(".reply-action").forEach((button) => button.remove());
     const busy = Boolean(state.stream);
     const latest = isLatest(node) && !busy;
@@ -828,6 +829,7 @@
         settle(node, message);
       }
     } catch (failure) {
+      if (failure.status === 404) { conversationGone(stream.conversationId, "This conversation was deleted, perhaps in another tab."); return; }
       sayError(failure);
     }
     versionsApply();
