@@ -4,7 +4,9 @@ keyboard use of the conversation list. Chromium, a live server, the real simulat
 
 from __future__ import annotations
 
+import re
 import time
+from typing import Any
 
 from playwright.sync_api import expect
 
@@ -379,3 +381,16 @@ def test_a_conversation_deleted_in_one_tab_leaves_the_other_and_a_send_there_kee
     expect(page.locator("#message-list article.user .message-body").last).to_have_text(
         "Typed into a conversation that is gone"
     )
+
+
+def test_settings_opened_while_the_conversation_still_loads_show_its_own(page, live_web, person, ui_model):
+    conversation = Conversation.objects.create(owner=person, model=MODEL, title="Slow", system_prompt="Be brief.")
+    held: list[Any] = []  # the conversation list's request, answered only after the click (a slow network)
+    page.route(re.compile(r"/api/v1/conversations\?"), lambda route: held.append(route))
+    sign_in(page, live_web.url, person, f"/?c={conversation.pk}")
+    page.wait_for_function("document.readyState === 'complete'")
+    page.get_by_role("button", name="Conversation settings").click()
+    assert len(held) == 1
+    held[0].continue_()
+    dialog = page.get_by_role("dialog", name="Conversation settings")
+    expect(dialog.get_by_label("System prompt")).to_have_value("Be brief.")

@@ -903,7 +903,12 @@
 
   const settings = $("settings");
 
-  function settingsOpen() {
+  // The conversation the URL names, once loaded: its settings are not shown (nor saved as a new
+  // conversation's) before it has arrived.
+  let pageReady = Promise.resolve();
+
+  async function settingsOpen() {
+    await pageReady;
     const current = state.current || {};
     $("settings-system").value = current.system_prompt || "";
     $("settings-temperature").value = current.temperature ?? "";
@@ -990,10 +995,11 @@
 
   showWelcome();
   draftRestore();
-  loadConversations().then(() => {
+  pageReady = loadConversations().then(() => {
     const wanted = new URLSearchParams(location.search).get("c");
     const conversation = wanted && state.conversations.find((c) => String(c.id) === wanted);
-    if (conversation) openConversation(conversation.id);
-    else if (wanted) openConversation(Number(wanted));
+    if (conversation) return openConversation(conversation.id);
+    if (wanted) return openConversation(Number(wanted));
+    return undefined;
   }).catch(sayError);
 })();
