@@ -82,12 +82,14 @@ def task_log_group(task_id: uuid.UUID | str) -> str:
 # --- creating and queueing ------------------------------------------------------------
 
 
-def task_default_model() -> str:
-    """The configured agent model, else the first routable model that takes tools."""
+def task_default_model(caller: Caller | None = None) -> str:
+    """The configured agent model, else the first routable model that takes tools (of those the
+    caller may use: a person limited to some models is not handed one they may not run)."""
     configured = settings.SWITCHYARD.get("AGENT_MODEL") or ""
     if configured:
         return str(configured)
     routes = sorted(snapshot().models.values(), key=lambda route: route.name)
+    routes = [route for route in routes if caller is None or caller.may_use(route.name)]
     with_tools = [route.name for route in routes if "tools" in route.capabilities]
     if with_tools or routes:
         return (with_tools or [routes[0].name])[0]
@@ -101,7 +103,7 @@ def _validated_request(caller: Caller, agent: str, task_input: str, model: str |
         raise InvalidRequest("invalid_request", "`input` must not be empty.", param="input")
     if len(task_input) > MAX_INPUT_CHARS:
         raise TooLarge("input_too_large", f"`input` is longer than {MAX_INPUT_CHARS} characters.", param="input")
-    model = model or task_default_model()
+    model = model or task_default_model(caller)
     route_of(caller, model, snapshot())
     return model
 

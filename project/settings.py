@@ -193,6 +193,9 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # No ?format= override: every API answers JSON (the export picks its file type with ?as=), and
+    # DRF answers an unknown format with a bare Http404 that its error handler does not expect.
+    "URL_FORMAT_OVERRIDE": None,
     "DEFAULT_PARSER_CLASSES": ["project.edge.parsers.StrictJSONParser"],
     "EXCEPTION_HANDLER": "project.edge.errors.drf_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

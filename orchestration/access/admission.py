@@ -320,13 +320,13 @@ def refusal(caller: Caller, guess: Estimate, verdict: Verdict) -> InvalidRequest
     if status == "budget_too_small":
         message = (
             f"This call could cost up to {worst} USD, more than {whose} whole monthly budget of "
-            f"{_usd(budget or Decimal(0))} USD. Lower max_tokens."
+            f"{_usd(budget or Decimal(0))} USD. {_budget_advice(caller, wait=False)}"
         )
         return InvalidRequest("budget_exceeded", message, meta=headers)
     if status == "budget_short":
         message = (
             f"This call could cost up to {worst} USD, more than the {left} USD left of {whose} "
-            "monthly budget. Lower max_tokens, or wait for next month."
+            f"monthly budget. {_budget_advice(caller, wait=True)}"
         )
         return _limited("budget_exceeded", message, headers, next_month)
     if status == "budget_held":
@@ -336,7 +336,17 @@ def refusal(caller: Caller, guess: Estimate, verdict: Verdict) -> InvalidRequest
         )
         return _limited("budget_exceeded", message, headers, _HELD_RETRY_S)
     message = f"{whose[0].upper()}{whose[1:]} monthly budget of {_usd(budget or Decimal(0))} USD is spent."
+    if caller.key is None:
+        message = f"{message} {_budget_advice(caller, wait=True)}"
     return _limited("budget_exceeded", message, headers, next_month)
+
+
+def _budget_advice(caller: Caller, *, wait: bool) -> str:
+    # An API client sets max_tokens itself; a person in the chat or the console cannot, and
+    # only an administrator can raise their budget.
+    if caller.key is not None:
+        return "Lower max_tokens, or wait for next month." if wait else "Lower max_tokens."
+    return "Wait for next month, or ask an administrator to raise it." if wait else "Ask an administrator to raise it."
 
 
 def _limited(code: str, message: str, headers: dict[str, str], retry_after_s: float) -> LimitReached:

@@ -11,11 +11,13 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
+from django.utils.text import Truncator
 
 from orchestration.caching.exact import cache_index_flush, cache_purge_all, cache_purge_entries, cache_purge_model
 from orchestration.caching.feedback import semantic_entries_report_wrong
 from orchestration.models import CacheEntry
 
+PREVIEW_CHARS = 120
 REDIS_DOWN = "Redis does not answer: nothing was purged."
 
 
@@ -25,8 +27,8 @@ class CacheEntryAdmin(admin.ModelAdmin):
         "model",
         "kind",
         "short_scope",
-        "question_preview",
-        "answer_preview",
+        "question",
+        "answer",
         "hits",
         "created_at",
         "expiry",
@@ -56,6 +58,15 @@ class CacheEntryAdmin(admin.ModelAdmin):
     @admin.display(description="scope")
     def short_scope(self, row: CacheEntry) -> str:
         return row.scope[:12]
+
+    # The list shows the start of each preview; the entry's page shows all of it.
+    @admin.display(description="question", ordering="question_preview")
+    def question(self, row: CacheEntry) -> str:
+        return Truncator(row.question_preview).chars(PREVIEW_CHARS)
+
+    @admin.display(description="answer", ordering="answer_preview")
+    def answer(self, row: CacheEntry) -> str:
+        return Truncator(row.answer_preview).chars(PREVIEW_CHARS)
 
     @admin.display(description="expires", ordering="expires_at")
     def expiry(self, row: CacheEntry) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from playwright.sync_api import expect
 
+from orchestration.access.keys import api_key_create
 from orchestration.models import CacheEntry
 from tests.browser.conftest import screenshot, sign_in
 
@@ -39,3 +40,28 @@ def test_cached_answers_are_listed_and_purged_from_the_admin(page, live_web, ope
     expect(page.locator("#result_list")).not_to_contain_text("What is Switchyard?")
     expect(page.locator("#result_list")).to_contain_text("How do I rotate a key?")
     assert list(CacheEntry.objects.values_list("question_preview", flat=True)) == ["How do I rotate a key?"]
+
+
+def test_a_cached_question_without_spaces_leaves_the_hits_and_expiry_on_the_page(page, live_web, operator):
+    CacheEntry.objects.create(
+        key="semantic:long",
+        kind="semantic",
+        model="sim-small",
+        question_preview="https://example.com/" + "a" * 280,
+        answer_preview="A long answer, " * 20,
+    )
+    sign_in(page, live_web.url, operator, "/admin/orchestration/cacheentry/")
+    screenshot(page, "admin-cache-long-question", full_page=False)
+    row = page.locator("#result_list tbody tr").first
+    # The changelist scrolls sideways inside its box beside the admin's two sidebars; what matters
+    # is that its table stays about a screen wide, not the 3,000 px one long preview made it.
+    width = page.locator("#result_list").evaluate("table => table.scrollWidth")
+    assert width <= page.viewport_size["width"] - 200, f"the cache list is {width} px wide"
+    assert row.bounding_box()["height"] < 150, "a row grew taller than a few lines"
+
+
+def test_a_key_named_without_spaces_keeps_the_admin_key_list_about_a_screen_wide(page, live_web, operator, person):
+    api_key_create(user=person, name="k" * 100)
+    sign_in(page, live_web.url, operator, "/admin/orchestration/apikey/")
+    width = page.locator("#result_list").evaluate("table => table.scrollWidth")
+    assert width <= page.viewport_size["width"] - 200, f"the key list is {width} px wide"

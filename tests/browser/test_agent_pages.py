@@ -9,7 +9,8 @@ from playwright.sync_api import expect
 
 from agents.models import Task, TaskEvent
 from orchestration.access.keys import api_key_create
-from tests.browser.conftest import MODEL, new_page, screenshot, sign_in
+from orchestration.access.models import AccessPolicy
+from tests.browser.conftest import BACKUP, MODEL, new_page, screenshot, sign_in
 
 QUESTION = "Which region is your account in?"
 
@@ -168,3 +169,30 @@ def test_an_unknown_task_url_says_only_that_there_is_no_such_task(page, live_web
     sign_in(page, live_web.url, person, "/tasks/00000000-0000-0000-0000-000000000000/")
     expect(page.get_by_role("alert")).to_have_text("There is no such task, or it is not yours.")
     expect(page.locator("#log-empty")).to_be_hidden()
+
+
+def test_a_task_typed_without_spaces_stays_in_its_column_on_the_tasks_page(page, live_web, person):
+    task = Task.objects.create(
+        owner=person, agent="research-assistant", input="Z" * 400, model=MODEL, status=Task.Status.COMPLETED
+    )
+    sign_in(page, live_web.url, person, "/tasks/")
+    row = page.locator(f'tr[data-task-id="{task.pk}"]')
+    row.wait_for()
+    screenshot(page, "tasks-long-input", full_page=False)
+    text, agent = row.locator(".task-cell a").bounding_box(), row.locator("code.tool").bounding_box()
+    assert text is not None and agent is not None
+    assert text["x"] + text["width"] <= agent["x"], "the task's text runs under the agent column"
+
+
+def test_the_agents_default_model_is_one_the_person_may_use(page, live_web, worker, person, ui_model, simulator):
+    AccessPolicy.objects.create(user=person, allowed_models=[BACKUP])
+    simulator.configure(BACKUP, script=[{"content": "Answered on the model I may use."}])
+    sign_in(page, live_web.url, person, "/tasks/")
+    form = page.get_by_role("form", name="Start a task")
+    expect(form.get_by_label("Model")).to_have_value("")  # the agent's default
+    form.get_by_label("Input").fill("Run on whatever I may use")
+    form.get_by_role("button", name="Start task").click()
+    expect(form.get_by_role("status")).to_contain_text("Started")
+    task = Task.objects.get(owner=person)
+    assert task.model == BACKUP
+    expect(page.locator(f'tr[data-task-id="{task.pk}"]')).to_have_attribute("data-status", "COMPLETED", timeout=30_000)

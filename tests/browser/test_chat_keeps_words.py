@@ -4,7 +4,9 @@ keyboard use of the conversation list. Chromium, a live server, the real simulat
 
 from __future__ import annotations
 
+import re
 import time
+from typing import Any
 
 from playwright.sync_api import expect
 
@@ -318,3 +320,77 @@ def test_a_failure_after_a_long_conversation_shows_above_the_message_box_and_scr
     back.click()
     expect(back).to_be_hidden()
     expect(alert).to_be_in_viewport()
+
+
+def test_escape_closes_the_export_menu_and_gives_focus_back_to_its_button(page, live_web, person, ui_model, simulator):
+    simulator.configure(MODEL, reply="Something to export.", tokens_per_s=0)
+    sign_in(page, live_web.url, person)
+    watch(send(page, "Export me"))
+    menu = page.locator("#chat-export")
+    button = menu.locator("summary")
+    button.focus()
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("link", name="Export as Markdown")).to_be_visible()
+    page.keyboard.press("Tab")
+    page.keyboard.press("Escape")
+    expect(page.get_by_role("link", name="Export as Markdown")).to_be_hidden()
+    expect(button).to_be_focused()
+
+
+def test_a_link_to_a_deleted_conversation_says_so_and_starts_a_new_chat(page, live_web, person, ui_model):
+    gone = Conversation.objects.create(owner=person, model=MODEL, title="Soon gone")
+    gone_id = gone.pk
+    gone.delete()
+    sign_in(page, live_web.url, person, f"/?c={gone_id}")
+    expect(page.locator("#chat-status")).to_have_text(
+        "That conversation is not here any more: it was deleted, or it belongs to someone else."
+    )
+    expect(page.get_by_role("heading", name="New chat")).to_be_visible()
+    assert page.url == f"{live_web.url}/", "a reload would say it again"
+
+
+def test_a_conversation_deleted_in_one_tab_leaves_the_other_and_a_send_there_keeps_the_text(
+    page, live_web, person, ui_model, simulator
+):
+    simulator.configure(MODEL, reply="Soon deleted.", tokens_per_s=0)
+    sign_in(page, live_web.url, person)
+    watch(send(page, "Delete this one"))
+    other = page.context.new_page()
+    try:
+        other.goto(page.url)
+        other.locator("#message-list article.assistant").first.wait_for()
+        page.once("dialog", lambda dialog: dialog.accept())
+        page.get_by_role("button", name="Delete “Delete this one”").click()
+        expect(other.locator("#chat-status")).to_have_text("This conversation was deleted in another tab.")
+        expect(other.get_by_role("heading", name="New chat")).to_be_visible()
+        expect(other.get_by_role("link", name="Delete this one")).to_have_count(0)
+    finally:
+        other.close()
+
+    # Deleted where no tab could say so (here: by the server): the send keeps its text.
+    reply = send(page, "Another one")
+    watch(reply)
+    reply.get_by_role("button", name="Regenerate").wait_for()  # settled: its saved copy was read back
+    Conversation.objects.filter(owner=person).delete()
+    box = page.get_by_label("Message", exact=True)
+    box.fill("Typed into a conversation that is gone")
+    box.press("Enter")
+    expect(page.locator("#chat-status")).to_contain_text("This conversation was deleted")
+    expect(box).to_have_value("Typed into a conversation that is gone")
+    box.press("Enter")
+    expect(page.locator("#message-list article.user .message-body").last).to_have_text(
+        "Typed into a conversation that is gone"
+    )
+
+
+def test_settings_opened_while_the_conversation_still_loads_show_its_own(page, live_web, person, ui_model):
+    conversation = Conversation.objects.create(owner=person, model=MODEL, title="Slow", system_prompt="Be brief.")
+    held: list[Any] = []  # the conversation list's request, answered only after the click (a slow network)
+    page.route(re.compile(r"/api/v1/conversations\?"), lambda route: held.append(route))
+    sign_in(page, live_web.url, person, f"/?c={conversation.pk}")
+    page.wait_for_function("document.readyState === 'complete'")
+    page.get_by_role("button", name="Conversation settings").click()
+    assert len(held) == 1
+    held[0].continue_()
+    dialog = page.get_by_role("dialog", name="Conversation settings")
+    expect(dialog.get_by_label("System prompt")).to_have_value("Be brief.")

@@ -247,3 +247,41 @@ def test_the_chat_works_at_phone_width(browser, live_web, person, ui_model, simu
         assert page.errors == []
     finally:
         page.context.close()
+
+
+def test_on_a_touch_phone_a_sent_message_shows_edit_and_copy(browser, live_web, person, ui_model, simulator):
+    # A phone has no hover: buttons revealed only on hover would be there, but invisible.
+    simulator.configure(MODEL, reply="Tap to edit.", tokens_per_s=0)
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    try:
+        context.set_default_timeout(15_000)
+        page = context.new_page()
+        assert page.evaluate("matchMedia('(hover: none)').matches")
+        sign_in(page, live_web.url, person)
+        watch(send(page, "Edit me on a phone"))
+        page.locator("#message-input").focus()  # nothing hovered or focused inside the message
+        actions = page.locator("article.user .user-actions").last
+        assert actions.evaluate("node => getComputedStyle(node).opacity") == "1"
+        screenshot(page, "chat-phone-touch", full_page=False)
+        actions.get_by_role("button", name="Edit message").tap()
+        expect(page.get_by_label("New version of the message")).to_have_value("Edit me on a phone")
+    finally:
+        context.close()
+
+
+def test_right_to_left_text_reads_right_to_left_and_its_code_left_to_right(page, live_web, person, ui_model, simulator):
+    simulator.configure(MODEL, reply="שלום! הנה קוד:\n\n```python\nprint('hi')\n```", tokens_per_s=0)
+    sign_in(page, live_web.url, person)
+    watch(send(page, "مرحبا! كيف حالك اليوم؟"))
+
+    def direction(locator: Any) -> str:
+        return locator.evaluate("node => getComputedStyle(node).direction")
+
+    assert direction(page.locator("article.user .message-body").last) == "rtl"
+    assert direction(reply_node(page).locator(".message-body")) == "rtl"
+    assert direction(reply_node(page).locator("pre")) == "ltr"
+    assert direction(page.locator("#chat-title")) == "rtl"
+    screenshot(page, "chat-right-to-left", full_page=False)
+
+    watch(send(page, "And now in English"))
+    assert direction(page.locator("article.user .message-body").last) == "ltr"

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from orchestration.models import ApiKey
-from tests.browser.conftest import log_in, screenshot
+from tests.browser.conftest import log_in, screenshot, sign_in
 
 
 def test_a_person_logs_in_creates_a_key_copies_it_and_revokes_it(page, live_web, person):
@@ -35,3 +35,17 @@ def test_the_login_page_refuses_a_wrong_password(page, live_web, person):
     page.get_by_role("alert").wait_for()
     screenshot(page, "login")
     assert "/accounts/login/" in page.url
+
+
+def test_a_key_named_without_spaces_keeps_its_revoke_button_in_view(page, live_web, person):
+    sign_in(page, live_web.url, person, "/keys/")
+    page.get_by_label("Name").fill("x" * 100)
+    page.get_by_role("button", name="Create key").click()
+    page.get_by_label("New API key").wait_for()
+    screenshot(page, "keys-long-name", full_page=False)
+
+    card = page.locator(".table-card")
+    assert card.evaluate("card => card.scrollWidth <= card.clientWidth"), "the keys table scrolls sideways"
+    revoke, box = page.get_by_role("button", name="Revoke").bounding_box(), card.bounding_box()
+    assert revoke is not None and box is not None
+    assert revoke["x"] + revoke["width"] <= box["x"] + box["width"]

@@ -240,7 +240,7 @@
     const name = conversationTitle(conversation);
     return el("li", { class: current ? "conversation current" : "conversation", "data-conversation-id": conversation.id },
       el("a", {
-        class: "conversation-open", href: `/?c=${conversation.id}`, "aria-current": current ? "page" : null, title: name,
+        class: "conversation-open", href: `/?c=${conversation.id}`, "aria-current": current ? "page" : null, title: name, dir: "auto",
         "aria-keyshortcuts": "F2 Delete",
         onclick: (event) => { event.preventDefault(); openConversation(conversation.id); },
         onkeydown: (event) => {
@@ -290,7 +290,18 @@
       draftClear(conversation.id);
       if (state.current && state.current.id === conversation.id) newChat();
       renderConversations();
+      if (tabs) tabs.postMessage({ type: "deleted", conversation: conversation.id });
     } catch (error) { sayError(error); }
+  }
+
+  // A conversation deleted elsewhere (another tab, or before an old link was opened): start a new
+  // chat instead, keeping whatever was typed in the message box.
+  function conversationGone(id, notice) {
+    const typed = input.value;
+    state.conversations = state.conversations.filter((c) => c.id !== id);
+    newChat();
+    if (typed) { input.value = typed; autosize(); countChars(); draftSave(); }
+    say(notice);
   }
 
   function newChat() {
@@ -338,7 +349,8 @@
       const streaming = items.find((m) => m.role === "assistant" && m.status === "streaming");
       if (streaming) follow(streaming, nodeOf(streaming.id));
     } catch (error) {
-      sayError(error);
+      if (error.status === 404) conversationGone(id, "That conversation is not here any more: it was deleted, or it belongs to someone else.");
+      else sayError(error);
     }
   }
 
@@ -365,7 +377,7 @@
         class: "message user", "data-message-id": message.id, "data-edit-group": String(message.edit_of ?? message.id),
       },
         el("h2", { class: "sr-only" }, "You"),
-        el("div", { class: "message-body plain" }, message.content));
+        el("div", { class: "message-body plain", dir: "auto" }, message.content));
       node._message = message;
       node.append(el("div", { class: "message-actions user-actions", role: "group", "aria-label": "Message actions" },
         editPager(node),
@@ -381,7 +393,7 @@
       el("div", { class: "avatar", "aria-hidden": "true" }, "S"),
       el("div", { class: "message-main" },
         el("h2", { class: "sr-only" }, "Assistant"),
-        el("div", { class: "message-body markdown" }),
+        el("div", { class: "message-body markdown", dir: "auto" }),
         el("div", { class: "message-notices" }),
         el("div", { class: "message-meta" })));
     node._message = message;
@@ -443,7 +455,7 @@
   function editStart(node) {
     if (state.stream || state.sending || node.querySelector(".edit-form")) return;
     const body = node.querySelector(".message-body");
-    const field = el("textarea", { class: "edit-field", rows: "3", "aria-label": "New version of the message" });
+    const field = el("textarea", { class: "edit-field", rows: "3", dir: "auto", "aria-label": "New version of the message" });
     field.value = node._message.content;
     const form = el("form", { class: "edit-form" }, field,
       el("div", { class: "row" },
@@ -549,6 +561,7 @@
   // The footer's buttons. Other features add theirs to the same ``.message-actions`` group.
   function actionsFill(node, message) {
     const actions = node.querySelector(".message-actions");
+    if (!actions) return;  // a reply whose saved copy could not be read back has no footer yet
     actions.querySelectorAll(".reply-action").forEach((button) => button.remove());
     const busy = Boolean(state.stream);
     const latest = isLatest(node) && !busy;
@@ -816,6 +829,7 @@
         settle(node, message);
       }
     } catch (failure) {
+      if (failure.status === 404) { conversationGone(stream.conversationId, "This conversation was deleted, perhaps in another tab."); return; }
       sayError(failure);
     }
     versionsApply();
@@ -862,7 +876,9 @@
       announce(conversation.id);
       loadConversations().catch(() => {});
     } catch (error) {
-      sayError(error);
+      if (error.code === "conversation_not_found" && state.current) {
+        conversationGone(state.current.id, "This conversation was deleted, perhaps in another tab. Your message is kept: send it to start a new chat.");
+      } else sayError(error);
       renderConversations();
     } finally {
       state.sending = false;
@@ -887,7 +903,12 @@
 
   const settings = $("settings");
 
-  function settingsOpen() {
+  // The conversation the URL names, once loaded: its settings are not shown (nor saved as a new
+  // conversation's) before it has arrived.
+  let pageReady = Promise.resolve();
+
+  async function settingsOpen() {
+    await pageReady;
     const current = state.current || {};
     $("settings-system").value = current.system_prompt || "";
     $("settings-temperature").value = current.temperature ?? "";
@@ -940,6 +961,10 @@
   if (tabs) {
     tabs.addEventListener("message", (event) => {
       const data = event.data || {};
+      if (data.type === "deleted" && state.current && state.current.id === data.conversation) {
+        conversationGone(data.conversation, "This conversation was deleted in another tab.");
+        return;
+      }
       loadConversations().catch(() => {});
       if (data.type === "reply" && state.current && state.current.id === data.conversation && !state.stream) {
         openConversation(data.conversation, { keepScroll: false });
@@ -948,6 +973,7 @@
   }
   document.addEventListener("keydown", (event) => {
     if (event.key !== "Escape") return;
+    if (exportMenu.open) { exportMenu.open = false; exportMenu.querySelector("summary").focus(); return; }
     if (sidebar.classList.contains("open")) { setSidebar(false); toggle.focus(); } else if (state.stream) stop();
   });
   stopButton.addEventListener("click", stop);
@@ -969,10 +995,11 @@
 
   showWelcome();
   draftRestore();
-  loadConversations().then(() => {
+  pageReady = loadConversations().then(() => {
     const wanted = new URLSearchParams(location.search).get("c");
     const conversation = wanted && state.conversations.find((c) => String(c.id) === wanted);
-    if (conversation) openConversation(conversation.id);
-    else if (wanted) openConversation(Number(wanted));
+    if (conversation) return openConversation(conversation.id);
+    if (wanted) return openConversation(Number(wanted));
+    return undefined;
   }).catch(sayError);
 })();

@@ -40,19 +40,25 @@ const Switchyard = (() => {
     return data;
   }
 
-  // What went wrong, in words a person can act on; the server's own message follows.
+  // What went wrong, in words a person can act on; the server's own message follows. Its messages
+  // serve API clients too: the sentence that points them at the Retry-After header means nothing
+  // on a page, which says the wait in seconds instead.
+  function pageMessage(message) {
+    return String(message || "").replace(/\s*Retry after the time in Retry-After\.?/g, "").trim();
+  }
+
   function describeError(error) {
     const code = error.code || "";
+    const message = pageMessage(error.message);
     const wait = error.retryAfter ? ` Try again in ${Math.ceil(error.retryAfter)} s.` : "";
-    if (error.status === 429 || code.startsWith("rate_limit") || code.includes("budget")) {
-      return `Rate limit reached.${wait} ${error.message}`;
-    }
+    if (code.includes("budget")) return message;  // it says itself when the budget comes back
+    if (error.status === 429 || code.startsWith("rate_limit")) return `${message || "Rate limit reached."}${wait}`;
     if (code === "upstream_unavailable" || code === "upstream_error" || error.status === 502 || error.status === 503) {
-      return `The model provider is unavailable right now.${wait} ${error.message}`;
+      return `The model provider is unavailable right now.${wait} ${message}`.trim();
     }
-    if (code === "deadline_exceeded" || error.status === 504) return `The model took too long to answer. ${error.message}`;
+    if (code === "deadline_exceeded" || error.status === 504) return `The model took too long to answer. ${message}`.trim();
     if (code === "network_error") return "The server could not be reached. Check your connection and try again.";
-    return error.message;
+    return message;
   }
 
   function escapeHtml(text) {
