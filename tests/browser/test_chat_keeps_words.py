@@ -4,8 +4,10 @@ keyboard use of the conversation list. Chromium, a live server, the real simulat
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from playwright.sync_api import expect
@@ -15,6 +17,18 @@ from tests.browser.conftest import MODEL, new_page, screenshot, sign_in
 from tests.browser.test_chat_page import plain, reply_node, saved_reply, send, watch
 
 LONG = " ".join(f"word{n}" for n in range(150))
+
+
+@contextlib.contextmanager
+def another_tab(page: Any) -> Iterator[Any]:
+    """The page's conversation opened in a second tab of the same browser, closed afterwards."""
+    other = page.context.new_page()
+    try:
+        other.goto(page.url)
+        other.locator("#message-list article.assistant").first.wait_for()
+        yield other
+    finally:
+        other.close()
 
 
 def settled(message_id: int, timeout: float = 20.0) -> Message:
@@ -275,10 +289,7 @@ def test_a_message_sent_in_one_tab_appears_in_the_other(page, live_web, person, 
     simulator.configure(MODEL, reply="Seen in both tabs.", tokens_per_s=20)
     sign_in(page, live_web.url, person)
     watch(send(page, "First"))
-    other = page.context.new_page()
-    try:
-        other.goto(page.url)
-        other.locator("#message-list article.assistant").first.wait_for()
+    with another_tab(page) as other:
         watch(send(page, "Second, from the first tab"))
         expect(other.locator("#message-list article.user .message-body").last).to_have_text(
             "Second, from the first tab"
@@ -287,8 +298,6 @@ def test_a_message_sent_in_one_tab_appears_in_the_other(page, live_web, person, 
             "Seen in both tabs."
         )
         screenshot(other, "chat-second-tab", full_page=False)
-    finally:
-        other.close()
 
 
 def test_a_failure_after_a_long_conversation_shows_above_the_message_box_and_scrolling_up_offers_a_way_back(
@@ -355,17 +364,12 @@ def test_a_conversation_deleted_in_one_tab_leaves_the_other_and_a_send_there_kee
     simulator.configure(MODEL, reply="Soon deleted.", tokens_per_s=0)
     sign_in(page, live_web.url, person)
     watch(send(page, "Delete this one"))
-    other = page.context.new_page()
-    try:
-        other.goto(page.url)
-        other.locator("#message-list article.assistant").first.wait_for()
+    with another_tab(page) as other:
         page.once("dialog", lambda dialog: dialog.accept())
         page.get_by_role("button", name="Delete “Delete this one”").click()
         expect(other.locator("#chat-status")).to_have_text("This conversation was deleted in another tab.")
         expect(other.get_by_role("heading", name="New chat")).to_be_visible()
         expect(other.get_by_role("link", name="Delete this one")).to_have_count(0)
-    finally:
-        other.close()
 
     # Deleted where no tab could say so (here: by the server): the send keeps its text.
     reply = send(page, "Another one")
