@@ -317,18 +317,54 @@ def test_a_failure_after_a_long_conversation_shows_above_the_message_box_and_scr
     alert = failed.get_by_role("alert")
     expect(alert).to_be_visible()
     expect(failed.get_by_role("button", name="Retry")).to_be_visible()
+    expect(failed.locator(".message-meta")).to_contain_text("failed after")  # the saved copy was read back
     composer_top = page.locator("#composer").bounding_box()["y"]
     retry = failed.get_by_role("button", name="Retry").bounding_box()
     assert retry["y"] + retry["height"] <= composer_top, "the Retry button is hidden under the message box"
     assert page.locator("#scroll-bottom").is_hidden()
 
-    page.locator("#messages").evaluate("scroller => { scroller.scrollTop = 0; }")
+    page.locator("#messages").evaluate("scroller => scroller.scrollTo({ top: 0, behavior: 'instant' })")
     back = page.get_by_role("button", name="Scroll to the latest")
     expect(back).to_be_visible()
     screenshot(page, "chat-scroll-to-latest", full_page=False)
     back.click()
     expect(back).to_be_hidden()
     expect(alert).to_be_in_viewport()
+
+
+def test_scrolling_up_as_a_reply_ends_is_not_undone_when_its_saved_copy_arrives(
+    page, live_web, person, ui_model, simulator
+):
+    conversation = Conversation.objects.create(owner=person, model=MODEL, title="Long one")
+    for n in range(12):
+        question = Message.objects.create(conversation=conversation, role="user", content=f"Question {n}\n" * 6)
+        Message.objects.create(
+            conversation=conversation, role="assistant", content=f"Answer {n}. " * 40, reply_to=question, model=MODEL
+        )
+    simulator.configure(MODEL, error_status=503)
+    simulator.configure(f"{MODEL}-backup", error_status=503)
+    sign_in(page, live_web.url, person, f"/?c={conversation.pk}")
+    page.locator("#message-list article.assistant").first.wait_for()
+    held: list[Any] = []  # the page's read of the saved messages, answered only when the test says
+
+    def hold_reads(route: Any) -> None:
+        if route.request.method == "GET":
+            held.append(route)
+        else:
+            route.continue_()
+
+    page.route(re.compile(r".*/api/v1/conversations/\d+/messages$"), hold_reads)
+    failed = send(page, "A question that fails")
+    expect(failed.get_by_role("alert")).to_be_visible()
+    page.wait_for_function("() => document.querySelector('#messages').scrollTop > 0")
+    page.locator("#messages").evaluate("scroller => scroller.scrollTo({ top: 0, behavior: 'instant' })")
+    back = page.get_by_role("button", name="Scroll to the latest")
+    expect(back).to_be_visible()
+    assert held, "the page read the saved reply before the test could hold it"
+    held.pop().continue_()
+    expect(failed.locator(".message-meta")).to_contain_text("failed after")
+    assert page.locator("#messages").evaluate("scroller => scroller.scrollTop") == 0, "the page scrolled back down"
+    expect(back).to_be_visible()
 
 
 def test_escape_closes_the_export_menu_and_gives_focus_back_to_its_button(page, live_web, person, ui_model, simulator):

@@ -815,8 +815,10 @@
     paintText(node, stream.text);
     if (error) settle(node, { status: "failed", ...error });
     // The end of a reply (its error, its buttons) must not hide under the message box: scrolled to
-    // as soon as it is drawn, and again once the saved message has filled it in.
+    // as soon as it is drawn, and again once the saved message has filled it in, unless the person
+    // scrolled up meanwhile (then the "Scroll to the latest" button stays, and so do they).
     if (near) scrollDown(true);
+    const pinnedAt = scroller.scrollTop;
     try {
       const data = await api("GET", `/api/v1/conversations/${stream.conversationId}/messages`);
       const message = (data.results || data).find((m) => m.id === stream.messageId);
@@ -833,7 +835,7 @@
       sayError(failure);
     }
     versionsApply();
-    if (near) scrollDown(true);
+    if (near && scroller.scrollTop >= pinnedAt - 2) scrollDown(true);
     loadConversations().catch(() => {});
   }
 
