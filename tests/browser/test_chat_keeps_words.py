@@ -300,9 +300,8 @@ def test_a_message_sent_in_one_tab_appears_in_the_other(page, live_web, person, 
         screenshot(other, "chat-second-tab", full_page=False)
 
 
-def test_a_failure_after_a_long_conversation_shows_above_the_message_box_and_scrolling_up_offers_a_way_back(
-    page, live_web, person, ui_model, simulator
-):
+def open_a_long_conversation_whose_model_fails(page: Any, live_web: Any, person: Any, simulator: Any) -> None:
+    """Twelve exchanges, taller than the pane, open on the page; the model and its backup answer 503."""
     conversation = Conversation.objects.create(owner=person, model=MODEL, title="Long one")
     for n in range(12):
         question = Message.objects.create(conversation=conversation, role="user", content=f"Question {n}\n" * 6)
@@ -313,6 +312,12 @@ def test_a_failure_after_a_long_conversation_shows_above_the_message_box_and_scr
     simulator.configure(f"{MODEL}-backup", error_status=503)
     sign_in(page, live_web.url, person, f"/?c={conversation.pk}")
     page.locator("#message-list article.assistant").first.wait_for()
+
+
+def test_a_failure_after_a_long_conversation_shows_above_the_message_box_and_scrolling_up_offers_a_way_back(
+    page, live_web, person, ui_model, simulator
+):
+    open_a_long_conversation_whose_model_fails(page, live_web, person, simulator)
     failed = send(page, "A long question that fails\n" * 8)
     alert = failed.get_by_role("alert")
     expect(alert).to_be_visible()
@@ -335,16 +340,7 @@ def test_a_failure_after_a_long_conversation_shows_above_the_message_box_and_scr
 def test_scrolling_up_as_a_reply_ends_is_not_undone_when_its_saved_copy_arrives(
     page, live_web, person, ui_model, simulator
 ):
-    conversation = Conversation.objects.create(owner=person, model=MODEL, title="Long one")
-    for n in range(12):
-        question = Message.objects.create(conversation=conversation, role="user", content=f"Question {n}\n" * 6)
-        Message.objects.create(
-            conversation=conversation, role="assistant", content=f"Answer {n}. " * 40, reply_to=question, model=MODEL
-        )
-    simulator.configure(MODEL, error_status=503)
-    simulator.configure(f"{MODEL}-backup", error_status=503)
-    sign_in(page, live_web.url, person, f"/?c={conversation.pk}")
-    page.locator("#message-list article.assistant").first.wait_for()
+    open_a_long_conversation_whose_model_fails(page, live_web, person, simulator)
     held: list[Any] = []  # the page's read of the saved messages, answered only when the test says
 
     def hold_reads(route: Any) -> None:
