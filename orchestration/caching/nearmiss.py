@@ -23,7 +23,9 @@ see for certain (tests/data/semantic_pairs.jsonl measures the effect):
   or a small word ("Is Mars bigger than Venus?" / "Is Venus bigger than Mars?", "my wife's boss" /
   "my boss's wife", "Is Jupiter's moon bigger than Earth's moon?" swapped), or a leading wh-word is
   the verb's object in one and its subject in the other ("Who did Ali beat?" / "Who beat Ali?");
-  passive for active, a fronted phrase, "X and Y" / "Y and X" and "X vs Y" / "Y vs X" are not swaps;
+  but the participants exchanged around the other end of the same scale are the same question
+  ("Is X healthier than Y?" / "Is Y less healthy than X?", "before Y" / "Y ... after"); passive for
+  active, a fronted phrase, "X and Y" / "Y and X" and "X vs Y" / "Y vs X" are not swaps;
   over the same words, a pronoun that is the subject in one and the object in the other is one
   ("my landlord owes me" / "I owe my landlord"), unless it is the asker of the request ("tell me"),
   and so is a thing owned by another owner on each side ("my messages" / "my employer's
@@ -990,6 +992,86 @@ def _swapped_roles(query: tuple[str, ...], candidate: tuple[str, ...]) -> bool:
     )
 
 
+# Comparatives that read one scale from its two ends: "X is higher than Y" is "Y is lower than X".
+# Each pair is (the end that is "more", the end that is "less"); their "-er" forms and irregular
+# comparatives read the same.
+_OPPOSITE_COMPARATIVES = (
+    ("high higher", "low lower"),
+    ("big bigger large larger", "small smaller little"),
+    ("long longer", "short shorter"),
+    ("fast faster quick quicker", "slow slower"),
+    ("old older", "young younger"),
+    ("heavy heavier", "light lighter"),
+    ("hot hotter warm warmer", "cold colder cool cooler"),
+    ("strong stronger", "weak weaker"),
+    ("good better", "bad worse"),
+    ("early earlier before", "late later after"),
+    ("expensive pricier", "cheap cheaper"),
+    ("rich richer", "poor poorer"),
+    ("wide wider", "narrow narrower"),
+    ("more", "less fewer"),
+)
+
+
+@lru_cache(maxsize=1)
+def _comparative_ends() -> dict[str, tuple[str, int]]:
+    """term -> (the scale it names, +1 for its "more" end or -1 for its "less" end)."""
+    ends: dict[str, tuple[str, int]] = {}
+    for more, less in _OPPOSITE_COMPARATIVES:
+        scale = more.split()[0]
+        for words, sign in ((more, 1), (less, -1)):
+            for word in words.split():
+                ends.setdefault(_term(word), (scale, sign))
+                ends.setdefault(word, (scale, sign))
+    return ends
+
+
+def _graded(frame: tuple[str, ...]) -> tuple[tuple[str, ...], int] | None:
+    """``frame`` with its one comparison written as a scale and a sign, and the sign; None without one.
+
+    "brown rice healthier than white rice" -> (brown rice <healthi> ~than white rice, +1); "white rice
+    less healthy than brown rice" -> (white rice <healthi> ~than brown rice, -1); "X played before Y"
+    -> (X played <early> Y, +1).
+    """
+    ends = _comparative_ends()
+    marks = [index for index, term in enumerate(frame) if term == "~than" or ends.get(term, ("", 0))[0] == "early"]
+    if len(marks) != 1:
+        return None
+    mark = marks[0]
+    if frame[mark] != "~than":  # "before" / "after" compare two times by themselves
+        scale, sign = ends[frame[mark]]
+        return (*frame[:mark], f"<{scale}>", *frame[mark + 1 :]), sign
+    graded = [index for index in range(mark) if frame[index] in ends]
+    if graded:  # "higher in Denmark than in Sweden": the comparative need not come right before "than"
+        start = graded[-1]
+        scale, sign = ends[frame[start]]
+        end = start + 1
+        if scale == "more" and end < mark and not frame[end].startswith("~"):  # "less healthy", "more expensive"
+            inner_scale, inner_sign = ends.get(frame[end], (frame[end], 1))
+            scale, sign, end = inner_scale, sign * inner_sign, end + 1
+    elif mark > 0 and not frame[mark - 1].startswith("~"):
+        start, end = mark - 1, mark
+        scale, sign = frame[start], 1  # "healthier": the "more" end of its own scale
+    else:
+        return None
+    return (*frame[:start], f"<{scale}>", *frame[end:]), sign
+
+
+def _turned_around(q: Terms, c: Terms) -> bool:
+    """Whether one question compares the same two things from the other end of the same scale.
+
+    "Is brown rice healthier than white rice?" / "Is white rice less healthy than brown rice?", "Is
+    income tax higher in Denmark than in Sweden?" / "... lower in Sweden than in Denmark?", "Is the
+    final played before Y?" / "Is Y played after the final?": the same answer. Without the exchange
+    ("Is X higher than Y?" / "Is X lower than Y?") or without the other end ("Is Y higher than X?")
+    it is another question, which the rules after this one refuse.
+    """
+    q_graded, c_graded = _graded(q.frame), _graded(c.frame)
+    if q_graded is None or c_graded is None or q_graded[1] == c_graded[1]:
+        return False
+    return _swapped_roles(q_graded[0], c_graded[0])
+
+
 def _exchanged(query: tuple[str, ...], candidate: tuple[str, ...], first: int, second: int) -> bool:
     """Whether ``candidate`` is ``query`` with its first ``first`` and last ``second`` terms exchanged."""
     size = len(query)
@@ -1084,6 +1166,8 @@ def near_miss_reason(query: str, candidate: str) -> str | None:
         return "numbers"
     if q.negations != c.negations:
         return "negation"
+    if _turned_around(q, c):
+        return None
     if any((right, left) in c.relations for left, right in q.relations) or _reversed_route(q, c):
         return "direction"
     if (q.passive == c.passive and _swapped_roles(q.frame, c.frame)) or _swapped_wh_roles(q, c):
