@@ -51,7 +51,9 @@ see for certain (tests/data/semantic_pairs.jsonl measures the effect):
 - ``action``: two how-to questions about one thing, each with a verb of its own, one of them of a
   closed class ("How do I freeze my credit?" / "How do I dispute my credit report?").
 
-Before comparing, a question typed in capitals throughout is read in small letters, short forms
+Before comparing, a question typed in capitals throughout is read in small letters, a dotted acronym
+("U.S.") as the acronym, an acronym as the initials of its long form, a word written from two
+("homeowners association" for "HOA") giving two, short forms
 typed without the apostrophe ("dont", "whos") as with it, "the best way to" / "a good way to" as
 "the way to" (what "How do I" asks), and a leading request verb is read as the question it opens ("Summarize the plot of
 X" / "What is the plot of X?", "Compare X and Y" / "the differences between X and Y"), and the
@@ -276,6 +278,7 @@ _KEEP_FROM = re.compile(
 )
 # A question typed in capitals throughout: its capitals mark no names.
 _LOWER_CASE = re.compile(r"[a-z]")
+_DOTTED_ACRONYM = re.compile(r"\b(?:[A-Z]\.){2,}")
 _TOKEN = re.compile(r"\d\d:\d\d(?!\d)|[A-Za-z]+|\d+(?:\.\d+)?")
 _HOUR_WORDS = "|".join(_word_list("one two three four five six seven eight nine ten eleven twelve"))
 # "6 pm", "6:30 p.m.", "7.30am" (digits only: "which one am I" is no time); "six in the morning", "9 at night".
@@ -388,6 +391,7 @@ def _words(text: str) -> list[tuple[str, bool]]:
     if not _LOWER_CASE.search(text) and len(text.split()) > 2:
         text = text.lower()
     text = _clock_times(text.replace("\u2019", "'"))
+    text = _DOTTED_ACRONYM.sub(lambda found: found[0].replace(".", ""), text)  # "the U.S." is "the US"
     text = _GOOD_WAY.sub("", text)
     text = _KEEP_FROM.sub(lambda found: (found[1] or found[2] or found[3] or "") + "not ", text)
     text = _PLURAL_POSSESSIVE.sub(" s", text)
@@ -1092,12 +1096,40 @@ def _aligned_substitution(query: tuple[str, ...], candidate: tuple[str, ...]) ->
 
 
 def _initials_of(acronym: str, words: list[str]) -> tuple[int, int] | None:
-    """Where in ``words`` a run of words starts with the letters of ``acronym`` ("GDP": gross domestic product)."""
+    """Where in ``words`` a run of words starts with the letters of ``acronym`` ("GDP": gross domestic product,
+    "HOA": homeowners association)."""
     letters = acronym.lower()
-    for start in range(len(words) - len(letters) + 1):
-        if "".join(word[0].lower() for word in words[start : start + len(letters)]) == letters:
-            return start, start + len(letters)
+    for start in range(len(words)):
+        spelled = _spelling(letters, words[start:])
+        if spelled is not None:
+            return start, start + spelled
     return None
+
+
+def _spelling(letters: str, words: list[str]) -> int | None:
+    """How many of the first ``words`` give ``letters`` as their initials, or None.
+
+    A word gives its first letter, or, when it is two words of the model's vocabulary written as one
+    ("homeowners"), the first letter of each.
+    """
+    if not letters:
+        return 0
+    if not words or not words[0] or words[0][0].lower() != letters[0]:
+        return None
+    rest = _spelling(letters[1:], words[1:])
+    if rest is None and len(letters) > 1 and _second_part(words[0].lower()).startswith(letters[1]):
+        rest = _spelling(letters[2:], words[1:])
+    return None if rest is None else rest + 1
+
+
+@lru_cache(maxsize=4096)
+def _second_part(word: str) -> str:
+    """The second of the two words ``word`` is written from ("homeown" -> "own"), or ""."""
+    vocabulary = _vocabulary()
+    for split in range(4, len(word) - 2):
+        if word[:split] in vocabulary and word[split:] in vocabulary:
+            return word[split:]
+    return ""
 
 
 def _with_acronyms(content: tuple[str, ...], acronyms: set[str]) -> tuple[str, ...]:

@@ -505,3 +505,19 @@ def test_one_word_in_its_forms_reads_as_one_word(cached: str, asked: str) -> Non
 def test_an_acronym_typed_in_small_letters_is_the_acronym() -> None:
     assert near_miss_reason("how do i renew my ehic", "How do I renew my EHIC?") is None
     assert near_miss_reason("how do i renew my ehic", "How do I renew my GHIC?") == "substitution"
+
+
+@pytest.mark.parametrize(
+    ("cached", "asked", "same"),
+    [
+        ("Do I need a visa for the U.S.?", "Do I need a visa for the US?", True),
+        ("Is the U.K. still in the EU?", "Is the UK still in the EU?", True),
+        ("Who pays the HOA fees on a rental?", "Who pays the homeowners association fees on a rental?", True),
+        ("Who pays the HOA fees on a rental?", "Who pays the home insurance fees on a rental?", False),
+        ("Is the U.K. still in the EU?", "Is the US still in the EU?", False),
+    ],
+)
+def test_dotted_acronyms_and_acronyms_of_compound_words_read_as_their_long_forms(
+    cached: str, asked: str, same: bool
+) -> None:
+    assert equivalent(asked, cached) is same
