@@ -20,7 +20,7 @@ see for certain (tests/data/semantic_pairs.jsonl measures the effect):
   ("Fahrenheit to Celsius" / "Celsius to Fahrenheit"), also when a word both ends share is left out
   of one end ("from this year to next" / "from next year to this year");
 - ``role_swap``: the same words, but two participants exchange places around a relation, a verb
-  or a small word ("Is Mars bigger than Venus?" / "Is Venus bigger than Mars?", "my wife's boss" /
+  or a small word, "that" included ("Is Mars bigger than Venus?" / "Is Venus bigger than Mars?", "my wife's boss" /
   "my boss's wife", "Is Jupiter's moon bigger than Earth's moon?" swapped), or a leading wh-word is
   the verb's object in one and its subject in the other ("Who did Ali beat?" / "Who beat Ali?");
   but the participants exchanged around the other end of the same scale are the same question
@@ -40,6 +40,8 @@ see for certain (tests/data/semantic_pairs.jsonl measures the effect):
   another grade of a degree word ("charge it halfway" / "fully", "slightly" / "very", "partly" /
   "completely", "a little" / "a lot"); "partly" / "partially" are one grade, and "completely" or
   "some" on one side only is no difference;
+- ``scope``: one side asks about everywhere or everything ("worldwide", "overall") where the other
+  names a part of its own ("Asian countries", "downtown Chicago");
 - ``substitution``: every content word in the same order except some swapped for others
   ("sort by value" / "sort by key"); a synonym swapped alone costs a hit, which is the cheap error;
 - ``specific``: each side has a word of its own that names a specific thing: a capitalised name,
@@ -183,7 +185,7 @@ ROMAN = {"II": "2", "III": "3", "IV": "4", "VI": "6", "VII": "7", "VIII": "8", "
 DIRECTED = frozenset({"to", "into", "from"})
 # Small words that tie two participants of a question to their roles: "Mars is bigger *than* Venus",
 # "my wife*'s* boss", "a charger *for* a Samsung". The role-swap rule keeps them in the frame it compares.
-RELATION_WORDS = _word_set("than s for to from into onto of by on at about against with over under in")
+RELATION_WORDS = _word_set("than s for to from into onto of by on at about against with over under in that")
 # Verbs the guard reads as stopwords that still relate two participants: "Can a dog give a human
 # fleas?" / "Can a human give a dog fleas?". Kept in the frame, by the verb they are a form of.
 RELATION_VERBS = {
@@ -199,6 +201,9 @@ RELATION_VERBS = {
 SYMMETRIC_WORDS = _word_set("vs versus v plus times")
 # Words that say how many things a question is about: "delete one row" / "delete all rows".
 QUANTIFIERS = _word_set("all every entire whole many several multiple both single everyone everything")
+# Words that widen a question to everywhere or everything: "the crime rate in Chicago overall" is
+# not "in downtown Chicago", nor "countries worldwide" "Asian countries".
+SCOPE_WORDS = _word_set("worldwide overall globally nationwide nationally internationally everywhere altogether")
 # Words that say to what degree or extent, each with its grade: "charge it halfway" / "fully", "a
 # slightly high" / "a very high heart rate" ask different questions. Words of one grade are
 # interchangeable ("partly" / "partially"), so the grades are compared, not the words, and the words
@@ -1090,6 +1095,22 @@ def _participant(run: tuple[str, ...]) -> bool:
     )
 
 
+@lru_cache(maxsize=1)
+def _scope_terms() -> frozenset[str]:
+    return frozenset(_term(word) for word in SCOPE_WORDS)
+
+
+def _narrowed_against_wide(wide: Terms, narrow: Terms) -> bool:
+    """Whether ``wide`` asks about everywhere ("worldwide", "overall") where ``narrow`` names a part of its own.
+
+    "Which countries worldwide ...?" / "Which Asian countries ...?" differ; "How many people speak
+    Portuguese worldwide?" / "... speak Portuguese?" do not: the wide word alone adds nothing.
+    """
+    scope = _scope_terms()
+    widened = (set(wide.content) & scope) - set(narrow.content)
+    return bool(widened) and bool(set(narrow.content) - set(wide.content) - scope)
+
+
 def _aligned_substitution(query: tuple[str, ...], candidate: tuple[str, ...]) -> bool:
     operations = {op for op, *_ in difflib.SequenceMatcher(a=query, b=candidate, autojunk=False).get_opcodes()}
     return "replace" in operations and operations <= {"equal", "replace"}
@@ -1210,6 +1231,8 @@ def near_miss_reason(query: str, candidate: str) -> str | None:
         return "role_swap"
     if q.quantifiers != c.quantifiers or _other_degree(q, c):
         return "quantity"
+    if _narrowed_against_wide(q, c) or _narrowed_against_wide(c, q):
+        return "scope"
     if _aligned_substitution(q.content, c.content):
         return "substitution"
     if _other_action(q, c):

@@ -521,3 +521,22 @@ def test_dotted_acronyms_and_acronyms_of_compound_words_read_as_their_long_forms
     cached: str, asked: str, same: bool
 ) -> None:
     assert equivalent(asked, cached) is same
+
+
+@pytest.mark.parametrize(
+    ("cached", "asked", "reason"),
+    [
+        ("How many people speak Dutch in Belgium?", "How many people speak Dutch worldwide?", "scope"),
+        ("What's the average rent in central Boston?", "What's the average rent in Boston overall?", "scope"),
+        ("How many people speak Dutch?", "How many people speak Dutch worldwide?", None),
+        (
+            "Should I tell my landlord that my neighbour is noisy?",
+            "Should I tell my neighbour that my landlord is noisy?",
+            "role_swap",
+        ),
+    ],
+)
+def test_a_part_against_everywhere_and_roles_across_that_are_other_questions(
+    cached: str, asked: str, reason: str | None
+) -> None:
+    assert near_miss_reason(asked, cached) == reason
