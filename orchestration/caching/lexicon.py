@@ -91,7 +91,7 @@ PHRASES = (
     (r"\b(?:in )?what year\b", "when"),
     (r"\bset up\b", "start"),
     (r"\b(?:switch|turn|power|shut) (?:off|down)\b", "stop"),
-    (r"\bsend back\b", "return"),
+    (r"\b(?:send|give|hand) back\b", "return"),
     (r"\bopt out of\b", "unsubscribe from"),
     (r"\bthrow away\b", "discard"),
     (r"\bget rid of\b", "remove"),

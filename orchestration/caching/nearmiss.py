@@ -474,6 +474,11 @@ def _number_run(words: list[tuple[str, bool]], start: int) -> tuple[int, str]:
             last = "multiplier"
         elif index == start and word.isdigit():
             current, last = int(word), "digits"  # "10 thousand", not "10 twenty"
+        elif last == "tens" and not current % 10 and (word in _ORDINAL_WORDS or word == "first"):
+            if int(NUMBER_WORDS[word]) < 10:  # "twenty-fifth" is the 25th; the run ends with it
+                current += int(NUMBER_WORDS[word])
+                index += 1
+            break
         elif (value := _cardinal(word)) is not None and last != "digits":
             # "twenty four" adds; "two three" (two numbers side by side) and "four twenty" do not.
             if last == "unit" or (last == "tens" and (value >= 10 or current % 10)):
