@@ -74,6 +74,7 @@ speak talk
 learn study
 home house
 often frequently
+annual annually yearly
 produce generate
 """.strip()
 
@@ -92,6 +93,17 @@ PHRASES = (
     (r"\bset up\b", "start"),
     (r"\b(?:switch|turn|power|shut) (?:off|down)\b", "stop"),
     (r"\b(?:send|give|hand) back\b", "return"),
+    (r"\b(?:take|get) out\b(?= (?:a|an|the|my|your|his|her|their|its|this|that)\b)", "remove"),
+    (r"\bget ((?:[\w']+ ){1,3})off\b", r"remove \1from"),
+    # How often, said five ways: "every year", "each year", "per year", "twice a year", "yearly" ("every
+    # other year", "in a year", "a year ago" stay).
+    (r"\b(?:every|each|per) (day|week|month|year)\b", r"\1ly"),
+    (
+        r"(?<!\bin )(?<!\bfor )(?<!\bwithin )(?<!\bafter )(?<!\bthan )(?<!\bover )(?<!\bjust )"
+        r"\ba (day|week|month|year)\b(?! ago| later| earlier| from| old| or| and| before| after)",
+        r"\1ly",
+    ),
+    (r"\bdayly\b", "daily"),
     (r"\bopt out of\b", "unsubscribe from"),
     (r"\bthrow away\b", "discard"),
     (r"\bget rid of\b", "remove"),

@@ -541,3 +541,18 @@ def test_a_part_against_everywhere_and_roles_across_that_are_other_questions(
     cached: str, asked: str, reason: str | None
 ) -> None:
     assert near_miss_reason(asked, cached) == reason
+
+
+@pytest.mark.parametrize(
+    ("cached", "asked", "same"),
+    [
+        ("How often should I water a cactus each week?", "How often should I water a cactus weekly?", True),
+        ("Should the boiler be serviced every year?", "Does the boiler need an annual service?", True),
+        ("Is 20 km a day too much cycling?", "Is 20 km daily too much cycling?", True),
+        ("How do I take out a stuck SIM tray?", "How do I remove a stuck SIM tray?", True),
+        ("How do I get paint off a carpet?", "How do I remove paint from a carpet?", True),
+        ("Should the boiler be serviced every year?", "Should the boiler be serviced every other year?", False),
+    ],
+)
+def test_how_often_said_several_ways_and_removal_said_with_out_or_off(cached: str, asked: str, same: bool) -> None:
+    assert (near_miss_reason(asked, cached) is None) is same
