@@ -306,9 +306,11 @@ class MessagesApi(APIView):
 # each POST held a thread and a database connection of its own while it waited, so a thousand at
 # once meant a thousand of both (SQLite locked up, PostgreSQL ran out of connections). Here the
 # request stays on the event loop; its database work (and its admission) is one call into the
-# loop's thread pool; the reply starts on this very loop. An API client's post reaches it through
-# the edge's lean handler (``api_key_fast_path`` in ``chat.urls``); a browser's through Django's
-# full stack, whose middleware has checked the session and the CSRF token.
+# loop's thread pool; the reply starts on this very loop. An API client's post is served before
+# the edge by ``MessagePostRoute`` (below), which shares the work of the post with this view; one
+# it hands on reaches this view through the edge's lean handler (``api_key_fast_path`` in
+# ``chat.urls``), and a browser's through Django's full stack, whose middleware has checked the
+# session and the CSRF token.
 
 
 async def conversation_messages(request: HttpRequest, conversation_id: int) -> HttpResponseBase:

@@ -1,6 +1,6 @@
-"""Posting a message against a live daphne process: an API client's post takes the lean path of
-the edge's fast path (``api_key_fast_path`` in ``chat.urls``) and answers as the full stack does; the list and browser
-sessions keep the full stack."""
+"""Posting a message against a live daphne process: an API client's post is served as raw ASGI
+before the edge (``chat.apis.MessagePostRoute``) and answers as the full stack does; the list and
+browser sessions keep the full stack."""
 
 from __future__ import annotations
 
