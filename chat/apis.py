@@ -6,13 +6,16 @@ Streaming is not here: ``chat.consumers`` serves ``GET /api/v1/messages/{id}/str
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from decimal import Context, Decimal
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
+from django.http.request import split_domain_port, validate_host
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
@@ -27,10 +30,15 @@ from chat.services import ReplyPlan
 from orchestration.access.admission import Caller, caller_for_secret, caller_for_user, caller_for_user_sync
 from orchestration.access.credentials import api_key_secret_from
 from orchestration.database import in_database_thread
-from orchestration.errors import InvalidRequest
-from orchestration.http import door, json_body, request_id_of, validation_message
+from orchestration.errors import InvalidRequest, ServiceError, error_body, error_body_of
+from orchestration.http import body_too_large, door, json_body, request_id_of, validation_message
 from orchestration.pagination import StrictLimitOffsetPagination, page_parameters
+from orchestration.requestids import request_id_from
 from orchestration.sse import json_compact
+from orchestration.telemetry.logs import request_context_set
+from orchestration.validation import json_document
+
+logger = logging.getLogger(__name__)
 
 
 def caller_of(request: Request) -> Caller:
@@ -298,9 +306,11 @@ class MessagesApi(APIView):
 # each POST held a thread and a database connection of its own while it waited, so a thousand at
 # once meant a thousand of both (SQLite locked up, PostgreSQL ran out of connections). Here the
 # request stays on the event loop; its database work (and its admission) is one call into the
-# loop's thread pool; the reply starts on this very loop. An API client's post reaches it through
-# the edge's lean handler (``api_key_fast_path`` in ``chat.urls``); a browser's through Django's
-# full stack, whose middleware has checked the session and the CSRF token.
+# loop's thread pool; the reply starts on this very loop. An API client's post is served before
+# the edge by ``MessagePostRoute`` (below), which shares the work of the post with this view; one
+# it hands on reaches this view through the edge's lean handler (``api_key_fast_path`` in
+# ``chat.urls``), and a browser's through Django's full stack, whose middleware has checked the
+# session and the CSRF token.
 
 
 async def conversation_messages(request: HttpRequest, conversation_id: int) -> HttpResponseBase:
@@ -329,14 +339,20 @@ async def _poster(request: HttpRequest) -> Caller:
 
 def _message_post(caller: Caller, request: HttpRequest, conversation_id: int) -> tuple[dict[str, Any], ReplyPlan]:
     """All of a POST's database work, in one hop to the thread pool."""
-    content, model = message_input(json_body(request, empty={}))
+    return _message_post_of(caller, json_body(request, empty={}), conversation_id, request_id_of(request))
+
+
+def _message_post_of(
+    caller: Caller, data: Any, conversation_id: int, request_id: str
+) -> tuple[dict[str, Any], ReplyPlan]:
+    content, model = message_input(data)
     conversation, rows = statements.conversation_for_post(owner_id=caller.user_id, conversation_id=conversation_id)
     posted = services.message_post(
         conversation=conversation,
         content=content,
         model=model,
         caller=caller,
-        request_id=request_id_of(request),
+        request_id=request_id,
         rows=rows,
     )
     body = {
@@ -345,6 +361,134 @@ def _message_post(caller: Caller, request: HttpRequest, conversation_id: int) ->
         "stream_url": stream_url(posted.assistant_message),
     }
     return body, posted.plan
+
+
+# --- an API client's post as raw ASGI ----------------------------------------------------------
+#
+# An API client's post went through the edge (``project.edge``): the path resolved against the
+# whole URL conf (once per conversation, so for nearly every post), Django's request and response
+# objects, two middleware and the response's close signals. Those were a third of the POST's CPU,
+# and the POST is most of a stream's setup. ``MessagePostRoute`` answers the same posts straight
+# from ASGI, with what the lean handler gives them: the allowed hosts, the request id, the body
+# limit, errors in the one shape. Anything else (another method, no API key, a Host Django's own
+# rules must judge) goes to the edge, untouched. ``tests/chat/test_message_edge.py`` holds its
+# answers equal to the full stack's.
+
+# As the edge answers a fault of ours (``project/edge/middleware.py``).
+INTERNAL_ERROR = ("internal_error", "Something failed inside Switchyard; staff can find it by the request id.")
+AsgiApp = Callable[[Any, Any, Any], Awaitable[None]]
+
+
+class MessagePostRoute:
+    """``POST /api/v1/conversations/{id}/messages`` with an API key, as raw ASGI (see above);
+    every other request of the route goes to ``fallback``."""
+
+    def __init__(self, fallback: AsgiApp) -> None:
+        self.fallback = fallback
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        headers = _headers_of(scope)
+        secret = api_key_secret_from(headers)
+        if scope["type"] != "http" or scope["method"] != "POST" or secret is None or not _host_allowed(headers):
+            await self.fallback(scope, receive, send)
+            return
+        body = await _body_read(receive)
+        if body is None:
+            return  # the client left before its body arrived
+        request_id = request_id_from(headers)
+        request_context_set(request_id)
+        status, answer, extra = await _message_post_answer(
+            secret, headers, body, int(scope["url_route"]["kwargs"]["conversation_id"]), request_id
+        )
+        content = json_compact(answer)
+        response_headers = [
+            (b"Content-Type", b"application/json"),
+            (b"Content-Length", b"%d" % len(content)),
+            (b"X-Request-ID", request_id.encode("latin-1")),
+            *((name.encode("latin-1"), str(value).encode("latin-1")) for name, value in extra.items()),
+        ]
+        await send({"type": "http.response.start", "status": status, "headers": response_headers})
+        await send({"type": "http.response.body", "body": content})
+
+
+async def _message_post_answer(
+    secret: str, headers: dict[str, str], body: bytes, conversation_id: int, request_id: str
+) -> tuple[int, dict[str, Any], Mapping[str, Any]]:
+    """(status, body, headers) of a post, in the order the lean view checks it."""
+    try:
+        caller = await caller_for_secret(secret)
+        data = _json_of(headers, body)
+        answer, plan = await in_database_thread(_message_post_of, thread_sensitive=False)(
+            caller, data, conversation_id, request_id
+        )
+        reply_start(plan)
+        return 201, answer, plan.admission.headers()
+    except ServiceError as error:
+        return error.status, error_body_of(error, request_id), error.headers()
+    except Exception:
+        logger.exception("Internal Server Error: POST /api/v1/conversations/%s/messages", conversation_id)
+        code, message = INTERNAL_ERROR
+        return 500, error_body(500, code, message, request_id), {}
+
+
+def _headers_of(scope: Any) -> dict[str, str]:
+    """The request's headers by their names as ``api_key_secret_from`` and ``request_id_from``
+    read them (a repeated header: its last value, as Django's ``request.headers``)."""
+    headers: dict[str, str] = {}
+    for raw_name, raw_value in scope.get("headers", ()):
+        name = _HEADER_NAMES.get(raw_name.lower())
+        if name is not None:
+            headers[name] = raw_value.decode("latin-1")
+    return headers
+
+
+_HEADER_NAMES = {
+    b"authorization": "Authorization",
+    b"x-api-key": "x-api-key",
+    b"x-request-id": "X-Request-ID",
+    b"host": "Host",
+    b"content-length": "Content-Length",
+}
+
+
+def _host_allowed(headers: dict[str, str]) -> bool:
+    """Whether Django's ``request.get_host()`` would take this Host; False also when it would
+    read another header (``USE_X_FORWARDED_HOST``), so that the edge judges it as always."""
+    host = headers.get("Host", "")
+    if not host or settings.USE_X_FORWARDED_HOST:
+        return False
+    allowed = settings.ALLOWED_HOSTS
+    if settings.DEBUG and not allowed:
+        allowed = [".localhost", "127.0.0.1", "[::1]"]  # as Django's get_host
+    domain, _ = split_domain_port(host)
+    return bool(domain) and validate_host(domain, allowed)
+
+
+async def _body_read(receive: Any) -> bytes | None:
+    """The whole body, or None when the client disconnected first. Its size is judged later, in
+    the lean view's order (``_json_of``); the server refused a body declared too large already
+    (``project/edge/daphne.py``)."""
+    parts: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        parts.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(parts)
+
+
+def _json_of(headers: dict[str, str], body: bytes) -> Any:
+    """``json_body(request, empty={})`` of this body: its declared and its real size, then JSON."""
+    try:
+        declared = int(headers.get("Content-Length") or 0)
+    except ValueError:
+        raise InvalidRequest("invalid_request", "The Content-Length header is not a number.") from None
+    if max(declared, len(body)) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+        raise body_too_large()
+    if not body.strip():
+        return {}
+    return json_document(body)
 
 
 class MessageCancelApi(APIView):

@@ -1,6 +1,8 @@
 """The chat API's Django routes. The stream itself is a Channels route: see ``chat.routing``.
 
-An API client's post of a message takes the edge's fast path (``orchestration.http.api_key_fast_path``).
+An API client's post of a message is answered before the edge, as raw ASGI (``chat.routing.http_raw_routes``);
+one that route hands on (a Host Django's own rules must judge) takes the edge's fast path
+(``orchestration.http.api_key_fast_path``).
 """
 
 from __future__ import annotations

@@ -486,17 +486,20 @@ def _spread(values: list[float], unit: str, digits: int) -> str:
     return f"{median:.{digits}f} {unit} (median; {ordered[0]:.{digits}f}-{ordered[-1]:.{digits}f})"
 
 
-def compare(before: Path, *, streams: int = 200, rounds: int = 12) -> dict[str, str]:
-    """``/v1`` served by ``before`` (another checkout, run with this interpreter) and by this
-    checkout, both up at once on the server core and given bursts in turn (the order alternating
-    each round), so both see the same machine state burst by burst: CPU per token, setup CPU per
-    stream and TTFT added p99 of each."""
+def compare(before: Path, *, streams: int = 200, rounds: int = 12, kind: str = "v1") -> dict[str, str]:
+    """``/v1`` (or chat, ``kind``) served by ``before`` (another checkout, run with this
+    interpreter) and by this checkout, both up at once on the server core and given bursts in turn
+    (the order alternating each round), so both see the same machine state burst by burst: CPU per
+    token, setup CPU per stream and TTFT added p99 of each."""
     pin_here_and_children(LOAD_CORE)
     upstream = start_upstream()
-    secret, _ = registry_and_key(upstream.url)
+    secret, user = registry_and_key(upstream.url)
     headers = {"Authorization": f"Bearer {secret}"}
     servers = {"before": start_switchyard("daphne", before), "after": start_switchyard("daphne")}
-    targets = {name: Target(f"v1-{name}", process, "v1", headers) for name, process in servers.items()}
+    targets = {
+        name: _chat_target(process, secret, user) if kind == "chat" else Target(f"v1-{name}", process, "v1", headers)
+        for name, process in servers.items()
+    }
     runs: dict[str, dict[str, list[float]]] = {name: {"token": [], "setup": [], "ttft": []} for name in targets}
     try:
         for target in targets.values():
@@ -513,7 +516,7 @@ def compare(before: Path, *, streams: int = 200, rounds: int = 12) -> dict[str, 
             process.stop()
     figures = {"compared": f"{before} (before) and {ROOT} (after), {rounds} rounds of {streams} streams"}
     for name, values in runs.items():
-        figures[f"v1 {name}"] = (
+        figures[f"{kind} {name}"] = (
             f"{_spread(values['token'], 'µs/token', 1)}; setup {_spread(values['setup'], 'ms', 3)}; "
             f"TTFT added p99 {_spread(values['ttft'], 'ms', 0)}"
         )
@@ -546,7 +549,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--before",
         type=Path,
-        help="another checkout: its /v1 and this one's, side by side, bursts alternating (--rounds of them)",
+        help="another checkout: its /v1 (chat with --only chat) and this one's, side by side, bursts alternating"
+        " (--rounds of them)",
     )
     parser.add_argument("--rounds", type=int, default=12, help="bursts per server with --before")
     options = parser.parse_args(argv)
@@ -554,7 +558,9 @@ def main(argv: list[str] | None = None) -> int:
 
     bench_environment()
     if options.before is not None:
-        for name, value in compare(options.before.resolve(), streams=options.streams, rounds=options.rounds).items():
+        kind = "chat" if options.only == "chat" else "v1"
+        compared = compare(options.before.resolve(), streams=options.streams, rounds=options.rounds, kind=kind)
+        for name, value in compared.items():
             print(f"{name}: {value}", flush=True)
         return 0
     figures = benchmark(

@@ -1,9 +1,10 @@
-"""Posting a message against a live daphne process: an API client's post takes the lean path of
-the edge's fast path (``api_key_fast_path`` in ``chat.urls``) and answers as the full stack does; the list and browser
-sessions keep the full stack."""
+"""Posting a message against a live daphne process: an API client's post is served as raw ASGI
+before the edge (``chat.apis.MessagePostRoute``) and answers as the full stack does; the list and
+browser sessions keep the full stack."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -109,3 +110,52 @@ def test_a_browser_session_keeps_the_full_stack_with_its_csrf_check(shared_web, 
     anonymous = httpx.post(shared_web.url + url, json={"content": "hi"})
     assert anonymous.status_code == 401 and full_stack_ran(anonymous)
     assert not Message.objects.exists()
+
+
+async def edge_stand_in(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Answers 299 with the path: the requests ``MessagePostRoute`` hands on to the edge."""
+    await send({"type": "http.response.start", "status": 299, "headers": []})
+    await send({"type": "http.response.body", "body": scope["path"].encode()})
+
+
+@pytest.mark.parametrize(
+    ("method", "headers"),
+    [
+        ("GET", [(b"authorization", b"Bearer sy-any"), (b"host", b"localhost")]),  # the list
+        ("POST", [(b"cookie", b"sessionid=x"), (b"host", b"localhost")]),  # a browser: CSRF, sessions
+        ("POST", [(b"authorization", b"Basic eDp5"), (b"host", b"localhost")]),  # presents no key
+        ("POST", [(b"authorization", b"Bearer sy-any"), (b"host", b"evil.example")]),  # Django answers the Host
+        ("POST", [(b"x-api-key", b"sy-any")]),  # no Host at all
+    ],
+)
+async def test_the_raw_post_hands_what_it_does_not_serve_to_the_edge(method, headers) -> None:
+    from channels.testing import HttpCommunicator
+
+    from chat.apis import MessagePostRoute
+
+    path = "/api/v1/conversations/7/messages"
+    scope_extra = {"url_route": {"args": (), "kwargs": {"conversation_id": 7}}}
+    communicator = HttpCommunicator(MessagePostRoute(edge_stand_in), method, path, b"{}", headers)
+    communicator.scope.update(scope_extra)
+    answered = await communicator.get_response()
+    assert answered["status"] == 299 and answered["body"] == path.encode()
+
+
+async def test_the_raw_post_answers_a_bad_key_itself_in_the_one_shape() -> None:
+    from channels.testing import HttpCommunicator
+
+    from chat.apis import MessagePostRoute
+
+    headers = [(b"authorization", b"Bearer sy-not-a-key"), (b"host", b"localhost"), (b"x-request-id", b"mine-1")]
+    communicator = HttpCommunicator(
+        MessagePostRoute(edge_stand_in), "POST", "/api/v1/conversations/7/messages", b"{}", headers
+    )
+    communicator.scope["url_route"] = {"args": (), "kwargs": {"conversation_id": 7}}
+    answered = await communicator.get_response()
+    assert answered["status"] == 401
+    sent = {name.lower(): value for name, value in answered["headers"]}
+    assert sent[b"x-request-id"] == b"mine-1" and sent[b"content-type"] == b"application/json"
+    assert sent[b"www-authenticate"] == b'Bearer realm="switchyard"'
+    assert int(sent[b"content-length"]) == len(answered["body"])
+    error = json.loads(answered["body"])["error"]
+    assert error["code"] == "invalid_api_key" and error["request_id"] == "mine-1"
