@@ -80,7 +80,8 @@ produce generate
 """.strip()
 
 # Synonyms from WordNet, beyond the groups above: each line a synset and the guard's stems of the words for
-# which it is one of their most frequent senses (tests/bench/wordnet_synonyms.py writes it and says which).
+# which it is one of their most frequent senses, or two words one derived from the other ("die" / "death");
+# tests/bench/wordnet_synonyms.py writes it and says which.
 WORDNET_PATH = Path(__file__).resolve().parent / "data" / "wordnet_synonyms.txt"
 
 

@@ -60,7 +60,8 @@ synonyms, the past forms of irregular verbs ("wrote" / "write"), and nouns made 
 ("composer" / "composed", "discoverer" / "discovered"; "employee" stays apart from "employer").
 Beyond its synonym groups, a word of one side missing from the other is read as a word of the
 other side with which it shares a WordNet synset among the first two senses of each, as a noun or a
-verb ("sofa" / "couch", "architect" / "designer"; ``lexicon.WORDNET_PATH``), but for the closed
+verb ("sofa" / "couch", "architect" / "designer"; ``lexicon.WORDNET_PATH``), or that WordNet derives
+from it in the first sense of each ("die" / "death", "acquire" / "acquisition"), but for the closed
 classes above and for the two verbs two how-to questions ask about ("print" / "publish").
 """
 
@@ -1076,8 +1077,9 @@ def _aligned(q: Terms, c: Terms) -> tuple[Terms, Terms]:
 
 
 def _read_alike(q: Terms, c: Terms) -> tuple[Terms, Terms]:
-    """Both sides with each word of ``c`` that shares a WordNet synset with a word of ``q`` missing from ``c``
-    written as that word: "How do I get wine out of a sofa?" / "... out of a couch?"."""
+    """Both sides with each word of ``c`` that shares a line of the WordNet table (a synset, or a word derived
+    from the other) with a word of ``q`` missing from ``c`` written as that word: "How do I get wine out of
+    a sofa?" / "... out of a couch?"."""
     only_q = Counter(q.content) - Counter(c.content)
     only_c = Counter(c.content) - Counter(q.content)
     if not only_q or not only_c:

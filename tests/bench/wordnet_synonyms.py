@@ -16,6 +16,11 @@ is that common a sense, two or more different terms. Written as terms, the table
 milliseconds; tests/orchestration/test_wordnet_synonyms.py checks that it is what this script writes
 with the guard's stemming of the day. The guard reads two words as one when they share a line.
 
+WordNet also links a word to the words derived from it in another part of speech ("die" / "death",
+"acquire" / "acquisition", "healthy" / "health": pointers "+" in ``data.*``, from one lemma of a
+synset to one of another). Each such link is a line ``d`` of two terms, kept when both synsets are
+the first sense of their lemma (``--derived-senses``): with two senses "Niger" met "Nigeria".
+
 Run: ``python -m tests.bench.wordnet_synonyms [--senses N] [--pos nv] [--output PATH]``.
 """
 
@@ -30,6 +35,7 @@ OUTPUT = Path(__file__).resolve().parents[2] / "orchestration" / "caching" / "da
 PARTS_OF_SPEECH = {"n": "noun", "v": "verb", "a": "adj", "r": "adv"}
 DEFAULT_SENSES = 2
 DEFAULT_POS = "nv"
+DEFAULT_DERIVED_SENSES = 1
 
 
 def wordnet_directory() -> Path:
@@ -74,14 +80,58 @@ def table(directory: Path, sense_limit: int, parts_of_speech: str) -> list[tuple
     return groups
 
 
+def derivations(directory: Path, sense_limit: int) -> list[tuple[str, list[str]]]:
+    """("d", the two terms) for each derivational link between two one-word lemmas, each synset among the
+    first ``sense_limit`` senses of its lemma."""
+    from orchestration.caching.nearmiss import closed_class, wordnet_term
+
+    ranks: dict[tuple[str, str, str], int] = {}  # (part of speech, offset, lemma) -> the sense's rank
+    for pos, name in PARTS_OF_SPEECH.items():
+        for lemma, offsets in senses(directory / f"index.{name}").items():
+            ranks.update(((pos, offset, lemma), rank) for rank, offset in enumerate(offsets))
+    # data.*: offset, lexicographer file, type, word count (hex), words with their lex ids, pointer count,
+    # then pointers (symbol, offset, part of speech, source and target word numbers in hex).
+    synsets: dict[tuple[str, str], list[str]] = {}
+    pointers: list[tuple[str, str, list[str], list[list[str]]]] = []
+    for pos, name in PARTS_OF_SPEECH.items():
+        with open(directory / f"data.{name}", encoding="utf-8") as lines:
+            for line in lines:
+                if line.startswith(" "):
+                    continue
+                fields = line.split(" | ")[0].split()
+                offset, count = fields[0], int(fields[3], 16)
+                words = [fields[4 + 2 * number].lower().split("(")[0] for number in range(count)]  # "big(a)"
+                synsets[(pos, offset)] = words
+                start, count = 4 + 2 * count + 1, int(fields[4 + 2 * count])
+                found = [fields[start + 4 * number : start + 4 * number + 4] for number in range(count)]
+                pointers.append((pos, offset, words, found))
+    pairs: set[tuple[str, str]] = set()
+    for pos, offset, words, found in pointers:
+        for symbol, target, target_pos, numbers in found:
+            if symbol != "+" or numbers == "0000":
+                continue
+            target_pos = "a" if target_pos == "s" else target_pos  # an adjective satellite is an adjective
+            lemma = words[int(numbers[:2], 16) - 1]
+            other = synsets[(target_pos, target)][int(numbers[2:], 16) - 1]
+            rank, other_rank = ranks.get((pos, offset, lemma)), ranks.get((target_pos, target, other))
+            if rank is None or other_rank is None or max(rank, other_rank) >= sense_limit:
+                continue  # a lemma of several words, a gerund noun, or a rarer sense
+            if closed_class(lemma) or closed_class(other):
+                continue
+            terms = sorted({wordnet_term(lemma), wordnet_term(other)})
+            if len(terms) == 2:
+                pairs.add((terms[0], terms[1]))
+    return [("d", list(pair)) for pair in sorted(pairs)]
+
+
 def text(groups: list[tuple[str, list[str]]], directory: Path, sense_limit: int) -> str:
     """The table's file: WordNet's notice, then a line per synset."""
     notice = (directory / "LICENSE").read_text(encoding="utf-8")
     header = (
         "# Synonyms from WordNet 3.0 (Princeton University), written by tests/bench/wordnet_synonyms.py:\n"
         "# each line a synset, its part of speech and the near-miss guard's stems of its one-word lemmas for\n"
-        f"# which it is among the first {sense_limit} senses. WordNet's licence, which asks that this notice go\n"
-        "# with every copy:\n#\n"
+        f"# which it is among the first {sense_limit} senses; a line d, two words one is derived from the other in a\n"
+        "# first sense of each. WordNet's licence, which asks that this notice go with every copy:\n#\n"
     )
     lines = [f"# {line.rstrip()}".rstrip() for line in notice.strip().splitlines()]
     return header + "\n".join(lines) + "\n" + "".join(f"{pos} {' '.join(terms)}\n" for pos, terms in groups)
@@ -91,10 +141,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--senses", type=int, default=DEFAULT_SENSES, help="a lemma's first N senses count")
     parser.add_argument("--pos", default=DEFAULT_POS, help="parts of speech: n(oun) v(erb) a(djective) r (adverb)")
+    parser.add_argument(
+        "--derived-senses", type=int, default=DEFAULT_DERIVED_SENSES, help="the same for derived words; 0: none"
+    )
     parser.add_argument("--output", type=Path, default=OUTPUT)
     arguments = parser.parse_args()
     directory = wordnet_directory()
-    groups = table(directory, arguments.senses, arguments.pos)
+    groups = table(directory, arguments.senses, arguments.pos) + derivations(directory, arguments.derived_senses)
     arguments.output.write_text(text(groups, directory, arguments.senses), encoding="utf-8")
     print(f"{len(groups)} synsets, {sum(len(terms) for _, terms in groups)} terms -> {arguments.output}")
 
