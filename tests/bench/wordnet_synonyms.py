@@ -19,7 +19,8 @@ with the guard's stemming of the day. The guard reads two words as one when they
 WordNet also links a word to the words derived from it in another part of speech ("die" / "death",
 "acquire" / "acquisition", "healthy" / "health": pointers "+" in ``data.*``, from one lemma of a
 synset to one of another). Each such link is a line ``d`` of two terms, kept when both synsets are
-the first sense of their lemma (``--derived-senses``): with two senses "Niger" met "Nigeria".
+the first sense of their lemma (``--derived-senses``): with two senses "Niger" met "Nigeria". A noun
+in "-ee" ("trainee", "employee") is left out: the guard reads "trainer" as "train", its verb.
 
 Run: ``python -m tests.bench.wordnet_synonyms [--senses N] [--pos nv] [--output PATH]``.
 """
@@ -116,7 +117,9 @@ def derivations(directory: Path, sense_limit: int) -> list[tuple[str, list[str]]
             rank, other_rank = ranks.get((pos, offset, lemma)), ranks.get((target_pos, target, other))
             if rank is None or other_rank is None or max(rank, other_rank) >= sense_limit:
                 continue  # a lemma of several words, a gerund noun, or a rarer sense
-            if closed_class(lemma) or closed_class(other):
+            if closed_class(lemma) or closed_class(other) or lemma.endswith("ee") or other.endswith("ee"):
+                # The one a verb acts on ("trainee") stays apart from the verb, which the guard reads the
+                # one who acts as ("trainer" is "train"): "Who pays the trainer?" / "... the trainee?".
                 continue
             terms = sorted({wordnet_term(lemma), wordnet_term(other)})
             if len(terms) == 2:
