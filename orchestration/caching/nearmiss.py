@@ -503,14 +503,15 @@ def _synonyms() -> dict[str, str]:
 
 
 @lru_cache(maxsize=1)
-def _wordnet() -> dict[str, frozenset[int]]:
+def _wordnet() -> dict[str, tuple[int, ...]]:
     """Each term of a WordNet synset (``lexicon.wordnet_synsets``), read as its group -> the synsets it is in."""
     synonyms = _synonyms()
-    found: dict[str, set[int]] = {}
+    found: dict[str, list[int]] = {}
     for number, terms in enumerate(wordnet_synsets()):
         for term in {synonyms.get(term, term) for term in terms}:
-            found.setdefault(term, set()).add(number)
-    return {term: frozenset(numbers) for term, numbers in found.items()}
+            found.setdefault(term, []).append(number)
+    # Tuples: most terms are in one or two synsets, and a set of one costs four times the memory.
+    return {term: tuple(numbers) for term, numbers in found.items()}
 
 
 def wordnet_term(lemma: str) -> str:
@@ -1090,7 +1091,9 @@ def _read_alike(q: Terms, c: Terms) -> tuple[Terms, Terms]:
         found = synsets.get(term)
         if not found:
             continue
-        match = next((other for other in only_q if only_q[other] and found & synsets.get(other, frozenset())), None)
+        match = next(
+            (other for other in only_q if only_q[other] and not set(found).isdisjoint(synsets.get(other, ()))), None
+        )
         # Not the two verbs two how-to questions ask about: WordNet's verbs are broader than an action
         # ("print" is "publish"), and another action is another question.
         if match is not None and not (term == c.action and match == q.action):
