@@ -16,6 +16,8 @@ wrong answer, so every group holds only words that are interchangeable in a how-
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from pathlib import Path
 
 # Each line is one group; the first word names it. Words are compared after the guard's stemming.
 SYNONYM_GROUPS = """
@@ -77,6 +79,20 @@ often frequently
 annual annually yearly
 produce generate
 """.strip()
+
+# Synonyms from WordNet, beyond the groups above: each line a synset and the guard's stems of the words for
+# which it is one of their most frequent senses, or two words one derived from the other ("die" / "death");
+# tests/bench/wordnet_synonyms.py writes it and says which.
+WORDNET_PATH = Path(__file__).resolve().parent / "data" / "wordnet_synonyms.txt"
+
+
+def wordnet_synsets() -> Iterator[list[str]]:
+    """The stems of each synset of ``WORDNET_PATH``."""
+    with open(WORDNET_PATH, encoding="utf-8") as lines:
+        for line in lines:
+            if not line.startswith("#"):  # WordNet's notice
+                yield line.split()[1:]
+
 
 # Phrases that name one word of a group above, rewritten before the words are read.
 PHRASES = (

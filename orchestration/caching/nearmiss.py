@@ -64,6 +64,11 @@ ways; "how many days" / "how many weeks" still differ).
 Both sides are read in one vocabulary (``orchestration.caching.lexicon``):
 synonyms, the past forms of irregular verbs ("wrote" / "write"), and nouns made from verbs
 ("composer" / "composed", "discoverer" / "discovered"; "employee" stays apart from "employer").
+Beyond its synonym groups, a word of one side missing from the other is read as a word of the
+other side with which it shares a WordNet synset among the first two senses of each, as a noun or a
+verb ("sofa" / "couch", "architect" / "designer"; ``lexicon.WORDNET_PATH``), or that WordNet derives
+from it in the first sense of each ("die" / "death", "acquire" / "acquisition"), but for the closed
+classes above and for the two verbs two how-to questions ask about ("print" / "publish").
 """
 
 from __future__ import annotations
@@ -77,7 +82,14 @@ from dataclasses import dataclass
 from functools import lru_cache
 from itertools import pairwise
 
-from orchestration.caching.lexicon import IRREGULAR_VERBS, PAST_PARTICIPLES, SYNONYM_GROUPS, rewrite_phrases, root
+from orchestration.caching.lexicon import (
+    IRREGULAR_VERBS,
+    PAST_PARTICIPLES,
+    SYNONYM_GROUPS,
+    rewrite_phrases,
+    root,
+    wordnet_synsets,
+)
 
 
 def _word_list(text: str) -> list[str]:
@@ -504,6 +516,28 @@ def _synonyms() -> dict[str, str]:
         group = [_base(word) for word in line.split()]
         table.update({member: group[0] for member in group})
     return table
+
+
+@lru_cache(maxsize=1)
+def _wordnet() -> dict[str, tuple[int, ...]]:
+    """Each term of a WordNet synset (``lexicon.wordnet_synsets``), read as its group -> the synsets it is in."""
+    synonyms = _synonyms()
+    found: dict[str, list[int]] = {}
+    for number, terms in enumerate(wordnet_synsets()):
+        for term in {synonyms.get(term, term) for term in terms}:
+            found.setdefault(term, []).append(number)
+    # Tuples: most terms are in one or two synsets, and a set of one costs four times the memory.
+    return {term: tuple(numbers) for term, numbers in found.items()}
+
+
+def wordnet_term(lemma: str) -> str:
+    """What the WordNet table holds of a lemma: the stem the guard compares (tests/bench/wordnet_synonyms.py)."""
+    return _base(lemma)
+
+
+def closed_class(word: str) -> bool:
+    """Whether ``word`` is of a closed class whose members answer different questions: "minute" / "second"."""
+    return word in CONTRAST_WORDS or stem(word) in _contrast_stems()
 
 
 def _base(word: str) -> str:
@@ -1183,6 +1217,51 @@ def _aligned(q: Terms, c: Terms) -> tuple[Terms, Terms]:
     )
 
 
+def _read_alike(q: Terms, c: Terms) -> tuple[Terms, Terms]:
+    """Both sides with each word of ``c`` that shares a line of the WordNet table (a synset, or a word derived
+    from the other) with a word of ``q`` missing from ``c`` written as that word: "How do I get wine out of
+    a sofa?" / "... out of a couch?"."""
+    only_q = Counter(q.content) - Counter(c.content)
+    only_c = Counter(c.content) - Counter(q.content)
+    if not only_q or not only_c:
+        return q, c
+    synsets = _wordnet()
+    renamed: dict[str, str] = {}
+    for term in only_c:
+        found = synsets.get(term)
+        if not found:
+            continue
+        match = next(
+            (other for other in only_q if only_q[other] and not set(found).isdisjoint(synsets.get(other, ()))), None
+        )
+        # Not the two verbs two how-to questions ask about: WordNet's verbs are broader than an action
+        # ("print" is "publish"), and another action is another question.
+        if match is not None and not (term == c.action and match == q.action):
+            renamed[term] = match
+            only_q[match] = 0
+    if not renamed:
+        return q, c
+
+    def read(term: str) -> str:
+        return renamed.get(term, term)
+
+    return q, dataclasses.replace(
+        c,
+        content=tuple(map(read, c.content)),
+        specific=frozenset(map(read, c.specific)),
+        frame=tuple(map(read, c.frame)),
+        owners=frozenset((read(owner), read(thing)) for owner, thing in c.owners),
+        action=None if c.action is None else read(c.action),
+        duration_unit=None if c.duration_unit is None else read(c.duration_unit),
+    )
+
+
+def _compared(query: str, candidate: str) -> tuple[Terms, Terms]:
+    """What the guard compares of the two: acronyms aligned, WordNet synonyms read as one, "how many weeks"
+    read as "how long"."""
+    return _duration_unit_dropped(*_read_alike(*_aligned(question_terms(query), question_terms(candidate))))
+
+
 def _same_with_one(q: Terms, c: Terms) -> bool:
     """Whether the numbers agree once the word "one" of one side is read as the other side's "1"."""
     extra_q, extra_c = Counter(q.numbers) - Counter(c.numbers), Counter(c.numbers) - Counter(q.numbers)
@@ -1206,7 +1285,7 @@ def _same_decades(q: Terms, c: Terms) -> bool:
 
 def equivalent(query: str, candidate: str) -> bool:
     """Whether the two questions use the same content words (in any order), once synonyms are read as one."""
-    q, c = _duration_unit_dropped(*_aligned(question_terms(query), question_terms(candidate)))
+    q, c = _compared(query, candidate)
     return bool(q.content) and Counter(q.content) == Counter(c.content)
 
 
@@ -1219,7 +1298,7 @@ def spelled_out(query: str, candidate: str) -> bool:
 
 def near_miss_reason(query: str, candidate: str) -> str | None:
     """Why ``candidate`` must not answer ``query`` although their vectors are close, or None."""
-    q, c = _duration_unit_dropped(*_aligned(question_terms(query), question_terms(candidate)))
+    q, c = _compared(query, candidate)
     if q.numbers != c.numbers and not _same_with_one(q, c) and not _same_decades(q, c):
         return "numbers"
     if q.negations != c.negations:

@@ -207,6 +207,7 @@ from orchestration.caching.nearmiss import near_miss_reason
 from orchestration.caching.semantic import ScopeIndex
 LocalEmbedder().embed_sync(["How do I cancel my order?"])
 near_miss_reason("How do I cancel my order?", "How do I end my order?")
+near_miss_reason("How do I clean a sofa?", "How do I clean a couch?")  # loads the WordNet synonyms
 index = ScopeIndex("rss")
 vectors = np.random.default_rng(1).normal(size=(10_000, 384)).astype(np.float32)
 for row in range(10_000):

@@ -99,12 +99,14 @@ def test_at_the_default_budget_most_held_out_paraphrases_hit_and_tuned_near_miss
     assert rate(table, "paraphrase", "fresh") >= 0.70
     assert rate(table, "paraphrase", "fresh2") >= 0.80
     assert rate(table, "paraphrase", "fresh3") >= 0.80
-    assert rate(table, "paraphrase", "fresh4") >= 0.69
+    # fresh4: 114/153 (75%) with the WordNet synonyms (110/153 before them).
+    assert rate(table, "paraphrase", "fresh4") >= 0.74
     assert rate(table, "paraphrase", "fresh5") >= 0.80
     assert rate(table, "paraphrase", "fresh6") >= 0.75
     assert rate(table, "paraphrase", "fresh7") >= 0.80
-    # fresh8: 110/162 (68%) after its round's rules (96/162 before them, blind).
-    assert rate(table, "paraphrase", "fresh8") >= 0.65
+    # fresh8: 110/162 (68%) after its round's rules (96/162 before them, blind), 115/162 (71%) with the
+    # WordNet synonyms.
+    assert rate(table, "paraphrase", "fresh8") >= 0.70
     assert rate(table, "near_miss", "tune") <= DEFAULT_ERROR_BUDGET
     assert rate(table, "near_miss", "held_out") <= 0.01
     for split in ("fresh", "fresh2", "fresh3", "fresh4", "fresh5"):
