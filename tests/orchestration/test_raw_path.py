@@ -118,7 +118,7 @@ async def test_authentication_errors_answer_alike(sim_models, make_key) -> None:
     secrets = await _keys(make_key)
     for secret in secrets:
         await in_thread(api_key_revoke, key=await in_thread(api_key_find, secret))
-    assert (await _both("POST", secrets, json=chat_body()))["error"]["type"] == "authentication_error"
+    assert (await _both("POST", secrets, json=chat_body(stream=True)))["error"]["type"] == "authentication_error"
 
 
 async def test_bodies_it_cannot_read_answer_alike(sim_models, make_key) -> None:  # type: ignore[no-untyped-def]
@@ -144,7 +144,8 @@ async def test_methods_hosts_and_models_answer_alike(sim_models, make_key) -> No
 async def test_limits_and_budgets_answer_alike(sim_models, make_key) -> None:  # type: ignore[no-untyped-def]
     secrets = await _keys(make_key, rpm=1, tpm=100_000)
     await _both("POST", secrets, json=chat_body(max_tokens=5))
-    assert (await _both("POST", secrets, json=chat_body(max_tokens=5)))["error"]["code"] == "rate_limit_exceeded"
+    streamed = chat_body(max_tokens=5, stream=True)
+    assert (await _both("POST", secrets, json=streamed))["error"]["code"] == "rate_limit_exceeded"
     secrets = await _keys(make_key, rpm=100, tpm=300)
     over_a_minute = await _both("POST", secrets, json=chat_body(max_tokens=400))
     assert over_a_minute["error"]["code"] == "tokens_per_minute_exceeded"
