@@ -43,7 +43,7 @@ from orchestration.calls import (
     v1_view,
 )
 from orchestration.errors import InvalidRequest, NotFound
-from orchestration.http import json_response
+from orchestration.http import json_response, raw_route
 from orchestration.orchestrator import CallContext, ReplyStream, get_orchestrator
 from orchestration.prompts import aprompt_render, prompt_apply
 from orchestration.registry import ModelRoute, asnapshot
@@ -61,6 +61,7 @@ from orchestration.validation import (
 # --- POST /v1/chat/completions ---------------------------------------------------------------
 
 
+@raw_route
 @v1_view("POST")
 async def chat_completions(request: HttpRequest) -> HttpResponseBase:
     """Create a chat completion, streamed (``stream: true``) or whole."""

@@ -288,6 +288,10 @@ class Breakers:
         default_factory=weakref.WeakKeyDictionary
     )
     _flushing: set[asyncio.Task[None]] = field(default_factory=set)
+    # Per event loop and breaker: the question to Redis under way, while the closed answer is unknown.
+    _asking: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Future[None]]] = field(
+        default_factory=weakref.WeakKeyDictionary
+    )
 
     def _client(self) -> _LoopClient:
         # redis.asyncio connections belong to the loop that opened them: one client per loop.
@@ -320,9 +324,33 @@ class Breakers:
         self._closed_until.clear()
 
     async def acquire(self, key: str, provider: str, policy: BreakerPolicy) -> Admission:
-        """May a call go to ``key`` now? A half-open breaker admits exactly one probe."""
+        """May a call go to ``key`` now? A half-open breaker admits exactly one probe.
+
+        Calls that arrive while this process is already asking Redis about ``key`` wait for that
+        answer: when it says closed, it is trusted as ``closed_cache_s`` says; otherwise each asks
+        for itself (one probe each time). 200 streams starting at once made 200 round trips, and
+        opened as many connections, where one answers them all."""
         if self._closed_until.get(key, 0.0) > time.monotonic():
             return Admission(True)
+        loop = asyncio.get_running_loop()
+        asking = self._asking.get(loop)
+        if asking is None:
+            asking = self._asking[loop] = {}
+        pending = asking.get(key)
+        if pending is not None:
+            await asyncio.shield(pending)
+            if self._closed_until.get(key, 0.0) > time.monotonic():
+                return Admission(True)
+            return await self._acquire(key, provider, policy)
+        asking[key] = future = loop.create_future()
+        try:
+            return await self._acquire(key, provider, policy)
+        finally:
+            if asking.get(key) is future:
+                del asking[key]
+            future.set_result(None)
+
+    async def _acquire(self, key: str, provider: str, policy: BreakerPolicy) -> Admission:
         now = self.clock()
         token = _probe_token()
         admission: Admission | None = None

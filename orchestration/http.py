@@ -27,6 +27,8 @@ View = Callable[..., Awaitable[HttpResponseBase]]
 # stack; ``api_key_fast_path`` maps methods to the async views that serve API-key calls.
 LEAN_ATTRIBUTE = "lean_route"
 FAST_PATH_ATTRIBUTE = "api_key_fast_path"
+# ``raw_route`` marks a lean view the edge may call without Django's request objects.
+RAW_ATTRIBUTE = "raw_route"
 
 
 def request_id_of(request: HttpRequest | Any) -> str:
@@ -120,6 +122,14 @@ def lean_route(view: Any) -> Any:
     """Serve every call of this async view through the edge's lean handler: it reads no session
     and no cookie (the ``/v1`` API, health checks), so Django's middleware has nothing to do."""
     setattr(view, LEAN_ATTRIBUTE, True)
+    return view
+
+
+def raw_route(view: Any) -> Any:
+    """Serve this lean view from the edge's raw handler (``project/edge/raw.py``): it gets a
+    request with only ``method``, ``path``, ``headers`` (any case), ``body``, ``content_type``,
+    ``request_id`` and ``scope``, and must read nothing else of it. It takes no URL arguments."""
+    setattr(view, RAW_ATTRIBUTE, True)
     return view
 
 

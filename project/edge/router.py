@@ -19,8 +19,9 @@ from django.core.handlers.asgi import ASGIHandler
 from django.urls import Resolver404, get_resolver
 
 from orchestration.access.credentials import presents_api_key
-from orchestration.http import FAST_PATH_ATTRIBUTE, LEAN_ATTRIBUTE
+from orchestration.http import FAST_PATH_ATTRIBUTE, LEAN_ATTRIBUTE, RAW_ATTRIBUTE
 from project.edge.handler import LEAN_VIEW, LeanHandler
+from project.edge.raw import RawHandler, View
 
 # Requests inside Django's full stack at once (see ``DjangoGate``).
 FULL_STACK_CONCURRENCY = 16
@@ -54,24 +55,31 @@ class DjangoGate:
 
 
 @functools.lru_cache(maxsize=4096)
-def _edge_of(path: str) -> tuple[bool, dict[str, Any]]:
-    """(lean always, fast-path views by method) of the view ``path`` resolves to."""
+def _edge_of(path: str) -> tuple[bool, dict[str, Any], View | None]:
+    """(lean always, fast-path views by method, the view itself when it is a raw route) of the
+    view ``path`` resolves to."""
     try:
-        view = get_resolver().resolve(path).func
+        match = get_resolver().resolve(path)
     except Resolver404:
-        return False, {}
-    return bool(getattr(view, LEAN_ATTRIBUTE, False)), dict(getattr(view, FAST_PATH_ATTRIBUTE, {}))
+        return False, {}, None
+    view = match.func
+    raw = view if getattr(view, RAW_ATTRIBUTE, False) and not match.args and not match.kwargs else None
+    return bool(getattr(view, LEAN_ATTRIBUTE, False)), dict(getattr(view, FAST_PATH_ATTRIBUTE, {})), raw
 
 
 class HttpEdge:
-    """Routes each HTTP request to the lean handler or to the full stack (see the module)."""
+    """Routes each HTTP request to the raw handler, the lean handler or the full stack (see the module)."""
 
     def __init__(self, full_stack_concurrency: int = FULL_STACK_CONCURRENCY) -> None:
         self.lean = LeanHandler()
+        self.raw = RawHandler(self.lean)
         self.full = DjangoGate(full_stack_concurrency)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        lean_always, fast_path = _edge_of(scope["path"])
+        lean_always, fast_path, raw = _edge_of(scope["path"])
+        if raw is not None:
+            await self.raw(raw, scope, receive, send)
+            return
         if lean_always:
             await self.lean(scope, receive, send)
             return

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+import redis
 from django.conf import settings
 from django.db import connections
 
@@ -269,6 +270,30 @@ async def test_an_opening_by_another_process_reaches_this_one_within_the_closed_
     await asyncio.sleep(0.25)
     assert not (await breakers.acquire("sim", "sim", POLICY)).allowed
     await breakers.aclose()
+
+
+def _scripts_run() -> int:
+    """Lua scripts this Redis has run so far (each breaker question is one)."""
+    stats = redis.Redis.from_url(settings.REDIS_URL).info("commandstats")
+    return sum(int(stats.get(f"cmdstat_{name}", {}).get("calls", 0)) for name in ("eval", "evalsha"))
+
+
+async def test_calls_arriving_together_at_a_closed_breaker_ask_redis_once() -> None:
+    breakers = Breakers()
+    before = _scripts_run()
+    admissions = await asyncio.gather(*(breakers.acquire("sim", "sim", POLICY) for _ in range(50)))
+    asked = _scripts_run() - before
+    await breakers.aclose()
+    assert all(admission.allowed for admission in admissions)
+    assert asked <= 2  # one question (and its script load, the first time); it was 50
+
+
+async def test_calls_arriving_together_at_an_open_breaker_are_each_refused(clock: FakeClock) -> None:
+    breakers = Breakers(clock=clock)
+    breaker_force_open("sim", now=clock.now)
+    admissions = await asyncio.gather(*(breakers.acquire("sim", "sim", POLICY) for _ in range(10)))
+    await breakers.aclose()
+    assert not any(admission.allowed for admission in admissions)
 
 
 def test_admin_reset_and_force_open_change_the_shared_state() -> None:
