@@ -109,6 +109,10 @@ PHRASES = (
     (r"\bset up\b", "start"),
     (r"\b(?:switch|turn|power|shut) (?:off|down)\b", "stop"),
     (r"\b(?:send|give|hand) back\b", "return"),
+    # "costs more to run than" is "is more expensive to run than", so a comparison turned around to
+    # "cheaper" reads on one scale.
+    (r"\b(?:costs?|costing) more\b", "is more expensive"),
+    (r"\b(?:costs?|costing) less\b", "is cheaper"),
     (r"\b(?:take|get) out\b(?= (?:a|an|the|my|your|his|her|their|its|this|that)\b)", "remove"),
     (r"\bget ((?:[\w']+ ){1,3})off\b", r"remove \1from"),
     # How often, said five ways: "every year", "each year", "per year", "twice a year", "yearly" ("every

@@ -18,9 +18,12 @@ see for certain (tests/data/semantic_pairs.jsonl measures the effect):
   ("What stops a dishwasher from draining?" / "Why is my dishwasher not draining?");
 - ``direction``: the same two words on either side of "to"/"into"/"from", swapped
   ("Fahrenheit to Celsius" / "Celsius to Fahrenheit"), also when a word both ends share is left out
-  of one end ("from this year to next" / "from next year to this year");
+  of one end ("from this year to next" / "from next year to this year"), with the target read after
+  the source ("the way to send it from A to B") and the words both targets end with left out;
 - ``role_swap``: the same words, but two participants exchange places around a relation, a verb
-  or a small word, "that" included ("Is Mars bigger than Venus?" / "Is Venus bigger than Mars?", "my wife's boss" /
+  or a small word, "that" included, also once the words of one side only are left out ("Can a class
+  inherit from a dataclass?" / "Can a dataclass inherit from a plain class?"), ("Is Mars bigger than
+  Venus?" / "Is Venus bigger than Mars?", "my wife's boss" /
   "my boss's wife", "Is Jupiter's moon bigger than Earth's moon?" swapped), or a leading wh-word is
   the verb's object in one and its subject in the other ("Who did Ali beat?" / "Who beat Ali?");
   but the participants exchanged around the other end of the same scale are the same question
@@ -584,7 +587,8 @@ def question_terms(text: str) -> Terms:
         content=tuple(content),
         specific=frozenset(specific),
         relations=_relations(plain),
-        route=(_span_after(plain, "from"), _span_after(plain, "to")),
+        # A route's target follows its source: "the way to send a parcel from A to B" goes to B.
+        route=(_span_after(plain, "from"), _span_after(plain, "to", plain.index("from") if "from" in plain else 0)),
         around_to=_around_to(plain),
         quantifiers=_quantifiers(plain),
         degrees=_degrees(plain),
@@ -945,12 +949,12 @@ def _swapped_wh_roles(q: Terms, c: Terms) -> bool:
     )
 
 
-def _span_after(words: list[str], directed: str) -> tuple[str, ...]:
-    """The content words after ``directed`` up to the next "to" / "into" / "from"."""
-    if directed not in words:
+def _span_after(words: list[str], directed: str, start: int = 0) -> tuple[str, ...]:
+    """The content words after the first ``directed`` from ``start`` up to the next "to" / "into" / "from"."""
+    if directed not in words[start:]:
         return ()
     span = []
-    for word in words[words.index(directed) + 1 :]:
+    for word in words[words.index(directed, start) + 1 :]:
         if word in DIRECTED:
             break
         if word not in STOPWORDS:
@@ -979,6 +983,9 @@ def _run(words: Iterator[str]) -> list[str]:
 
 def _reversed_route(q: Terms, c: Terms) -> bool:
     (q_from, q_to), (c_from, c_to) = q.route, c.route
+    # What both targets end with is not the route's: "to B after brexit" / "to A after brexit".
+    while q_to and c_to and len(q_to) > 1 and len(c_to) > 1 and q_to[-1] == c_to[-1]:
+        q_to, c_to = q_to[:-1], c_to[:-1]
     if q_from and q_to and q_from == c_to and q_to == c_from:
         return True
     if _ellipsis_reversed(q.route, c.route) or _ellipsis_reversed(c.route, q.route):
@@ -1097,6 +1104,8 @@ def _graded(frame: tuple[str, ...]) -> tuple[tuple[str, ...], int] | None:
         if scale == "more" and end < mark and not frame[end].startswith("~"):  # "less healthy", "more expensive"
             inner_scale, inner_sign = ends.get(frame[end], (frame[end], 1))
             scale, sign, end = inner_scale, sign * inner_sign, end + 1
+        elif start and scale != "more" and ends.get(frame[start - 1], ("", 0))[0] == "more":
+            start, sign = start - 1, sign * ends[frame[start - 1]][1]  # "more expensive": on "expensive"'s scale
     elif mark > 0 and not frame[mark - 1].startswith("~"):
         start, end = mark - 1, mark
         scale, sign = frame[start], 1  # "healthier": the "more" end of its own scale
@@ -1118,6 +1127,31 @@ def _turned_around(q: Terms, c: Terms) -> bool:
     if q_graded is None or c_graded is None or q_graded[1] == c_graded[1]:
         return False
     return _swapped_roles(q_graded[0], c_graded[0])
+
+
+def _swapped_across_relation(q: Terms, c: Terms) -> bool:
+    """Whether, leaving out the content words of one side only, two participants exchange places across a
+    relation word: "Can a class inherit from a dataclass?" / "Can a dataclass inherit from a regular class?"."""
+    q_terms, c_terms = set(q.frame), set(c.frame)
+    query = tuple(term for term in q.frame if term.startswith("~") or term in c_terms)
+    candidate = tuple(term for term in c.frame if term.startswith("~") or term in q_terms)
+    if (query, candidate) == (q.frame, c.frame) or len(query) != len(candidate) or query == candidate:
+        return False
+    start = next(i for i, (one, other) in enumerate(zip(query, candidate, strict=True)) if one != other)
+    end = len(query) - next(
+        i for i, (one, other) in enumerate(zip(query[::-1], candidate[::-1], strict=True)) if one != other
+    )
+    q_span, c_span = query[start:end], candidate[start:end]
+    size = len(q_span)
+    before = query[start - 1] if start else ""
+    # The relation between the two is a word other than "to" (an infinitive as often as a direction), and
+    # other than the one both follow ("in 2025 in the US" / "in the US in 2025" only reorders).
+    return any(
+        _exchanged(q_span, c_span, first, second)
+        and any(term.startswith("~") and term not in ("~to", before) for term in q_span[first:-second])
+        for first in range(1, size - 1)
+        for second in range(1, size - first)
+    )
 
 
 def _exchanged(query: tuple[str, ...], candidate: tuple[str, ...], first: int, second: int) -> bool:
@@ -1307,7 +1341,9 @@ def near_miss_reason(query: str, candidate: str) -> str | None:
         return None
     if any((right, left) in c.relations for left, right in q.relations) or _reversed_route(q, c):
         return "direction"
-    if (q.passive == c.passive and _swapped_roles(q.frame, c.frame)) or _swapped_wh_roles(q, c):
+    if q.passive == c.passive and (_swapped_roles(q.frame, c.frame) or _swapped_across_relation(q, c)):
+        return "role_swap"
+    if _swapped_wh_roles(q, c):
         return "role_swap"
     if q.passive == c.passive and (_swapped_pronoun_roles(q, c) or _swapped_owners(q, c)):
         return "role_swap"

@@ -556,3 +556,29 @@ def test_a_part_against_everywhere_and_roles_across_that_are_other_questions(
 )
 def test_how_often_said_several_ways_and_removal_said_with_out_or_off(cached: str, asked: str, same: bool) -> None:
     assert (near_miss_reason(asked, cached) is None) is same
+
+
+@pytest.mark.parametrize(
+    ("cached", "asked", "reason"),
+    [
+        (
+            "Cheapest way to post a letter from Guinea to Papua New Guinea this week?",
+            "Cheapest way to post a letter from Papua New Guinea to Guinea this week?",
+            "direction",
+        ),
+        (
+            "Can a Java class inherit from an interface?",
+            "Can an interface inherit from a plain Java class?",
+            "role_swap",
+        ),
+        (
+            "Does a gas boiler cost more to run than a heat pump?",
+            "Is a heat pump cheaper to run than a gas boiler?",
+            None,
+        ),
+    ],
+)
+def test_routes_past_an_infinitive_roles_past_an_extra_word_and_costs_turned_around(
+    cached: str, asked: str, reason: str | None
+) -> None:
+    assert near_miss_reason(asked, cached) == reason
