@@ -124,6 +124,7 @@ PHRASES = (
         r"\1ly",
     ),
     (r"\bdayly\b", "daily"),
+    (r"\b(?:a|one) fortnight\b|\bfortnight\b", "two weeks"),
     (r"\bopt out of\b", "unsubscribe from"),
     (r"\bthrow away\b", "discard"),
     (r"\bget rid of\b", "remove"),

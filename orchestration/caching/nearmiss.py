@@ -157,6 +157,16 @@ NUMBER_WORDS = (
         )
         if word != "_"
     }
+    | {
+        "thirtieth": "30",
+        "fortieth": "40",
+        "fiftieth": "50",
+        "sixtieth": "60",
+        "seventieth": "70",
+        "eightieth": "80",
+        "ninetieth": "90",
+        "hundredth": "100",
+    }
 )
 # Number words that multiply what comes before them: "five hundred" is 500, "ten thousand" 10000.
 MULTIPLIERS = {"hundred": 100, "thousand": 1000, "million": 1000000, "billion": 1000000000, "dozen": 12}
@@ -191,10 +201,17 @@ UNIT_ABBREVIATIONS = {
     "secs": "seconds",
     "mph": "miles per hour",
     "kph": "kilometres per hour",
+    "tbsp": "tablespoon",
+    "tbsps": "tablespoons",
+    "tsp": "teaspoon",
+    "tsps": "teaspoons",
 }
+# ... and these read as their unit anywhere: none is a common word or name ("how many ml in a tbsp").
+UNAMBIGUOUS_UNITS = _word_set("km kms kg kgs ml cm lbs oz mph kph tbsp tbsps tsp tsps")
 _ORDINAL_WORDS = _word_set(
     """third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth thirteenth fourteenth fifteenth
-    sixteenth seventeenth eighteenth nineteenth twentieth"""
+    sixteenth seventeenth eighteenth nineteenth twentieth thirtieth fortieth fiftieth sixtieth seventieth
+    eightieth ninetieth hundredth"""
 )
 ROMAN = {"II": "2", "III": "3", "IV": "4", "VI": "6", "VII": "7", "VIII": "8", "IX": "9", "XI": "11", "XII": "12"}
 DIRECTED = frozenset({"to", "into", "from"})
@@ -459,7 +476,9 @@ def _number_phrases(words: list[tuple[str, bool]]) -> list[tuple[str, bool]]:
             index += 1
         elif word == "second" and merged and merged[-1][0] == "the" and following and following not in STOPWORDS:
             merged.append(("2", False))
-        elif word in UNIT_ABBREVIATIONS and merged and _number(merged[-1][0]) is not None:
+        elif word in UNIT_ABBREVIATIONS and (
+            word in UNAMBIGUOUS_UNITS or (merged and _number(merged[-1][0]) is not None)
+        ):
             merged.extend((unit, False) for unit in UNIT_ABBREVIATIONS[word].split())
         else:
             run, value = _number_run(words, index)

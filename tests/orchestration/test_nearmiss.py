@@ -340,6 +340,9 @@ def test_how_to_questions_with_a_closed_class_verb_of_their_own_are_other_action
         ("Is cycling 30 km a day a lot?", "Is cycling 30 kilometres a day a lot?"),
         ("How long does it take to lose 10 lbs?", "How long does it take to lose ten pounds?"),
         ("What happened on the 31st of July 1914?", "What happened on the thirty-first of July 1914?"),
+        ("Ideas for a 60th birthday party?", "Ideas for a sixtieth birthday party?"),
+        ("Can I swim 2 weeks after a tattoo?", "Can I swim a fortnight after a tattoo?"),
+        ("How many tsp in a tbsp?", "How many teaspoons in a tablespoon?"),
     ],
 )
 def test_a_number_written_in_words_or_with_a_unit_abbreviation_is_the_same_number(cached: str, asked: str) -> None:
