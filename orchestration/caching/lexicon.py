@@ -125,6 +125,11 @@ PHRASES = (
     ),
     (r"\bdayly\b", "daily"),
     (r"\b(?:a|one) fortnight\b|\bfortnight\b", "two weeks"),
+    # "won't stop running" is "keeps running" (short forms are written out before these phrases).
+    (
+        r"\b(?:will|would|does|do|did|can|could) not ((?:[\w']+ ){0,3}?)stop (\w+ing)\b|\bnever stops (\w+ing)\b",
+        r"\1keeps \2\3",
+    ),
     (r"\bopt out of\b", "unsubscribe from"),
     (r"\bthrow away\b", "discard"),
     (r"\bget rid of\b", "remove"),

@@ -585,3 +585,15 @@ def test_routes_past_an_infinitive_roles_past_an_extra_word_and_costs_turned_aro
     cached: str, asked: str, reason: str | None
 ) -> None:
     assert near_miss_reason(asked, cached) == reason
+
+
+@pytest.mark.parametrize(
+    ("cached", "asked", "same"),
+    [
+        ("Why does my dog keep barking at night?", "Why won't my dog stop barking at night?", True),
+        ("Why does my tap keep dripping?", "Why does my tap never stops dripping?", True),
+        ("Why does my dog keep barking at night?", "Why did my dog stop barking at night?", False),
+    ],
+)
+def test_wont_stop_doing_is_keeps_doing(cached: str, asked: str, same: bool) -> None:
+    assert (near_miss_reason(asked, cached) is None) is same
