@@ -476,6 +476,8 @@ def _number_phrases(words: list[tuple[str, bool]]) -> list[tuple[str, bool]]:
             index += 1
         elif word == "second" and merged and merged[-1][0] == "the" and following and following not in STOPWORDS:
             merged.append(("2", False))
+        elif word == "original" and merged and merged[-1][0] == "the" and _first_of_a_series(words, index + 1):
+            merged.append(("1", False))  # "the original Toy Story" is the first one; "the original singer" is not
         elif word in UNIT_ABBREVIATIONS and (
             word in UNAMBIGUOUS_UNITS or (merged and _number(merged[-1][0]) is not None)
         ):
@@ -489,6 +491,15 @@ def _number_phrases(words: list[tuple[str, bool]]) -> list[tuple[str, bool]]:
             merged.append((word, named))
         index += 1
     return merged
+
+
+# After "the original", words that name one of a series: "the original version", "the original film".
+SERIES_WORDS = _word_set("version one edition release series season film movie book game model")
+
+
+def _first_of_a_series(words: list[tuple[str, bool]], index: int) -> bool:
+    """Whether the word at ``index`` names a work or a thing of a series (a name, or "version", "film" ...)."""
+    return index < len(words) and (words[index][1] or words[index][0] in SERIES_WORDS)
 
 
 def _number_run(words: list[tuple[str, bool]], start: int) -> tuple[int, str]:

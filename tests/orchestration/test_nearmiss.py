@@ -343,6 +343,7 @@ def test_how_to_questions_with_a_closed_class_verb_of_their_own_are_other_action
         ("Ideas for a 60th birthday party?", "Ideas for a sixtieth birthday party?"),
         ("Can I swim 2 weeks after a tattoo?", "Can I swim a fortnight after a tattoo?"),
         ("How many tsp in a tbsp?", "How many teaspoons in a tablespoon?"),
+        ("Who composed the music for the original Star Wars?", "Who composed the music for the first Star Wars?"),
     ],
 )
 def test_a_number_written_in_words_or_with_a_unit_abbreviation_is_the_same_number(cached: str, asked: str) -> None:
@@ -597,3 +598,9 @@ def test_routes_past_an_infinitive_roles_past_an_extra_word_and_costs_turned_aro
 )
 def test_wont_stop_doing_is_keeps_doing(cached: str, asked: str, same: bool) -> None:
     assert (near_miss_reason(asked, cached) is None) is same
+
+
+def test_the_original_of_a_series_is_its_first_but_an_original_singer_is_no_number() -> None:
+    assert near_miss_reason("Who sang the original version of Jolene?", "Who sang the first version of Jolene?") is None
+    assert near_miss_reason("Who directed the original Dune?", "Who directed the second Dune?") == "numbers"
+    assert near_miss_reason("Who was the original singer of Jolene?", "Who originally sang Jolene?") != "numbers"
