@@ -34,13 +34,21 @@ class ModelFigures:
     def error_rate(self) -> float:
         return self.errors / self.requests if self.requests else 0.0
 
+    @property
+    def p50_text(self) -> str:
+        return duration_text(self.p50_ms)
+
+    @property
+    def p95_text(self) -> str:
+        return duration_text(self.p95_ms)
+
 
 @dataclass(frozen=True, slots=True)
 class CostsSummary:
     since: datetime
     days: list[tuple[date, Decimal, int]]
     models: list[ModelFigures]
-    keys: list[tuple[str, Decimal, int]]
+    keys: list[tuple[str, Decimal, int]]  # (whose spend: an API key, or a person's use without one, USD, calls)
     cache: dict[str, int] = field(default_factory=dict)
     total_cost_usd: Decimal = Decimal("0")
     requests: int = 0
@@ -50,6 +58,15 @@ class CostsSummary:
     def cache_hit_rate(self) -> float:
         total = sum(self.cache.values())
         return sum(self.cache.get(status, 0) for status in CACHE_HITS) / total if total else 0.0
+
+
+def duration_text(ms: float | None) -> str:
+    """A latency as a person reads it: whole milliseconds, or seconds with one decimal from 1 s."""
+    if ms is None:
+        return "–"
+    if round(ms) < 1000:
+        return f"{round(ms)} ms"
+    return f"{ms / 1000:.1f} s"
 
 
 def percentile(sorted_values: list[float], fraction: float) -> float | None:
@@ -96,22 +113,45 @@ def _per_model(rows: Any) -> list[ModelFigures]:
     return figures
 
 
+# What a call made without an API key was, by its endpoint: a person signed in to the site.
+_SIGNED_IN_USE = {"chat": "web chat", "agent": "agent tasks", "responses": "responses", "embedding": "cache embeddings"}
+PER_PAYER_ROWS = 25
+
+
+def _signed_in_use(endpoint: str) -> str:
+    return _SIGNED_IN_USE.get(endpoint, endpoint)
+
+
 def _per_key(rows: Any) -> list[tuple[str, Decimal, int]]:
-    grouped = (
-        rows.values("api_key_id", "api_key__name", "api_key__prefix")
+    """Spend per API key, and per person and use for calls made without one (the chat, the
+    agent tasks, all from a browser session). Each label starts with whose spend it is, so a
+    chart that cuts long labels still shows it."""
+    keyed = (
+        rows.filter(api_key__isnull=False)
+        .values("api_key_id", "api_key__name", "api_key__prefix", "api_key__user__username")
         .annotate(cost=Sum("cost_usd"), requests=Count("id"))
-        .order_by("-cost")[:25]
+        .order_by("-cost")[:PER_PAYER_ROWS]
     )
-    return [
+    keyless = (
+        rows.filter(api_key__isnull=True)
+        .values("user_id", "user__username", "endpoint")
+        .annotate(cost=Sum("cost_usd"), requests=Count("id"))
+        .order_by("-cost")[:PER_PAYER_ROWS]
+    )
+    payers = [
         (
-            f"{group['api_key__prefix']}… {group['api_key__name'] or ''}".strip()
-            if group["api_key_id"]
-            else "(no key)",
+            f"{group['api_key__user__username']}: key {group['api_key__prefix']}… {group['api_key__name']}".strip(),
             group["cost"] or Decimal("0"),
             group["requests"],
         )
-        for group in grouped
+        for group in keyed
     ]
+    for group in keyless:
+        # A deleted person's rows keep their spend but lose the link (the foreign key is SET_NULL).
+        who = group["user__username"] if group["user_id"] else "(no person)"
+        payers.append((f"{who}: {_signed_in_use(group['endpoint'])}", group["cost"] or Decimal("0"), group["requests"]))
+    payers.sort(key=lambda payer: (-payer[1], payer[0]))
+    return payers[:PER_PAYER_ROWS]
 
 
 def costs_summary(*, days: int = 14) -> CostsSummary:

@@ -193,7 +193,16 @@ def _chart_data(summary: Any) -> dict[str, Any]:
         "days": [{"label": day.isoformat(), "value": float(cost)} for day, cost, _ in summary.days],
         "models": [{"label": m.model, "value": float(m.cost_usd)} for m in summary.models],
         "keys": [{"label": label, "value": float(cost)} for label, cost, _ in summary.keys],
-        "latency": [{"label": m.model, "p50": m.p50_ms or 0, "p95": m.p95_ms or 0} for m in summary.models],
+        "latency": [
+            {
+                "label": m.model,
+                "p50": round(m.p50_ms or 0),
+                "p95": round(m.p95_ms or 0),
+                "p50_text": m.p50_text,
+                "p95_text": m.p95_text,
+            }
+            for m in summary.models
+        ],
         "errors": [{"label": m.model, "value": round(m.error_rate * 100, 2)} for m in summary.models],
         "cache": [{"label": status, "value": count} for status, count in sorted(summary.cache.items())],
     }

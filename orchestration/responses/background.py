@@ -62,7 +62,8 @@ async def response_execute(response_id: str, *, worker: str) -> str:
     draft = draft_of(row)
     draft.status = StoredResponse.Status.IN_PROGRESS
     run = _Run(draft, attempt, redis_async(STREAMS))
-    await eventlog.start(run.redis, response_id)
+    if not await eventlog.start(run.redis, response_id):
+        return "cancelled"  # between the claim and now: nothing to generate
     generation = asyncio.ensure_future(_generate(run, row))
     watch = asyncio.ensure_future(_watch(run, generation))
     try:

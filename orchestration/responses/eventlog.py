@@ -31,9 +31,21 @@ def cancel_key(response_id: str) -> str:
     return f"responses:{response_id}:cancel"
 
 
-async def start(client: aioredis.Redis, response_id: str) -> None:
-    """A run begins: whatever an earlier run of it wrote is gone."""
-    await client.delete(events_key(response_id))
+# Clears the log unless the response was cancelled, in one step: a cancel cannot land between the check
+# and the delete.
+_START = """
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+redis.call('DEL', KEYS[1])
+return 1
+"""
+
+
+async def start(client: aioredis.Redis, response_id: str) -> bool:
+    """A run begins: whatever an earlier run of it wrote is gone. False, and the log left as it
+    is, when the response was cancelled meanwhile (after the worker's claim): the cancel's end
+    entry must stay, or its followers would wait for an end that never comes, and it refuses the
+    run's events (their ids are older)."""
+    return bool(await client.eval(_START, 2, events_key(response_id), cancel_key(response_id)))
 
 
 async def append(client: aioredis.Redis, response_id: str, attempt: int, events: list[dict[str, Any]]) -> None:

@@ -205,6 +205,11 @@ def test_keyboard_only_sends_a_message_and_opens_a_conversation(page, live_web, 
     page.keyboard.type("Sent with the keyboard")
     page.keyboard.press("Enter")
     expect(reply_node(page).locator(".message-body")).to_have_text("Typed and sent.")
+    # The list shows the new conversation once its own request is back, which can come after the
+    # reply: until then a Tab would land on the list as it was before the send.
+    expect(page.locator("#conversation-list .conversation-open[aria-current=page]")).to_have_text(
+        "Sent with the keyboard"
+    )
 
     # From the search box, the whole list is one Tab stop; arrows move within it.
     page.get_by_label("Search conversations").focus()

@@ -13,7 +13,7 @@ from tests.browser.conftest import PASSWORD, screenshot
 
 
 def test_the_costs_dashboard_draws_every_chart_from_the_request_log(page: Any, live_web: Any, django_user_model: Any):
-    django_user_model.objects.create_superuser("root", "root@example.com", PASSWORD)
+    root = django_user_model.objects.create_superuser("root", "root@example.com", PASSWORD)
     now = timezone.now()
     for day in range(5):
         for model, cost, latency in (("sim-large", "0.02", 900.0), ("sim-small", "0.001", 120.0)):
@@ -24,10 +24,21 @@ def test_the_costs_dashboard_draws_every_chart_from_the_request_log(page: Any, l
                 model_served=model,
                 provider_served="simulator",
                 cost_usd=Decimal(cost),
-                latency_ms=latency + day * 10,
+                latency_ms=latency + day * 10.123,
                 cache_status="HIT" if day == 0 else "MISS",
                 created_at=now - timedelta(days=day),
             )
+    RequestLog.objects.create(  # a chat reply: made from a browser session, without an API key
+        request_id="chat",
+        endpoint="chat",
+        model_requested="sim-large",
+        model_served="sim-large",
+        provider_served="simulator",
+        cost_usd=Decimal("0.005"),
+        latency_ms=2345.678,
+        user=root,
+        created_at=now,
+    )
     requests_outside: list[str] = []
     page.on(
         "request",
@@ -43,6 +54,12 @@ def test_the_costs_dashboard_draws_every_chart_from_the_request_log(page: Any, l
     for chart in ("days", "models", "keys", "latency", "errors", "cache"):
         assert page.locator(f"#chart-{chart} svg rect").count() > 0, chart
     assert page.locator("#chart-models svg text", has_text="sim-large").count() == 1
-    assert page.locator("#total-cost").inner_text() == "$0.1050"
+    assert page.locator("#total-cost").inner_text() == "$0.1100"
+    # Whose spend: the person's web chat, by name (no anonymous "(no key)").
+    assert page.locator("#chart-keys svg text", has_text="root: web chat").count() == 1
+    assert page.locator("#costs-payers td", has_text="root: web chat").count() == 1
+    # Latencies as a person reads them: whole milliseconds, or seconds with one decimal.
+    latency_texts = page.locator("#chart-latency svg text").all_text_contents()
+    assert sorted(latency_texts) == ["p50 140 ms", "p50 920 ms", "p95 160 ms", "p95 2.3 s", "sim-large", "sim-small"]
     assert requests_outside == []
     screenshot(page, "admin-costs")

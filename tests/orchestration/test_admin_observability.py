@@ -10,8 +10,9 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from orchestration.access.keys import api_key_create
 from orchestration.breaker import breaker_force_open, breaker_read
-from orchestration.costs import costs_summary, percentile
+from orchestration.costs import costs_summary, duration_text, percentile
 from orchestration.models import BreakerState, PromptTemplate, Provider, RequestLog
 
 pytestmark = pytest.mark.django_db
@@ -19,9 +20,9 @@ pytestmark = pytest.mark.django_db
 
 def log_row(model: str, *, cost: str = "0.001", latency: float = 100.0, status: str = "ok", **fields: Any) -> None:
     fields.setdefault("created_at", timezone.now())
+    fields.setdefault("endpoint", "completion")
     RequestLog.objects.create(
         request_id="r",
-        endpoint="completion",
         model_requested=model,
         model_served=model,
         provider_served="sim",
@@ -79,8 +80,38 @@ def test_the_costs_summary_adds_spend_per_day_model_and_key_with_latency_percent
     alpha = summary.models[0]
     assert (alpha.requests, alpha.errors, alpha.p50_ms, alpha.p95_ms) == (101, 1, 50.0, 95.0)
     assert [cost for _, cost, _ in summary.days] == [Decimal("0.5"), Decimal("1.0")]
-    assert summary.keys == [("(no key)", Decimal("1.5"), 102)]
+    assert summary.keys == [("(no person): completion", Decimal("1.5"), 102)]
     assert summary.cache_hit_rate == pytest.approx(1 / 102)
+
+
+def test_the_costs_summary_says_whose_spend_each_key_and_each_signed_in_use_is(django_user_model: Any) -> None:
+    alice = django_user_model.objects.create_user("alice")
+    bob = django_user_model.objects.create_user("bob")
+    key, _ = api_key_create(user=bob, name="ci")
+    log_row("alpha", cost="0.3", endpoint="chat", user=alice)
+    log_row("alpha", cost="0.3", endpoint="chat", user=alice)
+    log_row("alpha", cost="0.2", endpoint="agent", user=alice)
+    log_row("alpha", cost="0.4", endpoint="chat", user=bob, api_key=key)
+    log_row("alpha", cost="0.1", endpoint="embedding")
+    summary = costs_summary(days=14)
+    assert summary.keys == [
+        ("alice: web chat", Decimal("0.6"), 2),
+        (f"bob: key {key.prefix}… ci", Decimal("0.4"), 1),
+        ("alice: agent tasks", Decimal("0.2"), 1),
+        ("(no person): cache embeddings", Decimal("0.1"), 1),
+    ]
+
+
+def test_latencies_read_as_whole_milliseconds_or_seconds_with_one_decimal() -> None:
+    assert [duration_text(ms) for ms in (None, 0.4, 87.3456, 999.4, 999.6, 1234.567, 61_049.9)] == [
+        "–",
+        "0 ms",
+        "87 ms",
+        "999 ms",
+        "1.0 s",
+        "1.2 s",
+        "61.0 s",
+    ]
 
 
 def test_percentiles_use_the_nearest_rank() -> None:
@@ -90,11 +121,12 @@ def test_percentiles_use_the_nearest_rank() -> None:
 
 
 def test_the_costs_page_draws_its_charts_without_anything_from_the_internet(admin_client: Any) -> None:
-    log_row("alpha", cost="0.25")
+    log_row("alpha", cost="0.25", latency=1234.5678)
     page = admin_client.get(reverse("admin:orchestration_requestlog_costs"), {"days": "7"})
     assert page.status_code == 200
     html = page.content.decode()
     assert "$0.2500" in html and "alpha" in html and 'id="costs-data"' in html
+    assert "1.2 s" in html and "1234.5678" not in html
     assert "http://" not in html.replace("http://www.w3.org/2000/svg", "")
     assert "https://" not in html
     assert admin_client.get(reverse("admin:orchestration_requestlog_costs"), {"days": "x"}).status_code == 200

@@ -9,8 +9,10 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 from django.conf import settings
+from redis.exceptions import ResponseError
 
 from orchestration.responses import eventlog
+from orchestration.responses.services import response_signal_cancel
 
 
 def events(*numbers: int) -> list[dict[str, Any]]:
@@ -52,3 +54,14 @@ async def test_a_follower_of_a_run_started_again_is_told_so(client: aioredis.Red
         await asyncio.wait_for(follower, 5)
     await eventlog.end(client, "resp_1")
     assert await collected(client, starting_after=None) == [0, 1, 2, 3]  # the new run, whole
+
+
+async def test_a_run_that_begins_after_its_response_was_cancelled_keeps_the_end_its_followers_wait_for(
+    client: aioredis.Redis,
+) -> None:
+    # A worker claimed the response; the cancel lands before the run clears the log.
+    response_signal_cancel("resp_1")
+    assert await eventlog.start(client, "resp_1") is False
+    with pytest.raises(ResponseError):  # the run's events come too late: the cancel ended the log
+        await eventlog.append(client, "resp_1", 1, events(0, 1))
+    assert await asyncio.wait_for(collected(client, starting_after=None), 5) == []
