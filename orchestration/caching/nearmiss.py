@@ -315,6 +315,10 @@ _KEEP_FROM = re.compile(
 )
 # A question typed in capitals throughout: its capitals mark no names.
 _LOWER_CASE = re.compile(r"[a-z]")
+_COUNTRY_IN_SMALL_LETTERS = re.compile(r"\b((?:in|to|from|of|across|for|outside|throughout) the )(us|uk|eu|uae)\b")
+# Words that place a time from today: "this Friday" and "last Friday" are two days.
+DEICTIC_WORDS = _word_set("this last next past previous coming")
+DEICTIC_PAST = _word_set("last past previous")
 _DOTTED_ACRONYM = re.compile(r"\b(?:[A-Z]\.){2,}")
 _TOKEN = re.compile(r"\d\d:\d\d(?!\d)|[A-Za-z]+|\d+(?:\.\d+)?")
 _HOUR_WORDS = "|".join(_word_list("one two three four five six seven eight nine ten eleven twelve"))
@@ -356,6 +360,7 @@ class Terms:
     duration_unit: str | None  # the unit a duration is asked in: "how many weeks" -> "week"
     action: str | None  # the verb a how-to question asks about: "How do I freeze my credit?" -> "freez"
     subject: str | None = None  # who a yes/no question's opening names: "asker" ("Can I ..."), "other", or None
+    deixis: frozenset[tuple[str, str]] = frozenset()  # ("last", "friday"): a time said from today
 
 
 # A word's stem depends on the word alone; questions repeat words, so each is worked out once.
@@ -429,6 +434,7 @@ def _words(text: str) -> list[tuple[str, bool]]:
         text = text.lower()
     text = _clock_times(text.replace("\u2019", "'"))
     text = _DOTTED_ACRONYM.sub(lambda found: found[0].replace(".", ""), text)  # "the U.S." is "the US"
+    text = _COUNTRY_IN_SMALL_LETTERS.sub(lambda found: found[1] + found[2].upper(), text)  # "in the us"
     text = _GOOD_WAY.sub("", text)
     text = _KEEP_FROM.sub(lambda found: (found[1] or found[2] or found[3] or "") + "not ", text)
     text = _PLURAL_POSSESSIVE.sub(" s", text)
@@ -631,6 +637,7 @@ def question_terms(text: str) -> Terms:
         how_long=("how", "long") in pairwise(plain),
         action=_action(plain),
         subject=_subject(plain),
+        deixis=_deixis(plain),
         duration_unit=next(
             (
                 _term(unit)
@@ -905,6 +912,26 @@ def _frame(words: list[tuple[str, bool]]) -> tuple[str, ...]:
             frame.append(_term(word))
         previous = word
     return tuple(frame)
+
+
+def _deixis(words: list[str]) -> frozenset[tuple[str, str]]:
+    """Each time word placed from today by the word before it: "this friday", "last week", "next year"."""
+    return frozenset(
+        (before, stem(word))
+        for before, word in pairwise(words)
+        if before in DEICTIC_WORDS and (word in CONTRAST_WORDS and word not in DEICTIC_WORDS)
+    )
+
+
+def _other_time_from_today(q: Terms, c: Terms) -> bool:
+    """Whether one asks about another day than the other, as said from today ("this Friday" / "last
+    Friday"), or one places it in the past where the other does not say ("on Friday" / "last Friday")."""
+    if q.deixis == c.deixis:
+        return False
+    if q.deixis and c.deixis:
+        return True
+    placed = q.deixis or c.deixis
+    return any(before in DEICTIC_PAST for before, _ in placed)
 
 
 def _quantifiers(words: list[str]) -> frozenset[str]:
@@ -1383,6 +1410,8 @@ def near_miss_reason(query: str, candidate: str) -> str | None:
         return "quantity"
     if _narrowed_against_wide(q, c) or _narrowed_against_wide(c, q):
         return "scope"
+    if _other_time_from_today(q, c):
+        return "time"
     if _aligned_substitution(q.content, c.content):
         return "substitution"
     if _other_action(q, c):

@@ -604,3 +604,16 @@ def test_the_original_of_a_series_is_its_first_but_an_original_singer_is_no_numb
     assert near_miss_reason("Who sang the original version of Jolene?", "Who sang the first version of Jolene?") is None
     assert near_miss_reason("Who directed the original Dune?", "Who directed the second Dune?") == "numbers"
     assert near_miss_reason("Who was the original singer of Jolene?", "Who originally sang Jolene?") != "numbers"
+
+
+@pytest.mark.parametrize(
+    ("cached", "asked", "reason"),
+    [
+        ("Which shops are open this Sunday?", "Which shops were open last Sunday?", "time"),
+        ("Is the market open on Saturday?", "Was the market open last Saturday?", "time"),
+        ("Is the market open on Saturday?", "Is the market open this Saturday?", None),
+        ("What's the average salary in the uk?", "What's the average salary worldwide?", "scope"),
+    ],
+)
+def test_a_day_said_from_today_and_a_country_in_small_letters(cached: str, asked: str, reason: str | None) -> None:
+    assert near_miss_reason(asked, cached) == reason
