@@ -107,6 +107,16 @@ def test_at_the_default_budget_most_held_out_paraphrases_hit_and_tuned_near_miss
     # fresh8: 110/162 (68%) after its round's rules (96/162 before them, blind), 115/162 (71%) with the
     # WordNet synonyms.
     assert rate(table, "paraphrase", "fresh8") >= 0.70
+    # fresh9, fresh10 and fresh11 were written by engineers who never read the cache's code. Blind, each
+    # scored 74/162, 75/162 and 76/162 paraphrases and served 3 of 168 near misses; the rules written from
+    # them since serve 87, 78 and 76 and refuse all but one near miss of fresh10 and of fresh11
+    # (docs/benchmarks.md, "Blind parts written by someone else").
+    assert rate(table, "paraphrase", "fresh9") >= 0.53
+    assert rate(table, "paraphrase", "fresh10") >= 0.47
+    assert rate(table, "paraphrase", "fresh11") >= 0.46
+    assert table[("near_miss", "*", "fresh9")][0] == 0
+    assert table[("near_miss", "*", "fresh10")][0] <= 1  # "how long after diving can I fly" swapped
+    assert table[("near_miss", "*", "fresh11")][0] <= 1  # "my wife inherit if I die" / "I inherit if my wife dies"
     assert rate(table, "near_miss", "tune") <= DEFAULT_ERROR_BUDGET
     assert rate(table, "near_miss", "held_out") <= 0.01
     for split in ("fresh", "fresh2", "fresh3", "fresh4", "fresh5"):
