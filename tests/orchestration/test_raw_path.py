@@ -32,6 +32,7 @@ from tests.orchestration.gateway import (  # noqa: F401 - fixtures used by name
     sim_models,
     sse_events,
 )
+from tests.project.test_lean_handler import WaitingView
 
 pytestmark = pytest.mark.django_db(transaction=True)
 URL = "/v1/chat/completions"
@@ -202,25 +203,6 @@ def scope(*headers: tuple[bytes, bytes]) -> dict[str, Any]:
         "client": ("127.0.0.1", 40000),
         "server": ("127.0.0.1", 8000),
     }
-
-
-class WaitingView:
-    """A view that waits until it is cancelled, and says so."""
-
-    def __init__(self) -> None:
-        self.started = asyncio.Event()
-        self.cancelled = False
-        self.request: Any = None
-
-    async def __call__(self, request: RawRequest) -> HttpResponse:
-        self.request = request
-        self.started.set()
-        try:
-            await asyncio.Event().wait()
-        except asyncio.CancelledError:
-            self.cancelled = True
-            raise
-        return HttpResponse()
 
 
 async def test_a_client_that_goes_away_cancels_the_view_and_the_request_ends_quietly() -> None:

@@ -51,8 +51,10 @@ class WaitingView:
     def __init__(self) -> None:
         self.started = asyncio.Event()
         self.cancelled = False
+        self.request: Any = None
 
-    async def __call__(self, request: HttpRequest) -> HttpResponse:
+    async def __call__(self, request: Any) -> HttpResponse:
+        self.request = request
         self.started.set()
         try:
             await asyncio.Event().wait()
