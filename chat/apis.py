@@ -467,14 +467,18 @@ def _host_allowed(headers: dict[str, str]) -> bool:
 async def _body_read(receive: Any) -> bytes | None:
     """The whole body, or None when the client disconnected first. Its size is judged later, in
     the lean view's order (``_json_of``); the server refused a body declared too large already
-    (``project/edge/daphne.py``)."""
+    (``project/edge/daphne.py``), and one sent in chunks is read no further than one byte past the
+    limit, so that a client cannot make the process hold more than that."""
     parts: list[bytes] = []
+    size, limit = 0, settings.DATA_UPLOAD_MAX_MEMORY_SIZE
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             return None
-        parts.append(message.get("body", b""))
-        if not message.get("more_body", False):
+        part = message.get("body", b"")
+        parts.append(part)
+        size += len(part)
+        if not message.get("more_body", False) or size > limit:
             return b"".join(parts)
 
 

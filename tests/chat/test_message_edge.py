@@ -159,3 +159,25 @@ async def test_the_raw_post_answers_a_bad_key_itself_in_the_one_shape() -> None:
     assert int(sent[b"content-length"]) == len(answered["body"])
     error = json.loads(answered["body"])["error"]
     assert error["code"] == "invalid_api_key" and error["request_id"] == "mine-1"
+
+
+async def test_the_raw_post_stops_reading_a_chunked_body_past_the_limit() -> None:
+    from channels.testing import ApplicationCommunicator
+
+    from chat.apis import MessagePostRoute
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/api/v1/conversations/7/messages",
+        "headers": [(b"authorization", b"Bearer sy-not-a-key"), (b"host", b"localhost")],
+        "url_route": {"args": (), "kwargs": {"conversation_id": 7}},
+    }
+    communicator = ApplicationCommunicator(MessagePostRoute(edge_stand_in), scope)
+    chunk = b"x" * (settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 1)
+    await communicator.send_input({"type": "http.request", "body": chunk, "more_body": True})
+    # No more is sent and the body never ends: the answer comes anyway, from what was read.
+    started = await communicator.receive_output(5)
+    assert started["type"] == "http.response.start" and started["status"] in (401, 413)
+    await communicator.receive_output(5)
+    await communicator.wait(5)
