@@ -114,12 +114,17 @@ def served(pair: dict[str, Any], vectors: tuple[np.ndarray, np.ndarray], policy:
 
 
 def pair_vectors(pairs: list[dict[str, Any]]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Each pair's two vectors. Each distinct question is embedded once, in batches of questions of
+    about one length: one batch of all of them was padded to the longest, four times the work."""
     from orchestration.caching.embedders import LocalEmbedder
 
     embedder = LocalEmbedder()
-    cached = embedder.embed_sync([pair["a"] for pair in pairs])
-    asked = embedder.embed_sync([pair["b"] for pair in pairs])
-    return list(zip(cached, asked, strict=True))
+    texts = sorted({text for pair in pairs for text in (pair["a"], pair["b"])}, key=lambda text: (len(text), text))
+    vectors: dict[str, np.ndarray] = {}
+    for start in range(0, len(texts), 128):
+        batch = texts[start : start + 128]
+        vectors.update(zip(batch, embedder.embed_sync(batch), strict=True))
+    return [(vectors[pair["a"]], vectors[pair["b"]]) for pair in pairs]
 
 
 def outcomes(pairs: list[dict[str, Any]], policy: Any, vectors: list[Any] | None = None) -> list[bool]:
