@@ -1,7 +1,7 @@
 """The contract every provider adapter keeps.
 
 An adapter turns the normalized types of ``orchestration.types`` into one wire format and
-back, over one pooled ``httpx.AsyncClient`` per provider per event loop. It knows nothing of
+back, over one pooled ``aiohttp.ClientSession`` per provider per event loop. It knows nothing of
 Django, retries, breakers or fallbacks: the Orchestrator does those. Every failure leaves an
 adapter as a ``ProviderError`` with the right ``ErrorKind``.
 """

@@ -1,17 +1,19 @@
 """HTTP for the adapters: pooled clients per event loop, the call's time limits, transport errors.
 
-Transport: httpx over ``httpx_aiohttp.AiohttpTransport``. Measured on the development machine
-(one aiohttp server, 64 concurrent POSTs of a small JSON reply, client and server sharing two
-busy cores): httpx's own pool ~90 requests/s, httpx with the aiohttp transport ~1,300, bare
-aiohttp ~2,700. The aiohttp transport keeps the httpx interface the design asks for at most of
-the speed of aiohttp. Per call, in client CPU time (sequential calls): ``AsyncClient.post``
-over the aiohttp transport ~650 µs, a prepared ``httpx.Request`` sent straight to the
-transport ~500 µs, bare aiohttp ~300 µs; so calls take the direct route (``HttpProvider``).
+Transport: aiohttp's client, called directly. Measured on the development machine (one aiohttp
+server, 64 concurrent POSTs of a small JSON reply, client and server sharing two busy cores):
+httpx's own pool ~90 requests/s, httpx over the aiohttp transport (``httpx_aiohttp``) ~1,300, bare
+aiohttp ~2,700; per call, in client CPU time (sequential calls), ``AsyncClient.post`` over the
+aiohttp transport ~650 µs, a prepared ``httpx.Request`` sent straight to that transport ~500 µs,
+bare aiohttp ~300 µs. The adapters first kept httpx's interface over the aiohttp transport; in the
+pinned streaming benchmark's profile (docs/benchmarks.md, "Streaming at the floor") building
+httpx's request and response around aiohttp's was then the largest piece of a stream's setup
+that was ours, so the adapters now speak aiohttp: one request object, one response object.
 
-Pooling: one ``httpx.AsyncClient`` per adapter per running event loop. An aiohttp session
+Pooling: one ``aiohttp.ClientSession`` per adapter per running event loop. A session
 belongs to the loop it was opened on, and RQ workers run each job in a fresh loop
-(``asyncio.run``), so clients are keyed by loop (weakly) and each is closed when its loop
-shuts down: a tiny async generator per client is registered with the loop, and
+(``asyncio.run``), so sessions are keyed by loop (weakly) and each is closed when its loop
+shuts down: a tiny async generator per session is registered with the loop, and
 ``loop.shutdown_asyncgens()`` (which ``asyncio.run`` and asgiref call) finalises it.
 
 Time limits (``CallTimeout``): ``connect`` is the socket connect (and pool wait) limit;
@@ -41,7 +43,8 @@ from typing import Any
 import aiohttp
 import httpx
 import orjson
-from httpx_aiohttp import AiohttpTransport
+from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
 
 from orchestration.providers.base import CallTimeout, Provider, ProviderConfig
 from orchestration.providers.errors import status_error
@@ -51,12 +54,13 @@ from orchestration.watchdog import ReadWatchdog
 
 # A gateway holds a connection for the whole of each generation, so concurrent calls to one
 # provider reach the thousands: the pool must not be what makes them wait.
-POOL_LIMITS = httpx.Limits(max_connections=2000, max_keepalive_connections=2000, keepalive_expiry=30.0)
+POOL_CONNECTIONS = 2000
+KEEPALIVE_S = 30.0
 USER_AGENT = "Switchyard"
 # After a stream's last event the end of the body is normally already in the socket buffer.
 DRAIN_S = 1.0
 
-TRANSPORT_ERRORS = (httpx.HTTPError, aiohttp.ClientError, OSError)
+TRANSPORT_ERRORS = (aiohttp.ClientError, OSError)
 
 # ASCII output: text from clients may hold lone surrogates, which cannot be encoded as UTF-8.
 _encode = json.JSONEncoder(separators=(",", ":")).encode
@@ -85,15 +89,8 @@ def json_parsed(body: bytes, provider: str) -> Any:
 
 def transport_error(error: BaseException, provider: str) -> ProviderError:
     """A failure below HTTP: a timeout, or a connection that could not open or broke."""
-    # httpx_aiohttp re-raises aiohttp errors as httpx ones, and maps some connection failures
-    # (refused, server disconnected) to ConnectTimeout: the aiohttp cause tells them apart.
-    cause = error.__cause__ if isinstance(error, httpx.HTTPError) and error.__cause__ is not None else error
-    if isinstance(cause, aiohttp.ClientError):
-        timed_out = isinstance(cause, TimeoutError)
-    else:
-        timed_out = isinstance(error, httpx.TimeoutException | TimeoutError)
-    detail = f"{type(cause).__name__}: {cause}".rstrip(": ")
-    if timed_out:
+    detail = f"{type(error).__name__}: {error}".rstrip(": ")
+    if isinstance(error, TimeoutError):  # aiohttp's connect and read timeouts are TimeoutErrors too
         return ProviderError(ErrorKind.TIMEOUT, f"{provider} timed out ({detail})", provider=provider)
     return ProviderError(ErrorKind.CONNECTION, f"connection to {provider} failed ({detail})", provider=provider)
 
@@ -105,23 +102,36 @@ def timeout_error(provider: str, limit: str, seconds: float) -> ProviderError:
 
 
 @functools.lru_cache(maxsize=1024)
-def url_of(url: str) -> httpx.URL:
+def url_of(url: str) -> URL:
     """Parsed once: an adapter calls the same few URLs over and over."""
-    return httpx.URL(url)
+    return URL(url)
+
+
+@functools.lru_cache(maxsize=256)
+def _client_timeout(connect: float, read: float | None) -> aiohttp.ClientTimeout:
+    """aiohttp's limits for a call: ``connect`` bounds the pool wait and the socket connect,
+    ``read`` each wait for data (None for streams, whose reads the watchdog bounds)."""
+    return aiohttp.ClientTimeout(total=None, connect=connect, sock_connect=connect, sock_read=read)
+
+
+@functools.cache
+def _tls() -> Any:
+    """The TLS trust of the adapters: httpx's (certifi's roots, or ``SSL_CERT_FILE`` /
+    ``SSL_CERT_DIR`` when set), built once per process."""
+    return httpx.create_ssl_context(trust_env=True)
 
 
 @dataclass(slots=True)
 class _LoopClient:
-    client: httpx.AsyncClient
-    transport: httpx.AsyncBaseTransport  # the client's own transport (its connection pool)
+    client: aiohttp.ClientSession
     closer: Any  # the async generator whose finalisation closes ``client``
 
 
-async def _close_with_loop(client: httpx.AsyncClient) -> AsyncIterator[None]:
+async def _close_with_loop(client: aiohttp.ClientSession) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        await client.aclose()
+        await client.close()
 
 
 # Close tasks started outside any caller's await: referenced until done so they are not collected.
@@ -129,29 +139,23 @@ _closing: set[asyncio.Future[Any] | concurrent.futures.Future[Any]] = set()
 
 
 class LoopClients:
-    """One ``httpx.AsyncClient`` per running event loop, each closed when its loop shuts down.
+    """One ``aiohttp.ClientSession`` per running event loop, each closed when its loop shuts down.
 
-    ``build`` makes the transport (the connection pool) and the client that owns it.
+    ``build`` makes the session (and its connection pool).
     """
 
-    def __init__(self, build: Callable[[], tuple[httpx.AsyncClient, httpx.AsyncBaseTransport]]) -> None:
+    def __init__(self, build: Callable[[], aiohttp.ClientSession]) -> None:
         self._build = build
         self._entries: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClient] = weakref.WeakKeyDictionary()
 
-    async def get(self) -> httpx.AsyncClient:
-        return (await self._entry()).client
-
-    async def transport(self) -> httpx.AsyncBaseTransport:
-        return (await self._entry()).transport
-
-    async def _entry(self) -> _LoopClient:
+    async def get(self) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()
         entry = self._entries.get(loop)
         if entry is None:
-            client, transport = self._build()
-            entry = self._entries[loop] = _LoopClient(client, transport, _close_with_loop(client))
+            client = self._build()
+            entry = self._entries[loop] = _LoopClient(client, _close_with_loop(client))
             await anext(entry.closer)  # registers the generator with this loop's shutdown
-        return entry
+        return entry.client
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -193,9 +197,8 @@ class HttpProvider(Provider):
     error bodies (``error_from_response``); they call ``post_json`` for whole replies and
     ``open_stream`` for Server-Sent Events.
 
-    Calls go straight to the pooled client's transport with a request built here: the
-    client's cookie, redirect, auth and URL-merging steps, none of which a provider call uses,
-    cost more CPU per call than the rest of the adapter.
+    Calls go to the loop's pooled session with the adapter's headers, no redirects and no
+    cookies kept (a provider call uses neither).
 
     Every read of a stream's body is bounded by the call's limits (``SseStream``), so
     ``bounds_stream_reads`` holds for every adapter built on this class.
@@ -206,7 +209,7 @@ class HttpProvider(Provider):
     def __init__(self, config: ProviderConfig) -> None:
         super().__init__(config)
         headers = {"User-Agent": USER_AGENT, "Content-Type": "application/json", **self.auth_headers()}
-        self.headers = httpx.Headers({**headers, **config.extra_headers})
+        self.headers = CIMultiDictProxy(CIMultiDict({**headers, **config.extra_headers}))
         self.clients = LoopClients(self._client)
         self._in_flight = 0
         self._retired = False
@@ -221,36 +224,43 @@ class HttpProvider(Provider):
         text = body[:1000].decode("utf-8", "replace").strip()
         return status_error(status, text, headers=headers, provider=self.config.name)
 
-    def _client(self) -> tuple[httpx.AsyncClient, httpx.AsyncBaseTransport]:
-        transport = AiohttpTransport(limits=POOL_LIMITS)
-        return httpx.AsyncClient(transport=transport, headers=self.headers, timeout=self.config.timeout_s), transport
+    def _client(self) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(limit=POOL_CONNECTIONS, keepalive_timeout=KEEPALIVE_S, ssl=_tls())
+        # No cookie jar: a provider's cookies must not ride along on the next call, whoever made it.
+        return aiohttp.ClientSession(connector=connector, headers=self.headers, cookie_jar=aiohttp.DummyCookieJar())
 
-    def _request(self, url: str, payload: Any, timeout: CallTimeout, *, read: float | None) -> httpx.Request:
-        limits = {"connect": timeout.connect, "read": read, "write": timeout.connect, "pool": timeout.connect}
-        return httpx.Request(
-            "POST", url_of(url), headers=self.headers, content=json_bytes(payload), extensions={"timeout": limits}
+    async def _post(
+        self, url: str, payload: Any, timeout: CallTimeout, *, read: float | None
+    ) -> aiohttp.ClientResponse:
+        session = await self.clients.get()
+        return await session.request(
+            "POST",
+            url_of(url),
+            data=json_bytes(payload),
+            allow_redirects=False,
+            timeout=_client_timeout(timeout.connect, read),
         )
 
     async def post_json(self, url: str, payload: Any, timeout: CallTimeout) -> Any:
         """POST ``payload`` and return the decoded JSON reply, within ``timeout``."""
-        transport = await self.clients.transport()
-        request = self._request(url, payload, timeout, read=timeout.first_token)
         name = self.config.name
         self._in_flight += 1
         try:
             try:
                 async with asyncio.timeout(timeout.total):
-                    response = await transport.handle_async_request(request)
+                    response = await self._post(url, payload, timeout, read=timeout.first_token)
                     try:
-                        body = await response.aread()
+                        body = await response.read()
                     finally:
-                        await response.aclose()
+                        response.release()
             except TimeoutError as error:
+                if isinstance(error, aiohttp.ClientError):  # aiohttp's own connect or read limit
+                    raise transport_error(error, name) from error
                 raise timeout_error(name, "total", timeout.total) from error
             except TRANSPORT_ERRORS as error:
                 raise transport_error(error, name) from error
-            if response.status_code >= 400:
-                raise self.error_from_response(response.status_code, response.headers, body)
+            if response.status >= 400:
+                raise self.error_from_response(response.status, response.headers, body)
             return json_parsed(body, name)
         finally:
             self._call_finished()
@@ -258,21 +268,21 @@ class HttpProvider(Provider):
     @asynccontextmanager
     async def open_stream(self, url: str, payload: Any, timeout: CallTimeout) -> AsyncIterator[SseStream]:
         """POST ``payload`` and give the reply's Server-Sent Events; leaving closes the connection."""
-        transport = await self.clients.transport()
-        request = self._request(url, payload, timeout, read=None)
         name = self.config.name
         started = asyncio.get_running_loop().time()
-        response: httpx.Response | None = None
+        response: aiohttp.ClientResponse | None = None
         self._in_flight += 1
         try:
             start_limit = min(timeout.total, timeout.first_token)
             try:
                 async with asyncio.timeout(start_limit):
-                    response = await transport.handle_async_request(request)
-                    if response.status_code >= 400:
-                        body = await response.aread()
-                        raise self.error_from_response(response.status_code, response.headers, body)
+                    response = await self._post(url, payload, timeout, read=None)
+                    if response.status >= 400:
+                        body = await response.read()
+                        raise self.error_from_response(response.status, response.headers, body)
             except TimeoutError as error:
+                if isinstance(error, aiohttp.ClientError):  # aiohttp's own connect limit
+                    raise transport_error(error, name) from error
                 limit = "total" if timeout.total <= timeout.first_token else "first-token"
                 raise timeout_error(name, limit, start_limit) from error
             except TRANSPORT_ERRORS as error:
@@ -284,7 +294,8 @@ class HttpProvider(Provider):
                 stream.close()
         finally:
             if response is not None:
-                await response.aclose()
+                # Back to the pool when the body was read to its end; closed otherwise.
+                response.release()
             self._call_finished()
 
     def _call_finished(self) -> None:
@@ -301,27 +312,6 @@ class HttpProvider(Provider):
 
     async def aclose(self) -> None:
         await self.clients.aclose()
-
-
-def _body_reader(response: httpx.Response) -> Callable[[], Awaitable[bytes]]:
-    """What reads the body's next bytes (``b""`` at its end).
-
-    A body that is not compressed is read straight from aiohttp's stream: httpx's ``aiter_bytes``
-    passes each read through four async iterators (its decoder, its chunker, the transport's
-    stream, aiohttp's chunk iterator), and a streamed reply reads once per token. aiohttp's
-    errors are ``TRANSPORT_ERRORS`` either way. A compressed body goes through httpx, which
-    decodes it (the transport asks aiohttp not to).
-    """
-    upstream = getattr(response.stream, "_aiohttp_response", None)
-    encoded = response.headers.get("Content-Encoding", "identity").lower() != "identity"
-    if isinstance(upstream, aiohttp.ClientResponse) and not encoded:
-        return upstream.content.readany
-    chunks = response.aiter_bytes()
-
-    async def next_bytes() -> bytes:
-        return await anext(chunks, b"")
-
-    return next_bytes
 
 
 class SseStream:
@@ -344,8 +334,10 @@ class SseStream:
         "_watchdog",
     )
 
-    def __init__(self, response: httpx.Response, timeout: CallTimeout, started: float, provider: str) -> None:
-        self._bytes = _body_reader(response)
+    def __init__(self, response: aiohttp.ClientResponse, timeout: CallTimeout, started: float, provider: str) -> None:
+        # What reads the body's next bytes (b"" at its end), already decoded when the service
+        # compressed it: one read per token, straight from aiohttp's stream.
+        self._bytes: Callable[[], Awaitable[bytes]] = response.content.readany
         self._watchdog = ReadWatchdog()
         self._parser = SseParser()
         self._pending: deque[SseEvent] = deque()
