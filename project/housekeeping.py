@@ -21,6 +21,10 @@ moment: 88 ms of collections per 200 streams of 24 tokens, about 18 µs per rela
 every 10,000 allocations, most of those objects are freed by their reference counts before any
 collection sees them: 58 ms per 200 streams (docs/benchmarks.md). Each young collection then takes
 a few milliseconds, still far below the full collection's stall.
+
+The provider adapters are imported here too (they load only when first used, and with them
+aiohttp): otherwise the first model call after a start paid for that import, about a tenth of a
+second, and its modules stayed outside the frozen set.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ import gc
 
 from django.urls import get_resolver
 
+from orchestration.providers import provider_class, provider_kinds
+
 # Collections of the middle generation between two full collections (CPython: 10).
 FULL_COLLECTION_AFTER = 100
 # Allocations between two collections of the young generation (CPython: 700).
@@ -36,9 +42,11 @@ YOUNG_COLLECTION_AFTER = 10_000
 
 
 def freeze_loaded_objects() -> int:
-    """Load what requests would load lazily (the URLconf and its views), collect the startup
-    garbage, then freeze everything alive; returns how many objects are frozen."""
+    """Load what requests would load lazily (the URLconf and its views, the provider adapters),
+    collect the startup garbage, then freeze everything alive; returns how many objects are frozen."""
     get_resolver().url_patterns  # noqa: B018 - imports every view module now, not on a first request
+    for kind in provider_kinds():
+        provider_class(kind)
     gc.collect()
     gc.freeze()
     _, middle, _ = gc.get_threshold()

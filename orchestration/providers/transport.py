@@ -33,6 +33,8 @@ import asyncio
 import concurrent.futures
 import functools
 import json
+import os
+import ssl
 import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -41,7 +43,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-import httpx
+import certifi
 import orjson
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
@@ -115,10 +117,14 @@ def _client_timeout(connect: float, read: float | None) -> aiohttp.ClientTimeout
 
 
 @functools.cache
-def _tls() -> Any:
-    """The TLS trust of the adapters: httpx's (certifi's roots, or ``SSL_CERT_FILE`` /
-    ``SSL_CERT_DIR`` when set), built once per process."""
-    return httpx.create_ssl_context(trust_env=True)
+def _tls() -> ssl.SSLContext:
+    """The roots the adapters trust, as httpx's clients do: ``SSL_CERT_FILE`` or ``SSL_CERT_DIR``
+    when set, else certifi's bundle (a slim image may have no system roots). Built once per process."""
+    if os.environ.get("SSL_CERT_FILE"):
+        return ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
+    if os.environ.get("SSL_CERT_DIR"):
+        return ssl.create_default_context(capath=os.environ["SSL_CERT_DIR"])
+    return ssl.create_default_context(cafile=certifi.where())
 
 
 @dataclass(slots=True)
