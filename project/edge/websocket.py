@@ -5,11 +5,18 @@ presents (``Authorization: Bearer`` or ``x-api-key``), else the session's user. 
 ``scope["caller"]`` (an ``orchestration.access.admission.Caller``) and ``scope["user"]``; a key
 that cannot be used sets ``scope["access_refusal"]`` (the ``Unauthenticated`` error) instead, so
 the consumer can say why before it closes. Consumers never look keys up themselves.
+
+A key's verdict comes from the key cache (``orchestration.access.keycache``), which already
+refuses a key whose owner is disabled and hears of every change to a key or its owner, as the
+``/v1`` door does. The owner's row is not read to admit the connection: that read went to the
+thread pool, and in a burst of chat posts (whose database work fills that pool) a reply's stream
+waited for every post ahead of it before its first byte. A keyed scope's ``user`` is loaded only
+if something reads it (from sync code; no consumer does).
 """
 
 from __future__ import annotations
 
-import time
+import functools
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -19,37 +26,15 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
 from django.http.request import validate_host
+from django.utils.functional import SimpleLazyObject
 
 from orchestration.access.admission import Caller, caller_for_secret, caller_for_user
 from orchestration.access.credentials import api_key_secret_from_scope, presents_api_key
-from orchestration.database import database_call
 from orchestration.errors import Unauthenticated
-from orchestration.sharedcalls import SharedCalls
-
-USER_TTL_S = 1.0
-_users: dict[int, tuple[float, Any]] = {}
-_owner_lookups: SharedCalls[int, Any] = SharedCalls()
 
 
-def _active_user(user_id: int) -> Any:
-    return get_user_model().objects.filter(pk=user_id, is_active=True).first()
-
-
-async def key_owner(user_id: int) -> Any:
-    """The key's user, remembered for a second: a burst of connections with one key costs one query,
-    which the connections that arrive while it runs share."""
-    cached = _users.get(user_id)
-    if cached is not None and cached[0] > time.monotonic():
-        return cached[1]
-    return await _owner_lookups(user_id, lambda: _owner_looked_up(user_id))
-
-
-async def _owner_looked_up(user_id: int) -> Any:
-    user = await database_call(_active_user)(user_id)
-    if len(_users) >= 10_000:
-        _users.clear()
-    _users[user_id] = (time.monotonic() + USER_TTL_S, user)
-    return user
+def _key_owner(user_id: int) -> Any:
+    return get_user_model().objects.get(pk=user_id)
 
 
 class AccessMiddleware:
@@ -61,19 +46,18 @@ class AccessMiddleware:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
         secret = api_key_secret_from_scope(scope)
         caller: Caller | None
+        user: Any
         try:
             if secret is not None:
                 caller = await caller_for_secret(secret)
-                user = await key_owner(caller.user_id)
-                if user is None:
-                    raise Unauthenticated("account_disabled", "The account this API key belongs to is disabled.")
+                user = SimpleLazyObject(functools.partial(_key_owner, caller.user_id))
             else:
-                user = scope.get("user")
-                caller = await caller_for_user(user) if user is not None and user.is_authenticated else None
+                user = scope.get("user") or AnonymousUser()
+                caller = await caller_for_user(user) if user.is_authenticated else None
         except Unauthenticated as refusal:
             scope = dict(scope, user=AnonymousUser(), caller=None, access_refusal=refusal)
         else:
-            scope = dict(scope, user=user or AnonymousUser(), caller=caller)
+            scope = dict(scope, user=user, caller=caller)
         return await self.app(scope, receive, send)
 
 
