@@ -251,15 +251,22 @@ class Run:
     load_core: float
     errors: list[str]
     peak_open: int = 0
+    # chat: when each POST's answer, then its stream's response head, had arrived (ms from opening)
+    posted_ms: list[float] = field(default_factory=list)
+    head_ms: list[float] = field(default_factory=list)
 
     def per_token_us(self) -> float:
         return self.cpu_s / max(1, self.tokens) * 1e6
 
     def ttft(self, quantile: float) -> float:
-        values = sorted(self.ttft_added_ms)
-        if not values:
-            return float("nan")
-        return values[min(len(values) - 1, int(quantile * len(values)))]
+        return _quantile(self.ttft_added_ms, quantile)
+
+
+def _quantile(values: list[float], quantile: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    return ordered[min(len(ordered) - 1, int(quantile * len(ordered)))]
 
 
 def _cpu_s(pid: int | None) -> float:
@@ -301,6 +308,8 @@ def measure(target: Target, model: str, streams: int, *, side_pids: list[int], r
         load_core=(report["cpu_s"] + side_cpu) / max(report["wall_s"], 1e-9),
         errors=errors[:3],
         peak_open=_peak_open(results),
+        posted_ms=[result["posted_ms"] for result in results if result.get("posted_ms") is not None],
+        head_ms=[result["head_ms"] for result in results if result.get("head_ms") is not None],
     )
 
 
@@ -383,6 +392,12 @@ def _line(run: Run, floor: Run | None) -> str:
         f"TTFT added p50 {run.ttft(0.5):.0f} ms, p99 {run.ttft(0.99):.0f} ms; "
         f"{run.completed}/{run.streams} complete; peak RSS {run.peak_rss_mb:.0f} MB; load core {run.load_core:.0%}"
     )
+    if run.posted_ms:
+        # Where a chat stream's first-token time goes: its POST's answer, then its stream's head.
+        text += (
+            f"; POST answered p50 {_quantile(run.posted_ms, 0.5):.0f} / p99 {_quantile(run.posted_ms, 0.99):.0f} ms"
+            f", stream head p50 {_quantile(run.head_ms, 0.5):.0f} / p99 {_quantile(run.head_ms, 0.99):.0f} ms"
+        )
     if run.errors:
         text += f"; errors: {run.errors}"
     return text

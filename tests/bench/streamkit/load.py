@@ -33,6 +33,8 @@ class Stream:
     ttft_ms: float | None = None
     total_ms: float = 0.0
     opened_s: float = 0.0  # when its connection was opened, from the start of the run
+    posted_ms: float | None = None  # chat: when the POST's answer had arrived, from the opening
+    head_ms: float | None = None  # when the stream's response head had arrived, from the opening
     tokens: int = 0
     error: str = ""
 
@@ -108,6 +110,7 @@ async def one(spec: dict[str, Any], index: int, gate: asyncio.Event, begun: list
             writer.write(_request("POST", f"/api/v1/conversations/{conversation}/messages", headers, body))
             result.status, head, rest = await _head(reader)
             posted = json.loads(await _whole_body(reader, head, rest))
+            result.posted_ms = (time.perf_counter() - started) * 1000
             if result.status != 201:
                 result.error = f"POST {result.status}: {posted}"
                 return result
@@ -115,6 +118,7 @@ async def one(spec: dict[str, Any], index: int, gate: asyncio.Event, begun: list
         else:
             writer.write(_request("POST", spec.get("path", "/v1/chat/completions"), headers, spec["body"].encode()))
         result.status, head, rest = await _head(reader)
+        result.head_ms = (time.perf_counter() - started) * 1000
         if result.status != 200:
             result.error = f"status {result.status}: {rest[:300]!r}"
             return result
