@@ -1094,14 +1094,8 @@ def _swapped_roles(query: tuple[str, ...], candidate: tuple[str, ...]) -> bool:
     """
     if len(query) != len(candidate) or query == candidate:
         return False
-    start = next(i for i, (q, c) in enumerate(zip(query, candidate, strict=True)) if q != c)
-    end = len(query) - next(i for i, (q, c) in enumerate(zip(query[::-1], candidate[::-1], strict=True)) if q != c)
-    q_span, c_span = query[start:end], candidate[start:end]
-    size = len(q_span)
-    # The two runs leave at least one term between them: the relation.
-    return any(
-        _exchanged(q_span, c_span, first, second) for first in range(1, size - 1) for second in range(1, size - first)
-    )
+    _, q_span, c_span = _differing_spans(query, candidate)
+    return next(_exchanges(q_span, c_span), None) is not None
 
 
 # Comparatives that read one scale from its two ends: "X is higher than Y" is "Y is lower than X".
@@ -1194,21 +1188,36 @@ def _swapped_across_relation(q: Terms, c: Terms) -> bool:
     candidate = tuple(term for term in c.frame if term.startswith("~") or term in q_terms)
     if (query, candidate) == (q.frame, c.frame) or len(query) != len(candidate) or query == candidate:
         return False
-    start = next(i for i, (one, other) in enumerate(zip(query, candidate, strict=True)) if one != other)
-    end = len(query) - next(
-        i for i, (one, other) in enumerate(zip(query[::-1], candidate[::-1], strict=True)) if one != other
-    )
-    q_span, c_span = query[start:end], candidate[start:end]
-    size = len(q_span)
+    start, q_span, c_span = _differing_spans(query, candidate)
     before = query[start - 1] if start else ""
     # The relation between the two is a word other than "to" (an infinitive as often as a direction), and
     # other than the one both follow ("in 2025 in the US" / "in the US in 2025" only reorders).
     return any(
-        _exchanged(q_span, c_span, first, second)
-        and any(term.startswith("~") and term not in ("~to", before) for term in q_span[first:-second])
-        for first in range(1, size - 1)
-        for second in range(1, size - first)
+        any(term.startswith("~") and term not in ("~to", before) for term in q_span[first:-second])
+        for first, second in _exchanges(q_span, c_span)
     )
+
+
+def _differing_spans(
+    query: tuple[str, ...], candidate: tuple[str, ...]
+) -> tuple[int, tuple[str, ...], tuple[str, ...]]:
+    """Where two different frames of one length differ: the index of their first difference, and each
+    one's terms from there to their last difference."""
+    start = next(i for i, (one, other) in enumerate(zip(query, candidate, strict=True)) if one != other)
+    end = len(query) - next(
+        i for i, (one, other) in enumerate(zip(query[::-1], candidate[::-1], strict=True)) if one != other
+    )
+    return start, query[start:end], candidate[start:end]
+
+
+def _exchanges(query: tuple[str, ...], candidate: tuple[str, ...]) -> Iterator[tuple[int, int]]:
+    """Each ``(first, second)`` for which ``candidate`` is ``query`` with its first ``first`` and last
+    ``second`` terms exchanged, two participants with at least one term between them: the relation."""
+    size = len(query)
+    for first in range(1, size - 1):
+        for second in range(1, size - first):
+            if _exchanged(query, candidate, first, second):
+                yield first, second
 
 
 def _exchanged(query: tuple[str, ...], candidate: tuple[str, ...], first: int, second: int) -> bool:
