@@ -4,14 +4,23 @@ and the adapter registry that hands out one adapter per provider."""
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import ssl
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import aiohttp
 import psutil
 import pytest
+from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from orchestration.providers import adapters_aclose, provider_class, provider_for, provider_kinds
 from orchestration.providers.anthropic import AnthropicProvider
@@ -20,7 +29,8 @@ from orchestration.providers.gemini import GeminiProvider
 from orchestration.providers.openai import OpenAIProvider
 from orchestration.providers.openai_compatible import OpenAICompatibleProvider
 from orchestration.providers.simulator import SimulatorProvider
-from orchestration.providers.transport import HttpProvider
+from orchestration.providers.transport import HttpProvider, _tls
+from orchestration.types import ErrorKind, ProviderError
 from tests.conftest import Simulator
 from tests.orchestration.providers.conftest import ROOMY, AdapterFactory, ask
 
@@ -160,3 +170,95 @@ async def test_a_changed_config_replaces_the_adapter_and_the_old_one_closes_afte
     assert first.delta and rest[-1].finish_reason == "stop"
     assert old_client.closed
     assert (await new.complete(ask(), timeout=ROOMY)).content
+
+
+# TLS ------------------------------------------------------------------------------------------
+
+
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 that no public root vouches for, and its key."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "switchyard test upstream")])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "upstream.pem", directory / "upstream.key"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_path, key_path
+
+
+@pytest.fixture
+async def tls_upstream(tmp_path: Path) -> AsyncIterator[tuple[str, Path]]:
+    """An HTTPS server answering every request as OpenAI's chat completions would; its URL and
+    its certificate."""
+    cert_path, key_path = _self_signed(tmp_path)
+
+    async def answer(request: web.Request) -> web.Response:
+        await request.read()
+        return web.json_response(
+            {
+                "id": "chatcmpl-tls",
+                "object": "chat.completion",
+                "model": "sim-model",
+                "choices": [
+                    {"index": 0, "message": {"role": "assistant", "content": "Paris."}, "finish_reason": "stop"}
+                ],
+                "usage": {"prompt_tokens": 7, "completion_tokens": 2, "total_tokens": 9},
+            }
+        )
+
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_path, key_path)
+    app = web.Application()
+    app.router.add_route("POST", "/{tail:.*}", answer)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
+    await site.start()
+    yield f"https://127.0.0.1:{runner.addresses[0][1]}", cert_path
+    await runner.cleanup()
+
+
+@pytest.fixture
+def roots_reset() -> Iterator[None]:
+    _tls.cache_clear()
+    yield
+    _tls.cache_clear()
+
+
+async def test_an_upstream_whose_certificate_no_trusted_root_signed_is_a_connection_error(
+    make_adapter: AdapterFactory, tls_upstream: tuple[str, Path], roots_reset: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    adapter = make_adapter("openai", url=tls_upstream[0])
+
+    with pytest.raises(ProviderError) as failure:
+        await adapter.complete(ask(), timeout=ROOMY)
+
+    assert failure.value.kind is ErrorKind.CONNECTION and "certificate" in str(failure.value).lower()
+
+
+async def test_ssl_cert_file_names_the_roots_the_adapters_trust(
+    make_adapter: AdapterFactory, tls_upstream: tuple[str, Path], roots_reset: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, certificate = tls_upstream
+    monkeypatch.setenv("SSL_CERT_FILE", str(certificate))
+    adapter = make_adapter("openai", url=url)
+
+    response = await adapter.complete(ask(), timeout=ROOMY)
+
+    assert response.content == "Paris."
