@@ -9,6 +9,7 @@ A scenario script prints one JSON object of what the client saw; the test assert
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -32,6 +33,7 @@ CLIENTS_PYTHON = ROOT / "var" / "clients-venv" / "bin" / "python"
 LLAMAINDEX_PYTHON = ROOT / "var" / "clients-venv-llamaindex" / "bin" / "python"
 NODE_MODULES = HERE / "node_modules"
 TIKTOKEN_CACHE = ROOT / "var" / "clients-tiktoken"
+LOCK = ROOT / "var" / "clients.lock"
 CHAT_MODEL = "gpt-4o-mini"
 EMBEDDING_MODEL = "text-embedding-3-small"
 # tiktoken names its cache files by the SHA-1 of the URL it would download from.
@@ -41,11 +43,19 @@ SCENARIO_TIMEOUT_S = 90
 
 @pytest.fixture(scope="session")
 def client_installs() -> None:
-    """``make clients``: the pinned client venv and node_modules (cached, so fast when present)."""
-    result = subprocess.run(["make", "--no-print-directory", "-s", "clients"], cwd=ROOT, capture_output=True, text=True)
-    if result.returncode != 0:
-        pytest.fail(f"make clients failed:\n{result.stdout}\n{result.stderr}")
-    _tiktoken_cache()
+    """``make clients``: the pinned client venv and node_modules (cached, so fast when present).
+
+    Under a lock: with ``pytest -n 2`` both worker processes may get client tests, and two ``pip``
+    or ``npm ci`` runs in one venv or node_modules would break each other's files."""
+    LOCK.parent.mkdir(parents=True, exist_ok=True)
+    with open(LOCK, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        result = subprocess.run(
+            ["make", "--no-print-directory", "-s", "clients"], cwd=ROOT, capture_output=True, text=True
+        )
+        if result.returncode != 0:
+            pytest.fail(f"make clients failed:\n{result.stdout}\n{result.stderr}")
+        _tiktoken_cache()
 
 
 def _tiktoken_cache() -> None:

@@ -7,6 +7,7 @@ import io
 import os
 import sys
 import time
+from pathlib import Path
 
 import psutil
 import pytest
@@ -18,6 +19,13 @@ FAST = RestartPolicy(base_s=0.01, max_s=0.05, max_failures=3, healthy_after_s=60
 
 def python(code: str, name: str = "child", **options) -> ChildSpec:
     return ChildSpec(name, (sys.executable, "-c", code), dict(os.environ), **options)
+
+
+def after(gate: Path, code: str) -> str:
+    """``code``, run once ``gate`` exists. ``Supervisor.start`` fails on a child that exits while it
+    starts, so a child meant to die young waits for the test to create ``gate`` after ``start``: on a
+    busy machine this process may only look at the child after a bare ``pass`` has long exited."""
+    return f"import os, time\nwhile not os.path.exists({str(gate)!r}):\n    time.sleep(0.01)\n{code}"
 
 
 def run_until(supervisor: Supervisor, condition, timeout: float = 10.0) -> None:
@@ -36,10 +44,14 @@ def test_backoff_doubles_from_one_second_up_to_thirty():
     assert [policy.delay(n) for n in range(1, 8)] == [1, 2, 4, 8, 16, 30, 30]
 
 
-def test_a_child_that_dies_is_started_again_with_its_output_relayed():
+def test_a_child_that_dies_is_started_again_with_its_output_relayed(tmp_path):
     out = io.StringIO()
-    supervisor = Supervisor([python("print('hello', flush=True)", name="greeter")], output=out, policy=FAST)
+    gate = tmp_path / "go"
+    supervisor = Supervisor(
+        [python(after(gate, "print('hello', flush=True)"), name="greeter")], output=out, policy=FAST
+    )
     supervisor.start()
+    gate.touch()
     first = supervisor.children[0].pid
     try:
         run_until(supervisor, lambda: supervisor.children[0].pid != first)
@@ -50,11 +62,15 @@ def test_a_child_that_dies_is_started_again_with_its_output_relayed():
     assert "greeter exited unexpectedly with status 0; restarting in" in out.getvalue()
 
 
-def test_a_child_that_keeps_dying_stops_everything_with_its_last_output():
+def test_a_child_that_keeps_dying_stops_everything_with_its_last_output(tmp_path):
+    gate = tmp_path / "go"
     supervisor = Supervisor(
-        [python("print('broken config', flush=True); raise SystemExit(3)")], output=io.StringIO(), policy=FAST
+        [python(after(gate, "print('broken config', flush=True); raise SystemExit(3)"))],
+        output=io.StringIO(),
+        policy=FAST,
     )
     supervisor.start()
+    gate.touch()
 
     with pytest.raises(SupervisorError, match=r"child died 4 times in a row \(last status 3\)") as stopped:
         run_until(supervisor, lambda: False)
@@ -63,11 +79,13 @@ def test_a_child_that_keeps_dying_stops_everything_with_its_last_output():
     assert "broken config" in str(stopped.value)
 
 
-def test_failures_are_forgiven_once_a_child_stayed_up_long_enough():
+def test_failures_are_forgiven_once_a_child_stayed_up_long_enough(tmp_path):
     now = [0.0]
+    gate = tmp_path / "go"
     policy = RestartPolicy(base_s=0.0, max_failures=1, healthy_after_s=60)
-    supervisor = Supervisor([python("pass")], output=io.StringIO(), policy=policy, clock=lambda: now[0])
+    supervisor = Supervisor([python(after(gate, "pass"))], output=io.StringIO(), policy=policy, clock=lambda: now[0])
     supervisor.start()
+    gate.touch()
     child = supervisor.children[0]
     try:
         for _ in range(3):
@@ -147,7 +165,9 @@ def test_children_stop_in_reverse_order_of_their_tiers():
         time.sleep(0.02)
 
     supervisor.stop()
-    time.sleep(0.1)  # let the relay threads write the last lines
+    deadline = time.monotonic() + 10  # the relay threads write the last lines after the children exit
+    while out.getvalue().count("| bye") < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
 
     lines = [line for line in out.getvalue().splitlines() if line.endswith("| bye")]
     assert [line.split()[0] for line in lines] == ["second", "first"]
