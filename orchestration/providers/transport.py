@@ -45,7 +45,6 @@ from typing import Any
 import aiohttp
 import certifi
 import orjson
-from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from orchestration.providers.base import CallTimeout, Provider, ProviderConfig
@@ -215,7 +214,7 @@ class HttpProvider(Provider):
     def __init__(self, config: ProviderConfig) -> None:
         super().__init__(config)
         headers = {"User-Agent": USER_AGENT, "Content-Type": "application/json", **self.auth_headers()}
-        self.headers = CIMultiDictProxy(CIMultiDict({**headers, **config.extra_headers}))
+        self.headers = {**headers, **config.extra_headers}
         self.clients = LoopClients(self._client)
         self._in_flight = 0
         self._retired = False
