@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from asgiref.sync import sync_to_async
 
-from orchestration.access import keycache
+from orchestration.access import keycache, revocation
 from orchestration.access.admission import caller_for_secret
 from orchestration.access.keys import api_key_create, api_key_hash
 from project.edge.websocket import AccessMiddleware
@@ -30,14 +30,28 @@ async def admitted(secret: str) -> dict[str, Any]:
 
 
 async def key_cached(secret: str) -> None:
-    """Look the key up until the cache keeps it (a lookup that overlapped the announcement of the
-    key's creation is not kept)."""
-    for _ in range(100):
-        await caller_for_secret(secret)
-        if keycache._fresh(api_key_hash(secret)) is not None:
-            return
+    """Look the key up once every announcement sent so far has been heard, so none of them (the
+    listener's first subscription, the key's own creation) drops the entry afterwards."""
+    await caller_for_secret(secret)  # starts this loop's listener
+    for _ in range(250):
+        if revocation.listener_live():
+            break
         await asyncio.sleep(0.02)
-    raise AssertionError("the key never stayed in the cache")
+    heard = asyncio.Event()
+
+    def marker(kind: str, ident: int) -> None:
+        if (kind, ident) == ("key", 0):
+            heard.set()
+
+    revocation.on_access_change(marker)
+    try:
+        # Redis delivers a channel's messages in order: the marker comes after every earlier one.
+        await sync_to_async(revocation._publish)("key", 0)
+        await asyncio.wait_for(heard.wait(), 5)
+    finally:
+        revocation._handlers.remove(marker)
+    await caller_for_secret(secret)
+    assert keycache._fresh(api_key_hash(secret)) is not None
 
 
 async def test_a_keyed_connection_is_admitted_while_the_thread_pool_is_busy(alice: Any) -> None:
