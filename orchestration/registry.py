@@ -1,12 +1,14 @@
 """A process-local snapshot of the model registry, so the hot path never queries the database.
 
 The snapshot is rebuilt when it is older than ``REFRESH_S`` or when a registry row changes in
-this process (signals); other processes pick changes up within ``REFRESH_S``.
+this process (signals); other processes pick changes up within ``REFRESH_S``. A stale snapshot is
+read again by one caller while the others go on with it; a changed one is waited for.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import time
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
@@ -27,6 +29,9 @@ from orchestration.models import (
 from orchestration.providers.base import ProviderConfig
 
 REFRESH_S = 5.0
+
+_reloading = threading.Lock()  # held by the one caller reading a stale snapshot again
+_generation = 0  # changes heard (``snapshot_invalidate``): a read that overlapped one is not kept
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,21 +281,40 @@ def snapshot_load() -> Snapshot:
 
 
 def snapshot() -> Snapshot:
+    """The registry as last read. A stale one is read again by one caller at a time while the
+    others go on with it: a burst of requests finding it stale all at once would otherwise each
+    read it again, several milliseconds of CPU apiece, in the middle of their requests."""
     global _snapshot
-    if _snapshot is None or time.monotonic() - _snapshot.taken_at > REFRESH_S:
-        _snapshot = snapshot_load()
-    return _snapshot
+    current = _snapshot
+    if current is not None and time.monotonic() - current.taken_at <= REFRESH_S:
+        return current
+    if current is None:
+        _reloading.acquire()
+    elif not _reloading.acquire(blocking=False):
+        return current  # being read again by someone else
+    try:
+        latest = _snapshot
+        if latest is not None and time.monotonic() - latest.taken_at <= REFRESH_S:
+            return latest
+        generation = _generation
+        latest = snapshot_load()
+        if generation == _generation:  # no change was announced while the rows were read
+            _snapshot = latest
+        return latest
+    finally:
+        _reloading.release()
 
 
 async def asnapshot() -> Snapshot:
     current = _snapshot
-    if current is not None and time.monotonic() - current.taken_at <= REFRESH_S:
+    if current is not None and (time.monotonic() - current.taken_at <= REFRESH_S or _reloading.locked()):
         return current
     return await database_sync_to_async(snapshot)()
 
 
 def snapshot_invalidate(**_: object) -> None:
-    global _snapshot
+    global _snapshot, _generation
+    _generation += 1
     _snapshot = None
 
 
