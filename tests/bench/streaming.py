@@ -12,6 +12,9 @@ upstream (``tests/bench/streamkit/upstream.py``: first token after 50 ms, then o
 - **v1**: Switchyard's ``/v1/chat/completions`` with ``stream: true``, as ``serve`` runs it
   (daphne, DEBUG off, one web process), with a key that has limits and a budget, the request log on;
 - **chat**: Switchyard's chat, ``POST`` a message then read its SSE stream;
+- **daphne-chat-floor**: the chat's shape on the bare ASGI relay under daphne (a ``POST`` that
+  starts the upstream call detached, then a ``GET`` that relays its bytes): what two requests and a
+  hand-over cost on daphne before any of Switchyard's work;
 - **litellm** (``--litellm``): LiteLLM's proxy, one worker, installed on first use into
   ``/tmp/litellm-venv``;
 - **v1-uvicorn** (``--uvicorn``, when uvicorn is installed): the same ASGI app under uvicorn, next to
@@ -27,7 +30,8 @@ ratios from this one run:
 - completed streams, and the server's peak RSS;
 - the load core's use (load client + upstream + Redis CPU over the wall time): under 100% means
   the load side was not the limit.
-Then Switchyard's own share: v1's CPU per token and per setup minus its server's floor's. Then
+Then Switchyard's own share: v1's (and chat's) CPU per token and per setup minus its server's floor's
+(chat's: the chat floor's). Then
 1,000 streams at 5 tokens/s for floor, v1 and chat (TTFT p99, completion, peak RSS), twice: all
 started at once (a burst: TTFT is then the queue of 1,000 setups on one core), and arriving evenly
 over ``--many-ramp-s`` seconds (5), about as long as one lasts, so that about as many are open at
@@ -354,6 +358,19 @@ def _chat_target(process: Any, secret: str, user: Any) -> Target:
     return target
 
 
+def _chat_floor_target(process: Any) -> Target:
+    """The chat's shape on the bare ASGI relay (``streamkit/asgirelay.py``): its conversations
+    name the upstream's model, since it has no database to find it in."""
+    target = Target("daphne-chat-floor", process, "chat")
+
+    def spec_for(model: str, streams: int) -> dict[str, Any]:
+        ids = [f"{model}~{index}" for index in range(streams)]
+        return {"kind": "chat", "port": target.port, "streams": streams, "conversations": ids, "content": "Hi."}
+
+    target.spec_for = spec_for
+    return target
+
+
 def lineup(*, litellm: bool, uvicorn: bool) -> Lineup:
     import secrets
 
@@ -369,6 +386,7 @@ def lineup(*, litellm: bool, uvicorn: bool) -> Lineup:
         Target("floor", floor, "v1"),
         Target("daphne-floor", daphne_floor, "v1"),
         Target("v1", switchyard, "v1", headers),
+        _chat_floor_target(daphne_floor),
         _chat_target(switchyard, secret, user),
     ]
     if uvicorn and shutil.which("uvicorn", path=str(Path(sys.executable).parent)):
@@ -426,6 +444,8 @@ def benchmark(
         floors = {"floor"} | {
             f"{server}-floor" for server, v1 in (("daphne", "v1"), ("uvicorn", "v1-uvicorn")) if v1 in only
         }
+        if "chat" in only:
+            floors |= {"daphne-floor", "daphne-chat-floor"}
         setup.targets = [target for target in setup.targets if target.name in only | floors]
     for target in setup.targets:
         print(f"{target.name}: server pid {target.process.pid}", file=sys.stderr, flush=True)
@@ -476,7 +496,8 @@ def _own_shares(measured: dict[str, tuple[Run, Run]], streams: int) -> dict[str,
     """What Switchyard adds over the server it runs on (its server's floor), and what that server
     adds over the bare aiohttp relay: per relayed token, and per stream setup."""
     shares = {}
-    for switchyard, server_floor in (("v1", "daphne-floor"), ("v1-uvicorn", "uvicorn-floor")):
+    pairs = (("v1", "daphne-floor"), ("v1-uvicorn", "uvicorn-floor"), ("chat", "daphne-chat-floor"))
+    for switchyard, server_floor in pairs:
         if switchyard not in measured or server_floor not in measured or "floor" not in measured:
             continue
         (ours, ours_setup), (server, server_setup) = measured[switchyard], measured[server_floor]
