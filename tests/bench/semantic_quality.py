@@ -34,8 +34,10 @@ it is a development part now. An eleventh part, ``fresh9`` (330 pairs), was writ
 who did not read the cache's code, its rules or their docs, and committed before anything was scored
 on it. Its misses and wrong hits then shaped this round's rules, so two more parts, ``fresh10`` and
 ``fresh11`` (330 pairs each, written the same way), were each scored blind once before any rule was
-written from them; both are development parts now. The calibration's thresholds come from ``tune``
-only.
+written from them; both are development parts now. Two more, ``fresh12`` and ``fresh13`` (330 pairs
+each, written the same way by two engineers working apart), were scored once with the guard as it
+stood, before anything was built or tuned from them: they are the never-tuned parts now. The
+calibration's thresholds come from ``tune`` only.
 
 Each pair goes through the cache's own decision: the scope (earlier turns differ -> no hit),
 the local embedder, the model's effective threshold and the near-miss guard. A paraphrase served
@@ -71,6 +73,8 @@ SPLITS = (
     "fresh9",
     "fresh10",
     "fresh11",
+    "fresh12",
+    "fresh13",
 )
 CALIBRATED_SPLITS = ("tune", "held_out")
 
