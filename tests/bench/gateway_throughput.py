@@ -2,7 +2,9 @@
 
 One run measures, against one zero-latency simulator, non-streaming with the cache off:
 - concurrency 1: median and p99 latency direct and through the gateway (``wrk``), the differences
-  are what the gateway adds (targets: at most 1.5 ms at the median, 10 ms at p99);
+  are what the gateway adds (targets: at most 1.5 ms at the median, 10 ms at p99); and through
+  daphne's floor, a bare ASGI relay served by daphne as ``serve`` starts it
+  (``streamkit/asgirelay.py``): what daphne and one relayed call add before any of Switchyard's work;
 - concurrency 16: requests per second direct and through (target: 5x LiteLLM's proxy);
 - streaming: median time to the first content chunk, direct and through (target: < 5 ms added);
 - the resident memory of the web process after the run (target < 150 MB).
@@ -39,6 +41,7 @@ from typing import Any
 import httpx
 
 from tests.bench.environment import bench_model_and_key
+from tests.bench.streaming import start_server_floor
 
 MODEL = "bench-gateway"
 BODY = {
@@ -245,23 +248,29 @@ def measure(*, server: str = "daphne", litellm: bool = False, seconds: int = 5) 
     gateway_script = _wrk_script(BODY, {"Content-Type": "application/json", "Authorization": f"Bearer {secret}"})
     web = _start_server(server)
     figures: dict[str, object] = {"server": f"{server}, one process"}
+    floor = start_server_floor(server, simulator.url, core=None)
     try:
         gateway_url = f"{web.url}/v1/chat/completions"
         direct_1 = wrk(direct_url, direct_script, connections=1, seconds=seconds)
+        floor_1 = wrk(f"{floor.url}/v1/chat/completions", direct_script, connections=1, seconds=seconds)
+        floor.stop()
         gateway_1 = wrk(gateway_url, gateway_script, connections=1, seconds=seconds)
         direct_16 = wrk(direct_url, direct_script, connections=16, seconds=seconds, pid=simulator.pid)
         gateway_16 = wrk(gateway_url, gateway_script, connections=16, seconds=seconds, pid=web.pid)
         ttft_direct, ttft_gateway = asyncio.run(_ttft_pair(direct_url, gateway_url, secret))
         rss = _rss_mb(web.pid)
     finally:
+        floor.stop()
         web.stop()
     added = gateway_1["median_s"] - direct_1["median_s"]
+    floor_added = floor_1["median_s"] - direct_1["median_s"]
     added_p99 = gateway_1["p99_s"] - direct_1["p99_s"]
     ttft_added = ttft_gateway - ttft_direct
     figures |= {
         "c1_median_direct": _ms(direct_1["median_s"]),
         "c1_median_gateway": _ms(gateway_1["median_s"]),
         "c1_added_latency": f"{_ms(added)} (target <= 1.5 ms: {'met' if added <= 0.0015 else 'NOT met'})",
+        f"c1_added_latency_{server}_floor": f"{_ms(floor_added)} (Switchyard's own share: {_ms(added - floor_added)})",
         "c1_p99_direct": _ms(direct_1["p99_s"]),
         "c1_p99_gateway": _ms(gateway_1["p99_s"]),
         "c1_added_p99": f"{_ms(added_p99)} (target <= 10 ms: {'met' if added_p99 <= 0.010 else 'NOT met'})",

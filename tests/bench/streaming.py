@@ -69,8 +69,8 @@ ROOT = Path(__file__).resolve().parents[2]
 # --- processes -------------------------------------------------------------------------------
 
 
-def _pinned(core: int) -> list[str]:
-    return ["taskset", "-c", str(core)]
+def _pinned(core: int | None) -> list[str]:
+    return [] if core is None else ["taskset", "-c", str(core)]
 
 
 def pin_here_and_children(core: int) -> None:
@@ -129,8 +129,9 @@ def start_floor(upstream_url: str) -> Any:
     return process
 
 
-def start_server_floor(server: str, upstream_url: str) -> Any:
-    """The raw ASGI relay (``streamkit/asgirelay.py``) under ``server``, started as Switchyard is."""
+def start_server_floor(server: str, upstream_url: str, core: int | None = SERVER_CORE) -> Any:
+    """The raw ASGI relay (``streamkit/asgirelay.py``) under ``server``, started as Switchyard is
+    (on ``core``; None: unpinned)."""
     from project.stack import daphne_command
     from tests.support import free_port
 
@@ -141,9 +142,7 @@ def start_server_floor(server: str, upstream_url: str) -> Any:
     else:
         command = [sys.executable, "-m", "uvicorn", app, "--port", str(port), "--no-access-log", "--backlog", "2048"]
     env = {"SWITCHYARD_BENCH_UPSTREAM": upstream_url}
-    process = _start(
-        f"{server}-floor", [*_pinned(SERVER_CORE), *command], ready_url=f"http://127.0.0.1:{port}/ready", env=env
-    )
+    process = _start(f"{server}-floor", [*_pinned(core), *command], ready_url=f"http://127.0.0.1:{port}/ready", env=env)
     process.url = f"http://127.0.0.1:{port}"
     return process
 
