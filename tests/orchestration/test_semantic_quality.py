@@ -118,6 +118,13 @@ def test_at_the_default_budget_most_held_out_paraphrases_hit_and_tuned_near_miss
     assert table[("near_miss", "*", "fresh9")][0] == 0
     assert table[("near_miss", "*", "fresh10")][0] <= 1  # "how long after diving can I fly" swapped
     assert table[("near_miss", "*", "fresh11")][0] <= 1  # "my wife inherit if I die" / "I inherit if my wife dies"
+    # fresh12 and fresh13, written the same way, were scored once and nothing was tuned on them: 63/162
+    # and 68/162 paraphrases, 10/168 and 6/167 near misses served (docs/benchmarks.md, "The never-tuned
+    # parts fresh12 and fresh13"). These bounds say only that the cache got no worse on them.
+    assert rate(table, "paraphrase", "fresh12") >= 0.38
+    assert rate(table, "paraphrase", "fresh13") >= 0.41
+    assert table[("near_miss", "*", "fresh12")][0] <= 10
+    assert table[("near_miss", "*", "fresh13")][0] <= 6
     assert rate(table, "near_miss", "tune") <= DEFAULT_ERROR_BUDGET
     assert rate(table, "near_miss", "held_out") <= 0.01
     for split in ("fresh", "fresh2", "fresh3", "fresh4", "fresh5"):
@@ -135,8 +142,8 @@ def test_at_the_default_budget_most_held_out_paraphrases_hit_and_tuned_near_miss
 
 def test_every_near_miss_kind_is_refused(table: dict[tuple[str, str, str], tuple[int, int]]) -> None:
     for category in NEAR_MISS_KINDS:
-        # fresh10 and fresh11 each still serve one near miss, asserted above.
-        for split in (split for split in SPLITS if split not in ("fresh10", "fresh11")):
+        # fresh10 and fresh11 each still serve one near miss, and the never-tuned parts several: asserted above.
+        for split in (split for split in SPLITS if split not in ("fresh10", "fresh11", "fresh12", "fresh13")):
             assert table[("near_miss", category, split)][0] == 0, (category, split)
     for split in ("fresh2", "fresh3", "fresh4"):
         assert table[("near_miss", "role_swap", split)][0] == 0, split
