@@ -10,7 +10,8 @@ from pathlib import Path
 
 from tests.bench.environment import bench_environment
 
-_NOT_BENCHMARKS = {"__main__", "environment", "streamkit"}
+# semantic_cross_encoder trains a model in a venv with PyTorch: a tool run by hand, not a benchmark.
+_NOT_BENCHMARKS = {"__main__", "environment", "streamkit", "semantic_cross_encoder"}
 
 
 def benchmark_names(selected: list[str]) -> list[str]:
