@@ -90,3 +90,25 @@ def test_a_row_whose_key_was_deleted_meanwhile_is_kept_without_the_link(alice: A
     assert RequestLog.objects.get(request_id="orphan").api_key_id is None
     assert RequestLog.objects.get(request_id="orphan").user_id is None
     assert RequestLog.objects.get(request_id="fine").user_id == alice.pk
+
+
+@pytest.mark.django_db
+def test_each_value_reaches_the_database_as_its_model_field_would_send_it(alice: Any) -> None:
+    from orchestration.requestlog import _insert_plan
+
+    row = entry(
+        "same",
+        user_id=alice.pk,
+        fallbacks=[{"reason": "server", "from": "big", "to": "small"}],
+        cost_usd=Decimal("0.00012300"),
+        latency_ms=250,  # an int where a float is kept: the field makes it one
+        ttft_ms=None,
+        prompt_version=2,
+        message_id=None,
+    )
+    _, plan = _insert_plan()
+    for name, model_field, plain in plan:
+        value = getattr(row, name)
+        expected = model_field.get_db_prep_save(value, connection)
+        sent = value if type(value) in plain else expected
+        assert sent == expected and type(sent) is type(expected), name
