@@ -240,7 +240,7 @@ def _insert_plan() -> tuple[str, tuple[tuple[str, Field[object, object], tuple[t
 
 
 def _insert(batch: list[LogEntry]) -> None:
-    """One ``INSERT`` of every entry, each value converted for the database by its model field."""
+    """One ``INSERT`` of every entry, each value as its model field would send it."""
     sql, plan = _insert_plan()
     rows = [
         [
