@@ -302,26 +302,33 @@ def _cell(mask: np.ndarray, rows: np.ndarray) -> str:
     return f"{int(mask[rows].sum()):>3}/{int(rows.sum()):<3} {mask[rows].mean():>6.1%}"
 
 
-def report(decisions_path: Path, workdir: Path, floor: float, blind_scores: str) -> None:
-    s = scored(decisions_path, workdir, blind_scores)
+def _policy_table(s: Scored, floor: float, parts: dict[str, np.ndarray], *, with_dev: bool) -> None:
+    """One row per policy at the threshold chosen on the development parts' out-of-fold scores:
+    paraphrases and near misses served on each of ``parts`` (name -> rows), the development parts first
+    when ``with_dev``."""
     dev = ~np.isin(s.split, (*BLIND, *NEVER_TUNED))
-    parts = [*BLIND, "blind"]
-    print(
-        f"floor {floor}; blind parts scored by the {blind_scores} model; budget {BUDGET:.0%} chosen on dev out-of-fold"
-    )
-    print(
-        f"{'policy':<52} {'t':>6} {'dev para':>16} {'dev NM':>16} "
-        + " ".join(f"{p + ' para':>16} {p + ' NM':>16}" for p in parts)
-    )
+    columns = {"dev": dev, **parts} if with_dev else parts
+    print(f"{'policy':<52} {'t':>6} " + " ".join(f"{p + ' para':>16} {p + ' NM':>16}" for p in columns))
     rules = {"guard today": lambda t: s.guard} | policies(s, floor)
     for name, rule in rules.items():
         t = chosen_threshold(rule, s, dev) if name != "guard today" else 0.0
         served = rule(t)
-        cells = [_cell(served, dev & s.paraphrase), _cell(served, dev & ~s.paraphrase)]
-        for part in parts:
-            rows = np.isin(s.split, BLIND) if part == "blind" else s.split == part
+        cells = []
+        for rows in columns.values():
             cells += [_cell(served, rows & s.paraphrase), _cell(served, rows & ~s.paraphrase)]
         print(f"{name:<52} {t:>6.2f} " + " ".join(cells))
+
+
+def _parts(s: Scored, names: tuple[str, ...], together: str) -> dict[str, np.ndarray]:
+    return {**{name: s.split == name for name in names}, together: np.isin(s.split, names)}
+
+
+def report(decisions_path: Path, workdir: Path, floor: float, blind_scores: str) -> None:
+    s = scored(decisions_path, workdir, blind_scores)
+    print(
+        f"floor {floor}; blind parts scored by the {blind_scores} model; budget {BUDGET:.0%} chosen on dev out-of-fold"
+    )
+    _policy_table(s, floor, _parts(s, BLIND, "blind"), with_dev=True)
 
 
 def unseen(decisions_path: Path, workdir: Path, floor: float) -> None:
@@ -332,19 +339,8 @@ def unseen(decisions_path: Path, workdir: Path, floor: float) -> None:
     fresh = _onnx_scores(workdir / "cross-encoder-dev-int8.onnx", [p for p in pairs if p["split"] in NEVER_TUNED])
     for row, pair in enumerate(pairs):
         s.score[row] = fresh.get(str(pair["id"]), s.score[row])
-    dev = ~np.isin(s.split, (*BLIND, *NEVER_TUNED))
-    parts = [*NEVER_TUNED, "together"]
     print(f"floor {floor}; thresholds chosen on dev out-of-fold at a {BUDGET:.0%} budget; the dev model in int8")
-    print(f"{'policy':<52} {'t':>6} " + " ".join(f"{p + ' para':>16} {p + ' NM':>16}" for p in parts))
-    rules = {"guard today": lambda t: s.guard} | policies(s, floor)
-    for name, rule in rules.items():
-        t = chosen_threshold(rule, s, dev) if name != "guard today" else 0.0
-        served = rule(t)
-        cells = []
-        for part in parts:
-            rows = np.isin(s.split, NEVER_TUNED) if part == "together" else s.split == part
-            cells += [_cell(served, rows & s.paraphrase), _cell(served, rows & ~s.paraphrase)]
-        print(f"{name:<52} {t:>6.2f} " + " ".join(cells))
+    _policy_table(s, floor, _parts(s, NEVER_TUNED, "together"), with_dev=False)
 
 
 def curve(decisions_path: Path, workdir: Path, floor: float, blind_scores: str) -> None:
