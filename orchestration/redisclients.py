@@ -12,12 +12,16 @@ from __future__ import annotations
 import asyncio
 import threading
 import weakref
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
+import hiredis
 import redis
 import redis.asyncio as aioredis
 from django.conf import settings
 from redis.driver_info import DriverInfo
+from redis.exceptions import DataError
 
 # Found once: left to each connection, redis-py reads its own version from the package metadata
 # for every connection it opens (about a millisecond each, a burst of them when clients arrive).
@@ -105,10 +109,63 @@ def _options(profile: Profile) -> dict[str, object]:
 
 def _async_pool(profile: Profile, url: str) -> aioredis.ConnectionPool:
     if profile.max_connections is None:
-        return aioredis.ConnectionPool.from_url(url, **_options(profile))
-    return aioredis.BlockingConnectionPool.from_url(
-        url, max_connections=profile.max_connections, timeout=profile.pool_wait_s, **_options(profile)
-    )
+        pool = aioredis.ConnectionPool.from_url(url, **_options(profile))
+    else:
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url, max_connections=profile.max_connections, timeout=profile.pool_wait_s, **_options(profile)
+        )
+    # The URL chose the connection's kind (TCP, TLS, Unix socket); it keeps it, packing with hiredis.
+    pool.connection_class = _hiredis_packing(pool.connection_class)
+    return pool
+
+
+class HiredisPacking:
+    """Commands packed into the Redis protocol by hiredis's C packer.
+
+    redis-py's sync connections do so already when hiredis is installed; its asyncio ones pack in
+    Python, argument by argument, and that was 6% of the chat's CPU in the pinned streaming
+    benchmark (one script call per token; docs/benchmarks.md). The bytes are the same: hiredis
+    writes strings as UTF-8 and numbers as ``repr`` does, as redis-py's encoder with its default
+    encoding; what neither takes (a bool, ``None``) is refused as redis-py refuses it.
+    """
+
+    def pack_command(self, *args: Any) -> list[bytes]:
+        return [_packed(args)]
+
+    def pack_commands(self, commands: Iterable[Iterable[Any]]) -> list[bytes]:
+        return [b"".join(_packed(tuple(command)) for command in commands)]
+
+
+_pack: Callable[[tuple[Any, ...]], bytes] = hiredis.pack_command  # typed for the tuples it takes here
+
+
+def _packed(args: tuple[Any, ...]) -> bytes:
+    name = args[0]
+    if isinstance(name, str):  # "CONFIG GET": the server wants each word as an argument
+        args = (*name.encode().split(), *args[1:])
+    elif b" " in name:
+        args = (*name.split(), *args[1:])
+    try:
+        return _pack(args)
+    except TypeError:
+        pass
+    buffers = tuple(bytes(a) if isinstance(a, bytearray | memoryview) else a for a in args)
+    try:  # hiredis takes no buffer but bytes
+        return _pack(buffers)
+    except TypeError as error:
+        raise DataError(str(error)) from error
+
+
+_packing_classes: dict[type[Any], type[Any]] = {}
+
+
+def _hiredis_packing(connection_class: type[Any]) -> type[Any]:
+    """``connection_class`` packing with hiredis (one class per kind, made once)."""
+    packing = _packing_classes.get(connection_class)
+    if packing is None:
+        name = f"Hiredis{connection_class.__name__}"
+        packing = _packing_classes[connection_class] = type(name, (HiredisPacking, connection_class), {})
+    return packing
 
 
 def _sync_pool(profile: Profile, url: str) -> redis.ConnectionPool:

@@ -1,0 +1,64 @@
+"""The async clients pack commands with hiredis: the same bytes as redis-py's own packer, and the
+same answers from a real Redis."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from redis.exceptions import DataError
+
+from orchestration.redisclients import DEFAULT, STREAMS, HiredisPacking, redis_async, redis_async_close
+
+COMMANDS: list[tuple[Any, ...]] = [
+    ("SET", "plain", "value"),
+    ("SET", b"bytes-key", b"\x00\xff binary"),
+    ("HSET", "h", "é ünïcödé", "日本語", "n", 42, "f", 0.1 + 0.2, "big", 12345678901234567890, "neg", -5),
+    ("CONFIG GET", "maxmemory"),  # a command name of two words
+    (b"CLIENT LIST",),
+    ("EVALSHA", "0" * 40, 4, "{chat:1}:events", "{chat:1}:closed", "{chat:1}:end", "{chat:1}:producer", "0", 3600),
+    ("SET", "buffer", bytearray(b"from a bytearray")),
+    ("SET", "view", memoryview(b"from a memoryview")),
+    ("SET", "long", "x" * 10_000),  # longer than redis-py's buffer cutoff
+]
+
+
+def python_packed(args: tuple[Any, ...]) -> bytes:
+    """What redis-py's pure-Python packer sends for ``args``."""
+    return b"".join(bytes(part) for part in aioredis.Connection().pack_command(*args))
+
+
+@pytest.mark.parametrize("args", COMMANDS, ids=lambda args: str(args[0]))
+def test_the_bytes_are_redis_pys(args: tuple[Any, ...]) -> None:
+    packer = HiredisPacking()
+    assert packer.pack_command(*args) == [python_packed(args)]
+
+
+def test_a_pipeline_is_its_commands_in_order() -> None:
+    packed = HiredisPacking().pack_commands(COMMANDS)
+    assert packed == [b"".join(python_packed(args) for args in COMMANDS)]
+
+
+@pytest.mark.parametrize("bad", [True, None, object()])
+def test_what_redis_py_refuses_is_refused(bad: Any) -> None:
+    with pytest.raises(DataError):
+        HiredisPacking().pack_command("SET", "k", bad)
+
+
+async def test_the_clients_speak_to_a_real_redis() -> None:
+    try:
+        client = redis_async(DEFAULT)
+        assert isinstance(client.connection_pool.connection_class(), HiredisPacking)
+        await client.hset("h", mapping={"é": "日本語", "n": 42, "f": 1.5})
+        assert await client.hgetall("h") == {"é".encode(): "日本語".encode(), b"n": b"42", b"f": b"1.5"}
+        async with redis_async(STREAMS).pipeline(transaction=False) as pipe:
+            pipe.xadd("s", {"e": "token", "d": b'{"delta":"hi"}'}, id="0-3")
+            pipe.xadd("s", {"e": "done", "d": "{}"}, id="0-4")
+            pipe.xrange("s")
+            *_, events = await pipe.execute()
+        assert [(entry_id, fields[b"e"]) for entry_id, fields in events] == [(b"0-3", b"token"), (b"0-4", b"done")]
+        script = client.register_script("return {KEYS[1], ARGV[1], ARGV[2]}")
+        assert await script(keys=["k"], args=[7, "ü"]) == [b"k", b"7", "ü".encode()]
+    finally:
+        await redis_async_close()
