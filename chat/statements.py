@@ -19,6 +19,7 @@ from django.db.models import Field, Model
 from django.utils import timezone
 
 from chat.models import Conversation, Message
+from orchestration.database import plain_types
 from orchestration.errors import NotFound
 
 
@@ -77,21 +78,26 @@ def conversation_for_post(*, owner_id: int, conversation_id: int) -> tuple[Conve
 
 
 @functools.cache
-def _insert_plan(model: type[Model]) -> tuple[str, list[Field[Any, Any]]]:
+def _insert_plan(model: type[Model]) -> tuple[str, list[tuple[Field[Any, Any], tuple[type, ...]]]]:
+    """The ``INSERT`` of one row, and each field with the types it sends unconverted."""
     fields = [field for field in model._meta.concrete_fields if not field.primary_key]
     columns = ", ".join(_quote(str(field.column)) for field in fields)
     sql = f"INSERT INTO {_quote(model._meta.db_table)} ({columns}) VALUES ({', '.join(['%s'] * len(fields))})"
     if connection.features.can_return_columns_from_insert:
         sql += f" RETURNING {_column(model, 'id')}"
-    return sql, fields
+    return sql, [(field, plain_types(field)) for field in fields]
 
 
 def insert(instance: Model) -> None:
     """``instance.save()`` of a new row as one prepared ``INSERT`` (the fields' own ``pre_save``:
-    ``created_at`` is stamped as the ORM does); sets its id."""
+    ``created_at`` is stamped as the ORM does; each value converted by its field unless the field
+    sends its type as it is); sets its id."""
     model = type(instance)
-    sql, fields = _insert_plan(model)
-    values = [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
+    sql, plan = _insert_plan(model)
+    values = [
+        value if type(value := field.pre_save(instance, True)) in plain else field.get_db_prep_save(value, connection)
+        for field, plain in plan
+    ]
     with connection.cursor() as cursor:
         cursor.execute(sql, values)
         if connection.features.can_return_columns_from_insert:

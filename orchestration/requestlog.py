@@ -30,12 +30,11 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from decimal import Decimal
 
-from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection
 from django.db.models import Field
 from django.utils import timezone
 
-from orchestration.database import connections_release, drop_broken_connections
+from orchestration.database import connections_release, drop_broken_connections, plain_types
 from orchestration.types import Served
 
 logger = logging.getLogger(__name__)
@@ -202,24 +201,6 @@ def _model_fields() -> list[Field[object, object]]:
 
 
 # A value of each type a log entry holds, to ask each field what it makes of that type.
-_SAMPLES: dict[type, object] = {str: "x", int: 7, float: 1.5, type(None): None}
-
-
-def _plain_types(model_field: Field[object, object]) -> tuple[type, ...]:
-    """The Python types whose values this field hands this database unchanged, as its own
-    conversion says: a text for a text column, an id for a link; not a date, a decimal or JSON,
-    nor what a backend wraps (psycopg's small integers)."""
-    plain = []
-    for kind, sample in _SAMPLES.items():
-        try:
-            prepared = model_field.get_db_prep_save(sample, connection)
-        except (TypeError, ValueError, ValidationError):
-            continue
-        if type(prepared) is kind and prepared == sample:
-            plain.append(kind)
-    return tuple(plain)
-
-
 @functools.cache
 def _insert_plan() -> tuple[str, tuple[tuple[str, Field[object, object], tuple[type, ...]], ...]]:
     """The ``INSERT`` of one row, and for each of its columns the entry's field, the model field and
@@ -233,7 +214,7 @@ def _insert_plan() -> tuple[str, tuple[tuple[str, Field[object, object], tuple[t
     placeholders = ", ".join(["%s"] * len(model_fields))
     sql = f"INSERT INTO {quote(RequestLog._meta.db_table)} ({columns}) VALUES ({placeholders})"
     plan = tuple(
-        (name, model_field, _plain_types(model_field))
+        (name, model_field, plain_types(model_field))
         for name, model_field in zip(_ENTRY_FIELDS, model_fields, strict=True)
     )
     return sql, plan
