@@ -200,7 +200,6 @@ def _model_fields() -> list[Field[object, object]]:
     return [model_field for model_field in found if isinstance(model_field, Field)]
 
 
-# A value of each type a log entry holds, to ask each field what it makes of that type.
 @functools.cache
 def _insert_plan() -> tuple[str, tuple[tuple[str, Field[object, object], tuple[type, ...]], ...]]:
     """The ``INSERT`` of one row, and for each of its columns the entry's field, the model field and
