@@ -246,11 +246,11 @@ def _onnx_scores(path: Path, pairs: list[dict[str, Any]]) -> dict[str, Any]:
     return {str(p["id"]): float(session.run(None, _batch(tokenizer, [(p["a"], p["b"])]))[0][0, 0]) for p in pairs}
 
 
-# --- shipping: the model the cache runs ---------------------------------------------------------
+# --- the recipe a shipped model would use ------------------------------------------------------
 #
 # Trained as above on every part but the never-tuned ones (the blind parts of the experiment too);
-# the error budget's thresholds come from int8 out-of-fold scores over those parts, by part, and the
-# never-tuned parts are scored once, by the shipped model, for the admin's held-out figures.
+# a threshold comes from int8 out-of-fold scores over those parts, by part, and the never-tuned
+# parts are scored once, by the model trained on all of them (``assess``).
 
 # Three folds by part (about 1,250-1,500 pairs each): a model trains for about 12 minutes here.
 SHIP_FOLDS = (
@@ -309,7 +309,7 @@ def assess(decisions_path: Path, workdir: Path, floor: float) -> None:
     tuning = [p for p in pairs if p["split"] not in NEVER_TUNED]
     paraphrase = np.array([p["label"] == "paraphrase" for p in tuning])
     threshold = float("inf")
-    for t in np.unique(np.round([v for k, v in oof.items()], 3)):
+    for t in np.unique(np.round(list(oof.values()), 3)):
         if served(tuning, oof, t)[~paraphrase].mean() <= BUDGET:
             threshold = float(t)
             break
