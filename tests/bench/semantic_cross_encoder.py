@@ -40,6 +40,8 @@ negative the labelled pairs lack too: other questions (each asked question again
 questions of other pairs most like it, as a scope holding many questions hands a lookup) and
 opposites (a paraphrase's asked question with one action or quality turned round); every model then
 scores the other questions among the parts it scores, which ``assess`` counts against the budget.
+``--registers`` adds an informal reading of each labelled pair (``informal``). What each did, and
+the recipe's assessment, are in docs/benchmarks.md ("Trained against other questions and opposites").
 
 The blind parts (``BLIND``) are never trained on, and no threshold is chosen on them.
 """
@@ -178,8 +180,9 @@ OPPOSITES = (
     ("oldest", "youngest"), ("send", "receive"), ("push", "pull"), ("men", "women"), ("summer", "winter"),
 )  # fmt: skip
 # A word listed twice takes its last opposite; "last" is swapped as a verb too ("does a cold last"),
-# a flaw of the recipe as measured. Words left out, each for a reason its swaps showed: "cold", "fast", "heat" and "deposit" are nouns too
-# ("a cold", "a heat pump"), "right" is "correct", "lower" and "early" / "late" read wrongly swapped alone.
+# a flaw of the recipe as measured. Words left out, each for a reason its swaps showed: "cold",
+# "fast", "heat" and "deposit" are nouns too ("a cold", "a heat pump"), "right" is "correct", "lower"
+# and "early" / "late" read wrongly swapped alone.
 
 
 def opposite(question: str) -> str | None:
@@ -225,6 +228,34 @@ def usable(pair: dict[str, Any]) -> bool:
     return pair["context_a"] == pair["context_b"]
 
 
+# How people type a question they do not write out: a greeting or filler before it, a word of thanks
+# after it, lower case, no question mark, the usual contractions. A pair's label does not change with
+# its asked question's register, so ``informal`` gives every labelled pair a second reading.
+FILLERS = ("hey ", "hi, ", "quick question: ", "so ", "ok so ", "can you tell me ", "i was wondering ", "pls ")
+SIGN_OFFS = (" thanks", " pls", "??", " thx")
+CONTRACTIONS = (
+    (r"\bwhat is\b", "what's"), (r"\bhow do i\b", "how to"), (r"\bi am\b", "i'm"), (r"\bdo not\b", "don't"),
+    (r"\bcan not\b|\bcannot\b", "can't"), (r"\byou\b", "u"), (r"\bplease\b", "pls"),
+)  # fmt: skip
+
+
+def informal(question: str, rng: random.Random) -> str:
+    """``question`` as it might be typed in a hurry (see FILLERS)."""
+    text = question.strip()
+    if rng.random() < 0.7:
+        text = text.lower()
+    if rng.random() < 0.6:
+        text = text.rstrip("?.!")
+    for pattern, replacement in CONTRACTIONS:
+        if rng.random() < 0.5:
+            text = re.sub(pattern, replacement, text, flags=re.IGNORECASE)
+    if rng.random() < 0.5:
+        text = rng.choice(FILLERS) + text[:1].lower() + text[1:]
+    if rng.random() < 0.25:
+        text += rng.choice(SIGN_OFFS)
+    return text
+
+
 def negatives(pairs: list[dict[str, Any]]) -> list[tuple[str, str]]:
     """Opposites of the paraphrases of ``pairs``: (cached, asked with one word turned round)."""
     found = []
@@ -242,12 +273,14 @@ def train_model(
     epochs: int,
     others: dict[int, list[str]] | None = None,
     opposites: bool = False,
+    registers: bool = False,
     seed: int = SEED,
 ) -> Any:
     """A cross-encoder fine-tuned on ``pairs`` (both orders of each), from all-MiniLM-L6-v2's encoder.
     With ``others`` (pair id -> other questions, ``other_questions``), each epoch adds for every pair
     one of its other questions, drawn anew, as a negative; with ``opposites``, the opposites of its
-    paraphrases (``negatives``)."""
+    paraphrases (``negatives``); with ``registers``, each labelled pair once more, its asked question
+    typed informally (``informal``), drawn anew each epoch."""
     import torch
     from transformers import BertForSequenceClassification, get_linear_schedule_with_warmup
 
@@ -258,12 +291,16 @@ def train_model(
     labelled += [(b, a, y) for a, b, y in labelled]
     turned = [(a, b, 0.0) for a, b in negatives(pairs)] if opposites else []
 
+    rng = random.Random(seed)
+
     def epoch_examples() -> list[tuple[str, str, float]]:
         drawn = []
         for pair in pairs if others is not None else ():
             if others[pair["id"]]:  # type: ignore[index]
                 other = random.choice(others[pair["id"]])  # type: ignore[index]
                 drawn.append((other, pair["b"], 0.0) if random.random() < 0.5 else (pair["b"], other, 0.0))
+        for pair in pairs if registers else ():
+            drawn.append((pair["a"], informal(pair["b"], rng), float(pair["label"] == "paraphrase")))
         examples = labelled + turned + drawn
         random.shuffle(examples)
         return examples
@@ -272,6 +309,7 @@ def train_model(
     model.bert.embeddings.word_embeddings.weight.requires_grad = False
     batch_size = 32
     per_epoch = len(labelled) + len(turned) + sum(1 for p in pairs if others and others[p["id"]])
+    per_epoch += len(pairs) if registers else 0
     steps = epochs * ((per_epoch + batch_size - 1) // batch_size)
     trained = [parameter for parameter in model.parameters() if parameter.requires_grad]
     optimizer = torch.optim.AdamW(trained, lr=5e-5, weight_decay=0.01)
@@ -405,6 +443,7 @@ def ship(
     decisions_path: Path | None,
     negatives_from: str = "none",
     ceiling: float = OTHER_CEILING,
+    registers: bool = False,
 ) -> None:
     """With ``decisions_path`` (its vectors), every model scores the other questions of what it
     scores too: a fold's model, those among its held-out parts; the fourth, those among the
@@ -431,7 +470,7 @@ def ship(
             others = other_questions(trained_on, vectors, OTHERS_EACH, FLOOR, ceiling)
         print(f"{name}: training on {len(trained_on)} pairs, scoring {len(scored)}", flush=True)
         opposites = negatives_from in ("opposites", "both")
-        model = train_model(trained_on, weights, epochs=epochs, others=others, opposites=opposites)
+        model = train_model(trained_on, weights, epochs=epochs, others=others, opposites=opposites, registers=registers)
         int8 = export_onnx(model, workdir / f"ship-{name}.onnx")
         document: dict[str, Any] = _onnx_scores(int8, scored)
         if vectors:
@@ -752,6 +791,7 @@ def main() -> None:
     step.add_argument("--decisions", type=Path, help="the decisions step's output: score other questions too")
     step.add_argument("--negatives", choices=("none", "opposites", "others", "both"), default="none")
     step.add_argument("--ceiling", type=float, default=OTHER_CEILING, help="the highest cosine of another question")
+    step.add_argument("--registers", action="store_true", help="each pair once more, its asked question informal")
     step = steps.add_parser("assess")
     step.add_argument("decisions", type=Path)
     step.add_argument("workdir", type=Path)
@@ -783,6 +823,7 @@ def main() -> None:
             arguments.decisions,
             arguments.negatives,
             arguments.ceiling,
+            arguments.registers,
         )
 
 

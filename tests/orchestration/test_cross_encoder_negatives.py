@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import random
+
 import numpy as np
 
-from tests.bench.semantic_cross_encoder import negatives, opposite, other_questions
+from tests.bench.semantic_cross_encoder import FILLERS, informal, negatives, opposite, other_questions
 
 
 def test_an_opposite_turns_one_word_round_and_keeps_its_case() -> None:
@@ -54,3 +56,14 @@ def test_other_questions_are_other_pairs_cached_questions_in_the_same_conversati
     assert other_questions(pairs, vectors, each=4, floor=0.35, ceiling=0.9)[1] == ["How big is Peru?"]  # type: ignore[arg-type]
     assert other_questions(pairs, vectors, each=1, floor=0.35)[3] == ["What is the capital of Peru?"]  # type: ignore[arg-type]
     assert found[4] == []
+
+
+def test_an_informal_reading_keeps_the_question_and_varies_how_it_is_typed() -> None:
+    rng = random.Random(7)
+    question = "What is the author of Pride and Prejudice called? Please tell me."
+    readings = [informal(question, rng) for _ in range(200)]
+    assert all("pride and prejudice" in reading.lower() for reading in readings)
+    assert any(reading == reading.lower() for reading in readings)
+    assert any(reading.lower().startswith(FILLERS) for reading in readings)
+    assert any("what's" in reading.lower() and "pls" in reading for reading in readings)
+    assert len(set(readings)) > 20
