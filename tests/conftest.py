@@ -12,6 +12,40 @@ from django.conf import settings
 
 from tests.support import ManagedProcess, start_simulator, start_web
 
+FLUSH_ATTEMPTS = 3
+flushes_run_again = 0  # how many times a flush lost a deadlock and was run again (its test reads it)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    _flush_retried_after_a_deadlock()
+
+
+def _flush_retried_after_a_deadlock() -> None:
+    """A transactional test's database is emptied with one TRUNCATE while a worker or web process
+    it started may still be committing (in CI: an agent job's last commit, its foreign keys checked
+    at commit, as the flush began). On PostgreSQL the two can deadlock and one is aborted; when that
+    is the TRUNCATE, the next test starts on the last one's rows. The other has committed by then,
+    so the flush is run again, as a deadlock's loser should be (tests/test_database_flush.py)."""
+    from django.core.management.base import CommandError
+    from django.db import OperationalError
+    from django.test import TransactionTestCase
+
+    flush = TransactionTestCase._fixture_teardown  # type: ignore[attr-defined]  # private in the stubs
+
+    def teardown(self: TransactionTestCase) -> None:
+        for attempt in range(1, FLUSH_ATTEMPTS + 1):
+            try:
+                flush(self)
+                return
+            except CommandError as error:
+                deadlock = isinstance(error.__cause__, OperationalError) and "deadlock" in str(error.__cause__)
+                if not deadlock or attempt == FLUSH_ATTEMPTS:
+                    raise
+                global flushes_run_again
+                flushes_run_again += 1
+
+    TransactionTestCase._fixture_teardown = teardown  # type: ignore[attr-defined]
+
 
 @pytest.fixture(autouse=True)
 def _clean_redis() -> Iterator[None]:
