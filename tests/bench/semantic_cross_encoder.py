@@ -572,26 +572,19 @@ def assess(decisions_path: Path, workdir: Path, floor: float) -> None:
         )
     by_id = {p["id"]: p for p in pairs}
     if with_others:
-        everything = [(by_id[i], other, logit) for i, other, logit in never["others"]]
-        bands = {
-            f"under {REPEATS_FROM}": [c for c in everything if cosine(c[0]["id"], c[1]) < REPEATS_FROM],
-            f"from {REPEATS_FROM} (unlabelled: many are repeats)": [
-                c for c in everything if cosine(c[0]["id"], c[1]) >= REPEATS_FROM
-            ],
-        }
+        under, repeats = f"under {REPEATS_FROM}", f"from {REPEATS_FROM} (unlabelled: many are repeats)"
+        bands: dict[str, list[tuple[dict[str, Any], str, float]]] = {under: [], repeats: []}
+        for i, other, logit in never["others"]:
+            bands[under if cosine(i, other) < REPEATS_FROM else repeats].append((by_id[i], other, logit))
         where = "among the never-tuned parts"
     else:
         usable_tuning = [p for p in tuning if usable(p)]
         vectors = dict(zip((p["id"] for p in usable_tuning), pair_vectors(usable_tuning), strict=True))
         random.seed(SEED)
         found = other_questions(usable_tuning, vectors, OTHERS_EACH, floor)
-        asked = random.sample(usable_tuning, OTHER_QUESTIONS)
-        logits = _onnx_logits(
-            workdir / "ship-all-int8.onnx", [(other, p["b"]) for p in asked for other in found[p["id"]]]
-        )
-        bands = {"all": [(p, other, logit) for p, other, logit in zip(
-            (p for p in asked for _ in found[p["id"]]), (o for p in asked for o in found[p["id"]]), logits, strict=True
-        )]}  # fmt: skip
+        asked = [(p, other) for p in random.sample(usable_tuning, OTHER_QUESTIONS) for other in found[p["id"]]]
+        logits = _onnx_logits(workdir / "ship-all-int8.onnx", [(other, p["b"]) for p, other in asked])
+        bands = {"all": [(p, other, logit) for (p, other), logit in zip(asked, logits, strict=True)]}
         where = f"for {OTHER_QUESTIONS} asked questions of the tuning parts"
     for band, candidates in bands.items():
         guarded = _guard_serves(candidates, vectors)
