@@ -3,8 +3,9 @@
 One run measures, against one zero-latency simulator, non-streaming with the cache off:
 - concurrency 1: median and p99 latency direct and through the gateway (``wrk``), the differences
   are what the gateway adds (targets: at most 1.5 ms at the median, 10 ms at p99); and through
-  daphne's floor, a bare ASGI relay served by daphne as ``serve`` starts it
-  (``streamkit/asgirelay.py``): what daphne and one relayed call add before any of Switchyard's work;
+  daphne's floor, a bare ASGI relay served by daphne as ``serve`` runs it, with the process's
+  patches (``streamkit/asgirelay.py``): what daphne and one relayed call add before any of
+  Switchyard's work;
 - concurrency 16: requests per second direct and through (target: 5x LiteLLM's proxy);
 - streaming: median time to the first content chunk, direct and through (target: < 5 ms added);
 - the resident memory of the web process after the run (target < 150 MB).
@@ -248,7 +249,7 @@ def measure(*, server: str = "daphne", litellm: bool = False, seconds: int = 5) 
     gateway_script = _wrk_script(BODY, {"Content-Type": "application/json", "Authorization": f"Bearer {secret}"})
     web = _start_server(server)
     figures: dict[str, object] = {"server": f"{server}, one process"}
-    floor = start_server_floor(server, simulator.url, core=None)
+    floor = start_server_floor(server, simulator.url, core=None, serve_patches=server == "daphne")
     try:
         gateway_url = f"{web.url}/v1/chat/completions"
         direct_1 = wrk(direct_url, direct_script, connections=1, seconds=seconds)

@@ -7,12 +7,14 @@ upstream (``tests/bench/streamkit/upstream.py``: first token after 50 ms, then o
 
 - **floor**: a bare aiohttp server relaying the upstream's bytes (``streamkit/relay.py``);
 - **daphne-floor**: the same bare relay as a raw ASGI app (``streamkit/asgirelay.py``) served by
-  daphne exactly as ``serve`` starts it: what daphne itself costs. Switchyard on daphne minus this is
-  Switchyard's own cost;
+  daphne started exactly as ``serve`` starts it: what daphne as it ships costs;
+- **daphne-serve-floor**: the same, with what ``project.asgi`` applies to the daphne that serves
+  Switchyard (``project.edge.daphne.daphne_harden``: among others an eager write path): daphne as
+  ``serve`` runs it. Switchyard on daphne minus this is Switchyard's own cost;
 - **v1**: Switchyard's ``/v1/chat/completions`` with ``stream: true``, as ``serve`` runs it
   (daphne, DEBUG off, one web process), with a key that has limits and a budget, the request log on;
 - **chat**: Switchyard's chat, ``POST`` a message then read its SSE stream;
-- **daphne-chat-floor**: the chat's shape on the bare ASGI relay under daphne (a ``POST`` that
+- **daphne-chat-floor**: the chat's shape on the bare ASGI relay under daphne as ``serve`` runs it (a ``POST`` that
   starts the upstream call detached, then a ``GET`` that relays its bytes): what two requests and a
   hand-over cost on daphne before any of Switchyard's work;
 - **litellm** (``--litellm``): LiteLLM's proxy, one worker, installed on first use into
@@ -31,7 +33,8 @@ ratios from this one run:
 - the load core's use (load client + upstream + Redis CPU over the wall time): under 100% means
   the load side was not the limit.
 Then Switchyard's own share: v1's (and chat's) CPU per token and per setup minus its server's floor's
-(chat's: the chat floor's). Then
+as served (chat's: the chat floor's), the server's own share (its floor as served minus the bare
+relay), and what ``serve``'s patches save daphne (daphne-floor minus daphne-serve-floor). Then
 1,000 streams at 5 tokens/s for floor, v1 and chat (TTFT p99, completion, peak RSS), twice: all
 started at once (a burst: TTFT is then the queue of 1,000 setups on one core), and arriving evenly
 over ``--many-ramp-s`` seconds (5), about as long as one lasts, so that about as many are open at
@@ -129,9 +132,13 @@ def start_floor(upstream_url: str) -> Any:
     return process
 
 
-def start_server_floor(server: str, upstream_url: str, core: int | None = SERVER_CORE) -> Any:
+def start_server_floor(
+    server: str, upstream_url: str, core: int | None = SERVER_CORE, *, serve_patches: bool = False
+) -> Any:
     """The raw ASGI relay (``streamkit/asgirelay.py``) under ``server``, started as Switchyard is
-    (on ``core``; None: unpinned)."""
+    (on ``core``; None: unpinned); ``serve_patches``: with what ``project.asgi`` applies to daphne."""
+    import secrets
+
     from project.stack import daphne_command
     from tests.support import free_port
 
@@ -142,7 +149,16 @@ def start_server_floor(server: str, upstream_url: str, core: int | None = SERVER
     else:
         command = [sys.executable, "-m", "uvicorn", app, "--port", str(port), "--no-access-log", "--backlog", "2048"]
     env = {"SWITCHYARD_BENCH_UPSTREAM": upstream_url}
-    process = _start(f"{server}-floor", [*_pinned(core), *command], ready_url=f"http://127.0.0.1:{port}/ready", env=env)
+    if serve_patches:
+        # The patches read Switchyard's settings (the body limit, the send stall) when they act.
+        env |= {
+            "SWITCHYARD_BENCH_SERVE_PATCHES": "1",
+            "DJANGO_SETTINGS_MODULE": "project.settings",
+            "DEBUG": "0",
+            "SECRET_KEY": secrets.token_hex(16),
+        }
+    name = f"{server}-serve-floor" if serve_patches else f"{server}-floor"
+    process = _start(name, [*_pinned(core), *command], ready_url=f"http://127.0.0.1:{port}/ready", env=env)
     process.url = f"http://127.0.0.1:{port}"
     return process
 
@@ -378,14 +394,16 @@ def lineup(*, litellm: bool, uvicorn: bool) -> Lineup:
     secret, user = registry_and_key(upstream.url)
     floor = start_floor(upstream.url)
     daphne_floor = start_server_floor("daphne", upstream.url)
+    serve_floor = start_server_floor("daphne", upstream.url, serve_patches=True)
     switchyard = start_switchyard("daphne")
-    stop += [floor, daphne_floor, switchyard]
+    stop += [floor, daphne_floor, serve_floor, switchyard]
     headers = {"Authorization": f"Bearer {secret}"}
     targets = [
         Target("floor", floor, "v1"),
         Target("daphne-floor", daphne_floor, "v1"),
+        Target("daphne-serve-floor", serve_floor, "v1"),
         Target("v1", switchyard, "v1", headers),
-        _chat_floor_target(daphne_floor),
+        _chat_floor_target(serve_floor),
         _chat_target(switchyard, secret, user),
     ]
     if uvicorn and shutil.which("uvicorn", path=str(Path(sys.executable).parent)):
@@ -440,11 +458,13 @@ def benchmark(
     setup = lineup(litellm=litellm, uvicorn=uvicorn)
     if only:
         # The floors that the named servers are measured against come along.
-        floors = {"floor"} | {
-            f"{server}-floor" for server, v1 in (("daphne", "v1"), ("uvicorn", "v1-uvicorn")) if v1 in only
-        }
+        floors = {"floor"}
+        if "v1" in only:
+            floors |= {"daphne-floor", "daphne-serve-floor"}
+        if "v1-uvicorn" in only:
+            floors |= {"uvicorn-floor"}
         if "chat" in only:
-            floors |= {"daphne-floor", "daphne-chat-floor"}
+            floors |= {"daphne-floor", "daphne-serve-floor", "daphne-chat-floor"}
         setup.targets = [target for target in setup.targets if target.name in only | floors]
     for target in setup.targets:
         print(f"{target.name}: server pid {target.process.pid}", file=sys.stderr, flush=True)
@@ -494,21 +514,30 @@ def benchmark(
 def _own_shares(measured: dict[str, tuple[Run, Run]], streams: int) -> dict[str, str]:
     """What Switchyard adds over the server it runs on (its server's floor), and what that server
     adds over the bare aiohttp relay: per relayed token, and per stream setup."""
+
+    def difference(more: str, less: str) -> str:
+        (a, a_setup), (b, b_setup) = measured[more], measured[less]
+        return (
+            f"{a.per_token_us() - b.per_token_us():.0f} µs/token, "
+            f"{(a_setup.cpu_s - b_setup.cpu_s) / streams * 1000:.2f} ms setup per stream"
+        )
+
     shares = {}
-    pairs = (("v1", "daphne-floor"), ("v1-uvicorn", "uvicorn-floor"), ("chat", "daphne-chat-floor"))
-    for switchyard, server_floor in pairs:
-        if switchyard not in measured or server_floor not in measured or "floor" not in measured:
-            continue
-        (ours, ours_setup), (server, server_setup) = measured[switchyard], measured[server_floor]
-        bare, bare_setup = measured["floor"]
-        shares[f"{switchyard}: Switchyard's own share"] = (
-            f"{ours.per_token_us() - server.per_token_us():.0f} µs/token, "
-            f"{(ours_setup.cpu_s - server_setup.cpu_s) / streams * 1000:.2f} ms setup per stream"
-        )
-        shares[f"{switchyard}: {server_floor.split('-')[0]}'s own share"] = (
-            f"{server.per_token_us() - bare.per_token_us():.0f} µs/token, "
-            f"{(server_setup.cpu_s - bare_setup.cpu_s) / streams * 1000:.2f} ms setup per stream"
-        )
+    # Switchyard on daphne is measured against daphne as ``serve`` runs it (with the process's
+    # patches, ``project/edge/daphne.py``), so that what those patches save is not counted as ours.
+    pairs = (
+        ("v1", "daphne-serve-floor", "daphne"),
+        ("v1-uvicorn", "uvicorn-floor", "uvicorn"),
+        ("chat", "daphne-chat-floor", "daphne"),
+    )
+    for switchyard, server_floor, server in pairs:
+        if {switchyard, server_floor, "floor"} <= measured.keys():
+            shares[f"{switchyard}: Switchyard's own share"] = difference(switchyard, server_floor)
+            served = "daphne-serve-floor" if server == "daphne" else server_floor
+            if served in measured:
+                shares[f"{switchyard}: {server}'s own share, as served"] = difference(served, "floor")
+    if {"daphne-floor", "daphne-serve-floor"} <= measured.keys():
+        shares["daphne: what serve's patches save it"] = difference("daphne-floor", "daphne-serve-floor")
     return shares
 
 

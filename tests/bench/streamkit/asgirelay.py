@@ -12,6 +12,11 @@ between the call and its reader, as a chat reply has, without a database, Redis 
 
     SWITCHYARD_BENCH_UPSTREAM=http://127.0.0.1:9100 \
         python -m daphne -p 9300 tests.bench.streamkit.asgirelay:application
+
+With ``SWITCHYARD_BENCH_SERVE_PATCHES=1`` (and Django's settings module in the environment), the
+process first applies what ``project.asgi`` applies to every daphne that serves Switchyard
+(``project.edge.daphne.daphne_harden``: the eager write path, the body limit, flow control, the
+memoized ``Content-Type`` parse): the floor of daphne as ``serve`` runs it, not as it ships.
 """
 
 from __future__ import annotations
@@ -23,6 +28,11 @@ import os
 from typing import Any
 
 from aiohttp import ClientSession, TCPConnector
+
+if os.environ.get("SWITCHYARD_BENCH_SERVE_PATCHES") == "1":
+    from project.edge.daphne import daphne_harden
+
+    daphne_harden()
 
 _sessions: dict[int, ClientSession] = {}
 
