@@ -611,8 +611,11 @@ class Orchestrator:
             if span is not None:
                 cache_span_end(span, call.served.cache)
 
-    def _cacheable_stream(self, call: Call) -> bool:
-        return call.ctx.cache_control != "no-store"
+    def _cacheable_stream(self, request: ChatRequest, call: Call) -> bool:
+        """Whether a stream's chunks are worth keeping: its answer may go into the cache."""
+        if call.ctx.cache_control == "no-store" or call.requested is None:
+            return False
+        return exact_cache.store_applies(request, call.requested)
 
     async def _cache_store(self, request: ChatRequest, call: Call, response: ChatResponse) -> None:
         if call.ctx.cache_control == "no-store" or call.requested is None:
@@ -818,7 +821,7 @@ class ReplyStream:
             for chunk in exact_cache.chunks_from_response(stale):
                 yield chunk
             return
-        relayed = Relayed(keep=route is requested and orchestrator._cacheable_stream(call))
+        relayed = Relayed(keep=route is requested and orchestrator._cacheable_stream(request, call))
         async with aclosing(self._relay(opened, route, lease, relayed)) as chunks:
             async for chunk in chunks:
                 yield chunk

@@ -115,6 +115,12 @@ def _after_tool_result(request: ChatRequest) -> bool:
     return bool(request.messages) and request.messages[-1].role == "tool"
 
 
+def store_applies(request: ChatRequest, route: ModelRoute) -> bool:
+    """Whether an answer to ``request`` could be kept at all (``ResponseCache.store`` would try):
+    a stream of a model that caches nothing need not keep its chunks to build one."""
+    return route.cache_exact_ttl_s > 0 and (exact_cacheable(request, route) or route.cache_semantic)
+
+
 def storable(response: ChatResponse) -> bool:
     """Only a complete text answer: not cut at max_tokens, filtered, empty or a tool-call turn."""
     return response.finish_reason == "stop" and not response.tool_calls and bool((response.content or "").strip())

@@ -26,6 +26,7 @@ from orchestration.caching.exact import (
     exact_key,
     exact_redis_key,
     response_from_chunks,
+    store_applies,
 )
 from orchestration.models import CacheEntry
 from orchestration.orchestrator import CallContext
@@ -247,6 +248,15 @@ def test_a_cached_answer_becomes_stream_chunks_and_back() -> None:
 
 def test_a_stream_that_never_finished_yields_nothing_to_store() -> None:
     assert response_from_chunks([Chunk(delta="The capital"), Chunk(delta=" is")], response_id="r", model="m") is None
+
+
+def test_a_stream_keeps_its_chunks_only_when_its_answer_could_be_stored() -> None:
+    exact, semantic = route(cache_exact_enabled=True), route(cache_exact_enabled=False, cache_semantic=True)
+    assert store_applies(ask(), exact)
+    assert store_applies(ask(temperature=0.7), semantic)  # the semantic cache does not ask for temperature 0
+    assert not store_applies(ask(temperature=0.7), exact)
+    assert not store_applies(ask(), route(cache_exact_enabled=False, cache_semantic=False))
+    assert not store_applies(ask(), route(cache_exact_enabled=True, cache_semantic=True, cache_exact_ttl_s=0))
 
 
 # --- the admin index ----------------------------------------------------------------------------
