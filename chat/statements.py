@@ -64,6 +64,11 @@ def conversation_for_post(*, owner_id: int, conversation_id: int) -> tuple[Conve
     """The owner's conversation (or 404) and its messages oldest first, in one query: the
     conversation as ``chat.selectors.conversation_get`` gives it, the messages as
     ``conversation_rows`` does (only the fields a new reply's planning reads)."""
+    lowest, highest = connection.ops.integer_field_range(Conversation._meta.pk.get_internal_type())  # type: ignore[union-attr]
+    if not lowest <= conversation_id <= highest:
+        # No row can have it (the ORM answers such a lookup with no rows too); the database
+        # driver would refuse the number instead.
+        raise NotFound("conversation_not_found", f"No conversation {conversation_id}.")
     with connection.cursor() as cursor:
         cursor.execute(_conversation_read_sql(), [conversation_id, owner_id])
         rows = cursor.fetchall()

@@ -71,6 +71,9 @@ def bad_posts(alice: Any, bob: Any) -> list[tuple[str, str, str]]:
         (mine, '{"content": "' + "x" * settings.DATA_UPLOAD_MAX_MEMORY_SIZE + '"}', "application/json"),
         (f"/api/v1/conversations/{conversation_of(bob).pk}/messages", '{"content": "hi"}', "application/json"),
         ("/api/v1/conversations/999999/messages", '{"content": "hi"}', "application/json"),
+        # Past the id column's range: no row has it, and the database driver refuses the number.
+        ("/api/v1/conversations/9223372036854775808/messages", '{"content": "hi"}', "application/json"),
+        (f"/api/v1/conversations/{2**70}/messages", '{"content": "hi"}', "application/json"),
         (f"/api/v1/conversations/{busy.pk}/messages", '{"content": "hi"}', "application/json"),
     ]
 
