@@ -23,12 +23,14 @@ Twisted's table of reason phrases stops at RFC 2616: ``429`` went out as ``429 U
 The missing phrases are filled in from the standard library's ``HTTPStatus`` (429 Too Many Requests,
 422, 425, 451, ...), so every status line reads as its RFC names it.
 
-And one thing Twisted does per request that no Switchyard request needs at that price: it parses
-every POST's ``Content-Type`` with the standard library's e-mail header parser (about 50 µs, a
-tenth of a stream's setup) to decide whether to decode a form. The parse is a pure function of
-the header's bytes, and clients send a handful of distinct values, so it is memoized. It also
-formats a combined-log line for every request into its own log, which daphne sends nowhere (daphne
-writes the access log itself); that line is no longer made.
+Twisted decodes every POST body that says it is a form (``application/x-www-form-urlencoded`` or
+``multipart/form-data``) into ``request.args``, which daphne never reads: it hands the application
+the raw body, and Django parses forms itself. A multipart body Twisted could not parse was answered
+with a bare ``400 Bad Request`` (no body, no request id) before Switchyard saw it, and every POST paid
+for parsing its ``Content-Type`` with the standard library's e-mail header parser (about 50 µs, a
+tenth of a stream's setup). Daphne's requests no longer decode forms. Twisted also formats a
+combined-log line for every request into its own log, which daphne sends nowhere (daphne writes
+the access log itself); that line is no longer made.
 
 Twisted also delays every write by a turn of the loop: ``write`` only appends to a buffer and
 registers the socket for writing (an ``epoll_ctl`` call), the next turn sends it, and the turn after
@@ -49,7 +51,6 @@ the shipped nginx configuration sets ``client_header_timeout`` in front of it (d
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import logging
 import socket
@@ -144,7 +145,6 @@ def daphne_harden() -> None:
         return
     http_protocol.WebRequest = _request_class(http_protocol.WebRequest)
     server.Server.handle_reply = _flow_controlled(server.Server.handle_reply)
-    _memoize_content_type_parse()
     _complete_reason_phrases()
     _no_twisted_access_line(http_protocol.HTTPFactory)
     _close_oversized_websockets_cleanly()
@@ -243,13 +243,6 @@ def send_now(connection: Any, data: bytes) -> bytes | None:
     return data[sent:]
 
 
-def _memoize_content_type_parse() -> None:
-    from twisted.web import http
-
-    # Bounded: a client sending ever-new values evicts old ones, it cannot grow the cache.
-    http._parseContentType = functools.lru_cache(maxsize=64)(http._parseContentType)
-
-
 def _request_class(base: type) -> type:
     class SizedWebRequest(base):  # type: ignore[misc,valid-type]
         """Daphne's request, refusing a body over the limit before it is read."""
@@ -259,6 +252,7 @@ def _request_class(base: type) -> type:
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
+            self._parsePOSTFormSubmission = False  # the application parses bodies (see above)
             _bound_send_buffer(self.channel.transport if self.channel is not None else None)
 
         def gotLength(self, length: int | None) -> None:
