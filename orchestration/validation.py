@@ -178,10 +178,23 @@ def _integer(value: Any, param: str, *, minimum: int | None = None, maximum: int
 def _number(value: Any, param: str, low: float, high: float) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _type_error(param, "a number", value)
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer past a float's range: out of range, like 1e400
+        raise _value_error(param, f"expected a number between {low:g} and {high:g}, got a larger one.") from None
     if not (math.isfinite(number) and low <= number <= high):
         raise _value_error(param, f"expected a number between {low:g} and {high:g}, got {value}.")
     return number
+
+
+def _logit_bias(value: Any, param: str) -> dict[str, Any]:
+    """OpenAI's ``logit_bias``: token ids (as JSON object keys) to a bias from -100 to 100."""
+    bias = _object(value, param)
+    for token, amount in bias.items():
+        if not token.isascii() or not token.isdigit():
+            raise _value_error(param, f"expected token ids as keys, got {token[:40]!r}.")
+        _number(amount, f"{param}.{token}", -100, 100)
+    return bias
 
 
 def _boolean(value: Any, param: str) -> bool:
@@ -408,7 +421,7 @@ def _refuse_unsupported(data: dict[str, Any]) -> None:
     top = _optional(data, "top_logprobs", lambda v, p: _integer(v, p, minimum=0, maximum=20))
     if top is not None and not _optional(data, "logprobs", _boolean):
         raise _value_error("top_logprobs", "top_logprobs needs logprobs=true.")
-    _optional(data, "logit_bias", _object)
+    _optional(data, "logit_bias", _logit_bias)
     _optional(data, "metadata", _object)
     _optional(data, "store", _boolean)
     _optional(data, "parallel_tool_calls", _boolean)
@@ -561,7 +574,7 @@ def _refuse_text_unsupported(data: dict[str, Any]) -> None:
         raise InvalidRequest("unsupported_value", "Only n=1 is supported on /v1/completions.", param="n")
     if _optional(data, "logprobs", lambda v, p: _integer(v, p, minimum=0, maximum=5)):
         raise InvalidRequest("unsupported_value", "logprobs are not supported on /v1/completions.", param="logprobs")
-    _optional(data, "logit_bias", _object)
+    _optional(data, "logit_bias", _logit_bias)
     _optional(data, "user", _string)
 
 

@@ -112,6 +112,12 @@ BAD_BODIES: list[tuple[Any, str, str | None]] = [
     (chat_body(temperature="hot"), "invalid_type", "temperature"),
     (chat_body(temperature=3), "invalid_value", "temperature"),
     (chat_body(temperature=True), "invalid_type", "temperature"),
+    (chat_body(temperature=10**400), "invalid_value", "temperature"),  # past a float's range
+    (chat_body(top_p=-(10**400)), "invalid_value", "top_p"),
+    (chat_body(logit_bias={"50256": 101}), "invalid_value", "logit_bias.50256"),
+    (chat_body(logit_bias={"50256": 10**400}), "invalid_value", "logit_bias.50256"),
+    (chat_body(logit_bias={"the": 5}), "invalid_value", "logit_bias"),
+    (chat_body(logit_bias={"50256": "5"}), "invalid_type", "logit_bias.50256"),
     (chat_body(max_tokens=1.5), "invalid_type", "max_tokens"),
     (chat_body(max_tokens=0), "invalid_value", "max_tokens"),
     (chat_body(max_tokens=10**30), "invalid_value", "max_tokens"),
@@ -153,6 +159,12 @@ async def test_bad_input_is_a_400_naming_the_parameter(sim_models, make_key) -> 
     client = AsyncClient()
     for body, code, param in BAD_BODIES:
         assert_error(await post_json(client, URL, body, secret), 400, code, param)
+
+
+async def test_a_logit_bias_in_range_is_accepted(sim_models, make_key) -> None:  # type: ignore[no-untyped-def]
+    secret = await in_thread(make_key)
+    response = await post_json(AsyncClient(), URL, chat_body(logit_bias={"50256": -100, "15": 2.5}), secret)
+    assert response.status_code == 200, response.content
 
 
 async def test_nan_is_not_json_let_alone_a_temperature(sim_models, make_key) -> None:  # type: ignore[no-untyped-def]
