@@ -34,6 +34,7 @@ from orchestration.errors import InvalidRequest, ServiceError, Unauthenticated, 
 from orchestration.requestids import request_id_from
 from orchestration.sse import PING, STREAM_HEADERS, sse_event, sse_retry
 from orchestration.types import OrchestrationError
+from orchestration.validation import json_document
 
 logger = logging.getLogger(__name__)
 
@@ -96,9 +97,11 @@ class AgentSessionConsumer(AsyncJsonWebsocketConsumer):
             await self.send_error("frame_too_large", f"Frames are limited to {MAX_FRAME_CHARS} characters.")
             return
         try:
-            content = json.loads(text_data)
-        except ValueError:
-            await self.send_error("invalid_json", "The frame is not valid JSON.")
+            # As the HTTP doors read bodies: no NaN, no lone surrogates (the database cannot store
+            # them), and a bounded depth (the parser's recursion would otherwise end the session).
+            content = json_document(text_data, subject="The frame")
+        except InvalidRequest as error:
+            await self.send_error(error.code, error.message)
             return
         if not isinstance(content, dict) or not isinstance(content.get("type"), str):
             await self.send_error("invalid_message", "A frame is a JSON object with a string `type`.")
@@ -285,6 +288,8 @@ def _string_fields(
             continue
         if not isinstance(value, str):
             return f"`{name}` must be a string."
+        if "\x00" in value:
+            return f"`{name}` must not contain null characters."
         if name in required and name not in allow_blank and not value.strip():
             return f"`{name}` must not be empty."
         fields[name] = value

@@ -91,46 +91,47 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
-def json_document(body: bytes) -> Any:
+def json_document(body: bytes | str, *, subject: str = "The request body") -> Any:
     """The body parsed as strict JSON: no NaN or Infinity, nested at most ``MAX_DEPTH`` deep, and
-    every string valid Unicode (no lone surrogates). Anything else is a 400 saying what is wrong."""
+    every string valid Unicode (no lone surrogates). Anything else is a 400 saying what is wrong;
+    ``subject`` names the document in its message (a WebSocket frame is not a request body)."""
     try:
         data = json.loads(body, parse_constant=_refuse_constant)
     except RecursionError:
-        raise _too_deep() from None
+        raise _too_deep(subject) from None
     except ValueError as error:
-        raise InvalidRequest("invalid_json", f"The request body is not valid JSON: {error}.") from None
-    _check_document(data)
+        raise InvalidRequest("invalid_json", f"{subject} is not valid JSON: {error}.") from None
+    _check_document(data, subject)
     return data
 
 
-def _too_deep() -> InvalidRequest:
-    return InvalidRequest("invalid_json", f"The request body nests deeper than {MAX_DEPTH} levels.")
+def _too_deep(subject: str) -> InvalidRequest:
+    return InvalidRequest("invalid_json", f"{subject} nests deeper than {MAX_DEPTH} levels.")
 
 
-def _check_document(data: Any) -> None:
+def _check_document(data: Any, subject: str) -> None:
     pending: list[tuple[Any, int]] = [(data, 0)]
     while pending:
         value, depth = pending.pop()
         if isinstance(value, str):
-            _check_text(value)
+            _check_text(value, subject)
         elif isinstance(value, dict | list):
             if depth >= MAX_DEPTH:
-                raise _too_deep()
+                raise _too_deep(subject)
             items = value.items() if isinstance(value, dict) else enumerate(value)
             for key, item in items:
                 if isinstance(key, str):
-                    _check_text(key)
+                    _check_text(key, subject)
                 pending.append((item, depth + 1))
 
 
-def _check_text(text: str) -> None:
+def _check_text(text: str, subject: str) -> None:
     if text.isascii():
         return
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        message = "The request body holds a string that is not valid Unicode (a lone surrogate escape)."
+        message = f"{subject} holds a string that is not valid Unicode (a lone surrogate escape)."
         raise InvalidRequest("invalid_unicode", message) from None
 
 

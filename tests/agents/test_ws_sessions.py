@@ -171,6 +171,12 @@ async def test_bad_frames_get_an_error_and_the_connection_stays_usable(session) 
         ('{"type": "start_task", "agent": "research-assistant", "input": "hi", "model": "nope"}', "model_not_found"),
         ('{"type": "provide_input", "value": "x"}', "invalid_message"),
         (json.dumps({"type": "ping", "padding": "x" * 70_000}), "frame_too_large"),
+        # What the database cannot store, or the parser cannot read without ending the session:
+        ('{"type": "start_task", "agent": "research-assistant", "input": "\\ud800"}', "invalid_unicode"),
+        ('{"type": "start_task", "agent": "research-assistant", "input": "nul\\u0000"}', "invalid_message"),
+        ("[" * 2000 + "]" * 2000, "invalid_json"),
+        ('{"type": "ping", "n": ' + "[" * 65 + "]" * 65 + "}", "invalid_json"),
+        ('{"type": "ping", "n": NaN}', "invalid_json"),
     ]
     for frame, code in bad_frames:
         await session.send_to(text_data=frame)
