@@ -21,6 +21,10 @@ import redis.asyncio as aioredis
 # that the events are written again from the stored response.
 TTL_S = 24 * 3600
 BLOCK_MS = 5_000
+# More events than any response has. The end entry's id is the time in milliseconds (above 10**12),
+# so reading after at most this never skips it, whatever ``starting_after`` a client sends (a
+# larger one also made an id Redis refuses past 2**64).
+LAST_SEQUENCE = 10**9
 
 
 def events_key(response_id: str) -> str:
@@ -88,7 +92,7 @@ async def follow(
     """The stored events after ``starting_after``, then the live ones until the end entry.
     Yields None when nothing arrived for a while (the caller pings, and checks the response)."""
     key = events_key(response_id)
-    last_id = f"{starting_after + 1}-99999999" if starting_after is not None else "0-0"
+    last_id = f"{min(starting_after, LAST_SEQUENCE) + 1}-99999999" if starting_after is not None else "0-0"
     attempt: bytes | None = None
     while True:
         answer: Any = await client.xread({key: last_id}, count=200, block=BLOCK_MS)

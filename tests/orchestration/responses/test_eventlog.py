@@ -44,6 +44,15 @@ async def test_a_follower_gets_what_follows_its_sequence_number_then_the_live_ev
     assert await collected(client, starting_after=None) == [0, 1, 2, 3, 4]
 
 
+@pytest.mark.parametrize("starting_after", [2, 10**9, 10**13, 2**64, 10**20])
+async def test_a_follower_past_the_last_event_still_sees_the_end(client: aioredis.Redis, starting_after: int) -> None:
+    # The end entry's id is a time in milliseconds; a sequence number beyond it (or beyond what a
+    # stream id can hold) must neither skip the end nor be refused by Redis.
+    await eventlog.append(client, "resp_1", 1, events(0, 1, 2))
+    await eventlog.end(client, "resp_1")
+    assert await asyncio.wait_for(collected(client, starting_after=starting_after), 5) == []
+
+
 async def test_a_follower_of_a_run_started_again_is_told_so(client: aioredis.Redis) -> None:
     await eventlog.append(client, "resp_1", 1, events(0, 1, 2))
     follower = asyncio.ensure_future(collected(client, starting_after=None))
