@@ -43,6 +43,8 @@ RETRY_MS = 2000
 PING_S = 15.0
 # How long one read waits for events; between reads the relay renews its attachment.
 READ_BLOCK_S = 5.0
+# The largest Last-Event-ID taken as it is (an event id is a length in characters).
+MAX_EVENT_ID = 2**63 - 1
 
 
 class StreamRefused(Exception):
@@ -178,6 +180,11 @@ class MessageStreamConsumer(AsyncHttpConsumer):
             # the rest at once rather than trust the hub to hand it over (a follower must never
             # wait forever on a reply that has ended).
             rest = await streams.events_after(message_id, after)
+            if not rest and await streams.ended_within(message_id, after):
+                # The client has (or says it has) the whole reply, its end included: nothing is
+                # left to send, and waiting for more would never end.
+                await self.send_body(b"", more_body=False)
+                return True
             if not rest or not rest[-1].is_terminal:
                 return False  # the end is not written yet: the next read relays it
             await self.send_body(b"".join(event.sse() for event in rest))
@@ -251,7 +258,8 @@ class MessageStreamConsumer(AsyncHttpConsumer):
             return 0
         if not raw.strip().isdigit():
             raise StreamRefused(400, "invalid_last_event_id", "Last-Event-ID must be an event id from this stream.")
-        return int(raw.strip())
+        # No reply is that long; a larger number would make a stream id Redis refuses (past 2**64).
+        return min(int(raw.strip()), MAX_EVENT_ID)
 
     # --- HTTP plumbing --------------------------------------------------------------------
 

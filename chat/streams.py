@@ -505,6 +505,14 @@ async def events_after(message_id: int, after: int) -> list[ReplyEvent]:
     return _events(entries)
 
 
+async def ended_within(message_id: int, after: int) -> bool:
+    """Whether the stream's last event is its end, at or before the id ``after``."""
+    client, _ = _async_client()
+    entries: Any = await client.xrevrange(key(message_id, "events"), count=1)
+    last = _events(entries)
+    return bool(last) and last[-1].is_terminal and last[-1].id <= after
+
+
 async def stream_exists(message_id: int) -> bool:
     client, _ = _async_client()
     return bool(await client.exists(key(message_id, "events")))

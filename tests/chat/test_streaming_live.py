@@ -118,6 +118,21 @@ def test_a_finished_reply_replays_then_ends_and_past_its_end_there_is_nothing(
     assert query.endswith(rest.events[-1].data and query[query.rindex("id: ") :])
 
 
+@pytest.mark.timeout(60)  # before the fix the stream pinged for ever
+@pytest.mark.parametrize("last_event_id", ["100000", str(10**20)])
+def test_a_stream_resumed_past_the_replys_length_ends_when_the_reply_does(
+    shared_web: ManagedProcess, alice_key: str, simulator: Any, last_event_id: str
+) -> None:
+    """A client that says it has more than the reply will hold is sent nothing, and its stream
+    ends with the reply (it waited for ever; past 2**64 the stream failed on Redis's refusal)."""
+    simulator.configure(MODEL, tokens_per_s=20)
+    with api(shared_web.url, alice_key) as client:
+        posted = post_message(client)
+        beyond = read_stream(client, posted["stream_url"], last_event_id=last_event_id)
+    assert beyond.status == 200 and beyond.events == [] and beyond.end is None
+    assert saved(posted["assistant_message"]["id"]).status == "complete"
+
+
 def test_the_upstream_call_is_cancelled_when_no_client_comes_back_within_the_grace_period(
     shared_web: ManagedProcess, alice_key: str, simulator: Any
 ) -> None:
