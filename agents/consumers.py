@@ -30,7 +30,7 @@ from agents.sessions import InputMismatch, SessionRecorder
 from orchestration.access.admission import Caller
 from orchestration.access.keys import REFUSALS
 from orchestration.access.revocation import AccessWatch, access_watch
-from orchestration.errors import InvalidRequest, ServiceError, Unauthenticated, error_body_of
+from orchestration.errors import InvalidRequest, MethodNotAllowed, ServiceError, Unauthenticated, error_body_of
 from orchestration.requestids import request_id_from
 from orchestration.sse import PING, STREAM_HEADERS, sse_event, sse_retry
 from orchestration.types import OrchestrationError
@@ -334,6 +334,9 @@ class TaskLogStreamConsumer(AsyncHttpConsumer):
 
     async def handle(self, body: bytes) -> None:
         self.request_id = request_id_from(CaseInsensitiveMapping(_header_texts(self.scope)))
+        if self.scope["method"] not in ("GET", "HEAD"):
+            await self.send_error(MethodNotAllowed(self.scope["method"], ("GET", "HEAD")))
+            return
         caller = self.scope.get("caller")
         if caller is None:
             refusal = self.scope.get("access_refusal")

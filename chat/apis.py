@@ -388,6 +388,14 @@ class MessagePostRoute:
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         headers = _headers_of(scope)
+        if scope["type"] == "http" and scope["method"] not in _METHODS and _host_allowed(headers):
+            # Before the full stack, whose CSRF check would refuse another method as a browser's
+            # unprotected write (401 to an API key, which that check cannot see), not as a method
+            # this route does not have.
+            request_id = request_id_from(headers)
+            message = f'Method "{scope["method"]}" not allowed.'
+            await _answer(send, 405, error_body(405, "method_not_allowed", message, request_id), request_id, _ALLOW)
+            return
         secret = api_key_secret_from(headers)
         if scope["type"] != "http" or scope["method"] != "POST" or secret is None or not _host_allowed(headers):
             await self.fallback(scope, receive, send)
@@ -400,15 +408,24 @@ class MessagePostRoute:
         status, answer, extra = await _message_post_answer(
             secret, headers, body, int(scope["url_route"]["kwargs"]["conversation_id"]), request_id
         )
-        content = json_compact(answer)
-        response_headers = [
-            (b"Content-Type", b"application/json"),
-            (b"Content-Length", b"%d" % len(content)),
-            (b"X-Request-ID", request_id.encode("latin-1")),
-            *((name.encode("latin-1"), str(value).encode("latin-1")) for name, value in extra.items()),
-        ]
-        await send({"type": "http.response.start", "status": status, "headers": response_headers})
-        await send({"type": "http.response.body", "body": content})
+        await _answer(send, status, answer, request_id, extra)
+
+
+# The methods of ``/api/v1/conversations/{id}/messages`` (OPTIONS: Django's answer, CORS included).
+_METHODS = frozenset({"GET", "HEAD", "POST", "OPTIONS"})
+_ALLOW = {"Allow": "GET, POST, HEAD, OPTIONS"}
+
+
+async def _answer(send: Any, status: int, answer: dict[str, Any], request_id: str, extra: Mapping[str, Any]) -> None:
+    content = json_compact(answer)
+    response_headers = [
+        (b"Content-Type", b"application/json"),
+        (b"Content-Length", b"%d" % len(content)),
+        (b"X-Request-ID", request_id.encode("latin-1")),
+        *((name.encode("latin-1"), str(value).encode("latin-1")) for name, value in extra.items()),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": response_headers})
+    await send({"type": "http.response.body", "body": content})
 
 
 async def _message_post_answer(

@@ -19,6 +19,8 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
             return error_response(
                 request, Unauthenticated(NOT_AUTHENTICATED, "Authentication credentials were not provided.")
             )
-        message = f"CSRF check failed: {reason}. Send the csrftoken cookie's value in the X-CSRFToken header."
+        message = (
+            f"CSRF check failed: {reason.rstrip('.')}. Send the csrftoken cookie's value in the X-CSRFToken header."
+        )
         return error_response(request, Forbidden("csrf_failed", message))
     return django_csrf_failure(request, reason)

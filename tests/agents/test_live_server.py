@@ -121,3 +121,7 @@ def test_the_log_streams_as_sse_and_resumes_after_last_event_id(live_web, alice_
     assert stranger.status_code == 401 and stranger.json()["error"]["code"] == "not_authenticated"
     missing = api.get("/api/v1/tasks/00000000-0000-0000-0000-000000000000/events")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "task_not_found"
+    for method in ("POST", "PUT", "DELETE", "PROPFIND"):  # a feed is read, never written
+        refused = api.request(method, events_url)
+        assert refused.status_code == 405 and refused.json()["error"]["code"] == "method_not_allowed", method
+        assert refused.headers["Allow"] == "GET, HEAD"

@@ -110,8 +110,29 @@ def test_a_browser_session_keeps_the_full_stack_with_its_csrf_check(shared_web, 
     without_token = session.post(url, json={"content": "hi"})
     assert without_token.status_code == 403 and full_stack_ran(without_token)
     assert without_token.json()["error"]["code"] == "csrf_failed"
+    assert ".." not in without_token.json()["error"]["message"]  # Django's reason ends with its own period
     anonymous = httpx.post(shared_web.url + url, json={"content": "hi"})
     assert anonymous.status_code == 401 and full_stack_ran(anonymous)
+    assert not Message.objects.exists()
+
+
+def test_a_method_the_route_does_not_have_is_405_with_a_key_a_session_or_neither(shared_web, alice, alice_key) -> None:
+    # The full stack's CSRF check took an API key's PUT for a browser's unprotected write (401).
+    url = f"/api/v1/conversations/{conversation_of(alice).pk}/messages"
+    browser = Client()
+    browser.force_login(alice)
+    callers = [
+        api(shared_web.url, alice_key),
+        httpx.Client(base_url=shared_web.url, cookies={"sessionid": browser.cookies["sessionid"].value}),
+        httpx.Client(base_url=shared_web.url),
+    ]
+    for client in callers:
+        for method in ("PUT", "PATCH", "DELETE", "PROPFIND"):
+            answer = client.request(method, url, json={"content": "hi"})
+            assert answer.status_code == 405, (method, answer.text)
+            assert answer.json()["error"]["code"] == "method_not_allowed"
+            assert answer.headers["Allow"] == "GET, POST, HEAD, OPTIONS" and answer.headers["X-Request-ID"]
+        client.close()
     assert not Message.objects.exists()
 
 
