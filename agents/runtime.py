@@ -26,6 +26,7 @@ from asgiref.sync import sync_to_async
 from agents.registry import Agent
 from agents.tools import Tool, ToolContext
 from orchestration.access.admission import Admission, Caller, admit, payer_recheck, prompt_tokens_from_chars
+from orchestration.database import jsonb_storable
 from orchestration.errors import ServiceError
 from orchestration.orchestrator import CallContext, Orchestrator, get_orchestrator
 from orchestration.telemetry.genai import agent_run_span, agent_step_span, tool_span
@@ -204,7 +205,9 @@ class _Run:
                 response = await self._ask_model()
                 self.steps_taken += 1
                 if not response.tool_calls:
-                    return (response.content or "").strip()
+                    # The result as it is stored (``agents.services.task_finish``): what the
+                    # session's ``complete`` frame shows must be what the task keeps.
+                    return jsonb_storable((response.content or "").strip())
                 await self._take_step(response)
 
     async def _replay(self, history: list[RecordedStep]) -> None:

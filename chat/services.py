@@ -560,6 +560,10 @@ class TokenWriter:
         """Queue ``delta``; raises the failure of an earlier append (the reply cannot go on)."""
         if self.failure is not None:
             raise self.failure
+        if "\x00" in delta:
+            # A model may write a null character, which PostgreSQL cannot store: the reply would
+            # never be saved. Clients and the saved reply get U+FFFD instead, alike.
+            delta = delta.replace("\x00", "\ufffd")
         self._offset += len(delta)
         self._waiting.append(streams.token_event(self._offset, delta))
         if self._in_flight is None and self._timer is None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.core.exceptions import ValidationError
@@ -93,6 +93,38 @@ def database_release() -> None:
         close_pool = getattr(connection, "close_pool", None)  # PostgreSQL's backend only
         if close_pool is not None:
             close_pool()
+
+
+def jsonb_storable(value: Any) -> Any:
+    """``value`` as PostgreSQL's ``jsonb`` can store it: a string holding a null character (U+0000,
+    which ``jsonb`` refuses) has it replaced by U+FFFD; anything without one is returned as it is."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+    if isinstance(value, list):
+        return [jsonb_storable(item) for item in value]
+    if isinstance(value, dict):
+        return {jsonb_storable(key): jsonb_storable(item) for key, item in value.items()}
+    return value
+
+
+def null_character_path(value: Any) -> str | None:
+    """Where in a JSON document a string (or key) holds a null character, as ``input[0].content``;
+    None when none does."""
+    pending: list[tuple[Any, str]] = [(value, "")]
+    while pending:
+        item, path = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return path
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                where = f"{path}.{key}" if path else str(key)
+                if isinstance(key, str) and "\x00" in key:
+                    return where
+                pending.append((child, where))
+        elif isinstance(item, list):
+            pending.extend((child, f"{path}[{index}]") for index, child in enumerate(item))
+    return None
 
 
 _SAMPLES: dict[type, object] = {str: "x", int: 7, float: 1.5, type(None): None}

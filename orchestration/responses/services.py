@@ -24,6 +24,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue, Retry
 
+from orchestration.database import jsonb_storable
 from orchestration.errors import InvalidRequest
 from orchestration.jobrecovery import reap_if_due, requeue_jobless
 from orchestration.responses import eventlog
@@ -84,11 +85,13 @@ def response_create(*, draft: ResponseDraft, owner_id: int, api_key_id: int | No
 
 
 def _finished_fields(draft: ResponseDraft) -> dict[str, Any]:
+    # A model may write a null character, which PostgreSQL's jsonb cannot hold (the input's were
+    # refused at the door, ``wire.response_input_from``).
     return {
         "status": draft.status,
-        "output": draft.output,
+        "output": jsonb_storable(draft.output),
         "usage": draft.usage,
-        "error": draft.error,
+        "error": jsonb_storable(draft.error),
         "incomplete_details": draft.incomplete_details,
         "completed_at": _when(draft.completed_at) or timezone.now(),
     }

@@ -12,6 +12,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from orchestration.database import null_character_path
 from orchestration.errors import InvalidRequest
 from orchestration.types import ChatRequest, Message, Role, ToolCall
 from orchestration.validation import (
@@ -393,6 +394,9 @@ def response_input_from(data: dict[str, Any], response_id: str) -> ResponseInput
     if not items and settings["instructions"] is None:
         raise InvalidRequest("empty_array", "'input' must contain at least one item.", param="input")
     store = _optional(data, "store", _boolean) is not False
+    if store and (where := null_character_path(data)) is not None:
+        message = "A stored response cannot hold a null character (U+0000): remove it, or send store: false."
+        raise InvalidRequest("invalid_value", message, param=where)
     background = bool(_optional(data, "background", _boolean))
     if background and not store:
         message = "Background responses are stored: background=true cannot go with store=false."

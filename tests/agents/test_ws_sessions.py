@@ -91,6 +91,27 @@ async def test_a_session_streams_thoughts_actions_and_results_then_completes(ses
     assert again[-1]["task_id"] != complete["task_id"]
 
 
+async def test_null_characters_from_the_model_are_shown_and_kept_as_u_fffd(session, simulator) -> None:
+    # PostgreSQL cannot store U+0000: the session's log writes failed and the task never finished.
+    simulator.configure(
+        MODEL,
+        script=script(
+            {"content": "Adding\x00 up.", "tool_calls": [call("calculator", expression="1+1")]},
+            {"content": "Two\x00."},
+        ),
+    )
+    await start(session, text="Sum")
+    frames = await frames_until(session, "complete", "error")
+    assert [f["type"] for f in frames] == ["thought", "action", "tool_result", "complete"], frames[-1]
+    assert frames[0]["content"] == "Adding\ufffd up." and frames[-1]["result"] == "Two\ufffd."
+    task = await task_of(frames[-1])
+    await wait_for(lambda: Task.objects.get(pk=task.pk).status == Task.Status.COMPLETED)
+    assert (await task_of(frames[-1])).result == "Two\ufffd."
+    await wait_for(lambda: TaskEvent.objects.filter(task_id=task.pk).count() == 3)
+    thought = await TaskEvent.objects.aget(task_id=task.pk, seq=frames[0]["seq"])
+    assert thought.content == "Adding\ufffd up."
+
+
 async def test_need_input_waits_for_the_matching_answer(session, simulator) -> None:
     simulator.configure(
         MODEL,

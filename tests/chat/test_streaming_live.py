@@ -66,6 +66,20 @@ def test_a_streamed_reply_equals_the_saved_message(shared_web: ManagedProcess, a
     assert message.provider == "sim" and message.simulated
 
 
+def test_a_null_character_from_the_model_reaches_client_and_saved_reply_alike_as_u_fffd(
+    shared_web: ManagedProcess, alice_key: str, simulator: Any
+) -> None:
+    # PostgreSQL cannot store U+0000: the reply was never saved and its stream never ended.
+    simulator.configure(MODEL, tokens_per_s=200, reply="Nul\x00here and more words.")
+    with api(shared_web.url, alice_key) as client:
+        posted = post_message(client)
+        read = read_stream(client, posted["stream_url"])
+    assert read.end is not None and read.end.type == "done", read.events[-3:]
+    message = saved(posted["assistant_message"]["id"])
+    assert message.status == "complete"
+    assert read.text == message.content == "Nul\ufffdhere and more words."
+
+
 def test_a_dropped_stream_resumes_from_last_event_id_with_nothing_lost_or_repeated(
     shared_web: ManagedProcess, alice_key: str, simulator: Any
 ) -> None:

@@ -191,6 +191,25 @@ async def test_a_finished_response_streams_again_from_what_was_stored(sim_models
     assert_error(await get(secret, f"{URL}/{response['id']}?stream=true&starting_after=x"), 400, "invalid_type")
 
 
+async def test_a_null_character_is_refused_where_it_would_be_stored_and_kept_out_of_what_is(  # type: ignore[no-untyped-def]
+    sim_models, make_key, simulator
+) -> None:
+    # PostgreSQL's jsonb cannot hold U+0000: stored, it was a 500 (the suite runs on both databases).
+    secret = await in_thread(make_key)
+    assert_error(
+        await create(secret, input=[{"role": "user", "content": "a\x00b"}]), 400, "invalid_value", "input[0].content"
+    )
+    assert_error(await create(secret, metadata={"note": "\x00"}), 400, "invalid_value", "metadata.note")
+    unstored = await create(secret, input="a\x00b", store=False)
+    assert unstored.status_code == 200, unstored.content
+    simulator.configure("gpt-sim", reply="Nul\x00here.")  # a model may write one
+    written = await create(secret)
+    assert written.status_code == 200, written.content
+    assert "\x00" in written.json()["output"][0]["content"][0]["text"]  # the caller gets it as written
+    stored = await StoredResponse.objects.aget(pk=written.json()["id"])
+    assert stored.output[0]["content"][0]["text"] == "Nul\ufffdhere."
+
+
 async def test_a_deleted_response_answers_openais_deletion_object(sim_models, make_key) -> None:  # type: ignore[no-untyped-def]
     secret = await in_thread(make_key)
     response = (await create(secret)).json()
