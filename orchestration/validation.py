@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -100,6 +101,9 @@ def json_document(body: bytes | str, *, subject: str = "The request body") -> An
     except RecursionError:
         raise _too_deep(subject) from None
     except ValueError as error:
+        if "int_max_str_digits" in str(error):  # Python's own guard, whose advice is for us, not the client
+            limit = sys.get_int_max_str_digits()
+            raise InvalidRequest("invalid_json", f"{subject} holds a number of more than {limit} digits.") from None
         raise InvalidRequest("invalid_json", f"{subject} is not valid JSON: {error}.") from None
     _check_document(data, subject)
     return data

@@ -93,6 +93,7 @@ BAD_BODIES: list[tuple[Any, str, str | None]] = [
     (b'"just a string"', "invalid_json", None),
     (b"\xff\xfe\x00", "invalid_json", None),
     (b"[" * 100_000 + b"]" * 100_000, "invalid_json", None),
+    (b'{"model": "gpt-sim", "seed": ' + b"9" * 5000 + b"}", "invalid_json", None),  # past Python's digit limit
     ({"model": "gpt-sim"}, "missing_required_parameter", "messages"),
     ({"messages": [{"role": "user", "content": "hi"}]}, "missing_required_parameter", "model"),
     (chat_body(messages=[]), "empty_array", "messages"),
@@ -165,6 +166,13 @@ async def test_a_logit_bias_in_range_is_accepted(sim_models, make_key) -> None: 
     secret = await in_thread(make_key)
     response = await post_json(AsyncClient(), URL, chat_body(logit_bias={"50256": -100, "15": 2.5}), secret)
     assert response.status_code == 200, response.content
+
+
+async def test_a_number_past_the_digit_limit_is_explained_in_plain_words(sim_models, make_key) -> None:  # type: ignore[no-untyped-def]
+    secret = await in_thread(make_key)
+    body = b'{"model": "gpt-sim", "temperature": ' + b"1" * 5000 + b"}"
+    error = assert_error(await post_json(AsyncClient(), URL, body, secret), 400, "invalid_json")
+    assert error["message"] == "The request body holds a number of more than 4300 digits."
 
 
 async def test_nan_is_not_json_let_alone_a_temperature(sim_models, make_key) -> None:  # type: ignore[no-untyped-def]
