@@ -95,15 +95,16 @@ def database_release() -> None:
             close_pool()
 
 
-def jsonb_storable(value: Any) -> Any:
-    """``value`` as PostgreSQL's ``jsonb`` can store it: a string holding a null character (U+0000,
-    which ``jsonb`` refuses) has it replaced by U+FFFD; anything without one is returned as it is."""
+def without_null_characters(value: Any) -> Any:
+    """``value`` (a string, or a JSON document) as PostgreSQL can store it in ``text`` or ``jsonb``,
+    which refuse the null character (U+0000): each one becomes U+FFFD; anything without one is
+    returned as it is."""
     if isinstance(value, str):
         return value.replace("\x00", "\ufffd") if "\x00" in value else value
     if isinstance(value, list):
-        return [jsonb_storable(item) for item in value]
+        return [without_null_characters(item) for item in value]
     if isinstance(value, dict):
-        return {jsonb_storable(key): jsonb_storable(item) for key, item in value.items()}
+        return {without_null_characters(key): without_null_characters(item) for key, item in value.items()}
     return value
 
 

@@ -34,7 +34,7 @@ from django.db import IntegrityError, connection
 from django.db.models import Field
 from django.utils import timezone
 
-from orchestration.database import connections_release, drop_broken_connections, plain_types
+from orchestration.database import connections_release, drop_broken_connections, plain_types, without_null_characters
 from orchestration.types import Served
 
 logger = logging.getLogger(__name__)
@@ -92,7 +92,9 @@ def log_entry_from(
     return LogEntry(
         request_id=request_id,
         endpoint=endpoint,
-        model_requested=model_requested,
+        # What a client or a provider wrote may hold a null character, which PostgreSQL cannot
+        # store: one such row failed its whole batch.
+        model_requested=without_null_characters(model_requested),
         api_key_id=api_key_id,
         user_id=user_id,
         model_served=served.model,
@@ -107,8 +109,8 @@ def log_entry_from(
         ttft_ms=served.ttft_ms,
         status=status,
         error_kind=error_kind,
-        error_detail=error_detail,
-        prompt_template=prompt_template,
+        error_detail=without_null_characters(error_detail),
+        prompt_template=without_null_characters(prompt_template),
         prompt_version=prompt_version,
         deployment=served.deployment,
         experiment=served.experiment,

@@ -47,6 +47,7 @@ from orchestration.caching.canonical import (
     question_of,
     response_from_json,
 )
+from orchestration.database import without_null_characters
 from orchestration.redisclients import DEFAULT, FAST, redis_async, redis_async_close, redis_sync
 from orchestration.registry import ModelRoute
 from orchestration.types import (
@@ -333,8 +334,9 @@ def _row(key: str, kind: str, model: str, scope: str, question: str, response: C
         kind=kind,
         model=model,
         scope=scope,
-        question_preview=question[:PREVIEW_CHARS],
-        answer_preview=(response.content or "")[:PREVIEW_CHARS],
+        # A null character (PostgreSQL stores none) failed the index's whole batch of writes.
+        question_preview=without_null_characters(question[:PREVIEW_CHARS]),
+        answer_preview=without_null_characters((response.content or "")[:PREVIEW_CHARS]),
         expires_at=datetime.fromtimestamp(expires, tz=UTC),
     )
 
