@@ -334,8 +334,8 @@ class TaskLogStreamConsumer(AsyncHttpConsumer):
 
     async def handle(self, body: bytes) -> None:
         self.request_id = request_id_from(CaseInsensitiveMapping(_header_texts(self.scope)))
-        if self.scope["method"] not in ("GET", "HEAD"):
-            await self.send_error(MethodNotAllowed(self.scope["method"], ("GET", "HEAD")))
+        if self.scope["method"] != "GET":  # HEAD too: an event stream has no head without its body
+            await self.send_error(MethodNotAllowed(self.scope["method"], ("GET",)))
             return
         caller = self.scope.get("caller")
         if caller is None:

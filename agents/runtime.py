@@ -26,7 +26,7 @@ from asgiref.sync import sync_to_async
 from agents.registry import Agent
 from agents.tools import Tool, ToolContext
 from orchestration.access.admission import Admission, Caller, admit, payer_recheck, prompt_tokens_from_chars
-from orchestration.database import jsonb_storable
+from orchestration.database import without_null_characters
 from orchestration.errors import ServiceError
 from orchestration.orchestrator import CallContext, Orchestrator, get_orchestrator
 from orchestration.telemetry.genai import agent_run_span, agent_step_span, tool_span
@@ -207,7 +207,7 @@ class _Run:
                 if not response.tool_calls:
                     # The result as it is stored (``agents.services.task_finish``): what the
                     # session's ``complete`` frame shows must be what the task keeps.
-                    return jsonb_storable((response.content or "").strip())
+                    return without_null_characters((response.content or "").strip())
                 await self._take_step(response)
 
     async def _replay(self, history: list[RecordedStep]) -> None:

@@ -34,7 +34,7 @@ from agents.registry import agent_get
 from agents.runtime import CallRef
 from agents.tools import Tool, ToolContext
 from orchestration.access.admission import Caller, admit_sync, prompt_tokens_from_chars, route_of
-from orchestration.database import jsonb_storable
+from orchestration.database import without_null_characters
 from orchestration.errors import Conflict, InvalidRequest, ServiceError, TooLarge
 from orchestration.jobrecovery import reap_if_due, requeue_jobless
 from orchestration.registry import snapshot
@@ -290,8 +290,8 @@ def task_finish(
     done = {"progress": 100} if status == Task.Status.COMPLETED else {}
     changed = _claimed(task_id, attempt).update(
         status=status,
-        result=jsonb_storable(result),  # a model may write a null character (see ``LogItem``)
-        error=jsonb_storable(error),
+        result=without_null_characters(result),  # a model may write a null character (see ``LogItem``)
+        error=without_null_characters(error),
         finished_at=timezone.now(),
         heartbeat_at=None,
         current_step="Done" if status == Task.Status.COMPLETED else "",
@@ -324,8 +324,8 @@ class LogItem:
     def __post_init__(self) -> None:
         # A model's text or a tool's output may hold a null character, which PostgreSQL cannot
         # store: the item is made storable once, so its frame and its row say the same.
-        object.__setattr__(self, "content", jsonb_storable(self.content))
-        object.__setattr__(self, "data", jsonb_storable(self.data))
+        object.__setattr__(self, "content", without_null_characters(self.content))
+        object.__setattr__(self, "data", without_null_characters(self.data))
 
 
 def _insert(task_id: uuid.UUID | str, item: LogItem) -> None:

@@ -283,6 +283,8 @@ class MessageStreamConsumer(AsyncHttpConsumer):
         headers = [*self._base_headers(), (b"Content-Type", b"application/json")]
         if refused.status == 401:
             headers.append((b"WWW-Authenticate", b'Bearer realm="switchyard"'))
+        if refused.status == 405:
+            headers.append((b"Allow", b"GET"))
         await self.send_response(refused.status, body, headers=headers)
 
 

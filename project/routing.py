@@ -17,7 +17,7 @@ from agents.routing import http_consumers as agent_http_consumers
 from agents.routing import websocket_consumers as agent_websocket_consumers
 from chat.routing import http_consumers as chat_http_consumers
 from chat.routing import http_raw_routes as chat_http_raw_routes
-from project.edge.router import HttpEdge
+from project.edge.router import HttpEdge, NullCharacterGuard
 from project.edge.websocket import access_stack
 
 
@@ -26,11 +26,13 @@ def _behind_access(routes: list[Any]) -> list[URLPattern]:
 
 
 edge = HttpEdge()
-http_application = URLRouter(
-    [
-        *_behind_access([*chat_http_consumers, *agent_http_consumers]),
-        *chat_http_raw_routes(edge),
-        re_path(r"", edge),  # type: ignore[arg-type]  # an ASGI app, for Channels
-    ]
+http_application = NullCharacterGuard(
+    URLRouter(
+        [
+            *_behind_access([*chat_http_consumers, *agent_http_consumers]),
+            *chat_http_raw_routes(edge),
+            re_path(r"", edge),  # type: ignore[arg-type]  # an ASGI app, for Channels
+        ]
+    )
 )
 websocket_application = access_stack(URLRouter([*agent_websocket_consumers]))

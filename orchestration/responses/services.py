@@ -24,7 +24,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue, Retry
 
-from orchestration.database import jsonb_storable
+from orchestration.database import without_null_characters
 from orchestration.errors import InvalidRequest
 from orchestration.jobrecovery import reap_if_due, requeue_jobless
 from orchestration.responses import eventlog
@@ -89,9 +89,9 @@ def _finished_fields(draft: ResponseDraft) -> dict[str, Any]:
     # refused at the door, ``wire.response_input_from``).
     return {
         "status": draft.status,
-        "output": jsonb_storable(draft.output),
+        "output": without_null_characters(draft.output),
         "usage": draft.usage,
-        "error": jsonb_storable(draft.error),
+        "error": without_null_characters(draft.error),
         "incomplete_details": draft.incomplete_details,
         "completed_at": _when(draft.completed_at) or timezone.now(),
     }

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import weakref
 from typing import Any
 
@@ -19,9 +20,11 @@ from django.core.handlers.asgi import ASGIHandler
 from django.urls import Resolver404, get_resolver
 
 from orchestration.access.credentials import presents_api_key
+from orchestration.errors import error_body
 from orchestration.http import FAST_PATH_ATTRIBUTE, LEAN_ATTRIBUTE, RAW_ATTRIBUTE
+from orchestration.requestids import request_id_from
 from project.edge.handler import LEAN_VIEW, LeanHandler
-from project.edge.raw import RawHandler, View
+from project.edge.raw import RawHandler, View, raw_headers
 
 # Requests inside Django's full stack at once (see ``DjangoGate``).
 FULL_STACK_CONCURRENCY = 16
@@ -65,6 +68,30 @@ def _edge_of(path: str) -> tuple[bool, dict[str, Any], View | None]:
     view = match.func
     raw = view if getattr(view, RAW_ATTRIBUTE, False) and not match.args and not match.kwargs else None
     return bool(getattr(view, LEAN_ATTRIBUTE, False)), dict(getattr(view, FAST_PATH_ATTRIBUTE, {})), raw
+
+
+class NullCharacterGuard:
+    """Refuses a URL holding a null character (``%00``) before anything reads it: no route or search
+    has a use for one, and PostgreSQL refuses it in any text it is compared with, so a lookup by such
+    an id or search term was a 500 (a response id, a conversation search, the admin's filters)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and ("\x00" in scope["path"] or b"%00" in scope.get("query_string", b"")):
+            request_id = request_id_from(raw_headers(scope))
+            message = "The URL holds a null character (%00)."
+            body = json.dumps(error_body(400, "invalid_request", message, request_id)).encode()
+            headers = [
+                (b"Content-Type", b"application/json"),
+                (b"Content-Length", b"%d" % len(body)),
+                (b"X-Request-ID", request_id.encode("latin-1")),
+            ]
+            await send({"type": "http.response.start", "status": 400, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await self.app(scope, receive, send)
 
 
 class HttpEdge:

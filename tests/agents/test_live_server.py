@@ -124,4 +124,7 @@ def test_the_log_streams_as_sse_and_resumes_after_last_event_id(live_web, alice_
     for method in ("POST", "PUT", "DELETE", "PROPFIND"):  # a feed is read, never written
         refused = api.request(method, events_url)
         assert refused.status_code == 405 and refused.json()["error"]["code"] == "method_not_allowed", method
-        assert refused.headers["Allow"] == "GET, HEAD"
+        assert refused.headers["Allow"] == "GET"
+    head = api.head(events_url)  # refused without a body, so the connection can be used again
+    assert head.status_code == 405 and head.headers["Allow"] == "GET"
+    assert api.get("/healthz").status_code == 200

@@ -135,6 +135,12 @@ def test_a_method_the_route_does_not_have_is_405_with_a_key_a_session_or_neither
         client.close()
     assert not Message.objects.exists()
 
+    reply = Message.objects.create(conversation=conversation_of(alice), role="assistant", status="complete")
+    with api(shared_web.url, alice_key) as client:
+        for method in ("POST", "HEAD", "DELETE"):  # a stream is read with GET
+            answer = client.request(method, f"/api/v1/messages/{reply.pk}/stream")
+            assert answer.status_code == 405 and answer.headers["Allow"] == "GET", method
+
 
 async def edge_stand_in(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """Answers 299 with the path: the requests ``MessagePostRoute`` hands on to the edge."""
