@@ -19,6 +19,9 @@ adds two things:
   cancelled with it at the disconnect; a chat reply goes on into its Redis Stream, which buffers no
   copy per client), and memory stays flat whatever the client does. WebSockets are held the same way.
 
+A request Twisted cannot read as HTTP (a malformed ``Content-Length``, a broken chunk) was answered
+with a bare ``400 Bad Request``; it now gets the one error shape before the connection closes.
+
 Twisted's table of reason phrases stops at RFC 2616: ``429`` went out as ``429 Unknown Status``.
 The missing phrases are filled in from the standard library's ``HTTPStatus`` (429 Too Many Requests,
 422, 425, 451, ...), so every status line reads as its RFC names it.
@@ -146,6 +149,7 @@ def daphne_harden() -> None:
     http_protocol.WebRequest = _request_class(http_protocol.WebRequest)
     server.Server.handle_reply = _flow_controlled(server.Server.handle_reply)
     _complete_reason_phrases()
+    _bad_requests_in_the_one_shape()
     _no_twisted_access_line(http_protocol.HTTPFactory)
     _close_oversized_websockets_cleanly()
     _write_eagerly()
@@ -161,6 +165,24 @@ def _unproxied_twisted_web_http(http_protocol: Any) -> None:
 
     if isinstance(http_protocol.http, _ModuleProxy):
         http_protocol.http = object.__getattribute__(http_protocol.http, "_module")
+
+
+def _bad_requests_in_the_one_shape() -> None:
+    """Twisted answers a request it cannot read as HTTP (a malformed request line, header or
+    ``Content-Length``, a broken chunk, headers over its size limit) with a bare
+    ``400 Bad Request`` and no body. It now says so in the one error shape, then closes as before."""
+    from twisted.web import http
+
+    def respond_and_disconnect(self: Any) -> None:
+        message = "The request could not be read as HTTP: its request line, headers or body framing are malformed."
+        body = json.dumps(error_body(400, "invalid_request", message, request_id_from({}))).encode()
+        self.transport.write(
+            b"HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\nConnection: close\r\n\r\n%b" % (len(body), body)
+        )
+        self.loseConnection()
+
+    http.HTTPChannel._respondToBadRequestAndDisconnect = respond_and_disconnect  # type: ignore[method-assign]
 
 
 def _complete_reason_phrases() -> None:
