@@ -290,8 +290,8 @@ def task_finish(
     done = {"progress": 100} if status == Task.Status.COMPLETED else {}
     changed = _claimed(task_id, attempt).update(
         status=status,
-        result=without_null_characters(result),  # a model may write a null character (see ``LogItem``)
-        error=without_null_characters(error),
+        result=result,
+        error=error,
         finished_at=timezone.now(),
         heartbeat_at=None,
         current_step="Done" if status == Task.Status.COMPLETED else "",

@@ -30,8 +30,8 @@ from chat.services import ReplyPlan
 from orchestration.access.admission import Caller, caller_for_secret, caller_for_user, caller_for_user_sync
 from orchestration.access.credentials import api_key_secret_from
 from orchestration.database import in_database_thread
-from orchestration.errors import InvalidRequest, ServiceError, error_body, error_body_of
-from orchestration.http import body_too_large, door, json_body, request_id_of, validation_message
+from orchestration.errors import InvalidRequest, MethodNotAllowed, ServiceError, error_body, error_body_of
+from orchestration.http import asgi_json_send, body_too_large, door, json_body, request_id_of, validation_message
 from orchestration.pagination import StrictLimitOffsetPagination, page_parameters
 from orchestration.requestids import request_id_from
 from orchestration.sse import json_compact
@@ -393,8 +393,8 @@ class MessagePostRoute:
             # unprotected write (401 to an API key, which that check cannot see), not as a method
             # this route does not have.
             request_id = request_id_from(headers)
-            message = f'Method "{scope["method"]}" not allowed.'
-            await _answer(send, 405, error_body(405, "method_not_allowed", message, request_id), request_id, _ALLOW)
+            refused = MethodNotAllowed(scope["method"], _METHODS)
+            await asgi_json_send(send, 405, error_body_of(refused, request_id), request_id, refused.headers())
             return
         secret = api_key_secret_from(headers)
         if scope["type"] != "http" or scope["method"] != "POST" or secret is None or not _host_allowed(headers):
@@ -408,24 +408,11 @@ class MessagePostRoute:
         status, answer, extra = await _message_post_answer(
             secret, headers, body, int(scope["url_route"]["kwargs"]["conversation_id"]), request_id
         )
-        await _answer(send, status, answer, request_id, extra)
+        await asgi_json_send(send, status, answer, request_id, extra)
 
 
 # The methods of ``/api/v1/conversations/{id}/messages`` (OPTIONS: Django's answer, CORS included).
-_METHODS = frozenset({"GET", "HEAD", "POST", "OPTIONS"})
-_ALLOW = {"Allow": "GET, POST, HEAD, OPTIONS"}
-
-
-async def _answer(send: Any, status: int, answer: dict[str, Any], request_id: str, extra: Mapping[str, Any]) -> None:
-    content = json_compact(answer)
-    response_headers = [
-        (b"Content-Type", b"application/json"),
-        (b"Content-Length", b"%d" % len(content)),
-        (b"X-Request-ID", request_id.encode("latin-1")),
-        *((name.encode("latin-1"), str(value).encode("latin-1")) for name, value in extra.items()),
-    ]
-    await send({"type": "http.response.start", "status": status, "headers": response_headers})
-    await send({"type": "http.response.body", "body": content})
+_METHODS = ("GET", "POST", "HEAD", "OPTIONS")
 
 
 async def _message_post_answer(

@@ -119,19 +119,11 @@ def _too_large_response(request: Any) -> None:
     headers = {
         name.decode("latin1"): values[-1].decode("latin1") for name, values in request.requestHeaders.getAllRawHeaders()
     }
-    request_id = request_id_from(headers)
-    body = json.dumps(
-        error_body(413, "request_too_large", f"The request body is larger than {limit} bytes.", request_id)
-    ).encode()
     transport = request.channel.transport if request.channel is not None else None
     if transport is None:
         return
-    head = (
-        b"HTTP/1.1 413 Request Entity Too Large\r\n"
-        b"Content-Type: application/json\r\n"
-        + f"Content-Length: {len(body)}\r\nX-Request-ID: {request_id}\r\nConnection: close\r\n\r\n".encode()
-    )
-    transport.write(head + body)
+    message = f"The request body is larger than {limit} bytes."
+    transport.write(_closing_error(413, "request_too_large", message, request_id_from(headers)))
     from twisted.internet import reactor
 
     reactor_time: Any = reactor  # the running reactor (its stub types it as the module)
@@ -167,6 +159,20 @@ def _unproxied_twisted_web_http(http_protocol: Any) -> None:
         http_protocol.http = object.__getattribute__(http_protocol.http, "_module")
 
 
+def _closing_error(status: int, code: str, message: str, request_id: str) -> bytes:
+    """A whole HTTP/1.1 answer in the one error shape, written by the server itself (no application
+    saw the request), that says the connection closes after it."""
+    from twisted.web import http
+
+    body = json.dumps(error_body(status, code, message, request_id)).encode()
+    phrase = http.RESPONSES[status]  # as Twisted writes the status lines of the answers it sends
+    return (
+        b"HTTP/1.1 %d %b\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+        b"X-Request-ID: %b\r\nConnection: close\r\n\r\n%b"
+        % (status, phrase, len(body), request_id.encode("latin-1"), body)
+    )
+
+
 def _bad_requests_in_the_one_shape() -> None:
     """Twisted answers a request it cannot read as HTTP (a malformed request line, header or
     ``Content-Length``, a broken chunk, headers over its size limit) with a bare
@@ -175,11 +181,7 @@ def _bad_requests_in_the_one_shape() -> None:
 
     def respond_and_disconnect(self: Any) -> None:
         message = "The request could not be read as HTTP: its request line, headers or body framing are malformed."
-        body = json.dumps(error_body(400, "invalid_request", message, request_id_from({}))).encode()
-        self.transport.write(
-            b"HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n"
-            b"Content-Length: %d\r\nConnection: close\r\n\r\n%b" % (len(body), body)
-        )
+        self.transport.write(_closing_error(400, "invalid_request", message, request_id_from({})))
         self.loseConnection()
 
     http.HTTPChannel._respondToBadRequestAndDisconnect = respond_and_disconnect  # type: ignore[method-assign]

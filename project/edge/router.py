@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import weakref
 from typing import Any
 
@@ -21,7 +20,7 @@ from django.urls import Resolver404, get_resolver
 
 from orchestration.access.credentials import presents_api_key
 from orchestration.errors import error_body
-from orchestration.http import FAST_PATH_ATTRIBUTE, LEAN_ATTRIBUTE, RAW_ATTRIBUTE
+from orchestration.http import FAST_PATH_ATTRIBUTE, LEAN_ATTRIBUTE, RAW_ATTRIBUTE, asgi_json_send
 from orchestration.requestids import request_id_from
 from project.edge.handler import LEAN_VIEW, LeanHandler
 from project.edge.raw import RawHandler, View, raw_headers
@@ -82,14 +81,7 @@ class NullCharacterGuard:
         if scope["type"] == "http" and ("\x00" in scope["path"] or b"%00" in scope.get("query_string", b"")):
             request_id = request_id_from(raw_headers(scope))
             message = "The URL holds a null character (%00)."
-            body = json.dumps(error_body(400, "invalid_request", message, request_id)).encode()
-            headers = [
-                (b"Content-Type", b"application/json"),
-                (b"Content-Length", b"%d" % len(body)),
-                (b"X-Request-ID", request_id.encode("latin-1")),
-            ]
-            await send({"type": "http.response.start", "status": 400, "headers": headers})
-            await send({"type": "http.response.body", "body": body})
+            await asgi_json_send(send, 400, error_body(400, "invalid_request", message, request_id), request_id)
             return
         await self.app(scope, receive, send)
 
