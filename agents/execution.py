@@ -121,7 +121,7 @@ async def _settle(task: Task, attempt: int, run: asyncio.Future[str]) -> str:
         await _finish(task, attempt, Task.Status.FAILED, error={"code": error.code, "message": error.message})
         return error.code
     logger.error("task %s failed", task.pk, exc_info=error)
-    message = f"The agent stopped on an unexpected error ({type(error).__name__})."
+    message = "The agent stopped on an unexpected error."  # its name and traceback are in the log above
     await _finish(task, attempt, Task.Status.FAILED, error={"code": "agent_error", "message": message})
     return "agent_error"
 
