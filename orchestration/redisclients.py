@@ -27,6 +27,13 @@ from redis.exceptions import DataError
 # for every connection it opens (about a millisecond each, a burst of them when clients arrive).
 _DRIVER_INFO = DriverInfo()
 
+# What a profile without a limit asks of redis-py. redis-py 8 caps a pool it was given no limit
+# at 100 connections and refuses the 101st command in flight ("Too many connections"): 200
+# streams starting together made admission fail open and the breakers and caches skip Redis,
+# and the 101st pub/sub listener (which holds its connection) could not subscribe. Earlier
+# redis-py versions allowed 2**31, which is what these profiles were written for.
+UNLIMITED = 2**31
+
 
 @dataclass(frozen=True, slots=True)
 class Profile:
@@ -38,6 +45,7 @@ class Profile:
     decode_responses: bool = False
     # With a limit, commands wait up to ``pool_wait_s`` for a free connection instead of each
     # opening its own (a burst of a thousand clients would otherwise open a thousand sockets).
+    # None: no limit, a connection for every command in flight (see ``UNLIMITED``).
     max_connections: int | None = None
     pool_wait_s: float = 30.0
 
@@ -109,7 +117,7 @@ def _options(profile: Profile) -> dict[str, object]:
 
 def _async_pool(profile: Profile, url: str) -> aioredis.ConnectionPool:
     if profile.max_connections is None:
-        pool = aioredis.ConnectionPool.from_url(url, **_options(profile))
+        pool = aioredis.ConnectionPool.from_url(url, max_connections=UNLIMITED, **_options(profile))
     else:
         pool = aioredis.BlockingConnectionPool.from_url(
             url, max_connections=profile.max_connections, timeout=profile.pool_wait_s, **_options(profile)
@@ -170,7 +178,7 @@ def _hiredis_packing(connection_class: type[Any]) -> type[Any]:
 
 def _sync_pool(profile: Profile, url: str) -> redis.ConnectionPool:
     if profile.max_connections is None:
-        return redis.ConnectionPool.from_url(url, **_options(profile))
+        return redis.ConnectionPool.from_url(url, max_connections=UNLIMITED, **_options(profile))
     return redis.BlockingConnectionPool.from_url(
         url, max_connections=profile.max_connections, timeout=profile.pool_wait_s, **_options(profile)
     )

@@ -3,13 +3,23 @@ same answers from a real Redis."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import DataError
 
-from orchestration.redisclients import DEFAULT, STREAMS, HiredisPacking, redis_async, redis_async_close
+from orchestration.redisclients import (
+    DEFAULT,
+    FAST,
+    LISTEN,
+    STREAMS,
+    HiredisPacking,
+    redis_async,
+    redis_async_close,
+    redis_sync,
+)
 
 COMMANDS: list[tuple[Any, ...]] = [
     ("SET", "plain", "value"),
@@ -62,3 +72,20 @@ async def test_the_clients_speak_to_a_real_redis() -> None:
         assert await script(keys=["k"], args=[7, "ü"]) == [b"k", b"7", "ü".encode()]
     finally:
         await redis_async_close()
+
+
+async def test_a_profile_without_a_limit_holds_a_connection_per_command_in_flight() -> None:
+    # redis-py 8 caps a pool given no limit at 100 connections and refuses the next command.
+    try:
+        client = redis_async(FAST)
+        assert await asyncio.gather(*(client.incr("in-flight") for _ in range(300)))
+        assert int(await client.get("in-flight")) == 300
+        listeners = [redis_async(LISTEN).pubsub() for _ in range(150)]
+        for listener in listeners:
+            await listener.subscribe("channel")
+        assert await redis_async(DEFAULT).pubsub_numsub("channel") == [(b"channel", 150)]
+        for listener in listeners:
+            await listener.aclose()
+    finally:
+        await redis_async_close()
+    assert redis_sync(FAST).connection_pool.max_connections > 10_000

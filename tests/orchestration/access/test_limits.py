@@ -71,6 +71,13 @@ async def test_it_admits_exactly_the_rpm_of_fifty_concurrent_calls(clock: Clock)
     assert allowed.count(True) == 20
 
 
+async def test_three_hundred_calls_at_once_are_all_counted(clock: Clock) -> None:
+    # More calls in flight than redis-py's default pool holds (100): none may be admitted blindly.
+    results = await asyncio.gather(*(admit(key_limits(rpm=250), 1, clock) for _ in range(300)))
+    assert [r.degraded for r in results].count(True) == 0
+    assert [r.allowed for r in results].count(True) == 250
+
+
 async def test_a_refused_call_waits_one_emission_interval_then_passes(clock: Clock) -> None:
     limits = key_limits(rpm=20)
     await admit_many(limits, 20, clock)
