@@ -22,9 +22,11 @@ upstream (``tests/bench/streamkit/upstream.py``: first token after 50 ms, then o
 - **v1-uvicorn** (``--uvicorn``, when uvicorn is installed): the same ASGI app under uvicorn, next to
   **uvicorn-floor**, the raw ASGI relay under uvicorn.
 
-Each server is first warmed with one run at the measured concurrency (its pools grow to it once),
-then every figure is the run of median CPU among ``--repeat`` runs (3). Figures per server, all
-ratios from this one run:
+Each server is first warmed with one run at the measured concurrency (its pools grow to it once).
+Then ``--repeat`` rounds (3): in each, every server gets its bursts in turn, the order rotating, so
+that a stretch of slower machine (a shared host's neighbours) falls on every server of that round
+alike. A server's figures are its run of median CPU; a ratio to the floor is the median of the
+rounds' ratios. Figures per server, all from this one run:
 - CPU per relayed token: the server's whole CPU time over the 200 streams (setup included)
   divided by the tokens delivered, and its ratio to the floor's;
 - CPU per stream setup: the server's CPU over 200 one-token streams, divided by 200;
@@ -53,6 +55,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -289,12 +292,19 @@ def _quantile(values: list[float], quantile: float) -> float:
 
 
 def _cpu_s(pid: int | None) -> float:
+    """The CPU time of process ``pid``, all its threads, to the nanosecond: its scheduler clock
+    (Linux's CPU-time clock of another process, ``clock_getcpuclockid``). ``cpu_times`` counts
+    10 ms ticks, a fifth of what 200 stream setups take; it is the fallback."""
     import psutil
 
     if pid is None:
         return 0.0
-    times = psutil.Process(pid).cpu_times()
-    return float(times.user + times.system)
+    try:
+        # The clock id Linux gives a process's CPU-time clock: (~pid << 3) | CPUCLOCK_SCHED (2).
+        return time.clock_gettime(((~pid) << 3) | 2)
+    except OSError:
+        times = psutil.Process(pid).cpu_times()
+        return float(times.user + times.system)
 
 
 def measure(target: Target, model: str, streams: int, *, side_pids: list[int], ramp_s: float = 0.0) -> Run:
@@ -420,10 +430,9 @@ def lineup(*, litellm: bool, uvicorn: bool) -> Lineup:
     return Lineup(targets, side, stop)
 
 
-def _line(run: Run, floor: Run | None) -> str:
-    ratio = f" ({run.per_token_us() / floor.per_token_us():.1f}x floor)" if floor else ""
+def _line(run: Run, ratio: float | None = None) -> str:
     text = (
-        f"{run.per_token_us():.0f} µs/token{ratio}; "
+        f"{run.per_token_us():.0f} µs/token{f' ({ratio:.1f}x floor)' if ratio is not None else ''}; "
         f"TTFT added p50 {run.ttft(0.5):.0f} ms, p99 {run.ttft(0.99):.0f} ms; "
         f"{run.completed}/{run.streams} complete; peak RSS {run.peak_rss_mb:.0f} MB; load core {run.load_core:.0%}"
     )
@@ -438,10 +447,29 @@ def _line(run: Run, floor: Run | None) -> str:
     return text
 
 
-def _median_run(target: Target, model: str, streams: int, repeat: int, side_pids: list[int]) -> Run:
-    """The run of median CPU among ``repeat`` (the figures of one run stay together)."""
-    runs = sorted((measure(target, model, streams, side_pids=side_pids) for _ in range(repeat)), key=lambda r: r.cpu_s)
-    return runs[len(runs) // 2]
+def _median(runs: list[Run]) -> Run:
+    """The run of median CPU (the figures of one run stay together)."""
+    return sorted(runs, key=lambda run: run.cpu_s)[len(runs) // 2]
+
+
+def _median_value(values: list[float]) -> float:
+    return sorted(values)[len(values) // 2]
+
+
+def _in_rounds(
+    targets: list[Target], streams: int, repeat: int, side_pids: list[int]
+) -> dict[str, tuple[list[Run], list[Run]]]:
+    """Every target's runs (24 tokens, then one token), ``repeat`` rounds of one burst each in
+    turn, the order rotating each round: a machine that is slower for a while (a shared host's
+    neighbours) slows every target of that round alike, and a ratio of one round compares like
+    with like."""
+    runs: dict[str, tuple[list[Run], list[Run]]] = {target.name: ([], []) for target in targets}
+    for round_ in range(repeat):
+        shift = round_ % len(targets)
+        for target in targets[shift:] + targets[:shift]:
+            runs[target.name][0].append(measure(target, MODEL, streams, side_pids=side_pids))
+            runs[target.name][1].append(measure(target, SETUP_MODEL, streams, side_pids=side_pids))
+    return runs
 
 
 def benchmark(
@@ -470,38 +498,43 @@ def benchmark(
         print(f"{target.name}: server pid {target.process.pid}", file=sys.stderr, flush=True)
     figures: dict[str, str] = {
         "pinning": f"servers on core {SERVER_CORE}; load, upstream, Redis on core {LOAD_CORE}",
-        "runs": f"each figure is the median-CPU run of {repeat}, after a warm-up run at the same concurrency",
+        "runs": (
+            f"{repeat} rounds, every server one burst in turn (after a warm-up burst each); a figure is the"
+            " median-CPU run of its server, a ratio the median of the rounds' ratios"
+        ),
     }
     try:
-        floor: dict[str, Run] = {}
-        measured: dict[str, tuple[Run, Run]] = {}
         for target in setup.targets:
             # Warm at full concurrency: imports, and pools grown to the streams' count (upstream
             # connections, Redis, database threads) are a process's first burst, not its steady cost.
             measure(target, MODEL, streams, side_pids=setup.side_pids)
-            main = _median_run(target, MODEL, streams, repeat, setup.side_pids)
-            one_token = _median_run(target, SETUP_MODEL, streams, repeat, setup.side_pids)
-            measured[target.name] = (main, one_token)
-            if target.name == "floor":
-                floor = {"main": main, "setup": one_token}
-            figures[f"{target.name} x{streams}"] = _line(main, floor.get("main") if target.name != "floor" else None)
-            setup_us = one_token.cpu_s / streams * 1e6
-            floor_setup = floor["setup"].cpu_s / streams * 1e6 if floor else setup_us
+        rounds = _in_rounds(setup.targets, streams, repeat, setup.side_pids)
+        measured: dict[str, tuple[Run, Run]] = {}
+        floor_mains, floor_setups = rounds["floor"]
+        for target in setup.targets:
+            mains, setups = rounds[target.name]
+            main, one_token = measured[target.name] = (_median(mains), _median(setups))
+            # Ratios to the floor are taken round by round, then their median.
+            ratio = _median_value(
+                [a.per_token_us() / b.per_token_us() for a, b in zip(mains, floor_mains, strict=True)]
+            )
+            setup_ratio = _median_value([a.cpu_s / b.cpu_s for a, b in zip(setups, floor_setups, strict=True)])
+            figures[f"{target.name} x{streams}"] = _line(main, None if target.name == "floor" else ratio)
             figures[f"{target.name} setup"] = (
-                f"{setup_us / 1000:.2f} ms CPU per stream ({setup_us / floor_setup:.1f}x floor)"
+                f"{one_token.cpu_s / streams * 1000:.2f} ms CPU per stream ({setup_ratio:.1f}x floor)"
             )
         figures |= _own_shares(measured, streams)
         if many:
             for target in setup.targets:
                 if target.name in ("floor", "v1", "chat"):
                     run = measure(target, SLOW_MODEL, many, side_pids=setup.side_pids)
-                    figures[f"{target.name} x{many} at 5 tok/s, all at once"] = _line(run, None)
+                    figures[f"{target.name} x{many} at 5 tok/s, all at once"] = _line(run)
                     if many_ramp_s:
                         # The same streams arriving evenly over the time one lasts: as many open
                         # at once at the peak, without one burst of setups queued on the core.
                         run = measure(target, SLOW_MODEL, many, side_pids=setup.side_pids, ramp_s=many_ramp_s)
                         figures[f"{target.name} x{many} at 5 tok/s, arriving over {many_ramp_s:g} s"] = (
-                            f"{_line(run, None)}, at most {run.peak_open} open at once"
+                            f"{_line(run)}, at most {run.peak_open} open at once"
                         )
     finally:
         for target in setup.targets:
@@ -606,7 +639,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--litellm", action="store_true")
     parser.add_argument("--uvicorn", action="store_true")
-    parser.add_argument("--repeat", type=int, default=3, help="runs per figure; the median-CPU one is reported")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="rounds of bursts; a figure is the median-CPU run of its server"
+    )
     parser.add_argument(
         "--only", default="", help="comma-separated servers to measure (v1, chat, ...); the floor always runs"
     )
