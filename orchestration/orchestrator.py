@@ -857,16 +857,21 @@ class ReplyStream:
         orchestrator, call, upstream = self._orchestrator, self._call, opened.upstream
         deadline = _deadline(call)
         call.served.ttft_ms = (orchestrator.clock() - call.started) * 1000
-        chunk: Chunk | None = opened.first
         try:
-            while chunk is not None:
-                relayed.add(chunk)
-                yield chunk
-                if opened.bounded:  # a second time limit per token would only repeat the adapter's
-                    chunk = await anext(upstream, None)
-                    continue
-                limit_s = min(opened.timeout.idle, deadline.remaining()) + GUARD_S
-                chunk = await _next_chunk(upstream, limit_s, opened.watchdog)
+            relayed.add(opened.first)
+            yield opened.first
+            if opened.bounded:  # a second time limit per token would only repeat the adapter's
+                async for chunk in upstream:
+                    relayed.add(chunk)
+                    yield chunk
+            else:
+                while True:
+                    limit_s = min(opened.timeout.idle, deadline.remaining()) + GUARD_S
+                    following = await _next_chunk(upstream, limit_s, opened.watchdog)
+                    if following is None:
+                        break
+                    relayed.add(following)
+                    yield following
         except Exception as failure:
             error = failure if isinstance(failure, ProviderError) else _adapter_bug(route, failure)
             await orchestrator._settle(lease, error)

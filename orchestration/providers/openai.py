@@ -17,6 +17,7 @@ import json
 import struct
 import uuid
 from collections.abc import AsyncIterator, Mapping
+from contextlib import aclosing
 from typing import Any
 
 from orchestration.providers.base import CallTimeout, ProviderConfig
@@ -222,6 +223,21 @@ class ChatStreamState:
         self.ids: dict[int, str] = {}
 
     def read(self, payload: Any) -> Chunk | None:
+        # Nearly every chunk of a stream: one choice whose delta is a piece of text.
+        if type(payload) is dict and payload.get("usage") is None and not payload.get("error"):
+            choices = payload.get("choices")
+            if type(choices) is list and choices and type(choice := choices[0]) is dict:
+                delta = choice.get("delta")
+                if (
+                    type(delta) is dict
+                    and type(text := delta.get("content")) is str
+                    and text
+                    and not delta.get("tool_calls")
+                    and not choice.get("logprobs")
+                    and not choice.get("finish_reason")
+                ):
+                    self.generating = self.answered = True
+                    return Chunk(delta=text)
         if not isinstance(payload, dict):
             message = f"{self.provider} sent a chunk that is not an object"
             raise ProviderError(ErrorKind.MALFORMED, message, provider=self.provider)
@@ -347,19 +363,23 @@ class OpenAIProvider(HttpProvider):
         name = self.config.name
         async with self.open_stream(self.chat_url, body, timeout) as events:
             state = ChatStreamState(name)
-            async for event in events:
-                if event.data == b"[DONE]":
-                    state.done = True
-                    await events.drain()
-                    break
-                try:
-                    chunk = state.read(json_parsed(event.data, name))
-                except UNREADABLE as error:
-                    raise unreadable_error(name, error) from error
-                if state.generating:
-                    events.token_arrived()
-                if chunk is not None:
-                    yield chunk
+            async with aclosing(events.batches()) as batches:
+                async for batch in batches:
+                    for event in batch:
+                        if event.data == b"[DONE]":
+                            state.done = True
+                            break
+                        try:
+                            chunk = state.read(json_parsed(event.data, name))
+                        except UNREADABLE as error:
+                            raise unreadable_error(name, error) from error
+                        if chunk is not None:
+                            yield chunk
+                    if state.generating:
+                        events.token_arrived()
+                    if state.done:
+                        await events.drain()
+                        break
             yield state.last_chunk(tolerate_missing_finish=self.tolerate_missing_finish)
 
     async def embed(self, request: EmbeddingRequest, *, timeout: CallTimeout) -> EmbeddingResponse:

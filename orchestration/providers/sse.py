@@ -26,6 +26,16 @@ class SseParser:
         self._data: list[bytes] = []
 
     def feed(self, chunk: bytes) -> list[SseEvent]:
+        if (
+            not self._buffer
+            and not self._data
+            and not self._event
+            and chunk.startswith(b"data: ")
+            and chunk.find(b"\n") == len(chunk) - 2
+            and chunk.endswith(b"\n\n")
+        ):
+            # One whole event of one data line, what a streamed token nearly always arrives as.
+            return [SseEvent("", chunk[6:-2])]
         buffer = self._buffer + chunk if self._buffer else chunk
         events: list[SseEvent] = []
         start = 0

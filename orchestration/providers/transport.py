@@ -37,7 +37,7 @@ import os
 import ssl
 import weakref
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -356,6 +356,17 @@ class SseStream:
     def token_arrived(self) -> None:
         self._token = True
 
+    async def batches(self) -> AsyncGenerator[list[SseEvent], None]:
+        """The events each read of the body completes, a list per read: the same events as
+        iterating the stream, without a step through it per event."""
+        if self._pending:
+            batch = list(self._pending)
+            self._pending.clear()
+            yield batch
+        while not self._eof:
+            if events := await self._read():
+                yield events
+
     def __aiter__(self) -> SseStream:
         return self
 
@@ -363,10 +374,11 @@ class SseStream:
         while not self._pending:
             if self._eof:
                 raise StopAsyncIteration
-            await self._read()
+            self._pending.extend(await self._read())
         return self._pending.popleft()
 
-    async def _read(self) -> None:
+    async def _read(self) -> list[SseEvent]:
+        """The events the next read completes (at the body's end: those still pending)."""
         now = asyncio.get_running_loop().time()
         limit_at = now + self._limits.idle if self._token else self._first_at
         deadline = min(self._total_at, limit_at)
@@ -378,9 +390,8 @@ class SseStream:
             raise transport_error(error, self._provider) from error
         if not chunk:
             self._eof = True
-            self._pending.extend(self._parser.close())
-            return
-        self._pending.extend(self._parser.feed(chunk))
+            return self._parser.close()
+        return self._parser.feed(chunk)
 
     async def drain(self) -> None:
         """Read the rest of the body after the service's last event, so that the connection
