@@ -18,6 +18,7 @@ from orchestration.access.admission import Caller, caller_for_secret, caller_for
 from orchestration.access.credentials import api_key_secret_from
 from orchestration.database import in_database_thread
 from orchestration.errors import Conflict, InvalidRequest
+from orchestration.fields import TextField
 from orchestration.http import door, json_body, validation_message
 from orchestration.pagination import StrictLimitOffsetPagination, page_parameters
 
@@ -150,14 +151,14 @@ class AgentListApi(APIView):
 
 
 class TaskCreateInput(serializers.Serializer):
-    agent = serializers.CharField(max_length=64)
-    input = serializers.CharField(trim_whitespace=False, max_length=services.MAX_INPUT_CHARS)
-    model = serializers.CharField(max_length=128, required=False, allow_blank=True)
+    agent = TextField(max_length=64)
+    input = TextField(trim_whitespace=False, max_length=services.MAX_INPUT_CHARS)
+    model = TextField(max_length=128, required=False, allow_blank=True)
 
 
 class TaskAnswerInput(serializers.Serializer):
-    request_id = serializers.CharField(max_length=64)
-    value = serializers.CharField(trim_whitespace=False, allow_blank=True, max_length=services.MAX_ANSWER_CHARS)
+    request_id = TextField(max_length=64)
+    value = TextField(trim_whitespace=False, allow_blank=True, max_length=services.MAX_ANSWER_CHARS)
 
 
 class TaskListCreateApi(APIView):

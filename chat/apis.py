@@ -31,6 +31,7 @@ from orchestration.access.admission import Caller, caller_for_secret, caller_for
 from orchestration.access.credentials import api_key_secret_from
 from orchestration.database import in_database_thread
 from orchestration.errors import InvalidRequest, MethodNotAllowed, ServiceError, error_body, error_body_of
+from orchestration.fields import TextField
 from orchestration.http import asgi_json_send, body_too_large, door, json_body, request_id_of, validation_message
 from orchestration.pagination import StrictLimitOffsetPagination, page_parameters
 from orchestration.requestids import request_id_from
@@ -155,10 +156,10 @@ def _datetime(value: datetime | None) -> str | None:
 
 
 class ConversationInput(serializers.Serializer):
-    title = serializers.CharField(max_length=200, required=False, allow_blank=True)
-    model = serializers.CharField(max_length=128, required=False, allow_blank=True)
-    system_prompt = serializers.CharField(max_length=services.MAX_CONTENT_CHARS, required=False, allow_blank=True)
-    prompt_template = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    title = TextField(max_length=200, required=False, allow_blank=True)
+    model = TextField(max_length=128, required=False, allow_blank=True)
+    system_prompt = TextField(max_length=services.MAX_CONTENT_CHARS, required=False, allow_blank=True)
+    prompt_template = TextField(max_length=100, required=False, allow_blank=True)
     temperature = serializers.FloatField(min_value=0.0, max_value=2.0, required=False, allow_null=True)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
@@ -232,8 +233,8 @@ class MessagePagination(StrictLimitOffsetPagination):
 
 class MessageInput(serializers.Serializer):
     # Length is checked by the service, which answers 413 rather than 400 for too long.
-    content = serializers.CharField(allow_blank=True, trim_whitespace=False)
-    model = serializers.CharField(max_length=128, required=False, allow_blank=True)
+    content = TextField(allow_blank=True, trim_whitespace=False)
+    model = TextField(max_length=128, required=False, allow_blank=True)
 
 
 NOT_A_STRING = "Not a valid string."
@@ -266,13 +267,13 @@ _MISSING = object()
 
 
 def _char(errors: dict[str, list[str]], name: str, value: Any, *, trim: bool, max_length: int | None) -> str:
-    """One blank-allowing DRF ``CharField``: its checks in its order; a problem goes to ``errors``."""
+    """One blank-allowing ``TextField``: its checks in its order; a problem goes to ``errors``."""
     if value == "" or (trim and str(value).strip() == ""):
         return ""
     if value is None:
         errors[name] = ["This field may not be null."]
         return ""
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+    if not isinstance(value, str):  # as ``TextField``: a number is not taken for its text
         errors[name] = [NOT_A_STRING]
         return ""
     text = str(value)
@@ -519,7 +520,7 @@ def _started(started: services.StartedReply) -> Response:
 
 
 class RegenerateInput(serializers.Serializer):
-    model = serializers.CharField(max_length=128, required=False, allow_blank=True)
+    model = TextField(max_length=128, required=False, allow_blank=True)
 
 
 class MessageRegenerateApi(APIView):

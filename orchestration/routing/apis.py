@@ -10,15 +10,16 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from orchestration.fields import TextField
 from orchestration.models import Feedback
 from orchestration.routing.feedback import feedback_give
 
 
 class FeedbackInput(serializers.Serializer):
-    request_id = serializers.CharField(max_length=64, required=False)
+    request_id = TextField(max_length=64, required=False)
     message_id = serializers.IntegerField(min_value=1, required=False)
     score = serializers.ChoiceField(choices=[1, -1], help_text="+1 (thumbs up) or -1 (thumbs down)")
-    comment = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+    comment = TextField(max_length=2000, required=False, allow_blank=True, default="")
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if ("request_id" in attrs) == ("message_id" in attrs):

@@ -109,7 +109,10 @@ def test_input_for_a_task_that_asks_nothing_is_409_and_a_bad_body_is_400(alice_a
 
     not_waiting = alice_api.post(url, {"request_id": "inp_x", "value": "y"}, format="json")
     assert not_waiting.status_code == 409 and error_code(not_waiting) == "task_not_waiting"
-    for body in ({"value": "y"}, {"request_id": "inp_x"}, ["x"], {"request_id": "inp_x", "value": 5 * [1]}):
+    bodies = ({"value": "y"}, {"request_id": "inp_x"}, ["x"], {"request_id": "inp_x", "value": 5 * [1]})
+    # A number is not taken for its text, as the WebSocket door does not take it.
+    bodies += ({"request_id": "inp_x", "value": 42}, {"request_id": 7, "value": "y"})
+    for body in bodies:
         response = alice_api.post(url, body, format="json")
         assert response.status_code == 400 and error_code(response) == "invalid_request", body
 
@@ -123,6 +126,8 @@ def test_input_for_a_task_that_asks_nothing_is_409_and_a_bad_body_is_400(alice_a
         ({"input": "hi"}, 400, "invalid_request"),
         ({"agent": "research-assistant", "input": "hi", "model": "no-such-model"}, 404, "model_not_found"),
         ({"agent": "research-assistant", "input": "x" * 20_001}, 400, "invalid_request"),
+        ({"agent": "research-assistant", "input": 42}, 400, "invalid_request"),
+        ({"agent": "research-assistant", "input": "hi", "model": 3.5}, 400, "invalid_request"),
         (["not", "an", "object"], 400, "invalid_request"),
     ],
 )

@@ -72,6 +72,7 @@ BAD_REQUESTS: list[tuple[Any, str]] = [
     ({"agent": ["research-assistant"], "input": None, "model": 3}, "application/json"),
     ({"agent": "research-assistant", "input": "hi", "model": "no-such-model"}, "application/json"),
     ({"agent": "research-assistant", "input": "x" * 20_001}, "application/json"),
+    ({"agent": "research-assistant", "input": 42}, "application/json"),
     (["not", "an", "object"], "application/json"),
     ("{not json", "application/json"),
     ("", "application/json"),

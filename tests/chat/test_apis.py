@@ -92,6 +92,17 @@ def test_the_browser_session_works_and_unsafe_methods_need_csrf(alice: Any, chat
     assert response.status_code == 201
 
 
+@pytest.mark.parametrize("body", [{"content": 12}, {"content": 1.5}, {"content": "hi", "model": 3}])
+def test_a_number_is_not_taken_for_text(as_alice: Client, alice: Any, body: dict[str, Any]) -> None:
+    conversation = as_alice.post("/api/v1/conversations", {}, content_type="application/json").json()
+    response = as_alice.post(
+        f"/api/v1/conversations/{conversation['id']}/messages", body, content_type="application/json"
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_request"
+    assert "Not a valid string." in response.json()["error"]["message"]
+
+
 @pytest.mark.parametrize(
     ("content", "status", "code"),
     [("", 400, "empty_content"), ("   \n ", 400, "empty_content"), ("x" * 32_001, 413, "content_too_large")],
