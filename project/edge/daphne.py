@@ -20,7 +20,8 @@ adds two things:
   copy per client), and memory stays flat whatever the client does. WebSockets are held the same way.
 
 A request Twisted cannot read as HTTP (a malformed ``Content-Length``, a broken chunk) was answered
-with a bare ``400 Bad Request``; it now gets the one error shape before the connection closes.
+with a bare ``400 Bad Request``, and one with a header line over 16 KiB got no answer at all; they
+now get the one error shape (``431`` for headers over Twisted's limits) before the connection closes.
 
 Twisted's table of reason phrases stops at RFC 2616: ``429`` went out as ``429 Unknown Status``.
 The missing phrases are filled in from the standard library's ``HTTPStatus`` (429 Too Many Requests,
@@ -176,15 +177,51 @@ def _closing_error(status: int, code: str, message: str, request_id: str) -> byt
 def _bad_requests_in_the_one_shape() -> None:
     """Twisted answers a request it cannot read as HTTP (a malformed request line, header or
     ``Content-Length``, a broken chunk, headers over its size limit) with a bare
-    ``400 Bad Request`` and no body. It now says so in the one error shape, then closes as before."""
+    ``400 Bad Request`` and no body, and closes a connection whose header line passes 16 KiB
+    without any answer. Each now gets the one error shape: ``431`` for headers over Twisted's
+    limits (16 KiB in all or in one line, 500 of them), ``400`` for the rest. The connection then
+    closes after a lingering moment (``_answer_and_linger``)."""
     from twisted.web import http
 
     def respond_and_disconnect(self: Any) -> None:
+        if getattr(self, "_switchyard_answered", False):
+            return
+        if self._receivedHeaderSize > self.totalHeadersSize or self._receivedHeaderCount > self.maxHeaders:
+            _headers_too_large(self)
+            return
         message = "The request could not be read as HTTP: its request line, headers or body framing are malformed."
-        self.transport.write(_closing_error(400, "invalid_request", message, request_id_from({})))
-        self.loseConnection()
+        _answer_and_linger(self, _closing_error(400, "invalid_request", message, request_id_from({})))
 
     http.HTTPChannel._respondToBadRequestAndDisconnect = respond_and_disconnect  # type: ignore[method-assign]
+    http.HTTPChannel.lineLengthExceeded = _headers_too_large  # type: ignore[method-assign]
+
+
+def _headers_too_large(channel: Any, line: bytes = b"") -> None:
+    if getattr(channel, "_switchyard_answered", False):
+        return
+    message = (
+        f"The request's headers are larger than the server accepts: {channel.totalHeadersSize // 1024} KiB in all,"
+        f" at most {channel.maxHeaders} of them."
+    )
+    _answer_and_linger(channel, _closing_error(431, "request_headers_too_large", message, request_id_from({})))
+
+
+def _answer_and_linger(channel: Any, answer: bytes) -> None:
+    """Write ``answer`` on ``channel``'s connection, then drop what the client still sends for
+    ``LINGER_S`` before closing. Closing at once, with the rest of the request unread, makes the
+    kernel reset the connection, and a reset can destroy the answer before the client reads it."""
+    from twisted.internet import reactor
+
+    channel._switchyard_answered = True
+    channel.clearLineBuffer()
+    channel.dataReceived = _dropped  # the transport hands its bytes to the channel's attribute
+    channel.transport.write(answer)
+    reactor_time: Any = reactor  # the running reactor (its stub types it as the module)
+    reactor_time.callLater(LINGER_S, channel.transport.loseConnection)
+
+
+def _dropped(data: bytes) -> None:
+    pass
 
 
 def _complete_reason_phrases() -> None:

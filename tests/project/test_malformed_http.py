@@ -38,3 +38,19 @@ def test_a_request_that_is_not_http_gets_a_json_400_then_the_connection_closes(l
         assert "Content-Type: application/json" in lines and "Connection: close" in lines
         error = json.loads(body)["error"]
         assert error["code"] == "invalid_request" and error["request_id"].startswith("req_")
+
+
+@pytest.mark.parametrize("size", [20_000, 200_000])
+def test_headers_over_the_limit_get_a_json_431_that_reaches_the_client(live_web: ManagedProcess, size: int) -> None:
+    # The client is still sending when the server answers: the answer must not be lost to a reset.
+    request = (
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer "
+        + b"x" * size
+        + b"\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+    )
+    for _ in range(2):
+        head, _, body = _exchange(live_web.url, request).partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        assert lines[0] == "HTTP/1.1 431 Request Header Fields Too Large", head
+        assert "Connection: close" in lines
+        assert json.loads(body)["error"]["code"] == "request_headers_too_large"
