@@ -108,6 +108,11 @@ def redis_sync_forget() -> None:
 
 def _options(profile: Profile) -> dict[str, object]:
     return {
+        # RESP2, as redis-py spoke before 8. Its RESP3 default also turns on "maintenance
+        # notifications", with which a server announcing maintenance raises every connection's
+        # timeouts to 10 s (the hot path's half second among them), and it costs a new connection
+        # two more round trips.
+        "protocol": 2,
         "socket_timeout": profile.socket_timeout_s,
         "socket_connect_timeout": profile.connect_timeout_s,
         "decode_responses": profile.decode_responses,

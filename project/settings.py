@@ -140,9 +140,12 @@ CHANNEL_LAYERS = {
     }
 }
 
+# RESP2 for the workers too (orchestration/redisclients.py says why): under RESP3, the end of a
+# server's maintenance would drop a worker's read timeout back below its blocking dequeue.
+_RQ_URL = f"{REDIS_URL}{'&' if '?' in REDIS_URL else '?'}protocol=2"
 RQ_QUEUES = {
-    "default": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 360},
-    "agents": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 360},
+    "default": {"URL": _RQ_URL, "DEFAULT_TIMEOUT": 360},
+    "agents": {"URL": _RQ_URL, "DEFAULT_TIMEOUT": 360},
 }
 RQ = {"WORKER_CLASS": "agents.workers.AgentWorker"}
 

@@ -327,6 +327,7 @@ class SseStream:
     """
 
     __slots__ = (
+        "_at_end",
         "_bytes",
         "_eof",
         "_first_at",
@@ -343,6 +344,9 @@ class SseStream:
         # What reads the body's next bytes (b"" at its end), already decoded when the service
         # compressed it: one read per token, straight from aiohttp's stream.
         self._bytes: Callable[[], Awaitable[bytes]] = response.content.readany
+        # Whether the whole body has been read: nearly always so by a stream's last event, whose
+        # bytes arrive with the body's end.
+        self._at_end: Callable[[], bool] = response.content.at_eof
         self._watchdog = ReadWatchdog()
         self._parser = SseParser()
         self._pending: deque[SseEvent] = deque()
@@ -397,7 +401,8 @@ class SseStream:
         """Read the rest of the body after the service's last event, so that the connection
         goes back to the pool instead of being closed. Gives up (the connection is then
         closed) after ``DRAIN_S`` or at any error: the reply is already complete."""
-        if self._eof:
+        if self._eof or self._at_end():
+            self._eof = True
             return
         deadline = min(self._total_at, asyncio.get_running_loop().time() + DRAIN_S)
         try:

@@ -48,8 +48,9 @@ with a ``frame_too_large`` error and keeps the connection) made Autobahn drop th
 without a close frame, so the client saw an abnormal closure and no reason. The connection is now
 closed with the standard code 1009 (message too big).
 
-Daphne has no timeout for incomplete request headers (Twisted's default idle timeout is 12 hours);
-the shipped nginx configuration sets ``client_header_timeout`` in front of it (docs/operations.md).
+Daphne has no timeout for incomplete request headers: Twisted drops a connection that sends nothing
+for 60 s, but every byte starts that minute again, so headers sent a byte at a time never end. The
+shipped nginx configuration sets ``client_header_timeout`` in front of it (docs/operations.md).
 """
 
 from __future__ import annotations

@@ -89,3 +89,18 @@ async def test_a_profile_without_a_limit_holds_a_connection_per_command_in_fligh
     finally:
         await redis_async_close()
     assert redis_sync(FAST).connection_pool.max_connections > 10_000
+
+
+async def test_every_client_speaks_resp2() -> None:
+    # redis-py 8 speaks RESP3 unless told, and with it lets a server's maintenance notice raise
+    # the hot path's half-second timeout to 10 s.
+    import django_rq
+
+    try:
+        for profile in (FAST, STREAMS, LISTEN, DEFAULT):
+            assert b"resp=2" in await redis_async(profile).execute_command("CLIENT", "INFO")
+    finally:
+        await redis_async_close()
+    assert b"resp=2" in redis_sync(FAST).execute_command("CLIENT", "INFO")
+    for queue in ("default", "agents"):
+        assert b"resp=2" in django_rq.get_queue(queue).connection.execute_command("CLIENT", "INFO")

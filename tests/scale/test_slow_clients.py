@@ -1,10 +1,10 @@
 """Slow headers (slowloris) against the shipped nginx configuration: connections whose headers
 never finish are closed by nginx's ``client_header_timeout`` (10 s), before they reach the app.
 
-Daphne itself has no timeout for incomplete headers (Twisted's idle timeout is 12 hours and daphne
-offers no option for it): the same connections made straight to a web process are still open
-when nginx has long closed its own. That is measured here too, so the documentation's claim that
-the proxy is what protects the app stays true."""
+Daphne itself has no timeout for incomplete headers (Twisted drops a connection only after 60 s
+in which it sent nothing, and daphne offers no option for it): the same connections made straight
+to a web process are still open when nginx has long closed its own. That is measured here too, so
+the documentation's claim that the proxy is what protects the app stays true."""
 
 from __future__ import annotations
 
