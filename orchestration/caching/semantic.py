@@ -414,7 +414,10 @@ class SemanticCache:
         """
         index = self._indexes.get(key)
         if index is not None and await self._catch_up(client, index):
-            self._indexes.move_to_end(key)
+            # While this waited on Redis, another request may have dropped the scope (a purge, the
+            # memory bound): this lookup still uses the index, and what was dropped stays dropped.
+            if self._indexes.get(key) is index:
+                self._indexes.move_to_end(key)
             return index
         if await client.hlen(f"{key}:vec") > self.inline_load_max:
             # Reading a large scope takes seconds: this request goes without, the next ones find it loaded.

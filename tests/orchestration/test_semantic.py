@@ -269,3 +269,19 @@ def test_an_acronym_spelled_out_is_served_below_the_equivalent_floor_unless_repo
     assert not spelled_out_served(cached, asked, policy_for(None, DEFAULT_ERROR_BUDGET, EMBEDDER.name, 0.6))
     # Without a calibration's policy (a raw threshold) nothing under the threshold is served.
     assert not spelled_out_served(cached, asked, policy_for(0.85, DEFAULT_ERROR_BUDGET, EMBEDDER.name))
+
+
+async def test_a_scope_dropped_while_it_catches_up_is_still_served(cache: ResponseCache) -> None:
+    """Another request may drop the scope from this process's copies (a purge, the memory bound)
+    while this one waits on Redis to catch the scope up: this lookup still gets the index."""
+    await cache.store(ask("What is the capital of France?"), route(**SEMANTIC), answer("Paris."), CTX)
+    assert await cache.lookup(ask("What is the capital of France?"), route(**SEMANTIC), CTX) is not None
+    semantic = cache.semantic
+    assert semantic is not None
+    key = next(iter(semantic._indexes))
+    catching_up = asyncio.create_task(semantic._synced(cache.client(), key))
+    await asyncio.sleep(0)  # it now waits on Redis for the scope's log
+    semantic.forget()
+    index = await catching_up
+    assert index is not None and index.size == 1
+    assert key not in semantic._indexes  # what was dropped stays dropped
