@@ -17,7 +17,7 @@ from agents.routing import http_consumers as agent_http_consumers
 from agents.routing import websocket_consumers as agent_websocket_consumers
 from chat.routing import http_consumers as chat_http_consumers
 from chat.routing import http_raw_routes as chat_http_raw_routes
-from project.edge.router import HttpEdge, NullCharacterGuard
+from project.edge.router import HttpEdge, RequestGuard
 from project.edge.websocket import access_stack
 
 
@@ -26,7 +26,7 @@ def _behind_access(routes: list[Any]) -> list[URLPattern]:
 
 
 edge = HttpEdge()
-http_application = NullCharacterGuard(
+http_application = RequestGuard(
     URLRouter(
         [
             *_behind_access([*chat_http_consumers, *agent_http_consumers]),

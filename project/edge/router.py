@@ -69,21 +69,35 @@ def _edge_of(path: str) -> tuple[bool, dict[str, Any], View | None]:
     return bool(getattr(view, LEAN_ATTRIBUTE, False)), dict(getattr(view, FAST_PATH_ATTRIBUTE, {})), raw
 
 
-class NullCharacterGuard:
-    """Refuses a URL holding a null character (``%00``) before anything reads it: no route or search
-    has a use for one, and PostgreSQL refuses it in any text it is compared with, so a lookup by such
-    an id or search term was a 500 (a response id, a conversation search, the admin's filters)."""
+class RequestGuard:
+    """Refuses, before anything reads it, a request no route could serve rightly:
+
+    - a URL holding a null character (``%00``): no route or search has a use for one, and
+      PostgreSQL refuses it in any text it is compared with, so a lookup by such an id or search
+      term was a 500 (a response id, a conversation search, the admin's filters);
+    - an HTTP/1.1 request without a ``Host`` header, which RFC 9112 (section 3.2) has a server
+      answer with 400: Django took the server's own address for it and served the request.
+    """
 
     def __init__(self, app: Any) -> None:
         self.app = app
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and ("\x00" in scope["path"] or b"%00" in scope.get("query_string", b"")):
-            request_id = request_id_from(raw_headers(scope))
-            message = "The URL holds a null character (%00)."
-            await asgi_json_send(send, 400, error_body(400, "invalid_request", message, request_id), request_id)
-            return
+        if scope["type"] == "http":
+            problem = _request_problem(scope)
+            if problem is not None:
+                request_id = request_id_from(raw_headers(scope))
+                await asgi_json_send(send, 400, error_body(400, "invalid_request", problem, request_id), request_id)
+                return
         await self.app(scope, receive, send)
+
+
+def _request_problem(scope: dict[str, Any]) -> str | None:
+    if "\x00" in scope["path"] or b"%00" in scope.get("query_string", b""):
+        return "The URL holds a null character (%00)."
+    if scope.get("http_version") == "1.1" and not any(name.lower() == b"host" for name, _ in scope["headers"]):
+        return "An HTTP/1.1 request must name its host in a Host header."
+    return None
 
 
 class HttpEdge:
