@@ -456,15 +456,19 @@ class SemanticCache:
     async def _catch_up(self, client: Any, index: ScopeIndex) -> bool:
         """Apply the log after ``index.last_log_id``; False when the index must be reloaded."""
         while True:
-            if index.last_log_id == "0-0":
+            since = index.last_log_id
+            if since == "0-0":
                 entries = await client.xrange(f"{index.key}:log", min="-", max="+", count=LOG_BATCH)
             else:
-                entries = await client.xrange(f"{index.key}:log", min=index.last_log_id, max="+", count=LOG_BATCH)
-                if not entries or _text(entries[0][0]) != index.last_log_id:
+                entries = await client.xrange(f"{index.key}:log", min=since, max="+", count=LOG_BATCH)
+                if not entries or _text(entries[0][0]) != since:
                     return False  # the log was purged, expired or trimmed past what this process applied
                 entries = entries[1:]
-            if entries:
-                await self._apply(client, index, entries)
+            # Other lookups may have applied some of these while this one waited on Redis.
+            applied = _log_position(index.last_log_id)
+            fresh = [entry for entry in entries if _log_position(_text(entry[0])) > applied]
+            if fresh:
+                await self._apply(client, index, fresh)
             if len(entries) < LOG_BATCH - 1:
                 return True
 
@@ -509,6 +513,12 @@ class SemanticCache:
         """Drop this process's copies (after a purge); they reload from Redis on next use."""
         self._indexes.clear()
         self._recent_vectors.clear()
+
+
+def _log_position(log_id: str) -> tuple[int, int]:
+    """A Redis Stream id (``<ms>-<seq>``) as what orders it."""
+    milliseconds, _, sequence = log_id.partition("-")
+    return int(milliseconds), int(sequence or 0)
 
 
 def _text(value: Any) -> str:

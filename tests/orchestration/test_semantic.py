@@ -285,3 +285,39 @@ async def test_a_scope_dropped_while_it_catches_up_is_still_served(cache: Respon
     index = await catching_up
     assert index is not None and index.size == 1
     assert key not in semantic._indexes  # what was dropped stays dropped
+
+
+async def test_lookups_catching_up_together_keep_the_loaded_scope(cache: ResponseCache, clock: FakeClock) -> None:
+    """Many lookups replay a scope's log at once while entries keep arriving: each must find the
+    scope caught up, not take another's progress for a trimmed log and drop the scope to reload it."""
+    from orchestration.caching.semantic import pack_vector
+
+    semantic = SemanticCache(embedder=EMBEDDER, clock=clock)
+    semantic.inline_load_max = 1  # every reload of this scope would go to the background
+    client = cache.client()
+    key = "sy:cache:sem:test:together"
+    vector = np.ones(4, dtype=np.float32) / 2
+    added = 0
+
+    async def add() -> None:
+        nonlocal added
+        entry = f"e{added}"
+        added += 1
+        await client.hset(f"{key}:vec", entry, pack_vector(vector, clock() + 3600, clock() + 3700, entry))
+        await client.xadd(f"{key}:log", {"op": "add", "id": entry})
+
+    for _ in range(3):
+        await add()
+    await semantic._synced(client, key)
+    await semantic.loaded(key)
+    for _ in range(20):
+
+        async def writer() -> None:
+            for _ in range(3):
+                await add()
+                await asyncio.sleep(0)
+
+        found = await asyncio.gather(writer(), *(semantic._synced(client, key) for _ in range(20)))
+        assert all(index is not None for index in found[1:])
+    index = await semantic._synced(client, key)
+    assert index is not None and index.size == added
