@@ -272,7 +272,6 @@ def _reply_plan(
         trace=trace_carrier(),
         **more,
     )
-    streams.producer_claim(reply.pk)
     return plan
 
 
@@ -331,6 +330,9 @@ def _reply_create(conversation: Conversation, question: Message, prepared: Prepa
         request_id=request_id,
     )
     statements.insert(reply)
+    # Claimed before the row is committed: a post that reads the conversation between this commit
+    # and the generation's start must find a producer coming, or it settles the reply as lost.
+    streams.producer_claim(reply.pk)
     return reply
 
 
@@ -495,6 +497,8 @@ def _reply_reopen(message: Message, request_id: str) -> None:
                 finished_at=None,
                 request_id=request_id,
             )
+            if reopened == 1:
+                streams.producer_claim(message.pk)  # before the commit, as ``_reply_create`` does
     except IntegrityError as error:
         raise Conflict("reply_in_progress", "Another reply in this conversation is still streaming.") from error
     if reopened != 1:

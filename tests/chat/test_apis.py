@@ -190,6 +190,30 @@ def test_cancelling_a_reply_whose_producer_is_gone_settles_it_at_once(as_alice: 
     assert response.json()["status"] == "cancelled" and response.json()["finish_reason"] == "cancelled"
 
 
+def test_a_post_landing_before_the_last_ones_reply_is_planned_is_409_and_kills_nothing(
+    alice: Any, chat_model: Any
+) -> None:
+    """Two posts at once in one conversation: the second may read the conversation right after the
+    first saved its streaming reply, before the first planned the reply's generation. That reply
+    must already read as having a producer coming, or the second post settles it as lost."""
+    from chat import services
+    from chat.context import Turn
+    from orchestration.errors import Conflict
+
+    conversation = conversation_of(alice)
+    caller = caller_for_user_sync(alice)
+    prepared = services._reply_prepare(conversation, caller, "", [Turn("user", "first")], [])
+    try:
+        _, reply = services._messages_create(conversation, "first", prepared, "req-first")
+    finally:
+        prepared.admission.release_sync()
+    with pytest.raises(Conflict) as refused:
+        services.message_post(conversation=conversation, content="second", caller=caller)
+    assert refused.value.code == "reply_in_progress"
+    reply.refresh_from_db()
+    assert reply.status == "streaming" and reply.error_code == ""
+
+
 def test_a_conversation_on_a_prompt_template_sends_its_latest_version_first(alice: Any, chat_model: Any) -> None:
     from chat.services import message_post
     from orchestration.models import PromptTemplate, PromptVersion
