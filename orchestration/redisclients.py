@@ -50,16 +50,28 @@ class Profile:
     pool_wait_s: float = 30.0
 
 
-# The hot path (limits, breakers, caches): a Redis that does not answer within half a second
-# is treated as down, so the call degrades instead of waiting.
-FAST = Profile("fast", socket_timeout_s=0.5, connect_timeout_s=0.5)
-FAST_TEXT = Profile("fast-text", socket_timeout_s=0.5, connect_timeout_s=0.5, decode_responses=True)
+# The hot path (limits, breakers, caches): a Redis that does not answer within two seconds is
+# treated as down, so the call degrades instead of waiting. The limit is longer than Redis ever
+# takes because it is kept by this process's event loop: under a burst the loop runs late by half a
+# second, and a half-second limit then expired on answers already waiting in the socket, which made
+# rate limits and budgets fail open just when a flood needed them. A burst shares 128 connections:
+# without a bound, 1,000 calls at once opened 1,000 connections (each a handshake on that late loop)
+# and kept them for good.
+FAST = Profile("fast", socket_timeout_s=2.0, connect_timeout_s=2.0, max_connections=128, pool_wait_s=2.0)
+FAST_TEXT = Profile(
+    "fast-text",
+    socket_timeout_s=2.0,
+    connect_timeout_s=2.0,
+    decode_responses=True,
+    max_connections=128,
+    pool_wait_s=2.0,
+)
 # Chat streams: no read timeout below the longest XREAD BLOCK a relay uses.
 STREAMS = Profile("streams", socket_timeout_s=30.0, connect_timeout_s=5.0, max_connections=64)
 # Pub/sub listeners wait for messages indefinitely; their liveness is checked by pings.
 LISTEN = Profile("listen", socket_timeout_s=None, connect_timeout_s=2.0)
 # Everything else: admin pages, readiness, workers, management commands.
-DEFAULT = Profile("default")
+DEFAULT = Profile("default", max_connections=64)
 
 _async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, Profile], aioredis.Redis]] = (
     weakref.WeakKeyDictionary()
@@ -124,12 +136,47 @@ def _async_pool(profile: Profile, url: str) -> aioredis.ConnectionPool:
     if profile.max_connections is None:
         pool = aioredis.ConnectionPool.from_url(url, max_connections=UNLIMITED, **_options(profile))
     else:
-        pool = aioredis.BlockingConnectionPool.from_url(
-            url, max_connections=profile.max_connections, timeout=profile.pool_wait_s, **_options(profile)
-        )
+        pool = BoundedPool.from_url(url, limit=profile.max_connections, wait_s=profile.pool_wait_s, **_options(profile))
     # The URL chose the connection's kind (TCP, TLS, Unix socket); it keeps it, packing with hiredis.
     pool.connection_class = _hiredis_packing(pool.connection_class)
     return pool
+
+
+class BoundedPool(aioredis.ConnectionPool):
+    """At most ``limit`` connections in use; a command past that waits up to ``wait_s`` for one to
+    come back, then fails as redis-py's ``BlockingConnectionPool`` fails (``ConnectionError``).
+
+    That pool takes an ``asyncio.Condition`` and a timeout scope for every command, about 12 µs more
+    per command than the plain pool (the hot path sends one or two per call); this one waits, and
+    arms a timer, only when every connection is in use.
+    """
+
+    def __init__(self, *, limit: int, wait_s: float, **kwargs: Any) -> None:
+        super().__init__(max_connections=UNLIMITED, **kwargs)
+        self.limit = limit
+        self.wait_s = wait_s
+        self._slots = asyncio.Semaphore(limit)
+
+    async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        if self._slots.locked():
+            try:
+                async with asyncio.timeout(self.wait_s):
+                    await self._slots.acquire()
+            except TimeoutError:
+                raise redis.ConnectionError("No connection available.") from None
+        else:
+            await self._slots.acquire()  # a free slot: taken without waiting
+        try:
+            return await super().get_connection(*args, **kwargs)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    async def release(self, connection: Any) -> None:
+        try:
+            await super().release(connection)
+        finally:
+            self._slots.release()
 
 
 class HiredisPacking:

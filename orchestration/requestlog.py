@@ -170,7 +170,10 @@ class RequestLogWriter:
             # Markers taken before draining: everything recorded before their flush() is drained below.
             markers = [self._flushes.popleft() for _ in range(len(self._flushes))]
             if self.pending:
-                self._drain()
+                try:
+                    self._drain()
+                except Exception:  # the database unreachable: the rows wait for the next turn
+                    logger.exception("the request log writer could not reach the database")
             for marker in markers:
                 marker.done.set()
 

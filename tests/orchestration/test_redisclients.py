@@ -7,7 +7,9 @@ import asyncio
 from typing import Any
 
 import pytest
+import redis
 import redis.asyncio as aioredis
+from django.conf import settings
 from redis.exceptions import DataError
 
 from orchestration.redisclients import (
@@ -74,12 +76,15 @@ async def test_the_clients_speak_to_a_real_redis() -> None:
         await redis_async_close()
 
 
-async def test_a_profile_without_a_limit_holds_a_connection_per_command_in_flight() -> None:
-    # redis-py 8 caps a pool given no limit at 100 connections and refuses the next command.
+async def test_a_burst_past_the_pool_waits_for_a_connection_and_listeners_are_not_bounded() -> None:
+    # redis-py 8 caps a pool given no limit at 100 connections and refuses the next command; the
+    # hot path's pool holds 128 and a burst past that waits for one of them.
     try:
         client = redis_async(FAST)
-        assert await asyncio.gather(*(client.incr("in-flight") for _ in range(300)))
-        assert int(await client.get("in-flight")) == 300
+        assert await asyncio.gather(*(client.incr("in-flight") for _ in range(1000)))
+        assert int(await client.get("in-flight")) == 1000
+        pool = client.connection_pool
+        assert len(pool._available_connections) + len(pool._in_use_connections) <= FAST.max_connections
         listeners = [redis_async(LISTEN).pubsub() for _ in range(150)]
         for listener in listeners:
             await listener.subscribe("channel")
@@ -88,7 +93,23 @@ async def test_a_profile_without_a_limit_holds_a_connection_per_command_in_fligh
             await listener.aclose()
     finally:
         await redis_async_close()
-    assert redis_sync(FAST).connection_pool.max_connections > 10_000
+    assert redis_sync(FAST).connection_pool.max_connections == FAST.max_connections
+
+
+async def test_a_command_that_finds_no_connection_in_time_fails_as_redis_py_fails() -> None:
+    from orchestration.redisclients import BoundedPool
+
+    pool = BoundedPool.from_url(settings.REDIS_URL, limit=1, wait_s=0.05, protocol=2)
+    client = aioredis.Redis(connection_pool=pool)
+    try:
+        blocked = asyncio.create_task(client.blpop(["nothing-here"], timeout=1))
+        await asyncio.sleep(0.1)  # it holds the one connection
+        with pytest.raises(redis.ConnectionError, match="No connection available"):
+            await client.ping()
+        await blocked
+        assert await client.ping()  # the connection came back
+    finally:
+        await client.aclose(close_connection_pool=True)
 
 
 async def test_every_client_speaks_resp2() -> None:

@@ -112,3 +112,22 @@ def test_each_value_reaches_the_database_as_its_model_field_would_send_it(alice:
         expected = model_field.get_db_prep_save(value, connection)
         sent = value if type(value) in plain else expected
         assert sent == expected and type(sent) is type(expected), name
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_writer_outlives_a_database_it_cannot_reach(
+    caplog: pytest.LogCaptureFixture, django_db_blocker: Any
+) -> None:
+    """A writer whose database goes away (here pytest-django refuses it in every thread once the
+    writer holds a connection) logs, answers its flush, and keeps running."""
+    from orchestration.requestlog import _current_writer
+
+    requestlog_record(entry("reachable-1"))
+    assert requestlog_flush(timeout=5)
+    with django_db_blocker.block():
+        requestlog_record(entry("unreachable-1"))
+        assert requestlog_flush(timeout=5)
+    writer = _current_writer()
+    assert writer._thread is not None and writer._thread.is_alive()
+    assert "could not" in caplog.text
+    writer.pending.clear()  # rows that could not be written are not the next test's
