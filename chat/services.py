@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -191,9 +192,17 @@ def _busy_check(conversation: Conversation, rows: list[Message] | None = None) -
     streaming = reply_streaming_in(conversation=conversation, rows=rows)
     if streaming is None:
         return
-    if streams.sync_client().exists(streams.key(streaming.pk, "producer")):
+    if _starting(streaming) or streams.sync_client().exists(streams.key(streaming.pk, "producer")):
         raise Conflict("reply_in_progress", "Another reply in this conversation is still streaming.")
     async_to_sync(reply_finish_orphan)(streaming.pk, status=Message.Status.FAILED, code="producer_lost")
+
+
+def _starting(reply: Message) -> bool:
+    """A reply saved so recently that its producer may not have been claimed yet: a post commits
+    its reply, then plans the generation and claims its producer (claiming inside the transaction
+    held the database's write lock across a Redis round trip, and cost a burst of posts a fifth
+    of their CPU on SQLite). Past the time a producer has to say it is alive, it is not coming."""
+    return reply.created_at > timezone.now() - timedelta(seconds=streams.producer_ttl_s())
 
 
 @dataclass
@@ -272,6 +281,7 @@ def _reply_plan(
         trace=trace_carrier(),
         **more,
     )
+    streams.producer_claim(reply.pk)
     return plan
 
 
@@ -330,9 +340,6 @@ def _reply_create(conversation: Conversation, question: Message, prepared: Prepa
         request_id=request_id,
     )
     statements.insert(reply)
-    # Claimed before the row is committed: a post that reads the conversation between this commit
-    # and the generation's start must find a producer coming, or it settles the reply as lost.
-    streams.producer_claim(reply.pk)
     return reply
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
 from django.test import AsyncClient, Client
+from django.utils import timezone
 
 from chat import streams
 from chat.models import Conversation, Message
@@ -135,6 +137,9 @@ async def test_a_reply_left_streaming_by_a_dead_process_is_failed_and_does_not_b
     simulator.configure(MODEL, tokens_per_s=0)
     conversation = await sync_to_async(conversation_of)(alice)
     stale = await Message.objects.acreate(conversation=conversation, role="assistant", status="streaming")
+    # Saved longer ago than a producer has to say it is alive: no producer is coming.
+    left_at = timezone.now() - timedelta(seconds=streams.producer_ttl_s() + 1)
+    await Message.objects.filter(pk=stale.pk).aupdate(created_at=left_at)
     url = f"/api/v1/conversations/{conversation.pk}/messages"
     auth = {"Authorization": f"Bearer {alice_key}"}
     response = await AsyncClient().post(url, {"content": "hi"}, "application/json", headers=auth)
