@@ -505,7 +505,9 @@ def _reply_reopen(message: Message, request_id: str) -> None:
                 request_id=request_id,
             )
             if reopened == 1:
-                streams.producer_claim(message.pk)  # before the commit, as ``_reply_create`` does
+                # Claimed before the commit: a reopened reply is not a young one (``_starting``),
+                # so only its claim tells a concurrent post that it is about to stream again.
+                streams.producer_claim(message.pk)
     except IntegrityError as error:
         raise Conflict("reply_in_progress", "Another reply in this conversation is still streaming.") from error
     if reopened != 1:

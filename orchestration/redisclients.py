@@ -27,11 +27,11 @@ from redis.exceptions import DataError
 # for every connection it opens (about a millisecond each, a burst of them when clients arrive).
 _DRIVER_INFO = DriverInfo()
 
-# What a profile without a limit asks of redis-py. redis-py 8 caps a pool it was given no limit
-# at 100 connections and refuses the 101st command in flight ("Too many connections"): 200
-# streams starting together made admission fail open and the breakers and caches skip Redis,
-# and the 101st pub/sub listener (which holds its connection) could not subscribe. Earlier
-# redis-py versions allowed 2**31, which is what these profiles were written for.
+# What a pool without a limit asks of redis-py (the pub/sub listeners', which each hold their
+# connection; a bounded pool's underlying one). redis-py 8 caps a pool it was given no limit at 100
+# connections and refuses the 101st command in flight ("Too many connections"): 200 streams
+# starting together made admission fail open and the breakers and caches skip Redis. Earlier
+# redis-py versions allowed 2**31.
 UNLIMITED = 2**31
 
 
@@ -122,7 +122,7 @@ def _options(profile: Profile) -> dict[str, object]:
     return {
         # RESP2, as redis-py spoke before 8. Its RESP3 default also turns on "maintenance
         # notifications", with which a server announcing maintenance raises every connection's
-        # timeouts to 10 s (the hot path's half second among them), and it costs a new connection
+        # timeouts to 10 s (the hot path's two seconds among them), and it costs a new connection
         # two more round trips.
         "protocol": 2,
         "socket_timeout": profile.socket_timeout_s,
