@@ -72,6 +72,10 @@ STREAMS = Profile("streams", socket_timeout_s=30.0, connect_timeout_s=5.0, max_c
 LISTEN = Profile("listen", socket_timeout_s=None, connect_timeout_s=2.0)
 # Everything else: admin pages, readiness, workers, management commands.
 DEFAULT = Profile("default", max_connections=64)
+# The Channels layer (project/layers.py): short group and send commands, in bursts when hundreds of
+# WebSocket sessions or task feeds open or close at once; its blocking read is one per process and
+# lasts 5 s, so its timeout must outlast that.
+LAYER = Profile("layer", socket_timeout_s=15.0, connect_timeout_s=5.0, max_connections=256, pool_wait_s=10.0)
 
 _async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, Profile], aioredis.Redis]] = (
     weakref.WeakKeyDictionary()
@@ -130,6 +134,11 @@ def _options(profile: Profile) -> dict[str, object]:
         "decode_responses": profile.decode_responses,
         "driver_info": _DRIVER_INFO,
     }
+
+
+def async_pool(profile: Profile, url: str) -> aioredis.ConnectionPool:
+    """A new pool of ``profile``'s async connections to ``url``, for a client made elsewhere."""
+    return _async_pool(profile, url)
 
 
 def _async_pool(profile: Profile, url: str) -> aioredis.ConnectionPool:

@@ -127,13 +127,12 @@ REDIS_SOCKET = VAR_DIR / "valkey.sock"
 
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
-        # redis-py 8 reads with a 5 s socket timeout by default: the layer's 5 s blocking BZPOPMIN
-        # then fails and tears down every consumer idle for 5 s. The timeout must outlast it.
-        # Its async pool also stops at 100 connections and then fails at once (no waiting): a
-        # burst of group_add/group_discard from hundreds of WebSocket sessions needs more.
+        # channels-redis with its connections pooled as Switchyard's other clients are: shared by a
+        # burst, bounded, and read with a timeout that outlasts its 5 s blocking read
+        # (project/layers.py, the LAYER profile of orchestration/redisclients.py).
+        "BACKEND": "project.layers.PooledRedisChannelLayer",
         "CONFIG": {
-            "hosts": [{"address": REDIS_URL, "socket_timeout": 15, "max_connections": 1000}],
+            "hosts": [{"address": REDIS_URL}],
             "capacity": 1000,
             "expiry": 60,
         },
