@@ -201,8 +201,8 @@ def _headers_too_large(channel: Any, line: bytes = b"") -> None:
     if getattr(channel, "_switchyard_answered", False):
         return
     message = (
-        f"The request's headers are larger than the server accepts: {channel.totalHeadersSize // 1024} KiB in all,"
-        f" at most {channel.maxHeaders} of them."
+        f"The request's headers are larger than the server accepts: {channel.totalHeadersSize // 1024} KiB in all"
+        f" or in any one line, at most {channel.maxHeaders} of them."
     )
     _answer_and_linger(channel, _closing_error(431, "request_headers_too_large", message, request_id_from({})))
 
