@@ -276,9 +276,7 @@ def _char(errors: dict[str, list[str]], name: str, value: Any, *, trim: bool, ma
     if not isinstance(value, str):  # as ``TextField``: a number is not taken for its text
         errors[name] = [NOT_A_STRING]
         return ""
-    text = str(value)
-    if trim:
-        text = text.strip()
+    text = value.strip() if trim else value
     problems = []
     if max_length is not None and len(text) > max_length:
         problems.append(f"Ensure this field has no more than {max_length} characters.")

@@ -91,7 +91,7 @@ def redis_async(profile: Profile = DEFAULT, *, url: str | None = None) -> aiored
     key = (url or settings.REDIS_URL, profile)
     client = clients.get(key)
     if client is None:
-        client = clients[key] = aioredis.Redis(connection_pool=_async_pool(profile, key[0]))
+        client = clients[key] = aioredis.Redis(connection_pool=async_pool(profile, key[0]))
     return client
 
 
@@ -137,11 +137,8 @@ def _options(profile: Profile) -> dict[str, object]:
 
 
 def async_pool(profile: Profile, url: str) -> aioredis.ConnectionPool:
-    """A new pool of ``profile``'s async connections to ``url``, for a client made elsewhere."""
-    return _async_pool(profile, url)
-
-
-def _async_pool(profile: Profile, url: str) -> aioredis.ConnectionPool:
+    """A new pool of ``profile``'s async connections to ``url`` (``redis_async`` keeps one per loop;
+    the Channels layer makes its own, project/layers.py)."""
     if profile.max_connections is None:
         pool = aioredis.ConnectionPool.from_url(url, max_connections=UNLIMITED, **_options(profile))
     else:
