@@ -16,7 +16,16 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.http import StreamingHttpResponse
 
 PING = b": ping\n\n"
-DONE = b"data: [DONE]\n\n"
+
+
+class Final(bytes):
+    """A stream's last bytes. The edge sends them as the end of the body, in one message (one
+    write fewer for the server); anywhere else they are bytes like any other."""
+
+    __slots__ = ()
+
+
+DONE = Final(b"data: [DONE]\n\n")
 
 # The response headers of every event stream: never cached, never buffered by a proxy.
 STREAM_HEADERS: tuple[tuple[bytes, bytes], ...] = (

@@ -36,7 +36,7 @@ from django.urls.resolvers import ResolverMatch, URLResolver
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
-from orchestration.sse import EventStreamResponse
+from orchestration.sse import EventStreamResponse, Final
 from project.edge.middleware import AllowedHostMiddleware, RequestIdMiddleware
 
 AsgiApp = Callable[[Any, Any, Any], Awaitable[None]]
@@ -161,7 +161,8 @@ class LeanHandler(ASGIHandler):
         await self.send_response(response, send)
 
     async def send_response(self, response: HttpResponseBase, send: Any) -> None:
-        """Django's, except that an event stream's items go straight out, one message each."""
+        """Django's, except that an event stream's items go straight out, one message each (its
+        ``Final`` item ends the body with it)."""
         if not isinstance(response, EventStreamResponse):
             await super().send_response(response, send)
             return
@@ -169,6 +170,9 @@ class LeanHandler(ASGIHandler):
         await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
         async with aclosing(response.events) as events:
             async for body in events:
+                if type(body) is Final:
+                    await send({"type": "http.response.body", "body": body})
+                    return
                 await send({"type": "http.response.body", "body": body, "more_body": True})
         await send({"type": "http.response.body"})
 

@@ -10,6 +10,7 @@ import pytest
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
+from orchestration.sse import DONE, EventStreamResponse
 from project.edge.handler import LEAN_VIEW, LeanHandler
 
 
@@ -100,3 +101,39 @@ async def test_an_answered_request_leaves_no_task_waiting_for_its_disconnect() -
     assert [message["type"] for message in client.sent] == ["http.response.start", "http.response.body"]
     assert client.sent[1]["body"] == b"ok"
     assert asyncio.all_tasks() <= before
+
+
+async def test_an_event_streams_final_item_ends_the_body_with_it_and_closes_the_stream() -> None:
+    closed = []
+
+    async def events() -> Any:
+        try:
+            yield b"data: 1\n\n"
+            yield DONE
+            yield b"never sent"
+        finally:
+            closed.append(True)
+
+    async def view(request: HttpRequest) -> EventStreamResponse:
+        return EventStreamResponse(events())
+
+    client = Client()
+    await LeanHandler()(request_for(view), client.receive, client.send)
+
+    bodies = [(message["body"], message.get("more_body", False)) for message in client.sent[1:]]
+    assert bodies == [(b"data: 1\n\n", True), (b"data: [DONE]\n\n", False)]
+    assert closed == [True]
+
+
+async def test_an_event_stream_without_a_final_item_ends_with_an_empty_body() -> None:
+    async def events() -> Any:
+        yield b"data: 1\n\n"
+
+    async def view(request: HttpRequest) -> EventStreamResponse:
+        return EventStreamResponse(events())
+
+    client = Client()
+    await LeanHandler()(request_for(view), client.receive, client.send)
+
+    bodies = [(message.get("body", b""), message.get("more_body", False)) for message in client.sent[1:]]
+    assert bodies == [(b"data: 1\n\n", True), (b"", False)]

@@ -7,6 +7,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from datetime import timezone as dt_timezone
 from decimal import Decimal
 
 import pytest
@@ -228,6 +229,12 @@ async def test_a_new_month_starts_a_new_counter(redis_client) -> None:  # type: 
     redis_client.hincrby(spend_counter_key("k7", november), "units", usd_to_units(Decimal("5")))
     assert (await admit(limits, 1, time_of(november))).status == "budget_spent"
     assert (await admit(limits, 1, time_of(december))).allowed
+
+
+def test_the_month_of_a_spend_counter_is_the_utc_month() -> None:
+    new_years_morning_in_berlin = datetime(2026, 1, 1, 0, 30, tzinfo=dt_timezone(timedelta(hours=1)))
+    assert spend_counter_key("k7", new_years_morning_in_berlin) == "sy:spend:{k7}:2025-12"
+    assert spend_counter_key("u3", datetime(2026, 9, 9, tzinfo=UTC)) == "sy:spend:{u3}:2026-09"
 
 
 @pytest.mark.django_db(transaction=True)
