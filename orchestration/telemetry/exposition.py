@@ -14,10 +14,12 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 from django.conf import settings
 from prometheus_client import CollectorRegistry, Counter, generate_latest
@@ -118,8 +120,16 @@ def breaker_value(view: BreakerView, now: float) -> float:
     return BREAKER_VALUES.get(view.state, 0)
 
 
-def queue_families() -> Iterator[Metric]:
+@functools.cache
+def _queue(name: str) -> Any:
+    """The RQ queue ``name``, made once: ``django_rq.get_queue`` builds a new Redis client (and a
+    new connection) each time it is called, so every scrape connected afresh."""
     import django_rq
+
+    return django_rq.get_queue(name)
+
+
+def queue_families() -> Iterator[Metric]:
     from rq import Worker
 
     jobs = GaugeMetricFamily("switchyard_queue_jobs", "Jobs in an RQ queue, by state.", labels=["queue", "state"])
@@ -129,7 +139,7 @@ def queue_families() -> Iterator[Metric]:
     workers = GaugeMetricFamily("switchyard_workers", "Live RQ workers listening on a queue.", labels=["queue"])
     now = datetime.now(UTC)
     for name in settings.RQ_QUEUES:
-        queue = django_rq.get_queue(name)
+        queue = _queue(name)
         jobs.add_metric([name, "queued"], queue.count)
         jobs.add_metric([name, "started"], queue.started_job_registry.count)
         jobs.add_metric([name, "failed"], queue.failed_job_registry.count)

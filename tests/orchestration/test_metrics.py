@@ -127,3 +127,12 @@ def test_the_metrics_page_serves_ours_and_django_prometheus_metrics() -> None:
     text = response.content.decode()
     assert sample(text, "llm_retries_total", model="page-model") >= 1
     assert "django_http_requests_before_middlewares_total" in text
+
+
+@pytest.mark.django_db
+def test_scrapes_reuse_their_redis_connections(redis_client: Any) -> None:
+    assert Client().get("/metrics").status_code == 200  # the first scrape connects
+    before = redis_client.info("stats")["total_connections_received"]
+    for _ in range(10):
+        assert Client().get("/metrics").status_code == 200
+    assert redis_client.info("stats")["total_connections_received"] - before <= 2
