@@ -36,7 +36,7 @@ class TaskAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    @admin.action(description="Cancel the selected unfinished tasks")
+    @admin.action(description="Cancel the selected unfinished tasks", permissions=["change"])
     def cancel_tasks(self, request: HttpRequest, queryset: QuerySet[Task]) -> None:
         cancelled = sum(
             services.task_cancel(task_id=task_id, message="Cancelled by an administrator.")

@@ -14,7 +14,7 @@ import json
 import math
 import re
 import tomllib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -341,6 +341,46 @@ _SECRET_KEYS = {"api_key", "key", "secret", "token", "password", "api_key_encryp
 
 def _schema(section: str) -> tuple[Field, ...]:
     return {"providers": _provider_fields, "models": _model_fields, "prompts": _prompt_fields}[section]()
+
+
+# The numbers of a provider or a model, which the admin's forms check with the same bounds as a file.
+_NUMBERS = {
+    "providers": frozenset(
+        {"timeout_s", "max_retries", "retry_base_s", "breaker_failure_rate", "breaker_window", "breaker_open_s"}
+    ),
+    "models": frozenset(
+        {
+            "input_per_mtok",
+            "output_per_mtok",
+            "context_window",
+            "max_output_tokens",
+            "deadline_s",
+            "tokens_per_second",
+            "cache_exact_ttl_s",
+            "cache_semantic_error_budget",
+            "cache_semantic_threshold",
+            "cache_semantic_max_turns",
+        }
+    ),
+}
+
+
+def registry_number_problems(section: str, values: Mapping[str, Any]) -> dict[str, str]:
+    """What a load would refuse among the numbers of one provider or model (``section``
+    "providers" or "models"; ``values`` by model attribute, None and absent ones skipped), as
+    attribute -> sentence. The admin asks this, so what it saves is what a file may say: the
+    registry ``llmconfig dump`` writes loads again, and no value the gateway cannot use gets in."""
+    problems: dict[str, str] = {}
+    for spec in _schema(section):
+        value = values.get(spec.attr)
+        if spec.attr not in _NUMBERS[section] or value is None:
+            continue
+        try:
+            spec.check(float(value) if isinstance(value, Decimal) else value)
+        except _Bad as error:
+            text = str(error)
+            problems[spec.attr] = f"{text[:1].upper()}{text[1:]}."
+    return problems
 
 
 # --- reading and validating -------------------------------------------------------------------

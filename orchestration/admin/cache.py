@@ -74,17 +74,21 @@ class CacheEntryAdmin(admin.ModelAdmin):
             return "-"
         return f"{row.expires_at:%Y-%m-%d %H:%M}" + (" (expired)" if row.expires_at < timezone.now() else "")
 
-    @admin.action(description="Purge selected cached answers (Redis too)")
+    # Purges delete answers, so they need the delete permission, as the purge-all page does.
+    @admin.action(description="Purge selected cached answers (Redis too)", permissions=["delete"])
     def purge_selected(self, request: HttpRequest, queryset: QuerySet[CacheEntry]) -> None:
         entries = list(queryset.values_list("key", "model"))
         self._purged(request, lambda: cache_purge_entries(entries))
 
-    @admin.action(description="Purge every cached answer of the selected rows' models")
+    @admin.action(description="Purge every cached answer of the selected rows' models", permissions=["delete"])
     def purge_models_of_selected(self, request: HttpRequest, queryset: QuerySet[CacheEntry]) -> None:
         models = sorted(set(queryset.values_list("model", flat=True)))
         self._purged(request, lambda: sum(cache_purge_model(model) for model in models), f" of {', '.join(models)}")
 
-    @admin.action(description="Mark selected semantic answers as wrong hits (evict; the model's policy learns)")
+    @admin.action(
+        description="Mark selected semantic answers as wrong hits (evict; the model's policy learns)",
+        permissions=["delete"],
+    )
     def report_wrong_semantic_hits(self, request: HttpRequest, queryset: QuerySet[CacheEntry]) -> None:
         entries = list(queryset.filter(kind=CacheEntry.Kind.SEMANTIC))
         exact = queryset.exclude(kind=CacheEntry.Kind.SEMANTIC).count()

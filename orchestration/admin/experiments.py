@@ -95,15 +95,15 @@ class ExperimentAdmin(admin.ModelAdmin):
             else:
                 self.message_user(request, f"{experiment.name}: {done}.", messages.SUCCESS)
 
-    @admin.action(description="Pause (every call gets the model as configured)")
+    @admin.action(description="Pause (every call gets the model as configured)", permissions=["change"])
     def pause(self, request: HttpRequest, queryset: QuerySet[Experiment]) -> None:
         self._each(request, queryset, experiment_pause, "paused")
 
-    @admin.action(description="Resume")
+    @admin.action(description="Resume", permissions=["change"])
     def resume(self, request: HttpRequest, queryset: QuerySet[Experiment]) -> None:
         self._each(request, queryset, experiment_resume, "running again")
 
-    @admin.action(description="End without a winner")
+    @admin.action(description="End without a winner", permissions=["change"])
     def end(self, request: HttpRequest, queryset: QuerySet[Experiment]) -> None:
         self._each(request, queryset, experiment_end, "ended")
 

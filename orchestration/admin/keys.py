@@ -33,7 +33,27 @@ def _allowed_models_field() -> forms.MultipleChoiceField:
     )
 
 
-class ApiKeyForm(forms.ModelForm):
+class LimitsFormMixin(forms.ModelForm):
+    """Limits as the gateway reads them: a rate of 0 would mean no limit at all and a negative budget
+    no budget at all, so neither is taken; empty is the way to say "no limit" (or "the default")."""
+
+    def clean_rpm(self) -> int | None:
+        return self._at_least("rpm", 1, "Use at least 1 request per minute, or leave it empty.")
+
+    def clean_tpm(self) -> int | None:
+        return self._at_least("tpm", 1, "Use at least 1 token per minute, or leave it empty.")
+
+    def clean_monthly_budget_usd(self) -> Decimal | None:
+        return self._at_least("monthly_budget_usd", 0, "A budget cannot be negative: 0 stops every call.")
+
+    def _at_least(self, name: str, least: int, message: str) -> Any:
+        value = self.cleaned_data.get(name)
+        if value is not None and value < least:
+            raise forms.ValidationError(message)
+        return value
+
+
+class ApiKeyForm(LimitsFormMixin):
     allowed_models = _allowed_models_field()
 
     class Meta:
@@ -137,15 +157,15 @@ class ApiKeyAdmin(admin.ModelAdmin):
         obj.pk, obj.prefix, obj.key_hash, obj.created_at = key.pk, key.prefix, key.key_hash, key.created_at
         messages.warning(request, f"The new API key is {secret} — copy it now: it is shown only this once.")
 
-    @admin.action(description="Revoke the selected API keys")
+    @admin.action(description="Revoke the selected API keys", permissions=["change"])
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
         keys = list(queryset.filter(revoked_at__isnull=True))
         for key in keys:
             api_key_revoke(key=key)
-        messages.success(request, f"Revoked {len(keys)} API key(s); they stop working within 10 seconds.")
+        messages.success(request, f"Revoked {len(keys)} API key(s); they stop working everywhere within a second.")
 
 
-class AccessPolicyForm(forms.ModelForm):
+class AccessPolicyForm(LimitsFormMixin):
     allowed_models = _allowed_models_field()
 
     class Meta:

@@ -8,9 +8,11 @@ from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
 
+from orchestration.errors import ServiceError
 from orchestration.models import LanguageModel, PromptTemplate, PromptVersion
 from orchestration.prompts import PARAMETERS, prompt_version_create
 from orchestration.types import OrchestrationError
+from orchestration.validation import completion_input_from
 
 
 class PromptTemplateForm(forms.ModelForm):
@@ -44,6 +46,12 @@ class PromptTemplateForm(forms.ModelForm):
         unknown = sorted(set(value) - PARAMETERS)
         if unknown:
             raise forms.ValidationError(f"Unknown parameters: {', '.join(unknown)}.")
+        # Each default goes into every request that names the template: checked as a request's own
+        # value would be, or a bad one (max_tokens -5) would fail each of those calls upstream.
+        try:
+            completion_input_from({"model": "template", "messages": [{"role": "user", "content": "."}], **value})
+        except ServiceError as error:
+            raise forms.ValidationError(error.message) from None
         return value
 
 

@@ -10,11 +10,12 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db.models import Max, QuerySet
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 
 from orchestration.caching.policy import operating_point_text
+from orchestration.llmconfig import registry_number_problems
 from orchestration.models import Deployment, Fallback, LanguageModel, Provider
 from orchestration.providers.base import CallTimeout
 from orchestration.registry import provider_config
@@ -124,6 +125,13 @@ class ProviderForm(forms.ModelForm):
             )
         return name
 
+    def clean(self) -> dict[str, Any] | None:
+        cleaned = super().clean()
+        for name, problem in registry_number_problems("providers", cleaned or {}).items():
+            if name in self.fields:
+                self.add_error(name, problem)
+        return cleaned
+
     def save(self, commit: bool = True) -> Provider:
         provider: Provider = super().save(commit=False)
         if self.cleaned_data.get("clear_api_key"):
@@ -188,6 +196,23 @@ class FallbackFormSet(BaseInlineFormSet):
                 raise forms.ValidationError(f"Two fallbacks share position {position}: give each its own.")
             positions.add(position)
 
+    def save_existing_objects(self, commit: bool = True) -> list[Fallback]:
+        # Rows are saved one by one, and (model, position) is unique: swapping two positions would
+        # write the first onto the second's. The rows that move or go step aside to free positions first.
+        if commit:
+            moving = [
+                form.instance.pk
+                for form in self.initial_forms
+                if form.instance.pk is not None and (form in self.deleted_forms or "position" in form.changed_data)
+            ]
+            if moving:
+                held = Fallback.objects.filter(model=self.instance).aggregate(top=Max("position"))["top"] or 0
+                wanted = [form.cleaned_data.get("position") or 0 for form in self.forms if form.is_valid()]
+                start = max(held, *wanted) + 1
+                for offset, pk in enumerate(moving):
+                    Fallback.objects.filter(pk=pk).update(position=start + offset)
+        return super().save_existing_objects(commit)
+
 
 class FallbackInline(admin.TabularInline):
     model = Fallback
@@ -224,8 +249,22 @@ class DeploymentInline(admin.TabularInline):
     )
 
 
+class LanguageModelForm(forms.ModelForm):
+    class Meta:
+        model = LanguageModel
+        fields = "__all__"
+
+    def clean(self) -> dict[str, Any] | None:
+        cleaned = super().clean()
+        for name, problem in registry_number_problems("models", cleaned or {}).items():
+            if name in self.fields:
+                self.add_error(name, problem)
+        return cleaned
+
+
 @admin.register(LanguageModel)
 class LanguageModelAdmin(admin.ModelAdmin):
+    form = LanguageModelForm
     list_display = (
         "name",
         "provider",

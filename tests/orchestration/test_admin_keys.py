@@ -85,3 +85,40 @@ def test_an_access_policy_is_edited_in_the_admin_and_the_defaults_are_shown(admi
     assert (policy.rpm, policy.tpm, policy.monthly_budget_usd) == (5, None, Decimal("1.50"))
     limits = user_policy(alice.pk).limits  # the saved row wins over the defaults at once in this process
     assert (limits.rpm, limits.tpm, limits.monthly_budget_usd) == (5, 200_000, Decimal("1.50"))
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("rpm", "0"), ("tpm", "0"), ("monthly_budget_usd", "-5")],
+)
+def test_a_limit_that_would_mean_no_limit_is_refused(admin_client: Client, alice: Any, field: str, value: str) -> None:
+    """The gateway reads a rate of 0 and a negative budget as no limit at all: the form says so
+    instead of saving a key that a careless 0 or minus sign has left unlimited."""
+    data = {"user": alice.pk, "name": "careless", "rpm": "", "tpm": "", "monthly_budget_usd": "", field: value}
+
+    response = admin_client.post("/admin/orchestration/apikey/add/", data)
+
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors[field]
+    assert not ApiKey.objects.filter(name="careless").exists()
+
+
+def test_a_budget_of_zero_is_kept_it_stops_every_call(admin_client: Client, alice: Any) -> None:
+    data = {"user": alice.pk, "name": "frozen", "rpm": "", "tpm": "", "monthly_budget_usd": "0"}
+
+    response = admin_client.post("/admin/orchestration/apikey/add/", data)
+
+    assert response.status_code == 302
+    assert ApiKey.objects.get(name="frozen").monthly_budget_usd == Decimal("0")
+
+
+def test_an_access_policy_refuses_a_rate_of_zero(admin_client: Client, alice: Any) -> None:
+    from orchestration.models import AccessPolicy
+
+    data = {"user": alice.pk, "rpm": "0", "tpm": "", "monthly_budget_usd": ""}
+
+    response = admin_client.post("/admin/orchestration/accesspolicy/add/", data)
+
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["rpm"]
+    assert not AccessPolicy.objects.exists()

@@ -165,3 +165,28 @@ def test_a_prompt_with_unknown_parameters_is_refused_by_the_form(admin_client: A
     page = admin_client.post(reverse("admin:orchestration_prompttemplate_add"), form)
     assert page.status_code == 200 and "Unknown parameters: temprature" in page.content.decode()
     assert not PromptTemplate.objects.filter(name="bad").exists()
+
+
+@pytest.mark.parametrize(
+    ("parameters", "said"),
+    [
+        ('{"max_tokens": -5}', "max_tokens"),
+        ('{"temperature": "hot"}', "temperature"),
+        ('{"top_p": 7}', "top_p"),
+    ],
+)
+def test_a_prompt_default_no_request_could_carry_is_refused_by_the_form(
+    admin_client: Any, parameters: str, said: str
+) -> None:
+    """Every call naming the template would carry it: max_tokens -5 made each of them a 400 that
+    blamed the caller ("The model provider refused the request as invalid")."""
+    form = {
+        "name": "careless",
+        "system_prompt": "x",
+        "parameters": parameters,
+        "versions-TOTAL_FORMS": "0",
+        "versions-INITIAL_FORMS": "0",
+    }
+    page = admin_client.post(reverse("admin:orchestration_prompttemplate_add"), form)
+    assert page.status_code == 200 and said in str(page.context["adminform"].form.errors["parameters"])
+    assert not PromptTemplate.objects.filter(name="careless").exists()

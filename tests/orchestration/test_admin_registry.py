@@ -249,3 +249,122 @@ def test_a_raw_threshold_set_in_the_admin_replaces_the_budget(admin_client, mode
     page = admin_client.get(reverse("admin:orchestration_languagemodel_change", args=[big.pk])).content.decode()
 
     assert "0.97 (raw threshold)" in page
+
+
+# --- the numbers config as code refuses, the admin refuses too ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("timeout_s", "0"),
+        ("timeout_s", "-5"),
+        ("retry_base_s", "-1"),
+        ("max_retries", "500"),
+        ("breaker_failure_rate", "2"),
+        ("breaker_failure_rate", "-1"),
+        ("breaker_window", "0"),
+        ("breaker_open_s", "-30"),
+    ],
+)
+def test_a_provider_number_a_file_could_not_hold_is_refused(admin_client, provider, field, value):
+    """A timeout of 0 saved here made every streamed call through the provider fail at once."""
+    url = reverse("admin:orchestration_provider_change", args=[provider.pk])
+
+    response = admin_client.post(url, provider_form(provider, **{field: value}))
+
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors[field]
+    provider.refresh_from_db()
+    assert str(getattr(provider, field)) != value
+
+
+def test_what_the_admin_saves_loads_back_from_its_dump(admin_client, provider, tmp_path):
+    from orchestration.llmconfig import config_dump, config_load
+
+    url = reverse("admin:orchestration_provider_change", args=[provider.pk])
+    admin_client.post(url, provider_form(provider, timeout_s="0", breaker_window="0"))
+    dump = tmp_path / "registry.toml"
+    dump.write_text(config_dump())
+
+    config_load(dump)  # raises ConfigError on a value the admin let through
+
+
+def model_form(model: LanguageModel, **changes: object) -> dict[str, object]:
+    data: dict[str, object] = {
+        "name": model.name,
+        "provider": model.provider_id,
+        "upstream": model.upstream,
+        "description": model.description,
+        "enabled": "on",
+        "routing_strategy": model.routing_strategy,
+        "input_per_mtok": model.input_per_mtok,
+        "output_per_mtok": model.output_per_mtok,
+        "context_window": model.context_window,
+        "max_output_tokens": model.max_output_tokens,
+        "deadline_s": "",
+        "tokens_per_second": model.tokens_per_second,
+        "capabilities": '["chat"]',
+        "content_policy_fallback": "",
+        "cache_exact_enabled": "on",
+        "cache_exact_ttl_s": model.cache_exact_ttl_s,
+        "cache_semantic_error_budget": model.cache_semantic_error_budget,
+        "cache_semantic_threshold": "",
+        "cache_semantic_learned_floor": model.cache_semantic_learned_floor,
+        "cache_semantic_max_turns": model.cache_semantic_max_turns,
+        "deployments-TOTAL_FORMS": "0",
+        "deployments-INITIAL_FORMS": "0",
+        "fallbacks-TOTAL_FORMS": "0",
+        "fallbacks-INITIAL_FORMS": "0",
+    }
+    links = list(model.fallbacks.order_by("position"))
+    data["fallbacks-TOTAL_FORMS"] = data["fallbacks-INITIAL_FORMS"] = str(len(links))
+    for index, link in enumerate(links):
+        data.update(
+            {
+                f"fallbacks-{index}-id": link.pk,
+                f"fallbacks-{index}-model": model.pk,
+                f"fallbacks-{index}-position": link.position,
+                f"fallbacks-{index}-target": link.target_id,
+            }
+        )
+    data.update(changes)
+    return data
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("tokens_per_second", "0"), ("deadline_s", "-1"), ("context_window", "0"), ("input_per_mtok", "-1")],
+)
+def test_a_model_number_a_file_could_not_hold_is_refused(admin_client, models, field, value):
+    big, _small = models
+    url = reverse("admin:orchestration_languagemodel_change", args=[big.pk])
+
+    response = admin_client.post(url, model_form(big, **{field: value}))
+
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors[field]
+
+
+def test_two_fallbacks_swap_places_in_one_save(admin_client, models):
+    big, _small = models
+    third = LanguageModel.objects.create(name="third", provider=big.provider, upstream="t")
+    Fallback.objects.create(model=big, target=third, position=1)
+    url = reverse("admin:orchestration_languagemodel_change", args=[big.pk])
+
+    response = admin_client.post(url, model_form(big, **{"fallbacks-0-position": "1", "fallbacks-1-position": "0"}))
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert [link.target.name for link in big.fallbacks.order_by("position")] == ["third", "small"]
+
+
+def test_a_fallback_moves_onto_the_place_of_one_deleted_in_the_same_save(admin_client, models):
+    big, _small = models
+    third = LanguageModel.objects.create(name="third", provider=big.provider, upstream="t")
+    Fallback.objects.create(model=big, target=third, position=1)
+    url = reverse("admin:orchestration_languagemodel_change", args=[big.pk])
+
+    response = admin_client.post(url, model_form(big, **{"fallbacks-0-position": "1", "fallbacks-1-DELETE": "on"}))
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert [(link.target.name, link.position) for link in big.fallbacks.all()] == [("small", 1)]
