@@ -387,7 +387,7 @@ class TaskLogStreamConsumer(AsyncHttpConsumer):
             raw = (query.get("last_event_id") or [""])[0].strip()
         if not raw:
             return 0
-        if not raw.isdigit():
+        if not (raw.isascii() and raw.isdigit()):  # "²" is a digit to isdigit, not to int
             raise InvalidRequest("invalid_last_event_id", "Last-Event-ID must be a whole number.")
         return int(raw)
 

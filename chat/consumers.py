@@ -256,7 +256,7 @@ class MessageStreamConsumer(AsyncHttpConsumer):
             raw = (query.get("last_event_id") or [""])[0]
         if not raw:
             return 0
-        if not raw.strip().isdigit():
+        if not (raw.strip().isascii() and raw.strip().isdigit()):  # "²" is a digit to isdigit, not to int
             raise StreamRefused(400, "invalid_last_event_id", "Last-Event-ID must be an event id from this stream.")
         # No reply is that long; a larger number would make a stream id Redis refuses (past 2**64).
         return min(int(raw.strip()), MAX_EVENT_ID)

@@ -100,6 +100,8 @@ def json_document(body: bytes | str, *, subject: str = "The request body") -> An
         data = json.loads(body, parse_constant=_refuse_constant)
     except RecursionError:
         raise _too_deep(subject) from None
+    except UnicodeDecodeError:  # its own text is the codec's ("'utf-8' codec can't decode byte 0xff ...")
+        raise InvalidRequest("invalid_json", f"{subject} is not valid UTF-8 text.") from None
     except ValueError as error:
         if "int_max_str_digits" in str(error):  # Python's own guard, whose advice is for us, not the client
             limit = sys.get_int_max_str_digits()
@@ -176,6 +178,10 @@ def _integer(value: Any, param: str, *, minimum: int | None = None, maximum: int
     if isinstance(value, bool) or not isinstance(value, int):
         raise _type_error(param, "an integer", value)
     if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        if maximum is None:  # one bound only: "between 1 and None" said nothing to the reader
+            raise _value_error(param, f"expected an integer of {minimum} or more, got {value}.")
+        if minimum is None:
+            raise _value_error(param, f"expected an integer of {maximum} or less, got {value}.")
         raise _value_error(param, f"expected an integer between {minimum} and {maximum}, got {value}.")
     return value
 

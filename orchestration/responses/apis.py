@@ -294,7 +294,8 @@ async def response_input_items(request: HttpRequest, response_id: str) -> HttpRe
 def _limit(raw: str | None) -> int:
     if raw is None:
         return DEFAULT_PAGE
-    if not raw.isdigit() or not 1 <= int(raw) <= selectors.MAX_PAGE:
+    # ASCII digits only: "²".isdigit() is true, yet int("²") raises (a 500).
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= selectors.MAX_PAGE:
         message = f"'limit' must be a whole number from 1 to {selectors.MAX_PAGE}."
         raise InvalidRequest("invalid_value", message, param="limit")
     return int(raw)

@@ -19,8 +19,16 @@ def response_not_found(response_id: str, param: str | None = None) -> NotFound:
     return NotFound("response_not_found", f"No response found with id '{response_id}'.", param=param)
 
 
+def _owned(*, user_id: int, response_id: str) -> StoredResponse | None:
+    """The caller's stored response of that id, or None. An id holding a null character names
+    nothing stored (none can be) and is not looked up: PostgreSQL refuses such a query (a 500)."""
+    if "\x00" in response_id:
+        return None
+    return StoredResponse.objects.filter(pk=response_id, owner_id=user_id).first()
+
+
 def response_get_owned(*, user_id: int, response_id: str) -> StoredResponse:
-    row = StoredResponse.objects.filter(pk=response_id, owner_id=user_id).first()
+    row = _owned(user_id=user_id, response_id=response_id)
     if row is None:
         raise response_not_found(response_id)
     return row
@@ -54,7 +62,7 @@ def conversation_items(*, user_id: int, previous_response_id: str) -> list[dict[
         if len(turns) >= MAX_CHAIN:
             message = f"The conversation is longer than {MAX_CHAIN} chained responses; start a new one."
             raise InvalidRequest("conversation_too_long", message, param="previous_response_id")
-        row = StoredResponse.objects.filter(pk=next_id, owner_id=user_id).first()
+        row = _owned(user_id=user_id, response_id=next_id)
         if row is None:
             raise response_not_found(next_id, param="previous_response_id")
         if row.status in StoredResponse.UNFINISHED:
@@ -76,7 +84,7 @@ def items_resolved(*, user_id: int, items: list[dict[str, Any]]) -> list[dict[st
             continue
         response_id = response_id_of_item(item["id"])
         if response_id is not None and response_id not in rows:
-            rows[response_id] = StoredResponse.objects.filter(pk=response_id, owner_id=user_id).first()
+            rows[response_id] = _owned(user_id=user_id, response_id=response_id)
         row = rows.get(response_id) if response_id is not None else None
         found = (
             next((kept for kept in [*row.input_items, *row.output] if kept["id"] == item["id"]), None) if row else None

@@ -148,6 +148,8 @@ def _function_output_item(data: dict[str, Any], param: str, default_id: str) -> 
 def _item(value: Any, param: str, response_id: str, index: int) -> dict[str, Any] | None:
     data = _object(value, param)
     kind = data.get("type", "message")
+    if not isinstance(kind, str):
+        raise _type_error(f"{param}.type", "a string", kind)
     if data.get("id") is not None:
         _string(data["id"], f"{param}.id", allow_empty=False)
     if kind == "message":
@@ -240,6 +242,8 @@ def _tool_choice(value: Any, tools: list[dict[str, Any]]) -> str | dict[str, Any
     if isinstance(value, str):
         if value not in ("none", "auto", "required"):
             raise _value_error("tool_choice", f"expected 'none', 'auto', 'required' or an object, got {value!r}.")
+        if value == "required" and not tools:  # as /v1/chat/completions answers it
+            raise _value_error("tool_choice", "'required' needs at least one tool in 'tools'.")
         return value
     choice = _object(value, "tool_choice")
     if choice.get("type") != "function":

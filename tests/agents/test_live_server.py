@@ -116,6 +116,8 @@ def test_the_log_streams_as_sse_and_resumes_after_last_event_id(live_web, alice_
     assert [e["id"] for e in resumed] == ["3", "4", "5"]
     assert [e["id"] for e in sse_events(api.get(f"{events_url}?last_event_id=4").text)] == ["5"]
     assert api.get(events_url, headers={"Last-Event-ID": "5"}).status_code == 204
+    superscript = api.get(f"{events_url}?last_event_id=%C2%B2")  # "²": isdigit, yet no int (it was a 500)
+    assert superscript.status_code == 400 and superscript.json()["error"]["code"] == "invalid_last_event_id"
 
     stranger = httpx.get(f"{live_web.url}{events_url}", timeout=10)
     assert stranger.status_code == 401 and stranger.json()["error"]["code"] == "not_authenticated"

@@ -124,6 +124,8 @@ def test_a_finished_reply_replays_then_ends_and_past_its_end_there_is_nothing(
         rest = read_stream(client, posted["stream_url"], last_event_id=middle.id)
         past_end = read_stream(client, posted["stream_url"], last_event_id=whole.last_id)
         query = client.get(f"{posted['stream_url']}?last_event_id={middle.id}").text
+        superscript = client.get(f"{posted['stream_url']}?last_event_id=%C2%B2")  # "²": isdigit, yet no int
+    assert superscript.status_code == 400 and superscript.json()["error"]["code"] == "invalid_last_event_id"
     assert whole.text == message.content
     head = "".join(e.data["delta"] for e in whole.events if e.type == "token" and int(e.id) <= int(middle.id))
     assert head + rest.text == message.content

@@ -175,6 +175,13 @@ async def test_a_number_past_the_digit_limit_is_explained_in_plain_words(sim_mod
     assert error["message"] == "The request body holds a number of more than 4300 digits."
 
 
+async def test_a_body_that_is_not_utf8_is_told_without_the_codecs_words(sim_models, make_key) -> None:  # type: ignore[no-untyped-def]
+    secret = await in_thread(make_key)
+    body = b'{"model": "gpt-sim", "messages": [{"role": "user", "content": "caf\xe9"}]}'
+    error = assert_error(await post_json(AsyncClient(), URL, body, secret), 400, "invalid_json")
+    assert error["message"] == "The request body is not valid UTF-8 text."
+
+
 async def test_nan_is_not_json_let_alone_a_temperature(sim_models, make_key) -> None:  # type: ignore[no-untyped-def]
     secret = await in_thread(make_key)
     body = json.dumps(chat_body()).replace('"model"', '"temperature": NaN, "model"').encode()

@@ -74,11 +74,13 @@ async def test_a_built_in_tool_is_refused_naming_it(sim_models, make_key, tool) 
         ({"input": [{"role": "user", "content": [{"type": "input_image", "image_url": "x"}]}]}, "unsupported_value",
          "input[0].content[0].type"),
         ({"input": [{"type": "computer_call_output", "call_id": "c"}]}, "unsupported_value", "input[0].type"),
+        ({"input": [{"type": 1, "content": "Hi."}]}, "invalid_type", "input[0].type"),
         ({"input": [{"type": "item_reference", "id": "msg_1"}]}, "item_not_found", "input[0].id"),
         ({"input": [{"role": "robot", "content": "Hi."}]}, "invalid_value", "input[0].role"),
         ({"temperature": 3}, "invalid_value", "temperature"),
         ({"max_output_tokens": 0}, "invalid_value", "max_output_tokens"),
         ({"tool_choice": {"type": "function", "name": "nowhere"}}, "invalid_value", "tool_choice.name"),
+        ({"tool_choice": "required"}, "invalid_value", "tool_choice"),
         ({"text": {"format": {"type": "xml"}}}, "invalid_value", "text.format.type"),
         ({"metadata": {"k": 1}}, "invalid_type", "metadata.k"),
         ({"background": True, "store": False}, "invalid_value", "store"),
@@ -250,3 +252,35 @@ async def test_a_failure_before_anything_is_generated_is_a_plain_error_and_store
     assert_error(await create(secret, stream=True), 400, "content_policy")
     assert_error(await create(secret), 400, "content_policy")
     assert [row.status async for row in StoredResponse.objects.all()] == ["failed", "failed"]
+
+
+# --- hostile inputs (audit) ------------------------------------------------------------------------
+
+
+async def test_a_limit_written_in_other_digits_is_a_400_not_a_500(sim_models, make_key) -> None:  # type: ignore[no-untyped-def]
+    # "²".isdigit() is true but int("²") raises: it was a 500.
+    secret = await in_thread(make_key)
+    response = (await create(secret)).json()
+    path = f"{URL}/{response['id']}/input_items"
+    for limit in ("%C2%B2", "%E2%91%A0", "%F0%9D%9F%99"):  # ², ①, 𝟙
+        assert_error(await get(secret, f"{path}?limit={limit}"), 400, "invalid_value", param="limit")
+
+
+async def test_a_null_character_in_an_id_that_is_looked_up_is_not_found(sim_models, make_key) -> None:  # type: ignore[no-untyped-def]
+    # With store: false the null-character refusal does not apply, but the id is still looked up:
+    # PostgreSQL refuses a query holding U+0000, which was a 500 (the suite runs on both databases).
+    secret = await in_thread(make_key)
+    assert_error(
+        await create(secret, store=False, previous_response_id="resp_\x00"),
+        404,
+        "response_not_found",
+        param="previous_response_id",
+    )
+    reference = [{"type": "item_reference", "id": f"msg_{'0' * 31}\x00i0"}]  # names "resp_0...0\x00"
+    assert_error(await create(secret, store=False, input=reference), 404, "item_not_found", param="input[0].id")
+
+
+async def test_a_bound_missing_from_a_range_is_not_written_as_none(sim_models, make_key) -> None:  # type: ignore[no-untyped-def]
+    secret = await in_thread(make_key)
+    error = assert_error(await create(secret, max_tool_calls=0), 400, "invalid_value", param="max_tool_calls")
+    assert "None" not in error["message"] and "1 or more" in error["message"]
