@@ -250,7 +250,13 @@ def _reply_prepare(
 
 
 def _reply_plan(
-    prepared: PreparedReply, conversation: Conversation, caller: Caller, reply: Message, request_id: str, **more: Any
+    prepared: PreparedReply,
+    conversation: Conversation,
+    caller: Caller,
+    reply: Message,
+    request_id: str,
+    cache_control: str = "default",
+    **more: Any,
 ) -> ReplyPlan:
     owner_id = conversation.owner_id  # type: ignore[attr-defined]
     plan = ReplyPlan(
@@ -267,6 +273,7 @@ def _reply_plan(
             request_id=request_id,
             api_key_id=caller.api_key_id,
             user_id=owner_id,
+            cache_control=cache_control,
             prompt_template=conversation.prompt_template,
             prompt_version=prepared.prompt_version,
             conversation_id=conversation.pk,
@@ -449,7 +456,9 @@ def reply_regenerate(*, message: Message, caller: Caller, model: str = "", reque
         prepared.admission.release_sync()
         raise
     conversation.save(update_fields=["updated_at"])
-    return StartedReply(reply, _reply_plan(prepared, conversation, caller, reply, request_id))
+    # Another version is asked for: an answer the caches kept (the version there is, or a
+    # similar question's) would come back word for word, so they are not read; the new one is kept.
+    return StartedReply(reply, _reply_plan(prepared, conversation, caller, reply, request_id, cache_control="no-cache"))
 
 
 def reply_continue(*, message: Message, caller: Caller, request_id: str = "") -> StartedReply:

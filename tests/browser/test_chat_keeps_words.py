@@ -435,3 +435,56 @@ def test_settings_opened_while_the_conversation_still_loads_show_its_own(page, l
     held[0].continue_()
     dialog = page.get_by_role("dialog", name="Conversation settings")
     expect(dialog.get_by_label("System prompt")).to_have_value("Be brief.")
+
+
+def test_back_and_forward_go_through_the_conversations_opened_and_a_modified_click_opens_a_tab(
+    page, live_web, person, ui_model
+):
+    first = Conversation.objects.create(owner=person, model=MODEL, title="Bread recipe")
+    Message.objects.create(conversation=first, role="user", content="How long does the dough rise?")
+    second = Conversation.objects.create(owner=person, model=MODEL, title="Trip to Oslo")
+    Message.objects.create(conversation=second, role="user", content="Which museums open on Monday?")
+    sign_in(page, live_web.url, person)
+    sidebar = page.get_by_role("complementary", name="Conversations")
+    sidebar.get_by_role("link", name="Bread recipe").click()
+    expect(page.get_by_role("heading", name="Bread recipe")).to_be_visible()
+    sidebar.get_by_role("link", name="Trip to Oslo").click()
+    page.locator("#message-list").get_by_text("Which museums open on Monday?").wait_for()
+
+    page.go_back()
+    expect(page.get_by_role("heading", name="Bread recipe")).to_be_visible()
+    page.locator("#message-list").get_by_text("How long does the dough rise?").wait_for()
+    assert page.url == f"{live_web.url}/?c={first.pk}"
+    page.go_back()
+    expect(page.get_by_role("heading", name="New chat")).to_be_visible()
+    assert page.url == f"{live_web.url}/"
+    page.go_forward()
+    expect(page.get_by_role("heading", name="Bread recipe")).to_be_visible()
+    page.get_by_role("button", name="New chat").click()
+    expect(page.get_by_role("heading", name="New chat")).to_be_visible()
+    page.go_back()
+    expect(page.get_by_role("heading", name="Bread recipe")).to_be_visible()
+
+    # Ctrl and a click on a conversation opens it in a new tab, as with any link; this one stays.
+    with page.context.expect_page() as opened:
+        sidebar.get_by_role("link", name="Trip to Oslo").click(modifiers=["Control"])
+    tab = opened.value
+    tab.wait_for_load_state()
+    assert tab.url == f"{live_web.url}/?c={second.pk}"
+    tab.close()
+    expect(page.get_by_role("heading", name="Bread recipe")).to_be_visible()
+    assert page.url == f"{live_web.url}/?c={first.pk}"
+
+
+def test_a_page_signed_out_elsewhere_does_not_claim_a_message_was_kept_when_none_was_sent(
+    page, live_web, person, ui_model
+):
+    Conversation.objects.create(owner=person, model=MODEL, title="Garden plans")
+    sign_in(page, live_web.url, person)
+    page.context.clear_cookies()  # signed out elsewhere
+    page.get_by_role("complementary", name="Conversations").get_by_role("link", name="Garden plans").click()
+    status = page.locator("#chat-status")
+    expect(status).to_contain_text("You are signed out")
+    expect(status.get_by_role("link", name="log in (opens a new tab)")).to_be_visible()
+    assert "nothing was sent" not in status.inner_text()
+    assert "Your message is kept" not in status.inner_text()

@@ -249,6 +249,27 @@ def test_the_chat_works_at_phone_width(browser, live_web, person, ui_model, simu
         page.context.close()
 
 
+def test_a_reply_that_arrives_faster_than_the_screen_paints_is_followed_to_its_end(
+    browser, live_web, person, ui_model, simulator
+):
+    # A fast model (1,000 tokens a second): one frame draws far more than the "near the bottom" margin.
+    # Measured after drawing it, the pane read as scrolled up by the person and stopped following.
+    simulator.configure(MODEL, reply=" ".join(f"word{n}" for n in range(400)), tokens_per_s=1000)
+    page = new_page(browser, width=390, height=844)
+    try:
+        sign_in(page, live_web.url, person)
+        node = send(page, "A long answer, please")
+        watch(node)
+        expect(node.locator(".message-meta")).to_contain_text("tokens")  # the saved copy was read back
+        left = page.locator("#messages").evaluate("s => s.scrollHeight - s.scrollTop - s.clientHeight")
+        assert left <= 2, f"the reply's last {left} px are out of sight"
+        assert page.locator("#scroll-bottom").is_hidden()
+        expect(node.locator(".message-body")).to_contain_text("word399")
+        assert page.errors == []
+    finally:
+        page.context.close()
+
+
 def test_on_a_touch_phone_a_sent_message_shows_edit_and_copy(browser, live_web, person, ui_model, simulator):
     # A phone has no hover: buttons revealed only on hover would be there, but invisible.
     simulator.configure(MODEL, reply="Tap to edit.", tokens_per_s=0)

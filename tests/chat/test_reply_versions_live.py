@@ -9,7 +9,7 @@ import pytest
 
 from chat.models import Conversation, Message
 from chat.selectors import history_of
-from tests.chat.conftest import MODEL, api
+from tests.chat.conftest import MODEL, WebFactory, api
 from tests.chat.sse import read_stream, read_to_end
 from tests.chat.test_streaming_live import post_message, saved
 from tests.support import ManagedProcess
@@ -106,6 +106,31 @@ def test_regenerate_adds_a_version_and_later_turns_build_on_the_newest(
         assert old.status_code == 409 and old.json()["error"]["code"] == "not_latest_reply"
     history = history_of(conversation=Conversation.objects.get(pk=conversation))
     assert [m.content for m in history] == ["What is a switchyard?", "Second answer.", "And then?", "Third."]
+
+
+def test_regenerate_asks_the_model_again_even_when_the_cache_holds_the_answer(
+    web: WebFactory, alice_key: str, simulator: Any, chat_model: Any
+) -> None:
+    # A cached model and a conversation at temperature 0: the first answer goes into the exact cache.
+    chat_model.cache_exact_enabled = True
+    chat_model.save()
+    server = web()
+    simulator.configure(MODEL, tokens_per_s=0, reply="First answer.")
+    with api(server.url, alice_key) as client:
+        conversation = client.post("/api/v1/conversations", json={"model": MODEL, "temperature": 0}).json()
+        posted = client.post(f"/api/v1/conversations/{conversation['id']}/messages", json={"content": "Name a colour."})
+        assert posted.status_code == 201, posted.text
+        first_id = posted.json()["assistant_message"]["id"]
+        assert read_to_end(client, posted.json()["stream_url"])[-1].type == "done"
+        assert saved(first_id).content == "First answer."
+        simulator.configure(MODEL, tokens_per_s=0, reply="Second answer.")
+        again = client.post(f"/api/v1/messages/{first_id}/regenerate")
+        assert again.status_code == 201, again.text
+        assert read_to_end(client, again.json()["stream_url"])[-1].type == "done"
+    # Another version, from the model: not the cached first one, word for word.
+    second = saved(again.json()["assistant_message"]["id"])
+    assert second.status == "complete" and second.content == "Second answer."
+    assert simulator.stats(MODEL)["requests"] == 2
 
 
 def test_search_finds_conversations_by_title_or_by_what_was_said_and_only_your_own(

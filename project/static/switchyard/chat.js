@@ -46,12 +46,14 @@
   }
 
   // A refused or failed call, said in place; a signed-out person is offered a log-in that keeps the draft.
-  function sayError(error) {
+  // sending: the call sent the person's words (a message, an edit); any other call (reading a
+  // conversation, a reply's saved copy, the list) sent nothing of theirs, and says so.
+  function sayError(error, { sending = false } = {}) {
     if (error.code === "not_authenticated" || error.status === 401 || (error.status === 403 && /credentials/i.test(error.message))) {
       const next = location.pathname + location.search;
-      say("You are signed out, so nothing was sent. Your message is kept here: ",
-        el("a", { href: `/accounts/login/?next=${encodeURIComponent(next)}`, target: "_blank", rel: "noopener" }, "log in (opens a new tab)"),
-        ", then send it again.");
+      const login = el("a", { href: `/accounts/login/?next=${encodeURIComponent(next)}`, target: "_blank", rel: "noopener" }, "log in (opens a new tab)");
+      if (sending) say("You are signed out, so nothing was sent. Your message is kept here: ", login, ", then send it again.");
+      else say("You are signed out: ", login, ", then try again.");
       return;
     }
     say(describeError(error));
@@ -242,7 +244,12 @@
       el("a", {
         class: "conversation-open", href: `/?c=${conversation.id}`, "aria-current": current ? "page" : null, title: name, dir: "auto",
         "aria-keyshortcuts": "F2 Delete",
-        onclick: (event) => { event.preventDefault(); openConversation(conversation.id); },
+        onclick: (event) => {
+          // Ctrl, Cmd or Shift and a click: the browser opens the link in a new tab or window.
+          if (event.button !== 0 || event.ctrlKey || event.metaKey || event.shiftKey || event.altKey) return;
+          event.preventDefault();
+          openConversation(conversation.id, { push: true });
+        },
         onkeydown: (event) => {
           if (["ArrowDown", "ArrowUp", "Home", "End"].includes(event.key)) { event.preventDefault(); rovingMove(event.currentTarget, event.key); }
           if (event.key === "F2") { event.preventDefault(); startRename(conversation); }
@@ -304,7 +311,9 @@
     say(notice);
   }
 
-  function newChat() {
+  // push: the person asked for it (the New chat button), so Back returns to where they were.
+  function newChat({ push = false } = {}) {
+    if (push && location.search) history.pushState(null, "", "/");
     closeStream();
     state.current = null;
     state.chosen = {};
@@ -327,7 +336,9 @@
     modelSelect.title = option ? option.title : "";
   }
 
-  async function openConversation(id, { keepScroll = false } = {}) {
+  // push: the person chose it in the list, so Back returns to the conversation they were on.
+  async function openConversation(id, { keepScroll = false, push = false } = {}) {
+    if (push && new URLSearchParams(location.search).get("c") !== String(id)) history.pushState(null, "", `/?c=${id}`);
     closeStream();
     say("");
     setSidebar(false);
@@ -488,7 +499,7 @@
       follow(posted.assistant_message, reply);
       announce(posted.user_message.conversation);
     } catch (error) {
-      sayError(error);
+      sayError(error, { sending: true });
     } finally {
       state.sending = false;
     }
@@ -756,13 +767,17 @@
     } catch (error) { sayError(error); }
   }
 
+  // Whether to follow is decided before the new text is drawn: measured after it, a frame that
+  // brought more than the "near the bottom" margin (a fast model, a tab coming back from the
+  // background, a long line on a phone) read as the person having scrolled up, and the pane stopped following.
   function schedulePaint(stream) {
     if (stream.frame) return;
     stream.frame = requestAnimationFrame(() => {
       stream.frame = 0;
+      const following = nearBottom();
       stream.node._text = stream.text;
       paintText(stream.node, stream.text);
-      scrollDown();
+      scrollDown(following);
     });
   }
 
@@ -880,7 +895,7 @@
     } catch (error) {
       if (error.code === "conversation_not_found" && state.current) {
         conversationGone(state.current.id, "This conversation was deleted, perhaps in another tab. Your message is kept: send it to start a new chat.");
-      } else sayError(error);
+      } else sayError(error, { sending: true });
       renderConversations();
     } finally {
       state.sending = false;
@@ -982,7 +997,13 @@
   $("settings-open").addEventListener("click", settingsOpen);
   $("settings-cancel").addEventListener("click", () => settings.close());
   $("settings-form").addEventListener("submit", (event) => { event.preventDefault(); settingsSave(); });
-  $("new-chat").addEventListener("click", newChat);
+  $("new-chat").addEventListener("click", () => newChat({ push: true }));
+  // Back and Forward between the conversations opened here (each is an entry of the tab's history).
+  window.addEventListener("popstate", () => {
+    const wanted = new URLSearchParams(location.search).get("c");
+    if (wanted) openConversation(Number(wanted));
+    else if (state.current) newChat();
+  });
   toggle.addEventListener("click", () => setSidebar(!sidebar.classList.contains("open")));
   $("sidebar-close").addEventListener("click", () => { setSidebar(false); toggle.focus(); });
   backdrop.addEventListener("click", () => setSidebar(false));
