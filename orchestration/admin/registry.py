@@ -173,7 +173,7 @@ class ProviderAdmin(admin.ModelAdmin):
     def model_count(self, provider: Provider) -> int:
         return len(provider.models.all())
 
-    @admin.action(description="Test connection")
+    @admin.action(description="Test connection", permissions=["change"])  # a real (paid) call
     def test_connection(self, request: HttpRequest, queryset: QuerySet[Provider]) -> None:
         _report(self, request, [provider_probe(provider) for provider in queryset])
 
@@ -339,6 +339,6 @@ class LanguageModelAdmin(admin.ModelAdmin):
             model.cache_semantic_learned_floor,
         )
 
-    @admin.action(description="Test connection")
+    @admin.action(description="Test connection", permissions=["change"])  # a real (paid) call
     def test_connection(self, request: HttpRequest, queryset: QuerySet[LanguageModel]) -> None:
         _report(self, request, [provider_probe(model.provider, model) for model in queryset.select_related("provider")])

@@ -73,6 +73,7 @@ def viewer(django_user_model: Any) -> Client:
     """Staff who may look at keys, breakers, cached answers, tasks and experiments, and change nothing."""
     user = django_user_model.objects.create_user("viewer", "viewer@example.com", "viewer-password-1", is_staff=True)
     names = ["view_apikey", "view_breakerstate", "view_cacheentry", "view_task", "view_experiment"]
+    names += ["view_provider", "view_languagemodel"]
     user.user_permissions.add(*Permission.objects.filter(codename__in=names))
     client = Client()
     client.force_login(user)
@@ -94,6 +95,8 @@ def _offered_actions(user: Any, model: str) -> set[str]:
         ("orchestration.CacheEntry", {"purge_selected", "purge_models_of_selected", "report_wrong_semantic_hits"}),
         ("agents.Task", {"cancel_tasks"}),
         ("orchestration.Experiment", {"pause", "resume", "end"}),
+        ("orchestration.Provider", {"test_connection"}),  # a real call, which a provider may bill
+        ("orchestration.LanguageModel", {"test_connection"}),
     ],
 )
 def test_a_viewer_is_offered_no_action_that_changes_anything(
