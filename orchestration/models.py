@@ -139,7 +139,10 @@ class LanguageModel(models.Model):
         verbose_name = "model"
         constraints = [
             models.UniqueConstraint(
-                fields=["chat_default"], condition=models.Q(chat_default=True), name="one_default_chat_model"
+                fields=["chat_default"],
+                condition=models.Q(chat_default=True),
+                name="one_default_chat_model",
+                violation_error_message="Another model is already the chat's default: clear it there first.",
             )
         ]
 

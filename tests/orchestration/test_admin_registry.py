@@ -368,3 +368,16 @@ def test_a_fallback_moves_onto_the_place_of_one_deleted_in_the_same_save(admin_c
 
     assert response.status_code == 302, response.content.decode()[:2000]
     assert [(link.target.name, link.position) for link in big.fallbacks.all()] == [("small", 1)]
+
+
+def test_a_second_chat_default_is_refused_in_words_an_operator_reads(admin_client, models):
+    big, small = models
+    small.chat_default = True
+    small.save()
+    url = reverse("admin:orchestration_languagemodel_change", args=[big.pk])
+
+    response = admin_client.post(url, model_form(big, chat_default="on"))
+
+    assert response.status_code == 200
+    errors = " ".join(response.context["adminform"].form.non_field_errors())
+    assert "Another model is already the chat's default" in errors and "violated" not in errors
