@@ -185,6 +185,24 @@ def test_a_reply_with_script_and_img_tags_shows_as_text_and_runs_nothing(page, l
     screenshot(page, "chat-untrusted-markdown")
 
 
+def test_a_link_whose_address_holds_parentheses_is_kept_whole(page, live_web, person, ui_model):
+    sign_in(page, live_web.url, person)
+    html = page.evaluate(
+        "Switchyard.markdown('See [Mercury](https://en.wikipedia.org/wiki/Mercury_(planet)) "
+        "and ([the docs](https://example.com/a)).')"
+    )
+    links = page.evaluate(
+        "html => [...new DOMParser().parseFromString(html, 'text/html').querySelectorAll('a')]"
+        ".map(a => [a.textContent, a.getAttribute('href')])",
+        html,
+    )
+    assert links == [
+        ["Mercury", "https://en.wikipedia.org/wiki/Mercury_(planet)"],
+        ["the docs", "https://example.com/a"],
+    ]
+    assert "</a>)." in html  # the parenthesis around the second link stays text
+
+
 def test_conversations_are_listed_renamed_and_deleted(page, live_web, person, ui_model, simulator):
     simulator.configure(MODEL, reply="Noted.", tokens_per_s=0)
     sign_in(page, live_web.url, person)

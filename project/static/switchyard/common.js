@@ -77,7 +77,8 @@ const Switchyard = (() => {
       .replace(/\*\*([^*\n]+)\*\*/g, "<strong>$1</strong>")
       .replace(/(^|[\s(])\*([^*\n]+)\*/g, "$1<em>$2</em>")
       .replace(/~~([^~\n]+)~~/g, "<del>$1</del>")
-      .replace(/\[([^\]\n]+)\]\((https?:\/\/[^\s)"'<>]+)\)/g,
+      // A URL may hold balanced parentheses, one level deep (Wikipedia's "Foo_(bar)"), as in CommonMark.
+      .replace(/\[([^\]\n]+)\]\((https?:\/\/(?:[^\s()"'<>]|\([^\s()"'<>]*\))+)\)/g,
         '<a href="$2" rel="noopener noreferrer nofollow" target="_blank">$1</a>');
   }
 
