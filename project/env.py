@@ -85,6 +85,10 @@ def env_url(name: str, schemes: set[str]) -> str | None:
         raise ImproperlyConfigured(f"{name}={raw!r} must be a URL with one of the schemes: {allowed}")
     if parsed.scheme not in {"sqlite"} and not parsed.hostname and not parsed.path:
         raise ImproperlyConfigured(f"{name}={raw!r} names no host")
+    try:
+        parsed.port  # noqa: B018  # urlparse checks the port only when it is read
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} has a port that is not a number from 0 to 65535") from None
     return raw.strip()
 
 

@@ -230,6 +230,14 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Switchyard -------------------------------------------------------------------------
+_SEMANTIC_EMBEDDER = (env_str("SWITCHYARD_SEMANTIC_EMBEDDER") or "local").strip()
+if _SEMANTIC_EMBEDDER != "local" and not (
+    _SEMANTIC_EMBEDDER.startswith("provider:") and _SEMANTIC_EMBEDDER.removeprefix("provider:")
+):
+    raise ImproperlyConfigured(
+        f"SWITCHYARD_SEMANTIC_EMBEDDER={_SEMANTIC_EMBEDDER!r} must be 'local' or 'provider:<model>'"
+    )
+
 SWITCHYARD: dict[str, Any] = {
     # Deadlines per endpoint, in seconds (docs/architecture.md, decision 4).
     "DEADLINE_COMPLETION_S": env_float("SWITCHYARD_DEADLINE_COMPLETION_S", 30.0, minimum=0.1),
@@ -238,7 +246,7 @@ SWITCHYARD: dict[str, Any] = {
     # A long generation stretches its call's deadline (max_tokens / tokens per second), up to this.
     "DEADLINE_CEILING_S": env_float("SWITCHYARD_DEADLINE_CEILING_S", 600.0, minimum=0.1),
     "CONFIG_FILE": env_str("SWITCHYARD_CONFIG"),
-    "SIMULATOR_URL": env_str("SWITCHYARD_SIMULATOR_URL", "http://127.0.0.1:9100"),
+    "SIMULATOR_URL": env_url("SWITCHYARD_SIMULATOR_URL", {"http", "https"}) or "http://127.0.0.1:9100",
     "CHAT_GRACE_S": env_float("SWITCHYARD_CHAT_GRACE_S", 30.0, minimum=0.0),
     # How long a finished reply's events stay in Redis (the saved message replays after that),
     # and how long a reply's producer may stay silent before relays declare it lost.
@@ -264,7 +272,7 @@ SWITCHYARD: dict[str, Any] = {
     "AGENT_MODEL": env_str("SWITCHYARD_AGENT_MODEL", ""),
     # Response cache: the semantic cache's embedder ("local" or "provider:<model>"), and how long
     # an expired answer stays in Redis to serve (marked STALE) when every provider fails.
-    "SEMANTIC_EMBEDDER": env_str("SWITCHYARD_SEMANTIC_EMBEDDER", "local"),
+    "SEMANTIC_EMBEDDER": _SEMANTIC_EMBEDDER,
     "CACHE_STALE_GRACE_S": env_float("SWITCHYARD_CACHE_STALE_GRACE_S", 3600.0, minimum=0.0),
     # What a person may spend signed in, without an API key (orchestration/access/policy.py):
     # requests and tokens per minute and a monthly budget in USD, "none" for no limit; the admin's
@@ -310,6 +318,7 @@ TRACING = {
 }
 
 LOG_FORMAT = env_choice("LOG_FORMAT", ("plain", "json"), "plain")
+LOG_LEVEL = env_choice("LOG_LEVEL", ("debug", "info", "warning", "error", "critical"), "info").upper()
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -325,7 +334,7 @@ LOGGING = {
             "filters": ["call_context"] if LOG_FORMAT == "json" else [],
         }
     },
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
     # httpx logs every provider call at INFO: one line per LLM request on the hot path.
     "loggers": {"django.channels.server": {"level": "WARNING"}, "httpx": {"level": "WARNING"}},
 }

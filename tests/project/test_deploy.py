@@ -32,6 +32,16 @@ def test_compose_runs_two_web_two_workers_and_the_services():
     assert "rqworker" in services["worker1"]["command"]
 
 
+def test_compose_loads_the_registry_that_switchyard_config_names():
+    # docs/operations.md: "mount your own TOML file and point SWITCHYARD_CONFIG at it".
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    migrate = compose["services"]["migrate"]
+    assert migrate["environment"]["SWITCHYARD_CONFIG"]
+    script = migrate["command"][-1]
+    assert "llmconfig load" in script
+    assert '"$$SWITCHYARD_CONFIG"' in script  # compose turns $$ into $ for the shell
+
+
 def test_compose_config_is_valid_where_docker_compose_is_installed(tmp_path: Path):
     tool = shutil.which("docker-compose")
     if tool is None:

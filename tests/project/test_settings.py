@@ -49,8 +49,29 @@ def test_allowed_hosts_are_required_without_debug():
         ("REDIS_URL", "http://localhost:6379"),
         ("SWITCHYARD_DEADLINE_COMPLETION_S", "soon"),
         ("SWITCHYARD_DEADLINE_CHAT_S", "-5"),
+        ("LOG_LEVEL", "loud"),
+        ("SWITCHYARD_SEMANTIC_EMBEDDER", "openai"),
+        ("SWITCHYARD_SIMULATOR_URL", "127.0.0.1:9100"),
+        ("SWITCHYARD_SIMULATOR_URL", "http://127.0.0.1:port"),
+        ("REDIS_URL", "redis://localhost:port/0"),
     ],
 )
 def test_a_bad_value_names_the_variable(name, value):
     message = settings_error(SECRET_KEY="x", ALLOWED_HOSTS="localhost", **{name: value})
     assert name in message
+
+
+def test_the_log_level_is_read_in_any_case():
+    environment = {
+        k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DEBUG", "DATABASE_URL", "ALLOWED_HOSTS"}
+    }
+    environment.update(SECRET_KEY="x", ALLOWED_HOSTS="localhost", LOG_LEVEL="warning")
+    code = (
+        "import django, os; os.environ['DJANGO_SETTINGS_MODULE']='project.settings'; django.setup(); "
+        "import logging; print(logging.getLogger().level)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "30"
