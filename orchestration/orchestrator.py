@@ -277,10 +277,8 @@ class Orchestrator:
         route = snap.models.get(call.model)
         if route is None or route.provider not in snap.providers:
             raise model_not_found(call.model)
-        if call.operation == "chat":  # embeddings stay out of experiments: a variant's vectors would not compare
-            route = self._experiment_arm(call, snap, route)
-        call.snap, call.requested = snap, route
-        call.chain = route.fallbacks if with_fallbacks else ()
+        # The deadline is the one of the model the caller asked for, whichever variant serves it:
+        # the door's backstop and the budget's hold (orchestration/calls.py) count with that model too.
         call.deadline = deadline_for(
             call.ctx.endpoint,
             requested_s=call.ctx.deadline_s,
@@ -289,6 +287,10 @@ class Orchestrator:
             clock=self.clock,
             started=call.started,
         )
+        if call.operation == "chat":  # embeddings stay out of experiments: a variant's vectors would not compare
+            route = self._experiment_arm(call, snap, route)
+        call.snap, call.requested = snap, route
+        call.chain = route.fallbacks if with_fallbacks else ()
         self._serve_from(call, route)
         return route
 
@@ -480,7 +482,7 @@ class Orchestrator:
             call.note_reopen(lease.admission.retry_at)
             raise BreakerOpen(lease.key, lease.admission.retry_at)
         call.served.attempts += 1
-        if call.requested is not None and call.requested.strategy == LEAST_BUSY:
+        if deployment.route.strategy == LEAST_BUSY:  # the model being tried: a fallback counts too
             lease.in_flight = deployment.key
             await self.accounts.start(deployment.key)
 

@@ -193,7 +193,11 @@ _PER_MILLION = Decimal(1_000_000)
 
 
 def _chain(route: ModelRoute, registry: Snapshot) -> list[ModelRoute]:
-    return [route, *(registry.models[name] for name in route.fallbacks if name in registry.models)]
+    """The models that may serve a call to ``route``: itself, its fallback chain, and the
+    content-policy fallback of any of them (orchestration/orchestrator.py, ``_candidates``)."""
+    chain = [route, *(registry.models[name] for name in route.fallbacks if name in registry.models)]
+    policy = [model.content_policy_fallback for model in chain if model.content_policy_fallback]
+    return chain + [registry.models[name] for name in policy if name in registry.models]
 
 
 def _dearest_prices(route: ModelRoute, registry: Snapshot) -> tuple[Decimal, Decimal]:

@@ -15,12 +15,14 @@ from django.utils.html import format_html
 from orchestration.breaker import (
     BreakerView,
     breaker_force_open,
+    breaker_key,
     breaker_read,
     breaker_reset,
     breaker_state_save,
 )
 from orchestration.costs import costs_summary
 from orchestration.models import BreakerState, Provider, RequestLog
+from orchestration.registry import snapshot
 
 _STATE_COLOURS = {"closed": "#2e7d32", "half_open": "#ef6c00", "open": "#c62828"}
 
@@ -30,11 +32,24 @@ def _open_s(row: BreakerState) -> float:
 
 
 def breaker_rows_ensure() -> None:
-    """A row for every breaker there can be: one that never changed state has none yet."""
+    """A row for every breaker there can be: one that never changed state has none yet. That is
+    one per provider (or per provider and model), and one per deployment of a model with several
+    (``provider:upstream``, orchestration/breaker.py ``breaker_key``)."""
+    providers: dict[str, Provider] = {}
     for provider in Provider.objects.filter(enabled=True).prefetch_related("models"):
+        providers[provider.name] = provider
         keys = [f"{provider.name}:{m.upstream}" for m in provider.models.all()] if provider.breaker_per_model else []
         for key in keys or [provider.name]:
             BreakerState.objects.get_or_create(key=key, defaults={"provider": provider, "model": key.partition(":")[2]})
+    registry = snapshot()
+    for route in registry.models.values():
+        for deployment in route.deployments:
+            reached = registry.providers.get(deployment.route.provider)
+            owner = providers.get(deployment.route.provider)
+            if reached is None or owner is None:
+                continue
+            key = breaker_key(deployment.route, reached)
+            BreakerState.objects.get_or_create(key=key, defaults={"provider": owner, "model": key.partition(":")[2]})
 
 
 def _refresh(row: BreakerState) -> BreakerView | None:
