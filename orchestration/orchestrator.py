@@ -18,6 +18,7 @@ from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
+from orchestration.access.admission import prompt_tokens_from_chars
 from orchestration.breaker import Admission, BreakerPolicy, Breakers, BreakerView, breaker_key, breaker_state_mirror
 from orchestration.caching import exact as exact_cache
 from orchestration.caching.feedback import ServedHit, semantic_hit_token
@@ -69,6 +70,7 @@ from orchestration.types import (
     Served,
     Usage,
 )
+from orchestration.validation import prompt_chars
 from orchestration.watchdog import ReadWatchdog
 
 logger = logging.getLogger(__name__)
@@ -745,16 +747,21 @@ class OpenedStream:
 
 @dataclass(slots=True)
 class Relayed:
-    """What a stream sent: its usage, whether it finished, and (when it may be cached) its chunks."""
+    """What a stream sent: its usage, whether it finished, the length of its text, and (when it
+    may be cached) its chunks."""
 
     keep: bool
     chunks: list[Chunk] = field(default_factory=list)
     usage: Usage | None = None
     finished: bool = False
+    chars: int = 0
 
     def add(self, chunk: Chunk) -> None:
         if self.keep:
             self.chunks.append(chunk)
+        self.chars += len(chunk.delta)
+        if chunk.tool_calls:
+            self.chars += sum(len(call.name or "") + len(call.arguments) for call in chunk.tool_calls)
         if chunk.usage is not None:
             self.usage = chunk.usage
         if chunk.finish_reason:
@@ -824,9 +831,16 @@ class ReplyStream:
                 yield chunk
             return
         relayed = Relayed(keep=route is requested and orchestrator._cacheable_stream(request, call))
-        async with aclosing(self._relay(opened, route, lease, relayed)) as chunks:
-            async for chunk in chunks:
-                yield chunk
+        try:
+            async with aclosing(self._relay(opened, route, lease, relayed)) as chunks:
+                async for chunk in chunks:
+                    yield chunk
+        except BaseException:
+            # Cut short (the client left, the provider failed, the deadline passed): what the
+            # provider read and wrote is charged all the same, by its own usage when it sent one,
+            # else estimated. Hanging up before the usage chunk came must not make a call free.
+            orchestrator._charge(call, route, relayed.usage or _usage_estimated(request, relayed))
+            raise
         orchestrator._charge(call, route, relayed.usage or Usage())
         await orchestrator._count_tokens(call, relayed.usage or Usage())
         if relayed.keep and relayed.finished:
@@ -890,6 +904,15 @@ class ReplyStream:
             opened.watchdog.close()
             await _close(upstream)
         await orchestrator._succeeded(lease)
+
+
+def _usage_estimated(request: ChatRequest, relayed: Relayed) -> Usage:
+    """A stream's usage when it ended before the provider said it: the prompt and the text sent,
+    counted as the admission counts a prompt (``prompt_tokens_from_chars``)."""
+    return Usage(
+        input_tokens=prompt_tokens_from_chars(prompt_chars(request)),
+        output_tokens=prompt_tokens_from_chars(relayed.chars),
+    )
 
 
 async def _next_chunk(upstream: AsyncIterator[Chunk], limit_s: float, watchdog: ReadWatchdog) -> Chunk | None:

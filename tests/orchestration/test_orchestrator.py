@@ -199,6 +199,27 @@ async def test_closing_a_stream_early_closes_the_upstream_and_logs_the_call_as_c
     assert (await RequestLog.objects.aget(request_id="early-close")).status == "cancelled"
 
 
+async def test_a_stream_cut_short_is_charged_what_it_read_and_wrote(
+    orchestrator: Orchestrator, registry: Any, simulator: Simulator
+) -> None:
+    # The usage comes on the last chunk: a client that hung up before it paid nothing at all.
+    simulator.configure("big", tokens_per_s=50, reply=" ".join(["word"] * 100))
+    stream = orchestrator.stream(ask("big", max_tokens=200), ctx(request_id="cut-short"))
+    received = []
+    async for chunk in stream:
+        received.append(chunk.delta)
+        if len(received) == 5:
+            break
+    await stream.aclose()
+
+    usage = stream.served.usage
+    assert usage.input_tokens > 0 and usage.output_tokens >= len("".join(received)) // 4 > 0
+    assert stream.served.cost_usd > 0
+    assert await asyncio.to_thread(requestlog_flush)
+    row = await RequestLog.objects.aget(request_id="cut-short")
+    assert (row.status, row.output_tokens, row.cost_usd) == ("cancelled", usage.output_tokens, stream.served.cost_usd)
+
+
 async def test_every_call_writes_one_request_log_row_whatever_its_outcome(
     orchestrator: Orchestrator, registry: Any, simulator: Simulator, alice: Any
 ) -> None:
