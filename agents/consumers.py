@@ -27,7 +27,8 @@ from agents.models import Task, TaskEvent
 from agents.registry import Agent, agent_get
 from agents.runtime import AgentFailed, AgentRuntime, RunSpec
 from agents.sessions import InputMismatch, SessionRecorder
-from orchestration.access.admission import Caller
+from orchestration.access.admission import Caller, caller_for_secret, caller_for_user
+from orchestration.access.credentials import api_key_secret_from_scope
 from orchestration.access.keys import REFUSALS
 from orchestration.access.revocation import AccessWatch, access_watch
 from orchestration.errors import InvalidRequest, MethodNotAllowed, ServiceError, Unauthenticated, error_body_of
@@ -135,6 +136,13 @@ class AgentSessionConsumer(AsyncJsonWebsocketConsumer):
             await self.send_error("invalid_message", fields)
             return
         try:
+            self.caller = await self.current_caller()
+        except Unauthenticated as refusal:
+            # Expired since the handshake (nothing announces the passing of time): as a revoked key.
+            await self.send_refusal(refusal)
+            await self.close(code=CLOSE_UNAUTHENTICATED, reason=refusal.code)
+            return
+        try:
             task = await database_sync_to_async(services.task_create_interactive)(
                 caller=self.caller,
                 agent=fields["agent"],
@@ -153,6 +161,15 @@ class AgentSessionConsumer(AsyncJsonWebsocketConsumer):
         self.recorder = SessionRecorder(task, self.send_json)
         self.run = asyncio.create_task(self.drive(task, agent, self.recorder))
 
+    async def current_caller(self) -> Caller:
+        """The connection's caller as it is now, for the admission of a ``start_task``: the key's
+        limits, models, budget and expiry (or the person's policy) may have changed since the
+        handshake. Cheap: the key cache and the policy cache hear of every change."""
+        secret = api_key_secret_from_scope(self.scope)
+        if secret is not None:
+            return await caller_for_secret(secret)
+        return await caller_for_user(self.scope["user"])
+
     async def provide_input(self, content: dict[str, Any]) -> None:
         fields = _string_fields(content, required=("request_id", "value"), optional=(), allow_blank=("value",))
         if isinstance(fields, str):
@@ -160,6 +177,9 @@ class AgentSessionConsumer(AsyncJsonWebsocketConsumer):
             return
         if not self.running or self.recorder is None:
             await self.send_error("no_input_requested", "No task is waiting for input.")
+            return
+        if len(fields["value"]) > services.MAX_ANSWER_CHARS:  # as POST /api/v1/tasks/{id}/input
+            await self.send_error("input_too_large", f"`value` is longer than {services.MAX_ANSWER_CHARS} characters.")
             return
         try:
             self.recorder.provide_input(fields["request_id"], fields["value"])

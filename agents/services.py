@@ -34,6 +34,7 @@ from agents.registry import agent_get
 from agents.runtime import CallRef
 from agents.tools import Tool, ToolContext
 from orchestration.access.admission import Caller, admit_sync, prompt_tokens_from_chars, route_of
+from orchestration.calls import require_capability
 from orchestration.database import without_null_characters
 from orchestration.errors import Conflict, InvalidRequest, ServiceError, TooLarge
 from orchestration.jobrecovery import reap_if_due, requeue_jobless
@@ -105,7 +106,8 @@ def _validated_request(caller: Caller, agent: str, task_input: str, model: str |
     if len(task_input) > MAX_INPUT_CHARS:
         raise TooLarge("input_too_large", f"`input` is longer than {MAX_INPUT_CHARS} characters.", param="input")
     model = model or task_default_model(caller)
-    route_of(caller, model, snapshot())
+    # An agent chats with its model: an embeddings-only model is the 400 that /v1 answers.
+    require_capability(route_of(caller, model, snapshot()), "chat")
     return model
 
 

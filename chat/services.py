@@ -32,6 +32,7 @@ from chat.models import Conversation, Message
 from chat.selectors import conversation_rows, history_of, reply_streaming_in
 from chat.streams import ReplyEvent
 from orchestration.access.admission import Admission, Caller, admit_sync, route_of
+from orchestration.calls import require_capability
 from orchestration.database import database_call
 from orchestration.deadlines import deadline_for
 from orchestration.errors import Conflict, InvalidRequest, TooLarge
@@ -83,7 +84,7 @@ def conversation_create(
     caller: Caller,
 ) -> Conversation:
     model = model or _default_model(caller)
-    route_of(caller, model, snapshot())
+    require_capability(route_of(caller, model, snapshot()), "chat")  # an embeddings model cannot reply
     _template_check(prompt_template)
     return Conversation.objects.create(  # type: ignore[misc]
         owner=owner,
@@ -98,7 +99,7 @@ def conversation_create(
 def conversation_update(*, conversation: Conversation, caller: Caller, **changes: Any) -> Conversation:
     """Change any of title, model, system_prompt, prompt_template, temperature."""
     if "model" in changes:
-        route_of(caller, changes["model"], snapshot())
+        require_capability(route_of(caller, changes["model"], snapshot()), "chat")
     if "prompt_template" in changes:
         _template_check(changes["prompt_template"])
     for name, value in changes.items():
@@ -228,6 +229,7 @@ def _reply_prepare(
     and a reservation of its worst-case cost, settled when the reply ends.
     """
     route = route_of(caller, model or conversation.model, snapshot())
+    require_capability(route, "chat")  # as /v1/chat/completions refuses an embeddings-only model
     _busy_check(conversation, rows)
     subject = CallContext(
         endpoint="chat",

@@ -16,8 +16,10 @@ from orchestration.http import body_too_large, request_id_of
 def _drf_code(exc: drf_exceptions.APIException, status: int) -> str:
     if isinstance(exc, drf_exceptions.ValidationError):
         return "invalid_request"
-    if isinstance(exc, drf_exceptions.NotAuthenticated | drf_exceptions.AuthenticationFailed):
-        return "invalid_api_key" if status == 401 else "not_authenticated"
+    if isinstance(exc, drf_exceptions.NotAuthenticated):
+        return "not_authenticated"  # neither a key nor a signed-in session (docs/api.md, Authentication)
+    if isinstance(exc, drf_exceptions.AuthenticationFailed):
+        return "invalid_api_key"
     if isinstance(exc, drf_exceptions.PermissionDenied) and str(exc.detail).startswith("CSRF Failed"):
         return "csrf_failed"  # as Django's own CSRF check answers (project.edge.views.csrf_failure)
     codes = exc.get_codes()

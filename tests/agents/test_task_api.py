@@ -192,3 +192,33 @@ def test_the_openapi_document_describes_the_task_api(client) -> None:
     assert "Idempotency-Key" in [parameter["name"] for parameter in create["parameters"]]
     assert {"get"} <= set(paths["/api/v1/tasks/{task_id}"]) and "post" in paths["/api/v1/tasks/{task_id}/input"]
     assert "log" in schema["components"]["schemas"]["TaskDetailOutput"]["properties"]
+
+
+def test_a_task_on_an_embeddings_only_model_is_refused_as_v1_chat_refuses_it(alice_api, agent_model) -> None:
+    from orchestration.models import LanguageModel
+    from orchestration.registry import snapshot_invalidate
+
+    LanguageModel.objects.create(
+        name="sim-embed", provider=agent_model.provider, upstream="sim-embed", capabilities=["embeddings"]
+    )
+    snapshot_invalidate()
+    refused = post_task(alice_api, {"agent": "research-assistant", "input": "Hi", "model": "sim-embed"})
+    assert refused.status_code == 400 and error_code(refused) == "model_not_supported"
+    assert refused.json()["error"]["param"] == "model"
+    assert Task.objects.count() == 0
+
+
+def test_a_call_without_a_key_or_a_session_is_not_authenticated_as_documented(agent_model) -> None:
+    """docs/api.md, Authentication: ``not_authenticated`` when a task call presents neither; a key
+    that does not exist stays ``invalid_api_key``."""
+    anonymous = APIClient()
+    for refused in (
+        anonymous.get("/api/v1/tasks"),
+        anonymous.post("/api/v1/tasks/00000000-0000-0000-0000-000000000000/cancel"),
+        anonymous.post("/api/v1/tasks/00000000-0000-0000-0000-000000000000/input", {}, format="json"),
+    ):
+        assert refused.status_code == 401 and error_code(refused) == "not_authenticated"
+        assert refused["WWW-Authenticate"] == 'Bearer realm="switchyard"'
+    wrong = APIClient()
+    wrong.credentials(HTTP_AUTHORIZATION="Bearer sy-not-a-key")
+    assert error_code(wrong.get("/api/v1/tasks")) == "invalid_api_key"

@@ -315,3 +315,87 @@ async def test_a_key_limited_to_other_models_cannot_start_a_task_on_this_one(ali
     assert refused["type"] == "error" and refused["code"] == "model_not_allowed"
     await communicator.disconnect()
     assert await Task.objects.acount() == 0
+
+
+async def test_a_start_task_is_admitted_with_the_key_as_it_is_now_not_as_it_was_at_the_handshake(
+    alice, agent_model, simulator
+) -> None:
+    """The session's caller was read once at the handshake: narrowing a key's models (or its rate
+    limit, or its budget) left open sessions running tasks the HTTP doors refuse."""
+    from orchestration.access.keys import api_key_create
+    from orchestration.access.models import ApiKey
+
+    key, secret = await sync_to_async(api_key_create)(user=alice)
+    communicator = WebsocketCommunicator(application, "/ws/agents/", headers=bearer(secret))
+    assert (await communicator.connect())[0]
+    assert (await communicator.receive_json_from())["type"] == "session"
+    await start(communicator)
+    assert (await frames_until(communicator, "complete", "error"))[-1]["type"] == "complete"
+
+    changed = await ApiKey.objects.aget(pk=key.pk)
+    changed.allowed_models = ["another-model"]
+    await changed.asave()
+    await start(communicator)
+    refused = await communicator.receive_json_from()
+    assert refused["type"] == "error" and refused["code"] == "model_not_allowed" and refused["status"] == 403
+    await communicator.disconnect()
+    assert await Task.objects.acount() == 1
+
+
+async def test_a_key_that_expired_during_the_session_is_refused_at_start_task_and_closes_it(
+    alice, agent_model, simulator
+) -> None:
+    """Nothing announces the passing of time: a key that expired while the session was open
+    created a task (counted, then failed at its first step) instead of being refused at the door."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from orchestration.access.keys import api_key_create
+    from orchestration.access.models import ApiKey
+
+    key, secret = await sync_to_async(api_key_create)(user=alice)
+    communicator = WebsocketCommunicator(application, "/ws/agents/", headers=bearer(secret))
+    assert (await communicator.connect())[0]
+    assert (await communicator.receive_json_from())["type"] == "session"
+    changed = await ApiKey.objects.aget(pk=key.pk)
+    changed.expires_at = timezone.now() + timedelta(seconds=0.5)
+    await changed.asave()
+    await asyncio.sleep(0.7)
+
+    await start(communicator)
+    refused = await communicator.receive_json_from()
+    assert refused["type"] == "error" and refused["code"] == "key_expired" and refused["status"] == 401
+    assert (await communicator.receive_output(timeout=2))["code"] == 4401
+    assert await Task.objects.acount() == 0
+
+
+async def test_a_session_refuses_an_embeddings_model_as_v1_chat_does(session, alice, agent_model) -> None:
+    from orchestration.models import LanguageModel
+    from orchestration.registry import snapshot_invalidate
+
+    await LanguageModel.objects.acreate(
+        name="sim-embed", provider=agent_model.provider, upstream="sim-embed", capabilities=["embeddings"]
+    )
+    snapshot_invalidate()
+    await session.send_json_to(
+        {"type": "start_task", "agent": "research-assistant", "input": "Hi", "model": "sim-embed"}
+    )
+    refused = await session.receive_json_from()
+    assert refused["type"] == "error" and refused["code"] == "model_not_supported" and refused["status"] == 400
+    assert await Task.objects.acount() == 0
+
+
+async def test_an_answer_over_the_socket_is_bounded_as_the_http_answer_is(session, simulator) -> None:
+    from agents.services import MAX_ANSWER_CHARS
+
+    simulator.configure(MODEL, script=script({"tool_calls": [call("ask_user", question="Which?")]}, {"content": "Ok."}))
+    await start(session)
+    question = (await frames_until(session, "need_input"))[-1]
+    too_long = {"type": "provide_input", "request_id": question["request_id"], "value": "x" * (MAX_ANSWER_CHARS + 1)}
+    await session.send_json_to(too_long)
+    refused = await session.receive_json_from()
+    assert refused["type"] == "error" and refused["code"] == "input_too_large"
+
+    await session.send_json_to({"type": "provide_input", "request_id": question["request_id"], "value": "this"})
+    assert (await frames_until(session, "complete"))[-1]["result"] == "Ok."

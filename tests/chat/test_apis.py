@@ -72,6 +72,32 @@ def test_an_unknown_model_is_404_and_a_model_outside_the_keys_list_403(alice: An
     assert forbidden.status_code == 403 and forbidden.json()["error"]["code"] == "model_not_allowed"
 
 
+def test_an_embeddings_only_model_cannot_reply_as_v1_chat_refuses_it(
+    as_alice: Client, alice: Any, chat_model: Any
+) -> None:
+    from orchestration.models import LanguageModel
+    from orchestration.registry import snapshot_invalidate
+
+    LanguageModel.objects.create(
+        name="vectors", provider=chat_model.provider, upstream="v", capabilities=["embeddings"]
+    )
+    snapshot_invalidate()
+    conversation = conversation_of(alice)
+
+    refusals = [
+        as_alice.post("/api/v1/conversations", {"model": "vectors"}, "application/json"),
+        as_alice.patch(f"/api/v1/conversations/{conversation.pk}", {"model": "vectors"}, "application/json"),
+        as_alice.post(
+            f"/api/v1/conversations/{conversation.pk}/messages",
+            {"content": "hi", "model": "vectors"},
+            "application/json",
+        ),
+    ]
+
+    assert [(r.status_code, r.json()["error"]["code"]) for r in refusals] == [(400, "model_not_supported")] * 3
+    assert conversation.messages.count() == 0
+
+
 def test_a_system_prompt_and_a_template_together_are_refused(as_alice: Client) -> None:
     response = as_alice.post(
         "/api/v1/conversations", {"system_prompt": "x", "prompt_template": "y"}, "application/json"

@@ -25,3 +25,22 @@ async def test_a_burst_of_group_changes_past_the_pool_shares_its_connections() -
     assert [message["text"] for message in received] == ["all"] * 3
     await asyncio.gather(*(layer.group_discard("burst", name) for name in names))
     await layer.flush()
+
+
+async def test_a_cancelled_receive_leaves_no_buffer_behind() -> None:
+    """Every consumer's receive is cancelled when its connection closes: a connect-and-close storm
+    must not leave a queue per connection in the web process (it grew by kilobytes per socket)."""
+    layer = get_channel_layer()
+    assert layer is not None
+    closed = [await layer.new_channel() for _ in range(20)]
+    for name in closed:
+        receive = asyncio.ensure_future(layer.receive(name))
+        await asyncio.sleep(0.02)  # reading Redis for the process, as the only receiver does
+        receive.cancel()
+        await asyncio.gather(receive, return_exceptions=True)
+    assert [name for name in closed if name in layer.receive_buffer] == []
+
+    name = await layer.new_channel()  # and a receive still gets its message
+    await layer.send(name, {"type": "hello"})
+    assert (await asyncio.wait_for(layer.receive(name), 10))["type"] == "hello"
+    assert name not in layer.receive_buffer
