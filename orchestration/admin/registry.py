@@ -94,6 +94,14 @@ def secret_status(provider: Provider) -> str:
     return "none"
 
 
+def _numbers_checked(form: forms.ModelForm, section: str) -> None:  # type: ignore[type-arg]
+    """Each number of ``form`` that a registry file could not hold (``section`` "providers" or
+    "models"), as an error on its field: what the admin saves, ``llmconfig dump`` writes and loads back."""
+    for name, problem in registry_number_problems(section, form.cleaned_data or {}).items():
+        if name in form.fields:
+            form.add_error(name, problem)
+
+
 class ProviderForm(forms.ModelForm):
     base_url = forms.URLField(
         label="Base URL",
@@ -127,9 +135,7 @@ class ProviderForm(forms.ModelForm):
 
     def clean(self) -> dict[str, Any] | None:
         cleaned = super().clean()
-        for name, problem in registry_number_problems("providers", cleaned or {}).items():
-            if name in self.fields:
-                self.add_error(name, problem)
+        _numbers_checked(self, "providers")
         return cleaned
 
     def save(self, commit: bool = True) -> Provider:
@@ -256,9 +262,7 @@ class LanguageModelForm(forms.ModelForm):
 
     def clean(self) -> dict[str, Any] | None:
         cleaned = super().clean()
-        for name, problem in registry_number_problems("models", cleaned or {}).items():
-            if name in self.fields:
-                self.add_error(name, problem)
+        _numbers_checked(self, "models")
         return cleaned
 
 

@@ -346,10 +346,17 @@ def test_a_model_number_a_file_could_not_hold_is_refused(admin_client, models, f
     assert response.context["adminform"].form.errors[field]
 
 
-def test_two_fallbacks_swap_places_in_one_save(admin_client, models):
+@pytest.fixture
+def two_fallbacks(models):
+    """``big`` falls back to ``small`` (position 0), then to ``third`` (position 1)."""
     big, _small = models
     third = LanguageModel.objects.create(name="third", provider=big.provider, upstream="t")
     Fallback.objects.create(model=big, target=third, position=1)
+    return big
+
+
+def test_two_fallbacks_swap_places_in_one_save(admin_client, two_fallbacks):
+    big = two_fallbacks
     url = reverse("admin:orchestration_languagemodel_change", args=[big.pk])
 
     response = admin_client.post(url, model_form(big, **{"fallbacks-0-position": "1", "fallbacks-1-position": "0"}))
@@ -358,10 +365,8 @@ def test_two_fallbacks_swap_places_in_one_save(admin_client, models):
     assert [link.target.name for link in big.fallbacks.order_by("position")] == ["third", "small"]
 
 
-def test_a_fallback_moves_onto_the_place_of_one_deleted_in_the_same_save(admin_client, models):
-    big, _small = models
-    third = LanguageModel.objects.create(name="third", provider=big.provider, upstream="t")
-    Fallback.objects.create(model=big, target=third, position=1)
+def test_a_fallback_moves_onto_the_place_of_one_deleted_in_the_same_save(admin_client, two_fallbacks):
+    big = two_fallbacks
     url = reverse("admin:orchestration_languagemodel_change", args=[big.pk])
 
     response = admin_client.post(url, model_form(big, **{"fallbacks-0-position": "1", "fallbacks-1-DELETE": "on"}))
