@@ -27,8 +27,7 @@ from agents.models import Task, TaskEvent
 from agents.registry import Agent, agent_get
 from agents.runtime import AgentFailed, AgentRuntime, RunSpec
 from agents.sessions import InputMismatch, SessionRecorder
-from orchestration.access.admission import Caller, caller_for_secret, caller_for_user
-from orchestration.access.credentials import api_key_secret_from_scope
+from orchestration.access.admission import Caller, caller_for_scope
 from orchestration.access.keys import REFUSALS
 from orchestration.access.revocation import AccessWatch, access_watch
 from orchestration.errors import InvalidRequest, MethodNotAllowed, ServiceError, Unauthenticated, error_body_of
@@ -43,6 +42,10 @@ MAX_FRAME_CHARS = 64 * 1024
 CLOSE_UNAUTHENTICATED = 4401
 
 
+def _not_signed_in() -> Unauthenticated:
+    return Unauthenticated("not_authenticated", "Sign in, or send an API key in the Authorization header.")
+
+
 class AgentSessionConsumer(AsyncJsonWebsocketConsumer):
     """One agent session per connection; at most one task at a time, run in this process."""
 
@@ -55,9 +58,7 @@ class AgentSessionConsumer(AsyncJsonWebsocketConsumer):
         await self.accept()
         caller = self.scope.get("caller")
         if caller is None:
-            refusal = self.scope.get("access_refusal") or Unauthenticated(
-                "not_authenticated", "Sign in, or send an API key in the Authorization header."
-            )
+            refusal = self.scope.get("access_refusal") or _not_signed_in()
             await self.send_refusal(refusal)
             await self.close(code=CLOSE_UNAUTHENTICATED, reason="authentication required")
             return
@@ -165,10 +166,10 @@ class AgentSessionConsumer(AsyncJsonWebsocketConsumer):
         """The connection's caller as it is now, for the admission of a ``start_task``: the key's
         limits, models, budget and expiry (or the person's policy) may have changed since the
         handshake. Cheap: the key cache and the policy cache hear of every change."""
-        secret = api_key_secret_from_scope(self.scope)
-        if secret is not None:
-            return await caller_for_secret(secret)
-        return await caller_for_user(self.scope["user"])
+        caller = await caller_for_scope(self.scope)
+        if caller is None:  # signed in at the handshake (connect refuses anyone else)
+            raise _not_signed_in()
+        return caller
 
     async def provide_input(self, content: dict[str, Any]) -> None:
         fields = _string_fields(content, required=("request_id", "value"), optional=(), allow_blank=("value",))

@@ -22,6 +22,7 @@ from decimal import Decimal
 from typing import Any
 
 from orchestration.access.budgets import seconds_to_next_month, units_to_usd, usd_to_units
+from orchestration.access.credentials import api_key_secret_from_scope
 from orchestration.access.keycache import AuthenticatedKey, key_authenticate, key_authenticate_sync, key_authenticated
 from orchestration.access.keys import REFUSALS, REVOKED, account_refusal, api_key_refusal_by_id
 from orchestration.access.limits import (
@@ -105,6 +106,18 @@ async def caller_for_user(user: Any) -> Caller:
 def caller_for_user_sync(user: Any) -> Caller:
     _require_signed_in(user)
     return _caller_for_policy(user.pk, user_policy(user.pk))
+
+
+async def caller_for_scope(scope: dict[str, Any]) -> Caller | None:
+    """The caller of a Channels connection, as it is now: its API key's, else its signed-in
+    person's; None when it has neither. ``Unauthenticated`` when the key or account cannot be used."""
+    secret = api_key_secret_from_scope(scope)
+    if secret is not None:
+        return await caller_for_secret(secret)
+    user = scope.get("user")
+    if user is None or not user.is_authenticated:
+        return None
+    return await caller_for_user(user)
 
 
 def _require_signed_in(user: Any) -> None:

@@ -4,7 +4,8 @@
 presents (``Authorization: Bearer`` or ``x-api-key``), else the session's user. It sets
 ``scope["caller"]`` (an ``orchestration.access.admission.Caller``) and ``scope["user"]``; a key
 that cannot be used sets ``scope["access_refusal"]`` (the ``Unauthenticated`` error) instead, so
-the consumer can say why before it closes. Consumers never look keys up themselves.
+the consumer can say why before it closes. A consumer that admits work later (the agent session's
+``start_task``) asks ``caller_for_scope`` again, so that it admits with the key as it is then.
 
 A key's verdict comes from the key cache (``orchestration.access.keycache``), which already
 refuses a key whose owner is disabled and hears of every change to a key or its owner, as the
@@ -28,8 +29,8 @@ from django.contrib.auth.models import AnonymousUser
 from django.http.request import validate_host
 from django.utils.functional import SimpleLazyObject
 
-from orchestration.access.admission import Caller, caller_for_secret, caller_for_user
-from orchestration.access.credentials import api_key_secret_from_scope, presents_api_key
+from orchestration.access.admission import caller_for_scope
+from orchestration.access.credentials import presents_api_key
 from orchestration.errors import Unauthenticated
 
 
@@ -44,19 +45,14 @@ class AccessMiddleware:
         self.app = app
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
-        secret = api_key_secret_from_scope(scope)
-        caller: Caller | None
-        user: Any
         try:
-            if secret is not None:
-                caller = await caller_for_secret(secret)
-                user = SimpleLazyObject(functools.partial(_key_owner, caller.user_id))
-            else:
-                user = scope.get("user") or AnonymousUser()
-                caller = await caller_for_user(user) if user.is_authenticated else None
+            caller = await caller_for_scope(scope)
         except Unauthenticated as refusal:
             scope = dict(scope, user=AnonymousUser(), caller=None, access_refusal=refusal)
         else:
+            user: Any = scope.get("user") or AnonymousUser()
+            if caller is not None and caller.api_key_id is not None:
+                user = SimpleLazyObject(functools.partial(_key_owner, caller.user_id))
             scope = dict(scope, user=user, caller=caller)
         return await self.app(scope, receive, send)
 
