@@ -45,12 +45,13 @@ class Verdict:
 
     def comparable(self) -> tuple[int, str | None, dict[str, str]]:
         """What every door must agree on: status, code, and the limit headers (``Retry-After``
-        rounded to tens of seconds, so two calls a moment apart compare equal)."""
+        only present: it counts down while the doors are knocked on one after another, so its
+        values are compared apart, against the time that took)."""
         headers = {name: value for name, value in self.headers.items() if name in LIMIT_HEADERS}
         if "x-ratelimit-remaining-tokens" in headers:  # a bucket that refills by the millisecond
             headers["x-ratelimit-remaining-tokens"] = "~" + str(round(int(headers["x-ratelimit-remaining-tokens"]), -2))
         if "retry-after" in headers:
-            headers["retry-after"] = str(round(int(headers["retry-after"]), -1))
+            headers["retry-after"] = "present"
         return self.status, self.code, headers
 
 
