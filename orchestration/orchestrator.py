@@ -441,13 +441,15 @@ class Orchestrator:
         route = deployment.route
         provider = call.snap.providers[route.provider]
         call.tried.append(route)
-        call.deployment = deployment
-        self._serve_from(call, route)
         lease = Lease(breaker_key(route, provider), route.provider, BreakerPolicy.of(provider))
         policy = RetryPolicy.of(provider)
         retries = 0
         while True:
             await self._attempt_admit(call, deployment, lease)
+            # Named as serving only once it is called: a deadline or a breaker that stops the call
+            # first leaves the log row (and the costs page's errors) on the model that was.
+            call.deployment = deployment
+            self._serve_from(call, route)
             began = self.clock()
             try:
                 result = await attempt(route, provider)

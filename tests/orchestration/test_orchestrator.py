@@ -247,6 +247,28 @@ async def test_fallback_hops_are_in_the_request_log(
     assert (row.model_requested, row.model_served, row.attempts) == ("big", "small", 2)
 
 
+async def test_a_fallback_its_breaker_keeps_from_being_called_is_not_logged_as_serving(
+    orchestrator: Orchestrator, registry: Any, simulator: Simulator
+) -> None:
+    simulator.configure("*", error_status=500)
+    for _ in range(5):  # enough failures to open the backup's breaker
+        with pytest.raises(OrchestrationError):
+            await orchestrator.complete(ask("small"), ctx())
+    called = simulator.stats("small")["requests"]
+    with pytest.raises(OrchestrationError):
+        await orchestrator.complete(ask("big"), ctx(request_id="stopped"))
+    assert simulator.stats("small")["requests"] == called
+    assert await asyncio.to_thread(requestlog_flush)
+    row = await RequestLog.objects.aget(request_id="stopped")
+    assert row.fallbacks == [{"reason": "server", "from": "big", "to": "small"}]
+    assert (row.status, row.model_requested, row.model_served, row.provider_served) == (
+        "error",
+        "big",
+        "big",
+        "primary",
+    )
+
+
 async def test_embeddings_go_through_the_orchestrator(
     orchestrator: Orchestrator, registry: Any, simulator: Simulator
 ) -> None:
