@@ -152,13 +152,15 @@ class AgentListApi(APIView):
 
 class TaskCreateInput(serializers.Serializer):
     agent = TextField(max_length=64)
-    input = TextField(trim_whitespace=False, max_length=services.MAX_INPUT_CHARS)
+    input = TextField(trim_whitespace=False, max_length=services.MAX_INPUT_CHARS, too_large="input_too_large")
     model = TextField(max_length=128, required=False, allow_blank=True)
 
 
 class TaskAnswerInput(serializers.Serializer):
     request_id = TextField(max_length=64)
-    value = TextField(trim_whitespace=False, allow_blank=True, max_length=services.MAX_ANSWER_CHARS)
+    value = TextField(
+        trim_whitespace=False, allow_blank=True, max_length=services.MAX_ANSWER_CHARS, too_large="input_too_large"
+    )
 
 
 class TaskListCreateApi(APIView):

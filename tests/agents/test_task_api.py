@@ -8,7 +8,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from agents.models import Task
-from agents.services import task_cancel
+from agents.services import MAX_ANSWER_CHARS, task_cancel
 from tests.agents.conftest import MODEL
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -115,6 +115,9 @@ def test_input_for_a_task_that_asks_nothing_is_409_and_a_bad_body_is_400(alice_a
     for body in bodies:
         response = alice_api.post(url, body, format="json")
         assert response.status_code == 400 and error_code(response) == "invalid_request", body
+    # An answer too long is refused as the WebSocket door refuses it.
+    too_long = alice_api.post(url, {"request_id": "inp_x", "value": "y" * (MAX_ANSWER_CHARS + 1)}, format="json")
+    assert too_long.status_code == 413 and error_code(too_long) == "input_too_large"
 
 
 @pytest.mark.parametrize(
@@ -125,7 +128,8 @@ def test_input_for_a_task_that_asks_nothing_is_409_and_a_bad_body_is_400(alice_a
         ({"agent": "research-assistant"}, 400, "invalid_request"),
         ({"input": "hi"}, 400, "invalid_request"),
         ({"agent": "research-assistant", "input": "hi", "model": "no-such-model"}, 404, "model_not_found"),
-        ({"agent": "research-assistant", "input": "x" * 20_001}, 400, "invalid_request"),
+        # As the WebSocket door refuses it: 413, whatever else the body holds.
+        ({"agent": "research-assistant", "input": "x" * 20_001}, 413, "input_too_large"),
         ({"agent": "research-assistant", "input": 42}, 400, "invalid_request"),
         ({"agent": "research-assistant", "input": "hi", "model": 3.5}, 400, "invalid_request"),
         (["not", "an", "object"], 400, "invalid_request"),
