@@ -37,7 +37,7 @@ from orchestration.database import database_call
 from orchestration.deadlines import deadline_for
 from orchestration.errors import Conflict, InvalidRequest, TooLarge
 from orchestration.models import PromptTemplate
-from orchestration.orchestrator import CallContext, get_orchestrator
+from orchestration.orchestrator import CallContext, ReplyStream, get_orchestrator
 from orchestration.pricing import cost_usd
 from orchestration.prompts import prompt_render
 from orchestration.registry import ModelRoute, asnapshot, snapshot
@@ -677,9 +677,7 @@ async def reply_generate(plan: ReplyPlan, *, cancel_reason: Callable[[], str], c
         return
     finally:
         await stream.aclose()
-    await _reply_settle(
-        plan, stream.served, writer.parts, outcome, latency_ms=(clock() - started) * 1000, timing=timing
-    )
+    await _reply_settle(plan, stream, writer.parts, outcome, latency_ms=(clock() - started) * 1000, timing=timing)
 
 
 async def _reply_run(
@@ -727,7 +725,7 @@ async def _stream_failed(message_id: int, writer: TokenWriter, error: RedisError
 
 async def _reply_settle(
     plan: ReplyPlan,
-    served: Any,
+    stream: ReplyStream,
     parts: list[str],
     outcome: ReplyOutcome,
     *,
@@ -736,13 +734,17 @@ async def _reply_settle(
 ) -> None:
     content = "".join(parts)
     added = content[len(plan.prefix) :]
-    usage = served.usage if served.usage.total_tokens else None
+    served = stream.served
+    usage = stream.usage if stream.usage.total_tokens else None
     route = (await asnapshot()).models.get(served.model or plan.request.model)
     if usage is None:
         count = token_counter(plan.provider_kind)
         usage = Usage(input_tokens=plan.input_tokens, output_tokens=count(added) if added else 0)
-    cost = served.cost_usd if served.usage.total_tokens or route is None else cost_usd(route, usage)
-    await plan.admission.settle(usage, cost)
+    # A cached answer shows its own usage but is charged nothing, as on /v1: only a reply whose
+    # provider never reported its usage (cut short) is priced from the estimate.
+    estimated = not (served.usage.total_tokens or stream.from_cache)
+    cost = cost_usd(route, usage) if estimated and route is not None else served.cost_usd
+    await plan.admission.settle(served.usage if stream.from_cache else usage, cost)
     earlier = plan.earlier_usage or Usage(input_tokens=0, output_tokens=0)
     fields = {
         "content": content,

@@ -166,7 +166,7 @@ async def _sse(
                     yield frames
         ending = b"" if writer.finish_reason is not None else writer.event(writer.finish("stop"))
         if writer.include_usage:
-            ending += writer.event(writer.usage(stream.served.usage))
+            ending += writer.event(writer.usage(stream.usage))
         if ending:
             yield ending
     except Exception as error:

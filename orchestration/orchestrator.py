@@ -785,6 +785,18 @@ class ReplyStream:
         self._call = orchestrator._call(request, ctx)
         self.served = self._call.served
         self._iterator: AsyncGenerator[Chunk, None] | None = None
+        self._cached_usage: Usage | None = None
+
+    @property
+    def usage(self) -> Usage:
+        """The usage the answer reports, as ``complete``'s response carries it: a cached answer's
+        own (``served.usage`` stays zero for it, since it is not charged again), else the charged one."""
+        return self._cached_usage if self._cached_usage is not None else self.served.usage
+
+    @property
+    def from_cache(self) -> bool:
+        """Whether a cached answer (HIT, SEMANTIC-HIT or STALE) was streamed: it costs nothing."""
+        return self._cached_usage is not None
 
     def __aiter__(self) -> AsyncIterator[Chunk]:
         if self._iterator is None:
@@ -819,6 +831,7 @@ class ReplyStream:
         request = self._request = request_varied(self._request, call.parameters)
         cached = await orchestrator._cache_lookup(request, call)
         if cached is not None:
+            self._cached_usage = cached.usage
             for chunk in exact_cache.chunks_from_response(cached):
                 yield chunk
             return
@@ -829,6 +842,7 @@ class ReplyStream:
             stale = await orchestrator._cache_stale(request, call, exhausted.failure)
             if stale is None:
                 raise await orchestrator._final_error(call, exhausted.failure) from None
+            self._cached_usage = stale.usage
             for chunk in exact_cache.chunks_from_response(stale):
                 yield chunk
             return

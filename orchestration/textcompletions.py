@@ -110,19 +110,23 @@ async def _events(
 ) -> AsyncGenerator[bytes, None]:
     """Each prompt's text in turn; a failure once the 200 is out ends with an error event, then ``[DONE]``."""
     served: list[Served] = []
+    reported: list[Usage] = []  # each answer's usage as it reports it (a cached one's own: ReplyStream.usage)
     try:
         if first is not None and first.delta:
             yield writer.text(0, first.delta)
         async for frames in _prompt_events(writer, 0, stream, first, started=True):
             yield frames
         served.append(stream.served)
+        reported.append(stream.usage)
         for index, chat in enumerate(chats[1:], start=1):
             following = get_orchestrator().stream(chat, call.ctx)
             async for frames in _prompt_events(writer, index, following, None, started=False):
                 yield frames
             served.append(following.served)
+            reported.append(following.usage)
         if include_usage:
-            yield writer.usage(served_total(served)[0])
+            total = Usage(sum(one.input_tokens for one in reported), sum(one.output_tokens for one in reported))
+            yield writer.usage(total)
     except Exception as error:
         yield stream_failure_event(call, error)
     finally:

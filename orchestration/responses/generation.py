@@ -34,7 +34,7 @@ async def response_events(
                 finish_reason = chunk.finish_reason or finish_reason
                 if batch := writer.chunk(chunk):
                     yield batch
-        yield [*events, *writer.close(finish_reason, stream.served.usage)]
+        yield [*events, *writer.close(finish_reason, stream.usage)]
     except ServiceError as error:
         yield writer.fail(error.code, error.message)
     except Exception:

@@ -10,6 +10,9 @@ from django.test import AsyncClient
 
 from chat import replies
 from chat.models import Conversation, Message
+from orchestration.models import LanguageModel, RequestLog
+from orchestration.registry import snapshot_invalidate
+from orchestration.requestlog import requestlog_flush
 from tests.chat.conftest import MODEL
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -34,3 +37,22 @@ async def test_the_next_reply_after_a_quiet_moment_keeps_the_same_cancel_listene
 
     assert not runner.running and listener is not None and runner._listener is listener and not listener.done()
     runner._helpers_stop()
+
+
+async def test_a_reply_the_cache_answers_shows_its_usage_and_costs_nothing(alice_key: str, alice: Any) -> None:
+    await LanguageModel.objects.filter(name=MODEL).aupdate(cache_exact_enabled=True)
+    snapshot_invalidate()
+    first, again = [await Conversation.objects.acreate(owner=alice, model=MODEL, temperature=0) for _ in range(2)]
+
+    await _reply_ended(alice_key, first)
+    await _reply_ended(alice_key, again)
+
+    asked = await Message.objects.aget(conversation=first, role=Message.Role.ASSISTANT)
+    cached = await Message.objects.aget(conversation=again, role=Message.Role.ASSISTANT)
+    await asyncio.to_thread(requestlog_flush)
+    # The last two rows: an earlier test's replies may be written to the request log late.
+    assert [log.cache_status async for log in RequestLog.objects.order_by("id")][-2:] == ["MISS", "HIT"]
+    assert cached.content == asked.content and asked.cost_usd > 0
+    assert (cached.input_tokens, cached.output_tokens) == (asked.input_tokens, asked.output_tokens)
+    assert cached.cost_usd == 0
+    replies.runner_for(asyncio.get_running_loop())._helpers_stop()

@@ -81,6 +81,39 @@ async def test_a_cached_answer_to_a_streaming_request_streams(
     assert simulator.stats("cached-sim")["requests"] == 1
 
 
+async def streamed_events(response: Any) -> list[Any]:
+    content = b"".join([part async for part in response.streaming_content])
+    return [event for event in sse_events(content) if event != "[DONE]"]
+
+
+async def test_a_streamed_cached_answer_reports_the_usage_the_unstreamed_one_does(
+    models: None, make_key: Any, simulator: Simulator
+) -> None:
+    secret = await sync_to_async(make_key)()
+    first = await ask(secret, "Name three lakes.", temperature=0)
+    again = await ask(secret, "Name three lakes.", temperature=0)
+    streamed = await ask(
+        secret, "Name three lakes.", temperature=0, stream=True, stream_options={"include_usage": True}
+    )
+    assert (again["X-Cache"], streamed["X-Cache"]) == ("HIT", "HIT")
+    usage = (await streamed_events(streamed))[-1]["usage"]
+    assert usage == again.json()["usage"] == first.json()["usage"]
+    assert usage["completion_tokens"] > 0
+
+
+async def test_a_streamed_cached_text_completion_reports_its_usage(
+    models: None, make_key: Any, simulator: Simulator
+) -> None:
+    secret = await sync_to_async(make_key)()
+    body = {"model": "cached-sim", "prompt": "Name three hills.", "temperature": 0}
+    first = await post_json(AsyncClient(), "/v1/completions", body, secret)
+    streamed = await post_json(
+        AsyncClient(), "/v1/completions", {**body, "stream": True, "stream_options": {"include_usage": True}}, secret
+    )
+    assert streamed["X-Cache"] == "HIT"
+    assert (await streamed_events(streamed))[-1]["usage"] == first.json()["usage"]
+
+
 async def test_cache_control_headers_bypass_or_refresh_the_cache(
     models: None, make_key: Any, simulator: Simulator
 ) -> None:
