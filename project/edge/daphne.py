@@ -125,7 +125,11 @@ def _too_large_response(request: Any) -> None:
     if transport is None:
         return
     message = f"The request body is larger than {limit} bytes."
-    transport.write(_closing_error(413, "request_too_large", message, request_id_from(headers)))
+    # Every /v1 answer carries openai-processing-ms (orchestration/calls.py), this one included. The
+    # request has no ``uri`` before its body arrives; its channel holds the path of the request line.
+    path = getattr(request.channel, "_path", b"") or b""
+    timing = b"openai-processing-ms: 0\r\n" if path.startswith(b"/v1/") else b""
+    transport.write(_closing_error(413, "request_too_large", message, request_id_from(headers), timing))
     from twisted.internet import reactor
 
     reactor_time: Any = reactor  # the running reactor (its stub types it as the module)
@@ -161,17 +165,18 @@ def _unproxied_twisted_web_http(http_protocol: Any) -> None:
         http_protocol.http = object.__getattribute__(http_protocol.http, "_module")
 
 
-def _closing_error(status: int, code: str, message: str, request_id: str) -> bytes:
+def _closing_error(status: int, code: str, message: str, request_id: str, extra_headers: bytes = b"") -> bytes:
     """A whole HTTP/1.1 answer in the one error shape, written by the server itself (no application
-    saw the request), that says the connection closes after it."""
+    saw the request), that says the connection closes after it. ``extra_headers``: whole header
+    lines, each ending in CRLF."""
     from twisted.web import http
 
     body = json.dumps(error_body(status, code, message, request_id)).encode()
     phrase = http.RESPONSES[status]  # as Twisted writes the status lines of the answers it sends
     return (
         b"HTTP/1.1 %d %b\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
-        b"X-Request-ID: %b\r\nConnection: close\r\n\r\n%b"
-        % (status, phrase, len(body), request_id.encode("latin-1"), body)
+        b"X-Request-ID: %b\r\n%bConnection: close\r\n\r\n%b"
+        % (status, phrase, len(body), request_id.encode("latin-1"), extra_headers, body)
     )
 
 

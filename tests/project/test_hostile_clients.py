@@ -238,6 +238,18 @@ def test_a_body_over_the_limit_is_a_json_413_at_every_door(server: ManagedProces
         assert response.status_code == 413 and response.json()["error"]["code"] == "request_too_large"
 
 
+def test_a_413_on_v1_carries_openai_processing_ms(server: ManagedProcess, secret: str) -> None:
+    response = httpx.post(
+        f"{server.url}/v1/chat/completions",
+        content=b'{"model": "' + b"x" * 2 * 2**20 + b'"}',
+        headers={"Authorization": f"Bearer {secret}", "Content-Type": "application/json"},
+        timeout=30,
+    )
+    assert response.status_code == 413 and response.json()["error"]["code"] == "request_too_large"
+    assert response.headers["openai-processing-ms"] == "0"
+    assert response.headers["X-Request-ID"] == response.json()["error"]["request_id"]
+
+
 def test_an_unknown_api_url_and_a_server_error_page_are_json(server: ManagedProcess, secret: str) -> None:
     missing = httpx.get(f"{server.url}/api/v1/nothing-here", headers={"Authorization": f"Bearer {secret}"})
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
