@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from urllib.parse import urlparse
 
 from django.core.exceptions import ImproperlyConfigured
@@ -19,6 +20,17 @@ _FALSE = {"0", "false", "no", "off", ""}
 def env_str(name: str, default: str | None = None) -> str | None:
     value = os.environ.get(name)
     return default if value is None else value
+
+
+def env_dir(name: str, default: Path) -> Path:
+    """A directory, made (with its parents) when missing; one that cannot be made names the variable."""
+    path = Path(os.environ.get(name) or default)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        message = f"{name}={str(path)!r} is not a directory Switchyard can use: {error.strerror}"
+        raise ImproperlyConfigured(message) from None
+    return path
 
 
 def env_bool(name: str, default: bool = False) -> bool:

@@ -41,6 +41,22 @@ def test_allowed_hosts_are_required_without_debug():
     assert "ALLOWED_HOSTS" in settings_error(**environment)
 
 
+def test_an_empty_allowed_hosts_with_debug_means_the_local_names():
+    environment = {
+        k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DEBUG", "DATABASE_URL", "ALLOWED_HOSTS"}
+    }
+    environment.update(DEBUG="1", ALLOWED_HOSTS="")
+    code = (
+        "import django, os; os.environ['DJANGO_SETTINGS_MODULE']='project.settings'; django.setup(); "
+        "from django.conf import settings; print(','.join(settings.ALLOWED_HOSTS))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "127.0.0.1,localhost,[::1]"
+
+
 @pytest.mark.parametrize(
     ("name", "value"),
     [
@@ -54,6 +70,7 @@ def test_allowed_hosts_are_required_without_debug():
         ("SWITCHYARD_SIMULATOR_URL", "127.0.0.1:9100"),
         ("SWITCHYARD_SIMULATOR_URL", "http://127.0.0.1:port"),
         ("REDIS_URL", "redis://localhost:port/0"),
+        ("SWITCHYARD_VAR_DIR", "/proc/switchyard"),
     ],
 )
 def test_a_bad_value_names_the_variable(name, value):
