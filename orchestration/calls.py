@@ -233,6 +233,8 @@ def served_headers(served: Served, *, with_cost: bool = True) -> dict[str, str]:
     headers = {"X-Cache": served.cache, "X-Served-Model": served.model, "X-Served-Provider": served.provider}
     if served.deployment:
         headers["X-Served-Deployment"] = served.deployment
+    if served.simulated:  # the simulator's text is labelled wherever someone reads it
+        headers["X-Served-Simulated"] = "true"
     if served.fallback_from:
         headers["X-Fallback-From"] = served.fallback_from
     if served.cache_entry:

@@ -18,7 +18,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase
 PREFLIGHT_MAX_AGE_S = 600
 EXPOSED_HEADERS = (
     "X-Request-ID, Retry-After, openai-processing-ms, x-should-retry, X-Cache, X-Served-Model, "
-    "X-Served-Provider, X-Fallback-From, X-Cache-Entry, X-Cost-USD, x-ratelimit-limit-requests, "
+    "X-Served-Provider, X-Served-Simulated, X-Fallback-From, X-Cache-Entry, X-Cost-USD, x-ratelimit-limit-requests, "
     "x-ratelimit-remaining-requests, "
     "x-ratelimit-reset-requests, x-ratelimit-limit-tokens, x-ratelimit-remaining-tokens, x-ratelimit-reset-tokens"
 )

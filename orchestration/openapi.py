@@ -359,6 +359,7 @@ _SERVED_HEADERS = {
     "X-Served-Model": _header("The model that answered."),
     "X-Served-Provider": _header("The provider that answered."),
     "X-Served-Deployment": _header("The deployment of the model that answered (docs/api.md, Deployments)."),
+    "X-Served-Simulated": _header("true when the built-in simulator wrote the answer, not a real model."),
     "X-Fallback-From": _header("The model asked for, when a fallback answered."),
     "X-Cache-Entry": _header("On a SEMANTIC-HIT: a token to report the answer wrong (POST /v1/cache/wrong-hits)."),
     "X-Cost-USD": _header("The call's cost (not on streamed responses: it is known only at the end)."),

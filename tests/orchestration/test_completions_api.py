@@ -234,6 +234,7 @@ async def test_a_completion_in_openais_shape_with_the_served_headers(sim_models,
     usage = body["usage"]
     assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"] > 0
     assert response["X-Served-Model"] == "gpt-sim" and response["X-Served-Provider"] == "sim"
+    assert response["X-Served-Simulated"] == "true"  # the simulator's words are labelled as such
     assert response["X-Cache"] in ("MISS", "BYPASS")
     assert Decimal(response["X-Cost-USD"]) > 0
     assert "X-Fallback-From" not in response
