@@ -177,7 +177,7 @@ class AgentSessionConsumer(AsyncJsonWebsocketConsumer):
             await self.send_error("invalid_message", fields)
             return
         if not self.running or self.recorder is None:
-            await self.send_error("no_input_requested", "No task is waiting for input.")
+            await self.send_error("task_not_waiting", "No task is waiting for input.")  # as POST .../input answers
             return
         if len(fields["value"]) > services.MAX_ANSWER_CHARS:  # as POST /api/v1/tasks/{id}/input
             await self.send_error("input_too_large", f"`value` is longer than {services.MAX_ANSWER_CHARS} characters.")

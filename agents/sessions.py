@@ -169,9 +169,9 @@ class SessionRecorder(TaskRecorder):
     def provide_input(self, request_id: str, value: str) -> None:
         """Answer the open question; raises ``InputMismatch`` when there is none or it is another."""
         if self._question is None:
-            raise InputMismatch("no_input_requested", "The task is not waiting for input.")
+            raise InputMismatch("task_not_waiting", "The task is not waiting for input.")
         expected, answer = self._question
         if request_id != expected:
-            raise InputMismatch("unknown_request_id", "This request_id does not match the open question.")
+            raise InputMismatch("input_request_mismatch", "This request_id does not match the question the task asked.")
         if not answer.done():
             answer.set_result(value)

@@ -128,7 +128,7 @@ async def test_need_input_waits_for_the_matching_answer(session, simulator) -> N
 
     await session.send_json_to({"type": "provide_input", "request_id": "inp_nope", "value": "x"})
     refused = await session.receive_json_from()
-    assert refused["type"] == "error" and refused["code"] == "unknown_request_id"
+    assert refused["type"] == "error" and refused["code"] == "input_request_mismatch"  # the REST door's code
 
     await session.send_json_to({"type": "provide_input", "request_id": question["request_id"], "value": "production"})
     frames = await frames_until(session, "complete")
@@ -137,7 +137,7 @@ async def test_need_input_waits_for_the_matching_answer(session, simulator) -> N
 
     await session.send_json_to({"type": "provide_input", "request_id": question["request_id"], "value": "again"})
     late = await session.receive_json_from()
-    assert late["code"] == "no_input_requested"
+    assert late["code"] == "task_not_waiting"
 
 
 async def test_cancel_stops_the_agent_within_a_second_and_says_so(session, simulator) -> None:
