@@ -35,7 +35,7 @@ from orchestration.access.admission import Admission, Caller, admit_sync, route_
 from orchestration.calls import require_capability
 from orchestration.database import database_call
 from orchestration.deadlines import deadline_for
-from orchestration.errors import Conflict, InvalidRequest, TooLarge
+from orchestration.errors import Conflict, InvalidRequest, NotFound, TooLarge
 from orchestration.models import PromptTemplate
 from orchestration.orchestrator import CallContext, ReplyStream, get_orchestrator
 from orchestration.pricing import cost_usd
@@ -70,7 +70,7 @@ def _default_model(caller: Caller) -> str:
 
 def _template_check(name: str) -> None:
     if name and not PromptTemplate.objects.filter(name=name).exists():
-        raise InvalidRequest("prompt_template_not_found", f"No prompt template {name!r}.", param="prompt_template")
+        raise NotFound("prompt_template_not_found", f"There is no prompt template {name!r}.", param="prompt_template")
 
 
 def conversation_create(

@@ -62,7 +62,8 @@ def _prompt_version(name: str, version: int | None) -> PromptVersion:
     found = versions.filter(version=version).first() if version is not None else versions.order_by("-version").first()
     if found is None:
         which = f"{name!r} version {version}" if version is not None else repr(name)
-        raise OrchestrationError("invalid_request", f"There is no prompt template {which}.", status=400)
+        # Named in the body as a model is, and answered as an unknown model is: 404.
+        raise OrchestrationError("prompt_template_not_found", f"There is no prompt template {which}.", status=404)
     return found
 
 

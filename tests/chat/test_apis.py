@@ -105,6 +105,11 @@ def test_a_system_prompt_and_a_template_together_are_refused(as_alice: Client) -
     assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_request"
 
 
+def test_an_unknown_prompt_template_is_not_found(as_alice: Client) -> None:
+    response = as_alice.post("/api/v1/conversations", {"prompt_template": "nope"}, "application/json")
+    assert response.status_code == 404 and response.json()["error"]["code"] == "prompt_template_not_found"
+
+
 def test_without_credentials_it_is_401(chat_model: Any) -> None:
     assert Client().get("/api/v1/conversations").status_code == 401
 

@@ -407,8 +407,8 @@ async def test_a_managed_prompt_is_applied_and_logged(sim_models, make_key) -> N
     assert (row.prompt_template, row.prompt_version) == ("support", 1)
     missing = {**body, "prompt": {"name": "support"}}
     assert_error(await post_json(AsyncClient(), URL, missing, secret), 400, "invalid_request")
-    unknown = {**body, "prompt": {"name": "nope"}}
-    assert_error(await post_json(AsyncClient(), URL, unknown, secret), 400, "invalid_request")
+    unknown = {**body, "prompt": {"name": "nope"}}  # as an unknown model is answered
+    assert_error(await post_json(AsyncClient(), URL, unknown, secret), 404, "prompt_template_not_found")
 
 
 # --- streaming ---------------------------------------------------------------------------------------

@@ -61,11 +61,11 @@ def test_a_new_version_leaves_earlier_versions_unchanged(support: PromptTemplate
     assert support.versions.get(version=1).system_prompt == before
 
 
-def test_an_unknown_template_or_version_is_an_invalid_request(support: PromptTemplate) -> None:
+def test_an_unknown_template_or_version_is_not_found_as_an_unknown_model_is(support: PromptTemplate) -> None:
     for name, version in (("nope", None), ("support", 9)):
         with pytest.raises(OrchestrationError) as raised:
             prompt_render(name=name, variables={}, version=version)
-        assert raised.value.status == 400
+        assert (raised.value.code, raised.value.status) == ("prompt_template_not_found", 404)
 
 
 def test_applying_a_prompt_puts_its_system_message_first_and_fills_only_unset_parameters(

@@ -67,7 +67,8 @@ async def test_each_key_keeps_one_prompt_version_and_calls_are_logged_with_it(si
     )()
     by_key: dict[str, set[tuple[str, str, int]]] = {}
     for request_id, experiment, variant, version in rows:
-        by_key.setdefault(request_id.split("-")[0], set()).add((experiment, variant, version))
+        if request_id.endswith(("-r0", "-r1")):  # this test's calls: an earlier test's row may land late
+            by_key.setdefault(request_id.split("-")[0], set()).add((experiment, variant, version))
     assert all(len(seen) == 1 for seen in by_key.values()), by_key
     arms = Counter(next(iter(seen)) for seen in by_key.values())
     assert set(arms) == {("support-tone", "one", 1), ("support-tone", "two", 2)}, arms
