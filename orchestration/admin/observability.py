@@ -197,6 +197,7 @@ class RequestLogAdmin(admin.ModelAdmin):
             "opts": self.model._meta,
             "summary": summary,
             "days": days,
+            "periods": _periods(days),
             "chart_data": _chart_data(summary),
         }
         return TemplateResponse(request, "admin/orchestration/costs.html", context)
@@ -206,6 +207,15 @@ class RequestLogAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+_PERIODS = {1: "last day", 7: "last 7 days", 14: "last 14 days", 30: "last 30 days", 90: "last 90 days"}
+
+
+def _periods(days: int) -> list[tuple[int, str]]:
+    """The period picker's choices, with the one a link asked for (``?days=3``) among them: the page
+    must not claim "last day" over three days of figures."""
+    return sorted({**_PERIODS, days: _PERIODS.get(days, f"last {days} days")}.items())
 
 
 def _chart_data(summary: Any) -> dict[str, Any]:

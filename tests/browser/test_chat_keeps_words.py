@@ -78,7 +78,7 @@ def test_a_reply_whose_tab_closed_says_why_and_continue_finishes_it_exactly(
 
 
 def test_a_failed_reply_offers_retry_and_names_no_model_as_having_answered(
-    page, live_web, person, operator, ui_model, simulator
+    page, live_web, person, operator, django_user_model, ui_model, simulator
 ):
     simulator.configure(MODEL, error_status=503)
     simulator.configure(f"{MODEL}-backup", error_status=503)
@@ -109,6 +109,17 @@ def test_a_failed_reply_offers_retry_and_names_no_model_as_having_answered(
         screenshot(staff, "chat-failed-staff")
     finally:
         staff.context.close()
+
+    # Staff who may not read the request log get no link that would end on "403 Forbidden".
+    clerk = django_user_model.objects.create(username="clem", is_staff=True)
+    other = new_page(page.context.browser)
+    try:
+        sign_in(other, live_web.url, clerk)
+        node = send(other, "Fail for a clerk")
+        expect(node.get_by_role("alert")).to_contain_text("The model provider is unavailable right now.")
+        assert node.get_by_role("alert").get_by_role("link").count() == 0
+    finally:
+        other.context.close()
 
 
 def test_regenerated_versions_stay_browsable_after_a_reload(page, live_web, person, ui_model, simulator):
@@ -305,6 +316,31 @@ def test_a_message_sent_in_one_tab_appears_in_the_other(page, live_web, person, 
         screenshot(other, "chat-second-tab", full_page=False)
 
 
+def test_an_edit_being_typed_survives_a_message_sent_from_another_tab(page, live_web, person, ui_model, simulator):
+    simulator.configure(MODEL, reply="Seen in both tabs.", tokens_per_s=0)
+    sign_in(page, live_web.url, person)
+    watch(send(page, "First"))
+    with another_tab(page) as other:
+        mine = other.locator("#message-list article.user").last
+        mine.hover()
+        mine.get_by_role("button", name="Edit message").click()
+        field = mine.get_by_label("New version of the message")
+        field.fill("A careful rewrite, half typed")
+        reads: list[Any] = []  # the other tab's reads of the messages, had it drawn them again
+        other.on("request", lambda request: reads.append(request) if request.url.endswith("/messages") else None)
+        with other.expect_response(lambda response: "/api/v1/conversations?" in response.url):  # told of the send
+            watch(send(page, "Second, from the first tab"))
+        for read in reads:
+            read.response()
+        other.evaluate("() => new Promise(requestAnimationFrame)")  # what those answers drew, drawn
+        expect(field).to_have_value("A careful rewrite, half typed")
+
+        field.press("Escape")  # closed, the conversation is read again with the first tab's message
+        expect(other.locator("#message-list article.user .message-body").last).to_have_text(
+            "Second, from the first tab"
+        )
+
+
 def open_a_long_conversation_whose_model_fails(page: Any, live_web: Any, person: Any, simulator: Any) -> None:
     """Twelve exchanges, taller than the pane, open on the page; the model and its backup answer 503."""
     conversation = Conversation.objects.create(owner=person, model=MODEL, title="Long one")
@@ -368,6 +404,36 @@ def test_scrolling_up_as_a_reply_ends_is_not_undone_when_its_saved_copy_arrives(
     expect(back).to_be_visible()
 
 
+def test_a_message_answered_after_another_conversation_was_opened_stays_in_its_own(
+    page, live_web, person, ui_model, simulator
+):
+    simulator.configure(MODEL, reply="An answer for the first chat.", tokens_per_s=0)
+    Conversation.objects.create(owner=person, model=MODEL, title="The other chat")
+    sign_in(page, live_web.url, person)
+    watch(send(page, "The first chat"))
+    held: list[Any] = []  # the message's post, answered only after the click (a slow network)
+    page.route(
+        re.compile(r".*/api/v1/conversations/\d+/messages$"),
+        lambda route: held.append(route) if route.request.method == "POST" else route.continue_(),
+    )
+    box = page.get_by_label("Message", exact=True)
+    box.fill("Sent on a slow network")
+    with page.expect_request(lambda request: request.method == "POST" and request.url.endswith("/messages")):
+        box.press("Enter")
+    page.get_by_role("complementary", name="Conversations").get_by_role("link", name="The other chat").click()
+    expect(page.get_by_role("heading", name="The other chat")).to_be_visible()
+    box.fill("A draft for the other chat")
+    assert len(held) == 1
+    with page.expect_request(lambda request: "/api/v1/conversations?" in request.url):  # the post's answer handled
+        held[0].continue_()
+    expect(page.locator("#message-list article")).to_have_count(0)
+    expect(box).to_have_value("A draft for the other chat")
+
+    page.go_back()
+    expect(page.locator("#message-list article.user .message-body").last).to_have_text("Sent on a slow network")
+    expect(reply_node(page).locator(".message-body")).to_have_text("An answer for the first chat.")
+
+
 def test_escape_closes_the_export_menu_and_gives_focus_back_to_its_button(page, live_web, person, ui_model, simulator):
     simulator.configure(MODEL, reply="Something to export.", tokens_per_s=0)
     sign_in(page, live_web.url, person)
@@ -381,6 +447,50 @@ def test_escape_closes_the_export_menu_and_gives_focus_back_to_its_button(page, 
     page.keyboard.press("Escape")
     expect(page.get_by_role("link", name="Export as Markdown")).to_be_hidden()
     expect(button).to_be_focused()
+
+
+def test_continue_and_regenerate_from_the_keyboard_leave_focus_in_the_message_box(
+    page, live_web, person, ui_model, simulator
+):
+    simulator.configure(MODEL, reply=LONG, tokens_per_s=40)
+    sign_in(page, live_web.url, person)
+    box = page.get_by_label("Message", exact=True)
+    node = send(page, "Write on")
+    node.locator(".message-body p").wait_for()
+    box.press("Escape")
+    node.get_by_role("button", name="Continue").focus()
+    page.keyboard.press("Enter")
+    expect(node).to_have_attribute("data-status", "streaming")
+    expect(box).to_be_focused()  # not the page's top: the pressed button is gone while the reply streams
+    watch(node)
+
+    node.get_by_role("button", name="Regenerate").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#message-list article.assistant")).to_have_count(2)
+    expect(box).to_be_focused()
+
+
+def test_escape_that_closes_the_settings_or_clears_the_search_leaves_the_reply_streaming(
+    page, live_web, person, ui_model, simulator
+):
+    simulator.configure(MODEL, reply=LONG, tokens_per_s=10)
+    sign_in(page, live_web.url, person)
+    node = send(page, "Tell me a long story")
+    node.locator(".message-body p").wait_for()
+
+    page.get_by_role("button", name="Conversation settings").click()
+    expect(page.get_by_role("dialog")).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(page.get_by_role("dialog")).to_be_hidden()
+    search = page.get_by_label("Search conversations")
+    search.fill("story")
+    search.press("Escape")
+    expect(search).to_have_value("")
+    # Its own key still stops it: Escape from the message box.
+    assert node.get_attribute("data-status") == "streaming"
+    page.get_by_label("Message", exact=True).press("Escape")
+    node.locator(".message-meta").get_by_text("Stopped").wait_for()
+    assert saved_reply(node).status == Message.Status.CANCELLED
 
 
 def test_a_link_to_a_deleted_conversation_says_so_and_starts_a_new_chat(page, live_web, person, ui_model):

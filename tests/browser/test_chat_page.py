@@ -267,6 +267,34 @@ def test_the_chat_works_at_phone_width(browser, live_web, person, ui_model, simu
         page.context.close()
 
 
+def test_a_wide_table_on_a_phone_keeps_its_words_whole_and_scrolls_sideways(
+    browser, live_web, person, ui_model, simulator
+):
+    columns = range(10)
+    table = "\n".join(
+        [
+            "| " + " | ".join(f"column{n}" for n in columns) + " |",
+            "|" + "---|" * len(columns),
+            "| " + " | ".join(f"value{n}" for n in columns) + " |",
+        ]
+    )
+    simulator.configure(MODEL, reply=table, tokens_per_s=0)
+    page = new_page(browser, width=375, height=740)
+    try:
+        sign_in(page, live_web.url, person)
+        node = send(page, "A table, please")
+        watch(node)
+        line = node.locator("td").first.evaluate("cell => parseFloat(getComputedStyle(cell).lineHeight)")
+        tallest = node.locator("td").evaluate_all("cells => Math.max(...cells.map(c => c.clientHeight))")
+        assert tallest < 2 * line + 16, f"a cell of one word is {tallest} px tall: its word was broken up"
+        wrap = node.locator(".table-wrap")
+        assert wrap.evaluate("w => w.scrollWidth > w.clientWidth"), "the table does not scroll sideways"
+        assert page.evaluate("document.documentElement.scrollWidth") <= 375
+        screenshot(page, "chat-phone-table", full_page=False)
+    finally:
+        page.context.close()
+
+
 def test_a_reply_that_arrives_faster_than_the_screen_paints_is_followed_to_its_end(
     browser, live_web, person, ui_model, simulator
 ):

@@ -63,3 +63,29 @@ def test_the_costs_dashboard_draws_every_chart_from_the_request_log(page: Any, l
     assert sorted(latency_texts) == ["p50 140 ms", "p50 920 ms", "p95 160 ms", "p95 2.3 s", "sim-large", "sim-small"]
     assert requests_outside == []
     screenshot(page, "admin-costs")
+
+
+def test_a_period_from_a_link_is_the_one_picked_and_a_tiny_spend_is_no_exponent(
+    page: Any, live_web: Any, django_user_model: Any
+):
+    django_user_model.objects.create_superuser("root", "root@example.com", PASSWORD)
+    RequestLog.objects.create(  # an embedding: a few hundred-millionths of a dollar
+        request_id="tiny",
+        endpoint="embeddings",
+        model_requested="sim-embed",
+        model_served="sim-embed",
+        provider_served="simulator",
+        cost_usd=Decimal("0.00000002"),
+        latency_ms=2.0,
+        created_at=timezone.now(),
+    )
+    page.goto(f"{live_web.url}/admin/login/?next=/admin/orchestration/requestlog/costs/%3Fdays%3D3")
+    page.get_by_label("Username").fill("root")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.get_by_role("heading", name="Spend per model (USD)").wait_for()
+
+    period = page.get_by_label("Period:")
+    assert period.evaluate("select => select.selectedOptions[0].textContent") == "last 3 days"
+    assert period.evaluate("select => select.value") == "3"
+    assert page.locator("#chart-models svg text").all_text_contents() == ["sim-embed", "<0.000001"]

@@ -31,9 +31,10 @@
   const exportMenu = $("chat-export");
 
   // stream: the reply this page follows: {messageId, conversationId, node, text, source, frame}
+  // stale: another tab changed the open conversation while a message was being edited here.
   // next: the URL of the list's next page (null at its end); loading: a page is on its way.
   const state = {
-    conversations: [], current: null, stream: null, sending: false, editing: null,
+    conversations: [], current: null, stream: null, sending: false, editing: null, stale: false,
     next: null, loading: false, query: "", chosen: {}, chosenEdit: {},
   };
   // Other tabs of this person: a reply started here appears there too.
@@ -318,6 +319,7 @@
     state.current = null;
     state.chosen = {};
     state.chosenEdit = {};
+    state.stale = false;
     draftRestore();
     selectModel(config.defaultModel);
     messageList.replaceChildren();
@@ -342,6 +344,7 @@
     closeStream();
     say("");
     setSidebar(false);
+    state.stale = false;
     const switching = !state.current || state.current.id !== id;
     try {
       const conversation = state.conversations.find((c) => c.id === id) || await api("GET", `/api/v1/conversations/${id}`);
@@ -471,15 +474,22 @@
     const form = el("form", { class: "edit-form" }, field,
       el("div", { class: "row" },
         el("button", { type: "submit", class: "button primary small" }, "Send edit"),
-        el("button", { type: "button", class: "button small", onclick: () => { form.replaceWith(body); node.classList.remove("editing"); } }, "Cancel")));
+        el("button", { type: "button", class: "button small", onclick: () => editClose(node, form, body) }, "Cancel")));
     form.addEventListener("submit", (event) => { event.preventDefault(); editSend(node, field.value, form, body); });
     field.addEventListener("keydown", (event) => {
-      if (event.key === "Escape") { event.preventDefault(); event.stopPropagation(); form.replaceWith(body); node.classList.remove("editing"); }
+      if (event.key === "Escape") { event.preventDefault(); event.stopPropagation(); editClose(node, form, body); }
       if (event.key === "Enter" && !event.shiftKey && !event.isComposing) { event.preventDefault(); form.requestSubmit(); }
     });
     node.classList.add("editing");
     body.replaceWith(form);
     field.focus();
+  }
+
+  // A reply started in another tab meanwhile is shown once the edit is closed, not over it (state.stale).
+  function editClose(node, form, body) {
+    form.replaceWith(body);
+    node.classList.remove("editing");
+    if (state.stale && state.current) openConversation(state.current.id);
   }
 
   async function editSend(node, content, form, body) {
@@ -488,6 +498,12 @@
     state.sending = true;
     try {
       const posted = await api("POST", `/api/v1/messages/${node.dataset.messageId}/edit`, { content, model: modelSelect.value });
+      if (!node.isConnected) { startedElsewhere(posted.user_message.conversation); return; }
+      if (state.stale) {  // read again, with the other tab's messages, this edit and its reply
+        editClose(node, form, body);
+        announce(posted.user_message.conversation);
+        return;
+      }
       form.replaceWith(body);
       node.classList.remove("editing");
       const user = renderMessage(posted.user_message);
@@ -741,13 +757,34 @@
     if (tabs) tabs.postMessage({ type: "reply", conversation: conversationId });
   }
 
+  // A post answered after the person opened another conversation (a slow network, a click on the
+  // list meanwhile) is not drawn into the one now shown: the reply goes on in its own, and is
+  // followed there when the person goes back to it.
+  function isOpen(conversationId) {
+    return Boolean(state.current && state.current.id === conversationId);
+  }
+
+  function startedElsewhere(conversationId) {
+    announce(conversationId);
+    loadConversations().catch(() => {});
+  }
+
+  // The button just pressed (Continue, Retry, Regenerate) goes while the reply streams; focus left
+  // on nothing would send a keyboard or screen-reader user back to the top of the page. It goes
+  // to the message box, as after Stop, where Escape stops the reply.
+  function focusLostToBox() {
+    if (!document.activeElement || document.activeElement === document.body) input.focus();
+  }
+
   async function continueReply(node) {
     if (state.stream || state.sending) return;
     say("");
     try {
       const started = await api("POST", `/api/v1/messages/${node.dataset.messageId}/continue`);
+      if (!node.isConnected) { startedElsewhere(started.assistant_message.conversation); return; }
       follow(started.assistant_message, node);
       announce(started.assistant_message.conversation);
+      focusLostToBox();
     } catch (error) { sayError(error); }
   }
 
@@ -757,6 +794,7 @@
     say("");
     try {
       const started = await api("POST", `/api/v1/messages/${node.dataset.messageId}/regenerate`, { model: modelSelect.value });
+      if (!node.isConnected) { startedElsewhere(started.assistant_message.conversation); return; }
       const fresh = renderMessage(started.assistant_message);
       const versions = versionNodes(node.dataset.versionGroup);
       versions[versions.length - 1].after(fresh);
@@ -764,6 +802,7 @@
       versionsApply();
       follow(started.assistant_message, fresh);
       announce(started.assistant_message.conversation);
+      focusLostToBox();
     } catch (error) { sayError(error); }
   }
 
@@ -866,22 +905,26 @@
     state.sending = true;
     sendButton.disabled = true;
     say("");
+    const typedIn = state.current && state.current.id;
     try {
       let conversation = state.current;
       if (!conversation) {
         conversation = await api("POST", "/api/v1/conversations", { model: modelSelect.value });
         state.conversations.unshift(conversation);
-        state.current = conversation;
-        history.replaceState(null, "", `/?c=${conversation.id}`);
+        if (!state.current) {  // still on the new chat
+          state.current = conversation;
+          history.replaceState(null, "", `/?c=${conversation.id}`);
+        }
       }
       const reply = await api("POST", `/api/v1/conversations/${conversation.id}/messages`, { content, model: modelSelect.value });
+      draftClear(typedIn);
+      draftClear(conversation.id);
+      if (!isOpen(conversation.id)) { startedElsewhere(conversation.id); return; }
       if (text === undefined) {
         input.value = "";
         autosize();
         countChars();
       }
-      draftClear(conversation.id);
-      draftClear(null);
       state.chosenEdit = {};  // a new message goes on from the newest branch
       messageList.append(renderMessage(reply.user_message));
       const node = renderMessage(reply.assistant_message);
@@ -893,7 +936,7 @@
       announce(conversation.id);
       loadConversations().catch(() => {});
     } catch (error) {
-      if (error.code === "conversation_not_found" && state.current) {
+      if (error.code === "conversation_not_found" && state.current && state.current.id === typedIn) {
         conversationGone(state.current.id, "This conversation was deleted, perhaps in another tab. Your message is kept: send it to start a new chat.");
       } else sayError(error, { sending: true });
       renderConversations();
@@ -984,14 +1027,20 @@
       }
       loadConversations().catch(() => {});
       if (data.type === "reply" && state.current && state.current.id === data.conversation && !state.stream) {
-        openConversation(data.conversation, { keepScroll: false });
+        // Drawn again, the conversation would take away an edit being typed here.
+        if (messageList.querySelector(".edit-form")) state.stale = true;
+        else openConversation(data.conversation, { keepScroll: false });
       }
     });
   }
   document.addEventListener("keydown", (event) => {
-    if (event.key !== "Escape") return;
+    if (event.key !== "Escape" || event.defaultPrevented) return;  // a rename or an edit took it
     if (exportMenu.open) { exportMenu.open = false; exportMenu.querySelector("summary").focus(); return; }
-    if (sidebar.classList.contains("open")) { setSidebar(false); toggle.focus(); } else if (state.stream) stop();
+    if (sidebar.classList.contains("open")) { setSidebar(false); toggle.focus(); return; }
+    // Closing the settings dialog, clearing the search box or a feedback comment must not also
+    // cut the reply off: Escape stops it from anywhere else.
+    const typing = event.target.closest && event.target.closest("dialog, input");
+    if (state.stream && !typing) stop();
   });
   stopButton.addEventListener("click", stop);
   $("settings-open").addEventListener("click", settingsOpen);
