@@ -159,7 +159,7 @@ async def _sse(
     ends the stream with an error event, then ``[DONE]``, never a silent clean end."""
     try:
         # The opening goes out with the first chunk's events: one write, not two.
-        yield writer.event(writer.opening()) + (writer.frames(first) if first is not None else b"")
+        yield writer.event(writer.opening(first)) + (writer.frames(first) if first is not None else b"")
         if first is not None:
             async for chunk in chunks:
                 if frames := writer.frames(chunk):
@@ -211,8 +211,12 @@ class _ChunkWriter:
     def _choice(self, delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
         return {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
 
-    def opening(self) -> dict[str, Any]:
-        return self._chunk([self._choice({"role": "assistant", "content": ""})])
+    def opening(self, first: Chunk | None) -> dict[str, Any]:
+        """The role, with empty content, or none when the answer opens with a tool call: as OpenAI
+        streams it, so the message a client builds from the chunks has ``content: null`` as the
+        whole answer has."""
+        calls_first = first is not None and bool(first.tool_calls) and not first.delta
+        return self._chunk([self._choice({"role": "assistant", "content": None if calls_first else ""})])
 
     def frames(self, chunk: Chunk) -> bytes:
         """The SSE bytes of one chunk (nothing for a chunk that carries nothing to send)."""

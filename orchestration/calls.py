@@ -265,14 +265,19 @@ def _with_limit_headers(error: ServiceError, call: Call) -> ServiceError:
 # --- the answer -------------------------------------------------------------------------------
 
 
+def usage_total(usages: Iterable[Usage]) -> Usage:
+    """Several answers' usage as one."""
+    counted = list(usages)
+    return Usage(
+        input_tokens=sum(one.input_tokens for one in counted),
+        output_tokens=sum(one.output_tokens for one in counted),
+    )
+
+
 def served_total(served: Iterable[Served]) -> tuple[Usage, Decimal]:
     """The usage and cost of several upstream calls answered as one."""
     calls = list(served)
-    usage = Usage(
-        input_tokens=sum(one.usage.input_tokens for one in calls),
-        output_tokens=sum(one.usage.output_tokens for one in calls),
-    )
-    return usage, sum((one.cost_usd for one in calls), Decimal(0))
+    return usage_total(one.usage for one in calls), sum((one.cost_usd for one in calls), Decimal(0))
 
 
 def answer_spent(answer: tuple[Any, Served]) -> tuple[Usage, Decimal]:

@@ -113,12 +113,20 @@ def orchestration_error_from(error: ProviderError, model: str) -> OrchestrationE
         message = _CLIENT_MESSAGES[error.kind]
         return OrchestrationError(_CLIENT_ERRORS[error.kind], message, status=400, cause=error, detail=detail)
     if error.retryable:
-        message = f"The model '{model}' is unavailable right now. Retry after the time in Retry-After."
+        message = f"The model '{model}' is unavailable right now. {retry_hint(error.retry_after)}"
         return OrchestrationError(
             "upstream_unavailable", message, status=503, retry_after=error.retry_after, cause=error, detail=detail
         )
     message = f"The model provider failed while answering with '{model}'."
     return OrchestrationError("upstream_error", message, status=502, cause=error, detail=detail)
+
+
+def retry_hint(retry_after: float | None) -> str:
+    """The sentence that tells a caller when to retry: it points at Retry-After only when the
+    answer carries one (a provider's 500 gives no hint, and no breaker may be open yet)."""
+    if retry_after is None:
+        return "Retry in a few seconds."
+    return "Retry after the time in Retry-After."
 
 
 def model_not_found(name: str) -> OrchestrationError:
@@ -570,7 +578,7 @@ class Orchestrator:
         if isinstance(failure, BreakerOpen) or failure.retryable:
             return OrchestrationError(
                 "upstream_unavailable",
-                f"{message} Retry after the time in Retry-After.",
+                f"{message} {retry_hint(retry_after)}",
                 status=503,
                 retry_after=retry_after,
                 cause=failure if isinstance(failure, ProviderError) else None,

@@ -33,6 +33,7 @@ from orchestration.calls import (
     stream_opened,
     stream_response,
     usage_body,
+    usage_total,
     v1_view,
 )
 from orchestration.http import json_response
@@ -70,10 +71,11 @@ async def _whole(call: Call, chats: list[ChatRequest]) -> HttpResponseBase:
     answers: list[tuple[ChatResponse, Served]] = await answered(
         call, asyncio.gather(*(orchestrator.complete(chat, call.ctx) for chat in chats)), answers_spent
     )
-    usage, cost = answers_spent(answers)
+    _, cost = answers_spent(answers)
     served = answers[0][1]
     headers = {**call.headers(), **served_headers(served), "X-Cost-USD": f"{cost:f}"}
-    return json_response(_body(answers, usage), headers)
+    # The answers' own usage: a cached answer reports what it took, though it is not charged again.
+    return json_response(_body(answers, usage_total(response.usage for response, _ in answers)), headers)
 
 
 def _body(answers: list[tuple[ChatResponse, Served]], usage: Usage) -> dict[str, Any]:
@@ -125,8 +127,7 @@ async def _events(
             served.append(following.served)
             reported.append(following.usage)
         if include_usage:
-            total = Usage(sum(one.input_tokens for one in reported), sum(one.output_tokens for one in reported))
-            yield writer.usage(total)
+            yield writer.usage(usage_total(reported))
     except Exception as error:
         yield stream_failure_event(call, error)
     finally:

@@ -186,7 +186,9 @@ CSRF_COOKIE_SAMESITE = "Lax"
 CSRF_FAILURE_VIEW = "project.edge.views.csrf_failure"
 SESSION_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"
-DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("SWITCHYARD_MAX_BODY_BYTES", 1_048_576, minimum=1024)
+# 4 MiB: the largest embeddings request OpenAI takes (300,000 tokens across the inputs) is about 2.4 MB
+# as the token arrays LangChain's OpenAIEmbeddings sends by default, in batches of 1,000 inputs.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("SWITCHYARD_MAX_BODY_BYTES", 4 * 1_048_576, minimum=1024)
 
 # --- DRF --------------------------------------------------------------------------------
 REST_FRAMEWORK = {

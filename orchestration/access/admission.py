@@ -366,8 +366,16 @@ def _budget_advice(caller: Caller, *, wait: bool) -> str:
     return "Wait for next month, or ask an administrator to raise it." if wait else "Ask an administrator to raise it."
 
 
+# OpenAI's SDKs wait out a Retry-After of up to a minute; a longer one they ignore and retry within
+# seconds, in vain (a budget spent until next month). Such a refusal tells them not to retry.
+_LONGEST_CLIENT_WAIT_S = 60
+
+
 def _limited(code: str, message: str, headers: dict[str, str], retry_after_s: float) -> LimitReached:
-    return LimitReached(code, message, meta={**headers, "Retry-After": str(max(1, math.ceil(retry_after_s)))})
+    meta = {**headers, "Retry-After": str(max(1, math.ceil(retry_after_s)))}
+    if retry_after_s > _LONGEST_CLIENT_WAIT_S:
+        meta["x-should-retry"] = "false"
+    return LimitReached(code, message, meta=meta)
 
 
 def _usd(amount: Decimal) -> str:

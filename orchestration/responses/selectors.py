@@ -19,6 +19,13 @@ def response_not_found(response_id: str, param: str | None = None) -> NotFound:
     return NotFound("response_not_found", f"No response found with id '{response_id}'.", param=param)
 
 
+def previous_response_not_found(response_id: str) -> InvalidRequest:
+    """OpenAI's answer when ``previous_response_id`` names nothing the caller may continue: a 400
+    with this code, which clients that chain responses read as "send the whole conversation"."""
+    message = f"Previous response with id '{response_id}' not found."
+    return InvalidRequest("previous_response_not_found", message, param="previous_response_id")
+
+
 def _owned(*, user_id: int, response_id: str) -> StoredResponse | None:
     """The caller's stored response of that id, or None. An id holding a null character names
     nothing stored (none can be) and is not looked up: PostgreSQL refuses such a query (a 500)."""
@@ -64,7 +71,7 @@ def conversation_items(*, user_id: int, previous_response_id: str) -> list[dict[
             raise InvalidRequest("conversation_too_long", message, param="previous_response_id")
         row = _owned(user_id=user_id, response_id=next_id)
         if row is None:
-            raise response_not_found(next_id, param="previous_response_id")
+            raise previous_response_not_found(next_id)
         if row.status in StoredResponse.UNFINISHED:
             message = f"The response '{next_id}' is still {row.status}; continue from it once it has finished."
             raise InvalidRequest("previous_response_unfinished", message, param="previous_response_id")

@@ -44,6 +44,8 @@ Per request, as the providers do: ``tool_choice`` (each wire's own form) "none" 
 over a scripted call; "required" (Anthropic ``any``, Gemini ``ANY``) or a named tool calls it (the
 first tool, for "required") with arguments made from its JSON Schema, unless the turn already does.
 ``logprobs`` / ``top_logprobs`` (OpenAI wire) add deterministic per-token logprobs, whole and streamed.
+``response_format`` (OpenAI wire) ``json_object`` answers ``{"answer": "..."}``; ``json_schema`` answers a
+document made from its schema (unless a turn is scripted), as structured outputs promise.
 
 Control
     ``GET /_sim/health``; ``GET /_sim/models[/{upstream}]``; ``PUT /_sim/models/{upstream}``;

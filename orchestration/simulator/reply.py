@@ -40,6 +40,8 @@ class Prompt:
     stream: bool = False
     include_usage: bool = False
     json_mode: bool = False
+    # ``response_format.json_schema.schema`` (OpenAI's structured outputs): the reply is a document that fits it.
+    json_schema: dict[str, Any] | None = None
     # The request's tools by name (their JSON Schema parameters), and what ``tool_choice`` asks:
     # "auto" (the model decides: only a script calls tools), "none", "required", or a tool's name.
     tools: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -107,7 +109,9 @@ def reply_for(prompt: Prompt, behaviour: Behaviour) -> Reply:
     else:
         # The natural length is generated in full so that a smaller max_tokens reads as a cut ("length").
         tokens, calls = generated_tokens(seed, behaviour.max_tokens_default or default_length(seed)), []
-        if prompt.json_mode:
+        if prompt.json_schema is not None:
+            tokens = text_tokens(json.dumps(schema_example(prompt.json_schema)))
+        elif prompt.json_mode:
             tokens = text_tokens(json.dumps({"answer": "".join(tokens)}))
     tokens, calls = _as_tool_choice_asks(tokens, calls, prompt, seed)
     return _limited(tokens, calls, prompt)
@@ -131,21 +135,44 @@ def _as_tool_choice_asks(
     return [], _tool_calls(turn, seed)
 
 
-def schema_example(schema: dict[str, Any]) -> Any:
-    """A value that fits a (simple) JSON Schema: its first enum value or example, else one per type."""
-    if not isinstance(schema, dict):
+_MAX_SCHEMA_DEPTH = 8
+
+
+def schema_example(schema: dict[str, Any], root: dict[str, Any] | None = None, depth: int = 0) -> Any:
+    """A value that fits a (simple) JSON Schema: its first enum value or example, else one per type.
+    Local ``$ref``s and the first non-null branch of ``anyOf``/``oneOf`` are followed, as the schemas
+    Pydantic writes for nested and optional fields (what ``client.chat.completions.parse`` sends) need."""
+    root = schema if root is None else root
+    if not isinstance(schema, dict) or depth > _MAX_SCHEMA_DEPTH:
         return None
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/"):
+        return schema_example(_schema_at(root, ref), root, depth + 1)
+    if "const" in schema:
+        return schema["const"]
     for key in ("enum", "examples"):
         if isinstance(schema.get(key), list) and schema[key]:
             return schema[key][0]
+    for key in ("anyOf", "oneOf", "allOf"):
+        branches = [b for b in schema.get(key) or [] if isinstance(b, dict) and b.get("type") != "null"]
+        if branches:
+            return schema_example(branches[0], root, depth + 1)
     kind = schema.get("type")
     if isinstance(kind, list):
         kind = next((k for k in kind if k != "null"), "null")
     if kind == "object" or "properties" in schema:
         properties = schema.get("properties") or {}
-        return {name: schema_example(sub) for name, sub in properties.items() if isinstance(sub, dict)}
+        return {name: schema_example(sub, root, depth + 1) for name, sub in properties.items() if isinstance(sub, dict)}
     examples = {"string": "simulated", "integer": 1, "number": 1.5, "boolean": True, "array": [], "null": None}
     return examples.get(kind, "simulated") if isinstance(kind, str) else "simulated"
+
+
+def _schema_at(root: dict[str, Any], ref: str) -> Any:
+    """The part of ``root`` a local JSON pointer (``#/$defs/Name``) names, or None."""
+    node: Any = root
+    for part in ref[2:].split("/"):
+        node = node.get(part.replace("~1", "/").replace("~0", "~")) if isinstance(node, dict) else None
+    return node
 
 
 def _limited(tokens: list[str], calls: list[ToolCallOut], prompt: Prompt) -> Reply:

@@ -86,11 +86,20 @@ def chat_prompt(body: Any) -> Prompt:
         stream=body.get("stream") is True,
         include_usage=bool(options.get("include_usage")),
         json_mode=response_format.get("type") in ("json_object", "json_schema"),
+        json_schema=_response_schema(response_format),
         tools=_tools(body.get("tools")),
         tool_choice=_tool_choice(body.get("tool_choice")),
         logprobs=body.get("logprobs") is True,
         top_logprobs=_top_logprobs(body),
     )
+
+
+def _response_schema(response_format: dict[str, Any]) -> dict[str, Any] | None:
+    """The schema of ``response_format: {type: json_schema, json_schema: {name, schema}}``, if any."""
+    if response_format.get("type") != "json_schema":
+        return None
+    schema = _object(response_format, "json_schema").get("schema")
+    return schema if isinstance(schema, dict) else None
 
 
 def _top_logprobs(body: dict[str, Any]) -> int:

@@ -51,6 +51,22 @@ def test_openai_python_parse_returns_the_pydantic_object(gateway: Gateway, simul
     assert gateway.python("openai_python.py", "parse") == {"parsed": event}
 
 
+def test_openai_python_parse_fits_the_schema_without_a_script(gateway: Gateway) -> None:
+    seen = gateway.python("openai_python.py", "parse_unscripted")
+    assert seen == {"parsed": {"name": "simulated", "venue": {"city": "simulated"}, "guests": 1}}
+
+
+def test_openai_python_a_lost_response_chain_is_openais_previous_response_not_found(gateway: Gateway) -> None:
+    needs_responses(gateway)
+    seen = gateway.python("openai_python.py", "responses_lost_chain")
+    assert seen == {
+        "error": "BadRequestError",
+        "status": 400,
+        "code": "previous_response_not_found",
+        "param": "previous_response_id",
+    }
+
+
 def test_openai_python_responses_plain_stream_tools_and_background(
     gateway: Gateway, simulator: Any, worker: Any
 ) -> None:
@@ -95,6 +111,10 @@ def test_langchain_chat_openai_invoke_stream_tools_and_structured_output(gateway
 def test_langchain_openai_embeddings_defaults_send_token_arrays(gateway: Gateway) -> None:
     seen = gateway.python("langchain_openai_client.py", "embeddings")
     assert seen["count"] == 2 and seen["dimensions"] > 0
+
+
+def test_langchain_openai_embeddings_of_a_thousand_chunks_go_up_in_one_request(gateway: Gateway) -> None:
+    assert gateway.python("langchain_openai_client.py", "embeddings_batch") == {"count": 1000}
 
 
 def test_litellm_as_a_client(gateway: Gateway) -> None:

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -184,3 +185,27 @@ async def test_a_wrong_hit_report_needs_a_token_this_server_made_for_a_model_the
     assert (not_hers.status_code, not_hers.json()["error"]["code"]) == (404, "cache_entry_not_found")
     again = await ask(secret, "How can I cancel an order I placed?", model="faq-sim")
     assert again["X-Cache"] == "SEMANTIC-HIT"
+
+
+async def response_streamed_usage(response: Any) -> Any:
+    """The usage in ``response.completed``, the last event of a Responses stream."""
+    content = b"".join([part async for part in response.streaming_content])
+    last = content.decode().strip().split("\n\n")[-1]
+    return json.loads(last.split("\ndata: ", 1)[1])["response"]["usage"]
+
+
+async def test_a_cached_text_completion_and_a_streamed_cached_response_report_their_usage(
+    models: None, make_key: Any, simulator: Simulator
+) -> None:
+    """As a cached chat completion does: the usage of the answer replayed, though it is not charged again."""
+    secret = await sync_to_async(make_key)()
+    legacy = {"model": "cached-sim", "prompt": "Name three seas.", "temperature": 0}
+    usage = (await post_json(AsyncClient(), "/v1/completions", legacy, secret)).json()["usage"]
+    again = await post_json(AsyncClient(), "/v1/completions", legacy, secret)
+    assert again["X-Cache"] == "HIT" and again.json()["usage"] == usage
+
+    asked = {"model": "cached-sim", "input": "Name three bays.", "temperature": 0}
+    usage = (await post_json(AsyncClient(), "/v1/responses", asked, secret)).json()["usage"]
+    streamed = await post_json(AsyncClient(), "/v1/responses", {**asked, "stream": True}, secret)
+    assert streamed["X-Cache"] == "HIT" and await response_streamed_usage(streamed) == usage
+    assert usage["total_tokens"] > 0 and simulator.stats("cached-sim")["requests"] == 2

@@ -278,6 +278,20 @@ async def test_tools_go_up_and_tool_calls_come_back(sim_models, make_key, simula
     assert json.loads(call["function"]["arguments"]) == {"city": "Oslo"}
 
 
+async def test_a_streamed_tool_call_opens_with_null_content(sim_models, make_key, simulator) -> None:  # type: ignore[no-untyped-def]
+    """A client that folds the chunks into a message (the SDKs' stream helpers) gets ``content: null``
+    for a tool call, as from the whole answer, not ``""``; a text answer still opens with ``""``."""
+    simulator.configure("gpt-sim", script=[{"tool_calls": [{"name": "get_weather", "arguments": {"city": "Oslo"}}]}])
+    secret = await in_thread(make_key)
+    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
+    called = sse_events(await read(await post_json(AsyncClient(), URL, chat_body(tools=tools, stream=True), secret)))
+    assert called[0]["choices"][0]["delta"] == {"role": "assistant", "content": None}
+    assert all(c["choices"][0]["delta"].get("content") is None for c in called[:-1] if c["choices"])
+    simulator.configure("gpt-sim", script=None)
+    text = sse_events(await read(await post_json(AsyncClient(), URL, chat_body(stream=True), secret)))
+    assert text[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+
+
 async def test_an_sdk_message_sent_back_whole_is_accepted(sim_models, make_key, simulator) -> None:  # type: ignore[no-untyped-def]
     """A tool loop that appends ``message.model_dump()`` sends every field the SDK has, most of them null."""
     simulator.configure("gpt-sim", script=[{"tool_calls": [{"name": "get_weather", "arguments": {"city": "Oslo"}}]}])
@@ -358,6 +372,9 @@ async def test_an_upstream_failure_is_an_honest_5xx_with_the_limit_headers(sim_m
     response = await post_json(AsyncClient(), URL, chat_body(), secret)
     assert response.status_code in (502, 503), response.content
     assert "x-ratelimit-remaining-requests" in response
+    # The provider gave no hint and no breaker is open yet: the message points at no header it lacks.
+    assert "Retry-After" not in response
+    assert "Retry-After" not in response.json()["error"]["message"]
 
 
 async def test_a_hanging_provider_is_a_504_at_the_deadline(sim_models, make_key, simulator, settings) -> None:  # type: ignore[no-untyped-def]
@@ -537,6 +554,7 @@ async def test_a_spent_budget_is_429_budget_exceeded(sim_models, make_key) -> No
     refused = await post_json(AsyncClient(), URL, chat_body(max_tokens=8), secret)
     assert_throttled(refused, "budget_exceeded")
     assert int(refused["Retry-After"]) > 60  # the budget comes back with the next month
+    assert refused["x-should-retry"] == "false"  # the SDKs would retry within seconds, in vain
 
 
 async def test_a_call_that_could_cost_more_than_the_whole_budget_is_400(sim_models, make_key) -> None:  # type: ignore[no-untyped-def]

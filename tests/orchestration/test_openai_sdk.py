@@ -108,6 +108,7 @@ def test_errors_map_to_the_sdks_exception_classes(sim_models, make_key, live_web
         sdk.chat.completions.create(model="gpt-sim", messages=MESSAGES, max_tokens=5)
     headers = limited.value.response.headers
     assert int(headers["retry-after"]) >= 1 and headers["x-ratelimit-remaining-requests"] == "0"
+    assert "x-should-retry" not in headers  # a minute's wait is one the SDK waits out and retries after
     assert headers["ratelimit"] and headers["ratelimit-policy"]
 
     simulator.configure("gpt-sim", drop_after_tokens=3)

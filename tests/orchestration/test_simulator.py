@@ -833,3 +833,26 @@ def test_anthropic_and_gemini_wires_honour_tool_choice_too(client: httpx.Client,
     gemini = {"contents": GEMINI_CONTENTS, "tools": tools, "toolConfig": config}
     parts = client.post("/v1beta/models/sim-g:generateContent", json=gemini).json()["candidates"][0]["content"]["parts"]
     assert parts[-1]["functionCall"] == {"name": "get_weather", "args": {"city": "simulated"}}
+
+
+def test_a_json_schema_response_format_gets_a_document_that_fits_the_schema(client: httpx.Client) -> None:
+    """What ``client.chat.completions.parse`` sends for a Pydantic model with a nested and an optional field."""
+    schema = {
+        "$defs": {"Place": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}},
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "where": {"$ref": "#/$defs/Place"},
+            "guests": {"anyOf": [{"type": "integer"}, {"type": "null"}]},
+            "kind": {"enum": ["party", "fair"]},
+        },
+        "required": ["name", "where", "guests", "kind"],
+        "additionalProperties": False,
+    }
+    response_format = {"type": "json_schema", "json_schema": {"name": "Event", "strict": True, "schema": schema}}
+    body = client.post(
+        "/v1/chat/completions", json={"model": "sim-a", "messages": USER, "response_format": response_format}
+    ).json()
+
+    document = json.loads(body["choices"][0]["message"]["content"])
+    assert document == {"name": "simulated", "where": {"city": "simulated"}, "guests": 1, "kind": "party"}

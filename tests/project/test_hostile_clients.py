@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from django.conf import settings
 
 from orchestration.access.keys import api_key_create
 from orchestration.models import LanguageModel, Provider, RequestLog
@@ -103,7 +104,7 @@ HOSTILE_BODIES: dict[str, tuple[bytes, int, str]] = {
         "array_too_long",
     ),
     "over the body limit": (
-        b'{"model": "x", "messages": [], "pad": "' + b"x" * 2 * 2**20 + b'"}',
+        b'{"model": "x", "messages": [], "pad": "' + b"x" * settings.DATA_UPLOAD_MAX_MEMORY_SIZE + b'"}',
         413,
         "request_too_large",
     ),
@@ -231,7 +232,7 @@ def test_a_body_over_the_limit_is_a_json_413_at_every_door(server: ManagedProces
     for headers in ({"Authorization": f"Bearer {secret}"}, {}):
         response = httpx.post(
             f"{server.url}{path}",
-            content=b'{"input": "' + b"x" * 2 * 2**20 + b'"}',
+            content=b'{"input": "' + b"x" * settings.DATA_UPLOAD_MAX_MEMORY_SIZE + b'"}',
             headers={**headers, "Content-Type": "application/json"},
             timeout=30,
         )
@@ -241,7 +242,7 @@ def test_a_body_over_the_limit_is_a_json_413_at_every_door(server: ManagedProces
 def test_a_413_on_v1_carries_openai_processing_ms(server: ManagedProcess, secret: str) -> None:
     response = httpx.post(
         f"{server.url}/v1/chat/completions",
-        content=b'{"model": "' + b"x" * 2 * 2**20 + b'"}',
+        content=b'{"model": "' + b"x" * settings.DATA_UPLOAD_MAX_MEMORY_SIZE + b'"}',
         headers={"Authorization": f"Bearer {secret}", "Content-Type": "application/json"},
         timeout=30,
     )

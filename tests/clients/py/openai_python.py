@@ -11,7 +11,7 @@ import sys
 import time
 from typing import Any
 
-from openai import OpenAI
+from openai import BadRequestError, OpenAI
 from pydantic import BaseModel
 
 CHAT = os.environ["CHAT_MODEL"]
@@ -71,6 +71,26 @@ def parse(client: OpenAI) -> dict[str, Any]:
     return {"parsed": event.model_dump() if event else None}
 
 
+class Venue(BaseModel):
+    city: str
+
+
+class Booking(BaseModel):
+    name: str
+    venue: Venue
+    guests: int | None
+
+
+def parse_unscripted(client: OpenAI) -> dict[str, Any]:
+    """``parse`` with a nested and an optional field, and no scripted reply: the simulated model
+    must answer with a document that fits the schema the SDK sends, as a real model does."""
+    completion = client.chat.completions.parse(
+        model=CHAT, messages=[{"role": "user", "content": "Book the science fair."}], response_format=Booking
+    )
+    booking = completion.choices[0].message.parsed
+    return {"parsed": booking.model_dump() if booking else None}
+
+
 def embeddings(client: OpenAI) -> dict[str, Any]:
     response = client.embeddings.create(model=os.environ["EMBEDDING_MODEL"], input="The food was delicious.")
     return {"dimensions": len(response.data[0].embedding)}
@@ -96,6 +116,17 @@ def responses_tools(client: OpenAI) -> dict[str, Any]:
     return {"tool": calls[0].name if calls else None, "text": final.output_text}
 
 
+def responses_lost_chain(client: OpenAI) -> dict[str, Any]:
+    """Continuing from a response that was not stored: OpenAI's ``previous_response_not_found``,
+    the error a client reads as "send the whole conversation again"."""
+    first = client.responses.create(model=CHAT, input="Say hello.", store=False)
+    try:
+        client.responses.create(model=CHAT, input="And again.", previous_response_id=first.id)
+    except BadRequestError as error:
+        return {"error": type(error).__name__, "status": error.status_code, "code": error.code, "param": error.param}
+    return {"error": None}
+
+
 def responses_background(client: OpenAI) -> dict[str, Any]:
     response = client.responses.create(model=CHAT, input="Write a short poem.", background=True)
     first_status = response.status
@@ -113,10 +144,12 @@ SCENARIOS = {
         stream,
         tools,
         parse,
+        parse_unscripted,
         embeddings,
         responses,
         responses_stream,
         responses_tools,
+        responses_lost_chain,
         responses_background,
     )
 }

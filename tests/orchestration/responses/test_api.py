@@ -86,12 +86,12 @@ async def test_a_built_in_tool_is_refused_naming_it(sim_models, make_key, tool) 
         ({"background": True, "store": False}, "invalid_value", "store"),
         ({"conversation": "conv_1"}, "unsupported_parameter", "conversation"),
         ({"frobnicate": 1}, "unknown_parameter", "frobnicate"),
-        ({"previous_response_id": "resp_missing"}, "response_not_found", "previous_response_id"),
+        ({"previous_response_id": "resp_missing"}, "previous_response_not_found", "previous_response_id"),
     ],
 )  # fmt: skip
 async def test_bad_requests_are_400_naming_the_parameter(sim_models, make_key, body, code, param) -> None:  # type: ignore[no-untyped-def]
     secret = await in_thread(make_key)
-    status = 404 if code.endswith("_not_found") else 400
+    status = 404 if code.endswith("_not_found") and code != "previous_response_not_found" else 400
     assert_error(await create(secret, **body), status, code, param=param)
 
 
@@ -108,7 +108,12 @@ async def test_another_users_response_is_404_everywhere(sim_models, make_key, bo
     assert_error(await get(bobs, f"{path}/input_items"), 404, "response_not_found")
     assert_error(await post_json(AsyncClient(), f"{path}/cancel", {}, bobs), 404, "response_not_found")
     assert_error(await AsyncClient().delete(path, headers=bearer(bobs)), 404, "response_not_found")
-    assert_error(await create(bobs, previous_response_id=response["id"]), 404, "response_not_found")
+    assert_error(
+        await create(bobs, previous_response_id=response["id"]),
+        400,
+        "previous_response_not_found",
+        "previous_response_id",
+    )
     reference = [{"type": "item_reference", "id": response["output"][0]["id"]}]
     assert_error(await create(bobs, input=reference), 404, "item_not_found", param="input[0].id")
     assert await StoredResponse.objects.filter(pk=response["id"]).aexists()
@@ -272,8 +277,8 @@ async def test_a_null_character_in_an_id_that_is_looked_up_is_not_found(sim_mode
     secret = await in_thread(make_key)
     assert_error(
         await create(secret, store=False, previous_response_id="resp_\x00"),
-        404,
-        "response_not_found",
+        400,
+        "previous_response_not_found",
         param="previous_response_id",
     )
     reference = [{"type": "item_reference", "id": f"msg_{'0' * 31}\x00i0"}]  # names "resp_0...0\x00"
