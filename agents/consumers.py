@@ -32,7 +32,7 @@ from orchestration.access.keys import REFUSALS
 from orchestration.access.revocation import AccessWatch, access_watch
 from orchestration.errors import InvalidRequest, MethodNotAllowed, ServiceError, Unauthenticated, error_body_of
 from orchestration.requestids import request_id_from
-from orchestration.sse import PING, STREAM_HEADERS, sse_event, sse_retry
+from orchestration.sse import PING, STREAM_HEADERS, event_id_from, sse_event, sse_retry
 from orchestration.types import OrchestrationError
 from orchestration.validation import json_document
 
@@ -408,9 +408,10 @@ class TaskLogStreamConsumer(AsyncHttpConsumer):
             raw = (query.get("last_event_id") or [""])[0].strip()
         if not raw:
             return 0
-        if not (raw.isascii() and raw.isdigit()):  # "²" is a digit to isdigit, not to int
+        after = event_id_from(raw)
+        if after is None:
             raise InvalidRequest("invalid_last_event_id", "Last-Event-ID must be a whole number.")
-        return int(raw)
+        return after
 
     def common_headers(self) -> list[tuple[bytes, bytes]]:
         return [(b"X-Request-ID", self.request_id.encode())]

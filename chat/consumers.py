@@ -23,6 +23,7 @@ from channels.generic.http import AsyncHttpConsumer
 from redis.exceptions import RedisError
 
 from chat import streams
+from chat.apis import INTERNAL_ERROR
 from chat.models import Message
 from chat.selectors import one_or_none
 from chat.services import reply_finish_orphan, terminal_event
@@ -33,7 +34,7 @@ from orchestration.access.revocation import access_watch
 from orchestration.database import database_call
 from orchestration.errors import error_body
 from orchestration.requestids import request_id_from
-from orchestration.sse import PING, STREAM_HEADERS, sse_retry
+from orchestration.sse import PING, STREAM_HEADERS, event_id_from, sse_retry
 
 logger = logging.getLogger(__name__)
 
@@ -43,8 +44,6 @@ RETRY_MS = 2000
 PING_S = 15.0
 # How long one read waits for events; between reads the relay renews its attachment.
 READ_BLOCK_S = 5.0
-# The largest Last-Event-ID taken as it is (an event id is a length in characters).
-MAX_EVENT_ID = 2**63 - 1
 
 
 class StreamRefused(Exception):
@@ -66,6 +65,7 @@ class MessageStreamConsumer(AsyncHttpConsumer):
         self.request_headers: dict[str, str] = {}
         self.sent_through = 0  # the id of the last event the client was sent
         self.closing: asyncio.Task[None] | None = None
+        self.answered = False  # the response's status line is out
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels closes stale database connections around every message, through the one
@@ -98,10 +98,18 @@ class MessageStreamConsumer(AsyncHttpConsumer):
         except asyncio.CancelledError:
             raise
         except Exception:
-            # Never leave a client hanging on a response that will not go on.
+            # Never leave a client hanging on a response that will not go on (a body without its
+            # status line is dropped by the server: the client waited for an answer until it gave up).
             logger.exception("stream of %s failed", self.scope.get("path"))
             with contextlib.suppress(Exception):
-                await self.send_body(b"", more_body=False)
+                if self.answered:
+                    await self.send_body(b"", more_body=False)
+                else:
+                    await self._refuse(StreamRefused(500, *INTERNAL_ERROR))
+
+    async def send_headers(self, *, status: int = 200, headers: Any = None) -> None:
+        self.answered = True
+        await super().send_headers(status=status, headers=headers)
 
     async def _relay_run(self) -> None:
         try:
@@ -256,10 +264,10 @@ class MessageStreamConsumer(AsyncHttpConsumer):
             raw = (query.get("last_event_id") or [""])[0]
         if not raw:
             return 0
-        if not (raw.strip().isascii() and raw.strip().isdigit()):  # "²" is a digit to isdigit, not to int
+        after = event_id_from(raw)  # an event id is a length in characters
+        if after is None:
             raise StreamRefused(400, "invalid_last_event_id", "Last-Event-ID must be an event id from this stream.")
-        # No reply is that long; a larger number would make a stream id Redis refuses (past 2**64).
-        return min(int(raw.strip()), MAX_EVENT_ID)
+        return after
 
     # --- HTTP plumbing --------------------------------------------------------------------
 

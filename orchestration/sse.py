@@ -59,6 +59,25 @@ def sse_event(data: Any, *, event: str | None = None, id: int | str | None = Non
     return head.encode() + b"data: " + payload + b"\n\n"
 
 
+# The largest event id taken as it is: no stream is that long, and a larger number would make a
+# stream id Redis refuses (past 2**64).
+MAX_EVENT_ID = 2**63 - 1
+_MAX_EVENT_ID_DIGITS = len(str(MAX_EVENT_ID))
+
+
+def event_id_from(raw: str) -> int | None:
+    """A client's ``Last-Event-ID`` (or ``?last_event_id=``) as a whole number, at most
+    ``MAX_EVENT_ID``; None when it is not one. ASCII digits only ("²" is a digit to ``isdigit``, not
+    to ``int``), measured before ``int`` reads them: ``int`` refuses more than 4300 digits."""
+    text = raw.strip()
+    if not (text.isascii() and text.isdigit()):
+        return None
+    digits = text.lstrip("0") or "0"
+    if len(digits) > _MAX_EVENT_ID_DIGITS:
+        return MAX_EVENT_ID
+    return min(int(digits), MAX_EVENT_ID)
+
+
 def sse_retry(ms: int) -> bytes:
     """How long a browser's ``EventSource`` waits before it reconnects."""
     return f"retry: {ms}\n\n".encode()

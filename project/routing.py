@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from channels.routing import URLRouter
+from channels.security.websocket import WebsocketDenier
 from django.urls import URLPattern, re_path
 
 from agents.routing import http_consumers as agent_http_consumers
@@ -35,4 +36,8 @@ http_application = RequestGuard(
         ]
     )
 )
-websocket_application = access_stack(URLRouter([*agent_websocket_consumers]))
+# A WebSocket to any other path is refused (daphne answers a handshake the application closes
+# with 403); without a route for it, the router raised, and the client got an empty 500.
+websocket_application = URLRouter(
+    [*_behind_access(agent_websocket_consumers), re_path(r"", WebsocketDenier.as_asgi())]  # type: ignore[arg-type]
+)

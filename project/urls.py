@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView
 
 from agents import views as agent_pages
 from chat import views as chat_pages
@@ -15,7 +15,7 @@ urlpatterns = [
     path("readyz", views.readyz, name="readyz"),
     path("metrics", views.metrics, name="metrics"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api/docs/", views.ApiDocsPage.as_view(url_name="schema"), name="api-docs"),
     path("admin/django-rq/", include("project.queues")),
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),

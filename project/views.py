@@ -1,5 +1,5 @@
-"""Operational endpoints: liveness and readiness (lean routes: no session, no middleware stack), and
-the Prometheus metrics."""
+"""Operational endpoints: liveness and readiness (lean routes: no session, no middleware stack), the
+Prometheus metrics, and the API docs page."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from pathlib import Path
 
 from django.contrib.staticfiles import finders
 from django.db import connection
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
+from django.views import View
+from drf_spectacular.views import SpectacularSwaggerView
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from orchestration.database import in_database_thread
@@ -64,3 +66,12 @@ def favicon(request: HttpRequest) -> HttpResponse:
     there filled every admin page's console with an error. The icon is the app's SVG."""
     headers = {"Cache-Control": "public, max-age=86400"}
     return HttpResponse(_favicon_svg(), content_type="image/svg+xml", headers=headers)
+
+
+class ApiDocsPage(SpectacularSwaggerView):
+    """The browsable API page. DRF answers ``OPTIONS`` with a view's metadata, rendered by the view's
+    renderer: here an HTML template that has no page for it (a 500). The page answers ``OPTIONS``
+    as Django's own views do: the methods it allows, and no body."""
+
+    def options(self, request: HttpRequest, *args: object, **kwargs: object) -> HttpResponseBase:
+        return View.options(self, request, *args, **kwargs)

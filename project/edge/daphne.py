@@ -43,6 +43,13 @@ went to it, where asyncio's transports (uvicorn, aiohttp) send at once. So a TCP
 buffer is empty sends what it is given at once, and buffers only what the kernel did not take, as
 asyncio does; with anything already waiting it buffers behind it, in order, as before.
 
+Daphne reads a WebSocket's frames as fast as the client sends them and queues each for the
+application without limit, while the application may be waiting (for a slow reader, for the
+database) and not taking them: one client that sent 60 KB frames without reading grew a web
+process by 240 MB in three seconds. A connection with more than ``INBOUND_FRAMES`` frames waiting
+now stops being read until the application has taken half of them, so the client's frames wait in
+its own buffers.
+
 A WebSocket message over daphne's size limit (1 MiB; the agent consumer answers frames over 64 KiB
 with a ``frame_too_large`` error and keeps the connection) made Autobahn drop the TCP connection
 without a close frame, so the client saw an abnormal closure and no reason. The connection is now
@@ -80,6 +87,9 @@ LINGER_S = 1.0
 # 4 MB): with the write buffer's high-water mark, what one slow reader can hold is bounded.
 SOCKET_SEND_BUFFER_BYTES = 128 * 1024
 LINGER_BYTES = 8 * 2**20
+# Frames a WebSocket may have waiting for the application before the connection is read no more
+# (each at most daphne's 1 MiB message limit).
+INBOUND_FRAMES = 16
 
 
 def buffered_bytes(transport: Any) -> int:
@@ -150,6 +160,7 @@ def daphne_harden() -> None:
     _bad_requests_in_the_one_shape()
     _no_twisted_access_line(http_protocol.HTTPFactory)
     _close_oversized_websockets_cleanly()
+    _websocket_frames_bounded()
     _write_eagerly()
     _unproxied_twisted_web_http(http_protocol)
 
@@ -198,8 +209,17 @@ def _bad_requests_in_the_one_shape() -> None:
         message = "The request could not be read as HTTP: its request line, headers or body framing are malformed."
         _answer_and_linger(self, _closing_error(400, "invalid_request", message, request_id_from({})))
 
+    choose_transfer_decoder = http.HTTPChannel._maybeChooseTransferDecoder
+
+    def choose_transfer_decoder_or_refuse(self: Any, header: bytes, data: bytes) -> bool:
+        try:
+            return bool(choose_transfer_decoder(self, header, data))
+        except ValueError:  # a Content-Length of more digits than int() reads (4300): it was dropped unanswered
+            return bool(self._failChooseTransferDecoder())
+
     http.HTTPChannel._respondToBadRequestAndDisconnect = respond_and_disconnect  # type: ignore[method-assign]
     http.HTTPChannel.lineLengthExceeded = _headers_too_large  # type: ignore[method-assign]
+    http.HTTPChannel._maybeChooseTransferDecoder = choose_transfer_decoder_or_refuse  # type: ignore[method-assign]
 
 
 def _headers_too_large(channel: Any, line: bytes = b"") -> None:
@@ -251,6 +271,35 @@ def _close_oversized_websockets_cleanly() -> None:
         self.setProtocolOptions(failByDrop=False)
 
     factory.__init__ = __init__  # type: ignore[method-assign]
+
+
+def _websocket_frames_bounded() -> None:
+    from daphne import ws_protocol
+
+    protocol = ws_protocol.WebSocketProtocol
+    queued = protocol.onMessage
+
+    def onMessage(self: Any, payload: bytes, isBinary: bool) -> None:
+        queued(self, payload, isBinary)
+        waiting = getattr(self, "application_queue", None)
+        if waiting is None or waiting.qsize() <= INBOUND_FRAMES or getattr(self, "_switchyard_unpausing", None):
+            return
+        self.transport.pauseProducing()
+        self._switchyard_unpausing = asyncio.ensure_future(_read_when_taken(self, waiting))
+
+    protocol.onMessage = onMessage  # type: ignore[method-assign]
+
+
+async def _read_when_taken(protocol: Any, waiting: asyncio.Queue[Any]) -> None:
+    """Read ``protocol``'s connection again once its application has taken half the frames waiting.
+    A connection closed meanwhile stays as it is (an application that never takes its frames is
+    one that waits for a client that reads nothing, which ``drained`` disconnects)."""
+    while waiting.qsize() > INBOUND_FRAMES // 2:
+        await asyncio.sleep(_DRAIN_POLL_S)
+        if getattr(protocol.transport, "disconnected", False):
+            return
+    protocol._switchyard_unpausing = None
+    protocol.transport.resumeProducing()
 
 
 def _no_twisted_access_line(factory: type) -> None:

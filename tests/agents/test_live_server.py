@@ -66,6 +66,16 @@ async def test_a_live_server_closes_unauthenticated_sockets_with_4401_and_refuse
         assert json.loads(await ws.recv())["type"] == "session"
 
 
+@pytest.mark.parametrize("path", ["/ws/elsewhere/", "/api/v1/messages/1/stream", "/v1/models"])
+async def test_a_websocket_to_a_path_that_takes_none_is_refused_not_failed(live_web, alice_key, path):
+    headers = {"Authorization": f"Bearer {alice_key}"}
+    url = live_web.url.replace("http://", "ws://") + path
+    with pytest.raises(InvalidStatus) as refused:  # it was an empty 500 and a traceback in the log
+        async with connect(url, additional_headers=headers, open_timeout=10):
+            pass
+    assert refused.value.response.status_code == 403
+
+
 async def test_a_message_over_the_servers_limit_is_refused_with_close_code_1009(live_web, alice_key):
     headers = {"Authorization": f"Bearer {alice_key}"}
     async with connect(ws_url(live_web), additional_headers=headers, open_timeout=10, max_size=None) as ws:
@@ -116,6 +126,8 @@ def test_the_log_streams_as_sse_and_resumes_after_last_event_id(live_web, alice_
     assert [e["id"] for e in resumed] == ["3", "4", "5"]
     assert [e["id"] for e in sse_events(api.get(f"{events_url}?last_event_id=4").text)] == ["5"]
     assert api.get(events_url, headers={"Last-Event-ID": "5"}).status_code == 204
+    # More digits than int() reads (4300): it was daphne's HTML 500 page.
+    assert api.get(events_url, headers={"Last-Event-ID": "9" * 5000}).status_code == 204
     superscript = api.get(f"{events_url}?last_event_id=%C2%B2")  # "²": isdigit, yet no int (it was a 500)
     assert superscript.status_code == 400 and superscript.json()["error"]["code"] == "invalid_last_event_id"
 

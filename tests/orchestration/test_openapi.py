@@ -53,3 +53,9 @@ def test_the_docs_page_loads_only_local_assets() -> None:
         assert asset.startswith("/static/"), asset
         assert client.get(asset).status_code == 200, asset
     assert "http://" not in html and "https://" not in html
+
+
+def test_the_docs_page_answers_options_with_the_methods_it_allows() -> None:
+    answer = Client().options("/api/docs/")  # DRF rendered its metadata with the page's template: a 500
+    assert answer.status_code == 200 and answer.content == b""
+    assert set(answer["Allow"].split(", ")) == {"GET", "HEAD", "OPTIONS"}

@@ -4,6 +4,7 @@ early and in the one error shape, and nothing internal or secret reaches a clien
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -14,6 +15,8 @@ from typing import Any
 import httpx
 import pytest
 from django.conf import settings
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from orchestration.access.keys import api_key_create
 from orchestration.models import LanguageModel, Provider, RequestLog
@@ -185,6 +188,39 @@ def test_ten_clients_that_never_read_leave_memory_flat_and_their_upstream_calls_
     # Other clients are served as usual meanwhile: the median, not a tail that a busy machine's
     # scheduler sets (speed under load is the benchmarks' to measure, tests/bench/hostile.py).
     assert probe.errors == 0 and probe.p50_ms() < 100, (probe.p50_ms(), probe.p99_ms())
+
+
+def test_a_websocket_client_that_sends_without_reading_leaves_memory_flat(server: ManagedProcess, secret: str) -> None:
+    """Frames sent faster than the session takes them (it waits on a client that reads none of its
+    answers) wait in the client's buffers, not the server's: 150 MB of them grew the process by
+    about as much, and a few seconds more would have used up the machine's memory."""
+    warm_up(server, secret)
+    before = rss_mb(server.pid)
+    peak, sent_mb = asyncio.run(_frames_without_reading(server, secret, megabytes=150))
+    assert peak - before < 30, (before, peak)
+    assert sent_mb < 150  # the server stopped reading them
+
+
+async def _frames_without_reading(server: ManagedProcess, secret: str, *, megabytes: int) -> tuple[float, float]:
+    """Send pings, then 60 KB frames, reading nothing: (the server's peak RSS in MB, MB sent)."""
+    url = server.url.replace("http://", "ws://") + "/ws/agents/"
+    headers = {"Authorization": f"Bearer {secret}"}
+    frame = json.dumps({"type": "ping", "pad": "x" * 60_000})
+    peak, sent = rss_mb(server.pid), 0
+    options: dict[str, Any] = {"max_queue": 1, "ping_interval": None, "open_timeout": 10, "close_timeout": 1}
+    async with connect(url, additional_headers=headers, **options) as ws:
+        ws.transport.pause_reading()  # not one answer is read
+        try:
+            for _ in range(30_000):  # answers enough to fill every buffer between the session and this client
+                await ws.send('{"type": "ping"}')
+            while sent * len(frame) < megabytes * 10**6:
+                await asyncio.wait_for(ws.send(frame), timeout=10)
+                sent += 1
+                if sent % 20 == 0:
+                    peak = max(peak, rss_mb(server.pid))
+        except (ConnectionClosed, TimeoutError):
+            pass  # the server disconnected a client that read nothing (SWITCHYARD_SEND_STALL_S)
+    return max(peak, rss_mb(server.pid)), sent * len(frame) / 10**6
 
 
 # --- what reaches clients and logs ----------------------------------------------------------------------

@@ -150,6 +150,10 @@ async def test_a_response_echoes_its_settings_and_keeps_its_input_items(sim_mode
     rest = (await get(secret, f"{path}?order=asc&after={page['last_id']}")).json()
     assert [item["role"] for item in rest["data"]] == ["assistant", "user"] and rest["has_more"] is False
     assert_error(await get(secret, f"{path}?limit=0"), 400, "invalid_value", param="limit")
+    # More digits than int() reads (4300): it was a 500.
+    assert_error(await get(secret, f"{path}?limit={'9' * 5000}"), 400, "invalid_value", param="limit")
+    first = (await get(secret, f"{path}?order=asc&limit=0001")).json()
+    assert [item["role"] for item in first["data"]] == ["developer"]
 
 
 async def test_an_item_reference_brings_back_the_stored_item_it_names(sim_models, make_key) -> None:  # type: ignore[no-untyped-def]
