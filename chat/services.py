@@ -108,11 +108,22 @@ def conversation_update(*, conversation: Conversation, caller: Caller, **changes
     return conversation
 
 
-def conversation_delete(*, conversation: Conversation) -> None:
-    """Delete it; a reply still streaming is cancelled upstream first."""
-    for message in conversation.messages.streaming():
-        streams.cancel_request(message.pk)
+def conversation_delete(
+    *, conversation: Conversation, clock: Clock = time.monotonic, wait_s: float = CANCEL_WAIT_S
+) -> None:
+    """Delete it, and stop a reply it is streaming: the upstream call is closed and the stream ends
+    with ``error message_deleted``. The rows go first, so the cancelled producer always finds its
+    row gone: settling it first made the end a ``done`` or an error by a race. Waits (briefly) for
+    the producers to end, so nothing of the conversation runs on once the answer is given."""
+    streaming = list(conversation.messages.streaming().values_list("pk", flat=True))
     conversation.delete()
+    for message_id in streaming:
+        streams.cancel_request(message_id)
+        if not streams.sync_client().exists(streams.key(message_id, "producer")):
+            async_to_sync(reply_end_deleted)(message_id)
+    until = clock() + wait_s
+    while not all(map(streams.reply_ended, streaming)) and clock() < until:
+        time.sleep(0.02)
 
 
 def conversation_markdown(*, conversation: Conversation, messages: list[Message]) -> str:
@@ -740,8 +751,9 @@ async def _reply_settle(
     if usage is None:
         count = token_counter(plan.provider_kind)
         usage = Usage(input_tokens=plan.input_tokens, output_tokens=count(added) if added else 0)
-    # A cached answer shows its own usage but is charged nothing, as on /v1: only a reply whose
-    # provider never reported its usage (cut short) is priced from the estimate.
+    # A cached answer shows its own usage but is charged nothing, as on /v1. A stream whose provider
+    # did not report its usage comes with the Orchestrator's estimate (served.usage_estimated); only
+    # a reply with no usage at all (it failed before its stream opened) is priced from this one.
     estimated = not (served.usage.total_tokens or stream.from_cache)
     cost = cost_usd(route, usage) if estimated and route is not None else served.cost_usd
     await plan.admission.settle(served.usage if stream.from_cache else usage, cost)
@@ -772,11 +784,7 @@ async def _settle_and_announce(message_id: int, fields: dict[str, Any]) -> None:
     released = False  # a terminal event that lands ends the producer's claim with it
     try:
         if message is None:
-            length = len(fields.get("content", ""))
-            gone = ReplyEvent(
-                length + 1, streams.ERROR, {"code": "message_deleted", "message": "The conversation was deleted."}
-            )
-            released = await streams.event_append(message_id, gone)
+            released = await streams.event_append(message_id, _deleted_event(len(fields.get("content", ""))))
         elif message.is_final:
             released = await streams.event_append(message_id, terminal_event(message))
     finally:
@@ -867,6 +875,20 @@ async def reply_finish_orphan(message_id: int, *, status: str, code: str) -> Non
     else:
         fields.update(error_code=code, error_message=_LOST_MESSAGES.get(code, code))
     await _settle_and_announce(message_id, fields)
+
+
+async def reply_end_deleted(message_id: int) -> None:
+    """End the stream of a reply whose row was deleted while no producer ran it."""
+    await streams.stream_close(message_id)
+    events = await streams.events_all(message_id)
+    if not any(event.is_terminal for event in events):
+        length = sum(len(event.data.get("delta", "")) for event in events)
+        await streams.event_append(message_id, _deleted_event(length))
+
+
+def _deleted_event(length: int) -> ReplyEvent:
+    data = {"code": "message_deleted", "message": "The conversation was deleted, so the reply stopped."}
+    return ReplyEvent(length + 1, streams.ERROR, data)
 
 
 def reply_cancel(*, message: Message, clock: Clock = time.monotonic, wait_s: float = CANCEL_WAIT_S) -> Message:

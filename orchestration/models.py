@@ -330,6 +330,12 @@ class RequestLog(models.Model):
     experiment = models.CharField(max_length=100, blank=True, default="", db_default="")
     variant = models.CharField(max_length=64, blank=True, default="", db_default="")
     message_id = models.BigIntegerField(null=True, blank=True, help_text="The chat reply this call wrote.")
+    usage_estimated = models.BooleanField(
+        default=False,
+        db_default=False,
+        help_text="The provider did not report the usage (a stream cut short, or a server that never sends it): "
+        "the tokens were counted from the prompt and the text sent, four characters a token.",
+    )
     created_at = models.DateTimeField(db_index=True)
 
     class Meta:

@@ -367,9 +367,16 @@ class Orchestrator:
         await self._count_tokens(call, response.usage)
         return response
 
-    def _charge(self, call: Call, route: ModelRoute, usage: Usage) -> None:
+    def _charge(self, call: Call, route: ModelRoute, usage: Usage, *, estimated: bool = False) -> None:
         call.served.usage = usage
+        call.served.usage_estimated = estimated
         call.served.cost_usd = cost_usd(call.deployment.route if call.deployment else route, usage)
+
+    def _charge_relayed(self, call: Call, route: ModelRoute, request: ChatRequest, relayed: Relayed) -> Usage:
+        """Charge a stream the usage its provider reported, else an estimate of what it read and wrote."""
+        usage = relayed.usage if relayed.usage is not None else _usage_estimated(request, relayed)
+        self._charge(call, route, usage, estimated=relayed.usage is None)
+        return usage
 
     async def _count_tokens(self, call: Call, usage: Usage) -> None:
         if call.deployment is not None:
@@ -863,10 +870,12 @@ class ReplyStream:
             # Cut short (the client left, the provider failed, the deadline passed): what the
             # provider read and wrote is charged all the same, by its own usage when it sent one,
             # else estimated. Hanging up before the usage chunk came must not make a call free.
-            orchestrator._charge(call, route, relayed.usage or _usage_estimated(request, relayed))
+            orchestrator._charge_relayed(call, route, request, relayed)
             raise
-        orchestrator._charge(call, route, relayed.usage or Usage())
-        await orchestrator._count_tokens(call, relayed.usage or Usage())
+        # Many OpenAI-compatible servers (Ollama, vLLM) never send usage in a stream, even when asked
+        # with stream_options.include_usage: such a stream is estimated as one cut short is.
+        usage = orchestrator._charge_relayed(call, route, request, relayed)
+        await orchestrator._count_tokens(call, usage)
         if relayed.keep and relayed.finished:
             answer = exact_cache.response_from_chunks(
                 relayed.chunks, response_id=call.ctx.request_id or "stream", model=route.name
@@ -931,8 +940,9 @@ class ReplyStream:
 
 
 def _usage_estimated(request: ChatRequest, relayed: Relayed) -> Usage:
-    """A stream's usage when it ended before the provider said it: the prompt and the text sent,
-    counted as the admission counts a prompt (``prompt_tokens_from_chars``)."""
+    """A stream's usage when its provider did not say it (the stream ended early, or the server never
+    sends usage): the prompt and the text sent, counted as the admission counts a prompt
+    (``prompt_tokens_from_chars``)."""
     return Usage(
         input_tokens=prompt_tokens_from_chars(prompt_chars(request)),
         output_tokens=prompt_tokens_from_chars(relayed.chars),

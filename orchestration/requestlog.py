@@ -58,6 +58,7 @@ class LogEntry:
     cache_status: str = ""
     input_tokens: int = 0
     output_tokens: int = 0
+    usage_estimated: bool = False  # the provider did not report the usage: counted from the text
     cost_usd: Decimal = Decimal("0")
     latency_ms: float = 0.0
     ttft_ms: float | None = None
@@ -104,6 +105,7 @@ def log_entry_from(
         cache_status=served.cache,
         input_tokens=served.usage.input_tokens,
         output_tokens=served.usage.output_tokens,
+        usage_estimated=served.usage_estimated,
         cost_usd=served.cost_usd,
         latency_ms=latency_ms,
         ttft_ms=served.ttft_ms,

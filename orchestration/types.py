@@ -225,6 +225,7 @@ class Served:
     cache_entry: str = ""  # a semantic hit's signed token (X-Cache-Entry), to report it wrong
     cost_usd: Decimal = Decimal("0")
     usage: Usage = field(default_factory=Usage)
+    usage_estimated: bool = False  # the provider did not report the usage: counted from the text (orchestrator.py)
     ttft_ms: float | None = None
     deployment: str = ""  # the deployment of ``model`` that served (orchestration/routing/)
     experiment: str = ""

@@ -144,6 +144,7 @@ class RequestLogAdmin(admin.ModelAdmin):
         "cache_status",
         "input_tokens",
         "output_tokens",
+        "usage_estimated",
         "cost_usd",
         "latency",
         "ttft",
@@ -158,6 +159,7 @@ class RequestLogAdmin(admin.ModelAdmin):
         "provider_served",
         "deployment",
         "experiment",
+        "usage_estimated",
         "created_at",
     ]
     search_fields = ["request_id", "model_requested", "model_served"]

@@ -38,6 +38,8 @@ Behaviour per upstream model (``PUT /_sim/models/{upstream}``, merged; ``"*"`` i
     text; ``max_tokens_default`` replaces the natural length; ``script`` is a list of turns, turn
     i answering the request with i assistant messages, the last turn repeating beyond the end:
     ``{"content": "..."}`` and/or ``{"tool_calls": [{"name": "...", "arguments": {...}}]}``.
+    ``stream_omits_usage`` leaves the usage out of an OpenAI-wire stream even when
+    ``stream_options.include_usage`` asks for it, as some OpenAI-compatible servers do.
     A null value restores a knob's default; unknown knobs or bad values get a 400.
 
 Per request, as the providers do: ``tool_choice`` (each wire's own form) "none" answers in text even

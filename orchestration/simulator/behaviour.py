@@ -31,6 +31,9 @@ class Behaviour:
     # A failure's message quotes the key the request presented, masked as OpenAI's 401 does
     # ("sk-test-********1b2c"): an upstream that echoes what it was sent.
     error_echoes_key: bool = False
+    # A stream without usage even when asked with stream_options.include_usage, as some
+    # OpenAI-compatible servers answer (OpenAI wire only; a whole reply keeps its usage).
+    stream_omits_usage: bool = False
     drop_after_tokens: int | None = None
     malformed_after_tokens: int | None = None
     reply: str | None = None
@@ -108,7 +111,7 @@ def _validated(name: str, value: Any) -> Any:
         if value not in ERROR_KINDS:
             raise BehaviourInvalid(f"error_kind must be one of {', '.join(ERROR_KINDS)} or null")
         return value
-    if name in ("hang", "error_echoes_key"):
+    if name in ("hang", "error_echoes_key", "stream_omits_usage"):
         if not isinstance(value, bool):
             raise BehaviourInvalid(f"{name} must be true or false")
         return value

@@ -14,7 +14,7 @@ import json
 import signal
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aiohttp import web
@@ -154,6 +154,8 @@ async def answer(request: web.Request, wire: Wire, prompt: Prompt) -> web.Stream
             return failure
         reply = reply_for(prompt, behaviour)
         if prompt.stream:
+            if behaviour.stream_omits_usage:
+                prompt = replace(prompt, include_usage=False)
             return await _stream(exchange, wire, prompt, reply, behaviour)
         return await _whole(exchange, wire, prompt, reply, behaviour)
 

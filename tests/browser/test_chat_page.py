@@ -6,9 +6,12 @@ import itertools
 import time
 from typing import Any
 
+import httpx
 from playwright.sync_api import expect
 
 from chat.models import Conversation, Message
+from orchestration.access.keys import api_key_create
+from orchestration.models import LanguageModel
 from tests.browser.conftest import BACKUP, MODEL, log_in, new_page, screenshot, sign_in
 from tests.browser.proxy import CuttingProxy
 
@@ -352,3 +355,52 @@ def test_right_to_left_text_reads_right_to_left_and_its_code_left_to_right(page,
 
     watch(send(page, "And now in English"))
     assert direction(page.locator("article.user .message-body").last) == "ltr"
+
+
+def test_the_edit_button_is_hidden_while_a_reply_streams_and_comes_back_after_it(
+    page, live_web, person, ui_model, simulator
+):
+    # Clicking it while a reply streamed did nothing at all (an edit then is refused with 409).
+    simulator.configure(MODEL, reply=WORDS, tokens_per_s=6)
+    sign_in(page, live_web.url, person)
+    node = send(page, "Tell me a long story")
+    edit = page.locator("#message-list article.user").last.get_by_role("button", name="Edit message")
+    node.locator(".message-body").get_by_text("Switchyard").wait_for()
+    expect(edit).to_be_hidden()
+    page.get_by_role("button", name="Stop").click()
+    node.locator(".message-meta").get_by_text("Stopped").wait_for()
+    expect(edit).to_be_visible()
+
+
+def test_a_model_disabled_after_the_page_loaded_leaves_no_empty_chat_and_says_to_pick_another(
+    page, live_web, person, ui_model, simulator
+):
+    simulator.configure(MODEL, reply="Noted.")
+    sign_in(page, live_web.url, person)
+    picker = page.get_by_label("Model")
+    expect(picker).to_have_value(MODEL)
+    LanguageModel.objects.filter(name=MODEL).update(enabled=False)
+    routed_no_more(live_web.url, person, MODEL)
+
+    box = page.get_by_label("Message", exact=True)
+    box.fill("Hello there")
+    box.press("Enter")
+    status = page.locator("#chat-status")
+    expect(status).to_contain_text(f"The model “{MODEL}” is no longer available")
+    expect(status).to_contain_text("Pick another model")
+    expect(picker.locator(f'option[value="{MODEL}"]')).to_have_count(0)
+    expect(box).to_have_value("Hello there")  # nothing was sent, nothing is lost
+    sidebar = page.get_by_role("complementary", name="Conversations")
+    expect(sidebar.get_by_role("link", name="New chat")).to_have_count(0)
+    assert not Conversation.objects.filter(owner=person).exists()
+    assert page.url == f"{live_web.url}/"
+
+
+def routed_no_more(base_url: str, user: Any, model: str, timeout: float = 10.0) -> None:
+    """Wait until the live server no longer routes ``model`` (its registry snapshot lives seconds)."""
+    _, secret = api_key_create(user=user, name="probe")
+    deadline = time.monotonic() + timeout
+    with httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {secret}"}) as client:
+        while model in {entry["id"] for entry in client.get("/v1/models").json()["data"]}:
+            assert time.monotonic() < deadline, f"the server still routes {model} after {timeout}s"
+            time.sleep(0.25)

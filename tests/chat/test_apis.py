@@ -226,6 +226,19 @@ def test_cancelling_a_reply_whose_producer_is_gone_settles_it_at_once(as_alice: 
     assert response.json()["status"] == "cancelled" and response.json()["finish_reason"] == "cancelled"
 
 
+def test_deleting_a_conversation_whose_reply_lost_its_producer_ends_that_reply_stream_at_once(
+    as_alice: Client, alice: Any
+) -> None:
+    conversation = conversation_of(alice)
+    reply = Message.objects.create(conversation=conversation, role="assistant", status="streaming")
+    started = time.monotonic()
+    assert as_alice.delete(f"/api/v1/conversations/{conversation.pk}").status_code == 204
+    assert time.monotonic() - started < 2.0  # not the wait for a producer that will never come
+    events = asyncio.run(streams.events_all(reply.pk))
+    assert [(event.type, event.data["code"]) for event in events] == [("error", "message_deleted")]
+    assert not Message.objects.filter(pk=reply.pk).exists()
+
+
 def test_a_post_landing_before_the_last_ones_reply_is_planned_is_409_and_kills_nothing(
     alice: Any, chat_model: Any
 ) -> None:

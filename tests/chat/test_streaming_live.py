@@ -8,9 +8,10 @@ from typing import Any
 import httpx
 import pytest
 
+from chat import streams
 from chat.models import Message
 from tests.chat.conftest import MODEL, WebFactory, api, fallback_add, model_row
-from tests.chat.sse import read_stream, read_to_end
+from tests.chat.sse import StreamRead, parse, read_stream, read_to_end
 from tests.support import ManagedProcess
 
 pytestmark = pytest.mark.live
@@ -251,3 +252,27 @@ def test_a_killed_producer_does_not_leave_its_client_waiting(web: WebFactory, al
     assert message.status == "failed" and message.error_code == "producer_lost"
     assert "".join(e.data["delta"] for e in events if e.type == "token") == message.content
     assert retry.status_code == 201
+
+
+def test_deleting_the_conversation_stops_its_streaming_reply_and_ends_the_open_stream(
+    shared_web: ManagedProcess, alice_key: str, simulator: Any
+) -> None:
+    simulator.configure(MODEL, tokens_per_s=8, reply=" ".join(["word"] * 200))
+    with api(shared_web.url, alice_key) as client, api(shared_web.url, alice_key) as other:
+        posted = post_message(client)
+        headers = {"Accept": "text/event-stream"}
+        with client.stream("GET", posted["stream_url"], headers=headers, timeout=30.0) as response:
+            lines = response.iter_lines()
+            read = StreamRead(response.status_code, response.headers)
+            parse(lines, read, stop_after_tokens=2)
+            conversation_id = posted["user_message"]["conversation"]
+            assert other.delete(f"/api/v1/conversations/{conversation_id}").status_code == 204
+            assert streams.reply_ended(posted["assistant_message"]["id"])  # nothing runs on after the answer
+            started = time.monotonic()
+            parse(lines, read)
+            took = time.monotonic() - started
+    assert read.end is not None and read.end.type == "error", read.events[-3:]
+    assert read.end.data["code"] == "message_deleted" and read.end.data["message"]
+    assert took < 2.0  # not the 25 s the rest of the reply would have taken
+    assert eventually(lambda: simulator.stats(MODEL)["disconnects"] == 1)
+    assert not Message.objects.filter(pk=posted["assistant_message"]["id"]).exists()

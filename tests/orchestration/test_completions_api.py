@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -16,7 +17,10 @@ import pytest
 from django.test import AsyncClient
 from django.utils import timezone
 
+from orchestration.access.budgets import spend_counter_key, usd_to_units
 from orchestration.access.keys import api_key_find, api_key_revoke
+from orchestration.access.limits import limits_flush
+from orchestration.costs import costs_summary
 from orchestration.models import ApiKey, LanguageModel, PromptTemplate, Provider, RequestLog
 from orchestration.prompts import prompt_version_create
 from orchestration.registry import snapshot_invalidate
@@ -32,7 +36,7 @@ from tests.orchestration.gateway import (  # noqa: F401 - fixtures used by name
     sim_models,
     sse_events,
 )
-from tests.orchestration.harness import fallbacks
+from tests.orchestration.harness import fallbacks, model_row, provider_row
 
 pytestmark = pytest.mark.django_db(transaction=True)
 URL = "/v1/chat/completions"
@@ -456,6 +460,42 @@ async def test_a_stream_without_include_usage_has_no_usage(sim_models, make_key)
     response = await post_json(AsyncClient(), URL, chat_body(stream=True), secret)
     events = sse_events(await read(response))
     assert events[-1] == "[DONE]" and all("usage" not in c for c in events[:-1])
+
+
+async def test_a_stream_whose_server_sends_no_usage_is_charged_an_estimate(sim_models, make_key, simulator) -> None:  # type: ignore[no-untyped-def]
+    """Ollama and vLLM may answer a stream without usage even when asked: it is not free."""
+    provider = await in_thread(provider_row, "local", simulator.url, kind=Provider.Kind.OPENAI_COMPATIBLE)
+    await in_thread(model_row, "local-sim", provider, cache_exact_enabled=False)
+    simulator.configure("local-sim", stream_omits_usage=True)
+    secret = await in_thread(make_key, rpm=100, monthly_budget_usd=Decimal("5"))
+    body = chat_body("local-sim", "Name three lakes.", stream=True, stream_options={"include_usage": True})
+    response = await post_json(AsyncClient(), URL, body, secret)
+    events = sse_events(await read(response))
+    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in events[:-1] if c["choices"])
+    usage = events[-2]["usage"]
+    # As the admission counts a prompt: four characters a token ("Name three lakes." is 17).
+    assert text and usage["prompt_tokens"] == 5 and usage["completion_tokens"] == math.ceil(len(text) / 4)
+
+    cost = (Decimal(1) * usage["prompt_tokens"] + Decimal(2) * usage["completion_tokens"]) / 1_000_000
+    assert await in_thread(requestlog_flush)
+    row = await RequestLog.objects.aget(request_id=response["X-Request-ID"])
+    assert (row.input_tokens, row.output_tokens, row.cost_usd) == (5, usage["completion_tokens"], cost)
+    assert row.usage_estimated
+    assert (await in_thread(costs_summary)).total_cost_usd == cost
+    key = await in_thread(api_key_find, secret)
+    await limits_flush()  # settlements wait a moment to travel together
+    assert key is not None and spend_units(f"k{key.pk}") == usd_to_units(cost)
+
+
+def spend_units(tag: str) -> int:
+    import redis
+    from django.conf import settings
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    try:
+        return int(client.hget(spend_counter_key(tag, timezone.now()), "units") or 0)
+    finally:
+        client.close()
 
 
 async def test_a_failure_mid_stream_ends_with_an_error_event_then_done(sim_models, make_key, simulator) -> None:  # type: ignore[no-untyped-def]

@@ -218,6 +218,7 @@ async def test_a_stream_cut_short_is_charged_what_it_read_and_wrote(
     assert await asyncio.to_thread(requestlog_flush)
     row = await RequestLog.objects.aget(request_id="cut-short")
     assert (row.status, row.output_tokens, row.cost_usd) == ("cancelled", usage.output_tokens, stream.served.cost_usd)
+    assert row.usage_estimated and stream.served.usage_estimated
 
 
 async def test_every_call_writes_one_request_log_row_whatever_its_outcome(

@@ -96,6 +96,16 @@ def test_openai_stream_carries_the_same_text_and_usage_last(client: httpx.Client
     assert all(chunk["usage"] is None for chunk in chunks[:-1])
 
 
+def test_a_model_set_to_omit_stream_usage_sends_none_even_when_asked(
+    client: httpx.Client, simulator: Simulator
+) -> None:
+    simulator.configure("sim-a", stream_omits_usage=True)
+    payloads = openai_stream(client, model="sim-a", messages=USER, stream_options={"include_usage": True})
+    assert payloads[-1] == "[DONE]" and all(chunk["choices"] and "usage" not in chunk for chunk in payloads[:-1])
+    whole = client.post("/v1/chat/completions", json={"model": "sim-a", "messages": USER}).json()
+    assert whole["usage"]["completion_tokens"] > 0  # a whole reply keeps its usage
+
+
 def test_openai_stream_without_include_usage_has_no_usage(client: httpx.Client) -> None:
     payloads = openai_stream(client, model="sim-a", messages=USER)
 

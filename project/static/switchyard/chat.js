@@ -532,8 +532,9 @@
       pager.querySelector(".versions-count").textContent = `${index + 1}/${versions.length}`;
       pager.querySelector(".versions-prev").disabled = index === 0;
       pager.querySelector(".versions-next").disabled = index === versions.length - 1;
-      // Edits go on from the newest branch only (the server's rule too).
-      node.querySelector(".edit-message").hidden = !newest || index !== versions.length - 1;
+      // Edits go on from the newest branch only (the server's rule too), and not while a reply
+      // streams (the server answers 409), as the reply actions are hidden then.
+      node.querySelector(".edit-message").hidden = !newest || index !== versions.length - 1 || Boolean(state.stream);
     });
     const groups = new Set([...messageList.querySelectorAll(".message.assistant")].map((node) => node.dataset.versionGroup));
     groups.forEach((group) => {
@@ -828,7 +829,7 @@
     const stream = { messageId: message.id, conversationId: message.conversation, node, text: "", source: null, frame: 0 };
     state.stream = stream;
     setBusy(true);
-    refreshActions();
+    versionsApply();
     node.dataset.status = "streaming";
     node.setAttribute("aria-busy", "true");
     node.querySelector(".message-meta").replaceChildren(
@@ -906,17 +907,20 @@
     sendButton.disabled = true;
     say("");
     const typedIn = state.current && state.current.id;
+    const model = modelSelect.value;
+    let created = null;  // the conversation this send made: it goes again if the message is refused
     try {
       let conversation = state.current;
       if (!conversation) {
-        conversation = await api("POST", "/api/v1/conversations", { model: modelSelect.value });
+        conversation = created = await api("POST", "/api/v1/conversations", { model });
         state.conversations.unshift(conversation);
         if (!state.current) {  // still on the new chat
           state.current = conversation;
           history.replaceState(null, "", `/?c=${conversation.id}`);
         }
       }
-      const reply = await api("POST", `/api/v1/conversations/${conversation.id}/messages`, { content, model: modelSelect.value });
+      const reply = await api("POST", `/api/v1/conversations/${conversation.id}/messages`, { content, model });
+      created = null;
       draftClear(typedIn);
       draftClear(conversation.id);
       if (!isOpen(conversation.id)) { startedElsewhere(conversation.id); return; }
@@ -936,14 +940,42 @@
       announce(conversation.id);
       loadConversations().catch(() => {});
     } catch (error) {
+      if (created && error.status) await discardCreated(created);
       if (error.code === "conversation_not_found" && state.current && state.current.id === typedIn) {
         conversationGone(state.current.id, "This conversation was deleted, perhaps in another tab. Your message is kept: send it to start a new chat.");
+      } else if (error.code === "model_not_found") {
+        modelWithdrawn(model);
       } else sayError(error, { sending: true });
       renderConversations();
     } finally {
       state.sending = false;
       sendButton.disabled = false;
     }
+  }
+
+  // A refused first message leaves no empty conversation behind: the one made for it goes again,
+  // and the page is back on the new chat with the text still in the box.
+  async function discardCreated(conversation) {
+    try { await api("DELETE", `/api/v1/conversations/${conversation.id}`); } catch (_) { /* listed again on reload */ }
+    state.conversations = state.conversations.filter((c) => c.id !== conversation.id);
+    if (state.current && state.current.id === conversation.id) {
+      state.current = null;
+      history.replaceState(null, "", "/");
+    }
+  }
+
+  // A model taken away since the page was loaded (disabled in the admin, or no longer allowed):
+  // it leaves the picker, and the person is told to pick another.
+  function modelWithdrawn(name) {
+    [...modelSelect.options].filter((option) => option.value === name).forEach((option) => option.remove());
+    selectModel(modelSelect.value);
+    if (!modelSelect.options.length) {
+      modelSelect.disabled = true;
+      say(`The model “${name}” is no longer available, and no other model is. Nothing was sent; ask an administrator to add one.`);
+      return;
+    }
+    say(`The model “${name}” is no longer available, so nothing was sent. Pick another model in the list above; your message is kept.`);
+    modelSelect.focus();
   }
 
   async function stop() {
