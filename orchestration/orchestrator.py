@@ -23,6 +23,7 @@ from orchestration.breaker import Admission, BreakerPolicy, Breakers, BreakerVie
 from orchestration.caching import exact as exact_cache
 from orchestration.caching.feedback import ServedHit, semantic_hit_token
 from orchestration.caching.provider_embedding import embed_through
+from orchestration.cancellation import cancellation_swallowed_raise
 from orchestration.deadlines import (
     MIN_ATTEMPT_S,
     Clock,
@@ -467,6 +468,9 @@ class Orchestrator:
             self._serve_from(call, route)
             began = self.clock()
             try:
+                # A client gone meanwhile, whose cancellation a Redis command above lost, gets no
+                # upstream call (orchestration/cancellation.py).
+                cancellation_swallowed_raise()
                 result = await attempt(route, provider)
             except ProviderError as error:
                 failure = error

@@ -80,7 +80,7 @@ SCHEMAS: dict[str, Any] = {
     },
 }
 
-_ID = {"name": "response_id", "in": "path", "required": True, "schema": _STRING}
+_ID = {"name": "response_id", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^resp_[^/]+$"}}
 _RESPONSE = {"application/json": {"schema": _ref("Response")}}
 _STREAM = {"text/event-stream": {"schema": _ref("ResponseStreamEvent")}}
 

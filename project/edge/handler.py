@@ -36,6 +36,7 @@ from django.urls.resolvers import ResolverMatch, URLResolver
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
+from orchestration.cancellation import cancellation_swallowed_raise
 from orchestration.sse import EventStreamResponse, Final
 from project.edge.middleware import AllowedHostMiddleware, RequestIdMiddleware
 
@@ -162,7 +163,10 @@ class LeanHandler(ASGIHandler):
 
     async def send_response(self, response: HttpResponseBase, send: Any) -> None:
         """Django's, except that an event stream's items go straight out, one message each (its
-        ``Final`` item ends the body with it)."""
+        ``Final`` item ends the body with it). A stream whose task was cancelled (its client left)
+        and runs on, because something below lost the cancellation, ends at its next item
+        (orchestration/cancellation.py): daphne drops what is sent to a gone client, and would
+        let the stream run, upstream call and all, until it kills the task 10 s later."""
         if not isinstance(response, EventStreamResponse):
             await super().send_response(response, send)
             return
@@ -170,6 +174,7 @@ class LeanHandler(ASGIHandler):
         await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
         async with aclosing(response.events) as events:
             async for body in events:
+                cancellation_swallowed_raise()
                 if type(body) is Final:
                     await send({"type": "http.response.body", "body": body})
                     return

@@ -199,6 +199,34 @@ async def test_closing_a_stream_early_closes_the_upstream_and_logs_the_call_as_c
     assert (await RequestLog.objects.aget(request_id="early-close")).status == "cancelled"
 
 
+async def test_a_call_whose_cancellation_was_lost_on_the_way_makes_no_upstream_call(
+    orchestrator: Orchestrator, registry: Any, simulator: Simulator
+) -> None:
+    """A library below lost the cancellation of the task (Python 3.11's ``asyncio.wait_for`` does when
+    it arrives as its awaitable finishes): the task runs on, still cancelling. Its call stops before
+    it reaches the provider, and is logged as cancelled (orchestration/cancellation.py)."""
+
+    async def cancelled_then_lost(request_id: str, streamed: bool) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        task.cancel()
+        try:
+            await asyncio.sleep(0)
+        except asyncio.CancelledError:
+            pass  # lost, as the library loses it: no uncancel()
+        if streamed:
+            await anext(aiter(orchestrator.stream(ask("big", max_tokens=200), ctx(request_id=request_id))))
+        else:
+            await orchestrator.complete(ask("big", max_tokens=200), ctx(request_id=request_id))
+
+    for request_id, streamed in (("lost-stream", True), ("lost-complete", False)):
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.create_task(cancelled_then_lost(request_id, streamed))
+        assert simulator.stats("big")["requests"] == 0
+        assert await asyncio.to_thread(requestlog_flush)
+        assert (await RequestLog.objects.aget(request_id=request_id)).status == "cancelled"
+
+
 async def test_a_stream_cut_short_is_charged_what_it_read_and_wrote(
     orchestrator: Orchestrator, registry: Any, simulator: Simulator
 ) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import socket
 import statistics
+import struct
 import threading
 import time
 from dataclasses import dataclass, field
@@ -160,3 +161,43 @@ class LatencyProbe:
 
     def p50_ms(self) -> float:
         return statistics.median(self.latencies_ms) if self.latencies_ms else 0.0
+
+
+@dataclass
+class LeavingClients:
+    """``count`` clients that each post a stream, then reset the connection (no FIN: an RST, as
+    a killed process or a proxy that gives up sends): the even ones at once, the odd ones after
+    reading the first ``read_bytes`` of the answer. All connect together, as in a burst."""
+
+    url: str
+    secret: str
+    model: str
+    count: int = 300
+    read_bytes: int = 100
+
+    def run(self) -> None:
+        body = json.dumps(
+            {"model": self.model, "stream": True, "messages": [{"role": "user", "content": "Write a long story."}]}
+        ).encode()
+        headers = {
+            "Authorization": f"Bearer {self.secret}",
+            "Content-Type": "application/json",
+            "Content-Length": str(len(body)),
+        }
+        request = request_head("POST", "/v1/chat/completions", headers) + body
+        clients = [threading.Thread(target=self._leave, args=(request, index % 2 == 1)) for index in range(self.count)]
+        for client in clients:
+            client.start()
+        for client in clients:
+            client.join(timeout=30)
+
+    def _leave(self, request: bytes, reads: bool) -> None:
+        with socket.create_connection(address_of(self.url), timeout=30) as sock:
+            sock.sendall(request)
+            received = 0
+            while reads and received < self.read_bytes:
+                chunk = sock.recv(self.read_bytes - received)
+                if not chunk:
+                    break
+                received += len(chunk)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close with an RST

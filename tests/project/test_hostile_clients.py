@@ -22,7 +22,14 @@ from orchestration.access.keys import api_key_create
 from orchestration.models import LanguageModel, Provider, RequestLog
 from orchestration.registry import snapshot_invalidate
 from orchestration.requestlog import requestlog_flush
-from tests.project.hostile import LatencyProbe, StalledReaders, oversized_chunked_upload, oversized_upload, rss_mb
+from tests.project.hostile import (
+    LatencyProbe,
+    LeavingClients,
+    StalledReaders,
+    oversized_chunked_upload,
+    oversized_upload,
+    rss_mb,
+)
 from tests.support import ManagedProcess, start_web
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
@@ -188,6 +195,45 @@ def test_ten_clients_that_never_read_leave_memory_flat_and_their_upstream_calls_
     # Other clients are served as usual meanwhile: the median, not a tail that a busy machine's
     # scheduler sets (speed under load is the benchmarks' to measure, tests/bench/hostile.py).
     assert probe.errors == 0 and probe.p50_ms() < 100, (probe.p50_ms(), probe.p99_ms())
+
+
+def test_clients_that_leave_in_a_burst_stop_their_upstream_calls_within_a_second(
+    server: ManagedProcess, secret: str, simulator: Any
+) -> None:
+    """300 clients post a 4,000-token stream (80 s at 50 tokens/s) and reset the connection, half at
+    once and half after its first 100 bytes. Each disconnect cancels its call; a few of those
+    cancellations arrived as a Redis command of the call finished and were lost (Python 3.11's
+    ``asyncio.wait_for``, orchestration/cancellation.py), and their calls streamed to nobody until
+    daphne killed them 10 s later."""
+    warm_up(server, secret)
+    assert len(_statuses_logged(since=0, at_least=3)) == 3  # the warm-up's own rows
+    since = RequestLog.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+    simulator.reset()  # its counts start from the burst
+    simulator.configure(MODEL, tokens_per_s=50, max_tokens_default=4000)
+    LeavingClients(server.url, secret, MODEL, count=300, read_bytes=100).run()
+    left = time.monotonic()
+    deadline = left + 15
+    while simulator.stats(MODEL)["in_flight"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stopped_s = time.monotonic() - left
+    upstream = simulator.stats(MODEL)
+    assert upstream["requests"] > 0 and upstream["completed"] == 0, upstream
+    assert stopped_s < 1.5, (stopped_s, upstream)
+    # Every call is logged as cancelled, those that never reached the provider too.
+    statuses = _statuses_logged(since=since, at_least=upstream["requests"])
+    assert len(statuses) >= upstream["requests"] and set(statuses) == {"cancelled"}, (upstream, statuses)
+    assert "took too long to shut down" not in server.log_text()
+
+
+def _statuses_logged(*, since: int, at_least: int, within: float = 10.0) -> list[str]:
+    """The statuses of the request log's rows after ``since`` (a pk), once there are ``at_least``
+    of them or ``within`` seconds passed (the web process writes them in batches)."""
+    deadline = time.monotonic() + within
+    while True:
+        statuses = list(RequestLog.objects.filter(pk__gt=since).values_list("status", flat=True))
+        if len(statuses) >= at_least or time.monotonic() > deadline:
+            return statuses
+        time.sleep(0.05)
 
 
 def test_a_websocket_client_that_sends_without_reading_leaves_memory_flat(server: ManagedProcess, secret: str) -> None:

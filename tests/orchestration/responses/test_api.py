@@ -119,6 +119,23 @@ async def test_another_users_response_is_404_everywhere(sim_models, make_key, bo
     assert await StoredResponse.objects.filter(pk=response["id"]).aexists()
 
 
+async def test_a_path_that_holds_no_response_id_is_an_unknown_url(sim_models, make_key) -> None:  # type: ignore[no-untyped-def]
+    """``/v1/responses/input_tokens`` (an endpoint we do not have) is answered as any unknown URL under
+    ``/v1``, whatever the method: it matched ``/v1/responses/{id}`` and was ``405 use GET, DELETE``."""
+    secret = await in_thread(make_key)
+    body = {"model": "gpt-sim", "input": "Hi."}
+    unknown = assert_error(await post_json(AsyncClient(), "/v1/nothing/here", body, secret), 404, "unknown_url")
+    posted = assert_error(await post_json(AsyncClient(), f"{URL}/input_tokens", body, secret), 404, "unknown_url")
+    assert (
+        posted["type"] == unknown["type"]
+        and posted["message"] == "Unknown request URL: POST /v1/responses/input_tokens."
+    )
+    assert_error(await get(secret, f"{URL}/input_tokens"), 404, "unknown_url")
+    assert_error(await get(secret, f"{URL}/input_tokens/input_items"), 404, "unknown_url")
+    assert_error(await post_json(AsyncClient(), f"{URL}/input_tokens/cancel", {}, secret), 404, "unknown_url")
+    assert_error(await get(secret, f"{URL}/resp_missing"), 404, "response_not_found")  # an id of ours: looked up
+
+
 # --- storage and translation ----------------------------------------------------------------------
 
 
