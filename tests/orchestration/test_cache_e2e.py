@@ -51,9 +51,13 @@ async def ask(secret: str, text: str, model: str = "cached-sim", **fields: Any) 
     return await post_json(AsyncClient(), URL, body, secret, **headers)
 
 
-async def streamed_text(response: Any) -> str:
+async def streamed_events(response: Any) -> list[Any]:
     content = b"".join([part async for part in response.streaming_content])
-    events = [event for event in sse_events(content) if event != "[DONE]"]
+    return [event for event in sse_events(content) if event != "[DONE]"]
+
+
+async def streamed_text(response: Any) -> str:
+    events = await streamed_events(response)
     return "".join(choice["delta"].get("content") or "" for event in events for choice in event.get("choices", []))
 
 
@@ -80,11 +84,6 @@ async def test_a_cached_answer_to_a_streaming_request_streams(
     assert streamed["Content-Type"].startswith("text/event-stream")
     assert await streamed_text(streamed) == first.json()["choices"][0]["message"]["content"]
     assert simulator.stats("cached-sim")["requests"] == 1
-
-
-async def streamed_events(response: Any) -> list[Any]:
-    content = b"".join([part async for part in response.streaming_content])
-    return [event for event in sse_events(content) if event != "[DONE]"]
 
 
 async def test_a_streamed_cached_answer_reports_the_usage_the_unstreamed_one_does(

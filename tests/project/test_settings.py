@@ -11,25 +11,30 @@ import pytest
 from tests.support import ROOT
 
 
-def settings_error(**env: str) -> str:
+def django_set_up(statement: str = "", **env: str) -> subprocess.CompletedProcess[str]:
+    """A fresh process that sets Django up with ``env`` over this one's (less the variables the
+    settings must be given), then runs ``statement``."""
     environment = {
         k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DEBUG", "DATABASE_URL", "ALLOWED_HOSTS"}
     }
     environment.update(env)
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import django, os; os.environ['DJANGO_SETTINGS_MODULE']='project.settings'; django.setup()",
-        ],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
+    code = "import django, os; os.environ['DJANGO_SETTINGS_MODULE']='project.settings'; django.setup(); " + statement
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=60
     )
+
+
+def settings_error(**env: str) -> str:
+    result = django_set_up(**env)
     assert result.returncode != 0, "settings accepted a bad value"
     return result.stderr.strip().splitlines()[-1]
+
+
+def settings_printed(statement: str, **env: str) -> str:
+    """What ``statement`` prints once the settings took ``env``."""
+    result = django_set_up(statement, **env)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
 
 
 def test_secret_key_is_required_without_debug():
@@ -42,19 +47,10 @@ def test_allowed_hosts_are_required_without_debug():
 
 
 def test_an_empty_allowed_hosts_with_debug_means_the_local_names():
-    environment = {
-        k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DEBUG", "DATABASE_URL", "ALLOWED_HOSTS"}
-    }
-    environment.update(DEBUG="1", ALLOWED_HOSTS="")
-    code = (
-        "import django, os; os.environ['DJANGO_SETTINGS_MODULE']='project.settings'; django.setup(); "
-        "from django.conf import settings; print(','.join(settings.ALLOWED_HOSTS))"
+    printed = settings_printed(
+        "from django.conf import settings; print(','.join(settings.ALLOWED_HOSTS))", DEBUG="1", ALLOWED_HOSTS=""
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=60
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "127.0.0.1,localhost,[::1]"
+    assert printed == "127.0.0.1,localhost,[::1]"
 
 
 @pytest.mark.parametrize(
@@ -79,16 +75,10 @@ def test_a_bad_value_names_the_variable(name, value):
 
 
 def test_the_log_level_is_read_in_any_case():
-    environment = {
-        k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DEBUG", "DATABASE_URL", "ALLOWED_HOSTS"}
-    }
-    environment.update(SECRET_KEY="x", ALLOWED_HOSTS="localhost", LOG_LEVEL="warning")
-    code = (
-        "import django, os; os.environ['DJANGO_SETTINGS_MODULE']='project.settings'; django.setup(); "
-        "import logging; print(logging.getLogger().level)"
+    printed = settings_printed(
+        "import logging; print(logging.getLogger().level)",
+        SECRET_KEY="x",
+        ALLOWED_HOSTS="localhost",
+        LOG_LEVEL="warning",
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=60
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "30"
+    assert printed == "30"
