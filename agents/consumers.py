@@ -20,6 +20,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
 from django.utils.datastructures import CaseInsensitiveMapping
+from redis.exceptions import RedisError
 
 from agents import selectors, services
 from agents.apis import event_body
@@ -375,8 +376,7 @@ class TaskLogStreamConsumer(AsyncHttpConsumer):
             await self.send_response(204, b"", headers=self.common_headers())
             return
         self.wake = asyncio.Event()
-        self.log_group = services.task_log_group(task.pk)
-        await self.channel_layer.group_add(self.log_group, self.channel_name)
+        await self.join_log_group(services.task_log_group(task.pk))
         await self.send_headers(status=200, headers=[*STREAM_HEADERS, *self.common_headers()])
         # The first bytes go out at once: the server sends the headers with them, and a browser's
         # EventSource opens only then (the first item or ping could be 15 s away).
@@ -384,6 +384,16 @@ class TaskLogStreamConsumer(AsyncHttpConsumer):
         self.sent_through = after
         self.watch = access_watch(user_id=caller.user_id, api_key_id=caller.api_key_id, on_lost=self.access_lost)
         self.relay = asyncio.create_task(self.relay_log(task.pk, after))
+
+    async def join_log_group(self, group: str) -> None:
+        """Nudges only wake the relay before its next poll: with Redis out of reach the feed is
+        served from the database alone, not refused."""
+        try:
+            await self.channel_layer.group_add(group, self.channel_name)
+        except (RedisError, OSError):
+            logger.warning("task feed %s: no nudges while Redis is out of reach; polling", group)
+            return
+        self.log_group = group
 
     def access_lost(self, code: str) -> None:
         """The feed's key or account was stopped elsewhere: end it with an ``error`` event."""
@@ -459,7 +469,8 @@ class TaskLogStreamConsumer(AsyncHttpConsumer):
             await asyncio.gather(relay, return_exceptions=True)
         group, self.log_group = self.log_group, None
         if group is not None:
-            await self.channel_layer.group_discard(group, self.channel_name)
+            with contextlib.suppress(RedisError, OSError):  # a member that is gone only drops its nudges
+                await self.channel_layer.group_discard(group, self.channel_name)
 
 
 def _header_texts(scope: dict[str, Any]) -> dict[str, str]:

@@ -19,6 +19,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from asgiref.sync import sync_to_async
 from django.utils import timezone
+from redis.exceptions import RedisError
 
 from agents import services
 from agents.models import Task
@@ -138,7 +139,7 @@ async def _watch(task: Task, attempt: int, run: asyncio.Future[str], stop: _Stop
     next_beat = time.monotonic() + beat_every
     while not run.done():
         await asyncio.sleep(min(CANCEL_POLL_S, beat_every))
-        if await redis.exists(services.cancel_key(task.pk)):
+        if await _cancel_flagged(task, redis):
             stop.reason = "cancelled"
             run.cancel()
             return
@@ -149,6 +150,16 @@ async def _watch(task: Task, attempt: int, run: asyncio.Future[str], stop: _Stop
             stop.reason = "claim_lost"
             run.cancel()
             return
+
+
+async def _cancel_flagged(task: Task, redis: aioredis.Redis) -> bool:
+    """Whether the task's cancel flag is up. Redis out of reach counts as no: the watcher must keep
+    beating meanwhile, or the reaper would hand the running task to a second worker, and a cancel
+    still reaches the run through the database (the cancelled row refuses the next beat)."""
+    try:
+        return bool(await redis.exists(services.cancel_key(task.pk)))
+    except (RedisError, OSError):
+        return False
 
 
 async def _beat(task: Task, attempt: int) -> bool:

@@ -520,12 +520,18 @@ def task_cancel(*, task_id: uuid.UUID | str, code: str = "cancelled", message: s
 
 
 def task_signal_cancel(task_id: uuid.UUID | str) -> None:
-    redis_connection().set(cancel_key(task_id), 1, ex=int(agent_setting("DEADLINE_AGENT_S")) + 600)
-    layer = get_channel_layer()
-    if layer is not None:
-        async_to_sync(layer.group_send)(
-            task_control_group(task_id), {"type": "task.cancelled", "task_id": str(task_id)}
-        )
+    """Tell whoever runs the task at once. With Redis out of reach the cancel still holds: the row
+    is CANCELLED, so a worker's next heartbeat finds its claim gone and stops the run
+    (``agents.execution._beat``), and the caller is answered rather than failed."""
+    try:
+        redis_connection().set(cancel_key(task_id), 1, ex=int(agent_setting("DEADLINE_AGENT_S")) + 600)
+        layer = get_channel_layer()
+        if layer is not None:
+            async_to_sync(layer.group_send)(
+                task_control_group(task_id), {"type": "task.cancelled", "task_id": str(task_id)}
+            )
+    except (RedisError, OSError):
+        logger.warning("task %s: could not signal its cancel; its worker sees it at its next beat", task_id)
     task_log_nudge(task_id)
 
 

@@ -208,6 +208,7 @@ async def _followed(draft: ResponseDraft, caller: Caller, *, starting_after: int
     events = eventlog.follow(client, draft.id, starting_after=starting_after)
     last = starting_after if starting_after is not None else -1
     step: asyncio.Future[Any] | None = None
+    finished = draft.finished
     try:
         while True:
             step = asyncio.ensure_future(anext(events, _END))
@@ -221,6 +222,11 @@ async def _followed(draft: ResponseDraft, caller: Caller, *, starting_after: int
             if event is _END:
                 return
             if event is None:
+                # A log whose end entry never came (Redis was out of reach when the run ended or was
+                # cancelled) ends once the response has finished and one more wait brought nothing.
+                if finished:
+                    return
+                finished = await database_call(_response_finished)(draft.id)
                 yield PING
                 continue
             last = event["sequence_number"]
@@ -235,6 +241,10 @@ async def _followed(draft: ResponseDraft, caller: Caller, *, starting_after: int
         watch.close()
         await _step_settled(step)  # a generator being stepped cannot be closed
         await events.aclose()
+
+
+def _response_finished(response_id: str) -> bool:
+    return not StoredResponse.objects.filter(pk=response_id, status__in=StoredResponse.UNFINISHED).exists()
 
 
 async def _step_settled(step: asyncio.Future[Any] | None) -> None:

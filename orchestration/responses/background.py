@@ -62,7 +62,7 @@ async def response_execute(response_id: str, *, worker: str) -> str:
     draft = draft_of(row)
     draft.status = StoredResponse.Status.IN_PROGRESS
     run = _Run(draft, attempt, redis_async(STREAMS))
-    if not await eventlog.start(run.redis, response_id):
+    if not await eventlog.start(run.redis, response_id, attempt):
         return "cancelled"  # between the claim and now: nothing to generate
     generation = asyncio.ensure_future(_generate(run, row))
     watch = asyncio.ensure_future(_watch(run, generation))
@@ -133,10 +133,16 @@ def _remaining_s(row: StoredResponse) -> float:
 
 async def _publish(run: _Run, events: list[Event]) -> None:
     try:
-        await eventlog.append(run.redis, run.draft.id, run.attempt, events)
+        current = await eventlog.append(run.redis, run.draft.id, run.attempt, events)
     except RedisError:
         # A cancel ended the log (its end entry is newer than any event): the run stops at the next poll.
         logger.warning("response %s: could not write its events", run.draft.id, exc_info=True)
+        return
+    if not current:
+        # Another worker took the response over while this one was presumed dead: this run stops
+        # here, as when its watcher finds the claim gone.
+        run.stopped = "claim_lost"
+        asyncio.current_task().cancel()  # type: ignore[union-attr]  # always inside the generation task
 
 
 async def _watch(run: _Run, generation: asyncio.Future[None]) -> None:
@@ -144,7 +150,7 @@ async def _watch(run: _Run, generation: asyncio.Future[None]) -> None:
     next_beat = time.monotonic() + beat_every
     while not generation.done():
         await asyncio.sleep(min(CANCEL_POLL_S, beat_every))
-        if await run.redis.exists(eventlog.cancel_key(run.draft.id)):
+        if await _cancel_flagged(run):
             run.stopped = "cancelled"
             generation.cancel()
             return
@@ -155,6 +161,16 @@ async def _watch(run: _Run, generation: asyncio.Future[None]) -> None:
             run.stopped = "claim_lost"
             generation.cancel()
             return
+
+
+async def _cancel_flagged(run: _Run) -> bool:
+    """Whether the response's cancel flag is up. Redis out of reach counts as no: the watcher must
+    keep beating meanwhile, or the reaper would hand the running response to a second worker; a
+    cancel still reaches the run through the database (the cancelled row refuses the next beat)."""
+    try:
+        return bool(await run.redis.exists(eventlog.cancel_key(run.draft.id)))
+    except (RedisError, OSError):
+        return False
 
 
 async def _beat(run: _Run) -> bool:

@@ -6,6 +6,11 @@ id ``N+1`` (Redis compares ids as numbers). A run that a worker starts again aft
 the stream first; its entries carry the new attempt, so a follower of the old run notices and
 ends its stream with an ``error`` event instead of mixing two runs. An entry with ``end`` closes
 the stream (written after the last event, or by a cancel).
+
+The log remembers which run it belongs to (``run_key``), and only that run may append: a worker
+presumed dead that wakes up (a paused process, a stalled host) writes nothing more. Its events,
+numbered past the new run's, would otherwise be taken, make Redis refuse the new run's as too old,
+and end every later stream of the response with ``response_restarted``.
 """
 
 from __future__ import annotations
@@ -35,31 +40,48 @@ def cancel_key(response_id: str) -> str:
     return f"responses:{response_id}:cancel"
 
 
+def run_key(response_id: str) -> str:
+    return f"responses:{response_id}:run"
+
+
 # Clears the log unless the response was cancelled, in one step: a cancel cannot land between the check
-# and the delete.
+# and the delete. The log then belongs to this run.
 _START = """
 if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 redis.call('DEL', KEYS[1])
+redis.call('SET', KEYS[3], ARGV[1], 'EX', ARGV[2])
+return 1
+"""
+
+# Appends the events of one run, unless another run has taken the log over. A log that names no
+# run (its key expired, or Redis lost it) takes them: its ids still refuse a run older than its events.
+_APPEND = """
+local run = redis.call('GET', KEYS[2])
+if run and run ~= ARGV[1] then return 0 end
+for i = 3, #ARGV, 2 do
+  redis.call('XADD', KEYS[1], ARGV[i], 'event', ARGV[i + 1], 'attempt', ARGV[1])
+end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
 return 1
 """
 
 
-async def start(client: aioredis.Redis, response_id: str) -> bool:
-    """A run begins: whatever an earlier run of it wrote is gone. False, and the log left as it
-    is, when the response was cancelled meanwhile (after the worker's claim): the cancel's end
+async def start(client: aioredis.Redis, response_id: str, attempt: int) -> bool:
+    """Run ``attempt`` begins: whatever an earlier run of it wrote is gone. False, and the log left
+    as it is, when the response was cancelled meanwhile (after the worker's claim): the cancel's end
     entry must stay, or its followers would wait for an end that never comes, and it refuses the
     run's events (their ids are older)."""
-    return bool(await client.eval(_START, 2, events_key(response_id), cancel_key(response_id)))
+    keys = (events_key(response_id), cancel_key(response_id), run_key(response_id))
+    return bool(await client.eval(_START, 3, *keys, attempt, TTL_S))
 
 
-async def append(client: aioredis.Redis, response_id: str, attempt: int, events: list[dict[str, Any]]) -> None:
-    key = events_key(response_id)
-    async with client.pipeline(transaction=False) as pipeline:
-        for event in events:
-            stream_id = f"{event['sequence_number'] + 1}-{attempt}"
-            pipeline.xadd(key, {"event": orjson.dumps(event), "attempt": attempt}, id=stream_id)
-        pipeline.expire(key, TTL_S)
-        await pipeline.execute()
+async def append(client: aioredis.Redis, response_id: str, attempt: int, events: list[dict[str, Any]]) -> bool:
+    """Add run ``attempt``'s events; False, and nothing written, when another run owns the log."""
+    entries: list[Any] = []
+    for event in events:
+        entries += [f"{event['sequence_number'] + 1}-{attempt}", orjson.dumps(event)]
+    keys = (events_key(response_id), run_key(response_id))
+    return bool(await client.eval(_APPEND, 2, *keys, attempt, TTL_S, *entries))
 
 
 async def end(client: aioredis.Redis, response_id: str) -> None:

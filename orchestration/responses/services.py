@@ -121,10 +121,15 @@ def response_cancel(*, user_id: int, response_id: str) -> ResponseDraft:
 
 
 def response_signal_cancel(response_id: str) -> None:
-    """Tell the worker running it (a Redis flag it polls) and end the streams that follow it."""
+    """Tell the worker running it (a Redis flag it polls) and end the streams that follow it. With
+    Redis out of reach the cancel still holds: the worker's next beat finds its claim gone (the row
+    is cancelled or deleted), and the streams end by themselves once the response has finished."""
     connection = redis_connection()
-    connection.set(eventlog.cancel_key(response_id), 1, ex=int(background_deadline_s()) + 600)
-    eventlog.end_sync(connection, response_id)
+    try:
+        connection.set(eventlog.cancel_key(response_id), 1, ex=int(background_deadline_s()) + 600)
+        eventlog.end_sync(connection, response_id)
+    except (RedisError, OSError):
+        logger.warning("response %s: could not signal its cancel; its worker sees it at its next beat", response_id)
 
 
 # --- background runs -------------------------------------------------------------------------------

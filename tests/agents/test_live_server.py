@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from django.conf import settings
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from agents.models import Task
 from tests.agents.conftest import MODEL, call, script, wait_for_status
+from tests.agents.test_task_workers import submit
+from tests.proxy import CuttingProxy
+from tests.support import start_web
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
 
@@ -142,3 +147,25 @@ def test_the_log_streams_as_sse_and_resumes_after_last_event_id(live_web, alice_
     head = api.head(events_url)  # refused without a body, so the connection can be used again
     assert head.status_code == 405 and head.headers["Allow"] == "GET"
     assert api.get("/healthz").status_code == 200
+
+
+def test_while_redis_is_out_of_reach_a_cancel_is_answered_and_the_log_feed_still_ends(
+    alice_api, alice_key, agent_model
+) -> None:
+    redis_url = urlsplit(settings.REDIS_URL)
+    proxy = CuttingProxy(redis_url.port or 6379)  # the web process's way to Redis, which the test cuts
+    web = start_web(REDIS_URL=f"redis://127.0.0.1:{proxy.port}{redis_url.path}")
+    try:
+        task_id = submit(alice_api)  # PENDING: no worker runs here
+        headers = {"Authorization": f"Bearer {alice_key}"}
+        with proxy.outage(), httpx.Client(base_url=web.url, headers=headers, timeout=10) as client:
+            cancelled = client.post(f"/api/v1/tasks/{task_id}/cancel")
+            feed = client.get(f"/api/v1/tasks/{task_id}/events")
+    finally:
+        web.stop()
+        proxy.close()
+
+    assert cancelled.status_code == 200, cancelled.text
+    assert cancelled.json()["status"] == "CANCELLED"
+    assert feed.status_code == 200, feed.text
+    assert "event: end" in feed.text and '"status":"CANCELLED"' in feed.text

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import os
 import signal
+from datetime import timedelta
+from urllib.parse import urlsplit
 
 import pytest
+from django.conf import settings
+from django.utils import timezone
 
 from agents.models import SupportTicket, Task
 from tests.agents.conftest import MODEL, call, script, wait_for_status, wait_until
 from tests.agents.test_task_workers import log_types, submit
+from tests.proxy import CuttingProxy
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
 
@@ -73,3 +78,25 @@ def test_when_only_the_work_horse_dies_its_worker_requeues_the_task_at_once(
     task = wait_for_status(task_id, Task.Status.COMPLETED, timeout=20)
     assert task.result == "4." and task.attempts == 2
     assert log_types(task_id) == ["action", "tool_result"]
+
+
+def test_a_task_keeps_its_claim_while_its_worker_cannot_reach_redis(alice_api, agent_model, simulator, workers) -> None:
+    redis_url = urlsplit(settings.REDIS_URL)
+    proxy = CuttingProxy(redis_url.port or 6379)  # the worker's way to Redis, which the test cuts
+    simulator.configure(MODEL, latency_ms=4000)
+    workers(REDIS_URL=f"redis://127.0.0.1:{proxy.port}{redis_url.path}")
+    task_id = submit(alice_api)
+    wait_until(lambda: simulator.stats(MODEL)["in_flight"] == 1, what="the model call")
+
+    with proxy.outage():
+        cut_at = timezone.now()
+        # Beats go on in the database while the cancel flag cannot be read: no reaper may take it over.
+        wait_until(
+            lambda: (Task.objects.get(pk=task_id).heartbeat_at or cut_at) > cut_at + timedelta(seconds=1),
+            timeout=6,
+            what="a heartbeat during the outage",
+        )
+
+    task = wait_for_status(task_id, Task.Status.COMPLETED, timeout=20)
+    assert task.attempts == 1 and simulator.stats(MODEL)["requests"] == 1
+    proxy.close()

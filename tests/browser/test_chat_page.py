@@ -13,7 +13,7 @@ from chat.models import Conversation, Message
 from orchestration.access.keys import api_key_create
 from orchestration.models import LanguageModel
 from tests.browser.conftest import BACKUP, MODEL, log_in, new_page, screenshot, sign_in
-from tests.browser.proxy import CuttingProxy
+from tests.proxy import CuttingProxy
 
 WORDS = (
     "Switchyard routes every call through one gateway, streams each reply as it is written, "

@@ -17,6 +17,7 @@ import pytest
 
 from orchestration.access.keys import api_key_create
 from orchestration.models import StoredResponse
+from orchestration.responses import eventlog
 from tests.agents.conftest import wait_until
 from tests.orchestration.access.doors import revoke_in_another_process
 from tests.orchestration.gateway import (  # noqa: F401 - fixtures used by name
@@ -93,3 +94,35 @@ def test_a_background_responses_stream_ends_within_a_second_of_its_key_being_rev
         f"{live_web.url}/v1/responses/{created.id}/cancel", headers={"Authorization": f"Bearer {other}"}, timeout=10
     )
     assert cancelled.status_code == 200, cancelled.text
+
+
+def test_a_paused_worker_that_wakes_after_its_response_was_taken_over_writes_nothing_to_its_stream(
+    sim_models, make_key, live_web, workers, simulator, redis_client
+) -> None:  # type: ignore[no-untyped-def]
+    simulator.configure("gpt-sim", tokens_per_s=10, reply=" ".join(["word"] * 80))
+    first = workers()
+    secret = make_key()
+    created = client(live_web, secret).responses.create(model="gpt-sim", input="Tell me a story.", background=True)
+    log = eventlog.events_key(created.id)
+    wait_until(lambda: redis_client.xlen(log) >= 30, what="the first run's events")
+    holder = StoredResponse.objects.get(pk=created.id).worker
+    paused = [int(holder.rsplit(":", 1)[1]), first.process.pid]  # its work horse and its parent
+    for pid in paused:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        workers()  # takes the response over once the first worker's heartbeat is stale
+
+        def second_run_began() -> bool:
+            last = redis_client.xrevrange(log, count=1)
+            return bool(last) and last[0][0].endswith(b"-2") and redis_client.xlen(log) >= 3
+
+        wait_until(second_run_began, what="the second run's first events")
+    finally:
+        for pid in paused:  # the first worker wakes up 30 events ahead of the second run
+            os.kill(pid, signal.SIGCONT)
+
+    row = wait_for_status(created.id, "completed", timeout=30)
+    assert row.attempts == 2
+    headers = {"Authorization": f"Bearer {secret}"}
+    body = httpx.get(f"{live_web.url}/v1/responses/{created.id}?stream=true", headers=headers, timeout=10).text
+    assert '"type":"error"' not in body and '"type":"response.completed"' in body

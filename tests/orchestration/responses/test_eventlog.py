@@ -57,7 +57,7 @@ async def test_a_follower_of_a_run_started_again_is_told_so(client: aioredis.Red
     await eventlog.append(client, "resp_1", 1, events(0, 1, 2))
     follower = asyncio.ensure_future(collected(client, starting_after=None))
     await asyncio.sleep(0.05)
-    await eventlog.start(client, "resp_1")  # a second worker takes the response over
+    await eventlog.start(client, "resp_1", 2)  # a second worker takes the response over
     await eventlog.append(client, "resp_1", 2, events(0, 1, 2, 3))
     with pytest.raises(eventlog.RunRestarted):
         await asyncio.wait_for(follower, 5)
@@ -70,7 +70,19 @@ async def test_a_run_that_begins_after_its_response_was_cancelled_keeps_the_end_
 ) -> None:
     # A worker claimed the response; the cancel lands before the run clears the log.
     response_signal_cancel("resp_1")
-    assert await eventlog.start(client, "resp_1") is False
+    assert await eventlog.start(client, "resp_1", 1) is False
     with pytest.raises(ResponseError):  # the run's events come too late: the cancel ended the log
         await eventlog.append(client, "resp_1", 1, events(0, 1))
     assert await asyncio.wait_for(collected(client, starting_after=None), 5) == []
+
+
+async def test_a_run_taken_over_by_another_worker_writes_nothing_more(client: aioredis.Redis) -> None:
+    assert await eventlog.start(client, "resp_1", 1)
+    await eventlog.append(client, "resp_1", 1, events(*range(40)))
+    assert await eventlog.start(client, "resp_1", 2)  # the first worker was presumed dead
+    assert await eventlog.append(client, "resp_1", 2, events(0, 1, 2))
+    # The first worker wakes up, 40 events ahead of the new run: not one of them is taken.
+    assert await eventlog.append(client, "resp_1", 1, events(40, 41)) is False
+    assert await eventlog.append(client, "resp_1", 2, events(3))
+    await eventlog.end(client, "resp_1")
+    assert await asyncio.wait_for(collected(client, starting_after=None), 5) == [0, 1, 2, 3]
