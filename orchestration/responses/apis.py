@@ -305,11 +305,9 @@ def _limit(raw: str | None) -> int:
     if raw is None:
         return DEFAULT_PAGE
     # ASCII digits only ("²".isdigit() is true, yet int("²") raises), and no more of them than the
-    # largest page has: int() refuses more than 4300 digits. Both were a 500.
-    digits = raw.lstrip("0") or "0"
-    if not (raw.isascii() and raw.isdigit()) or len(digits) > len(str(selectors.MAX_PAGE)):
-        digits = "0"
-    if not 1 <= int(digits) <= selectors.MAX_PAGE:
+    # largest page has (int() refuses more than 4300 digits): both were a 500.
+    fits = raw.isascii() and raw.isdigit() and len(raw.lstrip("0")) <= len(str(selectors.MAX_PAGE))
+    if not fits or not 1 <= int(raw) <= selectors.MAX_PAGE:
         message = f"'limit' must be a whole number from 1 to {selectors.MAX_PAGE}."
         raise InvalidRequest("invalid_value", message, param="limit")
-    return int(digits)
+    return int(raw)
