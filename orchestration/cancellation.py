@@ -17,10 +17,13 @@ a task that still counts a cancellation while it starts new work has lost one.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 
-def cancellation_swallowed_raise() -> None:
-    """Raise ``CancelledError`` when the current task was cancelled and carries on regardless."""
-    task = asyncio.current_task()
+def cancellation_swallowed_raise(task: asyncio.Task[Any] | None = None) -> None:
+    """Raise ``CancelledError`` when the current task (``task``, when the caller already knows it:
+    a stream asks once per event) was cancelled and carries on regardless."""
+    if task is None:
+        task = asyncio.current_task()
     if task is not None and task.cancelling():
         raise asyncio.CancelledError

@@ -14,9 +14,8 @@ import math
 import random
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from contextlib import aclosing
 from dataclasses import dataclass, field, replace
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from orchestration.access.admission import prompt_tokens_from_chars
 from orchestration.breaker import Admission, BreakerPolicy, Breakers, BreakerView, breaker_key, breaker_state_mirror
@@ -52,7 +51,6 @@ from orchestration.telemetry.genai import (
     call_span,
     call_span_end,
     call_span_output,
-    chunks_captured,
     fallback_traced,
     retry_wait_traced,
 )
@@ -768,14 +766,18 @@ class OpenedStream:
 
 @dataclass(slots=True)
 class Relayed:
-    """What a stream sent: its usage, whether it finished, the length of its text, and (when it
-    may be cached) its chunks."""
+    """What a stream sent: its usage, how it finished, the length of its text, and (when it may be
+    cached, or its text is captured) its chunks."""
 
     keep: bool
     chunks: list[Chunk] = field(default_factory=list)
     usage: Usage | None = None
-    finished: bool = False
+    finish_reason: str = ""
     chars: int = 0
+
+    @property
+    def finished(self) -> bool:
+        return bool(self.finish_reason)
 
     def add(self, chunk: Chunk) -> None:
         if self.keep:
@@ -786,7 +788,7 @@ class Relayed:
         if chunk.usage is not None:
             self.usage = chunk.usage
         if chunk.finish_reason:
-            self.finished = True
+            self.finish_reason = chunk.finish_reason
 
 
 class ReplyStream:
@@ -827,65 +829,97 @@ class ReplyStream:
             await self._iterator.aclose()
 
     async def _chunks(self) -> AsyncGenerator[Chunk, None]:
+        """The stream, in one generator: a token passes one frame here on its way from the
+        adapter to the caller, not one per stage (route, cache, relay, request log), each of which
+        cost a resumption per token. The stages are the nested ``try``s: a failure or a close
+        unwinds them innermost first (the lease, the charge, then the request-log row)."""
+        orchestrator, call = self._orchestrator, self._call
         error: BaseException | None = None
+        # Content capture records the text that went out (from the chunks ``relayed`` keeps).
+        captured = call.span is not None and content_captured()
+        relayed = Relayed(keep=captured)
         try:
-            async with aclosing(self._produced()) as chunks:
-                async for chunk in chunks:
+            call.streaming = True
+            requested = await orchestrator._route(call)
+            request = self._request = request_varied(self._request, call.parameters)
+            cached = await orchestrator._cache_lookup(request, call)
+            if cached is None:
+                try:
+                    opened, route, lease = await orchestrator._serve(call, self._open, settle=False)
+                except ChainExhausted as exhausted:
+                    cached = await orchestrator._cache_stale(request, call, exhausted.failure)
+                    if cached is None:
+                        raise await orchestrator._final_error(call, exhausted.failure) from None
+            if cached is not None:
+                self._cached_usage = cached.usage
+                for chunk in exact_cache.chunks_from_response(cached):
+                    relayed.add(chunk)
                     yield chunk
+                return
+            cacheable = route is requested and orchestrator._cacheable_stream(request, call)
+            relayed.keep = captured or cacheable
+            try:
+                # Pass chunks on; a failure from here on ends the stream with an error.
+                deadline, upstream = _deadline(call), opened.upstream
+                call.served.ttft_ms = (orchestrator.clock() - call.started) * 1000
+                try:
+                    relayed.add(opened.first)
+                    yield opened.first
+                    if opened.bounded:  # a second time limit per token would only repeat the adapter's
+                        async for chunk in upstream:
+                            relayed.add(chunk)
+                            yield chunk
+                    else:
+                        while True:
+                            limit_s = min(opened.timeout.idle, deadline.remaining()) + GUARD_S
+                            following = await _next_chunk(upstream, limit_s, opened.watchdog)
+                            if following is None:
+                                break
+                            relayed.add(following)
+                            yield following
+                except Exception as failure:
+                    await self._relay_failed(failure, route, lease, deadline)
+                except BaseException:
+                    await orchestrator._release(lease)
+                    raise
+                finally:
+                    opened.watchdog.close()
+                    await _close(upstream)
+                await orchestrator._succeeded(lease)
+            except BaseException:
+                # Cut short (the client left, the provider failed, the deadline passed): what the
+                # provider read and wrote is charged all the same, by its own usage when it sent one,
+                # else estimated. Hanging up before the usage chunk came must not make a call free.
+                orchestrator._charge_relayed(call, route, request, relayed)
+                raise
+            # Many OpenAI-compatible servers (Ollama, vLLM) never send usage in a stream, even when
+            # asked with stream_options.include_usage: such a stream is estimated as one cut short is.
+            usage = orchestrator._charge_relayed(call, route, request, relayed)
+            await orchestrator._count_tokens(call, usage)
+            if cacheable and relayed.finished:
+                answer = exact_cache.response_from_chunks(
+                    relayed.chunks, response_id=call.ctx.request_id or "stream", model=route.name
+                )
+                if answer is not None:
+                    await orchestrator._cache_store(request, call, answer)
         except BaseException as failure:
             error = failure
             raise
         finally:
-            self._orchestrator._finish(self._call, error)
+            if captured:
+                call_span_output(call.span, "".join(chunk.delta for chunk in relayed.chunks), relayed.finish_reason)
+            orchestrator._finish(call, error)
 
-    def _produced(self) -> AsyncGenerator[Chunk, None]:
-        if self._call.span is not None and content_captured():
-            return chunks_captured(self._produce(), self._call.span)
-        return self._produce()
-
-    async def _produce(self) -> AsyncGenerator[Chunk, None]:
-        orchestrator, call = self._orchestrator, self._call
-        call.streaming = True
-        requested = await orchestrator._route(call)
-        request = self._request = request_varied(self._request, call.parameters)
-        cached = await orchestrator._cache_lookup(request, call)
-        if cached is not None:
-            self._cached_usage = cached.usage
-            for chunk in exact_cache.chunks_from_response(cached):
-                yield chunk
-            return
-
-        try:
-            opened, route, lease = await orchestrator._serve(call, self._open, settle=False)
-        except ChainExhausted as exhausted:
-            stale = await orchestrator._cache_stale(request, call, exhausted.failure)
-            if stale is None:
-                raise await orchestrator._final_error(call, exhausted.failure) from None
-            self._cached_usage = stale.usage
-            for chunk in exact_cache.chunks_from_response(stale):
-                yield chunk
-            return
-        relayed = Relayed(keep=route is requested and orchestrator._cacheable_stream(request, call))
-        try:
-            async with aclosing(self._relay(opened, route, lease, relayed)) as chunks:
-                async for chunk in chunks:
-                    yield chunk
-        except BaseException:
-            # Cut short (the client left, the provider failed, the deadline passed): what the
-            # provider read and wrote is charged all the same, by its own usage when it sent one,
-            # else estimated. Hanging up before the usage chunk came must not make a call free.
-            orchestrator._charge_relayed(call, route, request, relayed)
-            raise
-        # Many OpenAI-compatible servers (Ollama, vLLM) never send usage in a stream, even when asked
-        # with stream_options.include_usage: such a stream is estimated as one cut short is.
-        usage = orchestrator._charge_relayed(call, route, request, relayed)
-        await orchestrator._count_tokens(call, usage)
-        if relayed.keep and relayed.finished:
-            answer = exact_cache.response_from_chunks(
-                relayed.chunks, response_id=call.ctx.request_id or "stream", model=route.name
-            )
-            if answer is not None:
-                await orchestrator._cache_store(request, call, answer)
+    async def _relay_failed(self, failure: Exception, route: ModelRoute, lease: Lease, deadline: Deadline) -> NoReturn:
+        """End the stream on a failure after its first chunk, with its lease settled."""
+        error = failure if isinstance(failure, ProviderError) else _adapter_bug(route, failure)
+        await self._orchestrator._settle(lease, error)
+        if error.kind is ErrorKind.TIMEOUT and deadline.remaining() < MIN_ATTEMPT_S:
+            raise deadline_exceeded(deadline, "the stream was cut off") from error
+        message = "The model provider failed while writing the reply."
+        raise OrchestrationError(
+            "upstream_error", message, status=502, cause=error, detail=_staff_detail(error)
+        ) from error
 
     async def _open(self, route: ModelRoute, provider: ProviderSettings) -> OpenedStream:
         """Start the upstream stream and wait for its first chunk (nothing reached the caller yet)."""
@@ -902,45 +936,6 @@ class ReplyStream:
             await _close(upstream)
             raise
         return OpenedStream(upstream, first, timeout, watchdog, adapter.bounds_stream_reads)
-
-    async def _relay(
-        self, opened: OpenedStream, route: ModelRoute, lease: Lease, relayed: Relayed
-    ) -> AsyncGenerator[Chunk, None]:
-        """Pass chunks on; a failure from here on ends the stream with an error."""
-        orchestrator, call, upstream = self._orchestrator, self._call, opened.upstream
-        deadline = _deadline(call)
-        call.served.ttft_ms = (orchestrator.clock() - call.started) * 1000
-        try:
-            relayed.add(opened.first)
-            yield opened.first
-            if opened.bounded:  # a second time limit per token would only repeat the adapter's
-                async for chunk in upstream:
-                    relayed.add(chunk)
-                    yield chunk
-            else:
-                while True:
-                    limit_s = min(opened.timeout.idle, deadline.remaining()) + GUARD_S
-                    following = await _next_chunk(upstream, limit_s, opened.watchdog)
-                    if following is None:
-                        break
-                    relayed.add(following)
-                    yield following
-        except Exception as failure:
-            error = failure if isinstance(failure, ProviderError) else _adapter_bug(route, failure)
-            await orchestrator._settle(lease, error)
-            if error.kind is ErrorKind.TIMEOUT and deadline.remaining() < MIN_ATTEMPT_S:
-                raise deadline_exceeded(deadline, "the stream was cut off") from error
-            message = "The model provider failed while writing the reply."
-            raise OrchestrationError(
-                "upstream_error", message, status=502, cause=error, detail=_staff_detail(error)
-            ) from error
-        except BaseException:
-            await orchestrator._release(lease)
-            raise
-        finally:
-            opened.watchdog.close()
-            await _close(upstream)
-        await orchestrator._succeeded(lease)
 
 
 def _usage_estimated(request: ChatRequest, relayed: Relayed) -> Usage:

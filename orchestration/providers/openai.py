@@ -17,7 +17,6 @@ import json
 import struct
 import uuid
 from collections.abc import AsyncIterator, Mapping
-from contextlib import aclosing
 from typing import Any
 
 from orchestration.providers.base import CallTimeout, ProviderConfig
@@ -363,23 +362,22 @@ class OpenAIProvider(HttpProvider):
         name = self.config.name
         async with self.open_stream(self.chat_url, body, timeout) as events:
             state = ChatStreamState(name)
-            async with aclosing(events.batches()) as batches:
-                async for batch in batches:
-                    for event in batch:
-                        if event.data == b"[DONE]":
-                            state.done = True
-                            break
-                        try:
-                            chunk = state.read(json_parsed(event.data, name))
-                        except UNREADABLE as error:
-                            raise unreadable_error(name, error) from error
-                        if chunk is not None:
-                            yield chunk
-                    if state.generating:
-                        events.token_arrived()
-                    if state.done:
-                        await events.drain()
+            while batch := await events.batch():
+                for event in batch:
+                    if event.data == b"[DONE]":
+                        state.done = True
                         break
+                    try:
+                        chunk = state.read(json_parsed(event.data, name))
+                    except UNREADABLE as error:
+                        raise unreadable_error(name, error) from error
+                    if chunk is not None:
+                        yield chunk
+                if state.generating:
+                    events.token_arrived()
+                if state.done:
+                    await events.drain()
+                    break
             yield state.last_chunk(tolerate_missing_finish=self.tolerate_missing_finish)
 
     async def embed(self, request: EmbeddingRequest, *, timeout: CallTimeout) -> EmbeddingResponse:

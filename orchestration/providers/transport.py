@@ -37,7 +37,7 @@ import os
 import ssl
 import weakref
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -360,16 +360,17 @@ class SseStream:
     def token_arrived(self) -> None:
         self._token = True
 
-    async def batches(self) -> AsyncGenerator[list[SseEvent], None]:
-        """The events each read of the body completes, a list per read: the same events as
-        iterating the stream, without a step through it per event."""
+    async def batch(self) -> list[SseEvent]:
+        """The events the next read of the body completes, at least one (none at the body's end):
+        the same events as iterating the stream, without a step through it per event."""
         if self._pending:
-            batch = list(self._pending)
+            events = list(self._pending)
             self._pending.clear()
-            yield batch
+            return events
         while not self._eof:
             if events := await self._read():
-                yield events
+                return events
+        return []
 
     def __aiter__(self) -> SseStream:
         return self

@@ -13,7 +13,7 @@ Every function returns at once while tracing is off (its span argument is None).
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -28,7 +28,7 @@ from orchestration.telemetry.tracing import (
     span_start,
     tracer,
 )
-from orchestration.types import ChatRequest, Chunk, FallbackHop, Message, ProviderError
+from orchestration.types import ChatRequest, FallbackHop, Message, ProviderError
 
 if TYPE_CHECKING:
     from orchestration.orchestrator import Call
@@ -118,19 +118,6 @@ def call_span_output(span: Span | None, content: str | None, finish_reason: str 
     span.set_attribute(
         OUTPUT_MESSAGES, json.dumps([{"role": "assistant", "parts": [part], "finish_reason": finish_reason}])
     )
-
-
-async def chunks_captured(chunks: AsyncIterator[Chunk], span: Span | None) -> AsyncGenerator[Chunk, None]:
-    """``chunks`` passed on, their text recorded on ``span`` at the end (content capture only)."""
-    text: list[str] = []
-    finish = ""
-    try:
-        async for chunk in chunks:
-            text.append(chunk.delta)
-            finish = chunk.finish_reason or finish
-            yield chunk
-    finally:
-        call_span_output(span, "".join(text), finish)
 
 
 def cache_span(call: Call) -> Span | None:

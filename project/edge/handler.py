@@ -172,9 +172,10 @@ class LeanHandler(ASGIHandler):
             return
         headers = [(name.encode("ascii"), value.encode("latin1")) for name, value in response.items()]
         await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
+        task = asyncio.current_task()
         async with aclosing(response.events) as events:
             async for body in events:
-                cancellation_swallowed_raise()
+                cancellation_swallowed_raise(task)
                 if type(body) is Final:
                     await send({"type": "http.response.body", "body": body})
                     return
