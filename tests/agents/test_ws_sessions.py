@@ -343,7 +343,7 @@ async def test_a_start_task_is_admitted_with_the_key_as_it_is_now_not_as_it_was_
 
 
 async def test_a_key_that_expired_during_the_session_is_refused_at_start_task_and_closes_it(
-    alice, agent_model, simulator
+    alice, agent_model, simulator, monkeypatch
 ) -> None:
     """Nothing announces the passing of time: a key that expired while the session was open
     created a task (counted, then failed at its first step) instead of being refused at the door."""
@@ -361,7 +361,9 @@ async def test_a_key_that_expired_during_the_session_is_refused_at_start_task_an
     changed = await ApiKey.objects.aget(pk=key.pk)
     changed.expires_at = timezone.now() + timedelta(seconds=0.5)
     await changed.asave()
-    await asyncio.sleep(0.7)
+    # A second passes, on the clock every expiry is read from.
+    wall_clock = timezone.now
+    monkeypatch.setattr(timezone, "now", lambda: wall_clock() + timedelta(seconds=1))
 
     await start(communicator)
     refused = await communicator.receive_json_from()

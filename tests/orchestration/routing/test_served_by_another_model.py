@@ -71,9 +71,12 @@ async def test_a_least_busy_model_reached_by_fallback_counts_its_calls_in_flight
     for upstream in ("pool-east", "pool-west"):
         simulator.configure(upstream, latency_ms=1500)
     call = asyncio.create_task(router.complete(ask("front", max_tokens=5), ctx()))
-    await asyncio.sleep(0.7)
     route = (await asnapshot()).models["pool"]
     during = await router.accounts.in_flight(route.deployments)
+    # Until the fallback's call is under way (its upstream answers after 1.5 s).
+    while not sum(during.values()) and not call.done():
+        await asyncio.sleep(0.01)
+        during = await router.accounts.in_flight(route.deployments)
     _, served = await call
     assert (served.model, served.fallback_from) == ("pool", "front")
     assert sum(during.values()) == 1, during
