@@ -898,7 +898,7 @@ class ReplyStream:
             await orchestrator._count_tokens(call, usage)
             if cacheable and relayed.finished:
                 answer = exact_cache.response_from_chunks(
-                    relayed.chunks, response_id=call.ctx.request_id or "stream", model=route.name
+                    relayed.chunks, response_id=call.ctx.request_id or "stream", model=route.name, usage=usage
                 )
                 if answer is not None:
                     await orchestrator._cache_store(request, call, answer)

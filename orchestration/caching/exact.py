@@ -175,12 +175,16 @@ def chunks_from_response(response: ChatResponse, words_per_chunk: int = 3) -> li
     return chunks
 
 
-def response_from_chunks(chunks: Iterable[Chunk], *, response_id: str, model: str) -> ChatResponse | None:
-    """The answer a finished stream sent, or None when it never said how it finished (cut off)."""
+def response_from_chunks(
+    chunks: Iterable[Chunk], *, response_id: str, model: str, usage: Usage | None = None
+) -> ChatResponse | None:
+    """The answer a finished stream sent, or None when it never said how it finished (cut off).
+    ``usage``: what the stream was charged, for a stream whose server sent none (the answer served
+    from the cache reports it, not nothing); usage the stream did send wins."""
     content: list[str] = []
     tools: dict[int, ToolCall] = {}
     finish_reason: str | None = None
-    usage = Usage()
+    usage = usage or Usage()
     for chunk in chunks:
         content.append(chunk.delta)
         for delta in chunk.tool_calls:

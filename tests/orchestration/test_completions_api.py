@@ -487,6 +487,25 @@ async def test_a_stream_whose_server_sends_no_usage_is_charged_an_estimate(sim_m
     assert key is not None and spend_units(f"k{key.pk}") == usd_to_units(cost)
 
 
+async def test_a_cached_copy_of_a_stream_without_usage_reports_the_estimate_it_was_charged(
+    sim_models, make_key, simulator
+) -> None:  # type: ignore[no-untyped-def]
+    """The copy served from the cache costs nothing, but says what the answer took, as a copy of
+    a stream that sent its usage does: not 0 tokens."""
+    provider = await in_thread(provider_row, "local", simulator.url, kind=Provider.Kind.OPENAI_COMPATIBLE)
+    await in_thread(model_row, "local-sim", provider, cache_exact_enabled=True)
+    simulator.configure("local-sim", stream_omits_usage=True)
+    secret = await in_thread(make_key)
+    body = chat_body(
+        "local-sim", "Name three rivers.", temperature=0, stream=True, stream_options={"include_usage": True}
+    )
+    first = await post_json(AsyncClient(), URL, body, secret)
+    charged = sse_events(await read(first))[-2]["usage"]
+    again = await post_json(AsyncClient(), URL, body, secret)
+    assert again["X-Cache"] == "HIT"
+    assert sse_events(await read(again))[-2]["usage"] == charged and charged["completion_tokens"] > 0
+
+
 def spend_units(tag: str) -> int:
     import redis
     from django.conf import settings
