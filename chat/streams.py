@@ -251,7 +251,16 @@ def stream_reopen(message_id: int, text: str) -> None:
 
 def producer_claim(message_id: int) -> None:
     """Say a producer is coming, before it starts, so relays do not take it for dead."""
-    sync_client().set(key(message_id, "producer"), "1", px=int(producer_ttl_s() * 1000))
+    producers_claim([message_id])
+
+
+def producers_claim(message_ids: list[int]) -> None:
+    """``producer_claim`` of several replies (the posts a server planned together), in one round trip."""
+    ttl_ms = int(producer_ttl_s() * 1000)
+    with sync_client().pipeline(transaction=False) as pipe:
+        for message_id in message_ids:
+            pipe.set(key(message_id, "producer"), "1", px=ttl_ms)
+        pipe.execute()
 
 
 async def producer_release(message_id: int) -> None:

@@ -26,18 +26,19 @@ from orchestration.access.credentials import api_key_secret_from_scope
 from orchestration.access.keycache import AuthenticatedKey, key_authenticate, key_authenticate_sync, key_authenticated
 from orchestration.access.keys import REFUSALS, REVOKED, account_refusal, api_key_refusal_by_id
 from orchestration.access.limits import (
+    LimitAsk,
     Limits,
     Verdict,
     limit_headers,
     limits_admit,
-    limits_admit_sync,
+    limits_admit_all_sync,
     limits_settle,
     limits_settle_sync,
 )
 from orchestration.access.models import ApiKey
 from orchestration.access.policy import UserPolicy, auser_policy, user_policy
 from orchestration.database import database_call
-from orchestration.errors import Forbidden, InvalidRequest, LimitReached, NotFound, Unauthenticated
+from orchestration.errors import Forbidden, InvalidRequest, LimitReached, NotFound, ServiceError, Unauthenticated
 from orchestration.metrics import metrics_refusal
 from orchestration.registry import ModelRoute, Snapshot, asnapshot, snapshot
 from orchestration.telemetry.logs import log_caller
@@ -291,16 +292,45 @@ async def admit(caller: Caller, *, model: str, input_tokens: int, max_tokens: in
 
 
 def admit_sync(caller: Caller, *, model: str, input_tokens: int, max_tokens: int | None, hold_s: float) -> Admission:
+    admitted = admit_all_sync([Call(caller, model, input_tokens, max_tokens, hold_s)])[0]
+    if isinstance(admitted, Exception):
+        raise admitted
+    return admitted
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One call to admit: what ``admit_sync`` takes."""
+
+    caller: Caller
+    model: str
+    input_tokens: int
+    max_tokens: int | None
+    hold_s: float
+
+
+def admit_all_sync(calls: list[Call]) -> list[Admission | ServiceError]:
+    """``admit_sync`` of each call, with the limiter asked about all of them in one round trip
+    (``limits_admit_all_sync``); a call refused gets its refusal, and the others are admitted."""
     registry = snapshot()
-    route = route_of(caller, model, registry)
-    guess = estimate(route, registry, input_tokens=input_tokens, max_tokens=max_tokens)
-    verdict = limits_admit_sync(
-        caller.limits,
-        token_cost=guess.tpm_tokens,
-        reserve_units=usd_to_units(guess.worst_case_usd),
-        hold_s=_hold(hold_s),
-    )
-    return _admitted(caller, route, guess, verdict)
+    answers: dict[int, Admission | ServiceError] = {}
+    asks: dict[int, tuple[ModelRoute, Estimate, LimitAsk]] = {}
+    for index, call in enumerate(calls):
+        try:
+            route = route_of(call.caller, call.model, registry)
+            guess = estimate(route, registry, input_tokens=call.input_tokens, max_tokens=call.max_tokens)
+        except ServiceError as error:
+            answers[index] = error
+            continue
+        reserve = usd_to_units(guess.worst_case_usd)
+        asks[index] = (route, guess, LimitAsk(call.caller.limits, guess.tpm_tokens, reserve, _hold(call.hold_s)))
+    verdicts = limits_admit_all_sync([ask for _, _, ask in asks.values()])
+    for (index, (route, guess, _)), verdict in zip(asks.items(), verdicts, strict=True):
+        try:
+            answers[index] = _admitted(calls[index].caller, route, guess, verdict)
+        except ServiceError as refused:
+            answers[index] = refused
+    return [answers[index] for index in range(len(calls))]
 
 
 def _admitted(caller: Caller, route: ModelRoute, guess: Estimate, verdict: Verdict) -> Admission:

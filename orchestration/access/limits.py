@@ -446,24 +446,65 @@ def limits_admit_sync(
     limits: Limits, *, token_cost: int, reserve_units: int = 0, hold_s: float = 60.0, clock: Clock | None = None
 ) -> Verdict:
     """``limits_admit`` for sync callers (a view in a thread, a worker): the same script, a sync client."""
-    if not limits.limited:
-        return Verdict("ok", token_cost=token_cost)
+    return limits_admit_all_sync([LimitAsk(limits, token_cost, reserve_units, hold_s)], clock=clock)[0]
+
+
+@dataclass(frozen=True, slots=True)
+class LimitAsk:
+    """One call to admit: what ``limits_admit_sync`` takes."""
+
+    limits: Limits
+    token_cost: int
+    reserve_units: int = 0
+    hold_s: float = 60.0
+
+
+def limits_admit_all_sync(asks: list[LimitAsk], *, clock: Clock | None = None) -> list[Verdict]:
+    """The verdict of each call, as ``limits_admit_sync`` would give it called for each in turn, but
+    in one round trip: the chat's posts that reach a server together are admitted together (a
+    round trip each was a sixth of a post's CPU)."""
+    verdicts = [Verdict("ok", token_cost=ask.token_cost) for ask in asks]
+    limited = [index for index, ask in enumerate(asks) if ask.limits.limited]
+    if not limited:
+        return verdicts
     if not _redis_usable():
-        return Verdict("ok", token_cost=token_cost, degraded=True)
+        return _degraded(verdicts, limited)
+    now, stamp = _moment(clock)
+    commands = [
+        _admit_command(asks[i].limits, asks[i].token_cost, asks[i].reserve_units, asks[i].hold_s, now, stamp)
+        for i in limited
+    ]
     try:
-        now, stamp = _moment(clock)
-        admit = _admit_command(limits, token_cost, reserve_units, hold_s, now, stamp)
-        result = _evaluate_sync([admit])[0]
+        results = _evaluate_sync(commands)
+    except (TimeoutError, RedisError, OSError) as error:
+        _redis_failed(error)
+        return _degraded(verdicts, limited)
+    for index, command, result in zip(limited, commands, results, strict=True):
+        verdicts[index] = _decided_sync(asks[index], command, result, now)
+    return verdicts
+
+
+def _degraded(verdicts: list[Verdict], limited: list[int]) -> list[Verdict]:
+    for index in limited:
+        verdicts[index] = Verdict("ok", token_cost=verdicts[index].token_cost, degraded=True)
+    return verdicts
+
+
+def _decided_sync(ask: LimitAsk, admit: Command, result: list[Any], now: float) -> Verdict:
+    """The verdict of one admission's answer; a spend counter to rebuild first is rebuilt, and the
+    call admitted again."""
+    limits = ask.limits
+    try:
         if _status(result) == "rebuild":
             logged = _logged_units(limits, now)
             rebuild = _rebuild_command(limits, now, logged_units=logged, epoch=_epoch_of(result[1]), plus_units=0)
             result = _evaluate_sync([rebuild, admit])[-1]
-        if _status(result) == "rebuild":
-            return Verdict("ok", token_cost=token_cost, degraded=True)
-        return _verdict_from(limits, admit, result, now)
     except (TimeoutError, RedisError, OSError) as error:
         _redis_failed(error)
-        return Verdict("ok", token_cost=token_cost, degraded=True)
+        return Verdict("ok", token_cost=ask.token_cost, degraded=True)
+    if _status(result) == "rebuild":  # the epoch moved again meanwhile: admit, never refuse blindly
+        return Verdict("ok", token_cost=ask.token_cost, degraded=True)
+    return _verdict_from(limits, admit, result, now)
 
 
 def _status(result: list[Any]) -> str:
