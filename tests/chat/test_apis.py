@@ -441,3 +441,90 @@ async def test_a_posts_reply_is_claimed_before_the_post_answers(alice_key: str, 
         await reply.arefresh_from_db()
     assert reply.status == "complete" and reply.content
     assert not await streams.producer_alive(reply_id)
+
+
+def test_posts_made_together_are_each_decided_as_if_alone(alice: Any, bob: Any, chat_model: Any) -> None:
+    """A batch of posts (``services.messages_post``) shares its round trips, not its fate: an empty
+    message, a busy conversation and a caller over its rate limit are refused, each with its own
+    error and nothing saved, and the posts around them are made, their producers claimed."""
+    from chat import services
+    from orchestration.access.admission import caller_for_secret_sync
+    from orchestration.access.keys import api_key_create
+    from orchestration.errors import Conflict, InvalidRequest, LimitReached
+
+    alice_caller = caller_for_user_sync(alice)
+    bob_caller = caller_for_secret_sync(api_key_create(user=bob, name="one a minute", rpm=1)[1])
+    busy = conversation_of(alice)
+    streaming = Message.objects.create(conversation=busy, role="assistant", status="streaming")
+    streams.producer_claim(streaming.pk)
+    fine, empty, bobs_first, bobs_second = (
+        conversation_of(alice),
+        conversation_of(alice),
+        conversation_of(bob),
+        conversation_of(bob),
+    )
+    outcomes = services.messages_post(
+        [
+            services.MessagePost(fine, "Hello", alice_caller),
+            services.MessagePost(empty, "   ", alice_caller),
+            services.MessagePost(busy, "Hello?", alice_caller),
+            services.MessagePost(bobs_first, "Hi", bob_caller),
+            services.MessagePost(bobs_second, "Hi again", bob_caller),
+        ]
+    )
+    made, blank, refused_busy, bobs, over_limit = outcomes
+    assert isinstance(blank, InvalidRequest) and blank.code == "empty_content"
+    assert isinstance(refused_busy, Conflict) and refused_busy.code == "reply_in_progress"
+    assert isinstance(over_limit, LimitReached) and over_limit.code == "rate_limit_exceeded"
+    for posted, conversation in ((made, fine), (bobs, bobs_first)):
+        assert isinstance(posted, services.PostedMessage)
+        assert posted.assistant_message.conversation_id == conversation.pk
+        assert streams.sync_client().exists(streams.key(posted.plan.message_id, "producer"))
+        posted.plan.admission.release_sync()
+    assert [c.messages.count() for c in (empty, busy, bobs_second)] == [0, 1, 0]
+
+
+async def test_posts_that_arrive_together_share_a_hop_and_fail_alone(alice: Any, chat_model: Any) -> None:
+    """Posts reaching the loop in one turn go to the database thread together; one that fails
+    (its conversation is not the caller's) answers its error, the other its message."""
+    from chat.apis import post_batcher
+    from orchestration.errors import NotFound
+
+    conversation = await sync_to_async(conversation_of)(alice)
+    caller = await sync_to_async(caller_for_user_sync)(alice)
+    batcher = post_batcher()
+    answers = [
+        batcher.post(caller, {"content": "Hello"}, conversation.pk, "req-1"),
+        batcher.post(caller, {"content": "Hello"}, conversation.pk + 1000, "req-2"),
+    ]
+    (body, plan), missing = await asyncio.gather(*answers, return_exceptions=True)  # type: ignore[misc]
+    assert isinstance(missing, NotFound) and missing.code == "conversation_not_found"
+    assert body["assistant_message"]["id"] == plan.message_id and body["user_message"]["content"] == "Hello"
+    assert plan.context.request_id == "req-1"
+    await plan.admission.release()
+
+
+def test_a_batch_whose_rows_are_refused_is_written_again_post_by_post(alice: Any, chat_model: Any) -> None:
+    """Two posts of one batch in one conversation: the batch's transaction breaks on the second
+    streaming reply, and is undone; written again one by one, the first is made and the second is
+    409, its admission given back, and nothing of the undone attempt is left."""
+    from chat import services
+    from orchestration.errors import Conflict
+
+    caller = caller_for_user_sync(alice)
+    conversation, other = conversation_of(alice), conversation_of(alice)
+    made, refused, elsewhere = services.messages_post(
+        [
+            services.MessagePost(conversation, "First", caller),
+            services.MessagePost(conversation, "Second", caller),
+            services.MessagePost(other, "Meanwhile", caller),
+        ]
+    )
+    assert isinstance(refused, Conflict) and refused.code == "reply_in_progress"
+    assert isinstance(made, services.PostedMessage) and isinstance(elsewhere, services.PostedMessage)
+    assert [m.content for m in conversation.messages.order_by("id")] == ["First", ""]
+    assert [m.content for m in other.messages.order_by("id")] == ["Meanwhile", ""]
+    conversation.refresh_from_db()
+    assert conversation.title == "First"
+    for posted in (made, elsewhere):
+        posted.plan.admission.release_sync()
