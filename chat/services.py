@@ -411,8 +411,8 @@ def _posts_create(posts: list[MessagePost], prepared: dict[int, PreparedReply]) 
             return {
                 index: _in_context(posts[index], _post_write, posts[index], reply) for index, reply in prepared.items()
             }
-    except Exception:
-        pass
+    except Exception:  # undone: each post is written again on its own below, and only its own fault fails it
+        logger.debug("a batch of chat posts is written again post by post", exc_info=True)
     made: dict[int, PostedMessage | Exception] = {}
     for index, reply in prepared.items():
         try:
