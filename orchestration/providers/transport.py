@@ -22,8 +22,8 @@ Time limits (``CallTimeout``): ``connect`` is the socket connect (and pool wait)
 one ``asyncio.timeout``; streams cannot (a timeout scope must not stay open across a
 generator's ``yield``), so every read of a stream gets a deadline of its own: the earlier of the
 total deadline and the first-token (before any token) or idle (after) deadline, kept by one
-``ReadWatchdog`` timer per stream rather than a timer per read. Streams set no transport read
-timeout: aiohttp would re-arm a timer of its own on every packet, and the watchdog already
+timer per stream rather than a timer per read (``SseStream``). Streams set no transport read
+timeout: aiohttp would re-arm a timer of its own on every packet, and that timer already
 bounds every read.
 """
 
@@ -51,7 +51,6 @@ from orchestration.providers.base import CallTimeout, Provider, ProviderConfig
 from orchestration.providers.errors import status_error
 from orchestration.providers.sse import SseEvent, SseParser
 from orchestration.types import ErrorKind, ProviderError
-from orchestration.watchdog import ReadWatchdog
 
 # A gateway holds a connection for the whole of each generation, so concurrent calls to one
 # provider reach the thousands: the pool must not be what makes them wait.
@@ -329,15 +328,19 @@ class SseStream:
     __slots__ = (
         "_at_end",
         "_bytes",
+        "_content",
+        "_deadline",
         "_eof",
         "_first_at",
         "_limits",
+        "_loop",
         "_parser",
         "_pending",
         "_provider",
+        "_reading",
+        "_timer",
         "_token",
         "_total_at",
-        "_watchdog",
     )
 
     def __init__(self, response: aiohttp.ClientResponse, timeout: CallTimeout, started: float, provider: str) -> None:
@@ -347,7 +350,15 @@ class SseStream:
         # Whether the whole body has been read: nearly always so by a stream's last event, whose
         # bytes arrive with the body's end.
         self._at_end: Callable[[], bool] = response.content.at_eof
-        self._watchdog = ReadWatchdog()
+        # A read's time limit: one timer for the stream, re-armed only when it fires before the
+        # deadline of the read then waiting. Past it, the read is failed through the body's own
+        # stream (``set_exception``), not by cancelling the reading task: a read costs no task
+        # lookup and no cancellation bookkeeping, and a cancellation from elsewhere stays its own.
+        self._content = response.content
+        self._loop = asyncio.get_running_loop()
+        self._timer: asyncio.TimerHandle | None = None
+        self._deadline = 0.0
+        self._reading = False
         self._parser = SseParser()
         self._pending: deque[SseEvent] = deque()
         self._eof = False
@@ -384,15 +395,26 @@ class SseStream:
 
     async def _read(self) -> list[SseEvent]:
         """The events the next read completes (at the body's end: those still pending)."""
-        now = asyncio.get_running_loop().time()
+        now = self._loop.time()
         limit_at = now + self._limits.idle if self._token else self._first_at
         deadline = min(self._total_at, limit_at)
+        if now >= deadline:
+            raise self._timeout(deadline)
+        self._deadline = deadline
+        timer = self._timer
+        if timer is None or timer.when() > deadline:
+            if timer is not None:
+                timer.cancel()
+            self._timer = self._loop.call_at(deadline, self._expire)
+        self._reading = True
         try:
-            chunk = await self._watchdog.read(self._bytes, deadline)
-        except TimeoutError as error:
+            chunk = await self._bytes()
+        except TimeoutError as error:  # ours (``_expire``), or aiohttp's own
             raise self._timeout(deadline) from error
         except TRANSPORT_ERRORS as error:
             raise transport_error(error, self._provider) from error
+        finally:
+            self._reading = False
         if not chunk:
             self._eof = True
             return self._parser.close()
@@ -415,7 +437,18 @@ class SseStream:
         self._eof = True
 
     def close(self) -> None:
-        self._watchdog.close()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _expire(self) -> None:
+        self._timer = None
+        if not self._reading:
+            return  # no read is waiting: the next one arms the timer again
+        if self._loop.time() < self._deadline:
+            self._timer = self._loop.call_at(self._deadline, self._expire)
+            return
+        self._content.set_exception(TimeoutError())
 
     def _timeout(self, deadline: float) -> ProviderError:
         if deadline >= self._total_at:

@@ -308,6 +308,20 @@ async def test_a_stalled_stream_fails_at_the_idle_limit(adapter: HttpProvider, s
     assert len([chunk for chunk in chunks if chunk.delta]) == 1
 
 
+async def test_a_stream_longer_than_its_idle_limit_runs_on_while_its_gaps_are_shorter(
+    adapter: HttpProvider, simulator: Simulator
+) -> None:
+    """One timer serves every read of a stream: armed for the first read's deadline, it fires
+    early for the later ones and moves on to theirs, without failing them."""
+    simulator.configure(MODEL, tokens_per_s=20)  # 50 ms gaps; the reply lasts well past 0.3 s
+
+    started = time.monotonic()
+    chunks = [chunk async for chunk in adapter.stream(ask(max_tokens=20), timeout=CallTimeout(total=10, idle=0.3))]
+
+    assert time.monotonic() - started > 0.6
+    assert chunks[-1].finish_reason and len([chunk for chunk in chunks if chunk.delta]) > 10
+
+
 async def test_closing_a_stream_early_disconnects_upstream(adapter: HttpProvider, simulator: Simulator) -> None:
     simulator.configure(MODEL, tokens_per_s=20)
     stream = adapter.stream(ask(), timeout=ROOMY)
