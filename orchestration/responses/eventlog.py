@@ -71,8 +71,8 @@ async def start(client: aioredis.Redis, response_id: str, attempt: int) -> bool:
     as it is, when the response was cancelled meanwhile (after the worker's claim): the cancel's end
     entry must stay, or its followers would wait for an end that never comes, and it refuses the
     run's events (their ids are older)."""
-    keys = (events_key(response_id), cancel_key(response_id), run_key(response_id))
-    return bool(await client.eval(_START, 3, *keys, attempt, TTL_S))
+    keys = [events_key(response_id), cancel_key(response_id), run_key(response_id)]
+    return bool(await client.register_script(_START)(keys=keys, args=[attempt, TTL_S]))
 
 
 async def append(client: aioredis.Redis, response_id: str, attempt: int, events: list[dict[str, Any]]) -> bool:
@@ -80,8 +80,10 @@ async def append(client: aioredis.Redis, response_id: str, attempt: int, events:
     entries: list[Any] = []
     for event in events:
         entries += [f"{event['sequence_number'] + 1}-{attempt}", orjson.dumps(event)]
-    keys = (events_key(response_id), run_key(response_id))
-    return bool(await client.eval(_APPEND, 2, *keys, attempt, TTL_S, *entries))
+    keys = [events_key(response_id), run_key(response_id)]
+    # By its SHA1 (EVALSHA; the script is sent again only when Redis has lost it): a response
+    # appends its events many times, and the script's text need not travel with each.
+    return bool(await client.register_script(_APPEND)(keys=keys, args=[attempt, TTL_S, *entries]))
 
 
 async def end(client: aioredis.Redis, response_id: str) -> None:
