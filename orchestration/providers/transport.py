@@ -331,6 +331,7 @@ class SseStream:
         "_content",
         "_deadline",
         "_eof",
+        "_expired",
         "_first_at",
         "_limits",
         "_loop",
@@ -359,6 +360,7 @@ class SseStream:
         self._timer: asyncio.TimerHandle | None = None
         self._deadline = 0.0
         self._reading = False
+        self._expired = False
         self._parser = SseParser()
         self._pending: deque[SseEvent] = deque()
         self._eof = False
@@ -415,6 +417,10 @@ class SseStream:
             raise transport_error(error, self._provider) from error
         finally:
             self._reading = False
+        if self._expired:
+            # Its bytes came as the timer failed it (a late loop ran both at once): the read is
+            # past its deadline all the same, and the body's stream is failed for the next one.
+            raise self._timeout(deadline)
         if not chunk:
             self._eof = True
             return self._parser.close()
@@ -448,6 +454,7 @@ class SseStream:
         if self._loop.time() < self._deadline:
             self._timer = self._loop.call_at(self._deadline, self._expire)
             return
+        self._expired = True
         self._content.set_exception(TimeoutError())
 
     def _timeout(self, deadline: float) -> ProviderError:

@@ -322,6 +322,23 @@ async def test_a_stream_longer_than_its_idle_limit_runs_on_while_its_gaps_are_sh
     assert chunks[-1].finish_reason and len([chunk for chunk in chunks if chunk.delta]) > 10
 
 
+async def test_a_read_whose_bytes_come_as_its_deadline_passes_fails_at_that_limit(
+    adapter: HttpProvider, simulator: Simulator
+) -> None:
+    """A loop running late wakes with the first token's bytes in and the first-token deadline
+    passed at once: the timer fails the read then waiting. That read ends at its limit, as when
+    the bytes came late: the stream is not left to fail at its next read, at a limit that never
+    passed ("idle" with its whole reply already in)."""
+    simulator.configure(MODEL, ttft_ms=300)  # headers at once; the first token 0.3 s later
+    stalled = asyncio.get_running_loop().call_later(0.15, time.sleep, 0.75)  # the loop blocked past 0.6 s
+
+    chunks, error = await collect_until_error(adapter, ask(max_tokens=5), CallTimeout(total=10, first_token=0.6))
+    stalled.cancel()
+
+    assert (error.kind, chunks) == (ErrorKind.TIMEOUT, [])
+    assert "first-token" in error.message
+
+
 async def test_closing_a_stream_early_disconnects_upstream(adapter: HttpProvider, simulator: Simulator) -> None:
     simulator.configure(MODEL, tokens_per_s=20)
     stream = adapter.stream(ask(), timeout=ROOMY)
