@@ -122,9 +122,11 @@ async def _events(
         reported.append(stream.usage)
         for index, chat in enumerate(chats[1:], start=1):
             following = get_orchestrator().stream(chat, call.ctx)
+            # Settled however it ends: a stream cut off (by its provider, or the client leaving) is
+            # charged what it relayed, and its ``served`` says so once it is closed.
+            served.append(following.served)
             async for frames in _prompt_events(writer, index, following, None, started=False):
                 yield frames
-            served.append(following.served)
             reported.append(following.usage)
         if include_usage:
             yield writer.usage(usage_total(reported))

@@ -11,6 +11,11 @@ from typing import Any
 import pytest
 from django.test import AsyncClient
 
+from orchestration.access.budgets import usd_to_units
+from orchestration.access.keys import api_key_find
+from orchestration.access.limits import limits_flush
+from orchestration.models import RequestLog
+from orchestration.requestlog import requestlog_flush
 from tests.orchestration.gateway import (  # noqa: F401 - fixtures used by name
     _fresh_process_caches,
     assert_error,
@@ -20,6 +25,7 @@ from tests.orchestration.gateway import (  # noqa: F401 - fixtures used by name
     sim_models,
     sse_events,
 )
+from tests.orchestration.test_completions_api import spend_units
 
 pytestmark = pytest.mark.django_db(transaction=True)
 URL = "/v1/completions"
@@ -133,3 +139,30 @@ async def test_echo_false_and_an_empty_suffix_are_accepted(sim_models, make_key)
     secret = await in_thread(make_key)
     body = {"model": "gpt-sim", "prompt": "x", "echo": False, "suffix": None, "logprobs": None, "best_of": 1}
     assert (await post_json(AsyncClient(), URL, body, secret)).status_code == 200
+
+
+async def test_a_later_prompt_failing_mid_stream_is_settled_with_what_it_was_charged(
+    sim_models, make_key, simulator
+) -> None:  # type: ignore[no-untyped-def]
+    """Each prompt of a streamed list is a stream of its own, charged what it relayed however it
+    ends: the key's spend is what the request log says all of them cost, a later prompt cut off
+    by its provider included."""
+    secret = await in_thread(make_key, rpm=100, monthly_budget_usd=Decimal("5"))
+    body = {"model": "gpt-sim", "prompt": ["Name a colour.", "Describe the sea."], "stream": True, "max_tokens": 30}
+    response = await post_json(AsyncClient(), URL, body, secret)
+    assert response.status_code == 200
+    content, parts = b"", aiter(response.streaming_content)
+    while b'"finish_reason":"' not in content:  # the first prompt's answer is complete
+        content += await anext(parts)
+    await in_thread(simulator.configure, "gpt-sim", drop_after_tokens=3)  # the second breaks off
+    content += b"".join([part async for part in parts])
+    events = sse_events(content)
+    assert events[-2]["error"]["code"] == "upstream_error"
+    assert {choice["index"] for event in events[:-2] for choice in event["choices"] if choice["text"]} == {0, 1}
+
+    assert await in_thread(requestlog_flush)
+    rows = [row async for row in RequestLog.objects.filter(request_id=response["X-Request-ID"])]
+    assert [row.status for row in rows].count("error") == 1 and all(row.cost_usd > 0 for row in rows)
+    key = await in_thread(api_key_find, secret)
+    await limits_flush()  # settlements wait a moment to travel together
+    assert key is not None and spend_units(f"k{key.pk}") == usd_to_units(sum(row.cost_usd for row in rows))
