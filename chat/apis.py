@@ -386,12 +386,26 @@ class PostBatcher:
         except Exception as error:
             answers = [error] * len(batch)
         for post, answer in zip(batch, answers, strict=True):
-            if post.answer.done():
-                continue  # its client left
+            if post.answer.done():  # its client left (Django cancels the view) while the batch was out
+                if not isinstance(answer, Exception):
+                    self._orphan_start(answer[1])
+                continue
             if isinstance(answer, Exception):
                 post.answer.set_exception(answer)
             else:
                 post.answer.set_result(answer)
+
+    @staticmethod
+    def _orphan_start(plan: ReplyPlan) -> None:
+        """Start the reply of a post made after its client left. Its rows are saved, its admission
+        taken and its producer claimed: unstarted, the reply stayed streaming (the conversation
+        409 to every post) and its reservation held until they lapsed. A post alone was finished by
+        ``sync_to_async`` though its view was cancelled, and the view started its reply: so here;
+        no client watching, the reply is ended as abandoned after the grace period."""
+        try:
+            reply_start(plan)
+        except Exception:  # the other posts of the batch are still to be answered
+            logger.exception("reply %s: could not be started after its client left", plan.message_id)
 
 
 _batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, PostBatcher] = weakref.WeakKeyDictionary()

@@ -528,3 +528,36 @@ def test_a_batch_whose_rows_are_refused_is_written_again_post_by_post(alice: Any
     assert conversation.title == "First"
     for posted in (made, elsewhere):
         posted.plan.admission.release_sync()
+
+
+async def test_a_post_whose_client_left_while_its_batch_was_in_the_database_still_has_its_reply_made(
+    alice: Any, chat_model: Any, simulator: Any
+) -> None:
+    """Django cancels a browser's view when its client disconnects. A post whose batch was already
+    in the database thread is made all the same (its rows, its admission, its producer's claim),
+    as ``sync_to_async`` finished a cancelled post alone and the view then started its reply: its
+    reply must be started, not left streaming with its conversation busy and its budget held."""
+    from chat.apis import post_batcher
+
+    simulator.configure(MODEL, tokens_per_s=0)
+    conversation = await sync_to_async(conversation_of)(alice)
+    caller = await sync_to_async(caller_for_user_sync)(alice)
+    batcher = post_batcher()
+    answer = batcher.post(caller, {"content": "Hello"}, conversation.pk, "req-left")
+
+    async def view() -> Any:
+        return await answer
+
+    waiter = asyncio.create_task(view())
+    await asyncio.sleep(0)  # the batch is sent, the view awaits its answer
+    (batch,) = batcher._running
+    waiter.cancel()  # the client disconnected: Django cancels its view
+    await batch
+    assert waiter.cancelled()
+    reply = await Message.objects.aget(conversation=conversation, role="assistant")
+    deadline = time.monotonic() + 10
+    while reply.status == "streaming" and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+        await reply.arefresh_from_db()
+    assert reply.status == "complete" and reply.content
+    assert not await streams.producer_alive(reply.pk)
