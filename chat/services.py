@@ -15,7 +15,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -381,7 +381,33 @@ def message_post(
 def messages_post(posts: list[MessagePost]) -> list[PostedMessage | Exception]:
     """``message_post`` of each post, decided and failing as if alone; the posts that reached the
     server together share one Redis round trip for their admissions and one for their producers'
-    claims (a round trip each was a sixth of a post's CPU)."""
+    claims (a round trip each was a sixth of a post's CPU).
+
+    A second post to a conversation (a double submit) is made after the first, its conversation's
+    messages read again: alone, it is 409 by the busy check when the first was made, before its
+    admission. Admitted with the first, it spent a request of the caller's rate limit and held a
+    reservation of its budget until its rows were refused, and a post beside it was refused for it."""
+    first: dict[int, MessagePost] = {}
+    after: dict[int, MessagePost] = {}
+    conversations: set[int] = set()
+    for index, post in enumerate(posts):
+        if post.conversation.pk in conversations:
+            after[index] = replace(post, rows=None)
+        else:
+            conversations.add(post.conversation.pk)
+            first[index] = post
+    outcomes: dict[int, PostedMessage | Exception] = dict(zip(first, _messages_post(list(first.values())), strict=True))
+    if after:
+        try:
+            later = messages_post(list(after.values()))
+        except Exception as error:  # the first posts are made: only these fail with it
+            later = [error] * len(after)
+        outcomes.update(zip(after, later, strict=True))
+    return [outcomes[index] for index in range(len(posts))]
+
+
+def _messages_post(posts: list[MessagePost]) -> list[PostedMessage | Exception]:
+    """``messages_post`` of posts to as many conversations."""
     outcomes: dict[int, PostedMessage | Exception] = {}
     fits: dict[int, ReplyFit] = {}
     for index, post in enumerate(posts):

@@ -504,28 +504,67 @@ async def test_posts_that_arrive_together_share_a_hop_and_fail_alone(alice: Any,
     await plan.admission.release()
 
 
-def test_a_batch_whose_rows_are_refused_is_written_again_post_by_post(alice: Any, chat_model: Any) -> None:
-    """Two posts of one batch in one conversation: the batch's transaction breaks on the second
-    streaming reply, and is undone; written again one by one, the first is made and the second is
-    409, its admission given back, and nothing of the undone attempt is left."""
+def test_a_batch_whose_rows_are_refused_is_written_again_post_by_post(
+    alice: Any, chat_model: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reply started in one of a batch's conversations after its busy check (another server's
+    post): the batch's transaction breaks on that conversation's second streaming reply, and is
+    undone; written again one by one, the other post is made and that one is 409, its admission
+    given back, and nothing of the undone attempt is left."""
     from chat import services
     from orchestration.errors import Conflict
 
     caller = caller_for_user_sync(alice)
     conversation, other = conversation_of(alice), conversation_of(alice)
+    admit_all_sync = services.admit_all_sync
+
+    def admitted_as_another_server_posts(calls: Any) -> Any:
+        Message.objects.create(conversation=conversation, role="assistant", status="streaming", content="theirs")
+        return admit_all_sync(calls)
+
+    monkeypatch.setattr(services, "admit_all_sync", admitted_as_another_server_posts)
+    elsewhere, refused = services.messages_post(
+        [services.MessagePost(other, "Meanwhile", caller), services.MessagePost(conversation, "First", caller)]
+    )
+    assert isinstance(refused, Conflict) and refused.code == "reply_in_progress"
+    assert isinstance(elsewhere, services.PostedMessage)
+    assert [m.content for m in conversation.messages.order_by("id")] == ["theirs"]
+    assert [m.content for m in other.messages.order_by("id")] == ["Meanwhile", ""]
+    assert [elsewhere.user_message.pk, elsewhere.assistant_message.pk] == list(
+        other.messages.order_by("id").values_list("pk", flat=True)
+    )
+    other.refresh_from_db()
+    conversation.refresh_from_db()
+    assert (other.title, conversation.title) == ("Meanwhile", "")
+    elsewhere.plan.admission.release_sync()
+
+
+def test_a_second_post_in_one_conversation_of_a_batch_is_409_and_spends_no_one_elses_limit(
+    alice: Any, chat_model: Any
+) -> None:
+    """Alone, a post to a conversation whose reply was just started is 409 before it is admitted:
+    it spends none of the caller's requests or budget. Two posts in one conversation in one batch
+    must be decided so too: the doomed second post must not take the rate limit of a post in
+    another conversation made with it."""
+    from chat import services
+    from orchestration.access.admission import caller_for_secret_sync
+    from orchestration.access.keys import api_key_create
+    from orchestration.errors import Conflict
+
+    caller = caller_for_secret_sync(api_key_create(user=alice, name="two a minute", rpm=2)[1])
+    conversation, other = conversation_of(alice), conversation_of(alice)
+    read = Conversation.objects.get  # each post reads its conversation, as the batcher's posts do
     made, refused, elsewhere = services.messages_post(
         [
-            services.MessagePost(conversation, "First", caller),
-            services.MessagePost(conversation, "Second", caller),
-            services.MessagePost(other, "Meanwhile", caller),
+            services.MessagePost(read(pk=conversation.pk), "First", caller),
+            services.MessagePost(read(pk=conversation.pk), "Second", caller),
+            services.MessagePost(read(pk=other.pk), "Meanwhile", caller),
         ]
     )
     assert isinstance(refused, Conflict) and refused.code == "reply_in_progress"
-    assert isinstance(made, services.PostedMessage) and isinstance(elsewhere, services.PostedMessage)
-    assert [m.content for m in conversation.messages.order_by("id")] == ["First", ""]
+    assert isinstance(made, services.PostedMessage)
+    assert isinstance(elsewhere, services.PostedMessage), elsewhere
     assert [m.content for m in other.messages.order_by("id")] == ["Meanwhile", ""]
-    conversation.refresh_from_db()
-    assert conversation.title == "First"
     for posted in (made, elsewhere):
         posted.plan.admission.release_sync()
 
