@@ -33,7 +33,7 @@ from chat.replies import reply_start
 from chat.services import ReplyPlan
 from orchestration.access.admission import Caller, caller_for_secret, caller_for_user, caller_for_user_sync
 from orchestration.access.credentials import api_key_secret_from
-from orchestration.database import in_database_thread
+from orchestration.database import database_call
 from orchestration.errors import InvalidRequest, MethodNotAllowed, ServiceError, error_body, error_body_of
 from orchestration.fields import TextField
 from orchestration.http import asgi_json_send, body_too_large, door, json_body, request_id_of, validation_message
@@ -382,7 +382,7 @@ class PostBatcher:
 
     async def _run(self, batch: list[_Post]) -> None:
         try:
-            answers = await in_database_thread(_message_posts_of, thread_sensitive=False)(batch)
+            answers = await database_call(_message_posts_of)(batch)
         except Exception as error:
             answers = [error] * len(batch)
         for post, answer in zip(batch, answers, strict=True):
