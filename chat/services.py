@@ -295,21 +295,8 @@ def _reply_plan(
     cache_control: str = "default",
     **more: Any,
 ) -> ReplyPlan:
-    """The reply's plan, its producer claimed."""
-    plan = _reply_plan_of(prepared, conversation, caller, reply, request_id, cache_control, **more)
-    streams.producer_claim(reply.pk)
-    return plan
-
-
-def _reply_plan_of(
-    prepared: PreparedReply,
-    conversation: Conversation,
-    caller: Caller,
-    reply: Message,
-    request_id: str,
-    cache_control: str = "default",
-    **more: Any,
-) -> ReplyPlan:
+    """The reply's plan. Its producer is claimed by the caller: a batch of posts claims theirs in one
+    round trip, and a continued reply was claimed when it was reopened."""
     owner_id = conversation.owner_id  # type: ignore[attr-defined]
     return ReplyPlan(
         message_id=reply.pk,
@@ -473,7 +460,7 @@ def _post_write(post: MessagePost, prepared: PreparedReply) -> PostedMessage:
 
 def _posted(post: MessagePost, prepared: PreparedReply, user_message: Message, reply: Message) -> PostedMessage:
     return PostedMessage(
-        user_message, reply, _reply_plan_of(prepared, post.conversation, post.caller, reply, post.request_id)
+        user_message, reply, _reply_plan(prepared, post.conversation, post.caller, reply, post.request_id)
     )
 
 
@@ -564,7 +551,9 @@ def message_edit(
     except BaseException:
         prepared.admission.release_sync()
         raise
-    return PostedMessage(user_message, reply, _reply_plan(prepared, conversation, caller, reply, request_id))
+    plan = _reply_plan(prepared, conversation, caller, reply, request_id)
+    streams.producer_claim(reply.pk)
+    return PostedMessage(user_message, reply, plan)
 
 
 # --- another version of a reply, or more of it ------------------------------------------------
@@ -635,7 +624,9 @@ def reply_regenerate(*, message: Message, caller: Caller, model: str = "", reque
     conversation.save(update_fields=["updated_at"])
     # Another version is asked for: an answer the caches kept (the version there is, or a
     # similar question's) would come back word for word, so they are not read; the new one is kept.
-    return StartedReply(reply, _reply_plan(prepared, conversation, caller, reply, request_id, cache_control="no-cache"))
+    plan = _reply_plan(prepared, conversation, caller, reply, request_id, cache_control="no-cache")
+    streams.producer_claim(reply.pk)
+    return StartedReply(reply, plan)
 
 
 def reply_continue(*, message: Message, caller: Caller, request_id: str = "") -> StartedReply:
