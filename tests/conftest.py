@@ -47,6 +47,24 @@ def _flush_retried_after_a_deadlock() -> None:
     TransactionTestCase._fixture_teardown = teardown  # type: ignore[attr-defined]
 
 
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: None) -> None:
+    """pytest-django's, then no PostgreSQL connection pool left from before the test database.
+
+    Django keeps one pool per database alias, made with the settings of the moment it is first
+    asked for, and creating the test database renames the database without closing it (only cloning
+    and destroying the test database do). With two test processes (CI's PostgreSQL pass), one
+    process's first database test came after tests that had made its pool: that process then ran
+    its tests, migrations included, on the database the settings named, while the web processes
+    its tests started used its test database, which nothing had migrated."""
+    from django.db import connections
+
+    from orchestration.database import database_release
+
+    if any(connection.vendor == "postgresql" for connection in connections.all()):
+        database_release()
+
+
 @pytest.fixture(autouse=True)
 def _clean_redis() -> Iterator[None]:
     """Each test starts with an empty Redis database: no state leaks between tests."""

@@ -9,7 +9,9 @@ starts a Valkey of its own and keeps its metrics samples in a directory of its o
 channels are not per database, and the chat and agent channels carry row ids that the workers'
 databases hand out alike. The controller process runs no test, so it starts no server, and sets no
 ``REDIS_URL`` that the workers (which inherit its environment) would take for the user's. A
-``REDIS_URL`` the user set names one server for every worker, so it is refused with ``-n``.
+``REDIS_URL`` the user set names one server for every worker, so it is refused with ``-n``;
+``TEST_REDIS_URLS`` names one server per worker instead (space-separated, worker ``gwN`` takes the
+Nth), which is how CI's PostgreSQL pass runs on two processes against the machine's Redis.
 """
 
 from __future__ import annotations
@@ -55,7 +57,15 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> Generator[None
     else:
         os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="switchyard-metrics-"))
 
-    if os.environ.get("REDIS_URL"):
+    per_worker = os.environ.get("TEST_REDIS_URLS", "").split()
+    if per_worker:
+        workers = getattr(early_config.known_args_namespace, "numprocesses", None) or 0
+        if controller and (not isinstance(workers, int) or workers > len(per_worker)):
+            raise pytest.UsageError(
+                f"TEST_REDIS_URLS names {len(per_worker)} Redis server(s): give one per test process (-n)"
+            )
+        os.environ["REDIS_URL"] = per_worker[int(worker.removeprefix("gw")) if worker else 0]
+    elif os.environ.get("REDIS_URL"):
         if controller:
             raise pytest.UsageError(
                 "REDIS_URL names one Redis server, and test processes sharing one see each other's "
