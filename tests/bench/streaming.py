@@ -583,11 +583,19 @@ def _spread(values: list[float], unit: str, digits: int) -> str:
     return f"{median:.{digits}f} {unit} (median; {ordered[0]:.{digits}f}-{ordered[-1]:.{digits}f})"
 
 
-def compare(before: Path, *, streams: int = 200, rounds: int = 12, kind: str = "v1") -> dict[str, str]:
+def compare(
+    before: Path, *, streams: int = 200, rounds: int = 12, kind: str = "v1", setup_only: bool = False
+) -> dict[str, str]:
     """``/v1`` (or chat, ``kind``) served by ``before`` (another checkout, run with this
     interpreter) and by this checkout, both up at once on the server core and given bursts in turn
     (the order alternating each round), so both see the same machine state burst by burst: CPU per
-    token, setup CPU per stream and TTFT added p99 of each."""
+    token, setup CPU per stream and TTFT added p99 of each.
+
+    ``setup_only``: one-token bursts alone, many rounds of them (each takes a second or two), and the
+    rounds' paired ratios: a cut of a few percent of a stream's setup is inside the spread of the
+    bursts' medians, but shows in the ratio of two bursts run back to back."""
+    if setup_only:
+        return _compare_setup(before, streams=streams, rounds=rounds, kind=kind)
     pin_here_and_children(LOAD_CORE)
     upstream = start_upstream()
     secret, user = registry_and_key(upstream.url)
@@ -618,6 +626,42 @@ def compare(before: Path, *, streams: int = 200, rounds: int = 12, kind: str = "
             f"TTFT added p99 {_spread(values['ttft'], 'ms', 0)}"
         )
     return figures
+
+
+def _compare_setup(before: Path, *, streams: int, rounds: int, kind: str) -> dict[str, str]:
+    pin_here_and_children(LOAD_CORE)
+    upstream = start_upstream()
+    secret, user = registry_and_key(upstream.url)
+    headers = {"Authorization": f"Bearer {secret}"}
+    servers = {"before": start_switchyard("daphne", before), "after": start_switchyard("daphne")}
+    targets = {
+        name: _chat_target(process, secret, user) if kind == "chat" else Target(f"v1-{name}", process, "v1", headers)
+        for name, process in servers.items()
+    }
+    setup_ms: dict[str, list[float]] = {"before": [], "after": []}
+    try:
+        for target in targets.values():
+            measure(target, MODEL, streams, side_pids=[])
+        for round_ in range(rounds):
+            for name in ("before", "after") if round_ % 2 == 0 else ("after", "before"):
+                one_token = measure(targets[name], SETUP_MODEL, streams, side_pids=[])
+                setup_ms[name].append(one_token.cpu_s / streams * 1000)
+    finally:
+        for process in [*servers.values(), upstream]:
+            process.stop()
+    ratios = sorted(a / b for a, b in zip(setup_ms["after"], setup_ms["before"], strict=True))
+    cheaper = sum(ratio < 1 for ratio in ratios)
+    # The middle half of the rounds' ratios: where the change sits, without the bursts a neighbour slowed.
+    quarter = len(ratios) // 4
+    return {
+        "compared": f"{before} (before) and {ROOT} (after), {rounds} rounds of {streams} one-token {kind} streams",
+        f"{kind} setup before": _spread(setup_ms["before"], "ms", 3),
+        f"{kind} setup after": _spread(setup_ms["after"], "ms", 3),
+        f"{kind} setup after/before": (
+            f"{ratios[len(ratios) // 2]:.3f} (median of the rounds' ratios; middle half "
+            f"{ratios[quarter]:.3f}-{ratios[-1 - quarter]:.3f}); after cheaper in {cheaper} of {len(ratios)} rounds"
+        ),
+    }
 
 
 def run() -> dict[str, str]:
@@ -652,13 +696,24 @@ def main(argv: list[str] | None = None) -> int:
         " (--rounds of them)",
     )
     parser.add_argument("--rounds", type=int, default=12, help="bursts per server with --before")
+    parser.add_argument(
+        "--setup-only",
+        action="store_true",
+        help="with --before: one-token bursts only, and the rounds' paired ratios (use 40 rounds or more)",
+    )
     options = parser.parse_args(argv)
     from tests.bench.environment import bench_environment
 
     bench_environment()
     if options.before is not None:
         kind = "chat" if options.only == "chat" else "v1"
-        compared = compare(options.before.resolve(), streams=options.streams, rounds=options.rounds, kind=kind)
+        compared = compare(
+            options.before.resolve(),
+            streams=options.streams,
+            rounds=options.rounds,
+            kind=kind,
+            setup_only=options.setup_only,
+        )
         for name, value in compared.items():
             print(f"{name}: {value}", flush=True)
         return 0
