@@ -14,6 +14,7 @@ import contextvars
 import functools
 import logging
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
@@ -935,7 +936,7 @@ async def _reply_settle(
 
 async def _settle_and_announce(message_id: int, fields: dict[str, Any]) -> None:
     """Settle the row if it still streams; then write the terminal event the saved row implies."""
-    message = await database_call(_settle)(message_id, fields)
+    message = await _settle_batcher().settle(message_id, fields)
     released = False  # a terminal event that lands ends the producer's claim with it
     try:
         if message is None:
@@ -970,6 +971,67 @@ def _settle(message_id: int, fields: dict[str, Any]) -> Message | None:
         written["cost_usd"] = Decimal(written["cost_usd"]).quantize(_COST_PLACES)
         return Message(pk=message_id, **written)
     return Message.objects.filter(pk=message_id).first()
+
+
+class SettleBatcher:
+    """The replies that end in one turn of an event loop settle their rows in one hop to a database
+    thread, as posts that arrive together are written (``chat.apis.PostBatcher``): each row is
+    still its own ``UPDATE``, with its own outcome."""
+
+    def __init__(self) -> None:
+        self._waiting: list[tuple[int, dict[str, Any], asyncio.Future[Message | None]]] = []
+        self._running: set[asyncio.Task[None]] = set()
+
+    def settle(self, message_id: int, fields: dict[str, Any]) -> asyncio.Future[Message | None]:
+        """``_settle(message_id, fields)``'s answer, or its error. Like ``database_call``, a caller
+        cancelled while it waits does not stop the write."""
+        loop = asyncio.get_running_loop()
+        settled: asyncio.Future[Message | None] = loop.create_future()
+        self._waiting.append((message_id, fields, settled))
+        if len(self._waiting) == 1:
+            loop.call_soon(self._send)
+        return settled
+
+    def _send(self) -> None:
+        batch, self._waiting = self._waiting, []
+        task = asyncio.get_running_loop().create_task(self._run(batch), context=contextvars.Context())
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    async def _run(self, batch: list[tuple[int, dict[str, Any], asyncio.Future[Message | None]]]) -> None:
+        outcomes: list[Message | Exception | None]
+        try:
+            outcomes = await database_call(_settle_all)([(message_id, fields) for message_id, fields, _ in batch])
+        except Exception as error:
+            outcomes = [error] * len(batch)
+        for (_, _, settled), outcome in zip(batch, outcomes, strict=True):
+            if settled.done():  # its reply was cancelled while it waited
+                continue
+            if isinstance(outcome, Exception):
+                settled.set_exception(outcome)
+            else:
+                settled.set_result(outcome)
+
+
+def _settle_all(items: list[tuple[int, dict[str, Any]]]) -> list[Message | Exception | None]:
+    outcomes: list[Message | Exception | None] = []
+    for message_id, fields in items:
+        try:
+            outcomes.append(_settle(message_id, fields))
+        except Exception as error:  # this reply's fault is its own; the others still settle
+            outcomes.append(error)
+    return outcomes
+
+
+_settle_batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, SettleBatcher] = weakref.WeakKeyDictionary()
+
+
+def _settle_batcher() -> SettleBatcher:
+    loop = asyncio.get_running_loop()
+    batcher = _settle_batchers.get(loop)
+    if batcher is None:
+        batcher = _settle_batchers[loop] = SettleBatcher()
+    return batcher
 
 
 def terminal_event(message: Message) -> ReplyEvent:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from asgiref.sync import sync_to_async
+from django.db import IntegrityError
 from django.utils import timezone
 
 from chat.models import Conversation, Message
-from chat.services import _settle, terminal_event
+from chat.services import SettleBatcher, _settle, terminal_event
 
 
 def _streaming_reply(owner: Any) -> Message:
@@ -69,3 +72,25 @@ def test_a_deleted_reply_settles_as_none(alice: Any) -> None:
     reply = _streaming_reply(alice)
     reply.conversation.delete()
     assert _settle(reply.pk, _fields()) is None
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_replies_that_end_together_settle_together_each_with_its_own_outcome(alice: Any) -> None:
+    """Settles of one loop turn share a hop to the database thread (``SettleBatcher``); a row the
+    database refuses fails that reply alone, and a deleted one settles as None beside them."""
+    first, refused, gone = [await sync_to_async(_streaming_reply)(alice) for _ in range(3)]
+    await sync_to_async(gone.conversation.delete)()
+    batcher = SettleBatcher()
+    outcomes = await asyncio.gather(
+        batcher.settle(first.pk, _fields()),
+        batcher.settle(refused.pk, _fields(input_tokens=-1)),  # a positive integer column
+        batcher.settle(gone.pk, _fields()),
+        return_exceptions=True,
+    )
+    settled, failed, deleted = outcomes
+    assert isinstance(settled, Message) and settled.status == Message.Status.COMPLETE
+    assert isinstance(failed, IntegrityError)
+    assert deleted is None
+    statuses = Message.objects.filter(pk__in=[first.pk, refused.pk]).values_list("pk", "status")
+    rows = dict(await sync_to_async(list)(statuses))
+    assert rows == {first.pk: Message.Status.COMPLETE, refused.pk: Message.Status.STREAMING}
