@@ -583,6 +583,20 @@ def _spread(values: list[float], unit: str, digits: int) -> str:
     return f"{median:.{digits}f} {unit} (median; {ordered[0]:.{digits}f}-{ordered[-1]:.{digits}f})"
 
 
+def _compared(before: Path, kind: str) -> tuple[Any, list[Any], dict[str, Target]]:
+    """The upstream, and ``before``'s server and this checkout's, both up on the server core."""
+    pin_here_and_children(LOAD_CORE)
+    upstream = start_upstream()
+    secret, user = registry_and_key(upstream.url)
+    headers = {"Authorization": f"Bearer {secret}"}
+    servers = {"before": start_switchyard("daphne", before), "after": start_switchyard("daphne")}
+    targets = {
+        name: _chat_target(process, secret, user) if kind == "chat" else Target(f"v1-{name}", process, "v1", headers)
+        for name, process in servers.items()
+    }
+    return upstream, list(servers.values()), targets
+
+
 def compare(
     before: Path, *, streams: int = 200, rounds: int = 12, kind: str = "v1", setup_only: bool = False
 ) -> dict[str, str]:
@@ -596,15 +610,7 @@ def compare(
     bursts' medians, but shows in the ratio of two bursts run back to back."""
     if setup_only:
         return _compare_setup(before, streams=streams, rounds=rounds, kind=kind)
-    pin_here_and_children(LOAD_CORE)
-    upstream = start_upstream()
-    secret, user = registry_and_key(upstream.url)
-    headers = {"Authorization": f"Bearer {secret}"}
-    servers = {"before": start_switchyard("daphne", before), "after": start_switchyard("daphne")}
-    targets = {
-        name: _chat_target(process, secret, user) if kind == "chat" else Target(f"v1-{name}", process, "v1", headers)
-        for name, process in servers.items()
-    }
+    upstream, servers, targets = _compared(before, kind)
     runs: dict[str, dict[str, list[float]]] = {name: {"token": [], "setup": [], "ttft": []} for name in targets}
     try:
         for target in targets.values():
@@ -617,7 +623,7 @@ def compare(
                 runs[name]["setup"].append(one_token.cpu_s / streams * 1000)
                 runs[name]["ttft"].append(main.ttft(0.99))
     finally:
-        for process in [*servers.values(), upstream]:
+        for process in [*servers, upstream]:
             process.stop()
     figures = {"compared": f"{before} (before) and {ROOT} (after), {rounds} rounds of {streams} streams"}
     for name, values in runs.items():
@@ -629,15 +635,7 @@ def compare(
 
 
 def _compare_setup(before: Path, *, streams: int, rounds: int, kind: str) -> dict[str, str]:
-    pin_here_and_children(LOAD_CORE)
-    upstream = start_upstream()
-    secret, user = registry_and_key(upstream.url)
-    headers = {"Authorization": f"Bearer {secret}"}
-    servers = {"before": start_switchyard("daphne", before), "after": start_switchyard("daphne")}
-    targets = {
-        name: _chat_target(process, secret, user) if kind == "chat" else Target(f"v1-{name}", process, "v1", headers)
-        for name, process in servers.items()
-    }
+    upstream, servers, targets = _compared(before, kind)
     setup_ms: dict[str, list[float]] = {"before": [], "after": []}
     try:
         for target in targets.values():
@@ -647,7 +645,7 @@ def _compare_setup(before: Path, *, streams: int, rounds: int, kind: str) -> dic
                 one_token = measure(targets[name], SETUP_MODEL, streams, side_pids=[])
                 setup_ms[name].append(one_token.cpu_s / streams * 1000)
     finally:
-        for process in [*servers.values(), upstream]:
+        for process in [*servers, upstream]:
             process.stop()
     ratios = sorted(a / b for a, b in zip(setup_ms["after"], setup_ms["before"], strict=True))
     cheaper = sum(ratio < 1 for ratio in ratios)
