@@ -2,8 +2,12 @@
 
 The consumer only relays; the reply is generated elsewhere (``chat.replies``), maybe in another
 process. Its relay loop runs as a task of its own, so the consumer keeps receiving
-``http.disconnect`` while it streams and stops the relay the moment the client goes (the looping
-``handle()`` of Channels' example would only notice when its loop ends).
+``http.disconnect`` while it streams and stops the relay the moment the client goes.
+
+It is a raw ASGI application, not a Channels consumer: Channels' ``AsyncHttpConsumer`` started a
+task and an ``asyncio.wait`` for every message it received, looked up a channel layer, and passed
+every send (one per relayed batch of tokens) through two more calls. The access stack in front
+of it (``project.edge.websocket.access_stack``) is plain ASGI middleware and stays.
 """
 
 from __future__ import annotations
@@ -14,12 +18,10 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any, cast
 from urllib.parse import parse_qs
 
-from channels.consumer import get_handler_name
-from channels.exceptions import StopConsumer
-from channels.generic.http import AsyncHttpConsumer
 from redis.exceptions import RedisError
 
 from chat import streams
@@ -54,12 +56,12 @@ class StreamRefused(Exception):
         self.message = message
 
 
-class MessageStreamConsumer(AsyncHttpConsumer):
-    # Events come from the Redis Stream; the channel layer would only cost a channel per client.
-    channel_layer_alias = None  # type: ignore[assignment]
+class MessageStreamConsumer:
+    """One client's ``GET`` of a reply's stream (``as_asgi()`` is the route's ASGI application)."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, scope: dict[str, Any], send: Any) -> None:
+        self.scope = scope
+        self._send = send
         self.relay: asyncio.Task[None] | None = None
         self.request_id = ""
         self.request_headers: dict[str, str] = {}
@@ -67,28 +69,46 @@ class MessageStreamConsumer(AsyncHttpConsumer):
         self.closing: asyncio.Task[None] | None = None
         self.answered = False  # the response's status line is out
 
-    async def dispatch(self, message: dict[str, Any]) -> None:
-        # Channels closes stale database connections around every message, through the one
-        # thread all thread-sensitive work shares; this consumer holds no connection in the
-        # loop's thread, and with thousands of clients that hop queued ahead of real work.
-        handler = getattr(self, get_handler_name(message), None)
-        if handler is None:
-            raise ValueError(f"No handler for message type {message['type']}")
-        await handler(message)
+    @classmethod
+    def as_asgi(cls) -> Callable[[dict[str, Any], Any, Any], Awaitable[None]]:
+        async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            await cls(scope, send).serve(receive)
 
-    async def http_request(self, message: dict[str, Any]) -> None:
-        if message.get("more_body"):
-            return
+        return app
+
+    async def serve(self, receive: Any) -> None:
+        """Wait for the whole request, relay in a task of its own, and stop it when the client
+        goes (the server also says ``http.disconnect`` once the response has ended)."""
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            if message["type"] == "http.request" and not message.get("more_body"):
+                break
         self.request_headers = self._headers()
         self.request_id = request_id_from(self.request_headers)
         self.relay = asyncio.create_task(self.relay_run())
+        try:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+        finally:
+            if not self.relay.done():
+                self.relay.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self.relay
 
-    async def http_disconnect(self, message: dict[str, Any]) -> None:
-        if self.relay is not None and not self.relay.done():
-            self.relay.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.relay
-        raise StopConsumer
+    # --- sending ----------------------------------------------------------------------------
+
+    async def send_headers(self, *, status: int = 200, headers: list[tuple[bytes, bytes]]) -> None:
+        self.answered = True
+        await self._send({"type": "http.response.start", "status": status, "headers": headers})
+
+    async def send_body(self, body: bytes, *, more_body: bool = False) -> None:
+        await self._send({"type": "http.response.body", "body": body, "more_body": more_body})
+
+    async def send_response(self, status: int, body: bytes, *, headers: list[tuple[bytes, bytes]]) -> None:
+        await self.send_headers(status=status, headers=headers)
+        await self.send_body(body)
 
     # --- the relay ------------------------------------------------------------------------
 
@@ -106,10 +126,6 @@ class MessageStreamConsumer(AsyncHttpConsumer):
                     await self.send_body(b"", more_body=False)
                 else:
                     await self._refuse(StreamRefused(500, *INTERNAL_ERROR))
-
-    async def send_headers(self, *, status: int = 200, headers: Any = None) -> None:
-        self.answered = True
-        await super().send_headers(status=status, headers=headers)
 
     async def _relay_run(self) -> None:
         try:

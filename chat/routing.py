@@ -1,4 +1,4 @@
-"""Channels routes of the chat app: the SSE stream of a reply, which ``project.routing`` puts behind
+"""Channels routes of the chat app: the SSE stream of a reply (raw ASGI), which ``project.routing`` puts behind
 the access stack (session, then the caller), and an API client's post of a message as raw ASGI
 (``chat.apis.MessagePostRoute``), whose other requests go to the edge, as everything else does."""
 
@@ -12,7 +12,11 @@ from chat.apis import AsgiApp, MessagePostRoute
 from chat.consumers import MessageStreamConsumer
 
 http_consumers: list[Any] = [
-    path("api/v1/messages/<int:message_id>/stream", MessageStreamConsumer.as_asgi(), name="message-stream"),
+    path(
+        "api/v1/messages/<int:message_id>/stream",
+        MessageStreamConsumer.as_asgi(),  # type: ignore[arg-type]  # an ASGI app, for Channels
+        name="message-stream",
+    ),
 ]
 
 
