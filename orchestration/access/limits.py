@@ -22,6 +22,7 @@ against the request log before the next decision on it, once per restart.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import hashlib
 import logging
@@ -429,10 +430,7 @@ async def limits_admit(
 
 async def _admit(limits: Limits, token_cost: int, reserve_units: int, hold_s: float, now: float, stamp: str) -> Verdict:
     admit = _admit_command(limits, token_cost, reserve_units, hold_s, now, stamp)
-    settlements = _take_settlements()
-    results = await _evaluate([*(s.command for s in settlements), admit])
-    await _settled(settlements, results[:-1])
-    result = results[-1]
+    result = await _admit_batcher().admit(admit)
     if _status(result) == "rebuild":
         logged = await database_call(_logged_units)(limits, now)
         rebuild = _rebuild_command(limits, now, logged_units=logged, epoch=_epoch_of(result[1]), plus_units=0)
@@ -440,6 +438,65 @@ async def _admit(limits: Limits, token_cost: int, reserve_units: int, hold_s: fl
     if _status(result) == "rebuild":  # the epoch moved again meanwhile: admit, never refuse blindly
         return Verdict("ok", token_cost=token_cost, degraded=True)
     return _verdict_from(limits, admit, result, now)
+
+
+class _AdmitBatcher:
+    """The admissions that reach an event loop in one turn share one pipeline, with the
+    settlements waiting then (a burst of calls paid a round trip each: its pipeline, its
+    connection, its reply parsed); each call still gets its own script's answer, and a Redis
+    error fails every admission of the pipeline, as it failed each alone."""
+
+    def __init__(self) -> None:
+        self._waiting: list[tuple[Command, asyncio.Future[Any]]] = []
+        self._running: set[asyncio.Task[None]] = set()
+
+    def admit(self, command: Command) -> asyncio.Future[Any]:
+        """The script's answer to ``command``."""
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[Any] = loop.create_future()
+        self._waiting.append((command, answer))
+        if len(self._waiting) == 1:
+            loop.call_soon(self._send)
+        return answer
+
+    def _send(self) -> None:
+        batch, self._waiting = self._waiting, []
+        task = asyncio.get_running_loop().create_task(self._run(batch), context=contextvars.Context())
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    async def _run(self, batch: list[tuple[Command, asyncio.Future[Any]]]) -> None:
+        settlements = _take_settlements()
+        try:
+            results = await _evaluate([*(s.command for s in settlements), *(command for command, _ in batch)])
+        except asyncio.CancelledError:
+            for _, answer in batch:
+                answer.cancel()
+            raise
+        except Exception as error:
+            for _, answer in batch:
+                if not answer.done():
+                    answer.set_exception(error)
+            return
+        for (_, answer), result in zip(batch, results[len(settlements) :], strict=True):
+            if not answer.done():  # its caller left (its request was cancelled) meanwhile
+                answer.set_result(result)
+        try:
+            await _settled(settlements, results[: len(settlements)])
+        except (TimeoutError, RedisError, OSError) as error:
+            _redis_failed(error)
+
+
+_admit_batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _AdmitBatcher] = weakref.WeakKeyDictionary()
+
+
+def _admit_batcher() -> _AdmitBatcher:
+    """The running loop's batcher."""
+    loop = asyncio.get_running_loop()
+    batcher = _admit_batchers.get(loop)
+    if batcher is None:
+        batcher = _admit_batchers[loop] = _AdmitBatcher()
+    return batcher
 
 
 def limits_admit_sync(

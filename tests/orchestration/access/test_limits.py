@@ -79,6 +79,19 @@ async def test_three_hundred_calls_at_once_are_all_counted(clock: Clock) -> None
     assert [r.allowed for r in results].count(True) == 250
 
 
+async def test_calls_admitted_together_each_get_their_own_answer_though_one_of_them_left(clock: Clock) -> None:
+    # The calls that reach the loop in one turn share one pipeline; each is still decided alone.
+    spent = key_limits(2, rpm=1)
+    assert (await admit(spent, 1, clock)).allowed
+    calls = [asyncio.ensure_future(admit(limits, 1, clock)) for limits in (spent, key_limits(3, rpm=1), spent)]
+    await asyncio.sleep(0)  # all three are waiting for the pipeline
+    calls[2].cancel()  # its request is cancelled meanwhile
+    first, second = await asyncio.gather(*calls[:2])
+    assert (first.status, second.status) == ("requests", "ok")
+    assert calls[2].cancelled()
+    assert (await admit(key_limits(3, rpm=1), 1, clock)).status == "requests"  # the second was counted
+
+
 async def test_a_refused_call_waits_one_emission_interval_then_passes(clock: Clock) -> None:
     limits = key_limits(rpm=20)
     await admit_many(limits, 20, clock)
