@@ -422,9 +422,7 @@ def _posts_create(posts: list[MessagePost], prepared: dict[int, PreparedReply]) 
     post written in a transaction of its own, so that only that post fails."""
     try:
         with transaction.atomic():
-            return {
-                index: _in_context(posts[index], _post_write, posts[index], reply) for index, reply in prepared.items()
-            }
+            return _posts_write(posts, prepared)
     except Exception:  # undone: each post is written again on its own below, and only its own fault fails it
         logger.debug("a batch of chat posts is written again post by post", exc_info=True)
     made: dict[int, PostedMessage | Exception] = {}
@@ -454,9 +452,24 @@ def _post_create(post: MessagePost, prepared: PreparedReply) -> PostedMessage:
     return _posted(post, prepared, user_message, reply)
 
 
-def _post_write(post: MessagePost, prepared: PreparedReply) -> PostedMessage:
-    user_message, reply = _rows_write(post.conversation, post.content, prepared, post.request_id)
-    return _posted(post, prepared, user_message, reply)
+def _posts_write(posts: list[MessagePost], prepared: dict[int, PreparedReply]) -> dict[int, PostedMessage | Exception]:
+    """``_rows_write`` of each admitted post (each to a conversation of its own), in the
+    transaction the caller holds: all the questions in one ``INSERT``, all the replies in another,
+    the conversations touched by one statement."""
+    questions = {index: _question(posts[index].conversation, posts[index].content) for index in prepared}
+    statements.insert_all(list(questions.values()))
+    replies = {
+        index: _reply_row(posts[index].conversation, questions[index], reply, posts[index].request_id)
+        for index, reply in prepared.items()
+    }
+    statements.insert_all(list(replies.values()))
+    for index in prepared:
+        _title_set(posts[index].conversation, posts[index].content)
+    statements.conversations_touch([posts[index].conversation for index in prepared])
+    return {
+        index: _in_context(posts[index], _posted, posts[index], reply, questions[index], replies[index])
+        for index, reply in prepared.items()
+    }
 
 
 def _posted(post: MessagePost, prepared: PreparedReply, user_message: Message, reply: Message) -> PostedMessage:
@@ -493,8 +506,12 @@ def _turns(messages: list[Message]) -> list[Turn]:
     return [Turn(m.role, m.content) for m in messages]
 
 
-def _reply_create(conversation: Conversation, question: Message, prepared: PreparedReply, request_id: str) -> Message:
-    reply = Message(
+def _question(conversation: Conversation, content: str, edit_of: Message | None = None) -> Message:
+    return Message(conversation=conversation, role=Message.Role.USER, content=content, edit_of=edit_of)
+
+
+def _reply_row(conversation: Conversation, question: Message, prepared: PreparedReply, request_id: str) -> Message:
+    return Message(
         conversation=conversation,
         role=Message.Role.ASSISTANT,
         reply_to=question,
@@ -504,8 +521,11 @@ def _reply_create(conversation: Conversation, question: Message, prepared: Prepa
         input_tokens=prepared.input_tokens,
         request_id=request_id,
     )
-    statements.insert(reply)
-    return reply
+
+
+def _title_set(conversation: Conversation, content: str) -> None:
+    if not conversation.title:
+        conversation.title = title_from(content)
 
 
 def _messages_create(
@@ -522,11 +542,11 @@ def _rows_write(
     conversation: Conversation, content: str, prepared: PreparedReply, request_id: str, edit_of: Message | None = None
 ) -> tuple[Message, Message]:
     """The user's message and its streaming reply, in the transaction the caller holds."""
-    user_message = Message(conversation=conversation, role=Message.Role.USER, content=content, edit_of=edit_of)
+    user_message = _question(conversation, content, edit_of)
     statements.insert(user_message)
-    reply = _reply_create(conversation, user_message, prepared, request_id)
-    if not conversation.title:
-        conversation.title = title_from(content)
+    reply = _reply_row(conversation, user_message, prepared, request_id)
+    statements.insert(reply)
+    _title_set(conversation, content)
     statements.conversation_touch(conversation)
     return user_message, reply
 
@@ -615,7 +635,8 @@ def reply_regenerate(*, message: Message, caller: Caller, model: str = "", reque
     prepared = _reply_prepare(conversation, caller, model or message.model, turns)
     try:
         with transaction.atomic():
-            reply = _reply_create(conversation, question, prepared, request_id)
+            reply = _reply_row(conversation, question, prepared, request_id)
+            statements.insert(reply)
     except IntegrityError as error:
         prepared.admission.release_sync()
         raise Conflict("reply_in_progress", "Another reply in this conversation is still streaming.") from error

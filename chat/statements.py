@@ -12,6 +12,7 @@ Everything else of the chat stays on the ORM.
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection
@@ -82,33 +83,79 @@ def conversation_for_post(*, owner_id: int, conversation_id: int) -> tuple[Conve
     return conversation, messages
 
 
+@dataclass(frozen=True)
+class _InsertPlan:
+    """The ``INSERT`` of a model's rows: ``{head} VALUES {row}, {row}...{returning}``, and each
+    field with the types it sends unconverted."""
+
+    head: str
+    row: str
+    returning: str
+    fields: list[tuple[Field[Any, Any], tuple[type, ...]]]
+
+    def sql(self, rows: int = 1) -> str:
+        return f"{self.head} VALUES {', '.join([self.row] * rows)}{self.returning}"
+
+    def values(self, instance: Model) -> list[Any]:
+        """The row of ``instance``: the fields' own ``pre_save`` (``created_at`` stamped as the ORM
+        does), each value converted by its field unless the field sends its type as it is."""
+        values = []
+        for field, plain in self.fields:
+            value = field.pre_save(instance, True)
+            values.append(value if type(value) in plain else field.get_db_prep_save(value, connection))
+        return values
+
+
 @functools.cache
-def _insert_plan(model: type[Model]) -> tuple[str, list[tuple[Field[Any, Any], tuple[type, ...]]]]:
-    """The ``INSERT`` of one row, and each field with the types it sends unconverted."""
+def _insert_plan(model: type[Model]) -> _InsertPlan:
     fields = [field for field in model._meta.concrete_fields if not field.primary_key]
     columns = ", ".join(_quote(str(field.column)) for field in fields)
-    sql = f"INSERT INTO {_quote(model._meta.db_table)} ({columns}) VALUES ({', '.join(['%s'] * len(fields))})"
-    if connection.features.can_return_columns_from_insert:
-        sql += f" RETURNING {_column(model, 'id')}"
-    return sql, [(field, plain_types(field)) for field in fields]
+    returning = f" RETURNING {_column(model, 'id')}" if connection.features.can_return_columns_from_insert else ""
+    return _InsertPlan(
+        f"INSERT INTO {_quote(model._meta.db_table)} ({columns})",
+        f"({', '.join(['%s'] * len(fields))})",
+        returning,
+        [(field, plain_types(field)) for field in fields],
+    )
 
 
 def insert(instance: Model) -> None:
-    """``instance.save()`` of a new row as one prepared ``INSERT`` (the fields' own ``pre_save``:
-    ``created_at`` is stamped as the ORM does; each value converted by its field unless the field
-    sends its type as it is); sets its id."""
+    """``instance.save()`` of a new row as one prepared ``INSERT``; sets its id."""
     model = type(instance)
-    sql, plan = _insert_plan(model)
-    values = [
-        value if type(value := field.pre_save(instance, True)) in plain else field.get_db_prep_save(value, connection)
-        for field, plain in plan
-    ]
+    plan = _insert_plan(model)
     with connection.cursor() as cursor:
-        cursor.execute(sql, values)
-        if connection.features.can_return_columns_from_insert:
+        cursor.execute(plan.sql(), plan.values(instance))
+        if plan.returning:
             instance.pk = cursor.fetchone()[0]
         else:
             instance.pk = connection.ops.last_insert_id(cursor, model._meta.db_table, str(model._meta.pk.column))
+    _saved(instance)
+
+
+def insert_all(instances: list[Model]) -> None:
+    """``insert`` of several new rows of one model, in as few multi-row ``INSERT ... RETURNING``
+    statements as the database's limit on parameters allows: a batch of posts wrote each of its
+    rows with a statement of its own. Ids are handed out in ascending order, as the rows were given
+    (ids grow in insertion order: SQLite's rowids, PostgreSQL's sequence, drawn row by row)."""
+    if not instances:
+        return
+    plan = _insert_plan(type(instances[0]))
+    if len(instances) == 1 or not plan.returning or not connection.features.can_return_rows_from_bulk_insert:
+        for instance in instances:
+            insert(instance)
+        return
+    size = max(1, connection.ops.bulk_batch_size([field for field, _ in plan.fields], instances))
+    for start in range(0, len(instances), size):
+        chunk = instances[start : start + size]
+        with connection.cursor() as cursor:
+            cursor.execute(plan.sql(len(chunk)), [value for instance in chunk for value in plan.values(instance)])
+            ids = sorted(row_id for (row_id,) in cursor.fetchall())
+        for instance, row_id in zip(chunk, ids, strict=True):
+            instance.pk = row_id
+            _saved(instance)
+
+
+def _saved(instance: Model) -> None:
     instance._state.adding = False
     instance._state.db = connection.alias
 
@@ -121,6 +168,22 @@ def conversation_touch(conversation: Conversation) -> None:
     values = [conversation.title, updated_at.get_db_prep_save(conversation.updated_at, connection), conversation.pk]
     with connection.cursor() as cursor:
         cursor.execute(sql, values)
+
+
+def conversations_touch(conversations: list[Conversation]) -> None:
+    """``conversation_touch`` of several conversations, as one statement run for each."""
+    if len(conversations) == 1:
+        conversation_touch(conversations[0])
+        return
+    updated_at = Conversation._meta.get_field("updated_at")
+    rows = []
+    for conversation in conversations:
+        conversation.updated_at = timezone.now()
+        rows.append(
+            [conversation.title, updated_at.get_db_prep_save(conversation.updated_at, connection), conversation.pk]
+        )
+    with connection.cursor() as cursor:
+        cursor.executemany(_update_sql(Conversation, ("title", "updated_at"), where=("id",)), rows)
 
 
 @functools.cache

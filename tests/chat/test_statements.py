@@ -42,9 +42,37 @@ def test_an_inserted_message_is_the_row_the_orm_would_have_written(alice: Any) -
     assert row(prepared) == row(saved)
     assert Message.objects.get(pk=prepared.pk).created_at is not None
 
-    _, plan = statements._insert_plan(Message)
-    for field, plain in plan:
+    for field, plain in statements._insert_plan(Message).fields:
         value = field.pre_save(prepared, True)
         expected = field.get_db_prep_save(value, connection)
         sent = value if type(value) in plain else expected
         assert sent == expected and type(sent) is type(expected), field.name
+
+
+@pytest.mark.django_db
+def test_rows_inserted_together_each_get_their_own_id_in_order_across_statements(alice: Any) -> None:
+    # More rows than one statement may carry on SQLite (999 parameters): several statements.
+    conversations = [Conversation.objects.create(owner=alice, model="m") for _ in range(3)]
+    questions = [
+        Message(conversation=conversations[n % 3], role=Message.Role.USER, content=f"q{n}") for n in range(120)
+    ]
+    statements.insert_all(questions)  # type: ignore[arg-type]
+    ids = [question.pk for question in questions]
+    assert ids == sorted(ids) and len(set(ids)) == 120
+    assert {m.pk: m.content for m in Message.objects.all()} == {q.pk: q.content for q in questions}
+    assert all(m.conversation_id == conversations[n % 3].pk for n, m in enumerate(Message.objects.order_by("id")))
+    replies = [
+        Message(conversation=q.conversation, role=Message.Role.ASSISTANT, reply_to=q, content=f"a{q.content}")
+        for q in questions[:3]
+    ]
+    statements.insert_all(replies)  # type: ignore[arg-type]
+    for reply in Message.objects.filter(role=Message.Role.ASSISTANT):
+        assert reply.content == f"a{reply.reply_to.content}"
+
+    for n, conversation in enumerate(conversations):
+        conversation.title = f"t{n}"
+    statements.conversations_touch(conversations)
+    saved = Conversation.objects.in_bulk([c.pk for c in conversations])
+    for conversation in conversations:
+        assert saved[conversation.pk].title == conversation.title
+        assert saved[conversation.pk].updated_at == conversation.updated_at
