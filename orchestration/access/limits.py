@@ -441,43 +441,59 @@ async def _admit(limits: Limits, token_cost: int, reserve_units: int, hold_s: fl
 
 
 class _AdmitBatcher:
-    """The admissions that reach an event loop in one turn share one pipeline, with the
-    settlements waiting then (a burst of calls paid a round trip each: its pipeline, its
-    connection, its reply parsed); each call still gets its own script's answer, and a Redis
-    error fails every admission of the pipeline, as it failed each alone."""
+    """An admission goes to Redis at once when no other is under way; those that come meanwhile
+    wait for it, then go together in one pipeline, with the settlements waiting then (a burst of
+    calls paid a round trip each: its pipeline, its connection, its reply parsed). A call alone
+    waits for nothing. Each still gets its own script's answer, and a Redis error fails every
+    admission of the pipeline, as it failed each alone."""
 
     def __init__(self) -> None:
         self._waiting: list[tuple[Command, asyncio.Future[Any]]] = []
+        self._under_way = 0
         self._running: set[asyncio.Task[None]] = set()
 
-    def admit(self, command: Command) -> asyncio.Future[Any]:
+    async def admit(self, command: Command) -> Any:
         """The script's answer to ``command``."""
-        loop = asyncio.get_running_loop()
-        answer: asyncio.Future[Any] = loop.create_future()
-        self._waiting.append((command, answer))
-        if len(self._waiting) == 1:
-            loop.call_soon(self._send)
-        return answer
+        if self._under_way or self._waiting:
+            answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            self._waiting.append((command, answer))
+            return await answer
+        self._under_way += 1
+        try:
+            settlements = _take_settlements()
+            results = await _evaluate([*(s.command for s in settlements), command])
+        finally:
+            self._under_way -= 1
+            self._next()
+        await _settled(settlements, results[:-1])
+        return results[-1]
 
-    def _send(self) -> None:
+    def _next(self) -> None:
+        if self._under_way or not self._waiting:
+            return
         batch, self._waiting = self._waiting, []
+        self._under_way += 1
         task = asyncio.get_running_loop().create_task(self._run(batch), context=contextvars.Context())
         self._running.add(task)
         task.add_done_callback(self._running.discard)
 
     async def _run(self, batch: list[tuple[Command, asyncio.Future[Any]]]) -> None:
-        settlements = _take_settlements()
         try:
-            results = await _evaluate([*(s.command for s in settlements), *(command for command, _ in batch)])
-        except asyncio.CancelledError:
-            for _, answer in batch:
-                answer.cancel()
-            raise
-        except Exception as error:
-            for _, answer in batch:
-                if not answer.done():
-                    answer.set_exception(error)
-            return
+            settlements = _take_settlements()
+            try:
+                results = await _evaluate([*(s.command for s in settlements), *(command for command, _ in batch)])
+            except asyncio.CancelledError:
+                for _, answer in batch:
+                    answer.cancel()
+                raise
+            except Exception as error:
+                for _, answer in batch:
+                    if not answer.done():
+                        answer.set_exception(error)
+                return
+        finally:
+            self._under_way -= 1
+            self._next()
         for (_, answer), result in zip(batch, results[len(settlements) :], strict=True):
             if not answer.done():  # its caller left (its request was cancelled) meanwhile
                 answer.set_result(result)

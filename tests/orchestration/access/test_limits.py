@@ -80,11 +80,12 @@ async def test_three_hundred_calls_at_once_are_all_counted(clock: Clock) -> None
 
 
 async def test_calls_admitted_together_each_get_their_own_answer_though_one_of_them_left(clock: Clock) -> None:
-    # The calls that reach the loop in one turn share one pipeline; each is still decided alone.
+    # The first goes to Redis alone; those that come while it is under way share the next
+    # pipeline. Each is still decided alone.
     spent = key_limits(2, rpm=1)
     assert (await admit(spent, 1, clock)).allowed
     calls = [asyncio.ensure_future(admit(limits, 1, clock)) for limits in (spent, key_limits(3, rpm=1), spent)]
-    await asyncio.sleep(0)  # all three are waiting for the pipeline
+    await asyncio.sleep(0)  # the first is under way, the other two wait for it
     calls[2].cancel()  # its request is cancelled meanwhile
     first, second = await asyncio.gather(*calls[:2])
     assert (first.status, second.status) == ("requests", "ok")
