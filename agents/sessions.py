@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -30,6 +29,7 @@ from agents.recording import TaskRecorder
 from agents.runtime import CallRef
 from agents.services import LogItem, LogWrite
 from agents.tools import Tool, ToolContext
+from orchestration.loops import PerLoop
 
 logger = logging.getLogger(__name__)
 
@@ -98,15 +98,11 @@ def _consume_exception(done: asyncio.Future[None]) -> None:
         done.exception()  # a write nobody awaits may fail quietly (it was logged)
 
 
-_writers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, SessionLogWriter] = weakref.WeakKeyDictionary()
+_writers = PerLoop(SessionLogWriter)
 
 
 def session_log_writer() -> SessionLogWriter:
-    loop = asyncio.get_running_loop()
-    writer = _writers.get(loop)
-    if writer is None:
-        writer = _writers[loop] = SessionLogWriter()
-    return writer
+    return _writers.get()
 
 
 class SessionRecorder(TaskRecorder):

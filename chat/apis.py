@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -37,6 +36,7 @@ from orchestration.database import database_call
 from orchestration.errors import InvalidRequest, MethodNotAllowed, ServiceError, error_body, error_body_of
 from orchestration.fields import TextField
 from orchestration.http import asgi_json_send, body_too_large, door, json_body, request_id_of, validation_message
+from orchestration.loops import PerLoop
 from orchestration.pagination import StrictLimitOffsetPagination, page_parameters
 from orchestration.requestids import request_id_from
 from orchestration.sse import json_compact
@@ -408,16 +408,12 @@ class PostBatcher:
             logger.exception("reply %s: could not be started after its client left", plan.message_id)
 
 
-_batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, PostBatcher] = weakref.WeakKeyDictionary()
+_batchers = PerLoop(PostBatcher)
 
 
 def post_batcher() -> PostBatcher:
     """The running loop's batcher."""
-    loop = asyncio.get_running_loop()
-    batcher = _batchers.get(loop)
-    if batcher is None:
-        batcher = _batchers[loop] = PostBatcher()
-    return batcher
+    return _batchers.get()
 
 
 def _message_posts_of(batch: list[_Post]) -> list[PostAnswer | Exception]:

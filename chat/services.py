@@ -14,7 +14,6 @@ import contextvars
 import functools
 import logging
 import time
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
@@ -38,6 +37,7 @@ from orchestration.calls import require_capability
 from orchestration.database import database_call
 from orchestration.deadlines import deadline_for
 from orchestration.errors import Conflict, InvalidRequest, NotFound, TooLarge
+from orchestration.loops import PerLoop
 from orchestration.models import PromptTemplate
 from orchestration.orchestrator import CallContext, ReplyStream, get_orchestrator
 from orchestration.pricing import cost_usd
@@ -1044,15 +1044,11 @@ def _settle_all(items: list[tuple[int, dict[str, Any]]]) -> list[Message | Excep
     return outcomes
 
 
-_settle_batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, SettleBatcher] = weakref.WeakKeyDictionary()
+_settle_batchers = PerLoop(SettleBatcher)
 
 
 def _settle_batcher() -> SettleBatcher:
-    loop = asyncio.get_running_loop()
-    batcher = _settle_batchers.get(loop)
-    if batcher is None:
-        batcher = _settle_batchers[loop] = SettleBatcher()
-    return batcher
+    return _settle_batchers.get()
 
 
 def terminal_event(message: Message) -> ReplyEvent:

@@ -29,6 +29,7 @@ import redis.asyncio as aioredis
 from django.conf import settings
 from redis.exceptions import NoScriptError, RedisError
 
+from orchestration.loops import PerLoop
 from orchestration.redisclients import DEFAULT, STREAMS, redis_async, redis_sync
 from orchestration.sse import json_compact, sse_event
 from orchestration.watchdog import ReadWatchdog
@@ -176,15 +177,11 @@ class AppendBatcher:
         return answers
 
 
-_batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AppendBatcher] = weakref.WeakKeyDictionary()
+_batchers = PerLoop(AppendBatcher)
 
 
 def _batcher() -> AppendBatcher:
-    loop = asyncio.get_running_loop()
-    batcher = _batchers.get(loop)
-    if batcher is None:
-        batcher = _batchers[loop] = AppendBatcher()
-    return batcher
+    return _batchers.get()
 
 
 def event_append_start(message_id: int, event: ReplyEvent) -> asyncio.Future[int]:
@@ -193,7 +190,7 @@ def event_append_start(message_id: int, event: ReplyEvent) -> asyncio.Future[int
     terminal = "1" if event.is_terminal else "0"
     ttl = finished_ttl_s() if event.is_terminal else LIVE_TTL_S
     future = _batcher().append(_append_keys(message_id), [terminal, ttl, event.id, event.type, event.payload()])
-    hub = _hubs.get(asyncio.get_running_loop())
+    hub = _hubs.peek()
     if hub is not None and message_id in hub.produced_here:
         future.add_done_callback(functools.partial(hub.published, message_id, event))
     return future
@@ -489,16 +486,12 @@ class StreamHub:
 
 # Wake-ups started outside any caller's await: referenced until done so they are not collected.
 _waking: set[asyncio.Task[None]] = set()
-_hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, StreamHub] = weakref.WeakKeyDictionary()
+_hubs = PerLoop(StreamHub)
 
 
 def stream_hub(loop: asyncio.AbstractEventLoop | None = None) -> StreamHub:
     """The hub of ``loop`` (by default the running one)."""
-    loop = loop or asyncio.get_running_loop()
-    hub = _hubs.get(loop)
-    if hub is None:
-        hub = _hubs[loop] = StreamHub()
-    return hub
+    return _hubs.get(loop)
 
 
 async def events_all(message_id: int) -> list[ReplyEvent]:

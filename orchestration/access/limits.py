@@ -47,6 +47,7 @@ from orchestration.access.budgets import (
     usd_to_units,
 )
 from orchestration.database import database_call
+from orchestration.loops import PerLoop
 from orchestration.redisclients import FAST, redis_async, redis_sync
 
 logger = logging.getLogger("switchyard.access")
@@ -503,16 +504,12 @@ class _AdmitBatcher:
             _redis_failed(error)
 
 
-_admit_batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _AdmitBatcher] = weakref.WeakKeyDictionary()
+_admit_batchers = PerLoop(_AdmitBatcher)
 
 
 def _admit_batcher() -> _AdmitBatcher:
     """The running loop's batcher."""
-    loop = asyncio.get_running_loop()
-    batcher = _admit_batchers.get(loop)
-    if batcher is None:
-        batcher = _admit_batchers[loop] = _AdmitBatcher()
-    return batcher
+    return _admit_batchers.get()
 
 
 def limits_admit_sync(
