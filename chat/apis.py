@@ -419,10 +419,21 @@ def post_batcher() -> PostBatcher:
 def _message_posts_of(batch: list[_Post]) -> list[PostAnswer | Exception]:
     """All of a batch's database work, in one hop to the thread pool."""
     answers: dict[int, PostAnswer | Exception] = {}
-    posts: dict[int, services.MessagePost] = {}
+    inputs: dict[int, tuple[str, str]] = {}
     for index, post in enumerate(batch):
         try:
-            posts[index] = post.context.run(_message_post_read, post)
+            inputs[index] = post.context.run(message_input, post.data)
+        except Exception as error:
+            answers[index] = error
+    posts: dict[int, services.MessagePost] = {}
+    try:
+        read = statements.conversations_read([batch[index].conversation_id for index in inputs])
+    except Exception as error:  # each post fails with it, as it failed alone
+        answers.update(dict.fromkeys(inputs, error))
+        inputs = {}
+    for index, (content, model) in inputs.items():
+        try:
+            posts[index] = _message_post(batch[index], read, content, model)
         except Exception as error:
             answers[index] = error
     for index, posted in zip(posts, services.messages_post(list(posts.values())), strict=True):
@@ -433,10 +444,9 @@ def _message_posts_of(batch: list[_Post]) -> list[PostAnswer | Exception]:
     return [answers[index] for index in range(len(batch))]
 
 
-def _message_post_read(post: _Post) -> services.MessagePost:
-    content, model = message_input(post.data)
+def _message_post(post: _Post, read: statements.ConversationRows, content: str, model: str) -> services.MessagePost:
     conversation, rows = statements.conversation_for_post(
-        owner_id=post.caller.user_id, conversation_id=post.conversation_id
+        read, owner_id=post.caller.user_id, conversation_id=post.conversation_id
     )
     return services.MessagePost(conversation, content, post.caller, model, post.request_id, rows, post.context)
 

@@ -49,31 +49,50 @@ def _column(model: type[Model], attname: str) -> str:
 
 
 @functools.cache
-def _conversation_read_sql() -> str:
+def _conversations_read_sql(count: int) -> str:
     conversations, messages = Conversation._meta.db_table, Message._meta.db_table
     wanted = [f"c.{_column(Conversation, name)}" for name in _CONVERSATION_FIELDS]
     wanted += [f"m.{_column(Message, name)}" for name in _MESSAGE_FIELDS]
     return (
         f"SELECT {', '.join(wanted)} FROM {_quote(conversations)} c "
         f"LEFT JOIN {_quote(messages)} m ON m.{_column(Message, 'conversation_id')} = c.{_column(Conversation, 'id')} "
-        f"WHERE c.{_column(Conversation, 'id')} = %s AND c.{_column(Conversation, 'owner_id')} = %s "
-        f"ORDER BY m.{_column(Message, 'created_at')}, m.{_column(Message, 'id')}"
+        f"WHERE c.{_column(Conversation, 'id')} IN ({', '.join(['%s'] * count)}) "
+        f"ORDER BY c.{_column(Conversation, 'id')}, m.{_column(Message, 'created_at')}, m.{_column(Message, 'id')}"
     )
 
 
-def conversation_for_post(*, owner_id: int, conversation_id: int) -> tuple[Conversation, list[Message]]:
-    """The owner's conversation (or 404) and its messages oldest first, in one query: the
-    conversation as ``chat.selectors.conversation_get`` gives it, the messages as
-    ``conversation_rows`` does (only the fields a new reply's planning reads)."""
+# Conversations read by one statement at most (SQLite takes 999 parameters by default).
+_READ_CHUNK = 500
+_OWNER = _CONVERSATION_FIELDS.index("owner_id")
+
+ConversationRows = dict[int, list[tuple[Any, ...]]]
+
+
+def conversations_read(conversation_ids: list[int]) -> ConversationRows:
+    """What posting reads of each of these conversations (its row joined with its messages', oldest
+    first), in one query for a whole batch of posts: a query per post before. Ids no row can have
+    are left out (the ORM answers such a lookup with no rows too; the driver would refuse the number)."""
     lowest, highest = connection.ops.integer_field_range(Conversation._meta.pk.get_internal_type())  # type: ignore[union-attr]
-    if not lowest <= conversation_id <= highest:
-        # No row can have it (the ORM answers such a lookup with no rows too); the database
-        # driver would refuse the number instead.
-        raise NotFound("conversation_not_found", f"No conversation {conversation_id}.")
-    with connection.cursor() as cursor:
-        cursor.execute(_conversation_read_sql(), [conversation_id, owner_id])
-        rows = cursor.fetchall()
-    if not rows:
+    ids = sorted({conversation_id for conversation_id in conversation_ids if lowest <= conversation_id <= highest})
+    read: ConversationRows = {}
+    for start in range(0, len(ids), _READ_CHUNK):
+        chunk = ids[start : start + _READ_CHUNK]
+        with connection.cursor() as cursor:
+            cursor.execute(_conversations_read_sql(len(chunk)), chunk)
+            for row in cursor.fetchall():
+                read.setdefault(row[0], []).append(row)
+    return read
+
+
+def conversation_for_post(
+    read: ConversationRows, *, owner_id: int, conversation_id: int
+) -> tuple[Conversation, list[Message]]:
+    """The owner's conversation (or 404) and its messages oldest first, from ``conversations_read``:
+    the conversation as ``chat.selectors.conversation_get`` gives it, the messages as
+    ``conversation_rows`` does (only the fields a new reply's planning reads). Each call makes
+    instances of its own: two posts to one conversation must not share them."""
+    rows = read.get(conversation_id)
+    if not rows or rows[0][_OWNER] != owner_id:
         raise NotFound("conversation_not_found", f"No conversation {conversation_id}.")
     split = len(_CONVERSATION_FIELDS)
     conversation = Conversation.from_db(connection.alias, _CONVERSATION_FIELDS, rows[0][:split])

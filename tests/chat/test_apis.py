@@ -484,24 +484,40 @@ def test_posts_made_together_are_each_decided_as_if_alone(alice: Any, bob: Any, 
     assert [c.messages.count() for c in (empty, busy, bobs_second)] == [0, 1, 0]
 
 
-async def test_posts_that_arrive_together_share_a_hop_and_fail_alone(alice: Any, chat_model: Any) -> None:
-    """Posts reaching the loop in one turn go to the database thread together; one that fails
-    (its conversation is not the caller's) answers its error, the other its message."""
+async def test_posts_that_arrive_together_share_a_hop_and_fail_alone(alice: Any, bob: Any, chat_model: Any) -> None:
+    """Posts reaching the loop in one turn go to the database thread together, their conversations
+    read by one query; one that fails (bad input, a conversation that is someone else's, or none
+    at all) answers its own error, the others their messages, each after its own conversation's."""
     from chat.apis import post_batcher
-    from orchestration.errors import NotFound
+    from orchestration.errors import InvalidRequest, NotFound
 
     conversation = await sync_to_async(conversation_of)(alice)
+    earlier = await sync_to_async(conversation_of)(alice)
+    await Message.objects.acreate(conversation=earlier, role="user", content="Before")
+    await Message.objects.acreate(conversation=earlier, role="assistant", content="Answered", status="complete")
+    bobs = await sync_to_async(conversation_of)(bob)
     caller = await sync_to_async(caller_for_user_sync)(alice)
     batcher = post_batcher()
     answers = [
         batcher.post(caller, {"content": "Hello"}, conversation.pk, "req-1"),
         batcher.post(caller, {"content": "Hello"}, conversation.pk + 1000, "req-2"),
+        batcher.post(caller, {"content": "Hello"}, bobs.pk, "req-3"),
+        batcher.post(caller, {"content": "Hello"}, 2**63, "req-4"),  # no row can have it
+        batcher.post(caller, {"content": 5}, conversation.pk, "req-5"),
+        batcher.post(caller, {"content": "Again"}, earlier.pk, "req-6"),
     ]
-    (body, plan), missing = await asyncio.gather(*answers, return_exceptions=True)  # type: ignore[misc]
-    assert isinstance(missing, NotFound) and missing.code == "conversation_not_found"
+    outcomes = await asyncio.gather(*answers, return_exceptions=True)
+    (body, plan), missing, bobs_one, too_big, invalid, (later, later_plan) = outcomes  # type: ignore[misc]
+    for refused in (missing, bobs_one, too_big):
+        assert isinstance(refused, NotFound) and refused.code == "conversation_not_found"
+    assert isinstance(invalid, InvalidRequest)
     assert body["assistant_message"]["id"] == plan.message_id and body["user_message"]["content"] == "Hello"
     assert plan.context.request_id == "req-1"
+    assert [m.content for m in later_plan.request.messages] == ["Before", "Answered", "Again"]
+    assert later["user_message"]["conversation"] == earlier.pk
+    assert await Message.objects.filter(conversation=bobs).acount() == 0
     await plan.admission.release()
+    await later_plan.admission.release()
 
 
 def test_a_batch_whose_rows_are_refused_is_written_again_post_by_post(
