@@ -480,6 +480,9 @@ class _AdmitBatcher:
 
     async def _run(self, batch: list[tuple[Command, asyncio.Future[Any]]]) -> None:
         try:
+            if not _redis_usable():  # the pipeline they waited for found Redis down: no second wait
+                _answer_all(batch, RedisError("Redis was found unavailable while this call waited."))
+                return
             settlements = _take_settlements()
             try:
                 results = await _evaluate([*(s.command for s in settlements), *(command for command, _ in batch)])
@@ -488,9 +491,7 @@ class _AdmitBatcher:
                     answer.cancel()
                 raise
             except Exception as error:
-                for _, answer in batch:
-                    if not answer.done():
-                        answer.set_exception(error)
+                _answer_all(batch, error)
                 return
         finally:
             self._under_way -= 1
@@ -502,6 +503,12 @@ class _AdmitBatcher:
             await _settled(settlements, results[: len(settlements)])
         except (TimeoutError, RedisError, OSError) as error:
             _redis_failed(error)
+
+
+def _answer_all(batch: list[tuple[Command, asyncio.Future[Any]]], error: Exception) -> None:
+    for _, answer in batch:
+        if not answer.done():
+            answer.set_exception(error)
 
 
 _admit_batchers = PerLoop(_AdmitBatcher)

@@ -335,6 +335,29 @@ async def test_it_admits_and_logs_when_redis_is_down(settings, caplog, clock: Cl
     await limits_settle(limits, results[0], tokens_used=5, cost_usd=Decimal("1"), clock=clock)
 
 
+async def test_calls_that_waited_for_an_admission_that_found_redis_silent_do_not_wait_again(
+    settings, clock: Clock
+) -> None:  # type: ignore[no-untyped-def]
+    # A Redis that takes connections and never answers: the first call waits its timeout; the
+    # calls that queued behind it are admitted (degraded) without a pipeline of their own.
+    connections: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(writer)
+        await reader.read(1 << 16)
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    settings.REDIS_URL = f"redis://127.0.0.1:{server.sockets[0].getsockname()[1]}/0"
+    try:
+        results = await asyncio.gather(*(admit(key_limits(rpm=5), 1, clock) for _ in range(20)))
+    finally:
+        server.close()
+        for writer in connections:
+            writer.close()
+    assert all(r.allowed and r.degraded for r in results)
+    assert len(connections) == 1
+
+
 async def test_a_settlement_travels_with_the_next_admission_or_is_flushed(redis_client, clock: Clock) -> None:  # type: ignore[no-untyped-def]
     limits = key_limits(tpm=1000)
     admitted = await admit(limits, 500, clock)
