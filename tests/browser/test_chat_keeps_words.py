@@ -440,6 +440,9 @@ def test_escape_closes_the_export_menu_and_gives_focus_back_to_its_button(page, 
     watch(send(page, "Export me"))
     menu = page.locator("#chat-export")
     button = menu.locator("summary")
+    # The menu shows once the page knows the new conversation (its list refreshed after the post),
+    # which can come after the reply has ended: focus on a hidden menu went nowhere.
+    expect(button).to_be_visible()
     button.focus()
     page.keyboard.press("Enter")
     expect(page.get_by_role("link", name="Export as Markdown")).to_be_visible()
