@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from channels.testing import HttpCommunicator
@@ -45,3 +46,44 @@ async def test_a_follower_handed_nothing_reads_the_end_another_process_wrote_onc
     assert response["status"] == 200
     body = response["body"].decode()
     assert "id: 2\nevent: token" in body and body.rstrip().endswith('data: {"code":"producer_lost","message":"Lost."}')
+
+
+def request_scope(message_id: int) -> dict[str, Any]:
+    path = f"/api/v1/messages/{message_id}/stream"
+    return {"type": "http", "method": "GET", "path": path, "headers": [], "query_string": b""}
+
+
+async def test_a_client_gone_before_its_request_ended_is_sent_nothing() -> None:
+    received: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    received.put_nowait({"type": "http.request", "body": b"", "more_body": True})
+    received.put_nowait({"type": "http.disconnect"})
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await asyncio.wait_for(stream_app(71, 7)(request_scope(71), received.get, send), 5)
+    assert sent == []
+
+
+async def test_a_client_gone_mid_stream_stops_its_relay_and_leaves_its_reply() -> None:
+    hub = streams.stream_hub()
+    hub.production_start(72, owner_id=7)
+    received: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    received.put_nowait({"type": "http.request", "body": b"", "more_body": False})
+    started = asyncio.Event()
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.body":
+            started.set()  # the status line and the retry hint are out: it follows the reply now
+
+    try:
+        app = asyncio.create_task(stream_app(72, 7)(request_scope(72), received.get, send))
+        await asyncio.wait_for(started.wait(), 5)
+        assert hub.local.get(72)
+        received.put_nowait({"type": "http.disconnect"})
+        await asyncio.wait_for(app, 5)
+        assert not hub.local.get(72)  # its subscription ended with it
+        assert hub.streaming_here(72, 7)  # the reply goes on for whoever comes back
+    finally:
+        hub.production_end(72)
