@@ -473,6 +473,31 @@ def test_continue_and_regenerate_from_the_keyboard_leave_focus_in_the_message_bo
     expect(box).to_be_focused()
 
 
+def test_a_stop_answered_after_the_person_moved_to_continue_leaves_their_focus_there(
+    page, live_web, person, ui_model, simulator
+):
+    # The stopped reply's end comes over its stream; the stop's own answer can come after it,
+    # when the person is already on the reply's Continue button: focus must stay there.
+    simulator.configure(MODEL, reply=LONG, tokens_per_s=40)
+    sign_in(page, live_web.url, person)
+    box = page.get_by_label("Message", exact=True)
+    node = send(page, "Write on")
+    node.locator(".message-body p").wait_for()
+    held: list[Any] = []
+    page.route("**/cancel", lambda route: held.append(route))
+    box.press("Escape")
+    while not held:
+        page.wait_for_timeout(20)  # lets the page's events (the held request) through
+    answer = held[0].fetch()  # the server stops the reply now; its answer is held back
+    button = node.get_by_role("button", name="Continue")
+    button.focus()
+    expect(node).to_have_attribute("data-status", "cancelled")
+    expect(page.locator("#stop-button")).to_be_disabled()  # the stop still waits for its answer
+    held[0].fulfill(response=answer)
+    page.wait_for_function("() => !document.getElementById('stop-button').disabled")  # answered
+    expect(button).to_be_focused()
+
+
 def test_escape_that_closes_the_settings_or_clears_the_search_leaves_the_reply_streaming(
     page, live_web, person, ui_model, simulator
 ):

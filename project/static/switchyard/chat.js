@@ -980,6 +980,7 @@
 
   async function stop() {
     if (!state.stream) return;
+    const focused = document.activeElement;
     stopButton.disabled = true;
     try {
       await api("POST", `/api/v1/messages/${state.stream.messageId}/cancel`);
@@ -988,7 +989,10 @@
     } finally {
       stopButton.disabled = false;
     }
-    input.focus();
+    // To the message box, unless the person moved on while the stop was answered: the stopped
+    // reply's end can arrive first, and with it its Continue button, which they may be on.
+    const now = document.activeElement;
+    if (!now || now === document.body || now === focused) input.focus();
   }
 
   // ---- per-conversation settings --------------------------------------------------------
