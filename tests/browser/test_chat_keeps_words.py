@@ -452,14 +452,20 @@ def test_escape_closes_the_export_menu_and_gives_focus_back_to_its_button(page, 
     expect(button).to_be_focused()
 
 
-def test_continue_and_regenerate_from_the_keyboard_leave_focus_in_the_message_box(
-    page, live_web, person, ui_model, simulator
-):
+def reply_under_way(page: Any, live_web: Any, person: Any, simulator: Any) -> tuple[Any, Any]:
+    """The message box, and a long reply signed in and streaming, its first words on the page."""
     simulator.configure(MODEL, reply=LONG, tokens_per_s=40)
     sign_in(page, live_web.url, person)
     box = page.get_by_label("Message", exact=True)
     node = send(page, "Write on")
     node.locator(".message-body p").wait_for()
+    return box, node
+
+
+def test_continue_and_regenerate_from_the_keyboard_leave_focus_in_the_message_box(
+    page, live_web, person, ui_model, simulator
+):
+    box, node = reply_under_way(page, live_web, person, simulator)
     box.press("Escape")
     node.get_by_role("button", name="Continue").focus()
     page.keyboard.press("Enter")
@@ -478,11 +484,7 @@ def test_a_stop_answered_after_the_person_moved_to_continue_leaves_their_focus_t
 ):
     # The stopped reply's end comes over its stream; the stop's own answer can come after it,
     # when the person is already on the reply's Continue button: focus must stay there.
-    simulator.configure(MODEL, reply=LONG, tokens_per_s=40)
-    sign_in(page, live_web.url, person)
-    box = page.get_by_label("Message", exact=True)
-    node = send(page, "Write on")
-    node.locator(".message-body p").wait_for()
+    box, node = reply_under_way(page, live_web, person, simulator)
     held: list[Any] = []
     page.route("**/cancel", lambda route: held.append(route))
     box.press("Escape")
