@@ -36,7 +36,7 @@ from orchestration.database import database_call
 from orchestration.errors import InvalidRequest, MethodNotAllowed, ServiceError, error_body, error_body_of
 from orchestration.fields import TextField
 from orchestration.http import asgi_json_send, body_too_large, door, json_body, request_id_of, validation_message
-from orchestration.loops import PerLoop
+from orchestration.loops import PerLoop, detached
 from orchestration.pagination import StrictLimitOffsetPagination, page_parameters
 from orchestration.requestids import request_id_from
 from orchestration.sse import json_compact
@@ -376,9 +376,7 @@ class PostBatcher:
 
     def _send(self) -> None:
         batch, self._waiting = self._waiting, []
-        task = asyncio.get_running_loop().create_task(self._run(batch), context=contextvars.Context())
-        self._running.add(task)
-        task.add_done_callback(self._running.discard)
+        detached(self._run(batch), self._running)
 
     async def _run(self, batch: list[_Post]) -> None:
         try:

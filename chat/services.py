@@ -37,7 +37,7 @@ from orchestration.calls import require_capability
 from orchestration.database import database_call
 from orchestration.deadlines import deadline_for
 from orchestration.errors import Conflict, InvalidRequest, NotFound, TooLarge
-from orchestration.loops import PerLoop
+from orchestration.loops import PerLoop, detached
 from orchestration.models import PromptTemplate
 from orchestration.orchestrator import CallContext, ReplyStream, get_orchestrator
 from orchestration.pricing import cost_usd
@@ -1015,9 +1015,7 @@ class SettleBatcher:
 
     def _send(self) -> None:
         batch, self._waiting = self._waiting, []
-        task = asyncio.get_running_loop().create_task(self._run(batch), context=contextvars.Context())
-        self._running.add(task)
-        task.add_done_callback(self._running.discard)
+        detached(self._run(batch), self._running)
 
     async def _run(self, batch: list[tuple[int, dict[str, Any], asyncio.Future[Message | None]]]) -> None:
         outcomes: list[Message | Exception | None]

@@ -8,9 +8,10 @@ and dropped with it.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import weakref
-from collections.abc import Callable
-from typing import Generic, TypeVar
+from collections.abc import Callable, Coroutine
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -33,3 +34,13 @@ class PerLoop(Generic[T]):
     def peek(self, loop: asyncio.AbstractEventLoop | None = None) -> T | None:
         """The one of ``loop`` (by default the running one), if it was made."""
         return self._made.get(loop or asyncio.get_running_loop())
+
+
+def detached(work: Coroutine[Any, Any, None], running: set[asyncio.Task[None]]) -> asyncio.Task[None]:
+    """``work`` as a task of the running loop, in a context of its own (not that of the request
+    whose turn started it), kept in ``running`` until it ends: the loop holds tasks only weakly,
+    and a batch sent for many callers must not be collected, nor carry one caller's context."""
+    task = asyncio.get_running_loop().create_task(work, context=contextvars.Context())
+    running.add(task)
+    task.add_done_callback(running.discard)
+    return task

@@ -22,7 +22,6 @@ against the request log before the next decision on it, once per restart.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import functools
 import hashlib
 import logging
@@ -47,7 +46,7 @@ from orchestration.access.budgets import (
     usd_to_units,
 )
 from orchestration.database import database_call
-from orchestration.loops import PerLoop
+from orchestration.loops import PerLoop, detached
 from orchestration.redisclients import FAST, redis_async, redis_sync
 
 logger = logging.getLogger("switchyard.access")
@@ -474,9 +473,7 @@ class _AdmitBatcher:
             return
         batch, self._waiting = self._waiting, []
         self._under_way += 1
-        task = asyncio.get_running_loop().create_task(self._run(batch), context=contextvars.Context())
-        self._running.add(task)
-        task.add_done_callback(self._running.discard)
+        detached(self._run(batch), self._running)
 
     async def _run(self, batch: list[tuple[Command, asyncio.Future[Any]]]) -> None:
         try:
