@@ -17,6 +17,10 @@ upstream (``tests/bench/streamkit/upstream.py``: first token after 50 ms, then o
 - **daphne-chat-floor**: the chat's shape on the bare ASGI relay under daphne as ``serve`` runs it (a ``POST`` that
   starts the upstream call detached, then a ``GET`` that relays its bytes): what two requests and a
   hand-over cost on daphne before any of Switchyard's work;
+- **daphne-chat-durable-floor**: the same shape with the chat's durable stream (docs/architecture.md):
+  the detached call appends the upstream's bytes to a Redis Stream, batched as chat batches them, and
+  the ``GET`` relays each batch once it landed. What the chat's design costs at redis-py's floor,
+  with none of Switchyard's work;
 - **litellm** (``--litellm``): LiteLLM's proxy, one worker, installed on first use into
   ``/tmp/litellm-venv``;
 - **v1-uvicorn** (``--uvicorn``, when uvicorn is installed): the same ASGI app under uvicorn, next to
@@ -383,13 +387,14 @@ def _chat_target(process: Any, secret: str, user: Any) -> Target:
     return target
 
 
-def _chat_floor_target(process: Any) -> Target:
+def _chat_floor_target(process: Any, *, durable: bool = False) -> Target:
     """The chat's shape on the bare ASGI relay (``streamkit/asgirelay.py``): its conversations
-    name the upstream's model, since it has no database to find it in."""
-    target = Target("daphne-chat-floor", process, "chat")
+    name the upstream's model, since it has no database to find it in. ``durable``: with the
+    reply's bytes appended to a Redis Stream before they are relayed."""
+    target = Target("daphne-chat-durable-floor" if durable else "daphne-chat-floor", process, "chat")
 
     def spec_for(model: str, streams: int) -> dict[str, Any]:
-        ids = [f"{model}~{index}" for index in range(streams)]
+        ids = [f"{model}~{index}{'~durable' if durable else ''}" for index in range(streams)]
         return {"kind": "chat", "port": target.port, "streams": streams, "conversations": ids, "content": "Hi."}
 
     target.spec_for = spec_for
@@ -414,6 +419,7 @@ def lineup(*, litellm: bool, uvicorn: bool) -> Lineup:
         Target("daphne-serve-floor", serve_floor, "v1"),
         Target("v1", switchyard, "v1", headers),
         _chat_floor_target(serve_floor),
+        _chat_floor_target(serve_floor, durable=True),
         _chat_target(switchyard, secret, user),
     ]
     if uvicorn and shutil.which("uvicorn", path=str(Path(sys.executable).parent)):
@@ -492,7 +498,7 @@ def benchmark(
         if "v1-uvicorn" in only:
             floors |= {"uvicorn-floor"}
         if "chat" in only:
-            floors |= {"daphne-floor", "daphne-serve-floor", "daphne-chat-floor"}
+            floors |= {"daphne-floor", "daphne-serve-floor", "daphne-chat-floor", "daphne-chat-durable-floor"}
         setup.targets = [target for target in setup.targets if target.name in only | floors]
     for target in setup.targets:
         print(f"{target.name}: server pid {target.process.pid}", file=sys.stderr, flush=True)
@@ -569,6 +575,13 @@ def _own_shares(measured: dict[str, tuple[Run, Run]], streams: int) -> dict[str,
             served = "daphne-serve-floor" if server == "daphne" else server_floor
             if served in measured:
                 shares[f"{switchyard}: {server}'s own share, as served"] = difference(served, "floor")
+    if {"chat", "daphne-chat-durable-floor", "daphne-chat-floor"} <= measured.keys():
+        # What the chat's design costs (its reply appended to a Redis Stream before it is relayed),
+        # at redis-py's floor; and Switchyard's share over that.
+        shares["chat: the durable stream's own share, at redis-py's floor"] = difference(
+            "daphne-chat-durable-floor", "daphne-chat-floor"
+        )
+        shares["chat: Switchyard's own share over the durable floor"] = difference("chat", "daphne-chat-durable-floor")
     if {"daphne-floor", "daphne-serve-floor"} <= measured.keys():
         shares["daphne: what serve's patches save it"] = difference("daphne-floor", "daphne-serve-floor")
     return shares

@@ -10,6 +10,13 @@ starts the upstream call detached and answers 201 with a ``stream_url``; ``GET``
 bytes the call has produced and goes on, then ends with a ``done`` event. Two requests and a queue
 between the call and its reader, as a chat reply has, without a database, Redis or parsing.
 
+A conversation named ``<model>~<n>~durable`` gets the chat's shape with its durable stream, as
+docs/architecture.md has it, at redis-py's floor: the call appends the upstream's bytes to a Redis
+Stream of its own (``REDIS_URL``) before its reader is handed them, one append in flight per reply
+and at most one per 100 ms, the appends of every reply of a loop turn in one pipeline; the end is
+appended too. What a chat reply must do by design, with none of Switchyard's work (no parsing, no
+events, no database, no admission).
+
     SWITCHYARD_BENCH_UPSTREAM=http://127.0.0.1:9100 \
         python -m daphne -p 9300 tests.bench.streamkit.asgirelay:application
 
@@ -27,6 +34,7 @@ import json
 import os
 from typing import Any
 
+import redis.asyncio as aioredis
 from aiohttp import ClientSession, TCPConnector
 
 if os.environ.get("SWITCHYARD_BENCH_SERVE_PATCHES") == "1":
@@ -78,12 +86,113 @@ async def _produce(model: str, queue: asyncio.Queue[bytes | None]) -> None:
         queue.put_nowait(None)
 
 
+APPEND_EVERY_S = 0.1
+_appends: dict[int, _Appends] = {}
+
+
+class _Appends:
+    """The appends of one loop's replies: those queued in one loop turn leave in one pipeline."""
+
+    def __init__(self) -> None:
+        self.client = aioredis.Redis.from_url(os.environ["REDIS_URL"], max_connections=64)
+        self.pending: list[tuple[str, bytes, bool, asyncio.Future[None]]] = []
+        self.flusher: asyncio.Task[None] | None = None
+
+    def add(self, key: str, data: bytes, *, last: bool) -> asyncio.Future[None]:
+        loop = asyncio.get_running_loop()
+        landed: asyncio.Future[None] = loop.create_future()
+        self.pending.append((key, data, last, landed))
+        if self.flusher is None:
+            self.flusher = loop.create_task(self._flush())
+        return landed
+
+    async def _flush(self) -> None:
+        try:
+            while self.pending:
+                batch, self.pending = self.pending, []
+                async with self.client.pipeline(transaction=False) as pipe:
+                    for key, data, last, _ in batch:
+                        pipe.xadd(key, {"d": data})
+                        if last:  # a stream's only other command: it expires once ended
+                            pipe.expire(key, 60)
+                    await pipe.execute()
+                for _, _, _, landed in batch:
+                    landed.set_result(None)
+        finally:
+            self.flusher = None
+
+
+class _DurableWriter:
+    """A reply's bytes into its Redis Stream, each batch handed to the reader once it landed."""
+
+    def __init__(self, key: str, queue: asyncio.Queue[bytes | None]) -> None:
+        self.key = key
+        self.queue = queue
+        self.waiting: list[bytes] = []
+        self.in_flight: asyncio.Future[None] | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.next_send = 0.0
+        self.ended = False
+        self.done = asyncio.get_running_loop().create_future()
+
+    def add(self, data: bytes | None) -> None:
+        if data is None:
+            self.ended = True
+        else:
+            self.waiting.append(data)
+        if self.in_flight is None and self.timer is None:
+            self._schedule()
+
+    def _schedule(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self.ended or loop.time() >= self.next_send:
+            self._send()
+        else:
+            self.timer = loop.call_at(self.next_send, self._send)
+
+    def _send(self) -> None:
+        self.timer = None
+        loop = asyncio.get_running_loop()
+        data, self.waiting, ended = b"".join(self.waiting), [], self.ended
+        self.next_send = loop.time() + APPEND_EVERY_S
+        appends = _appends.get(id(loop)) or _appends.setdefault(id(loop), _Appends())
+        self.in_flight = appends.add(self.key, data, last=ended)  # the last append may be empty: the end
+        self.in_flight.add_done_callback(lambda _: self._landed(data, ended))
+
+    def _landed(self, data: bytes, ended: bool) -> None:
+        """The batch is in Redis: its reader gets it, as one send."""
+        self.in_flight = None
+        if data:
+            self.queue.put_nowait(data)
+        if ended:
+            self.queue.put_nowait(None)
+            self.done.set_result(None)
+        elif self.waiting or self.ended:
+            self._schedule()
+
+
+async def _produce_durable(model: str, reply: str, queue: asyncio.Queue[bytes | None]) -> None:
+    body = {"model": model, "messages": [{"role": "user", "content": "Stream me a reply."}], "stream": True}
+    upstream = os.environ["SWITCHYARD_BENCH_UPSTREAM"] + "/v1/chat/completions"
+    writer = _DurableWriter(f"floor:{os.getpid()}:{reply}", queue)
+    headers = {"Content-Type": "application/json"}
+    try:
+        async with _session().post(upstream, data=json.dumps(body), headers=headers) as answer:
+            async for data in answer.content.iter_any():
+                writer.add(data)
+    finally:
+        writer.add(None)
+        await writer.done
+
+
 async def _chat_post(scope: Any, receive: Any, send: Any) -> None:
     await _body(receive)
-    conversation = scope["path"].split("/")[4]
+    model, *rest = scope["path"].split("/")[4].split("~")  # <model>~<n>[~durable]
+    variant = rest[1] if len(rest) > 1 else ""
     reply = str(next(_numbers))
     queue = _replies[reply] = asyncio.Queue()
-    producer = asyncio.get_running_loop().create_task(_produce(conversation.rsplit("~", 1)[0], queue))
+    produce = _produce_durable(model, reply, queue) if variant == "durable" else _produce(model, queue)
+    producer = asyncio.get_running_loop().create_task(produce)
     _producers.add(producer)
     producer.add_done_callback(_producers.discard)
     body = json.dumps({"id": reply, "stream_url": f"/floor/replies/{reply}/stream"}).encode()
