@@ -507,11 +507,11 @@ def _turns(messages: list[Message]) -> list[Turn]:
 
 
 def _question(conversation: Conversation, content: str, edit_of: Message | None = None) -> Message:
-    return Message(conversation=conversation, role=Message.Role.USER, content=content, edit_of=edit_of)
+    return _message(conversation=conversation, role=Message.Role.USER, content=content, edit_of=edit_of)
 
 
 def _reply_row(conversation: Conversation, question: Message, prepared: PreparedReply, request_id: str) -> Message:
-    return Message(
+    return _message(
         conversation=conversation,
         role=Message.Role.ASSISTANT,
         reply_to=question,
@@ -521,6 +521,10 @@ def _reply_row(conversation: Conversation, question: Message, prepared: Prepared
         input_tokens=prepared.input_tokens,
         request_id=request_id,
     )
+
+
+def _message(**values: Any) -> Message:
+    return statements.instance(Message, **values)
 
 
 def _title_set(conversation: Conversation, content: str) -> None:
@@ -990,7 +994,7 @@ def _settle(message_id: int, fields: dict[str, Any]) -> Message | None:
     if settled and fields.keys() >= set(_TERMINAL_FIELDS):
         written = {name: fields[name] for name in _TERMINAL_FIELDS}
         written["cost_usd"] = Decimal(written["cost_usd"]).quantize(_COST_PLACES)
-        return Message(pk=message_id, **written)
+        return _message(id=message_id, **written)
     return Message.objects.filter(pk=message_id).first()
 
 

@@ -76,3 +76,30 @@ def test_rows_inserted_together_each_get_their_own_id_in_order_across_statements
     for conversation in conversations:
         assert saved[conversation.pk].title == conversation.title
         assert saved[conversation.pk].updated_at == conversation.updated_at
+
+
+@pytest.mark.django_db
+def test_an_instance_built_by_position_is_the_one_the_keywords_build(
+    alice: Any, django_assert_num_queries: Any
+) -> None:
+    conversation = Conversation.objects.create(owner=alice, title="t", model="m")
+    question = statements.instance(Message, conversation=conversation, role=Message.Role.USER, content="Salut")
+    statements.insert(question)
+    given: dict[str, Any] = {"conversation": conversation, "reply_to": question, "model": "m", "input_tokens": 3}
+    by_position = statements.instance(Message, **given, edit_of=None, request_id="req-1")
+    by_keyword = Message(**given, edit_of=None, request_id="req-1")
+
+    assert by_position.__dict__.keys() - {"_state"} == by_keyword.__dict__.keys() - {"_state"}
+    for field in Message._meta.concrete_fields:
+        assert getattr(by_position, field.attname) == getattr(by_keyword, field.attname), field.name
+    assert by_position._state.adding and by_position.pk is None
+    with django_assert_num_queries(0):  # the related objects given are linked, not read again
+        assert by_position.conversation is conversation and by_position.reply_to is question
+        assert by_position.edit_of is None
+
+    # Given by its attname, a link is only its id; a default nobody gave is the field's.
+    settled = statements.instance(Message, id=7, conversation_id=conversation.pk, output_tokens=5)
+    assert (settled.pk, settled.conversation_id, settled.output_tokens) == (7, conversation.pk, 5)
+    assert (settled.status, settled.cost_usd, settled.simulated) == (Message.Status.COMPLETE, Decimal("0"), False)
+    with pytest.raises(KeyError):
+        statements.instance(Message, nonsense=1)
