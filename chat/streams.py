@@ -16,10 +16,11 @@ import asyncio
 import contextlib
 import contextvars
 import functools
+import math
 import time
 import uuid
 import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -129,13 +130,31 @@ def sync_client() -> redis.Redis:
 # --- writing --------------------------------------------------------------------------------
 
 
-class AppendBatcher:
-    """The appends of every reply of one event loop leave together: one pipeline per loop turn
-    instead of a round trip per token (a thousand replies write twenty thousand tokens a second)."""
+# Pipelines of appends leave at most this often: a round trip costs a pipeline's fixed CPU (about
+# 100 µs on the benchmark's core), and replies whose tokens come at their own moments would each
+# pay it for every token (docs/benchmarks.md, "Appends that wait for company").
+FLUSH_EVERY_S = 0.005
 
-    def __init__(self) -> None:
+
+class AppendBatcher:
+    """The appends of every reply of one event loop leave together: one pipeline for all those
+    queued while the last one was out, and none sooner than ``every_s`` after the last one left,
+    instead of a round trip per token (a thousand replies write twenty thousand tokens a second).
+    An append that comes after a quiet moment leaves at once."""
+
+    def __init__(
+        self,
+        every_s: float = FLUSH_EVERY_S,
+        *,
+        clock: Clock | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self._pending: list[tuple[list[str], list[Any], asyncio.Future[int]]] = []
         self._flusher: asyncio.Task[None] | None = None
+        self.every_s = every_s
+        self._clock = clock  # None: the running loop's
+        self._sleep = sleep
+        self._last_sent = -math.inf  # when the last pipeline left
 
     def append(self, keys: list[str], args: list[Any]) -> asyncio.Future[int]:
         loop = asyncio.get_running_loop()
@@ -146,9 +165,14 @@ class AppendBatcher:
         return future
 
     async def _flush(self) -> None:
+        clock = self._clock or asyncio.get_running_loop().time
         try:
             while self._pending:
+                wait_s = self._last_sent + self.every_s - clock()
+                if wait_s > 0:
+                    await self._sleep(wait_s)
                 batch, self._pending = self._pending, []
+                self._last_sent = clock()
                 try:
                     answers = await self._send(batch)
                 except Exception as error:

@@ -647,6 +647,31 @@ def compare(
     return figures
 
 
+def compare_many(before: Path, *, many: int, ramp_s: float, rounds: int, kind: str) -> dict[str, str]:
+    """``before`` and this checkout under ``many`` 5 tokens/s streams arriving over ``ramp_s``
+    seconds, runs alternating: CPU per token and TTFT added p99 of each run. Arrivals spread out
+    share less (batches, pipelines) than a burst does."""
+    upstream, servers, targets = _compared(before, kind)
+    runs: dict[str, list[Run]] = {"before": [], "after": []}
+    try:
+        for target in targets.values():
+            measure(target, MODEL, 200, side_pids=[])
+        for round_ in range(rounds):
+            for name in ("before", "after") if round_ % 2 == 0 else ("after", "before"):
+                runs[name].append(measure(targets[name], SLOW_MODEL, many, side_pids=[], ramp_s=ramp_s))
+    finally:
+        for process in [*servers, upstream]:
+            process.stop()
+    figures = {"compared": f"{before} (before) and {ROOT} (after), {rounds} runs of {many} {kind} streams at 5 tok/s"}
+    for name, measured in runs.items():
+        figures[f"{kind} {name}"] = (
+            f"{', '.join(f'{run.per_token_us():.0f}' for run in measured)} µs/token; TTFT added p99 "
+            f"{', '.join(f'{run.ttft(0.99):.0f}' for run in measured)} ms; "
+            f"{sum(run.completed for run in measured)}/{many * len(measured)} complete"
+        )
+    return figures
+
+
 def _compare_setup(before: Path, *, streams: int, rounds: int, kind: str) -> dict[str, str]:
     upstream, servers, targets = _compared(before, kind)
     setup_ms: dict[str, list[float]] = {"before": [], "after": []}
@@ -708,6 +733,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--rounds", type=int, default=12, help="bursts per server with --before")
     parser.add_argument(
+        "--many-only",
+        action="store_true",
+        help="with --before: the --many streams at 5 tokens/s arriving over --many-ramp-s, runs alternating",
+    )
+    parser.add_argument(
         "--setup-only",
         action="store_true",
         help="with --before: one-token bursts only, and the rounds' paired ratios (use 40 rounds or more)",
@@ -718,13 +748,15 @@ def main(argv: list[str] | None = None) -> int:
     bench_environment()
     if options.before is not None:
         kind = "chat" if options.only == "chat" else "v1"
-        compared = compare(
-            options.before.resolve(),
-            streams=options.streams,
-            rounds=options.rounds,
-            kind=kind,
-            setup_only=options.setup_only,
-        )
+        before = options.before.resolve()
+        if options.many_only:
+            compared = compare_many(
+                before, many=options.many, ramp_s=options.many_ramp_s, rounds=options.rounds, kind=kind
+            )
+        else:
+            compared = compare(
+                before, streams=options.streams, rounds=options.rounds, kind=kind, setup_only=options.setup_only
+            )
         for name, value in compared.items():
             print(f"{name}: {value}", flush=True)
         return 0

@@ -224,3 +224,33 @@ async def test_a_follower_that_comes_while_the_last_reader_winds_down_is_still_r
     hub.unsubscribe(follower)
     if winding_down is not None:
         await asyncio.gather(winding_down, return_exceptions=True)
+
+
+async def test_appends_that_come_soon_after_a_pipeline_left_wait_for_company_and_leave_together() -> None:
+    clock = FakeClock()
+    waits: list[float] = []
+    released = asyncio.Event()
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        await released.wait()
+
+    batcher = streams.AppendBatcher(every_s=0.005, clock=clock, sleep=sleep)
+
+    def append(message_id: int) -> asyncio.Future[int]:
+        payload = streams.token_event(1, "a").payload()
+        return batcher.append(streams._append_keys(message_id), ["0", streams.LIVE_TTL_S, 1, "token", payload])
+
+    assert await append(61) == 1  # after a quiet moment: at once
+    clock.now += 0.001
+    second, third = append(62), append(63)
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert waits == [pytest.approx(0.004)] and not second.done() and not third.done()
+    clock.now += 0.004
+    released.set()
+    await asyncio.wait((second, third))
+    assert (second.result(), third.result()) == (1, 1)
+    clock.now += 1.0
+    assert await append(64) == 1 and len(waits) == 1  # quiet again: no wait
+    assert [e.id for e in await streams.events_all(63)] == [1]
