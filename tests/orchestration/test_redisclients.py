@@ -1,5 +1,5 @@
 """The async clients pack commands with hiredis: the same bytes as redis-py's own packer, and the
-same answers from a real Redis."""
+same answers from a real Redis. They write without a task per command, and time out as redis-py does."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from orchestration.redisclients import (
     FAST,
     LISTEN,
     STREAMS,
+    EagerSend,
     HiredisPacking,
     redis_async,
     redis_async_close,
@@ -125,3 +126,45 @@ async def test_every_client_speaks_resp2() -> None:
     assert b"resp=2" in redis_sync(FAST).execute_command("CLIENT", "INFO")
     for queue in ("default", "agents"):
         assert b"resp=2" in django_rq.get_queue(queue).connection.execute_command("CLIENT", "INFO")
+
+
+async def test_a_command_leaves_with_its_write_and_one_the_socket_cannot_take_times_out() -> None:
+    from orchestration.redisclients import async_pool
+
+    # A server that answers the connection's handshake, then reads no more: the socket's buffers fill up.
+    connections: list[asyncio.StreamWriter] = []
+    answering = True
+
+    async def stops_reading(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(writer)
+        while answering:
+            data = await reader.read(65536)
+            if not data:
+                return
+            writer.write(b"+OK\r\n" * data.count(b"*"))  # one answer for each command of the handshake
+
+    server = await asyncio.start_server(stops_reading, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    pool = async_pool(STREAMS, f"redis://127.0.0.1:{port}/0")
+    client = aioredis.Redis(connection_pool=pool)
+    real = redis_async(STREAMS)
+    try:
+        assert await real.set("eager", "x" * 100_000) and await real.get("eager") == b"x" * 100_000
+        connection = await pool.get_connection()
+        assert isinstance(connection, EagerSend)
+        answering = False
+        await connection.send_command("PING")  # the server's last read: it takes this one, then no more
+        await asyncio.sleep(0.05)
+        connection.socket_timeout = 0.2
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(redis.TimeoutError, match="writing"):
+            await connection.send_command("SET", "big", b"x" * 32 * 2**20)  # far past any socket buffer
+        assert asyncio.get_running_loop().time() - started < 2.0
+        assert not connection.is_connected  # dropped, as redis-py drops a connection whose write timed out
+    finally:
+        await client.aclose(close_connection_pool=True)
+        await redis_async_close()
+        for writer in connections:
+            writer.close()
+        server.close()
+        await server.wait_closed()
