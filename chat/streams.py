@@ -28,7 +28,7 @@ import orjson
 import redis
 import redis.asyncio as aioredis
 from django.conf import settings
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from orchestration.loops import PerLoop
 from orchestration.redisclients import DEFAULT, STREAMS, redis_async, redis_sync
@@ -189,11 +189,21 @@ class AppendBatcher:
 
     async def _send(self, batch: list[tuple[list[str], list[Any], asyncio.Future[int]]]) -> list[Any]:
         client, script = _async_client()
+        answers: list[Any]
         for attempt in range(2):
-            async with client.pipeline(transaction=False) as pipe:
-                for keys, args, _ in batch:
-                    pipe.evalsha(script.sha, len(keys), *keys, *args)
-                answers: list[Any] = await pipe.execute(raise_on_error=False)
+            if len(batch) == 1:
+                # Alone, as a command: an async pipeline hands its connection back through
+                # ``asyncio.shield``, a task and a turn of the loop more (orchestration.access.limits).
+                keys, args, _ = batch[0]
+                try:
+                    answers = [await client.evalsha(script.sha, len(keys), *keys, *args)]
+                except ResponseError as error:  # the script's own refusal, as a pipeline reports it
+                    answers = [error]
+            else:
+                async with client.pipeline(transaction=False) as pipe:
+                    for keys, args, _ in batch:
+                        pipe.evalsha(script.sha, len(keys), *keys, *args)
+                    answers = await pipe.execute(raise_on_error=False)
             if attempt == 0 and any(isinstance(a, NoScriptError) for a in answers):
                 await client.script_load(_APPEND)  # Redis restarted or its scripts were flushed
                 continue

@@ -367,10 +367,20 @@ async def _evaluate(commands: list[Command]) -> list[Any]:
     """Run scripts in one pipeline (one round trip), loading them first if Redis forgot them."""
     client = redis_async(FAST)
     try:
-        return list(await _pipeline_of(client, commands).execute())
+        return await _run(client, commands)
     except NoScriptError:
         await _reload_pipeline(client, _run_id(await client.info("server"))).execute()
-        return list(await _pipeline_of(client, commands).execute())
+        return await _run(client, commands)
+
+
+async def _run(client: Any, commands: list[Command]) -> list[Any]:
+    if len(commands) == 1:
+        # A lone call's script goes as a command of its own: redis-py's async pipeline hands its
+        # connection back through ``asyncio.shield``, a task and a turn of the loop more per round
+        # trip, and a lone ``/v1`` call makes its round trips one at a time.
+        sha, keys, args = commands[0]
+        return [await client.evalsha(sha, len(keys), *keys, *args)]
+    return list(await _pipeline_of(client, commands).execute())
 
 
 def _evaluate_sync(commands: list[Command]) -> list[Any]:

@@ -254,3 +254,14 @@ async def test_appends_that_come_soon_after_a_pipeline_left_wait_for_company_and
     clock.now += 1.0
     assert await append(64) == 1 and len(waits) == 1  # quiet again: no wait
     assert [e.id for e in await streams.events_all(63)] == [1]
+
+
+async def test_appends_after_redis_forgot_its_scripts_load_them_again_and_land() -> None:
+    assert await streams.event_append(71, ReplyEvent(1, "token", {"delta": "a"}))  # the script is loaded
+    streams.sync_client().script_flush()
+    assert await streams.event_append(71, ReplyEvent(2, "token", {"delta": "b"}))  # alone
+    streams.sync_client().script_flush()
+    together = [streams.event_append_start(72 + n, ReplyEvent(1, "token", {"delta": "c"})) for n in range(3)]
+    await asyncio.wait(together)  # in one pipeline
+    assert [streams.append_landed(future) for future in together] == [True, True, True]
+    assert [e.id for e in await streams.events_all(71)] == [1, 2]
