@@ -142,8 +142,8 @@ class ReplyRunner:
 
     async def sweep(self) -> None:
         """One pass: heartbeats, abandoned replies, cancel requests the listener missed."""
-        states = await streams.replies_sweep(list(self.running))
         followed_here = streams.stream_hub(self.loop).local
+        states = await streams.replies_sweep(list(self.running), followed_here=followed_here.keys())
         for message_id, state in states.items():
             running = self.running.get(message_id)
             if running is None:

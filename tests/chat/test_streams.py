@@ -265,3 +265,26 @@ async def test_appends_after_redis_forgot_its_scripts_load_them_again_and_land()
     await asyncio.wait(together)  # in one pipeline
     assert [streams.append_landed(future) for future in together] == [True, True, True]
     assert [e.id for e in await streams.events_all(71)] == [1, 2]
+
+
+async def test_a_sweep_of_many_replies_goes_in_slices_and_counts_no_clients_of_those_followed_here() -> None:
+    clock = FakeClock()
+    ids = list(range(1000, 1000 + 2 * streams.SWEEP_SLICE + 7))  # three slices
+    watched, followed_here, cancelled = ids[5], ids[streams.SWEEP_SLICE + 3], ids[-1]
+    await streams.relay_attach(watched, "relay-a", clock)
+    await streams.relay_attach(followed_here, "relay-b", clock)
+    streams.cancel_request(cancelled)
+    streams.sync_client().script_flush()  # the sweep's script is loaded again as needed
+    states = await streams.replies_sweep(ids, clock, followed_here={followed_here})
+    assert list(states) == ids
+    assert [i for i, state in states.items() if state.watched] == [watched]  # not counted: followed here
+    assert [i for i, state in states.items() if state.cancel_requested] == [cancelled]
+    assert all([await streams.producer_alive(i) for i in (ids[0], ids[streams.SWEEP_SLICE], ids[-1])])
+
+
+async def test_a_sweep_that_comes_after_a_reply_ended_does_not_claim_it_again() -> None:
+    streams.producer_claim(81)
+    assert await streams.event_append(81, ReplyEvent(1, "done", {}))  # the end releases the claim
+    assert not await streams.producer_alive(81)
+    await streams.replies_sweep([81])  # swept by a pass that began before the end
+    assert not await streams.producer_alive(81)
