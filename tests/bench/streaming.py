@@ -64,7 +64,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from tests.bench.environment import RssWatch, server_error
 
@@ -74,6 +74,7 @@ MODEL = f"stream-{TOKENS}x{EVERY_MS}-{FIRST_MS}"
 SETUP_MODEL = f"stream-1x{EVERY_MS}-{FIRST_MS}"
 SLOW_MODEL = f"stream-{TOKENS}x200-{FIRST_MS}"  # 5 tokens/s
 ROOT = Path(__file__).resolve().parents[2]
+T = TypeVar("T")
 
 
 # --- processes -------------------------------------------------------------------------------
@@ -610,6 +611,25 @@ def _compared(before: Path, kind: str) -> tuple[Any, list[Any], dict[str, Target
     return upstream, list(servers.values()), targets
 
 
+def _alternating(
+    before: Path, kind: str, rounds: int, run: Callable[[Target], T], *, warm_streams: int = 200
+) -> dict[str, list[T]]:
+    """``run`` on ``before``'s server and this checkout's, ``rounds`` times each, the order
+    alternating round by round, after a warm-up burst of ``warm_streams`` each."""
+    upstream, servers, targets = _compared(before, kind)
+    results: dict[str, list[T]] = {"before": [], "after": []}
+    try:
+        for target in targets.values():
+            measure(target, MODEL, warm_streams, side_pids=[])
+        for round_ in range(rounds):
+            for name in ("before", "after") if round_ % 2 == 0 else ("after", "before"):
+                results[name].append(run(targets[name]))
+    finally:
+        for process in [*servers, upstream]:
+            process.stop()
+    return results
+
+
 def compare(
     before: Path, *, streams: int = 200, rounds: int = 12, kind: str = "v1", setup_only: bool = False
 ) -> dict[str, str]:
@@ -623,21 +643,17 @@ def compare(
     bursts' medians, but shows in the ratio of two bursts run back to back."""
     if setup_only:
         return _compare_setup(before, streams=streams, rounds=rounds, kind=kind)
-    upstream, servers, targets = _compared(before, kind)
-    runs: dict[str, dict[str, list[float]]] = {name: {"token": [], "setup": [], "ttft": []} for name in targets}
-    try:
-        for target in targets.values():
-            measure(target, MODEL, streams, side_pids=[])
-        for round_ in range(rounds):
-            for name in ("before", "after") if round_ % 2 == 0 else ("after", "before"):
-                main = measure(targets[name], MODEL, streams, side_pids=[])
-                one_token = measure(targets[name], SETUP_MODEL, streams, side_pids=[])
-                runs[name]["token"].append(main.per_token_us())
-                runs[name]["setup"].append(one_token.cpu_s / streams * 1000)
-                runs[name]["ttft"].append(main.ttft(0.99))
-    finally:
-        for process in [*servers, upstream]:
-            process.stop()
+
+    def burst(target: Target) -> tuple[Run, Run]:
+        return measure(target, MODEL, streams, side_pids=[]), measure(target, SETUP_MODEL, streams, side_pids=[])
+
+    runs: dict[str, dict[str, list[float]]] = {}
+    for name, bursts in _alternating(before, kind, rounds, burst, warm_streams=streams).items():
+        runs[name] = {
+            "token": [main.per_token_us() for main, _ in bursts],
+            "setup": [one_token.cpu_s / streams * 1000 for _, one_token in bursts],
+            "ttft": [main.ttft(0.99) for main, _ in bursts],
+        }
     figures = {"compared": f"{before} (before) and {ROOT} (after), {rounds} rounds of {streams} streams"}
     for name, values in runs.items():
         figures[f"{kind} {name}"] = (
@@ -651,17 +667,9 @@ def compare_many(before: Path, *, many: int, ramp_s: float, rounds: int, kind: s
     """``before`` and this checkout under ``many`` 5 tokens/s streams arriving over ``ramp_s``
     seconds, runs alternating: CPU per token and TTFT added p99 of each run. Arrivals spread out
     share less (batches, pipelines) than a burst does."""
-    upstream, servers, targets = _compared(before, kind)
-    runs: dict[str, list[Run]] = {"before": [], "after": []}
-    try:
-        for target in targets.values():
-            measure(target, MODEL, 200, side_pids=[])
-        for round_ in range(rounds):
-            for name in ("before", "after") if round_ % 2 == 0 else ("after", "before"):
-                runs[name].append(measure(targets[name], SLOW_MODEL, many, side_pids=[], ramp_s=ramp_s))
-    finally:
-        for process in [*servers, upstream]:
-            process.stop()
+    runs = _alternating(
+        before, kind, rounds, lambda target: measure(target, SLOW_MODEL, many, side_pids=[], ramp_s=ramp_s)
+    )
     figures = {"compared": f"{before} (before) and {ROOT} (after), {rounds} runs of {many} {kind} streams at 5 tok/s"}
     for name, measured in runs.items():
         figures[f"{kind} {name}"] = (
@@ -673,18 +681,10 @@ def compare_many(before: Path, *, many: int, ramp_s: float, rounds: int, kind: s
 
 
 def _compare_setup(before: Path, *, streams: int, rounds: int, kind: str) -> dict[str, str]:
-    upstream, servers, targets = _compared(before, kind)
-    setup_ms: dict[str, list[float]] = {"before": [], "after": []}
-    try:
-        for target in targets.values():
-            measure(target, MODEL, streams, side_pids=[])
-        for round_ in range(rounds):
-            for name in ("before", "after") if round_ % 2 == 0 else ("after", "before"):
-                one_token = measure(targets[name], SETUP_MODEL, streams, side_pids=[])
-                setup_ms[name].append(one_token.cpu_s / streams * 1000)
-    finally:
-        for process in [*servers, upstream]:
-            process.stop()
+    one_token_bursts = _alternating(
+        before, kind, rounds, lambda target: measure(target, SETUP_MODEL, streams, side_pids=[]), warm_streams=streams
+    )
+    setup_ms = {name: [run.cpu_s / streams * 1000 for run in runs] for name, runs in one_token_bursts.items()}
     ratios = sorted(a / b for a, b in zip(setup_ms["after"], setup_ms["before"], strict=True))
     cheaper = sum(ratio < 1 for ratio in ratios)
     # The middle half of the rounds' ratios: where the change sits, without the bursts a neighbour slowed.

@@ -32,6 +32,7 @@ import asyncio
 import itertools
 import json
 import os
+from collections.abc import Callable
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -74,16 +75,21 @@ _producers: set[asyncio.Task[None]] = set()
 _numbers = itertools.count(1)
 
 
-async def _produce(model: str, queue: asyncio.Queue[bytes | None]) -> None:
+async def _upstream_into(model: str, add: Callable[[bytes | None], None]) -> None:
+    """The upstream's reply, each piece handed to ``add`` as it comes, then None."""
     body = {"model": model, "messages": [{"role": "user", "content": "Stream me a reply."}], "stream": True}
     upstream = os.environ["SWITCHYARD_BENCH_UPSTREAM"] + "/v1/chat/completions"
     headers = {"Content-Type": "application/json"}
     try:
         async with _session().post(upstream, data=json.dumps(body), headers=headers) as answer:
             async for data in answer.content.iter_any():
-                queue.put_nowait(data)
+                add(data)
     finally:
-        queue.put_nowait(None)
+        add(None)
+
+
+async def _produce(model: str, queue: asyncio.Queue[bytes | None]) -> None:
+    await _upstream_into(model, queue.put_nowait)
 
 
 APPEND_EVERY_S = 0.1
@@ -172,16 +178,10 @@ class _DurableWriter:
 
 
 async def _produce_durable(model: str, reply: str, queue: asyncio.Queue[bytes | None]) -> None:
-    body = {"model": model, "messages": [{"role": "user", "content": "Stream me a reply."}], "stream": True}
-    upstream = os.environ["SWITCHYARD_BENCH_UPSTREAM"] + "/v1/chat/completions"
     writer = _DurableWriter(f"floor:{os.getpid()}:{reply}", queue)
-    headers = {"Content-Type": "application/json"}
     try:
-        async with _session().post(upstream, data=json.dumps(body), headers=headers) as answer:
-            async for data in answer.content.iter_any():
-                writer.add(data)
+        await _upstream_into(model, writer.add)
     finally:
-        writer.add(None)
         await writer.done
 
 
