@@ -421,8 +421,9 @@ def test_a_messages_output_is_the_serializers(alice: Any) -> None:
 
 
 async def test_a_posts_reply_is_claimed_before_the_post_answers(alice_key: str, alice: Any, simulator: Any) -> None:
-    """The claim rides the loop's append pipeline; it has landed when the client learns the id,
-    so a second post does not take the running reply for one a dead process left streaming."""
+    """The producer's claim is written with the post's rows, before the answer: it has landed when
+    the client learns the id, so a second post does not take the running reply for one a dead
+    process left streaming."""
     simulator.configure(MODEL, tokens_per_s=40, reply=" ".join(["word"] * 12))
     conversation = await sync_to_async(conversation_of)(alice)
     url = f"/api/v1/conversations/{conversation.pk}/messages"
