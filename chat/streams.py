@@ -20,7 +20,6 @@ import hashlib
 import math
 import time
 import uuid
-import weakref
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -111,17 +110,43 @@ def producer_ttl_s() -> float:
 
 # --- clients ------------------------------------------------------------------------------
 
-_scripts: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
+
+def _async_client() -> aioredis.Redis:
+    """The loop's streams client (``orchestration.redisclients.STREAMS``)."""
+    return redis_async(STREAMS)
 
 
-def _async_client() -> tuple[aioredis.Redis, Any]:
-    """The loop's streams client (``orchestration.redisclients.STREAMS``) and its append script."""
-    client = redis_async(STREAMS)
-    loop = asyncio.get_running_loop()
-    script = _scripts.get(loop)
-    if script is None or script.registered_client is not client:
-        script = _scripts[loop] = client.register_script(_APPEND)
-    return client, script
+@functools.cache
+def _sha(script: str) -> str:
+    """The name Redis gives ``script`` (``EVALSHA``)."""
+    return hashlib.sha1(script.encode()).hexdigest()
+
+
+async def _scripts_run(script: str, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
+    """``script`` run once for each ``(keys, args)``, in one round trip: each answer, or the error
+    Redis gave that call. Scripts Redis forgot (a restart, a flush) are loaded again and the calls
+    sent once more. A lone call goes as a command of its own: an async pipeline hands its
+    connection back through ``asyncio.shield``, a task and a turn of the loop more
+    (docs/benchmarks.md, "Commands written without a task of their own")."""
+    client, sha = _async_client(), _sha(script)
+    answers: list[Any] = []
+    for attempt in range(2):
+        if len(calls) == 1:
+            keys, args = calls[0]
+            try:
+                answers = [await client.evalsha(sha, len(keys), *keys, *args)]
+            except ResponseError as error:  # the call's own error, as a pipeline reports it
+                answers = [error]
+        else:
+            async with client.pipeline(transaction=False) as pipe:
+                for keys, args in calls:
+                    pipe.evalsha(sha, len(keys), *keys, *args)
+                answers = await pipe.execute(raise_on_error=False)
+        if attempt == 0 and any(isinstance(answer, NoScriptError) for answer in answers):
+            await client.script_load(script)
+            continue
+        break
+    return answers
 
 
 def sync_client() -> redis.Redis:
@@ -189,27 +214,7 @@ class AppendBatcher:
             self._flusher = None
 
     async def _send(self, batch: list[tuple[list[str], list[Any], asyncio.Future[int]]]) -> list[Any]:
-        client, script = _async_client()
-        answers: list[Any]
-        for attempt in range(2):
-            if len(batch) == 1:
-                # Alone, as a command: an async pipeline hands its connection back through
-                # ``asyncio.shield``, a task and a turn of the loop more (orchestration.access.limits).
-                keys, args, _ = batch[0]
-                try:
-                    answers = [await client.evalsha(script.sha, len(keys), *keys, *args)]
-                except ResponseError as error:  # the script's own refusal, as a pipeline reports it
-                    answers = [error]
-            else:
-                async with client.pipeline(transaction=False) as pipe:
-                    for keys, args, _ in batch:
-                        pipe.evalsha(script.sha, len(keys), *keys, *args)
-                    answers = await pipe.execute(raise_on_error=False)
-            if attempt == 0 and any(isinstance(a, NoScriptError) for a in answers):
-                await client.script_load(_APPEND)  # Redis restarted or its scripts were flushed
-                continue
-            break
-        return answers
+        return await _scripts_run(_APPEND, [(keys, args) for keys, args, _ in batch])
 
 
 _batchers = PerLoop(AppendBatcher)
@@ -263,7 +268,7 @@ def append_landed(future: asyncio.Future[int]) -> bool:
 
 async def stream_close(message_id: int) -> None:
     """Refuse further tokens: whoever ends a reply for a lost producer fences it out first."""
-    client, _ = _async_client()
+    client = _async_client()
     await client.set(key(message_id, "closed"), "1", ex=LIVE_TTL_S)
 
 
@@ -296,12 +301,12 @@ def producers_claim(message_ids: list[int]) -> None:
 
 
 async def producer_release(message_id: int) -> None:
-    client, _ = _async_client()
+    client = _async_client()
     await client.delete(key(message_id, "producer"))
 
 
 async def producer_alive(message_id: int) -> bool:
-    client, _ = _async_client()
+    client = _async_client()
     return bool(await client.exists(key(message_id, "producer")))
 
 
@@ -409,7 +414,7 @@ class StreamHub:
         if self.landed.get(message_id, 0) <= after:
             subscription.backfilled([])  # nothing of it in Redis yet: no read (the usual first client)
             return subscription
-        client, _ = _async_client()
+        client = _async_client()
         try:
             entries: Any = await client.xrange(key(message_id, "events"), min=f"(0-{after}")
         except RedisError as error:
@@ -475,7 +480,7 @@ class StreamHub:
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run(), context=contextvars.Context())
         else:
-            client, _ = _async_client()
+            client = _async_client()
             await client.xadd(self.wake_key, {"w": "1"}, maxlen=1, approximate=False)
 
     def _reader_start_or_wake(self) -> None:
@@ -484,7 +489,7 @@ class StreamHub:
         waking.add_done_callback(_waking.discard)
 
     async def _run(self) -> None:
-        client, _ = _async_client()
+        client = _async_client()
         try:
             while self.followers:
                 wanted: dict[Any, Any] = {
@@ -530,28 +535,28 @@ def stream_hub(loop: asyncio.AbstractEventLoop | None = None) -> StreamHub:
 
 
 async def events_all(message_id: int) -> list[ReplyEvent]:
-    client, _ = _async_client()
+    client = _async_client()
     entries: Any = await client.xrange(key(message_id, "events"))
     return _events(entries)
 
 
 async def events_after(message_id: int, after: int) -> list[ReplyEvent]:
     """The events of the stream after the id ``after``, read at once (not through a hub)."""
-    client, _ = _async_client()
+    client = _async_client()
     entries: Any = await client.xrange(key(message_id, "events"), min=f"(0-{after}")
     return _events(entries)
 
 
 async def ended_within(message_id: int, after: int) -> bool:
     """Whether the stream's last event is its end, at or before the id ``after``."""
-    client, _ = _async_client()
+    client = _async_client()
     entries: Any = await client.xrevrange(key(message_id, "events"), count=1)
     last = _events(entries)
     return bool(last) and last[-1].is_terminal and last[-1].id <= after
 
 
 async def stream_exists(message_id: int) -> bool:
-    client, _ = _async_client()
+    client = _async_client()
     return bool(await client.exists(key(message_id, "events")))
 
 
@@ -560,7 +565,7 @@ async def stream_exists(message_id: int) -> bool:
 
 async def relay_attach(message_id: int, relay_id: str, clock: Clock = time.time) -> None:
     """Record (or refresh) that a client is reading this reply, for ``ATTACHMENT_TTL_S``."""
-    client, _ = _async_client()
+    client = _async_client()
     clients = key(message_id, "clients")
     async with client.pipeline(transaction=False) as pipe:
         pipe.zadd(clients, {relay_id: clock() + ATTACHMENT_TTL_S})
@@ -569,7 +574,7 @@ async def relay_attach(message_id: int, relay_id: str, clock: Clock = time.time)
 
 
 async def relay_detach(message_id: int, relay_id: str) -> None:
-    client, _ = _async_client()
+    client = _async_client()
     await client.zrem(key(message_id, "clients"), relay_id)
 
 
@@ -589,7 +594,6 @@ local watched = 0
 if ARGV[3] == '1' then watched = redis.call('ZCOUNT', KEYS[2], ARGV[2], '+inf') end
 return {watched, redis.call('EXISTS', KEYS[3])}
 """
-_SWEEP_SHA = hashlib.sha1(_SWEEP.encode()).hexdigest()
 # Replies swept by one round trip at most: the loop is never held for more than one slice.
 SWEEP_SLICE = 200
 
@@ -617,18 +621,15 @@ async def replies_sweep(
 
 
 async def _sweep_slice(message_ids: list[int], now: float, followed_here: Collection[int]) -> list[Any]:
-    client, _ = _async_client()
     ttl_ms = int(producer_ttl_s() * 1000)
-    for attempt in range(2):
-        async with client.pipeline(transaction=False) as pipe:
-            for message_id in message_ids:
-                keys = [key(message_id, name) for name in ("producer", "clients", "cancel", "end")]
-                pipe.evalsha(_SWEEP_SHA, 4, *keys, ttl_ms, now, "0" if message_id in followed_here else "1")
-            answers: list[Any] = await pipe.execute(raise_on_error=False)
-        if attempt == 0 and any(isinstance(answer, NoScriptError) for answer in answers):
-            await client.script_load(_SWEEP)  # Redis restarted or its scripts were flushed
-            continue
-        break
+    calls = [
+        (
+            [key(message_id, name) for name in ("producer", "clients", "cancel", "end")],
+            [ttl_ms, now, "0" if message_id in followed_here else "1"],
+        )
+        for message_id in message_ids
+    ]
+    answers = await _scripts_run(_SWEEP, calls)
     for answer in answers:
         if isinstance(answer, Exception):
             raise answer
@@ -646,7 +647,7 @@ def cancel_request(message_id: int) -> None:
 
 
 async def cancel_requested(message_id: int) -> bool:
-    client, _ = _async_client()
+    client = _async_client()
     return bool(await client.exists(key(message_id, "cancel")))
 
 
@@ -657,7 +658,7 @@ def reply_ended(message_id: int) -> bool:
 
 async def cancel_listen(on_cancel: Callable[[int], object]) -> None:
     """Call ``on_cancel(message_id)`` for every cancel request, until cancelled."""
-    client, _ = _async_client()
+    client = _async_client()
     pubsub = client.pubsub(ignore_subscribe_messages=True)
     await pubsub.subscribe(CANCEL_CHANNEL)
     try:

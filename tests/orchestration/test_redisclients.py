@@ -153,7 +153,10 @@ async def test_a_command_leaves_with_its_write_and_one_the_socket_cannot_take_ti
         connection = await pool.get_connection()
         assert isinstance(connection, EagerSend)
         answering = False
-        await connection.send_command("PING")  # the server's last read: it takes this one, then no more
+        # The server's last read: this one leaves with its write, with no turn of the loop.
+        sending = connection.send_packed_command(connection.pack_command("PING"))
+        with pytest.raises(StopIteration):
+            sending.send(None)
         await asyncio.sleep(0.05)
         connection.socket_timeout = 0.2
         started = asyncio.get_running_loop().time()
