@@ -10,13 +10,20 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Sequence
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 logger = logging.getLogger(__name__)
 
 # The provider kinds whose models read cl100k tokens (the simulator counts as OpenAI does).
 CL100K_KINDS = frozenset({"openai", "openai-compatible", "simulator"})
+# Every call of a conversation brings all its earlier messages again, and counting is the dearest
+# thing a long prompt costs (about 50 µs per kB): the counts of the last texts counted are kept.
+# Texts shorter than ``COUNT_KEPT_FROM`` are counted again (as fast as keeping them).
+COUNTS_KEPT = 8192
+COUNT_KEPT_FROM = 32
 
 
 class TokensUnknown(ValueError):
@@ -37,10 +44,52 @@ def cl100k() -> Any:
 
 def tokens_count(text: str) -> int:
     """Tokens in ``text``; bytes when no tokenizer is installed (a token is never shorter than a byte)."""
+    if len(text) < COUNT_KEPT_FROM:
+        return _count(text)
+    return _kept_counts.count(text)
+
+
+def tokens_uncounted(texts: Iterable[str]) -> int:
+    """The characters of ``texts`` whose count is not kept: the work ``tokens_count`` has left."""
+    return sum(len(text) for text in texts if len(text) < COUNT_KEPT_FROM or not _kept_counts.has(text))
+
+
+def _count(text: str) -> int:
     encoding = cl100k()
     if encoding is None:
         return len(text.encode())
     return len(encoding.encode(text, disallowed_special=()))
+
+
+class _KeptCounts:
+    """The counts of the ``COUNTS_KEPT`` texts counted last, by the text's hash and length.
+    Python's string hash is keyed per process (SipHash), so a client cannot make two of its
+    texts collide on purpose; the counts are callers' estimates (a prompt's fit) in any case.
+    Keyed by hash, not by the text: the texts themselves would keep megabytes alive."""
+
+    def __init__(self) -> None:
+        self._counts: OrderedDict[tuple[int, int], int] = OrderedDict()
+        self._lock = threading.Lock()  # counted in threads (``asyncio.to_thread``, the database's)
+
+    def has(self, text: str) -> bool:
+        return (hash(text), len(text)) in self._counts
+
+    def count(self, text: str) -> int:
+        key = (hash(text), len(text))
+        with self._lock:
+            found = self._counts.get(key)
+            if found is not None:
+                self._counts.move_to_end(key)
+                return found
+        counted = _count(text)  # outside the lock: another thread's count need not wait for this one
+        with self._lock:
+            self._counts[key] = counted
+            while len(self._counts) > COUNTS_KEPT:
+                self._counts.popitem(last=False)
+        return counted
+
+
+_kept_counts = _KeptCounts()
 
 
 def tokens_decode(tokens: Sequence[int]) -> str:

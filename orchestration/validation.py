@@ -549,15 +549,16 @@ def completion_input_from(data: dict[str, Any]) -> CompletionInput:
     )
 
 
-def prompt_text(request: ChatRequest) -> str:
-    """Everything the model reads, as one text, for counting its tokens."""
+def prompt_parts(request: ChatRequest) -> list[str]:
+    """Everything the model reads, message by message, for counting its tokens: a conversation's
+    earlier messages come back with each call, and their counts are kept (``tokens_count``)."""
     parts: list[str] = []
     for message in request.messages:
         parts.append(message.content or "")
         parts.extend(f"{call.name}{call.arguments}" for call in message.tool_calls or ())
     if request.tools:
         parts.append(json.dumps(request.tools))
-    return "\n".join(parts)
+    return parts
 
 
 def prompt_chars(request: ChatRequest) -> int:

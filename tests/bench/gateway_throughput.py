@@ -7,8 +7,11 @@ One run measures, against one zero-latency simulator, non-streaming with the cac
   patches (``streamkit/asgirelay.py``): what daphne and one relayed call add before any of
   Switchyard's work;
 - concurrency 16: requests per second direct and through (target: 5x LiteLLM's proxy);
+- the same with a long conversation: 100 turns (26 kB) brought again with every call, the newest
+  message new each time, as a chat client sends them;
 - streaming: median time to the first content chunk, direct and through (target: < 5 ms added);
-- the resident memory of the web process after the run (target < 150 MB).
+- the resident memory of the web process after the short calls (target < 150 MB), and after the
+  long conversation, whose prompt is counted with the tokenizer (about 50 MB, loaded on first use).
 The gateway runs as one server process with authentication, rate limits (a key with rpm, tpm and
 a budget), the breaker and the request log on. Load comes from ``wrk`` (Debian: ``apt-get install
 wrk``), a compiled client that does not eat the server's CPU.
@@ -42,6 +45,7 @@ from typing import Any
 import httpx
 
 from tests.bench.environment import bench_model_and_key
+from tests.bench.request_parse import conversation
 from tests.bench.streaming import start_server_floor
 
 MODEL = "bench-gateway"
@@ -51,6 +55,10 @@ BODY = {
     "max_tokens": 16,
     "temperature": 0.7,
 }
+# A conversation of 100 turns (26 kB) whose newest message differs in every call.
+NEWEST = "@newest@"
+LONG_TURNS = 100
+LONG_BODY = {**BODY, "messages": [*conversation(LONG_TURNS), {"role": "user", "content": f"And {NEWEST}?"}]}
 LITELLM_VENV = Path("/tmp/litellm-venv")
 STREAM_CALLS = 200
 WARMUP_S = 1
@@ -134,7 +142,16 @@ def _start_litellm(simulator_url: str, master_key: str) -> Any:
 
 
 def _wrk_script(body: dict[str, Any], headers: dict[str, str]) -> Path:
-    lines = ['wrk.method = "POST"', f"wrk.body = {json.dumps(json.dumps(body))}"]
+    """A wrk script that posts ``body``; where its text holds ``NEWEST``, each request puts its
+    own number there instead (a conversation's next call: the newest message is new)."""
+    text = json.dumps(body)
+    lines = ['wrk.method = "POST"']
+    if NEWEST in text:
+        before, after = text.split(NEWEST, 1)
+        lines += [f"local before, after, n = {json.dumps(before)}, {json.dumps(after)}, 0"]
+        lines += ["request = function() n = n + 1; return wrk.format(nil, nil, nil, before .. n .. after) end"]
+    else:
+        lines += [f"wrk.body = {json.dumps(text)}"]
     lines += [f"wrk.headers[{json.dumps(name)}] = {json.dumps(value)}" for name, value in headers.items()]
     path = Path(tempfile.mkstemp(prefix="wrk-", suffix=".lua")[1])
     path.write_text("\n".join(lines) + "\n")
@@ -248,6 +265,7 @@ def measure(*, server: str = "daphne", litellm: bool = False, seconds: int = 5) 
     direct_script = _wrk_script(BODY, {"Content-Type": "application/json"})
     gateway_script = _wrk_script(BODY, {"Content-Type": "application/json", "Authorization": f"Bearer {secret}"})
     web = _start_server(server)
+    long_run: dict[str, Any] = {"connections": 16, "seconds": seconds}
     figures: dict[str, object] = {"server": f"{server}, one process"}
     floor = start_server_floor(server, simulator.url, core=None, serve_patches=server == "daphne")
     try:
@@ -258,8 +276,12 @@ def measure(*, server: str = "daphne", litellm: bool = False, seconds: int = 5) 
         gateway_1 = wrk(gateway_url, gateway_script, connections=1, seconds=seconds)
         direct_16 = wrk(direct_url, direct_script, connections=16, seconds=seconds, pid=simulator.pid)
         gateway_16 = wrk(gateway_url, gateway_script, connections=16, seconds=seconds, pid=web.pid)
+        rss = _rss_mb(web.pid)  # before the long conversation loads the tokenizer (about 50 MB)
+        long_direct = wrk(direct_url, _wrk_script(LONG_BODY, {"Content-Type": "application/json"}), **long_run)
+        long_script = _wrk_script(LONG_BODY, {"Content-Type": "application/json", "Authorization": f"Bearer {secret}"})
+        long_16 = wrk(gateway_url, long_script, **long_run, pid=web.pid)
         ttft_direct, ttft_gateway = asyncio.run(_ttft_pair(direct_url, gateway_url, secret))
-        rss = _rss_mb(web.pid)
+        rss_tokenizer = _rss_mb(web.pid)
     finally:
         floor.stop()
         web.stop()
@@ -281,10 +303,14 @@ def measure(*, server: str = "daphne", litellm: bool = False, seconds: int = 5) 
         # CPU of the serving process per call: the least load-sensitive figure on a shared machine.
         "cpu_per_call_simulator": _ms(direct_16["cpu_per_request_s"]),
         "cpu_per_call_gateway": _ms(gateway_16["cpu_per_request_s"]),
+        f"long_conversation_c16_rps_direct ({LONG_TURNS} turns)": f"{long_direct['rps']:.0f}",
+        "long_conversation_c16_rps_gateway": f"{long_16['rps']:.0f} ({long_16['rps'] / long_direct['rps']:.0%})",
+        "long_conversation_cpu_per_call_gateway": _ms(long_16["cpu_per_request_s"]),
         "stream_ttft_direct": _ms(ttft_direct),
         "stream_ttft_gateway": _ms(ttft_gateway),
         "stream_ttft_added": f"{_ms(ttft_added)} (target < 5 ms: {'met' if ttft_added < 0.005 else 'NOT met'})",
         "web_rss_after_run": f"{rss:.0f} MB (target < 150 MB: {'met' if rss < 150 else 'NOT met'})",
+        "web_rss_with_the_tokenizer": f"{rss_tokenizer:.0f} MB (after the long conversation, counted in tokens)",
     }
     if litellm:
         figures |= _litellm_figures(simulator.url, direct_1, gateway_16, seconds)
@@ -301,6 +327,10 @@ def _litellm_figures(
         url = f"{proxy.url}/v1/chat/completions"
         litellm_1 = wrk(url, script, connections=1, seconds=seconds)
         litellm_16 = wrk(url, script, connections=16, seconds=seconds, pid=proxy.pid)
+        long_script = _wrk_script(
+            LONG_BODY, {"Content-Type": "application/json", "Authorization": f"Bearer {master_key}"}
+        )
+        long_16 = wrk(url, long_script, connections=16, seconds=seconds, pid=proxy.pid)
         rss = _rss_mb(proxy.pid)
     finally:
         proxy.stop()
@@ -311,6 +341,8 @@ def _litellm_figures(
         "litellm_c16_median": _ms(litellm_16["median_s"]),
         "litellm_cpu_per_call": _ms(litellm_16["cpu_per_request_s"]),
         "gateway_vs_litellm_c16": f"{ratio:.1f}x (target >= 5x: {'met' if ratio >= 5 else 'NOT met'})",
+        "litellm_long_conversation_c16_rps": f"{long_16['rps']:.0f}",
+        "litellm_long_conversation_cpu_per_call": _ms(long_16["cpu_per_request_s"]),
         "litellm_rss_after_run": f"{rss:.0f} MB",
     }
 

@@ -28,13 +28,18 @@ _TEXT = "the quick brown fox jumps over a lazy dog while seven wizards judge caf
 _WORDS = _TEXT.split()
 
 
-def _body(turns: int, words: int = 40) -> bytes:
+def conversation(turns: int, words: int = 40) -> list[dict[str, str]]:
+    """A system prompt, then ``turns`` messages of ``words`` words, user and assistant in turn."""
     chooser = random.Random(turns)
     messages = [{"role": "system", "content": "You are a helpful assistant."}]
     for index in range(turns):
         text = " ".join(chooser.choice(_WORDS) for _ in range(words))
         messages.append({"role": "user" if index % 2 == 0 else "assistant", "content": text})
-    document = {"model": "gpt-4o-mini", "messages": messages, "stream": True, "temperature": 0.7, "max_tokens": 256}
+    return messages
+
+
+def _body(turns: int, words: int = 40) -> bytes:
+    document = {"model": "gpt-4o-mini", "messages": conversation(turns, words), "stream": True, "max_tokens": 256}
     return json.dumps(document).encode()
 
 
