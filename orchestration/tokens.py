@@ -49,9 +49,10 @@ def tokens_count(text: str) -> int:
     return _kept_counts.count(text)
 
 
-def tokens_uncounted(texts: Iterable[str]) -> int:
-    """The characters of ``texts`` whose count is not kept: the work ``tokens_count`` has left."""
-    return sum(len(text) for text in texts if len(text) < COUNT_KEPT_FROM or not _kept_counts.has(text))
+def tokens_kept(texts: Iterable[str]) -> tuple[int, list[str]]:
+    """The tokens of the ``texts`` whose count is kept, and those whose is not (``tokens_count``'s
+    work left), in one pass."""
+    return _kept_counts.kept(texts)
 
 
 def _count(text: str) -> int:
@@ -71,8 +72,18 @@ class _KeptCounts:
         self._counts: OrderedDict[tuple[int, int], int] = OrderedDict()
         self._lock = threading.Lock()  # counted in threads (``asyncio.to_thread``, the database's)
 
-    def has(self, text: str) -> bool:
-        return (hash(text), len(text)) in self._counts
+    def kept(self, texts: Iterable[str]) -> tuple[int, list[str]]:
+        total, rest = 0, []
+        with self._lock:
+            for text in texts:
+                key = (hash(text), len(text))
+                found = self._counts.get(key) if len(text) >= COUNT_KEPT_FROM else None
+                if found is None:
+                    rest.append(text)
+                else:
+                    total += found
+                    self._counts.move_to_end(key)
+        return total, rest
 
     def count(self, text: str) -> int:
         key = (hash(text), len(text))

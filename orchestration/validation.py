@@ -367,7 +367,22 @@ def _messages(value: Any, param: str) -> list[Message]:
     if len(items) > MAX_MESSAGES:
         message = f"'{param}' holds {len(items)} messages; a request may send at most {MAX_MESSAGES}."
         raise InvalidRequest("array_too_long", message, param=param)
-    return [_message(item, f"{param}[{index}]") for index, item in enumerate(items)]
+    return [_plain_message(item) or _message(item, f"{param}[{index}]") for index, item in enumerate(items)]
+
+
+# The roles whose message may be a role and a text alone, and the role each is read as.
+_PLAIN_ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
+
+
+def _plain_message(value: Any) -> Message | None:
+    """The message most of a conversation is, ``{"role": ..., "content": "text"}``, read without
+    ``_message``'s checks, which it passes (a fifth of the time); None for any other."""
+    if type(value) is not dict or len(value) != 2:
+        return None
+    role, content = value.get("role"), value.get("content")
+    if type(role) is not str or type(content) is not str or role not in _PLAIN_ROLES:
+        return None
+    return Message(role=_PLAIN_ROLES[role], content=content)  # type: ignore[arg-type]
 
 
 # --- generation options ---------------------------------------------------------------------

@@ -4,13 +4,14 @@ text, and under what the model reads (the chat format spends about four tokens a
 
 from __future__ import annotations
 
+import asyncio
 import random
 
 import pytest
 
 from orchestration import tokens
-from orchestration.calls import _tokens_of
-from orchestration.tokens import COUNT_KEPT_FROM, cl100k, tokens_count, tokens_uncounted
+from orchestration.calls import _prompt_tokens
+from orchestration.tokens import COUNT_KEPT_FROM, cl100k, tokens_count, tokens_kept
 
 pytestmark = pytest.mark.skipif(cl100k() is None, reason="no offline tokenizer installed")
 
@@ -29,6 +30,11 @@ def text_of(seed: int, words: int) -> str:
     return " ".join(chooser.choice(WORDS) for _ in range(words))
 
 
+def uncounted(texts: list[str]) -> int:
+    """The characters of ``texts`` whose count is not kept."""
+    return sum(len(text) for text in tokens_kept(texts)[1])
+
+
 def uncached(text: str) -> int:
     encoding = cl100k()
     return len(encoding.encode(text, disallowed_special=()))
@@ -36,18 +42,18 @@ def uncached(text: str) -> int:
 
 def test_a_kept_count_is_the_count_and_the_text_is_not_counted_again() -> None:
     text = text_of(1, 400)
-    assert tokens_uncounted([text]) == len(text)
+    assert uncounted([text]) == len(text)
     assert tokens_count(text) == uncached(text)
-    assert tokens_uncounted([text]) == 0
+    assert uncounted([text]) == 0
     assert tokens_count(text) == uncached(text)
     # The same text in another string object (a new request's JSON) is the same text.
-    assert tokens_uncounted(["".join(list(text))]) == 0
+    assert uncounted(["".join(list(text))]) == 0
 
 
 def test_a_short_text_is_counted_each_time_and_said_so() -> None:
     short = "a" * (COUNT_KEPT_FROM - 1)
     assert tokens_count(short) == uncached(short)
-    assert tokens_uncounted([short]) == len(short)
+    assert uncounted([short]) == len(short)
 
 
 def test_only_the_texts_counted_last_are_kept(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -57,8 +63,8 @@ def test_only_the_texts_counted_last_are_kept(monkeypatch: pytest.MonkeyPatch) -
         tokens_count(text)
     tokens_count(texts[0])  # used again: now the newest
     tokens_count(texts[3])  # one too many: the least recently used goes
-    assert tokens_uncounted([texts[1]]) == len(texts[1])
-    assert tokens_uncounted([texts[0], texts[2], texts[3]]) == 0
+    assert uncounted([texts[1]]) == len(texts[1])
+    assert uncounted([texts[0], texts[2], texts[3]]) == 0
 
 
 @pytest.mark.parametrize("seed", range(40))
@@ -66,4 +72,13 @@ def test_a_prompt_counted_by_message_is_between_the_whole_and_what_the_model_rea
     chooser = random.Random(seed)
     parts = [text_of(seed * 1000 + index, chooser.randint(0, 120)) for index in range(chooser.randint(1, 30))]
     whole = uncached("\n".join(parts))
-    assert whole <= _tokens_of(parts) <= whole + len(parts)
+    assert whole <= asyncio.run(_prompt_tokens(parts)) <= whole + len(parts)
+
+
+def test_the_kept_counts_of_a_prompt_are_summed_and_the_rest_named() -> None:
+    texts = [text_of(7, 80), text_of(8, 80), "short", text_of(9, 80)]
+    tokens_count(texts[0])
+    tokens_count(texts[3])
+    known, rest = tokens_kept(texts)
+    assert known == uncached(texts[0]) + uncached(texts[3])
+    assert rest == [texts[1], "short"]
