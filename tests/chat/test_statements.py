@@ -103,3 +103,46 @@ def test_an_instance_built_by_position_is_the_one_the_keywords_build(
     assert (settled.status, settled.cost_usd, settled.simulated) == (Message.Status.COMPLETE, Decimal("0"), False)
     with pytest.raises(KeyError):
         statements.instance(Message, nonsense=1)
+
+
+@pytest.mark.django_db
+def test_instances_read_are_the_ones_from_db_builds(alice: Any, django_assert_num_queries: Any) -> None:
+    conversation = Conversation.objects.create(owner=alice, title="t", model="m")
+    question = Message.objects.create(conversation=conversation, role=Message.Role.USER, content="Salut")
+    reply = Message.objects.create(conversation=conversation, role=Message.Role.ASSISTANT, reply_to=question)
+    names = statements._in_model_order(Message, "id", "role", "content", "reply_to_id")  # as from_db takes them
+    rows = [tuple(getattr(message, name) for name in names) for message in (question, reply)]
+
+    read = statements.read_instances(Message, names, rows)
+    built = [Message.from_db(connection.alias, names, row) for row in rows]
+    for ours, theirs in zip(read, built, strict=True):
+        assert type(ours) is Message
+        assert {k: v for k, v in ours.__dict__.items() if k != "_state"} == {
+            k: v for k, v in theirs.__dict__.items() if k != "_state"
+        }
+        assert (ours._state.adding, ours._state.db) == (theirs._state.adding, theirs._state.db) == (False, "default")
+        assert ours.get_deferred_fields() == theirs.get_deferred_fields()
+        assert ours == theirs
+    with django_assert_num_queries(1):  # a deferred field is read when asked for, as from_db's are
+        assert read[1].status == Message.Status.COMPLETE
+    with django_assert_num_queries(1):
+        assert read[1].reply_to == question
+
+
+@pytest.mark.django_db
+def test_instances_read_go_through_init_when_something_listens_for_it(alice: Any) -> None:
+    from django.db.models.signals import post_init
+
+    conversation = Conversation.objects.create(owner=alice, title="t", model="m")
+    message = Message.objects.create(conversation=conversation, role=Message.Role.USER, content="hi")
+    seen: list[Any] = []
+
+    def listener(sender: Any, instance: Any, **kwargs: Any) -> None:
+        seen.append(instance)
+
+    post_init.connect(listener, sender=Message)
+    try:
+        read = statements.read_instances(Message, ("id", "content"), [(message.pk, "hi")])
+    finally:
+        post_init.disconnect(listener, sender=Message)
+    assert seen == read
