@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from orchestration.registry import ModelRoute
-from orchestration.tokens import CL100K_KINDS, tokens_count
+from orchestration.tokens import CL100K_KINDS, tokens_count, utf8_size
 from orchestration.types import Message as ChatMessage
 
 logger = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ def context_fit(*, system_prompt: str, turns: Sequence[Turn], route: ModelRoute)
     budget = route.context_window - room - REPLY_PRIMING_TOKENS
     system = [Turn("system", system_prompt)] if system_prompt else []
     everything = [*system, *turns]
-    upper = sum(len(t.content.encode()) + PER_MESSAGE_TOKENS for t in everything)
+    upper = sum(utf8_size(t.content) + PER_MESSAGE_TOKENS for t in everything)
     if upper <= budget:
         return FittedContext(_messages(everything), upper + REPLY_PRIMING_TOKENS, room, 0)
     count = token_counter(route.provider_kind)

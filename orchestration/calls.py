@@ -40,7 +40,7 @@ from orchestration.http import door, keys_only, lean_route, raw_body, request_id
 from orchestration.orchestrator import CallContext, ReplyStream
 from orchestration.registry import ModelRoute, Snapshot, asnapshot
 from orchestration.sse import EventStreamResponse, sse_event
-from orchestration.tokens import CL100K_KINDS, tokens_count, tokens_kept
+from orchestration.tokens import CL100K_KINDS, tokens_count, tokens_kept, utf8_size
 from orchestration.types import ChatRequest, Chunk, Served, Usage
 from orchestration.validation import json_object_from, prompt_parts
 
@@ -161,7 +161,7 @@ async def _require_fit(route: ModelRoute, registry: Snapshot, chat: ChatRequest)
     chain = [route, *(registry.models[name] for name in route.fallbacks if name in registry.models)]
     window = max(candidate.context_window for candidate in chain)
     parts = prompt_parts(chat)
-    if _utf8_size(parts) + len(parts) - 1 <= window or route.provider_kind not in CL100K_KINDS:
+    if sum(map(utf8_size, parts)) + len(parts) - 1 <= window or route.provider_kind not in CL100K_KINDS:
         return
     tokens = await _prompt_tokens(parts)
     if tokens > window:
@@ -170,11 +170,6 @@ async def _require_fit(route: ModelRoute, registry: Snapshot, chat: ChatRequest)
             "Shorten the messages."
         )
         raise InvalidRequest("context_length_exceeded", message, param="messages")
-
-
-def _utf8_size(texts: list[str]) -> int:
-    # An ASCII text's size is its length (``isascii`` reads a flag): only the others are encoded.
-    return sum(len(text) if text.isascii() else len(text.encode()) for text in texts)
 
 
 async def _prompt_tokens(parts: list[str]) -> int:

@@ -49,6 +49,12 @@ def tokens_count(text: str) -> int:
     return _kept_counts.count(text)
 
 
+def utf8_size(text: str) -> int:
+    """``len(text.encode())``, without encoding an ASCII text (``isascii`` reads a flag): a bound
+    on its tokens, since a token is never shorter than a byte."""
+    return len(text) if text.isascii() else len(text.encode())
+
+
 def tokens_kept(texts: Iterable[str]) -> tuple[int, list[str]]:
     """The tokens of the ``texts`` whose count is kept, and those whose is not (``tokens_count``'s
     work left), in one pass."""

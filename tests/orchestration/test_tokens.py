@@ -11,7 +11,7 @@ import pytest
 
 from orchestration import tokens
 from orchestration.calls import _prompt_tokens
-from orchestration.tokens import COUNT_KEPT_FROM, cl100k, tokens_count, tokens_kept
+from orchestration.tokens import COUNT_KEPT_FROM, cl100k, tokens_count, tokens_kept, utf8_size
 
 pytestmark = pytest.mark.skipif(cl100k() is None, reason="no offline tokenizer installed")
 
@@ -82,3 +82,8 @@ def test_the_kept_counts_of_a_prompt_are_summed_and_the_rest_named() -> None:
     known, rest = tokens_kept(texts)
     assert known == uncached(texts[0]) + uncached(texts[3])
     assert rest == [texts[1], "short"]
+
+
+@pytest.mark.parametrize("text", ["", "plain ascii", "café", "😀 and more", "\x00\x7f", "日本語" * 50])
+def test_a_texts_utf8_size_is_its_encoded_length(text: str) -> None:
+    assert utf8_size(text) == len(text.encode())
