@@ -83,12 +83,12 @@ class _KeptCounts:
         with self._lock:
             for text in texts:
                 key = (hash(text), len(text))
-                found = self._counts.get(key) if len(text) >= COUNT_KEPT_FROM else None
+                found = self._counts.get(key) if len(text) >= COUNT_KEPT_FROM else None  # short: never kept
                 if found is None:
                     rest.append(text)
-                else:
-                    total += found
-                    self._counts.move_to_end(key)
+                    continue
+                total += found
+                self._counts.move_to_end(key)
         return total, rest
 
     def count(self, text: str) -> int:

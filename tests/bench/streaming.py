@@ -46,8 +46,13 @@ started at once (a burst: TTFT is then the queue of 1,000 setups on one core), a
 over ``--many-ramp-s`` seconds (5), about as long as one lasts, so that about as many are open at
 once at the peak (the report gives that peak) without one burst of setups.
 
+``--lone`` measures instead what a stream costs when it comes alone: 100 one-token streams at once,
+then the same arriving one every 20 ms, for the floors, ``/v1`` and chat (``--history N``: the
+chat's conversations already hold N turns, read by every post).
+
     python -m tests.bench streaming
     python -m tests.bench.streaming --streams 200 --litellm --uvicorn
+    python -m tests.bench.streaming --lone [--only chat --history 100]
 """
 
 from __future__ import annotations
@@ -551,6 +556,61 @@ def benchmark(
     return figures
 
 
+def lone_streams(
+    *, streams: int = 100, spread_s: float = 2.0, rounds: int = 4, history: int = 0, only: frozenset[str] = frozenset()
+) -> dict[str, str]:
+    """What a stream costs when it comes alone: ``streams`` one-token streams at once, then the same
+    arriving one every ``spread_s / streams`` seconds, the least CPU per stream of ``rounds`` runs
+    each, for the floors and Switchyard. ``history``: the chat's conversations already hold that
+    many turns (a post reads them all; ``history=0`` is a new conversation)."""
+    pin_here_and_children(LOAD_CORE)
+    setup = lineup(litellm=False, uvicorn=False)
+    names = {"floor", "daphne-serve-floor", "daphne-chat-durable-floor", "v1", "chat"}
+    targets = [target for target in setup.targets if target.name in (only or names)]
+    figures: dict[str, str] = {}
+    try:
+        for target in targets:
+            if history and target.name == "chat":
+                target.spec_for = _with_history(target.spec_for, history)
+            measure(target, SETUP_MODEL, streams, side_pids=setup.side_pids, ramp_s=spread_s)  # warm
+            least: list[float] = []
+            for spread in (0.0, spread_s):
+                runs = [
+                    measure(target, SETUP_MODEL, streams, side_pids=setup.side_pids, ramp_s=spread)
+                    for _ in range(rounds)
+                ]
+                least.append(min(run.cpu_s for run in runs) / streams * 1000)
+            figures[f"{target.name}{f' ({history} turns before)' if history and target.name == 'chat' else ''}"] = (
+                f"{least[0]:.2f} ms CPU per stream at once, {least[1]:.2f} ms arriving one every"
+                f" {spread_s / streams * 1000:.0f} ms ({least[1] / least[0]:.1f}x)"
+            )
+    finally:
+        for process in setup.stop:
+            process.stop()
+    return figures
+
+
+def _with_history(spec_for: Callable[[str, int], dict[str, Any]] | None, turns: int) -> Any:
+    """``spec_for`` whose conversations hold ``turns`` earlier messages, user and assistant in turn."""
+    from chat.models import Message
+    from tests.bench.request_parse import conversation
+
+    assert spec_for is not None
+    earlier = conversation(turns)[1:]
+
+    def with_history(model: str, streams: int) -> dict[str, Any]:
+        spec = spec_for(model, streams)
+        rows = [
+            Message(conversation_id=conversation_id, role=message["role"], content=message["content"])
+            for conversation_id in spec["conversations"]
+            for message in earlier
+        ]
+        Message.objects.bulk_create(rows, batch_size=2000)
+        return spec
+
+    return with_history
+
+
 def _own_shares(measured: dict[str, tuple[Run, Run]], streams: int) -> dict[str, str]:
     """What Switchyard adds over the server it runs on (its server's floor), and what that server
     adds over the bare aiohttp relay: per relayed token, and per stream setup."""
@@ -738,6 +798,12 @@ def main(argv: list[str] | None = None) -> int:
         help="with --before: the --many streams at 5 tokens/s arriving over --many-ramp-s, runs alternating",
     )
     parser.add_argument(
+        "--lone",
+        action="store_true",
+        help="one-token streams at once, then arriving one by one over 2 s: what a stream costs alone",
+    )
+    parser.add_argument("--history", type=int, default=0, help="with --lone: turns each chat conversation holds")
+    parser.add_argument(
         "--setup-only",
         action="store_true",
         help="with --before: one-token bursts only, and the rounds' paired ratios (use 40 rounds or more)",
@@ -746,6 +812,11 @@ def main(argv: list[str] | None = None) -> int:
     from tests.bench.environment import bench_environment
 
     bench_environment()
+    if options.lone:
+        only = frozenset(name for name in options.only.split(",") if name)
+        for name, value in lone_streams(history=options.history, only=only).items():
+            print(f"{name}: {value}", flush=True)
+        return 0
     if options.before is not None:
         kind = "chat" if options.only == "chat" else "v1"
         before = options.before.resolve()
