@@ -376,7 +376,7 @@ _PLAIN_ROLES = {"system": "system", "developer": "system", "user": "user", "assi
 
 def _plain_message(value: Any) -> Message | None:
     """The message most of a conversation is, ``{"role": ..., "content": "text"}``, read without
-    ``_message``'s checks, which it passes (a fifth of the time); None for any other."""
+    ``_message``'s checks, which it passes (in a quarter of their time); None for any other."""
     if type(value) is not dict or len(value) != 2:
         return None
     role, content = value.get("role"), value.get("content")
