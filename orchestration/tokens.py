@@ -92,15 +92,12 @@ class _KeptCounts:
         return total, rest
 
     def count(self, text: str) -> int:
-        key = (hash(text), len(text))
-        with self._lock:
-            found = self._counts.get(key)
-            if found is not None:
-                self._counts.move_to_end(key)
-                return found
+        found, missing = self.kept((text,))
+        if not missing:
+            return found
         counted = _count(text)  # outside the lock: another thread's count need not wait for this one
         with self._lock:
-            self._counts[key] = counted
+            self._counts[(hash(text), len(text))] = counted
             while len(self._counts) > COUNTS_KEPT:
                 self._counts.popitem(last=False)
         return counted

@@ -11,7 +11,7 @@ One run measures, against one zero-latency simulator, non-streaming with the cac
   message new each time, as a chat client sends them;
 - streaming: median time to the first content chunk, direct and through (target: < 5 ms added);
 - the resident memory of the web process after the short calls (target < 150 MB), and after the
-  long conversation, whose prompt is counted with the tokenizer (about 50 MB, loaded on first use).
+  long conversation, whose prompt is counted with the tokenizer (about 40 MB, loaded on first use).
 The gateway runs as one server process with authentication, rate limits (a key with rpm, tpm and
 a budget), the breaker and the request log on. Load comes from ``wrk`` (Debian: ``apt-get install
 wrk``), a compiled client that does not eat the server's CPU.
@@ -265,7 +265,6 @@ def measure(*, server: str = "daphne", litellm: bool = False, seconds: int = 5) 
     direct_script = _wrk_script(BODY, {"Content-Type": "application/json"})
     gateway_script = _wrk_script(BODY, {"Content-Type": "application/json", "Authorization": f"Bearer {secret}"})
     web = _start_server(server)
-    long_run: dict[str, Any] = {"connections": 16, "seconds": seconds}
     figures: dict[str, object] = {"server": f"{server}, one process"}
     floor = start_server_floor(server, simulator.url, core=None, serve_patches=server == "daphne")
     try:
@@ -276,10 +275,11 @@ def measure(*, server: str = "daphne", litellm: bool = False, seconds: int = 5) 
         gateway_1 = wrk(gateway_url, gateway_script, connections=1, seconds=seconds)
         direct_16 = wrk(direct_url, direct_script, connections=16, seconds=seconds, pid=simulator.pid)
         gateway_16 = wrk(gateway_url, gateway_script, connections=16, seconds=seconds, pid=web.pid)
-        rss = _rss_mb(web.pid)  # before the long conversation loads the tokenizer (about 50 MB)
-        long_direct = wrk(direct_url, _wrk_script(LONG_BODY, {"Content-Type": "application/json"}), **long_run)
+        rss = _rss_mb(web.pid)  # before the long conversation loads the tokenizer (about 40 MB)
+        long_direct_script = _wrk_script(LONG_BODY, {"Content-Type": "application/json"})
+        long_direct = wrk(direct_url, long_direct_script, connections=16, seconds=seconds)
         long_script = _wrk_script(LONG_BODY, {"Content-Type": "application/json", "Authorization": f"Bearer {secret}"})
-        long_16 = wrk(gateway_url, long_script, **long_run, pid=web.pid)
+        long_16 = wrk(gateway_url, long_script, connections=16, seconds=seconds, pid=web.pid)
         ttft_direct, ttft_gateway = asyncio.run(_ttft_pair(direct_url, gateway_url, secret))
         rss_tokenizer = _rss_mb(web.pid)
     finally:
