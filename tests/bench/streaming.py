@@ -146,10 +146,16 @@ def start_floor(upstream_url: str) -> Any:
 
 
 def start_server_floor(
-    server: str, upstream_url: str, core: int | None = SERVER_CORE, *, serve_patches: bool = False
+    server: str,
+    upstream_url: str,
+    core: int | None = SERVER_CORE,
+    *,
+    serve_patches: bool = False,
+    prefix: list[str] | None = None,
 ) -> Any:
     """The raw ASGI relay (``streamkit/asgirelay.py``) under ``server``, started as Switchyard is
-    (on ``core``; None: unpinned); ``serve_patches``: with what ``project.asgi`` applies to daphne."""
+    (on ``core``; None: unpinned); ``serve_patches``: with what ``project.asgi`` applies to daphne;
+    ``prefix``: the command runs under it instead of pinned (a profiler)."""
     import secrets
 
     from project.stack import daphne_command
@@ -171,13 +177,15 @@ def start_server_floor(
             "SECRET_KEY": secrets.token_hex(16),
         }
     name = f"{server}-serve-floor" if serve_patches else f"{server}-floor"
-    process = _start(name, [*_pinned(core), *command], ready_url=f"http://127.0.0.1:{port}/ready", env=env)
+    wrapper = _pinned(core) if prefix is None else prefix
+    process = _start(name, [*wrapper, *command], ready_url=f"http://127.0.0.1:{port}/ready", env=env)
     process.url = f"http://127.0.0.1:{port}"
     return process
 
 
-def start_switchyard(server: str, checkout: Path = ROOT) -> Any:
-    """Switchyard as ``serve`` runs it, serving the code of ``checkout`` (this one by default)."""
+def start_switchyard(server: str, checkout: Path = ROOT, *, prefix: list[str] | None = None) -> Any:
+    """Switchyard as ``serve`` runs it, serving the code of ``checkout`` (this one by default);
+    ``prefix``: the command runs under it instead of pinned to the server core (a profiler)."""
     from project.stack import daphne_command
     from tests.support import database_url_for_current_connection, free_port
 
@@ -189,7 +197,8 @@ def start_switchyard(server: str, checkout: Path = ROOT) -> Any:
         command += ["--no-access-log", "--backlog", "2048"]
     env = {"DATABASE_URL": database_url_for_current_connection(), "DEBUG": "0"}
     ready_url = f"http://127.0.0.1:{port}/healthz"
-    process = _start(server, [*_pinned(SERVER_CORE), *command], ready_url=ready_url, env=env, cwd=checkout)
+    wrapper = _pinned(SERVER_CORE) if prefix is None else prefix
+    process = _start(server, [*wrapper, *command], ready_url=ready_url, env=env, cwd=checkout)
     process.url = f"http://127.0.0.1:{port}"
     return process
 

@@ -1,0 +1,231 @@
+"""Instructions per stream: a stream's setup counted by callgrind, the same count every run.
+
+The streaming bench (``tests/bench/streaming.py``) reads the server's CPU time, and on this shared
+2-core machine a burst's CPU moves by 10-30% from one run to the next: a cut of 2% of a stream's
+setup needs hundreds of paired bursts to show, and a cut of 1% does not show at all. Valgrind's
+callgrind counts the instructions the server executes instead, which do not depend on what else
+the machine is doing: the same work counts the same to within a few tenths of a percent.
+
+Each server runs under ``valgrind --tool=callgrind`` with counting off while it starts and takes
+two warm-up bursts; counting is then on for ``--bursts`` bursts of ``--streams`` one-token streams
+(the streaming bench's setup shape: admission, the upstream call, its one token, the settle and
+the request log, all of a stream but the relay of further tokens), and the total over every thread
+is divided by the streams. Then, unless ``--setup-only``, one burst of streams of 24 tokens at 5 a
+second: its count less the one-token streams', over the 23 further tokens, is what relaying one more
+token costs (at 5 a second even a server slowed by callgrind reads its tokens one at a time).
+
+A server under callgrind runs 30 to 50 times slower, so its bursts queue far more than on the real
+core, and what runs by the clock (a cache kept for 100 ms, a batch flushed every 5 ms) happens more
+often per stream: compare counts with counts, not with the streaming bench's milliseconds. The
+same code counts within about 1.5% from one run to the next. Servers, each on the same upstream as
+in the streaming bench:
+
+- **daphne-serve-floor**: the raw ASGI relay on daphne as ``serve`` runs it (the ``/v1`` shape);
+- **daphne-chat-durable-floor**: the chat's shape on it, with the durable stream in Redis;
+- **v1**: Switchyard's ``/v1/chat/completions`` with ``stream: true``;
+- **chat**: Switchyard's chat, ``POST`` then SSE.
+
+``--before <checkout>`` also counts ``v1`` and ``chat`` as served by another checkout (run with this
+interpreter), and gives each count's change.
+
+    python -m tests.bench stream_instructions
+    python -m tests.bench.stream_instructions --before /tmp/before --only v1
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tests.bench import streaming
+
+SERVERS = ("daphne-serve-floor", "daphne-chat-durable-floor", "v1", "chat")
+
+
+def callgrind_prefix(out_file: str) -> list[str]:
+    """The command prefix that runs a server under callgrind, counting nothing until told to."""
+    return ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out_file}"]
+
+
+def _control(pid: int, *arguments: str) -> None:
+    subprocess.run(["callgrind_control", *arguments, str(pid)], check=True, capture_output=True, timeout=120)
+
+
+def counted_total(out_file: str) -> int:
+    """The instructions of every dump callgrind wrote for ``out_file`` (one file per dump)."""
+    total = 0
+    for path in glob.glob(out_file + "*"):
+        with open(path, errors="replace") as dump:
+            for line in dump:
+                if line.startswith("totals:"):
+                    total += int(line.split()[1])
+    return total
+
+
+def _counted_bursts(target: streaming.Target, model: str, *, streams: int, bursts: int, side_pids: list[int]) -> None:
+    for _ in range(bursts):
+        run = streaming.measure(target, model, streams, side_pids=side_pids)
+        if run.completed != streams or run.tokens != streams * _tokens_of(model):
+            raise RuntimeError(f"{target.name}: {run.completed}/{streams} streams completed: {run.errors}")
+
+
+def _tokens_of(model: str) -> int:
+    return int(model.split("-")[1].split("x")[0])  # stream-<tokens>x<every ms>-<first ms>
+
+
+def count(
+    target: streaming.Target, out_file: str, *, streams: int, bursts: int, side_pids: list[int], per_token: bool
+) -> tuple[float, float | None]:
+    """Instructions per stream over ``bursts`` bursts of ``streams`` one-token streams (after two
+    uncounted warm-up bursts), and with ``per_token`` the instructions of each further token: one
+    burst of 24-token streams at 5 tokens a second (slow enough that a server slowed by callgrind
+    still reads its tokens one by one) less the one-token streams, over the 23 further tokens. The
+    server is stopped afterwards."""
+    process = target.process
+    try:
+        for _ in range(2):
+            streaming.measure(target, streaming.SETUP_MODEL, streams, side_pids=side_pids)
+        _control(process.pid, "--instr=on")
+        _counted_bursts(target, streaming.SETUP_MODEL, streams=streams, bursts=bursts, side_pids=side_pids)
+        _control(process.pid, "--instr=off")
+        _control(process.pid, "--dump")
+        setup = counted_total(out_file) / (streams * bursts)
+        if not per_token:
+            return setup, None
+        _control(process.pid, "--zero")
+        _control(process.pid, "--instr=on")
+        _counted_bursts(target, streaming.SLOW_MODEL, streams=streams, bursts=1, side_pids=side_pids)
+        _control(process.pid, "--instr=off")
+        _control(process.pid, "--dump")
+        whole = counted_total(out_file) - setup * streams * bursts
+        further = _tokens_of(streaming.SLOW_MODEL) - 1
+        return setup, (whole / streams - setup) / further
+    finally:
+        process.stop()
+
+
+def instructions(
+    *,
+    streams: int = 50,
+    bursts: int = 3,
+    only: frozenset[str] = frozenset(),
+    before: Path | None = None,
+    per_token: bool = True,
+) -> dict[str, str]:
+    """Instructions per stream for each server (``only``: those named), and with ``before`` for
+    ``v1`` and chat served by that checkout too."""
+    upstream = streaming.start_upstream()
+    secret, user = streaming.registry_and_key(upstream.url)
+    headers = {"Authorization": f"Bearer {secret}"}
+    work = Path(tempfile.mkdtemp(prefix="switchyard-callgrind-"))
+    starters: dict[str, Callable[[list[str]], streaming.Target]] = {
+        "daphne-serve-floor": lambda prefix: streaming.Target(
+            "daphne-serve-floor",
+            streaming.start_server_floor("daphne", upstream.url, serve_patches=True, prefix=prefix),
+            "v1",
+        ),
+        "daphne-chat-durable-floor": lambda prefix: streaming._chat_floor_target(
+            streaming.start_server_floor("daphne", upstream.url, serve_patches=True, prefix=prefix), durable=True
+        ),
+    }
+    checkouts = {"": streaming.ROOT} if before is None else {"before ": before, "": streaming.ROOT}
+    for label, checkout in checkouts.items():
+
+        def switchyard(prefix: list[str], checkout: Path = checkout) -> Any:
+            return streaming.start_switchyard("daphne", checkout, prefix=prefix)
+
+        starters[f"{label}v1"] = lambda prefix, start=switchyard, label=label: streaming.Target(
+            f"{label}v1", start(prefix), "v1", headers
+        )
+        starters[f"{label}chat"] = lambda prefix, start=switchyard, label=label: _named(
+            streaming._chat_target(start(prefix), secret, user), f"{label}chat"
+        )
+    counts: dict[str, float] = {}
+    tokens: dict[str, float] = {}
+    try:
+        for name, start in starters.items():
+            if only and name.removeprefix("before ") not in only:
+                continue
+            out_file = str(work / f"{name.replace(' ', '-')}.callgrind")
+            target = start(callgrind_prefix(out_file))
+            counts[name], token = count(
+                target, out_file, streams=streams, bursts=bursts, side_pids=[upstream.pid], per_token=per_token
+            )
+            if token is not None:
+                tokens[name] = token
+    finally:
+        upstream.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    figures = {"counted": f"{bursts} bursts of {streams} one-token streams per server, under callgrind"}
+    if tokens:
+        slow_tokens = _tokens_of(streaming.SLOW_MODEL)
+        figures["counted"] += f", then one of {streams} streams of {slow_tokens} tokens at 5 a second"
+    for name, per_stream in counts.items():
+        figures[f"{name} setup"] = _compared(name, per_stream, counts, "M instructions per stream", 1e6)
+        if name in tokens:
+            unit = "k instructions per further token"
+            figures[f"{name} per token"] = _compared(name, tokens[name], tokens, unit, 1e3)
+    return figures
+
+
+_FLOORS = {"v1": "daphne-serve-floor", "chat": "daphne-chat-durable-floor"}
+
+
+def _compared(name: str, value: float, of: dict[str, float], unit: str, scale: float) -> str:
+    """``value`` with its ratio to its server's floor and its change against ``before``'s."""
+    text = f"{value / scale:.3f} {unit}"
+    floor = of.get(_FLOORS.get(name.removeprefix("before "), ""))
+    if floor:
+        text += f" ({value / floor:.2f}x its floor; {(value - floor) / scale:.3f} over it)"
+    if not name.startswith("before ") and (earlier := of.get(f"before {name}")):
+        text += f"; {value / earlier - 1:+.2%} against before"
+    return text
+
+
+def _named(target: streaming.Target, name: str) -> streaming.Target:
+    target.name = name
+    return target
+
+
+def run() -> dict[str, str]:
+    """Entry point of ``python -m tests.bench``."""
+    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
+        return {"skipped": "needs valgrind (callgrind)"}
+    return instructions()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--streams", type=int, default=50, help="one-token streams per burst")
+    parser.add_argument("--bursts", type=int, default=3, help="counted bursts per server")
+    parser.add_argument("--only", default="", help=f"comma-separated servers to count ({', '.join(SERVERS)})")
+    parser.add_argument("--before", type=Path, help="another checkout whose v1 and chat are counted too")
+    parser.add_argument("--setup-only", action="store_true", help="count one-token streams only, not further tokens")
+    options = parser.parse_args(argv)
+    from tests.bench.environment import bench_environment
+
+    bench_environment()
+    only = frozenset(name for name in options.only.split(",") if name)
+    unknown = only - set(SERVERS)
+    if unknown:
+        parser.error(f"unknown server(s): {', '.join(sorted(unknown))}")
+    before = options.before.resolve() if options.before is not None else None
+    figures = instructions(
+        streams=options.streams, bursts=options.bursts, only=only, before=before, per_token=not options.setup_only
+    )
+    for name, value in figures.items():
+        print(f"{name}: {value}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())
