@@ -53,6 +53,10 @@ chat's conversations already hold N turns, read by every post).
     python -m tests.bench streaming
     python -m tests.bench.streaming --streams 200 --litellm --uvicorn
     python -m tests.bench.streaming --lone [--only chat --history 100]
+
+``--gc`` adds each run's garbage collections in the server (their total time, how many of each
+generation, the longest) to its figures: every process the benchmark starts then logs its
+collections (``streamkit/gcwatch``).
 """
 
 from __future__ import annotations
@@ -295,6 +299,17 @@ class Run:
     # chat: when each POST's answer, then its stream's response head, had arrived (ms from opening)
     posted_ms: list[float] = field(default_factory=list)
     head_ms: list[float] = field(default_factory=list)
+    # with --gc: the server's garbage collections during the run, (generation, milliseconds) each
+    gc_pauses: list[tuple[int, float]] = field(default_factory=list)
+
+    def gc_summary(self) -> str:
+        if not self.gc_pauses:
+            return ""
+        counts = [sum(1 for generation, _ in self.gc_pauses if generation == g) for g in range(3)]
+        total = sum(ms for _, ms in self.gc_pauses)
+        worst = max(ms for _, ms in self.gc_pauses)
+        made = "/".join(map(str, counts))
+        return f"GC {total:.0f} ms in {made} collections (young/middle/full), longest {worst:.1f} ms"
 
     def per_token_us(self) -> float:
         return self.cpu_s / max(1, self.tokens) * 1e6
@@ -333,6 +348,7 @@ def measure(target: Target, model: str, streams: int, *, side_pids: list[int], r
     watch = RssWatch(target.process.pid)
     sampler = threading.Thread(target=watch.run, daemon=True)
     sampler.start()
+    collections_before = len(_gc_pauses(target.process.pid))
     server_before = _cpu_s(target.process.pid)
     side_before = sum(_cpu_s(pid) for pid in side_pids)
     argv = [*_pinned(LOAD_CORE), sys.executable, "-m", "tests.bench.streamkit.load", json.dumps(spec)]
@@ -358,7 +374,36 @@ def measure(target: Target, model: str, streams: int, *, side_pids: list[int], r
         peak_open=_peak_open(results),
         posted_ms=[result["posted_ms"] for result in results if result.get("posted_ms") is not None],
         head_ms=[result["head_ms"] for result in results if result.get("head_ms") is not None],
+        gc_pauses=_gc_pauses(target.process.pid)[collections_before:],
     )
+
+
+GC_FILE_VARIABLE = "SWITCHYARD_BENCH_GC_FILE"
+
+
+def watch_garbage_collections() -> None:
+    """Make every process started from now on log its garbage collections (``streamkit/gcwatch``)."""
+    import tempfile
+
+    watch = Path(__file__).parent / "streamkit" / "gcwatch"
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(watch), os.environ.get("PYTHONPATH")]))
+    os.environ[GC_FILE_VARIABLE] = str(Path(tempfile.mkdtemp(prefix="switchyard-gc-")) / "gc")
+
+
+def _gc_pauses(pid: int) -> list[tuple[int, float]]:
+    base = os.environ.get(GC_FILE_VARIABLE)
+    if not base:
+        return []
+    try:
+        lines = Path(f"{base}.{pid}").read_text().splitlines()
+    except FileNotFoundError:
+        return []
+    pauses = []
+    for line in lines:
+        generation, _, ms = line.partition(" ")
+        if ms:
+            pauses.append((int(generation), float(ms)))
+    return pauses
 
 
 def _peak_open(results: list[dict[str, Any]]) -> int:
@@ -463,6 +508,8 @@ def _line(run: Run, ratio: float | None = None) -> str:
             f"; POST answered p50 {_quantile(run.posted_ms, 0.5):.0f} / p99 {_quantile(run.posted_ms, 0.99):.0f} ms"
             f", stream head p50 {_quantile(run.head_ms, 0.5):.0f} / p99 {_quantile(run.head_ms, 0.99):.0f} ms"
         )
+    if run.gc_pauses:
+        text += f"; {run.gc_summary()}"
     if run.errors:
         text += f"; errors: {run.errors}"
     return text
@@ -746,6 +793,8 @@ def compare_many(before: Path, *, many: int, ramp_s: float, rounds: int, kind: s
             f"{', '.join(f'{run.ttft(0.99):.0f}' for run in measured)} ms; "
             f"{sum(run.completed for run in measured)}/{many * len(measured)} complete"
         )
+        if any(run.gc_pauses for run in measured):
+            figures[f"{kind} {name} GC"] = "; ".join(run.gc_summary() for run in measured)
     return figures
 
 
@@ -817,7 +866,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="with --before: one-token bursts only, and the rounds' paired ratios (use 40 rounds or more)",
     )
+    parser.add_argument(
+        "--gc", action="store_true", help="also report each run's garbage collections in the server (streamkit/gcwatch)"
+    )
     options = parser.parse_args(argv)
+    if options.gc:
+        watch_garbage_collections()
     from tests.bench.environment import bench_environment
 
     bench_environment()

@@ -6,7 +6,12 @@ import gc
 import subprocess
 import sys
 
-from project.housekeeping import FULL_COLLECTION_AFTER, YOUNG_COLLECTION_AFTER, freeze_loaded_objects
+from project.housekeeping import (
+    FULL_COLLECTION_AFTER,
+    MIDDLE_COLLECTION_AFTER,
+    YOUNG_COLLECTION_AFTER,
+    freeze_loaded_objects,
+)
 
 
 def test_the_loaded_application_is_frozen_with_its_views_imported() -> None:
@@ -35,11 +40,12 @@ def test_a_web_process_loads_its_adapters_at_start_and_not_httpx() -> None:
     assert result.stdout.split("\n")[-2] == "['aiohttp', 'orchestration.providers.openai']"
 
 
-def test_full_and_young_collections_are_spaced_out_and_middle_ones_keep_their_pace() -> None:
+def test_young_and_full_collections_are_spaced_out_and_middle_ones_come_sooner() -> None:
     before = gc.get_threshold()
     try:
         freeze_loaded_objects()
-        assert gc.get_threshold() == (YOUNG_COLLECTION_AFTER, before[1], FULL_COLLECTION_AFTER)
+        assert gc.get_threshold() == (YOUNG_COLLECTION_AFTER, MIDDLE_COLLECTION_AFTER, FULL_COLLECTION_AFTER)
+        assert YOUNG_COLLECTION_AFTER > 700 and MIDDLE_COLLECTION_AFTER < 10 < FULL_COLLECTION_AFTER  # CPython: 700/10/10
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
