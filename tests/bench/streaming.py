@@ -41,10 +41,11 @@ rounds' ratios. Figures per server, all from this one run:
 Then Switchyard's own share: v1's (and chat's) CPU per token and per setup minus its server's floor's
 as served (chat's: the chat floor's), the server's own share (its floor as served minus the bare
 relay), and what ``serve``'s patches save daphne (daphne-floor minus daphne-serve-floor). Then
-1,000 streams at 5 tokens/s for floor, v1 and chat (TTFT p99, completion, peak RSS), twice: all
-started at once (a burst: TTFT is then the queue of 1,000 setups on one core), and arriving evenly
-over ``--many-ramp-s`` seconds (5), about as long as one lasts, so that about as many are open at
-once at the peak (the report gives that peak) without one burst of setups.
+1,000 streams at 5 tokens/s for floor, v1, the durable chat floor and chat (TTFT p99, completion,
+peak RSS), twice: all started at once (a burst: TTFT is then the queue of 1,000 setups on one
+core), and arriving evenly over ``--many-ramp-s`` seconds (5), about as long as one lasts, so that
+about as many are open at once at the peak (the report gives that peak) without one burst of
+setups.
 
 ``--lone`` measures instead what a stream costs when it comes alone: 100 one-token streams at once,
 then the same arriving one every 20 ms, for the floors, ``/v1`` and chat (``--history N``: the
@@ -594,7 +595,8 @@ def benchmark(
         figures |= _own_shares(measured, streams)
         if many:
             for target in setup.targets:
-                if target.name in ("floor", "v1", "chat"):
+                # The durable chat floor too: the chat's design at 1,000 streams, with none of its work.
+                if target.name in ("floor", "v1", "daphne-chat-durable-floor", "chat"):
                     run = measure(target, SLOW_MODEL, many, side_pids=setup.side_pids)
                     figures[f"{target.name} x{many} at 5 tok/s, all at once"] = _line(run)
                     if many_ramp_s:
