@@ -15,8 +15,10 @@ second: its count less the one-token streams', over the 23 further tokens, is wh
 token costs (at 5 a second even a server slowed by callgrind reads its tokens one at a time).
 
 A server under callgrind runs 30 to 50 times slower, so its bursts queue far more than on the real
-core, and what runs by the clock (a cache kept for 100 ms, a batch flushed every 5 ms) happens more
-often per stream: compare counts with counts, not with the streaming bench's milliseconds. The
+core, what runs by the clock (a cache kept for 100 ms, a batch flushed every 5 ms) happens more
+often per stream, and what a real burst batches (admissions, settlements) reaches Redis one call
+at a time, as a lone stream's does: compare counts with counts, not with the streaming bench's
+milliseconds. The
 same code counts within about 1.5% from one run to the next. Servers, each on the same upstream as
 in the streaming bench:
 
