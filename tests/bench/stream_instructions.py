@@ -102,8 +102,7 @@ def count(
         setup = counted_total(out_file) / (streams * bursts)
         if not per_token:
             return setup, None
-        _control(process.pid, "--zero")
-        _control(process.pid, "--instr=on")
+        _control(process.pid, "--instr=on")  # the dump above zeroed the counts
         _counted_bursts(target, streaming.SLOW_MODEL, streams=streams, bursts=1, side_pids=side_pids)
         _control(process.pid, "--instr=off")
         _control(process.pid, "--dump")

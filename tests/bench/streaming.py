@@ -384,11 +384,14 @@ GC_FILE_VARIABLE = "SWITCHYARD_BENCH_GC_FILE"
 
 def watch_garbage_collections() -> None:
     """Make every process started from now on log its garbage collections (``streamkit/gcwatch``)."""
+    import atexit
     import tempfile
 
     watch = Path(__file__).parent / "streamkit" / "gcwatch"
+    logs = tempfile.mkdtemp(prefix="switchyard-gc-")
+    atexit.register(shutil.rmtree, logs, ignore_errors=True)
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(watch), os.environ.get("PYTHONPATH")]))
-    os.environ[GC_FILE_VARIABLE] = str(Path(tempfile.mkdtemp(prefix="switchyard-gc-")) / "gc")
+    os.environ[GC_FILE_VARIABLE] = str(Path(logs) / "gc")
 
 
 def _gc_pauses(pid: int) -> list[tuple[int, float]]:
