@@ -18,10 +18,9 @@ A server under callgrind runs 30 to 50 times slower, so its bursts queue far mor
 core, what runs by the clock (a cache kept for 100 ms, a batch flushed every 5 ms) happens more
 often per stream, and what a real burst batches (admissions, settlements) reaches Redis one call
 at a time, as a lone stream's does: compare counts with counts, not with the streaming bench's
-milliseconds. The
-same code counted within 1.5% in repeated runs, but paired runs of a small change spread by up to
-4%: a difference under that is noise unless it repeats. Servers, each on the same upstream as
-in the streaming bench:
+milliseconds. The same code counted within 1.5% in repeated runs, but paired runs of a small change
+spread by up to 4%: a difference under that is noise unless it repeats. Servers, each on the same
+upstream as in the streaming bench:
 
 - **daphne-serve-floor**: the raw ASGI relay on daphne as ``serve`` runs it (the ``/v1`` shape);
 - **daphne-chat-durable-floor**: the chat's shape on it, with the durable stream in Redis;
