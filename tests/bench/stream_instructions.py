@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import glob
-import os
 import shutil
 import subprocess
 import sys
@@ -228,5 +227,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("PYTHONUNBUFFERED", "1")
     sys.exit(main())
