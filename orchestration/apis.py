@@ -47,7 +47,7 @@ from orchestration.http import json_response, raw_route
 from orchestration.orchestrator import CallContext, ReplyStream, get_orchestrator
 from orchestration.prompts import aprompt_render, prompt_apply
 from orchestration.registry import ModelRoute, asnapshot
-from orchestration.sse import DONE, json_compact, sse_event
+from orchestration.sse import DONE, Final, json_compact, sse_event
 from orchestration.tokens import CL100K_KINDS, TokensUnknown, tokens_decode
 from orchestration.types import ChatRequest, ChatResponse, Chunk, Served, ToolCallDelta, Usage
 from orchestration.validation import (
@@ -167,14 +167,13 @@ async def _sse(
         ending = b"" if writer.finish_reason is not None else writer.event(writer.finish("stop"))
         if writer.include_usage:
             ending += writer.event(writer.usage(stream.usage))
-        if ending:
-            yield ending
     except Exception as error:
-        yield stream_failure_event(call, error)
+        ending = stream_failure_event(call, error)
     finally:
         await stream.aclose()
         await call.settle(stream.served.usage, stream.served.cost_usd)
-    yield DONE
+    # The ending goes out with ``[DONE]`` once the call is settled: one write, not two.
+    yield Final(ending + DONE)
 
 
 class _ChunkWriter:

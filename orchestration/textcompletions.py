@@ -39,7 +39,7 @@ from orchestration.calls import (
 from orchestration.http import json_response
 from orchestration.orchestrator import ReplyStream, get_orchestrator
 from orchestration.registry import asnapshot
-from orchestration.sse import DONE, sse_event
+from orchestration.sse import DONE, Final, sse_event
 from orchestration.types import ChatRequest, ChatResponse, Served, Usage
 from orchestration.validation import prompt_chars, text_completion_input_from
 
@@ -128,16 +128,16 @@ async def _events(
             async for frames in _prompt_events(writer, index, following, None, started=False):
                 yield frames
             reported.append(following.usage)
-        if include_usage:
-            yield writer.usage(usage_total(reported))
+        ending = writer.usage(usage_total(reported)) if include_usage else b""
     except Exception as error:
-        yield stream_failure_event(call, error)
+        ending = stream_failure_event(call, error)
     finally:
         await stream.aclose()
         if stream.served not in served:
             served.append(stream.served)
         await call.settle(*served_total(served))
-    yield DONE
+    # The usage goes out with ``[DONE]`` once the call is settled: one write, not two.
+    yield Final(ending + DONE)
 
 
 async def _prompt_events(

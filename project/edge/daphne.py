@@ -43,6 +43,14 @@ went to it, where asyncio's transports (uvicorn, aiohttp) send at once. So a TCP
 buffer is empty sends what it is given at once, and buffers only what the kernel did not take, as
 asyncio does; with anything already waiting it buffers behind it, in order, as before.
 
+Sent at once, each of Twisted's writes was a system call of its own: a response's head, then its
+first body, then the chunked body's end, each a send and a TCP segment for the client to wake for.
+What daphne writes while it handles the first or the last body message of a response (the head
+before the body, the chunked end after it) is now held and goes out as one send: a whole ``/v1``
+answer reaches its client in 1 send where it took 3, a one-token stream in 3 where it took 5
+(docs/benchmarks.md, "One send per reply message"). A stream's other messages write once each and
+go out as they come.
+
 Daphne reads a WebSocket's frames as fast as the client sends them and queues each for the
 application without limit, while the application may be waiting (for a slow reader, for the
 database) and not taking them: one client that sent 60 KB frames without reading grew a web
@@ -63,10 +71,12 @@ shipped nginx configuration sets ``client_header_timeout`` in front of it (docs/
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import socket
 import time
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
@@ -319,6 +329,10 @@ def _write_eagerly() -> None:
     buffered_sequence = tcp.Connection.writeSequence
 
     def write(self: Any, data: bytes) -> None:
+        held = self.switchyard_held
+        if held is not None:
+            held.append(data)
+            return
         rest = send_now(self, data)
         if rest is None:
             buffered_write(self, data)
@@ -326,6 +340,10 @@ def _write_eagerly() -> None:
             buffered_write(self, rest)
 
     def writeSequence(self: Any, iovec: list[bytes]) -> None:
+        held = self.switchyard_held
+        if held is not None:
+            held.extend(iovec)
+            return
         data = b"".join(iovec)
         rest = send_now(self, data)
         if rest is None:
@@ -335,6 +353,24 @@ def _write_eagerly() -> None:
 
     tcp.Connection.write = write  # type: ignore[method-assign]
     tcp.Connection.writeSequence = writeSequence  # type: ignore[method-assign]
+    # Writes made while a reply message is handled (``held_writes``); None: not holding.
+    tcp.Connection.switchyard_held = None  # type: ignore[attr-defined]
+
+
+def held_writes(transport: Any, write: Callable[[], None]) -> None:
+    """Run ``write``, sending what it writes to ``transport`` as one send at its end. A transport
+    that cannot hold (not a plain TCP connection of this process's Twisted) writes as it goes."""
+    if getattr(transport, "switchyard_held", False) is not None:
+        write()
+        return
+    held: list[bytes] = []
+    transport.switchyard_held = held
+    try:
+        write()
+    finally:
+        transport.switchyard_held = None
+        if held:
+            transport.write(held[0] if len(held) == 1 else b"".join(held))
 
 
 def send_now(connection: Any, data: bytes) -> bytes | None:
@@ -385,6 +421,18 @@ def _request_class(base: type) -> type:
                 self._refuse()
                 return
             super().handleContentChunk(data)
+
+        def handle_reply(self, message: dict[str, Any]) -> None:
+            # The first body message writes the head before the body, the last one the chunked
+            # end after it: one send each. A stream's other messages write once, as they come.
+            if (
+                message.get("type") == "http.response.body"
+                and self.channel is not None
+                and (not self.startedWriting or not message.get("more_body", False))
+            ):
+                held_writes(self.channel.transport, functools.partial(super().handle_reply, message))
+            else:
+                super().handle_reply(message)
 
         def process(self) -> Any:
             if self._refused:  # the whole (dropped) body arrived: the 413 is out, close

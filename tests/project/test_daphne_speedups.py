@@ -1,11 +1,15 @@
-"""What the edge changes in daphne's process beyond hardening: no access line of Twisted's own, eager writes."""
+"""What the edge changes in daphne's process beyond hardening: no access line of Twisted's own, eager writes,
+and one send for what a reply message writes."""
 
 from __future__ import annotations
 
 import io
 import socket
+from typing import Any
 
-from project.edge.daphne import daphne_harden, send_now
+import pytest
+
+from project.edge.daphne import daphne_harden, held_writes, send_now
 
 
 def test_twisted_formats_no_access_line_of_its_own() -> None:
@@ -80,3 +84,68 @@ def test_tls_and_closing_connections_keep_twisteds_own_write() -> None:
         tls.TLS = True
         closing.disconnecting = True
         assert send_now(tls, b"x") is None and send_now(closing, b"x") is None
+
+
+def _twisted_connection(sock: socket.socket) -> Any:
+    """A real Twisted TCP connection over ``sock``, with the edge's writes installed."""
+    from twisted.internet import protocol, tcp
+
+    daphne_harden()
+    connection = tcp.Connection(sock, protocol.Protocol())
+    connection.connected = 1
+    return connection
+
+
+def _readable(sock: socket.socket) -> bytes:
+    try:
+        return sock.recv(1000)
+    except BlockingIOError:
+        return b""
+
+
+def test_what_a_reply_message_writes_goes_out_as_one_send() -> None:
+    ours, theirs = _pair()
+    theirs.setblocking(False)
+    with ours, theirs:
+        connection = _twisted_connection(ours)
+        seen_while_held: list[bytes] = []
+
+        def reply() -> None:  # as Twisted answers: the head, then the body as a chunk, then the end
+            connection.writeSequence([b"HTTP/1.1 200 OK\r\n", b"\r\n"])
+            seen_while_held.append(_readable(theirs))
+            connection.writeSequence([b"5\r\n", b"hello", b"\r\n"])
+            connection.write(b"0\r\n\r\n")
+
+        held_writes(connection, reply)
+        assert seen_while_held == [b""]
+        assert _readable(theirs) == b"HTTP/1.1 200 OK\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+        connection.write(b"later")  # once the message is handled, writes go out at once again
+        assert _readable(theirs) == b"later"
+
+
+def test_what_was_held_goes_out_even_when_the_message_fails() -> None:
+    ours, theirs = _pair()
+    theirs.setblocking(False)
+    with ours, theirs:
+        connection = _twisted_connection(ours)
+
+        def failing() -> None:
+            connection.write(b"head")
+            raise ValueError("the application sent a bad message")
+
+        with pytest.raises(ValueError):
+            held_writes(connection, failing)
+        assert _readable(theirs) == b"head"
+        assert connection.switchyard_held is None
+
+
+def test_a_transport_that_cannot_hold_writes_as_it_goes() -> None:
+    written: list[bytes] = []
+
+    class Transport:  # a TLS or test transport: no holding of its own
+        def write(self, data: bytes) -> None:
+            written.append(data)
+
+    transport = Transport()
+    held_writes(transport, lambda: (transport.write(b"a"), transport.write(b"b")))
+    assert written == [b"a", b"b"]
