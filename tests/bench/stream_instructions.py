@@ -14,6 +14,17 @@ is divided by the streams. Then, unless ``--setup-only``, one burst of streams o
 second: its count less the one-token streams', over the 23 further tokens, is what relaying one more
 token costs (at 5 a second even a server slowed by callgrind reads its tokens one at a time).
 
+**To the first token** counts what a burst's time to first token is made of: a burst of streams
+the upstream holds after their first token, counted from its start until the load client has every
+stream's first token; then the upstream lets the streams end, uncounted. It leaves out what a stream
+does after its first token (the relay of the rest, the settle, the request log), which the one-token
+count holds: a burst's p99 time to the first token is this count's CPU, queued 200 deep. Under
+callgrind a burst lasts seconds, so what Switchyard does by the clock meanwhile (the chat's sweeper
+each second, a waiting relay's check on its producer every 5 s) is counted in too, far more of it
+than in a real burst. The held streams wait longer than Switchyard lets a stream idle and a chat
+reply's producer go without its heartbeat, so both limits are raised for every count
+(``HELD_STREAMS_ENV``). ``--first-token-only`` counts this alone.
+
 A server under callgrind runs 30 to 50 times slower, so its bursts queue far more than on the real
 core, what runs by the clock (a cache kept for 100 ms, a batch flushed every 5 ms) happens more
 often per stream, and what a real burst batches (admissions, settlements) reaches Redis one call
@@ -32,6 +43,7 @@ interpreter), and gives each count's change.
 
     python -m tests.bench stream_instructions
     python -m tests.bench.stream_instructions --before /tmp/before --only v1
+    python -m tests.bench.stream_instructions --before /tmp/before --only v1 --first-token-only
 """
 
 from __future__ import annotations
@@ -42,6 +54,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -82,34 +96,122 @@ def _tokens_of(model: str) -> int:
     return int(model.split("-")[1].split("x")[0])  # stream-<tokens>x<every ms>-<first ms>
 
 
+KINDS = ("setup", "per token", "first token")
+
+
 def count(
-    target: streaming.Target, out_file: str, *, streams: int, bursts: int, side_pids: list[int], per_token: bool
-) -> tuple[float, float | None]:
-    """Instructions per stream over ``bursts`` bursts of ``streams`` one-token streams (after two
-    uncounted warm-up bursts), and with ``per_token`` the instructions of each further token: one
-    burst of 24-token streams at 5 tokens a second (slow enough that a server slowed by callgrind
-    still reads its tokens one by one) less the one-token streams, over the 23 further tokens. The
-    server is stopped afterwards."""
+    target: streaming.Target,
+    out_file: str,
+    *,
+    streams: int,
+    bursts: int,
+    side_pids: list[int],
+    kinds: tuple[str, ...],
+    upstream_url: str,
+) -> dict[str, float]:
+    """Instructions, by kind (those in ``kinds``), after two uncounted warm-up bursts:
+
+    - ``setup``: per stream over ``bursts`` bursts of ``streams`` one-token streams;
+    - ``per token``: each further token: one burst of 24-token streams at 5 tokens a second (slow
+      enough that a server slowed by callgrind still reads its tokens one by one) less the one-token
+      streams (so ``setup`` is counted too), over the 23 further tokens;
+    - ``first token``: per stream, to its first token (``to_first_token``).
+
+    The server is stopped afterwards."""
     process = target.process
+    figures: dict[str, float] = {}
     try:
         for _ in range(2):
             streaming.measure(target, streaming.SETUP_MODEL, streams, side_pids=side_pids)
-        _control(process.pid, "--instr=on")
-        _counted_bursts(target, streaming.SETUP_MODEL, streams=streams, bursts=bursts, side_pids=side_pids)
-        _control(process.pid, "--instr=off")
-        _control(process.pid, "--dump")
-        setup = counted_total(out_file) / (streams * bursts)
-        if not per_token:
-            return setup, None
-        _control(process.pid, "--instr=on")  # the dump above zeroed the counts
-        _counted_bursts(target, streaming.SLOW_MODEL, streams=streams, bursts=1, side_pids=side_pids)
-        _control(process.pid, "--instr=off")
-        _control(process.pid, "--dump")
-        whole = counted_total(out_file) - setup * streams * bursts
-        further = _tokens_of(streaming.SLOW_MODEL) - 1
-        return setup, (whole / streams - setup) / further
+        if "setup" in kinds or "per token" in kinds:
+            total = _counted(
+                out_file,
+                process.pid,
+                lambda: _counted_bursts(
+                    target, streaming.SETUP_MODEL, streams=streams, bursts=bursts, side_pids=side_pids
+                ),
+            )
+            figures["setup"] = total / (streams * bursts)
+        if "per token" in kinds:
+            whole = _counted(
+                out_file,
+                process.pid,
+                lambda: _counted_bursts(target, streaming.SLOW_MODEL, streams=streams, bursts=1, side_pids=side_pids),
+            )
+            further = _tokens_of(streaming.SLOW_MODEL) - 1
+            figures["per token"] = (whole / streams - figures["setup"]) / further
+        if "first token" in kinds:
+            figures["first token"] = to_first_token(
+                target, out_file, streams=streams, side_pids=side_pids, upstream_url=upstream_url
+            )
     finally:
         process.stop()
+    return figures
+
+
+# Held streams wait for the whole of a burst slowed by callgrind: longer than the stream idle limit,
+# and longer than a chat reply's producer may go without its heartbeat.
+HELD_STREAMS_ENV = {"SWITCHYARD_STREAM_IDLE_S": "600", "SWITCHYARD_CHAT_PRODUCER_LOST_S": "600"}
+FIRST_TOKENS_WAIT_S = 600.0
+
+
+def _counted(out_file: str, pid: int, work: Callable[[], None]) -> int:
+    """The instructions counted while ``work`` runs (callgrind's dump zeroes the counts)."""
+    before = counted_total(out_file)
+    _control(pid, "--instr=on")
+    try:
+        work()
+    finally:
+        _control(pid, "--instr=off")
+        _control(pid, "--dump")
+    return counted_total(out_file) - before
+
+
+def _release(upstream_url: str) -> None:
+    """Let the upstream send the rest of the streams it holds (``streamkit/upstream.py``)."""
+    import urllib.request
+
+    urllib.request.urlopen(urllib.request.Request(f"{upstream_url}/release", data=b"", method="POST"), timeout=10)
+
+
+def to_first_token(
+    target: streaming.Target, out_file: str, *, streams: int, side_pids: list[int], upstream_url: str
+) -> float:
+    """Instructions per stream from a burst's start until its load client has every stream's first
+    token (the upstream holds each stream after it, ``streaming.FIRST_TOKEN_MODEL``); then the
+    upstream lets them end, uncounted."""
+    pid = target.process.pid
+    runs: list[streaming.Run] = []
+    failures: list[BaseException] = []
+    signal = Path(tempfile.mkdtemp(prefix="switchyard-first-tokens-")) / "all"
+
+    def burst() -> None:
+        try:
+            model = streaming.FIRST_TOKEN_MODEL
+            runs.append(streaming.measure(target, model, streams, side_pids=side_pids, first_tokens_path=str(signal)))
+        except BaseException as error:  # raised again below, from the main thread
+            failures.append(error)
+
+    loading = threading.Thread(target=burst)
+
+    def to_the_last_first_token() -> None:
+        loading.start()
+        ends = time.monotonic() + FIRST_TOKENS_WAIT_S
+        while not signal.exists() and loading.is_alive() and time.monotonic() < ends:
+            time.sleep(0.005)
+
+    try:
+        total = _counted(out_file, pid, to_the_last_first_token)
+    finally:
+        _release(upstream_url)
+        loading.join()
+        shutil.rmtree(signal.parent, ignore_errors=True)
+    if failures:
+        raise failures[0]
+    run = runs[0]
+    if run.completed != streams or run.tokens != 2 * streams:
+        raise RuntimeError(f"{target.name}: {run.completed}/{streams} streams completed: {run.errors}")
+    return total / streams
 
 
 def instructions(
@@ -118,10 +220,10 @@ def instructions(
     bursts: int = 3,
     only: frozenset[str] = frozenset(),
     before: Path | None = None,
-    per_token: bool = True,
+    kinds: tuple[str, ...] = KINDS,
 ) -> dict[str, str]:
-    """Instructions per stream for each server (``only``: those named), and with ``before`` for
-    ``v1`` and chat served by that checkout too."""
+    """Instructions per stream for each server (``only``: those named), of each kind in ``kinds``
+    (see ``count``), and with ``before`` for ``v1`` and chat served by that checkout too."""
     upstream = streaming.start_upstream()
     secret, user = streaming.registry_and_key(upstream.url)
     headers = {"Authorization": f"Bearer {secret}"}
@@ -140,7 +242,7 @@ def instructions(
     for label, checkout in checkouts.items():
 
         def switchyard(prefix: list[str], checkout: Path = checkout) -> Any:
-            return streaming.start_switchyard("daphne", checkout, prefix=prefix)
+            return streaming.start_switchyard("daphne", checkout, prefix=prefix, env=HELD_STREAMS_ENV)
 
         starters[f"{label}v1"] = lambda prefix, start=switchyard, label=label: streaming.Target(
             f"{label}v1", start(prefix), "v1", headers
@@ -148,31 +250,44 @@ def instructions(
         starters[f"{label}chat"] = lambda prefix, start=switchyard, label=label: _named(
             streaming._chat_target(start(prefix), secret, user), f"{label}chat"
         )
-    counts: dict[str, float] = {}
-    tokens: dict[str, float] = {}
+    counts: dict[str, dict[str, float]] = {kind: {} for kind in KINDS}
     try:
         for name, start in starters.items():
             if only and name.removeprefix("before ") not in only:
                 continue
             out_file = str(work / f"{name.replace(' ', '-')}.callgrind")
             target = start(callgrind_prefix(out_file))
-            counts[name], token = count(
-                target, out_file, streams=streams, bursts=bursts, side_pids=[upstream.pid], per_token=per_token
+            figures_of = count(
+                target,
+                out_file,
+                streams=streams,
+                bursts=bursts,
+                side_pids=[upstream.pid],
+                kinds=kinds,
+                upstream_url=upstream.url,
             )
-            if token is not None:
-                tokens[name] = token
+            for kind, value in figures_of.items():
+                counts[kind][name] = value
     finally:
         upstream.stop()
         shutil.rmtree(work, ignore_errors=True)
-    figures = {"counted": f"{bursts} bursts of {streams} one-token streams per server, under callgrind"}
-    if tokens:
-        slow_tokens = _tokens_of(streaming.SLOW_MODEL)
-        figures["counted"] += f", then one of {streams} streams of {slow_tokens} tokens at 5 a second"
-    for name, per_stream in counts.items():
-        figures[f"{name} setup"] = _compared(name, per_stream, counts, "M instructions per stream", 1e6)
-        if name in tokens:
-            unit = "k instructions per further token"
-            figures[f"{name} per token"] = _compared(name, tokens[name], tokens, unit, 1e3)
+    counted = []
+    if counts["setup"]:
+        counted.append(f"{bursts} bursts of {streams} one-token streams per server")
+    if counts["per token"]:
+        counted.append(f"one of {streams} streams of {_tokens_of(streaming.SLOW_MODEL)} tokens at 5 a second")
+    if counts["first token"]:
+        counted.append(f"one of {streams} streams to their first token")
+    figures = {"counted": ", then ".join(counted) + ", under callgrind"}
+    units = {
+        "setup": ("M instructions per stream", 1e6),
+        "per token": ("k instructions per further token", 1e3),
+        "first token": ("M instructions per stream to its first token", 1e6),
+    }
+    for kind, of in counts.items():
+        unit, scale = units[kind]
+        for name, value in of.items():
+            figures[f"{name} {kind}"] = _compared(name, value, of, unit, scale)
     return figures
 
 
@@ -202,6 +317,14 @@ def run() -> dict[str, str]:
     return instructions()
 
 
+def _kinds(options: argparse.Namespace) -> tuple[str, ...]:
+    if options.first_token_only:
+        return ("first token",)
+    if options.setup_only:
+        return ("setup",)
+    return KINDS
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--streams", type=int, default=50, help="one-token streams per burst")
@@ -209,6 +332,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="", help=f"comma-separated servers to count ({', '.join(SERVERS)})")
     parser.add_argument("--before", type=Path, help="another checkout whose v1 and chat are counted too")
     parser.add_argument("--setup-only", action="store_true", help="count one-token streams only, not further tokens")
+    parser.add_argument(
+        "--first-token-only", action="store_true", help="count streams to their first token only (to_first_token)"
+    )
     options = parser.parse_args(argv)
     from tests.bench.environment import bench_environment
 
@@ -219,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown server(s): {', '.join(sorted(unknown))}")
     before = options.before.resolve() if options.before is not None else None
     figures = instructions(
-        streams=options.streams, bursts=options.bursts, only=only, before=before, per_token=not options.setup_only
+        streams=options.streams, bursts=options.bursts, only=only, before=before, kinds=_kinds(options)
     )
     for name, value in figures.items():
         print(f"{name}: {value}", flush=True)

@@ -83,6 +83,8 @@ FIRST_MS, EVERY_MS, TOKENS = 50, 50, 24
 MODEL = f"stream-{TOKENS}x{EVERY_MS}-{FIRST_MS}"
 SETUP_MODEL = f"stream-1x{EVERY_MS}-{FIRST_MS}"
 SLOW_MODEL = f"stream-{TOKENS}x200-{FIRST_MS}"  # 5 tokens/s
+# Held after its first token until the upstream is told to go on (streamkit/upstream.py, ``POST /release``).
+FIRST_TOKEN_MODEL = f"stream-2x0-{FIRST_MS}"
 ROOT = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
 
@@ -188,9 +190,12 @@ def start_server_floor(
     return process
 
 
-def start_switchyard(server: str, checkout: Path = ROOT, *, prefix: list[str] | None = None) -> Any:
+def start_switchyard(
+    server: str, checkout: Path = ROOT, *, prefix: list[str] | None = None, env: dict[str, str] | None = None
+) -> Any:
     """Switchyard as ``serve`` runs it, serving the code of ``checkout`` (this one by default);
-    ``prefix``: the command runs under it instead of pinned to the server core (a profiler)."""
+    ``prefix``: the command runs under it instead of pinned to the server core (a profiler);
+    ``env``: more of its environment."""
     from project.stack import daphne_command
     from tests.support import database_url_for_current_connection, free_port
 
@@ -200,7 +205,7 @@ def start_switchyard(server: str, checkout: Path = ROOT, *, prefix: list[str] | 
     else:
         command = [sys.executable, "-m", "uvicorn", "project.asgi:application", "--port", str(port)]
         command += ["--no-access-log", "--backlog", "2048"]
-    env = {"DATABASE_URL": database_url_for_current_connection(), "DEBUG": "0"}
+    env = {"DATABASE_URL": database_url_for_current_connection(), "DEBUG": "0", **(env or {})}
     ready_url = f"http://127.0.0.1:{port}/healthz"
     wrapper = _pinned(SERVER_CORE) if prefix is None else prefix
     process = _start(server, [*wrapper, *command], ready_url=ready_url, env=env, cwd=checkout)
@@ -243,7 +248,7 @@ def registry_and_key(upstream_url: str) -> tuple[str, Any]:
     provider, _ = Provider.objects.update_or_create(
         name="bench-upstream", defaults={"kind": Provider.Kind.OPENAI_COMPATIBLE, "base_url": upstream_url + "/v1"}
     )
-    for name in (MODEL, SETUP_MODEL, SLOW_MODEL):
+    for name in (MODEL, SETUP_MODEL, SLOW_MODEL, FIRST_TOKEN_MODEL):
         fields = {"provider": provider, "upstream": name, "cache_exact_enabled": False, "cache_semantic": False}
         LanguageModel.objects.update_or_create(
             name=name, defaults={**fields, "input_per_mtok": 1, "output_per_mtok": 2}
@@ -342,10 +347,19 @@ def _cpu_s(pid: int | None) -> float:
         return float(times.user + times.system)
 
 
-def measure(target: Target, model: str, streams: int, *, side_pids: list[int], ramp_s: float = 0.0) -> Run:
+def measure(
+    target: Target,
+    model: str,
+    streams: int,
+    *,
+    side_pids: list[int],
+    ramp_s: float = 0.0,
+    first_tokens_path: str | None = None,
+) -> Run:
     """Start ``streams`` streams at once (or spread evenly over ``ramp_s``) against ``target``; the
-    server's CPU over exactly that time."""
-    spec = target.spec(model, streams) | {"ramp_s": ramp_s}
+    server's CPU over exactly that time. ``first_tokens_path``: made once every stream has its first
+    token (``streamkit/load.py``)."""
+    spec = target.spec(model, streams) | {"ramp_s": ramp_s, "first_tokens_path": first_tokens_path}
     watch = RssWatch(target.process.pid)
     sampler = threading.Thread(target=watch.run, daemon=True)
     sampler.start()

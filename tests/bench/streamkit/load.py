@@ -8,7 +8,8 @@ upstream's marker (`` zq``) in the bytes, so its cost per token is a ``bytes.fin
   same connection, read until the ``done`` (or ``error``) event.
 
 Time to first token counts from the moment the stream's connection is opened. The spec comes as
-JSON in ``argv[1]``; per-stream results go to stdout as JSON.
+JSON in ``argv[1]``; per-stream results go to stdout as JSON. With ``first_tokens_path`` in the spec,
+that file is made as soon as every stream has its first token (or has ended without one).
 
     python -m tests.bench.streamkit.load '{"kind": "v1", "port": 9200, "streams": 10, "body": {...}}'
 """
@@ -75,12 +76,29 @@ async def _whole_body(reader: asyncio.StreamReader, head: bytes, body: bytes) ->
     return body
 
 
-async def _read_stream(reader: asyncio.StreamReader, kind: str, started: float, result: Stream, pending: bytes) -> None:
+class FirstTokens:
+    """Makes ``path`` (if any) once ``streams`` streams have had their first token or ended without one."""
+
+    def __init__(self, path: str | None, streams: int) -> None:
+        self.path = path
+        self.left = streams
+
+    def seen(self) -> None:
+        self.left -= 1
+        if self.left == 0 and self.path:
+            with open(self.path, "w"):
+                pass
+
+
+async def _read_stream(
+    reader: asyncio.StreamReader, kind: str, started: float, result: Stream, pending: bytes, firsts: FirstTokens
+) -> None:
     ends = _END[kind]
     seen = bytearray(pending)
     while True:
         if result.ttft_ms is None and MARKER in seen:
             result.ttft_ms = (time.perf_counter() - started) * 1000
+            firsts.seen()
         tail = bytes(seen[-4096:])
         if any(end in tail for end in ends):
             break
@@ -93,7 +111,7 @@ async def _read_stream(reader: asyncio.StreamReader, kind: str, started: float, 
     result.ok = b"event: error" not in seen and b'"error"' not in seen
 
 
-async def one(spec: dict[str, Any], index: int, gate: asyncio.Event, begun: list[float]) -> Stream:
+async def one(spec: dict[str, Any], index: int, gate: asyncio.Event, begun: list[float], firsts: FirstTokens) -> Stream:
     result = Stream()
     await gate.wait()
     if spec.get("ramp_s"):  # arrivals spread evenly over ramp_s instead of all at once
@@ -122,11 +140,13 @@ async def one(spec: dict[str, Any], index: int, gate: asyncio.Event, begun: list
         if result.status != 200:
             result.error = f"status {result.status}: {rest[:300]!r}"
             return result
-        await _read_stream(reader, spec["kind"], started, result, rest)
+        await _read_stream(reader, spec["kind"], started, result, rest, firsts)
     except (OSError, ValueError) as error:
         result.error = f"{type(error).__name__}: {error}"
     finally:
         result.total_ms = (time.perf_counter() - started) * 1000
+        if result.ttft_ms is None:
+            firsts.seen()
         if writer is not None:
             writer.close()
     return result
@@ -137,7 +157,8 @@ async def run(spec: dict[str, Any]) -> list[Stream]:
         spec["body"] = json.dumps(spec["body"])
     gate = asyncio.Event()
     begun = [0.0]
-    tasks = [asyncio.ensure_future(one(spec, index, gate, begun)) for index in range(spec["streams"])]
+    firsts = FirstTokens(spec.get("first_tokens_path"), spec["streams"])
+    tasks = [asyncio.ensure_future(one(spec, index, gate, begun, firsts)) for index in range(spec["streams"])]
     await asyncio.sleep(0)
     begun[0] = time.perf_counter()
     gate.set()

@@ -3,8 +3,10 @@
 ``POST /v1/chat/completions`` streams ``tokens`` chunks of content " zq", the first after ``first_ms``
 and the rest every ``every_ms``, then a finish chunk, a usage chunk and ``[DONE]``; the request's
 ``model`` names the shape, ``stream-<tokens>x<every_ms>-<first_ms>`` (anything else: 24 tokens,
-50 ms, 50 ms). Without ``"stream": true`` it answers the whole completion at once. HTTP/1.1 keep-alive
-with chunked bodies, one request at a time per connection, which is what HTTP clients send.
+50 ms, 50 ms). Every 0 holds each stream after its first token until ``POST /release``, which sends
+the rest of every held stream, 50 ms apart. Without ``"stream": true`` it answers the whole completion
+at once. HTTP/1.1 keep-alive with chunked bodies, one request at a time per connection, which is what
+HTTP clients send.
 
     python -m tests.bench.streamkit.upstream --port 9100
 """
@@ -26,6 +28,8 @@ _HEAD = (
     b"transfer-encoding: chunked\r\n\r\n"
 )
 _NOT_FOUND = b"HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}"
+_RELEASED = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}"
+RELEASE_EVERY_S = 0.05
 _PREFIX = b'{"id":"chatcmpl-up","object":"chat.completion.chunk","created":1700000000,"model":"up","choices":'
 
 
@@ -86,6 +90,10 @@ class Upstream(asyncio.Protocol):
         self.respond(head, body)
 
     def respond(self, head: bytes, body: bytes) -> None:
+        if head.startswith(b"POST /release"):
+            self.transport.write(_RELEASED)
+            _release()
+            return
         if not head.startswith(b"POST /v1/chat/completions"):
             self.transport.write(_NOT_FOUND)
             return
@@ -102,11 +110,25 @@ class Upstream(asyncio.Protocol):
         if self.transport.is_closing():
             return
         self.transport.write(FIRST if sent == 1 else NEXT)
+        if sent < tokens and not every_s:
+            _HELD.append((self, tokens))  # until ``POST /release``
+            return
         if sent < tokens:
             self.timer = loop.call_later(every_s, self.send, loop, sent + 1, tokens, every_s)
         else:
             self.timer = None
             self.transport.write(FINISH + _usage(tokens) + END)
+
+
+_HELD: list[tuple[Upstream, int]] = []  # streams held after their first token, with their token counts
+
+
+def _release() -> None:
+    loop = asyncio.get_running_loop()
+    held = list(_HELD)
+    _HELD.clear()
+    for stream, tokens in held:
+        stream.timer = loop.call_later(RELEASE_EVERY_S, stream.send, loop, 2, tokens, RELEASE_EVERY_S)
 
 
 async def serve(port: int) -> None:
