@@ -48,8 +48,8 @@ first body, then the chunked body's end, each a send and a TCP segment for the c
 What daphne writes while it handles the first or the last body message of a response (the head
 before the body, the chunked end after it) is now held and goes out as one send: a whole ``/v1``
 answer reaches its client in 1 send where it took 3, a one-token stream in 3 where it took 5
-(docs/benchmarks.md, "One send per reply message"). A stream's other messages write once each and
-go out as they come.
+(docs/benchmarks.md, "One send per reply message, and a count to the first token"). A stream's
+other messages write once each and go out as they come.
 
 Daphne reads a WebSocket's frames as fast as the client sends them and queues each for the
 application without limit, while the application may be waiting (for a slow reader, for the
