@@ -183,12 +183,14 @@ def to_first_token(
     pid = target.process.pid
     runs: list[streaming.Run] = []
     failures: list[BaseException] = []
-    signal = Path(tempfile.mkdtemp(prefix="switchyard-first-tokens-")) / "all"
+    all_first = Path(tempfile.mkdtemp(prefix="switchyard-first-tokens-")) / "all"
 
     def burst() -> None:
         try:
             model = streaming.FIRST_TOKEN_MODEL
-            runs.append(streaming.measure(target, model, streams, side_pids=side_pids, first_tokens_path=str(signal)))
+            runs.append(
+                streaming.measure(target, model, streams, side_pids=side_pids, first_tokens_path=str(all_first))
+            )
         except BaseException as error:  # raised again below, from the main thread
             failures.append(error)
 
@@ -197,7 +199,7 @@ def to_first_token(
     def to_the_last_first_token() -> None:
         loading.start()
         ends = time.monotonic() + FIRST_TOKENS_WAIT_S
-        while not signal.exists() and loading.is_alive() and time.monotonic() < ends:
+        while not all_first.exists() and loading.is_alive() and time.monotonic() < ends:
             time.sleep(0.005)
 
     try:
@@ -205,7 +207,7 @@ def to_first_token(
     finally:
         _release(upstream_url)
         loading.join()
-        shutil.rmtree(signal.parent, ignore_errors=True)
+        shutil.rmtree(all_first.parent, ignore_errors=True)
     if failures:
         raise failures[0]
     run = runs[0]
