@@ -13,8 +13,8 @@ What requests create after that still reaches the oldest generation, and with 20
 a full collection walked it all: three per 600 benchmark streams, 50-65 ms each, the one stall of
 an event loop that otherwise never waits. So a full collection was made to wait for 100 collections
 of the middle generation instead of CPython's 10 (400 now, see below); what full collections cost in
-total fell by two thirds
-(``GC`` timings of ``tests.bench.streaming``'s ``/v1`` run, recorded in docs/benchmarks.md).
+total fell by two thirds (``GC`` timings of ``tests.bench.streaming``'s ``/v1`` run, recorded in
+docs/benchmarks.md).
 
 The young generation was collected every 700 allocations (CPython's threshold), about 80 times per
 200 benchmark streams, and each collection walked whatever of the streams' objects was alive at that
