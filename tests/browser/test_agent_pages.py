@@ -190,6 +190,8 @@ def test_the_agents_default_model_is_one_the_person_may_use(page, live_web, work
     sign_in(page, live_web.url, person, "/tasks/")
     form = page.get_by_role("form", name="Start a task")
     expect(form.get_by_label("Model")).to_have_value("")  # the agent's default
+    # The agents load after the page: clicked before, the required, still empty select blocks the submit.
+    expect(form.get_by_label("Agent")).to_have_value("research-assistant")
     form.get_by_label("Input").fill("Run on whatever I may use")
     form.get_by_role("button", name="Start task").click()
     expect(form.get_by_role("status")).to_contain_text("Started")
