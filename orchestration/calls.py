@@ -39,7 +39,7 @@ from orchestration.errors import DeadlinePassed, InvalidRequest, ServiceError, e
 from orchestration.http import door, keys_only, lean_route, raw_body, request_id_of
 from orchestration.orchestrator import CallContext, ReplyStream
 from orchestration.registry import ModelRoute, Snapshot, asnapshot
-from orchestration.sse import EventStreamResponse, sse_event
+from orchestration.sse import EventStreamResponse, header_set, sse_event
 from orchestration.tokens import CL100K_KINDS, tokens_count, tokens_kept, utf8_size
 from orchestration.types import ChatRequest, Chunk, Served, Usage
 from orchestration.validation import json_object_from, prompt_parts
@@ -111,7 +111,7 @@ def _timed(view: View) -> View:
     async def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         started = time.perf_counter()
         response = await view(request, *args, **kwargs)
-        response["openai-processing-ms"] = str(round((time.perf_counter() - started) * 1000))
+        header_set(response, "openai-processing-ms", str(round((time.perf_counter() - started) * 1000)))
         return response
 
     return wrapped
@@ -351,10 +351,7 @@ async def stream_opened(call: Call, stream: ReplyStream) -> Chunk | None:
 
 def stream_response(call: Call, stream: ReplyStream, events: AsyncGenerator[bytes, None]) -> EventStreamResponse:
     """The 200 event stream, with the key's limit headers and what serves it (its cost comes at the end)."""
-    response = EventStreamResponse(events)
-    for name, value in {**call.headers(), **served_headers(stream.served, with_cost=False)}.items():
-        response[name] = value
-    return response
+    return EventStreamResponse(events, headers={**call.headers(), **served_headers(stream.served, with_cost=False)})
 
 
 def stream_failure_event(call: Call, error: Exception) -> bytes:

@@ -8,12 +8,13 @@ closing an idle stream.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
 import orjson
 from django.core.serializers.json import DjangoJSONEncoder
-from django.http import StreamingHttpResponse
+from django.http import HttpResponseBase, StreamingHttpResponse
+from django.http.response import ResponseHeaders
 
 PING = b": ping\n\n"
 
@@ -33,6 +34,7 @@ STREAM_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"Cache-Control", b"no-cache"),
     (b"X-Accel-Buffering", b"no"),
 )
+_CONTENT_TYPE = STREAM_HEADERS[0][1].decode()
 
 
 # orjson writes an event in a tenth of the standard encoder's time (a stream writes one per token);
@@ -89,10 +91,59 @@ class EventStreamResponse(StreamingHttpResponse):
     Django sends a streaming body through three wrappers per chunk (``__aiter__``, a byte-making
     generator, a chunking loop); the edge's lean handler sends ``events`` straight to the server
     instead, one ASGI message per item. Anywhere else it is an ordinary ``StreamingHttpResponse``.
+
+    Its headers are kept as the bytes that go on the wire (``wire_headers``): a ``/v1`` stream
+    carries about twenty (the key's limits, what served it), and each set through Django's
+    ``ResponseHeaders`` is checked, stored, then encoded again for ASGI: about 1 µs a header of a
+    stream's setup. ``headers`` given here, and those added by ``wire_set``, are checked as Django
+    checks them (no line breaks, Latin-1) and encoded once. The first use of Django's own header API
+    (``response[name]``, ``headers``, ``items()``...) moves them into Django's headers, where
+    everything after reads and changes them as on any response.
     """
 
-    def __init__(self, events: AsyncGenerator[bytes, None], *, status: int = 200) -> None:
-        super().__init__(events, status=status)
+    def __init__(
+        self, events: AsyncGenerator[bytes, None], *, status: int = 200, headers: Mapping[str, str] | None = None
+    ) -> None:
+        self._wire: list[tuple[bytes, bytes]] = []
+        super().__init__(events, status=status, content_type=_CONTENT_TYPE)
         self.events = events
-        for name, value in STREAM_HEADERS:
-            self[name.decode()] = value.decode()
+        self._wire.extend(STREAM_HEADERS[1:])
+        if headers:
+            for name, value in headers.items():
+                self.wire_set(name, value)
+
+    @property  # type: ignore[override]
+    def headers(self) -> ResponseHeaders:
+        if self._wire:  # Django's header API is used: the wire's headers join Django's
+            wire, self._wire = self._wire, []
+            for name, value in wire:
+                self._django_headers[name.decode("ascii")] = value.decode("latin-1")
+        return self._django_headers
+
+    @headers.setter
+    def headers(self, value: ResponseHeaders) -> None:
+        self._django_headers = value
+
+    def wire_set(self, name: str, value: str) -> None:
+        """Set a header not set before, as ``response[name] = value`` would (a value Django would
+        refuse or MIME-encode goes through Django)."""
+        if self._wire and name.isprintable() and value.isprintable():
+            try:
+                self._wire.append((name.encode("ascii"), value.encode("latin-1")))
+                return
+            except UnicodeError:
+                pass
+        self[name] = value
+
+    def wire_headers(self) -> list[tuple[bytes, bytes]]:
+        """Every header, as ASGI sends them."""
+        django = [(name.encode("ascii"), value.encode("latin-1")) for name, value in self._django_headers.items()]
+        return django + self._wire
+
+
+def header_set(response: HttpResponseBase, name: str, value: str) -> None:
+    """``response[name] = value``, straight onto the wire's headers for an event stream."""
+    if isinstance(response, EventStreamResponse):
+        response.wire_set(name, value)
+    else:
+        response[name] = value

@@ -170,7 +170,7 @@ class LeanHandler(ASGIHandler):
         if not isinstance(response, EventStreamResponse):
             await super().send_response(response, send)
             return
-        headers = [(name.encode("ascii"), value.encode("latin1")) for name, value in response.items()]
+        headers = response.wire_headers()
         await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
         task = asyncio.current_task()
         async with aclosing(response.events) as events:

@@ -32,6 +32,7 @@ from django.http import Http404, HttpResponse, HttpResponseBase
 from django.http.request import split_domain_port, validate_host
 
 from orchestration.requestids import request_id_from
+from orchestration.sse import header_set
 from orchestration.telemetry.logs import request_context_set
 from project.edge.handler import LeanHandler, _cancelled_by, finished
 from project.edge.middleware import json_shaped
@@ -182,5 +183,5 @@ class RawHandler:
                 logger.warning("%s: %s", type(error).__name__, request.path, extra={"status_code": status})
             response = HttpResponse(status=status)
         response = finished(json_shaped(request, response))  # type: ignore[arg-type]
-        response["X-Request-ID"] = request.request_id
+        header_set(response, "X-Request-ID", request.request_id)
         return response
