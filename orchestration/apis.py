@@ -14,9 +14,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import math
+import secrets
 import struct
 import time
-import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
@@ -115,7 +115,7 @@ async def _complete_response(call: Call, chat: ChatRequest, choices: int = 1) ->
 
 
 def completion_id() -> str:
-    return f"chatcmpl-{uuid.uuid4().hex}"
+    return f"chatcmpl-{secrets.token_hex(16)}"
 
 
 def _choice(index: int, response: ChatResponse) -> dict[str, Any]:

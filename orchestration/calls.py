@@ -64,6 +64,7 @@ class Call:
     admission: Admission
     ctx: CallContext
     max_tokens: int | None = None  # what the call asked to write at most; it stretches the deadline
+    deadline_s: float | None = None  # its deadline's length, once known (``_deadline_s``)
 
     @property
     def route(self) -> ModelRoute:
@@ -219,14 +220,14 @@ async def call_admitted(
     if chat is not None:
         _require_logprobs(route, chat)
         await _require_fit(route, registry, chat)
+    hold_s = _hold_s(endpoint, route, max_tokens)
     admission = await admit(
-        caller,
-        model=model,
-        input_tokens=prompt_tokens_from_chars(chars),
-        max_tokens=max_tokens,
-        hold_s=_hold_s(endpoint, route, max_tokens),
+        caller, model=model, input_tokens=prompt_tokens_from_chars(chars), max_tokens=max_tokens, hold_s=hold_s
     )
-    return Call(request, admission, ctx or context_of(request, caller, endpoint), max_tokens)
+    ctx = ctx or context_of(request, caller, endpoint)
+    # The deadline the door keeps is the hold's, unless the caller set one of its own.
+    same = ctx.deadline_s is None and ctx.endpoint == endpoint and admission.route is route
+    return Call(request, admission, ctx, max_tokens, deadline_s=hold_s if same else None)
 
 
 def _cache_control(request: HttpRequest) -> str:
@@ -265,15 +266,22 @@ def served_headers(served: Served, *, with_cost: bool = True) -> dict[str, str]:
 
 async def _within_deadline(call: Call, awaitable: Awaitable[Any]) -> Any:
     """Await an Orchestrator call with a last-resort timeout just past its own deadline."""
-    writes = _writes(call.route, call.max_tokens, call.ctx.endpoint != "embedding")
-    seconds = deadline_for(
-        call.ctx.endpoint, requested_s=call.ctx.deadline_s, route=call.route, max_tokens=writes
-    ).total_s
+    seconds = _deadline_s(call)
     try:
         async with asyncio.timeout(seconds + _DEADLINE_MARGIN_S):
             return await awaitable
     except TimeoutError:
         raise DeadlinePassed("deadline_exceeded", f"No answer within the deadline of {seconds:g} s.") from None
+
+
+def _deadline_s(call: Call) -> float:
+    """The length of the call's deadline, worked out once per call."""
+    if call.deadline_s is None:
+        writes = _writes(call.route, call.max_tokens, call.ctx.endpoint != "embedding")
+        call.deadline_s = deadline_for(
+            call.ctx.endpoint, requested_s=call.ctx.deadline_s, route=call.route, max_tokens=writes
+        ).total_s
+    return call.deadline_s
 
 
 def _with_limit_headers(error: ServiceError, call: Call) -> ServiceError:

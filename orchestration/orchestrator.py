@@ -925,10 +925,16 @@ class ReplyStream:
         """Start the upstream stream and wait for its first chunk (nothing reached the caller yet)."""
         timeout = call_timeout(_deadline(self._call), self._request, route, provider, stream=True)
         adapter = self._orchestrator.adapter(provider.config)
-        upstream = adapter.stream(replace(self._request, model=route.upstream), timeout=timeout)
+        request = self._request
+        if request.model != route.upstream:
+            request = replace(request, model=route.upstream)
+        upstream = adapter.stream(request, timeout=timeout)
         watchdog = ReadWatchdog()
         try:
-            first = await _next_chunk(upstream, timeout.first_token + GUARD_S, watchdog)
+            if adapter.bounds_stream_reads:  # its own limits end the wait for the first chunk too
+                first = await anext(upstream, None)
+            else:
+                first = await _next_chunk(upstream, timeout.first_token + GUARD_S, watchdog)
             if first is None:
                 raise ProviderError(ErrorKind.MALFORMED, "the stream ended before its first chunk")
         except BaseException:

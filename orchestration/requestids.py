@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-import uuid
+import secrets
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,4 +15,4 @@ def request_id_from(headers: Mapping[str, str] | Any) -> str:
     sent = headers.get("X-Request-ID", "")
     if sent and _CLIENT_ID.match(sent):
         return str(sent)
-    return f"req_{uuid.uuid4().hex}"
+    return f"req_{secrets.token_hex(16)}"

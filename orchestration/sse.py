@@ -8,6 +8,7 @@ closing an idle stream.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
@@ -109,8 +110,12 @@ class EventStreamResponse(StreamingHttpResponse):
         self.events = events
         self._wire.extend(STREAM_HEADERS[1:])
         if headers:
-            for name, value in headers.items():
-                self.wire_set(name, value)
+            wire = _wire_of(headers)
+            if wire is not None:
+                self._wire.extend(wire)
+            else:
+                for name, value in headers.items():
+                    self.wire_set(name, value)
 
     @property  # type: ignore[override]
     def headers(self) -> ResponseHeaders:
@@ -139,6 +144,16 @@ class EventStreamResponse(StreamingHttpResponse):
         """Every header, as ASGI sends them."""
         django = [(name.encode("ascii"), value.encode("latin-1")) for name, value in self._django_headers.items()]
         return django + self._wire
+
+
+def _wire_of(headers: Mapping[str, str]) -> list[tuple[bytes, bytes]] | None:
+    """``headers`` as wire bytes, checked all at once; None when one needs Django's hand."""
+    if not "".join(itertools.chain.from_iterable(headers.items())).isprintable():
+        return None
+    try:
+        return [(name.encode("ascii"), value.encode("latin-1")) for name, value in headers.items()]
+    except UnicodeError:
+        return None
 
 
 def header_set(response: HttpResponseBase, name: str, value: str) -> None:

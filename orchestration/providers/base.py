@@ -51,7 +51,8 @@ class Provider(ABC):
     #: True where the service only pretends (the simulator): the UI labels its replies.
     simulated: bool = False
     #: True when every read of ``stream`` ends within ``timeout``'s limits by the adapter's own
-    #: doing; the Orchestrator then sets no time limit of its own on each chunk after the first.
+    #: doing (the first chunk's within ``first_token``); the Orchestrator then sets no time limit
+    #: of its own on any chunk.
     bounds_stream_reads: bool = False
 
     def __init__(self, config: ProviderConfig) -> None:
