@@ -41,6 +41,7 @@ from redis.exceptions import NoScriptError, RedisError
 from orchestration.access.budgets import (
     EPOCH_KEY,
     counter_ttl_s,
+    month_of,
     spend_counter_key,
     spend_from_request_log,
     usd_to_units,
@@ -48,6 +49,7 @@ from orchestration.access.budgets import (
 from orchestration.database import database_call
 from orchestration.loops import PerLoop, detached
 from orchestration.redisclients import FAST, redis_async, redis_sync
+from orchestration.sharedcalls import SharedCalls
 
 logger = logging.getLogger("switchyard.access")
 
@@ -403,6 +405,20 @@ def _logged_units(limits: Limits, now: float) -> int:
     return spend_from_request_log(api_key_id=limits.api_key_id, user_id=limits.user_id, now=moment)
 
 
+# One sum of the request log at a time per payer and month: a burst of one payer's calls that all
+# find its counter to rebuild (a key's first calls, every key's after Redis restarts) shares it,
+# where each call summed the month's rows again. The rebuild keeps the larger of the counter and
+# the sum, so a sum a moment older than the call's own would have been loses nothing.
+_spend_reads: SharedCalls[tuple[str, str], int] = SharedCalls()
+
+
+async def _logged_units_shared(limits: Limits, now: float) -> int:
+    async def read() -> int:
+        return await database_call(_logged_units)(limits, now)
+
+    return await _spend_reads((limits.tag, month_of(datetime.fromtimestamp(now, UTC))), read)
+
+
 def _epoch_of(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -442,7 +458,7 @@ async def _admit(limits: Limits, token_cost: int, reserve_units: int, hold_s: fl
     admit = _admit_command(limits, token_cost, reserve_units, hold_s, now, stamp)
     result = await _admit_batcher().admit(admit)
     if _status(result) == "rebuild":
-        logged = await database_call(_logged_units)(limits, now)
+        logged = await _logged_units_shared(limits, now)
         rebuild = _rebuild_command(limits, now, logged_units=logged, epoch=_epoch_of(result[1]), plus_units=0)
         result = (await _evaluate([rebuild, admit]))[-1]
     if _status(result) == "rebuild":  # the epoch moved again meanwhile: admit, never refuse blindly
@@ -688,7 +704,7 @@ async def _settled(settlements: list[_Settlement], results: list[Any]) -> None:
     for settlement, counted in zip(settlements, results, strict=True):
         if counted:
             continue
-        logged = await database_call(_logged_units)(settlement.limits, settlement.now)
+        logged = await _logged_units_shared(settlement.limits, settlement.now)
         epoch = _epoch_of(await redis_async(FAST).get(EPOCH_KEY) or b"0")
         rebuild = _rebuild_command(
             settlement.limits, settlement.now, logged_units=logged, epoch=epoch, plus_units=settlement.cost_units

@@ -11,6 +11,7 @@ from datetime import timezone as dt_timezone
 from decimal import Decimal
 
 import pytest
+from django.db.backends.signals import connection_created
 from django.utils import timezone
 
 from orchestration.access.budgets import EPOCH_KEY, spend_counter_key, units_to_usd, usd_to_units
@@ -217,6 +218,34 @@ async def test_the_spend_counter_is_rebuilt_from_the_request_log(alice, redis_cl
     await limits_settle(limits, await admit(limits, 1, now.timestamp), tokens_used=1, cost_usd=Decimal("0.50"))
     refused = await admit(limits, 1, now.timestamp)
     assert refused.status == "budget_spent"
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_burst_that_finds_its_counter_missing_sums_the_request_log_once(alice, redis_client) -> None:  # type: ignore[no-untyped-def]
+    key, _ = await in_thread(api_key_create, user=alice, monthly_budget_usd=Decimal("1.00"))
+    now = timezone.now()
+    await in_thread(log_cost, key.pk, "0.60", now)
+    sums: list[str] = []
+
+    def counted(execute, sql, params, many, context):  # type: ignore[no-untyped-def]
+        if 'SUM("orchestration_requestlog"."cost_usd")' in sql:
+            sums.append(sql)
+        return execute(sql, params, many, context)
+
+    def watch(sender, connection, **kwargs):  # type: ignore[no-untyped-def]
+        connection.execute_wrappers.append(counted)
+
+    await asyncio.to_thread(close_thread_connections)  # the next query opens a connection, watched
+    connection_created.connect(watch)
+    try:
+        verdicts = await asyncio.gather(*(admit(budget("1.00", key.pk), 1, now.timestamp) for _ in range(30)))
+    finally:
+        connection_created.disconnect(watch)
+    assert all(verdict.allowed for verdict in verdicts)
+    assert spend_of(redis_client, f"k{key.pk}", now) == Decimal("0.60")  # counted once, not once a call
+    # The first call goes to Redis alone and the others together once it is back (the batcher), so
+    # the two groups may each start the sum; 30 calls no longer make 30 sums.
+    assert 1 <= len(sums) <= 2
 
 
 @pytest.mark.django_db(transaction=True)
