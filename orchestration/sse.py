@@ -129,10 +129,10 @@ class EventStreamResponse(StreamingHttpResponse):
     def headers(self, value: ResponseHeaders) -> None:
         self._django_headers = value
 
-    def wire_set(self, name: str, value: str) -> None:
+    def wire_set(self, name: str, value: Any) -> None:
         """Set a header not set before, as ``response[name] = value`` would (a value Django would
         refuse or MIME-encode goes through Django)."""
-        if self._wire and name.isprintable() and value.isprintable():
+        if self._wire and isinstance(value, str) and name.isprintable() and value.isprintable():
             try:
                 self._wire.append((name.encode("ascii"), value.encode("latin-1")))
                 return
@@ -148,7 +148,10 @@ class EventStreamResponse(StreamingHttpResponse):
 
 def _wire_of(headers: Mapping[str, str]) -> list[tuple[bytes, bytes]] | None:
     """``headers`` as wire bytes, checked all at once; None when one needs Django's hand."""
-    if not "".join(itertools.chain.from_iterable(headers.items())).isprintable():
+    try:
+        if not "".join(itertools.chain.from_iterable(headers.items())).isprintable():
+            return None
+    except TypeError:  # a value that is not text: Django makes it one
         return None
     try:
         return [(name.encode("ascii"), value.encode("latin-1")) for name, value in headers.items()]

@@ -68,6 +68,14 @@ def test_a_value_beyond_latin_1_is_encoded_as_django_encodes_it() -> None:
     assert (b"X-Served-Model", b"=?utf-8?b?5qih5Z6L?=") in response.wire_headers()
 
 
+def test_a_value_that_is_not_text_is_made_text_as_django_makes_it() -> None:
+    response = EventStreamResponse(_events(), headers={"X-RateLimit-Limit-Requests": 60})  # type: ignore[dict-item]
+    header_set(response, "openai-processing-ms", 12)  # type: ignore[arg-type]
+
+    assert (b"X-RateLimit-Limit-Requests", b"60") in response.wire_headers()
+    assert response["openai-processing-ms"] == "12"
+
+
 def test_header_set_on_any_other_response_is_djangos() -> None:
     response = HttpResponse(b"{}")
 
