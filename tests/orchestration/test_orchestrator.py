@@ -168,6 +168,20 @@ async def test_a_stream_failing_before_its_first_chunk_falls_back_transparently(
     assert stream.served.ttft_ms is not None
 
 
+async def test_a_stream_whose_first_token_is_late_falls_back_at_the_first_token_limit(
+    orchestrator: Orchestrator, registry: Any, simulator: Simulator, settings: Any
+) -> None:
+    # The adapter's own first-token limit ends the wait (every HTTP adapter bounds its reads).
+    settings.SWITCHYARD = {**settings.SWITCHYARD, "STREAM_FIRST_TOKEN_S": 0.3}
+    simulator.configure("big", ttft_ms=5000)
+    started = asyncio.get_running_loop().time()
+    stream = orchestrator.stream(ask("big", max_tokens=12), ctx())
+    chunks = [chunk async for chunk in stream]
+    assert stream.served.model == "small" and stream.served.fallback_from == "big"
+    assert "".join(chunk.delta for chunk in chunks)
+    assert asyncio.get_running_loop().time() - started < 4.0  # the retries of "big" are 0.3 s each, not 5
+
+
 async def test_a_stream_failing_after_its_first_chunk_raises_instead_of_ending_quietly(
     orchestrator: Orchestrator, registry: Any, simulator: Simulator
 ) -> None:
