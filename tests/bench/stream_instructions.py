@@ -29,11 +29,13 @@ A server under callgrind runs 30 to 50 times slower, so its bursts queue far mor
 core, what runs by the clock (a cache kept for 100 ms, a batch flushed every 5 ms) happens more
 often per stream, and what a real burst batches (admissions, settlements) reaches Redis one call
 at a time, as a lone stream's does: compare counts with counts, not with the streaming bench's
-milliseconds. Each Switchyard server is counted with an API key of its own, and only once the
-request log holds the warm-up bursts' rows: the second server counted on one shared key counted
-about 8% more than the first, and the warm-ups' batch of rows, landing in a count or not, moved it
-by up to a quarter. So kept, two counts of the same code agree within about 1% (a count now and
-then reads a few percent high: repeat a count before believing a difference of that size).
+milliseconds. Each Switchyard server is counted with an API key of its own, and each section
+only once the request log holds a row for every stream before it (``_RowsWritten``): the second
+server counted on one shared key counted about 8% more than the first, and an earlier burst's batch
+of rows, landing in a count or not, moved it by up to a quarter. So kept, two counts of the same
+code agree within about 1%. What runs by the clock still lands in a count by chance: the registry's
+snapshot, read again every 5 s, fell into the first-token section of a run of every kind and not
+into a first-token count alone, so compare first-token counts made with ``--first-token-only``.
 Servers, each on the same upstream as in the streaming bench:
 
 - **daphne-serve-floor**: the raw ASGI relay on daphne as ``serve`` runs it (the ``/v1`` shape);
