@@ -29,9 +29,10 @@ import redis
 import redis.asyncio as aioredis
 from django.conf import settings
 from redis.exceptions import NoScriptError, RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from orchestration.loops import PerLoop
-from orchestration.redisclients import DEFAULT, STREAMS, redis_async, redis_sync
+from orchestration.redisclients import DEFAULT, STREAM_WRITES, STREAMS, redis_async, redis_sync
 from orchestration.sse import json_compact, sse_event
 from orchestration.watchdog import ReadWatchdog
 
@@ -122,31 +123,47 @@ def _sha(script: str) -> str:
     return hashlib.sha1(script.encode()).hexdigest()
 
 
+# How long a round trip of ``_scripts_run`` may take: the streams client's read timeout.
+SCRIPTS_ROUND_TRIP_S = STREAMS.socket_timeout_s or 30.0
+
+
 async def _scripts_run(script: str, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
     """``script`` run once for each ``(keys, args)``, in one round trip: each answer, or the error
     Redis gave that call. Scripts Redis forgot (a restart, a flush) are loaded again and the calls
     sent once more. A lone call goes as a command of its own: an async pipeline hands its
     connection back through ``asyncio.shield``, a task and a turn of the loop more
-    (docs/benchmarks.md, "Commands written without a task of their own")."""
-    client, sha = _async_client(), _sha(script)
+    (docs/benchmarks.md, "Commands written without a task of their own").
+
+    Each round trip has one time limit, ``SCRIPTS_ROUND_TRIP_S``, past which it fails as a read
+    of the streams client would (``redis.TimeoutError``); its connection is dropped, as redis-py
+    drops a connection whose read was cut short. Its client keeps no timeout per reply
+    (``STREAM_WRITES``): a pipeline of a hundred replies' appends had a hundred timers."""
+    client, sha = redis_async(STREAM_WRITES), _sha(script)
     answers: list[Any] = []
     for attempt in range(2):
-        if len(calls) == 1:
-            keys, args = calls[0]
-            try:
-                answers = [await client.evalsha(sha, len(keys), *keys, *args)]
-            except ResponseError as error:  # the call's own error, as a pipeline reports it
-                answers = [error]
-        else:
-            async with client.pipeline(transaction=False) as pipe:
-                for keys, args in calls:
-                    pipe.evalsha(sha, len(keys), *keys, *args)
-                answers = await pipe.execute(raise_on_error=False)
-        if attempt == 0 and any(isinstance(answer, NoScriptError) for answer in answers):
-            await client.script_load(script)
-            continue
+        try:
+            async with asyncio.timeout(SCRIPTS_ROUND_TRIP_S):
+                answers = await _scripts_round_trip(client, sha, calls)
+                if attempt == 0 and any(isinstance(answer, NoScriptError) for answer in answers):
+                    await client.script_load(script)
+                    continue
+        except TimeoutError as error:
+            raise RedisTimeoutError(f"Redis did not answer within {SCRIPTS_ROUND_TRIP_S:g} s.") from error
         break
     return answers
+
+
+async def _scripts_round_trip(client: aioredis.Redis, sha: str, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
+    if len(calls) == 1:
+        keys, args = calls[0]
+        try:
+            return [await client.evalsha(sha, len(keys), *keys, *args)]
+        except ResponseError as error:  # the call's own error, as a pipeline reports it
+            return [error]
+    async with client.pipeline(transaction=False) as pipe:
+        for keys, args in calls:
+            pipe.evalsha(sha, len(keys), *keys, *args)
+        return list(await pipe.execute(raise_on_error=False))
 
 
 def sync_client() -> redis.Redis:

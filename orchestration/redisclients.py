@@ -68,6 +68,10 @@ FAST_TEXT = Profile(
 )
 # Chat streams: no read timeout below the longest XREAD BLOCK a relay uses.
 STREAMS = Profile("streams", socket_timeout_s=30.0, connect_timeout_s=5.0, max_connections=64)
+# The chat's appends and sweeps: pipelines of a script call per reply, whose caller times each round
+# trip as a whole (``chat.streams._scripts_run``). redis-py timed every reply of such a pipeline on a
+# timer of its own: about half the timers of a chat reply, each a heap push and a cancel.
+STREAM_WRITES = Profile("stream-writes", socket_timeout_s=None, connect_timeout_s=5.0, max_connections=64)
 # Pub/sub listeners wait for messages indefinitely; their liveness is checked by pings.
 LISTEN = Profile("listen", socket_timeout_s=None, connect_timeout_s=2.0)
 # Everything else: admin pages, readiness, workers, management commands.
@@ -210,15 +214,15 @@ class EagerSend:
     each round trip, though a command nearly always leaves with the write itself. A lone round trip
     cost 112-137 µs of CPU on the benchmark's core (docs/benchmarks.md, "Appends that wait for
     company"). This one writes, and waits for the socket (with the same timeout, failing as redis-py
-    fails) only when the transport holds more than its high-water mark, when ``drain`` would wait.
-    Anything unusual (not connected, closing, a health check due) goes the library's way.
+    fails) only when the transport holds more than its high-water mark, when ``drain`` would wait;
+    a connection without a timeout waits as long as its caller lets it, as redis-py's would. Anything
+    unusual (not connected, closing, a health check due) goes the library's way.
     """
 
     async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
         writer = self._writer  # type: ignore[attr-defined]
         eager = (
             self.is_connected  # type: ignore[attr-defined]
-            and self.socket_timeout  # type: ignore[attr-defined]
             and not (check_health and self.health_check_interval)  # type: ignore[attr-defined]
             and isinstance(command, bytes | list)
             and not writer.transport.is_closing()

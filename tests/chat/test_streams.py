@@ -288,3 +288,39 @@ async def test_a_sweep_that_comes_after_a_reply_ended_does_not_claim_it_again() 
     assert not await streams.producer_alive(81)
     await streams.replies_sweep([81])  # swept by a pass that began before the end
     assert not await streams.producer_alive(81)
+
+
+async def test_appends_that_go_together_land_each_with_its_own_answer() -> None:
+    # One pipeline for the appends of many replies, timed as one round trip.
+    results = await asyncio.gather(
+        *(streams.event_append(300 + n, ReplyEvent(1, "token", {"delta": f"r{n}"})) for n in range(40)),
+        streams.event_append(300, ReplyEvent(1, "token", {"delta": "a repeat of r0's id"})),
+    )
+    assert results == [True] * 40 + [False]  # the repeat is out of order: refused, alone
+    assert [e.data for e in await streams.events_all(317)] == [{"delta": "r17"}]
+
+
+async def test_an_append_that_redis_never_answers_fails_at_the_round_trips_limit(
+    settings, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    import redis
+
+    from orchestration.redisclients import redis_async_close
+
+    # A server that answers a new connection's handshake, then never answers a command again.
+    async def silent_after_handshake(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(65536):
+            writer.write(b"+OK\r\n" * data.count(b"SETINFO"))
+
+    server = await asyncio.start_server(silent_after_handshake, "127.0.0.1", 0)
+    settings.REDIS_URL = f"redis://127.0.0.1:{server.sockets[0].getsockname()[1]}/0"
+    monkeypatch.setattr(streams, "SCRIPTS_ROUND_TRIP_S", 0.3)
+    started = asyncio.get_running_loop().time()
+    try:
+        with pytest.raises(redis.TimeoutError, match=r"did not answer within 0\.3 s"):
+            await streams.event_append(400, ReplyEvent(1, "token", {"delta": "lost"}))
+        assert asyncio.get_running_loop().time() - started < 2.0
+    finally:
+        await redis_async_close()
+        server.close()
+        await server.wait_closed()
