@@ -132,10 +132,11 @@ def json_body(request: HttpRequest) -> dict[str, Any]:
 # --- admission ---------------------------------------------------------------------------
 
 
-def _hold_s(endpoint: str, route: ModelRoute, max_tokens: int | None) -> float:
+def _hold_s(endpoint: str, route: ModelRoute, max_tokens: int | None, requested_s: float | None = None) -> float:
+    """The length of a call's deadline: how long its admission holds its reservation."""
     generates = endpoint != "embedding"
     return deadline_for(
-        endpoint, requested_s=None, route=route, max_tokens=_writes(route, max_tokens, generates)
+        endpoint, requested_s=requested_s, route=route, max_tokens=_writes(route, max_tokens, generates)
     ).total_s
 
 
@@ -277,10 +278,7 @@ async def _within_deadline(call: Call, awaitable: Awaitable[Any]) -> Any:
 def _deadline_s(call: Call) -> float:
     """The length of the call's deadline, worked out once per call."""
     if call.deadline_s is None:
-        writes = _writes(call.route, call.max_tokens, call.ctx.endpoint != "embedding")
-        call.deadline_s = deadline_for(
-            call.ctx.endpoint, requested_s=call.ctx.deadline_s, route=call.route, max_tokens=writes
-        ).total_s
+        call.deadline_s = _hold_s(call.ctx.endpoint, call.route, call.max_tokens, call.ctx.deadline_s)
     return call.deadline_s
 
 

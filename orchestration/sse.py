@@ -9,7 +9,7 @@ closing an idle stream.
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Collection, Mapping
 from typing import Any
 
 import orjson
@@ -110,10 +110,10 @@ class EventStreamResponse(StreamingHttpResponse):
         self.events = events
         self._wire.extend(STREAM_HEADERS[1:])
         if headers:
-            wire = _wire_of(headers)
+            wire = _wire_of(headers.items())
             if wire is not None:
                 self._wire.extend(wire)
-            else:
+            else:  # one of them needs Django's hand: each goes its own way
                 for name, value in headers.items():
                     self.wire_set(name, value)
 
@@ -132,13 +132,11 @@ class EventStreamResponse(StreamingHttpResponse):
     def wire_set(self, name: str, value: Any) -> None:
         """Set a header not set before, as ``response[name] = value`` would (a value Django would
         refuse or MIME-encode goes through Django)."""
-        if self._wire and isinstance(value, str) and name.isprintable() and value.isprintable():
-            try:
-                self._wire.append((name.encode("ascii"), value.encode("latin-1")))
-                return
-            except UnicodeError:
-                pass
-        self[name] = value
+        wire = _wire_of(((name, value),)) if self._wire else None
+        if wire is not None:
+            self._wire += wire
+        else:
+            self[name] = value
 
     def wire_headers(self) -> list[tuple[bytes, bytes]]:
         """Every header, as ASGI sends them."""
@@ -146,16 +144,15 @@ class EventStreamResponse(StreamingHttpResponse):
         return django + self._wire
 
 
-def _wire_of(headers: Mapping[str, str]) -> list[tuple[bytes, bytes]] | None:
-    """``headers`` as wire bytes, checked all at once; None when one needs Django's hand."""
+def _wire_of(headers: Collection[tuple[str, Any]]) -> list[tuple[bytes, bytes]] | None:
+    """``(name, value)`` headers as wire bytes, checked all at once as Django checks them (no line
+    break, Latin-1); None when one needs Django's hand (a refusal, a MIME encoding, a value that is
+    not text)."""
     try:
-        if not "".join(itertools.chain.from_iterable(headers.items())).isprintable():
+        if not "".join(itertools.chain.from_iterable(headers)).isprintable():
             return None
-    except TypeError:  # a value that is not text: Django makes it one
-        return None
-    try:
-        return [(name.encode("ascii"), value.encode("latin-1")) for name, value in headers.items()]
-    except UnicodeError:
+        return [(name.encode("ascii"), value.encode("latin-1")) for name, value in headers]
+    except (TypeError, UnicodeError):
         return None
 
 
