@@ -12,17 +12,18 @@ Everything else of the chat stays on the ORM.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models import Field, Model
 from django.db.models.base import ModelState
 from django.db.models.signals import post_init, pre_init
 from django.utils import timezone
 
 from chat.models import Conversation, Message
-from orchestration.database import plain_types
+from orchestration.database import db_preparer, plain_types
 from orchestration.errors import NotFound
 
 M = TypeVar("M", bound=Model)
@@ -124,48 +125,66 @@ def read_instances(model: type[M], attnames: tuple[str, ...], rows: list[tuple[A
     return made
 
 
+class _Written(NamedTuple):
+    """A field as an ``INSERT`` writes it: its attribute, its own ``pre_save`` if it has one (a
+    stamp such as ``auto_now_add``; None: the value as the instance holds it, which is all that
+    ``Field.pre_save`` does), the types it sends unconverted, and its conversion (``db_preparer``)."""
+
+    attname: str
+    pre_save: Callable[[Model, bool], Any] | None
+    plain: tuple[type, ...]
+    prepare: Callable[[Any, Any], Any]
+
+
 @dataclass(frozen=True)
 class _InsertPlan:
-    """The ``INSERT`` of a model's rows: ``{head} VALUES {row}, {row}...{returning}``, and each
-    field with the types it sends unconverted."""
+    """The ``INSERT`` of a model's rows: ``{head} VALUES {row}, {row}...{returning}``, and how each
+    field is written."""
 
     head: str
     row: str
     returning: str
-    fields: list[tuple[Field[Any, Any], tuple[type, ...]]]
+    fields: list[_Written]
 
     def sql(self, rows: int = 1) -> str:
         return f"{self.head} VALUES {', '.join([self.row] * rows)}{self.returning}"
 
-    def values(self, instance: Model) -> list[Any]:
+    def values(self, instance: Model, database: Any) -> list[Any]:
         """The row of ``instance``: the fields' own ``pre_save`` (``created_at`` stamped as the ORM
-        does), each value converted by its field unless the field sends its type as it is."""
+        does), each value converted by its field for ``database`` unless the field sends its type
+        as it is."""
         values = []
-        for field, plain in self.fields:
-            value = field.pre_save(instance, True)
-            values.append(value if type(value) in plain else field.get_db_prep_save(value, connection))
+        for field in self.fields:
+            value = getattr(instance, field.attname) if field.pre_save is None else field.pre_save(instance, True)
+            values.append(value if type(value) in field.plain else field.prepare(value, database))
         return values
 
 
 @functools.cache
 def _insert_plan(model: type[Model]) -> _InsertPlan:
-    fields = [field for field in model._meta.concrete_fields if not field.primary_key]
+    fields = _concrete_fields(model)
     columns = ", ".join(_quote(str(field.column)) for field in fields)
     returning = f" RETURNING {_column(model, 'id')}" if connection.features.can_return_columns_from_insert else ""
     return _InsertPlan(
         f"INSERT INTO {_quote(model._meta.db_table)} ({columns})",
         f"({', '.join(['%s'] * len(fields))})",
         returning,
-        [(field, plain_types(field)) for field in fields],
+        [_written(field) for field in fields],
     )
+
+
+def _written(field: Field[Any, Any]) -> _Written:
+    pre_save = field.pre_save if type(field).pre_save is not Field.pre_save else None
+    return _Written(str(field.attname), pre_save, plain_types(field), db_preparer(field))
 
 
 def insert(instance: Model) -> None:
     """``instance.save()`` of a new row as one prepared ``INSERT``; sets its id."""
     model = type(instance)
     plan = _insert_plan(model)
+    values = plan.values(instance, connections[DEFAULT_DB_ALIAS])
     with connection.cursor() as cursor:
-        cursor.execute(plan.sql(), plan.values(instance))
+        cursor.execute(plan.sql(), values)
         if plan.returning:
             instance.pk = cursor.fetchone()[0]
         else:
@@ -185,15 +204,23 @@ def insert_all(instances: list[Model]) -> None:
         for instance in instances:
             insert(instance)
         return
-    size = max(1, connection.ops.bulk_batch_size([field for field, _ in plan.fields], instances))
+    database = connections[DEFAULT_DB_ALIAS]
+    size = max(1, database.ops.bulk_batch_size(_concrete_fields(type(instances[0])), instances))
     for start in range(0, len(instances), size):
         chunk = instances[start : start + size]
+        values = [value for instance in chunk for value in plan.values(instance, database)]
         with connection.cursor() as cursor:
-            cursor.execute(plan.sql(len(chunk)), [value for instance in chunk for value in plan.values(instance)])
+            cursor.execute(plan.sql(len(chunk)), values)
             ids = sorted(row_id for (row_id,) in cursor.fetchall())
         for instance, row_id in zip(chunk, ids, strict=True):
             instance.pk = row_id
             _saved(instance)
+
+
+@functools.cache
+def _concrete_fields(model: type[Model]) -> list[Field[Any, Any]]:
+    """The fields an ``INSERT`` of ``model`` writes (all but the primary key)."""
+    return [field for field in model._meta.concrete_fields if not field.primary_key]
 
 
 @dataclass(frozen=True)
@@ -249,10 +276,11 @@ def _saved(instance: Model) -> None:
 
 def conversation_touch(conversation: Conversation) -> None:
     """``conversation.save(update_fields=["title", "updated_at"])`` as one prepared ``UPDATE``."""
-    updated_at = Conversation._meta.get_field("updated_at")
+    updated_at = _field_written(Conversation, "updated_at")
     conversation.updated_at = timezone.now()
     sql = _update_sql(Conversation, ("title", "updated_at"), where=("id",))
-    values = [conversation.title, updated_at.get_db_prep_save(conversation.updated_at, connection), conversation.pk]
+    stamp = updated_at.prepare(conversation.updated_at, connections[DEFAULT_DB_ALIAS])
+    values = [conversation.title, stamp, conversation.pk]
     with connection.cursor() as cursor:
         cursor.execute(sql, values)
 
@@ -262,13 +290,11 @@ def conversations_touch(conversations: list[Conversation]) -> None:
     if len(conversations) == 1:
         conversation_touch(conversations[0])
         return
-    updated_at = Conversation._meta.get_field("updated_at")
+    updated_at, database = _field_written(Conversation, "updated_at"), connections[DEFAULT_DB_ALIAS]
     rows = []
     for conversation in conversations:
         conversation.updated_at = timezone.now()
-        rows.append(
-            [conversation.title, updated_at.get_db_prep_save(conversation.updated_at, connection), conversation.pk]
-        )
+        rows.append([conversation.title, updated_at.prepare(conversation.updated_at, database), conversation.pk])
     with connection.cursor() as cursor:
         cursor.executemany(_update_sql(Conversation, ("title", "updated_at"), where=("id",)), rows)
 
@@ -281,11 +307,11 @@ def _update_sql(model: type[Model], names: tuple[str, ...], *, where: tuple[str,
 
 
 @functools.cache
-def _message_field(name: str) -> tuple[Field[Any, Any], tuple[type, ...]]:
-    """A field of ``Message``, and the types it sends the database unconverted."""
-    field = Message._meta.get_field(name)
+def _field_written(model: type[Model], name: str) -> _Written:
+    """How a field of ``model`` is written."""
+    field = model._meta.get_field(name)
     assert isinstance(field, Field)
-    return field, plain_types(field)
+    return _written(field)
 
 
 def reply_settle(message_id: int, fields: dict[str, Any]) -> int:
@@ -293,11 +319,12 @@ def reply_settle(message_id: int, fields: dict[str, Any]) -> int:
     prepared ``UPDATE``; the number of rows it changed (0: already settled, or gone)."""
     names = tuple(fields)
     sql = _update_sql(Message, names, where=("id", "status"))
+    database = connections[DEFAULT_DB_ALIAS]
     values = []
     for name in names:
-        field, plain = _message_field(name)
+        written = _field_written(Message, name)
         value = fields[name]
-        values.append(value if type(value) in plain else field.get_db_prep_save(value, connection))
+        values.append(value if type(value) in written.plain else written.prepare(value, database))
     with connection.cursor() as cursor:
         cursor.execute(sql, [*values, message_id, Message.Status.STREAMING.value])
         return int(cursor.rowcount)

@@ -131,6 +131,33 @@ def null_character_path(value: Any) -> str | None:
 _SAMPLES: dict[type, object] = {str: "x", int: 7, float: 1.5, type(None): None}
 
 
+# Whether a type is an SQL expression (has ``as_sql``), by type: see ``db_preparer``.
+_EXPRESSIONS: dict[type, bool] = {}
+
+
+def db_preparer(model_field: Field[Any, Any]) -> Callable[[Any, Any], Any]:
+    """``model_field.get_db_prep_save`` for writers that convert values themselves, taking the
+    database's wrapper itself (``connections[alias]``), not the ``connection`` proxy, which finds it
+    again at each attribute the conversion reads.
+
+    Django's ``Field.get_db_prep_save`` first asks each value ``hasattr(value, "as_sql")`` (an SQL
+    expression is sent as it is): for every date, decimal or flag that builds and formats an
+    ``AttributeError``, as costly as the conversion itself. The answer depends on the value's type,
+    so it is asked once per type; a field that changes ``get_db_prep_save`` keeps its own."""
+    if type(model_field).get_db_prep_save is not Field.get_db_prep_save:
+        return model_field.get_db_prep_save
+    convert = model_field.get_db_prep_value
+
+    def prepared(value: Any, connection: Any) -> Any:
+        kind = type(value)
+        expression = _EXPRESSIONS.get(kind)
+        if expression is None:
+            expression = _EXPRESSIONS[kind] = hasattr(kind, "as_sql")
+        return value if expression else convert(value, connection, prepared=False)
+
+    return prepared
+
+
 def plain_types(model_field: Field[object, object]) -> tuple[type, ...]:
     """The Python types whose values this field hands the default database unchanged, as its own
     conversion says: a text for a text column, an id for a link; not a date, a decimal or JSON,

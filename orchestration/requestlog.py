@@ -26,15 +26,23 @@ import os
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
-from django.db import IntegrityError, connection
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections
 from django.db.models import Field
 from django.utils import timezone
 
-from orchestration.database import connections_release, drop_broken_connections, plain_types, without_null_characters
+from orchestration.database import (
+    connections_release,
+    db_preparer,
+    drop_broken_connections,
+    plain_types,
+    without_null_characters,
+)
 from orchestration.types import Served
 
 logger = logging.getLogger(__name__)
@@ -208,10 +216,10 @@ def _model_fields() -> list[Field[object, object]]:
 
 
 @functools.cache
-def _insert_plan() -> tuple[str, tuple[tuple[str, Field[object, object], tuple[type, ...]], ...]]:
-    """The ``INSERT`` of one row, and for each of its columns the entry's field, the model field and
-    the types that need no conversion (converting every value of every row was most of the
-    writer's CPU)."""
+def _insert_plan() -> tuple[str, tuple[tuple[str, Callable[[Any, Any], Any], tuple[type, ...]], ...]]:
+    """The ``INSERT`` of one row, and for each of its columns the entry's field, the model field's
+    conversion (``db_preparer``) and the types that need none (converting every value of every row
+    was most of the writer's CPU)."""
     from orchestration.models import RequestLog
 
     model_fields = _model_fields()
@@ -220,7 +228,7 @@ def _insert_plan() -> tuple[str, tuple[tuple[str, Field[object, object], tuple[t
     placeholders = ", ".join(["%s"] * len(model_fields))
     sql = f"INSERT INTO {quote(RequestLog._meta.db_table)} ({columns}) VALUES ({placeholders})"
     plan = tuple(
-        (name, model_field, plain_types(model_field))
+        (name, db_preparer(model_field), plain_types(model_field))
         for name, model_field in zip(_ENTRY_FIELDS, model_fields, strict=True)
     )
     return sql, plan
@@ -229,10 +237,11 @@ def _insert_plan() -> tuple[str, tuple[tuple[str, Field[object, object], tuple[t
 def _insert(batch: list[LogEntry]) -> None:
     """One ``INSERT`` of every entry, each value as its model field would send it."""
     sql, plan = _insert_plan()
+    database = connections[DEFAULT_DB_ALIAS]
     rows = [
         [
-            value if type(value := getattr(entry, name)) in plain else model_field.get_db_prep_save(value, connection)
-            for name, model_field, plain in plan
+            value if type(value := getattr(entry, name)) in plain else prepare(value, database)
+            for name, prepare, plain in plan
         ]
         for entry in batch
     ]

@@ -101,6 +101,8 @@ if _database_url is None:
     _database_url = f"sqlite:///{VAR_DIR / 'switchyard.sqlite3'}"
 DATABASES = {"default": dj_database_url.parse(_database_url, conn_max_age=0)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Django's SQLite backend, its statements' placeholders converted once each (project/sqlite/base.py).
+    DATABASES["default"]["ENGINE"] = "project.sqlite"
     DATABASES["default"]["OPTIONS"] = {
         # WAL lets readers run beside the one writer; IMMEDIATE avoids "database is locked"
         # upgrades from read to write transactions when web and worker processes share the file.

@@ -6,7 +6,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 
 from chat import statements
 from chat.models import Conversation, Message
@@ -42,10 +42,15 @@ def test_an_inserted_message_is_the_row_the_orm_would_have_written(alice: Any) -
     assert row(prepared) == row(saved)
     assert Message.objects.get(pk=prepared.pk).created_at is not None
 
-    for field, plain in statements._insert_plan(Message).fields:
-        value = field.pre_save(prepared, True)
-        expected = field.get_db_prep_save(value, connection)
-        sent = value if type(value) in plain else expected
+    # What the plan sends for each field (stamps made by the fields' own ``pre_save``, which sets
+    # them on the instance) is what the field's own conversion makes of the instance's value.
+    database = connections[DEFAULT_DB_ALIAS]
+    plan = statements._insert_plan(Message)
+    sent_values = plan.values(prepared, database)
+    model_fields = [field for field in Message._meta.concrete_fields if not field.primary_key]
+    for field, way, sent in zip(model_fields, plan.fields, sent_values, strict=True):
+        assert way.attname == field.attname
+        expected = field.get_db_prep_save(getattr(prepared, field.attname), connection)
         assert sent == expected and type(sent) is type(expected), field.name
 
 

@@ -94,7 +94,9 @@ def test_a_row_whose_key_was_deleted_meanwhile_is_kept_without_the_link(alice: A
 
 @pytest.mark.django_db
 def test_each_value_reaches_the_database_as_its_model_field_would_send_it(alice: Any) -> None:
-    from orchestration.requestlog import _insert_plan
+    from django.db import DEFAULT_DB_ALIAS, connections
+
+    from orchestration.requestlog import _insert_plan, _model_fields
 
     row = entry(
         "same",
@@ -107,10 +109,11 @@ def test_each_value_reaches_the_database_as_its_model_field_would_send_it(alice:
         message_id=None,
     )
     _, plan = _insert_plan()
-    for name, model_field, plain in plan:
+    database = connections[DEFAULT_DB_ALIAS]
+    for (name, prepare, plain), model_field in zip(plan, _model_fields(), strict=True):
         value = getattr(row, name)
         expected = model_field.get_db_prep_save(value, connection)
-        sent = value if type(value) in plain else expected
+        sent = value if type(value) in plain else prepare(value, database)
         assert sent == expected and type(sent) is type(expected), name
 
 
