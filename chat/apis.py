@@ -16,7 +16,6 @@ from decimal import Context, Decimal
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.http.request import split_domain_port, validate_host
 from django.utils import timezone
@@ -32,6 +31,7 @@ from chat.replies import reply_start
 from chat.services import ReplyPlan
 from orchestration.access.admission import Caller, caller_for_secret, caller_for_user, caller_for_user_sync
 from orchestration.access.credentials import api_key_secret_from
+from orchestration.conf import setting
 from orchestration.database import database_call
 from orchestration.errors import InvalidRequest, MethodNotAllowed, ServiceError, error_body, error_body_of
 from orchestration.fields import TextField
@@ -551,10 +551,10 @@ def _host_allowed(headers: dict[str, str]) -> bool:
     """Whether Django's ``request.get_host()`` would take this Host; False also when it would
     read another header (``USE_X_FORWARDED_HOST``), so that the edge judges it as always."""
     host = headers.get("Host", "")
-    if not host or settings.USE_X_FORWARDED_HOST:
+    if not host or setting("USE_X_FORWARDED_HOST"):
         return False
-    allowed = settings.ALLOWED_HOSTS
-    if settings.DEBUG and not allowed:
+    allowed = setting("ALLOWED_HOSTS")
+    if setting("DEBUG") and not allowed:
         allowed = [".localhost", "127.0.0.1", "[::1]"]  # as Django's get_host
     domain, _ = split_domain_port(host)
     return bool(domain) and validate_host(domain, allowed)
@@ -566,7 +566,7 @@ async def _body_read(receive: Any) -> bytes | None:
     (``project/edge/daphne.py``), and one sent in chunks is read no further than one byte past the
     limit, so that a client cannot make the process hold more than that."""
     parts: list[bytes] = []
-    size, limit = 0, settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    size, limit = 0, setting("DATA_UPLOAD_MAX_MEMORY_SIZE")
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
@@ -584,7 +584,7 @@ def _json_of(headers: dict[str, str], body: bytes) -> Any:
         declared = int(headers.get("Content-Length") or 0)
     except ValueError:
         raise InvalidRequest("invalid_request", "The Content-Length header is not a number.") from None
-    if max(declared, len(body)) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+    if max(declared, len(body)) > setting("DATA_UPLOAD_MAX_MEMORY_SIZE"):
         raise body_too_large()
     if not body.strip():
         return {}

@@ -27,11 +27,11 @@ from dataclasses import dataclass, field
 from typing import cast
 
 from asgiref.sync import SyncToAsync
-from django.conf import settings
 from redis.exceptions import RedisError
 
 from chat import streams
 from chat.services import CLIENT_GONE, ReplyPlan, reply_generate
+from orchestration.conf import switchyard_setting
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ Clock = Callable[[], float]
 
 
 def grace_s() -> float:
-    return float(cast(float, settings.SWITCHYARD["CHAT_GRACE_S"]))
+    return float(cast(float, switchyard_setting("CHAT_GRACE_S")))
 
 
 class GraceWatch:

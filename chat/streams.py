@@ -27,10 +27,10 @@ from typing import Any, cast
 import orjson
 import redis
 import redis.asyncio as aioredis
-from django.conf import settings
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from orchestration.conf import switchyard_setting
 from orchestration.loops import PerLoop
 from orchestration.redisclients import DEFAULT, STREAM_WRITES, STREAMS, redis_async, redis_sync
 from orchestration.sse import json_compact, sse_event
@@ -101,12 +101,12 @@ def key(message_id: int, name: str) -> str:
 
 
 def finished_ttl_s() -> int:
-    return int(cast(float, settings.SWITCHYARD.get("CHAT_STREAM_TTL_S", 600)))
+    return int(cast(float, switchyard_setting("CHAT_STREAM_TTL_S", 600)))
 
 
 def producer_ttl_s() -> float:
     """A producer that has not said it is alive for this long is taken for dead."""
-    return float(cast(float, settings.SWITCHYARD.get("CHAT_PRODUCER_LOST_S", 10.0)))
+    return float(cast(float, switchyard_setting("CHAT_PRODUCER_LOST_S", 10.0)))
 
 
 # --- clients ------------------------------------------------------------------------------

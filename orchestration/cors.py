@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from typing import cast
 
-from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
+
+from orchestration.conf import switchyard_setting
 
 PREFLIGHT_MAX_AGE_S = 600
 EXPOSED_HEADERS = (
@@ -29,7 +30,7 @@ def cors_origin_allowed(request: HttpRequest) -> str | None:
     origin = request.headers.get("Origin")
     if not origin:
         return None
-    allowed = cast(list[str], settings.SWITCHYARD.get("CORS_ORIGINS", []))
+    allowed = cast(list[str], switchyard_setting("CORS_ORIGINS", []))
     return origin if origin in allowed or "*" in allowed else None
 
 

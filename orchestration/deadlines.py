@@ -16,8 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
-from django.conf import settings
-
+from orchestration.conf import switchyard_setting
 from orchestration.providers.base import CallTimeout
 from orchestration.registry import ModelRoute, ProviderSettings
 from orchestration.types import ChatRequest, OrchestrationError
@@ -40,7 +39,7 @@ _ENDPOINT_SETTING = {
 
 def _seconds(name: str, default: float) -> float:
     # settings.SWITCHYARD mixes types; these entries are floats read by env_float.
-    return float(cast(float, settings.SWITCHYARD.get(name, default)))
+    return float(cast(float, switchyard_setting(name, default)))
 
 
 def endpoint_deadline_s(endpoint: str) -> float:

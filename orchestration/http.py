@@ -12,12 +12,12 @@ import json
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.http.request import RawPostDataException
 from django.views.decorators.csrf import csrf_exempt
 
+from orchestration.conf import setting
 from orchestration.errors import InvalidRequest, Kind, MethodNotAllowed, ServiceError, TooLarge, error_body_of
 from orchestration.sse import json_compact
 from orchestration.validation import json_document
@@ -71,7 +71,7 @@ async def asgi_json_send(
 
 
 def body_too_large() -> TooLarge:
-    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    limit = setting("DATA_UPLOAD_MAX_MEMORY_SIZE")
     return TooLarge("request_too_large", f"The request body is larger than {limit} bytes.")
 
 
@@ -81,7 +81,7 @@ def raw_body(request: HttpRequest) -> bytes:
         declared = int(request.headers.get("Content-Length") or 0)
     except ValueError:
         raise InvalidRequest("invalid_request", "The Content-Length header is not a number.") from None
-    if declared > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+    if declared > setting("DATA_UPLOAD_MAX_MEMORY_SIZE"):
         raise body_too_large()
     try:
         return request.body

@@ -19,9 +19,10 @@ from typing import Any
 import hiredis
 import redis
 import redis.asyncio as aioredis
-from django.conf import settings
 from redis.driver_info import DriverInfo
 from redis.exceptions import DataError
+
+from orchestration.conf import setting
 
 # Found once: left to each connection, redis-py reads its own version from the package metadata
 # for every connection it opens (about a millisecond each, a burst of them when clients arrive).
@@ -92,7 +93,7 @@ def redis_async(profile: Profile = DEFAULT, *, url: str | None = None) -> aiored
     """The pooled async client of ``profile`` for the running event loop (``url``: another server
     than ``settings.REDIS_URL``)."""
     clients = _async.setdefault(asyncio.get_running_loop(), {})
-    key = (url or settings.REDIS_URL, profile)
+    key = (url or setting("REDIS_URL"), profile)
     client = clients.get(key)
     if client is None:
         client = clients[key] = aioredis.Redis(connection_pool=async_pool(profile, key[0]))
@@ -101,7 +102,7 @@ def redis_async(profile: Profile = DEFAULT, *, url: str | None = None) -> aiored
 
 def redis_sync(profile: Profile = DEFAULT, *, url: str | None = None) -> redis.Redis:
     """The pooled sync client of ``profile`` (shared by every thread of the process)."""
-    key = (url or settings.REDIS_URL, profile)
+    key = (url or setting("REDIS_URL"), profile)
     client = _sync.get(key)
     if client is None:
         with _sync_lock:

@@ -35,7 +35,6 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from django.conf import settings
 from redis.exceptions import NoScriptError, RedisError
 
 from orchestration.access.budgets import (
@@ -46,6 +45,7 @@ from orchestration.access.budgets import (
     spend_from_request_log,
     usd_to_units,
 )
+from orchestration.conf import setting
 from orchestration.database import database_call
 from orchestration.loops import PerLoop, detached
 from orchestration.redisclients import FAST, redis_async, redis_sync
@@ -331,11 +331,11 @@ _warned_at: dict[str, float] = {}
 
 
 def _redis_usable() -> bool:
-    return time.monotonic() >= _down_until.get(settings.REDIS_URL, 0.0)
+    return time.monotonic() >= _down_until.get(setting("REDIS_URL"), 0.0)
 
 
 def _redis_failed(error: Exception) -> None:
-    url, now = settings.REDIS_URL, time.monotonic()
+    url, now = setting("REDIS_URL"), time.monotonic()
     _down_until[url] = now + _BACKOFF_S
     if now - _warned_at.get(url, -_WARN_EVERY_S) >= _WARN_EVERY_S:
         _warned_at[url] = now

@@ -82,6 +82,7 @@ from typing import Any
 
 from django.conf import settings
 
+from orchestration.conf import setting, switchyard_setting
 from orchestration.errors import error_body
 from orchestration.requestids import request_id_from
 
@@ -111,7 +112,7 @@ def buffered_bytes(transport: Any) -> int:
 
 
 def _stall_s() -> float:
-    return float(settings.SWITCHYARD["SEND_STALL_S"])
+    return float(switchyard_setting("SEND_STALL_S"))
 
 
 async def drained(protocol: Any, *, stall_s: float | None = None) -> bool:
@@ -408,7 +409,7 @@ def _request_class(base: type) -> type:
             _bound_send_buffer(self.channel.transport if self.channel is not None else None)
 
         def gotLength(self, length: int | None) -> None:
-            if length is not None and length > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+            if length is not None and length > setting("DATA_UPLOAD_MAX_MEMORY_SIZE"):
                 self._refuse()
                 return
             super().gotLength(length)
@@ -417,7 +418,7 @@ def _request_class(base: type) -> type:
             if self._refused:
                 return
             self._body_seen += len(data)
-            if self._body_seen > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+            if self._body_seen > setting("DATA_UPLOAD_MAX_MEMORY_SIZE"):
                 self._refuse()
                 return
             super().handleContentChunk(data)

@@ -26,11 +26,11 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from django.conf import settings
 from django.core.exceptions import BadRequest, PermissionDenied, SuspiciousOperation
 from django.http import Http404, HttpResponse, HttpResponseBase
 from django.http.request import split_domain_port, validate_host
 
+from orchestration.conf import setting
 from orchestration.requestids import request_id_from
 from orchestration.sse import header_set
 from orchestration.telemetry.logs import request_context_set
@@ -90,10 +90,10 @@ def _host_allowed(headers: RawHeaders) -> bool:
     """The Host header passes Django's check (``HttpRequest.get_host``); False also when the
     check would read anything else (no Host, ``X-Forwarded-Host``), which the lean handler does."""
     host = headers.get("Host")
-    if not host or settings.USE_X_FORWARDED_HOST:
+    if not host or setting("USE_X_FORWARDED_HOST"):
         return False
-    allowed = settings.ALLOWED_HOSTS
-    if settings.DEBUG and not allowed:
+    allowed = setting("ALLOWED_HOSTS")
+    if setting("DEBUG") and not allowed:
         allowed = [".localhost", "127.0.0.1", "[::1]"]
     domain, _port = split_domain_port(host)
     return bool(domain) and validate_host(domain, allowed)
@@ -131,7 +131,7 @@ class RawHandler:
 
     async def __call__(self, view: View, scope: dict[str, Any], receive: Any, send: Any) -> None:
         headers = raw_headers(scope)
-        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        limit = setting("DATA_UPLOAD_MAX_MEMORY_SIZE")
         messages: list[dict[str, Any]] = []
         chunks: list[bytes] = []
         size = 0
