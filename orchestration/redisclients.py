@@ -191,13 +191,14 @@ class BoundedPool(aioredis.ConnectionPool):
 
 
 class HiredisPacking:
-    """Commands packed into the Redis protocol by hiredis's C packer.
+    """Commands packed into the Redis protocol by hiredis's C packer, each command's arguments whole.
 
-    redis-py's sync connections do so already when hiredis is installed; its asyncio ones pack in
-    Python, argument by argument, and that was 6% of the chat's CPU in the pinned streaming
-    benchmark (one script call per token; docs/benchmarks.md). The bytes are the same: hiredis
-    writes strings as UTF-8 and numbers as ``repr`` does, as redis-py's encoder with its default
-    encoding; what neither takes (a bool, ``None``) is refused as redis-py refuses it.
+    redis-py's sync connections use hiredis too, through a generator over the arguments (see
+    ``_sync_pool``); its asyncio ones pack in Python, argument by argument, and that was 6% of the
+    chat's CPU in the pinned streaming benchmark (one script call per token; docs/benchmarks.md).
+    The bytes are the same: hiredis writes strings as UTF-8 and numbers as ``repr`` does, as
+    redis-py's encoder with its default encoding; what neither takes (a bool, ``None``) is refused
+    as redis-py refuses it.
     """
 
     def pack_command(self, *args: Any) -> list[bytes]:
@@ -278,8 +279,24 @@ def _hiredis_packing(connection_class: type[Any]) -> type[Any]:
 
 
 def _sync_pool(profile: Profile, url: str) -> redis.ConnectionPool:
+    pool: redis.ConnectionPool
     if profile.max_connections is None:
-        return redis.ConnectionPool.from_url(url, max_connections=UNLIMITED, **_options(profile))
-    return redis.BlockingConnectionPool.from_url(
-        url, max_connections=profile.max_connections, timeout=profile.pool_wait_s, **_options(profile)
-    )
+        pool = redis.ConnectionPool.from_url(url, max_connections=UNLIMITED, **_options(profile))
+    else:
+        pool = redis.BlockingConnectionPool.from_url(
+            url, max_connections=profile.max_connections, timeout=profile.pool_wait_s, **_options(profile)
+        )
+    # redis-py's sync connections pack with hiredis already, through a generator over each
+    # command's arguments: twice the cost of packing the tuple whole (a batch of chat posts'
+    # admissions, 20 script calls, took 138 µs to pack against 70).
+    pool.connection_class = _sync_packing(pool.connection_class)
+    return pool
+
+
+def _sync_packing(connection_class: type[Any]) -> type[Any]:
+    """``connection_class`` packing each command's arguments as a whole with hiredis (made once)."""
+    packing = _packing_classes.get(connection_class)
+    if packing is None:
+        name = f"Hiredis{connection_class.__name__}"
+        packing = _packing_classes[connection_class] = type(name, (HiredisPacking, connection_class), {})
+    return packing

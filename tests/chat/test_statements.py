@@ -151,3 +151,35 @@ def test_instances_read_go_through_init_when_something_listens_for_it(alice: Any
     finally:
         post_init.disconnect(listener, sender=Message)
     assert seen == read
+
+
+@pytest.mark.django_db
+def test_a_new_instance_goes_through_init_when_something_listens_for_it(alice: Any) -> None:
+    from django.db.models.signals import post_init
+
+    conversation = Conversation.objects.create(owner=alice, title="t", model="m")
+    seen: list[Any] = []
+
+    def listener(sender: Any, instance: Any, **kwargs: Any) -> None:
+        seen.append(instance)
+
+    quiet = statements.instance(Message, conversation=conversation, content="hi")
+    post_init.connect(listener, sender=Message)
+    try:
+        heard = statements.instance(Message, conversation=conversation, content="hi")
+    finally:
+        post_init.disconnect(listener, sender=Message)
+    assert seen == [heard] and quiet not in seen
+    assert {k: v for k, v in quiet.__dict__.items() if k != "_state"} == {
+        k: v for k, v in heard.__dict__.items() if k != "_state"
+    }
+    assert quiet._state.adding and quiet._state.db is None
+
+
+def test_only_plain_field_attributes_are_set_straight_into_a_new_instance() -> None:
+    assert statements._plainly_set(Message, ("content", "conversation_id"))
+
+    class Described:
+        content = property(lambda self: "")
+
+    assert not statements._plainly_set(Described, ("content",))  # type: ignore[arg-type]

@@ -59,6 +59,23 @@ def test_what_redis_py_refuses_is_refused(bad: Any) -> None:
         HiredisPacking().pack_command("SET", "k", bad)
 
 
+def test_the_sync_clients_pack_whole_commands_and_speak_to_a_real_redis() -> None:
+    for profile in (DEFAULT, FAST):
+        client = redis_sync(profile)
+        assert isinstance(client.connection_pool.connection_class(), HiredisPacking)
+    client = redis_sync(FAST)
+    client.hset("sync-h", mapping={"é": "日本語", "n": 42, "f": 1.5})
+    assert client.hgetall("sync-h") == {"é".encode(): "日本語".encode(), b"n": b"42", b"f": b"1.5"}
+    with client.pipeline(transaction=True) as pipe:
+        pipe.set("sync-k", b"\x00bytes")
+        pipe.get("sync-k")
+        assert pipe.execute() == [True, b"\x00bytes"]
+    script = client.register_script("return {KEYS[1], ARGV[1], ARGV[2]}")
+    assert script(keys=["k"], args=[7, "ü"]) == [b"k", b"7", "ü".encode()]
+    with pytest.raises(DataError):
+        client.set("sync-bad", None)  # type: ignore[arg-type]
+
+
 async def test_the_clients_speak_to_a_real_redis() -> None:
     try:
         client = redis_async(DEFAULT)
