@@ -114,7 +114,9 @@ def test_each_value_reaches_the_database_as_its_model_field_would_send_it(alice:
         value = getattr(row, name)
         expected = model_field.get_db_prep_save(value, connection)
         sent = value if type(value) in plain else prepare(value, database)
-        assert sent == expected and type(sent) is type(expected), name
+        assert type(sent) is type(expected), name
+        # psycopg's ``Jsonb`` wraps a JSON document and has no equality of its own.
+        assert getattr(sent, "obj", sent) == getattr(expected, "obj", expected), name
 
 
 @pytest.mark.django_db(transaction=True)
