@@ -270,12 +270,17 @@ _packing_classes: dict[type[Any], type[Any]] = {}
 
 
 def _hiredis_packing(connection_class: type[Any]) -> type[Any]:
-    """``connection_class`` packing with hiredis and sending eagerly (one class per kind, made once)."""
-    packing = _packing_classes.get(connection_class)
-    if packing is None:
+    """``connection_class`` packing with hiredis and sending eagerly (async connections)."""
+    return _with(connection_class, HiredisPacking, EagerSend)
+
+
+def _with(connection_class: type[Any], *mixins: type[Any]) -> type[Any]:
+    """``connection_class`` with ``mixins`` in front, one class per kind, made once."""
+    made = _packing_classes.get(connection_class)
+    if made is None:
         name = f"Hiredis{connection_class.__name__}"
-        packing = _packing_classes[connection_class] = type(name, (HiredisPacking, EagerSend, connection_class), {})
-    return packing
+        made = _packing_classes[connection_class] = type(name, (*mixins, connection_class), {})
+    return made
 
 
 def _sync_pool(profile: Profile, url: str) -> redis.ConnectionPool:
@@ -289,14 +294,5 @@ def _sync_pool(profile: Profile, url: str) -> redis.ConnectionPool:
     # redis-py's sync connections pack with hiredis already, through a generator over each
     # command's arguments: twice the cost of packing the tuple whole (a batch of chat posts'
     # admissions, 20 script calls, took 138 µs to pack against 70).
-    pool.connection_class = _sync_packing(pool.connection_class)
+    pool.connection_class = _with(pool.connection_class, HiredisPacking)
     return pool
-
-
-def _sync_packing(connection_class: type[Any]) -> type[Any]:
-    """``connection_class`` packing each command's arguments as a whole with hiredis (made once)."""
-    packing = _packing_classes.get(connection_class)
-    if packing is None:
-        name = f"Hiredis{connection_class.__name__}"
-        packing = _packing_classes[connection_class] = type(name, (HiredisPacking, connection_class), {})
-    return packing
