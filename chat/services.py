@@ -456,16 +456,17 @@ def _posts_write(posts: list[MessagePost], prepared: dict[int, PreparedReply]) -
     """``_rows_write`` of each admitted post (each to a conversation of its own), in the
     transaction the caller holds: all the questions in one ``INSERT``, all the replies in another,
     the conversations touched by one statement."""
+    now = timezone.now()  # the batch's rows are made together, at one time
     questions = {index: _question(posts[index].conversation, posts[index].content) for index in prepared}
-    statements.insert_all(list(questions.values()))
+    statements.insert_all(list(questions.values()), now=now)
     replies = {
         index: _reply_row(posts[index].conversation, questions[index], reply, posts[index].request_id)
         for index, reply in prepared.items()
     }
-    statements.insert_all(list(replies.values()))
+    statements.insert_all(list(replies.values()), now=now)
     for index in prepared:
         _title_set(posts[index].conversation, posts[index].content)
-    statements.conversations_touch([posts[index].conversation for index in prepared])
+    statements.conversations_touch([posts[index].conversation for index in prepared], now=now)
     return {
         index: _in_context(posts[index], _posted, posts[index], reply, questions[index], replies[index])
         for index, reply in prepared.items()

@@ -15,11 +15,13 @@ import functools
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, NamedTuple, TypeVar
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections
-from django.db.models import Field, Model
+from django.db.models import DateTimeField, Field, Model
 from django.db.models.base import ModelState
+from django.db.models.enums import Choices
 from django.db.models.fields.related_descriptors import ForeignKeyDeferredAttribute
 from django.db.models.query_utils import DeferredAttribute
 from django.db.models.signals import post_init, pre_init
@@ -129,14 +131,16 @@ def read_instances(model: type[M], attnames: tuple[str, ...], rows: list[tuple[A
 
 
 class _Written(NamedTuple):
-    """A field as an ``INSERT`` writes it: its attribute, its own ``pre_save`` if it has one (a
-    stamp such as ``auto_now_add``; None: the value as the instance holds it, which is all that
-    ``Field.pre_save`` does), the types it sends unconverted, and its conversion (``db_preparer``)."""
+    """A field as an ``INSERT`` writes it: its attribute, its own ``pre_save`` if it has one (None:
+    the value as the instance holds it, which is all that ``Field.pre_save`` does), the types it
+    sends unconverted, its conversion (``db_preparer``), and whether it is a date and time stamped
+    when the row is written (``auto_now``, ``auto_now_add``), which its ``pre_save`` would do."""
 
     attname: str
     pre_save: Callable[[Model, bool], Any] | None
     plain: tuple[type, ...]
     prepare: Callable[[Any, Any], Any]
+    stamped: bool
 
 
 @dataclass(frozen=True)
@@ -152,14 +156,29 @@ class _InsertPlan:
     def sql(self, rows: int = 1) -> str:
         return f"{self.head} VALUES {', '.join([self.row] * rows)}{self.returning}"
 
-    def values(self, instance: Model, database: Any) -> list[Any]:
-        """The row of ``instance``: the fields' own ``pre_save`` (``created_at`` stamped as the ORM
-        does), each value converted by its field for ``database`` unless the field sends its type
-        as it is."""
+    def values(self, instances: list[Model], database: Any, now: datetime | None = None) -> list[Any]:
+        """The rows of ``instances``, one after the other: the fields' own ``pre_save``, each value
+        converted by its field for ``database`` unless the field sends its type as it is. The
+        stamps (``created_at``) are ``now`` (default: the time of this call), set on every instance
+        as ``pre_save`` sets them and converted once for them all: a date's conversion cost as much
+        as the rest of a message's row."""
+        stamp = timezone.now() if now is None else now
+        stamps = [field.prepare(stamp, database) if field.stamped else None for field in self.fields]
         values = []
-        for field in self.fields:
-            value = getattr(instance, field.attname) if field.pre_save is None else field.pre_save(instance, True)
-            values.append(value if type(value) in field.plain else field.prepare(value, database))
+        for instance in instances:
+            held = instance.__dict__
+            for field, stamped in zip(self.fields, stamps, strict=True):
+                if field.stamped:
+                    held[field.attname] = stamp
+                    values.append(stamped)
+                    continue
+                if field.pre_save is not None:
+                    value = field.pre_save(instance, True)
+                elif field.attname in held:
+                    value = held[field.attname]
+                else:  # a deferred field: read as the ORM's ``pre_save`` reads it
+                    value = getattr(instance, field.attname)
+                values.append(value if type(value) in field.plain else field.prepare(value, database))
         return values
 
 
@@ -177,15 +196,16 @@ def _insert_plan(model: type[Model]) -> _InsertPlan:
 
 
 def _written(field: Field[Any, Any]) -> _Written:
-    pre_save = field.pre_save if type(field).pre_save is not Field.pre_save else None
-    return _Written(str(field.attname), pre_save, plain_types(field), db_preparer(field))
+    stamped = type(field) is DateTimeField and bool(field.auto_now or field.auto_now_add)  # type: ignore[attr-defined]
+    pre_save = field.pre_save if type(field).pre_save is not Field.pre_save and not stamped else None
+    return _Written(str(field.attname), pre_save, plain_types(field), db_preparer(field), stamped)
 
 
 def insert(instance: Model) -> None:
     """``instance.save()`` of a new row as one prepared ``INSERT``; sets its id."""
     model = type(instance)
     plan = _insert_plan(model)
-    values = plan.values(instance, connections[DEFAULT_DB_ALIAS])
+    values = plan.values([instance], connections[DEFAULT_DB_ALIAS])
     with connection.cursor() as cursor:
         cursor.execute(plan.sql(), values)
         if plan.returning:
@@ -195,11 +215,12 @@ def insert(instance: Model) -> None:
     _saved(instance)
 
 
-def insert_all(instances: list[Model]) -> None:
+def insert_all(instances: list[Model], *, now: datetime | None = None) -> None:
     """``insert`` of several new rows of one model, in as few multi-row ``INSERT ... RETURNING``
     statements as the database's limit on parameters allows: a batch of posts wrote each of its
     rows with a statement of its own. Ids are handed out in ascending order, as the rows were given
-    (ids grow in insertion order: SQLite's rowids, PostgreSQL's sequence, drawn row by row)."""
+    (ids grow in insertion order: SQLite's rowids, PostgreSQL's sequence, drawn row by row). The
+    rows' stamps are all ``now`` (default: the time of this call), as for rows made together."""
     if not instances:
         return
     plan = _insert_plan(type(instances[0]))
@@ -208,10 +229,11 @@ def insert_all(instances: list[Model]) -> None:
             insert(instance)
         return
     database = connections[DEFAULT_DB_ALIAS]
+    stamp = timezone.now() if now is None else now
     size = max(1, database.ops.bulk_batch_size(_concrete_fields(type(instances[0])), instances))
     for start in range(0, len(instances), size):
         chunk = instances[start : start + size]
-        values = [value for instance in chunk for value in plan.values(instance, database)]
+        values = plan.values(chunk, database, stamp)
         with connection.cursor() as cursor:
             cursor.execute(plan.sql(len(chunk)), values)
             ids = sorted(row_id for (row_id,) in cursor.fetchall())
@@ -247,7 +269,9 @@ def _positions(model: type[Model]) -> _Positions:
     # A default that is not callable is handed to every instance as it is (``Field.get_default`` does so
     # too), as is a field's empty value when it has no default (None, or "" for text).
     made = tuple(position for position, field in enumerate(fields) if field.has_default() and callable(field.default))
-    defaults = tuple(None if position in made else field.get_default() for position, field in enumerate(fields))
+    defaults = tuple(
+        None if position in made else _as_read(field.get_default()) for position, field in enumerate(fields)
+    )
     attnames = tuple(str(field.attname) for field in fields)
     return _Positions(fields, index, defaults, made, attnames, _plainly_set(model, attnames))
 
@@ -264,11 +288,18 @@ def _plainly_set(model: type[Model], attnames: tuple[str, ...]) -> bool:
     return True
 
 
+def _as_read(value: Any) -> Any:
+    """A choice (``Message.Role.USER``) as a row read back holds it: its value."""
+    return value.value if isinstance(value, Choices) else value
+
+
 def instance(model: type[M], /, **values: Any) -> M:
     """``model(**values)``, built as ``Model.from_db`` builds a row read back: every field by
-    position. The keyword path looks each field up in ``values`` and asks it for its default: three
-    times the cost, and a post builds two messages and its settled reply a third. A related object
-    given by its field's name is linked as assigning it would (its id, and the object cached)."""
+    position, a choice as its value. The keyword path looks each field up in ``values`` and asks it
+    for its default: three times the cost, and a post builds two messages and its settled reply a
+    third. A related object given by its field's name is linked as assigning it would (its id, and
+    the object cached). Each value is then as it is written: a choice's conversion (it is text) is
+    as costly as a date's."""
     positions = _positions(model)
     row = list(positions.defaults)
     for position in positions.made:
@@ -281,7 +312,7 @@ def instance(model: type[M], /, **values: Any) -> M:
             row[position] = None if value is None else value.pk
             related.append((field, value))
         else:
-            row[position] = value
+            row[position] = _as_read(value)
     if positions.plainly_set and not (pre_init.has_listeners(model) or post_init.has_listeners(model)):
         # What ``Model.__init__`` does with a value for every field, without its walk over the
         # fields and its two signals (nobody listens): about a twelfth of a post's database work.
@@ -310,16 +341,19 @@ def conversation_touch(conversation: Conversation) -> None:
         cursor.execute(sql, values)
 
 
-def conversations_touch(conversations: list[Conversation]) -> None:
-    """``conversation_touch`` of several conversations, as one statement run for each."""
+def conversations_touch(conversations: list[Conversation], *, now: datetime | None = None) -> None:
+    """``conversation_touch`` of several conversations, as one statement run for each, all of them
+    touched at ``now`` (default: the time of this call)."""
     if len(conversations) == 1:
         conversation_touch(conversations[0])
         return
     updated_at, database = _field_written(Conversation, "updated_at"), connections[DEFAULT_DB_ALIAS]
+    stamp = timezone.now() if now is None else now
+    written = updated_at.prepare(stamp, database)
     rows = []
     for conversation in conversations:
-        conversation.updated_at = timezone.now()
-        rows.append([conversation.title, updated_at.prepare(conversation.updated_at, database), conversation.pk])
+        conversation.updated_at = stamp
+        rows.append([conversation.title, written, conversation.pk])
     with connection.cursor() as cursor:
         cursor.executemany(_update_sql(Conversation, ("title", "updated_at"), where=("id",)), rows)
 

@@ -128,7 +128,7 @@ def null_character_path(value: Any) -> str | None:
     return None
 
 
-_SAMPLES: dict[type, object] = {str: "x", int: 7, float: 1.5, type(None): None}
+_SAMPLES: dict[type, object] = {str: "x", int: 7, float: 1.5, bool: True, type(None): None}
 
 
 # Whether a type is an SQL expression (has ``as_sql``), by type: see ``db_preparer``.

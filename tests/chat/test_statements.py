@@ -46,7 +46,7 @@ def test_an_inserted_message_is_the_row_the_orm_would_have_written(alice: Any) -
     # them on the instance) is what the field's own conversion makes of the instance's value.
     database = connections[DEFAULT_DB_ALIAS]
     plan = statements._insert_plan(Message)
-    sent_values = plan.values(prepared, database)
+    sent_values = plan.values([prepared], database)
     model_fields = [field for field in Message._meta.concrete_fields if not field.primary_key]
     for field, way, sent in zip(model_fields, plan.fields, sent_values, strict=True):
         assert way.attname == field.attname
@@ -73,6 +73,10 @@ def test_rows_inserted_together_each_get_their_own_id_in_order_across_statements
     statements.insert_all(replies)  # type: ignore[arg-type]
     for reply in Message.objects.filter(role=Message.Role.ASSISTANT):
         assert reply.content == f"a{reply.reply_to.content}"
+    # Rows written together are stamped together, as the ORM's ``pre_save`` stamps each: on the
+    # instances and in the rows alike.
+    assert len({reply.created_at for reply in replies}) == 1
+    assert {m.created_at for m in Message.objects.filter(role=Message.Role.ASSISTANT)} == {replies[0].created_at}
 
     for n, conversation in enumerate(conversations):
         conversation.title = f"t{n}"
@@ -106,6 +110,8 @@ def test_an_instance_built_by_position_is_the_one_the_keywords_build(
     settled = statements.instance(Message, id=7, conversation_id=conversation.pk, output_tokens=5)
     assert (settled.pk, settled.conversation_id, settled.output_tokens) == (7, conversation.pk, 5)
     assert (settled.status, settled.cost_usd, settled.simulated) == (Message.Status.COMPLETE, Decimal("0"), False)
+    # A choice, given or by default, is held as a row read back holds it: its text.
+    assert type(settled.status) is str and type(question.role) is str and question.role == "user"
     with pytest.raises(KeyError):
         statements.instance(Message, nonsense=1)
 
