@@ -402,6 +402,10 @@ def _request_class(base: type) -> type:
 
         _body_seen = 0
         _refused = False
+        # Daphne hashes a request by its identity in Python (``hash(id(self))``), and looks each up
+        # in its table of connections about fifteen times a request; the object's own hash is the
+        # same identity, in C.
+        __hash__ = object.__hash__
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)

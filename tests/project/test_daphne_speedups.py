@@ -27,6 +27,16 @@ def test_twisted_formats_no_access_line_of_its_own() -> None:
     assert written.getvalue() == ""
 
 
+def test_a_request_is_found_in_daphnes_tables_by_its_identity() -> None:
+    from daphne import http_protocol
+
+    daphne_harden()
+    first, second = (http_protocol.WebRequest.__new__(http_protocol.WebRequest) for _ in range(2))
+    table = {first: "first", second: "second"}
+    assert (table[first], table[second]) == ("first", "second")
+    assert hash(first) == object.__hash__(first) and first != second and first == first
+
+
 class _Connection:
     """The state of a Twisted TCP connection that ``send_now`` reads, around a real socket."""
 
