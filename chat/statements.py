@@ -201,11 +201,12 @@ def _written(field: Field[Any, Any]) -> _Written:
     return _Written(str(field.attname), pre_save, plain_types(field), db_preparer(field), stamped)
 
 
-def insert(instance: Model) -> None:
-    """``instance.save()`` of a new row as one prepared ``INSERT``; sets its id."""
+def insert(instance: Model, *, now: datetime | None = None) -> None:
+    """``instance.save()`` of a new row as one prepared ``INSERT``, stamped at ``now`` (default: the
+    time of this call); sets its id."""
     model = type(instance)
     plan = _insert_plan(model)
-    values = plan.values([instance], connections[DEFAULT_DB_ALIAS])
+    values = plan.values([instance], connections[DEFAULT_DB_ALIAS], now)
     with connection.cursor() as cursor:
         cursor.execute(plan.sql(), values)
         if plan.returning:
@@ -224,12 +225,12 @@ def insert_all(instances: list[Model], *, now: datetime | None = None) -> None:
     if not instances:
         return
     plan = _insert_plan(type(instances[0]))
+    stamp = timezone.now() if now is None else now
     if len(instances) == 1 or not plan.returning or not connection.features.can_return_rows_from_bulk_insert:
         for instance in instances:
-            insert(instance)
+            insert(instance, now=stamp)
         return
     database = connections[DEFAULT_DB_ALIAS]
-    stamp = timezone.now() if now is None else now
     size = max(1, database.ops.bulk_batch_size(_concrete_fields(type(instances[0])), instances))
     for start in range(0, len(instances), size):
         chunk = instances[start : start + size]
@@ -330,10 +331,11 @@ def _saved(instance: Model) -> None:
     instance._state.db = connection.alias
 
 
-def conversation_touch(conversation: Conversation) -> None:
-    """``conversation.save(update_fields=["title", "updated_at"])`` as one prepared ``UPDATE``."""
+def conversation_touch(conversation: Conversation, *, now: datetime | None = None) -> None:
+    """``conversation.save(update_fields=["title", "updated_at"])`` as one prepared ``UPDATE``,
+    touched at ``now`` (default: the time of this call)."""
     updated_at = _field_written(Conversation, "updated_at")
-    conversation.updated_at = timezone.now()
+    conversation.updated_at = timezone.now() if now is None else now
     sql = _update_sql(Conversation, ("title", "updated_at"), where=("id",))
     stamp = updated_at.prepare(conversation.updated_at, connections[DEFAULT_DB_ALIAS])
     values = [conversation.title, stamp, conversation.pk]
@@ -345,7 +347,7 @@ def conversations_touch(conversations: list[Conversation], *, now: datetime | No
     """``conversation_touch`` of several conversations, as one statement run for each, all of them
     touched at ``now`` (default: the time of this call)."""
     if len(conversations) == 1:
-        conversation_touch(conversations[0])
+        conversation_touch(conversations[0], now=now)
         return
     updated_at, database = _field_written(Conversation, "updated_at"), connections[DEFAULT_DB_ALIAS]
     stamp = timezone.now() if now is None else now

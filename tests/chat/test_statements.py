@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.utils import timezone
 
 from chat import statements
 from chat.models import Conversation, Message
@@ -189,3 +191,16 @@ def test_only_plain_field_attributes_are_set_straight_into_a_new_instance() -> N
         content = property(lambda self: "")
 
     assert not statements._plainly_set(Described, ("content",))  # type: ignore[arg-type]
+
+
+@pytest.mark.django_db
+def test_a_batch_of_one_is_stamped_at_the_time_it_is_given(alice: Any) -> None:
+    # One post alone goes the one-row way (``insert``, ``conversation_touch``): the same one time.
+    conversation = Conversation.objects.create(owner=alice, model="m")
+    now = timezone.now() - timedelta(minutes=5)
+    question = statements.instance(Message, conversation=conversation, role=Message.Role.USER, content="q")
+    statements.insert_all([question], now=now)
+    statements.conversations_touch([conversation], now=now)
+
+    assert question.created_at == now and Message.objects.get(pk=question.pk).created_at == now
+    assert conversation.updated_at == now and Conversation.objects.get(pk=conversation.pk).updated_at == now
