@@ -94,3 +94,27 @@ async def test_replies_that_end_together_settle_together_each_with_its_own_outco
     statuses = Message.objects.filter(pk__in=[first.pk, refused.pk]).values_list("pk", "status")
     rows = dict(await sync_to_async(list)(statuses))
     assert rows == {first.pk: Message.Status.COMPLETE, refused.pk: Message.Status.STREAMING}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_replies_settled_together_are_committed_once(alice: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch's rows are one transaction (one commit), and each still gets its own outcome."""
+    from django.db import connection
+
+    from chat.services import _settle_all
+
+    replies = [_streaming_reply(alice) for _ in range(3)]
+    replies[1].conversation.delete()
+    commits: list[bool] = []
+    commit = connection.commit
+    monkeypatch.setattr(connection, "commit", lambda: (commits.append(True), commit())[1])
+    outcomes = _settle_all([(reply.pk, _fields()) for reply in replies])
+    assert commits == [True]
+    assert [None if outcome is None else outcome.status for outcome in outcomes] == [
+        Message.Status.COMPLETE,
+        None,
+        Message.Status.COMPLETE,
+    ]
+    assert set(Message.objects.filter(pk__in=[replies[0].pk, replies[2].pk]).values_list("status", flat=True)) == {
+        Message.Status.COMPLETE
+    }
