@@ -1,8 +1,10 @@
-"""What the edge changes in daphne's process beyond hardening: no access line of Twisted's own, eager writes,
-and one send for what a reply message writes."""
+"""What the edge changes in daphne's process beyond hardening: no access line of Twisted's own, daphne's
+access lines written once per loop turn, eager writes, and one send for what a reply message writes."""
 
 from __future__ import annotations
 
+import asyncio
+import datetime
 import io
 import socket
 from typing import Any
@@ -25,6 +27,61 @@ def test_twisted_formats_no_access_line_of_its_own() -> None:
     factory._logFile = written = io.StringIO()
     factory.log(object())  # daphne's own access log (Server.log_action) is the one kept
     assert written.getvalue() == ""
+
+
+class _Writes(io.StringIO):
+    """A stream that keeps each write apart."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.writes.append(text)
+        return super().write(text)
+
+
+def _complete(log: Any, path: str, status: int) -> None:
+    log("http", "complete", {"client": "127.0.0.1:5000", "method": "POST", "path": path, "status": status, "size": 12})
+
+
+def test_access_lines_of_one_loop_turn_are_written_together_in_daphnes_format() -> None:
+    from daphne.access import AccessLogGenerator
+
+    daphne_harden()
+    stream = _Writes()
+    log = AccessLogGenerator(stream)
+
+    async def a_turn() -> None:
+        _complete(log, "/a", 201)
+        _complete(log, "/b", 200)
+        assert stream.writes == []  # not before the turn ends
+        await asyncio.sleep(0)
+
+    asyncio.run(a_turn())
+    assert len(stream.writes) == 1
+    lines = stream.getvalue().splitlines()
+    assert [line.split("[")[0] + line.split("]")[1] for line in lines] == [
+        '127.0.0.1:5000 - -  "POST /a" 201 12',
+        '127.0.0.1:5000 - -  "POST /b" 200 12',
+    ]
+    stamp = lines[0].split("[")[1].split("]")[0]
+    when = datetime.datetime.strptime(stamp, "%d/%b/%Y:%H:%M:%S")
+    assert abs((datetime.datetime.now() - when).total_seconds()) < 5
+
+
+def test_an_access_line_with_no_loop_running_is_written_at_once() -> None:
+    from daphne.access import AccessLogGenerator
+
+    daphne_harden()
+    stream = _Writes()
+    log = AccessLogGenerator(stream)
+    log.write_entry("127.0.0.1:5000", datetime.datetime(2026, 12, 7, 9, 5, 3), "GET /x", 404, None)
+    log.write_entry("127.0.0.1:5000", datetime.datetime(2026, 12, 7, 9, 5, 4), "GET /y")
+    assert stream.writes == [
+        '127.0.0.1:5000 - - [07/Dec/2026:09:05:03] "GET /x" 404 -\n',
+        '127.0.0.1:5000 - - [07/Dec/2026:09:05:04] "GET /y" - -\n',
+    ]
 
 
 def test_a_request_is_found_in_daphnes_tables_by_its_identity() -> None:
