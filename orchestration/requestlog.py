@@ -47,7 +47,7 @@ from orchestration.types import Served
 
 logger = logging.getLogger(__name__)
 
-BATCH_SIZE = 16
+BATCH_SIZE = 64
 FLUSH_INTERVAL_S = 0.5
 MAX_QUEUED = 100_000  # beyond this, rows are dropped (and counted) rather than memory growing
 
