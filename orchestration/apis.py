@@ -157,12 +157,18 @@ async def _sse(
 ) -> AsyncGenerator[bytes, None]:
     """The SSE body. A failure after the first byte cannot change the status any more, so it
     ends the stream with an error event, then ``[DONE]``, never a silent clean end."""
+    # The events from the finish on: the provider's end follows the finish at once, so they go out
+    # with the ending and ``[DONE]``, one send through the server where they took two.
+    held = b""
     try:
         # The opening goes out with the first chunk's events: one write, not two.
         yield writer.event(writer.opening(first)) + (writer.frames(first) if first is not None else b"")
         if first is not None:
             async for chunk in chunks:
-                if frames := writer.frames(chunk):
+                frames = writer.frames(chunk)
+                if writer.finish_reason is not None:
+                    held += frames
+                elif frames:
                     yield frames
         ending = b"" if writer.finish_reason is not None else writer.event(writer.finish("stop"))
         if writer.include_usage:
@@ -173,7 +179,7 @@ async def _sse(
         await stream.aclose()
         await call.settle(stream.served.usage, stream.served.cost_usd)
     # The ending goes out with ``[DONE]`` once the call is settled: one write, not two.
-    yield Final(ending + DONE)
+    yield Final(held + ending + DONE)
 
 
 class _ChunkWriter:
