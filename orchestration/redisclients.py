@@ -266,7 +266,7 @@ def _packed(args: tuple[Any, ...]) -> bytes:
         raise DataError(str(error)) from error
 
 
-_packing_classes: dict[type[Any], type[Any]] = {}
+_packing_classes: dict[tuple[type[Any], tuple[type[Any], ...]], type[Any]] = {}
 
 
 def _hiredis_packing(connection_class: type[Any]) -> type[Any]:
@@ -276,10 +276,10 @@ def _hiredis_packing(connection_class: type[Any]) -> type[Any]:
 
 def _with(connection_class: type[Any], *mixins: type[Any]) -> type[Any]:
     """``connection_class`` with ``mixins`` in front, one class per kind, made once."""
-    made = _packing_classes.get(connection_class)
+    made = _packing_classes.get((connection_class, mixins))
     if made is None:
         name = f"Hiredis{connection_class.__name__}"
-        made = _packing_classes[connection_class] = type(name, (*mixins, connection_class), {})
+        made = _packing_classes[(connection_class, mixins)] = type(name, (*mixins, connection_class), {})
     return made
 
 

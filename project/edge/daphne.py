@@ -331,8 +331,8 @@ def _no_twisted_access_line(factory: type) -> None:
     factory.log = log  # type: ignore[attr-defined]
 
 
-# The access logs with lines waiting for the end of their loop's turn (``_access_lines_per_turn``).
-_access_waiting: set[Any] = set()
+# The lines of each access log waiting for the end of their loop's turn (``_access_lines_per_turn``).
+_access_waiting: dict[Any, list[str]] = {}
 
 
 def _access_lines_per_turn() -> None:
@@ -351,7 +351,7 @@ def _access_lines_per_turn() -> None:
         # daphne's own format (``daphne/access.py``)
         when = _access_date(date)
         line = f'{host} {ident or "-"} {user or "-"} [{when}] "{request}" {status or "-"} {length or "-"}\n'
-        waiting = self.__dict__.get("switchyard_waiting")
+        waiting = _access_waiting.get(self)
         if waiting is not None:
             waiting.append(line)
             return
@@ -360,8 +360,7 @@ def _access_lines_per_turn() -> None:
         except RuntimeError:
             self.stream.write(line)
             return
-        self.switchyard_waiting = [line]
-        _access_waiting.add(self)
+        _access_waiting[self] = [line]
         loop.call_soon(_access_write, self)
 
     AccessLogGenerator.write_entry = write_entry
@@ -369,8 +368,7 @@ def _access_lines_per_turn() -> None:
 
 
 def _access_write(log: Any) -> None:
-    waiting = log.__dict__.pop("switchyard_waiting", None)
-    _access_waiting.discard(log)
+    waiting = _access_waiting.pop(log, None)
     if waiting:
         log.stream.write("".join(waiting))
 
