@@ -57,6 +57,9 @@ answer reaches its client in 1 send where it took 3, a one-token stream in 3 whe
 (docs/benchmarks.md, "One send per reply message, and a count to the first token"). A stream's
 other messages write once each and go out as they come.
 
+Twisted keeps each HTTP connection's idle timeout as a timer of its own, moved about three times a
+request; they are now deadlines in one table, swept once a second (``IdleTimeouts``).
+
 Daphne reads a WebSocket's frames as fast as the client sends them and queues each for the
 application without limit, while the application may be waiting (for a slow reader, for the
 database) and not taking them: one client that sent 60 KB frames without reading grew a web
@@ -88,6 +91,7 @@ from http import HTTPStatus
 from typing import Any
 
 from django.conf import settings
+from twisted.internet import error as twisted_error
 
 from orchestration.conf import setting, switchyard_setting
 from orchestration.errors import error_body
@@ -182,6 +186,7 @@ def daphne_harden() -> None:
     _websocket_frames_bounded()
     _write_eagerly()
     _unproxied_twisted_web_http(http_protocol)
+    _idle_timeouts_swept(http_protocol.HTTPFactory)
 
 
 def _unproxied_twisted_web_http(http_protocol: Any) -> None:
@@ -193,6 +198,116 @@ def _unproxied_twisted_web_http(http_protocol: Any) -> None:
 
     if isinstance(http_protocol.http, _ModuleProxy):
         http_protocol.http = object.__getattribute__(http_protocol.http, "_module")
+
+
+class SweptCall:
+    """One HTTP connection's pending timeout (Twisted's idle timeout, or the abort after it): a
+    deadline in ``IdleTimeouts``' table, in place of a timer of its own. Cancelled and reset as
+    Twisted's ``DelayedCall`` is, which is all Twisted's ``TimeoutMixin`` asks of it."""
+
+    __slots__ = ("called", "cancelled", "deadline", "function", "table")
+
+    def __init__(self, table: IdleTimeouts, deadline: float, function: Callable[[], None]) -> None:
+        self.table, self.deadline, self.function = table, deadline, function
+        self.called = self.cancelled = False
+
+    def _check(self) -> None:
+        if self.cancelled:
+            raise twisted_error.AlreadyCancelled
+        if self.called:
+            raise twisted_error.AlreadyCalled
+
+    def reset(self, seconds: float) -> None:
+        self._check()
+        self.deadline = self.table.clock() + seconds
+
+    def cancel(self) -> None:
+        self._check()
+        self.cancelled = True
+        self.table.pending.discard(self)
+
+    def active(self) -> bool:
+        return not (self.cancelled or self.called)
+
+
+class IdleTimeouts:
+    """The HTTP connections' timeouts of a process, checked once every ``SWEEP_S``.
+
+    Twisted gives each HTTP connection an idle timeout (a minute, as daphne runs it) and moves it
+    about three times per request: set when the connection opens, stopped while a request is
+    handled, set again when it is answered, stopped when the connection closes. Each was a timer
+    in the reactor's heap, with the event loop's own timer moved to match: 10 µs per request, where
+    a ``/v1`` stream's whole setup takes about 700 (a build without any timeouts counted 3.4% fewer
+    instructions per ``/v1`` stream). Here each is a deadline in one table, 1.6 µs per request,
+    swept by one timer while the table holds any; a connection times out within ``SWEEP_S`` of its
+    deadline instead of at it.
+    """
+
+    SWEEP_S = 1.0
+
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        schedule: Callable[[float, Callable[[], None]], Any] | None = None,
+    ) -> None:
+        self.clock = clock
+        self._schedule = schedule
+        self.pending: set[SweptCall] = set()
+        self._sweeping = False
+
+    def call_later(self, seconds: float, function: Callable[[], None]) -> SweptCall:
+        call = SweptCall(self, self.clock() + seconds, function)
+        self.pending.add(call)
+        if not self._sweeping:
+            self._sweeping = True
+            self._later(self.sweep)
+        return call
+
+    def sweep(self) -> None:
+        """Make the calls whose deadline has passed; come again while any are pending."""
+        now = self.clock()
+        due = [call for call in self.pending if call.deadline <= now]
+        for call in due:
+            self.pending.discard(call)
+            call.called = True
+        for call in due:
+            try:
+                call.function()
+            except Exception:
+                logger.exception("A connection's timeout failed")
+        self._sweeping = bool(self.pending)
+        if self._sweeping:
+            self._later(self.sweep)
+
+    def _later(self, function: Callable[[], None]) -> None:
+        if self._schedule is not None:
+            self._schedule(self.SWEEP_S, function)
+            return
+        from twisted.internet import reactor
+
+        reactor_time: Any = reactor  # the running reactor (its stub types it as the module)
+        reactor_time.callLater(self.SWEEP_S, function)
+
+
+idle_timeouts = IdleTimeouts()
+
+
+def idle_call_later(seconds: float, function: Callable[[], None]) -> SweptCall:
+    return idle_timeouts.call_later(seconds, function)
+
+
+def _idle_timeouts_swept(factory: Any) -> None:
+    build = factory.buildProtocol
+
+    def buildProtocol(self: Any, addr: Any) -> Any:
+        protocol = build(self, addr)
+        # Twisted's factory gives each connection its reactor's ``callLater``, through which the
+        # channel's ``TimeoutMixin`` and its abort after a timeout schedule: the table's instead.
+        if protocol is not None:
+            protocol.callLater = idle_call_later
+        return protocol
+
+    factory.buildProtocol = buildProtocol
 
 
 def _closing_error(status: int, code: str, message: str, request_id: str, extra_headers: bytes = b"") -> bytes:

@@ -216,3 +216,131 @@ def test_a_transport_that_cannot_hold_writes_as_it_goes() -> None:
     transport = Transport()
     held_writes(transport, lambda: (transport.write(b"a"), transport.write(b"b")))
     assert written == [b"a", b"b"]
+
+
+# --- idle timeouts in one table ----------------------------------------------------------------
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _swept_table() -> tuple[Any, _Clock, list[tuple[float, Any]]]:
+    from project.edge.daphne import IdleTimeouts
+
+    clock = _Clock()
+    scheduled: list[tuple[float, Any]] = []
+    return IdleTimeouts(clock, lambda seconds, function: scheduled.append((seconds, function))), clock, scheduled
+
+
+def _channel(table: Any, time_out: float) -> tuple[Any, Any]:
+    from twisted.internet.testing import StringTransport
+    from twisted.web import http
+
+    channel = http.HTTPChannel()
+    channel.callLater = table.call_later
+    channel.timeOut = time_out
+    transport = StringTransport()
+    channel.makeConnection(transport)
+    return channel, transport
+
+
+def test_an_idle_connection_is_closed_at_the_first_sweep_after_its_deadline_then_aborted() -> None:
+    table, clock, scheduled = _swept_table()
+    channel, transport = _channel(table, 10)
+    assert len(table.pending) == 1 and [seconds for seconds, _ in scheduled] == [table.SWEEP_S]
+    clock.now += 9.5
+    table.sweep()
+    assert not transport.disconnecting
+    clock.now += 1
+    table.sweep()
+    assert transport.disconnecting and not transport.disconnected
+    assert len(table.pending) == 1  # the abort, if the client does not let go (Twisted's abortTimeout)
+    clock.now += channel.abortTimeout
+    table.sweep()
+    assert transport.disconnected
+    assert not table.pending and len(scheduled) == 3  # nothing pending: no further sweep
+
+
+def test_a_request_stops_the_idle_timeout_and_its_answer_starts_it_again() -> None:
+    table, clock, _ = _swept_table()
+    channel, transport = _channel(table, 10)
+    (opened,) = table.pending
+    channel.dataReceived(b"GET /x HTTP/1.1\r\nHost: example.com\r\n\r\n")
+    assert opened.cancelled and not table.pending  # no timeout while a request is handled
+    clock.now += 60  # a long request is not an idle connection
+    table.sweep()
+    assert not transport.disconnecting
+    request = channel.requests[-1]
+    request.write(b"done")
+    request.finish()
+    (answered,) = table.pending
+    assert answered.deadline == clock.now + 10
+    clock.now += 5
+    channel.dataReceived(b"GET /y HTTP/1.1\r\n")  # bytes of the next request move the deadline
+    assert answered.deadline == clock.now + 10
+    channel.connectionLost(None)
+    assert answered.cancelled and not table.pending
+
+
+def test_a_swept_call_is_cancelled_and_reset_as_twisteds_delayed_call_is() -> None:
+    from twisted.internet import error
+
+    table, clock, _ = _swept_table()
+    made: list[str] = []
+    call = table.call_later(5, lambda: made.append("made"))
+    call.reset(20)
+    clock.now += 10
+    table.sweep()
+    assert made == [] and call.active()
+    call.cancel()
+    assert not call.active()
+    with pytest.raises(error.AlreadyCancelled):
+        call.cancel()
+    with pytest.raises(error.AlreadyCancelled):
+        call.reset(1)
+    second = table.call_later(1, lambda: made.append("second"))
+    clock.now += 1
+    table.sweep()
+    assert made == ["second"] and not second.active()
+    with pytest.raises(error.AlreadyCalled):
+        second.cancel()
+
+
+def test_a_failing_timeout_does_not_stop_the_others(caplog: pytest.LogCaptureFixture) -> None:
+    table, clock, _ = _swept_table()
+    made: list[int] = []
+
+    def fail() -> None:
+        raise RuntimeError("broken")
+
+    table.call_later(1, fail)
+    table.call_later(1, lambda: made.append(1))
+    clock.now += 2
+    table.sweep()
+    assert made == [1] and "timeout failed" in caplog.text
+
+
+def test_daphnes_connections_keep_their_timeouts_in_the_processs_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    from daphne.http_protocol import HTTPFactory
+    from twisted.internet.task import Clock
+    from twisted.internet.testing import StringTransport
+
+    from project.edge import daphne
+
+    daphne_harden()
+    table, clock, _ = _swept_table()
+    monkeypatch.setattr(daphne, "idle_timeouts", table)
+    factory = HTTPFactory.__new__(HTTPFactory)  # as daphne's server makes it, on a reactor of the test's
+    factory.reactor, factory.timeOut, factory.server = Clock(), 60, None
+    channel = factory.buildProtocol(None)
+    channel.makeConnection(StringTransport())
+    (call,) = table.pending
+    assert isinstance(call, daphne.SweptCall) and call.deadline == clock.now + 60
+    assert not factory.reactor.getDelayedCalls()  # no timer of the reactor's own
+    channel.connectionLost(None)
+    assert not table.pending
