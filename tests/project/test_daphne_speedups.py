@@ -344,3 +344,32 @@ def test_daphnes_connections_keep_their_timeouts_in_the_processs_table(monkeypat
     assert not factory.reactor.getDelayedCalls()  # no timer of the reactor's own
     channel.connectionLost(None)
     assert not table.pending
+
+
+def test_a_responses_headers_are_not_kept_once_its_head_is_written() -> None:
+    from daphne import http_protocol
+    from daphne.server import Server
+    from twisted.internet.testing import StringTransport
+
+    daphne_harden()
+    server = Server(application=None, endpoints=["tcp:port=0"])  # daphne's own server object, not started
+    server.connections = {}  # what its run() starts with
+    factory = http_protocol.HTTPFactory(server)
+    channel = factory.buildProtocol(None)
+    transport = StringTransport()
+    channel.makeConnection(transport)
+    request = http_protocol.WebRequest(channel._channel, queued=False)
+    channel._channel.requests.append(request)  # as the channel does when a request line arrives
+    request.method, request.clientproto, request.uri = b"GET", b"HTTP/1.1", b"/x"
+    headers = [(b"Content-Type", b"text/event-stream"), (b"X-Ratelimit-Remaining-Requests", b"59")]
+    request.handle_reply({"type": "http.response.start", "status": 200, "headers": headers})
+    request.handle_reply({"type": "http.response.body", "body": b"data: 1\n\n", "more_body": True})
+    head, _, body = transport.value().partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert b"Content-Type: text/event-stream" in head and b"X-Ratelimit-Remaining-Requests: 59" in head
+    assert body == b"9\r\ndata: 1\n\n\r\n"
+    assert list(request.responseHeaders.getAllRawHeaders()) == []  # the stream goes on without them
+    transport.clear()
+    request.handle_reply({"type": "http.response.body", "body": b"data: 2\n\n", "more_body": True})
+    request.handle_reply({"type": "http.response.body", "body": b""})
+    assert transport.value() == b"9\r\ndata: 2\n\n\r\n0\r\n\r\n"
