@@ -143,6 +143,16 @@ class EventStreamResponse(StreamingHttpResponse):
         django = [(name.encode("ascii"), value.encode("latin-1")) for name, value in self._django_headers.items()]
         return django + self._wire
 
+    def take_wire_headers(self) -> list[tuple[bytes, bytes]]:
+        """``wire_headers``, for the head that is about to be sent; the response keeps none of
+        them after. A stream's response is held until the stream ends, and its headers are read
+        for its head alone: kept, a ``/v1`` stream's twenty stayed in memory, and in the garbage
+        collector's walks, for its whole life."""
+        headers = self.wire_headers()
+        self._wire = []
+        self._django_headers = ResponseHeaders({})
+        return headers
+
 
 def _wire_of(headers: Collection[tuple[str, Any]]) -> list[tuple[bytes, bytes]] | None:
     """``(name, value)`` headers as wire bytes, checked all at once as Django checks them (no line

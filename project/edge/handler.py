@@ -170,8 +170,9 @@ class LeanHandler(ASGIHandler):
         if not isinstance(response, EventStreamResponse):
             await super().send_response(response, send)
             return
-        headers = response.wire_headers()
-        await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
+        # Not kept in a local: this coroutine lasts as long as the stream, the headers only as the head.
+        status = response.status_code
+        await send({"type": "http.response.start", "status": status, "headers": response.take_wire_headers()})
         task = asyncio.current_task()
         async with aclosing(response.events) as events:
             async for body in events:

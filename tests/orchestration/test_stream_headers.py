@@ -40,6 +40,15 @@ def test_the_wire_headers_are_the_ones_django_would_send() -> None:
     assert response.wire_headers() == _as_django_sends(expected)
 
 
+def test_headers_taken_for_the_head_are_kept_no_longer() -> None:
+    response = EventStreamResponse(_events(), headers=HEADERS)
+    header_set(response, "X-Request-ID", "req-1")
+    expected = response.wire_headers()
+
+    assert response.take_wire_headers() == expected
+    assert response.wire_headers() == [] and not response.has_header("X-Served-Model")
+
+
 def test_djangos_header_api_sees_them_and_nothing_goes_out_twice() -> None:
     response = EventStreamResponse(_events(), headers=HEADERS)
 
