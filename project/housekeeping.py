@@ -23,12 +23,13 @@ every 10,000 allocations, most of those objects are freed by their reference cou
 collection sees them: 58 ms per 200 streams (docs/benchmarks.md). It is now collected every 50,000.
 What a collection walks is what is alive in the young generation, and what a burst of streams
 starts is alive until the streams end: a collection in the middle of a burst walks objects that are
-not garbage, and delays every first token still to come. A ``/v1`` stream keeps about 200 tracked
-objects alive, so a burst of 200 simultaneous starts meets no collection at all where it met three
-and a middle one: its p99 time to the first token fell by a tenth, and by 8-19% at bursts of 100
-and 400 (docs/benchmarks.md, "The young generation sized to a burst"). The price is paid with a
-thousand streams open, when a collection walks up to 50,000 live objects: the longest stall was
-28-49 ms where it was 8-21 ms.
+not garbage, and delays every first token still to come. A ``/v1`` stream kept about 200 tracked
+objects alive (165 since its headers are let go once sent: ``project/edge/daphne.py``,
+``EventStreamResponse.take_wire_headers``), so a burst of 200 simultaneous starts meets no
+collection where it met three and a middle one: its p99 time to the first token fell by a tenth,
+and by 8-19% at bursts of 100 and 400 (docs/benchmarks.md, "The young generation sized to a
+burst"). The price is paid with a thousand streams open, when a collection walks up to 50,000 live
+objects: the longest stall was 28-49 ms where it was 8-21 ms.
 
 A middle collection walks everything that survived a young collection since the last one. With
 1,000 chat streams open (about 220 tracked objects each), the middle generation was collected at

@@ -622,8 +622,8 @@ def _request_class(base: type) -> type:
                 held_writes(self.channel.transport, functools.partial(super().handle_reply, message))
                 if head_unsent and self.startedWriting:
                     # Written, the head's headers are read no more (Twisted reads them for the
-                    # head alone), and a stream would keep them to its end: a list per header.
-                    # An open /v1 stream holds 183 objects the collector walks, where it held 199.
+                    # head alone), and a stream would keep them to its end: a list per header,
+                    # 16 of the objects the collector walks of each open /v1 stream.
                     self.responseHeaders = Headers()
             else:
                 super().handle_reply(message)
