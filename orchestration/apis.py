@@ -32,6 +32,7 @@ from orchestration.calls import (
     answers_spent,
     call_admitted,
     caller_of,
+    complete_all,
     context_of,
     json_body,
     require_capability,
@@ -99,9 +100,8 @@ async def _with_prompt(payload: CompletionInput, ctx: CallContext) -> ChatReques
 async def _complete_response(call: Call, chat: ChatRequest, choices: int = 1) -> HttpResponse:
     """One completion, or ``n`` of them: n calls made side by side (each its own upstream call, so
     each may differ), answered as one ``chat.completion`` with the usage and cost summed."""
-    orchestrator = get_orchestrator()
     answers: list[tuple[ChatResponse, Served]] = await answered(
-        call, asyncio.gather(*(orchestrator.complete(chat, call.ctx) for _ in range(choices))), answers_spent
+        call, complete_all(get_orchestrator(), [chat] * choices, call.ctx), answers_spent
     )
     response, served = answers[0]
     body = completion_body(response, served)

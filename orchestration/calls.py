@@ -37,11 +37,11 @@ from orchestration.cors import cors_is_preflight, cors_mark, cors_origin_allowed
 from orchestration.deadlines import deadline_for
 from orchestration.errors import DeadlinePassed, InvalidRequest, ServiceError, error_body, error_body_of
 from orchestration.http import door, keys_only, lean_route, raw_body, request_id_of
-from orchestration.orchestrator import CallContext, ReplyStream
+from orchestration.orchestrator import CallContext, Orchestrator, ReplyStream
 from orchestration.registry import ModelRoute, Snapshot, asnapshot
 from orchestration.sse import EventStreamResponse, header_set, sse_event
 from orchestration.tokens import CL100K_KINDS, tokens_count, tokens_kept, utf8_size
-from orchestration.types import ChatRequest, Chunk, Served, Usage
+from orchestration.types import ChatRequest, ChatResponse, Chunk, Served, Usage
 from orchestration.validation import json_object_from, prompt_parts
 
 logger = logging.getLogger("switchyard.api")
@@ -327,6 +327,17 @@ async def answered(call: Call, awaitable: Awaitable[T], spent: Callable[[T], tup
     finally:
         await call.settle(usage, cost)
     return answer
+
+
+async def complete_all(
+    orchestrator: Orchestrator, chats: list[ChatRequest], ctx: CallContext
+) -> list[tuple[ChatResponse, Served]]:
+    """The Orchestrator's answer to each of ``chats``, made side by side. A lone one is awaited
+    in the caller's own task: ``asyncio.gather`` wraps even one in a task of its own, with a
+    callback and two more turns of the event loop, and nearly every call asks for one answer."""
+    if len(chats) == 1:
+        return [await orchestrator.complete(chats[0], ctx)]
+    return list(await asyncio.gather(*(orchestrator.complete(chat, ctx) for chat in chats)))
 
 
 def usage_body(usage: Usage) -> dict[str, int]:

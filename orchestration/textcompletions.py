@@ -10,7 +10,6 @@ carrying its ``index``.
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from collections.abc import AsyncGenerator
@@ -26,6 +25,7 @@ from orchestration.calls import (
     answers_spent,
     call_admitted,
     caller_of,
+    complete_all,
     json_body,
     served_headers,
     served_total,
@@ -67,9 +67,8 @@ def text_completion_id() -> str:
 
 
 async def _whole(call: Call, chats: list[ChatRequest]) -> HttpResponseBase:
-    orchestrator = get_orchestrator()
     answers: list[tuple[ChatResponse, Served]] = await answered(
-        call, asyncio.gather(*(orchestrator.complete(chat, call.ctx) for chat in chats)), answers_spent
+        call, complete_all(get_orchestrator(), chats, call.ctx), answers_spent
     )
     _, cost = answers_spent(answers)
     served = answers[0][1]
