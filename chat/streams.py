@@ -27,12 +27,12 @@ from typing import Any, cast
 import orjson
 import redis
 import redis.asyncio as aioredis
-from redis.exceptions import NoScriptError, RedisError, ResponseError
+from redis.exceptions import NoScriptError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from orchestration.conf import switchyard_setting
 from orchestration.loops import PerLoop
-from orchestration.redisclients import DEFAULT, STREAM_WRITES, STREAMS, redis_async, redis_sync
+from orchestration.redisclients import DEFAULT, STREAM_WRITES, STREAMS, redis_async, redis_sync, round_trip
 from orchestration.sse import json_compact, sse_event
 from orchestration.watchdog import ReadWatchdog
 
@@ -130,9 +130,8 @@ SCRIPTS_ROUND_TRIP_S = STREAMS.socket_timeout_s or 30.0
 async def _scripts_run(script: str, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
     """``script`` run once for each ``(keys, args)``, in one round trip: each answer, or the error
     Redis gave that call. Scripts Redis forgot (a restart, a flush) are loaded again and the calls
-    sent once more. A lone call goes as a command of its own: an async pipeline hands its
-    connection back through ``asyncio.shield``, a task and a turn of the loop more
-    (docs/benchmarks.md, "Commands written without a task of their own").
+    sent once more. The calls go as one write on one connection (``round_trip``: redis-py's
+    async pipeline hands its connection back through a task of its own).
 
     Each round trip has one time limit, ``SCRIPTS_ROUND_TRIP_S``, past which it fails as a read
     of the streams client would (``redis.TimeoutError``); its connection is dropped, as redis-py
@@ -143,7 +142,7 @@ async def _scripts_run(script: str, calls: list[tuple[list[str], list[Any]]]) ->
     for attempt in range(2):
         try:
             async with asyncio.timeout(SCRIPTS_ROUND_TRIP_S):
-                answers = await _scripts_round_trip(client, sha, calls)
+                answers = await round_trip(client, [("EVALSHA", sha, len(keys), *keys, *args) for keys, args in calls])
                 if attempt == 0 and any(isinstance(answer, NoScriptError) for answer in answers):
                     await client.script_load(script)
                     continue
@@ -151,19 +150,6 @@ async def _scripts_run(script: str, calls: list[tuple[list[str], list[Any]]]) ->
             raise RedisTimeoutError(f"Redis did not answer within {SCRIPTS_ROUND_TRIP_S:g} s.") from error
         break
     return answers
-
-
-async def _scripts_round_trip(client: aioredis.Redis, sha: str, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
-    if len(calls) == 1:
-        keys, args = calls[0]
-        try:
-            return [await client.evalsha(sha, len(keys), *keys, *args)]
-        except ResponseError as error:  # the call's own error, as a pipeline reports it
-            return [error]
-    async with client.pipeline(transaction=False) as pipe:
-        for keys, args in calls:
-            pipe.evalsha(sha, len(keys), *keys, *args)
-        return list(await pipe.execute(raise_on_error=False))
 
 
 def sync_client() -> redis.Redis:

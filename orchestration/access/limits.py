@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from orchestration.access.budgets import (
     EPOCH_KEY,
@@ -48,7 +48,7 @@ from orchestration.access.budgets import (
 from orchestration.conf import setting
 from orchestration.database import database_call
 from orchestration.loops import PerLoop, detached
-from orchestration.redisclients import FAST, redis_async, redis_sync
+from orchestration.redisclients import FAST, redis_async, redis_sync, round_trip
 from orchestration.sharedcalls import SharedCalls
 
 logger = logging.getLogger("switchyard.access")
@@ -376,13 +376,13 @@ async def _evaluate(commands: list[Command]) -> list[Any]:
 
 
 async def _run(client: Any, commands: list[Command]) -> list[Any]:
-    if len(commands) == 1:
-        # A lone call's script goes as a command of its own: redis-py's async pipeline hands its
-        # connection back through ``asyncio.shield``, a task and a turn of the loop more per round
-        # trip, and a lone ``/v1`` call makes its round trips one at a time.
-        sha, keys, args = commands[0]
-        return [await client.evalsha(sha, len(keys), *keys, *args)]
-    return list(await _pipeline_of(client, commands).execute())
+    """The scripts' answers; the first error Redis gave raises, once every reply is read, as an
+    async pipeline raises it (a round trip of our own: ``orchestration.redisclients.round_trip``)."""
+    replies = await round_trip(client, [("EVALSHA", sha, len(keys), *keys, *args) for sha, keys, args in commands])
+    for reply in replies:
+        if isinstance(reply, ResponseError):
+            raise reply
+    return replies
 
 
 def _evaluate_sync(commands: list[Command]) -> list[Any]:

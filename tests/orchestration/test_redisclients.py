@@ -1,5 +1,6 @@
 """The async clients pack commands with hiredis: the same bytes as redis-py's own packer, and the
-same answers from a real Redis. They write without a task per command, and time out as redis-py does."""
+same answers from a real Redis. They write without a task per command, and time out as redis-py does.
+A round trip of several commands answers as redis-py's pipeline does, and drops a connection it cut short."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from orchestration.redisclients import (
     redis_async,
     redis_async_close,
     redis_sync,
+    round_trip,
 )
 
 COMMANDS: list[tuple[Any, ...]] = [
@@ -188,3 +190,61 @@ async def test_a_command_leaves_with_its_write_and_one_the_socket_cannot_take_ti
             writer.close()
         server.close()
         await server.wait_closed()
+
+
+async def test_a_round_trip_answers_each_command_in_order_with_an_error_in_its_place() -> None:
+    try:
+        client = redis_async(FAST)
+        await client.delete("counted", "a-list")
+        await client.rpush("a-list", "x")
+        commands: list[tuple[Any, ...]] = [
+            ("SET", "greeting", "héllo"),
+            ("EVALSHA", "0" * 40, 0),  # a script Redis does not know
+            ("INCR", "counted"),
+            ("INCR", "a-list"),  # the wrong type
+            ("GET", "greeting"),
+        ]
+        replies = await round_trip(client, commands)
+        async with client.pipeline(transaction=False) as pipe:
+            for command in commands:
+                pipe.execute_command(*command)
+            pipelined = await pipe.execute(raise_on_error=False)
+        assert replies[0] == b"OK" and replies[2] == 1 and replies[4] == "héllo".encode()
+        assert isinstance(replies[1], redis.exceptions.NoScriptError)
+        assert isinstance(replies[3], redis.ResponseError) and "WRONGTYPE" in str(replies[3])
+        # As redis-py's pipeline answers them, but for its callbacks (SET: True).
+        assert [type(reply) for reply in replies[1:]] == [type(reply) for reply in pipelined[1:]]
+        assert pipelined[2] == 2 and pipelined[4] == replies[4]
+        assert not client.connection_pool._in_use_connections  # the connection is back
+        assert await round_trip(client, [("PING",)]) == [b"PONG"]
+    finally:
+        await redis_async_close()
+
+
+async def test_a_round_trip_cut_short_drops_its_connection_so_the_next_one_reads_its_own_replies() -> None:
+    from orchestration.redisclients import BoundedPool
+
+    pool = BoundedPool.from_url(settings.REDIS_URL, limit=1, wait_s=5.0, protocol=2)  # one connection, reused
+    client = aioredis.Redis(connection_pool=pool)
+    try:
+        await client.delete("empty-list")
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.1):
+                await round_trip(client, [("BLPOP", "empty-list", 1), ("PING",)])  # answered after a second
+        started = asyncio.get_running_loop().time()
+        assert await round_trip(client, [("ECHO", "mine"), ("ECHO", "mine too")]) == [b"mine", b"mine too"]
+        assert asyncio.get_running_loop().time() - started < 0.5  # not after the cut round trip's answers
+        assert not pool._in_use_connections and not pool._slots.locked()
+    finally:
+        await client.aclose(close_connection_pool=True)
+
+
+async def test_a_round_trip_on_a_connection_the_server_dropped_connects_again() -> None:
+    try:
+        client = redis_async(FAST)
+        (own_id,) = await round_trip(client, [("CLIENT", "ID")])
+        await redis_async(DEFAULT).client_kill_filter(_id=own_id)  # the server drops it while it waits in the pool
+        replies = await round_trip(client, [("ECHO", "after"), ("CLIENT", "ID")])
+        assert replies[0] == b"after" and replies[1] != own_id
+    finally:
+        await redis_async_close()
