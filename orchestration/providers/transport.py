@@ -48,6 +48,7 @@ import orjson
 from yarl import URL
 
 from orchestration.providers.base import CallTimeout, Provider, ProviderConfig
+from orchestration.providers.eager import start_request_writes_eagerly
 from orchestration.providers.errors import status_error
 from orchestration.providers.sse import SseEvent, SseParser
 from orchestration.types import ErrorKind, ProviderError
@@ -229,6 +230,8 @@ class HttpProvider(Provider):
         return status_error(status, text, headers=headers, provider=self.config.name)
 
     def _client(self) -> aiohttp.ClientSession:
+        # Called on the loop the session is for: its requests leave as they are made.
+        start_request_writes_eagerly(asyncio.get_running_loop())
         connector = aiohttp.TCPConnector(limit=POOL_CONNECTIONS, keepalive_timeout=KEEPALIVE_S, ssl=_tls())
         # No cookie jar: a provider's cookies must not ride along on the next call, whoever made it.
         return aiohttp.ClientSession(connector=connector, headers=self.headers, cookie_jar=aiohttp.DummyCookieJar())
