@@ -38,6 +38,8 @@ from typing import Any
 import redis.asyncio as aioredis
 from aiohttp import ClientSession, TCPConnector
 
+from orchestration.providers.eager import start_request_writes_eagerly
+
 if os.environ.get("SWITCHYARD_BENCH_SERVE_PATCHES") == "1":
     from project.edge.daphne import daphne_harden
 
@@ -49,6 +51,8 @@ _sessions: dict[int, ClientSession] = {}
 def _session() -> ClientSession:
     loop = id(asyncio.get_running_loop())
     if loop not in _sessions:
+        # Its requests leave as they are made, as Switchyard's do (see ``relay.py``).
+        start_request_writes_eagerly(asyncio.get_running_loop())
         _sessions[loop] = ClientSession(connector=TCPConnector(limit=0))
     return _sessions[loop]
 
