@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from orchestration.providers.eager import started_eagerly
+from orchestration.providers.eager import start_request_writes_eagerly, started_eagerly
 from tests.orchestration.providers.conftest import ROOMY, AdapterFactory
 
 _REPLY = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
@@ -193,14 +193,13 @@ async def test_an_error_thrown_in_can_be_handled_by_the_coroutine() -> None:
 
 def test_only_aiohttps_body_writer_is_started_eagerly() -> None:
     """Every other task keeps asyncio's order: created now, first run in a later turn."""
-    from orchestration.providers.eager import start_request_writes_eagerly
-
     loop = asyncio.new_event_loop()
     try:
         start_request_writes_eagerly(loop)
-        start_request_writes_eagerly(loop)  # idempotent: one factory, not two stacked
         factory = loop.get_task_factory()
         assert factory is None or getattr(factory, "starts_writes_eagerly", False)
+        start_request_writes_eagerly(loop)
+        assert loop.get_task_factory() is factory  # idempotent: one factory, not two stacked
         ran: list[str] = []
 
         async def other() -> None:
