@@ -57,6 +57,11 @@ answer reaches its client in 1 send where it took 3, a one-token stream in 3 whe
 (docs/benchmarks.md, "One send per reply message, and a count to the first token"). A stream's
 other messages write once each and go out as they come.
 
+The lean handler cancels a request's view when its client leaves (Django's handler does too). It
+waited for the ``http.disconnect`` message in a task of its own per request; a request now calls the
+application back when its connection is lost (``DISCONNECT_CALLBACK``), and puts the message in the
+queue as before.
+
 Twisted keeps each HTTP connection's idle timeout as a timer of its own, moved about three times a
 request; they are now deadlines in one table, swept once a second (``IdleTimeouts``).
 
@@ -113,6 +118,10 @@ LINGER_BYTES = 8 * 2**20
 # Frames a WebSocket may have waiting for the application before the connection is read no more
 # (each at most daphne's 1 MiB message limit).
 INBOUND_FRAMES = 16
+# Set on an HTTP request's input queue (the application's ``receive`` is its ``get``): the request
+# calls what the application puts there when its client leaves before the response is done
+# (project/edge/handler.py, ``DisconnectWatch``).
+DISCONNECT_CALLBACK = "switchyard_on_disconnect"
 
 
 def buffered_bytes(transport: Any) -> int:
@@ -633,7 +642,17 @@ def _request_class(base: type) -> type:
                 if self.channel is not None:
                     self.channel.transport.loseConnection()
                 return None
-            return super().process()
+            processed = super().process()  # the application's task is made, not yet run
+            if self.application_queue is not None:
+                setattr(self.application_queue, DISCONNECT_CALLBACK, None)  # it may put one there
+            return processed
+
+        def connectionLost(self, reason: Any) -> None:
+            queue = self.application_queue
+            super().connectionLost(reason)  # the queue gets ``http.disconnect``, as before
+            gone = getattr(queue, DISCONNECT_CALLBACK, None)
+            if gone is not None:
+                gone()
 
         def _refuse(self) -> None:
             self._refused = True

@@ -34,7 +34,7 @@ from orchestration.conf import setting
 from orchestration.requestids import request_id_from
 from orchestration.sse import header_set
 from orchestration.telemetry.logs import request_context_set
-from project.edge.handler import LeanHandler, _cancelled_by, finished
+from project.edge.handler import DisconnectWatch, LeanHandler, finished
 from project.edge.middleware import json_shaped
 
 View = Callable[..., Awaitable[HttpResponseBase]]
@@ -162,14 +162,14 @@ class RawHandler:
         request_context_set(request.request_id)
         serving = asyncio.current_task()
         assert serving is not None, "the raw handler runs in a task"
-        watch = asyncio.create_task(self.lean._cancel_at_disconnect(receive, serving))
+        watch = DisconnectWatch(self.lean, receive, serving)
         try:
             await self.lean.send_response(await self._response(view, request), send)
         except asyncio.CancelledError:
-            if not _cancelled_by(watch, serving):
+            if not watch.cancelled_serving():
                 raise
         finally:
-            watch.cancel()
+            watch.stop()
 
     async def _response(self, view: View, request: RawRequest) -> HttpResponseBase:
         """The view's answer as the lean handler would send it."""
