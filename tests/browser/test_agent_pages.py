@@ -58,6 +58,30 @@ def test_the_console_runs_an_agent_and_takes_an_answer_in_place(page, live_web, 
     screenshot(page, "agents")
 
 
+def test_a_run_asked_for_before_the_agents_list_arrives_waits_for_it(
+    page, live_web, worker, person, ui_model, simulator
+):
+    """Ctrl+Enter skips the form's `required` checks: the agent must not go out blank."""
+    simulator.configure(MODEL, script=[{"content": "Started with an agent."}])
+    held: list[Any] = []
+    page.route("**/api/v1/agents", lambda route: held.append(route))  # on the wire until let go
+    with page.expect_request("**/api/v1/agents"):
+        sign_in(page, live_web.url, person, "/agents/")
+    page.get_by_label("Model").select_option(MODEL)
+    page.get_by_label("Task").fill("Anything")
+    page.get_by_label("Task").press("Control+Enter")
+    expect(page.get_by_role("button", name="Run agent")).to_be_disabled()
+    page.get_by_label("Task").press("Control+Enter")  # a second press starts no second run
+    assert not Task.objects.filter(owner=person).exists()
+
+    held[0].continue_()
+
+    expect(page.get_by_role("region", name="Answer")).to_contain_text("Started with an agent.", timeout=30_000)
+    assert page.locator("#agent-log .step.error").count() == 0
+    task = Task.objects.get(owner=person)
+    assert task.agent == "research-assistant" and task.status == Task.Status.COMPLETED
+
+
 def test_cancel_stops_a_console_run_and_says_cancelled_not_error(page, live_web, worker, person, ui_model, simulator):
     simulator.configure(MODEL, script=calculator_then_question_then_answer("unused"))
     sign_in(page, live_web.url, person, "/agents/")

@@ -133,17 +133,30 @@
     follow(taskId);
   }
 
+  let starting = false;  // a start is between the key press and its task's id
   async function start() {
-    if (run || !input.value.trim()) { if (!input.value.trim()) input.focus(); return; }
-    const body = { agent: agentSelect.value, input: input.value };
-    if ($("agent-model").value) body.model = $("agent-model").value;
+    if (run || starting) return;
+    if (!input.value.trim()) { input.focus(); return; }
+    starting = true;
     startButton.disabled = true;
     try {
+      // Ctrl+Enter skips the form's own checks, and a quick hand can beat the agents' list here.
+      const loaded = await agentsLoaded;
+      if (run) return;  // a run was picked up again meanwhile
+      if (!agentSelect.value) {
+        if (loaded) timeline.note("error", "There is no agent to run: ask an operator to set one up.");
+        startButton.disabled = false;
+        return;
+      }
+      const body = { agent: agentSelect.value, input: input.value };
+      if ($("agent-model").value) body.model = $("agent-model").value;
       const task = await api("POST", "/api/v1/tasks", body);
       follow(task.id);
     } catch (error) {
       startButton.disabled = false;
       timeline.note("error", describeError(error));
+    } finally {
+      starting = false;
     }
   }
 
@@ -169,11 +182,13 @@
     $("agent-tools").replaceChildren(...(agent ? agent.tools : []).map((tool) => el("li", { title: tool.description }, tool.name)));
   });
 
-  api("GET", "/api/v1/agents").then((data) => {
+  // Resolves true once the list is in the select, false if it could not be loaded (already said).
+  const agentsLoaded = api("GET", "/api/v1/agents").then((data) => {
     agents = data.results || data;
     agentSelect.replaceChildren(...agents.map((a) => el("option", { value: a.name }, a.name)));
     agentSelect.dispatchEvent(new Event("change"));
-  }).catch((error) => timeline.note("error", describeError(error)));
+    return true;
+  }).catch((error) => { timeline.note("error", describeError(error)); return false; });
 
   setRun(null);
   setConnection("Ready", "ok");

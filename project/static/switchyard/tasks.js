@@ -42,16 +42,18 @@
     const form = $("task-form");
     const agentSelect = $("task-agent");
     const note = $("task-form-status");
-    api("GET", "/api/v1/agents").then((data) => {
+    const agentsLoaded = api("GET", "/api/v1/agents").then((data) => {
       agentSelect.replaceChildren(...(data.results || data).map((a) => el("option", { value: a.name, title: a.description }, a.name)));
     }).catch((error) => { note.textContent = describeError(error); });
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
-      const body = { agent: agentSelect.value, input: $("task-input-text").value };
-      if ($("task-model").value) body.model = $("task-model").value;
-      if (!body.input.trim()) { $("task-input-text").focus(); return; }
+      if (!$("task-input-text").value.trim()) { $("task-input-text").focus(); return; }
       $("task-start").disabled = true;
       try {
+        await agentsLoaded;  // the agent must not go out blank
+        if (!agentSelect.value) { note.textContent = "There is no agent to run: ask an operator to set one up."; return; }
+        const body = { agent: agentSelect.value, input: $("task-input-text").value };
+        if ($("task-model").value) body.model = $("task-model").value;
         const task = await api("POST", "/api/v1/tasks", body);
         $("task-input-text").value = "";
         note.replaceChildren("Started: ", el("a", { href: `/tasks/${task.id}/` }, "follow it on its page"), ".");
