@@ -33,16 +33,15 @@ logger = logging.getLogger(__name__)
 
 def modules_preload() -> None:
     """Import, once in this parent, what every job imports on first use (the provider adapters
-    with aiohttp, the cache with numpy, the channel layer). Each job runs in a fork of this
-    process: without this, every job pays those imports again (about a second on a busy host)."""
+    with aiohttp and their TLS context, the cache with numpy, the channel layer). Each job runs in
+    a fork of this process: without this, every job pays those again (about a second on a busy host)."""
     import channels_redis.core  # noqa: F401
 
     import agents.jobs  # noqa: F401
     import orchestration.responses.jobs  # noqa: F401
-    from orchestration.providers import provider_class, provider_kinds
+    from orchestration.providers import adapters_preload
 
-    for kind in provider_kinds():
-        provider_class(kind)
+    adapters_preload()
     importlib.import_module("orchestration.caching.exact")
     tracing_preload()
 

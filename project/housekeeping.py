@@ -40,8 +40,8 @@ longest pauses"). A full collection waits for 400 middle ones, about as many all
 before.
 
 The provider adapters are imported here too (they load only when first used, and with them
-aiohttp): otherwise the first model call after a start paid for that import, about a tenth of a
-second, and its modules stayed outside the frozen set.
+aiohttp), and the TLS context they share is built: otherwise the first model call after a start paid
+for both, a tenth of a second or more, and what they made stayed outside the frozen set.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ import gc
 
 from django.urls import get_resolver
 
-from orchestration.providers import provider_class, provider_kinds
+from orchestration.providers import adapters_preload
 
 # Collections of the middle generation between two full collections (CPython: 10).
 FULL_COLLECTION_AFTER = 400
@@ -61,11 +61,11 @@ YOUNG_COLLECTION_AFTER = 50_000
 
 
 def freeze_loaded_objects() -> int:
-    """Load what requests would load lazily (the URLconf and its views, the provider adapters),
-    collect the startup garbage, then freeze everything alive; returns how many objects are frozen."""
+    """Load what requests would load lazily (the URLconf and its views, the provider adapters and
+    their TLS context), collect the startup garbage, then freeze everything alive; returns how many
+    objects are frozen."""
     get_resolver().url_patterns  # noqa: B018 - imports every view module now, not on a first request
-    for kind in provider_kinds():
-        provider_class(kind)
+    adapters_preload()
     gc.collect()
     gc.freeze()
     gc.set_threshold(YOUNG_COLLECTION_AFTER, MIDDLE_COLLECTION_AFTER, FULL_COLLECTION_AFTER)

@@ -18,6 +18,7 @@ __all__ = [
     "Provider",
     "ProviderConfig",
     "adapters_aclose",
+    "adapters_preload",
     "provider_class",
     "provider_for",
     "provider_kinds",
@@ -47,6 +48,17 @@ def provider_class(kind: str) -> type[Provider]:
     module_name, _, class_name = path.rpartition(".")
     cls: type[Provider] = getattr(importlib.import_module(module_name), class_name)
     return cls
+
+
+def adapters_preload() -> None:
+    """Import every adapter (and with them aiohttp) and build the TLS context they share: the first
+    model call of a process would otherwise pay for both, a tenth of a second or more (loading
+    certifi's roots alone took 40-130 ms on the benchmark machine). Processes call this at start."""
+    for kind in provider_kinds():
+        provider_class(kind)
+    from orchestration.providers.transport import tls_context
+
+    tls_context()
 
 
 def provider_for(config: ProviderConfig) -> Provider:

@@ -116,9 +116,10 @@ def _client_timeout(connect: float, read: float | None) -> aiohttp.ClientTimeout
 
 
 @functools.cache
-def _tls() -> ssl.SSLContext:
+def tls_context() -> ssl.SSLContext:
     """The roots the adapters trust, as httpx's clients do: ``SSL_CERT_FILE`` or ``SSL_CERT_DIR``
-    when set, else certifi's bundle (a slim image may have no system roots). Built once per process."""
+    when set, else certifi's bundle (a slim image may have no system roots). Built once per process,
+    at its start (``adapters_preload``)."""
     if os.environ.get("SSL_CERT_FILE"):
         return ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
     if os.environ.get("SSL_CERT_DIR"):
@@ -232,7 +233,7 @@ class HttpProvider(Provider):
     def _client(self) -> aiohttp.ClientSession:
         # Called on the loop the session is for: its requests leave as they are made.
         start_request_writes_eagerly(asyncio.get_running_loop())
-        connector = aiohttp.TCPConnector(limit=POOL_CONNECTIONS, keepalive_timeout=KEEPALIVE_S, ssl=_tls())
+        connector = aiohttp.TCPConnector(limit=POOL_CONNECTIONS, keepalive_timeout=KEEPALIVE_S, ssl=tls_context())
         # No cookie jar: a provider's cookies must not ride along on the next call, whoever made it.
         return aiohttp.ClientSession(connector=connector, headers=self.headers, cookie_jar=aiohttp.DummyCookieJar())
 

@@ -29,7 +29,7 @@ from orchestration.providers.gemini import GeminiProvider
 from orchestration.providers.openai import OpenAIProvider
 from orchestration.providers.openai_compatible import OpenAICompatibleProvider
 from orchestration.providers.simulator import SimulatorProvider
-from orchestration.providers.transport import HttpProvider, _tls
+from orchestration.providers.transport import HttpProvider, tls_context
 from orchestration.types import ErrorKind, ProviderError
 from tests.conftest import Simulator
 from tests.orchestration.providers.conftest import ROOMY, AdapterFactory, ask
@@ -234,9 +234,9 @@ async def tls_upstream(tmp_path: Path) -> AsyncIterator[tuple[str, Path]]:
 
 @pytest.fixture
 def roots_reset() -> Iterator[None]:
-    _tls.cache_clear()
+    tls_context.cache_clear()
     yield
-    _tls.cache_clear()
+    tls_context.cache_clear()
 
 
 async def test_an_upstream_whose_certificate_no_trusted_root_signed_is_a_connection_error(
