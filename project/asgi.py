@@ -16,6 +16,7 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 
+from orchestration.metrics import metrics_hold  # noqa: E402
 from project.drain import drain_on_sigterm  # noqa: E402
 from project.edge.daphne import daphne_harden  # noqa: E402
 from project.edge.tracing import edge_traced  # noqa: E402
@@ -36,5 +37,8 @@ application = edge_traced(application)
 daphne_harden()
 # Under daphne, SIGTERM stops accepting, lets running replies finish, then stops (project/drain.py).
 drain_on_sigterm()
+# A finished call's samples are held and written once a second, not nine writes a call
+# (orchestration/metrics.py, "samples held"); /metrics and the process's exit write them too.
+metrics_hold()
 # The loaded application is out of the garbage collector's full passes (project/housekeeping.py).
 freeze_loaded_objects()

@@ -28,7 +28,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from orchestration.breaker import BreakerView, breaker_key, breakers_read
-from orchestration.metrics import BREAKER_VALUES, CACHE, REFUSAL_REASONS, REFUSALS
+from orchestration.metrics import BREAKER_VALUES, CACHE, REFUSAL_REASONS, REFUSALS, metrics_flush
 from orchestration.registry import snapshot
 from orchestration.types import CacheStatus
 
@@ -42,6 +42,7 @@ WORKER_SILENCE_S = 90.0
 
 def metrics_exposition() -> bytes:
     """The text of ``/metrics``."""
+    metrics_flush()  # what this process holds (``orchestration.metrics``, "samples held")
     registry = CollectorRegistry(auto_describe=False)
     registry.register(ZeroFilled(MultiProcessCollector(None)))
     registry.register(LiveState())

@@ -7,6 +7,8 @@ import subprocess
 import sys
 import textwrap
 import uuid
+from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -14,9 +16,11 @@ from django.test import Client
 from prometheus_client import CollectorRegistry, generate_latest, multiprocess
 from prometheus_client.parser import text_string_to_metric_families
 
-from orchestration.metrics import metrics_breaker_transition, metrics_retry
+from orchestration import metrics
+from orchestration.metrics import metrics_breaker_transition, metrics_call_finished, metrics_flush, metrics_retry
 from orchestration.orchestrator import Orchestrator
-from orchestration.telemetry.exposition import breaker_value, breakers_now
+from orchestration.telemetry.exposition import breaker_value, breakers_now, metrics_exposition
+from orchestration.types import Served, Usage
 from tests.conftest import Simulator
 from tests.orchestration.harness import FakeClock, ask, ctx
 from tests.support import ROOT, child_env
@@ -33,6 +37,7 @@ def sample(text: str, name: str, **labels: str) -> float:
 
 
 def exposition() -> str:
+    metrics_flush()  # as /metrics does: what this process holds (project.asgi turns holding on)
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry)
     return generate_latest(registry).decode()
@@ -136,3 +141,105 @@ def test_scrapes_reuse_their_redis_connections(redis_client: Any) -> None:
     for _ in range(10):
         assert Client().get("/metrics").status_code == 200
     assert redis_client.info("stats")["total_connections_received"] - before <= 2
+
+
+# --- samples held by a web process, then written together ---------------------------------------
+
+
+def finished(model: str, duration_s: float, ttft_ms: float | None = 120.0) -> None:
+    served = Served(
+        model=model, provider="p", cache="MISS", usage=Usage(7, 11), cost_usd=Decimal("0.0021"), ttft_ms=ttft_ms
+    )
+    metrics_call_finished("chat", model, served, status="ok", duration_s=duration_s)
+
+
+def samples_of(text: str, model: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of ``model``, its name in the labels' place (to compare two models' samples)."""
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for item in family.samples:
+            if item.labels.get("model") == model:
+                labels = tuple(sorted((key, "M" if key == "model" else value) for key, value in item.labels.items()))
+                found[(item.name, labels)] = item.value
+    return found
+
+
+@pytest.fixture
+def holding() -> Iterator[None]:
+    """Holding on (``project.asgi`` turns it on in a web process), with a timer at the next turn."""
+    was = metrics._holding, metrics._hold_s
+    metrics_flush()
+    metrics.metrics_hold(seconds=0)
+    yield
+    metrics_flush()
+    metrics._holding, metrics._hold_s = was
+
+
+DURATIONS = (0.01, 0.05, 0.07, 0.5, 2.0, 400.0)  # on bounds, between them, past the last
+
+
+async def test_held_samples_are_written_as_direct_writes_would_be(holding: None) -> None:
+    direct, held = f"direct-{uuid.uuid4().hex[:8]}", f"held-{uuid.uuid4().hex[:8]}"
+    await asyncio.to_thread(lambda: [finished(direct, seconds) for seconds in DURATIONS])  # no loop: at once
+    written = samples_of(exposition(), direct)
+    for seconds in DURATIONS:
+        finished(held, seconds)
+    assert samples_of(exposition(), held) == written
+    assert written[("llm_request_duration_seconds_count", (("endpoint", "chat"), ("model", "M")))] == len(DURATIONS)
+    assert written[("llm_tokens_total", (("direction", "output"), ("model", "M"), ("provider", "p")))] == 11 * 6
+
+
+def _files_only() -> str:
+    """What the processes' files hold, without writing what this one holds first."""
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    return generate_latest(registry).decode()
+
+
+async def test_held_samples_wait_for_the_loop_timer_then_are_written(holding: None) -> None:
+    model = f"timer-{uuid.uuid4().hex[:8]}"
+    finished(model, 0.2)
+    finished(model, 0.3)
+    assert sample(_files_only(), "llm_requests_total", model=model) == 0
+    for _ in range(3):  # the timer's turn of the loop (held for 0 s here)
+        await asyncio.sleep(0)
+    text = _files_only()
+    assert sample(text, "llm_requests_total", model=model) == 2
+    assert sample(text, "llm_request_duration_seconds_sum", model=model) == pytest.approx(0.5)
+
+
+async def test_the_metrics_page_writes_what_its_process_holds(holding: None) -> None:
+    model = f"page-{uuid.uuid4().hex[:8]}"
+    finished(model, 0.2)
+    text = (await asyncio.to_thread(metrics_exposition)).decode()
+    assert sample(text, "llm_requests_total", model=model) == 1
+
+
+_HOLDING_PROCESS = textwrap.dedent(
+    """
+    import asyncio, os, sys, django
+    from decimal import Decimal
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
+    django.setup()
+    from orchestration.metrics import metrics_call_finished, metrics_hold
+    from orchestration.types import Served, Usage
+    metrics_hold()  # a second: the loop below is gone long before its timer
+    served = Served(model=sys.argv[1], provider="p", cache="MISS", usage=Usage(1, 2), cost_usd=Decimal(0))
+    async def call():
+        metrics_call_finished("chat", sys.argv[1], served, status="ok", duration_s=0.1)
+    asyncio.run(call())
+    """
+)
+
+
+def test_a_process_writes_what_it_holds_at_its_exit() -> None:
+    model = f"exit-{uuid.uuid4().hex[:8]}"
+    done = subprocess.run(
+        [sys.executable, "-c", _HOLDING_PROCESS, model],
+        cwd=ROOT,
+        env=child_env(DEBUG="1"),
+        capture_output=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    assert sample(exposition(), "llm_requests_total", model=model) == 1
