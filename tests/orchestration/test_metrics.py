@@ -107,18 +107,19 @@ _OTHER_PROCESS = textwrap.dedent(
 )
 
 
+def in_another_process(code: str, model: str) -> None:
+    """Run ``code`` (with ``model`` as its argument) in a Python process of its own, to its end."""
+    done = subprocess.run(
+        [sys.executable, "-c", code, model], cwd=ROOT, env=child_env(DEBUG="1"), capture_output=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr.decode()
+
+
 def test_counts_from_several_processes_add_up() -> None:
     model = f"m-{uuid.uuid4().hex[:8]}"
     metrics_retry(model, "p", "timeout")
     metrics_breaker_transition(model, "half_open")
-    done = subprocess.run(
-        [sys.executable, "-c", _OTHER_PROCESS, model],
-        cwd=ROOT,
-        env=child_env(DEBUG="1"),
-        capture_output=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr.decode()
+    in_another_process(_OTHER_PROCESS, model)
     text = exposition()
     assert sample(text, "llm_retries_total", model=model) == 3
     assert sample(text, "llm_circuit_breaker_transitions_total", breaker=model, state="half_open") == 2
@@ -234,12 +235,5 @@ _HOLDING_PROCESS = textwrap.dedent(
 
 def test_a_process_writes_what_it_holds_at_its_exit() -> None:
     model = f"exit-{uuid.uuid4().hex[:8]}"
-    done = subprocess.run(
-        [sys.executable, "-c", _HOLDING_PROCESS, model],
-        cwd=ROOT,
-        env=child_env(DEBUG="1"),
-        capture_output=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr.decode()
+    in_another_process(_HOLDING_PROCESS, model)
     assert sample(exposition(), "llm_requests_total", model=model) == 1
