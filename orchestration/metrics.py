@@ -82,7 +82,7 @@ def _child(metric: Any, *values: str) -> Any:
 # --- samples held, then written together ---------------------------------------------------
 #
 # Every sample write is prometheus_client's lock, a check that the process did not fork and a
-# write to its shared file, and a finished call makes nine or ten: 26-30 µs a call, timed alone.
+# write to its shared file, and a finished call makes nine or ten: 15-30 µs a call, timed alone.
 # A web process holds what its calls add instead (a sum per sample) and writes each sample once
 # per HOLD_S, on a timer of the loop that serves it; ``/metrics`` writes what is held before it
 # reads the files, and so does the process at its exit. Another web process's scrape sees these
@@ -114,8 +114,7 @@ def metrics_flush() -> None:
     global _held, _held_loop
     with _held_lock:
         held, _held, _held_loop = _held, {}, None
-    for value, amount in held.items():
-        value.inc(amount)
+    _write(held)
 
 
 def _holder() -> bool:
@@ -139,6 +138,10 @@ def _write_stranded() -> None:
     """The loop that held these samples closed before its timer wrote them."""
     global _held
     held, _held = _held, {}
+    _write(held)
+
+
+def _write(held: dict[Any, float]) -> None:
     for value, amount in held.items():
         value.inc(amount)
 
