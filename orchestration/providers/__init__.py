@@ -53,7 +53,7 @@ def provider_class(kind: str) -> type[Provider]:
 def adapters_preload() -> None:
     """Import every adapter (and with them aiohttp) and build the TLS context they share: the first
     model call of a process would otherwise pay for both, a tenth of a second or more (loading
-    certifi's roots alone took 40-130 ms on the benchmark machine). Processes call this at start."""
+    certifi's roots alone took 26 ms on a quiet core, 133 ms on a busy one). Processes call this at start."""
     for kind in provider_kinds():
         provider_class(kind)
     from orchestration.providers.transport import tls_context

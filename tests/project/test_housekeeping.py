@@ -31,7 +31,7 @@ def test_the_loaded_application_is_frozen_with_its_views_imported() -> None:
 def test_a_web_process_loads_its_adapters_and_their_tls_roots_at_start_and_not_httpx() -> None:
     """httpx (and what it pulls in, rich when installed) is not on a web process's path: the
     adapters speak aiohttp. About 7 MB of RSS and a tenth of a second of the first call. The TLS
-    context is built at start too: loading the trusted roots took 40-130 ms of the first call."""
+    context is built at start too: loading the trusted roots took 26-133 ms of the first call."""
     code = (
         "import os, sys; os.environ['DJANGO_SETTINGS_MODULE'] = 'project.settings'; from project import asgi; "
         "print(sorted(name for name in ('httpx', 'aiohttp', 'orchestration.providers.openai') if name in sys.modules))"
