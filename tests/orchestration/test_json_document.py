@@ -23,6 +23,16 @@ def standard_reading(body: bytes | str) -> Any:
     return json.loads(body, parse_constant=refuse)
 
 
+def standard_complaint(body: bytes) -> str:
+    """What the running Python's own parser says of ``body`` (Python 3.13 reworded some of it:
+    "Illegal trailing comma" where 3.11 said "Expecting property name")."""
+    try:
+        json.loads(body)
+    except json.JSONDecodeError as error:
+        return f"not valid JSON: {error.msg}"
+    raise AssertionError(f"the standard parser reads {body!r}")
+
+
 def nested(depth: int) -> bytes:
     return ("[" * depth + "]" * depth).encode()
 
@@ -61,9 +71,9 @@ def test_a_document_reads_as_the_standard_parser_reads_it(body: bytes | str) -> 
         (nested(900), "invalid_json", f"nests deeper than {MAX_DEPTH} levels"),
         (nested(5_000), "invalid_json", f"nests deeper than {MAX_DEPTH} levels"),
         (b'{"a": "\xff"}', "invalid_json", "not valid UTF-8"),
-        (b'{"a": 1,}', "invalid_json", "not valid JSON: Expecting property name"),
-        (b'{"a": "\x01"}', "invalid_json", "not valid JSON: Invalid control character"),
-        (b'{"a": 1} x', "invalid_json", "not valid JSON: Extra data"),
+        (b'{"a": 1,}', "invalid_json", standard_complaint(b'{"a": 1,}')),
+        (b'{"a": "\x01"}', "invalid_json", standard_complaint(b'{"a": "\x01"}')),
+        (b'{"a": 1} x', "invalid_json", standard_complaint(b'{"a": 1} x')),
         (b"[" + b"1" * 5_000 + b"]", "invalid_json", "a number of more than"),
     ],
 )
