@@ -49,11 +49,14 @@ setups.
 
 ``--lone`` measures instead what a stream costs when it comes alone: 100 one-token streams at once,
 then the same arriving one every 20 ms, for the floors, ``/v1`` and chat (``--history N``: the
-chat's conversations already hold N turns, read by every post).
+chat's conversations already hold N turns, read by every post). ``--long N`` measures what a
+further token costs once a stream's setup is spread thin: 200 streams of N tokens at once, the
+floors, ``/v1`` and chat in turn, ``--repeat`` rounds.
 
     python -m tests.bench streaming
     python -m tests.bench.streaming --streams 200 --litellm --uvicorn
     python -m tests.bench.streaming --lone [--only chat --history 100]
+    python -m tests.bench.streaming --long 100
 
 ``--gc`` adds each run's garbage collections in the server (their total time, how many of each
 generation, the longest) to its figures: every process the benchmark starts then logs its
@@ -238,8 +241,9 @@ def start_litellm(upstream_url: str, master_key: str) -> Any:
 # --- the registry ------------------------------------------------------------------------------
 
 
-def registry_and_key(upstream_url: str) -> tuple[str, Any]:
-    """The three stream shapes as models of one OpenAI-compatible provider, and a key with limits."""
+def registry_and_key(upstream_url: str, models: tuple[str, ...] = ()) -> tuple[str, Any]:
+    """The stream shapes (and ``models``, more of them) as models of one OpenAI-compatible
+    provider, and a key with limits."""
     from django.contrib.auth import get_user_model
 
     from orchestration.access.keys import api_key_create
@@ -248,7 +252,7 @@ def registry_and_key(upstream_url: str) -> tuple[str, Any]:
     provider, _ = Provider.objects.update_or_create(
         name="bench-upstream", defaults={"kind": Provider.Kind.OPENAI_COMPATIBLE, "base_url": upstream_url + "/v1"}
     )
-    for name in (MODEL, SETUP_MODEL, SLOW_MODEL, FIRST_TOKEN_MODEL):
+    for name in (MODEL, SETUP_MODEL, SLOW_MODEL, FIRST_TOKEN_MODEL, *models):
         fields = {"provider": provider, "upstream": name, "cache_exact_enabled": False, "cache_semantic": False}
         LanguageModel.objects.update_or_create(
             name=name, defaults={**fields, "input_per_mtok": 1, "output_per_mtok": 2}
@@ -479,12 +483,12 @@ def _chat_floor_target(process: Any, *, durable: bool = False) -> Target:
     return target
 
 
-def lineup(*, litellm: bool, uvicorn: bool) -> Lineup:
+def lineup(*, litellm: bool, uvicorn: bool, models: tuple[str, ...] = ()) -> Lineup:
     import secrets
 
     upstream = start_upstream()
     stop: list[Any] = [upstream]
-    secret, user = registry_and_key(upstream.url)
+    secret, user = registry_and_key(upstream.url, models)
     floor = start_floor(upstream.url)
     daphne_floor = start_server_floor("daphne", upstream.url)
     serve_floor = start_server_floor("daphne", upstream.url, serve_patches=True)
@@ -662,6 +666,42 @@ def lone_streams(
     finally:
         for process in setup.stop:
             process.stop()
+    return figures
+
+
+def long_streams(
+    *, tokens: int = 100, streams: int = 200, rounds: int = 3, only: frozenset[str] = frozenset()
+) -> dict[str, str]:
+    """What a further token costs, a stream's setup spread thin: ``streams`` streams of ``tokens``
+    tokens at once, ``rounds`` times, the servers in turn within each round; CPU per token (the
+    median of the rounds) and its ratio to the bare relay's (the median of the rounds' ratios)."""
+    model = f"stream-{tokens}x{EVERY_MS}-{FIRST_MS}"
+    pin_here_and_children(LOAD_CORE)
+    setup = lineup(litellm=False, uvicorn=False, models=(model,))
+    names = {"floor", "daphne-serve-floor", "daphne-chat-durable-floor", "v1", "chat"}
+    targets = [target for target in setup.targets if target.name in (only or names) | {"floor"}]
+    per_token: dict[str, list[float]] = {target.name: [] for target in targets}
+    incomplete: dict[str, int] = {}
+    try:
+        for target in targets:
+            measure(target, MODEL, streams, side_pids=setup.side_pids)  # warm
+        for _ in range(rounds):
+            for target in targets:
+                run = measure(target, model, streams, side_pids=setup.side_pids)
+                per_token[target.name].append(run.per_token_us())
+                if run.completed < streams:
+                    incomplete[target.name] = incomplete.get(target.name, 0) + streams - run.completed
+    finally:
+        for process in setup.stop:
+            process.stop()
+    figures = {}
+    for name, values in per_token.items():
+        ratios = [value / floor for value, floor in zip(values, per_token["floor"], strict=True)]
+        lost = f"; {incomplete[name]} streams incomplete" if name in incomplete else ""
+        figures[f"{name} x{streams}, {tokens} tokens"] = (
+            f"{_median_value(values):.1f} µs/token ({_median_value(ratios):.2f}x floor;"
+            f" rounds {', '.join(f'{value:.0f}' for value in values)}){lost}"
+        )
     return figures
 
 
@@ -881,6 +921,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--history", type=int, default=0, help="with --lone: turns each chat conversation holds")
     parser.add_argument(
+        "--long",
+        type=int,
+        default=0,
+        metavar="TOKENS",
+        help="streams of this many tokens (setup spread thin): what a further token costs, --repeat rounds",
+    )
+    parser.add_argument(
         "--setup-only",
         action="store_true",
         help="with --before: one-token bursts only, and the rounds' paired ratios (use 40 rounds or more)",
@@ -897,6 +944,12 @@ def main(argv: list[str] | None = None) -> int:
     if options.lone:
         only = frozenset(name for name in options.only.split(",") if name)
         for name, value in lone_streams(history=options.history, only=only).items():
+            print(f"{name}: {value}", flush=True)
+        return 0
+    if options.long:
+        only = frozenset(name for name in options.only.split(",") if name)
+        figures = long_streams(tokens=options.long, streams=options.streams, rounds=max(1, options.repeat), only=only)
+        for name, value in figures.items():
             print(f"{name}: {value}", flush=True)
         return 0
     if options.before is not None:
