@@ -233,7 +233,10 @@ class EagerSend:
             await super().send_packed_command(command, check_health)  # type: ignore[misc]
             return
         transport = writer.transport
-        writer.writelines([command] if isinstance(command, bytes) else command)
+        # ``write``, as Python 3.11's ``writelines`` does: from 3.12 a socket transport's own
+        # ``writelines`` never pauses its protocol, so ``drain`` returned at once however much the
+        # socket had left to take, and a write to a Redis that stopped reading never timed out.
+        writer.write(command if isinstance(command, bytes) else b"".join(command))
         if transport.get_write_buffer_size() <= transport.get_write_buffer_limits()[1]:
             return  # below the high-water mark: ``drain`` would return at once
         try:
