@@ -635,6 +635,14 @@ def benchmark(
     return figures
 
 
+# The servers ``--lone`` and ``--long`` measure, unless ``--only`` names others.
+RELAYS = frozenset({"floor", "daphne-serve-floor", "daphne-chat-durable-floor", "v1", "chat"})
+
+
+def _relays(setup: Lineup, only: frozenset[str]) -> list[Target]:
+    return [target for target in setup.targets if target.name in (only or RELAYS)]
+
+
 def lone_streams(
     *, streams: int = 100, spread_s: float = 2.0, rounds: int = 4, history: int = 0, only: frozenset[str] = frozenset()
 ) -> dict[str, str]:
@@ -644,8 +652,7 @@ def lone_streams(
     many turns (a post reads them all; ``history=0`` is a new conversation)."""
     pin_here_and_children(LOAD_CORE)
     setup = lineup(litellm=False, uvicorn=False)
-    names = {"floor", "daphne-serve-floor", "daphne-chat-durable-floor", "v1", "chat"}
-    targets = [target for target in setup.targets if target.name in (only or names)]
+    targets = _relays(setup, only)
     figures: dict[str, str] = {}
     try:
         for target in targets:
@@ -678,8 +685,7 @@ def long_streams(
     model = f"stream-{tokens}x{EVERY_MS}-{FIRST_MS}"
     pin_here_and_children(LOAD_CORE)
     setup = lineup(litellm=False, uvicorn=False, models=(model,))
-    names = {"floor", "daphne-serve-floor", "daphne-chat-durable-floor", "v1", "chat"}
-    targets = [target for target in setup.targets if target.name in (only or names) | {"floor"}]
+    targets = _relays(setup, only | {"floor"} if only else only)  # the ratios are to the floor
     per_token: dict[str, list[float]] = {target.name: [] for target in targets}
     incomplete: dict[str, int] = {}
     try:
