@@ -200,13 +200,6 @@ def _counted(out_file: str, pid: int, work: Callable[[], None]) -> int:
     return counted_total(out_file) - before
 
 
-def _release(upstream_url: str) -> None:
-    """Let the upstream send the rest of the streams it holds (``streamkit/upstream.py``)."""
-    import urllib.request
-
-    urllib.request.urlopen(urllib.request.Request(f"{upstream_url}/release", data=b"", method="POST"), timeout=10)
-
-
 def to_first_token(
     target: streaming.Target, out_file: str, *, streams: int, side_pids: list[int], upstream_url: str
 ) -> float:
@@ -238,7 +231,7 @@ def to_first_token(
     try:
         total = _counted(out_file, pid, to_the_last_first_token)
     finally:
-        _release(upstream_url)
+        streaming.release_held(upstream_url)
         loading.join()
         shutil.rmtree(all_first.parent, ignore_errors=True)
     if failures:

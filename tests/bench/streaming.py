@@ -57,10 +57,14 @@ floors, ``/v1`` and chat in turn, ``--repeat`` rounds.
     python -m tests.bench.streaming --streams 200 --litellm --uvicorn
     python -m tests.bench.streaming --lone [--only chat --history 100]
     python -m tests.bench.streaming --long 100
+    python -m tests.bench.streaming --objects [--only chat]
 
 ``--gc`` adds each run's garbage collections in the server (their total time, how many of each
 generation, the longest) to its figures: every process the benchmark starts then logs its
-collections (``streamkit/gcwatch``).
+collections (``streamkit/gcwatch``). ``--objects`` counts instead what each open stream keeps alive
+for the collector to walk: ``--streams`` streams held after their first token, the server's live
+tracked objects less its count before the burst, per stream and by type, for the floors, ``/v1``
+and chat.
 """
 
 from __future__ import annotations
@@ -448,6 +452,7 @@ class Lineup:
     targets: list[Target]
     side_pids: list[int]
     stop: list[Any]
+    upstream_url: str
 
 
 def _chat_target(process: Any, secret: str, user: Any) -> Target:
@@ -515,7 +520,7 @@ def lineup(*, litellm: bool, uvicorn: bool, models: tuple[str, ...] = ()) -> Lin
         stop.append(proxy)
         targets.append(Target("litellm", proxy, "v1", {"Authorization": f"Bearer {master_key}"}))
     side = [upstream.pid, *([pid] if (pid := _redis_pid()) else [])]
-    return Lineup(targets, side, stop)
+    return Lineup(targets, side, stop, upstream.url)
 
 
 def _line(run: Run, ratio: float | None = None) -> str:
@@ -709,6 +714,94 @@ def long_streams(
             f" rounds {', '.join(f'{value:.0f}' for value in values)}){lost}"
         )
     return figures
+
+
+def release_held(upstream_url: str) -> None:
+    """Let the upstream send the rest of the streams it holds after their first token
+    (``FIRST_TOKEN_MODEL``; ``streamkit/upstream.py``, ``POST /release``)."""
+    import urllib.request
+
+    urllib.request.urlopen(urllib.request.Request(f"{upstream_url}/release", data=b"", method="POST"), timeout=10)
+
+
+CENSUS_WAIT_S = 30.0
+
+
+def tracked_objects(pid: int) -> dict[str, Any]:
+    """What the collector tracks in server ``pid`` outside its frozen set once it has collected its
+    garbage: ``{"total": N, "types": {type: count}}``, written by the process when sent ``SIGUSR2``
+    (``streamkit/gcwatch``, loaded into every process started after ``watch_garbage_collections``)."""
+    import signal
+
+    path = Path(f"{os.environ[GC_FILE_VARIABLE]}.{pid}.objects")
+    path.unlink(missing_ok=True)
+    os.kill(pid, signal.SIGUSR2)
+    ends = time.monotonic() + CENSUS_WAIT_S
+    while not path.exists():
+        if time.monotonic() > ends:
+            raise RuntimeError(f"server {pid} wrote no census of its objects in {CENSUS_WAIT_S:.0f} s")
+        time.sleep(0.02)
+    return json.loads(path.read_text())
+
+
+def held_objects(*, streams: int = 200, rounds: int = 3, only: frozenset[str] = frozenset()) -> dict[str, str]:
+    """What each open stream keeps alive for the garbage collector to walk: ``streams`` streams held
+    after their first token (the upstream holds them, ``FIRST_TOKEN_MODEL``), the server's live
+    tracked objects then less before the burst, divided by ``streams``; the fewest of ``rounds``
+    bursts, and the types that make most of it. A young collection walks what is alive in the young generation,
+    so this is what makes a burst's collections long, and how soon one comes (``project/housekeeping.py``)."""
+    if GC_FILE_VARIABLE not in os.environ:
+        watch_garbage_collections()
+    pin_here_and_children(LOAD_CORE)
+    setup = lineup(litellm=False, uvicorn=False)
+    figures: dict[str, str] = {}
+    try:
+        for target in _relays(setup, only):
+            measure(target, MODEL, streams, side_pids=[])  # warm: imports, pools, caches
+            held = [_held_once(target, streams, setup.upstream_url) for _ in range(rounds)]
+            fewest = min(held, key=lambda per_type: sum(per_type.values()))
+            most = sorted(fewest.items(), key=lambda item: -item[1])[:8]
+            figures[f"{target.name}, {streams} held after their first token"] = (
+                f"{sum(fewest.values()):.0f} live tracked objects per open stream (rounds"
+                f" {', '.join(f'{sum(per_type.values()):.0f}' for per_type in held)}); most: "
+                + ", ".join(f"{name} {count:.1f}" for name, count in most)
+            )
+    finally:
+        for process in setup.stop:
+            process.stop()
+    return figures
+
+
+def _held_once(target: Target, streams: int, upstream_url: str) -> dict[str, float]:
+    """Tracked objects per stream, by type, with ``streams`` streams held after their first token."""
+    import tempfile
+
+    pid = target.process.pid
+    before = tracked_objects(pid)
+    all_first = Path(tempfile.mkdtemp(prefix="switchyard-first-tokens-")) / "all"
+    runs: list[Run] = []
+    loading = threading.Thread(
+        target=lambda: runs.append(
+            measure(target, FIRST_TOKEN_MODEL, streams, side_pids=[], first_tokens_path=str(all_first))
+        )
+    )
+    loading.start()
+    try:
+        while not all_first.exists() and loading.is_alive():
+            time.sleep(0.005)
+        time.sleep(0.2)  # what the last first tokens' writes leave behind settles
+        during = tracked_objects(pid)
+    finally:
+        release_held(upstream_url)
+        loading.join()
+        shutil.rmtree(all_first.parent, ignore_errors=True)
+    if not runs or runs[0].completed != streams:
+        raise RuntimeError(f"{target.name}: not every held stream completed: {runs[0].errors if runs else 'none ran'}")
+    by_type: dict[str, float] = {}
+    for label in during["types"].keys() | before["types"].keys():
+        kind = label.split(" ", 1)[0]  # coroutines are counted by their function: here, by their type
+        by_type[kind] = by_type.get(kind, 0) + (during["types"].get(label, 0) - before["types"].get(label, 0))
+    return {kind: count / streams for kind, count in by_type.items() if count}
 
 
 def _with_history(spec_for: Callable[[str, int], dict[str, Any]] | None, turns: int) -> Any:
@@ -934,6 +1027,11 @@ def main(argv: list[str] | None = None) -> int:
         help="streams of this many tokens (setup spread thin): what a further token costs, --repeat rounds",
     )
     parser.add_argument(
+        "--objects",
+        action="store_true",
+        help="the garbage collector's tracked objects per open stream, streams held after their first token",
+    )
+    parser.add_argument(
         "--setup-only",
         action="store_true",
         help="with --before: one-token bursts only, and the rounds' paired ratios (use 40 rounds or more)",
@@ -950,6 +1048,11 @@ def main(argv: list[str] | None = None) -> int:
     if options.lone:
         only = frozenset(name for name in options.only.split(",") if name)
         for name, value in lone_streams(history=options.history, only=only).items():
+            print(f"{name}: {value}", flush=True)
+        return 0
+    if options.objects:
+        only = frozenset(name for name in options.only.split(",") if name)
+        for name, value in held_objects(streams=options.streams, rounds=max(1, options.repeat), only=only).items():
             print(f"{name}: {value}", flush=True)
         return 0
     if options.long:
