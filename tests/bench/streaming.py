@@ -777,6 +777,7 @@ def _held_once(target: Target, streams: int, upstream_url: str) -> dict[str, flo
     import tempfile
 
     pid = target.process.pid
+    time.sleep(1.5)  # daphne lets its finished requests go in a sweep once a second
     before = tracked_objects(pid)
     all_first = Path(tempfile.mkdtemp(prefix="switchyard-first-tokens-")) / "all"
     runs: list[Run] = []
