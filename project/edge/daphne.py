@@ -65,6 +65,14 @@ queue as before.
 Twisted keeps each HTTP connection's idle timeout as a timer of its own, moved about three times a
 request; they are now deadlines in one table, swept once a second (``IdleTimeouts``).
 
+Daphne keeps each request in its table of connections until a sweep, once a second, finds it
+answered and its application returned: the request, its headers, its application's finished task
+and input queue stayed alive for up to a second after the answer. A chat post is answered while its
+conversation's stream has only begun, so a burst of conversations carried every post's (about 26
+objects each) into the garbage collector's walks. A request now leaves the table as soon as it is
+answered (or its client left) and its application returned or was cancelled (``let_go_if_done``);
+daphne's sweep still reaps the rest, and reports an application that failed.
+
 Daphne reads a WebSocket's frames as fast as the client sends them and queues each for the
 application without limit, while the application may be waiting (for a slow reader, for the
 database) and not taking them: one client that sent 60 KB frames without reading grew a web
@@ -86,6 +94,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextvars
 import functools
 import json
 import logging
@@ -197,6 +206,7 @@ def daphne_harden() -> None:
     _write_eagerly()
     _unproxied_twisted_web_http(http_protocol)
     _idle_timeouts_swept(http_protocol.HTTPFactory)
+    _finished_requests_let_go(server.Server)
 
 
 def _unproxied_twisted_web_http(http_protocol: Any) -> None:
@@ -645,14 +655,25 @@ def _request_class(base: type) -> type:
             processed = super().process()  # the application's task is made, not yet run
             if self.application_queue is not None:
                 setattr(self.application_queue, DISCONNECT_CALLBACK, None)  # it may put one there
+                instance = self.server.connections.get(self, {}).get("application_instance")
+                if instance is not None:
+                    instance.add_done_callback(self._application_done, context=_NO_CONTEXT)
             return processed
+
+        def finish(self) -> None:
+            super().finish()
+            let_go_if_done(self)
 
         def connectionLost(self, reason: Any) -> None:
             queue = self.application_queue
             super().connectionLost(reason)  # the queue gets ``http.disconnect``, as before
+            let_go_if_done(self)
             gone = getattr(queue, DISCONNECT_CALLBACK, None)
             if gone is not None:
                 gone()
+
+        def _application_done(self, instance: asyncio.Future[Any]) -> None:
+            let_go_if_done(self)
 
         def _refuse(self) -> None:
             self._refused = True
@@ -661,6 +682,38 @@ def _request_class(base: type) -> type:
 
     SizedWebRequest.__name__ = base.__name__
     return SizedWebRequest
+
+
+# What a callback that reads no context variable runs in, instead of a copy of the caller's.
+_NO_CONTEXT = contextvars.Context()
+
+
+def let_go_if_done(request: Any) -> None:
+    """Drop ``request`` from daphne's table of connections once it is answered (or its client
+    left) and its application returned or was cancelled: until then the table holds the request,
+    its headers, its application's finished task and its input queue. Daphne's own sweep, once a
+    second, reaps what is left, and reports an application that failed."""
+    server = getattr(request, "server", None)
+    if server is None:
+        return
+    details = server.connections.get(request)
+    if details is None or "disconnected" not in details:
+        return
+    instance = details.get("application_instance")
+    if instance is not None and not (instance.done() and (instance.cancelled() or instance.exception() is None)):
+        return
+    del server.connections[request]
+
+
+def _finished_requests_let_go(server_class: Any) -> None:
+    """A request let go (``let_go_if_done``) may still say that it disconnected: nothing is left to mark."""
+    protocol_disconnected = server_class.protocol_disconnected
+
+    def protocol_disconnected_if_kept(self: Any, protocol: Any) -> None:
+        if protocol in self.connections:
+            protocol_disconnected(self, protocol)
+
+    server_class.protocol_disconnected = protocol_disconnected_if_kept
 
 
 def _bound_send_buffer(transport: Any) -> None:

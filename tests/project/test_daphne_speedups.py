@@ -373,3 +373,83 @@ def test_a_responses_headers_are_not_kept_once_its_head_is_written() -> None:
     request.handle_reply({"type": "http.response.body", "body": b"data: 2\n\n", "more_body": True})
     request.handle_reply({"type": "http.response.body", "body": b""})
     assert transport.value() == b"9\r\ndata: 2\n\n\r\n0\r\n\r\n"
+
+
+def _served(application: Any, request: bytes) -> tuple[Any, Any]:
+    """Daphne's server object (not started) with ``request`` read on one connection; the server and
+    the connection's transport, once the loop has run the application a few turns."""
+    from daphne import http_protocol
+    from daphne.server import Server
+    from twisted.internet.testing import StringTransport
+
+    daphne_harden()
+    server = Server(application=application, endpoints=["tcp:port=0"])
+    server.connections = {}  # what its run() starts with
+    channel = http_protocol.HTTPFactory(server).buildProtocol(None)
+    transport = StringTransport()
+    channel.makeConnection(transport)
+    channel.dataReceived(request)
+    return server, transport
+
+
+async def _turns(count: int = 20) -> None:
+    for _ in range(count):
+        await asyncio.sleep(0)
+
+
+def test_a_request_leaves_daphnes_table_once_it_is_answered_and_its_application_returned() -> None:
+    async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    async def one_request() -> None:
+        server, transport = _served(application, b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n")
+        assert len(server.connections) == 1  # the request, its application running
+        await _turns()
+        assert transport.value().startswith(b"HTTP/1.1 200 OK\r\n") and transport.value().endswith(b"\r\n\r\nok")
+        # Not kept until daphne's sweep, once a second: the request, its headers, the finished
+        # application's task and its queue were each open stream's to carry for the collector.
+        assert server.connections == {}
+
+    asyncio.run(one_request())
+
+
+def test_an_application_still_running_after_its_answer_keeps_its_request_until_it_returns() -> None:
+    release = asyncio.Event()
+
+    async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+        await release.wait()  # as a stream's consumer waits for its http.disconnect
+
+    async def one_request() -> None:
+        server, _ = _served(application, b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n")
+        await _turns()
+        [(request, details)] = server.connections.items()
+        assert "disconnected" in details and not details["application_instance"].done()
+        server.protocol_disconnected(request)  # said again: nothing changes
+        release.set()
+        await _turns()
+        assert server.connections == {}
+        server.protocol_disconnected(request)  # said once it was let go: nothing to mark
+
+    asyncio.run(one_request())
+
+
+def test_an_application_that_failed_is_left_for_daphne_to_report() -> None:
+    async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+        raise RuntimeError("after the answer")
+
+    async def one_request() -> None:
+        server, _ = _served(application, b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n")
+        await _turns()
+        [details] = server.connections.values()
+        # Daphne's sweep logs the failure and then lets the request go.
+        assert isinstance(details["application_instance"].exception(), RuntimeError)
+
+    asyncio.run(one_request())
