@@ -73,6 +73,11 @@ objects each) into the garbage collector's walks. A request now leaves the table
 answered (or its client left) and its application returned or was cancelled (``let_go_if_done``);
 daphne's sweep still reaps the rest, and reports an application that failed.
 
+Twisted also keeps a request's body (a buffer of it all) and its headers (a list per header) until
+the request ends, though once daphne has handed the body to the application and the headers to its
+scope nobody reads them again: a stream kept its request's whole body for as long as it lasted. Both
+are let go at the hand-over.
+
 Daphne reads a WebSocket's frames as fast as the client sends them and queues each for the
 application without limit, while the application may be waiting (for a slow reader, for the
 database) and not taking them: one client that sent 60 KB frames without reading grew a web
@@ -655,6 +660,12 @@ def _request_class(base: type) -> type:
             processed = super().process()  # the application's task is made, not yet run
             if self.application_queue is not None:
                 setattr(self.application_queue, DISCONNECT_CALLBACK, None)  # it may put one there
+                # Handed over: the body is in the application's queue, the headers in its scope,
+                # and Twisted reads neither again (it settled the connection's persistence when
+                # the headers arrived). Kept, they lasted as long as the response: a stream held
+                # its request's whole body, and a list per header for the collector to walk.
+                self.content = CLOSED_CONTENT
+                self.requestHeaders = Headers()
                 instance = self.server.connections.get(self, {}).get("application_instance")
                 if instance is not None:
                     instance.add_done_callback(self._application_done, context=_NO_CONTEXT)
@@ -678,7 +689,7 @@ def _request_class(base: type) -> type:
         def _refuse(self) -> None:
             self._refused = True
             _too_large_response(self)
-            self.content = _Closed()
+            self.content = CLOSED_CONTENT
 
     SizedWebRequest.__name__ = base.__name__
     return SizedWebRequest
@@ -741,6 +752,9 @@ class _Closed:
 
     def close(self) -> None:
         pass
+
+
+CLOSED_CONTENT = _Closed()  # it holds nothing, so every request can share it
 
 
 def _flow_controlled(handle_reply: Any) -> Any:

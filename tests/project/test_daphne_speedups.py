@@ -453,3 +453,37 @@ def test_an_application_that_failed_is_left_for_daphne_to_report() -> None:
         assert isinstance(details["application_instance"].exception(), RuntimeError)
 
     asyncio.run(one_request())
+
+
+def test_a_request_handed_to_its_application_keeps_neither_its_body_nor_its_headers() -> None:
+    received: list[dict[str, Any]] = []
+    release = asyncio.Event()
+
+    async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        received.append(scope)
+        body = b""
+        while True:  # daphne hands a body over in pieces of its buffer's size
+            message = await receive()
+            body += message["body"]
+            if not message.get("more_body"):
+                break
+        received.append({"body": body})
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": b"a", "more_body": True})
+        await release.wait()  # a stream still going
+        await send({"type": "http.response.body", "body": b""})
+
+    async def one_stream() -> None:
+        body = b'{"prompt": "' + b"x" * 50_000 + b'"}'
+        head = b"POST /v1/x HTTP/1.1\r\nHost: a\r\nX-Request-Id: r1\r\nContent-Length: %d\r\n\r\n" % len(body)
+        server, transport = _served(application, head + body)
+        await _turns()
+        [request] = server.connections
+        # The application has them: the body in its first message, the headers in its scope.
+        assert received[1]["body"] == body and (b"x-request-id", b"r1") in received[0]["headers"]
+        assert request.content.read() == b"" and list(request.requestHeaders.getAllRawHeaders()) == []
+        release.set()
+        await _turns()
+        assert transport.value().endswith(b"0\r\n\r\n") and server.connections == {}
+
+    asyncio.run(one_stream())
