@@ -358,9 +358,10 @@ class OpenAIProvider(HttpProvider):
             raise unreadable_error(self.config.name, error) from error
 
     async def stream(self, request: ChatRequest, *, timeout: CallTimeout) -> AsyncIterator[Chunk]:
-        body = chat_body(request, stream=True, max_tokens_field=self.max_tokens_field)
         name = self.config.name
+        body = chat_body(request, stream=True, max_tokens_field=self.max_tokens_field)
         async with self.open_stream(self.chat_url, body, timeout) as events:
+            del body  # sent: the stream keeps no second copy of the conversation
             state = ChatStreamState(name)
             while batch := await events.batch():
                 for event in batch:

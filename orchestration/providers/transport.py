@@ -285,6 +285,9 @@ class HttpProvider(Provider):
             try:
                 async with asyncio.timeout(start_limit):
                     response = await self._post(url, payload, timeout, read=None)
+                    # Sent. Held here, the request's messages (a dictionary each) would last as
+                    # long as the stream, in memory and in every collection's walk.
+                    del payload
                     if response.status >= 400:
                         body = await response.read()
                         raise self.error_from_response(response.status, response.headers, body)

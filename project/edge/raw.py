@@ -159,12 +159,17 @@ class RawHandler:
             await self.lean(scope, _replaying(messages, receive), send)
             return
         request = RawRequest(scope, headers, chunks[0] if len(chunks) == 1 else b"".join(chunks))
+        del messages, chunks  # the body is the request's now
         request_context_set(request.request_id)
         serving = asyncio.current_task()
         assert serving is not None, "the raw handler runs in a task"
         watch = DisconnectWatch(self.lean, receive, serving)
         try:
-            await self.lean.send_response(await self._response(view, request), send)
+            response = await self._response(view, request)
+            # Read by the view. A streamed answer lasts long after, and this frame with it: the
+            # body (a whole conversation) would last as long.
+            request.body = b""
+            await self.lean.send_response(response, send)
         except asyncio.CancelledError:
             if not watch.cancelled_serving():
                 raise

@@ -19,6 +19,7 @@ from django.http import HttpResponse
 from orchestration.access.keys import api_key_find, api_key_revoke
 from orchestration.models import LanguageModel
 from orchestration.registry import snapshot_invalidate
+from orchestration.sse import DONE, EventStreamResponse
 from project.asgi import application
 from project.edge.handler import LeanHandler
 from project.edge.raw import RawHandler, RawRequest
@@ -226,6 +227,31 @@ async def test_a_body_in_parts_reaches_the_view_whole_with_its_headers_in_any_ca
     assert json.loads(request.body) == {"a": 1}
     assert request.headers["X-API-Key"] == "one" and request.headers.get("X-Thing") == "a,b"
     assert "HOST" in request.headers and "Cookie" not in request.headers
+
+
+async def test_a_streamed_answer_does_not_keep_the_body_its_view_read() -> None:
+    read: list[bytes] = []
+    requests: list[RawRequest] = []
+    first_sent, going_on = asyncio.Event(), asyncio.Event()
+
+    async def events() -> Any:
+        yield b"data: 1\n\n"
+        first_sent.set()  # asked for the next event: the first one is out
+        await going_on.wait()
+        yield DONE
+
+    async def view(request: RawRequest) -> EventStreamResponse:
+        read.append(request.body)
+        requests.append(request)
+        return EventStreamResponse(events())
+
+    client = Client({"type": "http.request", "body": b'{"messages": "a long conversation"}'})
+    handling = asyncio.create_task(RawHandler(LeanHandler())(view, scope(), client.receive, client.send))
+    await asyncio.wait_for(first_sent.wait(), 5)  # the stream goes on
+    assert read == [b'{"messages": "a long conversation"}'] and requests[0].body == b""
+    going_on.set()
+    await asyncio.wait_for(handling, 5)
+    assert client.sent[-1]["body"] == b"data: [DONE]\n\n" and not client.sent[-1].get("more_body")
 
 
 async def test_a_body_that_grows_past_the_limit_goes_to_the_lean_handler_whole(settings) -> None:  # type: ignore[no-untyped-def]

@@ -4,8 +4,10 @@ time limits and early close. Parametrised over OpenAI, Anthropic and Gemini."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import time
+import uuid
 from typing import Any
 
 import pytest
@@ -349,6 +351,29 @@ async def test_closing_a_stream_early_disconnects_upstream(adapter: HttpProvider
     assert all(chunk.delta for chunk in read)
     assert await eventually(lambda: simulator.stats(MODEL)["disconnects"] == 1)
     assert simulator.stats(MODEL)["completed"] == 0
+
+
+def _a_body_with(thing: object, text: str, depth: int = 5, listed: bool = False) -> bool:
+    """``thing`` holds ``text`` somewhere inside a list, as a wire body holds its messages."""
+    if isinstance(thing, str):
+        return listed and thing == text
+    if depth and isinstance(thing, dict):
+        return any(_a_body_with(value, text, depth - 1, listed) for value in list(thing.values()))
+    if depth and isinstance(thing, list):
+        return any(_a_body_with(item, text, depth - 1, True) for item in list(thing))
+    return False
+
+
+async def test_an_open_stream_keeps_no_copy_of_the_body_it_sent(adapter: HttpProvider, simulator: Simulator) -> None:
+    simulator.configure(MODEL, tokens_per_s=20)
+    marker = f"Remember {uuid.uuid4().hex}."
+    stream = adapter.stream(ask(marker), timeout=ROOMY)
+    await anext(stream)
+    # The request's messages hold the text. The body made to send them (a dictionary per message)
+    # is not needed once sent; kept, it lasted as long as the stream, walked by every collection.
+    holders = [thing for thing in gc.get_objects() if type(thing) is dict and _a_body_with(thing, marker)]
+    await stream.aclose()  # type: ignore[attr-defined]
+    assert holders == []
 
 
 async def test_a_timed_out_call_disconnects_upstream(adapter: HttpProvider, simulator: Simulator) -> None:
