@@ -748,8 +748,9 @@ def held_objects(*, streams: int = 200, rounds: int = 3, only: frozenset[str] = 
     """What each open stream keeps alive for the garbage collector to walk: ``streams`` streams held
     after their first token (the upstream holds them, ``FIRST_TOKEN_MODEL``), the server's live
     tracked objects then less before the burst, divided by ``streams``; the fewest of ``rounds``
-    bursts, and the types that make most of it. A young collection walks what is alive in the young generation,
-    so this is what makes a burst's collections long, and how soon one comes (``project/housekeeping.py``)."""
+    bursts, and the types that make most of it. A young collection walks what is alive in the young
+    generation, so this is what makes a burst's collections long, and how soon one comes
+    (``project/housekeeping.py``)."""
     if GC_FILE_VARIABLE not in os.environ:
         watch_garbage_collections()
     pin_here_and_children(LOAD_CORE)
