@@ -358,8 +358,8 @@ class OpenAIProvider(HttpProvider):
             raise unreadable_error(self.config.name, error) from error
 
     async def stream(self, request: ChatRequest, *, timeout: CallTimeout) -> AsyncIterator[Chunk]:
-        name = self.config.name
         body = chat_body(request, stream=True, max_tokens_field=self.max_tokens_field)
+        name = self.config.name
         async with self.open_stream(self.chat_url, body, timeout) as events:
             del body  # sent: the stream keeps no second copy of the conversation
             state = ChatStreamState(name)

@@ -70,7 +70,7 @@ answered and its application returned: the request, its headers, its application
 and input queue stayed alive for up to a second after the answer. A chat post is answered while its
 conversation's stream has only begun, so a burst of conversations carried every post's (about 26
 objects each) into the garbage collector's walks. A request now leaves the table as soon as it is
-answered (or its client left) and its application returned or was cancelled (``let_go_if_done``);
+answered (or its client left) and its application returned or was cancelled (``_let_go_if_done``);
 daphne's sweep still reaps the rest, and reports an application that failed.
 
 Twisted also keeps a request's body (a buffer of it all) and its headers (a list per header) until
@@ -673,18 +673,18 @@ def _request_class(base: type) -> type:
 
         def finish(self) -> None:
             super().finish()
-            let_go_if_done(self)
+            _let_go_if_done(self)
 
         def connectionLost(self, reason: Any) -> None:
             queue = self.application_queue
             super().connectionLost(reason)  # the queue gets ``http.disconnect``, as before
-            let_go_if_done(self)
+            _let_go_if_done(self)
             gone = getattr(queue, DISCONNECT_CALLBACK, None)
             if gone is not None:
                 gone()
 
         def _application_done(self, instance: asyncio.Future[Any]) -> None:
-            let_go_if_done(self)
+            _let_go_if_done(self)
 
         def _refuse(self) -> None:
             self._refused = True
@@ -699,7 +699,7 @@ def _request_class(base: type) -> type:
 _NO_CONTEXT = contextvars.Context()
 
 
-def let_go_if_done(request: Any) -> None:
+def _let_go_if_done(request: Any) -> None:
     """Drop ``request`` from daphne's table of connections once it is answered (or its client
     left) and its application returned or was cancelled: until then the table holds the request,
     its headers, its application's finished task and its input queue. Daphne's own sweep, once a
@@ -717,7 +717,7 @@ def let_go_if_done(request: Any) -> None:
 
 
 def _finished_requests_let_go(server_class: Any) -> None:
-    """A request let go (``let_go_if_done``) may still say that it disconnected: nothing is left to mark."""
+    """A request let go (``_let_go_if_done``) may still say that it disconnected: nothing is left to mark."""
     protocol_disconnected = server_class.protocol_disconnected
 
     def protocol_disconnected_if_kept(self: Any, protocol: Any) -> None:

@@ -59,7 +59,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -206,37 +205,11 @@ def to_first_token(
     """Instructions per stream from a burst's start until its load client has every stream's first
     token (the upstream holds each stream after it, ``streaming.FIRST_TOKEN_MODEL``); then the
     upstream lets them end, uncounted."""
-    pid = target.process.pid
-    runs: list[streaming.Run] = []
-    failures: list[BaseException] = []
-    all_first = Path(tempfile.mkdtemp(prefix="switchyard-first-tokens-")) / "all"
-
-    def burst() -> None:
-        try:
-            model = streaming.FIRST_TOKEN_MODEL
-            runs.append(
-                streaming.measure(target, model, streams, side_pids=side_pids, first_tokens_path=str(all_first))
-            )
-        except BaseException as error:  # raised again below, from the main thread
-            failures.append(error)
-
-    loading = threading.Thread(target=burst)
-
-    def to_the_last_first_token() -> None:
-        loading.start()
-        ends = time.monotonic() + FIRST_TOKENS_WAIT_S
-        while not all_first.exists() and loading.is_alive() and time.monotonic() < ends:
-            time.sleep(0.005)
-
+    held = streaming.HeldBurst(target, streams, upstream_url, side_pids=side_pids, wait_s=FIRST_TOKENS_WAIT_S)
     try:
-        total = _counted(out_file, pid, to_the_last_first_token)
+        total = _counted(out_file, target.process.pid, held.start)
     finally:
-        streaming.release_held(upstream_url)
-        loading.join()
-        shutil.rmtree(all_first.parent, ignore_errors=True)
-    if failures:
-        raise failures[0]
-    run = runs[0]
+        run = held.release()
     if run.completed != streams or run.tokens != 2 * streams:
         raise RuntimeError(f"{target.name}: {run.completed}/{streams} streams completed: {run.errors}")
     return total / streams

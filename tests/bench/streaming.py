@@ -724,6 +724,49 @@ def release_held(upstream_url: str) -> None:
     urllib.request.urlopen(urllib.request.Request(f"{upstream_url}/release", data=b"", method="POST"), timeout=10)
 
 
+class HeldBurst:
+    """A burst of ``streams`` streams held after their first token (``FIRST_TOKEN_MODEL``): ``start``
+    begins it and returns once every stream has its first token (or after ``wait_s``); ``release``
+    lets the upstream end them and returns the burst's ``Run``, or raises what the burst raised."""
+
+    def __init__(
+        self, target: Target, streams: int, upstream_url: str, *, side_pids: list[int], wait_s: float = 600.0
+    ) -> None:
+        import tempfile
+
+        self.upstream_url, self.wait_s = upstream_url, wait_s
+        self._all_first = Path(tempfile.mkdtemp(prefix="switchyard-first-tokens-")) / "all"
+        self._runs: list[Run] = []
+        self._failures: list[BaseException] = []
+
+        def burst() -> None:
+            try:
+                first = str(self._all_first)
+                self._runs.append(
+                    measure(target, FIRST_TOKEN_MODEL, streams, side_pids=side_pids, first_tokens_path=first)
+                )
+            except BaseException as error:  # raised again by ``release``, from the caller's thread
+                self._failures.append(error)
+
+        self._loading = threading.Thread(target=burst)
+
+    def start(self) -> None:
+        self._loading.start()
+        ends = time.monotonic() + self.wait_s
+        while not self._all_first.exists() and self._loading.is_alive() and time.monotonic() < ends:
+            time.sleep(0.005)
+
+    def release(self) -> Run:
+        try:
+            release_held(self.upstream_url)
+            self._loading.join()
+        finally:
+            shutil.rmtree(self._all_first.parent, ignore_errors=True)
+        if self._failures:
+            raise self._failures[0]
+        return self._runs[0]
+
+
 CENSUS_WAIT_S = 30.0
 
 
@@ -775,30 +818,18 @@ def held_objects(*, streams: int = 200, rounds: int = 3, only: frozenset[str] = 
 
 def _held_once(target: Target, streams: int, upstream_url: str) -> dict[str, float]:
     """Tracked objects per stream, by type, with ``streams`` streams held after their first token."""
-    import tempfile
-
     pid = target.process.pid
     time.sleep(1.5)  # daphne lets its finished requests go in a sweep once a second
     before = tracked_objects(pid)
-    all_first = Path(tempfile.mkdtemp(prefix="switchyard-first-tokens-")) / "all"
-    runs: list[Run] = []
-    loading = threading.Thread(
-        target=lambda: runs.append(
-            measure(target, FIRST_TOKEN_MODEL, streams, side_pids=[], first_tokens_path=str(all_first))
-        )
-    )
-    loading.start()
+    held = HeldBurst(target, streams, upstream_url, side_pids=[])
     try:
-        while not all_first.exists() and loading.is_alive():
-            time.sleep(0.005)
+        held.start()
         time.sleep(0.2)  # what the last first tokens' writes leave behind settles
         during = tracked_objects(pid)
     finally:
-        release_held(upstream_url)
-        loading.join()
-        shutil.rmtree(all_first.parent, ignore_errors=True)
-    if not runs or runs[0].completed != streams:
-        raise RuntimeError(f"{target.name}: not every held stream completed: {runs[0].errors if runs else 'none ran'}")
+        run = held.release()
+    if run.completed != streams:
+        raise RuntimeError(f"{target.name}: not every held stream completed: {run.errors}")
     by_type: dict[str, float] = {}
     for label in during["types"].keys() | before["types"].keys():
         kind = label.split(" ", 1)[0]  # coroutines are counted by their function: here, by their type
